@@ -1,0 +1,63 @@
+#pragma once
+// The project model: what a revision of a project repository says, after
+// validation. Produced by project_loader, consumed by the engine.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace flowstate {
+
+enum class durability_mode { sync, relaxed };
+
+// flowstate.yaml
+struct manifest {
+  std::string name;
+  durability_mode durability = durability_mode::sync;
+  uint32_t timeout_ms = 5000;  // per function call
+};
+
+// drivers/<name>.yaml: `kind:` plus kind-specific fields, kept as JSON text.
+struct driver_def {
+  std::string name;
+  std::string kind;         // e.g. "http.Request"
+  std::string file;         // "drivers/api.yaml"
+  std::string config_json;  // the whole YAML document as a JSON object
+};
+
+// functions/<name>.js|.py
+struct function_def {
+  std::string name;
+  std::string language;  // "js" or "py"
+  std::string file;      // "functions/counter.js"
+  std::string source;
+};
+
+// One entry of a flow's `blocks:` list.
+struct block_def {
+  std::string kind;  // "js.Function", "http.Request", ...
+  std::string name;  // the function or driver it names
+  std::string id;    // `id:` or the name; unique within the flow
+  bool is_function = false;
+  std::optional<std::string> key_pointer;  // `key:` JSON pointer
+  std::optional<std::string> input_type, output_type, state_type;
+  int line = 0;  // 1-based line in the flow file
+};
+
+struct flow_def {
+  std::string name;  // file name without .yaml
+  std::string file;  // "flows/counter.yaml"
+  std::vector<block_def> blocks;
+  std::optional<std::string> on_error;
+};
+
+struct project_revision {
+  std::string commit;  // 40-hex git commit id ("" for a working tree)
+  manifest manifest_;
+  std::map<std::string, flow_def> flows;
+  std::map<std::string, driver_def> drivers;
+  std::map<std::string, function_def> functions;
+};
+
+}  // namespace flowstate

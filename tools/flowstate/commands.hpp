@@ -1,0 +1,16 @@
+#pragma once
+// Each command group registers its subcommands on the CLI11 app; main.cpp
+// calls every register function once (explicitly, no static registration).
+namespace CLI {
+class App;
+}
+
+namespace flowstate::cli {
+
+void register_serve_command(CLI::App& app);
+void register_deploy_command(CLI::App& app);
+void register_state_commands(CLI::App& app);
+void register_errors_commands(CLI::App& app);
+void register_schema_commands(CLI::App& app);
+
+}  // namespace flowstate::cli

@@ -1,0 +1,15 @@
+#include <CLI/CLI.hpp>
+
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"flowstate: stateful functions, durable per key"};
+  app.require_subcommand(1);
+  flowstate::cli::register_serve_command(app);
+  flowstate::cli::register_deploy_command(app);
+  flowstate::cli::register_state_commands(app);
+  flowstate::cli::register_errors_commands(app);
+  flowstate::cli::register_schema_commands(app);
+  CLI11_PARSE(app, argc, argv);
+  return 0;
+}
