@@ -7,15 +7,16 @@
 #include <string>
 #include <vector>
 
-namespace flowstate {
+#include "flowstate/runtime/durability.hpp"
 
-enum class durability_mode { sync, relaxed };
+namespace flowstate {
 
 // flowstate.yaml
 struct manifest {
   std::string name;
   durability_mode durability = durability_mode::sync;
   uint32_t timeout_ms = 5000;  // per function call
+  std::string trace_json;      // `trace:` settings as JSON text ("" when absent)
 };
 
 // drivers/<name>.yaml: `kind:` plus kind-specific fields, kept as JSON text.

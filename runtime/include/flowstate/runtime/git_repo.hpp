@@ -1,0 +1,40 @@
+#pragma once
+// Git operations on a project repository (libgit2). Every call opens and
+// frees the repository: they run on a blocking thread, simplicity over speed.
+// Commit ids are 40-hex strings.
+#include <string>
+
+#include "flowstate/runtime/result.hpp"
+
+namespace flowstate {
+
+// The commit HEAD points at, or "" when the current branch has no commit yet.
+result<std::string> head_commit(const std::string& repo_dir);
+
+// Stages the working tree like `git add -A` (honouring .gitignore, writing
+// the index), writes its tree and creates a commit whose parent is HEAD's
+// commit (none when unborn). Author and committer come from the repository's
+// config, else "flowstate <flowstate@localhost>". No ref moves: publish the
+// commit with update_head. Returns the new commit id.
+result<std::string> create_commit_from_worktree(const std::string& repo_dir,
+                                                const std::string& message);
+
+// Compare-and-swap of the current branch (HEAD's target, e.g. refs/heads/main;
+// HEAD itself when detached): moves it to `new_commit` only if it still
+// points at `expected_old_commit` ("" = the branch must be unborn, and is
+// then created). A mismatch fails with a message naming both commits.
+status update_head(const std::string& repo_dir, const std::string& new_commit,
+                   const std::string& expected_old_commit);
+
+// The full message of `commit`, byte for byte as it was committed.
+result<std::string> commit_message(const std::string& repo_dir, const std::string& commit);
+
+// Whether `commit` (a 40-hex id) names a commit object in the repository;
+// false for a missing object or one that is not a commit.
+result<bool> commit_exists(const std::string& repo_dir, const std::string& commit);
+
+// The 40-hex commit id for "HEAD", a full or abbreviated hex id (or any
+// other git revision expression, e.g. a branch name or "HEAD~1").
+result<std::string> resolve(const std::string& repo_dir, const std::string& revision);
+
+}  // namespace flowstate

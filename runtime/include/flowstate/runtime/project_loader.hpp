@@ -1,0 +1,41 @@
+#pragma once
+// Reads and validates a project (ARCHITECTURE §1.1) from a file_source into
+// the project model. Every problem is collected, not just the first.
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "flowstate/runtime/file_source.hpp"
+#include "flowstate/runtime/project.hpp"
+#include "flowstate/runtime/result.hpp"
+
+namespace flowstate {
+
+// The block kinds the caller's registries know; the loader refuses others.
+struct kind_catalog {
+  std::map<std::string, std::string> function_kinds;  // "js.Function" -> "js"
+  std::set<std::string> driver_kinds;                 // "http.Request", ...
+  // js.Function, py.Function, http.Request and http.Response.
+  static kind_catalog defaults();
+};
+
+// One validation finding. `line` is 1-based; 0 when it concerns a whole file
+// (e.g. a missing flowstate.yaml).
+struct project_problem {
+  std::string file;  // "flows/counter.yaml"
+  int line = 0;
+  std::string message;  // what was expected, what was found (did you mean ...?)
+  // "FILE:LINE: message", or "FILE: message" when line is 0.
+  std::string to_string() const;
+};
+
+// Loads the project from `files`. On success the revision's `commit` is
+// files.revision(). On failure the error message is every problem's
+// to_string(), one per line, sorted by file and line; when `problems` is not
+// null it also receives them as a list (cleared first; empty on success).
+// Never throws.
+result<project_revision> load_project(file_source& files, const kind_catalog& kinds,
+                                      std::vector<project_problem>* problems = nullptr);
+
+}  // namespace flowstate

@@ -1,0 +1,229 @@
+// Git operations on a project repository (libgit2), one open per call.
+#include "flowstate/runtime/git_repo.hpp"
+
+#include <mutex>
+
+#include "project_detail.hpp"
+
+namespace flowstate {
+namespace detail {
+
+void ensure_libgit2() {
+  static std::once_flag once;
+  std::call_once(once, [] { git_libgit2_init(); });
+}
+
+std::string git_error_text(const std::string& what) {
+  const git_error* e = git_error_last();
+  if (e == nullptr || e->message == nullptr) return what;
+  return what + ": " + e->message;
+}
+
+std::string oid_hex(const git_oid& oid) {
+  char buffer[GIT_OID_HEXSZ + 1];
+  git_oid_tostr(buffer, sizeof buffer, &oid);
+  return buffer;
+}
+
+}  // namespace detail
+
+namespace {
+
+using namespace detail;
+
+result<repo_ptr> open_repo(const std::string& repo_dir) {
+  ensure_libgit2();
+  git_repository* raw = nullptr;
+  if (git_repository_open(&raw, repo_dir.c_str()) != 0)
+    return fail(git_error_text("expected a git repository at " + repo_dir));
+  return repo_ptr(raw);
+}
+
+// HEAD's commit id; nullopt when unborn.
+result<std::optional<git_oid>> head_oid(git_repository* repo, const std::string& repo_dir) {
+  int unborn = git_repository_head_unborn(repo);
+  if (unborn == 1) return std::optional<git_oid>();
+  git_oid oid;
+  if (unborn < 0 || git_reference_name_to_id(&oid, repo, "HEAD") != 0)
+    return fail(git_error_text("cannot read HEAD of " + repo_dir));
+  return std::optional<git_oid>(oid);
+}
+
+result<git_oid> parse_commit_id(const std::string& hex) {
+  git_oid oid;
+  if (hex.size() != GIT_OID_HEXSZ || git_oid_fromstr(&oid, hex.c_str()) != 0)
+    return fail("expected a 40-hex commit id, found \"" + hex + "\"");
+  return oid;
+}
+
+result<commit_ptr> lookup_commit(git_repository* repo, const std::string& hex,
+                                 const std::string& repo_dir) {
+  auto oid = parse_commit_id(hex);
+  if (!oid) return fail(oid.error());
+  git_commit* raw = nullptr;
+  if (git_commit_lookup(&raw, repo, &*oid) != 0)
+    return fail(git_error_text("expected commit " + hex + " in " + repo_dir));
+  return commit_ptr(raw);
+}
+
+result<signature_ptr> default_signature(git_repository* repo) {
+  git_signature* raw = nullptr;
+  if (git_signature_default(&raw, repo) == 0) return signature_ptr(raw);
+  if (git_signature_now(&raw, "flowstate", "flowstate@localhost") == 0) return signature_ptr(raw);
+  return fail(git_error_text("cannot make a commit signature"));
+}
+
+}  // namespace
+
+result<std::string> head_commit(const std::string& repo_dir) {
+  auto repo = open_repo(repo_dir);
+  if (!repo) return fail(repo.error());
+  auto head = head_oid(repo->get(), repo_dir);
+  if (!head) return fail(head.error());
+  return *head ? oid_hex(**head) : std::string();
+}
+
+result<std::string> create_commit_from_worktree(const std::string& repo_dir,
+                                                const std::string& message) {
+  auto repo = open_repo(repo_dir);
+  if (!repo) return fail(repo.error());
+  git_repository* r = repo->get();
+  if (git_repository_is_bare(r))
+    return fail("expected a repository with a working tree at " + repo_dir + ", found a bare one");
+
+  git_index* raw_index = nullptr;
+  if (git_repository_index(&raw_index, r) != 0)
+    return fail(git_error_text("cannot open the index of " + repo_dir));
+  index_ptr index(raw_index);
+  char everything[] = "*";
+  char* patterns[] = {everything};
+  git_strarray pathspec = {patterns, 1};
+  // add_all picks up new and modified files (skipping ignored ones);
+  // update_all drops entries whose files were deleted: together, `git add -A`.
+  if (git_index_read(index.get(), 1) != 0 ||
+      git_index_add_all(index.get(), &pathspec, GIT_INDEX_ADD_DEFAULT, nullptr, nullptr) != 0 ||
+      git_index_update_all(index.get(), &pathspec, nullptr, nullptr) != 0 ||
+      git_index_write(index.get()) != 0)
+    return fail(git_error_text("cannot stage the working tree of " + repo_dir));
+
+  git_oid tree_id;
+  if (git_index_write_tree(&tree_id, index.get()) != 0)
+    return fail(git_error_text("cannot write the tree of " + repo_dir));
+  git_tree* raw_tree = nullptr;
+  if (git_tree_lookup(&raw_tree, r, &tree_id) != 0)
+    return fail(git_error_text("cannot read the tree just written in " + repo_dir));
+  tree_ptr tree(raw_tree);
+
+  auto head = head_oid(r, repo_dir);
+  if (!head) return fail(head.error());
+  commit_ptr parent;
+  if (*head) {
+    git_commit* raw_parent = nullptr;
+    if (git_commit_lookup(&raw_parent, r, &**head) != 0)
+      return fail(git_error_text("cannot read HEAD's commit in " + repo_dir));
+    parent.reset(raw_parent);
+  }
+  auto signature = default_signature(r);
+  if (!signature) return fail(signature.error());
+
+  const git_commit* parents[] = {parent.get()};
+  git_oid commit_id;
+  if (git_commit_create(&commit_id, r, /*update_ref=*/nullptr, signature->get(), signature->get(),
+                        /*message_encoding=*/nullptr, message.c_str(), tree.get(),
+                        parent ? 1 : 0, parents) != 0)
+    return fail(git_error_text("cannot create a commit in " + repo_dir));
+  return oid_hex(commit_id);
+}
+
+status update_head(const std::string& repo_dir, const std::string& new_commit,
+                   const std::string& expected_old_commit) {
+  auto repo = open_repo(repo_dir);
+  if (!repo) return fail(repo.error());
+  git_repository* r = repo->get();
+  auto target = lookup_commit(r, new_commit, repo_dir);
+  if (!target) return fail(target.error());
+  const git_oid* new_id = git_commit_id(target->get());
+
+  // The ref to move: HEAD's symbolic target (which may not exist yet), or
+  // HEAD itself when it is detached.
+  std::string ref_name = "HEAD";
+  git_reference* raw_head = nullptr;
+  if (git_reference_lookup(&raw_head, r, "HEAD") != 0)
+    return fail(git_error_text("cannot read HEAD of " + repo_dir));
+  reference_ptr head(raw_head);
+  if (git_reference_type(head.get()) == GIT_REFERENCE_SYMBOLIC)
+    ref_name = git_reference_symbolic_target(head.get());
+
+  auto current = [&]() -> std::string {
+    git_oid oid;
+    if (git_reference_name_to_id(&oid, r, ref_name.c_str()) != 0) return "";
+    return oid_hex(oid);
+  };
+  auto mismatch = [&](const std::string& found) {
+    return fail(ref_name + " moved: expected it at " +
+                (expected_old_commit.empty() ? std::string("no commit (unborn)") : expected_old_commit) +
+                ", found " + (found.empty() ? std::string("no commit (unborn)") : found) + " in " +
+                repo_dir);
+  };
+
+  const std::string log_message = "flowstate: update_head to " + new_commit;
+  git_reference* raw_out = nullptr;
+  int rc = 0;
+  if (expected_old_commit.empty()) {
+    rc = git_reference_create(&raw_out, r, ref_name.c_str(), new_id, /*force=*/0, log_message.c_str());
+    if (rc == GIT_EEXISTS) return mismatch(current());
+  } else {
+    auto old_id = parse_commit_id(expected_old_commit);
+    if (!old_id) return fail(old_id.error());
+    rc = git_reference_create_matching(&raw_out, r, ref_name.c_str(), new_id, /*force=*/1, &*old_id,
+                                       log_message.c_str());
+    if (rc == GIT_EMODIFIED || rc == GIT_ENOTFOUND) return mismatch(current());
+  }
+  if (rc != 0) return fail(git_error_text("cannot move " + ref_name + " in " + repo_dir));
+  git_reference_free(raw_out);
+  return status::success();
+}
+
+result<std::string> commit_message(const std::string& repo_dir, const std::string& commit) {
+  auto repo = open_repo(repo_dir);
+  if (!repo) return fail(repo.error());
+  auto c = lookup_commit(repo->get(), commit, repo_dir);
+  if (!c) return fail(c.error());
+  const char* text = git_commit_message_raw(c->get());
+  return std::string(text ? text : "");
+}
+
+result<bool> commit_exists(const std::string& repo_dir, const std::string& commit) {
+  auto oid = parse_commit_id(commit);
+  if (!oid) return fail(oid.error());
+  auto repo = open_repo(repo_dir);
+  if (!repo) return fail(repo.error());
+  git_object* raw = nullptr;
+  int rc = git_object_lookup(&raw, repo->get(), &*oid, GIT_OBJECT_ANY);
+  if (rc == GIT_ENOTFOUND) return false;
+  if (rc != 0) return fail(git_error_text("cannot look up " + commit + " in " + repo_dir));
+  object_ptr object(raw);
+  return git_object_type(object.get()) == GIT_OBJECT_COMMIT;
+}
+
+result<std::string> resolve(const std::string& repo_dir, const std::string& revision) {
+  auto repo = open_repo(repo_dir);
+  if (!repo) return fail(repo.error());
+  git_repository* r = repo->get();
+  if (revision == "HEAD") {
+    auto head = head_oid(r, repo_dir);
+    if (!head) return fail(head.error());
+    if (!*head) return fail("expected HEAD to name a commit, found an unborn branch in " + repo_dir);
+  }
+  git_object* raw = nullptr;
+  if (git_revparse_single(&raw, r, revision.c_str()) != 0)
+    return fail(git_error_text("expected a commit named \"" + revision + "\" in " + repo_dir));
+  object_ptr object(raw);
+  git_object* raw_commit = nullptr;
+  if (git_object_peel(&raw_commit, object.get(), GIT_OBJECT_COMMIT) != 0)
+    return fail(git_error_text("expected \"" + revision + "\" to name a commit in " + repo_dir));
+  object_ptr commit(raw_commit);
+  return oid_hex(*git_object_id(commit.get()));
+}
+
+}  // namespace flowstate

@@ -1,0 +1,62 @@
+#pragma once
+// Private helpers shared by the project loader, the file sources and the git
+// operations. Not part of the public API (may include yaml-cpp and libgit2).
+#include <git2.h>
+#include <yaml-cpp/yaml.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace flowstate::detail {
+
+// ---- libgit2 ---------------------------------------------------------------
+
+// Initialises libgit2 once per process (never shut down).
+void ensure_libgit2();
+
+// "what: libgit2's last error text".
+std::string git_error_text(const std::string& what);
+
+template <class T, void (*Free)(T*)>
+struct git_deleter {
+  void operator()(T* p) const { Free(p); }
+};
+template <class T, void (*Free)(T*)>
+using git_ptr = std::unique_ptr<T, git_deleter<T, Free>>;
+
+using repo_ptr = git_ptr<git_repository, git_repository_free>;
+using commit_ptr = git_ptr<git_commit, git_commit_free>;
+using tree_ptr = git_ptr<git_tree, git_tree_free>;
+using object_ptr = git_ptr<git_object, git_object_free>;
+using reference_ptr = git_ptr<git_reference, git_reference_free>;
+using index_ptr = git_ptr<git_index, git_index_free>;
+using signature_ptr = git_ptr<git_signature, git_signature_free>;
+using blob_ptr = git_ptr<git_blob, git_blob_free>;
+using tree_entry_ptr = git_ptr<git_tree_entry, git_tree_entry_free>;
+
+std::string oid_hex(const git_oid& oid);
+
+// ---- YAML ------------------------------------------------------------------
+
+// The node as JSON text. Plain scalars that read as YAML 1.2 core null,
+// bools, ints and floats become JSON null/bools/numbers; quoted or
+// explicitly !!str-tagged scalars stay strings; map keys are always strings.
+std::string yaml_to_json(const YAML::Node& node);
+
+// JSON string literal (with quotes) for UTF-8 text.
+std::string json_quote(const std::string& text);
+
+// ---- suggestions -----------------------------------------------------------
+
+// Optimal-string-alignment edit distance, case-insensitive.
+size_t edit_distance(const std::string& a, const std::string& b);
+
+// The candidate closest to `wrong` if it is near enough to be a likely typo,
+// else "".
+std::string closest_name(const std::string& wrong, const std::vector<std::string>& candidates);
+
+// " (did you mean \"x\"?)" or "" when nothing is close.
+std::string did_you_mean(const std::string& wrong, const std::vector<std::string>& candidates);
+
+}  // namespace flowstate::detail

@@ -1,0 +1,479 @@
+// Loads and validates a project revision (ARCHITECTURE §1.1).
+#include "flowstate/runtime/project_loader.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <limits>
+#include <set>
+#include <utility>
+
+#include "project_detail.hpp"
+
+namespace flowstate {
+
+kind_catalog kind_catalog::defaults() {
+  kind_catalog k;
+  k.function_kinds = {{"js.Function", "js"}, {"py.Function", "py"}};
+  k.driver_kinds = {"http.Request", "http.Response"};
+  return k;
+}
+
+std::string project_problem::to_string() const {
+  if (line <= 0) return file + ": " + message;
+  return file + ":" + std::to_string(line) + ": " + message;
+}
+
+namespace {
+
+using detail::did_you_mean;
+
+const std::vector<std::string> manifest_keys = {"name", "durability", "timeout", "timeout_ms", "trace"};
+const std::vector<std::string> flow_keys = {"blocks", "on_error"};
+const std::vector<std::string> block_keys = {"id", "key", "input", "output", "state"};
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+// 1-based line of a node, or `fallback` for nodes without a position.
+int line_of(const YAML::Node& node, int fallback) {
+  YAML::Mark mark = node.Mark();
+  return mark.line >= 0 ? mark.line + 1 : fallback;
+}
+
+// How a node reads to a user, for "found ..." in messages.
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Undefined:
+    case YAML::NodeType::Null: return "nothing";
+    case YAML::NodeType::Scalar: return quoted(node.Scalar());
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a map";
+  }
+  return "nothing";
+}
+
+bool is_nonempty_scalar(const YAML::Node& node) { return node.IsScalar() && !node.Scalar().empty(); }
+
+// "5s", "500ms", "2m" -> milliseconds; nullopt when not a positive duration.
+std::optional<uint64_t> parse_duration_ms(const std::string& text) {
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end == text.data()) return std::nullopt;
+  std::string unit(end, text.data() + text.size());
+  uint64_t scale = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : 0;
+  if (scale == 0 || value == 0 || value > std::numeric_limits<uint32_t>::max() / scale) return std::nullopt;
+  return value * scale;
+}
+
+// RFC 6901, restricted to the form §1.1 allows: "/a/b", "~0" and "~1" escapes.
+std::optional<std::string> json_pointer_problem(const std::string& pointer) {
+  if (pointer.empty() || pointer[0] != '/')
+    return "expected a JSON pointer starting with \"/\" (e.g. \"/deviceId\"), found " + quoted(pointer);
+  for (size_t i = 0; i < pointer.size(); ++i) {
+    if (pointer[i] == '~' && (i + 1 == pointer.size() || (pointer[i + 1] != '0' && pointer[i + 1] != '1')))
+      return "expected \"~\" to be followed by 0 or 1 in JSON pointer " + quoted(pointer);
+  }
+  return std::nullopt;
+}
+
+class loader {
+ public:
+  loader(file_source& files, const kind_catalog& kinds) : files_(files), kinds_(kinds) {
+    for (const auto& [kind, language] : kinds_.function_kinds) {
+      all_kinds_.push_back(kind);
+      languages_.insert(language);
+    }
+    for (const auto& kind : kinds_.driver_kinds) {
+      all_kinds_.push_back(kind);
+      driver_kind_list_.push_back(kind);
+    }
+  }
+
+  std::vector<project_problem> run(project_revision& out) {
+    rev_.commit = files_.revision();
+    load_manifest();
+    load_functions();
+    load_drivers();
+    load_flows();
+    std::stable_sort(problems_.begin(), problems_.end(), [](const auto& a, const auto& b) {
+      return a.file != b.file ? a.file < b.file : a.line < b.line;
+    });
+    out = std::move(rev_);
+    return std::move(problems_);
+  }
+
+ private:
+  void problem(const std::string& file, int line, std::string message) {
+    problems_.push_back({file, line, std::move(message)});
+  }
+
+  // The parsed document, or nullopt after recording why not.
+  std::optional<YAML::Node> parse(const std::string& file) {
+    auto text = files_.read(file);
+    if (!text) {
+      problem(file, 0, "expected a readable file, found none");
+      return std::nullopt;
+    }
+    try {
+      return YAML::Load(*text);
+    } catch (const YAML::ParserException& e) {
+      problem(file, e.mark.line >= 0 ? e.mark.line + 1 : 0, "invalid YAML: " + e.msg);
+    } catch (const YAML::Exception& e) {
+      problem(file, 0, std::string("invalid YAML: ") + e.what());
+    }
+    return std::nullopt;
+  }
+
+  // Reports keys of `map` outside `allowed` and repeated keys.
+  void check_keys(const std::string& file, const YAML::Node& map, const std::vector<std::string>& allowed,
+                  const std::string& where, bool skip_first = false) {
+    std::set<std::string> seen;
+    bool first = true;
+    for (const auto& entry : map) {
+      if (std::exchange(first, false) && skip_first) continue;
+      const int line = line_of(entry.first, 1);
+      std::string key = entry.first.IsScalar() ? entry.first.Scalar() : detail::yaml_to_json(entry.first);
+      if (!seen.insert(key).second) {
+        problem(file, line, where + "key " + quoted(key) + " appears twice; expected each key once");
+      } else if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        std::string expected;
+        for (const auto& k : allowed) expected += (expected.empty() ? "" : ", ") + k;
+        std::string hint;
+        if (skip_first && std::find(all_kinds_.begin(), all_kinds_.end(), key) != all_kinds_.end())
+          hint = " (a block has one kind: is a \"- \" missing before " + quoted(key) + "?)";
+        else
+          hint = did_you_mean(key, allowed);
+        problem(file, line, where + "unknown key " + quoted(key) + "; expected one of " + expected + hint);
+      }
+    }
+  }
+
+  void load_manifest() {
+    const std::string file = "flowstate.yaml";
+    if (!files_.read(file)) {
+      problem(file, 0, "expected a manifest flowstate.yaml at the project root with at least `name:`, found none");
+      return;
+    }
+    auto doc = parse(file);
+    if (!doc) return;
+    const YAML::Node& root = *doc;
+    if (!root.IsMap()) {
+      problem(file, line_of(root, 1), "expected a map with at least `name:`, found " + describe(root));
+      return;
+    }
+    check_keys(file, root, manifest_keys, "");
+    manifest& m = rev_.manifest_;
+    const YAML::Node name = root["name"];
+    if (!name) {
+      problem(file, 1, "expected `name:` (the project's name), found none");
+    } else if (!is_nonempty_scalar(name)) {
+      problem(file, line_of(name, 1), "expected `name:` to be a non-empty string, found " + describe(name));
+    } else {
+      m.name = name.Scalar();
+    }
+    if (const YAML::Node d = root["durability"]) {
+      std::string text = d.IsScalar() ? d.Scalar() : "";
+      if (text == "sync") {
+        m.durability = durability_mode::sync;
+      } else if (text == "relaxed") {
+        m.durability = durability_mode::relaxed;
+      } else {
+        problem(file, line_of(d, 1),
+                "expected `durability:` to be sync or relaxed, found " + describe(d) +
+                    did_you_mean(text, {"sync", "relaxed"}));
+      }
+    }
+    const YAML::Node timeout = root["timeout"];
+    const YAML::Node timeout_ms = root["timeout_ms"];
+    if (timeout && timeout_ms) {
+      problem(file, line_of(timeout_ms, 1), "expected one of `timeout:` and `timeout_ms:`, found both");
+    } else if (timeout) {
+      auto ms = timeout.IsScalar() ? parse_duration_ms(timeout.Scalar()) : std::nullopt;
+      if (!ms)
+        problem(file, line_of(timeout, 1),
+                "expected `timeout:` to be a positive duration like 5s or 500ms, found " + describe(timeout));
+      else
+        m.timeout_ms = static_cast<uint32_t>(*ms);
+    } else if (timeout_ms) {
+      auto ms = timeout_ms.IsScalar() ? parse_duration_ms(timeout_ms.Scalar() + "ms") : std::nullopt;
+      if (!ms)
+        problem(file, line_of(timeout_ms, 1),
+                "expected `timeout_ms:` to be a positive whole number of milliseconds, found " +
+                    describe(timeout_ms));
+      else
+        m.timeout_ms = static_cast<uint32_t>(*ms);
+    }
+    if (const YAML::Node trace = root["trace"]) m.trace_json = detail::yaml_to_json(trace);
+  }
+
+  void load_functions() {
+    for (const auto& name : files_.list("functions")) {
+      auto dot = name.rfind('.');
+      if (dot == std::string::npos || dot == 0) continue;
+      std::string stem = name.substr(0, dot), language = name.substr(dot + 1);
+      if (!languages_.count(language)) continue;  // helpers, READMEs, ...
+      const std::string file = "functions/" + name;
+      auto source = files_.read(file);
+      if (!source) continue;
+      auto [it, inserted] = rev_.functions.try_emplace(stem);
+      if (!inserted) {
+        problem(file, 0,
+                "function " + quoted(stem) + " is also defined by " + it->second.file +
+                    "; expected one file per function name");
+        continue;
+      }
+      it->second = function_def{stem, language, file, std::move(*source)};
+    }
+  }
+
+  void load_drivers() {
+    for (const auto& name : files_.list("drivers")) {
+      if (ends_with(name, ".yml")) {
+        problem("drivers/" + name, 0, "expected the extension .yaml, found .yml");
+        continue;
+      }
+      if (!ends_with(name, ".yaml")) continue;
+      const std::string file = "drivers/" + name;
+      const std::string driver_name = name.substr(0, name.size() - 5);
+      auto doc = parse(file);
+      if (!doc) {
+        broken_drivers_.insert(driver_name);
+        continue;
+      }
+      const YAML::Node& root = *doc;
+      driver_def d{driver_name, "", file, ""};
+      if (!root.IsMap()) {
+        problem(file, line_of(root, 1), "expected a map with `kind:`, found " + describe(root));
+        broken_drivers_.insert(driver_name);
+        continue;
+      }
+      const YAML::Node kind = root["kind"];
+      if (!kind) {
+        problem(file, 1, "expected `kind:` (one of the driver kinds), found none");
+      } else if (!is_nonempty_scalar(kind)) {
+        problem(file, line_of(kind, 1), "expected `kind:` to be a driver kind name, found " + describe(kind));
+      } else {
+        d.kind = kind.Scalar();
+        driver_kind_lines_[driver_name] = line_of(kind, 1);
+        if (!kinds_.driver_kinds.count(d.kind)) {
+          std::string why = kinds_.function_kinds.count(d.kind)
+                                ? "; " + d.kind + " is a function kind, which needs no driver file"
+                                : did_you_mean(d.kind, driver_kind_list_);
+          problem(file, line_of(kind, 1), "unknown driver kind " + quoted(d.kind) + why);
+        }
+      }
+      d.config_json = detail::yaml_to_json(root);
+      rev_.drivers.emplace(driver_name, std::move(d));
+    }
+  }
+
+  void load_flows() {
+    std::vector<std::string> flow_files;
+    for (const auto& name : files_.list("flows")) {
+      if (ends_with(name, ".yml")) {
+        problem("flows/" + name, 0, "expected the extension .yaml, found .yml");
+      } else if (ends_with(name, ".yaml")) {
+        flow_files.push_back(name);
+        flow_names_.push_back(name.substr(0, name.size() - 5));
+      }
+    }
+    for (size_t i = 0; i < flow_files.size(); ++i) load_flow(flow_names_[i], "flows/" + flow_files[i]);
+  }
+
+  void load_flow(const std::string& flow_name, const std::string& file) {
+    auto doc = parse(file);
+    if (!doc) return;
+    const YAML::Node& root = *doc;
+    flow_def flow{flow_name, file, {}, std::nullopt};
+    if (root.IsNull()) {
+      problem(file, 1, "empty flow: expected `blocks:` with at least one block, found an empty file");
+      return;
+    }
+    if (!root.IsMap()) {
+      problem(file, line_of(root, 1), "expected a map with `blocks:`, found " + describe(root));
+      return;
+    }
+    check_keys(file, root, flow_keys, "");
+    const YAML::Node blocks = root["blocks"];
+    if (!blocks) {
+      problem(file, 1, "expected `blocks:` (a list of blocks), found none");
+    } else if (blocks.IsNull() || (blocks.IsSequence() && blocks.size() == 0)) {
+      problem(file, line_of(blocks, 1), "empty flow: expected at least one block under `blocks:`, found none");
+    } else if (!blocks.IsSequence()) {
+      problem(file, line_of(blocks, 1), "expected `blocks:` to be a list of blocks, found " + describe(blocks));
+    } else {
+      std::map<std::string, int> id_lines;
+      int index = 0;
+      for (const auto& entry : blocks) {
+        if (auto block = load_block(file, entry, ++index, id_lines)) flow.blocks.push_back(std::move(*block));
+      }
+    }
+    if (const YAML::Node on_error = root["on_error"]) {
+      const int line = line_of(on_error, 1);
+      if (!is_nonempty_scalar(on_error)) {
+        problem(file, line, "expected `on_error:` to name a flow, found " + describe(on_error));
+      } else if (on_error.Scalar() == flow_name) {
+        problem(file, line, "expected `on_error:` to name another flow, found this flow itself");
+      } else if (std::find(flow_names_.begin(), flow_names_.end(), on_error.Scalar()) == flow_names_.end()) {
+        problem(file, line,
+                "`on_error:` names flow " + quoted(on_error.Scalar()) + ", but flows/" + on_error.Scalar() +
+                    ".yaml does not exist" + did_you_mean(on_error.Scalar(), flow_names_));
+      } else {
+        flow.on_error = on_error.Scalar();
+      }
+    }
+    rev_.flows.emplace(flow_name, std::move(flow));
+  }
+
+  std::optional<block_def> load_block(const std::string& file, const YAML::Node& entry, int index,
+                                      std::map<std::string, int>& id_lines) {
+    block_def b;
+    b.line = line_of(entry, 1);
+    const std::string position = "block " + std::to_string(index);
+    if (!entry.IsMap() || entry.size() == 0) {
+      problem(file, b.line,
+              position + ": expected a map like `- js.Function: counter`, found " + describe(entry));
+      return std::nullopt;
+    }
+    const auto first = *entry.begin();
+    if (!first.first.IsScalar() || !is_nonempty_scalar(first.second)) {
+      problem(file, b.line,
+              position + ": expected `kind: name` first (e.g. `- js.Function: counter`), found " +
+                  describe(first.first) + ": " + describe(first.second));
+      return std::nullopt;
+    }
+    b.kind = first.first.Scalar();
+    b.name = first.second.Scalar();
+    const std::string where = position + " (" + b.kind + " " + b.name + "): ";
+    bool ok = check_reference(file, b, where);
+    const size_t before = problems_.size();
+    check_keys(file, entry, block_keys, where, /*skip_first=*/true);
+    ok = ok && problems_.size() == before;
+
+    auto string_field = [&](const char* key) -> std::optional<std::string> {
+      const YAML::Node value = entry[key];
+      if (!value) return std::nullopt;
+      if (!is_nonempty_scalar(value)) {
+        problem(file, line_of(value, b.line),
+                where + "expected `" + key + ":` to be a non-empty string, found " + describe(value));
+        ok = false;
+        return std::nullopt;
+      }
+      return value.Scalar();
+    };
+    b.id = string_field("id").value_or(b.name);
+    b.key_pointer = string_field("key");
+    if (b.key_pointer) {
+      if (auto why = json_pointer_problem(*b.key_pointer)) {
+        problem(file, line_of(entry["key"], b.line), where + "`key:` " + *why);
+        ok = false;
+      }
+    }
+    b.input_type = string_field("input");
+    b.output_type = string_field("output");
+    b.state_type = string_field("state");
+
+    auto [it, inserted] = id_lines.emplace(b.id, b.line);
+    if (!inserted) {
+      problem(file, b.line,
+              where + "duplicate block id " + quoted(b.id) + " (first used on line " +
+                  std::to_string(it->second) + "); expected ids unique within a flow: add `id:` to one of them");
+      ok = false;
+    }
+    if (!ok) return std::nullopt;
+    return b;
+  }
+
+  // Checks the block's kind and that the function or driver it names exists.
+  bool check_reference(const std::string& file, block_def& b, const std::string& where) {
+    if (auto f = kinds_.function_kinds.find(b.kind); f != kinds_.function_kinds.end()) {
+      b.is_function = true;
+      const std::string& language = f->second;
+      const std::string expected = "functions/" + b.name + "." + language;
+      auto it = rev_.functions.find(b.name);
+      if (it != rev_.functions.end() && it->second.language == language) return true;
+      if (it != rev_.functions.end()) {
+        problem(file, b.line,
+                where + "expected " + expected + ", found " + it->second.file + " (a " + it->second.language +
+                    " function" + kind_for_language(it->second.language) + ")");
+        return false;
+      }
+      std::vector<std::string> same_language;
+      for (const auto& [name, def] : rev_.functions)
+        if (def.language == language) same_language.push_back(name);
+      problem(file, b.line,
+              where + "expected function file " + expected + ", found no such file" +
+                  did_you_mean(b.name, same_language));
+      return false;
+    }
+    if (kinds_.driver_kinds.count(b.kind)) {
+      const std::string expected = "drivers/" + b.name + ".yaml";
+      auto it = rev_.drivers.find(b.name);
+      if (it == rev_.drivers.end()) {
+        if (broken_drivers_.count(b.name)) return false;  // already reported in the driver file
+        std::vector<std::string> names;
+        for (const auto& [name, def] : rev_.drivers) names.push_back(name);
+        problem(file, b.line,
+                where + "expected driver file " + expected + ", found no such file" + did_you_mean(b.name, names));
+        return false;
+      }
+      if (it->second.kind.empty()) return false;  // missing kind: reported in the driver file
+      if (it->second.kind != b.kind) {
+        problem(file, b.line,
+                where + "kind mismatch: the block is " + b.kind + " but " + expected + ":" +
+                    std::to_string(driver_kind_lines_[b.name]) + " declares kind " + it->second.kind +
+                    "; expected the same kind in both");
+        return false;
+      }
+      return true;
+    }
+    problem(file, b.line, where + "unknown kind " + quoted(b.kind) + known_kinds_hint(b.kind));
+    return false;
+  }
+
+  std::string kind_for_language(const std::string& language) const {
+    for (const auto& [kind, lang] : kinds_.function_kinds)
+      if (lang == language) return "; use " + kind;
+    return "";
+  }
+
+  std::string known_kinds_hint(const std::string& wrong) const {
+    std::string hint = did_you_mean(wrong, all_kinds_);
+    if (!hint.empty()) return hint;
+    std::string list;
+    for (const auto& k : all_kinds_) list += (list.empty() ? "" : ", ") + k;
+    return "; expected one of " + list;
+  }
+
+  file_source& files_;
+  const kind_catalog& kinds_;
+  std::vector<std::string> all_kinds_, driver_kind_list_, flow_names_;
+  std::set<std::string> languages_, broken_drivers_;
+  std::map<std::string, int> driver_kind_lines_;
+  project_revision rev_;
+  std::vector<project_problem> problems_;
+};
+
+}  // namespace
+
+result<project_revision> load_project(file_source& files, const kind_catalog& kinds,
+                                      std::vector<project_problem>* problems) {
+  if (problems) problems->clear();
+  std::vector<project_problem> found;
+  project_revision revision;
+  try {
+    found = loader(files, kinds).run(revision);
+  } catch (const std::exception& e) {
+    found.push_back({"", 0, std::string("internal error while loading the project: ") + e.what()});
+  }
+  if (found.empty()) return revision;
+  std::string message;
+  for (const auto& p : found) message += (message.empty() ? "" : "\n") + p.to_string();
+  if (problems) *problems = std::move(found);
+  return fail(std::move(message));
+}
+
+}  // namespace flowstate
