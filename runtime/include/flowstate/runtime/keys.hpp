@@ -1,0 +1,85 @@
+#pragma once
+// Ordered binary tuple keys: memcmp order of the encoded bytes equals the
+// element-wise order of the tuples, so RocksDB range scans follow tuples.
+// Every storage key starts with (tenant u32, project u32); ids are numeric so
+// renames never rewrite keys.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "flowstate/runtime/result.hpp"
+
+namespace flowstate {
+
+// Message keys hash into this many key groups; a shard owns a range of them.
+// Recorded in the store at first open and checked at every later open.
+constexpr uint32_t key_group_count = 4096;
+
+// One tag byte precedes every element; the tag order is the order between
+// elements of different types at the same position.
+enum class key_tag : uint8_t { u32 = 0x10, u64 = 0x11, string = 0x20 };
+
+// Appends elements: integers as big-endian, strings with 0x00 escaped as
+// 0x00 0xFF and terminated by 0x00 0x01 (so "a" < "a\0" < "ab").
+class key_builder {
+ public:
+  key_builder() = default;
+  key_builder& u32(uint32_t value);
+  key_builder& u64(uint64_t value);
+  key_builder& str(std::string_view value);
+  const std::string& bytes() const { return bytes_; }
+  std::string take() { return std::move(bytes_); }
+
+ private:
+  std::string bytes_;
+};
+
+// Decodes what key_builder wrote, element by element; a malformed key gives
+// an error naming the byte offset and what was expected.
+class key_reader {
+ public:
+  explicit key_reader(std::string_view bytes) : all_(bytes), rest_(bytes) {}
+  result<uint32_t> u32();
+  result<uint64_t> u64();
+  result<std::string> str();
+  std::optional<key_tag> peek() const;
+  bool at_end() const { return rest_.empty(); }
+  std::string_view rest() const { return rest_; }
+
+ private:
+  failure error(std::string_view expected) const;
+  bool take_tag(key_tag tag);
+  std::string_view all_;
+  std::string_view rest_;
+};
+
+// FNV-1a over the bytes with a final fold of the high half into the low half.
+// Never change: key groups are persisted through the keys that embed them.
+uint64_t stable_hash64(std::string_view bytes);
+uint32_t key_group_of(std::string_view message_key);
+uint32_t key_group_of(std::string_view message_key, uint32_t group_count);
+
+// The smallest byte string greater than every string starting with prefix
+// ("" when there is none, i.e. the prefix is all 0xFF): an exclusive bound.
+std::string prefix_successor(std::string_view prefix);
+
+// Layout. Column families separate the kinds, so the tuples need no kind tag.
+std::string project_prefix(uint32_t tenant, uint32_t project);
+std::string state_key(uint32_t tenant, uint32_t project, uint32_t key_group,
+                      std::string_view flow, std::string_view block_id,
+                      std::string_view key);
+std::string state_prefix(uint32_t tenant, uint32_t project, uint32_t key_group);
+std::string queue_key(uint32_t tenant, uint32_t project, uint32_t key_group,
+                      uint64_t seq);
+// All queue entries of one key group, in sequence order.
+std::string queue_prefix(uint32_t tenant, uint32_t project, uint32_t key_group);
+// [begin, end) covering the queue entries of key groups [first_group, end_group).
+std::pair<std::string, std::string> queue_range(uint32_t tenant, uint32_t project,
+                                                uint32_t first_group,
+                                                uint32_t end_group);
+std::string error_key(uint32_t tenant, uint32_t project, uint64_t seq);
+std::string metering_key(uint32_t tenant, uint32_t project);
+
+}  // namespace flowstate
