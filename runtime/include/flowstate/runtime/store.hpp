@@ -1,0 +1,121 @@
+#pragma once
+// The node's RocksDB store: column families, the atomic commit with group
+// commit, point reads and prefix scans. RocksDB stays behind a pimpl.
+//
+// Commit pipeline: commit() only enqueues. One writer thread takes everything
+// pending, writes it as one WriteBatch without sync, acknowledges relaxed
+// commits at once and hands sync commits to a sync thread, which calls
+// SyncWAL() and acknowledges every commit written before that sync began.
+// No timers: each thread takes whatever is pending when it is free.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "flowstate/runtime/durability.hpp"
+#include "flowstate/runtime/keys.hpp"
+#include "flowstate/runtime/result.hpp"
+
+namespace flowstate {
+
+enum class column { meta, state, queue, errors, metering, trace };
+constexpr int column_count = 6;
+// The column family name ("meta", "state", ...).
+std::string_view column_name(column c);
+
+// Recorded in `meta` at first open; a store with another value is refused.
+constexpr uint32_t storage_format_version = 1;
+
+// The write operations of one atomic commit.
+class commit_batch {
+ public:
+  enum class op_kind : uint8_t { put, erase, add_count };
+  struct op {
+    op_kind kind;
+    column col;
+    std::string key;
+    std::string value;  // put: the value; add_count: encode_count(n)
+  };
+
+  void put(column c, std::string key, std::string value);
+  void erase(column c, std::string key);
+  // Adds n to the counter at key in `metering` (a merge: no read).
+  void add_count(std::string key, uint64_t n);
+  bool empty() const { return ops_.empty(); }
+  size_t size() const { return ops_.size(); }
+  const std::vector<op>& ops() const { return ops_; }
+
+ private:
+  std::vector<op> ops_;
+};
+
+// Counter values in `metering` are 8 bytes, little-endian.
+std::string encode_count(uint64_t n);
+// 0 when value is not 8 bytes.
+uint64_t decode_count(std::string_view value);
+
+struct store_options {
+  std::string path;  // the RocksDB directory, created if missing
+  uint32_t key_group_count = flowstate::key_group_count;
+  size_t write_buffer_bytes = 64u << 20;  // all memtables together
+  size_t block_cache_bytes = 32u << 20;   // memtables are charged to it too
+  uint64_t max_total_wal_size = 256u << 20;
+  // Called on the writer or sync thread when RocksDB fails a write or a
+  // sync: acknowledgements can no longer be given. Default: print, abort().
+  std::function<void(const std::string& message)> on_fatal_error;
+};
+
+class store {
+ public:
+  // Opens or creates the store; refuses a format_version or key_group_count
+  // that differs from the one recorded at first open.
+  static result<std::unique_ptr<store>> open(store_options options);
+  ~store();  // close()
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  // Thread-safe and never blocks on I/O. Commits apply in the order of the
+  // commit() calls. on_durable runs once on the writer thread (relaxed) or
+  // the sync thread (sync); it must not block nor call close(). Commits
+  // submitted after close() are dropped and never acknowledged.
+  void commit(commit_batch&& batch, durability_mode mode,
+              std::function<void()> on_durable);
+
+  // Blocking point read; nullopt when absent (or after close()).
+  std::optional<std::string> get(column c, std::string_view key) const;
+  // Calls fn for each entry whose key starts with prefix, in key order, until
+  // fn returns false.
+  void scan_prefix(
+      column c, std::string_view prefix,
+      const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
+  // Same over [begin, end); an empty end means no upper bound.
+  void scan_range(
+      column c, std::string_view begin, std::string_view end,
+      const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
+
+  // Blocking write for rare writes (meta); not ordered with pending commits.
+  status write_now(commit_batch&& batch, bool sync);
+
+  // Monotonic across restarts: the high-water mark is persisted with every
+  // write that follows an allocation.
+  uint64_t next_sequence();
+
+  uint32_t key_groups() const;
+  const std::string& path() const;
+
+  // Writes and acknowledges every pending commit, stops the threads, closes
+  // RocksDB. Idempotent.
+  void close();
+
+  struct impl;
+
+ private:
+  explicit store(std::unique_ptr<impl> state);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace flowstate

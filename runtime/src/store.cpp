@@ -1,0 +1,223 @@
+// Opening the store (options, column families, the format record) and reads.
+#include "flowstate/runtime/store.hpp"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_buffer_manager.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+
+#include "store_impl.hpp"
+
+namespace flowstate {
+
+namespace {
+
+constexpr std::string_view meta_format_version = "format_version";
+constexpr std::string_view meta_key_group_count = "key_group_count";
+
+rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
+
+std::optional<uint64_t> parse_decimal(std::string_view text) {
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+uint64_t decode_big_endian64(std::string_view bytes) {
+  uint64_t value = 0;
+  for (unsigned char c : bytes) value = (value << 8) | c;
+  return value;
+}
+
+// Checks one meta record against what this build expects; writes it into
+// first_open when absent.
+status check_meta_record(store::impl& s, std::string_view name, uint64_t expected,
+                         rocksdb::WriteBatch& first_open) {
+  std::string found;
+  auto st = s.db->Get(rocksdb::ReadOptions(), s.handle(column::meta), slice(name), &found);
+  if (st.IsNotFound()) {
+    first_open.Put(s.handle(column::meta), slice(name), std::to_string(expected));
+    return status::success();
+  }
+  if (!st.ok())
+    return fail(s.options.path + ": cannot read meta record " + std::string(name) + ": " +
+                st.ToString());
+  auto value = parse_decimal(found);
+  if (!value)
+    return fail(s.options.path + ": meta record " + std::string(name) +
+                ": expected a decimal number, found \"" + found + "\"");
+  if (*value != expected)
+    return fail(s.options.path + ": the store was created with " + std::string(name) + " " +
+                std::to_string(*value) + ", this node is configured for " +
+                std::to_string(expected) + "; refusing to open it");
+  return status::success();
+}
+
+}  // namespace
+
+std::string_view column_name(column c) {
+  switch (c) {
+    case column::meta: return "meta";
+    case column::state: return "state";
+    case column::queue: return "queue";
+    case column::errors: return "errors";
+    case column::metering: return "metering";
+    case column::trace: return "trace";
+  }
+  return "?";
+}
+
+store::store(std::unique_ptr<impl> state) : impl_(std::move(state)) {}
+
+store::~store() { close(); }
+
+result<std::unique_ptr<store>> store::open(store_options options) {
+  if (options.key_group_count == 0)
+    return fail(options.path + ": key_group_count must be at least 1, found 0");
+  auto state = std::make_unique<impl>();
+  state->options = std::move(options);
+  const auto& opts = state->options;
+
+  auto cache = rocksdb::NewLRUCache(opts.block_cache_bytes);
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.manual_wal_flush = false;  // every Write reaches the OS: a process crash loses nothing
+  db_options.max_total_wal_size = opts.max_total_wal_size;
+  db_options.write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(opts.write_buffer_bytes, cache);
+  db_options.max_background_jobs = 2;
+
+  rocksdb::BlockBasedTableOptions table_options;
+  table_options.block_cache = cache;
+  auto table_factory = std::shared_ptr<rocksdb::TableFactory>(
+      rocksdb::NewBlockBasedTableFactory(table_options));
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  rocksdb::ColumnFamilyOptions base;
+  base.table_factory = table_factory;
+  families.emplace_back(rocksdb::kDefaultColumnFamilyName, base);
+  for (int i = 0; i < column_count; ++i) {
+    auto c = static_cast<column>(i);
+    rocksdb::ColumnFamilyOptions cf = base;
+    if (c == column::metering) cf.merge_operator = make_uint64_add_operator();
+    families.emplace_back(std::string(column_name(c)), cf);
+  }
+
+  rocksdb::DB* raw = nullptr;
+  auto st = rocksdb::DB::Open(db_options, opts.path, families, &state->handles, &raw);
+  if (!st.ok()) return fail(opts.path + ": cannot open the store: " + st.ToString());
+  state->db.reset(raw);
+
+  rocksdb::WriteBatch first_open;
+  if (auto s = check_meta_record(*state, meta_format_version, storage_format_version, first_open);
+      !s)
+    return fail(s.error());
+  if (auto s = check_meta_record(*state, meta_key_group_count, opts.key_group_count, first_open);
+      !s)
+    return fail(s.error());
+  if (first_open.Count() > 0) {
+    rocksdb::WriteOptions sync_write;
+    sync_write.sync = true;
+    st = state->db->Write(sync_write, &first_open);
+    if (!st.ok()) return fail(opts.path + ": cannot record the store format: " + st.ToString());
+  }
+
+  std::string high_water;
+  st = state->db->Get(rocksdb::ReadOptions(), state->handle(column::meta),
+                      slice(meta_sequence_high_water), &high_water);
+  if (st.ok()) {
+    if (high_water.size() != 8)
+      return fail(opts.path + ": meta record sequence_high_water: expected 8 bytes, found " +
+                  std::to_string(high_water.size()));
+    state->persisted_high_water = decode_big_endian64(high_water);
+  } else if (!st.IsNotFound()) {
+    return fail(opts.path + ": cannot read sequence_high_water: " + st.ToString());
+  }
+  state->next_seq.store(state->persisted_high_water + 1);
+
+  state->start_threads();
+  return std::unique_ptr<store>(new store(std::move(state)));
+}
+
+std::optional<std::string> store::get(column c, std::string_view key) const {
+  if (!impl_->db) return std::nullopt;
+  std::string value;
+  auto st = impl_->db->Get(rocksdb::ReadOptions(), impl_->handle(c), slice(key), &value);
+  if (!st.ok()) return std::nullopt;
+  return value;
+}
+
+void store::scan_range(
+    column c, std::string_view begin, std::string_view end,
+    const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  if (!impl_->db) return;
+  rocksdb::ReadOptions read_options;
+  rocksdb::Slice upper = slice(end);
+  if (!end.empty()) read_options.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options, impl_->handle(c)));
+  for (it->Seek(slice(begin)); it->Valid(); it->Next()) {
+    auto k = it->key();
+    auto v = it->value();
+    if (!fn({k.data(), k.size()}, {v.data(), v.size()})) break;
+  }
+}
+
+void store::scan_prefix(
+    column c, std::string_view prefix,
+    const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  scan_range(c, prefix, prefix_successor(prefix), fn);
+}
+
+status store::write_now(commit_batch&& batch, bool sync) {
+  if (!impl_->db) return fail(impl_->options.path + ": write_now after close()");
+  rocksdb::WriteBatch wb;
+  impl_->add_ops(wb, batch);
+  auto st = impl_->write(wb, sync);
+  if (!st.ok()) return fail(impl_->options.path + ": write failed: " + st.ToString());
+  return status::success();
+}
+
+uint64_t store::next_sequence() { return impl_->next_seq.fetch_add(1); }
+
+uint32_t store::key_groups() const { return impl_->options.key_group_count; }
+
+const std::string& store::path() const { return impl_->options.path; }
+
+void store::close() {
+  std::lock_guard lock(impl_->close_mu);
+  if (impl_->closed) return;
+  impl_->stop_threads();
+  impl_->release_db();
+  impl_->closed = true;
+}
+
+void store::impl::release_db() {
+  if (!db) return;
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  handles.clear();
+  db->Close();
+  db.reset();
+}
+
+store::impl::~impl() {
+  stop_threads();
+  release_db();
+}
+
+void store::impl::fatal(const std::string& what, const rocksdb::Status& s) {
+  auto message = options.path + ": " + what + ": " + s.ToString();
+  if (options.on_fatal_error) {
+    options.on_fatal_error(message);
+    return;
+  }
+  std::fprintf(stderr, "flowstate store: fatal: %s\n", message.c_str());
+  std::abort();
+}
+
+}  // namespace flowstate

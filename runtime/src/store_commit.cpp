@@ -1,0 +1,148 @@
+// The commit pipeline: one writer thread (group write, no sync) and one sync
+// thread (SyncWAL, then the acknowledgements of everything written before).
+#include "flowstate/runtime/fault.hpp"
+#include "store_impl.hpp"
+
+namespace flowstate {
+
+namespace {
+
+std::string encode_big_endian64(uint64_t value) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i, value >>= 8) out[i] = static_cast<char>(value & 0xFF);
+  return out;
+}
+
+}  // namespace
+
+void store::commit(commit_batch&& batch, durability_mode mode,
+                   std::function<void()> on_durable) {
+  bool wake = false;
+  {
+    std::lock_guard lock(impl_->queue_mu);
+    if (impl_->stopping) return;
+    wake = impl_->queue.empty();  // the writer only sleeps on an empty queue
+    impl_->queue.push_back({std::move(batch), mode, std::move(on_durable)});
+  }
+  if (wake) impl_->writer_cv.notify_one();
+}
+
+void store::impl::add_ops(rocksdb::WriteBatch& wb, const commit_batch& batch) {
+  for (const auto& op : batch.ops()) {
+    auto* h = handle(op.col);
+    rocksdb::Slice key(op.key.data(), op.key.size());
+    rocksdb::Slice value(op.value.data(), op.value.size());
+    switch (op.kind) {
+      case commit_batch::op_kind::put: wb.Put(h, key, value); break;
+      case commit_batch::op_kind::erase: wb.Delete(h, key); break;
+      case commit_batch::op_kind::add_count: wb.Merge(handle(column::metering), key, value); break;
+    }
+  }
+}
+
+rocksdb::Status store::impl::write(rocksdb::WriteBatch& wb, bool sync) {
+  std::lock_guard lock(write_mu);
+  // Every sequence used in wb was allocated before this load, so the mark
+  // written with wb covers them: on reopen counting resumes above it.
+  uint64_t high_water = next_seq.load() - 1;
+  bool advance = high_water > persisted_high_water;
+  if (advance) {
+    auto value = encode_big_endian64(high_water);
+    wb.Put(handle(column::meta),
+           rocksdb::Slice(meta_sequence_high_water.data(), meta_sequence_high_water.size()),
+           value);
+  }
+  rocksdb::WriteOptions write_options;
+  write_options.sync = sync;
+  auto st = db->Write(write_options, &wb);
+  if (st.ok() && advance) persisted_high_water = high_water;
+  return st;
+}
+
+void store::impl::start_threads() {
+  writer = std::thread([this] { run_writer(); });
+  syncer = std::thread([this] { run_syncer(); });
+}
+
+void store::impl::stop_threads() {
+  {
+    std::lock_guard lock(queue_mu);
+    stopping = true;
+  }
+  writer_cv.notify_all();
+  if (writer.joinable()) writer.join();
+  {
+    std::lock_guard lock(sync_mu);
+    sync_stopping = true;
+  }
+  sync_cv.notify_all();
+  if (syncer.joinable()) syncer.join();
+}
+
+void store::impl::run_writer() {
+  std::vector<pending_commit> work;
+  std::vector<std::function<void()>> to_sync;
+  rocksdb::WriteBatch wb;
+  for (;;) {
+    {
+      std::unique_lock lock(queue_mu);
+      writer_cv.wait(lock, [&] { return !queue.empty() || stopping; });
+      if (queue.empty()) return;  // stopping, and everything is written
+      work.swap(queue);
+    }
+    wb.Clear();
+    for (const auto& p : work) add_ops(wb, p.batch);
+
+    fault_point("store.before_write");
+    auto st = write(wb, false);
+    if (!st.ok()) {
+      fatal("group write failed", st);
+      work.clear();
+      continue;
+    }
+
+    for (auto& p : work) {
+      if (p.mode == durability_mode::relaxed) {
+        if (p.on_durable) p.on_durable();
+      } else {
+        to_sync.push_back(std::move(p.on_durable));
+      }
+    }
+    work.clear();
+    if (!to_sync.empty()) {
+      fault_point("store.after_write_before_sync");
+      {
+        std::lock_guard lock(sync_mu);
+        for (auto& cb : to_sync) awaiting_sync.push_back(std::move(cb));
+      }
+      to_sync.clear();
+      sync_cv.notify_one();
+    }
+  }
+}
+
+void store::impl::run_syncer() {
+  std::vector<std::function<void()>> synced;
+  for (;;) {
+    {
+      std::unique_lock lock(sync_mu);
+      sync_cv.wait(lock, [&] { return !awaiting_sync.empty() || sync_stopping; });
+      if (awaiting_sync.empty()) return;
+      synced.swap(awaiting_sync);
+    }
+    // Everything in `synced` was written before this call, so this one fsync
+    // makes all of it durable.
+    auto st = db->SyncWAL();
+    if (!st.ok()) {
+      fatal("WAL sync failed", st);
+      synced.clear();
+      continue;
+    }
+    fault_point("store.after_sync_before_ack");
+    for (auto& cb : synced)
+      if (cb) cb();
+    synced.clear();
+  }
+}
+
+}  // namespace flowstate

@@ -1,0 +1,72 @@
+#pragma once
+// Private to the store: the RocksDB handles and the commit pipeline state.
+#include <rocksdb/db.h>
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/write_batch.h>
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "flowstate/runtime/store.hpp"
+
+namespace flowstate {
+
+// uint64 counters in `metering`: the sum of 8-byte little-endian operands.
+std::shared_ptr<rocksdb::MergeOperator> make_uint64_add_operator();
+
+struct store::impl {
+  struct pending_commit {
+    commit_batch batch;
+    durability_mode mode;
+    std::function<void()> on_durable;
+  };
+
+  store_options options;
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // default, then by column
+  std::atomic<uint64_t> next_seq{1};
+
+  // Serialises a WriteBatch write with its high-water mark (writer thread and
+  // write_now), so the persisted mark never goes backwards.
+  std::mutex write_mu;
+  uint64_t persisted_high_water = 0;
+
+  std::mutex queue_mu;
+  std::condition_variable writer_cv;
+  std::vector<pending_commit> queue;  // submission order
+  bool stopping = false;
+
+  std::mutex sync_mu;
+  std::condition_variable sync_cv;
+  std::vector<std::function<void()>> awaiting_sync;  // written, not yet synced
+  bool sync_stopping = false;
+
+  std::thread writer;
+  std::thread syncer;
+  std::mutex close_mu;
+  bool closed = false;
+
+  ~impl();
+  rocksdb::ColumnFamilyHandle* handle(column c) const {
+    return handles[static_cast<size_t>(c) + 1];
+  }
+  void start_threads();
+  void stop_threads();
+  void run_writer();
+  void run_syncer();
+  void fatal(const std::string& what, const rocksdb::Status& s);
+  void add_ops(rocksdb::WriteBatch& wb, const commit_batch& batch);
+  // Writes wb plus the sequence high-water mark when it advanced.
+  rocksdb::Status write(rocksdb::WriteBatch& wb, bool sync);
+  void release_db();
+};
+
+// The meta key holding the sequence high-water mark (8 bytes, big-endian).
+inline constexpr std::string_view meta_sequence_high_water = "sequence_high_water";
+
+}  // namespace flowstate
