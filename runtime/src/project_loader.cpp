@@ -5,6 +5,7 @@
 #include <charconv>
 #include <limits>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "project_detail.hpp"
@@ -98,9 +99,12 @@ class loader {
     load_functions();
     load_drivers();
     load_flows();
-    std::stable_sort(problems_.begin(), problems_.end(), [](const auto& a, const auto& b) {
-      return a.file != b.file ? a.file < b.file : a.line < b.line;
-    });
+    // The manifest first, then by path and line.
+    auto order = [](const project_problem& p) {
+      return std::make_tuple(p.file != "flowstate.yaml", std::cref(p.file), p.line);
+    };
+    std::stable_sort(problems_.begin(), problems_.end(),
+                     [&](const auto& a, const auto& b) { return order(a) < order(b); });
     out = std::move(rev_);
     return std::move(problems_);
   }
@@ -380,7 +384,7 @@ class loader {
     if (!inserted) {
       problem(file, b.line,
               where + "duplicate block id " + quoted(b.id) + " (first used on line " +
-                  std::to_string(it->second) + "); expected ids unique within a flow: add `id:` to one of them");
+                  std::to_string(it->second) + "); expected ids unique within a flow: give one of them a different `id:`");
       ok = false;
     }
     if (!ok) return std::nullopt;

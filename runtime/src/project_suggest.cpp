@@ -33,13 +33,15 @@ size_t edit_distance(const std::string& a_in, const std::string& b_in) {
 }
 
 std::string closest_name(const std::string& wrong, const std::vector<std::string>& candidates) {
-  // Allow roughly one typo per four characters, at least one, at most three.
-  const size_t allowed = std::clamp<size_t>(wrong.size() / 4, 1, 3);
+  // Allow roughly one typo per three characters, at least one, at most
+  // three; a truncated name (a prefix of three or more characters) also counts.
+  const size_t allowed = std::clamp<size_t>((wrong.size() + 1) / 3, 1, 3);
   std::string best;
   size_t best_distance = allowed + 1;
   for (const auto& candidate : candidates) {
     if (candidate == wrong) continue;
     size_t d = edit_distance(wrong, candidate);
+    if (wrong.size() >= 3 && candidate.compare(0, wrong.size(), wrong) == 0) d = std::min(d, allowed);
     if (d < best_distance) {
       best_distance = d;
       best = candidate;

@@ -32,9 +32,9 @@ struct project_problem {
 
 // Loads the project from `files`. On success the revision's `commit` is
 // files.revision(). On failure the error message is every problem's
-// to_string(), one per line, sorted by file and line; when `problems` is not
-// null it also receives them as a list (cleared first; empty on success).
-// Never throws.
+// to_string(), one per line (flowstate.yaml first, then by file and line);
+// when `problems` is not null it also receives them as a list (cleared
+// first; empty on success). Never throws.
 result<project_revision> load_project(file_source& files, const kind_catalog& kinds,
                                       std::vector<project_problem>* problems = nullptr);
 
