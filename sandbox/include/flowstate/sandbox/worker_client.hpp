@@ -1,0 +1,87 @@
+#pragma once
+// The node's side of a worker process: spawns flowstate-worker, loads
+// functions into it, and sends calls from any thread. One I/O thread writes
+// whatever is pending as one frame and delivers each reply as it arrives.
+// A worker that dies is replaced; its loaded functions are reloaded and its
+// in-flight calls re-sent, except calls it was running when it died twice.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "flowstate/runtime/result.hpp"
+
+namespace flowstate::sandbox {
+
+// The read-only ctx argument of a function (ARCHITECTURE §1.2).
+struct call_context {
+  std::string key;
+  std::string flow;
+  std::string block;
+  std::string revision;
+  std::string message_id;  // also seeds Math.random
+  int64_t time_ms = 0;     // acceptance time: what Date.now() returns
+};
+
+struct call_request {
+  uint64_t function_id = 0;
+  std::string input_json;
+  std::optional<std::string> state_json;  // nullopt: the key has no state
+  call_context ctx;
+  uint32_t timeout_ms = 0;  // 0: the worker's default
+};
+
+enum class call_status { ok, exception, timeout, resource_exhausted, not_loaded, worker_crashed };
+enum class state_change { unchanged, set, erase };
+
+struct call_result {
+  call_status status = call_status::ok;
+  std::vector<std::string> outputs;  // JSON texts, in order
+  state_change state = state_change::unchanged;
+  std::string state_json;  // when state == set
+  std::string error_message;
+  std::string error_details_json;  // e.g. {"stack": "..."}
+  std::vector<std::string> logs;   // console.* lines, capped
+};
+
+struct worker_options {
+  std::string worker_binary;           // path of flowstate-worker
+  uint32_t default_timeout_ms = 5000;  // for calls with timeout_ms == 0
+  std::vector<std::string> extra_args;
+};
+
+class worker_client {
+ public:
+  static result<std::unique_ptr<worker_client>> start(worker_options options);
+  ~worker_client();
+  worker_client(const worker_client&) = delete;
+  worker_client& operator=(const worker_client&) = delete;
+
+  // Compiles `source` under `function_id` (replacing an earlier load); `done`
+  // runs on the I/O thread with the compile error, if any.
+  void load(uint64_t function_id, std::string name, std::string filename, std::string source,
+            std::function<void(bool ok, std::string error)> done);
+  void unload(uint64_t function_id);
+
+  // Thread-safe and non-blocking; `done` runs exactly once, on the I/O thread.
+  void call(call_request request, std::function<void(call_result&&)> done);
+
+  // The current worker process (changes when it is replaced).
+  pid_t worker_pid() const;
+
+  // Stops the I/O thread and kills the worker; pending calls complete with
+  // worker_crashed. Also done by the destructor.
+  void stop();
+
+  class impl;
+
+ private:
+  explicit worker_client(std::unique_ptr<impl> impl);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace flowstate::sandbox

@@ -1,0 +1,24 @@
+#pragma once
+// Spawning one flowstate-worker process with its socket as fd 3.
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "flowstate/runtime/result.hpp"
+
+namespace flowstate::sandbox::detail {
+
+struct spawned_worker {
+  pid_t pid = -1;
+  int socket = -1;  // our end, non-blocking, close-on-exec
+};
+
+// Must be called from a thread that outlives the worker: PR_SET_PDEATHSIG
+// fires when the forking thread exits.
+result<spawned_worker> spawn_worker(const std::string& binary, const std::vector<std::string>& args);
+
+// SIGKILL and reap; closes the socket.
+void kill_worker(spawned_worker& worker);
+
+}  // namespace flowstate::sandbox::detail

@@ -1,0 +1,57 @@
+#include "compile.hpp"
+
+namespace flowstate::worker {
+
+bool looks_like_module(const std::string& source) {
+  return source.find("export") != std::string::npos || source.find("import") != std::string::npos;
+}
+
+std::string to_utf8(v8::Isolate* isolate, v8::Local<v8::Value> value) {
+  v8::String::Utf8Value text(isolate, value);
+  return *text ? std::string(*text, text.length()) : std::string();
+}
+
+v8::Local<v8::String> to_v8(v8::Isolate* isolate, const std::string& text) {
+  return v8::String::NewFromUtf8(isolate, text.data(), v8::NewStringType::kNormal,
+                                 static_cast<int>(text.size()))
+      .ToLocalChecked();
+}
+
+v8::MaybeLocal<v8::Module> compile_module(v8::Isolate* isolate, const std::string& filename,
+                                          const std::string& source) {
+  v8::ScriptOrigin origin(isolate, to_v8(isolate, filename), 0, 0, false, -1, {}, false, false,
+                          /*is_module=*/true);
+  v8::ScriptCompiler::Source compiler_source(to_v8(isolate, source), origin);
+  return v8::ScriptCompiler::CompileModule(isolate, &compiler_source);
+}
+
+v8::MaybeLocal<v8::Script> compile_script(v8::Isolate* isolate, v8::Local<v8::Context> context,
+                                          const std::string& filename, const std::string& source) {
+  v8::ScriptOrigin origin(isolate, to_v8(isolate, filename));
+  return v8::Script::Compile(context, to_v8(isolate, source), &origin);
+}
+
+std::string format_message(v8::Isolate* isolate, v8::Local<v8::Context> context,
+                           v8::Local<v8::Message> message, const std::string& filename) {
+  if (message.IsEmpty()) return filename + ": unknown error";
+  std::string text = to_utf8(isolate, message->Get());
+  constexpr std::string_view uncaught = "Uncaught ";
+  if (text.starts_with(uncaught)) text.erase(0, uncaught.size());
+  std::string resource = to_utf8(isolate, message->GetScriptResourceName());
+  if (resource.empty() || resource == "undefined") resource = filename;
+  int line = message->GetLineNumber(context).FromMaybe(0);
+  return resource + ":" + std::to_string(line) + ": " + text;
+}
+
+std::string refuse_imports(v8::Isolate* isolate, v8::Local<v8::Context> context,
+                           v8::Local<v8::Module> module, const std::string& filename) {
+  auto requests = module->GetModuleRequests();
+  if (requests->Length() == 0) return {};
+  auto request = requests->Get(context, 0).As<v8::ModuleRequest>();
+  int line = module->SourceOffsetToLocation(request->GetSourceOffset()).GetLineNumber() + 1;
+  return filename + ":" + std::to_string(line) + ": import of \"" +
+         to_utf8(isolate, request->GetSpecifier()) +
+         "\" is not supported: a function cannot import modules (bundling comes later)";
+}
+
+}  // namespace flowstate::worker

@@ -1,0 +1,404 @@
+#include "js_host.hpp"
+
+#include "compile.hpp"
+#include "prelude.hpp"
+#include "return_value.hpp"
+
+namespace flowstate::worker {
+namespace {
+
+std::string json_quote(const std::string& text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buffer[8];
+          snprintf(buffer, sizeof buffer, "\\u%04x", c);
+          out += buffer;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+uint64_t fnv1a(const std::string& text) {
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  for (unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ULL;
+  return hash;
+}
+
+// One console.* line: strings as they are, other values as JSON when they
+// have a JSON form, else as their string conversion.
+std::string format_log_arguments(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  v8::Isolate* isolate = info.GetIsolate();
+  v8::Local<v8::Context> context = isolate->GetCurrentContext();
+  std::string line;
+  for (int i = 0; i < info.Length(); ++i) {
+    if (i > 0) line += ' ';
+    v8::Local<v8::Value> value = info[i];
+    if (value->IsObject() && !value->IsFunction()) {
+      v8::TryCatch ignore(isolate);
+      v8::Local<v8::String> json;
+      if (v8::JSON::Stringify(context, value).ToLocal(&json)) {
+        line += to_utf8(isolate, json);
+        continue;
+      }
+    }
+    line += to_utf8(isolate, value);
+  }
+  return line;
+}
+
+void console_log(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  auto* host = static_cast<js_host*>(info.Data().As<v8::External>()->Value());
+  host->append_log(format_log_arguments(info));
+}
+
+}  // namespace
+
+struct js_host::function {
+  uint64_t id = 0;
+  std::string name, filename, source;
+  std::unique_ptr<v8::MicrotaskQueue> microtasks;
+  v8::Global<v8::Context> context;
+  v8::Global<v8::Function> entry;
+  v8::Global<v8::Function> set_environment;
+
+  void discard() {
+    entry.Reset();
+    set_environment.Reset();
+    context.Reset();
+    microtasks.reset();
+  }
+};
+
+js_host::js_host(v8::Isolate* isolate, host_limits limits)
+    : isolate_(isolate), limits_(limits), watchdog_(isolate) {
+  isolate_->AddNearHeapLimitCallback(&js_host::near_heap_limit, this);
+}
+
+js_host::~js_host() {
+  for (auto& [id, f] : functions_) f->discard();
+  isolate_->RemoveNearHeapLimitCallback(&js_host::near_heap_limit, 0);
+}
+
+size_t js_host::near_heap_limit(void* data, size_t current_limit, size_t) {
+  auto* host = static_cast<js_host*>(data);
+  host->heap_exhausted_ = true;
+  host->isolate_->TerminateExecution();
+  // Room for the termination to unwind; restored after the call.
+  return current_limit + (size_t{64} << 20);
+}
+
+void js_host::append_log(std::string line) {
+  if (!current_reply_) return;
+  if (static_cast<size_t>(current_reply_->logs_size()) >= limits_.max_log_lines) {
+    ++dropped_log_lines_;
+    return;
+  }
+  if (line.size() > limits_.max_log_line_bytes) {
+    size_t cut = limits_.max_log_line_bytes;
+    while (cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80) --cut;
+    line.resize(cut);
+    line += "…";
+  }
+  current_reply_->add_logs(std::move(line));
+}
+
+std::string js_host::instantiate(function& f) {
+  f.discard();
+  f.microtasks = v8::MicrotaskQueue::New(isolate_, v8::MicrotasksPolicy::kExplicit);
+  v8::HandleScope scope(isolate_);
+  v8::Local<v8::Context> context = v8::Context::New(isolate_, nullptr, {}, {}, {}, f.microtasks.get());
+  v8::Context::Scope context_scope(context);
+  v8::TryCatch try_catch(isolate_);
+
+  // console.* write into the current call's logs.
+  auto console = v8::Object::New(isolate_);
+  auto log = v8::FunctionTemplate::New(isolate_, console_log, v8::External::New(isolate_, this))
+                 ->GetFunction(context)
+                 .ToLocalChecked();
+  for (const char* method : {"log", "info", "warn", "error", "debug"})
+    console->Set(context, to_v8(isolate_, method), log).Check();
+  context->Global()->Set(context, to_v8(isolate_, "console"), console).Check();
+
+  v8::Local<v8::Value> setter;
+  if (!compile_script(isolate_, context, "<prelude>", prelude_source).ToLocalChecked()->Run(context).ToLocal(&setter))
+    return f.filename + ": internal error: the prelude failed";
+  f.set_environment.Reset(isolate_, setter.As<v8::Function>());
+
+  watchdog_.arm(limits_.default_timeout_ms);
+  std::string error;
+  v8::Local<v8::Value> entry;
+  bool try_script = !looks_like_module(f.source);
+  if (!try_script) {
+    v8::Local<v8::Module> module;
+    if (!compile_module(isolate_, f.filename, f.source).ToLocal(&module)) {
+      error = format_message(isolate_, context, try_catch.Message(), f.filename);
+      try_catch.Reset();
+      // `export` may only appear in a comment or string of a classic script.
+      v8::TryCatch script_try(isolate_);
+      if (!compile_script(isolate_, context, f.filename, f.source).IsEmpty()) {
+        error.clear();
+        try_script = true;
+      }
+    } else if (error = refuse_imports(isolate_, context, module, f.filename); error.empty()) {
+      auto resolve = [](v8::Local<v8::Context>, v8::Local<v8::String>, v8::Local<v8::FixedArray>,
+                        v8::Local<v8::Module>) -> v8::MaybeLocal<v8::Module> { return {}; };
+      v8::Local<v8::Value> evaluated;
+      if (!module->InstantiateModule(context, resolve).FromMaybe(false) ||
+          !module->Evaluate(context).ToLocal(&evaluated)) {
+        error = format_message(isolate_, context, try_catch.Message(), f.filename);
+      } else {
+        f.microtasks->PerformCheckpoint(isolate_);
+        if (module->GetStatus() == v8::Module::kErrored) {
+          error = f.filename + ": " + to_utf8(isolate_, module->GetException());
+        } else {
+          auto ns = module->GetModuleNamespace().As<v8::Object>();
+          v8::Local<v8::Value> value;
+          if (ns->Get(context, to_v8(isolate_, "default")).ToLocal(&value) && !value->IsUndefined()) {
+            if (value->IsFunction()) entry = value;
+            else error = f.filename + ": the default export must be a function, got " + describe_type(value);
+          } else {
+            error = f.filename + ": expected `export default function (input, state, ctx)`, found no default export";
+          }
+        }
+      }
+    }
+  }
+  if (try_script) {
+    v8::Local<v8::Script> script;
+    v8::Local<v8::Value> ignored;
+    if (!compile_script(isolate_, context, f.filename, f.source).ToLocal(&script) ||
+        !script->Run(context).ToLocal(&ignored)) {
+      error = format_message(isolate_, context, try_catch.Message(), f.filename);
+    } else {
+      v8::Local<v8::Value> value;
+      if (context->Global()->Get(context, to_v8(isolate_, "entrypoint")).ToLocal(&value) && value->IsFunction())
+        entry = value;
+      else
+        error = f.filename +
+                ": expected `export default function (input, state, ctx)` or a global "
+                "`function entrypoint(input, state)`, found neither";
+    }
+  }
+  bool timed_out = watchdog_.disarm();
+  if (timed_out || heap_exhausted_ || isolate_->IsExecutionTerminating()) {
+    isolate_->CancelTerminateExecution();
+    error = f.filename + ": its top-level code " +
+            (heap_exhausted_ ? "exceeded the heap limit" : "exceeded the time limit of " +
+                                                               std::to_string(limits_.default_timeout_ms) + " ms");
+  }
+  if (!error.empty() || entry.IsEmpty()) {
+    if (error.empty()) error = f.filename + ": could not be loaded";
+    f.discard();
+    return error;
+  }
+  f.context.Reset(isolate_, context);
+  f.entry.Reset(isolate_, entry.As<v8::Function>());
+  return {};
+}
+
+LoadReply js_host::load(const LoadFunction& request) {
+  LoadReply reply;
+  reply.set_function_id(request.function_id());
+  auto f = std::make_unique<function>();
+  f->id = request.function_id();
+  f->name = request.name();
+  f->filename = request.filename().empty() ? request.name() : request.filename();
+  f->source = request.source();
+  std::string error = instantiate(*f);
+  if (heap_exhausted_) {
+    heap_exhausted_ = false;
+    isolate_->LowMemoryNotification();
+    isolate_->RemoveNearHeapLimitCallback(&js_host::near_heap_limit, limits_.heap_limit_bytes);
+    isolate_->AddNearHeapLimitCallback(&js_host::near_heap_limit, this);
+  }
+  if (!error.empty()) {
+    functions_.erase(request.function_id());
+    reply.set_ok(false);
+    reply.set_error_message(std::move(error));
+    return reply;
+  }
+  functions_[request.function_id()] = std::move(f);
+  reply.set_ok(true);
+  return reply;
+}
+
+void js_host::unload(uint64_t function_id) { functions_.erase(function_id); }
+
+void js_host::run(function& f, const Call& call, CallReply* reply) {
+  v8::HandleScope scope(isolate_);
+  v8::Local<v8::Context> context = f.context.Get(isolate_);
+  v8::Context::Scope context_scope(context);
+  v8::TryCatch try_catch(isolate_);
+
+  const CallContext& ctx = call.ctx();
+  uint64_t seed = fnv1a(ctx.message_id());
+  uint64_t r1 = splitmix64(seed), r2 = splitmix64(seed);
+  if ((r1 | r2) == 0) r1 = 1;
+  v8::Local<v8::Value> environment[] = {
+      v8::Number::New(isolate_, static_cast<double>(ctx.time_ms())),
+      v8::Integer::New(isolate_, static_cast<int32_t>(r1)),
+      v8::Integer::New(isolate_, static_cast<int32_t>(r1 >> 32)),
+      v8::Integer::New(isolate_, static_cast<int32_t>(r2)),
+      v8::Integer::New(isolate_, static_cast<int32_t>(r2 >> 32))};
+  v8::Local<v8::Value> ignored;
+  if (!f.set_environment.Get(isolate_)->Call(context, v8::Undefined(isolate_), 5, environment).ToLocal(&ignored))
+    return;
+
+  v8::Local<v8::Value> args[3];
+  if (!v8::JSON::Parse(context, to_v8(isolate_, call.input_json())).ToLocal(&args[0])) {
+    try_catch.Reset();
+    reply->set_status(CallReply::EXCEPTION);
+    reply->set_error_message("the input is not valid JSON");
+    return;
+  }
+  args[1] = v8::Undefined(isolate_);
+  if (call.has_state() && !v8::JSON::Parse(context, to_v8(isolate_, call.state_json())).ToLocal(&args[1])) {
+    try_catch.Reset();
+    reply->set_status(CallReply::EXCEPTION);
+    reply->set_error_message("the state is not valid JSON");
+    return;
+  }
+  auto ctx_object = v8::Object::New(isolate_);
+  auto set = [&](const char* key, v8::Local<v8::Value> value) {
+    ctx_object->Set(context, to_v8(isolate_, key), value).Check();
+  };
+  set("key", to_v8(isolate_, ctx.key()));
+  set("flow", to_v8(isolate_, ctx.flow()));
+  set("block", to_v8(isolate_, ctx.block()));
+  set("revision", to_v8(isolate_, ctx.revision()));
+  set("messageId", to_v8(isolate_, ctx.message_id()));
+  set("time", v8::Number::New(isolate_, static_cast<double>(ctx.time_ms())));
+  ctx_object->SetIntegrityLevel(context, v8::IntegrityLevel::kFrozen).Check();
+  args[2] = ctx_object;
+
+  v8::Local<v8::Value> returned;
+  bool ok = f.entry.Get(isolate_)->Call(context, v8::Undefined(isolate_), 3, args).ToLocal(&returned);
+  if (ok) {
+    f.microtasks->PerformCheckpoint(isolate_);
+    if (returned->IsPromise()) {
+      auto promise = returned.As<v8::Promise>();
+      if (promise->State() == v8::Promise::kFulfilled) {
+        returned = promise->Result();
+      } else if (promise->State() == v8::Promise::kRejected) {
+        try_catch.Reset();
+        isolate_->ThrowException(promise->Result());
+        ok = false;
+      } else {
+        reply->set_status(CallReply::EXCEPTION);
+        reply->set_error_message(
+            "the function returned a Promise that did not settle (functions have no timers or I/O)");
+        return;
+      }
+    }
+  }
+  if (ok) read_return_value(isolate_, context, returned, reply);
+  if (try_catch.HasCaught() && !try_catch.HasTerminated()) {
+    reply->clear_outputs();
+    reply->clear_state_json();
+    reply->set_state_change(CallReply::UNCHANGED);
+    reply->set_status(CallReply::EXCEPTION);
+    v8::Local<v8::Value> exception = try_catch.Exception();
+    std::string message;
+    if (exception->IsNativeError()) {
+      message = to_utf8(isolate_, exception);
+    } else {
+      v8::Local<v8::String> json;
+      v8::TryCatch ignore(isolate_);
+      message = "threw " + (v8::JSON::Stringify(context, exception).ToLocal(&json) ? to_utf8(isolate_, json)
+                                                                                     : to_utf8(isolate_, exception));
+    }
+    reply->set_error_message(message);
+    std::string details = "{";
+    v8::Local<v8::Value> stack;
+    if (try_catch.StackTrace(context).ToLocal(&stack) && stack->IsString())
+      details += "\"stack\":" + json_quote(to_utf8(isolate_, stack));
+    if (auto where = try_catch.Message(); !where.IsEmpty()) {
+      if (details.size() > 1) details += ",";
+      details += "\"line\":" + std::to_string(where->GetLineNumber(context).FromMaybe(0));
+    }
+    reply->set_error_details_json(details + "}");
+  }
+}
+
+void js_host::call(const Call& call, CallReply* reply) {
+  reply->set_call_id(call.call_id());
+  auto found = functions_.find(call.function_id());
+  if (found == functions_.end()) {
+    reply->set_status(CallReply::NOT_LOADED);
+    reply->set_error_message("function " + std::to_string(call.function_id()) + " is not loaded");
+    return;
+  }
+  function& f = *found->second;
+  if (f.context.IsEmpty()) {
+    if (std::string error = instantiate(f); !error.empty()) {
+      reply->set_status(CallReply::NOT_LOADED);
+      reply->set_error_message("the function could not be reloaded: " + error);
+      return;
+    }
+  }
+  current_reply_ = reply;
+  dropped_log_lines_ = 0;
+  const uint32_t timeout_ms = call.timeout_ms() ? call.timeout_ms() : limits_.default_timeout_ms;
+  watchdog_.arm(timeout_ms);
+  run(f, call, reply);
+  const bool timed_out = watchdog_.disarm();
+  current_reply_ = nullptr;
+  if (dropped_log_lines_ > 0)
+    reply->add_logs("... " + std::to_string(dropped_log_lines_) + " more lines dropped");
+
+  if (timed_out || heap_exhausted_ || isolate_->IsExecutionTerminating()) {
+    isolate_->CancelTerminateExecution();
+    reply->clear_outputs();
+    reply->clear_state_json();
+    reply->clear_error_details_json();
+    reply->set_state_change(CallReply::UNCHANGED);
+    if (heap_exhausted_) {
+      reply->set_status(CallReply::RESOURCE_EXHAUSTED);
+      reply->set_error_message("the call exceeded the heap limit of " +
+                               std::to_string(limits_.heap_limit_bytes >> 20) + " MiB");
+    } else {
+      reply->set_status(CallReply::TIMEOUT);
+      reply->set_error_message("the call exceeded its time limit of " + std::to_string(timeout_ms) + " ms");
+    }
+    // The context may be half-way through anything: rebuild it from source.
+    f.discard();
+    if (heap_exhausted_) {
+      heap_exhausted_ = false;
+      isolate_->LowMemoryNotification();
+      isolate_->RemoveNearHeapLimitCallback(&js_host::near_heap_limit, limits_.heap_limit_bytes);
+      isolate_->AddNearHeapLimitCallback(&js_host::near_heap_limit, this);
+    }
+    instantiate(f);  // a failure shows at the next call as NOT_LOADED
+    return;
+  }
+  size_t bytes = reply->state_json().size();
+  for (auto& output : reply->outputs()) bytes += output.size();
+  if (bytes > limits_.max_reply_bytes) {
+    reply->clear_outputs();
+    reply->clear_state_json();
+    reply->set_state_change(CallReply::UNCHANGED);
+    reply->set_status(CallReply::RESOURCE_EXHAUSTED);
+    reply->set_error_message("the outputs and state are " + std::to_string(bytes) + " bytes, the limit is " +
+                             std::to_string(limits_.max_reply_bytes));
+  }
+}
+
+}  // namespace flowstate::worker

@@ -1,0 +1,55 @@
+#pragma once
+// One V8 isolate holding the loaded functions, each in its own context, and
+// running calls on them with the determinism and limits of ARCHITECTURE §1.2
+// and §4.
+#include <v8.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "watchdog.hpp"
+#include "worker.pb.h"
+
+namespace flowstate::worker {
+
+struct host_limits {
+  uint32_t default_timeout_ms = 5000;
+  size_t heap_limit_bytes = size_t{128} << 20;
+  size_t max_log_lines = 100;
+  size_t max_log_line_bytes = 1024;
+  size_t max_reply_bytes = size_t{16} << 20;
+};
+
+class js_host {
+ public:
+  js_host(v8::Isolate* isolate, host_limits limits);
+  ~js_host();
+
+  LoadReply load(const LoadFunction& function);
+  void unload(uint64_t function_id);
+  void call(const Call& call, CallReply* reply);
+
+  // Used by the console.* callback.
+  void append_log(std::string line);
+
+ private:
+  struct function;
+
+  // Compiles and evaluates `f`'s source in a fresh context; empty on success,
+  // else "filename:line: message".
+  std::string instantiate(function& f);
+  void run(function& f, const Call& call, CallReply* reply);
+  static size_t near_heap_limit(void* data, size_t current_limit, size_t initial_limit);
+
+  v8::Isolate* isolate_;
+  host_limits limits_;
+  watchdog watchdog_;
+  bool heap_exhausted_ = false;
+  std::unordered_map<uint64_t, std::unique_ptr<function>> functions_;
+  CallReply* current_reply_ = nullptr;
+  size_t dropped_log_lines_ = 0;
+};
+
+}  // namespace flowstate::worker

@@ -1,0 +1,20 @@
+#pragma once
+// Turns what a function returned into a CallReply, following the return-shape
+// table of ARCHITECTURE §1.2, with an error that says what was expected and
+// what came when the shape or a value is not JSON data.
+#include <v8.h>
+
+#include "worker.pb.h"
+
+namespace flowstate::worker {
+
+// Fills reply's outputs and state change (status OK), or sets status
+// EXCEPTION with an error message. Runs JSON.stringify, so it may run user
+// getters; the caller holds a TryCatch and the watchdog.
+void read_return_value(v8::Isolate* isolate, v8::Local<v8::Context> context,
+                       v8::Local<v8::Value> returned, CallReply* reply);
+
+// "a number", "an array", "null"...: what a value is, for error messages.
+std::string describe_type(v8::Local<v8::Value> value);
+
+}  // namespace flowstate::worker

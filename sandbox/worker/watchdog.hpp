@@ -1,0 +1,47 @@
+#pragma once
+// Stops a call that runs past its time limit: a thread that calls
+// Isolate::TerminateExecution at the call's deadline. Arming and disarming
+// take a mutex but wake the thread only when it is idle, so a stream of short
+// calls costs no system call per call.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+
+namespace v8 {
+class Isolate;
+}
+
+namespace flowstate::worker {
+
+class watchdog {
+ public:
+  explicit watchdog(v8::Isolate* isolate);
+  ~watchdog();
+  watchdog(const watchdog&) = delete;
+  watchdog& operator=(const watchdog&) = delete;
+
+  // Starts the clock for one call (or one load's top-level code).
+  void arm(uint32_t timeout_ms);
+  // Ends it; true when the deadline passed and execution was terminated.
+  bool disarm();
+
+ private:
+  void run();
+
+  v8::Isolate* isolate_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  bool active_ = false;
+  bool idle_ = false;
+  bool fired_ = false;
+  uint64_t generation_ = 0;
+  std::chrono::steady_clock::time_point deadline_;
+  // What the thread sleeps until; an earlier deadline must wake it.
+  std::chrono::steady_clock::time_point sleeping_until_;
+  std::thread thread_;
+};
+
+}  // namespace flowstate::worker
