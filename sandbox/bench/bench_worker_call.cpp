@@ -1,0 +1,135 @@
+// bench_worker_call: µs per identity-function call through a worker process
+// (client, batching, protobuf, socket, V8 in the worker) against the same
+// call made in-process (JSON parse + call + stringify). Not a test.
+//   bench_worker_call [calls] [outstanding]
+#include <libplatform/libplatform.h>
+#include <v8.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <string>
+
+#include "flowstate/sandbox/worker_client.hpp"
+
+using namespace flowstate::sandbox;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+const std::string input = R"({"id":123,"body":{"x":1.5,"name":"abc","tags":["a","b"]}})";
+
+double micros_per_call(clock_type::duration elapsed, int calls) {
+  return std::chrono::duration<double, std::micro>(elapsed).count() / calls;
+}
+
+double through_worker(int calls, int outstanding) {
+  auto client = worker_client::start({FLOWSTATE_WORKER_BINARY, 5000, {}});
+  if (!client) {
+    std::fprintf(stderr, "%s\n", client.error().c_str());
+    std::exit(1);
+  }
+  std::promise<void> loaded;
+  (*client)->load(1, "identity", "functions/identity.js",
+                  "export default function (input) { return {output: input}; }",
+                  [&](bool ok, std::string error) {
+                    if (!ok) std::fprintf(stderr, "%s\n", error.c_str()), std::exit(1);
+                    loaded.set_value();
+                  });
+  loaded.get_future().get();
+
+  std::atomic<int> issued{0}, completed{0};
+  std::promise<void> finished;
+  std::function<void()> issue = [&] {
+    if (issued.fetch_add(1) >= calls) return;
+    call_request request;
+    request.function_id = 1;
+    request.input_json = input;
+    request.ctx.message_id = "m";
+    (*client)->call(std::move(request), [&](call_result&& result) {
+      if (result.status != call_status::ok) std::fprintf(stderr, "call failed: %s\n", result.error_message.c_str());
+      issue();
+      if (completed.fetch_add(1) + 1 == calls) finished.set_value();
+    });
+  };
+  // Warm-up so that compilation and the first allocations are not measured.
+  {
+    std::promise<void> warm;
+    std::atomic<int> left{1000};
+    for (int i = 0; i < 1000; ++i) {
+      call_request request;
+      request.function_id = 1;
+      request.input_json = input;
+      (*client)->call(std::move(request), [&](call_result&&) {
+        if (--left == 0) warm.set_value();
+      });
+    }
+    warm.get_future().get();
+  }
+  auto start = clock_type::now();
+  for (int i = 0; i < outstanding; ++i) issue();
+  finished.get_future().get();
+  double result = micros_per_call(clock_type::now() - start, calls);
+  (*client)->stop();  // no callback may run once the locals it uses are gone
+  return result;
+}
+
+double in_process(int calls) {
+  v8::Isolate::CreateParams params;
+  std::unique_ptr<v8::ArrayBuffer::Allocator> allocator(v8::ArrayBuffer::Allocator::NewDefaultAllocator());
+  params.array_buffer_allocator = allocator.get();
+  v8::Isolate* isolate = v8::Isolate::New(params);
+  double result;
+  {
+    v8::Isolate::Scope isolate_scope(isolate);
+    v8::HandleScope scope(isolate);
+    auto context = v8::Context::New(isolate);
+    v8::Context::Scope context_scope(context);
+    auto source = v8::String::NewFromUtf8Literal(isolate, "(function (input) { return {output: input}; })");
+    auto function = v8::Script::Compile(context, source).ToLocalChecked()->Run(context).ToLocalChecked().As<v8::Function>();
+    auto output_key = v8::String::NewFromUtf8Literal(isolate, "output");
+    size_t bytes = 0;
+    auto run = [&](int n) {
+      for (int i = 0; i < n; ++i) {
+        v8::HandleScope call_scope(isolate);
+        auto text = v8::String::NewFromUtf8(isolate, input.data(), v8::NewStringType::kNormal, (int)input.size())
+                        .ToLocalChecked();
+        v8::Local<v8::Value> arg = v8::JSON::Parse(context, text).ToLocalChecked();
+        auto returned = function->Call(context, v8::Undefined(isolate), 1, &arg).ToLocalChecked();
+        auto output = returned.As<v8::Object>()->Get(context, output_key).ToLocalChecked();
+        v8::String::Utf8Value json(isolate, v8::JSON::Stringify(context, output).ToLocalChecked());
+        bytes += json.length();
+      }
+    };
+    run(1000);
+    auto start = clock_type::now();
+    run(calls);
+    result = micros_per_call(clock_type::now() - start, calls);
+    if (bytes == 0) std::puts("");
+  }
+  isolate->Dispose();
+  return result;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int calls = argc > 1 ? std::atoi(argv[1]) : 200000;
+  const int outstanding = argc > 2 ? std::atoi(argv[2]) : 64;
+  v8::V8::SetFlagsFromString("--single-threaded");
+  auto platform = v8::platform::NewSingleThreadedDefaultPlatform();
+  v8::V8::InitializePlatform(platform.get());
+  v8::V8::Initialize();
+
+  double local = in_process(calls);
+  double worker = through_worker(calls, outstanding);
+  std::printf("%-36s %10s\n", "identity call, JSON in/out", "µs/call");
+  std::printf("%-36s %10.3f\n", "in-process V8", local);
+  std::printf("%-36s %10.3f\n", ("worker, " + std::to_string(outstanding) + " outstanding").c_str(), worker);
+  std::printf("%-36s %10.2fx   (target ≤ 3x)\n", "ratio worker / in-process", worker / local);
+  v8::V8::Dispose();
+  v8::V8::DisposePlatform();
+  return 0;
+}
