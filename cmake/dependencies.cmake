@@ -23,7 +23,7 @@ target_include_directories(v8 SYSTEM INTERFACE "${FLOWSTATE_V8_PREFIX}/include/n
 target_link_directories(v8 INTERFACE "${FLOWSTATE_V8_PREFIX}/lib/x86_64-linux-gnu")
 target_link_libraries(v8 INTERFACE node Threads::Threads)
 target_link_options(v8 INTERFACE "-Wl,-rpath,${FLOWSTATE_V8_PREFIX}/lib/x86_64-linux-gnu")
-target_compile_definitions(v8 INTERFACE V8_COMPRESS_POINTERS V8_31BIT_SMIS_ON_64BIT_ARCH)
+# Debian's libnode 108 is built without pointer compression: no V8_COMPRESS_POINTERS.
 
 find_path(DOCTEST_INCLUDE_DIR doctest/doctest.h REQUIRED)
 find_program(PYTHON_FOR_TESTS /usr/bin/python3 REQUIRED)

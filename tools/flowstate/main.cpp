@@ -9,7 +9,9 @@ int main(int argc, char** argv) {
   flowstate::cli::register_deploy_command(app);
   flowstate::cli::register_state_commands(app);
   flowstate::cli::register_errors_commands(app);
+#if defined(FLOWSTATE_HAVE_SCHEMA_CLI)
   flowstate::cli::register_schema_commands(app);
+#endif
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

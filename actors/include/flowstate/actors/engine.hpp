@@ -1,0 +1,71 @@
+#pragma once
+// The node's engine: the store, the shards (CAF actors), the function hosts
+// and the active revision of every project. CAF stays out of this header.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "flowstate/drivers/http_types.hpp"
+#include "flowstate/runtime/result.hpp"
+
+namespace flowstate {
+
+struct engine_options {
+  std::string data_dir;       // holds store/ (RocksDB)
+  std::string worker_binary;  // flowstate-worker
+  unsigned shards = 4;        // key-group ranges, one actor each
+  unsigned scheduler_threads = 2;
+  // Work in flight per shard before sources get 503 + Retry-After.
+  std::size_t max_in_flight_per_shard = 2048;
+};
+
+struct project_info {
+  std::string name;
+  std::string dir;
+  uint32_t id = 0;
+  std::string revision;  // the active commit
+};
+
+// The outcome of a deploy request, as the admin API answers it.
+struct deploy_outcome {
+  int http_status = 200;  // 200, 404, 409 (race), 422 (invalid)
+  std::string detail;     // the refusal, one problem per line
+  std::string revision;   // active after the call
+  std::string replaced;   // active before the call
+};
+
+class engine {
+ public:
+  static result<std::unique_ptr<engine>> start(engine_options options);
+  virtual ~engine() = default;
+
+  // Registers a project repository and activates its recorded revision (or
+  // HEAD the first time). Blocking; at start-up.
+  virtual status add_project(const std::string& dir) = 0;
+  // Re-runs every input that was queued but not committed before a crash.
+  // Blocking; after every add_project.
+  virtual status recover() = 0;
+  virtual bool ready() const = 0;
+
+  // A request on the flow listener (any thread, never blocks).
+  virtual void handle_flow_request(http::request&& req, http::responder_ptr reply) = 0;
+
+  // Admin operations; they block (git, fsync): call them off the I/O threads.
+  virtual deploy_outcome deploy(const std::string& project, const std::string& revision,
+                                const std::string& expected) = 0;
+  virtual std::vector<project_info> projects() const = 0;
+  // The committed state of (flow, block, key) as JSON; nullopt when none.
+  virtual result<std::optional<std::string>> state_get(const std::string& project, const std::string& flow,
+                                                       const std::string& block, const std::string& key) const = 0;
+  // Error records (std:Error JSON objects), oldest first.
+  virtual std::vector<std::string> errors(const std::string& project, const std::string& flow,
+                                          const std::string& type, std::size_t limit) const = 0;
+
+  // SIGTERM: refuse new messages, wait for in-flight ones (up to timeout_ms),
+  // flush commits, stop. Idempotent.
+  virtual void drain(uint32_t timeout_ms) = 0;
+};
+
+}  // namespace flowstate

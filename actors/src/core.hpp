@@ -1,0 +1,35 @@
+#pragma once
+// What every shard shares: the store, the shard handles, the in-flight
+// counters, and the helpers that turn results into commits and replies.
+#include <caf/actor.hpp>
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "model.hpp"
+#include "flowstate/runtime/store.hpp"
+
+namespace flowstate::engine_detail {
+
+struct engine_core {
+  store* db = nullptr;
+  std::vector<caf::actor> shards;
+  std::unique_ptr<std::atomic<std::size_t>[]> in_flight;  // per shard
+  std::size_t max_in_flight = 2048;
+  std::atomic<bool> draining{false};
+
+  std::size_t shard_of(std::string_view key) const {
+    return static_cast<std::size_t>(key_group_of(key)) * shards.size() / key_group_count;
+  }
+  std::size_t total_in_flight() const {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < shards.size(); ++i) n += in_flight[i].load();
+    return n;
+  }
+};
+
+// Spawns one shard actor.
+caf::actor spawn_shard(caf::actor_system& sys, engine_core& core, std::size_t index);
+
+}  // namespace flowstate::engine_detail

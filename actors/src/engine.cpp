@@ -1,0 +1,517 @@
+// The engine: opens the store, spawns the shards, activates project
+// revisions (deploys) and answers the admin API's questions.
+#include "flowstate/actors/engine.hpp"
+
+#include <caf/all.hpp>
+
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+
+#include "core.hpp"
+#include "records.hpp"
+#include "flowstate/drivers/http_routes.hpp"
+#include "flowstate/runtime/fault.hpp"
+#include "flowstate/runtime/file_source.hpp"
+#include "flowstate/runtime/git_repo.hpp"
+#include "flowstate/runtime/keys.hpp"
+#include "flowstate/runtime/project_loader.hpp"
+#include "flowstate/sandbox/worker_client.hpp"
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::work_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::project_ptr)
+
+namespace flowstate {
+namespace {
+
+using namespace engine_detail;
+namespace fs = std::filesystem;
+
+// What the flow listener reads per request: the routes of every project and
+// each project's active revision. Replaced whole at every activation.
+struct routing_snapshot {
+  http::route_table routes;
+  std::unordered_map<uint32_t, project_ptr> projects;
+};
+
+struct project_entry {
+  std::string dir;
+  uint32_t id = 0;
+  project_ptr active;
+  std::unique_ptr<sandbox::worker_client> worker;
+  std::vector<http::route> routes;
+  std::vector<uint64_t> retired_functions;  // of the revision before active
+  std::mutex deploy_mutex;
+};
+
+std::string meta_key(std::string_view what, std::string_view name) { return key_builder{}.str(what).str(name).take(); }
+std::string meta_key(std::string_view what, uint32_t id) { return key_builder{}.str(what).u32(id).take(); }
+
+caf::actor_system_config& configure(caf::actor_system_config& cfg, unsigned threads) {
+  cfg.set("scheduler.max-threads", static_cast<size_t>(threads));
+  // One busy shard must not starve the others; sleep less when idle polling.
+  cfg.set("scheduler.max-throughput", static_cast<size_t>(64));
+  cfg.set("work-stealing.moderate-sleep-duration", caf::timespan{std::chrono::microseconds(20)});
+  cfg.set("work-stealing.relaxed-sleep-duration", caf::timespan{std::chrono::milliseconds(1)});
+  cfg.set("logger.console", caf::atom("none"));
+  return cfg;
+}
+
+class engine_impl final : public engine {
+ public:
+  explicit engine_impl(engine_options o) : options_(std::move(o)) {}
+
+  ~engine_impl() override {
+    drain(0);
+    for (auto& a : core_.shards) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    core_.shards.clear();
+    system_.reset();
+    for (auto& [_, p] : projects_)
+      if (p->worker) p->worker->stop();
+  }
+
+  status open() {
+    fs::create_directories(options_.data_dir);
+    store_options so;
+    so.path = (fs::path(options_.data_dir) / "store").string();
+    auto opened = store::open(so);
+    if (!opened) return fail(opened.error());
+    store_ = std::move(*opened);
+    core_.db = store_.get();
+    core_.max_in_flight = options_.max_in_flight_per_shard;
+    configure(config_, options_.scheduler_threads);
+    system_ = std::make_unique<caf::actor_system>(config_);
+    core_.in_flight = std::make_unique<std::atomic<std::size_t>[]>(options_.shards);
+    for (unsigned i = 0; i < options_.shards; ++i) {
+      core_.in_flight[i] = 0;
+      core_.shards.push_back(spawn_shard(*system_, core_, i));
+    }
+    std::atomic_store(&snapshot_, std::make_shared<const routing_snapshot>());
+    return status::success();
+  }
+
+  status add_project(const std::string& dir_in) override {
+    std::error_code ec;
+    auto dir = fs::weakly_canonical(fs::absolute(dir_in), ec).string();
+    if (ec || !fs::is_directory(dir)) return fail(dir_in + ": not a directory");
+    auto head = head_commit(dir);
+    if (!head) return fail(dir_in + ": " + head.error());
+    auto entry = std::make_unique<project_entry>();
+    entry->dir = dir;
+    entry->id = project_id_for(dir);
+    auto recorded = store_->get(column::meta, meta_key("active", entry->id));
+    std::string revision = recorded ? *recorded : *head;
+    if (revision.empty())
+      return fail(dir_in + ": the repository has no commit yet (commit the project, e.g. git add -A && git commit)");
+    sandbox::worker_options wo;
+    wo.worker_binary = options_.worker_binary;
+    auto worker = sandbox::worker_client::start(wo);
+    if (!worker) return fail(dir_in + ": cannot start a worker: " + worker.error());
+    entry->worker = std::move(*worker);
+    auto rt = build(*entry, revision, 1, entry->routes);
+    if (!rt) return fail(dir_in + " at " + revision.substr(0, 12) + ":\n" + rt.error());
+    auto* e = entry.get();
+    {
+      std::unique_lock lock(mutex_);
+      for (auto& [_, other] : projects_)
+        if (other->active->name == (*rt)->name)
+          return fail(dir_in + ": another project is already named \"" + (*rt)->name + "\"");
+      projects_[e->id] = std::move(entry);
+    }
+    if (auto st = check_routes(*e, e->routes); !st) {
+      std::unique_lock lock(mutex_);
+      projects_.erase(e->id);
+      return fail(dir_in + ": " + st.error());
+    }
+    if (!recorded) {
+      commit_batch b;
+      b.put(column::meta, meta_key("active", e->id), revision);
+      if (auto st = store_->write_now(std::move(b), true); !st) return fail(st.error());
+    }
+    activate(*e, std::move(*rt));
+    return status::success();
+  }
+
+  status recover() override {
+    std::vector<project_entry*> entries;
+    {
+      std::shared_lock lock(mutex_);
+      for (auto& [_, p] : projects_) entries.push_back(p.get());
+    }
+    for (auto* e : entries) {
+      auto rt = e->active;
+      auto [begin, end] = queue_range(rt->tenant, rt->project_id, 0, key_group_count);
+      std::size_t n = 0;
+      store_->scan_range(column::queue, begin, end, [&](std::string_view key, std::string_view value) {
+        key_reader kr(key);
+        auto tenant = kr.u32();
+        auto project = kr.u32();
+        auto group = kr.u32();
+        auto seq = kr.u64();
+        auto q = decode_queued(value);
+        if (!tenant || !project || !group || !seq || !q) return true;
+        auto item = std::make_shared<work_item>();
+        item->project = rt;
+        item->queue_seq = *seq;
+        item->msg = std::move(q->msg);
+        int f = rt->find_flow(q->flow);
+        int b = f < 0 ? -1 : rt->flows[static_cast<std::size_t>(f)].find_block(q->block);
+        if (b < 0) {
+          undeliverable(*rt, *q, std::string(key));
+          return true;
+        }
+        item->flow = static_cast<uint32_t>(f);
+        item->block = static_cast<uint32_t>(b);
+        submit(std::move(item));
+        ++n;
+        return true;
+      });
+      if (n) std::fprintf(stderr, "flowstate: %s: re-running %zu queued input(s)\n", rt->name.c_str(), n);
+    }
+    ready_ = true;
+    return status::success();
+  }
+
+  bool ready() const override { return ready_.load(); }
+
+  void handle_flow_request(http::request&& req, http::responder_ptr reply) override {
+    if (core_.draining.load()) {
+      auto r = http::problem(503, "draining", "the node is shutting down");
+      r.headers.emplace_back("Retry-After", "1");
+      reply->send(std::move(r));
+      return;
+    }
+    auto snap = std::atomic_load(&snapshot_);
+    auto [path, query] = http::split_target(req.target);
+    auto m = snap->routes.match(req.method, path);
+    if (!m) {
+      reply->send(http::problem(404, "not found", "no route matches " + req.method + " " + std::string(path)));
+      return;
+    }
+    auto pit = snap->projects.find(m->matched->project_id);
+    if (pit == snap->projects.end()) {
+      reply->send(http::problem(404, "not found", "the project of this route is not active"));
+      return;
+    }
+    const auto& rt = pit->second;
+    const auto& flow = rt->flows[m->matched->flow_index];
+    auto payload = http::build_request_message(req, *m);
+    if (!payload) {
+      reply->send(http::problem(400, "bad request", payload.error()));
+      return;
+    }
+    if (flow.blocks.size() < 2 || flow.blocks[1].kind != block_kind::function) {
+      http::response r;
+      r.status = 202;
+      r.content_type.clear();
+      reply->send(std::move(r));
+      return;
+    }
+    auto item = std::make_shared<work_item>();
+    item->project = rt;
+    item->flow = m->matched->flow_index;
+    item->block = 1;
+    item->msg.id = new_message_id();
+    item->msg.key = std::move(m->key);
+    item->msg.trace_id = item->msg.id;
+    item->msg.time_ms = now_ms();
+    item->msg.payload = std::move(*payload);
+    if (const auto& kp = flow.blocks[1].key_pointer) {
+      auto key = key_at_pointer(item->msg.payload, *kp);
+      if (!key) {
+        reply->send(http::problem(422, "PreconditionFailed", key.error()));
+        return;
+      }
+      item->msg.key = std::move(*key);
+    }
+    auto shard = core_.shard_of(item->msg.key);
+    if (core_.in_flight[shard].load() >= core_.max_in_flight) {
+      auto r = http::problem(503, "overloaded", "too much work in flight; retry shortly");
+      r.headers.emplace_back("Retry-After", "1");
+      reply->send(std::move(r));
+      return;
+    }
+    item->reply = std::move(reply);
+    submit(std::move(item));
+  }
+
+  deploy_outcome deploy(const std::string& name, const std::string& revision, const std::string& expected) override {
+    deploy_outcome out;
+    project_entry* e = find(name);
+    if (!e) return {404, "no project named \"" + name + "\"", "", ""};
+    std::lock_guard guard(e->deploy_mutex);
+    out.replaced = e->active->revision;
+    out.revision = out.replaced;
+    if (!expected.empty() && expected != out.replaced) {
+      out.http_status = 409;
+      out.detail = "the active revision is " + out.replaced + ", not " + expected + " (a concurrent deploy?)";
+      return out;
+    }
+    auto full = resolve(e->dir, revision);
+    if (!full) return {422, "revision " + revision + ": " + full.error(), out.replaced, out.replaced};
+    if (*full == out.replaced) return out;
+    std::vector<http::route> routes;
+    auto rt = build(*e, *full, e->active->epoch + 1, routes);
+    if (!rt) return {422, rt.error(), out.replaced, out.replaced};
+    if (auto st = check_routes(*e, routes); !st) {
+      unload((*rt)->function_ids, *e);
+      return {422, st.error(), out.replaced, out.replaced};
+    }
+    fault_point("deploy.before_record");
+    commit_batch b;
+    b.put(column::meta, meta_key("active", e->id), *full);
+    if (auto st = store_->write_now(std::move(b), true); !st) return {500, st.error(), out.replaced, out.replaced};
+    fault_point("deploy.after_record");
+    {
+      std::unique_lock lock(mutex_);
+      e->routes = std::move(routes);
+    }
+    activate(*e, std::move(*rt));
+    fault_point("deploy.after_activate");
+    out.revision = *full;
+    return out;
+  }
+
+  std::vector<project_info> projects() const override {
+    std::shared_lock lock(mutex_);
+    std::vector<project_info> out;
+    for (auto& [id, e] : projects_) out.push_back({e->active->name, e->dir, id, e->active->revision});
+    return out;
+  }
+
+  result<std::optional<std::string>> state_get(const std::string& name, const std::string& flow,
+                                               const std::string& block, const std::string& key) const override {
+    auto* e = find(name);
+    if (!e) return fail("no project named \"" + name + "\"");
+    auto rt = e->active;
+    int f = rt->find_flow(flow);
+    if (f < 0) return fail("project " + name + " has no flow \"" + flow + "\"");
+    if (rt->flows[static_cast<std::size_t>(f)].find_block(block) < 0)
+      return fail("flow " + flow + " has no block \"" + block + "\"");
+    return store_->get(column::state, state_key(rt->tenant, rt->project_id, key_group_of(key), flow, block, key));
+  }
+
+  std::vector<std::string> errors(const std::string& name, const std::string& flow, const std::string& type,
+                                  std::size_t limit) const override {
+    std::vector<std::string> out;
+    std::vector<project_ptr> targets;
+    {
+      std::shared_lock lock(mutex_);
+      for (auto& [_, e] : projects_)
+        if (name.empty() || e->active->name == name) targets.push_back(e->active);
+    }
+    for (auto& rt : targets) {
+      store_->scan_prefix(column::errors, project_prefix(rt->tenant, rt->project_id),
+                          [&](std::string_view, std::string_view value) {
+                            std::string v(value);
+                            if (!flow.empty() && v.find("\"flow\":\"" + flow + "\"") == std::string::npos) return true;
+                            if (!type.empty() && v.find("\"type\":\"" + type + "\"") == std::string::npos) return true;
+                            out.push_back(std::move(v));
+                            return out.size() < limit;
+                          });
+    }
+    return out;
+  }
+
+  void drain(uint32_t timeout_ms) override {
+    if (drained_.exchange(true)) return;
+    core_.draining = true;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (core_.total_in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (store_) store_->close();
+  }
+
+ private:
+  void submit(work_ptr item) {
+    auto shard = core_.shard_of(item->msg.key);
+    item->shard = shard;
+    core_.in_flight[shard].fetch_add(1);
+    caf::anon_send(core_.shards[shard], std::move(item));
+  }
+
+  void undeliverable(const project_rt& rt, const queued_input& q, std::string queue_entry_key) {
+    error_fields e;
+    e.id = std::to_string(store_->next_sequence());
+    e.type = "Undeliverable";
+    e.message = "block " + q.block + " of flow " + q.flow + " was removed by a deploy";
+    e.flow = q.flow;
+    e.block = q.block;
+    e.key = q.msg.key;
+    e.message_id = q.msg.id;
+    e.revision = rt.revision;
+    e.at_ms = now_ms();
+    e.input_json = q.msg.payload;
+    commit_batch b;
+    b.put(column::errors, error_key(rt.tenant, rt.project_id, std::stoull(e.id)), error_record_json(e));
+    b.erase(column::queue, std::move(queue_entry_key));
+    store_->commit(std::move(b), rt.durability, [] {});
+  }
+
+  uint32_t project_id_for(const std::string& dir) {
+    auto key = meta_key("project-id", dir);
+    if (auto v = store_->get(column::meta, key)) return static_cast<uint32_t>(std::stoul(*v));
+    auto next_key = meta_key("next-project-id", "");
+    uint32_t id = 1;
+    if (auto v = store_->get(column::meta, next_key)) id = static_cast<uint32_t>(std::stoul(*v));
+    commit_batch b;
+    b.put(column::meta, key, std::to_string(id));
+    b.put(column::meta, next_key, std::to_string(id + 1));
+    (void)store_->write_now(std::move(b), true);
+    return id;
+  }
+
+  project_entry* find(const std::string& name) const {
+    std::shared_lock lock(mutex_);
+    for (auto& [_, e] : projects_)
+      if (e->active && e->active->name == name) return e.get();
+    return nullptr;
+  }
+
+  // Loads a revision from git objects, validates it and loads its functions
+  // into the project's worker; its HTTP routes go to routes_out.
+  result<project_ptr> build(project_entry& e, const std::string& revision, uint64_t epoch,
+                            std::vector<http::route>& routes_out) {
+    auto files = open_git_commit(e.dir, revision);
+    if (!files) return fail(files.error());
+    auto catalog = kind_catalog::defaults();
+    auto rev = load_project(**files, catalog);
+    if (!rev) return fail(rev.error());
+    auto rt = std::make_shared<project_rt>();
+    rt->project_id = e.id;
+    rt->name = rev->manifest_.name;
+    rt->revision = revision;
+    rt->epoch = epoch;
+    rt->durability = rev->manifest_.durability;
+    rt->timeout_ms = rev->manifest_.timeout_ms;
+    rt->worker = e.worker.get();
+    std::vector<std::string> problems;
+    std::vector<http::route> routes;
+    std::map<std::string, uint64_t> function_ids;
+    std::vector<std::pair<std::future<std::string>, std::string>> loads;
+    for (auto& [fname, fdef] : rev->flows) {
+      flow_rt flow;
+      flow.name = fname;
+      for (std::size_t i = 0; i < fdef.blocks.size(); ++i) {
+        const auto& bd = fdef.blocks[i];
+        block_rt b;
+        b.id = bd.id;
+        b.name = bd.name;
+        b.key_pointer = bd.key_pointer;
+        auto where = fdef.file + ":" + std::to_string(bd.line) + ": ";
+        if (bd.kind == "js.Function") {
+          b.kind = block_kind::function;
+          auto it = function_ids.find(bd.name);
+          if (it == function_ids.end()) {
+            auto& fn = rev->functions.at(bd.name);
+            auto id = next_function_id_++;
+            it = function_ids.emplace(bd.name, id).first;
+            rt->function_ids.push_back(id);
+            auto promise = std::make_shared<std::promise<std::string>>();
+            loads.emplace_back(promise->get_future(), fn.file);
+            e.worker->load(id, fn.name, fn.file, fn.source, [promise](bool ok, std::string error) {
+              promise->set_value(ok ? std::string() : (error.empty() ? "cannot load" : error));
+            });
+          }
+          b.function_id = it->second;
+        } else if (bd.kind == "http.Request") {
+          b.kind = block_kind::http_request;
+          if (i != 0) problems.push_back(where + "http.Request is a source: it must be the first block");
+          auto dit = rev->drivers.find(bd.name);
+          auto parsed = http::parse_request_routes(dit->second.config_json);
+          if (!parsed) {
+            problems.push_back(dit->second.file + ": " + parsed.error());
+          } else {
+            for (auto& r : *parsed) {
+              r.project_id = e.id;
+              r.flow_index = static_cast<uint32_t>(rt->flows.size());
+              routes.push_back(std::move(r));
+            }
+          }
+        } else if (bd.kind == "http.Response") {
+          b.kind = block_kind::http_response;
+        } else {
+          problems.push_back(where + bd.kind + " is not available on this node yet");
+        }
+        flow.blocks.push_back(std::move(b));
+      }
+      rt->flows.push_back(std::move(flow));
+    }
+    for (auto& [future, file] : loads) {
+      auto error = future.get();
+      if (!error.empty()) problems.push_back(error.rfind(file, 0) == 0 ? error : file + ": " + error);
+    }
+    if (!problems.empty()) {
+      unload(rt->function_ids, e);
+      std::string joined;
+      for (auto& p : problems) joined += (joined.empty() ? "" : "\n") + p;
+      return fail(joined);
+    }
+    routes_out = std::move(routes);
+    return project_ptr(std::move(rt));
+  }
+
+  // Refuses routes that collide within the project or with another project.
+  status check_routes(const project_entry& e, const std::vector<http::route>& routes) {
+    http::route_table table;
+    std::shared_lock lock(mutex_);
+    for (auto& [id, other] : projects_) {
+      if (id == e.id) continue;
+      for (auto& r : other->routes) (void)table.add(r);
+    }
+    for (auto& r : routes) {
+      auto st = table.add(r);
+      if (!st) return fail(st.error());
+    }
+    return status::success();
+  }
+
+  void unload(const std::vector<uint64_t>& ids, project_entry& e) {
+    for (auto id : ids) e.worker->unload(id);
+  }
+
+  void activate(project_entry& e, project_ptr rt) {
+    if (e.active) {
+      unload(e.retired_functions, e);
+      e.retired_functions = e.active->function_ids;
+    }
+    e.active = rt;
+    rebuild_snapshot();
+    for (auto& shard : core_.shards) caf::anon_send(shard, rt);
+  }
+
+  void rebuild_snapshot() {
+    auto snap = std::make_shared<routing_snapshot>();
+    std::shared_lock lock(mutex_);
+    for (auto& [id, e] : projects_) {
+      if (!e->active) continue;
+      snap->projects[id] = e->active;
+      for (auto& r : e->routes) (void)snap->routes.add(r);
+    }
+    std::atomic_store(&snapshot_, std::shared_ptr<const routing_snapshot>(std::move(snap)));
+  }
+
+  engine_options options_;
+  caf::actor_system_config config_;
+  std::unique_ptr<caf::actor_system> system_;
+  std::unique_ptr<store> store_;
+  engine_core core_;
+  mutable std::shared_mutex mutex_;
+  std::map<uint32_t, std::unique_ptr<project_entry>> projects_;
+  std::shared_ptr<const routing_snapshot> snapshot_;
+  std::atomic<uint64_t> next_function_id_{1};
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> drained_{false};
+};
+
+}  // namespace
+
+result<std::unique_ptr<engine>> engine::start(engine_options options) {
+  auto e = std::make_unique<engine_impl>(std::move(options));
+  if (auto st = e->open(); !st) return fail(st.error());
+  return std::unique_ptr<engine>(std::move(e));
+}
+
+}  // namespace flowstate

@@ -1,0 +1,85 @@
+#pragma once
+// Engine-internal values shared by the shards, the ingress and the engine.
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "flowstate/drivers/http_routes.hpp"
+#include "flowstate/drivers/http_types.hpp"
+#include "flowstate/runtime/durability.hpp"
+
+namespace flowstate::sandbox {
+class worker_client;
+}
+
+namespace flowstate::engine_detail {
+
+enum class block_kind { function, http_request, http_response };
+
+struct block_rt {
+  std::string id;
+  std::string name;
+  block_kind kind = block_kind::function;
+  uint64_t function_id = 0;  // in the project's worker
+  std::optional<std::string> key_pointer;
+};
+
+struct flow_rt {
+  std::string name;
+  std::vector<block_rt> blocks;
+  // The block index of id, or -1.
+  int find_block(const std::string& id) const {
+    for (std::size_t i = 0; i < blocks.size(); ++i)
+      if (blocks[i].id == id) return static_cast<int>(i);
+    return -1;
+  }
+};
+
+// One activated revision of a project: immutable once built, shared by every
+// shard; a deploy builds a new one with a higher epoch (the fence).
+struct project_rt {
+  uint32_t tenant = 0;
+  uint32_t project_id = 0;
+  std::string name;
+  std::string revision;
+  uint64_t epoch = 0;
+  durability_mode durability = durability_mode::sync;
+  uint32_t timeout_ms = 5000;
+  std::vector<flow_rt> flows;
+  std::vector<uint64_t> function_ids;  // loaded in the worker for this revision
+  sandbox::worker_client* worker = nullptr;
+  int find_flow(const std::string& name) const {
+    for (std::size_t i = 0; i < flows.size(); ++i)
+      if (flows[i].name == name) return static_cast<int>(i);
+    return -1;
+  }
+};
+
+using project_ptr = std::shared_ptr<const project_rt>;
+
+struct message {
+  std::string id;
+  std::string key;
+  std::string trace_id;
+  int64_t time_ms = 0;
+  std::string payload;  // JSON
+};
+
+// A message waiting for, or running at, one block of one flow.
+struct work_item {
+  project_ptr project;
+  uint32_t flow = 0;
+  uint32_t block = 0;
+  message msg;
+  uint64_t queue_seq = 0;  // its durable queue entry, 0 when it has none
+  http::responder_ptr reply;  // the client waiting, if any
+  std::size_t shard = 0;
+};
+
+using work_ptr = std::shared_ptr<work_item>;
+
+}  // namespace flowstate::engine_detail

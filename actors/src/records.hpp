@@ -1,0 +1,53 @@
+#pragma once
+// Encodings of what the engine stores besides state: queued inputs, error
+// records, derived message ids, and the HTTP rendering of outputs and errors.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "flowstate/drivers/http_types.hpp"
+#include "flowstate/runtime/result.hpp"
+#include "model.hpp"
+
+namespace flowstate::engine_detail {
+
+// A queued input: which block it waits for, and the message.
+struct queued_input {
+  std::string flow;
+  std::string block;
+  message msg;
+};
+std::string encode_queued(const queued_input& q);
+result<queued_input> decode_queued(std::string_view bytes);
+
+// A fresh random id for a message from a source (32 hex digits).
+std::string new_message_id();
+// The id of output `index` of block `block_id` for input `input_id`:
+// deterministic, so a re-run produces the same ids.
+std::string derive_message_id(std::string_view input_id, std::string_view block_id, std::size_t index);
+
+struct error_fields {
+  std::string id;
+  std::string type;  // PreconditionFailed, Exception, Timeout, ...
+  std::string message;
+  std::string flow, block, key, message_id, revision;
+  int64_t at_ms = 0;
+  std::string details_json = "{}";
+  std::string input_json = "null";
+};
+// The std:Error JSON object.
+std::string error_record_json(const error_fields& e);
+// The problem+json reply for an error: 422, 504 or 500.
+http::response error_response(const error_fields& e);
+
+// The reply for an http.Response block given the output JSON
+// ({status, headers, body}; body sent as JSON unless a string).
+http::response render_http_response(std::string_view output_json);
+
+// Evaluates a JSON pointer on a JSON text; the string there, or an error
+// saying what was found.
+result<std::string> key_at_pointer(std::string_view json, const std::string& pointer);
+
+int64_t now_ms();
+
+}  // namespace flowstate::engine_detail

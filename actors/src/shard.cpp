@@ -1,0 +1,303 @@
+// A shard: owns a range of key groups. Messages of one (flow, block, key)
+// run one at a time, in order; different keys run in parallel. Each result
+// becomes one atomic commit: new state, outputs for the next block, removal
+// of the input, metering. Replies wait for the commit to be durable.
+#include <caf/all.hpp>
+
+#include <deque>
+#include <unordered_map>
+
+#include "core.hpp"
+#include "records.hpp"
+#include "flowstate/runtime/fault.hpp"
+#include "flowstate/runtime/keys.hpp"
+#include "flowstate/sandbox/worker_client.hpp"
+
+namespace flowstate::engine_detail {
+
+// A worker's answer for one work item, delivered back to its shard.
+struct call_done {
+  work_ptr item;
+  sandbox::call_result result;
+};
+using call_done_ptr = std::shared_ptr<call_done>;
+
+}  // namespace flowstate::engine_detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::work_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::call_done_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::project_ptr)
+
+namespace flowstate::engine_detail {
+namespace {
+
+struct key_slot {
+  bool busy = false;
+  std::deque<work_ptr> waiting;
+};
+
+struct shard_state {
+  engine_core* core = nullptr;
+  std::size_t index = 0;
+  std::unordered_map<uint32_t, project_ptr> current;  // project id -> active revision
+  std::unordered_map<std::string, key_slot> slots;     // by state key
+  // Latest state per state key (nullopt: known to have none). Updated when a
+  // result is committed, before the write is durable: a key's next message
+  // must see it, and the single writer keeps commits in order.
+  std::unordered_map<std::string, std::optional<std::string>> cache;
+};
+
+class shard_logic {
+ public:
+  shard_logic(caf::stateful_actor<shard_state>* self) : self_(self), st_(self->state) {}
+
+  void on_work(work_ptr item) {
+    auto& rt = st_.current[item->project->project_id];
+    if (!rt || rt->epoch < item->project->epoch) rt = item->project;
+    auto skey = slot_key(*item);
+    auto& slot = st_.slots[skey];
+    if (slot.busy) {
+      slot.waiting.push_back(std::move(item));
+      return;
+    }
+    slot.busy = true;
+    start(std::move(item), skey);
+  }
+
+  void on_activate(project_ptr rt) {
+    auto& cur = st_.current[rt->project_id];
+    if (!cur || cur->epoch < rt->epoch) cur = std::move(rt);
+  }
+
+  void on_call_done(call_done_ptr done) {
+    auto& item = done->item;
+    auto skey = slot_key(*item);
+    auto cur = st_.current[item->project->project_id];
+    if (cur && cur->epoch != item->project->epoch) {
+      // The fence: a result of an older revision is discarded and its
+      // input runs again on the active one.
+      if (rebind(*item, cur)) {
+        start(item, skey);
+        return;
+      }
+      commit_error(*item, "Undeliverable", "block " + block_id(*item) + " was removed by a deploy", "{}");
+      finish(skey);
+      return;
+    }
+    apply(*item, std::move(done->result));
+    finish(skey);
+  }
+
+ private:
+  static const block_rt& block_of(const work_item& w) { return w.project->flows[w.flow].blocks[w.block]; }
+  static std::string block_id(const work_item& w) { return block_of(w).id; }
+
+  static std::string slot_key(const work_item& w) {
+    const auto& flow = w.project->flows[w.flow];
+    return state_key(w.project->tenant, w.project->project_id, key_group_of(w.msg.key), flow.name,
+                     flow.blocks[w.block].id, w.msg.key);
+  }
+
+  // Moves an item onto another revision of its project, by flow name and
+  // block id; false when that block no longer exists.
+  static bool rebind(work_item& w, const project_ptr& to) {
+    const auto& old_flow = w.project->flows[w.flow];
+    int f = to->find_flow(old_flow.name);
+    if (f < 0) return false;
+    int b = to->flows[static_cast<std::size_t>(f)].find_block(old_flow.blocks[w.block].id);
+    if (b < 0) return false;
+    w.project = to;
+    w.flow = static_cast<uint32_t>(f);
+    w.block = static_cast<uint32_t>(b);
+    return true;
+  }
+
+  void start(work_ptr item, const std::string& skey) {
+    auto cur = st_.current[item->project->project_id];
+    if (cur && cur->epoch != item->project->epoch && !rebind(*item, cur)) {
+      commit_error(*item, "Undeliverable", "its block was removed by a deploy", "{}");
+      finish(skey);
+      return;
+    }
+    const auto& block = block_of(*item);
+    sandbox::call_request req;
+    req.function_id = block.function_id;
+    req.input_json = item->msg.payload;
+    req.state_json = load_state(skey);
+    req.ctx.key = item->msg.key;
+    req.ctx.flow = item->project->flows[item->flow].name;
+    req.ctx.block = block.id;
+    req.ctx.revision = item->project->revision;
+    req.ctx.message_id = item->msg.id;
+    req.ctx.time_ms = item->msg.time_ms;
+    req.timeout_ms = item->project->timeout_ms;
+    caf::actor me = caf::actor_cast<caf::actor>(self_);
+    item->project->worker->call(std::move(req), [me, item](sandbox::call_result&& r) {
+      caf::anon_send(me, std::make_shared<call_done>(call_done{item, std::move(r)}));
+    });
+  }
+
+  std::optional<std::string> load_state(const std::string& skey) {
+    auto it = st_.cache.find(skey);
+    if (it != st_.cache.end()) return it->second;
+    auto value = st_.core->db->get(column::state, skey);
+    st_.cache.emplace(skey, value);
+    return value;
+  }
+
+  // The key's slot is free again: run its next message, if any.
+  void finish(const std::string& skey) {
+    st_.core->in_flight[st_.index].fetch_sub(1);
+    auto it = st_.slots.find(skey);
+    if (it == st_.slots.end()) return;
+    auto& slot = it->second;
+    if (slot.waiting.empty()) {
+      st_.slots.erase(it);
+      return;
+    }
+    auto next = std::move(slot.waiting.front());
+    slot.waiting.pop_front();
+    start(std::move(next), skey);
+  }
+
+  error_fields error_for(const work_item& w, std::string type, std::string message, std::string details) {
+    error_fields e;
+    auto seq = st_.core->db->next_sequence();
+    e.id = std::to_string(seq);
+    e.type = std::move(type);
+    e.message = std::move(message);
+    e.flow = w.project->flows[w.flow].name;
+    e.block = block_id(w);
+    e.key = w.msg.key;
+    e.message_id = w.msg.id;
+    e.revision = w.project->revision;
+    e.at_ms = now_ms();
+    e.details_json = std::move(details);
+    e.input_json = w.msg.payload;
+    return e;
+  }
+
+  void put_error(commit_batch& batch, const work_item& w, const error_fields& e) {
+    batch.put(column::errors, error_key(w.project->tenant, w.project->project_id, std::stoull(e.id)),
+              error_record_json(e));
+  }
+
+  void commit_error(work_item& w, std::string type, std::string message, std::string details) {
+    commit_batch batch;
+    auto e = error_for(w, std::move(type), std::move(message), std::move(details));
+    put_error(batch, w, e);
+    if (w.queue_seq)
+      batch.erase(column::queue, queue_key(w.project->tenant, w.project->project_id, key_group_of(w.msg.key), w.queue_seq));
+    auto reply = std::move(w.reply);
+    auto response = error_response(e);
+    st_.core->db->commit(std::move(batch), w.project->durability, [reply, response]() mutable {
+      if (reply) reply->send(std::move(response));
+    });
+  }
+
+  void apply(work_item& w, sandbox::call_result&& r) {
+    using sandbox::call_status;
+    if (r.status != call_status::ok) {
+      static const char* types[] = {"", "Exception", "Timeout", "ResourceExhausted", "Exception", "Exception"};
+      std::string message = r.error_message;
+      if (r.status == call_status::worker_crashed) message = "the call crashed its worker twice";
+      std::string details = r.error_details_json.empty() ? "{}" : r.error_details_json;
+      commit_error(w, types[static_cast<int>(r.status)], std::move(message), std::move(details));
+      return;
+    }
+    const auto& flow = w.project->flows[w.flow];
+    commit_batch batch;
+    auto skey = slot_key(w);
+    if (r.state == sandbox::state_change::set) {
+      batch.put(column::state, skey, r.state_json);
+      st_.cache[skey] = std::move(r.state_json);
+    } else if (r.state == sandbox::state_change::erase) {
+      batch.erase(column::state, skey);
+      st_.cache[skey] = std::nullopt;
+    }
+    if (w.queue_seq)
+      batch.erase(column::queue, queue_key(w.project->tenant, w.project->project_id, key_group_of(w.msg.key), w.queue_seq));
+    batch.add_count(metering_key(w.project->tenant, w.project->project_id), 1);
+
+    std::optional<http::response> response;
+    bool carried = false;
+    std::vector<work_ptr> downstream;
+    for (std::size_t i = 0; i < r.outputs.size(); ++i) {
+      for (std::size_t pos = w.block + 1; pos < flow.blocks.size(); ++pos) {
+        const auto& next = flow.blocks[pos];
+        if (next.kind == block_kind::http_response) {
+          if (w.reply && !response && !carried) response = render_http_response(r.outputs[i]);
+          continue;
+        }
+        if (next.kind != block_kind::function) continue;
+        auto item = std::make_shared<work_item>();
+        item->project = w.project;
+        item->flow = w.flow;
+        item->block = static_cast<uint32_t>(pos);
+        item->msg.id = derive_message_id(w.msg.id, block_id(w), i);
+        item->msg.key = w.msg.key;
+        item->msg.trace_id = w.msg.trace_id;
+        item->msg.time_ms = w.msg.time_ms;
+        item->msg.payload = std::move(r.outputs[i]);
+        if (next.key_pointer) {
+          auto key = key_at_pointer(item->msg.payload, *next.key_pointer);
+          if (!key) {
+            auto e = error_for(*item, "PreconditionFailed", key.error(), "{}");
+            put_error(batch, *item, e);
+            if (w.reply && !response && !carried) response = error_response(e);
+            break;
+          }
+          item->msg.key = std::move(*key);
+        }
+        item->queue_seq = st_.core->db->next_sequence();
+        batch.put(column::queue,
+                  queue_key(w.project->tenant, w.project->project_id, key_group_of(item->msg.key), item->queue_seq),
+                  encode_queued({flow.name, next.id, item->msg}));
+        if (w.reply && !response) {
+          item->reply = w.reply;
+          carried = true;
+        }
+        downstream.push_back(std::move(item));
+        break;
+      }
+    }
+    if (w.reply && !response && !carried) {
+      response = http::response{};
+      response->status = r.outputs.empty() ? 204 : 202;
+      response->content_type.clear();
+    }
+    auto reply = w.reply;
+    fault_point("shard.before_commit");
+    st_.core->db->commit(std::move(batch), w.project->durability, [reply, response = std::move(response)]() mutable {
+      if (reply && response) reply->send(std::move(*response));
+    });
+    for (auto& item : downstream) {
+      auto target = st_.core->shard_of(item->msg.key);
+      item->shard = target;
+      st_.core->in_flight[target].fetch_add(1);
+      caf::anon_send(st_.core->shards[target], std::move(item));
+    }
+  }
+
+  caf::stateful_actor<shard_state>* self_;
+  shard_state& st_;
+};
+
+caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, engine_core* core, std::size_t index) {
+  self->state.core = core;
+  self->state.index = index;
+  auto logic = std::make_shared<shard_logic>(self);
+  return {
+      [logic](work_ptr& item) { logic->on_work(std::move(item)); },
+      [logic](call_done_ptr& done) { logic->on_call_done(std::move(done)); },
+      [logic](project_ptr& rt) { logic->on_activate(std::move(rt)); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_shard(caf::actor_system& sys, engine_core& core, std::size_t index) {
+  return sys.spawn(shard_actor, &core, index);
+}
+
+}  // namespace flowstate::engine_detail

@@ -1,0 +1,55 @@
+#pragma once
+// Routes of http.Request sources: "METHOD /path/{param}" patterns, matched
+// against requests, and the std:HttpRequest message built from a match.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "flowstate/drivers/http_types.hpp"
+#include "flowstate/runtime/result.hpp"
+
+namespace flowstate::http {
+
+struct route {
+  std::string method;  // "POST"
+  std::string path;    // "/count/{key}"
+  std::string text;    // "POST /count/{key}", the message's `route` field
+  std::vector<std::string> segments;  // "{key}" kept as is; literal otherwise
+  std::string key_param;              // "key" if present, else the first param
+  // Where matched requests go; opaque to the HTTP layer.
+  uint32_t project_id = 0;
+  uint32_t flow_index = 0;
+  uint32_t timeout_ms = 0;
+};
+
+// Parses an http.Request driver configuration (JSON text of drivers/X.yaml):
+// `method:` + `path:`, or `routes: ["GET /a/{key}", ...]`.
+result<std::vector<route>> parse_request_routes(std::string_view config_json);
+
+struct route_match {
+  const route* matched = nullptr;
+  std::vector<std::pair<std::string, std::string>> params;
+  std::string key;
+};
+
+class route_table {
+ public:
+  // Refuses a route whose method and shape collide with one already added.
+  status add(route r);
+  std::optional<route_match> match(std::string_view method, std::string_view path) const;
+  const std::vector<route>& routes() const { return routes_; }
+
+ private:
+  std::vector<route> routes_;
+};
+
+// Splits "/a/b?x=1" into path and query.
+std::pair<std::string_view, std::string_view> split_target(std::string_view target);
+
+// std:HttpRequest JSON: {route, method, path, params, query, headers, body}.
+// Fails (for a 400) when the body claims to be JSON and is not.
+result<std::string> build_request_message(const request& req, const route_match& m);
+
+}  // namespace flowstate::http

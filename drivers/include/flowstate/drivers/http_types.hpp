@@ -1,0 +1,48 @@
+#pragma once
+// Plain HTTP request/response values, so that Beast stays out of headers.
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace flowstate::http {
+
+using header_list = std::vector<std::pair<std::string, std::string>>;
+
+struct request {
+  std::string method;
+  std::string target;  // path and query, as sent
+  header_list headers;
+  std::string body;
+  bool keep_alive = true;
+
+  // The first header named `name` (case-insensitive), or "".
+  std::string_view header(std::string_view name) const;
+};
+
+struct response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  header_list headers;
+};
+
+// Sends exactly one response to the client that made a request. Thread-safe;
+// the first send wins and later ones are ignored. Dropping the last reference
+// without sending answers 500, so a lost reply never leaves a client hanging.
+class responder {
+ public:
+  virtual ~responder() = default;
+  virtual void send(response r) = 0;
+  virtual bool sent() const = 0;
+};
+
+using responder_ptr = std::shared_ptr<responder>;
+
+// RFC 9457 problem+json body.
+response problem(int status, std::string_view title, std::string_view detail);
+
+// JSON string escaping (quotes included).
+void append_json_string(std::string& out, std::string_view s);
+
+}  // namespace flowstate::http

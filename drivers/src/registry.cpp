@@ -1,0 +1,10 @@
+#include "flowstate/drivers/registry.hpp"
+
+namespace flowstate::drivers {
+
+void register_builtin_drivers(registry& r) {
+  r.add({"http.Request", role::source, "HTTP requests on the flow listener (method + path, or routes)"});
+  r.add({"http.Response", role::sink, "replies to the request that started the message"});
+}
+
+}  // namespace flowstate::drivers

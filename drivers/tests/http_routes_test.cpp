@@ -1,0 +1,61 @@
+#include <doctest/doctest.h>
+
+#include "flowstate/drivers/http_routes.hpp"
+
+using namespace flowstate::http;
+
+TEST_CASE("a route with a key parameter matches and extracts the key") {
+  auto routes = parse_request_routes(R"({"kind":"http.Request","method":"post","path":"/count/{key}"})");
+  REQUIRE(routes.ok());
+  route_table table;
+  REQUIRE(table.add(routes->at(0)).ok());
+  auto m = table.match("POST", "/count/abc%20d");
+  REQUIRE(m);
+  CHECK(m->key == "abc d");
+  CHECK(!table.match("GET", "/count/abc"));
+  CHECK(!table.match("POST", "/count/abc/x"));
+}
+
+TEST_CASE("the first parameter is the key when none is named key") {
+  auto routes = parse_request_routes(R"({"routes":["GET /lists/{list}/todos/{todo}"]})");
+  REQUIRE(routes.ok());
+  route_table table;
+  REQUIRE(table.add(routes->at(0)).ok());
+  auto m = table.match("GET", "/lists/l1/todos/t2");
+  REQUIRE(m);
+  CHECK(m->key == "l1");
+}
+
+TEST_CASE("colliding routes are refused with both names") {
+  route_table table;
+  auto a = parse_request_routes(R"({"routes":["GET /a/{x}"]})");
+  auto b = parse_request_routes(R"({"routes":["GET /a/b"]})");
+  REQUIRE(table.add(a->at(0)).ok());
+  auto st = table.add(b->at(0));
+  REQUIRE(!st.ok());
+  CHECK(st.error().find("GET /a/b") != std::string::npos);
+  CHECK(st.error().find("GET /a/{x}") != std::string::npos);
+}
+
+TEST_CASE("a bad method or a path without a slash is refused") {
+  CHECK(!parse_request_routes(R"({"method":"FETCH","path":"/a"})").ok());
+  CHECK(!parse_request_routes(R"({"method":"GET","path":"a"})").ok());
+  CHECK(!parse_request_routes(R"({"method":"GET"})").ok());
+}
+
+TEST_CASE("the request message embeds a JSON body and refuses a broken one") {
+  auto routes = parse_request_routes(R"({"path":"/c/{key}"})");
+  route_table table;
+  REQUIRE(table.add(routes->at(0)).ok());
+  request req;
+  req.method = "POST";
+  req.target = "/c/k1?x=1&y=a%2Fb";
+  req.headers = {{"Content-Type", "application/json"}};
+  req.body = R"({"by":2})";
+  auto m = table.match("POST", "/c/k1");
+  auto msg = build_request_message(req, *m);
+  REQUIRE(msg.ok());
+  CHECK(*msg == R"({"route":"POST /c/{key}","method":"POST","path":"/c/k1","params":{"key":"k1"},"query":{"x":"1","y":"a/b"},"headers":{"content-type":"application/json"},"body":{"by":2}})");
+  req.body = "{broken";
+  CHECK(!build_request_message(req, *m).ok());
+}

@@ -1,0 +1,216 @@
+"""Helpers for system tests: real `flowstate serve` processes on loopback with
+free ports and temporary data directories, real git project repositories."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+BIN = os.environ.get("FLOWSTATE_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "bin", "flowstate")
+
+GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "-c", "init.defaultBranch=main"]
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def check(condition, message):
+    if not condition:
+        raise TestFailure(message)
+
+
+def tmpdir(prefix="flowstate-test-"):
+    d = tempfile.mkdtemp(prefix=prefix)
+    return d
+
+
+def write_files(root, files):
+    for rel, text in files.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+
+
+def make_project(root, files, message="initial"):
+    """A git repository holding `files` ({relative path: text}), committed."""
+    os.makedirs(root, exist_ok=True)
+    write_files(root, files)
+    subprocess.run(GIT + ["init", "-q", root], check=True)
+    subprocess.run(GIT + ["-C", root, "add", "-A"], check=True)
+    subprocess.run(GIT + ["-C", root, "commit", "-q", "-m", message], check=True)
+    return root
+
+
+def git_head(root):
+    return subprocess.run(GIT + ["-C", root, "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def cli(*args, data=None, check_rc=None, env=None, cwd=None):
+    cmd = [BIN] + list(args)
+    if data is not None:
+        cmd += ["--data", data]
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120)
+    if check_rc is not None and p.returncode != check_rc:
+        raise TestFailure(f"{' '.join(cmd)} exited {p.returncode}, expected {check_rc}\n"
+                          f"stdout: {p.stdout}\nstderr: {p.stderr}")
+    return p
+
+
+COUNTER_JS = """export default function (input, state = { count: 0 }, ctx) {
+  const count = state.count + (input.body && input.body.by || 1);
+  return { output: { status: 200, body: { count } }, state: { count } };
+}
+"""
+
+
+def counter_project(root, durability="sync", function=COUNTER_JS, extra=None):
+    files = {
+        "flowstate.yaml": f"name: {os.path.basename(root)}\ndurability: {durability}\n",
+        "flows/counter.yaml": "blocks:\n  - http.Request: count\n  - js.Function: counter\n  - http.Response: reply\n",
+        "drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: /count/{key}\n",
+        "drivers/reply.yaml": "kind: http.Response\n",
+        "functions/counter.js": function,
+    }
+    files.update(extra or {})
+    return make_project(root, files)
+
+
+class Node:
+    """One `flowstate serve` process."""
+
+    def __init__(self, projects, data=None, env=None, extra_args=()):
+        self.projects = projects
+        self.data = data or tmpdir("flowstate-data-")
+        self.env = env or {}
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.log_path = os.path.join(self.data, "node.log")
+
+    def start(self, env=None):
+        for f in ("listen.addr", "admin.addr"):
+            try:
+                os.remove(os.path.join(self.data, f))
+            except FileNotFoundError:
+                pass
+        full_env = dict(os.environ)
+        full_env.update(self.env)
+        if env:
+            full_env.update(env)
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--data", self.data, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
+            + self.extra_args + self.projects, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise TestFailure(f"node exited with {self.proc.returncode} at start:\n{self.log()}")
+            try:
+                self.listen = open(os.path.join(self.data, "listen.addr")).read().strip()
+                self.admin = open(os.path.join(self.data, "admin.addr")).read().strip()
+                self.token = open(os.path.join(self.data, "admin.token")).read().strip()
+                if self.admin_get("/readyz")[0] == 200:
+                    return self
+            except (FileNotFoundError, ConnectionError, OSError):
+                pass
+            time.sleep(0.05)
+        raise TestFailure("node did not become ready:\n" + self.log())
+
+    def log(self):
+        try:
+            return open(self.log_path).read()[-4000:]
+        except FileNotFoundError:
+            return ""
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def wait_killed(self, timeout=60):
+        """For fault injection: waits until the node killed itself."""
+        self.proc.wait(timeout=timeout)
+        return self.proc.returncode
+
+    def terminate(self, timeout=60):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def connection(self, timeout=30):
+        host, port = self.listen.rsplit(":", 1)
+        return http.client.HTTPConnection(host, int(port), timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, conn=None):
+        own = conn is None
+        conn = conn or self.connection()
+        data = json.dumps(body) if body is not None and not isinstance(body, (str, bytes)) else body
+        h = {"Content-Type": "application/json"} if body is not None else {}
+        h.update(headers or {})
+        conn.request(method, path, body=data, headers=h)
+        r = conn.getresponse()
+        text = r.read().decode()
+        if own:
+            conn.close()
+        try:
+            return r.status, json.loads(text) if text else None
+        except ValueError:
+            return r.status, text
+
+    def admin_get(self, path):
+        host, port = self.admin.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn.request("GET", path, headers={"Authorization": f"Bearer {getattr(self, 'token', '')}"})
+        r = conn.getresponse()
+        text = r.read().decode()
+        conn.close()
+        try:
+            return r.status, json.loads(text) if text else None
+        except ValueError:
+            return r.status, text
+
+    def state(self, flow, block, key, project=None):
+        args = ["state", "get", flow, block, key, "--json"]
+        if project:
+            args += ["--project", project]
+        p = cli(*args, data=self.data, check_rc=0)
+        return json.loads(p.stdout)
+
+    def errors(self, project=None):
+        args = ["errors", "list", "--json"]
+        if project:
+            args += ["--project", project]
+        return json.loads(cli(*args, data=self.data, check_rc=0).stdout)
+
+
+def run(tests):
+    """Runs test functions (name: sentence), prints a line each and a summary."""
+    if not os.path.exists(BIN):
+        print(f"skipped: {BIN} not built")
+        sys.exit(77)
+    passed = failed = 0
+    for fn in tests:
+        name = fn.__doc__.strip() if fn.__doc__ else fn.__name__
+        start = time.time()
+        try:
+            fn()
+            passed += 1
+            print(f"PASS {name} ({time.time() - start:.1f}s)", flush=True)
+        except Exception as e:  # noqa: BLE001 - report every failure the same way
+            failed += 1
+            print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)

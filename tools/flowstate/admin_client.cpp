@@ -1,0 +1,71 @@
+#include "admin_client.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <simdjson.h>
+
+#include "node_files.hpp"
+
+namespace flowstate::cli {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+
+result<admin_target> find_admin(const std::string& data_dir, const std::string& admin_flag) {
+  admin_target t;
+  auto token = read_file(data_dir + "/admin.token");
+  if (!token) return fail("no admin token in " + data_dir + "/admin.token: is a node using --data " + data_dir + "?");
+  t.token = *token;
+  while (!t.token.empty() && (t.token.back() == '\n' || t.token.back() == '\r')) t.token.pop_back();
+  if (!admin_flag.empty()) {
+    t.address = admin_flag;
+  } else if (auto addr = read_file(data_dir + "/admin.addr")) {
+    t.address = *addr;
+    while (!t.address.empty() && (t.address.back() == '\n')) t.address.pop_back();
+  } else {
+    t.address = "127.0.0.1:8081";
+  }
+  return t;
+}
+
+result<admin_reply> admin_request(const admin_target& t, const std::string& method, const std::string& target,
+                                  const std::string& body) {
+  try {
+    asio::io_context ioc;
+    asio::ip::tcp::resolver resolver(ioc);
+    beast::tcp_stream stream(ioc);
+    auto colon = t.address.rfind(':');
+    auto results = resolver.resolve(t.address.substr(0, colon), t.address.substr(colon + 1));
+    stream.connect(results);
+    bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
+    req.set(bhttp::field::host, t.address);
+    req.set(bhttp::field::authorization, "Bearer " + t.token);
+    req.set(bhttp::field::content_type, "application/json");
+    req.body() = body;
+    req.prepare_payload();
+    bhttp::write(stream, req);
+    beast::flat_buffer buffer;
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(64u << 20);
+    bhttp::read(stream, buffer, parser);
+    beast::error_code ec;
+    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    return admin_reply{static_cast<int>(parser.get().result_int()), parser.get().body()};
+  } catch (const std::exception& e) {
+    return fail("cannot reach the node's admin API at " + t.address + " (" + e.what() +
+                "): is `flowstate serve` running?");
+  }
+}
+
+std::string problem_detail(const std::string& body) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  std::string_view detail;
+  if (!parser.parse(body).get(doc) && !doc["detail"].get_string().get(detail)) return std::string(detail);
+  return body;
+}
+
+}  // namespace flowstate::cli

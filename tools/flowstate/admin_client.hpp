@@ -1,0 +1,29 @@
+#pragma once
+// The CLI's blocking client for the node's admin API.
+#include <string>
+
+#include "flowstate/runtime/result.hpp"
+
+namespace flowstate::cli {
+
+struct admin_target {
+  std::string address;  // host:port
+  std::string token;
+};
+
+// --admin ADDR, else DATA/admin.addr; the token from DATA/admin.token.
+result<admin_target> find_admin(const std::string& data_dir, const std::string& admin_flag);
+
+struct admin_reply {
+  int status = 0;
+  std::string body;
+};
+
+// One request; fails only when the node cannot be reached.
+result<admin_reply> admin_request(const admin_target& t, const std::string& method, const std::string& target,
+                                  const std::string& body = "");
+
+// The `detail` of a problem+json body, else the body.
+std::string problem_detail(const std::string& body);
+
+}  // namespace flowstate::cli

@@ -1,0 +1,149 @@
+// flowstate deploy: validate the working tree, commit it, activate it on
+// the running node, and only then move the branch.
+#include <CLI/CLI.hpp>
+#include <simdjson.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "admin_client.hpp"
+#include "commands.hpp"
+#include "node_files.hpp"
+#include "flowstate/drivers/http_types.hpp"
+#include "flowstate/runtime/fault.hpp"
+#include "flowstate/runtime/file_source.hpp"
+#include "flowstate/runtime/git_repo.hpp"
+#include "flowstate/runtime/project_loader.hpp"
+
+namespace flowstate::cli {
+namespace {
+
+struct deploy_options {
+  std::string message;
+  std::string project = ".";
+  std::string data_dir;
+  std::string admin;
+};
+
+// JS syntax: flowstate-worker --check, run in the project directory so that
+// it names files as functions/NAME.js.
+bool check_syntax(const std::string& dir, const project_revision& rev) {
+  std::vector<std::string> files;
+  for (auto& [_, f] : rev.functions)
+    if (f.language == "js") files.push_back(f.file);
+  if (files.empty()) return true;
+  auto worker = executable_dir() + "/flowstate-worker";
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (chdir(dir.c_str()) != 0) _exit(127);
+    std::vector<char*> argv{const_cast<char*>(worker.c_str()), const_cast<char*>("--check")};
+    for (auto& f : files) argv.push_back(const_cast<char*>(f.c_str()));
+    argv.push_back(nullptr);
+    execv(worker.c_str(), argv.data());
+    _exit(127);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 127) std::fprintf(stderr, "deploy: cannot run %s\n", worker.c_str());
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+int deploy(const deploy_options& o) {
+  std::error_code ec;
+  auto dir = std::filesystem::weakly_canonical(std::filesystem::absolute(o.project), ec).string();
+  auto files = open_worktree(dir);
+  std::vector<project_problem> problems;
+  auto rev = load_project(*files, kind_catalog::defaults(), &problems);
+  if (!rev) {
+    std::fprintf(stderr, "deploy refused, nothing committed:\n");
+    for (auto& p : problems) std::fprintf(stderr, "  %s\n", p.to_string().c_str());
+    if (problems.empty()) std::fprintf(stderr, "  %s\n", rev.error().c_str());
+    return 1;
+  }
+  if (!check_syntax(dir, *rev)) {
+    std::fprintf(stderr, "deploy refused, nothing committed (syntax errors above)\n");
+    return 1;
+  }
+  auto target = find_admin(o.data_dir.empty() ? default_data_dir() : o.data_dir, o.admin);
+  if (!target) {
+    std::fprintf(stderr, "deploy: %s\n", target.error().c_str());
+    return 1;
+  }
+  auto listed = admin_request(*target, "GET", "/api/v1/projects");
+  if (!listed) {
+    std::fprintf(stderr, "deploy: %s\n", listed.error().c_str());
+    return 1;
+  }
+  std::string name, active;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (!parser.parse(listed->body).get(doc)) {
+    for (auto p : doc.get_array()) {
+      std::string_view pdir, pname, prev;
+      if (p["dir"].get_string().get(pdir) || p["name"].get_string().get(pname) || p["revision"].get_string().get(prev))
+        continue;
+      if (pdir == dir) {
+        name = std::string(pname);
+        active = std::string(prev);
+      }
+    }
+  }
+  if (name.empty()) {
+    std::fprintf(stderr, "deploy: the node at %s does not serve %s (start it with `flowstate serve %s`)\n",
+                 target->address.c_str(), dir.c_str(), o.project.c_str());
+    return 1;
+  }
+  auto head = head_commit(dir);
+  if (!head) {
+    std::fprintf(stderr, "deploy: %s\n", head.error().c_str());
+    return 1;
+  }
+  auto commit = create_commit_from_worktree(dir, o.message);
+  if (!commit) {
+    std::fprintf(stderr, "deploy: %s\n", commit.error().c_str());
+    return 1;
+  }
+  fault_point("cli.deploy.after_commit");
+  std::string body = "{\"revision\":";
+  http::append_json_string(body, *commit);
+  body += ",\"expected\":";
+  http::append_json_string(body, active);
+  body += "}";
+  auto reply = admin_request(*target, "POST", "/api/v1/projects/" + name + "/deploy", body);
+  if (!reply) {
+    std::fprintf(stderr, "deploy: %s\n", reply.error().c_str());
+    return 1;
+  }
+  if (reply->status != 200) {
+    std::fprintf(stderr, "deploy refused (%d), %s stays active:\n%s\n", reply->status, active.substr(0, 12).c_str(),
+                 problem_detail(reply->body).c_str());
+    return 1;
+  }
+  if (auto st = update_head(dir, *commit, *head); !st) {
+    std::fprintf(stderr, "deploy: %s is active on the node, but the branch did not move: %s\n",
+                 commit->substr(0, 12).c_str(), st.error().c_str());
+    return 1;
+  }
+  std::printf("deployed %s (replaces %s): %s\n", commit->substr(0, 12).c_str(), active.substr(0, 12).c_str(),
+              o.message.c_str());
+  return 0;
+}
+
+}  // namespace
+
+void register_deploy_command(CLI::App& app) {
+  auto o = std::make_shared<deploy_options>();
+  auto* cmd = app.add_subcommand("deploy", "Validate the project, commit it, and activate the commit on the running node");
+  cmd->add_option("-m,--message", o->message, "Commit message")->required();
+  cmd->add_option("--project", o->project, "Project directory (a git repository)")->capture_default_str();
+  cmd->add_option("--data", o->data_dir, "The node's data directory (for its admin token and address)");
+  cmd->add_option("--admin", o->admin, "The node's admin address HOST:PORT (default: from the data directory)");
+  cmd->callback([o] {
+    int rc = deploy(*o);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace flowstate::cli

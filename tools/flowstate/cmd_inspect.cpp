@@ -1,0 +1,135 @@
+// flowstate state get / errors list: read the node's committed state and
+// error queue through the admin API.
+#include <CLI/CLI.hpp>
+#include <simdjson.h>
+
+#include <cstdio>
+
+#include "admin_client.hpp"
+#include "commands.hpp"
+#include "node_files.hpp"
+
+namespace flowstate::cli {
+namespace {
+
+struct target_options {
+  std::string data_dir;
+  std::string admin;
+  std::string project;
+  bool json = false;
+};
+
+void add_target_options(CLI::App* cmd, target_options& o) {
+  cmd->add_option("--data", o.data_dir, "The node's data directory (for its admin token and address)");
+  cmd->add_option("--admin", o.admin, "The node's admin address HOST:PORT");
+  cmd->add_option("--project", o.project, "Project name (default: the node's only project)");
+  cmd->add_flag("--json", o.json, "Print JSON");
+}
+
+[[noreturn]] void die(const std::string& message) {
+  std::fprintf(stderr, "%s\n", message.c_str());
+  throw CLI::RuntimeError(1);
+}
+
+admin_target connect(const target_options& o) {
+  auto t = find_admin(o.data_dir.empty() ? default_data_dir() : o.data_dir, o.admin);
+  if (!t) die(t.error());
+  return *t;
+}
+
+std::string resolve_project(const admin_target& t, const std::string& given) {
+  if (!given.empty()) return given;
+  auto r = admin_request(t, "GET", "/api/v1/projects");
+  if (!r) die(r.error());
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  simdjson::dom::array list;
+  if (parser.parse(r->body).get(doc) || doc.get_array().get(list)) die("unexpected answer: " + r->body);
+  if (list.size() != 1) die("the node serves " + std::to_string(list.size()) + " projects: name one with --project");
+  std::string_view name;
+  if (list.at(0)["name"].get_string().get(name)) die("unexpected answer: " + r->body);
+  return std::string(name);
+}
+
+std::string url_escape(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void register_state_commands(CLI::App& app) {
+  auto* state = app.add_subcommand("state", "Inspect per-key state");
+  state->require_subcommand(1);
+  auto o = std::make_shared<target_options>();
+  auto args = std::make_shared<std::vector<std::string>>(3);
+  auto* get = state->add_subcommand("get", "Print the committed state of KEY at block BLOCK of flow FLOW");
+  get->add_option("FLOW", (*args)[0])->required();
+  get->add_option("BLOCK", (*args)[1])->required();
+  get->add_option("KEY", (*args)[2])->required();
+  add_target_options(get, *o);
+  get->callback([o, args] {
+    auto t = connect(*o);
+    auto project = resolve_project(t, o->project);
+    auto r = admin_request(t, "GET",
+                           "/api/v1/projects/" + url_escape(project) + "/flows/" + url_escape((*args)[0]) + "/blocks/" +
+                               url_escape((*args)[1]) + "/state/" + url_escape((*args)[2]));
+    if (!r) die(r.error());
+    if (r->status == 404 && problem_detail(r->body).find("has no state") != std::string::npos) {
+      if (o->json) std::printf("null\n");
+      else std::fprintf(stderr, "%s\n", problem_detail(r->body).c_str());
+      if (!o->json) throw CLI::RuntimeError(1);
+      return;
+    }
+    if (r->status != 200) die(problem_detail(r->body));
+    std::printf("%s\n", r->body.c_str());
+  });
+}
+
+void register_errors_commands(CLI::App& app) {
+  auto* errors = app.add_subcommand("errors", "The error queue");
+  errors->require_subcommand(1);
+  auto o = std::make_shared<target_options>();
+  auto filters = std::make_shared<std::pair<std::string, std::string>>();
+  auto* list = errors->add_subcommand("list", "List errors, oldest first");
+  add_target_options(list, *o);
+  list->add_option("--flow", filters->first, "Only errors of this flow");
+  list->add_option("--type", filters->second, "Only errors of this type (Exception, Timeout, ...)");
+  list->callback([o, filters] {
+    auto t = connect(*o);
+    std::string target = "/api/v1/errors?project=" + url_escape(o->project);
+    if (!filters->first.empty()) target += "&flow=" + url_escape(filters->first);
+    if (!filters->second.empty()) target += "&type=" + url_escape(filters->second);
+    auto r = admin_request(t, "GET", target);
+    if (!r) die(r.error());
+    if (r->status != 200) die(problem_detail(r->body));
+    if (o->json) {
+      std::printf("%s\n", r->body.c_str());
+      return;
+    }
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    if (parser.parse(r->body).get(doc)) die("unexpected answer: " + r->body);
+    std::printf("%-8s %-20s %-24s %-16s %-16s %s\n", "ID", "TYPE", "AT", "FLOW/BLOCK", "KEY", "MESSAGE");
+    for (auto e : doc.get_array()) {
+      auto s = [&](const char* k) {
+        std::string_view v;
+        return e[k].get_string().get(v) ? std::string() : std::string(v);
+      };
+      std::printf("%-8s %-20s %-24s %-16s %-16s %s\n", s("id").c_str(), s("type").c_str(), s("at").c_str(),
+                  (s("flow") + "/" + s("block")).c_str(), s("key").c_str(), s("message").c_str());
+    }
+  });
+}
+
+}  // namespace flowstate::cli

@@ -1,0 +1,119 @@
+// flowstate serve: one embedded node (engine, flow listener, admin API).
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <pthread.h>
+
+#include "commands.hpp"
+#include "node_files.hpp"
+#include "flowstate/actors/engine.hpp"
+#include "flowstate/drivers/http_server.hpp"
+#include "flowstate/ui_server/admin_api.hpp"
+
+namespace flowstate::cli {
+namespace {
+
+struct serve_options {
+  std::string data_dir;
+  std::string listen = "127.0.0.1:8080";
+  std::string admin_listen = "127.0.0.1:8081";
+  std::vector<std::string> projects;
+  std::string worker;
+  unsigned shards = 4;
+  unsigned http_threads = 1;
+  uint32_t drain_timeout_ms = 10000;
+};
+
+int serve(const serve_options& o) {
+  // Every thread started from here on inherits this mask: SIGTERM and
+  // SIGINT are taken by sigwait below, nowhere else.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto data_dir = o.data_dir.empty() ? default_data_dir() : o.data_dir;
+  std::filesystem::create_directories(data_dir);
+  auto token = read_or_create_token(data_dir);
+
+  engine_options eo;
+  eo.data_dir = data_dir;
+  eo.worker_binary = o.worker.empty() ? executable_dir() + "/flowstate-worker" : o.worker;
+  eo.shards = o.shards;
+  auto started = engine::start(eo);
+  if (!started) {
+    std::fprintf(stderr, "flowstate serve: %s\n", started.error().c_str());
+    return 1;
+  }
+  auto& eng = **started;
+  for (auto& dir : o.projects) {
+    if (auto st = eng.add_project(dir); !st) {
+      std::fprintf(stderr, "flowstate serve: %s\n", st.error().c_str());
+      return 1;
+    }
+  }
+  if (auto st = eng.recover(); !st) {
+    std::fprintf(stderr, "flowstate serve: recovery failed: %s\n", st.error().c_str());
+    return 1;
+  }
+
+  http::server_options flow_opts;
+  flow_opts.listen = o.listen;
+  flow_opts.threads = o.http_threads;
+  auto flows = http::server::start(flow_opts, [&eng](http::request&& r, http::responder_ptr p) {
+    eng.handle_flow_request(std::move(r), std::move(p));
+  });
+  if (!flows) {
+    std::fprintf(stderr, "flowstate serve: %s\n", flows.error().c_str());
+    return 1;
+  }
+  http::server_options admin_opts;
+  admin_opts.listen = o.admin_listen;
+  auto admin = http::server::start(admin_opts, admin::make_handler(eng, token));
+  if (!admin) {
+    std::fprintf(stderr, "flowstate serve: %s\n", admin.error().c_str());
+    return 1;
+  }
+  write_file(data_dir + "/listen.addr", (*flows)->address());
+  write_file(data_dir + "/admin.addr", (*admin)->address());
+  for (auto& p : eng.projects())
+    std::printf("flowstate: project %s at revision %.12s (%s)\n", p.name.c_str(), p.revision.c_str(), p.dir.c_str());
+  std::printf("flowstate: serving flows on http://%s, admin API on http://%s (data in %s)\n",
+              (*flows)->address().c_str(), (*admin)->address().c_str(), data_dir.c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::printf("flowstate: %s received, draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  std::fflush(stdout);
+  (*flows)->stop_accepting();
+  eng.drain(o.drain_timeout_ms);
+  (*flows)->stop();
+  (*admin)->stop();
+  std::printf("flowstate: stopped\n");
+  return 0;
+}
+
+}  // namespace
+
+void register_serve_command(CLI::App& app) {
+  auto o = std::make_shared<serve_options>();
+  auto* cmd = app.add_subcommand("serve", "Run a node: flow routes and public/ on --listen, the admin API on --admin-listen");
+  cmd->add_option("--data", o->data_dir, "Data directory (store, admin token); default $FLOWSTATE_DATA or ~/.local/share/flowstate");
+  cmd->add_option("--listen", o->listen, "Address of the flow listener (port 0 picks one)")->capture_default_str();
+  cmd->add_option("--admin-listen", o->admin_listen, "Address of the admin API")->capture_default_str();
+  cmd->add_option("--worker", o->worker, "Path of flowstate-worker (default: beside this binary)");
+  cmd->add_option("--shards", o->shards, "Shard actors (key-group ranges)")->capture_default_str();
+  cmd->add_option("--http-threads", o->http_threads, "Threads of the flow listener")->capture_default_str();
+  cmd->add_option("PROJECT_DIR", o->projects, "Project repositories to serve");
+  cmd->callback([o] {
+    int rc = serve(*o);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace flowstate::cli

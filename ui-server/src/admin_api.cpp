@@ -1,0 +1,144 @@
+#include "flowstate/ui_server/admin_api.hpp"
+
+#include <simdjson.h>
+
+#include <thread>
+
+#include "flowstate/actors/engine.hpp"
+#include "flowstate/drivers/http_routes.hpp"
+
+namespace flowstate::admin {
+namespace {
+
+http::response json(int status, std::string body) {
+  http::response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+std::vector<std::string> split(std::string_view path) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i <= path.size()) {
+    auto j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    if (j > i) out.emplace_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string query_param(std::string_view query, std::string_view name) {
+  std::size_t i = 0;
+  while (i < query.size()) {
+    auto amp = query.find('&', i);
+    if (amp == std::string_view::npos) amp = query.size();
+    auto pair = query.substr(i, amp - i);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
+    i = amp + 1;
+  }
+  return {};
+}
+
+// Runs blocking work (git, fsync, reads) off the listener's I/O thread.
+template <class F>
+void off_thread(F&& f) {
+  std::thread(std::forward<F>(f)).detach();
+}
+
+const char* openapi_document = R"({"openapi":"3.1.0","info":{"title":"Flowstate admin API","version":"1"},
+"paths":{
+"/api/v1/projects":{"get":{"summary":"The projects on this node and their active revisions"}},
+"/api/v1/projects/{project}/deploy":{"post":{"summary":"Activate a committed revision","description":"Body {revision, expected}: expected is the revision it replaces; 409 when another deploy came first, 422 with the problems when invalid."}},
+"/api/v1/projects/{project}/flows/{flow}/blocks/{block}/state/{key}":{"get":{"summary":"The committed state of a key"}},
+"/api/v1/errors":{"get":{"summary":"The error queue","parameters":[{"name":"project","in":"query"},{"name":"flow","in":"query"},{"name":"type","in":"query"},{"name":"limit","in":"query"}]}}
+}})";
+
+}  // namespace
+
+http::handler make_handler(engine& e, std::string token) {
+  return [&e, token = std::move(token)](http::request&& req, http::responder_ptr reply) {
+    auto [path, query] = http::split_target(req.target);
+    if (path == "/healthz") return reply->send(json(200, R"({"status":"ok"})"));
+    if (path == "/readyz")
+      return reply->send(e.ready() ? json(200, R"({"status":"ready"})") : json(503, R"({"status":"starting"})"));
+    auto auth = req.header("authorization");
+    if (auth != "Bearer " + token)
+      return reply->send(http::problem(401, "unauthorized", "send the node's admin token as `Authorization: Bearer TOKEN` (the CLI reads it from DATA_DIR/admin.token)"));
+    auto parts = split(path);
+    if (parts.size() < 2 || parts[0] != "api" || parts[1] != "v1")
+      return reply->send(http::problem(404, "not found", std::string(path)));
+    parts.erase(parts.begin(), parts.begin() + 2);
+    const auto& method = req.method;
+
+    if (parts.size() == 1 && parts[0] == "openapi.json" && method == "GET") return reply->send(json(200, openapi_document));
+
+    if (parts.size() == 1 && parts[0] == "projects" && method == "GET") {
+      std::string out = "[";
+      for (auto& p : e.projects()) {
+        if (out.size() > 1) out += ",";
+        out += "{\"name\":";
+        http::append_json_string(out, p.name);
+        out += ",\"dir\":";
+        http::append_json_string(out, p.dir);
+        out += ",\"id\":" + std::to_string(p.id) + ",\"revision\":";
+        http::append_json_string(out, p.revision);
+        out += "}";
+      }
+      return reply->send(json(200, out + "]"));
+    }
+
+    if (parts.size() == 3 && parts[0] == "projects" && parts[2] == "deploy" && method == "POST") {
+      simdjson::dom::parser parser;
+      simdjson::dom::element doc;
+      std::string_view revision, expected;
+      if (parser.parse(req.body).get(doc) || doc["revision"].get_string().get(revision))
+        return reply->send(http::problem(400, "bad request", "expected a JSON body {\"revision\": COMMIT, \"expected\": COMMIT}"));
+      if (doc["expected"].get_string().get(expected)) expected = {};
+      off_thread([&e, project = parts[1], revision = std::string(revision), expected = std::string(expected), reply] {
+        auto out = e.deploy(project, revision, expected);
+        if (out.http_status != 200) {
+          auto r = http::problem(out.http_status, out.http_status == 409 ? "conflict" : "deploy refused", out.detail);
+          return reply->send(std::move(r));
+        }
+        std::string body = "{\"revision\":";
+        http::append_json_string(body, out.revision);
+        body += ",\"replaced\":";
+        http::append_json_string(body, out.replaced);
+        reply->send(json(200, body + "}"));
+      });
+      return;
+    }
+
+    if (parts.size() == 8 && parts[0] == "projects" && parts[2] == "flows" && parts[4] == "blocks" &&
+        parts[6] == "state" && method == "GET") {
+      off_thread([&e, parts, reply] {
+        auto s = e.state_get(parts[1], parts[3], parts[5], parts[7]);
+        if (!s) return reply->send(http::problem(404, "not found", s.error()));
+        if (!*s) return reply->send(http::problem(404, "no state", "key \"" + parts[7] + "\" has no state"));
+        reply->send(json(200, **s));
+      });
+      return;
+    }
+
+    if (parts.size() == 1 && parts[0] == "errors" && method == "GET") {
+      auto limit_text = query_param(query, "limit");
+      std::size_t limit = limit_text.empty() ? 1000 : std::stoul(limit_text);
+      off_thread([&e, reply, project = query_param(query, "project"), flow = query_param(query, "flow"),
+                  type = query_param(query, "type"), limit] {
+        std::string out = "[";
+        for (auto& rec : e.errors(project, flow, type, limit)) {
+          if (out.size() > 1) out += ",";
+          out += rec;
+        }
+        reply->send(json(200, out + "]"));
+      });
+      return;
+    }
+    reply->send(http::problem(404, "not found", method + " " + std::string(path)));
+  };
+}
+
+}  // namespace flowstate::admin
