@@ -175,6 +175,7 @@ class engine_impl final : public engine {
   }
 
   bool ready() const override { return ready_.load(); }
+  std::size_t in_flight() const override { return core_.total_in_flight(); }
 
   void handle_flow_request(http::request&& req, http::responder_ptr reply) override {
     if (core_.draining.load()) {

@@ -182,6 +182,16 @@ class Node:
         except ValueError:
             return r.status, text
 
+    def wait_idle(self, timeout=60):
+        """Waits until no message is in flight (re-runs after a restart included)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            status, body = self.admin_get("/readyz")
+            if status == 200 and body.get("in_flight") == 0:
+                return
+            time.sleep(0.05)
+        raise TestFailure("messages still in flight after %ss" % timeout)
+
     def state(self, flow, block, key, project=None):
         args = ["state", "get", flow, block, key, "--json"]
         if project:

@@ -63,7 +63,8 @@ http::handler make_handler(engine& e, std::string token) {
     auto [path, query] = http::split_target(req.target);
     if (path == "/healthz") return reply->send(json(200, R"({"status":"ok"})"));
     if (path == "/readyz")
-      return reply->send(e.ready() ? json(200, R"({"status":"ready"})") : json(503, R"({"status":"starting"})"));
+      return reply->send(e.ready() ? json(200, "{\"status\":\"ready\",\"in_flight\":" + std::to_string(e.in_flight()) + "}")
+                                   : json(503, R"({"status":"starting"})"));
     auto auth = req.header("authorization");
     if (auth != "Bearer " + token)
       return reply->send(http::problem(401, "unauthorized", "send the node's admin token as `Authorization: Bearer TOKEN` (the CLI reads it from DATA_DIR/admin.token)"));
