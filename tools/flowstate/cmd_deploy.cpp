@@ -38,6 +38,7 @@ bool check_syntax(const std::string& dir, const project_revision& rev) {
   pid_t pid = fork();
   if (pid == 0) {
     if (chdir(dir.c_str()) != 0) _exit(127);
+    dup2(2, 1);  // the findings are part of the refusal, on stderr
     std::vector<char*> argv{const_cast<char*>(worker.c_str()), const_cast<char*>("--check")};
     for (auto& f : files) argv.push_back(const_cast<char*>(f.c_str()));
     argv.push_back(nullptr);

@@ -1,0 +1,173 @@
+"""Deploys: a function changed while requests flow, crash points in every
+step of a deploy, and refusals of broken project files."""
+import os
+import subprocess
+import threading
+
+from harness import GIT, Node, check, cli, counter_project, git_head, run, tmpdir, write_files
+
+VERSION_JS = """export default function (input, state = { count: 0 }, ctx) {
+  const count = state.count + 1;
+  return { output: { status: 200, body: { version: %d, count } }, state: { count } };
+}
+"""
+
+
+def versioned_project():
+    return counter_project(tmpdir() + "/app", function=VERSION_JS % 1)
+
+
+def deploy(project, node, message, env=None):
+    return cli("deploy", "-m", message, "--project", project, data=node.data, env=env)
+
+
+def active_revision(node):
+    status, projects = node.admin_get("/api/v1/projects")
+    check(status == 200, f"projects: {status}")
+    return projects[0]["revision"]
+
+
+def test_deploy_while_requests_flow():
+    """a deploy under load fails no request, switches responses to the new revision, and is a git commit"""
+    project = versioned_project()
+    node = Node([project]).start()
+    try:
+        old = git_head(project)
+        stop = threading.Event()
+        failures, versions = [], []
+
+        def client(c):
+            conn = node.connection()
+            while not stop.is_set():
+                status, body = node.request("POST", f"/count/k{c}", {}, conn=conn)
+                if status != 200:
+                    failures.append((status, body))
+                else:
+                    versions.append(body["version"])
+
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(8)]
+        for t in threads:
+            t.start()
+        write_files(project, {"functions/counter.js": VERSION_JS % 2})
+        p = deploy(project, node, "count in version 2")
+        after = len(versions)
+        status, body = node.request("POST", "/count/k0", {})
+        stop.set()
+        for t in threads:
+            t.join()
+        check(p.returncode == 0, f"deploy failed: {p.stderr}")
+        check(not failures, f"{len(failures)} requests failed during the deploy: {failures[:3]}")
+        check(status == 200 and body["version"] == 2, f"after the deploy: {status} {body}")
+        check(1 in versions, "requests before the deploy were answered by version 1")
+        check(all(v == 2 for v in versions[after + 8:]), "responses after the deploy came from the old revision")
+        new = git_head(project)
+        check(new != old and active_revision(node) == new, "the node runs the new commit")
+        log = subprocess.run(GIT + ["-C", project, "log", "--format=%s"], capture_output=True, text=True).stdout
+        check(log.splitlines()[0] == "count in version 2", f"git log: {log}")
+        check(f"replaces {old[:12]}" in p.stdout, f"the deploy names the revision it replaced: {p.stdout}")
+    finally:
+        node.stop()
+
+
+def crash_during_deploy(point, on_node, expect_new):
+    project = versioned_project()
+    old = git_head(project)
+    node = Node([project]).start(env={"FLOWSTATE_FAULT": point} if on_node else None)
+    write_files(project, {"functions/counter.js": VERSION_JS % 2})
+    p = deploy(project, node, "crash at " + point, env=None if on_node else {"FLOWSTATE_FAULT": point})
+    check(p.returncode != 0, f"{point}: the deploy should not report success")
+    if on_node:
+        node.wait_killed()
+    else:
+        node.stop()
+    node.start()
+    try:
+        status, body = node.request("POST", "/count/k", {})
+        revision = active_revision(node)
+        if expect_new:
+            check(body["version"] == 2 and revision != old, f"{point}: expected the new revision, got v{body['version']}")
+        else:
+            check(body["version"] == 1 and revision == old, f"{point}: expected the old revision, got v{body['version']}")
+        # Whatever happened, deploying again completes the change.
+        p = deploy(project, node, "again")
+        check(p.returncode == 0, f"{point}: the next deploy failed: {p.stderr}")
+        status, body = node.request("POST", "/count/k", {})
+        check(body["version"] == 2, f"{point}: after redeploy v{body['version']}")
+    finally:
+        node.stop()
+
+
+def test_crash_at_each_step_of_a_deploy():
+    """a crash at each step of a deploy leaves the old or the new revision active, never a mix"""
+    crash_during_deploy("cli.deploy.after_commit", on_node=False, expect_new=False)
+    crash_during_deploy("deploy.before_record", on_node=True, expect_new=False)
+    crash_during_deploy("deploy.after_record", on_node=True, expect_new=True)
+    crash_during_deploy("deploy.after_activate", on_node=True, expect_new=True)
+
+
+BROKEN = {
+    "bad YAML": ({"flows/counter.yaml": "blocks:\n  - http.Request: count\n   - js.Function: counter\n"},
+                 "flows/counter.yaml:3"),
+    "a missing function": ({"flows/counter.yaml": "blocks:\n  - http.Request: count\n  - js.Function: countr\n"},
+                           "flows/counter.yaml:3"),
+    "a missing driver": ({"flows/counter.yaml": "blocks:\n  - http.Request: cont\n  - js.Function: counter\n"},
+                         "flows/counter.yaml:2"),
+    "an unknown kind": ({"flows/counter.yaml": "blocks:\n  - http.Request: count\n  - js.Functio: counter\n"},
+                        "flows/counter.yaml:3"),
+    "a JS syntax error": ({"functions/counter.js": "export default function (input {\n  return {};\n}\n"},
+                          "functions/counter.js:1"),
+}
+
+
+def test_broken_project_files_are_refused():
+    """broken project files are refused with the file and line, nothing is committed, the old revision serves"""
+    project = versioned_project()
+    node = Node([project]).start()
+    try:
+        good = {name: open(os.path.join(project, name)).read()
+                for name in ("flows/counter.yaml", "functions/counter.js")}
+        head = git_head(project)
+        for case, (files, where) in BROKEN.items():
+            write_files(project, files)
+            p = deploy(project, node, "broken: " + case)
+            check(p.returncode != 0, f"{case}: the deploy was accepted")
+            check(where in p.stderr, f"{case}: the refusal does not name {where}: {p.stderr}")
+            check(git_head(project) == head, f"{case}: something was committed")
+            status, body = node.request("POST", "/count/k", {})
+            check(status == 200 and body["version"] == 1, f"{case}: the running revision stopped serving")
+            write_files(project, good)
+    finally:
+        node.stop()
+
+
+def test_node_refuses_a_broken_commit_pushed_past_the_cli():
+    """the node validates a revision itself: a broken commit posted to the API gets 422 naming the file"""
+    project = versioned_project()
+    node = Node([project]).start()
+    try:
+        old = git_head(project)
+        write_files(project, {"functions/counter.js": "export default function (input {\n}\n"})
+        subprocess.run(GIT + ["-C", project, "commit", "-qam", "broken"], check=True)
+        broken = git_head(project)
+        import http.client
+        import json
+        host, port = node.admin.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port))
+        conn.request("POST", "/api/v1/projects/app/deploy", json.dumps({"revision": broken, "expected": old}),
+                     {"Authorization": "Bearer " + node.token})
+        r = conn.getresponse()
+        text = r.read().decode()
+        check(r.status == 422 and "functions/counter.js" in text, f"{r.status} {text}")
+        conn.request("POST", "/api/v1/projects/app/deploy", json.dumps({"revision": broken, "expected": "0" * 40}),
+                     {"Authorization": "Bearer " + node.token})
+        r = conn.getresponse()
+        text = r.read().decode()
+        check(r.status == 409, f"a deploy naming the wrong revision to replace gets 409, got {r.status} {text}")
+        check(active_revision(node) == old, "the old revision stays active")
+    finally:
+        node.stop()
+
+
+if __name__ == "__main__":
+    run([test_deploy_while_requests_flow, test_crash_at_each_step_of_a_deploy, test_broken_project_files_are_refused,
+         test_node_refuses_a_broken_commit_pushed_past_the_cli])
