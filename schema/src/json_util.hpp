@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace flowstate::schema::detail {
 
@@ -57,5 +58,44 @@ struct number {
 int compare(const element& instance, const number& limit);
 
 std::string format_double(double d);
+
+// A small hash index of property names (properties, required): find() is a
+// bucket lookup and one compare instead of a scan over every name.
+class name_index {
+ public:
+  name_index() = default;
+  explicit name_index(const std::vector<std::string>& names) {
+    size_t size = 16;
+    while (size < names.size() * 2) size *= 2;
+    mask_ = size - 1;
+    heads_.assign(size, -1);
+    next_.assign(names.size(), -1);
+    names_.reserve(names.size());
+    for (size_t i = 0; i < names.size(); ++i) {
+      names_.emplace_back(names[i]);
+      size_t b = bucket(names[i]);
+      next_[i] = heads_[b];
+      heads_[b] = static_cast<int>(i);
+    }
+  }
+  // Index of name in the constructor's list, or -1.
+  [[nodiscard]] int find(std::string_view name) const {
+    if (heads_.empty()) return -1;
+    for (int i = heads_[bucket(name)]; i >= 0; i = next_[static_cast<size_t>(i)])
+      if (names_[static_cast<size_t>(i)] == name) return i;
+    return -1;
+  }
+
+ private:
+  size_t bucket(std::string_view s) const {
+    size_t h = s.size() * 0x9E3779B1u;
+    if (!s.empty()) h ^= static_cast<unsigned char>(s[0]) * 31u + static_cast<unsigned char>(s.back()) * 131u +
+                         static_cast<unsigned char>(s[s.size() / 2]) * 7u;
+    return (h ^ (h >> 7)) & mask_;
+  }
+  size_t mask_ = 0;
+  std::vector<int> heads_, next_;
+  std::vector<std::string> names_;
+};
 
 }  // namespace flowstate::schema::detail

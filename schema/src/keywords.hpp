@@ -107,11 +107,13 @@ class format_kw final : public keyword {
 
 class required_kw final : public keyword {
  public:
-  explicit required_kw(std::vector<std::string> names) : keyword("required"), names_(std::move(names)) {}
+  explicit required_kw(std::vector<std::string> names)
+      : keyword("required"), names_(std::move(names)), index_(names_) {}
   bool apply(const element&, context&, const instance_path&, const keyword_path&, annotations*) const override;
 
  private:
   std::vector<std::string> names_;
+  name_index index_;
 };
 
 class unique_items_kw final : public keyword {
@@ -222,11 +224,16 @@ class object_properties_kw final : public keyword {
       : keyword("properties"),
         props_(std::move(props)),
         patterns_(std::move(patterns)),
-        additional_(std::move(additional)) {}
+        additional_(std::move(additional)) {
+    std::vector<std::string> names;
+    for (const auto& p : props_) names.push_back(p.name);
+    index_ = name_index(names);
+  }
   bool apply(const element&, context&, const instance_path&, const keyword_path&, annotations*) const override;
 
  private:
   std::vector<named> props_;
+  name_index index_;
   std::vector<patterned> patterns_;
   std::optional<child> additional_;
 };

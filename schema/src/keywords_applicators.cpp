@@ -198,14 +198,12 @@ bool object_properties_kw::apply(const element& e, context& ctx, const instance_
   for (auto field : object_of(e)) {
     instance_path child_ip{&ip, field.key, 0, false};
     bool evaluated = false;
-    for (const auto& p : props_) {
-      if (p.name.size() == field.key.size() && p.name == field.key) {
-        evaluated = true;
-        if (!apply_child(p.c, field.value, ctx, child_ip, kp, nullptr)) {
-          ok = false;
-          if (!ctx.collecting()) return false;
-        }
-        break;
+    int found = index_.find(field.key);
+    if (found >= 0) {
+      evaluated = true;
+      if (!apply_child(props_[static_cast<size_t>(found)].c, field.value, ctx, child_ip, kp, nullptr)) {
+        ok = false;
+        if (!ctx.collecting()) return false;
       }
     }
     for (const auto& p : patterns_) {
