@@ -187,14 +187,16 @@ void compiler::build_keywords(node& n, const location& loc, const element& e, co
       const char* name;
       lk kind;
     };
+    std::vector<number_limit_kw::limit> limits;
     for (auto def : {limit_def{"minimum", lk::minimum}, limit_def{"maximum", lk::maximum},
                      limit_def{"exclusiveMinimum", lk::exclusive_minimum},
                      limit_def{"exclusiveMaximum", lk::exclusive_maximum}}) {
       number limit;
       if (!get(def.name, v)) continue;
       if (!rd.number_value(def.name, v, limit)) return;
-      middle.push_back(std::make_unique<number_limit_kw>(def.name, def.kind, limit));
+      limits.push_back({def.kind, limit, def.name});
     }
+    if (!limits.empty()) middle.push_back(std::make_unique<number_limit_kw>(std::move(limits)));
     if (get("multipleOf", v)) {
       number divisor;
       if (!rd.number_value("multipleOf", v, divisor)) return;

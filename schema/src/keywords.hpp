@@ -50,15 +50,21 @@ class enum_kw final : public keyword {
   std::vector<element> values_;
 };
 
+// minimum, maximum, exclusiveMinimum, exclusiveMaximum of one schema in one
+// keyword object (the number is read once).
 class number_limit_kw final : public keyword {
  public:
   enum class kind { minimum, maximum, exclusive_minimum, exclusive_maximum };
-  number_limit_kw(std::string name, kind k, number limit) : keyword(std::move(name)), kind_(k), limit_(limit) {}
+  struct limit {
+    kind k;
+    number value;
+    std::string name;
+  };
+  explicit number_limit_kw(std::vector<limit> limits) : keyword(limits.front().name), limits_(std::move(limits)) {}
   bool apply(const element&, context&, const instance_path&, const keyword_path&, annotations*) const override;
 
  private:
-  kind kind_;
-  number limit_;
+  std::vector<limit> limits_;
 };
 
 class multiple_of_kw final : public keyword {

@@ -74,6 +74,8 @@ size_t container_size(const element& e) {
 
 bool type_kw::apply(const element& e, context& ctx, const instance_path& ip, const keyword_path& kp,
                     annotations*) const {
+  auto t = e.type();
+  if ((mask_ & t_number) && (t == element_type::DOUBLE || t == element_type::INT64)) return true;
   if (instance_type_bits(e) & mask_) return true;
   if (!ctx.collecting()) return false;
   return fail(ctx, ip, kp, json_text(e) + " is not of type " + names_);
@@ -98,19 +100,26 @@ bool enum_kw::apply(const element& e, context& ctx, const instance_path& ip, con
 
 bool number_limit_kw::apply(const element& e, context& ctx, const instance_path& ip, const keyword_path& kp,
                             annotations*) const {
-  if (!is_number(e)) return true;
-  int c = compare(e, limit_);
-  bool ok = false;
-  const char* what = "";
-  switch (kind_) {
-    case kind::minimum: ok = c >= 0; what = " is less than the minimum of "; break;
-    case kind::maximum: ok = c <= 0; what = " is greater than the maximum of "; break;
-    case kind::exclusive_minimum: ok = c > 0; what = " is less than or equal to the exclusive minimum of "; break;
-    case kind::exclusive_maximum: ok = c < 0; what = " is greater than or equal to the exclusive maximum of "; break;
+  auto t = e.type();
+  if (t != element_type::INT64 && t != element_type::DOUBLE && t != element_type::UINT64) return true;
+  bool ok = true;
+  for (const auto& l : limits_) {
+    int c = compare(e, l.value);
+    bool pass = false;
+    const char* what = "";
+    switch (l.k) {
+      case kind::minimum: pass = c >= 0; what = " is less than the minimum of "; break;
+      case kind::maximum: pass = c <= 0; what = " is greater than the maximum of "; break;
+      case kind::exclusive_minimum: pass = c > 0; what = " is less than or equal to the exclusive minimum of "; break;
+      case kind::exclusive_maximum: pass = c < 0; what = " is greater than or equal to the exclusive maximum of "; break;
+    }
+    if (pass) continue;
+    ok = false;
+    if (!ctx.collecting()) return false;
+    keyword_path here{&kp, l.name};
+    ctx.report(ip, here, l.name, json_text(e) + what + l.value.text());
   }
-  if (ok) return true;
-  if (!ctx.collecting()) return false;
-  return fail(ctx, ip, kp, json_text(e) + what + limit_.text());
+  return ok;
 }
 
 bool multiple_of_kw::apply(const element& e, context& ctx, const instance_path& ip, const keyword_path& kp,

@@ -128,12 +128,10 @@ void run_check(const check_options& opts) {
              "\"error\":";
       append_json_string(out, std::string("not valid JSON: ") + simdjson::error_message(err));
       out += "}]}\n";
-    } else if (validator.is_valid(doc)) {
-      out += "{\"valid\":true}\n";
     } else {
-      errors.clear();
-      validator.validate(doc, errors);
-      append_errors(out, errors);
+      errors.clear();  // keeps its capacity: no allocation for valid instances
+      if (validator.validate(doc, errors)) out += "{\"valid\":true}\n";
+      else append_errors(out, errors);
     }
     if (out.size() >= (1 << 16)) {
       std::fwrite(out.data(), 1, out.size(), stdout);
