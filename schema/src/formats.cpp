@@ -96,8 +96,9 @@ bool check_duration(std::string_view s) {
     other = true;
     auto& units = in_time ? time_units : date_units;
     auto& last = in_time ? last_time : last_date;
+    // Units come in order without gaps (RFC 3339 appendix A): Y[M[D]], H[M[S]].
     auto pos = units.find(unit);
-    if (pos == std::string_view::npos || pos + 1 <= last) return false;
+    if (pos == std::string_view::npos || (last != 0 && pos != last)) return false;
     last = pos + 1;
   }
   return any && !(weeks && other);
@@ -161,7 +162,6 @@ bool check_ipv6(std::string_view s) {
 
 bool check_hostname_ascii(std::string_view s) {
   if (s.empty() || s.size() > 253) return false;
-  if (s.back() == '.') s.remove_suffix(1);
   size_t start = 0;
   while (true) {
     auto dot = s.find('.', start);
@@ -303,18 +303,58 @@ bool check_uri_reference(std::string_view s) { return check_uri_generic(s, false
 bool check_iri(std::string_view s) { return check_uri_generic(s, true, true); }
 bool check_iri_reference(std::string_view s) { return check_uri_generic(s, false, true); }
 
+// RFC 6570 level 4 syntax.
 bool check_uri_template(std::string_view s) {
-  bool open = false;
-  for (char c : s) {
-    if (c == '{') {
-      if (open) return false;
-      open = true;
-    } else if (c == '}') {
-      if (!open) return false;
-      open = false;
+  size_t i = 0;
+  auto varchar = [&](size_t& k) {
+    if (k < s.size() && (is_alpha(s[k]) || is_digit(s[k]) || s[k] == '_')) {
+      ++k;
+      return true;
     }
+    if (k + 2 < s.size() && s[k] == '%' && is_hex(s[k + 1]) && is_hex(s[k + 2])) {
+      k += 3;
+      return true;
+    }
+    return false;
+  };
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c != '{') {
+      if (c <= 0x20 || c == 0x7f || std::string_view("\"'<>\\^`|}").find(static_cast<char>(c)) != std::string_view::npos)
+        return false;
+      if (c == '%' && !(i + 2 < s.size() && is_hex(s[i + 1]) && is_hex(s[i + 2]))) return false;
+      ++i;
+      continue;
+    }
+    ++i;
+    if (i < s.size() && std::string_view("+#./;?&=,!@|").find(s[i]) != std::string_view::npos) ++i;
+    while (true) {
+      if (!varchar(i)) return false;
+      while (true) {
+        if (i < s.size() && s[i] == '.') {
+          ++i;
+          if (!varchar(i)) return false;
+        } else if (!varchar(i)) {
+          break;
+        }
+      }
+      if (i < s.size() && s[i] == ':') {
+        size_t start = ++i;
+        while (i < s.size() && is_digit(s[i])) ++i;
+        if (i == start || i - start > 4 || s[start] == '0') return false;
+      } else if (i < s.size() && s[i] == '*') {
+        ++i;
+      }
+      if (i < s.size() && s[i] == ',') {
+        ++i;
+        continue;
+      }
+      break;
+    }
+    if (i >= s.size() || s[i] != '}') return false;
+    ++i;
   }
-  return !open;
+  return true;
 }
 
 bool check_json_pointer(std::string_view s) {

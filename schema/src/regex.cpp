@@ -92,6 +92,16 @@ bool translate_ecma_regex(std::string_view in, std::string& out, std::string& er
       out.push_back(c);
       continue;
     }
+    if (c == '(' && !in_class && i + 2 < in.size() && in[i + 1] == '?') {
+      // ECMA-262 groups: (?: (?= (?! (?<= (?<! (?<name>; not Python's (?P
+      // or inline flags and comments, which PCRE2 would accept.
+      char g = in[i + 2];
+      bool ecma = g == ':' || g == '=' || g == '!' || (g == '<' && i + 3 < in.size());
+      if (!ecma) {
+        error = "(?" + std::string(1, g) + " is not an ECMA-262 group";
+        return false;
+      }
+    }
     if (c != '\\') {
       out.push_back(c);
       continue;
