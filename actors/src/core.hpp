@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "idempotency.hpp"
 #include "model.hpp"
 #include "flowstate/runtime/store.hpp"
 
@@ -18,6 +19,7 @@ struct engine_core {
   std::unique_ptr<std::atomic<std::size_t>[]> in_flight;  // per shard
   std::size_t max_in_flight = 2048;
   std::atomic<bool> draining{false};
+  idempotency_registry idempotency;
 
   std::size_t shard_of(std::string_view key) const {
     return static_cast<std::size_t>(key_group_of(key)) * shards.size() / key_group_count;

@@ -13,6 +13,7 @@
 #include "core.hpp"
 #include "records.hpp"
 #include "flowstate/drivers/http_routes.hpp"
+#include "flowstate/drivers/http_static.hpp"
 #include "flowstate/runtime/fault.hpp"
 #include "flowstate/runtime/file_source.hpp"
 #include "flowstate/runtime/git_repo.hpp"
@@ -31,15 +32,54 @@ namespace fs = std::filesystem;
 
 // What the flow listener reads per request: the routes of every project and
 // each project's active revision. Replaced whole at every activation.
-struct routing_snapshot {
+// A project's share of the flow listener: its host and path prefix, its
+// routes (relative to the prefix) and its public/ files.
+struct site {
+  std::string host;    // "" = any host
+  std::string prefix;  // "" = none, else "/todo"
+  uint32_t project_id = 0;
   http::route_table routes;
+  std::shared_ptr<const http::static_site> files;
+};
+
+struct routing_snapshot {
+  std::vector<site> sites;  // most specific first: named hosts, then longer prefixes
   std::unordered_map<uint32_t, project_ptr> projects;
 };
+
+// The request's host without its port.
+std::string_view host_of(const http::request& req) {
+  auto h = req.header("host");
+  if (!h.empty() && h.front() == '[') return h.substr(0, h.find(']') + 1);
+  return h.substr(0, h.find(':'));
+}
+
+// The path under the site's prefix, or nullopt when it is not under it.
+std::optional<std::string_view> under_prefix(std::string_view path, const std::string& prefix) {
+  if (prefix.empty()) return path;
+  if (path.substr(0, prefix.size()) != prefix) return std::nullopt;
+  auto rest = path.substr(prefix.size());
+  if (rest.empty()) return std::string_view("/");
+  if (rest.front() != '/') return std::nullopt;
+  return rest;
+}
+
+// W3C traceparent "00-<32 hex trace id>-<16 hex parent>-<2 hex flags>".
+std::string trace_id_from(std::string_view traceparent) {
+  if (traceparent.size() < 55 || traceparent[2] != '-' || traceparent[35] != '-') return {};
+  auto id = traceparent.substr(3, 32);
+  for (char c : id)
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return {};
+  if (id == std::string_view("00000000000000000000000000000000")) return {};
+  return std::string(id);
+}
 
 struct project_entry {
   std::string dir;
   uint32_t id = 0;
   project_ptr active;
+  std::string host, prefix;  // of the active revision's manifest
+  std::shared_ptr<const http::static_site> files;
   std::unique_ptr<sandbox::worker_client> worker;
   std::vector<http::route> routes;
   std::vector<uint64_t> retired_functions;  // of the revision before active
@@ -120,7 +160,7 @@ class engine_impl final : public engine {
           return fail(dir_in + ": another project is already named \"" + (*rt)->name + "\"");
       projects_[e->id] = std::move(entry);
     }
-    if (auto st = check_routes(*e, e->routes); !st) {
+    if (auto st = check_routes(*e, *e->active, e->routes); !st) {
       std::unique_lock lock(mutex_);
       projects_.erase(e->id);
       return fail(dir_in + ": " + st.error());
@@ -186,18 +226,36 @@ class engine_impl final : public engine {
     }
     auto snap = std::atomic_load(&snapshot_);
     auto [path, query] = http::split_target(req.target);
-    auto m = snap->routes.match(req.method, path);
-    if (!m) {
-      reply->send(http::problem(404, "not found", "no route matches " + req.method + " " + std::string(path)));
-      return;
+    auto host = host_of(req);
+    const site* fallback = nullptr;
+    std::optional<http::route_match> m;
+    const site* matched = nullptr;
+    for (auto& s : snap->sites) {
+      if (!s.host.empty() && s.host != host) continue;
+      auto sub = under_prefix(path, s.prefix);
+      if (!sub) continue;
+      if (!fallback) fallback = &s;
+      if ((m = s.routes.match(req.method, *sub))) {
+        matched = &s;
+        break;
+      }
     }
-    auto pit = snap->projects.find(m->matched->project_id);
+    if (!m) {
+      if (fallback && fallback->files) {
+        auto sub = under_prefix(path, fallback->prefix);
+        if (auto r = fallback->files->serve(req.method, *sub, req.header("if-none-match"))) return reply->send(std::move(*r));
+      }
+      return reply->send(http::problem(404, "not found", "no route matches " + req.method + " " + std::string(path)));
+    }
+    auto pit = snap->projects.find(matched->project_id);
     if (pit == snap->projects.end()) {
       reply->send(http::problem(404, "not found", "the project of this route is not active"));
       return;
     }
     const auto& rt = pit->second;
     const auto& flow = rt->flows[m->matched->flow_index];
+    // The message sees the path under the project's prefix.
+    if (!matched->prefix.empty()) req.target = req.target.substr(matched->prefix.size());
     auto payload = http::build_request_message(req, *m);
     if (!payload) {
       reply->send(http::problem(400, "bad request", payload.error()));
@@ -216,7 +274,8 @@ class engine_impl final : public engine {
     item->block = 1;
     item->msg.id = new_message_id();
     item->msg.key = std::move(m->key);
-    item->msg.trace_id = item->msg.id;
+    item->msg.trace_id = trace_id_from(req.header("traceparent"));
+    if (item->msg.trace_id.empty()) item->msg.trace_id = item->msg.id;
     item->msg.time_ms = now_ms();
     item->msg.payload = std::move(*payload);
     if (const auto& kp = flow.blocks[1].key_pointer) {
@@ -234,6 +293,21 @@ class engine_impl final : public engine {
       reply->send(std::move(r));
       return;
     }
+    if (auto idem = req.header("idempotency-key"); !idem.empty()) {
+      item->idempotency_key = key_builder{}.u32(rt->tenant).u32(rt->project_id).str(idem).take();
+      if (core_.idempotency.join(item->idempotency_key, reply) == idempotency_registry::outcome::waiting) return;
+      if (auto stored = store_->get(column::idempotency, item->idempotency_key)) {
+        if (auto r = decode_response(*stored)) {
+          core_.idempotency.complete(item->idempotency_key, *r);
+          r->headers.emplace_back("Idempotent-Replayed", "true");
+          return reply->send(std::move(*r));
+        }
+      }
+    }
+    if (m->matched->timeout_ms)
+      reply->set_deadline(m->matched->timeout_ms,
+                          http::problem(504, "Timeout", "no response within the route's timeout of " +
+                                                            std::to_string(m->matched->timeout_ms) + " ms; the message was accepted and is still processed"));
     item->reply = std::move(reply);
     submit(std::move(item));
   }
@@ -256,7 +330,7 @@ class engine_impl final : public engine {
     std::vector<http::route> routes;
     auto rt = build(*e, *full, e->active->epoch + 1, routes);
     if (!rt) return {422, rt.error(), out.replaced, out.replaced};
-    if (auto st = check_routes(*e, routes); !st) {
+    if (auto st = check_routes(*e, **rt, routes); !st) {
       unload((*rt)->function_ids, *e);
       return {422, st.error(), out.replaced, out.replaced};
     }
@@ -388,6 +462,9 @@ class engine_impl final : public engine {
     rt->durability = rev->manifest_.durability;
     rt->timeout_ms = rev->manifest_.timeout_ms;
     rt->worker = e.worker.get();
+    rt->http_host = rev->manifest_.http_host;
+    rt->http_prefix = rev->manifest_.http_prefix;
+    rt->files = http::static_site::load(**files, e.dir);
     std::vector<std::string> problems;
     std::vector<http::route> routes;
     std::map<std::string, uint64_t> function_ids;
@@ -455,16 +532,17 @@ class engine_impl final : public engine {
   }
 
   // Refuses routes that collide within the project or with another project.
-  status check_routes(const project_entry& e, const std::vector<http::route>& routes) {
+  status check_routes(const project_entry& e, const project_rt& rt, const std::vector<http::route>& routes) {
     http::route_table table;
     std::shared_lock lock(mutex_);
     for (auto& [id, other] : projects_) {
-      if (id == e.id) continue;
+      if (id == e.id || !other->active) continue;
+      if (other->active->http_host != rt.http_host || other->active->http_prefix != rt.http_prefix) continue;
       for (auto& r : other->routes) (void)table.add(r);
     }
     for (auto& r : routes) {
       auto st = table.add(r);
-      if (!st) return fail(st.error());
+      if (!st) return fail("flows: " + st.error() + " (of another project on the same host and prefix, or of this one)");
     }
     return status::success();
   }
@@ -489,8 +567,18 @@ class engine_impl final : public engine {
     for (auto& [id, e] : projects_) {
       if (!e->active) continue;
       snap->projects[id] = e->active;
-      for (auto& r : e->routes) (void)snap->routes.add(r);
+      site s;
+      s.host = e->active->http_host;
+      s.prefix = e->active->http_prefix;
+      s.project_id = id;
+      s.files = e->active->files;
+      for (auto& r : e->routes) (void)s.routes.add(r);
+      snap->sites.push_back(std::move(s));
     }
+    std::stable_sort(snap->sites.begin(), snap->sites.end(), [](const site& a, const site& b) {
+      if (a.host.empty() != b.host.empty()) return !a.host.empty();
+      return a.prefix.size() > b.prefix.size();
+    });
     std::atomic_store(&snapshot_, std::shared_ptr<const routing_snapshot>(std::move(snap)));
   }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "flowstate/drivers/http_routes.hpp"
+#include "flowstate/drivers/http_static.hpp"
 #include "flowstate/drivers/http_types.hpp"
 #include "flowstate/runtime/durability.hpp"
 
@@ -52,6 +53,8 @@ struct project_rt {
   std::vector<flow_rt> flows;
   std::vector<uint64_t> function_ids;  // loaded in the worker for this revision
   sandbox::worker_client* worker = nullptr;
+  std::string http_host, http_prefix;  // where it sits on the flow listener
+  std::shared_ptr<const http::static_site> files;  // public/
   int find_flow(const std::string& name) const {
     for (std::size_t i = 0; i < flows.size(); ++i)
       if (flows[i].name == name) return static_cast<int>(i);
@@ -77,6 +80,9 @@ struct work_item {
   message msg;
   uint64_t queue_seq = 0;  // its durable queue entry, 0 when it has none
   http::responder_ptr reply;  // the client waiting, if any
+  // Storage key of the request's Idempotency-Key ("" when none): the
+  // response is recorded under it in the commit that produces it.
+  std::string idempotency_key;
   std::size_t shard = 0;
 };
 

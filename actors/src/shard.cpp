@@ -188,11 +188,26 @@ class shard_logic {
     put_error(batch, w, e);
     if (w.queue_seq)
       batch.erase(column::queue, queue_key(w.project->tenant, w.project->project_id, key_group_of(w.msg.key), w.queue_seq));
-    auto reply = std::move(w.reply);
     auto response = error_response(e);
-    st_.core->db->commit(std::move(batch), w.project->durability, [reply, response]() mutable {
-      if (reply) reply->send(std::move(response));
-    });
+    commit_and_reply(std::move(batch), w, std::move(response));
+  }
+
+  // Commits; once durable, answers the waiting client (and the requests
+  // that repeated its Idempotency-Key), the response recorded with the batch.
+  void commit_and_reply(commit_batch&& batch, work_item& w, std::optional<http::response> response) {
+    auto reply = std::move(w.reply);
+    std::string idem;
+    if (response && !w.idempotency_key.empty()) {
+      idem = std::move(w.idempotency_key);
+      batch.put(column::idempotency, idem, encode_response(*response));
+    }
+    auto* core = st_.core;
+    st_.core->db->commit(std::move(batch), w.project->durability,
+                         [core, reply, idem, response = std::move(response)]() mutable {
+                           if (!response) return;
+                           if (!idem.empty()) core->idempotency.complete(idem, *response);
+                           if (reply) reply->send(std::move(*response));
+                         });
   }
 
   void apply(work_item& w, sandbox::call_result&& r) {
@@ -253,8 +268,9 @@ class shard_logic {
         batch.put(column::queue,
                   queue_key(w.project->tenant, w.project->project_id, key_group_of(item->msg.key), item->queue_seq),
                   encode_queued({flow.name, next.id, item->msg}));
-        if (w.reply && !response) {
+        if (w.reply && !response && !carried) {
           item->reply = w.reply;
+          item->idempotency_key = w.idempotency_key;
           carried = true;
         }
         downstream.push_back(std::move(item));
@@ -266,11 +282,9 @@ class shard_logic {
       response->status = r.outputs.empty() ? 204 : 202;
       response->content_type.clear();
     }
-    auto reply = w.reply;
     fault_point("shard.before_commit");
-    st_.core->db->commit(std::move(batch), w.project->durability, [reply, response = std::move(response)]() mutable {
-      if (reply && response) reply->send(std::move(*response));
-    });
+    if (carried) w.reply.reset();
+    commit_and_reply(std::move(batch), w, std::move(response));
     for (auto& item : downstream) {
       auto target = st_.core->shard_of(item->msg.key);
       item->shard = target;

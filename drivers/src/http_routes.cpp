@@ -63,11 +63,46 @@ std::string percent_decode(std::string_view s) {
 
 }  // namespace
 
+static result<std::vector<route>> parse_routes(simdjson::dom::element doc);
+
+// "2s", "500ms", or a number of milliseconds.
+static std::optional<uint32_t> parse_timeout(simdjson::dom::element e) {
+  int64_t n;
+  if (!e.get_int64().get(n)) return n > 0 ? std::optional<uint32_t>(static_cast<uint32_t>(n)) : std::nullopt;
+  std::string_view s;
+  if (e.get_string().get(s)) return std::nullopt;
+  std::size_t digits = 0;
+  while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
+  if (digits == 0) return std::nullopt;
+  auto value = std::stoull(std::string(s.substr(0, digits)));
+  auto unit = s.substr(digits);
+  if (unit == "ms") return static_cast<uint32_t>(value);
+  if (unit == "s") return static_cast<uint32_t>(value * 1000);
+  if (unit == "m") return static_cast<uint32_t>(value * 60000);
+  return std::nullopt;
+}
+
 result<std::vector<route>> parse_request_routes(std::string_view config_json) {
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
   if (parser.parse(config_json.data(), config_json.size()).get(doc))
     return fail("driver configuration is not valid JSON");
+  uint32_t timeout_ms = 0;
+  simdjson::dom::element timeout;
+  if (!doc["timeout"].get(timeout)) {
+    auto t = parse_timeout(timeout);
+    if (!t) return fail("timeout: expected a duration like 2s or 500ms");
+    timeout_ms = *t;
+  }
+  auto with_timeout = [timeout_ms](result<std::vector<route>> r) {
+    if (r)
+      for (auto& x : *r) x.timeout_ms = timeout_ms;
+    return r;
+  };
+  return with_timeout(parse_routes(doc));
+}
+
+static result<std::vector<route>> parse_routes(simdjson::dom::element doc) {
   std::vector<route> out;
   simdjson::dom::array list;
   if (!doc["routes"].get_array().get(list)) {

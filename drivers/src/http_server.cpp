@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -22,7 +23,7 @@ using tcp = asio::ip::tcp;
 class session;
 
 // Posts the response onto the session's strand; answers 500 if dropped unsent.
-class session_responder final : public responder {
+class session_responder final : public responder, public std::enable_shared_from_this<session_responder> {
  public:
   explicit session_responder(std::shared_ptr<session> s) : session_(std::move(s)) {}
   ~session_responder() override {
@@ -33,6 +34,7 @@ class session_responder final : public responder {
     deliver(std::move(r));
   }
   bool sent() const override { return sent_.load(); }
+  void set_deadline(uint32_t ms, response on_timeout) override;
 
  private:
   void deliver(response r);
@@ -43,7 +45,17 @@ class session_responder final : public responder {
 class session : public std::enable_shared_from_this<session> {
  public:
   session(tcp::socket socket, const handler& h, std::size_t body_limit)
-      : stream_(std::move(socket)), handler_(h), body_limit_(body_limit) {}
+      : stream_(std::move(socket)), deadline_(stream_.get_executor()), handler_(h), body_limit_(body_limit) {}
+
+  void arm_deadline(uint32_t ms, std::weak_ptr<session_responder> target, response on_timeout) {
+    asio::post(stream_.get_executor(), [self = shared_from_this(), ms, target, r = std::move(on_timeout)]() mutable {
+      self->deadline_.expires_after(std::chrono::milliseconds(ms));
+      self->deadline_.async_wait([target, r = std::move(r)](beast::error_code ec) mutable {
+        if (ec) return;
+        if (auto t = target.lock()) t->send(std::move(r));
+      });
+    });
+  }
 
   void start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
@@ -89,6 +101,7 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void do_write(response r) {
+    deadline_.cancel();
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
     res->result(static_cast<unsigned>(r.status));
     res->version(11);
@@ -113,6 +126,7 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   beast::tcp_stream stream_;
+  asio::steady_timer deadline_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   const handler& handler_;
@@ -121,6 +135,11 @@ class session : public std::enable_shared_from_this<session> {
 };
 
 void session_responder::deliver(response r) { session_->write(std::move(r)); }
+
+void session_responder::set_deadline(uint32_t ms, response on_timeout) {
+  if (sent_.load()) return;
+  session_->arm_deadline(ms, weak_from_this(), std::move(on_timeout));
+}
 
 class beast_server final : public server {
  public:

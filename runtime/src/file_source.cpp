@@ -29,22 +29,27 @@ class worktree_source final : public file_source {
     return content.str();
   }
 
-  std::vector<std::string> list(const std::string& dir) override {
+  std::vector<std::string> list(const std::string& dir) override { return entries(dir, false); }
+  std::vector<std::string> list_dirs(const std::string& dir) override { return entries(dir, true); }
+
+  std::string revision() const override { return ""; }
+
+ private:
+  std::vector<std::string> entries(const std::string& dir, bool folders) {
     std::vector<std::string> names;
     std::error_code ec;
     fs::directory_iterator it(dir.empty() ? root_ : root_ / dir, ec);
     if (ec) return names;
     for (const auto& entry : it) {
       std::error_code type_ec;
-      if (entry.is_regular_file(type_ec)) names.push_back(entry.path().filename().string());
+      bool wanted = folders ? entry.is_directory(type_ec) && !entry.is_symlink(type_ec)
+                            : entry.is_regular_file(type_ec);
+      if (wanted) names.push_back(entry.path().filename().string());
     }
     std::sort(names.begin(), names.end());
     return names;
   }
 
-  std::string revision() const override { return ""; }
-
- private:
   fs::path root_;
 };
 
@@ -63,7 +68,10 @@ class git_commit_source final : public file_source {
     return std::string(data, static_cast<size_t>(git_blob_rawsize(blob.get())));
   }
 
-  std::vector<std::string> list(const std::string& dir) override {
+  std::vector<std::string> list(const std::string& dir) override { return entries(dir, false); }
+  std::vector<std::string> list_dirs(const std::string& dir) override { return entries(dir, true); }
+
+  std::vector<std::string> entries(const std::string& dir, bool folders) {
     std::vector<std::string> names;
     const git_tree* folder = tree_.get();
     detail::tree_ptr subtree;
@@ -78,9 +86,10 @@ class git_commit_source final : public file_source {
     for (size_t i = 0, n = git_tree_entrycount(folder); i < n; ++i) {
       const git_tree_entry* entry = git_tree_entry_byindex(folder, i);
       // Blobs only: symlinks (GIT_FILEMODE_LINK) are blobs too but not files.
-      if (git_tree_entry_type(entry) == GIT_OBJECT_BLOB &&
-          git_tree_entry_filemode(entry) != GIT_FILEMODE_LINK)
-        names.emplace_back(git_tree_entry_name(entry));
+      bool wanted = folders ? git_tree_entry_type(entry) == GIT_OBJECT_TREE
+                            : git_tree_entry_type(entry) == GIT_OBJECT_BLOB &&
+                                  git_tree_entry_filemode(entry) != GIT_FILEMODE_LINK;
+      if (wanted) names.emplace_back(git_tree_entry_name(entry));
     }
     std::sort(names.begin(), names.end());
     return names;
@@ -130,6 +139,16 @@ result<std::unique_ptr<file_source>> open_git_commit(const std::string& repo_dir
   std::unique_ptr<file_source> source =
       std::make_unique<git_commit_source>(std::move(repo), detail::tree_ptr(raw_tree), hex);
   return source;
+}
+
+std::vector<std::string> file_source::list_tree(const std::string& dir) {
+  std::vector<std::string> out;
+  for (auto& name : list(dir)) out.push_back(dir.empty() ? name : dir + "/" + name);
+  for (auto& sub : list_dirs(dir)) {
+    auto nested = list_tree(dir.empty() ? sub : dir + "/" + sub);
+    out.insert(out.end(), nested.begin(), nested.end());
+  }
+  return out;
 }
 
 }  // namespace flowstate

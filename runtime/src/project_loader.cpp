@@ -28,7 +28,8 @@ namespace {
 
 using detail::did_you_mean;
 
-const std::vector<std::string> manifest_keys = {"name", "durability", "timeout", "timeout_ms", "trace"};
+const std::vector<std::string> manifest_keys = {"name", "durability", "timeout", "timeout_ms", "trace", "http"};
+const std::vector<std::string> manifest_http_keys = {"host", "prefix"};
 const std::vector<std::string> flow_keys = {"blocks", "on_error"};
 const std::vector<std::string> block_keys = {"id", "key", "input", "output", "state"};
 
@@ -211,6 +212,24 @@ class loader {
         m.timeout_ms = static_cast<uint32_t>(*ms);
     }
     if (const YAML::Node trace = root["trace"]) m.trace_json = detail::yaml_to_json(trace);
+    if (const YAML::Node http = root["http"]) {
+      if (!http.IsMap()) {
+        problem(file, line_of(http, 1), "expected `http:` to be a map with `host:` and/or `prefix:`, found " + describe(http));
+      } else {
+        check_keys(file, http, manifest_http_keys, "http.");
+        if (const YAML::Node host = http["host"]) {
+          if (!is_nonempty_scalar(host)) problem(file, line_of(host, 1), "expected `http.host:` to be a host name, found " + describe(host));
+          else m.http_host = host.Scalar();
+        }
+        if (const YAML::Node prefix = http["prefix"]) {
+          std::string text = prefix.IsScalar() ? prefix.Scalar() : "";
+          if (text.size() < 2 || text.front() != '/' || text.back() == '/')
+            problem(file, line_of(prefix, 1), "expected `http.prefix:` like /todo (a leading /, no trailing /), found " + describe(prefix));
+          else
+            m.http_prefix = text;
+        }
+      }
+    }
   }
 
   void load_functions() {

@@ -68,6 +68,7 @@ std::string_view column_name(column c) {
     case column::errors: return "errors";
     case column::metering: return "metering";
     case column::trace: return "trace";
+    case column::idempotency: return "idempotency";
   }
   return "?";
 }

@@ -23,6 +23,7 @@ struct serve_options {
   std::string worker;
   unsigned shards = 4;
   unsigned http_threads = 1;
+  std::size_t max_in_flight = 2048;
   uint32_t drain_timeout_ms = 10000;
 };
 
@@ -44,6 +45,7 @@ int serve(const serve_options& o) {
   eo.data_dir = data_dir;
   eo.worker_binary = o.worker.empty() ? executable_dir() + "/flowstate-worker" : o.worker;
   eo.shards = o.shards;
+  eo.max_in_flight_per_shard = o.max_in_flight;
   auto started = engine::start(eo);
   if (!started) {
     std::fprintf(stderr, "flowstate serve: %s\n", started.error().c_str());
@@ -109,6 +111,8 @@ void register_serve_command(CLI::App& app) {
   cmd->add_option("--worker", o->worker, "Path of flowstate-worker (default: beside this binary)");
   cmd->add_option("--shards", o->shards, "Shard actors (key-group ranges)")->capture_default_str();
   cmd->add_option("--http-threads", o->http_threads, "Threads of the flow listener")->capture_default_str();
+  cmd->add_option("--max-in-flight", o->max_in_flight, "Messages in flight per shard before sources get 503")
+      ->capture_default_str();
   cmd->add_option("PROJECT_DIR", o->projects, "Project repositories to serve");
   cmd->callback([o] {
     int rc = serve(*o);

@@ -1,5 +1,6 @@
 #pragma once
 // Plain HTTP request/response values, so that Beast stays out of headers.
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -35,6 +36,9 @@ class responder {
   virtual ~responder() = default;
   virtual void send(response r) = 0;
   virtual bool sent() const = 0;
+  // Sends `on_timeout` unless a response was sent within `ms` (a route's
+  // `timeout:`); the work itself goes on.
+  virtual void set_deadline(uint32_t ms, response on_timeout) = 0;
 };
 
 using responder_ptr = std::shared_ptr<responder>;

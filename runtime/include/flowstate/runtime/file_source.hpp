@@ -20,6 +20,10 @@ class file_source {
   // Names of the regular files directly in `dir` ("" is the root), sorted;
   // empty when the folder does not exist.
   virtual std::vector<std::string> list(const std::string& dir) = 0;
+  // Names of the folders directly in `dir`, sorted.
+  virtual std::vector<std::string> list_dirs(const std::string& dir) = 0;
+  // Every file under `dir`, recursively, as paths relative to the root.
+  std::vector<std::string> list_tree(const std::string& dir);
   // The 40-hex commit id the files come from, or "" for a working tree.
   virtual std::string revision() const = 0;
 };

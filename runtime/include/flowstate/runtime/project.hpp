@@ -17,6 +17,10 @@ struct manifest {
   durability_mode durability = durability_mode::sync;
   uint32_t timeout_ms = 5000;  // per function call
   std::string trace_json;      // `trace:` settings as JSON text ("" when absent)
+  // `http:` — how this project shares the flow listener with others:
+  // requests for `host` (any host when empty) under `prefix` ("" = none).
+  std::string http_host;
+  std::string http_prefix;
 };
 
 // drivers/<name>.yaml: `kind:` plus kind-specific fields, kept as JSON text.

@@ -22,8 +22,10 @@
 
 namespace flowstate {
 
-enum class column { meta, state, queue, errors, metering, trace };
-constexpr int column_count = 6;
+// idempotency: HTTP Idempotency-Key -> the response recorded with the commit
+// that produced it.
+enum class column { meta, state, queue, errors, metering, trace, idempotency };
+constexpr int column_count = 7;
 // The column family name ("meta", "state", ...).
 std::string_view column_name(column c);
 
