@@ -1,49 +1,53 @@
+// The dispatcher of a worker_client: one I/O thread owns a small pool of
+// worker processes. Callers on any thread append to one pending list; the
+// I/O thread takes whatever is pending when it is free (no timers), routes
+// each call to a worker that is not busy, and delivers each reply as it comes.
 #include "flowstate/sandbox/worker_client.hpp"
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <chrono>
-#include <cstring>
-#include <deque>
 #include <future>
 #include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 
+#include "wire_codec.hpp"
 #include "worker.pb.h"
-#include "worker_process.hpp"
+#include "worker_slot.hpp"
 
 namespace flowstate::sandbox {
 namespace {
 
 namespace wire = flowstate::worker;
-using clock_type = std::chrono::steady_clock;
-using load_callback = std::function<void(bool, std::string)>;
+using detail::clock_type;
+using detail::load_callback;
+using detail::worker_slot;
 using call_callback = std::function<void(call_result&&)>;
-
-constexpr size_t max_frame_bytes = size_t{512} << 20;
 
 // What callers hand to the I/O thread, in the order they did it.
 struct pending_op {
   enum kind_type { load, call, unload } kind = call;
-  uint64_t id = 0;  // function id for load/unload
-  wire::LoadFunction load_message;
-  load_callback load_done;
-  wire::Call call_message;
+  uint64_t id = 0;  // call id for calls, function id otherwise
+  uint64_t function_id = 0;
+  uint32_t timeout_ms = 0;
+  std::string entry;  // the encoded ToWorker entry
   call_callback call_done;
+  load_callback load_done;
 };
 
-struct in_flight_call {
-  wire::Call message;
+struct call_record {
+  std::string entry;
   call_callback done;
-  int crashes = 0;  // worker deaths while this call was in flight
+  uint64_t function_id = 0;
+  uint32_t timeout_ms = 0;
+  int crashes = 0;  // worker deaths while this call was running
+  int slot = -1;    // the worker it was last sent to; -1 while waiting
 };
 
 call_result failed_result(call_status status, std::string message) {
@@ -63,6 +67,7 @@ call_result to_result(wire::CallReply& reply) {
     case wire::CallReply::NOT_LOADED: result.status = call_status::not_loaded; break;
     default: result.status = call_status::exception; break;
   }
+  result.outputs.reserve(reply.outputs_size());
   for (auto& output : *reply.mutable_outputs()) result.outputs.push_back(std::move(output));
   switch (reply.state_change()) {
     case wire::CallReply::SET: result.state = state_change::set; break;
@@ -76,25 +81,18 @@ call_result to_result(wire::CallReply& reply) {
   return result;
 }
 
-void append_frame(std::string& out, const wire::ToWorker& message) {
-  size_t size = message.ByteSizeLong();
-  size_t at = out.size();
-  out.resize(at + 4 + size);
-  uint32_t length = static_cast<uint32_t>(size);
-  std::memcpy(out.data() + at, &length, 4);  // little-endian hosts only
-  message.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out.data() + at + 4));
-}
-
 }  // namespace
 
 class worker_client::impl {
  public:
   explicit impl(worker_options options) : options_(std::move(options)) {
+    options_.max_workers = std::max<uint32_t>(1, options_.max_workers);
+    options_.max_calls_per_worker = std::max<uint32_t>(1, options_.max_calls_per_worker);
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
     epoll_event event{};
     event.events = EPOLLIN;
-    event.data.fd = wake_fd_;
+    event.data.u64 = 0;
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &event);
   }
 
@@ -104,8 +102,8 @@ class worker_client::impl {
     ::close(epoll_fd_);
   }
 
-  // Starts the I/O thread, which spawns the first worker (see spawn_worker
-  // for why the spawning thread matters).
+  // Starts the I/O thread, which spawns the first worker (a worker dies with
+  // the thread that forked it, see spawn_worker).
   status start() {
     std::promise<std::string> started;
     auto result = started.get_future();
@@ -118,7 +116,7 @@ class worker_client::impl {
     return status::success();
   }
 
-  void enqueue(pending_op op) {
+  void enqueue(pending_op&& op) {
     bool notify = false;
     {
       std::lock_guard lock(mutex_);
@@ -126,12 +124,12 @@ class worker_client::impl {
         pending_.push_back(std::move(op));
         notify = !wake_signalled_;
         wake_signalled_ = true;
+        if (notify) signal();
+        return;
       }
     }
-    if (notify) return signal();
-    if (op.kind == pending_op::call && op.call_done)  // only after stop()
-      op.call_done(failed_result(call_status::worker_crashed, "the worker client stopped"));
-    if (op.kind == pending_op::load && op.load_done) op.load_done(false, "the worker client stopped");
+    if (op.call_done) op.call_done(failed_result(call_status::worker_crashed, "the worker client stopped"));
+    if (op.load_done) op.load_done(false, "the worker client stopped");
   }
 
   void stop() {
@@ -144,7 +142,11 @@ class worker_client::impl {
   }
 
   uint64_t next_call_id() { return call_ids_.fetch_add(1, std::memory_order_relaxed); }
-  pid_t pid() const { return pid_.load(); }
+  pid_t pid() const { return primary_pid_.load(); }
+  std::vector<pid_t> pids() const {
+    std::lock_guard lock(pids_mutex_);
+    return pids_;
+  }
 
  private:
   void signal() {
@@ -153,38 +155,83 @@ class worker_client::impl {
   }
 
   void run(std::promise<std::string>* started) {
-    if (std::string error = respawn(); !error.empty()) {
+    slots_.push_back(std::make_unique<worker_slot>(0));
+    if (std::string error = spawn(*slots_[0]); !error.empty()) {
       started->set_value(error);
       return;
     }
     started->set_value({});
-    epoll_event events[4];
+    epoll_event events[8];
     while (true) {
-      int timeout = in_flight_.empty() ? -1 : 500;
-      int n = ::epoll_wait(epoll_fd_, events, 4, timeout);
+      int timeout = any_in_flight() ? static_cast<int>(std::max<uint32_t>(1, options_.busy_after_ms)) : -1;
+      int n = ::epoll_wait(epoll_fd_, events, 8, timeout);
       if (n < 0 && errno != EINTR) break;
+      now_ = clock_type::now();
       for (int i = 0; i < n; ++i) {
-        if (events[i].data.fd == wake_fd_) {
+        if (events[i].data.u64 == 0) {
           uint64_t count;
           [[maybe_unused]] auto r = ::read(wake_fd_, &count, sizeof count);
-        } else if (worker_.socket >= 0) {
-          if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) read_replies();
-          if (worker_.socket >= 0 && (events[i].events & EPOLLOUT)) write_out();
+          continue;
+        }
+        worker_slot& slot = *slots_[events[i].data.u64 - 1];
+        if (!slot.alive()) continue;
+        if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+          if (!slot.read([&](const char* body, size_t size) { return deliver(slot, body, size); })) {
+            died(slot);
+            continue;
+          }
+        }
+        if (events[i].events & EPOLLOUT) {
+          if (!slot.write_pending()) died(slot);
         }
       }
       {
         std::lock_guard lock(mutex_);
         if (stopping_) break;
       }
-      if (out_.size() == out_start_) take_pending();
-      check_progress();
+      take_pending();
+      check_busy();
+      route_waiting();
+      flush_all();
     }
     shut_down();
   }
 
-  // Turns everything pending into frames. Within a frame the worker runs
-  // loads, then calls, then unloads, so a new frame starts whenever that
-  // order would differ from the callers' order.
+  bool any_in_flight() const {
+    if (!waiting_.empty()) return true;
+    for (auto& slot : slots_)
+      if (!slot->in_flight.empty()) return true;
+    return false;
+  }
+
+  // Busy: its running call has run longer than busy_after_ms, so what is
+  // queued behind it would wait, or it has as many calls as it may have.
+  bool busy(const worker_slot& slot) const {
+    if (!slot.alive()) return true;
+    if (slot.in_flight.size() >= options_.max_calls_per_worker) return true;
+    return !slot.in_flight.empty() && now_ - slot.head_since > std::chrono::milliseconds(options_.busy_after_ms);
+  }
+
+  // A worker for the next call: the first one that is not busy (so batches
+  // stay large), else a dead or new one while the pool has room.
+  worker_slot* pick_slot() {
+    for (auto& slot : slots_)
+      if (!busy(*slot)) return slot.get();
+    for (auto& slot : slots_)
+      if (!slot->alive() && spawn(*slot).empty()) return slot.get();
+    if (slots_.size() < options_.max_workers) {
+      slots_.push_back(std::make_unique<worker_slot>(static_cast<int>(slots_.size())));
+      if (spawn(*slots_.back()).empty()) return slots_.back().get();
+    }
+    return nullptr;
+  }
+
+  bool can_pick_other_than(const worker_slot& stuck) const {
+    for (auto& slot : slots_)
+      if (slot.get() != &stuck && (!slot->alive() || !busy(*slot))) return true;
+    return slots_.size() < options_.max_workers;
+  }
+
   void take_pending() {
     std::vector<pending_op> ops;
     {
@@ -192,215 +239,270 @@ class worker_client::impl {
       ops.swap(pending_);
       wake_signalled_ = false;
     }
-    if (ops.empty()) return;
-    if (worker_.socket < 0) {
-      if (std::string error = respawn(); !error.empty()) {
-        for (auto& op : ops) {
-          if (op.kind == pending_op::call && op.call_done)
-            op.call_done(failed_result(call_status::worker_crashed, "no worker: " + error));
-          if (op.kind == pending_op::load && op.load_done) op.load_done(false, "no worker: " + error);
-        }
-        return;
-      }
-    }
-    if (in_flight_.empty()) last_progress_ = clock_type::now();
-    wire::ToWorker frame;
-    int phase = 0;
-    auto start_phase = [&](int op_phase) {
-      if (op_phase < phase) {
-        append_frame(out_, frame);
-        frame.Clear();
-      }
-      phase = op_phase;
-    };
     for (auto& op : ops) {
       switch (op.kind) {
-        case pending_op::load:
-          start_phase(0);
-          functions_[op.id] = op.load_message;
-          load_waiters_[op.id].push_back(std::move(op.load_done));
-          *frame.add_loads() = std::move(op.load_message);
-          break;
+        case pending_op::load: load(op); break;
+        case pending_op::unload: unload(op.id); break;
         case pending_op::call: {
-          start_phase(1);
-          *frame.add_calls() = op.call_message;
-          uint64_t call_id = op.call_message.call_id();
-          in_flight_.emplace(call_id, in_flight_call{std::move(op.call_message), std::move(op.call_done), 0});
+          auto [it, inserted] = calls_.try_emplace(op.id);
+          call_record& record = it->second;
+          record.entry = std::move(op.entry);
+          record.done = std::move(op.call_done);
+          record.function_id = op.function_id;
+          record.timeout_ms = op.timeout_ms;
+          // Calls keep their order behind those already waiting.
+          if (!waiting_.empty() || !route(op.id, record)) waiting_.push_back(op.id);
           break;
         }
-        case pending_op::unload:
-          start_phase(2);
-          functions_.erase(op.id);
-          frame.add_unload(op.id);
-          break;
       }
     }
-    append_frame(out_, frame);
-    write_out();
   }
 
-  void write_out() {
-    while (out_start_ < out_.size()) {
-      ssize_t n = ::send(worker_.socket, out_.data() + out_start_, out_.size() - out_start_, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        watch(true);
+  // Compiles in one worker, which reports the result; the others get
+  // the new source before their next call of it.
+  void load(pending_op& op) {
+    functions_[op.id] = std::move(op.entry);
+    for (auto& slot : slots_) slot->loaded.erase(op.id);
+    // A worker that is not stuck in a long call answers soonest.
+    worker_slot* target = pick_slot();
+    if (!target) target = slots_[0].get();
+    worker_slot& first = *target;
+    if (!first.alive()) {
+      if (std::string error = spawn(first); !error.empty()) {
+        if (op.load_done) op.load_done(false, "no worker: " + error);
         return;
       }
-      if (n < 0) return worker_died();
-      out_start_ += static_cast<size_t>(n);
     }
-    out_.clear();
-    out_start_ = 0;
-    watch(false);
+    first.add_entry(0, functions_[op.id]);
+    first.loaded.insert(op.id);
+    first.load_waiters[op.id].push_back(std::move(op.load_done));
   }
 
-  void watch(bool writable) {
-    if (writable == watching_out_) return;
-    watching_out_ = writable;
+  void unload(uint64_t function_id) {
+    functions_.erase(function_id);
+    for (auto& slot : slots_)
+      if (slot->alive() && slot->loaded.erase(function_id))
+        slot->add_entry(2, detail::encode_unload_entry(function_id));
+  }
+
+  bool route(uint64_t call_id, call_record& record) {
+    worker_slot* slot = pick_slot();
+    if (!slot) return false;
+    send(*slot, call_id, record);
+    return true;
+  }
+
+  void send(worker_slot& slot, uint64_t call_id, call_record& record) {
+    if (!slot.loaded.count(record.function_id)) {
+      auto function = functions_.find(record.function_id);
+      if (function != functions_.end()) {
+        slot.add_entry(0, function->second);
+        slot.loaded.insert(record.function_id);
+      }
+    }
+    slot.add_entry(1, record.entry);
+    if (slot.in_flight.empty()) slot.head_since = now_;
+    slot.in_flight.push_back(call_id);
+    record.slot = slot.index();
+  }
+
+  void route_waiting() {
+    while (!waiting_.empty()) {
+      auto found = calls_.find(waiting_.front());
+      if (found == calls_.end()) {
+        waiting_.pop_front();
+        continue;
+      }
+      if (!route(found->first, found->second)) return;
+      waiting_.pop_front();
+    }
+  }
+
+  // Moves the calls queued behind a long-running call to other workers, so
+  // that one key's endless loop does not hold other keys until its time
+  // limit. The worker still runs them when it gets there; the first reply
+  // wins and the other is dropped (functions are pure, so both agree).
+  void check_busy() {
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      worker_slot& slot = *slots_[i];
+      if (!slot.alive() || slot.in_flight.empty()) continue;
+      auto running_for = now_ - slot.head_since;
+      call_record* head = record_of(slot.in_flight.front());
+      uint32_t limit_ms = head && head->timeout_ms ? head->timeout_ms : options_.default_timeout_ms;
+      // A backstop for a worker that neither answers nor dies (its own
+      // watchdog normally ends a long call): treat it as crashed.
+      if (running_for > std::chrono::milliseconds(2 * uint64_t{limit_ms} + 2000)) {
+        died(slot);
+        continue;
+      }
+      if (slot.in_flight.size() < 2 || running_for <= std::chrono::milliseconds(options_.busy_after_ms)) continue;
+      if (!can_pick_other_than(slot)) continue;
+      std::vector<uint64_t> queued(slot.in_flight.begin() + 1, slot.in_flight.end());
+      slot.in_flight.resize(1);
+      for (auto it = queued.rbegin(); it != queued.rend(); ++it) {
+        if (auto* record = record_of(*it)) record->slot = -1;
+        waiting_.push_front(*it);
+      }
+    }
+  }
+
+  call_record* record_of(uint64_t call_id) {
+    auto found = calls_.find(call_id);
+    return found == calls_.end() ? nullptr : &found->second;
+  }
+
+  void flush_all() {
+    for (auto& slot : slots_) {
+      if (!slot->alive()) continue;
+      if (!slot->flush()) {
+        died(*slot);
+        continue;
+      }
+      watch(*slot, slot->wants_write());
+    }
+  }
+
+  void watch(worker_slot& slot, bool writable) {
+    auto& watching = watching_out_[slot.index()];
+    if (watching == writable) return;
+    watching = writable;
     epoll_event event{};
     event.events = writable ? (EPOLLIN | EPOLLOUT) : EPOLLIN;
-    event.data.fd = worker_.socket;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, worker_.socket, &event);
+    event.data.u64 = static_cast<uint64_t>(slot.index()) + 1;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, slot.socket(), &event);
   }
 
-  void read_replies() {
-    for (;;) {
-      if (in_.size() - in_start_ < 64 * 1024) {
-        if (in_start_ > 0) {
-          in_.erase(0, in_start_);
-          in_start_ = 0;
-        }
-      }
-      size_t old_size = in_.size();
-      in_.resize(old_size + 256 * 1024);
-      ssize_t n = ::recv(worker_.socket, in_.data() + old_size, 256 * 1024, 0);
-      in_.resize(old_size + (n > 0 ? static_cast<size_t>(n) : 0));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      if (n <= 0) return worker_died();
-      last_progress_ = clock_type::now();
-      if (!dispatch_frames()) return worker_died();
+  // Delivers one frame from a worker; false when it is malformed.
+  bool deliver(worker_slot& slot, const char* body, size_t size) {
+    reply_frame_.Clear();
+    if (!reply_frame_.ParseFromArray(body, static_cast<int>(size))) return false;
+    for (auto& load : *reply_frame_.mutable_loads()) {
+      auto waiters = slot.load_waiters.find(load.function_id());
+      if (waiters == slot.load_waiters.end() || waiters->second.empty()) continue;
+      auto done = std::move(waiters->second.front());
+      waiters->second.pop_front();
+      if (waiters->second.empty()) slot.load_waiters.erase(waiters);
+      if (done) done(load.ok(), std::move(*load.mutable_error_message()));
     }
-  }
-
-  // Delivers every complete frame; false on a malformed one.
-  bool dispatch_frames() {
-    while (in_.size() - in_start_ >= 4) {
-      uint32_t length;
-      std::memcpy(&length, in_.data() + in_start_, 4);
-      if (length > max_frame_bytes) return false;
-      if (in_.size() - in_start_ < 4 + size_t{length}) break;
-      wire::FromWorker message;
-      if (!message.ParseFromArray(in_.data() + in_start_ + 4, static_cast<int>(length))) return false;
-      in_start_ += 4 + length;
-      for (auto& load : *message.mutable_loads()) {
-        auto waiters = load_waiters_.find(load.function_id());
-        if (waiters == load_waiters_.end() || waiters->second.empty()) continue;
-        auto done = std::move(waiters->second.front());
-        waiters->second.pop_front();
-        if (waiters->second.empty()) load_waiters_.erase(waiters);
-        if (done) done(load.ok(), std::move(*load.mutable_error_message()));
-      }
-      for (auto& reply : *message.mutable_replies()) {
-        auto found = in_flight_.find(reply.call_id());
-        if (found == in_flight_.end()) continue;
-        auto done = std::move(found->second.done);
-        in_flight_.erase(found);
-        if (done) done(to_result(reply));
-      }
+    for (auto& reply : *reply_frame_.mutable_replies()) {
+      const uint64_t call_id = reply.call_id();
+      if (!slot.answered(call_id, now_)) continue;  // moved to another worker
+      auto found = calls_.find(call_id);
+      if (found == calls_.end() || found->second.slot != slot.index()) continue;
+      auto done = std::move(found->second.done);
+      calls_.erase(found);
+      if (done) done(to_result(reply));
     }
     return true;
   }
 
-  // The worker stopped answering: replace it, reload every function and
-  // re-send the calls it had, except those that were in flight twice.
-  void worker_died() {
-    detail::kill_worker(worker_);
-    pid_ = -1;
-    std::vector<uint64_t> resend;
-    for (auto it = in_flight_.begin(); it != in_flight_.end();) {
-      if (++it->second.crashes >= 2) {
-        auto done = std::move(it->second.done);
-        it = in_flight_.erase(it);
+  // A worker stopped answering: the call it was running counts a crash
+  // (twice and it fails), the others run again elsewhere; loads it had not
+  // answered are sent again to its replacement.
+  void died(worker_slot& slot) {
+    std::deque<uint64_t> in_flight = std::move(slot.in_flight);
+    auto load_waiters = std::move(slot.load_waiters);
+    slot.load_waiters.clear();
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, slot.socket(), nullptr);
+    slot.kill();
+    watching_out_[slot.index()] = false;
+    if (slot.index() == 0) primary_pid_ = -1;
+    publish_pids();
+    for (auto it = in_flight.rbegin(); it != in_flight.rend(); ++it) {
+      auto found = calls_.find(*it);
+      if (found == calls_.end() || found->second.slot != slot.index()) continue;
+      found->second.slot = -1;
+      if (it + 1 == in_flight.rend() && ++found->second.crashes >= 2) {
+        auto done = std::move(found->second.done);
+        calls_.erase(found);
         if (done) done(failed_result(call_status::worker_crashed, "the call crashed its worker twice"));
-      } else {
-        resend.push_back(it->first);
-        ++it;
+        continue;
       }
+      waiting_.push_front(*it);
     }
-    if (std::string error = respawn(); !error.empty()) {
-      fail_everything("the worker died and could not be restarted: " + error);
+    if (slot.index() != 0 && load_waiters.empty()) return;  // respawned when needed
+    if (std::string error = spawn(slot); !error.empty()) {
+      for (auto& [id, queue] : load_waiters)
+        for (auto& done : queue)
+          if (done) done(false, "the worker died and could not be restarted: " + error);
+      if (slot.index() == 0) fail_waiting("the worker died and could not be restarted: " + error);
       return;
     }
-    wire::ToWorker frame;
-    for (auto& [id, load] : functions_) {
-      auto waiters = load_waiters_.find(id);
-      size_t copies = waiters == load_waiters_.end() ? 1 : std::max<size_t>(1, waiters->second.size());
-      for (size_t i = 0; i < copies; ++i) *frame.add_loads() = load;
+    for (auto& [id, queue] : load_waiters) {
+      auto function = functions_.find(id);
+      for (auto& done : queue) {
+        if (function == functions_.end()) {
+          if (done) done(false, "the function was unloaded");
+          continue;
+        }
+        slot.add_entry(0, function->second);
+        slot.loaded.insert(id);
+        slot.load_waiters[id].push_back(std::move(done));
+      }
     }
-    std::sort(resend.begin(), resend.end());
-    for (uint64_t call_id : resend) *frame.add_calls() = in_flight_[call_id].message;
-    last_progress_ = clock_type::now();
-    append_frame(out_, frame);
-    write_out();
   }
 
-  // Starts a worker; empty on success.
-  std::string respawn() {
+  // Starts (or restarts) a slot's process; empty on success.
+  std::string spawn(worker_slot& slot) {
     std::vector<std::string> args{"--timeout-ms", std::to_string(options_.default_timeout_ms)};
     args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
-    auto spawned = detail::spawn_worker(options_.worker_binary, args);
-    if (!spawned) return spawned.error();
-    worker_ = *spawned;
-    pid_ = worker_.pid;
-    in_.clear();
-    in_start_ = 0;
-    out_.clear();
-    out_start_ = 0;
-    watching_out_ = false;
+    if (std::string error = slot.spawn(options_.worker_binary, args); !error.empty()) return error;
     epoll_event event{};
     event.events = EPOLLIN;
-    event.data.fd = worker_.socket;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, worker_.socket, &event);
+    event.data.u64 = static_cast<uint64_t>(slot.index()) + 1;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, slot.socket(), &event);
+    watching_out_[slot.index()] = false;
+    slot.head_since = now_;
+    if (slot.index() == 0) primary_pid_ = slot.pid();
+    publish_pids();
     return {};
   }
 
-  // A backstop for a worker that neither answers nor dies (the worker's own
-  // watchdog normally ends a long call): treat it as crashed.
-  void check_progress() {
-    if (in_flight_.empty() || worker_.socket < 0) return;
-    uint32_t longest = options_.default_timeout_ms;
-    for (auto& [id, call] : in_flight_) longest = std::max(longest, call.message.timeout_ms());
-    auto limit = std::chrono::milliseconds(2 * uint64_t{longest} + 2000);
-    if (clock_type::now() - last_progress_ > limit) worker_died();
+  void publish_pids() {
+    std::vector<pid_t> pids;
+    for (auto& slot : slots_)
+      if (slot->alive()) pids.push_back(slot->pid());
+    std::lock_guard lock(pids_mutex_);
+    pids_ = std::move(pids);
   }
 
-  void fail_everything(const std::string& why) {
-    auto calls = std::move(in_flight_);
-    in_flight_.clear();
-    for (auto& [id, call] : calls)
-      if (call.done) call.done(failed_result(call_status::worker_crashed, why));
-    auto waiters = std::move(load_waiters_);
-    load_waiters_.clear();
-    for (auto& [id, queue] : waiters)
-      for (auto& done : queue)
-        if (done) done(false, why);
+  void fail_waiting(const std::string& why) {
+    auto waiting = std::move(waiting_);
+    waiting_.clear();
+    for (uint64_t id : waiting) {
+      auto found = calls_.find(id);
+      if (found == calls_.end()) continue;
+      auto done = std::move(found->second.done);
+      calls_.erase(found);
+      if (done) done(failed_result(call_status::worker_crashed, why));
+    }
   }
 
   void shut_down() {
-    detail::kill_worker(worker_);
-    pid_ = -1;
+    for (auto& slot : slots_) slot->kill();
+    primary_pid_ = -1;
+    publish_pids();
     std::vector<pending_op> ops;
     {
       std::lock_guard lock(mutex_);
       ops.swap(pending_);
     }
-    for (auto& op : ops) {
-      if (op.kind == pending_op::call) in_flight_.emplace(op.call_message.call_id(), in_flight_call{op.call_message, std::move(op.call_done), 0});
-      if (op.kind == pending_op::load) load_waiters_[op.id].push_back(std::move(op.load_done));
+    const std::string why = "the worker client stopped";
+    auto calls = std::move(calls_);
+    calls_.clear();
+    for (auto& [id, call] : calls)
+      if (call.done) call.done(failed_result(call_status::worker_crashed, why));
+    for (auto& slot : slots_) {
+      auto waiters = std::move(slot->load_waiters);
+      slot->load_waiters.clear();
+      for (auto& [id, queue] : waiters)
+        for (auto& done : queue)
+          if (done) done(false, why);
     }
-    fail_everything("the worker client stopped");
+    for (auto& op : ops) {
+      if (op.call_done) op.call_done(failed_result(call_status::worker_crashed, why));
+      if (op.load_done) op.load_done(false, why);
+    }
   }
 
   worker_options options_;
@@ -411,22 +513,21 @@ class worker_client::impl {
   bool wake_signalled_ = false;
   bool stopping_ = false;
   std::atomic<uint64_t> call_ids_{1};
-  std::atomic<pid_t> pid_{-1};
+  std::atomic<pid_t> primary_pid_{-1};
+  mutable std::mutex pids_mutex_;
+  std::vector<pid_t> pids_;
   int wake_fd_ = -1;
   int epoll_fd_ = -1;
   std::thread thread_;
 
   // The I/O thread's own.
-  detail::spawned_worker worker_;
-  std::string in_;
-  size_t in_start_ = 0;
-  std::string out_;
-  size_t out_start_ = 0;
-  bool watching_out_ = false;
-  clock_type::time_point last_progress_;
-  std::unordered_map<uint64_t, in_flight_call> in_flight_;
-  std::map<uint64_t, wire::LoadFunction> functions_;
-  std::unordered_map<uint64_t, std::deque<load_callback>> load_waiters_;
+  clock_type::time_point now_ = clock_type::now();
+  std::vector<std::unique_ptr<worker_slot>> slots_;
+  std::map<int, bool> watching_out_;
+  std::unordered_map<uint64_t, call_record> calls_;
+  std::deque<uint64_t> waiting_;  // calls no worker could take yet, oldest first
+  std::map<uint64_t, std::string> functions_;  // the encoded load entry of each
+  wire::FromWorker reply_frame_;
 };
 
 result<std::unique_ptr<worker_client>> worker_client::start(worker_options options) {
@@ -444,10 +545,7 @@ void worker_client::load(uint64_t function_id, std::string name, std::string fil
   pending_op op;
   op.kind = pending_op::load;
   op.id = function_id;
-  op.load_message.set_function_id(function_id);
-  op.load_message.set_name(std::move(name));
-  op.load_message.set_filename(std::move(filename));
-  op.load_message.set_source(std::move(source));
+  op.entry = detail::encode_load_entry(function_id, name, filename, source);
   op.load_done = std::move(done);
   impl_->enqueue(std::move(op));
 }
@@ -462,27 +560,17 @@ void worker_client::unload(uint64_t function_id) {
 void worker_client::call(call_request request, std::function<void(call_result&&)> done) {
   pending_op op;
   op.kind = pending_op::call;
-  wire::Call& call = op.call_message;
-  call.set_call_id(impl_->next_call_id());
-  call.set_function_id(request.function_id);
-  call.set_input_json(std::move(request.input_json));
-  if (request.state_json) {
-    call.set_has_state(true);
-    call.set_state_json(std::move(*request.state_json));
-  }
-  auto* ctx = call.mutable_ctx();
-  ctx->set_key(std::move(request.ctx.key));
-  ctx->set_flow(std::move(request.ctx.flow));
-  ctx->set_block(std::move(request.ctx.block));
-  ctx->set_revision(std::move(request.ctx.revision));
-  ctx->set_message_id(std::move(request.ctx.message_id));
-  ctx->set_time_ms(request.ctx.time_ms);
-  call.set_timeout_ms(request.timeout_ms);
+  op.id = impl_->next_call_id();
+  op.function_id = request.function_id;
+  op.timeout_ms = request.timeout_ms;
+  op.entry = detail::encode_call_entry(op.id, request);
   op.call_done = std::move(done);
   impl_->enqueue(std::move(op));
 }
 
 pid_t worker_client::worker_pid() const { return impl_->pid(); }
+
+std::vector<pid_t> worker_client::worker_pids() const { return impl_->pids(); }
 
 void worker_client::stop() {
   if (impl_) impl_->stop();

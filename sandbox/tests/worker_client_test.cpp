@@ -257,3 +257,38 @@ TEST_CASE("--check reports a syntax error with FILE:LINE") {
   std::remove(bad.c_str());
   std::remove(good.c_str());
 }
+
+TEST_CASE("while one key's call loops, calls of other keys and functions complete on a second worker") {
+  auto client = start_worker();
+  REQUIRE(load(*client, 1, "export default function () { for (;;) {} }").empty());
+  REQUIRE(load(*client, 2, "export default function (input, state, ctx) { return {output: ctx.key + ':' + input.n * 2}; }").empty());
+  REQUIRE(load(*client, 3, "function entrypoint(input) { return {output: input.n}; }").empty());
+  auto looping = request(1, "{}");
+  looping.ctx.key = "stuck";
+  looping.timeout_ms = 60000;  // far longer than the test: only the pool can answer the others
+  std::promise<call_result> loop_done;
+  client->call(looping, [&](call_result&& r) { loop_done.set_value(std::move(r)); });
+  auto loop_future = loop_done.get_future();
+  // Sent right behind the endless call, so at first they queue on its worker.
+  std::vector<std::promise<call_result>> results(20);
+  for (int i = 0; i < 20; ++i) {
+    auto r = request(i % 2 ? 3 : 2, "{\"n\": " + std::to_string(i) + "}");
+    r.ctx.key = "key-" + std::to_string(i);
+    client->call(r, [&results, i](call_result&& result) { results[i].set_value(std::move(result)); });
+  }
+  for (int i = 0; i < 20; ++i) {
+    auto r = results[i].get_future().get();
+    REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
+    CHECK(r.outputs[0] == (i % 2 ? std::to_string(i) : "\"key-" + std::to_string(i) + ":" + std::to_string(i * 2) + "\""));
+  }
+  CHECK(loop_future.wait_for(std::chrono::seconds(0)) != std::future_status::ready);
+  CHECK(client->worker_pids().size() == 2);
+  // A function loaded now answers too, while the loop still runs.
+  REQUIRE(load(*client, 4, "export default function (input) { return {output: 'new'}; }").empty());
+  auto fresh = call(*client, request(4, "{}"));
+  REQUIRE_MESSAGE(fresh.status == call_status::ok, fresh.error_message);
+  CHECK(fresh.outputs[0] == "\"new\"");
+  CHECK(loop_future.wait_for(std::chrono::seconds(0)) != std::future_status::ready);
+  client->stop();
+  CHECK(loop_future.get().status == call_status::worker_crashed);
+}

@@ -1,9 +1,11 @@
 #pragma once
-// The node's side of a worker process: spawns flowstate-worker, loads
-// functions into it, and sends calls from any thread. One I/O thread writes
-// whatever is pending as one frame and delivers each reply as it arrives.
-// A worker that dies is replaced; its loaded functions are reloaded and its
-// in-flight calls re-sent, except calls it was running when it died twice.
+// The node's side of a pool of worker processes: spawns flowstate-worker,
+// loads functions into it, and sends calls from any thread. One I/O thread
+// (the dispatcher) writes whatever is pending as one frame per worker and
+// delivers each reply as it arrives. A second worker starts when the first
+// is busy. A worker that dies is replaced; functions are reloaded into it
+// before their next call and its in-flight calls re-sent, except a call it
+// was running when it died twice.
 #include <sys/types.h>
 
 #include <cstdint>
@@ -52,6 +54,13 @@ struct worker_options {
   std::string worker_binary;           // path of flowstate-worker
   uint32_t default_timeout_ms = 5000;  // for calls with timeout_ms == 0
   std::vector<std::string> extra_args;
+  // The pool: a further worker starts (up to max_workers) when every worker
+  // is busy, i.e. its running call has run longer than busy_after_ms or it
+  // has max_calls_per_worker calls outstanding. Calls queued behind a call
+  // running longer than busy_after_ms move to a worker that is not busy.
+  uint32_t max_workers = 2;
+  uint32_t busy_after_ms = 25;
+  uint32_t max_calls_per_worker = 256;
 };
 
 class worker_client {
@@ -70,8 +79,10 @@ class worker_client {
   // Thread-safe and non-blocking; `done` runs exactly once, on the I/O thread.
   void call(call_request request, std::function<void(call_result&&)> done);
 
-  // The current worker process (changes when it is replaced).
+  // The first worker process (changes when it is replaced).
   pid_t worker_pid() const;
+  // Every live worker process of the pool.
+  std::vector<pid_t> worker_pids() const;
 
   // Stops the I/O thread and kills the worker; pending calls complete with
   // worker_crashed. Also done by the destructor.

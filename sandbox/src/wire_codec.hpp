@@ -1,0 +1,29 @@
+#pragma once
+// Encoding the client's side of the worker protocol (proto/worker.proto)
+// without building protobuf objects on the call path: a call is encoded once,
+// by the calling thread, as the bytes of one `ToWorker.calls` entry. Since
+// concatenated protobuf messages parse as one merged message, a frame is a
+// length prefix followed by such entries.
+#include <cstdint>
+#include <string>
+
+#include "flowstate/sandbox/worker_client.hpp"
+
+namespace flowstate::sandbox::detail {
+
+// The `ToWorker.calls` entry (tag, length, Call) for `request`.
+std::string encode_call_entry(uint64_t call_id, const call_request& request);
+
+// The `ToWorker.loads` entry for one function.
+std::string encode_load_entry(uint64_t function_id, const std::string& name, const std::string& filename,
+                              const std::string& source);
+
+// The `ToWorker.unload` entry for one function id.
+std::string encode_unload_entry(uint64_t function_id);
+
+// Appends a 4-byte placeholder for a frame's length; returns its offset.
+size_t open_frame(std::string& out);
+// Writes the length of everything appended since open_frame.
+void close_frame(std::string& out, size_t at);
+
+}  // namespace flowstate::sandbox::detail
