@@ -160,7 +160,7 @@ class engine_impl final : public engine {
           return fail(dir_in + ": another project is already named \"" + (*rt)->name + "\"");
       projects_[e->id] = std::move(entry);
     }
-    if (auto st = check_routes(*e, *e->active, e->routes); !st) {
+    if (auto st = check_routes(*e, **rt, e->routes); !st) {
       std::unique_lock lock(mutex_);
       projects_.erase(e->id);
       return fail(dir_in + ": " + st.error());
