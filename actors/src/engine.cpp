@@ -5,12 +5,15 @@
 #include <caf/all.hpp>
 
 #include <filesystem>
+#include <condition_variable>
 #include <future>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
 
 #include "core.hpp"
+#include "errors.hpp"
+#include "types.hpp"
 #include "records.hpp"
 #include "flowstate/drivers/http_routes.hpp"
 #include "flowstate/drivers/http_static.hpp"
@@ -199,7 +202,7 @@ class engine_impl final : public engine {
         int f = rt->find_flow(q->flow);
         int b = f < 0 ? -1 : rt->flows[static_cast<std::size_t>(f)].find_block(q->block);
         if (b < 0) {
-          undeliverable(*rt, *q, std::string(key));
+          undeliverable(rt, *q, std::string(key));
           return true;
         }
         item->flow = static_cast<uint32_t>(f);
@@ -281,7 +284,11 @@ class engine_impl final : public engine {
     if (const auto& kp = flow.blocks[1].key_pointer) {
       auto key = key_at_pointer(item->msg.payload, *kp);
       if (!key) {
-        reply->send(http::problem(422, "PreconditionFailed", key.error()));
+        commit_batch b;
+        auto e = make_error(*store_, *rt, item->flow, flow.blocks[1].id, item->msg, "PreconditionFailed", key.error(), "{}");
+        auto routed = record_error(b, *store_, rt, item->flow, e);
+        store_->commit(std::move(b), rt->durability, [reply, r = error_response(e)]() mutable { reply->send(std::move(r)); });
+        if (routed) submit(std::move(routed));
         return;
       }
       item->msg.key = std::move(*key);
@@ -390,8 +397,91 @@ class engine_impl final : public engine {
     return out;
   }
 
+  std::optional<std::string> error_show(const std::string& name, const std::string& id) const override {
+    auto* e = find(name);
+    auto seq = parse_id(id);
+    if (!e || !seq) return std::nullopt;
+    return store_->get(column::errors, error_key(e->active->tenant, e->id, *seq));
+  }
+
+  status error_replay(const std::string& name, const std::string& id) override {
+    auto* e = find(name);
+    if (!e) return fail("no project named \"" + name + "\"");
+    auto seq = parse_id(id);
+    if (!seq) return fail("error ids are numbers, got \"" + id + "\"");
+    std::lock_guard guard(e->deploy_mutex);  // no activation while we pick the block
+    auto rt = e->active;
+    auto rkey = error_key(rt->tenant, e->id, *seq);
+    auto record = store_->get(column::errors, rkey);
+    if (!record) return fail("no error " + id + " in project " + name);
+    auto err = parse_error_record(*record);
+    if (!err) return fail(err.error());
+    int f = rt->find_flow(err->flow);
+    int b = f < 0 ? -1 : rt->flows[static_cast<std::size_t>(f)].find_block(err->block);
+    if (b < 0 || rt->flows[static_cast<std::size_t>(f)].blocks[static_cast<std::size_t>(b)].kind != block_kind::function)
+      return fail("block " + err->block + " of flow " + err->flow + " no longer runs a function; discard the error instead");
+    auto item = std::make_shared<work_item>();
+    item->project = rt;
+    item->flow = static_cast<uint32_t>(f);
+    item->block = static_cast<uint32_t>(b);
+    item->msg.id = err->message_id;
+    item->msg.key = err->key;
+    item->msg.trace_id = err->trace_id;
+    item->msg.time_ms = err->accepted_ms;
+    item->msg.payload = err->input_json;
+    item->queue_seq = store_->next_sequence();
+    commit_batch batch;
+    batch.erase(column::errors, rkey);
+    batch.add_count(error_count_key(rt->tenant, e->id), minus(1));
+    batch.put(column::queue, queue_key(rt->tenant, e->id, key_group_of(item->msg.key), item->queue_seq),
+              encode_queued({err->flow, err->block, item->msg}));
+    std::promise<void> durable;
+    store_->commit(std::move(batch), rt->durability, [&durable] { durable.set_value(); });
+    submit(std::move(item));
+    durable.get_future().wait();
+    return status::success();
+  }
+
+  status error_discard(const std::string& name, const std::string& id) override {
+    auto* e = find(name);
+    if (!e) return fail("no project named \"" + name + "\"");
+    auto seq = parse_id(id);
+    if (!seq) return fail("error ids are numbers, got \"" + id + "\"");
+    auto rt = e->active;
+    auto rkey = error_key(rt->tenant, e->id, *seq);
+    if (!store_->get(column::errors, rkey)) return fail("no error " + id + " in project " + name);
+    commit_batch batch;
+    batch.erase(column::errors, rkey);
+    batch.add_count(error_count_key(rt->tenant, e->id), minus(1));
+    std::promise<void> durable;
+    store_->commit(std::move(batch), rt->durability, [&durable] { durable.set_value(); });
+    durable.get_future().wait();
+    return status::success();
+  }
+
+  status schema_add(const std::string& url, const std::string& schema_json) override {
+    if (url.find("://") == std::string::npos) return fail("a registry type is a full URL like https://example.com/Telemetry.json");
+    if (auto problem = schema_problem(schema_json, registry_lookup_)) return fail(url + ": " + *problem);
+    commit_batch b;
+    b.put(column::meta, meta_key("schema", url), schema_json);
+    return store_->write_now(std::move(b), true);
+  }
+
+  std::vector<std::string> schema_urls() const override {
+    std::vector<std::string> out;
+    auto prefix = key_builder{}.str("schema").take();
+    store_->scan_prefix(column::meta, prefix, [&](std::string_view key, std::string_view) {
+      key_reader r(key);
+      (void)r.str();
+      if (auto url = r.str()) out.push_back(std::move(*url));
+      return true;
+    });
+    return out;
+  }
+
   void drain(uint32_t timeout_ms) override {
     if (drained_.exchange(true)) return;
+    stop_maintenance();
     core_.draining = true;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     while (core_.total_in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
@@ -400,6 +490,36 @@ class engine_impl final : public engine {
   }
 
  private:
+  static std::optional<uint64_t> parse_id(const std::string& id) {
+    if (id.empty() || id.size() > 19 || id.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    return std::stoull(id);
+  }
+
+  // Keeps each project's error queue within its bound: the oldest go first.
+  void thin_errors() {
+    std::vector<project_ptr> targets;
+    {
+      std::shared_lock lock(mutex_);
+      for (auto& [_, e] : projects_)
+        if (e->active) targets.push_back(e->active);
+    }
+    for (auto& rt : targets) {
+      auto count = store_->get(column::metering, error_count_key(rt->tenant, rt->project_id));
+      auto n = count ? decode_count(*count) : 0;
+      if (n <= options_.max_errors_per_project || n > (uint64_t{1} << 62)) continue;
+      auto excess = n - options_.max_errors_per_project;
+      commit_batch b;
+      uint64_t removed = 0;
+      store_->scan_prefix(column::errors, project_prefix(rt->tenant, rt->project_id), [&](std::string_view key, std::string_view) {
+        b.erase(column::errors, std::string(key));
+        return ++removed < excess;
+      });
+      if (!removed) continue;
+      b.add_count(error_count_key(rt->tenant, rt->project_id), minus(removed));
+      store_->commit(std::move(b), durability_mode::relaxed, [] {});
+    }
+  }
+
   void submit(work_ptr item) {
     auto shard = core_.shard_of(item->msg.key);
     item->shard = shard;
@@ -407,22 +527,15 @@ class engine_impl final : public engine {
     caf::anon_send(core_.shards[shard], std::move(item));
   }
 
-  void undeliverable(const project_rt& rt, const queued_input& q, std::string queue_entry_key) {
-    error_fields e;
-    e.id = std::to_string(store_->next_sequence());
-    e.type = "Undeliverable";
-    e.message = "block " + q.block + " of flow " + q.flow + " was removed by a deploy";
+  void undeliverable(const project_ptr& rt, const queued_input& q, std::string queue_entry_key) {
+    auto e = make_error(*store_, *rt, 0, q.block, q.msg, "Undeliverable",
+                        "block " + q.block + " of flow " + q.flow + " was removed by a deploy", "{}");
     e.flow = q.flow;
-    e.block = q.block;
-    e.key = q.msg.key;
-    e.message_id = q.msg.id;
-    e.revision = rt.revision;
-    e.at_ms = now_ms();
-    e.input_json = q.msg.payload;
     commit_batch b;
-    b.put(column::errors, error_key(rt.tenant, rt.project_id, std::stoull(e.id)), error_record_json(e));
+    b.put(column::errors, error_key(rt->tenant, rt->project_id, std::stoull(e.id)), error_record_json(e));
+    b.add_count(error_count_key(rt->tenant, rt->project_id), 1);
     b.erase(column::queue, std::move(queue_entry_key));
-    store_->commit(std::move(b), rt.durability, [] {});
+    store_->commit(std::move(b), rt->durability, [] {});
   }
 
   uint32_t project_id_for(const std::string& dir) {
@@ -479,6 +592,15 @@ class engine_impl final : public engine {
         b.name = bd.name;
         b.key_pointer = bd.key_pointer;
         auto where = fdef.file + ":" + std::to_string(bd.line) + ": ";
+        auto typed = [&](const std::optional<std::string>& name, type_check& into, const char* what) {
+          if (!name) return;
+          auto t = compile_type(*name, **files, registry_lookup_);
+          if (!t) problems.push_back(where + "block " + bd.id + ": " + what + " " + t.error());
+          else into = std::move(*t);
+        };
+        typed(bd.input_type, b.input, "input");
+        typed(bd.output_type, b.output, "output");
+        typed(bd.state_type, b.state, "state");
         if (bd.kind == "js.Function") {
           b.kind = block_kind::function;
           auto it = function_ids.find(bd.name);
@@ -516,6 +638,17 @@ class engine_impl final : public engine {
         flow.blocks.push_back(std::move(b));
       }
       rt->flows.push_back(std::move(flow));
+    }
+    for (auto& [fname, fdef] : rev->flows) {
+      if (!fdef.on_error) continue;
+      int from = rt->find_flow(fname), to = rt->find_flow(*fdef.on_error);
+      if (from < 0 || to < 0) continue;
+      rt->flows[static_cast<std::size_t>(from)].on_error = to;
+      rt->flows[static_cast<std::size_t>(to)].receives_errors = true;
+      bool has_function = false;
+      for (auto& b : rt->flows[static_cast<std::size_t>(to)].blocks) has_function |= b.kind == block_kind::function;
+      if (!has_function)
+        problems.push_back(fdef.file + ": on_error: flow " + *fdef.on_error + " has no function block to receive errors");
     }
     for (auto& [future, file] : loads) {
       auto error = future.get();
@@ -593,6 +726,36 @@ class engine_impl final : public engine {
   std::atomic<uint64_t> next_function_id_{1};
   std::atomic<bool> ready_{false};
   std::atomic<bool> drained_{false};
+  registry_lookup registry_lookup_ = [this](std::string_view url) {
+    return store_->get(column::meta, meta_key("schema", url));
+  };
+  std::thread maintenance_;
+  std::mutex maintenance_mutex_;
+  std::condition_variable maintenance_cv_;
+  bool stopping_ = false;
+
+ public:
+  // Background upkeep off the data path (error queue bounds), every second.
+  void start_maintenance() {
+    maintenance_ = std::thread([this] {
+      std::unique_lock lock(maintenance_mutex_);
+      while (!stopping_) {
+        maintenance_cv_.wait_for(lock, std::chrono::seconds(1));
+        if (stopping_) break;
+        lock.unlock();
+        thin_errors();
+        lock.lock();
+      }
+    });
+  }
+  void stop_maintenance() {
+    {
+      std::lock_guard lock(maintenance_mutex_);
+      stopping_ = true;
+    }
+    maintenance_cv_.notify_all();
+    if (maintenance_.joinable()) maintenance_.join();
+  }
 };
 
 }  // namespace
@@ -600,6 +763,7 @@ class engine_impl final : public engine {
 result<std::unique_ptr<engine>> engine::start(engine_options options) {
   auto e = std::make_unique<engine_impl>(std::move(options));
   if (auto st = e->open(); !st) return fail(st.error());
+  e->start_maintenance();
   return std::unique_ptr<engine>(std::move(e));
 }
 

@@ -12,6 +12,7 @@
 #include "flowstate/drivers/http_static.hpp"
 #include "flowstate/drivers/http_types.hpp"
 #include "flowstate/runtime/durability.hpp"
+#include "types.hpp"
 
 namespace flowstate::sandbox {
 class worker_client;
@@ -27,11 +28,14 @@ struct block_rt {
   block_kind kind = block_kind::function;
   uint64_t function_id = 0;  // in the project's worker
   std::optional<std::string> key_pointer;
+  type_check input, output, state;  // validator null: untyped
 };
 
 struct flow_rt {
   std::string name;
   std::vector<block_rt> blocks;
+  int on_error = -1;             // flow index receiving this flow's errors
+  bool receives_errors = false;  // some flow's on_error: its errors are not routed again
   // The block index of id, or -1.
   int find_block(const std::string& id) const {
     for (std::size_t i = 0; i < blocks.size(); ++i)

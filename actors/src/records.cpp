@@ -100,8 +100,36 @@ std::string error_record_json(const error_fields& e) {
   field(out, "at", iso_time(e.at_ms));
   out += ",\"details\":" + (e.details_json.empty() ? std::string("{}") : e.details_json);
   out += ",\"input\":" + (e.input_json.empty() ? std::string("null") : e.input_json);
+  field(out, "traceId", e.trace_id);
+  out += ",\"acceptedAtMs\":" + std::to_string(e.accepted_ms);
   out += "}";
   return out;
+}
+
+result<error_fields> parse_error_record(std::string_view json) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(json.data(), json.size()).get(doc)) return fail("the error record is not valid JSON");
+  error_fields e;
+  auto str = [&](const char* k, std::string& out) {
+    std::string_view v;
+    if (!doc[k].get_string().get(v)) out = std::string(v);
+  };
+  str("id", e.id);
+  str("type", e.type);
+  str("message", e.message);
+  str("flow", e.flow);
+  str("block", e.block);
+  str("key", e.key);
+  str("messageId", e.message_id);
+  str("revision", e.revision);
+  str("traceId", e.trace_id);
+  int64_t accepted = 0;
+  if (!doc["acceptedAtMs"].get_int64().get(accepted)) e.accepted_ms = accepted;
+  simdjson::dom::element input, details;
+  if (!doc["input"].get(input)) e.input_json = simdjson::minify(input);
+  if (!doc["details"].get(details)) e.details_json = simdjson::minify(details);
+  return e;
 }
 
 http::response error_response(const error_fields& e) {

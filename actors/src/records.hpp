@@ -34,9 +34,13 @@ struct error_fields {
   int64_t at_ms = 0;
   std::string details_json = "{}";
   std::string input_json = "null";
+  std::string trace_id;
+  int64_t accepted_ms = 0;  // the failed message's acceptance time (ctx.time)
 };
 // The std:Error JSON object.
 std::string error_record_json(const error_fields& e);
+// Parses a stored error record back (for replay).
+result<error_fields> parse_error_record(std::string_view json);
 // The problem+json reply for an error: 422, 504 or 500.
 http::response error_response(const error_fields& e);
 

@@ -8,7 +8,9 @@
 #include <unordered_map>
 
 #include "core.hpp"
+#include "errors.hpp"
 #include "records.hpp"
+#include "types.hpp"
 #include "flowstate/runtime/fault.hpp"
 #include "flowstate/runtime/keys.hpp"
 #include "flowstate/sandbox/worker_client.hpp"
@@ -120,6 +122,14 @@ class shard_logic {
       return;
     }
     const auto& block = block_of(*item);
+    if (block.input.validator) {
+      std::string message, details;
+      if (!check_json(block.input, item->msg.payload, message, details)) {
+        commit_error(*item, "PreconditionFailed", "input " + message, std::move(details));
+        finish(skey);
+        return;
+      }
+    }
     sandbox::call_request req;
     req.function_id = block.function_id;
     req.input_json = item->msg.payload;
@@ -160,36 +170,15 @@ class shard_logic {
     start(std::move(next), skey);
   }
 
-  error_fields error_for(const work_item& w, std::string type, std::string message, std::string details) {
-    error_fields e;
-    auto seq = st_.core->db->next_sequence();
-    e.id = std::to_string(seq);
-    e.type = std::move(type);
-    e.message = std::move(message);
-    e.flow = w.project->flows[w.flow].name;
-    e.block = block_id(w);
-    e.key = w.msg.key;
-    e.message_id = w.msg.id;
-    e.revision = w.project->revision;
-    e.at_ms = now_ms();
-    e.details_json = std::move(details);
-    e.input_json = w.msg.payload;
-    return e;
-  }
-
-  void put_error(commit_batch& batch, const work_item& w, const error_fields& e) {
-    batch.put(column::errors, error_key(w.project->tenant, w.project->project_id, std::stoull(e.id)),
-              error_record_json(e));
-  }
-
   void commit_error(work_item& w, std::string type, std::string message, std::string details) {
     commit_batch batch;
-    auto e = error_for(w, std::move(type), std::move(message), std::move(details));
-    put_error(batch, w, e);
+    auto e = make_error(*st_.core->db, *w.project, w.flow, block_id(w), w.msg, std::move(type), std::move(message),
+                        std::move(details));
+    auto routed = record_error(batch, *st_.core->db, w.project, w.flow, e);
     if (w.queue_seq)
       batch.erase(column::queue, queue_key(w.project->tenant, w.project->project_id, key_group_of(w.msg.key), w.queue_seq));
-    auto response = error_response(e);
-    commit_and_reply(std::move(batch), w, std::move(response));
+    commit_and_reply(std::move(batch), w, error_response(e));
+    if (routed) forward(std::move(routed));
   }
 
   // Commits; once durable, answers the waiting client (and the requests
@@ -210,6 +199,15 @@ class shard_logic {
                          });
   }
 
+  // Hands a message to the shard owning its key (after its queue entry was
+  // committed, so the writer's order keeps the put before the removal).
+  void forward(work_ptr item) {
+    auto target = st_.core->shard_of(item->msg.key);
+    item->shard = target;
+    st_.core->in_flight[target].fetch_add(1);
+    caf::anon_send(st_.core->shards[target], std::move(item));
+  }
+
   void apply(work_item& w, sandbox::call_result&& r) {
     using sandbox::call_status;
     if (r.status != call_status::ok) {
@@ -221,6 +219,21 @@ class shard_logic {
       return;
     }
     const auto& flow = w.project->flows[w.flow];
+    const auto& block = block_of(w);
+    {
+      std::string message, details;
+      for (std::size_t i = 0; i < r.outputs.size(); ++i) {
+        if (!check_json(block.output, r.outputs[i], message, details)) {
+          auto which = r.outputs.size() == 1 ? std::string("output ") : "output " + std::to_string(i) + " ";
+          commit_error(w, "PostconditionFailed", which + message, std::move(details));
+          return;
+        }
+      }
+      if (r.state == sandbox::state_change::set && !check_json(block.state, r.state_json, message, details)) {
+        commit_error(w, "PostconditionFailed", "new state " + message, std::move(details));
+        return;
+      }
+    }
     commit_batch batch;
     auto skey = slot_key(w);
     if (r.state == sandbox::state_change::set) {
@@ -257,8 +270,8 @@ class shard_logic {
         if (next.key_pointer) {
           auto key = key_at_pointer(item->msg.payload, *next.key_pointer);
           if (!key) {
-            auto e = error_for(*item, "PreconditionFailed", key.error(), "{}");
-            put_error(batch, *item, e);
+            auto e = make_error(*st_.core->db, *w.project, w.flow, next.id, item->msg, "PreconditionFailed", key.error(), "{}");
+            if (auto routed = record_error(batch, *st_.core->db, w.project, w.flow, e)) downstream.push_back(std::move(routed));
             if (w.reply && !response && !carried) response = error_response(e);
             break;
           }
@@ -285,12 +298,7 @@ class shard_logic {
     fault_point("shard.before_commit");
     if (carried) w.reply.reset();
     commit_and_reply(std::move(batch), w, std::move(response));
-    for (auto& item : downstream) {
-      auto target = st_.core->shard_of(item->msg.key);
-      item->shard = target;
-      st_.core->in_flight[target].fetch_add(1);
-      caf::anon_send(st_.core->shards[target], std::move(item));
-    }
+    for (auto& item : downstream) forward(std::move(item));
   }
 
   caf::stateful_actor<shard_state>* self_;

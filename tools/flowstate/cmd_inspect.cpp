@@ -8,6 +8,7 @@
 #include "admin_client.hpp"
 #include "commands.hpp"
 #include "node_files.hpp"
+#include "flowstate/drivers/http_types.hpp"
 
 namespace flowstate::cli {
 namespace {
@@ -120,6 +121,10 @@ void register_errors_commands(CLI::App& app) {
     simdjson::dom::parser parser;
     simdjson::dom::element doc;
     if (parser.parse(r->body).get(doc)) die("unexpected answer: " + r->body);
+    if (doc.get_array().size() == 0) {
+      std::printf("no errors\n");
+      return;
+    }
     std::printf("%-8s %-20s %-24s %-16s %-16s %s\n", "ID", "TYPE", "AT", "FLOW/BLOCK", "KEY", "MESSAGE");
     for (auto e : doc.get_array()) {
       auto s = [&](const char* k) {
@@ -129,6 +134,65 @@ void register_errors_commands(CLI::App& app) {
       std::printf("%-8s %-20s %-24s %-16s %-16s %s\n", s("id").c_str(), s("type").c_str(), s("at").c_str(),
                   (s("flow") + "/" + s("block")).c_str(), s("key").c_str(), s("message").c_str());
     }
+  });
+}
+
+
+namespace {
+
+// errors show|replay|discard ID: one request each.
+void add_error_action(CLI::App* errors, const char* name, const char* help, const char* method, const char* suffix) {
+  auto o = std::make_shared<target_options>();
+  auto id = std::make_shared<std::string>();
+  auto* cmd = errors->add_subcommand(name, help);
+  cmd->add_option("ID", *id, "The error's id (see errors list)")->required();
+  add_target_options(cmd, *o);
+  cmd->callback([o, id, method, suffix, name] {
+    auto t = connect(*o);
+    auto project = resolve_project(t, o->project);
+    auto r = admin_request(t, method, "/api/v1/errors/" + url_escape(*id) + suffix + "?project=" + url_escape(project));
+    if (!r) die(r.error());
+    if (r->status != 200) die(problem_detail(r->body));
+    if (o->json || std::string(name) == "show") std::printf("%s\n", r->body.c_str());
+    else std::printf("%s %s\n", std::string(name) == "replay" ? "replayed" : "discarded", id->c_str());
+  });
+}
+
+}  // namespace
+
+void register_error_actions(CLI::App& app) {
+  auto* errors = app.get_subcommand("errors");
+  add_error_action(errors, "show", "Print one error record (std:Error JSON)", "GET", "");
+  add_error_action(errors, "replay",
+                   "Put the failed input back at the tail of its key's queue, to run on the current state and revision",
+                   "POST", "/replay");
+  add_error_action(errors, "discard", "Remove an error from the queue", "DELETE", "");
+}
+
+void register_schema_registry_commands(CLI::App& app) {
+  CLI::App* schema = nullptr;
+  try {
+    schema = app.get_subcommand("schema");
+  } catch (const CLI::OptionNotFound&) {
+    schema = app.add_subcommand("schema", "JSON Schema tools and the node's schema registry");
+  }
+  auto o = std::make_shared<target_options>();
+  auto args = std::make_shared<std::pair<std::string, std::string>>();
+  auto* add = schema->add_subcommand("add", "Add a public type (a fully qualified URL) to the node's schema registry");
+  add->add_option("URL", args->first, "The type's URL, as blocks name it")->required();
+  add->add_option("FILE", args->second, "The JSON Schema file")->required()->check(CLI::ExistingFile);
+  add_target_options(add, *o);
+  add->callback([o, args] {
+    auto text = read_file(args->second);
+    if (!text) die("cannot read " + args->second);
+    auto t = connect(*o);
+    std::string body = "{\"url\":";
+    http::append_json_string(body, args->first);
+    body += ",\"schema\":" + *text + "}";
+    auto r = admin_request(t, "POST", "/api/v1/schemas", body);
+    if (!r) die(r.error());
+    if (r->status != 201) die(args->second + ": " + problem_detail(r->body));
+    std::printf("added %s\n", args->first.c_str());
   });
 }
 

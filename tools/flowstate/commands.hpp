@@ -12,5 +12,7 @@ void register_deploy_command(CLI::App& app);
 void register_state_commands(CLI::App& app);
 void register_errors_commands(CLI::App& app);
 void register_schema_commands(CLI::App& app);
+void register_error_actions(CLI::App& app);
+void register_schema_registry_commands(CLI::App& app);
 
 }  // namespace flowstate::cli

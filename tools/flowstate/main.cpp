@@ -9,9 +9,11 @@ int main(int argc, char** argv) {
   flowstate::cli::register_deploy_command(app);
   flowstate::cli::register_state_commands(app);
   flowstate::cli::register_errors_commands(app);
+  flowstate::cli::register_error_actions(app);
 #if defined(FLOWSTATE_HAVE_SCHEMA_CLI)
   flowstate::cli::register_schema_commands(app);
 #endif
+  flowstate::cli::register_schema_registry_commands(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

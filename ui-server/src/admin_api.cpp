@@ -53,7 +53,10 @@ const char* openapi_document = R"({"openapi":"3.1.0","info":{"title":"Flowstate 
 "/api/v1/projects":{"get":{"summary":"The projects on this node and their active revisions"}},
 "/api/v1/projects/{project}/deploy":{"post":{"summary":"Activate a committed revision","description":"Body {revision, expected}: expected is the revision it replaces; 409 when another deploy came first, 422 with the problems when invalid."}},
 "/api/v1/projects/{project}/flows/{flow}/blocks/{block}/state/{key}":{"get":{"summary":"The committed state of a key"}},
-"/api/v1/errors":{"get":{"summary":"The error queue","parameters":[{"name":"project","in":"query"},{"name":"flow","in":"query"},{"name":"type","in":"query"},{"name":"limit","in":"query"}]}}
+"/api/v1/errors":{"get":{"summary":"The error queue","parameters":[{"name":"project","in":"query"},{"name":"flow","in":"query"},{"name":"type","in":"query"},{"name":"limit","in":"query"}]}},
+"/api/v1/errors/{id}":{"get":{"summary":"One error record"},"delete":{"summary":"Discard an error"}},
+"/api/v1/errors/{id}/replay":{"post":{"summary":"Put the failed input back at the tail of its key's queue; the error leaves in the same commit"}},
+"/api/v1/schemas":{"get":{"summary":"Registry type URLs"},"post":{"summary":"Add {url, schema} to the registry"}}
 }})";
 
 }  // namespace
@@ -124,9 +127,64 @@ http::handler make_handler(engine& e, std::string token) {
       return;
     }
 
+    if (parts.size() == 2 && parts[0] == "errors") {
+      auto project = query_param(query, "project");
+      if (project.empty() && e.projects().size() == 1) project = e.projects().front().name;
+      auto id = parts[1];
+      if (method == "GET") {
+        off_thread([&e, reply, project, id] {
+          auto rec = e.error_show(project, id);
+          if (!rec) return reply->send(http::problem(404, "not found", "no error " + id + " in project \"" + project + "\""));
+          reply->send(json(200, *rec));
+        });
+        return;
+      }
+      if (method == "DELETE") {
+        off_thread([&e, reply, project, id] {
+          auto st = e.error_discard(project, id);
+          if (!st) return reply->send(http::problem(404, "not found", st.error()));
+          reply->send(json(200, "{\"discarded\":\"" + id + "\"}"));
+        });
+        return;
+      }
+    }
+    if (parts.size() == 3 && parts[0] == "errors" && parts[2] == "replay" && method == "POST") {
+      auto project = query_param(query, "project");
+      if (project.empty() && e.projects().size() == 1) project = e.projects().front().name;
+      off_thread([&e, reply, project, id = parts[1]] {
+        auto st = e.error_replay(project, id);
+        if (!st) return reply->send(http::problem(409, "cannot replay", st.error()));
+        reply->send(json(200, "{\"replayed\":\"" + id + "\"}"));
+      });
+      return;
+    }
+    if (parts.size() == 1 && parts[0] == "schemas" && method == "GET") {
+      std::string out = "[";
+      for (auto& url : e.schema_urls()) {
+        if (out.size() > 1) out += ",";
+        http::append_json_string(out, url);
+      }
+      return reply->send(json(200, out + "]"));
+    }
+    if (parts.size() == 1 && parts[0] == "schemas" && method == "POST") {
+      simdjson::dom::parser parser;
+      simdjson::dom::element doc, schema;
+      std::string_view url;
+      if (parser.parse(req.body).get(doc) || doc["url"].get_string().get(url) || doc["schema"].get(schema))
+        return reply->send(http::problem(400, "bad request", "expected {\"url\": URL, \"schema\": {...}}"));
+      off_thread([&e, reply, url = std::string(url), text = std::string(simdjson::minify(schema))] {
+        auto st = e.schema_add(url, text);
+        if (!st) return reply->send(http::problem(422, "invalid schema", st.error()));
+        reply->send(json(201, "{\"url\":\"" + url + "\"}"));
+      });
+      return;
+    }
+
     if (parts.size() == 1 && parts[0] == "errors" && method == "GET") {
       auto limit_text = query_param(query, "limit");
-      std::size_t limit = limit_text.empty() ? 1000 : std::stoul(limit_text);
+      std::size_t limit = 1000;
+      if (!limit_text.empty() && limit_text.find_first_not_of("0123456789") == std::string::npos && limit_text.size() < 9)
+        limit = std::stoul(limit_text);
       off_thread([&e, reply, project = query_param(query, "project"), flow = query_param(query, "flow"),
                   type = query_param(query, "type"), limit] {
         std::string out = "[";

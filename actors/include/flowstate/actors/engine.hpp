@@ -19,6 +19,8 @@ struct engine_options {
   unsigned scheduler_threads = 2;
   // Work in flight per shard before sources get 503 + Retry-After.
   std::size_t max_in_flight_per_shard = 2048;
+  // Error records kept per project; beyond it the oldest are removed.
+  std::size_t max_errors_per_project = 10000;
 };
 
 struct project_info {
@@ -64,6 +66,18 @@ class engine {
   // Error records (std:Error JSON objects), oldest first.
   virtual std::vector<std::string> errors(const std::string& project, const std::string& flow,
                                           const std::string& type, std::size_t limit) const = 0;
+
+  // One error record; nullopt when absent.
+  virtual std::optional<std::string> error_show(const std::string& project, const std::string& id) const = 0;
+  // Puts the failed input back at the tail of its key's queue (same
+  // messageId, current state and revision) and removes the error, in one
+  // commit. Blocking until durable.
+  virtual status error_replay(const std::string& project, const std::string& id) = 0;
+  virtual status error_discard(const std::string& project, const std::string& id) = 0;
+
+  // The node's schema registry: fully qualified type URLs -> JSON Schemas.
+  virtual status schema_add(const std::string& url, const std::string& schema_json) = 0;
+  virtual std::vector<std::string> schema_urls() const = 0;
 
   // SIGTERM: refuse new messages, wait for in-flight ones (up to timeout_ms),
   // flush commits, stop. Idempotent.
