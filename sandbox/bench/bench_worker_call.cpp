@@ -1,11 +1,19 @@
 // bench_worker_call: µs per identity-function call through a worker process
 // (client, batching, protobuf, socket, V8 in the worker) against the same
 // call made in-process (JSON parse + call + stringify). Not a test.
+// Wall time on a shared two-core machine is noisy, so it also reports CPU
+// time per call: the client process (all its threads) plus the worker
+// process, against the in-process thread's CPU time.
 //   bench_worker_call [calls] [outstanding]
 #include <libplatform/libplatform.h>
 #include <v8.h>
 
+#include <sys/resource.h>
+#include <time.h>
+
 #include <atomic>
+#include <fstream>
+#include <sstream>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -25,8 +33,49 @@ double micros_per_call(clock_type::duration elapsed, int calls) {
   return std::chrono::duration<double, std::micro>(elapsed).count() / calls;
 }
 
-double through_worker(int calls, int outstanding) {
-  auto client = worker_client::start({FLOWSTATE_WORKER_BINARY, 5000, {}});
+struct timing {
+  double wall_us = 0;
+  double cpu_us = 0;
+};
+
+double process_cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+double thread_cpu_seconds() {
+  timespec t{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+// utime + stime of another process, from /proc/PID/stat.
+double other_process_cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; fields >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(field);
+    if (i == 15) break;
+  }
+  return ticks / ::sysconf(_SC_CLK_TCK);
+}
+
+double workers_cpu_seconds(const worker_client& client) {
+  double total = 0;
+  for (pid_t pid : client.worker_pids()) total += other_process_cpu_seconds(pid);
+  return total;
+}
+
+timing through_worker(int calls, int outstanding) {
+  worker_options options;
+  options.worker_binary = FLOWSTATE_WORKER_BINARY;
+  auto client = worker_client::start(options);
   if (!client) {
     std::fprintf(stderr, "%s\n", client.error().c_str());
     std::exit(1);
@@ -68,20 +117,23 @@ double through_worker(int calls, int outstanding) {
     }
     warm.get_future().get();
   }
+  const double cpu_before = process_cpu_seconds() + workers_cpu_seconds(**client);
   auto start = clock_type::now();
   for (int i = 0; i < outstanding; ++i) issue();
   finished.get_future().get();
-  double result = micros_per_call(clock_type::now() - start, calls);
+  timing result;
+  result.wall_us = micros_per_call(clock_type::now() - start, calls);
+  result.cpu_us = (process_cpu_seconds() + workers_cpu_seconds(**client) - cpu_before) * 1e6 / calls;
   (*client)->stop();  // no callback may run once the locals it uses are gone
   return result;
 }
 
-double in_process(int calls) {
+timing in_process(int calls) {
   v8::Isolate::CreateParams params;
   std::unique_ptr<v8::ArrayBuffer::Allocator> allocator(v8::ArrayBuffer::Allocator::NewDefaultAllocator());
   params.array_buffer_allocator = allocator.get();
   v8::Isolate* isolate = v8::Isolate::New(params);
-  double result;
+  timing result;
   {
     v8::Isolate::Scope isolate_scope(isolate);
     v8::HandleScope scope(isolate);
@@ -104,9 +156,11 @@ double in_process(int calls) {
       }
     };
     run(1000);
+    const double cpu_before = thread_cpu_seconds();
     auto start = clock_type::now();
     run(calls);
-    result = micros_per_call(clock_type::now() - start, calls);
+    result.wall_us = micros_per_call(clock_type::now() - start, calls);
+    result.cpu_us = (thread_cpu_seconds() - cpu_before) * 1e6 / calls;
     if (bytes == 0) std::puts("");
   }
   isolate->Dispose();
@@ -123,12 +177,14 @@ int main(int argc, char** argv) {
   v8::V8::InitializePlatform(platform.get());
   v8::V8::Initialize();
 
-  double local = in_process(calls);
-  double worker = through_worker(calls, outstanding);
-  std::printf("%-36s %10s\n", "identity call, JSON in/out", "µs/call");
-  std::printf("%-36s %10.3f\n", "in-process V8", local);
-  std::printf("%-36s %10.3f\n", ("worker, " + std::to_string(outstanding) + " outstanding").c_str(), worker);
-  std::printf("%-36s %10.2fx   (target ≤ 3x)\n", "ratio worker / in-process", worker / local);
+  timing local = in_process(calls);
+  timing worker = through_worker(calls, outstanding);
+  std::printf("%-36s %12s %12s\n", "identity call, JSON in/out", "wall µs/call", "CPU µs/call");
+  std::printf("%-36s %12.3f %12.3f\n", "in-process V8", local.wall_us, local.cpu_us);
+  std::printf("%-36s %12.3f %12.3f\n", ("worker, " + std::to_string(outstanding) + " outstanding").c_str(),
+              worker.wall_us, worker.cpu_us);
+  std::printf("%-36s %11.2fx %11.2fx   (target ≤ 3x)\n", "ratio worker / in-process", worker.wall_us / local.wall_us,
+              worker.cpu_us / local.cpu_us);
   v8::V8::Dispose();
   v8::V8::DisposePlatform();
   return 0;

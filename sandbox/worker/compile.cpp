@@ -7,6 +7,13 @@ bool looks_like_module(const std::string& source) {
 }
 
 std::string to_utf8(v8::Isolate* isolate, v8::Local<v8::Value> value) {
+  if (value->IsString()) {
+    auto text = value.As<v8::String>();
+    std::string out(static_cast<size_t>(text->Utf8Length(isolate)), '\0');
+    text->WriteUtf8(isolate, out.data(), static_cast<int>(out.size()), nullptr,
+                    v8::String::NO_NULL_TERMINATION | v8::String::REPLACE_INVALID_UTF8);
+    return out;
+  }
   v8::String::Utf8Value text(isolate, value);
   return *text ? std::string(*text, text.length()) : std::string();
 }

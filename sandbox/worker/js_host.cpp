@@ -88,7 +88,7 @@ struct js_host::function {
 };
 
 js_host::js_host(v8::Isolate* isolate, host_limits limits)
-    : isolate_(isolate), limits_(limits), watchdog_(isolate) {
+    : isolate_(isolate), limits_(limits), watchdog_(isolate), names_(isolate) {
   isolate_->AddNearHeapLimitCallback(&js_host::near_heap_limit, this);
 }
 
@@ -171,7 +171,7 @@ std::string js_host::instantiate(function& f) {
         } else {
           auto ns = module->GetModuleNamespace().As<v8::Object>();
           v8::Local<v8::Value> value;
-          if (ns->Get(context, to_v8(isolate_, "default")).ToLocal(&value) && !value->IsUndefined()) {
+          if (ns->Get(context, names_.default_export.Get(isolate_)).ToLocal(&value) && !value->IsUndefined()) {
             if (value->IsFunction()) entry = value;
             else error = f.filename + ": the default export must be a function, got " + describe_type(value);
           } else {
@@ -189,7 +189,7 @@ std::string js_host::instantiate(function& f) {
       error = format_message(isolate_, context, try_catch.Message(), f.filename);
     } else {
       v8::Local<v8::Value> value;
-      if (context->Global()->Get(context, to_v8(isolate_, "entrypoint")).ToLocal(&value) && value->IsFunction())
+      if (context->Global()->Get(context, names_.entrypoint.Get(isolate_)).ToLocal(&value) && value->IsFunction())
         entry = value;
       else
         error = f.filename +
@@ -257,12 +257,18 @@ void js_host::run(function& f, const Call& call, CallReply* reply) {
       v8::Integer::New(isolate_, static_cast<int32_t>(r1)),
       v8::Integer::New(isolate_, static_cast<int32_t>(r1 >> 32)),
       v8::Integer::New(isolate_, static_cast<int32_t>(r2)),
-      v8::Integer::New(isolate_, static_cast<int32_t>(r2 >> 32))};
-  v8::Local<v8::Value> ignored;
-  if (!f.set_environment.Get(isolate_)->Call(context, v8::Undefined(isolate_), 5, environment).ToLocal(&ignored))
+      v8::Integer::New(isolate_, static_cast<int32_t>(r2 >> 32)),
+      to_v8(isolate_, ctx.key()),
+      to_v8(isolate_, ctx.flow()),
+      to_v8(isolate_, ctx.block()),
+      to_v8(isolate_, ctx.revision()),
+      to_v8(isolate_, ctx.message_id())};
+  v8::Local<v8::Value> args[3];
+  if (!f.set_environment.Get(isolate_)
+           ->Call(context, v8::Undefined(isolate_), std::size(environment), environment)
+           .ToLocal(&args[2]))
     return;
 
-  v8::Local<v8::Value> args[3];
   if (!v8::JSON::Parse(context, to_v8(isolate_, call.input_json())).ToLocal(&args[0])) {
     try_catch.Reset();
     reply->set_status(CallReply::EXCEPTION);
@@ -276,18 +282,6 @@ void js_host::run(function& f, const Call& call, CallReply* reply) {
     reply->set_error_message("the state is not valid JSON");
     return;
   }
-  auto ctx_object = v8::Object::New(isolate_);
-  auto set = [&](const char* key, v8::Local<v8::Value> value) {
-    ctx_object->Set(context, to_v8(isolate_, key), value).Check();
-  };
-  set("key", to_v8(isolate_, ctx.key()));
-  set("flow", to_v8(isolate_, ctx.flow()));
-  set("block", to_v8(isolate_, ctx.block()));
-  set("revision", to_v8(isolate_, ctx.revision()));
-  set("messageId", to_v8(isolate_, ctx.message_id()));
-  set("time", v8::Number::New(isolate_, static_cast<double>(ctx.time_ms())));
-  ctx_object->SetIntegrityLevel(context, v8::IntegrityLevel::kFrozen).Check();
-  args[2] = ctx_object;
 
   v8::Local<v8::Value> returned;
   bool ok = f.entry.Get(isolate_)->Call(context, v8::Undefined(isolate_), 3, args).ToLocal(&returned);
@@ -309,7 +303,7 @@ void js_host::run(function& f, const Call& call, CallReply* reply) {
       }
     }
   }
-  if (ok) read_return_value(isolate_, context, returned, reply);
+  if (ok) read_return_value(isolate_, context, names_, returned, reply);
   if (try_catch.HasCaught() && !try_catch.HasTerminated()) {
     reply->clear_outputs();
     reply->clear_state_json();

@@ -5,10 +5,12 @@
 #include <v8.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
 
+#include "return_value.hpp"
 #include "watchdog.hpp"
 #include "worker.pb.h"
 
@@ -31,6 +33,9 @@ class js_host {
   void unload(uint64_t function_id);
   void call(const Call& call, CallReply* reply);
 
+  // `hook` runs on another thread when a call has run `after_ms`.
+  void on_slow_call(uint32_t after_ms, std::function<void()> hook) { watchdog_.on_slow_call(after_ms, std::move(hook)); }
+
   // Used by the console.* callback.
   void append_log(std::string line);
 
@@ -46,6 +51,7 @@ class js_host {
   v8::Isolate* isolate_;
   host_limits limits_;
   watchdog watchdog_;
+  cached_names names_;
   bool heap_exhausted_ = false;
   std::unordered_map<uint64_t, std::unique_ptr<function>> functions_;
   CallReply* current_reply_ = nullptr;

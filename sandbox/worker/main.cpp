@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -77,28 +78,22 @@ class connection {
     return ::poll(&p, 1, 0) > 0;
   }
 
-  fw::FromWorker& out() {
-    if (out_.replies_size() == 0 && out_.loads_size() == 0) oldest_ = std::chrono::steady_clock::now();
-    return out_;
-  }
+  // Replies are encoded as they come into one FromWorker frame that is sent
+  // when the worker runs out of input, when it has waited long enough that
+  // holding it for another call would delay its caller noticeably, or (from
+  // the watchdog's thread) when a call runs long.
+  void add_reply(const fw::CallReply& reply) { add_entry(1, reply); }
+  void add_load(const fw::LoadReply& reply) { add_entry(2, reply); }
 
-  // Writes what is coalesced when it has waited long enough that holding it
-  // for another call would delay its caller noticeably.
   void flush_if_stale() {
-    if ((out_.replies_size() || out_.loads_size()) &&
-        std::chrono::steady_clock::now() - oldest_ > std::chrono::microseconds(200))
-      flush();
+    std::lock_guard lock(mutex_);
+    if (out_.size() > 4 && std::chrono::steady_clock::now() - oldest_ > std::chrono::microseconds(200))
+      flush_locked();
   }
 
   void flush() {
-    if (out_.replies_size() == 0 && out_.loads_size() == 0) return;
-    size_t size = out_.ByteSizeLong();
-    std::string frame(4 + size, '\0');
-    uint32_t length = static_cast<uint32_t>(size);
-    std::memcpy(frame.data(), &length, 4);
-    out_.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(frame.data() + 4));
-    out_.Clear();
-    if (!write_all(fd_, frame.data(), frame.size())) std::exit(0);  // the host is gone
+    std::lock_guard lock(mutex_);
+    flush_locked();
   }
 
  private:
@@ -119,23 +114,54 @@ class connection {
     return n > 0;
   }
 
+  template <class Message>
+  void add_entry(int field, const Message& message) {
+    const size_t size = message.ByteSizeLong();
+    std::lock_guard lock(mutex_);
+    if (out_.size() <= 4) oldest_ = std::chrono::steady_clock::now();
+    out_.push_back(static_cast<char>((field << 3) | 2));
+    for (size_t v = size; ; v >>= 7) {
+      if (v < 0x80) {
+        out_.push_back(static_cast<char>(v));
+        break;
+      }
+      out_.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    }
+    size_t at = out_.size();
+    out_.resize(at + size);
+    message.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out_.data() + at));
+  }
+
+  void flush_locked() {
+    if (out_.size() <= 4) return;
+    uint32_t length = static_cast<uint32_t>(out_.size() - 4);
+    std::memcpy(out_.data(), &length, 4);
+    if (!write_all(fd_, out_.data(), out_.size())) std::_Exit(0);  // the host is gone
+    out_.resize(4);
+  }
+
   int fd_;
   std::string buffer_;
   size_t start_ = 0;
-  fw::FromWorker out_;
+  std::mutex mutex_;  // out_ is also flushed from the watchdog's thread
+  std::string out_ = std::string(4, '\0');  // a frame: length placeholder, then entries
   std::chrono::steady_clock::time_point oldest_;
 };
 
 int serve(v8::Isolate* isolate, int fd, fw::host_limits limits) {
   v8::Isolate::Scope isolate_scope(isolate);
+  connection conn(fd);  // outlives the host, whose watchdog thread may flush it
   fw::js_host host(isolate, limits);
-  connection conn(fd);
+  host.on_slow_call(2, [&conn] { conn.flush(); });
   fw::ToWorker message;
+  fw::CallReply reply;
   while (conn.next(&message)) {
-    for (const auto& load : message.loads()) *conn.out().add_loads() = host.load(load);
+    for (const auto& load : message.loads()) conn.add_load(host.load(load));
     for (const auto& call : message.calls()) {
       conn.flush_if_stale();
-      host.call(call, conn.out().add_replies());
+      reply.Clear();
+      host.call(call, &reply);
+      conn.add_reply(reply);
     }
     for (uint64_t id : message.unload()) host.unload(id);
   }

@@ -31,8 +31,12 @@ inline constexpr const char* prelude_source = R"JS(
     return (w >>> 0) / 4294967296;
   };
   delete globalThis.SharedArrayBuffer;
-  return function setCallEnvironment(time, a, b, c, d) {
+  const freeze = Object.freeze;
+  // Sets the clock and the random seed for one call and returns its ctx
+  // (an object literal keeps one shape for every call, unlike API Sets).
+  return function setCallEnvironment(time, a, b, c, d, key, flow, block, revision, messageId) {
     now = time; x = a | 0; y = b | 0; z = c | 0; w = d | 0;
+    return freeze({ key, flow, block, revision, messageId, time });
   };
 })()
 )JS";

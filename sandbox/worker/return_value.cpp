@@ -10,6 +10,13 @@ namespace {
 constexpr int max_depth = 1000;
 
 std::string to_utf8(v8::Isolate* isolate, v8::Local<v8::Value> value) {
+  if (value->IsString()) {
+    auto text = value.As<v8::String>();
+    std::string out(static_cast<size_t>(text->Utf8Length(isolate)), '\0');
+    text->WriteUtf8(isolate, out.data(), static_cast<int>(out.size()), nullptr,
+                    v8::String::NO_NULL_TERMINATION | v8::String::REPLACE_INVALID_UTF8);
+    return out;
+  }
   v8::String::Utf8Value text(isolate, value);
   return *text ? std::string(*text, text.length()) : std::string();
 }
@@ -26,7 +33,8 @@ void append_key(std::string& path, const std::string& key) {
 
 // Walks a value the way JSON.stringify would, but refuses what stringify
 // would silently change or drop: NaN, Infinity, BigInt, functions, symbols,
-// undefined in arrays, cycles, and objects that are not plain data.
+// undefined in arrays, cycles, and objects that are not plain data. The path
+// is kept as handles and spelled out only for an error.
 class json_checker {
  public:
   json_checker(v8::Isolate* isolate, v8::Local<v8::Context> context)
@@ -41,13 +49,23 @@ class json_checker {
   }
 
  private:
+  struct step {
+    v8::Local<v8::Value> key;  // empty for an array index
+    uint32_t index = 0;
+  };
+
   bool fail(std::string what) {
-    problem_ = std::move(what) + " at " + (path_.empty() ? std::string("the top level") : path_);
+    std::string path;
+    for (auto& s : path_) {
+      if (s.key.IsEmpty()) path += "/" + std::to_string(s.index);
+      else append_key(path, to_utf8(isolate_, s.key));
+    }
+    problem_ = std::move(what) + " at " + (path.empty() ? std::string("the top level") : path);
     return false;
   }
 
   bool walk(v8::Local<v8::Value> value, int depth) {
-    if (value->IsNull() || value->IsBoolean() || value->IsString()) return true;
+    if (value->IsString() || value->IsNull() || value->IsBoolean()) return true;
     if (value->IsNumber()) {
       double number = value.As<v8::Number>()->Value();
       if (std::isnan(number)) return fail("NaN");
@@ -83,14 +101,12 @@ class json_checker {
 
   bool walk_array(v8::Local<v8::Array> array, int depth) {
     const uint32_t length = array->Length();
-    const size_t path_length = path_.size();
     for (uint32_t i = 0; i < length; ++i) {
-      path_ += '/';
-      path_ += std::to_string(i);
+      path_.push_back({{}, i});
       v8::Local<v8::Value> element;
       if (!array->Get(context_, i).ToLocal(&element)) return fail("an element that threw");
       if (!walk(element, depth + 1)) return false;
-      path_.resize(path_length);
+      path_.pop_back();
     }
     return true;
   }
@@ -100,23 +116,23 @@ class json_checker {
     if (!object->GetOwnPropertyNames(context_, v8::ONLY_ENUMERABLE, v8::KeyConversionMode::kConvertToString)
              .ToLocal(&keys))
       return fail("an object whose keys cannot be read");
-    const size_t path_length = path_.size();
-    for (uint32_t i = 0; i < keys->Length(); ++i) {
+    const uint32_t count = keys->Length();
+    for (uint32_t i = 0; i < count; ++i) {
       v8::Local<v8::Value> key;
       v8::Local<v8::Value> property;
       if (!keys->Get(context_, i).ToLocal(&key)) return fail("an unreadable key");
-      append_key(path_, to_utf8(isolate_, key));
+      path_.push_back({key, 0});
       if (!object->Get(context_, key).ToLocal(&property)) return fail("a property that threw");
       // Like JSON, an undefined property is simply absent.
       if (!property->IsUndefined() && !walk(property, depth + 1)) return false;
-      path_.resize(path_length);
+      path_.pop_back();
     }
     return true;
   }
 
   v8::Isolate* isolate_;
   v8::Local<v8::Context> context_;
-  std::string path_;
+  std::vector<step> path_;
   std::string problem_;
   std::vector<v8::Local<v8::Object>> ancestors_;
 };
@@ -164,7 +180,19 @@ std::string describe_type(v8::Local<v8::Value> value) {
   return "an object";
 }
 
-void read_return_value(v8::Isolate* isolate, v8::Local<v8::Context> context,
+cached_names::cached_names(v8::Isolate* isolate) {
+  v8::HandleScope scope(isolate);
+  auto make = [&](v8::Eternal<v8::String>& slot, const char* text) {
+    slot.Set(isolate, v8::String::NewFromUtf8(isolate, text, v8::NewStringType::kInternalized).ToLocalChecked());
+  };
+  make(output, "output");
+  make(outputs, "outputs");
+  make(state, "state");
+  make(default_export, "default");
+  make(entrypoint, "entrypoint");
+}
+
+void read_return_value(v8::Isolate* isolate, v8::Local<v8::Context> context, const cached_names& names,
                        v8::Local<v8::Value> returned, CallReply* reply) {
   reply->set_status(CallReply::OK);
   reply->set_state_change(CallReply::UNCHANGED);
@@ -184,18 +212,18 @@ void read_return_value(v8::Isolate* isolate, v8::Local<v8::Context> context,
     v8::Local<v8::Value> key, value;
     if (!keys->Get(context, i).ToLocal(&key) || !object->Get(context, key).ToLocal(&value)) return;
     if (value->IsUndefined()) continue;  // like JSON: an undefined property is absent
-    std::string name = to_utf8(isolate, key);
-    if (name == "output") {
+    if (key->StrictEquals(names.output.Get(isolate))) {
       output = value;
       has_output = true;
-    } else if (name == "outputs") {
+    } else if (key->StrictEquals(names.outputs.Get(isolate))) {
       outputs = value;
       has_outputs = true;
-    } else if (name == "state") {
+    } else if (key->StrictEquals(names.state.Get(isolate))) {
       state = value;
       has_state = true;
     } else {
-      return exception(reply, std::string(expected_shape) + ", got an object with the key \"" + name + "\"");
+      return exception(reply, std::string(expected_shape) + ", got an object with the key \"" +
+                                  to_utf8(isolate, key) + "\"");
     }
   }
   if (has_output && has_outputs)

@@ -8,10 +8,17 @@
 
 namespace flowstate::worker {
 
+// Internalized strings made once per isolate: comparing a property name
+// with one of them is a pointer comparison.
+struct cached_names {
+  explicit cached_names(v8::Isolate* isolate);
+  v8::Eternal<v8::String> output, outputs, state, default_export, entrypoint;
+};
+
 // Fills reply's outputs and state change (status OK), or sets status
 // EXCEPTION with an error message. Runs JSON.stringify, so it may run user
 // getters; the caller holds a TryCatch and the watchdog.
-void read_return_value(v8::Isolate* isolate, v8::Local<v8::Context> context,
+void read_return_value(v8::Isolate* isolate, v8::Local<v8::Context> context, const cached_names& names,
                        v8::Local<v8::Value> returned, CallReply* reply);
 
 // "a number", "an array", "null"...: what a value is, for error messages.

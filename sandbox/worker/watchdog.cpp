@@ -2,6 +2,8 @@
 
 #include <v8.h>
 
+#include <algorithm>
+
 namespace flowstate::worker {
 
 watchdog::watchdog(v8::Isolate* isolate) : isolate_(isolate), thread_([this] { run(); }) {}
@@ -15,15 +17,25 @@ watchdog::~watchdog() {
   thread_.join();
 }
 
+void watchdog::on_slow_call(uint32_t after_ms, std::function<void()> hook) {
+  std::lock_guard lock(mutex_);
+  slow_after_ms_ = after_ms;
+  slow_hook_ = std::move(hook);
+}
+
 void watchdog::arm(uint32_t timeout_ms) {
   bool notify = false;
   {
     std::lock_guard lock(mutex_);
     active_ = true;
     fired_ = false;
+    slow_fired_ = false;
     ++generation_;
-    deadline_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    notify = idle_ || deadline_ < sleeping_until_;
+    const auto now = std::chrono::steady_clock::now();
+    deadline_ = now + std::chrono::milliseconds(timeout_ms);
+    slow_deadline_ = now + std::chrono::milliseconds(slow_after_ms_);
+    auto first = slow_hook_ ? std::min(deadline_, slow_deadline_) : deadline_;
+    notify = idle_ || first < sleeping_until_;
   }
   if (notify) wake_.notify_one();
 }
@@ -44,15 +56,25 @@ void watchdog::run() {
       idle_ = false;
       continue;
     }
-    // Sleeps until the current call's deadline; a later call replaces the
-    // generation, and the loop then waits for that call's deadline instead.
+    // Sleeps until the current call's next moment (slow, then deadline); a
+    // later call replaces the generation, and the loop then waits for that
+    // call's moments instead.
     const uint64_t generation = generation_;
-    const auto deadline = deadline_;
-    sleeping_until_ = deadline;
-    wake_.wait_until(lock, deadline, [&] { return stop_ || !active_ || generation_ != generation; });
+    const bool slow_next = slow_hook_ && !slow_fired_ && slow_deadline_ < deadline_;
+    const auto wake_at = slow_next ? slow_deadline_ : deadline_;
+    sleeping_until_ = wake_at;
+    wake_.wait_until(lock, wake_at, [&] { return stop_ || !active_ || generation_ != generation; });
     sleeping_until_ = std::chrono::steady_clock::time_point::max();
     if (stop_ || !active_ || generation_ != generation) continue;
-    if (std::chrono::steady_clock::now() < deadline) continue;
+    if (std::chrono::steady_clock::now() < wake_at) continue;
+    if (slow_next) {
+      slow_fired_ = true;
+      auto hook = slow_hook_;
+      lock.unlock();
+      hook();
+      lock.lock();
+      continue;
+    }
     fired_ = true;
     active_ = false;
     isolate_->TerminateExecution();

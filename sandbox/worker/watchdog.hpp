@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -21,6 +22,11 @@ class watchdog {
   ~watchdog();
   watchdog(const watchdog&) = delete;
   watchdog& operator=(const watchdog&) = delete;
+
+  // Runs `hook` on the watchdog's thread once a call has run `after_ms`
+  // (the worker uses it to send the replies it holds, so that a long call
+  // does not delay the answers of the calls before it).
+  void on_slow_call(uint32_t after_ms, std::function<void()> hook);
 
   // Starts the clock for one call (or one load's top-level code).
   void arm(uint32_t timeout_ms);
@@ -39,6 +45,10 @@ class watchdog {
   bool fired_ = false;
   uint64_t generation_ = 0;
   std::chrono::steady_clock::time_point deadline_;
+  std::chrono::steady_clock::time_point slow_deadline_;
+  bool slow_fired_ = false;
+  uint32_t slow_after_ms_ = 0;
+  std::function<void()> slow_hook_;
   // What the thread sleeps until; an earlier deadline must wake it.
   std::chrono::steady_clock::time_point sleeping_until_;
   std::thread thread_;
