@@ -1,0 +1,121 @@
+#include <doctest/doctest.h>
+
+#include "../src/errors.hpp"
+#include "../src/idempotency.hpp"
+#include "../src/records.hpp"
+
+using namespace flowstate;
+using namespace flowstate::engine_detail;
+
+TEST_CASE("a queued input survives encoding byte for byte") {
+  queued_input q;
+  q.flow = "ids";
+  q.block = "counter";
+  q.msg.id = "0123456789abcdef0123456789abcdef";
+  q.msg.key = std::string("k\0ey", 4);
+  q.msg.trace_id = "trace";
+  q.msg.time_ms = 1700000000123;
+  q.msg.payload = R"({"id":"1-2","nested":{"a":[1,2,3]}})";
+  auto back = decode_queued(encode_queued(q));
+  REQUIRE(back.ok());
+  CHECK(back->flow == q.flow);
+  CHECK(back->block == q.block);
+  CHECK(back->msg.id == q.msg.id);
+  CHECK(back->msg.key == q.msg.key);
+  CHECK(back->msg.trace_id == q.msg.trace_id);
+  CHECK(back->msg.time_ms == q.msg.time_ms);
+  CHECK(back->msg.payload == q.msg.payload);
+}
+
+TEST_CASE("a truncated queue entry is refused, not misread") {
+  queued_input q;
+  q.flow = "f";
+  q.block = "b";
+  q.msg.payload = "{}";
+  auto bytes = encode_queued(q);
+  CHECK(!decode_queued(bytes.substr(0, bytes.size() - 3)).ok());
+}
+
+TEST_CASE("output message ids are derived deterministically from input, block and index") {
+  auto a = derive_message_id("m1", "counter", 0);
+  CHECK(a == derive_message_id("m1", "counter", 0));
+  CHECK(a != derive_message_id("m1", "counter", 1));
+  CHECK(a != derive_message_id("m1", "other", 0));
+  CHECK(a != derive_message_id("m2", "counter", 0));
+  CHECK(a.size() == 32);
+  CHECK(new_message_id() != new_message_id());
+}
+
+TEST_CASE("an error record round-trips for replay") {
+  error_fields e;
+  e.id = "42";
+  e.type = "Exception";
+  e.message = "boom \"quoted\"";
+  e.flow = "f";
+  e.block = "b";
+  e.key = "k";
+  e.message_id = "m";
+  e.revision = "abc";
+  e.at_ms = 1;
+  e.details_json = R"({"stack":"x"})";
+  e.input_json = R"({"body":{"f":13}})";
+  e.trace_id = "t";
+  e.accepted_ms = 1234;
+  auto back = parse_error_record(error_record_json(e));
+  REQUIRE(back.ok());
+  CHECK(back->message == e.message);
+  CHECK(back->input_json == e.input_json);
+  CHECK(back->details_json == e.details_json);
+  CHECK(back->accepted_ms == 1234);
+  CHECK(back->trace_id == "t");
+}
+
+TEST_CASE("error responses use 422, 504 and 500 as problem+json") {
+  error_fields e;
+  e.type = "PreconditionFailed";
+  CHECK(error_response(e).status == 422);
+  e.type = "Timeout";
+  CHECK(error_response(e).status == 504);
+  e.type = "Exception";
+  auto r = error_response(e);
+  CHECK(r.status == 500);
+  CHECK(r.content_type == "application/problem+json");
+}
+
+TEST_CASE("an http.Response output renders status, headers and body") {
+  auto r = render_http_response(R"({"status":201,"headers":{"X-A":"1","Content-Length":"9"},"body":{"n":1}})");
+  CHECK(r.status == 201);
+  CHECK(r.body == R"({"n":1})");
+  REQUIRE(r.headers.size() == 1);
+  CHECK(r.headers[0].first == "X-A");
+  auto text = render_http_response(R"({"body":"hi"})");
+  CHECK(text.status == 200);
+  CHECK(text.body == "hi");
+  CHECK(text.content_type.rfind("text/plain", 0) == 0);
+  CHECK(render_http_response(R"({"status":"x"})").status == 500);
+}
+
+TEST_CASE("a key at a JSON pointer must be a string") {
+  CHECK(*key_at_pointer(R"({"d":{"id":"x"}})", "/d/id") == "x");
+  CHECK(!key_at_pointer(R"({"d":{"id":7}})", "/d/id").ok());
+  CHECK(!key_at_pointer(R"({"d":{}})", "/d/id").ok());
+}
+
+TEST_CASE("a stored idempotent response decodes to the same response") {
+  http::response r;
+  r.status = 201;
+  r.content_type = "application/json";
+  r.headers = {{"X-N", "1"}};
+  r.body = R"({"ok":true})";
+  auto back = decode_response(encode_response(r));
+  REQUIRE(back);
+  CHECK(back->status == 201);
+  CHECK(back->headers == r.headers);
+  CHECK(back->body == r.body);
+}
+
+TEST_CASE("subtracting through the uint64 add merge wraps correctly") {
+  uint64_t count = 5;
+  count += minus(2);
+  CHECK(count == 3);
+}
