@@ -7,6 +7,7 @@ class App;
 
 namespace flowstate::cli {
 
+void register_init_command(CLI::App& app);
 void register_serve_command(CLI::App& app);
 void register_deploy_command(CLI::App& app);
 void register_state_commands(CLI::App& app);

@@ -5,6 +5,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"flowstate: stateful functions, durable per key"};
   app.require_subcommand(1);
+  flowstate::cli::register_init_command(app);
   flowstate::cli::register_serve_command(app);
   flowstate::cli::register_deploy_command(app);
   flowstate::cli::register_state_commands(app);
