@@ -446,7 +446,7 @@ class worker_client::impl {
   std::string spawn(worker_slot& slot) {
     std::vector<std::string> args{"--timeout-ms", std::to_string(options_.default_timeout_ms)};
     args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
-    if (std::string error = slot.spawn(options_.worker_binary, args); !error.empty()) return error;
+    if (std::string error = slot.spawn(options_.worker_binary, args, options_.isolation); !error.empty()) return error;
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.u64 = static_cast<uint64_t>(slot.index()) + 1;

@@ -13,9 +13,12 @@
 
 namespace flowstate::sandbox::detail {
 
-result<spawned_worker> spawn_worker(const std::string& binary, const std::vector<std::string>& args) {
+result<spawned_worker> spawn_worker(const std::string& binary, const std::vector<std::string>& args,
+                                    const isolation_options& isolation) {
   if (::access(binary.c_str(), X_OK) != 0)
     return fail("worker binary " + binary + " is not executable: " + std::strerror(errno));
+  auto sandbox = prepare_isolation(isolation, binary);
+  if (!sandbox) return fail(sandbox.error());
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
     return fail(std::string("socketpair: ") + std::strerror(errno));
@@ -48,6 +51,7 @@ result<spawned_worker> spawn_worker(const std::string& binary, const std::vector
       ::_exit(127);
     }
     ::syscall(SYS_close_range, 4U, ~0U, 0U);
+    if (*sandbox) enter_isolation_and_exec(**sandbox, argv.data());
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }

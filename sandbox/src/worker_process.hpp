@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "flowstate/runtime/result.hpp"
+#include "flowstate/sandbox/isolation.hpp"
 
 namespace flowstate::sandbox::detail {
 
@@ -16,7 +17,9 @@ struct spawned_worker {
 
 // Must be called from a thread that outlives the worker: PR_SET_PDEATHSIG
 // fires when the forking thread exits.
-result<spawned_worker> spawn_worker(const std::string& binary, const std::vector<std::string>& args);
+// `isolation`: the sandbox the worker runs in (isolation.hpp).
+result<spawned_worker> spawn_worker(const std::string& binary, const std::vector<std::string>& args,
+                                    const isolation_options& isolation = {});
 
 // SIGKILL and reap; closes the socket.
 void kill_worker(spawned_worker& worker);

@@ -14,9 +14,10 @@ constexpr size_t max_frame_bytes = size_t{512} << 20;
 constexpr size_t read_chunk = 256 * 1024;
 }  // namespace
 
-std::string worker_slot::spawn(const std::string& binary, const std::vector<std::string>& args) {
+std::string worker_slot::spawn(const std::string& binary, const std::vector<std::string>& args,
+                               const isolation_options& isolation) {
   kill();
-  auto spawned = spawn_worker(binary, args);
+  auto spawned = spawn_worker(binary, args, isolation);
   if (!spawned) return spawned.error();
   process_ = *spawned;
   return {};

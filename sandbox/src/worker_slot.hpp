@@ -27,7 +27,8 @@ class worker_slot {
   int socket() const { return process_.socket; }
 
   // Starts the process; empty on success. Must run on the I/O thread.
-  std::string spawn(const std::string& binary, const std::vector<std::string>& args);
+  std::string spawn(const std::string& binary, const std::vector<std::string>& args,
+                    const isolation_options& isolation = {});
   // Kills the process and forgets everything it was sent.
   void kill();
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "flowstate/runtime/result.hpp"
+#include "flowstate/sandbox/isolation.hpp"
 
 namespace flowstate::sandbox {
 
@@ -61,6 +62,7 @@ struct worker_options {
   uint32_t max_workers = 2;
   uint32_t busy_after_ms = 25;
   uint32_t max_calls_per_worker = 256;
+  isolation_options isolation{};  // on by default (see isolation.hpp)
 };
 
 class worker_client {

@@ -1,0 +1,576 @@
+#include "py_host.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "bootstrap.hpp"
+#include "json_out.hpp"
+
+namespace flowstate::pyworker {
+namespace {
+
+using worker::CallReply;
+
+constexpr size_t max_log_line_bytes = 4096;
+const char* const expected_shape =
+    R"(expected a dict with "output", "outputs" and/or "state", an (output, state) tuple, or None)";
+
+py_host* the_host = nullptr;
+PyObject* time_limit_type = nullptr;
+
+// Owns one reference.
+struct ref {
+  PyObject* p = nullptr;
+  ref() = default;
+  explicit ref(PyObject* o) : p(o) {}
+  ref(const ref&) = delete;
+  ref& operator=(const ref&) = delete;
+  ~ref() { Py_XDECREF(p); }
+  PyObject* get() const { return p; }
+  explicit operator bool() const { return p != nullptr; }
+};
+
+std::string utf8_of(PyObject* text) {
+  if (!text || !PyUnicode_Check(text)) return {};
+  Py_ssize_t size;
+  const char* utf8 = PyUnicode_AsUTF8AndSize(text, &size);
+  if (!utf8) {
+    PyErr_Clear();
+    return {};
+  }
+  return std::string(utf8, static_cast<size_t>(size));
+}
+
+PyObject* write_log(PyObject*, PyObject* arg) {
+  if (!PyUnicode_Check(arg)) {
+    PyErr_SetString(PyExc_TypeError, "write_log() takes a str");
+    return nullptr;
+  }
+  Py_ssize_t size;
+  const char* utf8 = PyUnicode_AsUTF8AndSize(arg, &size);
+  if (!utf8) {
+    // Lone surrogates: log what can be shown rather than fail the print.
+    PyErr_Clear();
+    ref bytes(PyUnicode_AsEncodedString(arg, "utf-8", "replace"));
+    if (!bytes) return nullptr;
+    if (the_host) the_host->write_log(PyBytes_AS_STRING(bytes.get()), static_cast<size_t>(PyBytes_GET_SIZE(bytes.get())));
+    Py_RETURN_NONE;
+  }
+  if (the_host) the_host->write_log(utf8, static_cast<size_t>(size));
+  Py_RETURN_NONE;
+}
+
+PyMethodDef module_methods[] = {
+    {"write_log", write_log, METH_O, "Appends text to the running call's logs."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_flowstate", "Flowstate worker internals.", -1, module_methods,
+                          nullptr, nullptr, nullptr, nullptr};
+
+// Runs in the main thread at the interpreter's next check after the watchdog
+// asked: raises in whatever Python code is running.
+int raise_time_limit(void*) {
+  if (!the_host || !time_limit_type) return 0;
+  return the_host->time_limit_pending() ? (PyErr_SetString(time_limit_type, "the call exceeded its time limit"), -1)
+                                        : 0;
+}
+
+// The line of `filename` nearest the raise in traceback `tb`, or 0.
+long line_in(PyObject* tb, const std::string& filename) {
+  long line = 0;
+  for (PyObject* at = tb; at && at != Py_None;) {
+    auto* t = reinterpret_cast<PyTracebackObject*>(at);
+    PyCodeObject* code = PyFrame_GetCode(t->tb_frame);
+    if (utf8_of(code->co_filename) == filename) line = t->tb_lineno;
+    Py_DECREF(code);
+    at = reinterpret_cast<PyObject*>(t->tb_next);
+  }
+  return line;
+}
+
+}  // namespace
+
+PyObject* init_flowstate_module() {
+  PyObject* module = PyModule_Create(&module_def);
+  if (!module) return nullptr;
+  time_limit_type = PyErr_NewExceptionWithDoc(
+      "_flowstate.TimeLimitExceeded", "The call ran past its time limit (a BaseException: not caught by `except Exception`).",
+      PyExc_BaseException, nullptr);
+  if (!time_limit_type || PyModule_AddObjectRef(module, "TimeLimitExceeded", time_limit_type) < 0) {
+    Py_DECREF(module);
+    return nullptr;
+  }
+  return module;
+}
+
+struct py_host::function {
+  uint64_t id = 0;
+  std::string name, filename, module_name, source;
+  PyObject* module = nullptr;
+  PyObject* entry = nullptr;
+  bool pass_ctx = true;
+
+  void discard() {
+    if (module) {
+      PyObject* modules = PyImport_GetModuleDict();
+      PyObject* current = PyDict_GetItemString(modules, module_name.c_str());
+      if (current == module) PyDict_DelItemString(modules, module_name.c_str());
+    }
+    Py_CLEAR(entry);
+    Py_CLEAR(module);
+  }
+  ~function() { discard(); }
+};
+
+struct py_host::outcome {
+  CallReply::Status status = CallReply::OK;
+  std::vector<std::string> outputs;
+  CallReply::StateChange state_change = CallReply::UNCHANGED;
+  std::string state_json, error_message, error_details_json;
+  bool timed_out = false;
+  bool out_of_memory = false;
+
+  void fail(CallReply::Status s, std::string message) {
+    status = s;
+    outputs.clear();
+    state_change = CallReply::UNCHANGED;
+    state_json.clear();
+    error_message = std::move(message);
+  }
+};
+
+PyObject* py_host::time_limit_exceeded() { return time_limit_type; }
+
+py_host::py_host(sandbox::limits limits, connection& conn) : limits_(limits), conn_(conn) {
+  the_host = this;
+  ref code(Py_CompileString(bootstrap_source, "<flowstate bootstrap>", Py_file_input));
+  if (code) boot_ = PyImport_ExecCodeModule("_flowstate_boot", code.get());
+  if (!boot_) {
+    PyErr_Print();
+    startup_error_ = "the worker's bootstrap failed (see stderr)";
+    return;
+  }
+  ref json(PyImport_ImportModule("json"));
+  ref random(PyImport_ImportModule("random"));
+  if (json) json_loads_ = PyObject_GetAttrString(json.get(), "loads");
+  if (random) random_seed_ = PyObject_GetAttrString(random.get(), "seed");
+  context_type_ = PyObject_GetAttrString(boot_, "Context");
+  format_exception_ = PyObject_GetAttrString(boot_, "format_exception");
+  format_exception_only_ = PyObject_GetAttrString(boot_, "format_exception_only");
+  if (!json_loads_ || !random_seed_ || !context_type_ || !format_exception_ || !format_exception_only_) {
+    PyErr_Print();
+    startup_error_ = "the worker's bootstrap is missing a name (see stderr)";
+    return;
+  }
+  watchdog_ = std::make_unique<watchdog>(
+      pthread_self(), [this] { interrupt(); }, [this] { abandon(); });
+}
+
+py_host::~py_host() {
+  watchdog_.reset();
+  functions_.clear();
+  Py_XDECREF(json_loads_);
+  Py_XDECREF(random_seed_);
+  Py_XDECREF(context_type_);
+  Py_XDECREF(format_exception_);
+  Py_XDECREF(format_exception_only_);
+  Py_XDECREF(boot_);
+  the_host = nullptr;
+}
+
+bool py_host::time_limit_pending() const { return stop_requested_.load(std::memory_order_relaxed); }
+
+void py_host::interrupt() {
+  stop_requested_ = true;
+  Py_AddPendingCall(&raise_time_limit, nullptr);
+}
+
+void py_host::abandon() {
+  reply_mutex_.lock();  // held until the process ends
+  int expected = running;
+  if (!guard_.compare_exchange_strong(expected, abandoned)) {
+    reply_mutex_.unlock();
+    return;
+  }
+  std::string why = "exceeded its time limit of " + std::to_string(guarded_cpu_ms_) +
+                    " ms and could not be interrupted (stuck inside C code); its worker was replaced";
+  if (guarded_call_) {
+    guarded_call_->clear_outputs();
+    guarded_call_->clear_state_json();
+    guarded_call_->clear_error_details_json();
+    guarded_call_->set_state_change(CallReply::UNCHANGED);
+    guarded_call_->set_status(CallReply::TIMEOUT);
+    guarded_call_->set_error_message("the call " + why);
+  }
+  if (guarded_load_) {
+    guarded_load_->set_ok(false);
+    guarded_load_->set_error_message("its top-level code " + why);
+  }
+  conn_.flush();
+  ::_exit(0);
+}
+
+void py_host::begin_guarded(CallReply* call_reply, worker::LoadReply* load_reply, uint32_t cpu_ms,
+                            uint32_t wall_ms) {
+  {
+    std::lock_guard lock(reply_mutex_);
+    guarded_call_ = call_reply;
+    guarded_load_ = load_reply;
+    guarded_cpu_ms_ = cpu_ms;
+    partial_line_.clear();
+    log_bytes_ = 0;
+    dropped_log_lines_ = 0;
+    stop_requested_ = false;
+    guard_ = running;
+  }
+  watchdog_->arm(cpu_ms, wall_ms);
+}
+
+bool py_host::end_guarded() {
+  const bool fired = watchdog_->disarm();
+  flush_log_line();
+  std::lock_guard lock(reply_mutex_);  // blocks for good if abandon() took the call
+  guard_ = idle;
+  stop_requested_ = false;
+  if (guarded_call_ && dropped_log_lines_ > 0)
+    guarded_call_->add_logs("... " + std::to_string(dropped_log_lines_) + " more lines dropped (log limit " +
+                            std::to_string(limits_.max_log_bytes) + " bytes)");
+  guarded_call_ = nullptr;
+  guarded_load_ = nullptr;
+  return fired;
+}
+
+void py_host::write_log(const char* text, size_t size) {
+  if (guard_.load(std::memory_order_relaxed) != running) return;
+  while (size > 0) {
+    const char* newline = static_cast<const char*>(std::memchr(text, '\n', size));
+    size_t piece = newline ? static_cast<size_t>(newline - text) : size;
+    if (partial_line_.size() < max_log_line_bytes + 1)
+      partial_line_.append(text, std::min(piece, max_log_line_bytes + 1 - partial_line_.size()));
+    if (!newline) break;
+    flush_log_line();
+    text += piece + 1;
+    size -= piece + 1;
+  }
+}
+
+void py_host::flush_log_line() {
+  if (partial_line_.empty()) return;
+  std::string line = std::move(partial_line_);
+  partial_line_.clear();
+  if (line.size() > max_log_line_bytes) {
+    size_t cut = max_log_line_bytes;
+    while (cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80) --cut;
+    line.resize(cut);
+    line += "…";
+  }
+  std::lock_guard lock(reply_mutex_);
+  if (!guarded_call_) return;
+  if (log_bytes_ + line.size() > limits_.max_log_bytes) {
+    ++dropped_log_lines_;
+    return;
+  }
+  log_bytes_ += line.size();
+  guarded_call_->add_logs(std::move(line));
+}
+
+std::string py_host::instantiate(function& f) {
+  f.discard();
+  ref code(Py_CompileStringExFlags(f.source.c_str(), f.filename.c_str(), Py_file_input, nullptr, -1));
+  if (!code) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    ref type_ref(type), value_ref(value), tb_ref(tb);
+    std::string error;
+    if (value && PyErr_GivenExceptionMatches(type, PyExc_SyntaxError)) {
+      ref line(PyObject_GetAttrString(value, "lineno"));
+      ref msg(PyObject_GetAttrString(value, "msg"));
+      PyErr_Clear();
+      long lineno = line && PyLong_Check(line.get()) ? PyLong_AsLong(line.get()) : 0;
+      error = f.filename + ":" + std::to_string(lineno) + ": " + reinterpret_cast<PyTypeObject*>(type)->tp_name +
+              ": " + utf8_of(msg.get());
+    } else {
+      ref text(value ? PyObject_CallOneArg(format_exception_only_, value) : nullptr);
+      PyErr_Clear();
+      error = f.filename + ": " + (text ? utf8_of(text.get()) : "cannot be compiled");
+    }
+    return error;
+  }
+  f.module = PyModule_New(f.module_name.c_str());
+  if (!f.module) {
+    PyErr_Clear();
+    return f.filename + ": out of memory creating its module";
+  }
+  PyObject* globals = PyModule_GetDict(f.module);
+  ref file(PyUnicode_FromString(f.filename.c_str()));
+  PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins());
+  PyDict_SetItemString(globals, "__file__", file.get());
+  PyDict_SetItemString(PyImport_GetModuleDict(), f.module_name.c_str(), f.module);
+
+  ref result(PyEval_EvalCode(code.get(), globals, globals));
+  if (!result) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value && tb) PyException_SetTraceback(value, tb);
+    ref type_ref(type), value_ref(value), tb_ref(tb);
+    std::string error;
+    if (stop_requested_ || PyErr_GivenExceptionMatches(type, time_limit_type)) {
+      error = f.filename + ": its top-level code exceeded the time limit of " + std::to_string(guarded_cpu_ms_) + " ms";
+    } else {
+      long line = line_in(tb, f.filename);
+      ref text(value ? PyObject_CallOneArg(format_exception_only_, value) : nullptr);
+      PyErr_Clear();
+      error = f.filename + (line ? ":" + std::to_string(line) : std::string()) + ": " +
+              (text ? utf8_of(text.get()) : std::string(reinterpret_cast<PyTypeObject*>(type)->tp_name));
+    }
+    f.discard();
+    return error;
+  }
+  PyObject* entry = PyDict_GetItemString(globals, "entrypoint");
+  if (!entry || !PyCallable_Check(entry)) {
+    std::string found = entry ? ", found " + describe_type(entry) : ", found none";
+    f.discard();
+    return f.filename + ": expected `def entrypoint(input, state[, ctx])`" + found;
+  }
+  f.pass_ctx = true;
+  if (PyFunction_Check(entry)) {
+    auto* fn_code = reinterpret_cast<PyCodeObject*>(PyFunction_GET_CODE(entry));
+    int positional = fn_code->co_argcount;
+    bool varargs = fn_code->co_flags & CO_VARARGS;
+    if (positional < 2 && !varargs) {
+      f.discard();
+      return f.filename + ":" + std::to_string(fn_code->co_firstlineno) + ": entrypoint takes " +
+             std::to_string(positional) + " positional argument" + (positional == 1 ? "" : "s") +
+             ", expected (input, state[, ctx])";
+    }
+    f.pass_ctx = positional >= 3 || varargs;
+  }
+  Py_INCREF(entry);
+  f.entry = entry;
+  return {};
+}
+
+void py_host::load(const worker::LoadFunction& request, worker::LoadReply* reply) {
+  reply->set_function_id(request.function_id());
+  auto f = std::make_unique<function>();
+  f->id = request.function_id();
+  f->name = request.name().empty() ? "function" : request.name();
+  f->filename = request.filename().empty() ? f->name + ".py" : request.filename();
+  f->module_name = "functions." + f->name;
+  f->source = request.source();
+  begin_guarded(nullptr, reply, limits_.cpu_ms_per_call, limits_.wall_ms());
+  std::string error = instantiate(*f);
+  end_guarded();
+  if (!error.empty()) {
+    functions_.erase(request.function_id());
+    reply->set_ok(false);
+    reply->set_error_message(std::move(error));
+    return;
+  }
+  functions_[request.function_id()] = std::move(f);
+  reply->set_ok(true);
+}
+
+void py_host::unload(uint64_t function_id) { functions_.erase(function_id); }
+
+void py_host::describe_exception(outcome& result) {
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (value && tb) PyException_SetTraceback(value, tb);
+  ref type_ref(type), value_ref(value), tb_ref(tb);
+  if (PyErr_GivenExceptionMatches(type, time_limit_type)) {
+    result.timed_out = true;
+    return;
+  }
+  if (PyErr_GivenExceptionMatches(type, PyExc_MemoryError)) {
+    result.out_of_memory = true;
+    return;
+  }
+  std::string name = type ? reinterpret_cast<PyTypeObject*>(type)->tp_name : "exception";
+  ref message(value ? PyObject_CallOneArg(format_exception_only_, value) : nullptr);
+  if (!message) PyErr_Clear();
+  ref traceback(value ? PyObject_CallOneArg(format_exception_, value) : nullptr);
+  if (!traceback) PyErr_Clear();
+  result.fail(CallReply::EXCEPTION, message ? utf8_of(message.get()) : name);
+  if (traceback) result.error_details_json = "{\"traceback\":" + json_quote(utf8_of(traceback.get())) + "}";
+}
+
+void py_host::read_return_value(PyObject* returned, outcome& result) {
+  if (returned == Py_None) return;  // a filter, state unchanged
+  PyObject *output = nullptr, *outputs = nullptr, *state = nullptr;
+  bool has_state = false;
+  if (PyTuple_Check(returned) && PyTuple_GET_SIZE(returned) == 2) {
+    output = PyTuple_GET_ITEM(returned, 0);
+    if (output == Py_None) output = nullptr;  // (None, state): nothing flows on
+    state = PyTuple_GET_ITEM(returned, 1);
+    has_state = true;
+  } else if (PyDict_Check(returned)) {
+    Py_ssize_t position = 0;
+    PyObject *key, *item;
+    while (PyDict_Next(returned, &position, &key, &item)) {
+      std::string name = PyUnicode_Check(key) ? utf8_of(key) : std::string();
+      if (name == "output") {
+        output = item;
+      } else if (name == "outputs") {
+        outputs = item;
+      } else if (name == "state") {
+        state = item;
+        has_state = true;
+      } else if (PyUnicode_Check(key)) {
+        return result.fail(CallReply::EXCEPTION,
+                           std::string(expected_shape) + ", got a dict with the key " + json_quote(name));
+      } else {
+        return result.fail(CallReply::EXCEPTION,
+                           std::string(expected_shape) + ", got a dict with a key that is " + describe_type(key));
+      }
+    }
+    if (output && outputs)
+      return result.fail(CallReply::EXCEPTION,
+                         std::string(expected_shape) + R"(, got both "output" and "outputs" (use "outputs" for several messages))");
+  } else {
+    return result.fail(CallReply::EXCEPTION, std::string(expected_shape) + ", got " + describe_type(returned));
+  }
+
+  size_t output_bytes = 0;
+  auto add_output = [&](PyObject* value, const std::string& where) -> bool {
+    std::string text;
+    std::string problem = to_json(value, where, limits_.max_output_bytes - std::min<size_t>(output_bytes, limits_.max_output_bytes), text);
+    if (!problem.empty()) {
+      if (output_bytes + text.size() > limits_.max_output_bytes)
+        result.fail(CallReply::RESOURCE_EXHAUSTED, "the outputs are more than the limit of " +
+                                                       std::to_string(limits_.max_output_bytes) + " bytes");
+      else
+        result.fail(CallReply::EXCEPTION, where + " must be JSON, got " + problem);
+      return false;
+    }
+    output_bytes += text.size();
+    if (output_bytes > limits_.max_output_bytes) {
+      result.fail(CallReply::RESOURCE_EXHAUSTED,
+                  "the outputs are more than the limit of " + std::to_string(limits_.max_output_bytes) + " bytes");
+      return false;
+    }
+    result.outputs.push_back(std::move(text));
+    return true;
+  };
+  if (output && !add_output(output, "output")) return;
+  if (outputs) {
+    if (!PyList_Check(outputs) && !PyTuple_Check(outputs))
+      return result.fail(CallReply::EXCEPTION, "\"outputs\" must be a list, got " + describe_type(outputs));
+    bool list = PyList_Check(outputs);
+    Py_ssize_t n = list ? PyList_GET_SIZE(outputs) : PyTuple_GET_SIZE(outputs);
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      PyObject* item = list ? PyList_GET_ITEM(outputs, i) : PyTuple_GET_ITEM(outputs, i);
+      if (!add_output(item, "outputs[" + std::to_string(i) + "]")) return;
+    }
+  }
+  if (has_state) {
+    if (state == Py_None) {
+      result.state_change = CallReply::DELETE;
+    } else {
+      std::string problem = to_json(state, "state", limits_.max_state_bytes, result.state_json);
+      if (result.state_json.size() > limits_.max_state_bytes)
+        return result.fail(CallReply::RESOURCE_EXHAUSTED,
+                           "the state is more than the limit of " + std::to_string(limits_.max_state_bytes) + " bytes");
+      if (!problem.empty()) return result.fail(CallReply::EXCEPTION, "state must be JSON, got " + problem);
+      result.state_change = CallReply::SET;
+    }
+  }
+}
+
+void py_host::run(function& f, const worker::Call& call, outcome& result) {
+  const worker::CallContext& ctx = call.ctx();
+  ref message_id(PyUnicode_FromStringAndSize(ctx.message_id().data(), static_cast<Py_ssize_t>(ctx.message_id().size())));
+  if (!message_id) return describe_exception(result);
+  ref seeded(PyObject_CallOneArg(random_seed_, message_id.get()));
+  if (!seeded) return describe_exception(result);
+
+  ref input_text(PyBytes_FromStringAndSize(call.input_json().data(), static_cast<Py_ssize_t>(call.input_json().size())));
+  ref input(input_text ? PyObject_CallOneArg(json_loads_, input_text.get()) : nullptr);
+  if (!input) {
+    if (PyErr_ExceptionMatches(PyExc_ValueError)) {
+      PyErr_Clear();
+      return result.fail(CallReply::EXCEPTION, "the input is not valid JSON");
+    }
+    return describe_exception(result);
+  }
+  ref state;
+  if (call.has_state()) {
+    ref state_text(PyBytes_FromStringAndSize(call.state_json().data(), static_cast<Py_ssize_t>(call.state_json().size())));
+    state.p = state_text ? PyObject_CallOneArg(json_loads_, state_text.get()) : nullptr;
+    if (!state) {
+      if (PyErr_ExceptionMatches(PyExc_ValueError)) {
+        PyErr_Clear();
+        return result.fail(CallReply::EXCEPTION, "the state is not valid JSON");
+      }
+      return describe_exception(result);
+    }
+  } else {
+    Py_INCREF(Py_None);
+    state.p = Py_None;
+  }
+  ref ctx_object;
+  if (f.pass_ctx) {
+    ctx_object.p = PyObject_CallFunction(context_type_, "s#s#s#s#s#L", ctx.key().data(), (Py_ssize_t)ctx.key().size(),
+                                         ctx.flow().data(), (Py_ssize_t)ctx.flow().size(), ctx.block().data(),
+                                         (Py_ssize_t)ctx.block().size(), ctx.revision().data(),
+                                         (Py_ssize_t)ctx.revision().size(), ctx.message_id().data(),
+                                         (Py_ssize_t)ctx.message_id().size(), (long long)ctx.time_ms());
+    if (!ctx_object) return describe_exception(result);
+  }
+  PyObject* args[] = {input.get(), state.get(), ctx_object.get()};
+  ref returned(PyObject_Vectorcall(f.entry, args, f.pass_ctx ? 3 : 2, nullptr));
+  if (!returned) return describe_exception(result);
+  read_return_value(returned.get(), result);
+}
+
+void py_host::call(const worker::Call& call, CallReply* reply) {
+  reply->set_call_id(call.call_id());
+  auto found = functions_.find(call.function_id());
+  if (found == functions_.end()) {
+    reply->set_status(CallReply::NOT_LOADED);
+    reply->set_error_message("function " + std::to_string(call.function_id()) + " is not loaded");
+    return;
+  }
+  function& f = *found->second;
+  const uint32_t cpu_ms = call.timeout_ms() ? call.timeout_ms() : limits_.cpu_ms_per_call;
+  const uint32_t wall_ms = call.timeout_ms() ? std::max(2 * cpu_ms, limits_.wall_ms()) : limits_.wall_ms();
+  outcome result;
+  begin_guarded(reply, nullptr, cpu_ms, wall_ms);
+  std::string reload_error;
+  if (!f.entry) reload_error = instantiate(f);
+  if (reload_error.empty()) run(f, call, result);
+  const bool fired = end_guarded();
+  if (!reload_error.empty()) {
+    reply->set_status(CallReply::NOT_LOADED);
+    reply->set_error_message("the function could not be reloaded: " + reload_error);
+    return;
+  }
+  if (fired || result.timed_out) {
+    result.fail(CallReply::TIMEOUT, "the call exceeded its time limit of " + std::to_string(cpu_ms) + " ms" +
+                                        (fired && !watchdog_->fired_on_cpu() ? " (wall clock)" : " of CPU time"));
+    result.error_details_json.clear();
+  } else if (result.out_of_memory) {
+    result.fail(CallReply::RESOURCE_EXHAUSTED,
+                "the call ran out of memory (the worker's limit is " + std::to_string(limits_.memory_mb) + " MiB)");
+    result.error_details_json.clear();
+  }
+  if (result.timed_out || fired || result.out_of_memory) {
+    // The module may be half-way through anything: run it again from its
+    // source before the next call.
+    f.discard();
+  }
+  reply->set_status(result.status);
+  for (auto& output : result.outputs) reply->add_outputs(std::move(output));
+  reply->set_state_change(result.state_change);
+  if (result.state_change == CallReply::SET) reply->set_state_json(std::move(result.state_json));
+  if (!result.error_message.empty()) reply->set_error_message(std::move(result.error_message));
+  if (!result.error_details_json.empty()) reply->set_error_details_json(std::move(result.error_details_json));
+}
+
+}  // namespace flowstate::pyworker

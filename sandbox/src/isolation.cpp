@@ -1,0 +1,514 @@
+#include "flowstate/sandbox/isolation.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/securebits.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "elf_dependencies.hpp"
+#include "seccomp_policy.hpp"
+
+namespace flowstate::sandbox {
+
+class isolation_plan {
+ public:
+  struct bind_mount {
+    std::string source, target;  // target: under `root`
+    bool directory = false;
+    unsigned long flags = 0;  // the source mount's flags a bind may not clear
+  };
+  struct symlink_entry {
+    std::string path, text;
+  };
+
+  bool namespaces = false;
+  bool drop_to_nobody = false;
+  bool fresh_proc = false;
+  bool python = false;
+  std::string root;  // where the new root is assembled before pivot_root
+  std::string old_root, proc;
+  std::vector<std::string> directories;  // under root, parents first
+  std::vector<symlink_entry> links;
+  std::vector<bind_mount> binds;
+  std::string binary;
+  std::string uid_map, gid_map;
+  std::string cgroup_prefix;  // ".../flowstate/w": the child appends its pid
+  std::string memory_limit_bytes;
+  std::vector<std::string> environment;
+  std::vector<char*> envp;
+  const detail::seccomp_program* seccomp = nullptr;
+};
+
+namespace {
+
+constexpr uid_t nobody = 65534;
+constexpr const char* cgroup_base = "/sys/fs/cgroup/memory/flowstate";
+constexpr int namespace_flags =
+    CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
+
+// ---- in the parent ---------------------------------------------------------
+
+std::mutex degradations_mutex;
+std::vector<std::string> degradations;
+
+void degrade(const std::string& reason) {
+  std::lock_guard lock(degradations_mutex);
+  for (auto& known : degradations)
+    if (known == reason) return;
+  degradations.push_back(reason);
+  std::fprintf(stderr, "flowstate: sandbox degraded: %s\n", reason.c_str());
+}
+
+struct machine_support {
+  bool namespaces = false;
+  bool fresh_proc = false;
+  bool memory_cgroup = false;
+};
+
+// Tries, once, in a throwaway child what every worker's child will do.
+machine_support probe_machine() {
+  machine_support support;
+  const bool root = ::geteuid() == 0;
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    if (root && (::syscall(SYS_setgroups, 0, nullptr) != 0 || ::syscall(SYS_setresgid, nobody, nobody, nobody) != 0 ||
+                 ::syscall(SYS_setresuid, nobody, nobody, nobody) != 0))
+      ::_exit(10);
+    if (::unshare(namespace_flags) != 0) ::_exit(11);
+    pid_t inner = ::fork();
+    if (inner < 0) ::_exit(12);
+    if (inner > 0) {
+      int status = 0;
+      while (::waitpid(inner, &status, 0) < 0 && errno == EINTR) {
+      }
+      ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 13);
+    }
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(14);
+    if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) ::_exit(15);
+    ::_exit(0);
+  }
+  int status = -1;
+  if (pid > 0)
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  int code = pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  support.namespaces = code == 0 || code == 15;
+  support.fresh_proc = code == 0;
+  if (!support.namespaces)
+    degrade("namespaces: unshare of user, mount, PID, network, IPC and UTS namespaces failed here (probe exit " +
+            std::to_string(code) + "); workers run without namespaces and without a private root");
+  else if (!support.fresh_proc)
+    degrade("/proc: a fresh proc cannot be mounted in the worker's namespaces; workers run with no /proc");
+
+  if (::mkdir(cgroup_base, 0755) == 0 || errno == EEXIST) {
+    std::string probe = std::string(cgroup_base) + "/probe-" + std::to_string(::getpid());
+    if (::mkdir(probe.c_str(), 0755) == 0) {
+      support.memory_cgroup = ::access((probe + "/memory.limit_in_bytes").c_str(), W_OK) == 0;
+      ::rmdir(probe.c_str());
+    }
+  }
+  if (!support.memory_cgroup)
+    degrade(std::string("memory cgroup: ") + cgroup_base +
+            " cannot hold a child group with memory.limit_in_bytes; worker memory is limited by the V8 heap limit "
+            "and RLIMIT_AS (Python) only");
+  return support;
+}
+
+const machine_support& support() {
+  static const machine_support s = probe_machine();
+  return s;
+}
+
+// Groups of workers that have exited leave empty cgroups: remove them (a
+// group that still has a process refuses with EBUSY).
+void remove_stale_cgroups() {
+  DIR* dir = ::opendir(cgroup_base);
+  if (!dir) return;
+  while (dirent* entry = ::readdir(dir))
+    if (entry->d_name[0] == 'w') ::rmdir((std::string(cgroup_base) + "/" + entry->d_name).c_str());
+  ::closedir(dir);
+}
+
+unsigned long locked_mount_flags(const std::string& path) {
+  struct statvfs info{};
+  if (::statvfs(path.c_str(), &info) != 0) return 0;
+  unsigned long flags = 0;
+  if (info.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+  if (info.f_flag & ST_NODEV) flags |= MS_NODEV;
+  if (info.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+  if (info.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+  if (info.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+  if (info.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+  return flags;
+}
+
+// Collects what the new root must hold for a set of paths to resolve in it
+// as they do outside: every symlink on the way, recreated, and the final
+// files and directories, bound read-only.
+class root_builder {
+ public:
+  // Empty, or why `path` cannot be made visible.
+  std::string add(const std::string& path) {
+    std::string real;
+    if (std::string error = resolve(path, 0, real); !error.empty()) return error;
+    struct stat info{};
+    if (::stat(real.c_str(), &info) != 0) return real + ": " + std::strerror(errno);
+    (S_ISDIR(info.st_mode) ? bound_dirs_ : bound_files_).insert(real);
+    return {};
+  }
+
+  void build(isolation_plan& plan) {
+    auto covered = [&](const std::string& path) {
+      for (const auto& dir : bound_dirs_)
+        if (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/') return true;
+      return false;
+    };
+    std::set<std::string> dirs;
+    auto add_parents = [&](const std::string& path) {
+      for (size_t at = path.find('/', 1); at != std::string::npos; at = path.find('/', at + 1))
+        dirs.insert(path.substr(0, at));
+    };
+    std::vector<isolation_plan::bind_mount> binds;
+    for (const auto& dir : bound_dirs_) {
+      if (covered(dir)) continue;
+      add_parents(dir);
+      dirs.insert(dir);
+      binds.push_back({dir, plan.root + dir, true, locked_mount_flags(dir)});
+    }
+    for (const auto& file : bound_files_) {
+      if (covered(file)) continue;
+      add_parents(file);
+      binds.push_back({file, plan.root + file, false, locked_mount_flags(file)});
+    }
+    for (const auto& [path, text] : links_) {
+      if (covered(path)) continue;
+      add_parents(path);
+      plan.links.push_back({plan.root + path, text});
+    }
+    for (const auto& dir : dirs) plan.directories.push_back(plan.root + dir);
+    plan.binds = std::move(binds);
+  }
+
+  bool uses(const std::string& prefix) const {
+    auto under = [&](const std::string& path) { return path == prefix || path.rfind(prefix + "/", 0) == 0; };
+    for (auto& p : bound_dirs_)
+      if (under(p)) return true;
+    for (auto& p : bound_files_)
+      if (under(p)) return true;
+    return false;
+  }
+
+ private:
+  std::string resolve(const std::string& path, int depth, std::string& real) {
+    if (depth > 16) return path + ": too many levels of symbolic links";
+    if (path.empty() || path[0] != '/') return path + ": not an absolute path";
+    std::string current;
+    size_t at = 1;
+    while (at <= path.size()) {
+      size_t end = path.find('/', at);
+      if (end == std::string::npos) end = path.size();
+      std::string part = path.substr(at, end - at);
+      at = end + 1;
+      if (part.empty() || part == ".") continue;
+      if (part == "..") {
+        current = current.substr(0, current.rfind('/'));
+        continue;
+      }
+      std::string next = current + "/" + part;
+      struct stat info{};
+      if (::lstat(next.c_str(), &info) != 0) return next + ": " + std::strerror(errno);
+      if (S_ISLNK(info.st_mode)) {
+        char text[4096];
+        ssize_t n = ::readlink(next.c_str(), text, sizeof text - 1);
+        if (n < 0) return next + ": " + std::strerror(errno);
+        std::string target(text, static_cast<size_t>(n));
+        links_[next] = target;
+        std::string resolved;
+        if (std::string error = resolve(target[0] == '/' ? target : current + "/" + target, depth + 1, resolved);
+            !error.empty())
+          return error;
+        current = resolved;
+      } else {
+        current = next;
+      }
+    }
+    real = current.empty() ? "/" : current;
+    return {};
+  }
+
+  std::set<std::string> bound_dirs_, bound_files_;
+  std::map<std::string, std::string> links_;
+};
+
+std::string pick_staging_root(const root_builder& builder) {
+  for (const char* candidate : {"/mnt", "/srv", "/opt", "/media", "/sys"}) {
+    struct stat info{};
+    if (::stat(candidate, &info) == 0 && S_ISDIR(info.st_mode) && !builder.uses(candidate)) return candidate;
+  }
+  return {};
+}
+
+// ---- in the child: system calls only ---------------------------------------
+
+size_t put_text(char* out, size_t at, size_t size, const char* text) {
+  while (*text && at + 1 < size) out[at++] = *text++;
+  out[at] = '\0';
+  return at;
+}
+
+size_t put_number(char* out, size_t at, size_t size, unsigned long value) {
+  char digits[24];
+  int n = 0;
+  do digits[n++] = static_cast<char>('0' + value % 10);
+  while ((value /= 10) != 0);
+  while (n > 0 && at + 1 < size) out[at++] = digits[--n];
+  out[at] = '\0';
+  return at;
+}
+
+[[noreturn]] void die(const char* step, const char* detail = "") {
+  int error = errno;
+  char message[512];
+  size_t at = put_text(message, 0, sizeof message, "flowstate sandbox: ");
+  at = put_text(message, at, sizeof message, step);
+  at = put_text(message, at, sizeof message, detail);
+  at = put_text(message, at, sizeof message, ": errno ");
+  at = put_number(message, at, sizeof message, static_cast<unsigned long>(error));
+  at = put_text(message, at, sizeof message, " (");
+  at = put_text(message, at, sizeof message, strerrorname_np(error) ? strerrorname_np(error) : "?");
+  at = put_text(message, at, sizeof message, ")\n");
+  [[maybe_unused]] auto n = ::write(2, message, at);
+  ::_exit(126);
+}
+
+void write_file(const char* path, const char* text, size_t size, const char* step) {
+  int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) die(step, path);
+  if (::write(fd, text, size) != static_cast<ssize_t>(size)) die(step, path);
+  ::close(fd);
+}
+
+void set_limit(int resource, rlim_t value) {
+  rlimit limit{value, value};
+  ::setrlimit(resource, &limit);
+}
+
+void join_memory_cgroup(const isolation_plan& plan) {
+  if (plan.cgroup_prefix.empty()) return;
+  char dir[256], file[320], pid_text[24];
+  size_t at = put_text(dir, 0, sizeof dir, plan.cgroup_prefix.c_str());
+  put_number(dir, at, sizeof dir, static_cast<unsigned long>(::getpid()));
+  if (::mkdir(dir, 0755) != 0 && errno != EEXIST) die("memory cgroup: mkdir ", dir);
+  size_t pid_size = put_number(pid_text, 0, sizeof pid_text, static_cast<unsigned long>(::getpid()));
+  at = put_text(file, 0, sizeof file, dir);
+  put_text(file, at, sizeof file, "/memory.limit_in_bytes");
+  write_file(file, plan.memory_limit_bytes.data(), plan.memory_limit_bytes.size(), "memory cgroup: ");
+  put_text(file, at, sizeof file, "/cgroup.procs");
+  write_file(file, pid_text, pid_size, "memory cgroup: ");
+}
+
+// The new root: an empty tmpfs with the plan's directories, symlinks and
+// read-only binds, then pivot_root into it, a fresh /proc, and the tmpfs
+// made read-only.
+void enter_new_root(const isolation_plan& plan) {
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) die("making mounts private");
+  if (::mount("tmpfs", plan.root.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755") != 0)
+    die("mounting the new root's tmpfs on ", plan.root.c_str());
+  for (const auto& dir : plan.directories)
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) die("mkdir ", dir.c_str());
+  for (const auto& link : plan.links)
+    if (::symlink(link.text.c_str(), link.path.c_str()) != 0 && errno != EEXIST) die("symlink ", link.path.c_str());
+  for (const auto& bind : plan.binds) {
+    if (!bind.directory) {
+      int fd = ::open(bind.target.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0444);
+      if (fd < 0) die("creating the mount point ", bind.target.c_str());
+      ::close(fd);
+    }
+    if (::mount(bind.source.c_str(), bind.target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
+      die("bind-mounting ", bind.source.c_str());
+    unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | bind.flags;
+    if (::mount(nullptr, bind.target.c_str(), nullptr, flags, nullptr) != 0)
+      die("making read-only ", bind.source.c_str());
+  }
+  // Before pivot_root: the kernel lets a user namespace mount proc only
+  // while a proc mount is fully visible in its mount namespace.
+  if (plan.fresh_proc && ::mount("proc", plan.proc.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    die("mounting /proc");
+  if (::chdir(plan.root.c_str()) != 0) die("chdir to the new root");
+  if (::syscall(SYS_pivot_root, ".", ".old") != 0) die("pivot_root");
+  if (::chdir("/") != 0) die("chdir /");
+  if (::umount2("/.old", MNT_DETACH) != 0) die("detaching the old root");
+  ::rmdir("/.old");
+  if (::mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0)
+    die("making the new root read-only");
+  ::sethostname("sandbox", 7);
+  ::setdomainname("sandbox", 7);
+}
+
+void drop_capabilities() {
+  // Root of the user namespace keeps no capability, now or across exec.
+  ::prctl(PR_SET_SECUREBITS, SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED |
+                                 SECBIT_NOROOT | SECBIT_NOROOT_LOCKED);
+  for (int cap = 0; cap <= 63; ++cap) ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (::syscall(SYS_capset, &header, data) != 0) die("dropping capabilities");
+}
+
+}  // namespace
+
+result<std::shared_ptr<const isolation_plan>> prepare_isolation(const isolation_options& options,
+                                                                const std::string& binary) {
+  auto plan = std::make_shared<isolation_plan>();
+  const char* switch_off = std::getenv("FLOWSTATE_SANDBOX");
+  if (!options.enabled || (switch_off && std::string(switch_off) == "off")) return std::shared_ptr<const isolation_plan>();
+
+  const auto& program = detail::worker_seccomp_program();
+  if (program.instructions.empty()) return fail("sandbox: the seccomp filter cannot be built: " + program.error);
+  plan->seccomp = &program;
+  plan->python = options.python;
+  const machine_support& machine = support();
+
+  char real_binary[4096];
+  if (!::realpath(binary.c_str(), real_binary)) return fail("sandbox: " + binary + ": " + std::strerror(errno));
+  plan->binary = real_binary;
+
+  if (machine.namespaces) {
+    root_builder builder;
+    std::vector<std::string> paths{plan->binary};
+    detail::elf_dependencies(plan->binary, paths);
+    if (options.python) {
+      paths.push_back("/usr/lib/python3.11");
+      DIR* dir = ::opendir("/usr/lib/python3.11/lib-dynload");
+      while (dir && true) {
+        dirent* entry = ::readdir(dir);
+        if (!entry) break;
+        std::string name = entry->d_name;
+        if (name.size() > 3 && name.compare(name.size() - 3, 3, ".so") == 0)
+          detail::elf_dependencies("/usr/lib/python3.11/lib-dynload/" + name, paths);
+      }
+      if (dir) ::closedir(dir);
+    }
+    paths.push_back("/etc/ld.so.cache");
+    paths.insert(paths.end(), options.read_only_paths.begin(), options.read_only_paths.end());
+    for (const auto& path : paths) {
+      std::string error = builder.add(path);
+      if (!error.empty() && path != "/etc/ld.so.cache") return fail("sandbox: cannot make visible " + error);
+    }
+    plan->root = pick_staging_root(builder);
+    if (plan->root.empty()) return fail("sandbox: no directory to assemble the worker's root in (/mnt, /srv, ...)");
+    builder.build(*plan);
+    plan->old_root = plan->root + "/.old";
+    plan->proc = plan->root + "/proc";
+    plan->directories.push_back(plan->old_root);
+    plan->directories.push_back(plan->proc);
+    plan->namespaces = true;
+    plan->fresh_proc = machine.fresh_proc;
+    plan->drop_to_nobody = ::geteuid() == 0;
+    uid_t outer_uid = plan->drop_to_nobody ? nobody : ::geteuid();
+    gid_t outer_gid = plan->drop_to_nobody ? nobody : ::getegid();
+    plan->uid_map = "0 " + std::to_string(outer_uid) + " 1\n";
+    plan->gid_map = "0 " + std::to_string(outer_gid) + " 1\n";
+  }
+  if (machine.memory_cgroup && options.memory_mb > 0) {
+    remove_stale_cgroups();
+    plan->cgroup_prefix = std::string(cgroup_base) + "/w";
+    plan->memory_limit_bytes = std::to_string(uint64_t{options.memory_mb} << 20);
+  }
+  plan->environment = {"TZ=UTC", "LC_ALL=C.UTF-8", "PATH=/nonexistent"};
+  for (auto& entry : plan->environment) plan->envp.push_back(entry.data());
+  plan->envp.push_back(nullptr);
+  return std::shared_ptr<const isolation_plan>(std::move(plan));
+}
+
+void enter_isolation_and_exec(const isolation_plan& plan, char* const argv[]) {
+  // stdin and stdout are the node's: a worker gets /dev/null instead, and a
+  // Python worker also for stderr (Python code can write to any fd).
+  int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null_fd >= 0) {
+    ::dup2(null_fd, 0);
+    ::dup2(null_fd, 1);
+    if (plan.python) ::dup2(null_fd, 2);
+    ::close(null_fd);
+  }
+  join_memory_cgroup(plan);
+
+  if (plan.namespaces) {
+    const pid_t parent = ::getppid();
+    if (plan.drop_to_nobody) {
+      // Raw system calls: glibc's wrappers would signal threads that the
+      // forked child does not have.
+      if (::syscall(SYS_setgroups, 0, nullptr) != 0) die("setgroups");
+      if (::syscall(SYS_setresgid, nobody, nobody, nobody) != 0) die("setresgid");
+      if (::syscall(SYS_setresuid, nobody, nobody, nobody) != 0) die("setresuid");
+    }
+    // A change of user clears the parent-death signal, and makes the
+    // process undumpable: its /proc/self/*_map files would belong to root.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    ::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    if (::getppid() != parent) ::_exit(127);
+    if (::unshare(namespace_flags) != 0) die("unshare");
+    write_file("/proc/self/setgroups", "deny", 4, "user namespace: ");
+    write_file("/proc/self/uid_map", plan.uid_map.data(), plan.uid_map.size(), "user namespace: ");
+    write_file("/proc/self/gid_map", plan.gid_map.data(), plan.gid_map.size(), "user namespace: ");
+    // The worker is the first process of its PID namespace; this process
+    // waits for it and exits as it did, so the host's pid stays meaningful.
+    pid_t worker = ::fork();
+    if (worker < 0) die("fork into the PID namespace");
+    if (worker > 0) {
+      ::close(3);
+      int status = 0;
+      while (::waitpid(worker, &status, 0) < 0 && errno == EINTR) {
+      }
+      ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+    }
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    enter_new_root(plan);
+  }
+
+  set_limit(RLIMIT_NOFILE, 64);
+  set_limit(RLIMIT_NPROC, 64);
+  set_limit(RLIMIT_FSIZE, 0);
+  set_limit(RLIMIT_CORE, 0);
+  set_limit(RLIMIT_MEMLOCK, 0);
+  set_limit(RLIMIT_MSGQUEUE, 0);
+  if (plan.namespaces) drop_capabilities();
+  int binary = ::open(plan.binary.c_str(), O_PATH | O_CLOEXEC);
+  if (binary < 0) die("opening the worker binary ", plan.binary.c_str());
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("no_new_privs");
+  sock_fprog filter{static_cast<unsigned short>(plan.seccomp->instructions.size()),
+                    const_cast<sock_filter*>(plan.seccomp->instructions.data())};
+  if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filter) != 0) die("installing the seccomp filter");
+  ::syscall(SYS_execveat, binary, "", argv, plan.envp.data(), AT_EMPTY_PATH);
+  die("execveat ", plan.binary.c_str());
+}
+
+std::vector<std::string> isolation_degradations() {
+  support();
+  std::lock_guard lock(degradations_mutex);
+  return degradations;
+}
+
+}  // namespace flowstate::sandbox
