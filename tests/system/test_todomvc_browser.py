@@ -1,0 +1,85 @@
+"""The TodoMVC page in a real browser: Debian's chromium, driven by npm's
+playwright-core (tests/browser/todomvc.mjs), against a real node serving a
+project made by `flowstate init --template todomvc`, restarted with kill -9
+in the middle."""
+import os
+import shutil
+import subprocess
+import sys
+
+from harness import BIN, Node, TestFailure, check, cli, run, tmpdir
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BROWSER_DIR = os.path.normpath(os.path.join(HERE, "..", "browser"))
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def skip(why):
+    print(f"skipped: {why}")
+    sys.exit(77)
+
+
+def prerequisites():
+    if not os.path.exists(BIN):
+        skip(f"{BIN} not built")
+    if not os.access(CHROMIUM, os.X_OK):
+        skip(f"{CHROMIUM} is missing: install Debian's chromium (tools/bootstrap does)")
+    if not shutil.which("node") or not shutil.which("npm"):
+        skip("node and npm are needed to run playwright-core")
+    if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
+        p = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BROWSER_DIR,
+                           capture_output=True, text=True, timeout=600)
+        if p.returncode != 0:
+            skip(f"npm install of playwright-core in {BROWSER_DIR} failed (no registry access?):\n{p.stderr}")
+
+
+def read_line(proc, errors, what):
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(timeout=60)
+        errors.seek(0)
+        raise TestFailure(f"{what}: the browser script ended (exit {proc.returncode}):\n{errors.read()[-4000:]}")
+    return line.strip()
+
+
+def test_todos_made_in_the_page_survive_a_restart():
+    """add, complete, edit, delete, filter, toggle all and clear completed in the page; kill -9 the node; the todos are still there"""
+    project = os.path.join(tmpdir(), "todomvc")
+    cli("init", "--template", "todomvc", project, check_rc=0)
+    check(os.path.exists(os.path.join(project, "public", "node_modules", "todomvc-app-css", "index.css")),
+          "flowstate init did not install todomvc-app-css into public/node_modules")
+    node = Node([project]).start()
+    browser = None
+    try:
+        status, _ = node.request("GET", "/")
+        check(status == 200, f"GET / answers {status}: public/index.html is not served (static files)")
+        errors = open(os.path.join(node.data, "browser.log"), "w+")  # a file: a full pipe cannot block it
+        browser = subprocess.Popen(["node", os.path.join(BROWSER_DIR, "todomvc.mjs"), f"http://{node.listen}/"],
+                                   cwd=BROWSER_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=errors, text=True, env=dict(os.environ, CHROMIUM=CHROMIUM))
+        line = read_line(browser, errors, "phase 1 (add, complete, edit, delete)")
+        check(line.startswith("RESTART "), f"unexpected line from the browser script: {line}")
+        list_id = line.split(" ", 1)[1]
+
+        node.kill9()
+        node.start()
+        browser.stdin.write(f"http://{node.listen}/\n")
+        browser.stdin.flush()
+        line = read_line(browser, errors, "phase 2 (after the restart)")
+        check(line == "PASS", f"unexpected line from the browser script: {line}")
+        browser.wait(timeout=60)
+        check(browser.returncode == 0, f"browser script exit {browser.returncode}")
+
+        state = node.state("todos", "todos", list_id)
+        titles = [(t["title"], t["completed"]) for t in state["todos"]]
+        check(titles == [("Buy oat milk", False), ("Buy bread", True)], f"state of list {list_id}: {state}")
+    finally:
+        if browser and browser.poll() is None:
+            browser.kill()
+            browser.wait()
+        node.stop()
+
+
+if __name__ == "__main__":
+    prerequisites()
+    run([test_todos_made_in_the_page_survive_a_restart])
