@@ -27,7 +27,7 @@ def prerequisites():
     if not shutil.which("node") or not shutil.which("npm"):
         skip("node and npm are needed to run playwright-core")
     if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-        p = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BROWSER_DIR,
+        p = subprocess.run(["npm", "install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BROWSER_DIR,
                            capture_output=True, text=True, timeout=600)
         if p.returncode != 0:
             skip(f"npm install of playwright-core in {BROWSER_DIR} failed (no registry access?):\n{p.stderr}")

@@ -148,7 +148,7 @@ int init(const init_options& o) {
     } else {
       std::printf("flowstate init: npm install in %s\n", (root / "public").c_str());
       std::fflush(stdout);
-      int rc = run_in((root / "public").string(), {"npm", "install", "--no-audit", "--no-fund", "--loglevel=error"});
+      int rc = run_in((root / "public").string(), {"npm", "install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"});
       if (rc != 0) {
         std::fprintf(stderr, "flowstate init: npm install failed (exit %d); the page has no styles until it is run\n",
                      rc);
