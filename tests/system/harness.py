@@ -124,6 +124,7 @@ class Node:
             except (FileNotFoundError, ConnectionError, OSError):
                 pass
             time.sleep(0.05)
+        self.stop()
         raise TestFailure("node did not become ready:\n" + self.log())
 
     def log(self):
