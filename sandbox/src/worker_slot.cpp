@@ -11,7 +11,6 @@
 namespace flowstate::sandbox::detail {
 namespace {
 constexpr size_t max_frame_bytes = size_t{512} << 20;
-constexpr size_t read_chunk = 256 * 1024;
 }  // namespace
 
 std::string worker_slot::spawn(const std::string& binary, const std::vector<std::string>& args,
@@ -26,7 +25,6 @@ std::string worker_slot::spawn(const std::string& binary, const std::vector<std:
 void worker_slot::kill() {
   kill_worker(process_);
   in_.clear();
-  in_start_ = 0;
   out_.clear();
   out_start_ = 0;
   frame_open_ = false;
@@ -72,31 +70,18 @@ bool worker_slot::write_pending() {
 
 bool worker_slot::read(const std::function<bool(const char*, size_t)>& on_frame) {
   for (;;) {
-    if (in_start_ == in_.size()) {
-      in_.clear();
-      in_start_ = 0;
-    } else if (in_start_ > (size_t{1} << 20)) {
-      in_.erase(0, in_start_);
-      in_start_ = 0;
-    }
-    size_t old_size = in_.size();
-    in_.resize(old_size + read_chunk);
-    ssize_t n = ::recv(process_.socket, in_.data() + old_size, read_chunk, 0);
-    in_.resize(old_size + (n > 0 ? static_cast<size_t>(n) : 0));
-    if (n < 0 && errno == EINTR) continue;
+    ssize_t n = in_.read_from(process_.socket);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
     if (n <= 0) return false;
-    while (in_.size() - in_start_ >= 4) {
-      uint32_t length;
-      std::memcpy(&length, in_.data() + in_start_, 4);
-      if (length > max_frame_bytes) return false;
-      if (in_.size() - in_start_ < 4 + size_t{length}) break;
-      const char* body = in_.data() + in_start_ + 4;
-      in_start_ += 4 + length;
+    const char* body;
+    uint32_t length;
+    bool too_big;
+    while (in_.next(&body, &length, max_frame_bytes, &too_big)) {
       if (!on_frame(body, length)) return false;
       if (!alive()) return true;  // the callback killed us
     }
-    if (static_cast<size_t>(n) < read_chunk) return true;
+    if (too_big) return false;
+    if (static_cast<size_t>(n) < worker::frame_buffer::read_chunk) return true;
   }
 }
 

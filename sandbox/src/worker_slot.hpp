@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "frame_buffer.hpp"
 #include "worker_process.hpp"
 
 namespace flowstate::sandbox::detail {
@@ -60,8 +61,7 @@ class worker_slot {
  private:
   int index_;
   spawned_worker process_;
-  std::string in_;
-  size_t in_start_ = 0;
+  worker::frame_buffer in_;
   std::string out_;
   size_t out_start_ = 0;
   size_t frame_at_ = 0;

@@ -78,10 +78,12 @@ struct js_host::function {
   v8::Global<v8::Context> context;
   v8::Global<v8::Function> entry;
   v8::Global<v8::Function> set_environment;
+  v8::Global<v8::Function> is_plain_json;
 
   void discard() {
     entry.Reset();
     set_environment.Reset();
+    is_plain_json.Reset();
     context.Reset();
     microtasks.reset();
   }
@@ -140,7 +142,9 @@ std::string js_host::instantiate(function& f) {
   v8::Local<v8::Value> setter;
   if (!compile_script(isolate_, context, "<prelude>", prelude_source).ToLocalChecked()->Run(context).ToLocal(&setter))
     return f.filename + ": internal error: the prelude failed";
-  f.set_environment.Reset(isolate_, setter.As<v8::Function>());
+  auto prelude_functions = setter.As<v8::Array>();
+  f.set_environment.Reset(isolate_, prelude_functions->Get(context, 0).ToLocalChecked().As<v8::Function>());
+  f.is_plain_json.Reset(isolate_, prelude_functions->Get(context, 1).ToLocalChecked().As<v8::Function>());
 
   watchdog_.arm(limits_.default_timeout_ms);
   std::string error;
@@ -303,7 +307,7 @@ void js_host::run(function& f, const Call& call, CallReply* reply) {
       }
     }
   }
-  if (ok) read_return_value(isolate_, context, names_, returned, reply);
+  if (ok) read_return_value(isolate_, context, names_, f.is_plain_json.Get(isolate_), returned, reply);
   if (try_catch.HasCaught() && !try_catch.HasTerminated()) {
     reply->clear_outputs();
     reply->clear_state_json();

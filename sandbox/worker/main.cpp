@@ -17,9 +17,11 @@
 
 #include "check.hpp"
 #include "js_host.hpp"
+#include "frame_buffer.hpp"
 #include "worker.pb.h"
 
 namespace fw = flowstate::worker;
+using flowstate::worker::frame_buffer;
 
 namespace {
 
@@ -43,37 +45,27 @@ class connection {
   // The next ToWorker frame, reading when none is buffered; false at EOF.
   bool next(fw::ToWorker* message) {
     for (;;) {
-      if (buffer_.size() - start_ >= 4) {
-        uint32_t length;
-        std::memcpy(&length, buffer_.data() + start_, 4);  // little-endian hosts only
-        if (length > max_frame_bytes) {
-          std::fprintf(stderr, "flowstate-worker: frame of %u bytes is over the limit\n", length);
+      const char* body;
+      uint32_t length;
+      bool too_big;
+      if (in_.next(&body, &length, max_frame_bytes, &too_big)) {
+        if (!message->ParseFromArray(body, static_cast<int>(length))) {
+          std::fprintf(stderr, "flowstate-worker: a frame did not parse as ToWorker\n");
           return false;
         }
-        if (buffer_.size() - start_ >= 4 + size_t{length}) {
-          bool parsed = message->ParseFromArray(buffer_.data() + start_ + 4, static_cast<int>(length));
-          start_ += 4 + length;
-          if (!parsed) {
-            std::fprintf(stderr, "flowstate-worker: a frame did not parse as ToWorker\n");
-            return false;
-          }
-          return true;
-        }
+        return true;
+      }
+      if (too_big) {
+        std::fprintf(stderr, "flowstate-worker: a frame is over the limit of %zu bytes\n", max_frame_bytes);
+        return false;
       }
       if (!input_pending()) flush();
-      if (!read_more()) return false;
+      if (in_.read_from(fd_) <= 0) return false;
     }
   }
 
-  bool frame_buffered() const {
-    if (buffer_.size() - start_ < 4) return false;
-    uint32_t length;
-    std::memcpy(&length, buffer_.data() + start_, 4);
-    return buffer_.size() - start_ >= 4 + size_t{length};
-  }
-
   bool input_pending() const {
-    if (frame_buffered()) return true;
+    if (in_.frame_ready()) return true;
     pollfd p{fd_, POLLIN, 0};
     return ::poll(&p, 1, 0) > 0;
   }
@@ -97,23 +89,6 @@ class connection {
   }
 
  private:
-  bool read_more() {
-    if (start_ > 0 && start_ == buffer_.size()) {
-      buffer_.clear();
-      start_ = 0;
-    } else if (start_ > (size_t{1} << 20)) {
-      buffer_.erase(0, start_);
-      start_ = 0;
-    }
-    size_t old_size = buffer_.size();
-    buffer_.resize(old_size + 256 * 1024);
-    ssize_t n;
-    do n = ::read(fd_, buffer_.data() + old_size, 256 * 1024);
-    while (n < 0 && errno == EINTR);
-    buffer_.resize(old_size + (n > 0 ? static_cast<size_t>(n) : 0));
-    return n > 0;
-  }
-
   template <class Message>
   void add_entry(int field, const Message& message) {
     const size_t size = message.ByteSizeLong();
@@ -141,8 +116,7 @@ class connection {
   }
 
   int fd_;
-  std::string buffer_;
-  size_t start_ = 0;
+  frame_buffer in_;
   std::mutex mutex_;  // out_ is also flushed from the watchdog's thread
   std::string out_ = std::string(4, '\0');  // a frame: length placeholder, then entries
   std::chrono::steady_clock::time_point oldest_;

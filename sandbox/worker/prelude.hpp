@@ -1,7 +1,8 @@
 #pragma once
 // JavaScript run in every new function context before the function's own
 // code: makes Date and Math.random deterministic (ARCHITECTURE §1.2) and
-// returns the function the host calls before each call to set them.
+// returns [the function the host calls before each call to set them, a
+// fast check that a returned value is plain JSON data].
 namespace flowstate::worker {
 
 inline constexpr const char* prelude_source = R"JS(
@@ -34,10 +35,52 @@ inline constexpr const char* prelude_source = R"JS(
   const freeze = Object.freeze;
   // Sets the clock and the random seed for one call and returns its ctx
   // (an object literal keeps one shape for every call, unlike API Sets).
-  return function setCallEnvironment(time, a, b, c, d, key, flow, block, revision, messageId) {
+  function setCallEnvironment(time, a, b, c, d, key, flow, block, revision, messageId) {
     now = time; x = a | 0; y = b | 0; z = c | 0; w = d | 0;
     return freeze({ key, flow, block, revision, messageId, time });
-  };
+  }
+
+  // True when a value is certainly JSON data: strings, finite numbers,
+  // booleans, null, plain objects and arrays, no cycle. False means "look
+  // closer": the host's exact checker then names what is wrong, if anything.
+  // Runs as compiled JS, far faster than walking through the C++ API.
+  const keys = Object.keys, isArray = Array.isArray, getPrototypeOf = Object.getPrototypeOf;
+  const ObjectPrototype = Object.prototype, ArrayPrototype = Array.prototype;
+  const isFinite_ = Number.isFinite;
+  const ancestors = [];
+  function plain(value, depth) {
+    switch (typeof value) {
+      case 'string': case 'boolean': return true;
+      case 'number': return isFinite_(value);
+      case 'object': break;
+      default: return false;
+    }
+    if (value === null) return true;
+    if (depth > 200) return false;
+    for (let i = 0; i < ancestors.length; i++) if (ancestors[i] === value) return false;
+    const proto = getPrototypeOf(value);
+    ancestors.push(value);
+    let ok = true;
+    if (isArray(value)) {
+      if (proto !== ArrayPrototype) ok = false;
+      for (let i = 0; ok && i < value.length; i++) ok = plain(value[i], depth + 1);
+    } else if (proto === ObjectPrototype || proto === null) {
+      const names = keys(value);
+      for (let i = 0; ok && i < names.length; i++) {
+        const v = value[names[i]];
+        ok = v === undefined || plain(v, depth + 1);
+      }
+    } else {
+      ok = false;
+    }
+    ancestors.pop();
+    return ok;
+  }
+  function isPlainJson(value) {
+    ancestors.length = 0;
+    return plain(value, 0);
+  }
+  return [setCallEnvironment, isPlainJson];
 })()
 )JS";
 

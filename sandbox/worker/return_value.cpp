@@ -37,11 +37,12 @@ void append_key(std::string& path, const std::string& key) {
 // is kept as handles and spelled out only for an error.
 class json_checker {
  public:
-  json_checker(v8::Isolate* isolate, v8::Local<v8::Context> context)
-      : isolate_(isolate), context_(context) {}
+  json_checker(v8::Isolate* isolate, v8::Local<v8::Context> context, bool enabled)
+      : isolate_(isolate), context_(context), enabled_(enabled) {}
 
   // Empty when `value` is JSON data, else "NaN at /body/x".
   std::string check(v8::Local<v8::Value> value) {
+    if (!enabled_) return {};
     path_.clear();
     problem_.clear();
     walk(value, 0);
@@ -132,6 +133,7 @@ class json_checker {
 
   v8::Isolate* isolate_;
   v8::Local<v8::Context> context_;
+  bool enabled_;
   std::vector<step> path_;
   std::string problem_;
   std::vector<v8::Local<v8::Object>> ancestors_;
@@ -193,7 +195,7 @@ cached_names::cached_names(v8::Isolate* isolate) {
 }
 
 void read_return_value(v8::Isolate* isolate, v8::Local<v8::Context> context, const cached_names& names,
-                       v8::Local<v8::Value> returned, CallReply* reply) {
+                       v8::Local<v8::Function> is_plain_json, v8::Local<v8::Value> returned, CallReply* reply) {
   reply->set_status(CallReply::OK);
   reply->set_state_change(CallReply::UNCHANGED);
   if (returned->IsUndefined()) return;  // a filter, state unchanged
@@ -230,7 +232,11 @@ void read_return_value(v8::Isolate* isolate, v8::Local<v8::Context> context, con
     return exception(reply, std::string(expected_shape) +
                                 R"(, got both "output" and "outputs" (use "outputs" for several messages))");
 
-  json_checker checker(isolate, context);
+  // One check of the whole returned object covers output, outputs and state.
+  v8::Local<v8::Value> plain_result;
+  const bool plain = is_plain_json->Call(context, v8::Undefined(isolate), 1, &returned).ToLocal(&plain_result) &&
+                     plain_result->IsTrue();
+  json_checker checker(isolate, context, !plain);
   if (has_output) {
     if (std::string problem = checker.check(output); !problem.empty())
       return exception(reply, "output contains " + problem);

@@ -18,8 +18,10 @@ struct cached_names {
 // Fills reply's outputs and state change (status OK), or sets status
 // EXCEPTION with an error message. Runs JSON.stringify, so it may run user
 // getters; the caller holds a TryCatch and the watchdog.
+// `is_plain_json` is the prelude's fast check; when it says yes, the exact
+// (slower) checker is skipped.
 void read_return_value(v8::Isolate* isolate, v8::Local<v8::Context> context, const cached_names& names,
-                       v8::Local<v8::Value> returned, CallReply* reply);
+                       v8::Local<v8::Function> is_plain_json, v8::Local<v8::Value> returned, CallReply* reply);
 
 // "a number", "an array", "null"...: what a value is, for error messages.
 std::string describe_type(v8::Local<v8::Value> value);
