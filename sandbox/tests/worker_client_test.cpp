@@ -159,7 +159,7 @@ TEST_CASE("unbounded allocation is resource exhausted and the worker keeps answe
   auto r = call(*client, grow);
   CHECK_MESSAGE(r.status == call_status::resource_exhausted, r.error_message);
   auto after = call(*client, request(1, "{}"));
-  REQUIRE(after.status == call_status::ok);
+  REQUIRE_MESSAGE(after.status == call_status::ok, after.error_message);
   CHECK(after.outputs[0] == "\"fine\"");
 }
 
@@ -291,4 +291,23 @@ TEST_CASE("while one key's call loops, calls of other keys and functions complet
   CHECK(loop_future.wait_for(std::chrono::seconds(0)) != std::future_status::ready);
   client->stop();
   CHECK(loop_future.get().status == call_status::worker_crashed);
+}
+
+TEST_CASE("more functions than live contexts: each still answers, made again from its code cache") {
+  auto client = start_worker();
+  const int count = 100;  // above the worker's 64 live contexts
+  for (int id = 1; id <= count; ++id)
+    REQUIRE(load(*client, id, "export default function (input) { return {output: input.n + " + std::to_string(id) + "}; }")
+                .empty());
+  REQUIRE(load(*client, 1000, "function entrypoint(input) { return {output: 'script ' + input.n}; }").empty());
+  for (int round = 0; round < 2; ++round) {
+    for (int id = 1; id <= count; ++id) {
+      auto r = call(*client, request(id, "{\"n\": 1}"));
+      REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
+      CHECK(r.outputs[0] == std::to_string(1 + id));
+    }
+    auto r = call(*client, request(1000, "{\"n\": 1}"));
+    REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
+    CHECK(r.outputs[0] == "\"script 1\"");
+  }
 }

@@ -24,19 +24,49 @@ v8::Local<v8::String> to_v8(v8::Isolate* isolate, const std::string& text) {
       .ToLocalChecked();
 }
 
+namespace {
+
+// A Source takes ownership of its CachedData object, not of the bytes.
+v8::ScriptCompiler::CachedData* borrow(const std::string& code_cache) {
+  if (code_cache.empty()) return nullptr;
+  return new v8::ScriptCompiler::CachedData(reinterpret_cast<const uint8_t*>(code_cache.data()),
+                                            static_cast<int>(code_cache.size()),
+                                            v8::ScriptCompiler::CachedData::BufferNotOwned);
+}
+
+std::string take(v8::ScriptCompiler::CachedData* data) {
+  if (!data) return {};
+  std::string bytes(reinterpret_cast<const char*>(data->data), static_cast<size_t>(data->length));
+  delete data;
+  return bytes;
+}
+
+}  // namespace
+
 v8::MaybeLocal<v8::Module> compile_module(v8::Isolate* isolate, const std::string& filename,
-                                          const std::string& source) {
+                                          const std::string& source, const std::string& code_cache) {
   v8::ScriptOrigin origin(isolate, to_v8(isolate, filename), 0, 0, false, -1, {}, false, false,
                           /*is_module=*/true);
-  v8::ScriptCompiler::Source compiler_source(to_v8(isolate, source), origin);
-  return v8::ScriptCompiler::CompileModule(isolate, &compiler_source);
+  v8::ScriptCompiler::Source compiler_source(to_v8(isolate, source), origin, borrow(code_cache));
+  return v8::ScriptCompiler::CompileModule(isolate, &compiler_source,
+                                           code_cache.empty() ? v8::ScriptCompiler::kNoCompileOptions
+                                                              : v8::ScriptCompiler::kConsumeCodeCache);
 }
 
 v8::MaybeLocal<v8::Script> compile_script(v8::Isolate* isolate, v8::Local<v8::Context> context,
-                                          const std::string& filename, const std::string& source) {
+                                          const std::string& filename, const std::string& source,
+                                          const std::string& code_cache) {
   v8::ScriptOrigin origin(isolate, to_v8(isolate, filename));
-  return v8::Script::Compile(context, to_v8(isolate, source), &origin);
+  v8::ScriptCompiler::Source compiler_source(to_v8(isolate, source), origin, borrow(code_cache));
+  return v8::ScriptCompiler::Compile(context, &compiler_source,
+                                     code_cache.empty() ? v8::ScriptCompiler::kNoCompileOptions
+                                                        : v8::ScriptCompiler::kConsumeCodeCache);
 }
+
+std::string create_code_cache(v8::Local<v8::Module> module) {
+  return take(v8::ScriptCompiler::CreateCodeCache(module->GetUnboundModuleScript()));
+}
+
 
 std::string format_message(v8::Isolate* isolate, v8::Local<v8::Context> context,
                            v8::Local<v8::Message> message, const std::string& filename) {
@@ -58,7 +88,7 @@ std::string refuse_imports(v8::Isolate* isolate, v8::Local<v8::Context> context,
   int line = module->SourceOffsetToLocation(request->GetSourceOffset()).GetLineNumber() + 1;
   return filename + ":" + std::to_string(line) + ": import of \"" +
          to_utf8(isolate, request->GetSpecifier()) +
-         "\" is not supported: a function cannot import modules (bundling comes later)";
+         "\" is not supported: imports are bundled at deploy, a worker loads one file";
 }
 
 }  // namespace flowstate::worker

@@ -1,5 +1,7 @@
 #include "js_host.hpp"
 
+#include <list>
+
 #include "compile.hpp"
 #include "prelude.hpp"
 #include "return_value.hpp"
@@ -74,6 +76,9 @@ void console_log(const v8::FunctionCallbackInfo<v8::Value>& info) {
 struct js_host::function {
   uint64_t id = 0;
   std::string name, filename, source;
+  std::string code_cache;  // V8's, made at the first instantiation
+  std::list<function*>::iterator live;  // its place in live_ while it has a context
+  bool has_live = false;
   std::unique_ptr<v8::MicrotaskQueue> microtasks;
   v8::Global<v8::Context> context;
   v8::Global<v8::Function> entry;
@@ -123,7 +128,7 @@ void js_host::append_log(std::string line) {
 }
 
 std::string js_host::instantiate(function& f) {
-  f.discard();
+  forget_context(f);
   f.microtasks = v8::MicrotaskQueue::New(isolate_, v8::MicrotasksPolicy::kExplicit);
   v8::HandleScope scope(isolate_);
   v8::Local<v8::Context> context = v8::Context::New(isolate_, nullptr, {}, {}, {}, f.microtasks.get());
@@ -132,15 +137,21 @@ std::string js_host::instantiate(function& f) {
 
   // console.* write into the current call's logs.
   auto console = v8::Object::New(isolate_);
-  auto log = v8::FunctionTemplate::New(isolate_, console_log, v8::External::New(isolate_, this))
-                 ->GetFunction(context)
-                 .ToLocalChecked();
+  if (console_template_.IsEmpty())
+    console_template_.Reset(isolate_,
+                            v8::FunctionTemplate::New(isolate_, console_log, v8::External::New(isolate_, this)));
+  auto log = console_template_.Get(isolate_)->GetFunction(context).ToLocalChecked();
   for (const char* method : {"log", "info", "warn", "error", "debug"})
     console->Set(context, to_v8(isolate_, method), log).Check();
   context->Global()->Set(context, to_v8(isolate_, "console"), console).Check();
 
   v8::Local<v8::Value> setter;
-  if (!compile_script(isolate_, context, "<prelude>", prelude_source).ToLocalChecked()->Run(context).ToLocal(&setter))
+  // The prelude is compiled once per isolate and bound to each new context.
+  if (prelude_.IsEmpty()) {
+    v8::ScriptCompiler::Source prelude(to_v8(isolate_, prelude_source));
+    prelude_.Reset(isolate_, v8::ScriptCompiler::CompileUnboundScript(isolate_, &prelude).ToLocalChecked());
+  }
+  if (!prelude_.Get(isolate_)->BindToCurrentContext()->Run(context).ToLocal(&setter))
     return f.filename + ": internal error: the prelude failed";
   auto prelude_functions = setter.As<v8::Array>();
   f.set_environment.Reset(isolate_, prelude_functions->Get(context, 0).ToLocalChecked().As<v8::Function>());
@@ -152,7 +163,7 @@ std::string js_host::instantiate(function& f) {
   bool try_script = !looks_like_module(f.source);
   if (!try_script) {
     v8::Local<v8::Module> module;
-    if (!compile_module(isolate_, f.filename, f.source).ToLocal(&module)) {
+    if (!compile_module(isolate_, f.filename, f.source, f.code_cache).ToLocal(&module)) {
       error = format_message(isolate_, context, try_catch.Message(), f.filename);
       try_catch.Reset();
       // `export` may only appear in a comment or string of a classic script.
@@ -176,8 +187,12 @@ std::string js_host::instantiate(function& f) {
           auto ns = module->GetModuleNamespace().As<v8::Object>();
           v8::Local<v8::Value> value;
           if (ns->Get(context, names_.default_export.Get(isolate_)).ToLocal(&value) && !value->IsUndefined()) {
-            if (value->IsFunction()) entry = value;
-            else error = f.filename + ": the default export must be a function, got " + describe_type(value);
+            if (value->IsFunction()) {
+              entry = value;
+              if (f.code_cache.empty()) f.code_cache = create_code_cache(module);
+            } else {
+              error = f.filename + ": the default export must be a function, got " + describe_type(value);
+            }
           } else {
             error = f.filename + ": expected `export default function (input, state, ctx)`, found no default export";
           }
@@ -195,6 +210,9 @@ std::string js_host::instantiate(function& f) {
       v8::Local<v8::Value> value;
       if (context->Global()->Get(context, names_.entrypoint.Get(isolate_)).ToLocal(&value) && value->IsFunction())
         entry = value;
+      // No code cache for classic scripts: one consumed here left the
+      // global `entrypoint` undefined, and V8's own compilation cache
+      // already reuses a script's compiled code within the isolate.
       else
         error = f.filename +
                 ": expected `export default function (input, state, ctx)` or a global "
@@ -210,17 +228,44 @@ std::string js_host::instantiate(function& f) {
   }
   if (!error.empty() || entry.IsEmpty()) {
     if (error.empty()) error = f.filename + ": could not be loaded";
-    f.discard();
+    forget_context(f);
     return error;
   }
   f.context.Reset(isolate_, context);
   f.entry.Reset(isolate_, entry.As<v8::Function>());
+  touch(f);
   return {};
+}
+
+void js_host::touch(function& f) {
+  if (f.has_live) {
+    live_.splice(live_.begin(), live_, f.live);
+    return;
+  }
+  live_.push_front(&f);
+  f.live = live_.begin();
+  f.has_live = true;
+  while (live_.size() > limits_.max_live_contexts) {
+    function* oldest = live_.back();
+    if (oldest == &f) break;
+    forget_context(*oldest);
+  }
+}
+
+// An idle function keeps its source and code cache; its context is made
+// again (quickly, from the cache) at its next call.
+void js_host::forget_context(function& f) {
+  if (f.has_live) {
+    live_.erase(f.live);
+    f.has_live = false;
+  }
+  f.discard();
 }
 
 LoadReply js_host::load(const LoadFunction& request) {
   LoadReply reply;
   reply.set_function_id(request.function_id());
+  if (auto old = functions_.find(request.function_id()); old != functions_.end()) forget_context(*old->second);
   auto f = std::make_unique<function>();
   f->id = request.function_id();
   f->name = request.name();
@@ -244,7 +289,12 @@ LoadReply js_host::load(const LoadFunction& request) {
   return reply;
 }
 
-void js_host::unload(uint64_t function_id) { functions_.erase(function_id); }
+void js_host::unload(uint64_t function_id) {
+  auto found = functions_.find(function_id);
+  if (found == functions_.end()) return;
+  forget_context(*found->second);
+  functions_.erase(found);
+}
 
 void js_host::run(function& f, const Call& call, CallReply* reply) {
   v8::HandleScope scope(isolate_);
@@ -345,6 +395,7 @@ void js_host::call(const Call& call, CallReply* reply) {
     return;
   }
   function& f = *found->second;
+  if (!f.context.IsEmpty()) touch(f);
   if (f.context.IsEmpty()) {
     if (std::string error = instantiate(f); !error.empty()) {
       reply->set_status(CallReply::NOT_LOADED);
@@ -377,7 +428,7 @@ void js_host::call(const Call& call, CallReply* reply) {
       reply->set_error_message("the call exceeded its time limit of " + std::to_string(timeout_ms) + " ms");
     }
     // The context may be half-way through anything: rebuild it from source.
-    f.discard();
+    forget_context(f);
     if (heap_exhausted_) {
       heap_exhausted_ = false;
       isolate_->LowMemoryNotification();

@@ -5,6 +5,7 @@
 #include <v8.h>
 
 #include <cstdint>
+#include <list>
 #include <functional>
 #include <memory>
 #include <string>
@@ -22,6 +23,10 @@ struct host_limits {
   size_t max_log_lines = 100;
   size_t max_log_line_bytes = 1024;
   size_t max_reply_bytes = size_t{16} << 20;
+  // Functions keep a context only while among the most recently used this
+  // many; the others are made again from V8's code cache at their next call
+  // (module-level variables start afresh then, as after a timeout).
+  size_t max_live_contexts = 64;
 };
 
 class js_host {
@@ -47,6 +52,8 @@ class js_host {
   std::string instantiate(function& f);
   void run(function& f, const Call& call, CallReply* reply);
   static size_t near_heap_limit(void* data, size_t current_limit, size_t initial_limit);
+  void touch(function& f);
+  void forget_context(function& f);
 
   v8::Isolate* isolate_;
   host_limits limits_;
@@ -54,6 +61,9 @@ class js_host {
   cached_names names_;
   bool heap_exhausted_ = false;
   std::unordered_map<uint64_t, std::unique_ptr<function>> functions_;
+  std::list<function*> live_;  // functions with a context, most recently used first
+  v8::Global<v8::UnboundScript> prelude_;
+  v8::Global<v8::FunctionTemplate> console_template_;
   CallReply* current_reply_ = nullptr;
   size_t dropped_log_lines_ = 0;
 };
