@@ -6,8 +6,15 @@
 namespace flowstate::pyworker {
 
 inline constexpr const char* bootstrap_source = R"PY(
-import sys, random, json, traceback
+import sys, random, json, traceback, signal
 import _flowstate
+
+def _on_interrupt(signum, frame):
+    # The watchdog's SIGINT: stop the call if it is still over its limit.
+    if _flowstate.time_limit_pending():
+        raise _flowstate.TimeLimitExceeded("the call exceeded its time limit")
+
+signal.signal(signal.SIGINT, _on_interrupt)
 
 class _CapturedOutput:
     """sys.stdout and sys.stderr: lines go to the call's logs."""

@@ -1,5 +1,7 @@
 #include "py_host.hpp"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -63,20 +65,17 @@ PyObject* write_log(PyObject*, PyObject* arg) {
   Py_RETURN_NONE;
 }
 
+PyObject* time_limit_pending(PyObject*, PyObject*) {
+  return PyBool_FromLong(the_host && the_host->time_limit_pending());
+}
+
 PyMethodDef module_methods[] = {
     {"write_log", write_log, METH_O, "Appends text to the running call's logs."},
+    {"time_limit_pending", time_limit_pending, METH_NOARGS, "True while the watchdog wants the call stopped."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_flowstate", "Flowstate worker internals.", -1, module_methods,
                           nullptr, nullptr, nullptr, nullptr};
-
-// Runs in the main thread at the interpreter's next check after the watchdog
-// asked: raises in whatever Python code is running.
-int raise_time_limit(void*) {
-  if (!the_host || !time_limit_type) return 0;
-  return the_host->time_limit_pending() ? (PyErr_SetString(time_limit_type, "the call exceeded its time limit"), -1)
-                                        : 0;
-}
 
 // The line of `filename` nearest the raise in traceback `tb`, or 0.
 long line_in(PyObject* tb, const std::string& filename) {
@@ -165,6 +164,7 @@ py_host::py_host(sandbox::limits limits, connection& conn) : limits_(limits), co
     startup_error_ = "the worker's bootstrap is missing a name (see stderr)";
     return;
   }
+  main_thread_ = pthread_self();
   watchdog_ = std::make_unique<watchdog>(
       pthread_self(), [this] { interrupt(); }, [this] { abandon(); });
 }
@@ -183,9 +183,12 @@ py_host::~py_host() {
 
 bool py_host::time_limit_pending() const { return stop_requested_.load(std::memory_order_relaxed); }
 
+// A real SIGINT to the main thread: it ends a blocking system call (sleep)
+// with EINTR, and Python's C handler makes the interpreter run the bootstrap's
+// handler, which raises TimeLimitExceeded, at its next check.
 void py_host::interrupt() {
   stop_requested_ = true;
-  Py_AddPendingCall(&raise_time_limit, nullptr);
+  ::pthread_kill(main_thread_, SIGINT);
 }
 
 void py_host::abandon() {

@@ -83,6 +83,7 @@ class py_host {
   worker::LoadReply* guarded_load_ = nullptr;
   uint32_t guarded_cpu_ms_ = 0;
   std::atomic<bool> stop_requested_{false};
+  pthread_t main_thread_{};
 
   // Logs of the running call.
   std::string partial_line_;

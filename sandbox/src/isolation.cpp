@@ -435,7 +435,10 @@ result<std::shared_ptr<const isolation_plan>> prepare_isolation(const isolation_
   if (machine.memory_cgroup && options.memory_mb > 0) {
     remove_stale_cgroups();
     plan->cgroup_prefix = std::string(cgroup_base) + "/w";
-    plan->memory_limit_bytes = std::to_string(uint64_t{options.memory_mb} << 20);
+    // A backstop above the interpreter's own accounting (V8's heap limit and
+    // the room it grants to unwind, RLIMIT_AS for Python): what the cgroup
+    // catches is memory outside it (ArrayBuffers, native allocations).
+    plan->memory_limit_bytes = std::to_string((2 * uint64_t{options.memory_mb} + 64) << 20);
   }
   plan->environment = {"TZ=UTC", "LC_ALL=C.UTF-8", "PATH=/nonexistent"};
   for (auto& entry : plan->environment) plan->envp.push_back(entry.data());

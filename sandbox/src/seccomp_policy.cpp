@@ -27,7 +27,7 @@ const int allowed[] = {
     // memory
     SYS_brk, SYS_mmap, SYS_munmap, SYS_mremap, SYS_mprotect, SYS_madvise, SYS_membarrier,
     // the worker's socket (fd 3) and reading files of the read-only root
-    SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_pread64, SYS_close, SYS_lseek, SYS_openat, SYS_newfstatat,
+    SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_recvfrom, SYS_sendto, SYS_recvmsg, SYS_sendmsg, SYS_pread64, SYS_close, SYS_lseek, SYS_openat, SYS_newfstatat,
     SYS_fstat, SYS_statx, SYS_stat, SYS_lstat, SYS_access, SYS_faccessat, SYS_faccessat2, SYS_readlink,
     SYS_readlinkat, SYS_getdents64, SYS_getcwd, SYS_fcntl, SYS_dup, SYS_dup3, SYS_poll, SYS_ppoll,
     // threads (clone itself is conditional), signals, time

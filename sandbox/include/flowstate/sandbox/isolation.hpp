@@ -26,7 +26,9 @@ struct isolation_options {
   // modules load are made visible, and its stderr goes to /dev/null (Python
   // code could write to fd 2; V8 code cannot).
   bool python = false;
-  // Memory cgroup limit for the worker; 0: no cgroup.
+  // The worker's memory limit (limits::memory_mb); the memory cgroup is set
+  // to 2 x this + 64 MiB, a backstop for what the interpreter's own limit does
+  // not see. 0: no cgroup.
   uint32_t memory_mb = 0;
   // Further files or directories made visible read-only at the same path.
   std::vector<std::string> read_only_paths;
