@@ -1,0 +1,194 @@
+// flowstate-pyworker through the real client, isolated: the function
+// contract of ARCHITECTURE §1.2 for Python.
+#include <doctest/doctest.h>
+
+#include <future>
+#include <string>
+
+#include "flowstate/sandbox/limits.hpp"
+#include "flowstate/sandbox/worker_client.hpp"
+
+using namespace flowstate::sandbox;
+
+namespace {
+
+std::unique_ptr<worker_client> start_python(uint32_t cpu_ms = 2000) {
+  limits lim;
+  lim.cpu_ms_per_call = cpu_ms;
+  worker_options options;
+  options.worker_binary = FLOWSTATE_PYWORKER_BINARY;
+  options.default_timeout_ms = cpu_ms;
+  options.extra_args = lim.python_worker_args();
+  options.isolation.python = true;
+  options.isolation.memory_mb = lim.memory_mb;
+  auto client = worker_client::start(options);
+  REQUIRE_MESSAGE(client.ok(), (client.ok() ? "" : client.error()));
+  return std::move(*client);
+}
+
+std::string load(worker_client& client, uint64_t id, const std::string& source) {
+  std::promise<std::string> loaded;
+  client.load(id, "f", "functions/f.py", source,
+              [&](bool ok, std::string error) { loaded.set_value(ok ? std::string() : error); });
+  return loaded.get_future().get();
+}
+
+call_result call(worker_client& client, uint64_t id, std::string input,
+                 std::optional<std::string> state = std::nullopt, std::string message_id = "msg-1") {
+  call_request r;
+  r.function_id = id;
+  r.input_json = std::move(input);
+  r.state_json = std::move(state);
+  r.ctx = {"k1", "flow", "block", "rev1", std::move(message_id), 1700000000000};
+  std::promise<call_result> done;
+  client.call(std::move(r), [&](call_result&& result) { done.set_value(std::move(result)); });
+  return done.get_future().get();
+}
+
+call_result run_once(const std::string& source, std::string input = "{}",
+                     std::optional<std::string> state = std::nullopt) {
+  auto client = start_python();
+  std::string error = load(*client, 1, source);
+  REQUIRE_MESSAGE(error.empty(), error);
+  return call(*client, 1, std::move(input), std::move(state));
+}
+
+void check_exception(const call_result& r, const std::string& fragment) {
+  CHECK(r.status == call_status::exception);
+  CHECK_MESSAGE(r.error_message.find(fragment) != std::string::npos, r.error_message);
+  CHECK(r.outputs.empty());
+  CHECK(r.state == state_change::unchanged);
+}
+
+}  // namespace
+
+TEST_CASE("a Python counter gets input, state and ctx and returns output and state") {
+  auto r = run_once(
+      "def entrypoint(input, state, ctx):\n"
+      "    state = state or {'count': 0}\n"
+      "    state['count'] += input['body']['by']\n"
+      "    return {'output': {'status': 200, 'body': {'count': state['count'], 'key': ctx.key, 'id': ctx['messageId'],"
+      " 'time': ctx.time}}, 'state': state}\n",
+      R"({"body": {"by": 2}})", R"({"count": 40})");
+  REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
+  CHECK(r.outputs[0] == R"({"status":200,"body":{"count":42,"key":"k1","id":"msg-1","time":1700000000000}})");
+  CHECK(r.state == state_change::set);
+  CHECK(r.state_json == R"({"count":42})");
+}
+
+TEST_CASE("a two-argument entrypoint is called without ctx, and a missing state is None") {
+  auto r = run_once("def entrypoint(input, state):\n    return {'output': [input, state]}\n", R"({"a": [1, 2.5, null]})");
+  REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
+  CHECK(r.outputs[0] == R"([{"a":[1,2.5,null]},null])");
+}
+
+TEST_CASE("the return shapes of the contract: outputs, filter, tuple, deleting state") {
+  auto client = start_python();
+  REQUIRE(load(*client, 1, "def entrypoint(i, s):\n    return {'outputs': [1, 'two', {'three': 3}]}\n").empty());
+  REQUIRE(load(*client, 2, "def entrypoint(i, s):\n    return None\n").empty());
+  REQUIRE(load(*client, 3, "def entrypoint(i, s):\n    return {'n': 1}, {'seen': True}\n").empty());
+  REQUIRE(load(*client, 4, "def entrypoint(i, s):\n    return 'out', None\n").empty());
+  REQUIRE(load(*client, 5, "def entrypoint(i, s):\n    return {'state': None}\n").empty());
+  REQUIRE(load(*client, 6, "def entrypoint(i, s):\n    return {}\n").empty());
+  REQUIRE(load(*client, 7, "def entrypoint(i, s):\n    return None, {'only': 'state'}\n").empty());
+  auto r = call(*client, 1, "{}");
+  REQUIRE(r.outputs.size() == 3);
+  CHECK(r.outputs[1] == R"("two")");
+  r = call(*client, 2, "{}", R"({"x":1})");
+  CHECK((r.status == call_status::ok && r.outputs.empty() && r.state == state_change::unchanged));
+  r = call(*client, 3, "{}");
+  CHECK(r.outputs[0] == R"({"n":1})");
+  CHECK(r.state_json == R"({"seen":true})");
+  r = call(*client, 4, "{}", R"({"x":1})");
+  CHECK(r.outputs[0] == R"("out")");
+  CHECK(r.state == state_change::erase);
+  r = call(*client, 5, "{}", R"({"x":1})");
+  CHECK((r.outputs.empty() && r.state == state_change::erase));
+  r = call(*client, 6, "{}", R"({"x":1})");
+  CHECK((r.status == call_status::ok && r.outputs.empty() && r.state == state_change::unchanged));
+  r = call(*client, 7, "{}");
+  CHECK((r.outputs.empty() && r.state_json == R"({"only":"state"})"));
+}
+
+TEST_CASE("wrong shapes and values with no JSON form are Exception errors saying what came") {
+  check_exception(run_once("def entrypoint(i, s):\n    return [1, 2]\n"), "got a list");
+  check_exception(run_once("def entrypoint(i, s):\n    return {'output': 1, 'outputs': [2]}\n"),
+                  R"(got both "output" and "outputs")");
+  check_exception(run_once("def entrypoint(i, s):\n    return {'result': 1}\n"), R"(got a dict with the key "result")");
+  check_exception(run_once("def entrypoint(i, s):\n    return (1, 2, 3)\n"), "got a tuple of 3 items");
+  check_exception(run_once("def entrypoint(i, s):\n    return {'output': float('inf')}\n"), "Infinity at output");
+  check_exception(run_once("def entrypoint(i, s):\n    return {'output': {'a': {1, 2}}}\n"), "a set at output.a");
+  check_exception(run_once("def entrypoint(i, s):\n    return {'state': {'b': b'x'}}\n"), "a bytes at state.b");
+  check_exception(run_once("def entrypoint(i, s):\n    return {'outputs': 5}\n"), "\"outputs\" must be a list, got an int");
+}
+
+TEST_CASE("a raised exception is an Exception error with its traceback in the details") {
+  auto r = run_once("def helper(x):\n    raise ValueError('bad value ' + str(x))\n"
+                    "def entrypoint(input, state):\n    return helper(input['x'])\n",
+                    R"({"x": 7})");
+  check_exception(r, "ValueError: bad value 7");
+  CHECK_MESSAGE(r.error_details_json.find(R"(\"functions/f.py\", line 2, in helper)") != std::string::npos,
+                r.error_details_json);
+  CHECK(r.error_details_json.rfind(R"({"traceback":)", 0) == 0);
+}
+
+TEST_CASE("random is seeded from the message id and string hashing does not vary") {
+  auto client = start_python();
+  REQUIRE(load(*client, 1, "import random\ndef entrypoint(i, s):\n    return {'output': [random.random(), hash('abc')]}\n")
+              .empty());
+  auto a = call(*client, 1, "{}", std::nullopt, "m-1");
+  auto b = call(*client, 1, "{}", std::nullopt, "m-2");
+  auto c = call(*client, 1, "{}", std::nullopt, "m-1");
+  auto fresh = start_python();
+  REQUIRE(load(*fresh, 1, "import random\ndef entrypoint(i, s):\n    return {'output': [random.random(), hash('abc')]}\n")
+              .empty());
+  auto d = call(*fresh, 1, "{}", std::nullopt, "m-1");
+  REQUIRE(a.status == call_status::ok);
+  CHECK(a.outputs[0] == c.outputs[0]);
+  CHECK(a.outputs[0] == d.outputs[0]);
+  CHECK(a.outputs[0] != b.outputs[0]);
+}
+
+TEST_CASE("print is captured into the call's logs") {
+  auto r = run_once("import sys\ndef entrypoint(i, s):\n    print('hello', 42)\n    print('a', end='')\n"
+                    "    print('b')\n    sys.stderr.write('warn\\n')\n    return None\n");
+  REQUIRE(r.status == call_status::ok);
+  REQUIRE(r.logs.size() == 3);
+  CHECK(r.logs[0] == "hello 42");
+  CHECK(r.logs[1] == "ab");
+  CHECK(r.logs[2] == "warn");
+}
+
+TEST_CASE("a syntax error or a missing entrypoint refuses the load with file and line") {
+  auto client = start_python();
+  std::string error = load(*client, 1, "def entrypoint(i, s):\n    return {'output': (}\n");
+  CHECK_MESSAGE(error.find("functions/f.py:2: SyntaxError") != std::string::npos, error);
+  error = load(*client, 2, "def main(i, s):\n    return None\n");
+  CHECK_MESSAGE(error.find("expected `def entrypoint(input, state[, ctx])`, found none") != std::string::npos, error);
+  error = load(*client, 3, "x = 1\nraise RuntimeError('at import')\ndef entrypoint(i, s): pass\n");
+  CHECK_MESSAGE(error.find("functions/f.py:2: RuntimeError: at import") != std::string::npos, error);
+  CHECK(call(*client, 1, "{}").status == call_status::not_loaded);
+}
+
+TEST_CASE("a call past its time limit is a Timeout and the function answers again afterwards") {
+  auto client = start_python(300);
+  REQUIRE(load(*client, 1, "def entrypoint(i, s):\n    if i.get('spin'):\n        while True:\n            pass\n"
+                           "    return {'output': 'fine'}\n")
+              .empty());
+  auto r = call(*client, 1, R"({"spin": true})");
+  CHECK(r.status == call_status::timeout);
+  CHECK_MESSAGE(r.error_message.find("time limit of 300 ms") != std::string::npos, r.error_message);
+  r = call(*client, 1, "{}");
+  REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
+  CHECK(r.outputs[0] == R"("fine")");
+}
+
+TEST_CASE("standard library modules import inside the sandbox") {
+  auto r = run_once("import json, re, datetime, decimal, collections, itertools, math, hashlib, dataclasses\n"
+                    "@dataclasses.dataclass\nclass P:\n    x: int\n"
+                    "def entrypoint(i, s):\n"
+                    "    return {'output': [hashlib.sha256(b'a').hexdigest()[:8], str(decimal.Decimal('1.10')),"
+                    " P(3).x, math.isqrt(17)]}\n");
+  REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
+  CHECK(r.outputs[0] == R"(["ca978112","1.10",3,4])");
+}
