@@ -374,6 +374,7 @@ class worker_client::impl {
 
   // Delivers one frame from a worker; false when it is malformed.
   bool deliver(worker_slot& slot, const char* body, size_t size) {
+    slot.deaths_without_reply = 0;
     reply_frame_.Clear();
     if (!reply_frame_.ParseFromArray(body, static_cast<int>(size))) return false;
     for (auto& load : *reply_frame_.mutable_loads()) {
@@ -421,7 +422,12 @@ class worker_client::impl {
       waiting_.push_front(*it);
     }
     if (slot.index() != 0 && load_waiters.empty()) return;  // respawned when needed
-    if (std::string error = spawn(slot); !error.empty()) {
+    // A worker that keeps dying before it answers anything (a broken binary
+    // or sandbox) is not restarted in a loop: what waits for it fails.
+    std::string error;
+    if (++slot.deaths_without_reply >= 3) error = "it exited 3 times in a row without answering (see stderr)";
+    if (error.empty()) error = spawn(slot);
+    if (!error.empty()) {
       for (auto& [id, queue] : load_waiters)
         for (auto& done : queue)
           if (done) done(false, "the worker died and could not be restarted: " + error);

@@ -54,6 +54,7 @@ class worker_slot {
   clock_type::time_point head_since;
   std::unordered_set<uint64_t> loaded;
   std::unordered_map<uint64_t, std::deque<load_callback>> load_waiters;
+  int deaths_without_reply = 0;  // reset by every frame it sends
 
   // Removes a call from in_flight; false when it was not there.
   bool answered(uint64_t call_id, clock_type::time_point now);

@@ -10,6 +10,8 @@ namespace flowstate::cli {
 void register_init_command(CLI::App& app);
 void register_serve_command(CLI::App& app);
 void register_deploy_command(CLI::App& app);
+void register_invoke_command(CLI::App& app);
+void register_test_command(CLI::App& app);
 void register_state_commands(CLI::App& app);
 void register_errors_commands(CLI::App& app);
 void register_schema_commands(CLI::App& app);

@@ -8,6 +8,8 @@ int main(int argc, char** argv) {
   flowstate::cli::register_init_command(app);
   flowstate::cli::register_serve_command(app);
   flowstate::cli::register_deploy_command(app);
+  flowstate::cli::register_invoke_command(app);
+  flowstate::cli::register_test_command(app);
   flowstate::cli::register_state_commands(app);
   flowstate::cli::register_errors_commands(app);
   flowstate::cli::register_error_actions(app);
