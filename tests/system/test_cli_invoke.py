@@ -1,0 +1,107 @@
+"""flowstate invoke and flowstate test: a function of the working tree runs
+in a real worker, without a node and without committing anything."""
+import json
+import os
+import shutil
+
+from harness import check, cli, counter_project, git_head, run, tmpdir, write_files
+
+FIXTURE_PACKAGE = os.path.join(os.path.dirname(__file__), "..", "..", "sandbox", "tests", "fixtures", "npm_project",
+                               "node_modules", "tiny-pad")
+
+DETERMINISTIC_JS = """export default function (input, state, ctx) {
+  console.log('called with', input);
+  if (input.fail) throw new Error('asked to fail');
+  if (input.forget) return { state: null };
+  return { outputs: [{ now: Date.now(), r: Math.random(), key: ctx.key, flow: ctx.flow, block: ctx.block,
+                       revision: ctx.revision, id: ctx.messageId }], state: { seen: (state ? state.seen : 0) + 1 } };
+}
+"""
+
+
+def project_with(function):
+    root = tmpdir() + "/proj"
+    return counter_project(root, function=function)
+
+
+def invoke(project, *args):
+    p = cli("invoke", "counter", "counter", "--project", project, *args)
+    return p.returncode, (json.loads(p.stdout) if p.stdout.strip() else None), p.stderr
+
+
+def test_invoke_prints_outputs_state_and_logs():
+    """invoke prints outputs, the new state, its change and the logs; ctx is fixed by the options"""
+    project = project_with(DETERMINISTIC_JS)
+    head = git_head(project)
+    rc, out, err = invoke(project, "--key", "k1", "--input", '{"a": 1}', "--state", '{"seen": 4}',
+                          "--time", "1700000000000", "--message-id", "m-1")
+    check(rc == 0, f"rc {rc}: {err}")
+    check(out["stateChange"] == "set" and out["state"] == {"seen": 5}, f"state: {out}")
+    o = out["outputs"][0]
+    check(o["now"] == 1700000000000 and o["key"] == "k1" and o["flow"] == "counter" and o["block"] == "counter"
+          and o["revision"] == "worktree" and o["id"] == "m-1", f"ctx: {o}")
+    check(out["logs"] == ['called with {"a":1}'], f"logs: {out['logs']}")
+    # The same message id and time give the same result, byte for byte.
+    rc2, again, _ = invoke(project, "--key", "k1", "--input", '{"a": 1}', "--state", '{"seen": 4}',
+                           "--time", "1700000000000", "--message-id", "m-1")
+    check(rc2 == 0 and again == out, f"a re-run differs: {again} vs {out}")
+    check(git_head(project) == head, "invoke committed something")
+
+
+def test_invoke_reports_deleted_state_and_errors():
+    """a null state is reported as deleted; a throw is an Exception error with exit code 1"""
+    project = project_with(DETERMINISTIC_JS)
+    rc, out, err = invoke(project, "--key", "k", "--input", '{"forget": true}', "--state", '{"seen": 1}')
+    check(rc == 0 and out["stateChange"] == "deleted" and out["state"] is None and out["outputs"] == [],
+          f"deleted: {rc} {out} {err}")
+    rc, out, err = invoke(project, "--key", "k", "--input", '{"fail": true}')
+    check(rc == 1, f"a throw exits 1, got {rc}")
+    check(out["error"]["type"] == "Exception" and "asked to fail" in out["error"]["message"]
+          and "stack" in out["error"]["details"], f"error: {out}")
+
+
+def test_invoke_bundles_npm_packages_and_refuses_fs():
+    """a function importing a package from node_modules runs; one importing fs is refused naming it"""
+    project = project_with("import pad from 'tiny-pad';\n"
+                           "export default function (input) { return { output: pad(input.n, 4, '0') }; }\n")
+    shutil.copytree(FIXTURE_PACKAGE, os.path.join(project, "node_modules", "tiny-pad"))
+    rc, out, err = invoke(project, "--key", "k", "--input", '{"n": 7}')
+    check(rc == 0 and out["outputs"] == ["0007"], f"bundled: {rc} {out} {err}")
+    write_files(project, {"functions/counter.js": "import fs from 'fs';\nexport default function () { return {}; }\n"})
+    rc, out, err = invoke(project, "--key", "k", "--input", "{}")
+    check(rc != 0 and 'functions/counter.js: cannot import "fs": Node built-ins are not available' in err,
+          f"fs: {rc} {out} {err}")
+
+
+def test_test_command_prints_a_table_and_fails_on_a_difference():
+    """flowstate test runs tests/<function>/*.yaml and exits 1 naming the first difference"""
+    project = project_with(DETERMINISTIC_JS)
+    write_files(project, {
+        "tests/counter/counts.yaml": "key: k\ninput: {a: 1}\nstate: {seen: 1}\n"
+                                     "ctx: {time: 5, messageId: m}\n"
+                                     "expect:\n  outputs:\n    - {now: 5, r: %s, key: k, flow: counter, block: counter,"
+                                     " revision: worktree, id: m}\n  state: {seen: 2}\n",
+        "tests/counter/forgets.yaml": "input: {forget: true}\nstate: {seen: 3}\nexpect:\n  state: null\n",
+        "tests/counter/fails.yaml": "input: {fail: true}\nexpect:\n  error: Exception\n",
+    })
+    # The expected random number is whatever the function gives for messageId m.
+    rc, out, err = invoke(project, "--key", "k", "--input", '{"a": 1}', "--state", '{"seen": 1}',
+                          "--time", "5", "--message-id", "m")
+    check(rc == 0, err)
+    path = os.path.join(project, "tests/counter/counts.yaml")
+    text = open(path).read() % json.dumps(out["outputs"][0]["r"])
+    open(path, "w").write(text)
+    p = cli("test", "--project", project)
+    check(p.returncode == 0, f"all pass: {p.returncode}\n{p.stdout}{p.stderr}")
+    check("tests/counter/counts.yaml" in p.stdout and "3 passed, 0 failed" in p.stdout, p.stdout)
+
+    write_files(project, {"tests/counter/wrong.yaml": "input: {a: 1}\nexpect:\n  state: {seen: 7}\n"})
+    p = cli("test", "--project", project, "counter")
+    check(p.returncode == 1, f"a failing case exits 1: {p.returncode}\n{p.stdout}")
+    line = next((l for l in p.stdout.splitlines() if "wrong.yaml" in l), "")
+    check("FAIL" in line and "state.seen: expected 7, got 1" in line, f"the first difference: {p.stdout}")
+
+
+if __name__ == "__main__":
+    run([test_invoke_prints_outputs_state_and_logs, test_invoke_reports_deleted_state_and_errors,
+         test_invoke_bundles_npm_packages_and_refuses_fs, test_test_command_prints_a_table_and_fails_on_a_difference])
