@@ -33,12 +33,18 @@ std::string source_of(uint64_t id) {
          std::to_string(id) + "}}, state: {count}};\n}\n";
 }
 
+// Of the process and its descendants (a sandboxed worker runs as a child
+// of its PID namespace's init, the process we spawned).
 long rss_kib(pid_t pid) {
+  long total = 0;
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
-  return 0;
+    if (line.rfind("VmRSS:", 0) == 0) total += std::atol(line.c_str() + 6);
+  std::ifstream children("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  pid_t child;
+  while (children >> child) total += rss_kib(child);
+  return total;
 }
 
 call_request request_for(uint64_t id) {

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <future>
 #include <string>
+#include <vector>
 
 #include "flowstate/sandbox/worker_client.hpp"
 
@@ -66,9 +67,20 @@ double other_process_cpu_seconds(pid_t pid) {
   return ticks / ::sysconf(_SC_CLK_TCK);
 }
 
+// A sandboxed worker runs as a child of the process we spawned (its PID
+// namespace's init): count the whole tree.
+void add_tree(pid_t pid, std::vector<pid_t>& out) {
+  out.push_back(pid);
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  pid_t child;
+  while (in >> child) add_tree(child, out);
+}
+
 double workers_cpu_seconds(const worker_client& client) {
   double total = 0;
-  for (pid_t pid : client.worker_pids()) total += other_process_cpu_seconds(pid);
+  std::vector<pid_t> pids;
+  for (pid_t pid : client.worker_pids()) add_tree(pid, pids);
+  for (pid_t pid : pids) total += other_process_cpu_seconds(pid);
   return total;
 }
 
