@@ -22,6 +22,8 @@
 #include "flowstate/runtime/git_repo.hpp"
 #include "flowstate/runtime/keys.hpp"
 #include "flowstate/runtime/project_loader.hpp"
+#include "flowstate/sandbox/bundle.hpp"
+#include "flowstate/sandbox/limits.hpp"
 #include "flowstate/sandbox/worker_client.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::work_ptr)
@@ -83,17 +85,22 @@ struct project_entry {
   project_ptr active;
   std::string host, prefix;  // of the active revision's manifest
   std::shared_ptr<const http::static_site> files;
-  std::unique_ptr<sandbox::worker_client> worker;
+  std::unique_ptr<sandbox::worker_client> worker;     // JS
+  std::unique_ptr<sandbox::worker_client> py_worker;  // Python, started with the first py.Function
+  sandbox::limits limits;
   std::vector<http::route> routes;
-  std::vector<uint64_t> retired_functions;  // of the revision before active
+  std::vector<std::pair<sandbox::worker_client*, uint64_t>> retired_functions;  // of the revision before active
   std::mutex deploy_mutex;
 };
 
 std::string meta_key(std::string_view what, std::string_view name) { return key_builder{}.str(what).str(name).take(); }
 std::string meta_key(std::string_view what, uint32_t id) { return key_builder{}.str(what).u32(id).take(); }
 
-caf::actor_system_config& configure(caf::actor_system_config& cfg, unsigned threads) {
+caf::actor_system_config& configure(caf::actor_system_config& cfg, unsigned threads, const std::string& policy) {
   cfg.set("scheduler.max-threads", static_cast<size_t>(threads));
+  // "sharing": one queue and a condition variable, no polling while idle;
+  // "stealing": CAF's default work stealing, which polls with short sleeps.
+  cfg.set("scheduler.policy", policy == "stealing" ? caf::atom("stealing") : caf::atom("sharing"));
   // One busy shard must not starve the others; sleep less when idle polling.
   cfg.set("scheduler.max-throughput", static_cast<size_t>(64));
   cfg.set("work-stealing.moderate-sleep-duration", caf::timespan{std::chrono::microseconds(20)});
@@ -112,7 +119,8 @@ class engine_impl final : public engine {
     core_.shards.clear();
     system_.reset();
     for (auto& [_, p] : projects_)
-      if (p->worker) p->worker->stop();
+      for (auto* w : {p->worker.get(), p->py_worker.get()})
+        if (w) w->stop();
   }
 
   status open() {
@@ -124,7 +132,7 @@ class engine_impl final : public engine {
     store_ = std::move(*opened);
     core_.db = store_.get();
     core_.max_in_flight = options_.max_in_flight_per_shard;
-    configure(config_, options_.scheduler_threads);
+    configure(config_, options_.scheduler_threads, options_.scheduler_policy);
     system_ = std::make_unique<caf::actor_system>(config_);
     core_.in_flight = std::make_unique<std::atomic<std::size_t>[]>(options_.shards);
     for (unsigned i = 0; i < options_.shards; ++i) {
@@ -148,9 +156,8 @@ class engine_impl final : public engine {
     std::string revision = recorded ? *recorded : *head;
     if (revision.empty())
       return fail(dir_in + ": the repository has no commit yet (commit the project, e.g. git add -A && git commit)");
-    sandbox::worker_options wo;
-    wo.worker_binary = options_.worker_binary;
-    auto worker = sandbox::worker_client::start(wo);
+    entry->limits = sandbox::limits::within(options_.plan, {});
+    auto worker = start_worker(*entry, "js");
     if (!worker) return fail(dir_in + ": cannot start a worker: " + worker.error());
     entry->worker = std::move(*worker);
     auto rt = build(*entry, revision, 1, entry->routes);
@@ -573,8 +580,7 @@ class engine_impl final : public engine {
     rt->revision = revision;
     rt->epoch = epoch;
     rt->durability = rev->manifest_.durability;
-    rt->timeout_ms = rev->manifest_.timeout_ms;
-    rt->worker = e.worker.get();
+    rt->timeout_ms = std::min(rev->manifest_.timeout_ms, options_.plan.cpu_ms_per_call);
     rt->http_host = rev->manifest_.http_host;
     rt->http_prefix = rev->manifest_.http_prefix;
     rt->files = http::static_site::load(**files, e.dir);
@@ -601,17 +607,35 @@ class engine_impl final : public engine {
         typed(bd.input_type, b.input, "input");
         typed(bd.output_type, b.output, "output");
         typed(bd.state_type, b.state, "state");
-        if (bd.kind == "js.Function") {
+        if (bd.kind == "js.Function" || bd.kind == "py.Function") {
           b.kind = block_kind::function;
+          auto& fn = rev->functions.at(bd.name);
+          auto worker = worker_for(e, fn.language);
+          if (!worker) {
+            problems.push_back(where + worker.error());
+            flow.blocks.push_back(std::move(b));
+            continue;
+          }
+          b.worker = *worker;
           auto it = function_ids.find(bd.name);
           if (it == function_ids.end()) {
-            auto& fn = rev->functions.at(bd.name);
             auto id = next_function_id_++;
             it = function_ids.emplace(bd.name, id).first;
-            rt->function_ids.push_back(id);
+            rt->function_ids.emplace_back(*worker, id);
+            std::string source = fn.source;
+            if (fn.language == "js") {
+              // npm packages are bundled at deploy, from the project's node_modules.
+              auto bundled = sandbox::bundle_js(e.dir, fn.file, fn.source);
+              if (!bundled) {
+                problems.push_back(bundled.error());
+                flow.blocks.push_back(std::move(b));
+                continue;
+              }
+              source = std::move(bundled->source);
+            }
             auto promise = std::make_shared<std::promise<std::string>>();
             loads.emplace_back(promise->get_future(), fn.file);
-            e.worker->load(id, fn.name, fn.file, fn.source, [promise](bool ok, std::string error) {
+            (*worker)->load(id, fn.name, fn.file, std::move(source), [promise](bool ok, std::string error) {
               promise->set_value(ok ? std::string() : (error.empty() ? "cannot load" : error));
             });
           }
@@ -680,8 +704,36 @@ class engine_impl final : public engine {
     return status::success();
   }
 
-  void unload(const std::vector<uint64_t>& ids, project_entry& e) {
-    for (auto id : ids) e.worker->unload(id);
+  void unload(const std::vector<std::pair<sandbox::worker_client*, uint64_t>>& ids, project_entry&) {
+    for (auto& [worker, id] : ids) worker->unload(id);
+  }
+
+  // A worker pool for the project's functions in `language` (js or py),
+  // isolated, within the node's limits.
+  result<std::unique_ptr<sandbox::worker_client>> start_worker(project_entry& e, const std::string& language) {
+    sandbox::worker_options wo;
+    wo.isolation.memory_mb = e.limits.memory_mb;
+    wo.default_timeout_ms = e.limits.cpu_ms_per_call;
+    if (language == "py") {
+      wo.worker_binary = options_.python_worker_binary;
+      wo.extra_args = e.limits.python_worker_args();
+      wo.isolation.python = true;
+    } else {
+      wo.worker_binary = options_.worker_binary;
+      wo.extra_args = e.limits.js_worker_args();
+    }
+    return sandbox::worker_client::start(wo);
+  }
+
+  result<sandbox::worker_client*> worker_for(project_entry& e, const std::string& language) {
+    if (language == "js") return e.worker.get();
+    if (language != "py") return fail("no worker for language \"" + language + "\"");
+    if (!e.py_worker) {
+      auto w = start_worker(e, "py");
+      if (!w) return fail("cannot start a Python worker: " + w.error());
+      e.py_worker = std::move(*w);
+    }
+    return e.py_worker.get();
   }
 
   void activate(project_entry& e, project_ptr rt) {

@@ -26,7 +26,8 @@ struct block_rt {
   std::string id;
   std::string name;
   block_kind kind = block_kind::function;
-  uint64_t function_id = 0;  // in the project's worker
+  uint64_t function_id = 0;  // in `worker`
+  sandbox::worker_client* worker = nullptr;  // the project's JS or Python workers
   std::optional<std::string> key_pointer;
   type_check input, output, state;  // validator null: untyped
 };
@@ -55,8 +56,8 @@ struct project_rt {
   durability_mode durability = durability_mode::sync;
   uint32_t timeout_ms = 5000;
   std::vector<flow_rt> flows;
-  std::vector<uint64_t> function_ids;  // loaded in the worker for this revision
-  sandbox::worker_client* worker = nullptr;
+  // Functions loaded for this revision, to unload when it is retired.
+  std::vector<std::pair<sandbox::worker_client*, uint64_t>> function_ids;
   std::string http_host, http_prefix;  // where it sits on the flow listener
   std::shared_ptr<const http::static_site> files;  // public/
   int find_flow(const std::string& name) const {

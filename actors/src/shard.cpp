@@ -142,7 +142,7 @@ class shard_logic {
     req.ctx.time_ms = item->msg.time_ms;
     req.timeout_ms = item->project->timeout_ms;
     caf::actor me = caf::actor_cast<caf::actor>(self_);
-    item->project->worker->call(std::move(req), [me, item](sandbox::call_result&& r) {
+    block.worker->call(std::move(req), [me, item](sandbox::call_result&& r) {
       caf::anon_send(me, std::make_shared<call_done>(call_done{item, std::move(r)}));
     });
   }

@@ -16,6 +16,7 @@
 #include "flowstate/runtime/file_source.hpp"
 #include "flowstate/runtime/git_repo.hpp"
 #include "flowstate/runtime/project_loader.hpp"
+#include "flowstate/sandbox/bundle.hpp"
 
 namespace flowstate::cli {
 namespace {
@@ -27,14 +28,10 @@ struct deploy_options {
   std::string admin;
 };
 
-// JS syntax: flowstate-worker --check, run in the project directory so that
-// it names files as functions/NAME.js.
-bool check_syntax(const std::string& dir, const project_revision& rev) {
-  std::vector<std::string> files;
-  for (auto& [_, f] : rev.functions)
-    if (f.language == "js") files.push_back(f.file);
+// Syntax of every function, by the worker of its language (`--check`), run
+// in the project directory so that it names files as functions/NAME.js.
+bool check_syntax_with(const std::string& dir, const std::string& worker, const std::vector<std::string>& files) {
   if (files.empty()) return true;
-  auto worker = executable_dir() + "/flowstate-worker";
   pid_t pid = fork();
   if (pid == 0) {
     if (chdir(dir.c_str()) != 0) _exit(127);
@@ -51,6 +48,28 @@ bool check_syntax(const std::string& dir, const project_revision& rev) {
   return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+bool check_functions(const std::string& dir, const project_revision& rev) {
+  std::vector<std::string> js, py;
+  bool ok = true;
+  for (auto& [_, f] : rev.functions) {
+    if (f.language == "py") {
+      py.push_back(f.file);
+      continue;
+    }
+    js.push_back(f.file);
+    // npm imports are bundled at deploy: a missing package or a Node
+    // built-in is refused here, naming the import and the file.
+    auto bundled = sandbox::bundle_js(dir, f.file, f.source);
+    if (!bundled) {
+      std::fprintf(stderr, "%s\n", bundled.error().c_str());
+      ok = false;
+    }
+  }
+  ok &= check_syntax_with(dir, executable_dir() + "/flowstate-worker", js);
+  ok &= check_syntax_with(dir, executable_dir() + "/flowstate-pyworker", py);
+  return ok;
+}
+
 int deploy(const deploy_options& o) {
   std::error_code ec;
   auto dir = std::filesystem::weakly_canonical(std::filesystem::absolute(o.project), ec).string();
@@ -63,8 +82,8 @@ int deploy(const deploy_options& o) {
     if (problems.empty()) std::fprintf(stderr, "  %s\n", rev.error().c_str());
     return 1;
   }
-  if (!check_syntax(dir, *rev)) {
-    std::fprintf(stderr, "deploy refused, nothing committed (syntax errors above)\n");
+  if (!check_functions(dir, *rev)) {
+    std::fprintf(stderr, "deploy refused, nothing committed (see above)\n");
     return 1;
   }
   auto target = find_admin(o.data_dir.empty() ? default_data_dir() : o.data_dir, o.admin);

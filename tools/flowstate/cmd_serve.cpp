@@ -24,6 +24,8 @@ struct serve_options {
   unsigned shards = 4;
   unsigned http_threads = 1;
   std::size_t max_in_flight = 2048;
+  unsigned scheduler_threads = 2;
+  std::string scheduler_policy = "sharing";
   uint32_t drain_timeout_ms = 10000;
 };
 
@@ -44,8 +46,11 @@ int serve(const serve_options& o) {
   engine_options eo;
   eo.data_dir = data_dir;
   eo.worker_binary = o.worker.empty() ? executable_dir() + "/flowstate-worker" : o.worker;
+  eo.python_worker_binary = executable_dir() + "/flowstate-pyworker";
   eo.shards = o.shards;
   eo.max_in_flight_per_shard = o.max_in_flight;
+  eo.scheduler_threads = o.scheduler_threads;
+  eo.scheduler_policy = o.scheduler_policy;
   auto started = engine::start(eo);
   if (!started) {
     std::fprintf(stderr, "flowstate serve: %s\n", started.error().c_str());
@@ -112,6 +117,10 @@ void register_serve_command(CLI::App& app) {
   cmd->add_option("--shards", o->shards, "Shard actors (key-group ranges)")->capture_default_str();
   cmd->add_option("--http-threads", o->http_threads, "Threads of the flow listener")->capture_default_str();
   cmd->add_option("--max-in-flight", o->max_in_flight, "Messages in flight per shard before sources get 503")
+      ->capture_default_str();
+  cmd->add_option("--scheduler-threads", o->scheduler_threads, "CAF scheduler threads")->capture_default_str();
+  cmd->add_option("--scheduler", o->scheduler_policy, "CAF scheduling policy: sharing or stealing")
+      ->check(CLI::IsMember({"sharing", "stealing"}))
       ->capture_default_str();
   cmd->add_option("PROJECT_DIR", o->projects, "Project repositories to serve");
   cmd->callback([o] {

@@ -9,16 +9,28 @@
 
 #include "flowstate/drivers/http_types.hpp"
 #include "flowstate/runtime/result.hpp"
+#include "flowstate/sandbox/limits.hpp"
 
 namespace flowstate {
 
 struct engine_options {
   std::string data_dir;       // holds store/ (RocksDB)
-  std::string worker_binary;  // flowstate-worker
+  std::string worker_binary;         // flowstate-worker (V8)
+  std::string python_worker_binary;  // flowstate-pyworker (CPython)
   unsigned shards = 4;        // key-group ranges, one actor each
   unsigned scheduler_threads = 2;
+  std::string scheduler_policy = "sharing";  // or "stealing" (CAF's default)
   // Work in flight per shard before sources get 503 + Retry-After.
   std::size_t max_in_flight_per_shard = 2048;
+  // The operator's plan: the ceiling of every project's limits (a project's
+  // flowstate.yaml may only lower them, e.g. `timeout:`).
+  sandbox::limits plan = default_plan();
+  static sandbox::limits default_plan() {
+    sandbox::limits l;
+    l.cpu_ms_per_call = 30000;
+    l.memory_mb = 256;
+    return l;
+  }
   // Error records kept per project; beyond it the oldest are removed.
   std::size_t max_errors_per_project = 10000;
 };

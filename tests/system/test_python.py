@@ -1,0 +1,160 @@
+"""py.Function end to end: a Python counter under concurrent clients, a
+worker killed under load, Python errors with tracebacks."""
+import os
+import signal
+import threading
+
+from harness import Node, check, make_project, run, tmpdir
+
+COUNTER_PY = '''def entrypoint(input, state, ctx):
+    state = state or {"count": 0, "ids": []}
+    state["ids"].append(input["body"]["id"])
+    state["count"] = len(state["ids"])
+    if input["body"]["id"] == "boom":
+        raise ValueError("no boom please")
+    return {"output": {"status": 200, "body": {"count": state["count"], "key": ctx["key"]}}, "state": state}
+'''
+
+
+def py_project(root):
+    return make_project(root, {
+        "flowstate.yaml": "name: pycount\n",
+        "flows/counter.yaml": "blocks:\n  - http.Request: count\n  - py.Function: counter\n  - http.Response: reply\n",
+        "drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: /count/{key}\n",
+        "drivers/reply.yaml": "kind: http.Response\n",
+        "functions/counter.py": COUNTER_PY,
+    })
+
+
+def descendants(pid):
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+        except (OSError, ValueError, IndexError):
+            pass
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def python_workers(node):
+    found = []
+    for pid in descendants(node.proc.pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"flowstate-pyworker" in f.read():
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def test_python_counter_is_exact():
+    """16 concurrent clients x 100 increments over 8 keys through a Python function: exact"""
+    node = Node([py_project(tmpdir() + "/pycount")]).start()
+    try:
+        sent = [0] * 8
+        lock = threading.Lock()
+        failures = []
+
+        def client(c):
+            conn = node.connection()
+            for i in range(100):
+                k = (c + i) % 8
+                status, body = node.request("POST", f"/count/k{k}", {"id": f"{c}-{i}"}, conn=conn)
+                if status != 200 or body["key"] != f"k{k}":
+                    failures.append((status, body))
+                with lock:
+                    sent[k] += 1
+
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check(not failures, f"{len(failures)} failed: {failures[:3]}")
+        for k in range(8):
+            state = node.state("counter", "counter", f"k{k}")
+            check(state["count"] == sent[k] and len(set(state["ids"])) == sent[k], f"k{k}: {state['count']} != {sent[k]}")
+    finally:
+        node.stop()
+
+
+def test_killed_worker_loses_and_doubles_nothing():
+    """kill -9 of the Python worker under load: every acknowledged increment is applied exactly once"""
+    node = Node([py_project(tmpdir() + "/pycount")]).start()
+    try:
+        acked, sent = set(), set()
+        lock = threading.Lock()
+        stop = threading.Event()
+        halfway = threading.Event()
+        errors = []
+
+        def client(c):
+            conn = node.connection()
+            i = 0
+            while not stop.is_set():
+                key, mid = f"k{(c + i) % 8}", f"{c}-{i}"
+                with lock:
+                    sent.add((key, mid))
+                status, body = node.request("POST", f"/count/{key}", {"id": mid}, conn=conn)
+                if status == 200:
+                    with lock:
+                        acked.add((key, mid))
+                        if len(acked) >= 300:
+                            halfway.set()
+                else:
+                    errors.append((status, body))
+                i += 1
+
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(16)]
+        for t in threads:
+            t.start()
+        check(halfway.wait(120), "no load")
+        killed = python_workers(node)
+        check(killed, "found no Python worker to kill")
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        target = len(acked) + 600
+        while len(acked) < target and not errors:
+            threads[0].join(0.05)
+        stop.set()
+        for t in threads:
+            t.join()
+        check(not errors, f"requests failed after the kill: {errors[:3]}")
+        node.wait_idle()
+        for k in range(8):
+            state = node.state("counter", "counter", f"k{k}")
+            ids = state["ids"]
+            check(len(ids) == len(set(ids)), f"k{k}: an increment was applied twice")
+            mine = {m for (key, m) in acked if key == f"k{k}"}
+            check(mine <= set(ids), f"k{k}: acknowledged increments lost: {sorted(mine - set(ids))[:5]}")
+        check(set(python_workers(node)) - set(killed), "a fresh worker replaced the killed one")
+    finally:
+        node.stop()
+
+
+def test_python_exception_carries_the_traceback():
+    """a Python exception is an Exception error with its traceback in the details"""
+    node = Node([py_project(tmpdir() + "/pycount")]).start()
+    try:
+        status, body = node.request("POST", "/count/x", {"id": "boom"})
+        check(status == 500 and "no boom please" in body["detail"], f"{status} {body}")
+        error = node.errors()[0]
+        check("functions/counter.py" in error["details"]["traceback"], f"traceback: {error['details']}")
+        check(node.state("counter", "counter", "x") is None, "the failed call changed no state")
+    finally:
+        node.stop()
+
+
+if __name__ == "__main__":
+    run([test_python_counter_is_exact, test_killed_worker_loses_and_doubles_nothing,
+         test_python_exception_carries_the_traceback])
