@@ -6,6 +6,10 @@
 #include <filesystem>
 #include <pthread.h>
 
+#include <atomic>
+#include <future>
+#include <thread>
+
 #include "commands.hpp"
 #include "node_files.hpp"
 #include "flowstate/actors/engine.hpp"
@@ -38,6 +42,21 @@ int serve(const serve_options& o) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+  // One thread takes the signals. Before the node is up a signal ends the
+  // process at once (nothing was accepted yet; the store is crash-safe);
+  // afterwards it starts the drain.
+  std::promise<int> stop_signal;
+  auto stop_requested = stop_signal.get_future();
+  std::atomic<bool> up{false};
+  std::thread([&signals, &stop_signal, &up] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (!up.load()) {
+      std::fprintf(stderr, "flowstate serve: %s during start-up, exiting\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      std::_Exit(128 + sig);
+    }
+    stop_signal.set_value(sig);
+  }).detach();
 
   auto data_dir = o.data_dir.empty() ? default_data_dir() : o.data_dir;
   std::filesystem::create_directories(data_dir);
@@ -92,9 +111,9 @@ int serve(const serve_options& o) {
   std::printf("flowstate: serving flows on http://%s, admin API on http://%s (data in %s)\n",
               (*flows)->address().c_str(), (*admin)->address().c_str(), data_dir.c_str());
   std::fflush(stdout);
+  up = true;
 
-  int sig = 0;
-  sigwait(&signals, &sig);
+  int sig = stop_requested.get();
   std::printf("flowstate: %s received, draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   std::fflush(stdout);
   (*flows)->stop_accepting();
