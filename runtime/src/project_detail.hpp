@@ -1,4 +1,5 @@
 #pragma once
+#include "flowstate/runtime/json_text.hpp"
 // Private helpers shared by the project loader, the file sources and the git
 // operations. Not part of the public API (may include yaml-cpp and libgit2).
 #include <git2.h>
@@ -45,7 +46,7 @@ std::string oid_hex(const git_oid& oid);
 std::string yaml_to_json(const YAML::Node& node);
 
 // JSON string literal (with quotes) for UTF-8 text.
-std::string json_quote(const std::string& text);
+using flowstate::json_quote;
 
 // ---- suggestions -----------------------------------------------------------
 

@@ -8,31 +8,6 @@ namespace {
 
 constexpr int max_depth = 500;
 
-void append_quoted(const char* text, Py_ssize_t size, std::string& out) {
-  out += '"';
-  for (Py_ssize_t i = 0; i < size; ++i) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          static const char hex[] = "0123456789abcdef";
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 15];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
 
 struct problem {
   std::string what;  // empty: none
@@ -48,7 +23,7 @@ bool append_str(PyObject* text, std::string& out) {
     PyErr_Clear();
     return false;
   }
-  append_quoted(utf8, size, out);
+  flowstate::append_json_string(out, std::string_view(utf8, static_cast<std::size_t>(size)));
   return true;
 }
 
@@ -170,10 +145,5 @@ std::string to_json(PyObject* value, const std::string& where, size_t max_bytes,
   return p.what + " at " + where + p.path;
 }
 
-std::string json_quote(const std::string& text) {
-  std::string out;
-  append_quoted(text.data(), static_cast<Py_ssize_t>(text.size()), out);
-  return out;
-}
 
 }  // namespace flowstate::pyworker

@@ -1,4 +1,5 @@
 #pragma once
+#include "flowstate/runtime/json_text.hpp"
 // Python values to JSON text, refusing what JSON cannot say (NaN, Infinity,
 // sets, bytes, objects, cycles) with a description of what and where.
 #define PY_SSIZE_T_CLEAN
@@ -17,6 +18,6 @@ std::string to_json(PyObject* value, const std::string& where, size_t max_bytes,
 std::string describe_type(PyObject* value);
 
 // A JSON string literal of UTF-8 text.
-std::string json_quote(const std::string& text);
+using flowstate::json_quote;
 
 }  // namespace flowstate::pyworker

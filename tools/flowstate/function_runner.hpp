@@ -1,4 +1,5 @@
 #pragma once
+#include "flowstate/runtime/json_text.hpp"
 // Running one function of a project's working tree in a worker, without a
 // node and without committing anything: shared by `flowstate invoke` and
 // `flowstate test`.
@@ -33,7 +34,7 @@ class function_runner {
   std::unique_ptr<sandbox::worker_client> worker_;
 };
 
-std::string json_quote(const std::string& text);
+using flowstate::json_quote;
 // "Exception", "Timeout", "ResourceExhausted": the std:Error type of a status.
 const char* error_type(sandbox::call_status status);
 // {"outputs":[...],"state":...,"stateChange":"set|unchanged|deleted","logs":[...]}

@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "flowstate/runtime/json_text.hpp"
+
 namespace flowstate::http {
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
@@ -46,7 +48,6 @@ using responder_ptr = std::shared_ptr<responder>;
 // RFC 9457 problem+json body.
 response problem(int status, std::string_view title, std::string_view detail);
 
-// JSON string escaping (quotes included).
-void append_json_string(std::string& out, std::string_view s);
+using flowstate::append_json_string;
 
 }  // namespace flowstate::http
