@@ -31,6 +31,8 @@ def main():
     parser.add_argument("-k", default="", help="only probes whose name contains this")
     parser.add_argument("--no-isolation", action="store_true", help="(to see what the sandbox prevents)")
     args = parser.parse_args()
+    os.environ["FLOWSTATE_HOSTILE_BINARY_ROOTS"] = ":".join(
+        sorted({os.path.realpath(b).split("/")[1] for b in (args.js, args.py)}))
 
     work = tempfile.mkdtemp(prefix="flowstate-hostile-")
     try:
