@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <thread>
@@ -26,9 +27,12 @@ struct serve_options {
   std::vector<std::string> projects;
   std::string worker;
   unsigned shards = 4;
-  unsigned http_threads = 1;
+  // Measured on 2 cores (benchmarks/): the worker processes and the I/O
+  // threads need the cores; shards do little work between them, so one CAF
+  // thread per two cores, two listener threads.
+  unsigned http_threads = 2;
   std::size_t max_in_flight = 2048;
-  unsigned scheduler_threads = 2;
+  unsigned scheduler_threads = std::max(1u, std::thread::hardware_concurrency() / 2);
   std::string scheduler_policy = "sharing";
   uint32_t drain_timeout_ms = 10000;
 };
