@@ -163,6 +163,51 @@ unsigned long locked_mount_flags(const std::string& path) {
   return flags;
 }
 
+// Whether the sandbox's outer user (nobody, for a node run as root) can
+// reach and read `path`: o+r on the file, o+x on every folder above it.
+bool readable_by_others(const std::string& path) {
+  struct stat info{};
+  if (::stat(path.c_str(), &info) != 0 || !(info.st_mode & S_IROTH)) return false;
+  for (size_t at = path.find('/', 1); at != std::string::npos; at = path.find('/', at + 1)) {
+    if (::stat(path.substr(0, at).c_str(), &info) != 0 || !(info.st_mode & S_IXOTH)) return false;
+  }
+  return true;
+}
+
+// A root-owned, world-readable copy of `path` (once per file version) for a
+// file under a folder only root may enter, e.g. a build tree in /root: the
+// bind mounts are made after the drop to nobody, which could not reach it.
+std::string staged_copy(const std::string& path) {
+  static const std::string base = "/var/tmp/flowstate-sandbox";
+  struct stat info{};
+  if (::stat(path.c_str(), &info) != 0) return path;
+  ::mkdir(base.c_str(), 0755);
+  ::chmod(base.c_str(), 0755);
+  uint64_t hash = 1469598103934665603ull;
+  for (unsigned char c : path) hash = (hash ^ c) * 1099511628211ull;
+  auto slash = path.rfind('/');
+  std::string name = base + "/" + std::to_string(hash) + "-" + std::to_string(info.st_size) + "-" +
+                     std::to_string(info.st_mtim.tv_sec) + "-" + path.substr(slash + 1);
+  if (::access(name.c_str(), F_OK) == 0) return name;
+  std::string tmp = name + ".tmp" + std::to_string(::getpid());
+  int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+  bool ok = in >= 0 && out >= 0;
+  char buffer[1 << 16];
+  while (ok) {
+    ssize_t n = ::read(in, buffer, sizeof buffer);
+    if (n == 0) break;
+    ok = n > 0 && ::write(out, buffer, static_cast<size_t>(n)) == n;
+  }
+  if (in >= 0) ::close(in);
+  if (out >= 0) ok = (::fchmod(out, 0755) == 0) && (::close(out) == 0) && ok;
+  if (!ok || ::rename(tmp.c_str(), name.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return path;
+  }
+  return name;
+}
+
 // Collects what the new root must hold for a set of paths to resolve in it
 // as they do outside: every symlink on the way, recreated, and the final
 // files and directories, bound read-only.
@@ -199,7 +244,8 @@ class root_builder {
     for (const auto& file : bound_files_) {
       if (covered(file)) continue;
       add_parents(file);
-      binds.push_back({file, plan.root + file, false, locked_mount_flags(file)});
+      std::string source = ::geteuid() == 0 && !readable_by_others(file) ? staged_copy(file) : file;
+      binds.push_back({source, plan.root + file, false, locked_mount_flags(source)});
     }
     for (const auto& [path, text] : links_) {
       if (covered(path)) continue;
