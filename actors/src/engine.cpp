@@ -9,6 +9,7 @@
 #include <future>
 #include <mutex>
 #include <shared_mutex>
+#include <set>
 #include <thread>
 
 #include "core.hpp"
@@ -90,6 +91,10 @@ struct project_entry {
   sandbox::limits limits;
   std::vector<http::route> routes;
   std::vector<std::pair<sandbox::worker_client*, uint64_t>> retired_functions;  // of the revision before active
+  // Functions loaded in the workers, by language, file and (bundled) source:
+  // a deploy loads only what changed, so a new function answers fast however
+  // many the project has.
+  std::map<std::string, uint64_t> loaded;
   std::mutex deploy_mutex;
 };
 
@@ -345,7 +350,7 @@ class engine_impl final : public engine {
     auto rt = build(*e, *full, e->active->epoch + 1, routes);
     if (!rt) return {422, rt.error(), out.replaced, out.replaced};
     if (auto st = check_routes(*e, **rt, routes); !st) {
-      unload((*rt)->function_ids, *e);
+      unload((*rt)->fresh_function_ids, *e);
       return {422, st.error(), out.replaced, out.replaced};
     }
     fault_point("deploy.before_record");
@@ -587,6 +592,7 @@ class engine_impl final : public engine {
     std::vector<std::string> problems;
     std::vector<http::route> routes;
     std::map<std::string, uint64_t> function_ids;
+    std::vector<std::pair<sandbox::worker_client*, uint64_t>> fresh;  // loaded by this build
     std::vector<std::pair<std::future<std::string>, std::string>> loads;
     for (auto& [fname, fdef] : rev->flows) {
       flow_rt flow;
@@ -619,9 +625,6 @@ class engine_impl final : public engine {
           b.worker = *worker;
           auto it = function_ids.find(bd.name);
           if (it == function_ids.end()) {
-            auto id = next_function_id_++;
-            it = function_ids.emplace(bd.name, id).first;
-            rt->function_ids.emplace_back(*worker, id);
             std::string source = fn.source;
             if (fn.language == "js") {
               // npm packages are bundled at deploy, from the project's node_modules.
@@ -633,11 +636,22 @@ class engine_impl final : public engine {
               }
               source = std::move(bundled->source);
             }
-            auto promise = std::make_shared<std::promise<std::string>>();
-            loads.emplace_back(promise->get_future(), fn.file);
-            (*worker)->load(id, fn.name, fn.file, std::move(source), [promise](bool ok, std::string error) {
-              promise->set_value(ok ? std::string() : (error.empty() ? "cannot load" : error));
-            });
+            auto cache_key = fn.language + '\0' + fn.file + '\0' + source;
+            if (auto hit = e.loaded.find(cache_key); hit != e.loaded.end()) {
+              it = function_ids.emplace(bd.name, hit->second).first;
+              rt->function_ids.emplace_back(*worker, hit->second);
+            } else {
+              auto id = next_function_id_++;
+              it = function_ids.emplace(bd.name, id).first;
+              rt->function_ids.emplace_back(*worker, id);
+              fresh.emplace_back(*worker, id);
+              e.loaded.emplace(std::move(cache_key), id);
+              auto promise = std::make_shared<std::promise<std::string>>();
+              loads.emplace_back(promise->get_future(), fn.file);
+              (*worker)->load(id, fn.name, fn.file, std::move(source), [promise](bool ok, std::string error) {
+                promise->set_value(ok ? std::string() : (error.empty() ? "cannot load" : error));
+              });
+            }
           }
           b.function_id = it->second;
         } else if (bd.kind == "http.Request") {
@@ -678,8 +692,9 @@ class engine_impl final : public engine {
       auto error = future.get();
       if (!error.empty()) problems.push_back(error.rfind(file, 0) == 0 ? error : file + ": " + error);
     }
+    rt->fresh_function_ids = fresh;
     if (!problems.empty()) {
-      unload(rt->function_ids, e);
+      unload(fresh, e);
       std::string joined;
       for (auto& p : problems) joined += (joined.empty() ? "" : "\n") + p;
       return fail(joined);
@@ -704,8 +719,15 @@ class engine_impl final : public engine {
     return status::success();
   }
 
-  void unload(const std::vector<std::pair<sandbox::worker_client*, uint64_t>>& ids, project_entry&) {
-    for (auto& [worker, id] : ids) worker->unload(id);
+  // Unloads functions and forgets them in the project's load cache.
+  void unload(const std::vector<std::pair<sandbox::worker_client*, uint64_t>>& ids, project_entry& e) {
+    std::set<uint64_t> gone;
+    for (auto& [worker, id] : ids) {
+      worker->unload(id);
+      gone.insert(id);
+    }
+    for (auto it = e.loaded.begin(); it != e.loaded.end();)
+      it = gone.count(it->second) ? e.loaded.erase(it) : std::next(it);
   }
 
   // A worker pool for the project's functions in `language` (js or py),
@@ -738,7 +760,15 @@ class engine_impl final : public engine {
 
   void activate(project_entry& e, project_ptr rt) {
     if (e.active) {
-      unload(e.retired_functions, e);
+      // The revision before the previous one is retired: its functions go,
+      // except those the previous or the new revision still use.
+      std::set<uint64_t> in_use;
+      for (auto& [_, id] : e.active->function_ids) in_use.insert(id);
+      for (auto& [_, id] : rt->function_ids) in_use.insert(id);
+      std::vector<std::pair<sandbox::worker_client*, uint64_t>> retire;
+      for (auto& f : e.retired_functions)
+        if (!in_use.count(f.second)) retire.push_back(f);
+      unload(retire, e);
       e.retired_functions = e.active->function_ids;
     }
     e.active = rt;

@@ -58,6 +58,9 @@ struct project_rt {
   std::vector<flow_rt> flows;
   // Functions loaded for this revision, to unload when it is retired.
   std::vector<std::pair<sandbox::worker_client*, uint64_t>> function_ids;
+  // Those of function_ids this revision loaded (the others were already
+  // loaded for an earlier revision with the same source).
+  std::vector<std::pair<sandbox::worker_client*, uint64_t>> fresh_function_ids;
   std::string http_host, http_prefix;  // where it sits on the flow listener
   std::shared_ptr<const http::static_site> files;  // public/
   int find_flow(const std::string& name) const {
