@@ -7,9 +7,9 @@
 #include <memory>
 #include <vector>
 
+#include "flowstate/runtime/store.hpp"
 #include "idempotency.hpp"
 #include "model.hpp"
-#include "flowstate/runtime/store.hpp"
 
 namespace flowstate::engine_detail {
 

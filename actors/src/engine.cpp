@@ -4,18 +4,16 @@
 
 #include <caf/all.hpp>
 
-#include <filesystem>
 #include <condition_variable>
+#include <filesystem>
 #include <future>
 #include <mutex>
-#include <shared_mutex>
 #include <set>
+#include <shared_mutex>
 #include <thread>
 
 #include "core.hpp"
 #include "errors.hpp"
-#include "types.hpp"
-#include "records.hpp"
 #include "flowstate/drivers/http_routes.hpp"
 #include "flowstate/drivers/http_static.hpp"
 #include "flowstate/runtime/fault.hpp"
@@ -26,6 +24,8 @@
 #include "flowstate/sandbox/bundle.hpp"
 #include "flowstate/sandbox/limits.hpp"
 #include "flowstate/sandbox/worker_client.hpp"
+#include "records.hpp"
+#include "types.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::work_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::project_ptr)
@@ -258,7 +258,8 @@ class engine_impl final : public engine {
     if (!m) {
       if (fallback && fallback->files) {
         auto sub = under_prefix(path, fallback->prefix);
-        if (auto r = fallback->files->serve(req.method, *sub, req.header("if-none-match"))) return reply->send(std::move(*r));
+        if (auto r = fallback->files->serve(req.method, *sub, req.header("if-none-match")))
+          return reply->send(std::move(*r));
       }
       return reply->send(http::problem(404, "not found", "no route matches " + req.method + " " + std::string(path)));
     }
@@ -297,9 +298,11 @@ class engine_impl final : public engine {
       auto key = key_at_pointer(item->msg.payload, *kp);
       if (!key) {
         commit_batch b;
-        auto e = make_error(*store_, *rt, item->flow, flow.blocks[1].id, item->msg, "PreconditionFailed", key.error(), "{}");
+        auto e =
+            make_error(*store_, *rt, item->flow, flow.blocks[1].id, item->msg, "PreconditionFailed", key.error(), "{}");
         auto routed = record_error(b, *store_, rt, item->flow, e);
-        store_->commit(std::move(b), rt->durability, [reply, r = error_response(e)]() mutable { reply->send(std::move(r)); });
+        store_->commit(std::move(b), rt->durability,
+                       [reply, r = error_response(e)]() mutable { reply->send(std::move(r)); });
         if (routed) submit(std::move(routed));
         return;
       }
@@ -324,9 +327,11 @@ class engine_impl final : public engine {
       }
     }
     if (m->matched->timeout_ms)
-      reply->set_deadline(m->matched->timeout_ms,
-                          http::problem(504, "Timeout", "no response within the route's timeout of " +
-                                                            std::to_string(m->matched->timeout_ms) + " ms; the message was accepted and is still processed"));
+      reply->set_deadline(
+          m->matched->timeout_ms,
+          http::problem(504, "Timeout",
+                        "no response within the route's timeout of " + std::to_string(m->matched->timeout_ms) +
+                            " ms; the message was accepted and is still processed"));
     item->reply = std::move(reply);
     submit(std::move(item));
   }
@@ -430,8 +435,10 @@ class engine_impl final : public engine {
     if (!err) return fail(err.error());
     int f = rt->find_flow(err->flow);
     int b = f < 0 ? -1 : rt->flows[static_cast<std::size_t>(f)].find_block(err->block);
-    if (b < 0 || rt->flows[static_cast<std::size_t>(f)].blocks[static_cast<std::size_t>(b)].kind != block_kind::function)
-      return fail("block " + err->block + " of flow " + err->flow + " no longer runs a function; discard the error instead");
+    if (b < 0 ||
+        rt->flows[static_cast<std::size_t>(f)].blocks[static_cast<std::size_t>(b)].kind != block_kind::function)
+      return fail("block " + err->block + " of flow " + err->flow +
+                  " no longer runs a function; discard the error instead");
     auto item = std::make_shared<work_item>();
     item->project = rt;
     item->flow = static_cast<uint32_t>(f);
@@ -472,7 +479,8 @@ class engine_impl final : public engine {
   }
 
   status schema_add(const std::string& url, const std::string& schema_json) override {
-    if (url.find("://") == std::string::npos) return fail("a registry type is a full URL like https://example.com/Telemetry.json");
+    if (url.find("://") == std::string::npos)
+      return fail("a registry type is a full URL like https://example.com/Telemetry.json");
     if (auto problem = schema_problem(schema_json, registry_lookup_)) return fail(url + ": " + *problem);
     commit_batch b;
     b.put(column::meta, meta_key("schema", url), schema_json);
@@ -522,10 +530,11 @@ class engine_impl final : public engine {
       auto excess = n - options_.max_errors_per_project;
       commit_batch b;
       uint64_t removed = 0;
-      store_->scan_prefix(column::errors, project_prefix(rt->tenant, rt->project_id), [&](std::string_view key, std::string_view) {
-        b.erase(column::errors, std::string(key));
-        return ++removed < excess;
-      });
+      store_->scan_prefix(column::errors, project_prefix(rt->tenant, rt->project_id),
+                          [&](std::string_view key, std::string_view) {
+                            b.erase(column::errors, std::string(key));
+                            return ++removed < excess;
+                          });
       if (!removed) continue;
       b.add_count(error_count_key(rt->tenant, rt->project_id), minus(removed));
       store_->commit(std::move(b), durability_mode::relaxed, [] {});
@@ -607,8 +616,10 @@ class engine_impl final : public engine {
         auto typed = [&](const std::optional<std::string>& name, type_check& into, const char* what) {
           if (!name) return;
           auto t = compile_type(*name, **files, registry_lookup_);
-          if (!t) problems.push_back(where + "block " + bd.id + ": " + what + " " + t.error());
-          else into = std::move(*t);
+          if (!t)
+            problems.push_back(where + "block " + bd.id + ": " + what + " " + t.error());
+          else
+            into = std::move(*t);
         };
         typed(bd.input_type, b.input, "input");
         typed(bd.output_type, b.output, "output");
@@ -686,7 +697,8 @@ class engine_impl final : public engine {
       bool has_function = false;
       for (auto& b : rt->flows[static_cast<std::size_t>(to)].blocks) has_function |= b.kind == block_kind::function;
       if (!has_function)
-        problems.push_back(fdef.file + ": on_error: flow " + *fdef.on_error + " has no function block to receive errors");
+        problems.push_back(fdef.file + ": on_error: flow " + *fdef.on_error +
+                           " has no function block to receive errors");
     }
     for (auto& [future, file] : loads) {
       auto error = future.get();
@@ -714,7 +726,8 @@ class engine_impl final : public engine {
     }
     for (auto& r : routes) {
       auto st = table.add(r);
-      if (!st) return fail("flows: " + st.error() + " (of another project on the same host and prefix, or of this one)");
+      if (!st)
+        return fail("flows: " + st.error() + " (of another project on the same host and prefix, or of this one)");
     }
     return status::success();
   }

@@ -2,9 +2,9 @@
 // Where an error goes (ARCHITECTURE §1.5): into the project's error queue,
 // or, when its flow sets `on_error:`, as a message into that flow (errors
 // raised in a flow that receives errors are not routed again).
+#include "flowstate/runtime/store.hpp"
 #include "model.hpp"
 #include "records.hpp"
-#include "flowstate/runtime/store.hpp"
 
 namespace flowstate::engine_detail {
 

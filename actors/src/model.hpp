@@ -26,7 +26,7 @@ struct block_rt {
   std::string id;
   std::string name;
   block_kind kind = block_kind::function;
-  uint64_t function_id = 0;  // in `worker`
+  uint64_t function_id = 0;                  // in `worker`
   sandbox::worker_client* worker = nullptr;  // the project's JS or Python workers
   std::optional<std::string> key_pointer;
   type_check input, output, state;  // validator null: untyped
@@ -61,7 +61,7 @@ struct project_rt {
   // Those of function_ids this revision loaded (the others were already
   // loaded for an earlier revision with the same source).
   std::vector<std::pair<sandbox::worker_client*, uint64_t>> fresh_function_ids;
-  std::string http_host, http_prefix;  // where it sits on the flow listener
+  std::string http_host, http_prefix;              // where it sits on the flow listener
   std::shared_ptr<const http::static_site> files;  // public/
   int find_flow(const std::string& name) const {
     for (std::size_t i = 0; i < flows.size(); ++i)
@@ -86,7 +86,7 @@ struct work_item {
   uint32_t flow = 0;
   uint32_t block = 0;
   message msg;
-  uint64_t queue_seq = 0;  // its durable queue entry, 0 when it has none
+  uint64_t queue_seq = 0;     // its durable queue entry, 0 when it has none
   http::responder_ptr reply;  // the client waiting, if any
   // Storage key of the request's Idempotency-Key ("" when none): the
   // response is recorded under it in the commit that produces it.

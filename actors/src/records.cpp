@@ -205,7 +205,8 @@ result<std::string> key_at_pointer(std::string_view json, const std::string& poi
   simdjson::dom::element at;
   if (doc.at_pointer(pointer).get(at)) return fail("key " + pointer + ": the message has nothing there");
   std::string_view s;
-  if (at.get_string().get(s)) return fail("key " + pointer + ": expected a string, got " + std::string(simdjson::minify(at)));
+  if (at.get_string().get(s))
+    return fail("key " + pointer + ": expected a string, got " + std::string(simdjson::minify(at)));
   return std::string(s);
 }
 

@@ -9,11 +9,11 @@
 
 #include "core.hpp"
 #include "errors.hpp"
-#include "records.hpp"
-#include "types.hpp"
 #include "flowstate/runtime/fault.hpp"
 #include "flowstate/runtime/keys.hpp"
 #include "flowstate/sandbox/worker_client.hpp"
+#include "records.hpp"
+#include "types.hpp"
 
 namespace flowstate::engine_detail {
 
@@ -42,7 +42,7 @@ struct shard_state {
   engine_core* core = nullptr;
   std::size_t index = 0;
   std::unordered_map<uint32_t, project_ptr> current;  // project id -> active revision
-  std::unordered_map<std::string, key_slot> slots;     // by state key
+  std::unordered_map<std::string, key_slot> slots;    // by state key
   // Latest state per state key (nullopt: known to have none). Updated when a
   // result is committed, before the write is durable: a key's next message
   // must see it, and the single writer keeps commits in order.
@@ -176,7 +176,8 @@ class shard_logic {
                         std::move(details));
     auto routed = record_error(batch, *st_.core->db, w.project, w.flow, e);
     if (w.queue_seq)
-      batch.erase(column::queue, queue_key(w.project->tenant, w.project->project_id, key_group_of(w.msg.key), w.queue_seq));
+      batch.erase(column::queue,
+                  queue_key(w.project->tenant, w.project->project_id, key_group_of(w.msg.key), w.queue_seq));
     commit_and_reply(std::move(batch), w, error_response(e));
     if (routed) forward(std::move(routed));
   }
@@ -244,7 +245,8 @@ class shard_logic {
       st_.cache[skey] = std::nullopt;
     }
     if (w.queue_seq)
-      batch.erase(column::queue, queue_key(w.project->tenant, w.project->project_id, key_group_of(w.msg.key), w.queue_seq));
+      batch.erase(column::queue,
+                  queue_key(w.project->tenant, w.project->project_id, key_group_of(w.msg.key), w.queue_seq));
     batch.add_count(metering_key(w.project->tenant, w.project->project_id), 1);
 
     std::optional<http::response> response;
@@ -270,8 +272,10 @@ class shard_logic {
         if (next.key_pointer) {
           auto key = key_at_pointer(item->msg.payload, *next.key_pointer);
           if (!key) {
-            auto e = make_error(*st_.core->db, *w.project, w.flow, next.id, item->msg, "PreconditionFailed", key.error(), "{}");
-            if (auto routed = record_error(batch, *st_.core->db, w.project, w.flow, e)) downstream.push_back(std::move(routed));
+            auto e = make_error(*st_.core->db, *w.project, w.flow, next.id, item->msg, "PreconditionFailed",
+                                key.error(), "{}");
+            if (auto routed = record_error(batch, *st_.core->db, w.project, w.flow, e))
+              downstream.push_back(std::move(routed));
             if (w.reply && !response && !carried) response = error_response(e);
             break;
           }

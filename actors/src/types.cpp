@@ -78,7 +78,8 @@ result<type_check> compile_type(const std::string& name, file_source& files, con
   if (!text) {
     std::string known;
     for (auto& f : files.list("schemas"))
-      if (f.size() > 5 && f.substr(f.size() - 5) == ".json") known += (known.empty() ? "" : ", ") + f.substr(0, f.size() - 5);
+      if (f.size() > 5 && f.substr(f.size() - 5) == ".json")
+        known += (known.empty() ? "" : ", ") + f.substr(0, f.size() - 5);
     return fail("type \"" + name + "\" not found: expected " + file +
                 (known.empty() ? std::string(" (schemas/ is empty)") : " (known types: " + known + ")"));
   }

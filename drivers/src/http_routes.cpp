@@ -30,7 +30,9 @@ result<route> parse_route(std::string_view method, std::string_view path) {
   static const char* methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
   bool known = false;
   for (auto* m : methods) known |= r.method == m;
-  if (!known) return fail("unknown HTTP method \"" + std::string(method) + "\" (expected GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS)");
+  if (!known)
+    return fail("unknown HTTP method \"" + std::string(method) +
+                "\" (expected GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS)");
   if (path.empty() || path.front() != '/') return fail("path \"" + std::string(path) + "\" must start with /");
   r.path = std::string(path);
   r.text = r.method + " " + r.path;
@@ -110,7 +112,8 @@ static result<std::vector<route>> parse_routes(simdjson::dom::element doc) {
       std::string_view text;
       if (item.get_string().get(text)) return fail("routes: each entry must be a string like \"GET /lists/{key}\"");
       auto space = text.find(' ');
-      if (space == std::string_view::npos) return fail("routes: \"" + std::string(text) + "\" must be \"METHOD /path\"");
+      if (space == std::string_view::npos)
+        return fail("routes: \"" + std::string(text) + "\" must be \"METHOD /path\"");
       auto r = parse_route(text.substr(0, space), text.substr(space + 1));
       if (!r) return fail("routes: " + r.error());
       out.push_back(std::move(*r));

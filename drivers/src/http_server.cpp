@@ -1,5 +1,6 @@
 #include "flowstate/drivers/http_server.hpp"
 
+#include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -8,7 +9,6 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -62,9 +62,8 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void write(response r) {
-    asio::post(stream_.get_executor(), [self = shared_from_this(), r = std::move(r)]() mutable {
-      self->do_write(std::move(r));
-    });
+    asio::post(stream_.get_executor(),
+               [self = shared_from_this(), r = std::move(r)]() mutable { self->do_write(std::move(r)); });
   }
 
  private:

@@ -18,16 +18,24 @@ std::string etag_of(std::string_view content) {
 std::string content_type_for(std::string_view name) {
   auto dot = name.rfind('.');
   auto ext = dot == std::string_view::npos ? std::string_view() : name.substr(dot + 1);
-  static const std::map<std::string_view, const char*> types = {
-      {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},
-      {"css", "text/css; charset=utf-8"},   {"js", "text/javascript; charset=utf-8"},
-      {"mjs", "text/javascript; charset=utf-8"}, {"json", "application/json"},
-      {"svg", "image/svg+xml"},             {"png", "image/png"},
-      {"jpg", "image/jpeg"},                {"jpeg", "image/jpeg"},
-      {"gif", "image/gif"},                 {"ico", "image/x-icon"},
-      {"txt", "text/plain; charset=utf-8"}, {"woff", "font/woff"},
-      {"woff2", "font/woff2"},              {"map", "application/json"},
-      {"webmanifest", "application/manifest+json"}, {"wasm", "application/wasm"}};
+  static const std::map<std::string_view, const char*> types = {{"html", "text/html; charset=utf-8"},
+                                                                {"htm", "text/html; charset=utf-8"},
+                                                                {"css", "text/css; charset=utf-8"},
+                                                                {"js", "text/javascript; charset=utf-8"},
+                                                                {"mjs", "text/javascript; charset=utf-8"},
+                                                                {"json", "application/json"},
+                                                                {"svg", "image/svg+xml"},
+                                                                {"png", "image/png"},
+                                                                {"jpg", "image/jpeg"},
+                                                                {"jpeg", "image/jpeg"},
+                                                                {"gif", "image/gif"},
+                                                                {"ico", "image/x-icon"},
+                                                                {"txt", "text/plain; charset=utf-8"},
+                                                                {"woff", "font/woff"},
+                                                                {"woff2", "font/woff2"},
+                                                                {"map", "application/json"},
+                                                                {"webmanifest", "application/manifest+json"},
+                                                                {"wasm", "application/wasm"}};
   auto it = types.find(ext);
   return it == types.end() ? "application/octet-stream" : it->second;
 }

@@ -10,7 +10,6 @@ std::string_view request::header(std::string_view name) const {
   return {};
 }
 
-
 response problem(int status, std::string_view title, std::string_view detail) {
   response r;
   r.status = status;

@@ -55,7 +55,9 @@ TEST_CASE("the request message embeds a JSON body and refuses a broken one") {
   auto m = table.match("POST", "/c/k1");
   auto msg = build_request_message(req, *m);
   REQUIRE(msg.ok());
-  CHECK(*msg == R"({"route":"POST /c/{key}","method":"POST","path":"/c/k1","params":{"key":"k1"},"query":{"x":"1","y":"a/b"},"headers":{"content-type":"application/json"},"body":{"by":2}})");
+  CHECK(
+      *msg ==
+      R"({"route":"POST /c/{key}","method":"POST","path":"/c/k1","params":{"key":"k1"},"query":{"x":"1","y":"a/b"},"headers":{"content-type":"application/json"},"body":{"by":2}})");
   req.body = "{broken";
   CHECK(!build_request_message(req, *m).ok());
 }

@@ -42,8 +42,8 @@ class worktree_source final : public file_source {
     if (ec) return names;
     for (const auto& entry : it) {
       std::error_code type_ec;
-      bool wanted = folders ? entry.is_directory(type_ec) && !entry.is_symlink(type_ec)
-                            : entry.is_regular_file(type_ec);
+      bool wanted =
+          folders ? entry.is_directory(type_ec) && !entry.is_symlink(type_ec) : entry.is_regular_file(type_ec);
       if (wanted) names.push_back(entry.path().filename().string());
     }
     std::sort(names.begin(), names.end());
@@ -115,8 +115,7 @@ std::unique_ptr<file_source> open_worktree(std::string dir) {
   return std::make_unique<worktree_source>(std::move(dir));
 }
 
-result<std::unique_ptr<file_source>> open_git_commit(const std::string& repo_dir,
-                                                     const std::string& commit_hex) {
+result<std::unique_ptr<file_source>> open_git_commit(const std::string& repo_dir, const std::string& commit_hex) {
   detail::ensure_libgit2();
   git_repository* raw_repo = nullptr;
   if (git_repository_open(&raw_repo, repo_dir.c_str()) != 0)

@@ -56,8 +56,7 @@ result<git_oid> parse_commit_id(const std::string& hex) {
   return oid;
 }
 
-result<commit_ptr> lookup_commit(git_repository* repo, const std::string& hex,
-                                 const std::string& repo_dir) {
+result<commit_ptr> lookup_commit(git_repository* repo, const std::string& hex, const std::string& repo_dir) {
   auto oid = parse_commit_id(hex);
   if (!oid) return fail(oid.error());
   git_commit* raw = nullptr;
@@ -83,8 +82,7 @@ result<std::string> head_commit(const std::string& repo_dir) {
   return *head ? oid_hex(**head) : std::string();
 }
 
-result<std::string> create_commit_from_worktree(const std::string& repo_dir,
-                                                const std::string& message) {
+result<std::string> create_commit_from_worktree(const std::string& repo_dir, const std::string& message) {
   auto repo = open_repo(repo_dir);
   if (!repo) return fail(repo.error());
   git_repository* r = repo->get();
@@ -92,8 +90,7 @@ result<std::string> create_commit_from_worktree(const std::string& repo_dir,
     return fail("expected a repository with a working tree at " + repo_dir + ", found a bare one");
 
   git_index* raw_index = nullptr;
-  if (git_repository_index(&raw_index, r) != 0)
-    return fail(git_error_text("cannot open the index of " + repo_dir));
+  if (git_repository_index(&raw_index, r) != 0) return fail(git_error_text("cannot open the index of " + repo_dir));
   index_ptr index(raw_index);
   char everything[] = "*";
   char* patterns[] = {everything};
@@ -102,8 +99,7 @@ result<std::string> create_commit_from_worktree(const std::string& repo_dir,
   // update_all drops entries whose files were deleted: together, `git add -A`.
   if (git_index_read(index.get(), 1) != 0 ||
       git_index_add_all(index.get(), &pathspec, GIT_INDEX_ADD_DEFAULT, nullptr, nullptr) != 0 ||
-      git_index_update_all(index.get(), &pathspec, nullptr, nullptr) != 0 ||
-      git_index_write(index.get()) != 0)
+      git_index_update_all(index.get(), &pathspec, nullptr, nullptr) != 0 || git_index_write(index.get()) != 0)
     return fail(git_error_text("cannot stage the working tree of " + repo_dir));
 
   git_oid tree_id;
@@ -129,14 +125,12 @@ result<std::string> create_commit_from_worktree(const std::string& repo_dir,
   const git_commit* parents[] = {parent.get()};
   git_oid commit_id;
   if (git_commit_create(&commit_id, r, /*update_ref=*/nullptr, signature->get(), signature->get(),
-                        /*message_encoding=*/nullptr, message.c_str(), tree.get(),
-                        parent ? 1 : 0, parents) != 0)
+                        /*message_encoding=*/nullptr, message.c_str(), tree.get(), parent ? 1 : 0, parents) != 0)
     return fail(git_error_text("cannot create a commit in " + repo_dir));
   return oid_hex(commit_id);
 }
 
-status update_head(const std::string& repo_dir, const std::string& new_commit,
-                   const std::string& expected_old_commit) {
+status update_head(const std::string& repo_dir, const std::string& new_commit, const std::string& expected_old_commit) {
   auto repo = open_repo(repo_dir);
   if (!repo) return fail(repo.error());
   git_repository* r = repo->get();
@@ -148,11 +142,9 @@ status update_head(const std::string& repo_dir, const std::string& new_commit,
   // HEAD itself when it is detached.
   std::string ref_name = "HEAD";
   git_reference* raw_head = nullptr;
-  if (git_reference_lookup(&raw_head, r, "HEAD") != 0)
-    return fail(git_error_text("cannot read HEAD of " + repo_dir));
+  if (git_reference_lookup(&raw_head, r, "HEAD") != 0) return fail(git_error_text("cannot read HEAD of " + repo_dir));
   reference_ptr head(raw_head);
-  if (git_reference_type(head.get()) == GIT_REFERENCE_SYMBOLIC)
-    ref_name = git_reference_symbolic_target(head.get());
+  if (git_reference_type(head.get()) == GIT_REFERENCE_SYMBOLIC) ref_name = git_reference_symbolic_target(head.get());
 
   auto current = [&]() -> std::string {
     git_oid oid;
@@ -161,9 +153,8 @@ status update_head(const std::string& repo_dir, const std::string& new_commit,
   };
   auto mismatch = [&](const std::string& found) {
     return fail(ref_name + " moved: expected it at " +
-                (expected_old_commit.empty() ? std::string("no commit (unborn)") : expected_old_commit) +
-                ", found " + (found.empty() ? std::string("no commit (unborn)") : found) + " in " +
-                repo_dir);
+                (expected_old_commit.empty() ? std::string("no commit (unborn)") : expected_old_commit) + ", found " +
+                (found.empty() ? std::string("no commit (unborn)") : found) + " in " + repo_dir);
   };
 
   const std::string log_message = "flowstate: update_head to " + new_commit;

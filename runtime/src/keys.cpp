@@ -5,8 +5,7 @@ namespace flowstate {
 namespace {
 
 void append_big_endian(std::string& out, uint64_t value, int bytes) {
-  for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8)
-    out.push_back(static_cast<char>((value >> shift) & 0xFF));
+  for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) out.push_back(static_cast<char>((value >> shift) & 0xFF));
 }
 
 uint64_t read_big_endian(std::string_view bytes) {
@@ -49,8 +48,7 @@ failure key_reader::error(std::string_view expected) const {
     found += hex[b >> 4];
     found += hex[b & 0xF];
   }
-  return fail("key offset " + std::to_string(offset) + ": expected " +
-              std::string(expected) + ", found " + found);
+  return fail("key offset " + std::to_string(offset) + ": expected " + std::string(expected) + ", found " + found);
 }
 
 std::optional<key_tag> key_reader::peek() const {
@@ -120,9 +118,7 @@ uint32_t key_group_of(std::string_view message_key, uint32_t group_count) {
   return static_cast<uint32_t>(stable_hash64(message_key) % group_count);
 }
 
-uint32_t key_group_of(std::string_view message_key) {
-  return key_group_of(message_key, key_group_count);
-}
+uint32_t key_group_of(std::string_view message_key) { return key_group_of(message_key, key_group_count); }
 
 std::string prefix_successor(std::string_view prefix) {
   std::string out(prefix);
@@ -137,29 +133,18 @@ std::string prefix_successor(std::string_view prefix) {
   return out;
 }
 
-std::string project_prefix(uint32_t tenant, uint32_t project) {
-  return key_builder().u32(tenant).u32(project).take();
-}
+std::string project_prefix(uint32_t tenant, uint32_t project) { return key_builder().u32(tenant).u32(project).take(); }
 
-std::string state_key(uint32_t tenant, uint32_t project, uint32_t key_group,
-                      std::string_view flow, std::string_view block_id,
-                      std::string_view key) {
-  return key_builder()
-      .u32(tenant)
-      .u32(project)
-      .u32(key_group)
-      .str(flow)
-      .str(block_id)
-      .str(key)
-      .take();
+std::string state_key(uint32_t tenant, uint32_t project, uint32_t key_group, std::string_view flow,
+                      std::string_view block_id, std::string_view key) {
+  return key_builder().u32(tenant).u32(project).u32(key_group).str(flow).str(block_id).str(key).take();
 }
 
 std::string state_prefix(uint32_t tenant, uint32_t project, uint32_t key_group) {
   return key_builder().u32(tenant).u32(project).u32(key_group).take();
 }
 
-std::string queue_key(uint32_t tenant, uint32_t project, uint32_t key_group,
-                      uint64_t seq) {
+std::string queue_key(uint32_t tenant, uint32_t project, uint32_t key_group, uint64_t seq) {
   return key_builder().u32(tenant).u32(project).u32(key_group).u64(seq).take();
 }
 
@@ -167,8 +152,7 @@ std::string queue_prefix(uint32_t tenant, uint32_t project, uint32_t key_group) 
   return key_builder().u32(tenant).u32(project).u32(key_group).take();
 }
 
-std::pair<std::string, std::string> queue_range(uint32_t tenant, uint32_t project,
-                                                uint32_t first_group,
+std::pair<std::string, std::string> queue_range(uint32_t tenant, uint32_t project, uint32_t first_group,
                                                 uint32_t end_group) {
   return {key_builder().u32(tenant).u32(project).u32(first_group).take(),
           key_builder().u32(tenant).u32(project).u32(end_group).take()};
@@ -178,8 +162,6 @@ std::string error_key(uint32_t tenant, uint32_t project, uint64_t seq) {
   return key_builder().u32(tenant).u32(project).u64(seq).take();
 }
 
-std::string metering_key(uint32_t tenant, uint32_t project) {
-  return project_prefix(tenant, project);
-}
+std::string metering_key(uint32_t tenant, uint32_t project) { return project_prefix(tenant, project); }
 
 }  // namespace flowstate

@@ -49,10 +49,14 @@ int line_of(const YAML::Node& node, int fallback) {
 std::string describe(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null: return "nothing";
-    case YAML::NodeType::Scalar: return quoted(node.Scalar());
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a map";
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Scalar:
+      return quoted(node.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
   }
   return "nothing";
 }
@@ -206,25 +210,28 @@ class loader {
       auto ms = timeout_ms.IsScalar() ? parse_duration_ms(timeout_ms.Scalar() + "ms") : std::nullopt;
       if (!ms)
         problem(file, line_of(timeout_ms, 1),
-                "expected `timeout_ms:` to be a positive whole number of milliseconds, found " +
-                    describe(timeout_ms));
+                "expected `timeout_ms:` to be a positive whole number of milliseconds, found " + describe(timeout_ms));
       else
         m.timeout_ms = static_cast<uint32_t>(*ms);
     }
     if (const YAML::Node trace = root["trace"]) m.trace_json = detail::yaml_to_json(trace);
     if (const YAML::Node http = root["http"]) {
       if (!http.IsMap()) {
-        problem(file, line_of(http, 1), "expected `http:` to be a map with `host:` and/or `prefix:`, found " + describe(http));
+        problem(file, line_of(http, 1),
+                "expected `http:` to be a map with `host:` and/or `prefix:`, found " + describe(http));
       } else {
         check_keys(file, http, manifest_http_keys, "http.");
         if (const YAML::Node host = http["host"]) {
-          if (!is_nonempty_scalar(host)) problem(file, line_of(host, 1), "expected `http.host:` to be a host name, found " + describe(host));
-          else m.http_host = host.Scalar();
+          if (!is_nonempty_scalar(host))
+            problem(file, line_of(host, 1), "expected `http.host:` to be a host name, found " + describe(host));
+          else
+            m.http_host = host.Scalar();
         }
         if (const YAML::Node prefix = http["prefix"]) {
           std::string text = prefix.IsScalar() ? prefix.Scalar() : "";
           if (text.size() < 2 || text.front() != '/' || text.back() == '/')
-            problem(file, line_of(prefix, 1), "expected `http.prefix:` like /todo (a leading /, no trailing /), found " + describe(prefix));
+            problem(file, line_of(prefix, 1),
+                    "expected `http.prefix:` like /todo (a leading /, no trailing /), found " + describe(prefix));
           else
             m.http_prefix = text;
         }
@@ -357,8 +364,7 @@ class loader {
     b.line = line_of(entry, 1);
     const std::string position = "block " + std::to_string(index);
     if (!entry.IsMap() || entry.size() == 0) {
-      problem(file, b.line,
-              position + ": expected a map like `- js.Function: counter`, found " + describe(entry));
+      problem(file, b.line, position + ": expected a map like `- js.Function: counter`, found " + describe(entry));
       return std::nullopt;
     }
     const auto first = *entry.begin();
@@ -402,8 +408,8 @@ class loader {
     auto [it, inserted] = id_lines.emplace(b.id, b.line);
     if (!inserted) {
       problem(file, b.line,
-              where + "duplicate block id " + quoted(b.id) + " (first used on line " +
-                  std::to_string(it->second) + "); expected ids unique within a flow: give one of them a different `id:`");
+              where + "duplicate block id " + quoted(b.id) + " (first used on line " + std::to_string(it->second) +
+                  "); expected ids unique within a flow: give one of them a different `id:`");
       ok = false;
     }
     if (!ok) return std::nullopt;
@@ -427,9 +433,9 @@ class loader {
       std::vector<std::string> same_language;
       for (const auto& [name, def] : rev_.functions)
         if (def.language == language) same_language.push_back(name);
-      problem(file, b.line,
-              where + "expected function file " + expected + ", found no such file" +
-                  did_you_mean(b.name, same_language));
+      problem(
+          file, b.line,
+          where + "expected function file " + expected + ", found no such file" + did_you_mean(b.name, same_language));
       return false;
     }
     if (kinds_.driver_kinds.count(b.kind)) {

@@ -9,9 +9,7 @@
 namespace flowstate::detail {
 namespace {
 
-bool is_null_word(const std::string& s) {
-  return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL";
-}
+bool is_null_word(const std::string& s) { return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL"; }
 
 const char* bool_word(const std::string& s) {
   if (s == "true" || s == "True" || s == "TRUE") return "true";
@@ -117,7 +115,6 @@ void append_json(const YAML::Node& node, std::string& out) {
 }
 
 }  // namespace
-
 
 std::string yaml_to_json(const YAML::Node& node) {
   std::string out;

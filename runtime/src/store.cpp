@@ -36,25 +36,21 @@ uint64_t decode_big_endian64(std::string_view bytes) {
 
 // Checks one meta record against what this build expects; writes it into
 // first_open when absent.
-status check_meta_record(store::impl& s, std::string_view name, uint64_t expected,
-                         rocksdb::WriteBatch& first_open) {
+status check_meta_record(store::impl& s, std::string_view name, uint64_t expected, rocksdb::WriteBatch& first_open) {
   std::string found;
   auto st = s.db->Get(rocksdb::ReadOptions(), s.handle(column::meta), slice(name), &found);
   if (st.IsNotFound()) {
     first_open.Put(s.handle(column::meta), slice(name), std::to_string(expected));
     return status::success();
   }
-  if (!st.ok())
-    return fail(s.options.path + ": cannot read meta record " + std::string(name) + ": " +
-                st.ToString());
+  if (!st.ok()) return fail(s.options.path + ": cannot read meta record " + std::string(name) + ": " + st.ToString());
   auto value = parse_decimal(found);
   if (!value)
-    return fail(s.options.path + ": meta record " + std::string(name) +
-                ": expected a decimal number, found \"" + found + "\"");
+    return fail(s.options.path + ": meta record " + std::string(name) + ": expected a decimal number, found \"" +
+                found + "\"");
   if (*value != expected)
-    return fail(s.options.path + ": the store was created with " + std::string(name) + " " +
-                std::to_string(*value) + ", this node is configured for " +
-                std::to_string(expected) + "; refusing to open it");
+    return fail(s.options.path + ": the store was created with " + std::string(name) + " " + std::to_string(*value) +
+                ", this node is configured for " + std::to_string(expected) + "; refusing to open it");
   return status::success();
 }
 
@@ -62,13 +58,20 @@ status check_meta_record(store::impl& s, std::string_view name, uint64_t expecte
 
 std::string_view column_name(column c) {
   switch (c) {
-    case column::meta: return "meta";
-    case column::state: return "state";
-    case column::queue: return "queue";
-    case column::errors: return "errors";
-    case column::metering: return "metering";
-    case column::trace: return "trace";
-    case column::idempotency: return "idempotency";
+    case column::meta:
+      return "meta";
+    case column::state:
+      return "state";
+    case column::queue:
+      return "queue";
+    case column::errors:
+      return "errors";
+    case column::metering:
+      return "metering";
+    case column::trace:
+      return "trace";
+    case column::idempotency:
+      return "idempotency";
   }
   return "?";
 }
@@ -78,8 +81,7 @@ store::store(std::unique_ptr<impl> state) : impl_(std::move(state)) {}
 store::~store() { close(); }
 
 result<std::unique_ptr<store>> store::open(store_options options) {
-  if (options.key_group_count == 0)
-    return fail(options.path + ": key_group_count must be at least 1, found 0");
+  if (options.key_group_count == 0) return fail(options.path + ": key_group_count must be at least 1, found 0");
   auto state = std::make_unique<impl>();
   state->options = std::move(options);
   const auto& opts = state->options;
@@ -90,14 +92,12 @@ result<std::unique_ptr<store>> store::open(store_options options) {
   db_options.create_missing_column_families = true;
   db_options.manual_wal_flush = false;  // every Write reaches the OS: a process crash loses nothing
   db_options.max_total_wal_size = opts.max_total_wal_size;
-  db_options.write_buffer_manager =
-      std::make_shared<rocksdb::WriteBufferManager>(opts.write_buffer_bytes, cache);
+  db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(opts.write_buffer_bytes, cache);
   db_options.max_background_jobs = 2;
 
   rocksdb::BlockBasedTableOptions table_options;
   table_options.block_cache = cache;
-  auto table_factory = std::shared_ptr<rocksdb::TableFactory>(
-      rocksdb::NewBlockBasedTableFactory(table_options));
+  auto table_factory = std::shared_ptr<rocksdb::TableFactory>(rocksdb::NewBlockBasedTableFactory(table_options));
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   rocksdb::ColumnFamilyOptions base;
@@ -116,11 +116,9 @@ result<std::unique_ptr<store>> store::open(store_options options) {
   state->db.reset(raw);
 
   rocksdb::WriteBatch first_open;
-  if (auto s = check_meta_record(*state, meta_format_version, storage_format_version, first_open);
-      !s)
+  if (auto s = check_meta_record(*state, meta_format_version, storage_format_version, first_open); !s)
     return fail(s.error());
-  if (auto s = check_meta_record(*state, meta_key_group_count, opts.key_group_count, first_open);
-      !s)
+  if (auto s = check_meta_record(*state, meta_key_group_count, opts.key_group_count, first_open); !s)
     return fail(s.error());
   if (first_open.Count() > 0) {
     rocksdb::WriteOptions sync_write;
@@ -130,8 +128,8 @@ result<std::unique_ptr<store>> store::open(store_options options) {
   }
 
   std::string high_water;
-  st = state->db->Get(rocksdb::ReadOptions(), state->handle(column::meta),
-                      slice(meta_sequence_high_water), &high_water);
+  st =
+      state->db->Get(rocksdb::ReadOptions(), state->handle(column::meta), slice(meta_sequence_high_water), &high_water);
   if (st.ok()) {
     if (high_water.size() != 8)
       return fail(opts.path + ": meta record sequence_high_water: expected 8 bytes, found " +
@@ -154,9 +152,8 @@ std::optional<std::string> store::get(column c, std::string_view key) const {
   return value;
 }
 
-void store::scan_range(
-    column c, std::string_view begin, std::string_view end,
-    const std::function<bool(std::string_view, std::string_view)>& fn) const {
+void store::scan_range(column c, std::string_view begin, std::string_view end,
+                       const std::function<bool(std::string_view, std::string_view)>& fn) const {
   if (!impl_->db) return;
   rocksdb::ReadOptions read_options;
   rocksdb::Slice upper = slice(end);
@@ -169,9 +166,8 @@ void store::scan_range(
   }
 }
 
-void store::scan_prefix(
-    column c, std::string_view prefix,
-    const std::function<bool(std::string_view, std::string_view)>& fn) const {
+void store::scan_prefix(column c, std::string_view prefix,
+                        const std::function<bool(std::string_view, std::string_view)>& fn) const {
   scan_range(c, prefix, prefix_successor(prefix), fn);
 }
 

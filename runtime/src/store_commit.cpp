@@ -15,8 +15,7 @@ std::string encode_big_endian64(uint64_t value) {
 
 }  // namespace
 
-void store::commit(commit_batch&& batch, durability_mode mode,
-                   std::function<void()> on_durable) {
+void store::commit(commit_batch&& batch, durability_mode mode, std::function<void()> on_durable) {
   bool wake = false;
   {
     std::lock_guard lock(impl_->queue_mu);
@@ -33,9 +32,15 @@ void store::impl::add_ops(rocksdb::WriteBatch& wb, const commit_batch& batch) {
     rocksdb::Slice key(op.key.data(), op.key.size());
     rocksdb::Slice value(op.value.data(), op.value.size());
     switch (op.kind) {
-      case commit_batch::op_kind::put: wb.Put(h, key, value); break;
-      case commit_batch::op_kind::erase: wb.Delete(h, key); break;
-      case commit_batch::op_kind::add_count: wb.Merge(handle(column::metering), key, value); break;
+      case commit_batch::op_kind::put:
+        wb.Put(h, key, value);
+        break;
+      case commit_batch::op_kind::erase:
+        wb.Delete(h, key);
+        break;
+      case commit_batch::op_kind::add_count:
+        wb.Merge(handle(column::metering), key, value);
+        break;
     }
   }
 }
@@ -48,8 +53,7 @@ rocksdb::Status store::impl::write(rocksdb::WriteBatch& wb, bool sync) {
   bool advance = high_water > persisted_high_water;
   if (advance) {
     auto value = encode_big_endian64(high_water);
-    wb.Put(handle(column::meta),
-           rocksdb::Slice(meta_sequence_high_water.data(), meta_sequence_high_water.size()),
+    wb.Put(handle(column::meta), rocksdb::Slice(meta_sequence_high_water.data(), meta_sequence_high_water.size()),
            value);
   }
   rocksdb::WriteOptions write_options;

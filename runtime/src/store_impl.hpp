@@ -52,9 +52,7 @@ struct store::impl {
   bool closed = false;
 
   ~impl();
-  rocksdb::ColumnFamilyHandle* handle(column c) const {
-    return handles[static_cast<size_t>(c) + 1];
-  }
+  rocksdb::ColumnFamilyHandle* handle(column c) const { return handles[static_cast<size_t>(c) + 1]; }
   void start_threads();
   void stop_threads();
   void run_writer();

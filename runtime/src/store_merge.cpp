@@ -22,9 +22,7 @@ void commit_batch::put(column c, std::string key, std::string value) {
   ops_.push_back({op_kind::put, c, std::move(key), std::move(value)});
 }
 
-void commit_batch::erase(column c, std::string key) {
-  ops_.push_back({op_kind::erase, c, std::move(key), {}});
-}
+void commit_batch::erase(column c, std::string key) { ops_.push_back({op_kind::erase, c, std::move(key), {}}); }
 
 void commit_batch::add_count(std::string key, uint64_t n) {
   ops_.push_back({op_kind::add_count, column::metering, std::move(key), encode_count(n)});
@@ -34,8 +32,7 @@ namespace {
 
 class uint64_add_operator final : public rocksdb::AssociativeMergeOperator {
  public:
-  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing,
-             const rocksdb::Slice& value, std::string* new_value,
+  bool Merge(const rocksdb::Slice&, const rocksdb::Slice* existing, const rocksdb::Slice& value, std::string* new_value,
              rocksdb::Logger*) const override {
     // Only our own code writes these; a wrong size is corruption, reported
     // by RocksDB as a failed merge rather than silently summed.
@@ -50,8 +47,6 @@ class uint64_add_operator final : public rocksdb::AssociativeMergeOperator {
 
 }  // namespace
 
-std::shared_ptr<rocksdb::MergeOperator> make_uint64_add_operator() {
-  return std::make_shared<uint64_add_operator>();
-}
+std::shared_ptr<rocksdb::MergeOperator> make_uint64_add_operator() { return std::make_shared<uint64_add_operator>(); }
 
 }  // namespace flowstate

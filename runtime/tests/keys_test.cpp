@@ -11,9 +11,8 @@ using namespace flowstate;
 using namespace std::string_literals;
 
 TEST_CASE("string elements sort like the strings, embedded zero bytes included") {
-  std::vector<std::string> strings = {""s,     "\0"s,     "\0\0"s, "\0\x01"s, "\x01"s,
-                                      "a"s,    "a\0"s,    "a\0b"s, "a\x01"s,  "ab"s,
-                                      "b"s,    "\xff"s,   "\xff\xff"s, "abc"s, "a\0\0"s};
+  std::vector<std::string> strings = {""s,      "\0"s, "\0\0"s, "\0\x01"s, "\x01"s,     "a"s,   "a\0"s,  "a\0b"s,
+                                      "a\x01"s, "ab"s, "b"s,    "\xff"s,   "\xff\xff"s, "abc"s, "a\0\0"s};
   for (const auto& x : strings)
     for (const auto& y : strings) {
       auto kx = key_builder().str(x).take();
@@ -42,8 +41,7 @@ TEST_CASE("tuples sort element by element, a shorter tuple before its extensions
     return key_builder().u32(std::get<0>(t)).str(std::get<1>(t)).u64(std::get<2>(t)).take();
   };
   auto by_key = tuples;
-  std::sort(by_key.begin(), by_key.end(),
-            [&](const tuple& x, const tuple& y) { return encode(x) < encode(y); });
+  std::sort(by_key.begin(), by_key.end(), [&](const tuple& x, const tuple& y) { return encode(x) < encode(y); });
   auto by_tuple = tuples;
   std::sort(by_tuple.begin(), by_tuple.end());
   CHECK(by_key == by_tuple);

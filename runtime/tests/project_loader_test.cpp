@@ -207,7 +207,8 @@ TEST_CASE("an unknown kind is refused with a suggestion") {
 TEST_CASE("an unknown kind far from every known one lists the known kinds") {
   temp_project p;
   p.write("flows/counter.yaml", "blocks:\n  - mqtt.Subscribe: sensors\n");
-  check_single_problem(p, "flows/counter.yaml", 2, {"unknown kind \"mqtt.Subscribe\"", "expected one of", "js.Function"});
+  check_single_problem(p, "flows/counter.yaml", 2,
+                       {"unknown kind \"mqtt.Subscribe\"", "expected one of", "js.Function"});
 }
 
 TEST_CASE("a block naming a missing function is refused with a suggestion") {
@@ -275,8 +276,9 @@ TEST_CASE("a key that is not a JSON pointer is refused") {
 TEST_CASE("a bad durability is refused with a suggestion") {
   temp_project p;
   p.write("flowstate.yaml", "name: demo\ndurability: relax\n");
-  check_single_problem(p, "flowstate.yaml", 2,
-                       {"expected `durability:` to be sync or relaxed", "found \"relax\"", "did you mean \"relaxed\"?"});
+  check_single_problem(
+      p, "flowstate.yaml", 2,
+      {"expected `durability:` to be sync or relaxed", "found \"relax\"", "did you mean \"relaxed\"?"});
 }
 
 TEST_CASE("a bad timeout is refused") {
@@ -325,8 +327,7 @@ TEST_CASE("on_error naming a missing flow is refused with a suggestion") {
   temp_project p;
   p.write("flows/errors.yaml", "blocks:\n  - js.Function: counter\n");
   p.write("flows/counter.yaml", "blocks:\n  - js.Function: counter\non_error: erors\n");
-  check_single_problem(p, "flows/counter.yaml", 3,
-                       {"flows/erors.yaml does not exist", "did you mean \"errors\"?"});
+  check_single_problem(p, "flows/counter.yaml", 3, {"flows/erors.yaml does not exist", "did you mean \"errors\"?"});
 }
 
 TEST_CASE("every problem is reported, sorted by file and line, and joined in the error") {

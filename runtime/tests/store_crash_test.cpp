@@ -179,8 +179,7 @@ TEST_CASE("every acknowledged sync commit survives a kill -9 in the middle of a 
   // batch is there, acknowledged or not.
   uint32_t missing = 0;
   for (uint32_t i = 0; i <= highest; ++i)
-    if (db->get(column::state, batch_key(i)) != std::optional<std::string>(batch_value(i)))
-      ++missing;
+    if (db->get(column::state, batch_key(i)) != std::optional<std::string>(batch_value(i))) ++missing;
   CHECK(missing == 0);
   for (auto i : acked) CHECK(db->get(column::state, batch_key(i)).has_value());
   auto count = db->get(column::metering, metering_key(1, 1));

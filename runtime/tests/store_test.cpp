@@ -52,8 +52,7 @@ TEST_CASE("concurrent commits are each acknowledged exactly once and all readabl
       for (int i = 0; i < per_thread; ++i) {
         int id = t * per_thread + i;
         commit_batch b;
-        b.put(column::state, state_key(1, 1, key_group_of(std::to_string(id)), "f", "b",
-                                       std::to_string(id)),
+        b.put(column::state, state_key(1, 1, key_group_of(std::to_string(id)), "f", "b", std::to_string(id)),
               "v" + std::to_string(id));
         b.put(column::queue, queue_key(1, 1, 0, db->next_sequence()), "msg");
         b.add_count(metering_key(1, 1), 1);
@@ -71,8 +70,8 @@ TEST_CASE("concurrent commits are each acknowledged exactly once and all readabl
   for (int id = 0; id < threads * per_thread; ++id) CHECK(fired[id].load() == 1);
   auto reopened = open_store(dir.path());
   for (int id = 0; id < threads * per_thread; ++id) {
-    auto v = reopened->get(column::state, state_key(1, 1, key_group_of(std::to_string(id)), "f",
-                                                    "b", std::to_string(id)));
+    auto v =
+        reopened->get(column::state, state_key(1, 1, key_group_of(std::to_string(id)), "f", "b", std::to_string(id)));
     REQUIRE(v.has_value());
     CHECK(*v == "v" + std::to_string(id));
   }
@@ -143,8 +142,10 @@ TEST_CASE("commits apply in submission order") {
   for (int i = 0; i < n; ++i) {
     commit_batch b;
     b.put(column::state, "same-key", std::to_string(i));
-    if (i % 2 == 0) b.erase(column::state, "erased-key");
-    else b.put(column::state, "erased-key", std::to_string(i));
+    if (i % 2 == 0)
+      b.erase(column::state, "erased-key");
+    else
+      b.put(column::state, "erased-key", std::to_string(i));
     auto mode = i % 5 == 0 ? durability_mode::sync : durability_mode::relaxed;
     db->commit(std::move(b), mode, [&, i, mode] {
       // Relaxed acknowledgements come from the writer in submission order.
@@ -168,8 +169,7 @@ TEST_CASE("close acknowledges every pending commit") {
   for (int i = 0; i < 1000; ++i) {
     commit_batch b;
     b.put(column::trace, "t" + std::to_string(i), "x");
-    db->commit(std::move(b), i % 2 ? durability_mode::sync : durability_mode::relaxed,
-               [&] { ++acked; });
+    db->commit(std::move(b), i % 2 ? durability_mode::sync : durability_mode::relaxed, [&] { ++acked; });
   }
   db->close();
   CHECK(acked.load() == 1000);

@@ -12,12 +12,12 @@
 #include <time.h>
 
 #include <atomic>
-#include <fstream>
-#include <sstream>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <future>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -93,8 +93,7 @@ timing through_worker(int calls, int outstanding) {
     std::exit(1);
   }
   std::promise<void> loaded;
-  (*client)->load(1, "identity", "functions/identity.js",
-                  "export default function (input) { return {output: input}; }",
+  (*client)->load(1, "identity", "functions/identity.js", "export default function (input) { return {output: input}; }",
                   [&](bool ok, std::string error) {
                     if (!ok) std::fprintf(stderr, "%s\n", error.c_str()), std::exit(1);
                     loaded.set_value();
@@ -152,7 +151,8 @@ timing in_process(int calls) {
     auto context = v8::Context::New(isolate);
     v8::Context::Scope context_scope(context);
     auto source = v8::String::NewFromUtf8Literal(isolate, "(function (input) { return {output: input}; })");
-    auto function = v8::Script::Compile(context, source).ToLocalChecked()->Run(context).ToLocalChecked().As<v8::Function>();
+    auto function =
+        v8::Script::Compile(context, source).ToLocalChecked()->Run(context).ToLocalChecked().As<v8::Function>();
     auto output_key = v8::String::NewFromUtf8Literal(isolate, "output");
     size_t bytes = 0;
     auto run = [&](int n) {

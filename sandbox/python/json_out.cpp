@@ -8,7 +8,6 @@ namespace {
 
 constexpr int max_depth = 500;
 
-
 struct problem {
   std::string what;  // empty: none
   std::string path;  // below the value given to to_json
@@ -109,8 +108,10 @@ problem encode(PyObject* value, int depth, size_t max_bytes, std::string& out) {
         std::string label;
         if (PyUnicode_Check(key)) {
           const char* utf8 = PyUnicode_AsUTF8(key);
-          if (utf8) label = utf8;
-          else PyErr_Clear();
+          if (utf8)
+            label = utf8;
+          else
+            PyErr_Clear();
         } else {
           label = "<int key>";
         }
@@ -144,6 +145,5 @@ std::string to_json(PyObject* value, const std::string& where, size_t max_bytes,
   if (p.what.empty()) return {};
   return p.what + " at " + where + p.path;
 }
-
 
 }  // namespace flowstate::pyworker

@@ -101,7 +101,8 @@ int check_files(const std::vector<std::string>& files) {
       }
       PyObject* msg = PyObject_GetAttrString(value, "msg");
       if (!msg) msg = PyObject_Str(value);
-      if (msg && PyUnicode_Check(msg)) message = std::string(reinterpret_cast<PyTypeObject*>(type)->tp_name) + ": " + PyUnicode_AsUTF8(msg);
+      if (msg && PyUnicode_Check(msg))
+        message = std::string(reinterpret_cast<PyTypeObject*>(type)->tp_name) + ": " + PyUnicode_AsUTF8(msg);
       Py_XDECREF(msg);
     }
     PyErr_Clear();
@@ -143,9 +144,12 @@ int main(int argc, char** argv) {
   bool check = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (check) check_files_list.push_back(arg);
-    else if (arg == "--check") check = true;
-    else if (arg == "--fd" && i + 1 < argc) fd = std::atoi(argv[++i]);
+    if (check)
+      check_files_list.push_back(arg);
+    else if (arg == "--check")
+      check = true;
+    else if (arg == "--fd" && i + 1 < argc)
+      fd = std::atoi(argv[++i]);
     else if (!limits.parse_flag(argc, argv, i)) {
       usage();
       return 2;

@@ -58,7 +58,8 @@ PyObject* write_log(PyObject*, PyObject* arg) {
     PyErr_Clear();
     ref bytes(PyUnicode_AsEncodedString(arg, "utf-8", "replace"));
     if (!bytes) return nullptr;
-    if (the_host) the_host->write_log(PyBytes_AS_STRING(bytes.get()), static_cast<size_t>(PyBytes_GET_SIZE(bytes.get())));
+    if (the_host)
+      the_host->write_log(PyBytes_AS_STRING(bytes.get()), static_cast<size_t>(PyBytes_GET_SIZE(bytes.get())));
     Py_RETURN_NONE;
   }
   if (the_host) the_host->write_log(utf8, static_cast<size_t>(size));
@@ -74,8 +75,15 @@ PyMethodDef module_methods[] = {
     {"time_limit_pending", time_limit_pending, METH_NOARGS, "True while the watchdog wants the call stopped."},
     {nullptr, nullptr, 0, nullptr}};
 
-PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_flowstate", "Flowstate worker internals.", -1, module_methods,
-                          nullptr, nullptr, nullptr, nullptr};
+PyModuleDef module_def = {PyModuleDef_HEAD_INIT,
+                          "_flowstate",
+                          "Flowstate worker internals.",
+                          -1,
+                          module_methods,
+                          nullptr,
+                          nullptr,
+                          nullptr,
+                          nullptr};
 
 // The line of `filename` nearest the raise in traceback `tb`, or 0.
 long line_in(PyObject* tb, const std::string& filename) {
@@ -95,9 +103,10 @@ long line_in(PyObject* tb, const std::string& filename) {
 PyObject* init_flowstate_module() {
   PyObject* module = PyModule_Create(&module_def);
   if (!module) return nullptr;
-  time_limit_type = PyErr_NewExceptionWithDoc(
-      "_flowstate.TimeLimitExceeded", "The call ran past its time limit (a BaseException: not caught by `except Exception`).",
-      PyExc_BaseException, nullptr);
+  time_limit_type =
+      PyErr_NewExceptionWithDoc("_flowstate.TimeLimitExceeded",
+                                "The call ran past its time limit (a BaseException: not caught by `except Exception`).",
+                                PyExc_BaseException, nullptr);
   if (!time_limit_type || PyModule_AddObjectRef(module, "TimeLimitExceeded", time_limit_type) < 0) {
     Py_DECREF(module);
     return nullptr;
@@ -216,8 +225,7 @@ void py_host::abandon() {
   ::_exit(0);
 }
 
-void py_host::begin_guarded(CallReply* call_reply, worker::LoadReply* load_reply, uint32_t cpu_ms,
-                            uint32_t wall_ms) {
+void py_host::begin_guarded(CallReply* call_reply, worker::LoadReply* load_reply, uint32_t cpu_ms, uint32_t wall_ms) {
   {
     std::lock_guard lock(reply_mutex_);
     guarded_call_ = call_reply;
@@ -294,8 +302,8 @@ std::string py_host::instantiate(function& f) {
       ref msg(PyObject_GetAttrString(value, "msg"));
       PyErr_Clear();
       long lineno = line && PyLong_Check(line.get()) ? PyLong_AsLong(line.get()) : 0;
-      error = f.filename + ":" + std::to_string(lineno) + ": " + reinterpret_cast<PyTypeObject*>(type)->tp_name +
-              ": " + utf8_of(msg.get());
+      error = f.filename + ":" + std::to_string(lineno) + ": " + reinterpret_cast<PyTypeObject*>(type)->tp_name + ": " +
+              utf8_of(msg.get());
     } else {
       ref text(value ? PyObject_CallOneArg(format_exception_only_, value) : nullptr);
       PyErr_Clear();
@@ -434,8 +442,9 @@ void py_host::read_return_value(PyObject* returned, outcome& result) {
       }
     }
     if (output && outputs)
-      return result.fail(CallReply::EXCEPTION,
-                         std::string(expected_shape) + R"(, got both "output" and "outputs" (use "outputs" for several messages))");
+      return result.fail(
+          CallReply::EXCEPTION,
+          std::string(expected_shape) + R"(, got both "output" and "outputs" (use "outputs" for several messages))");
   } else {
     return result.fail(CallReply::EXCEPTION, std::string(expected_shape) + ", got " + describe_type(returned));
   }
@@ -443,11 +452,12 @@ void py_host::read_return_value(PyObject* returned, outcome& result) {
   size_t output_bytes = 0;
   auto add_output = [&](PyObject* value, const std::string& where) -> bool {
     std::string text;
-    std::string problem = to_json(value, where, limits_.max_output_bytes - std::min<size_t>(output_bytes, limits_.max_output_bytes), text);
+    std::string problem = to_json(
+        value, where, limits_.max_output_bytes - std::min<size_t>(output_bytes, limits_.max_output_bytes), text);
     if (!problem.empty()) {
       if (output_bytes + text.size() > limits_.max_output_bytes)
-        result.fail(CallReply::RESOURCE_EXHAUSTED, "the outputs are more than the limit of " +
-                                                       std::to_string(limits_.max_output_bytes) + " bytes");
+        result.fail(CallReply::RESOURCE_EXHAUSTED,
+                    "the outputs are more than the limit of " + std::to_string(limits_.max_output_bytes) + " bytes");
       else
         result.fail(CallReply::EXCEPTION, where + " must be JSON, got " + problem);
       return false;
@@ -488,12 +498,14 @@ void py_host::read_return_value(PyObject* returned, outcome& result) {
 
 void py_host::run(function& f, const worker::Call& call, outcome& result) {
   const worker::CallContext& ctx = call.ctx();
-  ref message_id(PyUnicode_FromStringAndSize(ctx.message_id().data(), static_cast<Py_ssize_t>(ctx.message_id().size())));
+  ref message_id(
+      PyUnicode_FromStringAndSize(ctx.message_id().data(), static_cast<Py_ssize_t>(ctx.message_id().size())));
   if (!message_id) return describe_exception(result);
   ref seeded(PyObject_CallOneArg(random_seed_, message_id.get()));
   if (!seeded) return describe_exception(result);
 
-  ref input_text(PyBytes_FromStringAndSize(call.input_json().data(), static_cast<Py_ssize_t>(call.input_json().size())));
+  ref input_text(
+      PyBytes_FromStringAndSize(call.input_json().data(), static_cast<Py_ssize_t>(call.input_json().size())));
   ref input(input_text ? PyObject_CallOneArg(json_loads_, input_text.get()) : nullptr);
   if (!input) {
     if (PyErr_ExceptionMatches(PyExc_ValueError)) {
@@ -504,7 +516,8 @@ void py_host::run(function& f, const worker::Call& call, outcome& result) {
   }
   ref state;
   if (call.has_state()) {
-    ref state_text(PyBytes_FromStringAndSize(call.state_json().data(), static_cast<Py_ssize_t>(call.state_json().size())));
+    ref state_text(
+        PyBytes_FromStringAndSize(call.state_json().data(), static_cast<Py_ssize_t>(call.state_json().size())));
     state.p = state_text ? PyObject_CallOneArg(json_loads_, state_text.get()) : nullptr;
     if (!state) {
       if (PyErr_ExceptionMatches(PyExc_ValueError)) {
@@ -519,11 +532,11 @@ void py_host::run(function& f, const worker::Call& call, outcome& result) {
   }
   ref ctx_object;
   if (f.pass_ctx) {
-    ctx_object.p = PyObject_CallFunction(context_type_, "s#s#s#s#s#L", ctx.key().data(), (Py_ssize_t)ctx.key().size(),
-                                         ctx.flow().data(), (Py_ssize_t)ctx.flow().size(), ctx.block().data(),
-                                         (Py_ssize_t)ctx.block().size(), ctx.revision().data(),
-                                         (Py_ssize_t)ctx.revision().size(), ctx.message_id().data(),
-                                         (Py_ssize_t)ctx.message_id().size(), (long long)ctx.time_ms());
+    ctx_object.p =
+        PyObject_CallFunction(context_type_, "s#s#s#s#s#L", ctx.key().data(), (Py_ssize_t)ctx.key().size(),
+                              ctx.flow().data(), (Py_ssize_t)ctx.flow().size(), ctx.block().data(),
+                              (Py_ssize_t)ctx.block().size(), ctx.revision().data(), (Py_ssize_t)ctx.revision().size(),
+                              ctx.message_id().data(), (Py_ssize_t)ctx.message_id().size(), (long long)ctx.time_ms());
     if (!ctx_object) return describe_exception(result);
   }
   PyObject* args[] = {input.get(), state.get(), ctx_object.get()};

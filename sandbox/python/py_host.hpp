@@ -56,8 +56,7 @@ class py_host {
   void read_return_value(PyObject* returned, outcome& result);
   void describe_exception(outcome& result);
   // Starts/ends the window in which the watchdog may take the call over.
-  void begin_guarded(worker::CallReply* call_reply, worker::LoadReply* load_reply, uint32_t cpu_ms,
-                     uint32_t wall_ms);
+  void begin_guarded(worker::CallReply* call_reply, worker::LoadReply* load_reply, uint32_t cpu_ms, uint32_t wall_ms);
   // True when the watchdog fired.
   bool end_guarded();
   void flush_log_line();

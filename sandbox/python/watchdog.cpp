@@ -74,7 +74,8 @@ void watchdog::run() {
       }
       // CPU time cannot pass faster than wall time: sleeping for what is
       // left of it never oversleeps the CPU limit.
-      auto until = std::min(wall_deadline_, now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(cpu_left));
+      auto until =
+          std::min(wall_deadline_, now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(cpu_left));
       wake_.wait_until(lock, until, [&] { return stop_ || !active_ || generation_ != generation; });
       continue;
     }

@@ -18,12 +18,48 @@ namespace {
 namespace fs = std::filesystem;
 
 const std::set<std::string>& node_builtins() {
-  static const std::set<std::string> names{
-      "assert", "async_hooks", "buffer", "child_process", "cluster", "console", "constants", "crypto",
-      "dgram", "diagnostics_channel", "dns", "domain", "events", "fs", "http", "http2", "https", "inspector",
-      "module", "net", "os", "path", "perf_hooks", "process", "punycode", "querystring", "readline", "repl",
-      "stream", "string_decoder", "sys", "timers", "tls", "trace_events", "tty", "url", "util", "v8", "vm",
-      "wasi", "worker_threads", "zlib"};
+  static const std::set<std::string> names{"assert",
+                                           "async_hooks",
+                                           "buffer",
+                                           "child_process",
+                                           "cluster",
+                                           "console",
+                                           "constants",
+                                           "crypto",
+                                           "dgram",
+                                           "diagnostics_channel",
+                                           "dns",
+                                           "domain",
+                                           "events",
+                                           "fs",
+                                           "http",
+                                           "http2",
+                                           "https",
+                                           "inspector",
+                                           "module",
+                                           "net",
+                                           "os",
+                                           "path",
+                                           "perf_hooks",
+                                           "process",
+                                           "punycode",
+                                           "querystring",
+                                           "readline",
+                                           "repl",
+                                           "stream",
+                                           "string_decoder",
+                                           "sys",
+                                           "timers",
+                                           "tls",
+                                           "trace_events",
+                                           "tty",
+                                           "url",
+                                           "util",
+                                           "v8",
+                                           "vm",
+                                           "wasi",
+                                           "worker_threads",
+                                           "zlib"};
   return names;
 }
 
@@ -35,8 +71,10 @@ std::string without_comments(const std::string& text) {
   for (size_t i = 0; i < out.size(); ++i) {
     char c = out[i];
     if (quote) {
-      if (c == '\\') ++i;
-      else if (c == quote) quote = 0;
+      if (c == '\\')
+        ++i;
+      else if (c == quote)
+        quote = 0;
       continue;
     }
     if (c == '"' || c == '\'' || c == '`') {
@@ -87,7 +125,8 @@ std::string check_import(const std::string& specifier, const std::string& projec
     return file + ": cannot import \"" + specifier + "\": Node built-ins are not available to functions";
   if (specifier.starts_with('.')) return {};
   if (specifier.starts_with('/'))
-    return file + ": cannot import \"" + specifier + "\": import packages from node_modules or files by a relative path";
+    return file + ": cannot import \"" + specifier +
+           "\": import packages from node_modules or files by a relative path";
   std::error_code ec;
   const std::string name = package_name(specifier);
   if (!fs::is_directory(fs::path(project_dir) / "node_modules" / name, ec))
@@ -132,18 +171,21 @@ result<process_output> run(const std::vector<std::string>& args, const std::stri
   bool out_open = true, err_open = true;
   char buffer[65536];
   while (out_open || err_open || stdin_fd >= 0) {
-    pollfd fds[3] = {{out_open ? out[0] : -1, POLLIN, 0}, {err_open ? err[0] : -1, POLLIN, 0},
-                     {stdin_fd, POLLOUT, 0}};
+    pollfd fds[3] = {{out_open ? out[0] : -1, POLLIN, 0}, {err_open ? err[0] : -1, POLLIN, 0}, {stdin_fd, POLLOUT, 0}};
     if (::poll(fds, 3, -1) < 0 && errno != EINTR) break;
     if (fds[0].revents) {
       ssize_t n = ::read(out[0], buffer, sizeof buffer);
-      if (n > 0) result.out.append(buffer, static_cast<size_t>(n));
-      else if (n == 0 || errno != EINTR) out_open = false;
+      if (n > 0)
+        result.out.append(buffer, static_cast<size_t>(n));
+      else if (n == 0 || errno != EINTR)
+        out_open = false;
     }
     if (fds[1].revents) {
       ssize_t n = ::read(err[0], buffer, sizeof buffer);
-      if (n > 0) result.err.append(buffer, static_cast<size_t>(n));
-      else if (n == 0 || errno != EINTR) err_open = false;
+      if (n > 0)
+        result.err.append(buffer, static_cast<size_t>(n));
+      else if (n == 0 || errno != EINTR)
+        err_open = false;
     }
     if (stdin_fd >= 0 && fds[2].revents) {
       ssize_t n = ::write(stdin_fd, input.data() + written, input.size() - written);
@@ -170,7 +212,8 @@ std::string first_error(const std::string& err, const std::string& project_dir, 
   if (std::regex_search(err, match, resolve)) {
     std::string specifier = match[1].str();
     if (is_builtin(specifier, project_dir))
-      return file + ": cannot import \"" + specifier + "\" (inside a package): Node built-ins are not available to functions";
+      return file + ": cannot import \"" + specifier +
+             "\" (inside a package): Node built-ins are not available to functions";
     return file + ": cannot resolve \"" + specifier + "\" (inside a package or a relative import)";
   }
   size_t at = err.find("[ERROR]");
@@ -207,7 +250,8 @@ result<bundle> bundle_js(const std::string& project_dir, const std::string& func
                   "--log-level=error", "--color=false", "--sourcefile=" + function_file},
                  dir.string(), input);
   if (!ran) return fail(function_file + ": cannot run esbuild: " + ran.error());
-  if (ran->exit_code == 127) return fail(function_file + ": cannot bundle imports: esbuild is not installed (Debian package esbuild)");
+  if (ran->exit_code == 127)
+    return fail(function_file + ": cannot bundle imports: esbuild is not installed (Debian package esbuild)");
   if (ran->exit_code != 0) return fail(first_error(ran->err, project_dir, function_file));
   return bundle{std::move(ran->out), true};
 }

@@ -11,8 +11,8 @@
 namespace flowstate::sandbox::detail {
 namespace {
 
-const char* const system_dirs[] = {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64",
-                                   "/lib", "/usr/lib"};
+const char* const system_dirs[] = {
+    "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"};
 
 struct elf_info {
   std::string interpreter;

@@ -5,8 +5,8 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
-#include <linux/securebits.h>
 #include <linux/seccomp.h>
+#include <linux/securebits.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -151,7 +151,7 @@ void remove_stale_cgroups() {
 }
 
 unsigned long locked_mount_flags(const std::string& path) {
-  struct statvfs info{};
+  struct statvfs info {};
   if (::statvfs(path.c_str(), &info) != 0) return 0;
   unsigned long flags = 0;
   if (info.f_flag & ST_NOSUID) flags |= MS_NOSUID;
@@ -166,7 +166,7 @@ unsigned long locked_mount_flags(const std::string& path) {
 // Whether the sandbox's outer user (nobody, for a node run as root) can
 // reach and read `path`: o+r on the file, o+x on every folder above it.
 bool readable_by_others(const std::string& path) {
-  struct stat info{};
+  struct stat info {};
   if (::stat(path.c_str(), &info) != 0 || !(info.st_mode & S_IROTH)) return false;
   for (size_t at = path.find('/', 1); at != std::string::npos; at = path.find('/', at + 1)) {
     if (::stat(path.substr(0, at).c_str(), &info) != 0 || !(info.st_mode & S_IXOTH)) return false;
@@ -179,7 +179,7 @@ bool readable_by_others(const std::string& path) {
 // bind mounts are made after the drop to nobody, which could not reach it.
 std::string staged_copy(const std::string& path) {
   static const std::string base = "/var/tmp/flowstate-sandbox";
-  struct stat info{};
+  struct stat info {};
   if (::stat(path.c_str(), &info) != 0) return path;
   ::mkdir(base.c_str(), 0755);
   ::chmod(base.c_str(), 0755);
@@ -217,7 +217,7 @@ class root_builder {
   std::string add(const std::string& path) {
     std::string real;
     if (std::string error = resolve(path, 0, real); !error.empty()) return error;
-    struct stat info{};
+    struct stat info {};
     if (::stat(real.c_str(), &info) != 0) return real + ": " + std::strerror(errno);
     (S_ISDIR(info.st_mode) ? bound_dirs_ : bound_files_).insert(real);
     return {};
@@ -282,7 +282,7 @@ class root_builder {
         continue;
       }
       std::string next = current + "/" + part;
-      struct stat info{};
+      struct stat info {};
       if (::lstat(next.c_str(), &info) != 0) return next + ": " + std::strerror(errno);
       if (S_ISLNK(info.st_mode)) {
         char text[4096];
@@ -309,7 +309,7 @@ class root_builder {
 
 std::string pick_staging_root(const root_builder& builder) {
   for (const char* candidate : {"/mnt", "/srv", "/opt", "/media", "/sys"}) {
-    struct stat info{};
+    struct stat info {};
     if (::stat(candidate, &info) == 0 && S_ISDIR(info.st_mode) && !builder.uses(candidate)) return candidate;
   }
   return {};
@@ -429,7 +429,8 @@ result<std::shared_ptr<const isolation_plan>> prepare_isolation(const isolation_
                                                                 const std::string& binary) {
   auto plan = std::make_shared<isolation_plan>();
   const char* switch_off = std::getenv("FLOWSTATE_SANDBOX");
-  if (!options.enabled || (switch_off && std::string(switch_off) == "off")) return std::shared_ptr<const isolation_plan>();
+  if (!options.enabled || (switch_off && std::string(switch_off) == "off"))
+    return std::shared_ptr<const isolation_plan>();
 
   const auto& program = detail::worker_seccomp_program();
   if (program.instructions.empty()) return fail("sandbox: the seccomp filter cannot be built: " + program.error);

@@ -27,17 +27,17 @@ const int allowed[] = {
     // memory
     SYS_brk, SYS_mmap, SYS_munmap, SYS_mremap, SYS_mprotect, SYS_madvise, SYS_membarrier,
     // the worker's socket (fd 3) and reading files of the read-only root
-    SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_recvfrom, SYS_sendto, SYS_recvmsg, SYS_sendmsg, SYS_pread64, SYS_close, SYS_lseek, SYS_openat, SYS_newfstatat,
-    SYS_fstat, SYS_statx, SYS_stat, SYS_lstat, SYS_access, SYS_faccessat, SYS_faccessat2, SYS_readlink,
-    SYS_readlinkat, SYS_getdents64, SYS_getcwd, SYS_fcntl, SYS_dup, SYS_dup3, SYS_poll, SYS_ppoll,
+    SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_recvfrom, SYS_sendto, SYS_recvmsg, SYS_sendmsg, SYS_pread64,
+    SYS_close, SYS_lseek, SYS_openat, SYS_newfstatat, SYS_fstat, SYS_statx, SYS_stat, SYS_lstat, SYS_access,
+    SYS_faccessat, SYS_faccessat2, SYS_readlink, SYS_readlinkat, SYS_getdents64, SYS_getcwd, SYS_fcntl, SYS_dup,
+    SYS_dup3, SYS_poll, SYS_ppoll,
     // threads (clone itself is conditional), signals, time
     SYS_futex, SYS_set_robust_list, SYS_set_tid_address, SYS_rseq, SYS_sched_yield, SYS_sched_getaffinity,
-    SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_sigaltstack, SYS_tgkill, SYS_gettid,
-    SYS_getpid, SYS_clock_gettime, SYS_clock_getres, SYS_clock_nanosleep, SYS_nanosleep, SYS_gettimeofday,
+    SYS_rt_sigaction, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_sigaltstack, SYS_tgkill, SYS_gettid, SYS_getpid,
+    SYS_clock_gettime, SYS_clock_getres, SYS_clock_nanosleep, SYS_nanosleep, SYS_gettimeofday,
     // identity and limits (all inside the namespaces)
     SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid, SYS_getppid, SYS_uname, SYS_getrandom, SYS_prlimit64,
-    SYS_getrlimit, SYS_getrusage, SYS_sysinfo, SYS_arch_prctl,
-    SYS_exit, SYS_exit_group};
+    SYS_getrlimit, SYS_getrusage, SYS_sysinfo, SYS_arch_prctl, SYS_exit, SYS_exit_group};
 
 // prctl options glibc, V8 and CPython use.
 const int allowed_prctl[] = {PR_SET_NAME, PR_GET_NAME, PR_SET_VMA, PR_GET_DUMPABLE};
@@ -57,7 +57,9 @@ detail::seccomp_program build() {
   };
   for (int nr : allowed) check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0), "seccomp_rule_add");
   for (int option : allowed_prctl)
-    check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(option))), "prctl rule");
+    check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                           SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(option))),
+          "prctl rule");
   // Threads only: CLONE_THREAD set, no namespace flag. A new process (fork,
   // vfork, posix_spawn) fails with EPERM.
   check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
@@ -107,9 +109,7 @@ const detail::seccomp_program& detail::worker_seccomp_program() {
 
 std::vector<int> seccomp_allowed_syscalls() { return {std::begin(allowed), std::end(allowed)}; }
 
-std::vector<int> seccomp_conditional_syscalls() {
-  return {SYS_clone, SYS_execveat, SYS_prctl, SYS_clone3, SYS_ioctl};
-}
+std::vector<int> seccomp_conditional_syscalls() { return {SYS_clone, SYS_execveat, SYS_prctl, SYS_clone3, SYS_ioctl}; }
 
 status install_worker_seccomp_filter() {
   const auto& program = detail::worker_seccomp_program();

@@ -51,13 +51,12 @@ std::string encode_call_entry(uint64_t call_id, const call_request& request) {
   const call_context& ctx = request.ctx;
   const uint64_t time = static_cast<uint64_t>(ctx.time_ms);  // int64: two's complement varint
   const size_t ctx_size = bytes_field_size(ctx.key) + bytes_field_size(ctx.flow) + bytes_field_size(ctx.block) +
-                          bytes_field_size(ctx.revision) + bytes_field_size(ctx.message_id) +
-                          varint_field_size(time);
+                          bytes_field_size(ctx.revision) + bytes_field_size(ctx.message_id) + varint_field_size(time);
   const bool has_state = request.state_json.has_value();
   const size_t call_size = varint_field_size(call_id) + varint_field_size(request.function_id) +
                            bytes_field_size(request.input_json) + (has_state ? 2 : 0) +
-                           (has_state ? bytes_field_size(*request.state_json) : 0) + 1 +
-                           varint_size(ctx_size) + ctx_size + varint_field_size(request.timeout_ms);
+                           (has_state ? bytes_field_size(*request.state_json) : 0) + 1 + varint_size(ctx_size) +
+                           ctx_size + varint_field_size(request.timeout_ms);
   std::string out;
   out.reserve(1 + varint_size(call_size) + call_size);
   out.push_back(static_cast<char>(bytes_tag(2)));  // ToWorker.calls
@@ -83,8 +82,8 @@ std::string encode_call_entry(uint64_t call_id, const call_request& request) {
 
 std::string encode_load_entry(uint64_t function_id, const std::string& name, const std::string& filename,
                               const std::string& source) {
-  const size_t size = varint_field_size(function_id) + bytes_field_size(name) + bytes_field_size(filename) +
-                      bytes_field_size(source);
+  const size_t size =
+      varint_field_size(function_id) + bytes_field_size(name) + bytes_field_size(filename) + bytes_field_size(source);
   std::string out;
   out.reserve(1 + varint_size(size) + size);
   out.push_back(static_cast<char>(bytes_tag(1)));  // ToWorker.loads

@@ -60,19 +60,37 @@ call_result failed_result(call_status status, std::string message) {
 call_result to_result(wire::CallReply& reply) {
   call_result result;
   switch (reply.status()) {
-    case wire::CallReply::OK: result.status = call_status::ok; break;
-    case wire::CallReply::EXCEPTION: result.status = call_status::exception; break;
-    case wire::CallReply::TIMEOUT: result.status = call_status::timeout; break;
-    case wire::CallReply::RESOURCE_EXHAUSTED: result.status = call_status::resource_exhausted; break;
-    case wire::CallReply::NOT_LOADED: result.status = call_status::not_loaded; break;
-    default: result.status = call_status::exception; break;
+    case wire::CallReply::OK:
+      result.status = call_status::ok;
+      break;
+    case wire::CallReply::EXCEPTION:
+      result.status = call_status::exception;
+      break;
+    case wire::CallReply::TIMEOUT:
+      result.status = call_status::timeout;
+      break;
+    case wire::CallReply::RESOURCE_EXHAUSTED:
+      result.status = call_status::resource_exhausted;
+      break;
+    case wire::CallReply::NOT_LOADED:
+      result.status = call_status::not_loaded;
+      break;
+    default:
+      result.status = call_status::exception;
+      break;
   }
   result.outputs.reserve(reply.outputs_size());
   for (auto& output : *reply.mutable_outputs()) result.outputs.push_back(std::move(output));
   switch (reply.state_change()) {
-    case wire::CallReply::SET: result.state = state_change::set; break;
-    case wire::CallReply::DELETE: result.state = state_change::erase; break;
-    default: result.state = state_change::unchanged; break;
+    case wire::CallReply::SET:
+      result.state = state_change::set;
+      break;
+    case wire::CallReply::DELETE:
+      result.state = state_change::erase;
+      break;
+    default:
+      result.state = state_change::unchanged;
+      break;
   }
   result.state_json = std::move(*reply.mutable_state_json());
   result.error_message = std::move(*reply.mutable_error_message());
@@ -241,8 +259,12 @@ class worker_client::impl {
     }
     for (auto& op : ops) {
       switch (op.kind) {
-        case pending_op::load: load(op); break;
-        case pending_op::unload: unload(op.id); break;
+        case pending_op::load:
+          load(op);
+          break;
+        case pending_op::unload:
+          unload(op.id);
+          break;
         case pending_op::call: {
           auto [it, inserted] = calls_.try_emplace(op.id);
           call_record& record = it->second;
@@ -531,7 +553,7 @@ class worker_client::impl {
   std::vector<std::unique_ptr<worker_slot>> slots_;
   std::map<int, bool> watching_out_;
   std::unordered_map<uint64_t, call_record> calls_;
-  std::deque<uint64_t> waiting_;  // calls no worker could take yet, oldest first
+  std::deque<uint64_t> waiting_;               // calls no worker could take yet, oldest first
   std::map<uint64_t, std::string> functions_;  // the encoded load entry of each
   wire::FromWorker reply_frame_;
 };

@@ -36,7 +36,8 @@ call_result run_bundled(const std::string& file, const std::string& input) {
 }  // namespace
 
 TEST_CASE("a source without imports comes back unchanged, without running esbuild") {
-  const std::string source = "// we never import anything here\nexport default function (input) { return {output: input}; }\n";
+  const std::string source =
+      "// we never import anything here\nexport default function (input) { return {output: input}; }\n";
   auto bundled = bundle_js(project, "functions/plain.js", source);
   REQUIRE(bundled.ok());
   CHECK_FALSE(bundled->bundled);
@@ -58,7 +59,8 @@ TEST_CASE("a global entrypoint using require() is bundled and runs") {
 TEST_CASE("importing fs is refused naming the file and the import") {
   auto bundled = bundle_js(project, "functions/reads_files.js", read("functions/reads_files.js"));
   REQUIRE_FALSE(bundled.ok());
-  CHECK(bundled.error() == "functions/reads_files.js: cannot import \"fs\": Node built-ins are not available to functions");
+  CHECK(bundled.error() ==
+        "functions/reads_files.js: cannot import \"fs\": Node built-ins are not available to functions");
 }
 
 TEST_CASE("node: imports and require of built-ins are refused") {
@@ -71,7 +73,8 @@ TEST_CASE("node: imports and require of built-ins are refused") {
 }
 
 TEST_CASE("a package missing from node_modules is refused") {
-  auto bundled = bundle_js(project, "functions/x.js", "import leftPad from 'left-pad';\nexport default function () {}\n");
+  auto bundled =
+      bundle_js(project, "functions/x.js", "import leftPad from 'left-pad';\nexport default function () {}\n");
   REQUIRE_FALSE(bundled.ok());
   CHECK(bundled.error() == "functions/x.js: package \"left-pad\" not found in node_modules");
 }

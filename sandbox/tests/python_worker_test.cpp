@@ -33,8 +33,8 @@ std::string load(worker_client& client, uint64_t id, const std::string& source) 
   return loaded.get_future().get();
 }
 
-call_result call(worker_client& client, uint64_t id, std::string input,
-                 std::optional<std::string> state = std::nullopt, std::string message_id = "msg-1") {
+call_result call(worker_client& client, uint64_t id, std::string input, std::optional<std::string> state = std::nullopt,
+                 std::string message_id = "msg-1") {
   call_request r;
   r.function_id = id;
   r.input_json = std::move(input);
@@ -77,7 +77,8 @@ TEST_CASE("a Python counter gets input, state and ctx and returns output and sta
 }
 
 TEST_CASE("a two-argument entrypoint is called without ctx, and a missing state is None") {
-  auto r = run_once("def entrypoint(input, state):\n    return {'output': [input, state]}\n", R"({"a": [1, 2.5, null]})");
+  auto r =
+      run_once("def entrypoint(input, state):\n    return {'output': [input, state]}\n", R"({"a": [1, 2.5, null]})");
   REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
   CHECK(r.outputs[0] == R"([{"a":[1,2.5,null]},null])");
 }
@@ -119,13 +120,15 @@ TEST_CASE("wrong shapes and values with no JSON form are Exception errors saying
   check_exception(run_once("def entrypoint(i, s):\n    return {'output': float('inf')}\n"), "Infinity at output");
   check_exception(run_once("def entrypoint(i, s):\n    return {'output': {'a': {1, 2}}}\n"), "a set at output.a");
   check_exception(run_once("def entrypoint(i, s):\n    return {'state': {'b': b'x'}}\n"), "a bytes at state.b");
-  check_exception(run_once("def entrypoint(i, s):\n    return {'outputs': 5}\n"), "\"outputs\" must be a list, got an int");
+  check_exception(run_once("def entrypoint(i, s):\n    return {'outputs': 5}\n"),
+                  "\"outputs\" must be a list, got an int");
 }
 
 TEST_CASE("a raised exception is an Exception error with its traceback in the details") {
-  auto r = run_once("def helper(x):\n    raise ValueError('bad value ' + str(x))\n"
-                    "def entrypoint(input, state):\n    return helper(input['x'])\n",
-                    R"({"x": 7})");
+  auto r = run_once(
+      "def helper(x):\n    raise ValueError('bad value ' + str(x))\n"
+      "def entrypoint(input, state):\n    return helper(input['x'])\n",
+      R"({"x": 7})");
   check_exception(r, "ValueError: bad value 7");
   CHECK_MESSAGE(r.error_details_json.find(R"(\"functions/f.py\", line 2, in helper)") != std::string::npos,
                 r.error_details_json);
@@ -134,14 +137,16 @@ TEST_CASE("a raised exception is an Exception error with its traceback in the de
 
 TEST_CASE("random is seeded from the message id and string hashing does not vary") {
   auto client = start_python();
-  REQUIRE(load(*client, 1, "import random\ndef entrypoint(i, s):\n    return {'output': [random.random(), hash('abc')]}\n")
-              .empty());
+  REQUIRE(
+      load(*client, 1, "import random\ndef entrypoint(i, s):\n    return {'output': [random.random(), hash('abc')]}\n")
+          .empty());
   auto a = call(*client, 1, "{}", std::nullopt, "m-1");
   auto b = call(*client, 1, "{}", std::nullopt, "m-2");
   auto c = call(*client, 1, "{}", std::nullopt, "m-1");
   auto fresh = start_python();
-  REQUIRE(load(*fresh, 1, "import random\ndef entrypoint(i, s):\n    return {'output': [random.random(), hash('abc')]}\n")
-              .empty());
+  REQUIRE(
+      load(*fresh, 1, "import random\ndef entrypoint(i, s):\n    return {'output': [random.random(), hash('abc')]}\n")
+          .empty());
   auto d = call(*fresh, 1, "{}", std::nullopt, "m-1");
   REQUIRE(a.status == call_status::ok);
   CHECK(a.outputs[0] == c.outputs[0]);
@@ -150,8 +155,9 @@ TEST_CASE("random is seeded from the message id and string hashing does not vary
 }
 
 TEST_CASE("print is captured into the call's logs") {
-  auto r = run_once("import sys\ndef entrypoint(i, s):\n    print('hello', 42)\n    print('a', end='')\n"
-                    "    print('b')\n    sys.stderr.write('warn\\n')\n    return None\n");
+  auto r = run_once(
+      "import sys\ndef entrypoint(i, s):\n    print('hello', 42)\n    print('a', end='')\n"
+      "    print('b')\n    sys.stderr.write('warn\\n')\n    return None\n");
   REQUIRE(r.status == call_status::ok);
   REQUIRE(r.logs.size() == 3);
   CHECK(r.logs[0] == "hello 42");
@@ -172,8 +178,9 @@ TEST_CASE("a syntax error or a missing entrypoint refuses the load with file and
 
 TEST_CASE("a call past its time limit is a Timeout and the function answers again afterwards") {
   auto client = start_python(300);
-  REQUIRE(load(*client, 1, "def entrypoint(i, s):\n    if i.get('spin'):\n        while True:\n            pass\n"
-                           "    return {'output': 'fine'}\n")
+  REQUIRE(load(*client, 1,
+               "def entrypoint(i, s):\n    if i.get('spin'):\n        while True:\n            pass\n"
+               "    return {'output': 'fine'}\n")
               .empty());
   auto r = call(*client, 1, R"({"spin": true})");
   CHECK(r.status == call_status::timeout);
@@ -184,11 +191,12 @@ TEST_CASE("a call past its time limit is a Timeout and the function answers agai
 }
 
 TEST_CASE("standard library modules import inside the sandbox") {
-  auto r = run_once("import json, re, datetime, decimal, collections, itertools, math, hashlib, dataclasses\n"
-                    "@dataclasses.dataclass\nclass P:\n    x: int\n"
-                    "def entrypoint(i, s):\n"
-                    "    return {'output': [hashlib.sha256(b'a').hexdigest()[:8], str(decimal.Decimal('1.10')),"
-                    " P(3).x, math.isqrt(17)]}\n");
+  auto r = run_once(
+      "import json, re, datetime, decimal, collections, itertools, math, hashlib, dataclasses\n"
+      "@dataclasses.dataclass\nclass P:\n    x: int\n"
+      "def entrypoint(i, s):\n"
+      "    return {'output': [hashlib.sha256(b'a').hexdigest()[:8], str(decimal.Decimal('1.10')),"
+      " P(3).x, math.isqrt(17)]}\n");
   REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
   CHECK(r.outputs[0] == R"(["ca978112","1.10",3,4])");
 }

@@ -26,8 +26,8 @@ TEST_CASE("a module's default export gets input, state and ctx") {
 }
 
 TEST_CASE("a classic script's global entrypoint gets the existing state") {
-  auto r = run_once("function entrypoint(input, state) { return {output: state.count + input.by}; }",
-                    R"({"by": 2})", R"({"count": 40})");
+  auto r = run_once("function entrypoint(input, state) { return {output: state.count + input.by}; }", R"({"by": 2})",
+                    R"({"count": 40})");
   REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
   CHECK(r.outputs[0] == "42");
 }
@@ -51,9 +51,9 @@ TEST_CASE("a throw is an exception with the error's message and stack") {
   auto r = run_once("export default function () {\n  throw new TypeError('boom');\n}\n");
   CHECK(r.status == call_status::exception);
   CHECK_MESSAGE(r.error_message == "TypeError: boom", r.error_message);
-  CHECK_MESSAGE(r.error_details_json.find("\"stack\":\"TypeError: boom\\n    at default (functions/f.js:2") !=
-                    std::string::npos,
-                r.error_details_json);
+  CHECK_MESSAGE(
+      r.error_details_json.find("\"stack\":\"TypeError: boom\\n    at default (functions/f.js:2") != std::string::npos,
+      r.error_details_json);
 }
 
 TEST_CASE("an infinite loop times out and the function answers correctly afterwards") {
@@ -177,8 +177,10 @@ TEST_CASE("1000 calls from 4 threads all complete exactly once") {
         client->call(request(1, "{\"i\": " + std::to_string(i) + "}"), [&, i](call_result&& r) {
           {
             std::lock_guard lock(mutex);
-            if (r.status == call_status::ok && r.outputs.size() == 1 && r.outputs[0] == std::to_string(i)) ++seen[i];
-            else seen[i] += 1000;
+            if (r.status == call_status::ok && r.outputs.size() == 1 && r.outputs[0] == std::to_string(i))
+              ++seen[i];
+            else
+              seen[i] += 1000;
           }
           if (++completed == 1000) all_done.set_value();
         });
@@ -261,7 +263,9 @@ TEST_CASE("--check reports a syntax error with FILE:LINE") {
 TEST_CASE("while one key's call loops, calls of other keys and functions complete on a second worker") {
   auto client = start_worker();
   REQUIRE(load(*client, 1, "export default function () { for (;;) {} }").empty());
-  REQUIRE(load(*client, 2, "export default function (input, state, ctx) { return {output: ctx.key + ':' + input.n * 2}; }").empty());
+  REQUIRE(
+      load(*client, 2, "export default function (input, state, ctx) { return {output: ctx.key + ':' + input.n * 2}; }")
+          .empty());
   REQUIRE(load(*client, 3, "function entrypoint(input) { return {output: input.n}; }").empty());
   auto looping = request(1, "{}");
   looping.ctx.key = "stuck";
@@ -279,7 +283,8 @@ TEST_CASE("while one key's call loops, calls of other keys and functions complet
   for (int i = 0; i < 20; ++i) {
     auto r = results[i].get_future().get();
     REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
-    CHECK(r.outputs[0] == (i % 2 ? std::to_string(i) : "\"key-" + std::to_string(i) + ":" + std::to_string(i * 2) + "\""));
+    CHECK(r.outputs[0] ==
+          (i % 2 ? std::to_string(i) : "\"key-" + std::to_string(i) + ":" + std::to_string(i * 2) + "\""));
   }
   CHECK(loop_future.wait_for(std::chrono::seconds(0)) != std::future_status::ready);
   CHECK(client->worker_pids().size() == 2);
@@ -297,8 +302,9 @@ TEST_CASE("more functions than live contexts: each still answers, made again fro
   auto client = start_worker();
   const int count = 100;  // above the worker's 64 live contexts
   for (int id = 1; id <= count; ++id)
-    REQUIRE(load(*client, id, "export default function (input) { return {output: input.n + " + std::to_string(id) + "}; }")
-                .empty());
+    REQUIRE(
+        load(*client, id, "export default function (input) { return {output: input.n + " + std::to_string(id) + "}; }")
+            .empty());
   REQUIRE(load(*client, 1000, "function entrypoint(input) { return {output: 'script ' + input.n}; }").empty());
   for (int round = 0; round < 2; ++round) {
     for (int id = 1; id <= count; ++id) {

@@ -19,8 +19,7 @@ std::string to_utf8(v8::Isolate* isolate, v8::Local<v8::Value> value) {
 }
 
 v8::Local<v8::String> to_v8(v8::Isolate* isolate, const std::string& text) {
-  return v8::String::NewFromUtf8(isolate, text.data(), v8::NewStringType::kNormal,
-                                 static_cast<int>(text.size()))
+  return v8::String::NewFromUtf8(isolate, text.data(), v8::NewStringType::kNormal, static_cast<int>(text.size()))
       .ToLocalChecked();
 }
 
@@ -43,14 +42,14 @@ std::string take(v8::ScriptCompiler::CachedData* data) {
 
 }  // namespace
 
-v8::MaybeLocal<v8::Module> compile_module(v8::Isolate* isolate, const std::string& filename,
-                                          const std::string& source, const std::string& code_cache) {
+v8::MaybeLocal<v8::Module> compile_module(v8::Isolate* isolate, const std::string& filename, const std::string& source,
+                                          const std::string& code_cache) {
   v8::ScriptOrigin origin(isolate, to_v8(isolate, filename), 0, 0, false, -1, {}, false, false,
                           /*is_module=*/true);
   v8::ScriptCompiler::Source compiler_source(to_v8(isolate, source), origin, borrow(code_cache));
-  return v8::ScriptCompiler::CompileModule(isolate, &compiler_source,
-                                           code_cache.empty() ? v8::ScriptCompiler::kNoCompileOptions
-                                                              : v8::ScriptCompiler::kConsumeCodeCache);
+  return v8::ScriptCompiler::CompileModule(
+      isolate, &compiler_source,
+      code_cache.empty() ? v8::ScriptCompiler::kNoCompileOptions : v8::ScriptCompiler::kConsumeCodeCache);
 }
 
 v8::MaybeLocal<v8::Script> compile_script(v8::Isolate* isolate, v8::Local<v8::Context> context,
@@ -58,18 +57,17 @@ v8::MaybeLocal<v8::Script> compile_script(v8::Isolate* isolate, v8::Local<v8::Co
                                           const std::string& code_cache) {
   v8::ScriptOrigin origin(isolate, to_v8(isolate, filename));
   v8::ScriptCompiler::Source compiler_source(to_v8(isolate, source), origin, borrow(code_cache));
-  return v8::ScriptCompiler::Compile(context, &compiler_source,
-                                     code_cache.empty() ? v8::ScriptCompiler::kNoCompileOptions
-                                                        : v8::ScriptCompiler::kConsumeCodeCache);
+  return v8::ScriptCompiler::Compile(
+      context, &compiler_source,
+      code_cache.empty() ? v8::ScriptCompiler::kNoCompileOptions : v8::ScriptCompiler::kConsumeCodeCache);
 }
 
 std::string create_code_cache(v8::Local<v8::Module> module) {
   return take(v8::ScriptCompiler::CreateCodeCache(module->GetUnboundModuleScript()));
 }
 
-
-std::string format_message(v8::Isolate* isolate, v8::Local<v8::Context> context,
-                           v8::Local<v8::Message> message, const std::string& filename) {
+std::string format_message(v8::Isolate* isolate, v8::Local<v8::Context> context, v8::Local<v8::Message> message,
+                           const std::string& filename) {
   if (message.IsEmpty()) return filename + ": unknown error";
   std::string text = to_utf8(isolate, message->Get());
   constexpr std::string_view uncaught = "Uncaught ";
@@ -80,14 +78,13 @@ std::string format_message(v8::Isolate* isolate, v8::Local<v8::Context> context,
   return resource + ":" + std::to_string(line) + ": " + text;
 }
 
-std::string refuse_imports(v8::Isolate* isolate, v8::Local<v8::Context> context,
-                           v8::Local<v8::Module> module, const std::string& filename) {
+std::string refuse_imports(v8::Isolate* isolate, v8::Local<v8::Context> context, v8::Local<v8::Module> module,
+                           const std::string& filename) {
   auto requests = module->GetModuleRequests();
   if (requests->Length() == 0) return {};
   auto request = requests->Get(context, 0).As<v8::ModuleRequest>();
   int line = module->SourceOffsetToLocation(request->GetSourceOffset()).GetLineNumber() + 1;
-  return filename + ":" + std::to_string(line) + ": import of \"" +
-         to_utf8(isolate, request->GetSpecifier()) +
+  return filename + ":" + std::to_string(line) + ": import of \"" + to_utf8(isolate, request->GetSpecifier()) +
          "\" is not supported: imports are bundled at deploy, a worker loads one file";
 }
 

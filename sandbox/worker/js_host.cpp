@@ -13,7 +13,6 @@ namespace {
 
 using flowstate::json_quote;
 
-
 uint64_t splitmix64(uint64_t& state) {
   uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -59,7 +58,7 @@ void console_log(const v8::FunctionCallbackInfo<v8::Value>& info) {
 struct js_host::function {
   uint64_t id = 0;
   std::string name, filename, source;
-  std::string code_cache;  // V8's, made at the first instantiation
+  std::string code_cache;               // V8's, made at the first instantiation
   std::list<function*>::iterator live;  // its place in live_ while it has a context
   bool has_live = false;
   std::unique_ptr<v8::MicrotaskQueue> microtasks;
@@ -206,8 +205,8 @@ std::string js_host::instantiate(function& f) {
   if (timed_out || heap_exhausted_ || isolate_->IsExecutionTerminating()) {
     isolate_->CancelTerminateExecution();
     error = f.filename + ": its top-level code " +
-            (heap_exhausted_ ? "exceeded the heap limit" : "exceeded the time limit of " +
-                                                               std::to_string(limits_.default_timeout_ms) + " ms");
+            (heap_exhausted_ ? "exceeded the heap limit"
+                             : "exceeded the time limit of " + std::to_string(limits_.default_timeout_ms) + " ms");
   }
   if (!error.empty() || entry.IsEmpty()) {
     if (error.empty()) error = f.filename + ": could not be loaded";
@@ -289,17 +288,16 @@ void js_host::run(function& f, const Call& call, CallReply* reply) {
   uint64_t seed = fnv1a(ctx.message_id());
   uint64_t r1 = splitmix64(seed), r2 = splitmix64(seed);
   if ((r1 | r2) == 0) r1 = 1;
-  v8::Local<v8::Value> environment[] = {
-      v8::Number::New(isolate_, static_cast<double>(ctx.time_ms())),
-      v8::Integer::New(isolate_, static_cast<int32_t>(r1)),
-      v8::Integer::New(isolate_, static_cast<int32_t>(r1 >> 32)),
-      v8::Integer::New(isolate_, static_cast<int32_t>(r2)),
-      v8::Integer::New(isolate_, static_cast<int32_t>(r2 >> 32)),
-      to_v8(isolate_, ctx.key()),
-      to_v8(isolate_, ctx.flow()),
-      to_v8(isolate_, ctx.block()),
-      to_v8(isolate_, ctx.revision()),
-      to_v8(isolate_, ctx.message_id())};
+  v8::Local<v8::Value> environment[] = {v8::Number::New(isolate_, static_cast<double>(ctx.time_ms())),
+                                        v8::Integer::New(isolate_, static_cast<int32_t>(r1)),
+                                        v8::Integer::New(isolate_, static_cast<int32_t>(r1 >> 32)),
+                                        v8::Integer::New(isolate_, static_cast<int32_t>(r2)),
+                                        v8::Integer::New(isolate_, static_cast<int32_t>(r2 >> 32)),
+                                        to_v8(isolate_, ctx.key()),
+                                        to_v8(isolate_, ctx.flow()),
+                                        to_v8(isolate_, ctx.block()),
+                                        to_v8(isolate_, ctx.revision()),
+                                        to_v8(isolate_, ctx.message_id())};
   v8::Local<v8::Value> args[3];
   if (!f.set_environment.Get(isolate_)
            ->Call(context, v8::Undefined(isolate_), std::size(environment), environment)
@@ -354,7 +352,7 @@ void js_host::run(function& f, const Call& call, CallReply* reply) {
       v8::Local<v8::String> json;
       v8::TryCatch ignore(isolate_);
       message = "threw " + (v8::JSON::Stringify(context, exception).ToLocal(&json) ? to_utf8(isolate_, json)
-                                                                                     : to_utf8(isolate_, exception));
+                                                                                   : to_utf8(isolate_, exception));
     }
     reply->set_error_message(message);
     std::string details = "{";
@@ -393,8 +391,7 @@ void js_host::call(const Call& call, CallReply* reply) {
   run(f, call, reply);
   const bool timed_out = watchdog_.disarm();
   current_reply_ = nullptr;
-  if (dropped_log_lines_ > 0)
-    reply->add_logs("... " + std::to_string(dropped_log_lines_) + " more lines dropped");
+  if (dropped_log_lines_ > 0) reply->add_logs("... " + std::to_string(dropped_log_lines_) + " more lines dropped");
 
   if (timed_out || heap_exhausted_ || isolate_->IsExecutionTerminating()) {
     isolate_->CancelTerminateExecution();
@@ -404,8 +401,8 @@ void js_host::call(const Call& call, CallReply* reply) {
     reply->set_state_change(CallReply::UNCHANGED);
     if (heap_exhausted_) {
       reply->set_status(CallReply::RESOURCE_EXHAUSTED);
-      reply->set_error_message("the call exceeded the heap limit of " +
-                               std::to_string(limits_.heap_limit_bytes >> 20) + " MiB");
+      reply->set_error_message("the call exceeded the heap limit of " + std::to_string(limits_.heap_limit_bytes >> 20) +
+                               " MiB");
     } else {
       reply->set_status(CallReply::TIMEOUT);
       reply->set_error_message("the call exceeded its time limit of " + std::to_string(timeout_ms) + " ms");

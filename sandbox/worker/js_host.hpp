@@ -5,8 +5,8 @@
 #include <v8.h>
 
 #include <cstdint>
-#include <list>
 #include <functional>
+#include <list>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -39,7 +39,9 @@ class js_host {
   void call(const Call& call, CallReply* reply);
 
   // `hook` runs on another thread when a call has run `after_ms`.
-  void on_slow_call(uint32_t after_ms, std::function<void()> hook) { watchdog_.on_slow_call(after_ms, std::move(hook)); }
+  void on_slow_call(uint32_t after_ms, std::function<void()> hook) {
+    watchdog_.on_slow_call(after_ms, std::move(hook));
+  }
 
   // Used by the console.* callback.
   void append_log(std::string line);

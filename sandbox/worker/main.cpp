@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "check.hpp"
-#include "js_host.hpp"
 #include "frame_buffer.hpp"
+#include "js_host.hpp"
 #include "worker.pb.h"
 
 namespace fw = flowstate::worker;
@@ -79,8 +79,7 @@ class connection {
 
   void flush_if_stale() {
     std::lock_guard lock(mutex_);
-    if (out_.size() > 4 && std::chrono::steady_clock::now() - oldest_ > std::chrono::microseconds(200))
-      flush_locked();
+    if (out_.size() > 4 && std::chrono::steady_clock::now() - oldest_ > std::chrono::microseconds(200)) flush_locked();
   }
 
   void flush() {
@@ -95,7 +94,7 @@ class connection {
     std::lock_guard lock(mutex_);
     if (out_.size() <= 4) oldest_ = std::chrono::steady_clock::now();
     out_.push_back(static_cast<char>((field << 3) | 2));
-    for (size_t v = size; ; v >>= 7) {
+    for (size_t v = size;; v >>= 7) {
       if (v < 0x80) {
         out_.push_back(static_cast<char>(v));
         break;
@@ -117,7 +116,7 @@ class connection {
 
   int fd_;
   frame_buffer in_;
-  std::mutex mutex_;  // out_ is also flushed from the watchdog's thread
+  std::mutex mutex_;                        // out_ is also flushed from the watchdog's thread
   std::string out_ = std::string(4, '\0');  // a frame: length placeholder, then entries
   std::chrono::steady_clock::time_point oldest_;
 };
@@ -165,11 +164,16 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (check) check_files.push_back(arg);
-    else if (arg == "--check") check = true;
-    else if (arg == "--fd") fd = std::atoi(value());
-    else if (arg == "--timeout-ms") limits.default_timeout_ms = static_cast<uint32_t>(std::atoi(value()));
-    else if (arg == "--heap-mb") limits.heap_limit_bytes = size_t(std::atoi(value())) << 20;
+    if (check)
+      check_files.push_back(arg);
+    else if (arg == "--check")
+      check = true;
+    else if (arg == "--fd")
+      fd = std::atoi(value());
+    else if (arg == "--timeout-ms")
+      limits.default_timeout_ms = static_cast<uint32_t>(std::atoi(value()));
+    else if (arg == "--heap-mb")
+      limits.heap_limit_bytes = size_t(std::atoi(value())) << 20;
     else {
       usage();
       return 2;

@@ -25,9 +25,12 @@ std::string to_utf8(v8::Isolate* isolate, v8::Local<v8::Value> value) {
 void append_key(std::string& path, const std::string& key) {
   path += '/';
   for (char c : key) {
-    if (c == '~') path += "~0";
-    else if (c == '/') path += "~1";
-    else path += c;
+    if (c == '~')
+      path += "~0";
+    else if (c == '/')
+      path += "~1";
+    else
+      path += c;
   }
 }
 
@@ -58,8 +61,10 @@ class json_checker {
   bool fail(std::string what) {
     std::string path;
     for (auto& s : path_) {
-      if (s.key.IsEmpty()) path += "/" + std::to_string(s.index);
-      else append_key(path, to_utf8(isolate_, s.key));
+      if (s.key.IsEmpty())
+        path += "/" + std::to_string(s.index);
+      else
+        append_key(path, to_utf8(isolate_, s.key));
     }
     problem_ = std::move(what) + " at " + (path.empty() ? std::string("the top level") : path);
     return false;
@@ -86,16 +91,14 @@ class json_checker {
     if (value->IsArrayBuffer() || value->IsArrayBufferView() || value->IsSharedArrayBuffer())
       return fail("binary data (" + describe_type(value) + ")");
     if (value->IsRegExp()) return fail("a RegExp");
-    if (value->IsNumberObject() || value->IsStringObject() || value->IsBooleanObject())
-      return true;
+    if (value->IsNumberObject() || value->IsStringObject() || value->IsBooleanObject()) return true;
     if (depth >= max_depth) return fail("nesting deeper than " + std::to_string(max_depth));
 
     auto object = value.As<v8::Object>();
     for (auto& ancestor : ancestors_)
       if (ancestor == object) return fail("a cycle");
     ancestors_.push_back(object);
-    bool ok = value->IsArray() ? walk_array(object.As<v8::Array>(), depth)
-                               : walk_object(object, depth);
+    bool ok = value->IsArray() ? walk_array(object.As<v8::Array>(), depth) : walk_object(object, depth);
     ancestors_.pop_back();
     return ok;
   }
@@ -150,8 +153,7 @@ void exception(CallReply* reply, std::string message) {
 }
 
 // Appends the JSON text of an already checked value.
-bool stringify(v8::Isolate* isolate, v8::Local<v8::Context> context, v8::Local<v8::Value> value,
-               std::string* out) {
+bool stringify(v8::Isolate* isolate, v8::Local<v8::Context> context, v8::Local<v8::Value> value, std::string* out) {
   v8::Local<v8::String> text;
   if (!v8::JSON::Stringify(context, value).ToLocal(&text)) return false;
   *out = to_utf8(isolate, text);
@@ -224,8 +226,8 @@ void read_return_value(v8::Isolate* isolate, v8::Local<v8::Context> context, con
       state = value;
       has_state = true;
     } else {
-      return exception(reply, std::string(expected_shape) + ", got an object with the key \"" +
-                                  to_utf8(isolate, key) + "\"");
+      return exception(reply,
+                       std::string(expected_shape) + ", got an object with the key \"" + to_utf8(isolate, key) + "\"");
     }
   }
   if (has_output && has_outputs)
@@ -243,14 +245,12 @@ void read_return_value(v8::Isolate* isolate, v8::Local<v8::Context> context, con
     if (!stringify(isolate, context, output, reply->add_outputs())) return;
   }
   if (has_outputs) {
-    if (!outputs->IsArray())
-      return exception(reply, "\"outputs\" must be an array, got " + describe_type(outputs));
+    if (!outputs->IsArray()) return exception(reply, "\"outputs\" must be an array, got " + describe_type(outputs));
     auto array = outputs.As<v8::Array>();
     for (uint32_t i = 0; i < array->Length(); ++i) {
       v8::Local<v8::Value> element;
       if (!array->Get(context, i).ToLocal(&element)) return;
-      if (element->IsUndefined())
-        return exception(reply, "outputs[" + std::to_string(i) + "] is undefined");
+      if (element->IsUndefined()) return exception(reply, "outputs[" + std::to_string(i) + "] is undefined");
       if (std::string problem = checker.check(element); !problem.empty())
         return exception(reply, "outputs[" + std::to_string(i) + "] contains " + problem);
       if (!stringify(isolate, context, element, reply->add_outputs())) return;

@@ -62,9 +62,9 @@ struct reader {
     if (is_number(v)) {
       double d = as_double(v);
       if (d >= 0 && std::floor(d) == d) {
-        out = v.type() == element_type::DOUBLE ? static_cast<uint64_t>(d)
+        out = v.type() == element_type::DOUBLE   ? static_cast<uint64_t>(d)
               : v.type() == element_type::UINT64 ? v.get_uint64().value_unsafe()
-                                                  : static_cast<uint64_t>(v.get_int64().value_unsafe());
+                                                 : static_cast<uint64_t>(v.get_int64().value_unsafe());
         return true;
       }
     }
@@ -150,7 +150,8 @@ void compiler::build_keywords(node& n, const location& loc, const element& e, co
     std::string_view without, fragment;
     split_fragment(absolute, without, fragment);
     bool dynamic = !fragment.empty() && fragment[0] != '/' && dynamic_anchors_.count(absolute) > 0;
-    middle.push_back(std::make_unique<dynamic_ref_kw>(compile_at(target_loc, target, info), std::string(fragment), dynamic));
+    middle.push_back(
+        std::make_unique<dynamic_ref_kw>(compile_at(target_loc, target, info), std::string(fragment), dynamic));
   }
 
   if (dl.validation) {
@@ -161,7 +162,10 @@ void compiler::build_keywords(node& n, const location& loc, const element& e, co
         std::string_view name;
         uint8_t bit = 0;
         if (t.get_string().get(name) == simdjson::SUCCESS) bit = type_bit_of(name);
-        if (!bit) return refuse(rd.where("type"), "expected a type name (null, boolean, object, array, number, string, integer), got " + json_text(t));
+        if (!bit)
+          return refuse(
+              rd.where("type"),
+              "expected a type name (null, boolean, object, array, number, string, integer), got " + json_text(t));
         mask |= bit;
         if (bit == t_number) mask |= t_integer;
         names += (names.empty() ? "\"" : ", \"") + std::string(name) + "\"";
@@ -177,7 +181,8 @@ void compiler::build_keywords(node& n, const location& loc, const element& e, co
     }
     if (get("const", v)) middle.push_back(std::make_unique<const_kw>(v));
     if (get("enum", v)) {
-      if (v.type() != element_type::ARRAY) return (void)refuse(rd.where("enum"), "expected an array, got " + json_text(v));
+      if (v.type() != element_type::ARRAY)
+        return (void)refuse(rd.where("enum"), "expected an array, got " + json_text(v));
       std::vector<element> values;
       for (auto item : array_of(v)) values.push_back(item);
       middle.push_back(std::make_unique<enum_kw>(std::move(values)));
@@ -188,9 +193,9 @@ void compiler::build_keywords(node& n, const location& loc, const element& e, co
       lk kind;
     };
     std::vector<number_limit_kw::limit> limits;
-    for (auto def : {limit_def{"minimum", lk::minimum}, limit_def{"maximum", lk::maximum},
-                     limit_def{"exclusiveMinimum", lk::exclusive_minimum},
-                     limit_def{"exclusiveMaximum", lk::exclusive_maximum}}) {
+    for (auto def :
+         {limit_def{"minimum", lk::minimum}, limit_def{"maximum", lk::maximum},
+          limit_def{"exclusiveMinimum", lk::exclusive_minimum}, limit_def{"exclusiveMaximum", lk::exclusive_maximum}}) {
       number limit;
       if (!get(def.name, v)) continue;
       if (!rd.number_value(def.name, v, limit)) return;
@@ -200,7 +205,8 @@ void compiler::build_keywords(node& n, const location& loc, const element& e, co
     if (get("multipleOf", v)) {
       number divisor;
       if (!rd.number_value("multipleOf", v, divisor)) return;
-      if (divisor.d <= 0) return (void)refuse(rd.where("multipleOf"), "expected a number greater than 0, got " + json_text(v));
+      if (divisor.d <= 0)
+        return (void)refuse(rd.where("multipleOf"), "expected a number greater than 0, got " + json_text(v));
       middle.push_back(std::make_unique<multiple_of_kw>(divisor));
     }
     using cw = count_kw::what;
@@ -209,10 +215,10 @@ void compiler::build_keywords(node& n, const location& loc, const element& e, co
       cw what;
       bool is_min;
     };
-    for (auto def : {count_def{"minLength", cw::string_length, true}, count_def{"maxLength", cw::string_length, false},
-                     count_def{"minItems", cw::items, true}, count_def{"maxItems", cw::items, false},
-                     count_def{"minProperties", cw::properties, true},
-                     count_def{"maxProperties", cw::properties, false}}) {
+    for (auto def :
+         {count_def{"minLength", cw::string_length, true}, count_def{"maxLength", cw::string_length, false},
+          count_def{"minItems", cw::items, true}, count_def{"maxItems", cw::items, false},
+          count_def{"minProperties", cw::properties, true}, count_def{"maxProperties", cw::properties, false}}) {
       uint64_t limit;
       if (!get(def.name, v)) continue;
       if (!rd.count_value(def.name, v, limit)) return;
@@ -264,9 +270,12 @@ void compiler::build_keywords(node& n, const location& loc, const element& e, co
       std::vector<child> children;
       if (!schema_array(kw, v, children)) return;
       std::string_view k = kw;
-      if (k == "allOf") middle.push_back(std::make_unique<all_of_kw>(std::move(children)));
-      else if (k == "anyOf") middle.push_back(std::make_unique<any_of_kw>(std::move(children)));
-      else middle.push_back(std::make_unique<one_of_kw>(std::move(children)));
+      if (k == "allOf")
+        middle.push_back(std::make_unique<all_of_kw>(std::move(children)));
+      else if (k == "anyOf")
+        middle.push_back(std::make_unique<any_of_kw>(std::move(children)));
+      else
+        middle.push_back(std::make_unique<one_of_kw>(std::move(children)));
     }
     if (get("not", v)) {
       if (!schema_value("not", v)) return;
@@ -318,14 +327,16 @@ void compiler::build_keywords(node& n, const location& loc, const element& e, co
       additional = sub("additionalProperties", v);
     }
     if (!props.empty() || !patterns.empty() || additional)
-      middle.push_back(std::make_unique<object_properties_kw>(std::move(props), std::move(patterns), std::move(additional)));
+      middle.push_back(
+          std::make_unique<object_properties_kw>(std::move(props), std::move(patterns), std::move(additional)));
     if (get("propertyNames", v)) {
       if (!schema_value("propertyNames", v)) return;
       middle.push_back(std::make_unique<property_names_kw>(sub("propertyNames", v).schema));
     }
     const char* dep_kw = draft7 ? "dependencies" : "dependentSchemas";
     if (get(dep_kw, v)) {
-      if (v.type() != element_type::OBJECT) return (void)refuse(rd.where(dep_kw), "expected an object, got " + json_text(v));
+      if (v.type() != element_type::OBJECT)
+        return (void)refuse(rd.where(dep_kw), "expected an object, got " + json_text(v));
       std::vector<dependent_schemas_kw::entry> schemas;
       std::vector<dependent_required_kw::entry> required;
       for (auto member : object_of(v)) {

@@ -72,8 +72,8 @@ class compiler {
   std::unordered_map<std::string, location> anchors_;    // "uri#name" -> subschema
   std::unordered_set<std::string> dynamic_anchors_;      // "uri#name" of $dynamicAnchor
   std::unordered_map<std::string, std::vector<std::pair<std::string, location>>> dynamic_by_resource_;
-  std::unordered_map<std::string, scan_info> infos_;      // location key -> info
-  std::unordered_map<std::string, node*> nodes_;          // location key -> node
+  std::unordered_map<std::string, scan_info> infos_;  // location key -> info
+  std::unordered_map<std::string, node*> nodes_;      // location key -> node
   std::unordered_map<std::string, resource*> resource_objects_;
   std::unordered_set<std::string> dialects_in_progress_;
   compile_error error_;

@@ -9,15 +9,13 @@ using simdjson::dom::element_type;
 namespace {
 
 constexpr std::string_view single_schema_keywords[] = {
-    "additionalProperties", "propertyNames", "contains", "not", "if", "then", "else", "items",
-    "additionalItems", "unevaluatedItems", "unevaluatedProperties"};
-constexpr std::string_view schema_map_keywords[] = {"properties", "patternProperties", "$defs", "definitions",
-                                                    "dependentSchemas", "dependencies"};
+    "additionalProperties", "propertyNames",        "contains", "not", "if", "then", "else", "items", "additionalItems",
+    "unevaluatedItems",     "unevaluatedProperties"};
+constexpr std::string_view schema_map_keywords[] = {"properties",  "patternProperties", "$defs",
+                                                    "definitions", "dependentSchemas",  "dependencies"};
 constexpr std::string_view schema_array_keywords[] = {"allOf", "anyOf", "oneOf", "prefixItems", "items"};
 
-bool is_schema_value(const element& e) {
-  return e.type() == element_type::OBJECT || e.type() == element_type::BOOL;
-}
+bool is_schema_value(const element& e) { return e.type() == element_type::OBJECT || e.type() == element_type::BOOL; }
 
 std::string strip_empty_fragment(std::string uri) {
   if (!uri.empty() && uri.back() == '#') uri.pop_back();
@@ -76,8 +74,8 @@ std::optional<size_t> compiler::add_document(std::string_view text, const std::s
   auto err = parser->parse(text.data(), text.size()).get(root);
   size_t index = docs_.size();
   if (err != simdjson::SUCCESS) {
-    refuse(location{}, (uri.empty() ? std::string("schema") : uri) + " is not valid JSON: " +
-                           simdjson::error_message(err));
+    refuse(location{},
+           (uri.empty() ? std::string("schema") : uri) + " is not valid JSON: " + simdjson::error_message(err));
     return std::nullopt;
   }
   out_.documents.push_back(std::move(parser));
@@ -200,10 +198,14 @@ bool compiler::dialect_for(std::string_view schema_uri_text, dialect& out, const
         if (entry.value.get_bool().get(required) != simdjson::SUCCESS) required = false;
         const std::string_view prefix = "https://json-schema.org/draft/2020-12/vocab/";
         std::string_view name = vocab.substr(0, prefix.size()) == prefix ? vocab.substr(prefix.size()) : "";
-        if (name == "applicator") result.applicator = true;
-        else if (name == "unevaluated") result.unevaluated = true;
-        else if (name == "validation") result.validation = true;
-        else if (name == "format-assertion") result.format_assertion = true;
+        if (name == "applicator")
+          result.applicator = true;
+        else if (name == "unevaluated")
+          result.unevaluated = true;
+        else if (name == "validation")
+          result.validation = true;
+        else if (name == "format-assertion")
+          result.format_assertion = true;
         else if (name == "core" || name == "meta-data" || name == "format-annotation" || name == "content") {
         } else if (required) {
           return refuse(where, "metaschema " + uri + " requires the unknown vocabulary " + std::string(vocab));
@@ -225,8 +227,10 @@ bool compiler::resolve(const std::string& absolute, const dialect& referrer, loc
   auto it = resources_.find(uri);
   if (it == resources_.end()) {
     std::optional<std::string> text;
-    if (auto embedded = embedded_metaschema(uri)) text = std::string(*embedded);
-    else if (options_.resolve) text = options_.resolve(uri);
+    if (auto embedded = embedded_metaschema(uri))
+      text = std::string(*embedded);
+    else if (options_.resolve)
+      text = options_.resolve(uri);
     if (!text) return refuse(where, "cannot resolve " + absolute + ": no document at " + uri);
     if (!add_document(*text, uri, referrer)) return false;
     it = resources_.find(uri);
@@ -237,7 +241,8 @@ bool compiler::resolve(const std::string& absolute, const dialect& referrer, loc
     loc = location{it->second.doc, it->second.pointer + fragment};
   } else {
     auto anchor = anchors_.find(uri + "#" + fragment);
-    if (anchor == anchors_.end()) return refuse(where, "cannot resolve " + absolute + ": no anchor \"" + fragment + "\"");
+    if (anchor == anchors_.end())
+      return refuse(where, "cannot resolve " + absolute + ": no anchor \"" + fragment + "\"");
     loc = anchor->second;
   }
   if (!navigate(docs_[loc.doc].root, loc.pointer, target))

@@ -195,7 +195,8 @@ bool check_email_with(std::string_view s, bool (*host)(std::string_view)) {
   } else {
     if (local.front() == '.' || local.back() == '.' || local.find("..") != std::string_view::npos) return false;
     for (unsigned char c : local)
-      if (c < 0x80 && !is_alpha(c) && !is_digit(c) && std::string_view("!#$%&'*+-/=?^_`{|}~.").find(c) == std::string_view::npos)
+      if (c < 0x80 && !is_alpha(c) && !is_digit(c) &&
+          std::string_view("!#$%&'*+-/=?^_`{|}~.").find(c) == std::string_view::npos)
         return false;
   }
   if (domain.front() == '[') {
@@ -320,7 +321,8 @@ bool check_uri_template(std::string_view s) {
   while (i < s.size()) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c != '{') {
-      if (c <= 0x20 || c == 0x7f || std::string_view("\"'<>\\^`|}").find(static_cast<char>(c)) != std::string_view::npos)
+      if (c <= 0x20 || c == 0x7f ||
+          std::string_view("\"'<>\\^`|}").find(static_cast<char>(c)) != std::string_view::npos)
         return false;
       if (c == '%' && !(i + 2 < s.size() && is_hex(s[i + 1]) && is_hex(s[i + 2]))) return false;
       ++i;

@@ -98,8 +98,8 @@ struct node {
 };
 
 // Applies a node to an instance (the one entry point for subschemas).
-bool apply_node(const node& n, const element& instance, context& ctx, const instance_path& ip,
-                const keyword_path& kp, annotations* ann);
+bool apply_node(const node& n, const element& instance, context& ctx, const instance_path& ip, const keyword_path& kp,
+                annotations* ann);
 
 // Number of properties or items of an object/array instance (0 otherwise).
 size_t container_size(const element& e);

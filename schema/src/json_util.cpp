@@ -15,10 +15,14 @@ bool is_number(const element& e) {
 
 double as_double(const element& e) {
   switch (e.type()) {
-    case element_type::INT64: return static_cast<double>(int64_t(e.get_int64().value_unsafe()));
-    case element_type::UINT64: return static_cast<double>(uint64_t(e.get_uint64().value_unsafe()));
-    case element_type::DOUBLE: return e.get_double().value_unsafe();
-    default: return 0;
+    case element_type::INT64:
+      return static_cast<double>(int64_t(e.get_int64().value_unsafe()));
+    case element_type::UINT64:
+      return static_cast<double>(uint64_t(e.get_uint64().value_unsafe()));
+    case element_type::DOUBLE:
+      return e.get_double().value_unsafe();
+    default:
+      return 0;
   }
 }
 
@@ -36,9 +40,12 @@ bool json_equal(const element& a, const element& b) {
   auto t = a.type();
   if (t != b.type()) return false;
   switch (t) {
-    case element_type::NULL_VALUE: return true;
-    case element_type::BOOL: return a.get_bool().value_unsafe() == b.get_bool().value_unsafe();
-    case element_type::STRING: return a.get_string().value_unsafe() == b.get_string().value_unsafe();
+    case element_type::NULL_VALUE:
+      return true;
+    case element_type::BOOL:
+      return a.get_bool().value_unsafe() == b.get_bool().value_unsafe();
+    case element_type::STRING:
+      return a.get_string().value_unsafe() == b.get_string().value_unsafe();
     case element_type::ARRAY: {
       auto x = array_of(a), y = array_of(b);
       if (x.size() != y.size()) return false;
@@ -57,7 +64,8 @@ bool json_equal(const element& a, const element& b) {
       }
       return true;
     }
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -65,11 +73,21 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -92,9 +110,15 @@ std::string format_double(double d) {
 std::string json_text(const element& e, size_t max_chars) {
   std::string s;
   switch (e.type()) {
-    case element_type::DOUBLE: s = format_double(e.get_double().value_unsafe()); break;
-    case element_type::STRING: append_json_string(s, e.get_string().value_unsafe()); break;
-    default: s = simdjson::minify(e); break;
+    case element_type::DOUBLE:
+      s = format_double(e.get_double().value_unsafe());
+      break;
+    case element_type::STRING:
+      append_json_string(s, e.get_string().value_unsafe());
+      break;
+    default:
+      s = simdjson::minify(e);
+      break;
   }
   if (s.size() > max_chars) {
     s.resize(max_chars);
@@ -107,9 +131,12 @@ std::string pointer_escape(std::string_view token) {
   std::string out;
   out.reserve(token.size());
   for (char c : token) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out.push_back(c);
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out.push_back(c);
   }
   return out;
 }
@@ -122,17 +149,23 @@ size_t utf8_length(std::string_view s) {
 
 std::string_view type_name(const element& e) {
   switch (e.type()) {
-    case element_type::ARRAY: return "array";
-    case element_type::OBJECT: return "object";
+    case element_type::ARRAY:
+      return "array";
+    case element_type::OBJECT:
+      return "object";
     case element_type::INT64:
-    case element_type::UINT64: return "integer";
+    case element_type::UINT64:
+      return "integer";
     case element_type::DOUBLE: {
       double d = e.get_double().value_unsafe();
       return std::floor(d) == d && std::isfinite(d) ? "integer" : "number";
     }
-    case element_type::STRING: return "string";
-    case element_type::BOOL: return "boolean";
-    case element_type::NULL_VALUE: return "null";
+    case element_type::STRING:
+      return "string";
+    case element_type::BOOL:
+      return "boolean";
+    case element_type::NULL_VALUE:
+      return "null";
   }
   return "unknown";
 }

@@ -89,8 +89,9 @@ class name_index {
  private:
   size_t bucket(std::string_view s) const {
     size_t h = s.size() * 0x9E3779B1u;
-    if (!s.empty()) h ^= static_cast<unsigned char>(s[0]) * 31u + static_cast<unsigned char>(s.back()) * 131u +
-                         static_cast<unsigned char>(s[s.size() / 2]) * 7u;
+    if (!s.empty())
+      h ^= static_cast<unsigned char>(s[0]) * 31u + static_cast<unsigned char>(s.back()) * 131u +
+           static_cast<unsigned char>(s[s.size() / 2]) * 7u;
     return (h ^ (h >> 7)) & mask_;
   }
   size_t mask_ = 0;

@@ -20,7 +20,15 @@ struct child {
 
 // ---- assertions (keywords_assertions.cpp) ----
 
-enum type_bit : uint8_t { t_null = 1, t_boolean = 2, t_object = 4, t_array = 8, t_number = 16, t_string = 32, t_integer = 64 };
+enum type_bit : uint8_t {
+  t_null = 1,
+  t_boolean = 2,
+  t_object = 4,
+  t_array = 8,
+  t_number = 16,
+  t_string = 32,
+  t_integer = 64
+};
 
 class type_kw final : public keyword {
  public:

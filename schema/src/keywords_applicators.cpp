@@ -39,8 +39,8 @@ annotations fresh_like(const annotations* ann) {
 
 }  // namespace
 
-bool apply_node(const node& n, const element& instance, context& ctx, const instance_path& ip,
-                const keyword_path& kp, annotations* ann) {
+bool apply_node(const node& n, const element& instance, context& ctx, const instance_path& ip, const keyword_path& kp,
+                annotations* ann) {
   if (n.k == node::kind::always_true) return true;
   if (n.k == node::kind::always_false) {
     if (ctx.collecting()) {
@@ -119,7 +119,8 @@ bool any_of_kw::apply(const element& e, context& ctx, const instance_path& ip, c
   bool any = false;
   for (const auto& c : children_) {
     annotations local = fresh_like(ann);
-    bool ok = with_private_errors(ctx, branch_errors, [&] { return apply_child(c, e, ctx, ip, kp, ann ? &local : nullptr); });
+    bool ok =
+        with_private_errors(ctx, branch_errors, [&] { return apply_child(c, e, ctx, ip, kp, ann ? &local : nullptr); });
     if (ok) {
       any = true;
       if (!ann) break;
@@ -191,7 +192,7 @@ bool if_kw::apply(const element& e, context& ctx, const instance_path& ip, const
 }
 
 bool object_properties_kw::apply(const element& e, context& ctx, const instance_path& ip, const keyword_path& kp,
-                                  annotations* ann) const {
+                                 annotations* ann) const {
   if (e.type() != element_type::OBJECT) return true;
   bool ok = true;
   size_t index = 0;

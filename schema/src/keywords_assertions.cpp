@@ -15,8 +15,10 @@ std::string instance_pointer(const instance_path& ip) {
   // The last element is the root frame, which has no token.
   for (size_t k = chain.size() - 1; k-- > 0;) {
     out.push_back('/');
-    if (chain[k]->is_index) out += std::to_string(chain[k]->index);
-    else out += pointer_escape(chain[k]->key);
+    if (chain[k]->is_index)
+      out += std::to_string(chain[k]->index);
+    else
+      out += pointer_escape(chain[k]->key);
   }
   return out;
 }
@@ -35,13 +37,19 @@ std::string keyword_pointer(const keyword_path& kp) {
 
 uint8_t instance_type_bits(const element& e) {
   switch (e.type()) {
-    case element_type::NULL_VALUE: return t_null;
-    case element_type::BOOL: return t_boolean;
-    case element_type::OBJECT: return t_object;
-    case element_type::ARRAY: return t_array;
-    case element_type::STRING: return t_string;
+    case element_type::NULL_VALUE:
+      return t_null;
+    case element_type::BOOL:
+      return t_boolean;
+    case element_type::OBJECT:
+      return t_object;
+    case element_type::ARRAY:
+      return t_array;
+    case element_type::STRING:
+      return t_string;
     case element_type::INT64:
-    case element_type::UINT64: return t_number | t_integer;
+    case element_type::UINT64:
+      return t_number | t_integer;
     case element_type::DOUBLE: {
       double d = e.get_double().value_unsafe();
       return std::isfinite(d) && std::floor(d) == d ? t_number | t_integer : t_number;
@@ -54,8 +62,8 @@ uint8_t instance_type_bits(const element& e) {
 
 void context::report(const instance_path& ip, const keyword_path& kp, std::string_view keyword,
                      std::string message) const {
-  errors->push_back(validation_error{instance_pointer(ip), keyword_pointer(kp), std::string(keyword),
-                                     std::move(message)});
+  errors->push_back(
+      validation_error{instance_pointer(ip), keyword_pointer(kp), std::string(keyword), std::move(message)});
 }
 
 bool keyword::fail(context& ctx, const instance_path& ip, const keyword_path& kp, std::string message) const {
@@ -108,10 +116,22 @@ bool number_limit_kw::apply(const element& e, context& ctx, const instance_path&
     bool pass = false;
     const char* what = "";
     switch (l.k) {
-      case kind::minimum: pass = c >= 0; what = " is less than the minimum of "; break;
-      case kind::maximum: pass = c <= 0; what = " is greater than the maximum of "; break;
-      case kind::exclusive_minimum: pass = c > 0; what = " is less than or equal to the exclusive minimum of "; break;
-      case kind::exclusive_maximum: pass = c < 0; what = " is greater than or equal to the exclusive maximum of "; break;
+      case kind::minimum:
+        pass = c >= 0;
+        what = " is less than the minimum of ";
+        break;
+      case kind::maximum:
+        pass = c <= 0;
+        what = " is greater than the maximum of ";
+        break;
+      case kind::exclusive_minimum:
+        pass = c > 0;
+        what = " is less than or equal to the exclusive minimum of ";
+        break;
+      case kind::exclusive_maximum:
+        pass = c < 0;
+        what = " is greater than or equal to the exclusive maximum of ";
+        break;
     }
     if (pass) continue;
     ok = false;
@@ -130,8 +150,10 @@ bool multiple_of_kw::apply(const element& e, context& ctx, const instance_path& 
     ok = e.get_int64().value_unsafe() % divisor_.i == 0;
   } else {
     double q = as_double(e) / divisor_.d;
-    if (!std::isfinite(q)) ok = false;
-    else ok = std::fabs(q - std::round(q)) <= 1e-9 * std::max(1.0, std::fabs(q)) && std::fabs(q - std::round(q)) < 1e-6;
+    if (!std::isfinite(q))
+      ok = false;
+    else
+      ok = std::fabs(q - std::round(q)) <= 1e-9 * std::max(1.0, std::fabs(q)) && std::fabs(q - std::round(q)) < 1e-6;
   }
   if (ok) return true;
   if (!ctx.collecting()) return false;
@@ -161,7 +183,8 @@ bool count_kw::apply(const element& e, context& ctx, const instance_path& ip, co
   }
   if (is_min_ ? n >= limit_ : n <= limit_) return true;
   if (!ctx.collecting()) return false;
-  std::string subject = what_ == what::string_length ? json_text(e) : std::string(type_name(e) == "array" ? "the array" : "the object");
+  std::string subject =
+      what_ == what::string_length ? json_text(e) : std::string(type_name(e) == "array" ? "the array" : "the object");
   return fail(ctx, ip, kp,
               subject + (is_min_ ? " has fewer than " : " has more than ") + std::to_string(limit_) + unit + " (" +
                   std::to_string(n) + ")");

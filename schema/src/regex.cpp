@@ -42,18 +42,48 @@ void append_code_point(std::string& out, unsigned cp) {
 std::string pcre_property_name(std::string_view name) {
   for (std::string_view prefix : {"General_Category=", "gc=", "Script_Extensions=", "scx=", "Script=", "sc="})
     if (name.substr(0, prefix.size()) == prefix) return std::string(name.substr(prefix.size()));
-  static const std::pair<std::string_view, std::string_view> long_names[] = {
-      {"Letter", "L"}, {"Cased_Letter", "L&"}, {"Uppercase_Letter", "Lu"}, {"Lowercase_Letter", "Ll"},
-      {"Titlecase_Letter", "Lt"}, {"Modifier_Letter", "Lm"}, {"Other_Letter", "Lo"}, {"Mark", "M"},
-      {"Combining_Mark", "M"}, {"Nonspacing_Mark", "Mn"}, {"Spacing_Mark", "Mc"}, {"Enclosing_Mark", "Me"},
-      {"Number", "N"}, {"Decimal_Number", "Nd"}, {"digit", "Nd"}, {"Letter_Number", "Nl"}, {"Other_Number", "No"},
-      {"Punctuation", "P"}, {"punct", "P"}, {"Connector_Punctuation", "Pc"}, {"Dash_Punctuation", "Pd"},
-      {"Open_Punctuation", "Ps"}, {"Close_Punctuation", "Pe"}, {"Initial_Punctuation", "Pi"},
-      {"Final_Punctuation", "Pf"}, {"Other_Punctuation", "Po"}, {"Symbol", "S"}, {"Math_Symbol", "Sm"},
-      {"Currency_Symbol", "Sc"}, {"Modifier_Symbol", "Sk"}, {"Other_Symbol", "So"}, {"Separator", "Z"},
-      {"Space_Separator", "Zs"}, {"Line_Separator", "Zl"}, {"Paragraph_Separator", "Zp"}, {"Other", "C"},
-      {"Control", "Cc"}, {"cntrl", "Cc"}, {"Format", "Cf"}, {"Surrogate", "Cs"}, {"Private_Use", "Co"},
-      {"Unassigned", "Cn"}};
+  static const std::pair<std::string_view, std::string_view> long_names[] = {{"Letter", "L"},
+                                                                             {"Cased_Letter", "L&"},
+                                                                             {"Uppercase_Letter", "Lu"},
+                                                                             {"Lowercase_Letter", "Ll"},
+                                                                             {"Titlecase_Letter", "Lt"},
+                                                                             {"Modifier_Letter", "Lm"},
+                                                                             {"Other_Letter", "Lo"},
+                                                                             {"Mark", "M"},
+                                                                             {"Combining_Mark", "M"},
+                                                                             {"Nonspacing_Mark", "Mn"},
+                                                                             {"Spacing_Mark", "Mc"},
+                                                                             {"Enclosing_Mark", "Me"},
+                                                                             {"Number", "N"},
+                                                                             {"Decimal_Number", "Nd"},
+                                                                             {"digit", "Nd"},
+                                                                             {"Letter_Number", "Nl"},
+                                                                             {"Other_Number", "No"},
+                                                                             {"Punctuation", "P"},
+                                                                             {"punct", "P"},
+                                                                             {"Connector_Punctuation", "Pc"},
+                                                                             {"Dash_Punctuation", "Pd"},
+                                                                             {"Open_Punctuation", "Ps"},
+                                                                             {"Close_Punctuation", "Pe"},
+                                                                             {"Initial_Punctuation", "Pi"},
+                                                                             {"Final_Punctuation", "Pf"},
+                                                                             {"Other_Punctuation", "Po"},
+                                                                             {"Symbol", "S"},
+                                                                             {"Math_Symbol", "Sm"},
+                                                                             {"Currency_Symbol", "Sc"},
+                                                                             {"Modifier_Symbol", "Sk"},
+                                                                             {"Other_Symbol", "So"},
+                                                                             {"Separator", "Z"},
+                                                                             {"Space_Separator", "Zs"},
+                                                                             {"Line_Separator", "Zl"},
+                                                                             {"Paragraph_Separator", "Zp"},
+                                                                             {"Other", "C"},
+                                                                             {"Control", "Cc"},
+                                                                             {"cntrl", "Cc"},
+                                                                             {"Format", "Cf"},
+                                                                             {"Surrogate", "Cs"},
+                                                                             {"Private_Use", "Co"},
+                                                                             {"Unassigned", "Cn"}};
   for (const auto& [long_name, short_name] : long_names)
     if (name == long_name) return std::string(short_name);
   return std::string(name);
@@ -113,12 +143,16 @@ bool translate_ecma_regex(std::string_view in, std::string& out, std::string& er
     char e = in[++i];
     switch (e) {
       case 's':
-        if (in_class) out += ecma_space;
-        else out += "[" + std::string(ecma_space) + "]";
+        if (in_class)
+          out += ecma_space;
+        else
+          out += "[" + std::string(ecma_space) + "]";
         break;
       case 'S':
-        if (in_class) out += "\\S";  // approximation inside a class
-        else out += "[^" + std::string(ecma_space) + "]";
+        if (in_class)
+          out += "\\S";  // approximation inside a class
+        else
+          out += "[^" + std::string(ecma_space) + "]";
         break;
       case 'u': {
         unsigned cp = 0;
@@ -165,8 +199,19 @@ bool translate_ecma_regex(std::string_view in, std::string& out, std::string& er
         i = close;
         break;
       }
-      case 'd': case 'D': case 'w': case 'W': case 'b': case 'B': case 't': case 'n': case 'v': case 'f':
-      case 'r': case 'k': case '0':
+      case 'd':
+      case 'D':
+      case 'w':
+      case 'W':
+      case 'b':
+      case 'B':
+      case 't':
+      case 'n':
+      case 'v':
+      case 'f':
+      case 'r':
+      case 'k':
+      case '0':
         out.push_back('\\');
         out.push_back(e);
         break;

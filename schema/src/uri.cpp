@@ -45,15 +45,20 @@ std::string remove_dot_segments(std::string_view in) {
   std::string out;
   std::string input(in);
   while (!input.empty()) {
-    if (input.rfind("../", 0) == 0) input.erase(0, 3);
-    else if (input.rfind("./", 0) == 0) input.erase(0, 2);
-    else if (input.rfind("/./", 0) == 0) input.replace(0, 3, "/");
-    else if (input == "/.") input = "/";
+    if (input.rfind("../", 0) == 0)
+      input.erase(0, 3);
+    else if (input.rfind("./", 0) == 0)
+      input.erase(0, 2);
+    else if (input.rfind("/./", 0) == 0)
+      input.replace(0, 3, "/");
+    else if (input == "/.")
+      input = "/";
     else if (input.rfind("/../", 0) == 0 || input == "/..") {
       input = input == "/.." ? "/" : input.substr(3);
       auto last = out.rfind('/');
       out.erase(last == std::string::npos ? 0 : last);
-    } else if (input == "." || input == "..") input.clear();
+    } else if (input == "." || input == "..")
+      input.clear();
     else {
       auto next = input.find('/', input[0] == '/' ? 1 : 0);
       out += input.substr(0, next);

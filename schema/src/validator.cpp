@@ -27,8 +27,8 @@ expected<validator, compile_error> validator::compile(std::string_view schema_js
 }
 
 expected<validator, compile_error> validator::metaschema(draft d) {
-  std::string_view uri = d == draft::draft7 ? "http://json-schema.org/draft-07/schema"
-                                            : "https://json-schema.org/draft/2020-12/schema";
+  std::string_view uri =
+      d == draft::draft7 ? "http://json-schema.org/draft-07/schema" : "https://json-schema.org/draft/2020-12/schema";
   auto text = embedded_metaschema(uri);
   if (!text) return compile_error{"", "no embedded metaschema for " + std::string(uri)};
   compile_options options;

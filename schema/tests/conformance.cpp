@@ -62,8 +62,8 @@ void run_file(const fs::path& file, draft d, const resolver& resolve, bool forma
         bool full = compiled->validate(data, errors);
         ok = fast == expected_valid && full == expected_valid && full == errors.empty();
         if (!ok) {
-          detail = "expected " + std::string(expected_valid ? "valid" : "invalid") + ", is_valid=" +
-                   (fast ? "true" : "false") + ", validate=" + (full ? "true" : "false") + " with " +
+          detail = "expected " + std::string(expected_valid ? "valid" : "invalid") +
+                   ", is_valid=" + (fast ? "true" : "false") + ", validate=" + (full ? "true" : "false") + " with " +
                    std::to_string(errors.size()) + " errors";
           if (!errors.empty()) detail += " (first: " + errors[0].keyword_location + ": " + errors[0].message + ")";
         }
@@ -95,8 +95,10 @@ int main(int argc, char** argv) {
   std::vector<fs::path> suites;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--verbose" || arg == "-v") verbose = true;
-    else suites.emplace_back(arg);
+    if (arg == "--verbose" || arg == "-v")
+      verbose = true;
+    else
+      suites.emplace_back(arg);
   }
   struct draft_dir {
     const char* name;
@@ -122,8 +124,8 @@ int main(int argc, char** argv) {
     for (const auto& f : json_files(dir / "optional")) run_file(f, dd.d, resolve, false, optional, false);
     for (const auto& f : json_files(dir / "optional" / "format")) run_file(f, dd.d, resolve, true, format, false);
     std::printf("%s (%s): required %d/%d passed; optional %d/%d; optional/format %d/%d\n", dd.name, suite.c_str(),
-                required.passed, required.passed + required.failed, optional.passed,
-                optional.passed + optional.failed, format.passed, format.passed + format.failed);
+                required.passed, required.passed + required.failed, optional.passed, optional.passed + optional.failed,
+                format.passed, format.passed + format.failed);
     required_failed |= required.failed > 0;
   }
   if (!any) {

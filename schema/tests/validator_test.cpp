@@ -104,8 +104,8 @@ TEST_CASE("the draft comes from $schema, or from the default option") {
   auto v7 = compile_ok(R"({"items": [{"type": "string"}]})", seven);
   CHECK(v7.root_draft() == draft::draft7);
   CHECK_FALSE(errors_of(v7, "[1]").empty());
-  auto v2020 = compile_ok(R"({"$schema": "https://json-schema.org/draft/2020-12/schema", "prefixItems": [{"type": "string"}]})",
-                          seven);
+  auto v2020 = compile_ok(
+      R"({"$schema": "https://json-schema.org/draft/2020-12/schema", "prefixItems": [{"type": "string"}]})", seven);
   CHECK(v2020.root_draft() == draft::draft2020_12);
   CHECK_FALSE(errors_of(v2020, "[1]").empty());
 }

@@ -32,26 +32,36 @@ std::string read_file(const std::string& path, const std::string& otherwise) {
 std::string quote(const std::string& text) {
   std::string out = "\"";
   for (unsigned char c : text) {
-    if (c == '"') out += "\\\"";
-    else if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
+    if (c == '"')
+      out += "\\\"";
+    else if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
     else if (c < 0x20) {
       char b[8];
       std::snprintf(b, sizeof b, "\\u%04x", c);
       out += b;
-    } else out += static_cast<char>(c);
+    } else
+      out += static_cast<char>(c);
   }
   return out + "\"";
 }
 
 const char* status_name(call_status s) {
   switch (s) {
-    case call_status::ok: return "ok";
-    case call_status::exception: return "Exception";
-    case call_status::timeout: return "Timeout";
-    case call_status::resource_exhausted: return "ResourceExhausted";
-    case call_status::not_loaded: return "NotLoaded";
-    case call_status::worker_crashed: return "WorkerCrashed";
+    case call_status::ok:
+      return "ok";
+    case call_status::exception:
+      return "Exception";
+    case call_status::timeout:
+      return "Timeout";
+    case call_status::resource_exhausted:
+      return "ResourceExhausted";
+    case call_status::not_loaded:
+      return "NotLoaded";
+    case call_status::worker_crashed:
+      return "WorkerCrashed";
   }
   return "?";
 }
@@ -87,12 +97,18 @@ int main(int argc, char** argv) {
   std::vector<std::string> dirs;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    if (arg == "--js" && i + 1 < argc) js_binary = argv[++i];
-    else if (arg == "--py" && i + 1 < argc) py_binary = argv[++i];
-    else if (arg == "--no-isolation") isolation = false;
-    else if (arg == "--js-timeout-ms" && i + 1 < argc) js_timeout_ms = static_cast<uint32_t>(std::atoi(argv[++i]));
-    else if (lim.parse_flag(argc, argv, i)) continue;
-    else dirs.push_back(arg);
+    if (arg == "--js" && i + 1 < argc)
+      js_binary = argv[++i];
+    else if (arg == "--py" && i + 1 < argc)
+      py_binary = argv[++i];
+    else if (arg == "--no-isolation")
+      isolation = false;
+    else if (arg == "--js-timeout-ms" && i + 1 < argc)
+      js_timeout_ms = static_cast<uint32_t>(std::atoi(argv[++i]));
+    else if (lim.parse_flag(argc, argv, i))
+      continue;
+    else
+      dirs.push_back(arg);
   }
   auto start = [&](const std::string& binary, bool python) {
     worker_options options;
@@ -112,8 +128,10 @@ int main(int argc, char** argv) {
   auto js = start(js_binary, false);
   auto py = start(py_binary, true);
   const uint64_t canary = 1;
-  if (!load(*js, canary, "functions/canary.js", "export default function (input) { return {output: input}; }").empty() ||
-      !load(*py, canary, "functions/canary.py", "def entrypoint(input, state):\n    return {'output': input}\n").empty()) {
+  if (!load(*js, canary, "functions/canary.js", "export default function (input) { return {output: input}; }")
+           .empty() ||
+      !load(*py, canary, "functions/canary.py", "def entrypoint(input, state):\n    return {'output': input}\n")
+           .empty()) {
     std::fprintf(stderr, "probe_runner: the canary functions did not load\n");
     return 1;
   }
@@ -145,8 +163,8 @@ int main(int argc, char** argv) {
       client.unload(id);
     }
     call_result alive = call_once(client, canary, "{\"still\":\"here\"}", std::nullopt);
-    bool answered = alive.status == call_status::ok && alive.outputs.size() == 1 &&
-                    alive.outputs[0] == "{\"still\":\"here\"}";
+    bool answered =
+        alive.status == call_status::ok && alive.outputs.size() == 1 && alive.outputs[0] == "{\"still\":\"here\"}";
     line += std::string(",\"alive\":") + (answered ? "true" : "false");
     line += ",\"worker_pid\":" + std::to_string(client.worker_pid()) + "}";
     std::cout << line << std::endl;

@@ -1,10 +1,10 @@
 #include "admin_client.hpp"
 
+#include <simdjson.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <simdjson.h>
 
 #include "node_files.hpp"
 

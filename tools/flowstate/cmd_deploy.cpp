@@ -1,22 +1,22 @@
 // flowstate deploy: validate the working tree, commit it, activate it on
 // the running node, and only then move the branch.
-#include <CLI/CLI.hpp>
 #include <simdjson.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <filesystem>
 
 #include "admin_client.hpp"
 #include "commands.hpp"
-#include "node_files.hpp"
 #include "flowstate/drivers/http_types.hpp"
 #include "flowstate/runtime/fault.hpp"
 #include "flowstate/runtime/file_source.hpp"
 #include "flowstate/runtime/git_repo.hpp"
 #include "flowstate/runtime/project_loader.hpp"
 #include "flowstate/sandbox/bundle.hpp"
+#include "node_files.hpp"
 
 namespace flowstate::cli {
 namespace {
@@ -155,7 +155,8 @@ int deploy(const deploy_options& o) {
 
 void register_deploy_command(CLI::App& app) {
   auto o = std::make_shared<deploy_options>();
-  auto* cmd = app.add_subcommand("deploy", "Validate the project, commit it, and activate the commit on the running node");
+  auto* cmd =
+      app.add_subcommand("deploy", "Validate the project, commit it, and activate the commit on the running node");
   cmd->add_option("-m,--message", o->message, "Commit message")->required();
   cmd->add_option("--project", o->project, "Project directory (a git repository)")->capture_default_str();
   cmd->add_option("--data", o->data_dir, "The node's data directory (for its admin token and address)");

@@ -39,8 +39,7 @@ struct init_options {
 
 std::set<std::string> template_names() {
   std::set<std::string> names;
-  for (std::size_t i = 0; i < embedded_template_file_count; ++i)
-    names.insert(embedded_template_files[i].template_name);
+  for (std::size_t i = 0; i < embedded_template_file_count; ++i) names.insert(embedded_template_files[i].template_name);
   return names;
 }
 
@@ -89,8 +88,10 @@ status write_template(const init_options& o, const fs::path& root) {
     std::string content(reinterpret_cast<const char*>(f.data), f.size);
     if (!o.name.empty() && std::string_view(f.path) == "flowstate.yaml") {
       std::size_t at = std::string::npos;
-      if (content.rfind("name:", 0) == 0) at = 0;
-      else if (auto nl = content.find("\nname:"); nl != std::string::npos) at = nl + 1;
+      if (content.rfind("name:", 0) == 0)
+        at = 0;
+      else if (auto nl = content.find("\nname:"); nl != std::string::npos)
+        at = nl + 1;
       if (at != std::string::npos) {
         auto end = content.find('\n', at);
         content.replace(at, end == std::string::npos ? std::string::npos : end - at, "name: " + o.name);
@@ -123,8 +124,7 @@ int init(const init_options& o) {
       return 1;
     }
     if (!fs::is_empty(root, ec)) {
-      std::fprintf(stderr,
-                   "flowstate init: %s is not empty; expected a new or empty directory (nothing was written)\n",
+      std::fprintf(stderr, "flowstate init: %s is not empty; expected a new or empty directory (nothing was written)\n",
                    o.dir.c_str());
       return 1;
     }
@@ -148,7 +148,8 @@ int init(const init_options& o) {
     } else {
       std::printf("flowstate init: npm install in %s\n", (root / "public").c_str());
       std::fflush(stdout);
-      int rc = run_in((root / "public").string(), {"npm", "install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"});
+      int rc = run_in((root / "public").string(),
+                      {"npm", "install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"});
       if (rc != 0) {
         std::fprintf(stderr, "flowstate init: npm install failed (exit %d); the page has no styles until it is run\n",
                      rc);
@@ -171,8 +172,8 @@ int init(const init_options& o) {
     return 1;
   }
 
-  std::printf("Created %s from the %s template (git commit %.12s).\n\nNext:\n", o.dir.c_str(),
-              o.template_name.c_str(), commit->c_str());
+  std::printf("Created %s from the %s template (git commit %.12s).\n\nNext:\n", o.dir.c_str(), o.template_name.c_str(),
+              commit->c_str());
   if (npm_missing) std::printf("  (cd %s/public && npm install)   # the page's CSS\n", o.dir.c_str());
   std::printf("  flowstate serve %s\n", o.dir.c_str());
   if (o.template_name == "todomvc")

@@ -1,14 +1,14 @@
 // flowstate state get / errors list: read the node's committed state and
 // error queue through the admin API.
-#include <CLI/CLI.hpp>
 #include <simdjson.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 
 #include "admin_client.hpp"
 #include "commands.hpp"
-#include "node_files.hpp"
 #include "flowstate/drivers/http_types.hpp"
+#include "node_files.hpp"
 
 namespace flowstate::cli {
 namespace {
@@ -87,8 +87,10 @@ void register_state_commands(CLI::App& app) {
                                url_escape((*args)[1]) + "/state/" + url_escape((*args)[2]));
     if (!r) die(r.error());
     if (r->status == 404 && problem_detail(r->body).find("has no state") != std::string::npos) {
-      if (o->json) std::printf("null\n");
-      else std::fprintf(stderr, "%s\n", problem_detail(r->body).c_str());
+      if (o->json)
+        std::printf("null\n");
+      else
+        std::fprintf(stderr, "%s\n", problem_detail(r->body).c_str());
       if (!o->json) throw CLI::RuntimeError(1);
       return;
     }
@@ -137,7 +139,6 @@ void register_errors_commands(CLI::App& app) {
   });
 }
 
-
 namespace {
 
 // errors show|replay|discard ID: one request each.
@@ -153,8 +154,10 @@ void add_error_action(CLI::App* errors, const char* name, const char* help, cons
     auto r = admin_request(t, method, "/api/v1/errors/" + url_escape(*id) + suffix + "?project=" + url_escape(project));
     if (!r) die(r.error());
     if (r->status != 200) die(problem_detail(r->body));
-    if (o->json || std::string(name) == "show") std::printf("%s\n", r->body.c_str());
-    else std::printf("%s %s\n", std::string(name) == "replay" ? "replayed" : "discarded", id->c_str());
+    if (o->json || std::string(name) == "show")
+      std::printf("%s\n", r->body.c_str());
+    else
+      std::printf("%s %s\n", std::string(name) == "replay" ? "replayed" : "discarded", id->c_str());
   });
 }
 

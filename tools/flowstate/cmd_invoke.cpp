@@ -9,11 +9,11 @@
 #include <future>
 
 #include "commands.hpp"
-#include "function_runner.hpp"
-#include "node_files.hpp"
 #include "flowstate/runtime/file_source.hpp"
 #include "flowstate/runtime/project_loader.hpp"
 #include "flowstate/sandbox/bundle.hpp"
+#include "function_runner.hpp"
+#include "node_files.hpp"
 
 namespace flowstate::cli {
 
@@ -64,13 +64,16 @@ sandbox::call_result function_runner::call(sandbox::call_request request) {
   return done.get_future().get();
 }
 
-
 const char* error_type(sandbox::call_status status) {
   switch (status) {
-    case sandbox::call_status::timeout: return "Timeout";
-    case sandbox::call_status::resource_exhausted: return "ResourceExhausted";
-    case sandbox::call_status::ok: return "";
-    default: return "Exception";
+    case sandbox::call_status::timeout:
+      return "Timeout";
+    case sandbox::call_status::resource_exhausted:
+      return "ResourceExhausted";
+    case sandbox::call_status::ok:
+      return "";
+    default:
+      return "Exception";
   }
 }
 
@@ -84,8 +87,12 @@ std::string result_json(const sandbox::call_result& result, const std::optional<
   for (size_t i = 0; i < result.outputs.size(); ++i) out += (i ? "," : "") + result.outputs[i];
   out += "],\"state\":";
   switch (result.state) {
-    case sandbox::state_change::set: out += result.state_json + ",\"stateChange\":\"set\""; break;
-    case sandbox::state_change::erase: out += "null,\"stateChange\":\"deleted\""; break;
+    case sandbox::state_change::set:
+      out += result.state_json + ",\"stateChange\":\"set\"";
+      break;
+    case sandbox::state_change::erase:
+      out += "null,\"stateChange\":\"deleted\"";
+      break;
     case sandbox::state_change::unchanged:
       out += state_before.value_or("null") + ",\"stateChange\":\"unchanged\"";
       break;
@@ -141,10 +148,11 @@ int invoke(const invoke_options& o) {
   request.ctx.block = block->id;
   request.ctx.revision = "worktree";
   request.ctx.message_id = o.message_id;
-  request.ctx.time_ms = o.time_ms ? *o.time_ms
-                                  : std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count();
+  request.ctx.time_ms =
+      o.time_ms
+          ? *o.time_ms
+          : std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
   auto result = (*runner)->call(std::move(request));
   std::printf("%s\n", result_json(result, o.state).c_str());
   return result.status == sandbox::call_status::ok ? 0 : 1;
@@ -154,8 +162,8 @@ int invoke(const invoke_options& o) {
 
 void register_invoke_command(CLI::App& app) {
   auto o = std::make_shared<invoke_options>();
-  auto* cmd = app.add_subcommand("invoke",
-                                 "Run one call of a block's function from the working tree (nothing is committed)");
+  auto* cmd =
+      app.add_subcommand("invoke", "Run one call of a block's function from the working tree (nothing is committed)");
   cmd->add_option("FLOW", o->flow, "the flow (flows/FLOW.yaml)")->required();
   cmd->add_option("BLOCK", o->block, "the block id (or the function's name)")->required();
   cmd->add_option("--key", o->key, "the message key (ctx.key)")->required();

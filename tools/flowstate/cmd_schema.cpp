@@ -30,11 +30,21 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -124,14 +134,17 @@ void run_check(const check_options& opts) {
     simdjson::dom::element doc;
     auto err = parser.parse(line + skip, len - skip, false).get(doc);
     if (err != simdjson::SUCCESS) {
-      out += "{\"valid\":false,\"errors\":[{\"instanceLocation\":\"\",\"keywordLocation\":\"\",\"keyword\":\"\","
-             "\"error\":";
+      out +=
+          "{\"valid\":false,\"errors\":[{\"instanceLocation\":\"\",\"keywordLocation\":\"\",\"keyword\":\"\","
+          "\"error\":";
       append_json_string(out, std::string("not valid JSON: ") + simdjson::error_message(err));
       out += "}]}\n";
     } else {
       errors.clear();  // keeps its capacity: no allocation for valid instances
-      if (validator.validate(doc, errors)) out += "{\"valid\":true}\n";
-      else append_errors(out, errors);
+      if (validator.validate(doc, errors))
+        out += "{\"valid\":true}\n";
+      else
+        append_errors(out, errors);
     }
     if (out.size() >= (1 << 16)) {
       std::fwrite(out.data(), 1, out.size(), stdout);
@@ -160,8 +173,10 @@ void run_check(const check_options& opts) {
     start = 0;
     if (buf.size() - end < (1 << 16) + simdjson::SIMDJSON_PADDING) buf.resize(buf.size() * 2);
     ssize_t n = read(STDIN_FILENO, buf.data() + end, buf.size() - end - simdjson::SIMDJSON_PADDING);
-    if (n <= 0) eof = true;
-    else end += static_cast<size_t>(n);
+    if (n <= 0)
+      eof = true;
+    else
+      end += static_cast<size_t>(n);
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);

@@ -1,10 +1,10 @@
 // flowstate serve: one embedded node (engine, flow listener, admin API).
 #include <CLI/CLI.hpp>
 
+#include <pthread.h>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <pthread.h>
 
 #include <algorithm>
 #include <atomic>
@@ -12,10 +12,10 @@
 #include <thread>
 
 #include "commands.hpp"
-#include "node_files.hpp"
 #include "flowstate/actors/engine.hpp"
 #include "flowstate/drivers/http_server.hpp"
 #include "flowstate/ui_server/admin_api.hpp"
+#include "node_files.hpp"
 
 namespace flowstate::cli {
 namespace {
@@ -132,8 +132,10 @@ int serve(const serve_options& o) {
 
 void register_serve_command(CLI::App& app) {
   auto o = std::make_shared<serve_options>();
-  auto* cmd = app.add_subcommand("serve", "Run a node: flow routes and public/ on --listen, the admin API on --admin-listen");
-  cmd->add_option("--data", o->data_dir, "Data directory (store, admin token); default $FLOWSTATE_DATA or ~/.local/share/flowstate");
+  auto* cmd =
+      app.add_subcommand("serve", "Run a node: flow routes and public/ on --listen, the admin API on --admin-listen");
+  cmd->add_option("--data", o->data_dir,
+                  "Data directory (store, admin token); default $FLOWSTATE_DATA or ~/.local/share/flowstate");
   cmd->add_option("--listen", o->listen, "Address of the flow listener (port 0 picks one)")->capture_default_str();
   cmd->add_option("--admin-listen", o->admin_listen, "Address of the admin API")->capture_default_str();
   cmd->add_option("--worker", o->worker, "Path of flowstate-worker (default: beside this binary)");

@@ -7,8 +7,8 @@
 //     output: v | outputs: [v...]   the messages (omitted: not checked)
 //     state: s | state: null        the state after; null: none (omitted: not checked)
 //     error: Exception              the call must fail with this type
-#include <CLI/CLI.hpp>
 #include <yaml-cpp/yaml.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -43,7 +43,8 @@ scalar_kind kind_of(const YAML::Node& node, double* number, bool* boolean) {
 std::string to_json(const YAML::Node& node) {
   switch (node.Type()) {
     case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined: return "null";
+    case YAML::NodeType::Undefined:
+      return "null";
     case YAML::NodeType::Sequence: {
       std::string out = "[";
       for (size_t i = 0; i < node.size(); ++i) out += (i ? "," : "") + to_json(node[i]);
@@ -62,10 +63,14 @@ std::string to_json(const YAML::Node& node) {
       double number;
       bool boolean;
       switch (kind_of(node, &number, &boolean)) {
-        case scalar_kind::null: return "null";
-        case scalar_kind::boolean: return boolean ? "true" : "false";
-        case scalar_kind::number: return node.Scalar();
-        case scalar_kind::string: return json_quote(node.Scalar());
+        case scalar_kind::null:
+          return "null";
+        case scalar_kind::boolean:
+          return boolean ? "true" : "false";
+        case scalar_kind::number:
+          return node.Scalar();
+        case scalar_kind::string:
+          return json_quote(node.Scalar());
       }
     }
   }
@@ -158,10 +163,11 @@ case_outcome run_case(function_runner& runner, const fs::path& file, const std::
 
   if (expect["error"]) {
     const std::string want = expect["error"].as<std::string>();
-    if (result.status == sandbox::call_status::ok) outcome.difference = "expected a " + want + " error, the call succeeded";
+    if (result.status == sandbox::call_status::ok)
+      outcome.difference = "expected a " + want + " error, the call succeeded";
     else if (want != error_type(result.status))
-      outcome.difference = std::string("expected a ") + want + " error, got " + error_type(result.status) + ": " +
-                           result.error_message;
+      outcome.difference =
+          std::string("expected a ") + want + " error, got " + error_type(result.status) + ": " + result.error_message;
     outcome.passed = outcome.difference.empty();
     return outcome;
   }
@@ -244,7 +250,8 @@ int run_tests(const test_options& o) {
     }
     auto runner = function_runner::start(dir, function->second, revision->manifest_.timeout_ms);
     if (!runner) {
-      for (auto& file : files) outcomes.push_back({"tests/" + name + "/" + file.filename().string(), false, runner.error()});
+      for (auto& file : files)
+        outcomes.push_back({"tests/" + name + "/" + file.filename().string(), false, runner.error()});
       continue;
     }
     auto block = block_of_function(*revision, name);

@@ -66,18 +66,22 @@ http::handler make_handler(engine& e, std::string token) {
     auto [path, query] = http::split_target(req.target);
     if (path == "/healthz") return reply->send(json(200, R"({"status":"ok"})"));
     if (path == "/readyz")
-      return reply->send(e.ready() ? json(200, "{\"status\":\"ready\",\"in_flight\":" + std::to_string(e.in_flight()) + "}")
-                                   : json(503, R"({"status":"starting"})"));
+      return reply->send(e.ready()
+                             ? json(200, "{\"status\":\"ready\",\"in_flight\":" + std::to_string(e.in_flight()) + "}")
+                             : json(503, R"({"status":"starting"})"));
     auto auth = req.header("authorization");
     if (auth != "Bearer " + token)
-      return reply->send(http::problem(401, "unauthorized", "send the node's admin token as `Authorization: Bearer TOKEN` (the CLI reads it from DATA_DIR/admin.token)"));
+      return reply->send(http::problem(
+          401, "unauthorized",
+          "send the node's admin token as `Authorization: Bearer TOKEN` (the CLI reads it from DATA_DIR/admin.token)"));
     auto parts = split(path);
     if (parts.size() < 2 || parts[0] != "api" || parts[1] != "v1")
       return reply->send(http::problem(404, "not found", std::string(path)));
     parts.erase(parts.begin(), parts.begin() + 2);
     const auto& method = req.method;
 
-    if (parts.size() == 1 && parts[0] == "openapi.json" && method == "GET") return reply->send(json(200, openapi_document));
+    if (parts.size() == 1 && parts[0] == "openapi.json" && method == "GET")
+      return reply->send(json(200, openapi_document));
 
     if (parts.size() == 1 && parts[0] == "projects" && method == "GET") {
       std::string out = "[";
@@ -99,7 +103,8 @@ http::handler make_handler(engine& e, std::string token) {
       simdjson::dom::element doc;
       std::string_view revision, expected;
       if (parser.parse(req.body).get(doc) || doc["revision"].get_string().get(revision))
-        return reply->send(http::problem(400, "bad request", "expected a JSON body {\"revision\": COMMIT, \"expected\": COMMIT}"));
+        return reply->send(
+            http::problem(400, "bad request", "expected a JSON body {\"revision\": COMMIT, \"expected\": COMMIT}"));
       if (doc["expected"].get_string().get(expected)) expected = {};
       off_thread([&e, project = parts[1], revision = std::string(revision), expected = std::string(expected), reply] {
         auto out = e.deploy(project, revision, expected);
@@ -134,7 +139,8 @@ http::handler make_handler(engine& e, std::string token) {
       if (method == "GET") {
         off_thread([&e, reply, project, id] {
           auto rec = e.error_show(project, id);
-          if (!rec) return reply->send(http::problem(404, "not found", "no error " + id + " in project \"" + project + "\""));
+          if (!rec)
+            return reply->send(http::problem(404, "not found", "no error " + id + " in project \"" + project + "\""));
           reply->send(json(200, *rec));
         });
         return;
@@ -183,7 +189,8 @@ http::handler make_handler(engine& e, std::string token) {
     if (parts.size() == 1 && parts[0] == "errors" && method == "GET") {
       auto limit_text = query_param(query, "limit");
       std::size_t limit = 1000;
-      if (!limit_text.empty() && limit_text.find_first_not_of("0123456789") == std::string::npos && limit_text.size() < 9)
+      if (!limit_text.empty() && limit_text.find_first_not_of("0123456789") == std::string::npos &&
+          limit_text.size() < 9)
         limit = std::stoul(limit_text);
       off_thread([&e, reply, project = query_param(query, "project"), flow = query_param(query, "flow"),
                   type = query_param(query, "type"), limit] {

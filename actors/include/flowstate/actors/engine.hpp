@@ -14,10 +14,10 @@
 namespace flowstate {
 
 struct engine_options {
-  std::string data_dir;       // holds store/ (RocksDB)
+  std::string data_dir;              // holds store/ (RocksDB)
   std::string worker_binary;         // flowstate-worker (V8)
   std::string python_worker_binary;  // flowstate-pyworker (CPython)
-  unsigned shards = 4;        // key-group ranges, one actor each
+  unsigned shards = 4;               // key-group ranges, one actor each
   unsigned scheduler_threads = 2;
   std::string scheduler_policy = "sharing";  // or "stealing" (CAF's default)
   // Work in flight per shard before sources get 503 + Retry-After.
@@ -76,8 +76,8 @@ class engine {
   virtual result<std::optional<std::string>> state_get(const std::string& project, const std::string& flow,
                                                        const std::string& block, const std::string& key) const = 0;
   // Error records (std:Error JSON objects), oldest first.
-  virtual std::vector<std::string> errors(const std::string& project, const std::string& flow,
-                                          const std::string& type, std::size_t limit) const = 0;
+  virtual std::vector<std::string> errors(const std::string& project, const std::string& flow, const std::string& type,
+                                          std::size_t limit) const = 0;
 
   // One error record; nullopt when absent.
   virtual std::optional<std::string> error_show(const std::string& project, const std::string& id) const = 0;

@@ -13,9 +13,9 @@
 namespace flowstate::http {
 
 struct route {
-  std::string method;  // "POST"
-  std::string path;    // "/count/{key}"
-  std::string text;    // "POST /count/{key}", the message's `route` field
+  std::string method;                 // "POST"
+  std::string path;                   // "/count/{key}"
+  std::string text;                   // "POST /count/{key}", the message's `route` field
   std::vector<std::string> segments;  // "{key}" kept as is; literal otherwise
   std::string key_param;              // "key" if present, else the first param
   // Where matched requests go; opaque to the HTTP layer.

@@ -33,7 +33,6 @@ std::unique_ptr<file_source> open_worktree(std::string dir);
 
 // The files of `commit_hex` (full or abbreviated id) in the repository at
 // `repo_dir`, read from git objects; the working tree is never looked at.
-result<std::unique_ptr<file_source>> open_git_commit(const std::string& repo_dir,
-                                                     const std::string& commit_hex);
+result<std::unique_ptr<file_source>> open_git_commit(const std::string& repo_dir, const std::string& commit_hex);
 
 }  // namespace flowstate

@@ -16,15 +16,13 @@ result<std::string> head_commit(const std::string& repo_dir);
 // commit (none when unborn). Author and committer come from the repository's
 // config, else "flowstate <flowstate@localhost>". No ref moves: publish the
 // commit with update_head. Returns the new commit id.
-result<std::string> create_commit_from_worktree(const std::string& repo_dir,
-                                                const std::string& message);
+result<std::string> create_commit_from_worktree(const std::string& repo_dir, const std::string& message);
 
 // Compare-and-swap of the current branch (HEAD's target, e.g. refs/heads/main;
 // HEAD itself when detached): moves it to `new_commit` only if it still
 // points at `expected_old_commit` ("" = the branch must be unborn, and is
 // then created). A mismatch fails with a message naming both commits.
-status update_head(const std::string& repo_dir, const std::string& new_commit,
-                   const std::string& expected_old_commit);
+status update_head(const std::string& repo_dir, const std::string& new_commit, const std::string& expected_old_commit);
 
 // The full message of `commit`, byte for byte as it was committed.
 result<std::string> commit_message(const std::string& repo_dir, const std::string& commit);

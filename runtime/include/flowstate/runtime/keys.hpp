@@ -67,17 +67,14 @@ std::string prefix_successor(std::string_view prefix);
 
 // Layout. Column families separate the kinds, so the tuples need no kind tag.
 std::string project_prefix(uint32_t tenant, uint32_t project);
-std::string state_key(uint32_t tenant, uint32_t project, uint32_t key_group,
-                      std::string_view flow, std::string_view block_id,
-                      std::string_view key);
+std::string state_key(uint32_t tenant, uint32_t project, uint32_t key_group, std::string_view flow,
+                      std::string_view block_id, std::string_view key);
 std::string state_prefix(uint32_t tenant, uint32_t project, uint32_t key_group);
-std::string queue_key(uint32_t tenant, uint32_t project, uint32_t key_group,
-                      uint64_t seq);
+std::string queue_key(uint32_t tenant, uint32_t project, uint32_t key_group, uint64_t seq);
 // All queue entries of one key group, in sequence order.
 std::string queue_prefix(uint32_t tenant, uint32_t project, uint32_t key_group);
 // [begin, end) covering the queue entries of key groups [first_group, end_group).
-std::pair<std::string, std::string> queue_range(uint32_t tenant, uint32_t project,
-                                                uint32_t first_group,
+std::pair<std::string, std::string> queue_range(uint32_t tenant, uint32_t project, uint32_t first_group,
                                                 uint32_t end_group);
 std::string error_key(uint32_t tenant, uint32_t project, uint64_t seq);
 std::string metering_key(uint32_t tenant, uint32_t project);

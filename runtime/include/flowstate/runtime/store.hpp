@@ -84,20 +84,17 @@ class store {
   // commit() calls. on_durable runs once on the writer thread (relaxed) or
   // the sync thread (sync); it must not block nor call close(). Commits
   // submitted after close() are dropped and never acknowledged.
-  void commit(commit_batch&& batch, durability_mode mode,
-              std::function<void()> on_durable);
+  void commit(commit_batch&& batch, durability_mode mode, std::function<void()> on_durable);
 
   // Blocking point read; nullopt when absent (or after close()).
   std::optional<std::string> get(column c, std::string_view key) const;
   // Calls fn for each entry whose key starts with prefix, in key order, until
   // fn returns false.
-  void scan_prefix(
-      column c, std::string_view prefix,
-      const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
+  void scan_prefix(column c, std::string_view prefix,
+                   const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
   // Same over [begin, end); an empty end means no upper bound.
-  void scan_range(
-      column c, std::string_view begin, std::string_view end,
-      const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
+  void scan_range(column c, std::string_view begin, std::string_view end,
+                  const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
 
   // Blocking write for rare writes (meta); not ordered with pending commits.
   status write_now(commit_batch&& batch, bool sync);

@@ -21,7 +21,6 @@ struct bundle {
 //   functions/x.js: cannot import "fs": Node built-ins are not available to functions
 //   functions/x.js: package "left-pad" not found in node_modules
 // Blocks while esbuild runs (tens of ms): call it off the actor threads.
-result<bundle> bundle_js(const std::string& project_dir, const std::string& function_file,
-                         const std::string& source);
+result<bundle> bundle_js(const std::string& project_dir, const std::string& function_file, const std::string& source);
 
 }  // namespace flowstate::sandbox

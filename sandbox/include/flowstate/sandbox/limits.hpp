@@ -44,10 +44,10 @@ struct limits {
   // The flags flowstate-pyworker reads (worker_options::extra_args). The V8
   // worker reads --timeout-ms (from worker_options) and --heap-mb only.
   std::vector<std::string> python_worker_args() const {
-    return {"--cpu-ms",           std::to_string(cpu_ms_per_call), "--wall-ms",
-            std::to_string(wall_ms()), "--memory-mb",               std::to_string(memory_mb),
-            "--max-output-bytes", std::to_string(max_output_bytes), "--max-state-bytes",
-            std::to_string(max_state_bytes), "--max-log-bytes", std::to_string(max_log_bytes)};
+    return {
+        "--cpu-ms",          std::to_string(cpu_ms_per_call), "--wall-ms",          std::to_string(wall_ms()),
+        "--memory-mb",       std::to_string(memory_mb),       "--max-output-bytes", std::to_string(max_output_bytes),
+        "--max-state-bytes", std::to_string(max_state_bytes), "--max-log-bytes",    std::to_string(max_log_bytes)};
   }
   std::vector<std::string> js_worker_args() const { return {"--heap-mb", std::to_string(memory_mb)}; }
 
