@@ -2,6 +2,7 @@
 // schema, one JSON result line per instance.
 #include <simdjson.h>
 #include <unistd.h>
+#include "flowstate/runtime/json_text.hpp"
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -26,37 +27,7 @@ struct check_options {
   bool format_assertion = false;
 };
 
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
+using flowstate::append_json_string;
 
 void append_errors(std::string& out, const std::vector<fs_schema::validation_error>& errors) {
   out += "{\"valid\":false,\"errors\":[";
