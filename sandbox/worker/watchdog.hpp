@@ -4,6 +4,9 @@
 // take a mutex but wake the thread only when it is idle, so a stream of short
 // calls costs no system call per call.
 #include <chrono>
+#include <ctime>
+
+#include <pthread.h>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -28,7 +31,9 @@ class watchdog {
   // does not delay the answers of the calls before it).
   void on_slow_call(uint32_t after_ms, std::function<void()> hook);
 
-  // Starts the clock for one call (or one load's top-level code).
+  // Starts the clock for one call (or one load's top-level code), on the
+  // thread that runs it: the limit is that thread's CPU time, with a wall
+  // clock backstop of twice the limit for code that waits instead.
   void arm(uint32_t timeout_ms);
   // Ends it; true when the deadline passed and execution was terminated.
   bool disarm();
@@ -44,7 +49,11 @@ class watchdog {
   bool idle_ = false;
   bool fired_ = false;
   uint64_t generation_ = 0;
-  std::chrono::steady_clock::time_point deadline_;
+  std::chrono::steady_clock::time_point deadline_;  // the next moment to look at the CPU clock
+  std::chrono::steady_clock::time_point wall_backstop_;
+  clockid_t cpu_clock_ = CLOCK_THREAD_CPUTIME_ID;  // of the calling thread
+  int64_t cpu_start_ns_ = 0;
+  int64_t cpu_limit_ns_ = 0;
   std::chrono::steady_clock::time_point slow_deadline_;
   bool slow_fired_ = false;
   uint32_t slow_after_ms_ = 0;
