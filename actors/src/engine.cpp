@@ -24,6 +24,7 @@
 #include "flowstate/sandbox/bundle.hpp"
 #include "flowstate/sandbox/limits.hpp"
 #include "flowstate/sandbox/worker_client.hpp"
+#include "project_limits.hpp"
 #include "records.hpp"
 #include "types.hpp"
 
@@ -80,20 +81,37 @@ std::string trace_id_from(std::string_view traceparent) {
   return std::string(id);
 }
 
+}  // namespace
+
+// The worker processes of a project for one set of limits, started on first
+// use: JS (V8) and Python.
+struct engine_detail::worker_pools {
+  sandbox::limits limits;
+  uint64_t generation = 0;  // tells load-cache entries of different pools apart
+  std::unique_ptr<sandbox::worker_client> js, py;
+  ~worker_pools() {
+    for (auto* w : {js.get(), py.get()})
+      if (w) w->stop();
+  }
+};
+
+namespace {
+
 struct project_entry {
   std::string dir;
   uint32_t id = 0;
   project_ptr active;
   std::string host, prefix;  // of the active revision's manifest
   std::shared_ptr<const http::static_site> files;
-  std::unique_ptr<sandbox::worker_client> worker;     // JS
-  std::unique_ptr<sandbox::worker_client> py_worker;  // Python, started with the first py.Function
-  sandbox::limits limits;
+  // The active revision's workers (also held by every revision using them):
+  // a deploy that changes the project's limits gets new ones.
+  std::shared_ptr<worker_pools> pools;
   std::vector<http::route> routes;
   std::vector<std::pair<sandbox::worker_client*, uint64_t>> retired_functions;  // of the revision before active
-  // Functions loaded in the workers, by language, file and (bundled) source:
-  // a deploy loads only what changed, so a new function answers fast however
-  // many the project has.
+  std::shared_ptr<worker_pools> retired_pools;                                  // theirs
+  // Functions loaded in the workers, by worker generation, language, file and
+  // (bundled) source: a deploy loads only what changed, so a new function
+  // answers fast however many the project has.
   std::map<std::string, uint64_t> loaded;
   std::mutex deploy_mutex;
 };
@@ -124,8 +142,10 @@ class engine_impl final : public engine {
     core_.shards.clear();
     system_.reset();
     for (auto& [_, p] : projects_)
-      for (auto* w : {p->worker.get(), p->py_worker.get()})
-        if (w) w->stop();
+      for (auto* pools : {p->pools.get(), p->retired_pools.get()})
+        if (pools)
+          for (auto* w : {pools->js.get(), pools->py.get()})
+            if (w) w->stop();
   }
 
   status open() {
@@ -161,10 +181,6 @@ class engine_impl final : public engine {
     std::string revision = recorded ? *recorded : *head;
     if (revision.empty())
       return fail(dir_in + ": the repository has no commit yet (commit the project, e.g. git add -A && git commit)");
-    entry->limits = sandbox::limits::within(options_.plan, {});
-    auto worker = start_worker(*entry, "js");
-    if (!worker) return fail(dir_in + ": cannot start a worker: " + worker.error());
-    entry->worker = std::move(*worker);
     auto rt = build(*entry, revision, 1, entry->routes);
     if (!rt) return fail(dir_in + " at " + revision.substr(0, 12) + ":\n" + rt.error());
     auto* e = entry.get();
@@ -376,7 +392,9 @@ class engine_impl final : public engine {
   std::vector<project_info> projects() const override {
     std::shared_lock lock(mutex_);
     std::vector<project_info> out;
-    for (auto& [id, e] : projects_) out.push_back({e->active->name, e->dir, id, e->active->revision});
+    for (auto& [id, e] : projects_)
+      out.push_back(
+          {e->active->name, e->dir, id, e->active->revision, e->pools ? e->pools->limits : sandbox::limits{}});
     return out;
   }
 
@@ -594,11 +612,22 @@ class engine_impl final : public engine {
     rt->revision = revision;
     rt->epoch = epoch;
     rt->durability = rev->manifest_.durability;
-    rt->timeout_ms = std::min(rev->manifest_.timeout_ms, options_.plan.cpu_ms_per_call);
+    std::vector<std::string> problems;
+    auto limits = project_limits(plan_for(options_.plan, options_.plan_file, rt->name), rev->manifest_);
+    if (!limits) problems.push_back(limits.error());
+    // The same workers while the limits stay; new ones when they change.
+    auto pools = e.pools;
+    if (limits && (!pools || !(pools->limits == *limits))) {
+      pools = std::make_shared<worker_pools>();
+      pools->limits = *limits;
+      pools->generation = next_function_id_++;
+    }
+    rt->pools = pools;
+    rt->timeout_ms = limits ? limits->cpu_ms_per_call : rev->manifest_.timeout_ms;
     rt->http_host = rev->manifest_.http_host;
     rt->http_prefix = rev->manifest_.http_prefix;
     rt->files = http::static_site::load(**files, e.dir);
-    std::vector<std::string> problems;
+    if (!pools) return fail(problems.front());
     std::vector<http::route> routes;
     std::map<std::string, uint64_t> function_ids;
     std::vector<std::pair<sandbox::worker_client*, uint64_t>> fresh;  // loaded by this build
@@ -627,7 +656,7 @@ class engine_impl final : public engine {
         if (bd.kind == "js.Function" || bd.kind == "py.Function") {
           b.kind = block_kind::function;
           auto& fn = rev->functions.at(bd.name);
-          auto worker = worker_for(e, fn.language);
+          auto worker = worker_for(*pools, fn.language);
           if (!worker) {
             problems.push_back(where + worker.error());
             flow.blocks.push_back(std::move(b));
@@ -647,7 +676,7 @@ class engine_impl final : public engine {
               }
               source = std::move(bundled->source);
             }
-            auto cache_key = fn.language + '\0' + fn.file + '\0' + source;
+            auto cache_key = std::to_string(pools->generation) + '\0' + fn.language + '\0' + fn.file + '\0' + source;
             if (auto hit = e.loaded.find(cache_key); hit != e.loaded.end()) {
               it = function_ids.emplace(bd.name, hit->second).first;
               rt->function_ids.emplace_back(*worker, hit->second);
@@ -743,32 +772,23 @@ class engine_impl final : public engine {
       it = gone.count(it->second) ? e.loaded.erase(it) : std::next(it);
   }
 
-  // A worker pool for the project's functions in `language` (js or py),
-  // isolated, within the node's limits.
-  result<std::unique_ptr<sandbox::worker_client>> start_worker(project_entry& e, const std::string& language) {
+  // The worker pool of `pools` for `language` (js or py), started on first
+  // use: isolated, with the pools' limits.
+  result<sandbox::worker_client*> worker_for(worker_pools& pools, const std::string& language) {
+    if (language != "js" && language != "py") return fail("no worker for language \"" + language + "\"");
+    const bool python = language == "py";
+    auto& slot = python ? pools.py : pools.js;
+    if (slot) return slot.get();
     sandbox::worker_options wo;
-    wo.isolation.memory_mb = e.limits.memory_mb;
-    wo.default_timeout_ms = e.limits.cpu_ms_per_call;
-    if (language == "py") {
-      wo.worker_binary = options_.python_worker_binary;
-      wo.extra_args = e.limits.python_worker_args();
-      wo.isolation.python = true;
-    } else {
-      wo.worker_binary = options_.worker_binary;
-      wo.extra_args = e.limits.js_worker_args();
-    }
-    return sandbox::worker_client::start(wo);
-  }
-
-  result<sandbox::worker_client*> worker_for(project_entry& e, const std::string& language) {
-    if (language == "js") return e.worker.get();
-    if (language != "py") return fail("no worker for language \"" + language + "\"");
-    if (!e.py_worker) {
-      auto w = start_worker(e, "py");
-      if (!w) return fail("cannot start a Python worker: " + w.error());
-      e.py_worker = std::move(*w);
-    }
-    return e.py_worker.get();
+    wo.isolation.memory_mb = pools.limits.memory_mb;
+    wo.isolation.python = python;
+    wo.default_timeout_ms = pools.limits.cpu_ms_per_call;
+    wo.extra_args = pools.limits.worker_args();
+    wo.worker_binary = python ? options_.python_worker_binary : options_.worker_binary;
+    auto w = sandbox::worker_client::start(wo);
+    if (!w) return fail(std::string("cannot start a ") + (python ? "Python" : "JavaScript") + " worker: " + w.error());
+    slot = std::move(*w);
+    return slot.get();
   }
 
   void activate(project_entry& e, project_ptr rt) {
@@ -783,6 +803,14 @@ class engine_impl final : public engine {
         if (!in_use.count(f.second)) retire.push_back(f);
       unload(retire, e);
       e.retired_functions = e.active->function_ids;
+      e.retired_pools = e.active->pools;  // the pools before that stop here, unless a revision still runs on them
+    }
+    if (rt->pools != e.pools) {
+      // New workers: what the load cache holds for the others is of no use.
+      const std::string current = std::to_string(rt->pools->generation) + '\0';
+      for (auto it = e.loaded.begin(); it != e.loaded.end();)
+        it = it->first.rfind(current, 0) == 0 ? std::next(it) : e.loaded.erase(it);
+      e.pools = rt->pools;
     }
     e.active = rt;
     rebuild_snapshot();

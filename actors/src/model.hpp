@@ -20,6 +20,8 @@ class worker_client;
 
 namespace flowstate::engine_detail {
 
+struct worker_pools;  // engine.cpp: a project's workers, for one set of limits
+
 enum class block_kind { function, http_request, http_response };
 
 struct block_rt {
@@ -61,6 +63,8 @@ struct project_rt {
   // Those of function_ids this revision loaded (the others were already
   // loaded for an earlier revision with the same source).
   std::vector<std::pair<sandbox::worker_client*, uint64_t>> fresh_function_ids;
+  // The workers of function_ids, kept alive as long as this revision is.
+  std::shared_ptr<worker_pools> pools;
   std::string http_host, http_prefix;              // where it sits on the flow listener
   std::shared_ptr<const http::static_site> files;  // public/
   int find_flow(const std::string& name) const {

@@ -5,9 +5,14 @@
 #include <git2.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "flowstate/runtime/limit_settings.hpp"
 
 namespace flowstate::detail {
 
@@ -47,6 +52,23 @@ std::string yaml_to_json(const YAML::Node& node);
 
 // JSON string literal (with quotes) for UTF-8 text.
 using flowstate::json_quote;
+
+// 1-based line of a node, or `fallback` for nodes without a position.
+int line_of(const YAML::Node& node, int fallback);
+// How a node reads to a user, for "found ..." in messages.
+std::string describe(const YAML::Node& node);
+// "5s", "500ms", "2m" -> milliseconds; nullopt when not a positive duration.
+std::optional<uint64_t> parse_duration_ms(const std::string& text);
+// "64MiB", "512KiB", "1MB", "4096" (bytes) -> bytes; nullopt when not a
+// positive size.
+std::optional<uint64_t> parse_size_bytes(const std::string& text);
+
+// The keys of a limits map (`wall`, `memory`, `output`, `state`, `logs`, and
+// `timeout` when `with_timeout`) into `out`; `where` prefixes key names in
+// messages ("limits."); a key `skip` is left to the caller. Problems go to
+// `problem(line, message)`.
+void read_limits(const YAML::Node& map, const std::string& where, bool with_timeout, limit_settings& out,
+                 const std::function<void(int, std::string)>& problem, const char* skip = nullptr);
 
 // ---- suggestions -----------------------------------------------------------
 

@@ -28,7 +28,8 @@ namespace {
 
 using detail::did_you_mean;
 
-const std::vector<std::string> manifest_keys = {"name", "durability", "timeout", "timeout_ms", "trace", "http"};
+const std::vector<std::string> manifest_keys = {"name",  "durability", "timeout", "timeout_ms",
+                                                "trace", "http",       "limits"};
 const std::vector<std::string> manifest_http_keys = {"host", "prefix"};
 const std::vector<std::string> flow_keys = {"blocks", "on_error"};
 const std::vector<std::string> block_keys = {"id", "key", "input", "output", "state"};
@@ -39,40 +40,11 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
-// 1-based line of a node, or `fallback` for nodes without a position.
-int line_of(const YAML::Node& node, int fallback) {
-  YAML::Mark mark = node.Mark();
-  return mark.line >= 0 ? mark.line + 1 : fallback;
-}
-
-// How a node reads to a user, for "found ..." in messages.
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null:
-      return "nothing";
-    case YAML::NodeType::Scalar:
-      return quoted(node.Scalar());
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a map";
-  }
-  return "nothing";
-}
+using detail::describe;
+using detail::line_of;
+using detail::parse_duration_ms;
 
 bool is_nonempty_scalar(const YAML::Node& node) { return node.IsScalar() && !node.Scalar().empty(); }
-
-// "5s", "500ms", "2m" -> milliseconds; nullopt when not a positive duration.
-std::optional<uint64_t> parse_duration_ms(const std::string& text) {
-  uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end == text.data()) return std::nullopt;
-  std::string unit(end, text.data() + text.size());
-  uint64_t scale = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : 0;
-  if (scale == 0 || value == 0 || value > std::numeric_limits<uint32_t>::max() / scale) return std::nullopt;
-  return value * scale;
-}
 
 // RFC 6901, restricted to the form §1.1 allows: "/a/b", "~0" and "~1" escapes.
 std::optional<std::string> json_pointer_problem(const std::string& pointer) {
@@ -206,6 +178,7 @@ class loader {
                 "expected `timeout:` to be a positive duration like 5s or 500ms, found " + describe(timeout));
       else
         m.timeout_ms = static_cast<uint32_t>(*ms);
+      m.limits.cpu_ms = {m.timeout_ms, line_of(timeout, 1)};
     } else if (timeout_ms) {
       auto ms = timeout_ms.IsScalar() ? parse_duration_ms(timeout_ms.Scalar() + "ms") : std::nullopt;
       if (!ms)
@@ -213,6 +186,15 @@ class loader {
                 "expected `timeout_ms:` to be a positive whole number of milliseconds, found " + describe(timeout_ms));
       else
         m.timeout_ms = static_cast<uint32_t>(*ms);
+      m.limits.cpu_ms = {m.timeout_ms, line_of(timeout_ms, 1)};
+    }
+    if (const YAML::Node limits = root["limits"]) {
+      if (!limits.IsMap())
+        problem(file, line_of(limits, 1),
+                "expected `limits:` to be a map of wall, memory, output, state and/or logs, found " + describe(limits));
+      else
+        detail::read_limits(limits, "limits.", false, m.limits,
+                            [&](int line, std::string message) { problem(file, line, std::move(message)); });
     }
     if (const YAML::Node trace = root["trace"]) m.trace_json = detail::yaml_to_json(trace);
     if (const YAML::Node http = root["http"]) {

@@ -31,7 +31,7 @@ std::unique_ptr<worker_client> start(bool isolated) {
   worker_options options;
   options.worker_binary = FLOWSTATE_PYWORKER_BINARY;
   options.default_timeout_ms = lim.cpu_ms_per_call;
-  options.extra_args = lim.python_worker_args();
+  options.extra_args = lim.worker_args();
   options.isolation.enabled = isolated;
   options.isolation.python = true;
   options.isolation.memory_mb = lim.memory_mb;

@@ -555,7 +555,8 @@ void py_host::call(const worker::Call& call, CallReply* reply) {
   }
   function& f = *found->second;
   const uint32_t cpu_ms = call.timeout_ms() ? call.timeout_ms() : limits_.cpu_ms_per_call;
-  const uint32_t wall_ms = call.timeout_ms() ? std::max(2 * cpu_ms, limits_.wall_ms()) : limits_.wall_ms();
+  // The node's wall-clock backstop holds for calls at the node's CPU limit.
+  const uint32_t wall_ms = cpu_ms == limits_.cpu_ms_per_call ? limits_.wall_ms() : 2 * cpu_ms;
   outcome result;
   begin_guarded(reply, nullptr, cpu_ms, wall_ms);
   std::string reload_error;

@@ -18,7 +18,7 @@ std::unique_ptr<worker_client> start_python(uint32_t cpu_ms = 2000) {
   worker_options options;
   options.worker_binary = FLOWSTATE_PYWORKER_BINARY;
   options.default_timeout_ms = cpu_ms;
-  options.extra_args = lim.python_worker_args();
+  options.extra_args = lim.worker_args();
   options.isolation.python = true;
   options.isolation.memory_mb = lim.memory_mb;
   auto client = worker_client::start(options);

@@ -141,9 +141,13 @@ TEST_CASE("timers, fetch, process and require do not exist; console.log is captu
 TEST_CASE("console output is capped") {
   auto r = run_once("export default function () { for (let i = 0; i < 1000; i++) console.log('x'.repeat(5000)); }");
   REQUIRE(r.status == call_status::ok);
-  CHECK(r.logs.size() == 101);
+  REQUIRE(r.logs.size() > 2);
   CHECK(r.logs[0].size() < 1100);
-  CHECK(r.logs.back() == "... 900 more lines dropped");
+  size_t kept = 0;
+  for (size_t i = 0; i + 1 < r.logs.size(); ++i) kept += r.logs[i].size();
+  CHECK(kept <= 64 * 1024);
+  CHECK(r.logs.back() ==
+        "... " + std::to_string(1000 - (r.logs.size() - 1)) + " more lines dropped (log limit 65536 bytes)");
 }
 
 TEST_CASE("unbounded allocation is resource exhausted and the worker keeps answering") {

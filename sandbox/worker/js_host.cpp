@@ -96,16 +96,17 @@ size_t js_host::near_heap_limit(void* data, size_t current_limit, size_t) {
 
 void js_host::append_log(std::string line) {
   if (!current_reply_) return;
-  if (static_cast<size_t>(current_reply_->logs_size()) >= limits_.max_log_lines) {
-    ++dropped_log_lines_;
-    return;
-  }
   if (line.size() > limits_.max_log_line_bytes) {
     size_t cut = limits_.max_log_line_bytes;
     while (cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80) --cut;
     line.resize(cut);
     line += "…";
   }
+  if (log_bytes_ + line.size() > limits_.max_log_bytes) {
+    ++dropped_log_lines_;
+    return;
+  }
+  log_bytes_ += line.size();
   current_reply_->add_logs(std::move(line));
 }
 
@@ -139,7 +140,7 @@ std::string js_host::instantiate(function& f) {
   f.set_environment.Reset(isolate_, prelude_functions->Get(context, 0).ToLocalChecked().As<v8::Function>());
   f.is_plain_json.Reset(isolate_, prelude_functions->Get(context, 1).ToLocalChecked().As<v8::Function>());
 
-  watchdog_.arm(limits_.default_timeout_ms);
+  watchdog_.arm(limits_.default_timeout_ms, limits_.wall_ms);
   std::string error;
   v8::Local<v8::Value> entry;
   bool try_script = !looks_like_module(f.source);
@@ -386,12 +387,16 @@ void js_host::call(const Call& call, CallReply* reply) {
   }
   current_reply_ = reply;
   dropped_log_lines_ = 0;
+  log_bytes_ = 0;
   const uint32_t timeout_ms = call.timeout_ms() ? call.timeout_ms() : limits_.default_timeout_ms;
-  watchdog_.arm(timeout_ms);
+  // The node's wall-clock backstop holds for calls at the node's CPU limit.
+  watchdog_.arm(timeout_ms, timeout_ms == limits_.default_timeout_ms ? limits_.wall_ms : 0);
   run(f, call, reply);
   const bool timed_out = watchdog_.disarm();
   current_reply_ = nullptr;
-  if (dropped_log_lines_ > 0) reply->add_logs("... " + std::to_string(dropped_log_lines_) + " more lines dropped");
+  if (dropped_log_lines_ > 0)
+    reply->add_logs("... " + std::to_string(dropped_log_lines_) + " more lines dropped (log limit " +
+                    std::to_string(limits_.max_log_bytes) + " bytes)");
 
   if (timed_out || heap_exhausted_ || isolate_->IsExecutionTerminating()) {
     isolate_->CancelTerminateExecution();
@@ -418,15 +423,22 @@ void js_host::call(const Call& call, CallReply* reply) {
     instantiate(f);  // a failure shows at the next call as NOT_LOADED
     return;
   }
-  size_t bytes = reply->state_json().size();
-  for (auto& output : reply->outputs()) bytes += output.size();
-  if (bytes > limits_.max_reply_bytes) {
+  if (reply->status() != CallReply::OK) return;
+  size_t output_bytes = 0;
+  for (auto& output : reply->outputs()) output_bytes += output.size();
+  std::string exceeded;
+  if (output_bytes > limits_.max_output_bytes)
+    exceeded = "the outputs are " + std::to_string(output_bytes) + " bytes, more than the limit of " +
+               std::to_string(limits_.max_output_bytes) + " bytes";
+  else if (reply->state_json().size() > limits_.max_state_bytes)
+    exceeded = "the state is " + std::to_string(reply->state_json().size()) + " bytes, more than the limit of " +
+               std::to_string(limits_.max_state_bytes) + " bytes";
+  if (!exceeded.empty()) {
     reply->clear_outputs();
     reply->clear_state_json();
     reply->set_state_change(CallReply::UNCHANGED);
     reply->set_status(CallReply::RESOURCE_EXHAUSTED);
-    reply->set_error_message("the outputs and state are " + std::to_string(bytes) + " bytes, the limit is " +
-                             std::to_string(limits_.max_reply_bytes));
+    reply->set_error_message(exceeded);
   }
 }
 

@@ -18,11 +18,13 @@
 namespace flowstate::worker {
 
 struct host_limits {
-  uint32_t default_timeout_ms = 5000;
+  uint32_t default_timeout_ms = 5000;  // CPU time of one call
+  uint32_t wall_ms = 0;                // its wall-clock backstop; 0: twice the CPU limit
   size_t heap_limit_bytes = size_t{128} << 20;
-  size_t max_log_lines = 100;
+  size_t max_log_bytes = size_t{64} << 10;  // console.* lines of one call together
   size_t max_log_line_bytes = 1024;
-  size_t max_reply_bytes = size_t{16} << 20;
+  size_t max_output_bytes = size_t{4} << 20;  // all outputs of one call together
+  size_t max_state_bytes = size_t{1} << 20;   // the new state of one call
   // Functions keep a context only while among the most recently used this
   // many; the others are made again from V8's code cache at their next call
   // (module-level variables start afresh then, as after a timeout).
@@ -68,6 +70,7 @@ class js_host {
   v8::Global<v8::FunctionTemplate> console_template_;
   CallReply* current_reply_ = nullptr;
   size_t dropped_log_lines_ = 0;
+  size_t log_bytes_ = 0;  // of the running call's logs
 };
 
 }  // namespace flowstate::worker

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "check.hpp"
+#include "flowstate/sandbox/limits.hpp"
 #include "frame_buffer.hpp"
 #include "js_host.hpp"
 #include "worker.pb.h"
@@ -142,9 +143,22 @@ int serve(v8::Isolate* isolate, int fd, fw::host_limits limits) {
   return 0;
 }
 
+// One flag of sandbox::limits::worker_args(), read into `flags` (zero
+// elsewhere), applied to the host's limits.
+void apply_flag(const flowstate::sandbox::limits& flags, fw::host_limits& limits) {
+  if (flags.cpu_ms_per_call) limits.default_timeout_ms = flags.cpu_ms_per_call;
+  if (flags.wall_ms_per_call) limits.wall_ms = flags.wall_ms_per_call;
+  if (flags.memory_mb) limits.heap_limit_bytes = size_t{flags.memory_mb} << 20;
+  if (flags.max_output_bytes) limits.max_output_bytes = flags.max_output_bytes;
+  if (flags.max_state_bytes) limits.max_state_bytes = flags.max_state_bytes;
+  if (flags.max_log_bytes) limits.max_log_bytes = flags.max_log_bytes;
+}
+
 void usage() {
   std::fprintf(stderr,
-               "usage: flowstate-worker --fd N [--timeout-ms N] [--heap-mb N]\n"
+               "usage: flowstate-worker --fd N [--timeout-ms N] [--cpu-ms N] [--wall-ms N] [--heap-mb N]\n"
+               "                        [--memory-mb N] [--max-output-bytes N] [--max-state-bytes N]\n"
+               "                        [--max-log-bytes N]\n"
                "       flowstate-worker --check FILE...\n");
 }
 
@@ -170,10 +184,10 @@ int main(int argc, char** argv) {
       check = true;
     else if (arg == "--fd")
       fd = std::atoi(value());
-    else if (arg == "--timeout-ms")
-      limits.default_timeout_ms = static_cast<uint32_t>(std::atoi(value()));
     else if (arg == "--heap-mb")
       limits.heap_limit_bytes = size_t(std::atoi(value())) << 20;
+    else if (auto flags = flowstate::sandbox::limits::unset(); flags.parse_flag(argc, argv, i))
+      apply_flag(flags, limits);
     else {
       usage();
       return 2;

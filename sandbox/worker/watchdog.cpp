@@ -31,7 +31,7 @@ int64_t cpu_ns(clockid_t clock) {
 }
 }  // namespace
 
-void watchdog::arm(uint32_t timeout_ms) {
+void watchdog::arm(uint32_t timeout_ms, uint32_t wall_ms) {
   bool notify = false;
   clockid_t clock = CLOCK_THREAD_CPUTIME_ID;
   if (::pthread_getcpuclockid(::pthread_self(), &clock) != 0) clock = CLOCK_THREAD_CPUTIME_ID;
@@ -48,7 +48,7 @@ void watchdog::arm(uint32_t timeout_ms) {
     const auto now = std::chrono::steady_clock::now();
     // The CPU budget cannot be spent before this; the thread looks again then.
     deadline_ = now + std::chrono::milliseconds(timeout_ms);
-    wall_backstop_ = now + std::chrono::milliseconds(2 * uint64_t{timeout_ms});
+    wall_backstop_ = now + std::chrono::milliseconds(wall_ms ? uint64_t{wall_ms} : 2 * uint64_t{timeout_ms});
     slow_deadline_ = now + std::chrono::milliseconds(slow_after_ms_);
     auto first = slow_hook_ ? std::min(deadline_, slow_deadline_) : deadline_;
     notify = idle_ || first < sleeping_until_;

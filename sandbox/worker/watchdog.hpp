@@ -33,8 +33,8 @@ class watchdog {
 
   // Starts the clock for one call (or one load's top-level code), on the
   // thread that runs it: the limit is that thread's CPU time, with a wall
-  // clock backstop of twice the limit for code that waits instead.
-  void arm(uint32_t timeout_ms);
+  // clock backstop (`wall_ms`, 0: twice the limit) for code that waits instead.
+  void arm(uint32_t timeout_ms, uint32_t wall_ms = 0);
   // Ends it; true when the deadline passed and execution was terminated.
   bool disarm();
 

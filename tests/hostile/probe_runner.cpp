@@ -1,5 +1,5 @@
 // Runs probes through real workers and prints one JSON line per probe.
-//   probe_runner --js WORKER --py PYWORKER [--no-isolation] [--cpu-ms N] [--js-timeout-ms N] DIR...
+//   probe_runner --js WORKER --py PYWORKER [--no-isolation] [--cpu-ms N] DIR...
 // Each DIR holds `lang` (js|py), `source`, and optionally `input` and `state`
 // (JSON texts). After each probe the same client runs a known-good function,
 // so the line also says whether the worker (or its replacement) still answers.
@@ -91,7 +91,6 @@ int main(int argc, char** argv) {
   bool isolation = true;
   // V8's limit is wall-clock time: on a loaded machine a probe that should
   // end in ResourceExhausted needs room not to time out first.
-  uint32_t js_timeout_ms = 5000;
   limits lim;
   lim.cpu_ms_per_call = 1000;
   std::vector<std::string> dirs;
@@ -103,8 +102,6 @@ int main(int argc, char** argv) {
       py_binary = argv[++i];
     else if (arg == "--no-isolation")
       isolation = false;
-    else if (arg == "--js-timeout-ms" && i + 1 < argc)
-      js_timeout_ms = static_cast<uint32_t>(std::atoi(argv[++i]));
     else if (lim.parse_flag(argc, argv, i))
       continue;
     else
@@ -113,8 +110,8 @@ int main(int argc, char** argv) {
   auto start = [&](const std::string& binary, bool python) {
     worker_options options;
     options.worker_binary = binary;
-    options.default_timeout_ms = python ? lim.cpu_ms_per_call : js_timeout_ms;
-    options.extra_args = python ? lim.python_worker_args() : lim.js_worker_args();
+    options.default_timeout_ms = lim.cpu_ms_per_call;
+    options.extra_args = lim.worker_args();
     options.isolation.enabled = isolation;
     options.isolation.python = python;
     options.isolation.memory_mb = lim.memory_mb;

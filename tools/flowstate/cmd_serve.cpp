@@ -26,6 +26,7 @@ struct serve_options {
   std::string admin_listen = "127.0.0.1:8081";
   std::vector<std::string> projects;
   std::string worker;
+  std::string plan;  // the operator's plan file
   unsigned shards = 4;
   // Measured on 2 cores (benchmarks/): the worker processes and the I/O
   // threads need the cores; shards do little work between them, so one CAF
@@ -67,6 +68,14 @@ int serve(const serve_options& o) {
   auto token = read_or_create_token(data_dir);
 
   engine_options eo;
+  if (!o.plan.empty()) {
+    auto plan = load_plan_file(o.plan);
+    if (!plan) {
+      std::fprintf(stderr, "flowstate serve: %s\n", plan.error().c_str());
+      return 1;
+    }
+    eo.plan_file = std::move(*plan);
+  }
   eo.data_dir = data_dir;
   eo.worker_binary = o.worker.empty() ? executable_dir() + "/flowstate-worker" : o.worker;
   eo.python_worker_binary = executable_dir() + "/flowstate-pyworker";
@@ -139,6 +148,9 @@ void register_serve_command(CLI::App& app) {
   cmd->add_option("--listen", o->listen, "Address of the flow listener (port 0 picks one)")->capture_default_str();
   cmd->add_option("--admin-listen", o->admin_listen, "Address of the admin API")->capture_default_str();
   cmd->add_option("--worker", o->worker, "Path of flowstate-worker (default: beside this binary)");
+  cmd->add_option("--plan", o->plan,
+                  "The operator's plan (YAML): limits every project runs within, and per project name; "
+                  "see docs/security.md");
   cmd->add_option("--shards", o->shards, "Shard actors (key-group ranges)")->capture_default_str();
   cmd->add_option("--http-threads", o->http_threads, "Threads of the flow listener")->capture_default_str();
   cmd->add_option("--max-in-flight", o->max_in_flight, "Messages in flight per shard before sources get 503")

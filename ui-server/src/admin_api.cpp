@@ -50,7 +50,7 @@ void off_thread(F&& f) {
 
 const char* openapi_document = R"({"openapi":"3.1.0","info":{"title":"Flowstate admin API","version":"1"},
 "paths":{
-"/api/v1/projects":{"get":{"summary":"The projects on this node and their active revisions"}},
+"/api/v1/projects":{"get":{"summary":"The projects on this node, their active revisions and the limits their functions run within"}},
 "/api/v1/projects/{project}/deploy":{"post":{"summary":"Activate a committed revision","description":"Body {revision, expected}: expected is the revision it replaces; 409 when another deploy came first, 422 with the problems when invalid."}},
 "/api/v1/projects/{project}/flows/{flow}/blocks/{block}/state/{key}":{"get":{"summary":"The committed state of a key"}},
 "/api/v1/errors":{"get":{"summary":"The error queue","parameters":[{"name":"project","in":"query"},{"name":"flow","in":"query"},{"name":"type","in":"query"},{"name":"limit","in":"query"}]}},
@@ -93,7 +93,12 @@ http::handler make_handler(engine& e, std::string token) {
         http::append_json_string(out, p.dir);
         out += ",\"id\":" + std::to_string(p.id) + ",\"revision\":";
         http::append_json_string(out, p.revision);
-        out += "}";
+        const auto& l = p.limits;
+        out += ",\"limits\":{\"timeoutMs\":" + std::to_string(l.cpu_ms_per_call) +
+               ",\"wallMs\":" + std::to_string(l.wall_ms()) + ",\"memoryMiB\":" + std::to_string(l.memory_mb) +
+               ",\"outputBytes\":" + std::to_string(l.max_output_bytes) +
+               ",\"stateBytes\":" + std::to_string(l.max_state_bytes) +
+               ",\"logBytes\":" + std::to_string(l.max_log_bytes) + "}}";
       }
       return reply->send(json(200, out + "]"));
     }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "flowstate/drivers/http_types.hpp"
+#include "flowstate/runtime/limit_settings.hpp"
 #include "flowstate/runtime/result.hpp"
 #include "flowstate/sandbox/limits.hpp"
 
@@ -23,8 +24,10 @@ struct engine_options {
   // Work in flight per shard before sources get 503 + Retry-After.
   std::size_t max_in_flight_per_shard = 2048;
   // The operator's plan: the ceiling of every project's limits (a project's
-  // flowstate.yaml may only lower them, e.g. `timeout:`).
+  // flowstate.yaml may only lower them: `timeout:`, `limits:`), overlaid by
+  // the plan file's values (`flowstate serve --plan FILE`).
   sandbox::limits plan = default_plan();
+  flowstate::plan_file plan_file;
   static sandbox::limits default_plan() {
     sandbox::limits l;
     l.cpu_ms_per_call = 30000;
@@ -40,6 +43,7 @@ struct project_info {
   std::string dir;
   uint32_t id = 0;
   std::string revision;  // the active commit
+  sandbox::limits limits;  // what its functions run within
 };
 
 // The outcome of a deploy request, as the admin API answers it.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "flowstate/runtime/durability.hpp"
+#include "flowstate/runtime/limit_settings.hpp"
 
 namespace flowstate {
 
@@ -16,6 +17,9 @@ struct manifest {
   std::string name;
   durability_mode durability = durability_mode::sync;
   uint32_t timeout_ms = 5000;  // per function call
+  // `timeout:` (as cpu_ms, when written) and `limits:`: what the project asks
+  // for; the node refuses values above the operator's plan.
+  limit_settings limits;
   std::string trace_json;      // `trace:` settings as JSON text ("" when absent)
   // `http:` — how this project shares the flow listener with others:
   // requests for `host` (any host when empty) under `prefix` ("" = none).

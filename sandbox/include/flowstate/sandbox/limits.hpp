@@ -25,6 +25,10 @@ struct limits {
   uint32_t max_state_bytes = 1u << 20;   // the new state of one call
   uint32_t max_log_bytes = 64u << 10;    // print/console lines of one call
 
+  // Every field 0 ("not set"): what a manifest or a flag list starts from.
+  static limits unset() { return {0, 0, 0, 0, 0, 0}; }
+  bool operator==(const limits&) const = default;
+
   uint32_t wall_ms() const { return wall_ms_per_call ? wall_ms_per_call : 2 * cpu_ms_per_call; }
 
   // `requested` (a project's manifest) lowered field by field to `plan`; a 0
@@ -41,17 +45,15 @@ struct limits {
     return out;
   }
 
-  // The flags flowstate-pyworker reads (worker_options::extra_args). The V8
-  // worker reads --timeout-ms (from worker_options) and --heap-mb only.
-  std::vector<std::string> python_worker_args() const {
+  // The flags both workers read (worker_options::extra_args).
+  std::vector<std::string> worker_args() const {
     return {
         "--cpu-ms",          std::to_string(cpu_ms_per_call), "--wall-ms",          std::to_string(wall_ms()),
         "--memory-mb",       std::to_string(memory_mb),       "--max-output-bytes", std::to_string(max_output_bytes),
         "--max-state-bytes", std::to_string(max_state_bytes), "--max-log-bytes",    std::to_string(max_log_bytes)};
   }
-  std::vector<std::string> js_worker_args() const { return {"--heap-mb", std::to_string(memory_mb)}; }
 
-  // Reads one flag of python_worker_args() at argv[i] (advancing i); false
+  // Reads one flag of worker_args() at argv[i] (advancing i); false
   // when argv[i] is not one of them.
   bool parse_flag(int argc, char** argv, int& i) {
     static const struct {
