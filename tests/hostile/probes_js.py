@@ -3,8 +3,13 @@ as a ReferenceError or a refused import; limits end as Timeout or
 ResourceExhausted. `expect` as in probes_py.py."""
 
 
-def probe(name, source, expect):
-    return {"name": name, "source": source, "expect": expect}
+def probe(name, source, expect, through_node=None):
+    """`through_node`: the outcome through a node's deploy when it differs
+    (the node bundles JS with esbuild first, which refuses Node built-ins)."""
+    p = {"name": name, "source": source, "expect": expect}
+    if through_node:
+        p["through_node"] = through_node
+    return p
 
 
 def returns(expression):
@@ -17,13 +22,14 @@ def typeof(name):
 
 JS_PROBES = [
     probe("js_require_fs", returns("require('fs').readFileSync('/etc/passwd', 'utf8')"),
-          ("Exception", "require is not defined")),
+          ("Exception", "require is not defined"),
+          ("LoadFailed", "cannot import \"fs\": Node built-ins are not available")),
     probe("js_import_fs", "import fs from 'fs';\nexport default function () { return {output: fs.readFileSync('/etc/passwd')}; }\n",
-          ("LoadFailed", "import of \"fs\" is not supported")),
+          ("LoadFailed", "import of \"fs\" is not supported"), ("LoadFailed", "cannot import \"fs\": Node built-ins are not available")),
     probe("js_import_child_process", "import cp from 'child_process';\nexport default function () { return {output: cp.execSync('id')}; }\n",
-          ("LoadFailed", "import of \"child_process\"")),
+          ("LoadFailed", "import of \"child_process\""), ("LoadFailed", "cannot import \"child_process\": Node built-ins are not available")),
     probe("js_dynamic_import", "export default async function () { const fs = await import('fs'); return {output: 1}; }\n",
-          ("Exception",)),
+          ("Exception",), ("LoadFailed", "cannot import \"fs\": Node built-ins are not available")),
     probe("js_process_env", returns("process.env.FLOWSTATE_HOSTILE_SECRET"), ("Exception", "process is not defined")),
     probe("js_constructor_escape", returns("(function(){}).constructor('return process')().env"),
           ("Exception", "process is not defined")),

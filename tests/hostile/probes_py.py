@@ -24,8 +24,13 @@ def binary_roots():
     return {p for p in os.environ.get("FLOWSTATE_HOSTILE_BINARY_ROOTS", "").split(":") if p}
 
 
-def probe(name, body, expect):
-    return {"name": name, "source": PRELUDE + body, "expect": expect}
+def probe(name, body, expect, through_node=None):
+    """`through_node`: the outcome through a node when it differs from the
+    worker client's (run_hostile_node.py)."""
+    p = {"name": name, "source": PRELUDE + body, "expect": expect}
+    if through_node:
+        p["through_node"] = through_node
+    return p
 
 
 def returns(expression):
@@ -150,7 +155,7 @@ PY_PROBES = [
     probe("py_fd_flood", "def entrypoint(input, state):\n    for fd in (1, 2):\n        os.write(fd, b'x' * 65536)\n"
           "    return {'output': 'written'}\n", ("ok", "written")),
     probe("py_segfault", "import ctypes\ndef entrypoint(input, state):\n    return {'output': ctypes.string_at(1, 1)}\n",
-          ("WorkerCrashed", "crashed its worker twice")),
+          ("WorkerCrashed", "crashed its worker twice"), ("Exception", "crashed its worker twice")),
     probe("py_nan_output", returns("float('nan')"), ("Exception", "NaN")),
     probe("py_cycle_output", "def entrypoint(input, state):\n    a = []\n    a.append(a)\n    return {'output': a}\n",
           ("Exception", "cycle")),
