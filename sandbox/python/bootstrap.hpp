@@ -118,12 +118,13 @@ def describe_load_error(error, function_file):
     when it came from a module of the set (a syntax error, or a raise while
     it was imported), that module's file and line follow the function's."""
     own_line = vendored = None
+    module_files = _project_modules.filenames()
     for frame in traceback.extract_tb(error.__traceback__):
         if frame.filename == function_file:
             own_line = frame.lineno
-        elif frame.filename in _project_modules.filenames():
+        elif frame.filename in module_files:
             vendored = (frame.filename, frame.lineno)
-    if isinstance(error, SyntaxError) and error.filename in _project_modules.filenames():
+    if isinstance(error, SyntaxError) and error.filename in module_files:
         vendored = (error.filename, error.lineno)
         message = type(error).__name__ + ": " + str(error.msg)
     else:
