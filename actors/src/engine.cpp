@@ -21,6 +21,7 @@
 #include "flowstate/runtime/git_repo.hpp"
 #include "flowstate/runtime/keys.hpp"
 #include "flowstate/runtime/project_loader.hpp"
+#include "flowstate/runtime/python_modules.hpp"
 #include "flowstate/sandbox/bundle.hpp"
 #include "flowstate/sandbox/limits.hpp"
 #include "flowstate/sandbox/worker_client.hpp"
@@ -632,6 +633,7 @@ class engine_impl final : public engine {
     std::map<std::string, uint64_t> function_ids;
     std::vector<std::pair<sandbox::worker_client*, uint64_t>> fresh;  // loaded by this build
     std::vector<std::pair<std::future<std::string>, std::string>> loads;
+    const module_set_ref modules = load_module_set(e, **files, *rev, *rt, fresh, loads, problems);
     for (auto& [fname, fdef] : rev->flows) {
       flow_rt flow;
       flow.name = fname;
@@ -676,22 +678,12 @@ class engine_impl final : public engine {
               }
               source = std::move(bundled->source);
             }
-            auto cache_key = std::to_string(pools->generation) + '\0' + fn.language + '\0' + fn.file + '\0' + source;
-            if (auto hit = e.loaded.find(cache_key); hit != e.loaded.end()) {
-              it = function_ids.emplace(bd.name, hit->second).first;
-              rt->function_ids.emplace_back(*worker, hit->second);
-            } else {
-              auto id = next_function_id_++;
-              it = function_ids.emplace(bd.name, id).first;
-              rt->function_ids.emplace_back(*worker, id);
-              fresh.emplace_back(*worker, id);
-              e.loaded.emplace(std::move(cache_key), id);
-              auto promise = std::make_shared<std::promise<std::string>>();
-              loads.emplace_back(promise->get_future(), fn.file);
-              (*worker)->load(id, fn.name, fn.file, std::move(source), [promise](bool ok, std::string error) {
-                promise->set_value(ok ? std::string() : (error.empty() ? "cannot load" : error));
-              });
-            }
+            // A Python function is reloaded when a module it may import changed.
+            const uint64_t module_set = fn.language == "py" ? modules.id : 0;
+            auto cache_key = fn.language + '\0' + fn.file + '\0' + source + '\0' + (module_set ? modules.hash : "");
+            auto [id, is_new] = cached_id(e, std::move(cache_key), *worker, *rt, fresh);
+            it = function_ids.emplace(bd.name, id).first;
+            if (is_new) (*worker)->load(id, fn.name, fn.file, std::move(source), awaited(loads, fn.file), module_set);
           }
           b.function_id = it->second;
         } else if (bd.kind == "http.Request") {
@@ -742,6 +734,60 @@ class engine_impl final : public engine {
     }
     routes_out = std::move(routes);
     return project_ptr(std::move(rt));
+  }
+
+  using load_futures = std::vector<std::pair<std::future<std::string>, std::string>>;
+  using loaded_ids = std::vector<std::pair<sandbox::worker_client*, uint64_t>>;
+
+  // A load callback whose outcome build() waits for, naming `file`.
+  static std::function<void(bool, std::string)> awaited(load_futures& loads, std::string file) {
+    auto promise = std::make_shared<std::promise<std::string>>();
+    loads.emplace_back(promise->get_future(), std::move(file));
+    return [promise](bool ok, std::string error) {
+      promise->set_value(ok ? std::string() : (error.empty() ? "cannot load" : error));
+    };
+  }
+
+  // The id of what `cache_key` names in the revision's workers, and whether
+  // it is new (the caller loads it then). Either way the revision uses it.
+  std::pair<uint64_t, bool> cached_id(project_entry& e, std::string cache_key, sandbox::worker_client* worker,
+                                      project_rt& rt, loaded_ids& fresh) {
+    cache_key = std::to_string(rt.pools->generation) + '\0' + cache_key;  // other workers hold none of it
+    if (auto hit = e.loaded.find(cache_key); hit != e.loaded.end()) {
+      rt.function_ids.emplace_back(worker, hit->second);
+      return {hit->second, false};
+    }
+    uint64_t id = next_function_id_++;
+    rt.function_ids.emplace_back(worker, id);
+    fresh.emplace_back(worker, id);
+    e.loaded.emplace(std::move(cache_key), id);
+    return {id, true};
+  }
+
+  struct module_set_ref {
+    uint64_t id = 0;  // 0: the revision's Python functions import no module set
+    std::string hash;
+  };
+
+  // The modules (functions/, vendor/) a revision's Python functions import,
+  // loaded into its Python worker once per distinct content. The set's id is
+  // one of rt's function ids, so it is retired and unloaded like a function.
+  module_set_ref load_module_set(project_entry& e, file_source& files, const project_revision& rev, project_rt& rt,
+                                 loaded_ids& fresh, load_futures& loads, std::vector<std::string>& problems) {
+    bool has_python = false;
+    for (auto& [_, flow] : rev.flows)
+      for (auto& block : flow.blocks) has_python |= block.kind == "py.Function";
+    if (!has_python) return {};
+    auto set = collect_python_modules(files, rev);
+    if (!set) {
+      problems.push_back(set.error());
+      return {};
+    }
+    auto worker = worker_for(*rt.pools, "py");
+    if (set->empty() || !worker) return {};  // a worker that did not start is reported by the blocks
+    auto [id, is_new] = cached_id(e, std::string("pymodules") + '\0' + set->hash, *worker, rt, fresh);
+    if (is_new) (*worker)->load_modules(id, set->modules, awaited(loads, "functions/ and vendor/"));
+    return {id, set->hash};
   }
 
   // Refuses routes that collide within the project or with another project.

@@ -1,12 +1,14 @@
 #pragma once
 // Python run once when the worker starts, as the module `_flowstate_boot`:
-// captures print, defines the read-only ctx type, and imports what every call
+// captures print, defines the read-only ctx type, serves the project's
+// modules (functions/, vendor/) to imports, and imports what every call
 // uses (random is imported now so that it is seeded per call, never from
 // the operating system's entropy at a function's first import).
 namespace flowstate::pyworker {
 
 inline constexpr const char* bootstrap_source = R"PY(
-import sys, random, json, traceback, signal
+import sys, random, json, traceback, signal, linecache
+import importlib.machinery, importlib.util
 import _flowstate
 
 def _on_interrupt(signum, frame):
@@ -64,6 +66,73 @@ class Context:
             return default
     def __repr__(self):
         return "ctx(" + ", ".join(n + "=" + repr(getattr(self, n)) for n in Context.__slots__ if n != "message_id") + ")"
+
+class _ProjectModules:
+    """The meta-path finder and loader of the active module set: a dict
+    name -> (filename, source bytes, is_package). It comes after the standard
+    finders, so the standard library wins over a vendored module of the same
+    name. Sources come from memory: the worker cannot read the project."""
+    def __init__(self):
+        self.modules = {}
+    def find_spec(self, name, path=None, target=None):
+        entry = self.modules.get(name)
+        if entry is None:
+            return None
+        spec = importlib.machinery.ModuleSpec(name, self, origin=entry[0], is_package=entry[2])
+        spec.has_location = True  # __file__ is the project path, as in tracebacks
+        return spec
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        filename, source, _ = self.modules[module.__spec__.name]
+        exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)
+    def get_source(self, name):
+        # linecache asks for it: tracebacks show the lines of vendored files.
+        entry = self.modules.get(name)
+        if entry is None:
+            raise ImportError("no module named " + repr(name), name=name)
+        return importlib.util.decode_source(entry[1])
+    def is_package(self, name):
+        entry = self.modules.get(name)
+        return bool(entry and entry[2])
+    def filenames(self):
+        return {entry[0] for entry in self.modules.values()}
+
+_project_modules = _ProjectModules()
+sys.meta_path.append(_project_modules)
+
+def activate(modules):
+    """Serves `modules` (None: none) from now on. Every module the previous
+    set provided leaves sys.modules, so that changed sources are imported
+    again, and leaves the line cache of tracebacks."""
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and spec.loader is _project_modules:
+            del sys.modules[name]
+    for filename in _project_modules.filenames():
+        linecache.cache.pop(filename, None)
+    _project_modules.modules = modules if modules is not None else {}
+
+def describe_load_error(error, function_file):
+    """"file:line: Type: message" for an error of a function's top-level code;
+    when it came from a module of the set (a syntax error, or a raise while
+    it was imported), that module's file and line follow the function's."""
+    own_line = vendored = None
+    module_files = _project_modules.filenames()
+    for frame in traceback.extract_tb(error.__traceback__):
+        if frame.filename == function_file:
+            own_line = frame.lineno
+        elif frame.filename in module_files:
+            vendored = (frame.filename, frame.lineno)
+    if isinstance(error, SyntaxError) and error.filename in module_files:
+        vendored = (error.filename, error.lineno)
+        message = type(error).__name__ + ": " + str(error.msg)
+    else:
+        message = format_exception_only(error)
+    where = function_file + (":" + str(own_line) if own_line else "") + ": "
+    if vendored:
+        where += vendored[0] + (":" + str(vendored[1]) if vendored[1] else "") + ": "
+    return where + message
 
 def format_exception(error):
     return "".join(traceback.format_exception(error))

@@ -85,19 +85,6 @@ PyModuleDef module_def = {PyModuleDef_HEAD_INIT,
                           nullptr,
                           nullptr};
 
-// The line of `filename` nearest the raise in traceback `tb`, or 0.
-long line_in(PyObject* tb, const std::string& filename) {
-  long line = 0;
-  for (PyObject* at = tb; at && at != Py_None;) {
-    auto* t = reinterpret_cast<PyTracebackObject*>(at);
-    PyCodeObject* code = PyFrame_GetCode(t->tb_frame);
-    if (utf8_of(code->co_filename) == filename) line = t->tb_lineno;
-    Py_DECREF(code);
-    at = reinterpret_cast<PyObject*>(t->tb_next);
-  }
-  return line;
-}
-
 }  // namespace
 
 PyObject* init_flowstate_module() {
@@ -116,6 +103,7 @@ PyObject* init_flowstate_module() {
 
 struct py_host::function {
   uint64_t id = 0;
+  uint64_t module_set = 0;  // the module set it imports from; 0: none
   std::string name, filename, module_name, source;
   PyObject* module = nullptr;
   PyObject* entry = nullptr;
@@ -168,7 +156,10 @@ py_host::py_host(sandbox::limits limits, connection& conn) : limits_(limits), co
   context_type_ = PyObject_GetAttrString(boot_, "Context");
   format_exception_ = PyObject_GetAttrString(boot_, "format_exception");
   format_exception_only_ = PyObject_GetAttrString(boot_, "format_exception_only");
-  if (!json_loads_ || !random_seed_ || !context_type_ || !format_exception_ || !format_exception_only_) {
+  activate_ = PyObject_GetAttrString(boot_, "activate");
+  describe_load_error_ = PyObject_GetAttrString(boot_, "describe_load_error");
+  if (!json_loads_ || !random_seed_ || !context_type_ || !format_exception_ || !format_exception_only_ || !activate_ ||
+      !describe_load_error_) {
     PyErr_Print();
     startup_error_ = "the worker's bootstrap is missing a name (see stderr)";
     return;
@@ -181,6 +172,10 @@ py_host::py_host(sandbox::limits limits, connection& conn) : limits_(limits), co
 py_host::~py_host() {
   watchdog_.reset();
   functions_.clear();
+  for (auto& [_, modules] : module_sets_) Py_DECREF(modules);
+  module_sets_.clear();
+  Py_XDECREF(activate_);
+  Py_XDECREF(describe_load_error_);
   Py_XDECREF(json_loads_);
   Py_XDECREF(random_seed_);
   Py_XDECREF(context_type_);
@@ -333,11 +328,9 @@ std::string py_host::instantiate(function& f) {
     if (stop_requested_ || PyErr_GivenExceptionMatches(type, time_limit_type)) {
       error = f.filename + ": its top-level code exceeded the time limit of " + std::to_string(guarded_cpu_ms_) + " ms";
     } else {
-      long line = line_in(tb, f.filename);
-      ref text(value ? PyObject_CallOneArg(format_exception_only_, value) : nullptr);
+      ref text(value ? PyObject_CallFunction(describe_load_error_, "Os", value, f.filename.c_str()) : nullptr);
       PyErr_Clear();
-      error = f.filename + (line ? ":" + std::to_string(line) : std::string()) + ": " +
-              (text ? utf8_of(text.get()) : std::string(reinterpret_cast<PyTypeObject*>(type)->tp_name));
+      error = text ? utf8_of(text.get()) : f.filename + ": " + reinterpret_cast<PyTypeObject*>(type)->tp_name;
     }
     f.discard();
     return error;
@@ -366,16 +359,64 @@ std::string py_host::instantiate(function& f) {
   return {};
 }
 
+std::string py_host::activate(uint64_t set_id) {
+  if (set_id == active_set_) return {};
+  PyObject* modules = Py_None;
+  if (set_id) {
+    auto found = module_sets_.find(set_id);
+    if (found == module_sets_.end()) return "its module set " + std::to_string(set_id) + " is not loaded";
+    modules = found->second;
+  }
+  ref done(PyObject_CallOneArg(activate_, modules));
+  if (!done) {
+    ref text;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    ref type_ref(type), value_ref(value), tb_ref(tb);
+    if (value) text.p = PyObject_CallOneArg(format_exception_only_, value);
+    PyErr_Clear();
+    return "switching module sets failed: " + (text ? utf8_of(text.get()) : std::string("?"));
+  }
+  active_set_ = set_id;
+  return {};
+}
+
+void py_host::load_modules(const worker::LoadFunction& request, worker::LoadReply* reply) {
+  ref modules(PyDict_New());
+  for (const auto& m : request.modules()) {
+    ref entry(Py_BuildValue("(s#y#O)", m.filename().data(), static_cast<Py_ssize_t>(m.filename().size()),
+                            m.source().data(), static_cast<Py_ssize_t>(m.source().size()),
+                            m.is_package() ? Py_True : Py_False));
+    if (!modules || !entry || PyDict_SetItemString(modules.get(), m.name().c_str(), entry.get()) < 0) {
+      PyErr_Clear();
+      reply->set_ok(false);
+      reply->set_error_message(m.filename() + ": cannot be kept (out of memory?)");
+      return;
+    }
+  }
+  unload(request.function_id());  // a replaced active set's modules leave sys.modules
+  module_sets_[request.function_id()] = modules.p;
+  modules.p = nullptr;
+  reply->set_ok(true);
+}
+
 void py_host::load(const worker::LoadFunction& request, worker::LoadReply* reply) {
   reply->set_function_id(request.function_id());
+  if (request.defines_modules()) return load_modules(request, reply);
   auto f = std::make_unique<function>();
   f->id = request.function_id();
+  f->module_set = request.module_set();
   f->name = request.name().empty() ? "function" : request.name();
   f->filename = request.filename().empty() ? f->name + ".py" : request.filename();
   f->module_name = "functions." + f->name;
   f->source = request.source();
   begin_guarded(nullptr, reply, limits_.cpu_ms_per_call, limits_.wall_ms());
-  std::string error = instantiate(*f);
+  std::string error = activate(f->module_set);
+  if (!error.empty())
+    error = f->filename + ": " + error;
+  else
+    error = instantiate(*f);
   end_guarded();
   if (!error.empty()) {
     functions_.erase(request.function_id());
@@ -387,7 +428,14 @@ void py_host::load(const worker::LoadFunction& request, worker::LoadReply* reply
   reply->set_ok(true);
 }
 
-void py_host::unload(uint64_t function_id) { functions_.erase(function_id); }
+void py_host::unload(uint64_t function_id) {
+  functions_.erase(function_id);
+  auto set = module_sets_.find(function_id);
+  if (set == module_sets_.end()) return;
+  if (active_set_ == function_id) (void)activate(0);
+  Py_DECREF(set->second);
+  module_sets_.erase(set);
+}
 
 void py_host::describe_exception(outcome& result) {
   PyObject *type, *value, *tb;
@@ -559,8 +607,8 @@ void py_host::call(const worker::Call& call, CallReply* reply) {
   const uint32_t wall_ms = cpu_ms == limits_.cpu_ms_per_call ? limits_.wall_ms() : 2 * cpu_ms;
   outcome result;
   begin_guarded(reply, nullptr, cpu_ms, wall_ms);
-  std::string reload_error;
-  if (!f.entry) reload_error = instantiate(f);
+  std::string reload_error = activate(f.module_set);
+  if (reload_error.empty() && !f.entry) reload_error = instantiate(f);
   if (reload_error.empty()) run(f, call, result);
   const bool fired = end_guarded();
   if (!reload_error.empty()) {

@@ -35,6 +35,7 @@ class py_host {
   // Empty when the bootstrap ran; else why the worker cannot serve.
   const std::string& startup_error() const { return startup_error_; }
 
+  // A function, or with defines_modules a module set its functions import.
   void load(const worker::LoadFunction& request, worker::LoadReply* reply);
   void unload(uint64_t function_id);
   void call(const worker::Call& call, worker::CallReply* reply);
@@ -52,6 +53,10 @@ class py_host {
 
   // Compiles and runs `f`'s module; empty on success, else "file:line: ...".
   std::string instantiate(function& f);
+  void load_modules(const worker::LoadFunction& request, worker::LoadReply* reply);
+  // Makes imports see module set `set_id` (0: none); a no-op when it is the
+  // active one. Empty on success, else why not.
+  std::string activate(uint64_t set_id);
   void run(function& f, const worker::Call& call, outcome& result);
   void read_return_value(PyObject* returned, outcome& result);
   void describe_exception(outcome& result);
@@ -72,7 +77,12 @@ class py_host {
   PyObject* context_type_ = nullptr;
   PyObject* format_exception_ = nullptr;
   PyObject* format_exception_only_ = nullptr;
+  PyObject* activate_ = nullptr;
+  PyObject* describe_load_error_ = nullptr;
   std::unordered_map<uint64_t, std::unique_ptr<function>> functions_;
+  // Module sets: name -> (filename, source, is_package) dicts, owned.
+  std::unordered_map<uint64_t, PyObject*> module_sets_;
+  uint64_t active_set_ = 0;
 
   // The call (or load) in progress, shared with the watchdog thread.
   enum : int { idle, running, abandoned };

@@ -2,8 +2,13 @@
 
 #include <cstring>
 
+#include "flowstate/runtime/python_modules.hpp"
+#include "worker.pb.h"
+
 namespace flowstate::sandbox::detail {
 namespace {
+
+namespace wire = flowstate::worker;
 
 // Field tags: (field number << 3) | wire type (0 varint, 2 length-delimited).
 constexpr uint8_t varint_tag(int field) { return static_cast<uint8_t>(field << 3); }
@@ -81,9 +86,9 @@ std::string encode_call_entry(uint64_t call_id, const call_request& request) {
 }
 
 std::string encode_load_entry(uint64_t function_id, const std::string& name, const std::string& filename,
-                              const std::string& source) {
-  const size_t size =
-      varint_field_size(function_id) + bytes_field_size(name) + bytes_field_size(filename) + bytes_field_size(source);
+                              const std::string& source, uint64_t module_set) {
+  const size_t size = varint_field_size(function_id) + bytes_field_size(name) + bytes_field_size(filename) +
+                      bytes_field_size(source) + varint_field_size(module_set);
   std::string out;
   out.reserve(1 + varint_size(size) + size);
   out.push_back(static_cast<char>(bytes_tag(1)));  // ToWorker.loads
@@ -92,7 +97,65 @@ std::string encode_load_entry(uint64_t function_id, const std::string& name, con
   put_bytes_field(out, 2, name);
   put_bytes_field(out, 3, filename);
   put_bytes_field(out, 4, source);
+  put_varint_field(out, 5, module_set);
   return out;
+}
+
+call_result decode_call_reply(wire::CallReply& reply) {
+  call_result result;
+  switch (reply.status()) {
+    case wire::CallReply::OK:
+      result.status = call_status::ok;
+      break;
+    case wire::CallReply::EXCEPTION:
+      result.status = call_status::exception;
+      break;
+    case wire::CallReply::TIMEOUT:
+      result.status = call_status::timeout;
+      break;
+    case wire::CallReply::RESOURCE_EXHAUSTED:
+      result.status = call_status::resource_exhausted;
+      break;
+    case wire::CallReply::NOT_LOADED:
+      result.status = call_status::not_loaded;
+      break;
+    default:
+      result.status = call_status::exception;
+      break;
+  }
+  result.outputs.reserve(reply.outputs_size());
+  for (auto& output : *reply.mutable_outputs()) result.outputs.push_back(std::move(output));
+  switch (reply.state_change()) {
+    case wire::CallReply::SET:
+      result.state = state_change::set;
+      break;
+    case wire::CallReply::DELETE:
+      result.state = state_change::erase;
+      break;
+    default:
+      result.state = state_change::unchanged;
+      break;
+  }
+  result.state_json = std::move(*reply.mutable_state_json());
+  result.error_message = std::move(*reply.mutable_error_message());
+  result.error_details_json = std::move(*reply.mutable_error_details_json());
+  for (auto& line : *reply.mutable_logs()) result.logs.push_back(std::move(line));
+  return result;
+}
+
+std::string encode_module_set_entry(uint64_t set_id, const std::vector<python_module>& modules) {
+  wire::ToWorker message;
+  auto* load = message.add_loads();
+  load->set_function_id(set_id);
+  load->set_defines_modules(true);
+  for (const auto& module : modules) {
+    auto* m = load->add_modules();
+    m->set_name(module.name);
+    m->set_filename(module.filename);
+    m->set_source(module.source);
+    m->set_is_package(module.is_package);
+  }
+  return message.SerializeAsString();
 }
 
 std::string encode_unload_entry(uint64_t function_id) {

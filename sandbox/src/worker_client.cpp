@@ -35,6 +35,7 @@ struct pending_op {
   enum kind_type { load, call, unload } kind = call;
   uint64_t id = 0;  // call id for calls, function id otherwise
   uint64_t function_id = 0;
+  uint64_t module_set = 0;  // of a load: the set the function imports from
   uint32_t timeout_ms = 0;
   std::string entry;  // the encoded ToWorker entry
   call_callback call_done;
@@ -54,48 +55,6 @@ call_result failed_result(call_status status, std::string message) {
   call_result result;
   result.status = status;
   result.error_message = std::move(message);
-  return result;
-}
-
-call_result to_result(wire::CallReply& reply) {
-  call_result result;
-  switch (reply.status()) {
-    case wire::CallReply::OK:
-      result.status = call_status::ok;
-      break;
-    case wire::CallReply::EXCEPTION:
-      result.status = call_status::exception;
-      break;
-    case wire::CallReply::TIMEOUT:
-      result.status = call_status::timeout;
-      break;
-    case wire::CallReply::RESOURCE_EXHAUSTED:
-      result.status = call_status::resource_exhausted;
-      break;
-    case wire::CallReply::NOT_LOADED:
-      result.status = call_status::not_loaded;
-      break;
-    default:
-      result.status = call_status::exception;
-      break;
-  }
-  result.outputs.reserve(reply.outputs_size());
-  for (auto& output : *reply.mutable_outputs()) result.outputs.push_back(std::move(output));
-  switch (reply.state_change()) {
-    case wire::CallReply::SET:
-      result.state = state_change::set;
-      break;
-    case wire::CallReply::DELETE:
-      result.state = state_change::erase;
-      break;
-    default:
-      result.state = state_change::unchanged;
-      break;
-  }
-  result.state_json = std::move(*reply.mutable_state_json());
-  result.error_message = std::move(*reply.mutable_error_message());
-  result.error_details_json = std::move(*reply.mutable_error_details_json());
-  for (auto& line : *reply.mutable_logs()) result.logs.push_back(std::move(line));
   return result;
 }
 
@@ -284,6 +243,10 @@ class worker_client::impl {
   // the new source before their next call of it.
   void load(pending_op& op) {
     functions_[op.id] = std::move(op.entry);
+    if (op.module_set)
+      module_set_of_[op.id] = op.module_set;
+    else
+      module_set_of_.erase(op.id);
     for (auto& slot : slots_) slot->loaded.erase(op.id);
     // A worker that is not stuck in a long call answers soonest.
     worker_slot* target = pick_slot();
@@ -295,13 +258,26 @@ class worker_client::impl {
         return;
       }
     }
-    first.add_entry(0, functions_[op.id]);
-    first.loaded.insert(op.id);
+    ensure_loaded(first, op.id, true);
     first.load_waiters[op.id].push_back(std::move(op.load_done));
+  }
+
+  // Sends `id`'s load entry to `slot` unless it has it (always when `again`:
+  // each entry sent is answered once), its module set's entry first when the
+  // slot has not got that. False when the pool has no such id.
+  bool ensure_loaded(worker_slot& slot, uint64_t id, bool again = false) {
+    if (!again && slot.loaded.count(id)) return true;
+    auto function = functions_.find(id);
+    if (function == functions_.end()) return false;
+    if (auto set = module_set_of_.find(id); set != module_set_of_.end()) ensure_loaded(slot, set->second);
+    slot.add_entry(0, function->second);
+    slot.loaded.insert(id);
+    return true;
   }
 
   void unload(uint64_t function_id) {
     functions_.erase(function_id);
+    module_set_of_.erase(function_id);
     for (auto& slot : slots_)
       if (slot->alive() && slot->loaded.erase(function_id))
         slot->add_entry(2, detail::encode_unload_entry(function_id));
@@ -315,13 +291,7 @@ class worker_client::impl {
   }
 
   void send(worker_slot& slot, uint64_t call_id, call_record& record) {
-    if (!slot.loaded.count(record.function_id)) {
-      auto function = functions_.find(record.function_id);
-      if (function != functions_.end()) {
-        slot.add_entry(0, function->second);
-        slot.loaded.insert(record.function_id);
-      }
-    }
+    ensure_loaded(slot, record.function_id);
     slot.add_entry(1, record.entry);
     if (slot.in_flight.empty()) slot.head_since = now_;
     slot.in_flight.push_back(call_id);
@@ -414,7 +384,7 @@ class worker_client::impl {
       if (found == calls_.end() || found->second.slot != slot.index()) continue;
       auto done = std::move(found->second.done);
       calls_.erase(found);
-      if (done) done(to_result(reply));
+      if (done) done(detail::decode_call_reply(reply));
     }
     return true;
   }
@@ -457,14 +427,11 @@ class worker_client::impl {
       return;
     }
     for (auto& [id, queue] : load_waiters) {
-      auto function = functions_.find(id);
       for (auto& done : queue) {
-        if (function == functions_.end()) {
+        if (!ensure_loaded(slot, id, true)) {
           if (done) done(false, "the function was unloaded");
           continue;
         }
-        slot.add_entry(0, function->second);
-        slot.loaded.insert(id);
         slot.load_waiters[id].push_back(std::move(done));
       }
     }
@@ -553,8 +520,9 @@ class worker_client::impl {
   std::vector<std::unique_ptr<worker_slot>> slots_;
   std::map<int, bool> watching_out_;
   std::unordered_map<uint64_t, call_record> calls_;
-  std::deque<uint64_t> waiting_;               // calls no worker could take yet, oldest first
-  std::map<uint64_t, std::string> functions_;  // the encoded load entry of each
+  std::deque<uint64_t> waiting_;                // calls no worker could take yet, oldest first
+  std::map<uint64_t, std::string> functions_;   // the encoded load entry of each (module sets too)
+  std::map<uint64_t, uint64_t> module_set_of_;  // function id -> the module set it imports from
   wire::FromWorker reply_frame_;
 };
 
@@ -569,11 +537,22 @@ worker_client::worker_client(std::unique_ptr<impl> state) : impl_(std::move(stat
 worker_client::~worker_client() { stop(); }
 
 void worker_client::load(uint64_t function_id, std::string name, std::string filename, std::string source,
-                         std::function<void(bool ok, std::string error)> done) {
+                         std::function<void(bool ok, std::string error)> done, uint64_t module_set) {
   pending_op op;
   op.kind = pending_op::load;
   op.id = function_id;
-  op.entry = detail::encode_load_entry(function_id, name, filename, source);
+  op.module_set = module_set;
+  op.entry = detail::encode_load_entry(function_id, name, filename, source, module_set);
+  op.load_done = std::move(done);
+  impl_->enqueue(std::move(op));
+}
+
+void worker_client::load_modules(uint64_t set_id, const std::vector<python_module>& modules,
+                                 std::function<void(bool ok, std::string error)> done) {
+  pending_op op;
+  op.kind = pending_op::load;
+  op.id = set_id;
+  op.entry = detail::encode_module_set_entry(set_id, modules);
   op.load_done = std::move(done);
   impl_->enqueue(std::move(op));
 }

@@ -2,9 +2,15 @@
 // contract of ARCHITECTURE §1.2 for Python.
 #include <doctest/doctest.h>
 
+#include <signal.h>
+
+#include <chrono>
 #include <future>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "flowstate/runtime/python_modules.hpp"
 #include "flowstate/sandbox/limits.hpp"
 #include "flowstate/sandbox/worker_client.hpp"
 
@@ -26,12 +32,25 @@ std::unique_ptr<worker_client> start_python(uint32_t cpu_ms = 2000) {
   return std::move(*client);
 }
 
-std::string load(worker_client& client, uint64_t id, const std::string& source) {
+std::string load(worker_client& client, uint64_t id, const std::string& source, uint64_t module_set = 0) {
   std::promise<std::string> loaded;
-  client.load(id, "f", "functions/f.py", source,
-              [&](bool ok, std::string error) { loaded.set_value(ok ? std::string() : error); });
+  client.load(
+      id, "f", "functions/f.py", source,
+      [&](bool ok, std::string error) { loaded.set_value(ok ? std::string() : error); }, module_set);
   return loaded.get_future().get();
 }
+
+std::string load_modules(worker_client& client, uint64_t id, const std::vector<flowstate::python_module>& modules) {
+  std::promise<std::string> loaded;
+  client.load_modules(id, modules, [&](bool ok, std::string error) { loaded.set_value(ok ? std::string() : error); });
+  return loaded.get_future().get();
+}
+
+// Returns what helpers.VALUE is, imported when the function is loaded.
+const char* const uses_helpers =
+    "import helpers\n"
+    "def entrypoint(i, s):\n"
+    "    return {'output': helpers.VALUE}\n";
 
 call_result call(worker_client& client, uint64_t id, std::string input, std::optional<std::string> state = std::nullopt,
                  std::string message_id = "msg-1") {
@@ -199,4 +218,94 @@ TEST_CASE("standard library modules import inside the sandbox") {
       " P(3).x, math.isqrt(17)]}\n");
   REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
   CHECK(r.outputs[0] == R"(["ca978112","1.10",3,4])");
+}
+
+TEST_CASE("a function imports from its module set, and each set's functions see that set's version of a module") {
+  auto client = start_python();
+  REQUIRE(load_modules(*client, 10, {{"helpers", "functions/helpers.py", "VALUE = 'one'\n", false}}).empty());
+  REQUIRE(load_modules(*client, 11, {{"helpers", "functions/helpers.py", "VALUE = 'two'\n", false}}).empty());
+  REQUIRE(load(*client, 1, uses_helpers, 10).empty());
+  REQUIRE(load(*client, 2, uses_helpers, 11).empty());
+  // A lazy import at call time sees the active set too.
+  const char* lazy = "def entrypoint(i, s):\n    import helpers\n    return {'output': helpers.VALUE}\n";
+  REQUIRE(load(*client, 3, lazy, 10).empty());
+  REQUIRE(load(*client, 4, lazy, 11).empty());
+  for (int round = 0; round < 2; ++round) {
+    CHECK(call(*client, 1, "{}").outputs == std::vector<std::string>{R"("one")"});
+    CHECK(call(*client, 2, "{}").outputs == std::vector<std::string>{R"("two")"});
+    CHECK(call(*client, 3, "{}").outputs == std::vector<std::string>{R"("one")"});
+    CHECK(call(*client, 4, "{}").outputs == std::vector<std::string>{R"("two")"});
+  }
+}
+
+TEST_CASE("packages, submodules, relative imports and namespace folders of a module set import") {
+  auto client = start_python();
+  REQUIRE(load_modules(*client, 10,
+                       {{"pkg", "vendor/pkg/__init__.py", "from .core import twice\n", true},
+                        {"pkg.core", "vendor/pkg/core.py", "def twice(x):\n    return 2 * x\n", false},
+                        {"ns", "functions/ns", "", true},
+                        {"ns.deep", "functions/ns/deep.py", "from pkg import twice\nN = twice(21)\n", false}})
+              .empty());
+  REQUIRE(load(*client, 1,
+               "import pkg, pkg.core\nfrom ns.deep import N\n"
+               "def entrypoint(i, s):\n    return {'output': [pkg.twice(2), N, pkg.core.__file__]}\n",
+               10)
+              .empty());
+  auto r = call(*client, 1, "{}");
+  REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
+  CHECK(r.outputs[0] == R"([4,42,"vendor/pkg/core.py"])");
+}
+
+TEST_CASE("a broken module of a set fails the load naming its file and line, and a lazy import of it is an Exception") {
+  auto client = start_python();
+  REQUIRE(load_modules(*client, 10,
+                       {{"broken", "vendor/broken.py", "x = 1\ny = 2\ndef (:\n", false},
+                        {"raises", "functions/raises.py", "A = 1\nraise ValueError('no')\n", false}})
+              .empty());
+  std::string error = load(*client, 1, "import broken\ndef entrypoint(i, s): pass\n", 10);
+  CHECK_MESSAGE(error == "functions/f.py:1: vendor/broken.py:3: SyntaxError: invalid syntax", error);
+  error = load(*client, 2, "\nimport raises\ndef entrypoint(i, s): pass\n", 10);
+  CHECK_MESSAGE(error == "functions/f.py:2: functions/raises.py:2: ValueError: no", error);
+  REQUIRE(load(*client, 3, "def entrypoint(i, s):\n    import raises\n", 10).empty());
+  auto r = call(*client, 3, "{}");
+  check_exception(r, "ValueError: no");
+  CHECK_MESSAGE(r.error_details_json.find(R"(File \"functions/raises.py\", line 2)") != std::string::npos,
+                r.error_details_json);
+  CHECK_MESSAGE(r.error_details_json.find("raise ValueError('no')") != std::string::npos, r.error_details_json);
+}
+
+TEST_CASE("the standard library wins over a module of the same name in a set") {
+  auto client = start_python();
+  REQUIRE(
+      load_modules(*client, 10, {{"json", "vendor/json.py", "raise ImportError('vendored json')\n", false}}).empty());
+  REQUIRE(load(*client, 1, "import json\ndef entrypoint(i, s):\n    return {'output': json.dumps([1])}\n", 10).empty());
+  auto r = call(*client, 1, "{}");
+  REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
+  CHECK(r.outputs[0] == R"("[1]")");
+}
+
+TEST_CASE("a worker that replaces a killed one gets the module set again before the function") {
+  auto client = start_python();
+  REQUIRE(load_modules(*client, 10, {{"helpers", "functions/helpers.py", "VALUE = 'one'\n", false}}).empty());
+  REQUIRE(load(*client, 1, uses_helpers, 10).empty());
+  CHECK(call(*client, 1, "{}").outputs == std::vector<std::string>{R"("one")"});
+  pid_t first = client->worker_pid();
+  REQUIRE(first > 0);
+  ::kill(first, SIGKILL);
+  // The first worker is replaced as soon as its death is seen, with nothing loaded.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (client->worker_pid() == first && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  REQUIRE(client->worker_pid() != first);
+  auto r = call(*client, 1, "{}");
+  REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
+  CHECK(r.outputs == std::vector<std::string>{R"("one")"});
+}
+
+TEST_CASE("unloading a module set leaves its functions' later loads with a clear error") {
+  auto client = start_python();
+  REQUIRE(load_modules(*client, 10, {{"helpers", "functions/helpers.py", "VALUE = 'one'\n", false}}).empty());
+  client->unload(10);
+  std::string error = load(*client, 1, uses_helpers, 10);
+  CHECK_MESSAGE(error == "functions/f.py: its module set 10 is not loaded", error);
 }

@@ -248,6 +248,10 @@ void js_host::forget_context(function& f) {
 LoadReply js_host::load(const LoadFunction& request) {
   LoadReply reply;
   reply.set_function_id(request.function_id());
+  if (request.defines_modules()) {
+    reply.set_error_message("module sets are for Python workers; JavaScript imports are bundled at deploy");
+    return reply;
+  }
   if (auto old = functions_.find(request.function_id()); old != functions_.end()) forget_context(*old->second);
   auto f = std::make_unique<function>();
   f->id = request.function_id();

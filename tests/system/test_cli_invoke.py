@@ -4,7 +4,7 @@ import json
 import os
 import shutil
 
-from harness import check, cli, counter_project, git_head, run, tmpdir, write_files
+from harness import check, cli, counter_project, git_head, make_project, run, tmpdir, write_files
 
 FIXTURE_PACKAGE = os.path.join(os.path.dirname(__file__), "..", "..", "sandbox", "tests", "fixtures", "npm_project",
                                "node_modules", "tiny-pad")
@@ -102,6 +102,28 @@ def test_test_command_prints_a_table_and_fails_on_a_difference():
     check("FAIL" in line and "state.seen: expected 7, got 1" in line, f"the first difference: {p.stdout}")
 
 
+def test_invoke_of_a_python_function_imports_helpers_from_the_working_tree():
+    """invoke of a Python function imports functions/ and vendor/ modules as they are in the working tree"""
+    project = make_project(tmpdir() + "/pyproj", {
+        "flowstate.yaml": "name: pyproj\n",
+        "flows/counter.yaml": "blocks:\n  - http.Request: count\n  - py.Function: counter\n  - http.Response: reply\n",
+        "drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: /count/{key}\n",
+        "drivers/reply.yaml": "kind: http.Response\n",
+        "functions/counter.py": "from lib.words import greeting\nimport tinypkg\n\n\ndef entrypoint(input, state):\n"
+                                "    return {\"output\": tinypkg.wrap(greeting(input[\"name\"]))}\n",
+        "functions/lib/words.py": "def greeting(name):\n    return \"hello \" + name\n",
+        "vendor/tinypkg/__init__.py": "from ._impl import wrap\n",
+        "vendor/tinypkg/_impl.py": "def wrap(text):\n    return \"[\" + text + \"]\"\n",
+    })
+    rc, out, err = invoke(project, "--key", "k", "--input", '{"name": "ada"}')
+    check(rc == 0 and out["outputs"] == ["[hello ada]"], f"with helpers: {rc} {out} {err}")
+    # Uncommitted edits count: invoke runs the working tree.
+    write_files(project, {"functions/lib/words.py": "def greeting(name):\n    return \"hi \" + name\n"})
+    rc, out, err = invoke(project, "--key", "k", "--input", '{"name": "ada"}')
+    check(rc == 0 and out["outputs"] == ["[hi ada]"], f"after an edit: {rc} {out} {err}")
+
+
 if __name__ == "__main__":
     run([test_invoke_prints_outputs_state_and_logs, test_invoke_reports_deleted_state_and_errors,
-         test_invoke_bundles_npm_packages_and_refuses_fs, test_test_command_prints_a_table_and_fails_on_a_difference])
+         test_invoke_bundles_npm_packages_and_refuses_fs, test_test_command_prints_a_table_and_fails_on_a_difference,
+         test_invoke_of_a_python_function_imports_helpers_from_the_working_tree])

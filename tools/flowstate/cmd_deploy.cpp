@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "admin_client.hpp"
 #include "commands.hpp"
@@ -15,6 +16,7 @@
 #include "flowstate/runtime/file_source.hpp"
 #include "flowstate/runtime/git_repo.hpp"
 #include "flowstate/runtime/project_loader.hpp"
+#include "flowstate/runtime/python_modules.hpp"
 #include "flowstate/sandbox/bundle.hpp"
 #include "node_files.hpp"
 
@@ -48,7 +50,10 @@ bool check_syntax_with(const std::string& dir, const std::string& worker, const 
   return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
-bool check_functions(const std::string& dir, const project_revision& rev) {
+// Syntax of every function and of the Python modules in functions/ (vendor/
+// is not checked: a package may hold files for other Python versions that
+// it never imports; a broken vendored import fails the function's load).
+bool check_functions(const std::string& dir, file_source& files, const project_revision& rev) {
   std::vector<std::string> js, py;
   bool ok = true;
   for (auto& [_, f] : rev.functions) {
@@ -64,6 +69,16 @@ bool check_functions(const std::string& dir, const project_revision& rev) {
       std::fprintf(stderr, "%s\n", bundled.error().c_str());
       ok = false;
     }
+  }
+  auto modules = collect_python_modules(files, rev);
+  if (!modules) {
+    std::fprintf(stderr, "%s\n", modules.error().c_str());
+    ok = false;
+  } else {
+    std::set<std::string> checked(py.begin(), py.end());
+    for (auto& m : modules->modules)
+      if (m.filename.rfind("functions/", 0) == 0 && !m.source.empty() && !checked.count(m.filename))
+        py.push_back(m.filename);
   }
   ok &= check_syntax_with(dir, executable_dir() + "/flowstate-worker", js);
   ok &= check_syntax_with(dir, executable_dir() + "/flowstate-pyworker", py);
@@ -82,7 +97,7 @@ int deploy(const deploy_options& o) {
     if (problems.empty()) std::fprintf(stderr, "  %s\n", rev.error().c_str());
     return 1;
   }
-  if (!check_functions(dir, *rev)) {
+  if (!check_functions(dir, *files, *rev)) {
     std::fprintf(stderr, "deploy refused, nothing committed (see above)\n");
     return 1;
   }

@@ -11,6 +11,7 @@
 #include "commands.hpp"
 #include "flowstate/runtime/file_source.hpp"
 #include "flowstate/runtime/project_loader.hpp"
+#include "flowstate/runtime/python_modules.hpp"
 #include "flowstate/sandbox/bundle.hpp"
 #include "function_runner.hpp"
 #include "node_files.hpp"
@@ -32,7 +33,27 @@ std::pair<std::string, std::string> block_of_function(const project_revision& re
   return {"test", function};
 }
 
+namespace {
+
+constexpr uint64_t function_id = 1;
+constexpr uint64_t module_set_id = 2;
+
+// Loads the working tree's Python modules under module_set_id; false when
+// there are none. `done` gets the outcome.
+result<bool> load_python_modules(sandbox::worker_client& worker, const std::string& project_dir,
+                                 const project_revision& revision, std::function<void(bool, std::string)> done) {
+  auto files = open_worktree(project_dir);
+  auto set = collect_python_modules(*files, revision);
+  if (!set) return fail(set.error());
+  if (set->empty()) return false;
+  worker.load_modules(module_set_id, set->modules, std::move(done));
+  return true;
+}
+
+}  // namespace
+
 result<std::unique_ptr<function_runner>> function_runner::start(const std::string& project_dir,
+                                                                const project_revision& revision,
                                                                 const function_def& function, uint32_t timeout_ms) {
   std::string source = function.source;
   if (function.language == "js") {
@@ -47,18 +68,33 @@ result<std::unique_ptr<function_runner>> function_runner::start(const std::strin
   if (function.language == "py") options.isolation.python = true;
   auto worker = sandbox::worker_client::start(options);
   if (!worker) return fail("cannot start a worker: " + worker.error());
-  std::promise<std::string> loaded;
-  (*worker)->load(1, function.name, function.file, source, [&](bool ok, std::string error) {
-    loaded.set_value(ok ? std::string() : (error.empty() ? function.file + ": could not be loaded" : error));
-  });
-  if (std::string error = loaded.get_future().get(); !error.empty()) return fail(error);
+  std::promise<std::string> modules_loaded, loaded;
+  bool has_modules = false;
+  if (function.language == "py") {
+    auto loading = load_python_modules(**worker, project_dir, revision, [&](bool ok, std::string error) {
+      modules_loaded.set_value(ok ? std::string() : "functions/ and vendor/: " + error);
+    });
+    if (!loading) return fail(loading.error());
+    has_modules = *loading;
+  }
+  (*worker)->load(
+      function_id, function.name, function.file, source,
+      [&](bool ok, std::string error) {
+        loaded.set_value(ok ? std::string() : (error.empty() ? function.file + ": could not be loaded" : error));
+      },
+      has_modules ? module_set_id : 0);
+  // Both callbacks have run before the promises they set go out of scope.
+  std::string modules_error = has_modules ? modules_loaded.get_future().get() : std::string();
+  std::string error = loaded.get_future().get();
+  if (!modules_error.empty()) return fail(modules_error);
+  if (!error.empty()) return fail(error);
   auto runner = std::unique_ptr<function_runner>(new function_runner());
   runner->worker_ = std::move(*worker);
   return runner;
 }
 
 sandbox::call_result function_runner::call(sandbox::call_request request) {
-  request.function_id = 1;
+  request.function_id = function_id;
   std::promise<sandbox::call_result> done;
   worker_->call(std::move(request), [&](sandbox::call_result&& result) { done.set_value(std::move(result)); });
   return done.get_future().get();
@@ -135,7 +171,7 @@ int invoke(const invoke_options& o) {
     std::fprintf(stderr, "invoke: no function \"%s\" in functions/\n", block->name.c_str());
     return 2;
   }
-  auto runner = function_runner::start(dir, function->second, revision->manifest_.timeout_ms);
+  auto runner = function_runner::start(dir, *revision, function->second, revision->manifest_.timeout_ms);
   if (!runner) {
     std::fprintf(stderr, "invoke: %s\n", runner.error().c_str());
     return 2;

@@ -23,10 +23,12 @@ result<project_revision> load_worktree(const std::string& dir);
 std::pair<std::string, std::string> block_of_function(const project_revision& revision, const std::string& function);
 
 // A worker (flowstate-worker beside this executable, or flowstate-pyworker
-// for Python) with one function loaded, bundled with its npm packages.
+// for Python) with one function loaded, bundled with its npm packages, or
+// with the modules of functions/ and vendor/ it may import.
 class function_runner {
  public:
-  static result<std::unique_ptr<function_runner>> start(const std::string& project_dir, const function_def& function,
+  static result<std::unique_ptr<function_runner>> start(const std::string& project_dir,
+                                                        const project_revision& revision, const function_def& function,
                                                         uint32_t timeout_ms);
   sandbox::call_result call(sandbox::call_request request);
 

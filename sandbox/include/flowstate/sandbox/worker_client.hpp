@@ -18,6 +18,10 @@
 #include "flowstate/runtime/result.hpp"
 #include "flowstate/sandbox/isolation.hpp"
 
+namespace flowstate {
+struct python_module;  // flowstate/runtime/python_modules.hpp
+}
+
 namespace flowstate::sandbox {
 
 // The read-only ctx argument of a function (ARCHITECTURE §1.2).
@@ -73,9 +77,16 @@ class worker_client {
   worker_client& operator=(const worker_client&) = delete;
 
   // Compiles `source` under `function_id` (replacing an earlier load); `done`
-  // runs on the I/O thread with the compile error, if any.
+  // runs on the I/O thread with the compile error, if any. A Python function
+  // imports from the module set loaded under `module_set` (0: none): every
+  // worker gets the set before the function, a replaced worker again.
   void load(uint64_t function_id, std::string name, std::string filename, std::string source,
-            std::function<void(bool ok, std::string error)> done);
+            std::function<void(bool ok, std::string error)> done, uint64_t module_set = 0);
+  // Keeps `modules` under `set_id` for functions loaded with that module_set
+  // (Python workers only; set and function ids share one space). Nothing
+  // runs until a function imports a module. unload(set_id) drops it.
+  void load_modules(uint64_t set_id, const std::vector<python_module>& modules,
+                    std::function<void(bool ok, std::string error)> done);
   void unload(uint64_t function_id);
 
   // Thread-safe and non-blocking; `done` runs exactly once, on the I/O thread.
