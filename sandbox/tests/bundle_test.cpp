@@ -14,7 +14,8 @@ using namespace flowstate::sandbox::testing;
 
 namespace {
 
-const std::string project = (std::filesystem::path(__FILE__).parent_path() / "fixtures" / "npm_project").string();
+// An absolute path from CMake: __FILE__ is relative when ccache rewrites paths.
+const std::string project = std::string(FLOWSTATE_SANDBOX_FIXTURES) + "/npm_project";
 
 std::string read(const std::string& file) {
   std::ifstream in(project + "/" + file);
