@@ -166,6 +166,44 @@ void store::scan_range(column c, std::string_view begin, std::string_view end,
   }
 }
 
+void store::scan_range_reverse(column c, std::string_view begin, std::string_view end,
+                               const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  if (!impl_->db) return;
+  rocksdb::ReadOptions read_options;
+  rocksdb::Slice lower = slice(begin);
+  read_options.iterate_lower_bound = &lower;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options, impl_->handle(c)));
+  if (end.empty())
+    it->SeekToLast();
+  else
+    it->SeekForPrev(slice(end));
+  // SeekForPrev lands on `end` itself when it exists: the range excludes it.
+  if (it->Valid() && !end.empty() && it->key() == slice(end)) it->Prev();
+  for (; it->Valid(); it->Prev()) {
+    auto k = it->key();
+    auto v = it->value();
+    if (!fn({k.data(), k.size()}, {v.data(), v.size()})) break;
+  }
+}
+
+status store::delete_range(column c, std::string_view begin, std::string_view end) {
+  if (!impl_->db) return fail(impl_->options.path + ": delete_range after close()");
+  auto st = impl_->db->DeleteRange(rocksdb::WriteOptions(), impl_->handle(c), slice(begin), slice(end));
+  if (!st.ok()) return fail(impl_->options.path + ": delete_range failed: " + st.ToString());
+  return status::success();
+}
+
+uint64_t store::approximate_size(column c, std::string_view begin, std::string_view end) const {
+  if (!impl_->db) return 0;
+  rocksdb::Range range(slice(begin), slice(end));
+  rocksdb::SizeApproximationOptions options;
+  options.include_memtables = true;
+  options.include_files = true;
+  uint64_t size = 0;
+  (void)impl_->db->GetApproximateSizes(options, impl_->handle(c), &range, 1, &size);
+  return size;
+}
+
 void store::scan_prefix(column c, std::string_view prefix,
                         const std::function<bool(std::string_view, std::string_view)>& fn) const {
   scan_range(c, prefix, prefix_successor(prefix), fn);

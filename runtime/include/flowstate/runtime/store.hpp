@@ -96,6 +96,16 @@ class store {
   void scan_range(column c, std::string_view begin, std::string_view end,
                   const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
 
+  // Same, from the last entry before `end` back to `begin` (an empty end:
+  // from the very last entry).
+  void scan_range_reverse(column c, std::string_view begin, std::string_view end,
+                          const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
+  // Removes every entry in [begin, end) at once (a range tombstone): for
+  // retention, which drops whole time ranges. Not ordered with pending commits.
+  status delete_range(column c, std::string_view begin, std::string_view end);
+  // Approximate bytes of the entries in [begin, end), memtables included.
+  uint64_t approximate_size(column c, std::string_view begin, std::string_view end) const;
+
   // Blocking write for rare writes (meta); not ordered with pending commits.
   status write_now(commit_batch&& batch, bool sync);
 
