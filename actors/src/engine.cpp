@@ -14,6 +14,7 @@
 
 #include "core.hpp"
 #include "errors.hpp"
+#include "flowstate/actors/project_limits.hpp"
 #include "flowstate/drivers/http_routes.hpp"
 #include "flowstate/drivers/http_static.hpp"
 #include "flowstate/runtime/fault.hpp"
@@ -25,7 +26,6 @@
 #include "flowstate/sandbox/bundle.hpp"
 #include "flowstate/sandbox/limits.hpp"
 #include "flowstate/sandbox/worker_client.hpp"
-#include "project_limits.hpp"
 #include "records.hpp"
 #include "types.hpp"
 
@@ -829,6 +829,7 @@ class engine_impl final : public engine {
     wo.isolation.memory_mb = pools.limits.memory_mb;
     wo.isolation.python = python;
     wo.default_timeout_ms = pools.limits.cpu_ms_per_call;
+    wo.wall_ms = pools.limits.wall_ms();
     wo.extra_args = pools.limits.worker_args();
     wo.worker_binary = python ? options_.python_worker_binary : options_.worker_binary;
     auto w = sandbox::worker_client::start(wo);

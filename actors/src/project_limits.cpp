@@ -1,4 +1,4 @@
-#include "project_limits.hpp"
+#include "flowstate/actors/project_limits.hpp"
 
 #include <algorithm>
 

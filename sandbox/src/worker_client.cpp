@@ -321,9 +321,11 @@ class worker_client::impl {
       auto running_for = now_ - slot.head_since;
       call_record* head = record_of(slot.in_flight.front());
       uint32_t limit_ms = head && head->timeout_ms ? head->timeout_ms : options_.default_timeout_ms;
+      uint64_t wall_ms =
+          limit_ms == options_.default_timeout_ms && options_.wall_ms ? options_.wall_ms : 2 * uint64_t{limit_ms};
       // A backstop for a worker that neither answers nor dies (its own
       // watchdog normally ends a long call): treat it as crashed.
-      if (running_for > std::chrono::milliseconds(2 * uint64_t{limit_ms} + 2000)) {
+      if (running_for > std::chrono::milliseconds(wall_ms + 2000)) {
         died(slot);
         continue;
       }

@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
     worker_options options;
     options.worker_binary = binary;
     options.default_timeout_ms = lim.cpu_ms_per_call;
+    options.wall_ms = lim.wall_ms();
     options.extra_args = lim.worker_args();
     options.isolation.enabled = isolation;
     options.isolation.python = python;

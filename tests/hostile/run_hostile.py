@@ -61,7 +61,7 @@ def run(args, work):
 
     env = dict(os.environ)
     env[host["secret_env"]] = SECRET
-    cmd = [args.runner, "--js", args.js, "--py", args.py, "--cpu-ms", "1000", "--memory-mb", "256"]
+    cmd = [args.runner, "--js", args.js, "--py", args.py, "--cpu-ms", "1000", "--wall-ms", "5000", "--memory-mb", "128"]
     if args.no_isolation:
         cmd.append("--no-isolation")
     proc = subprocess.run(cmd + dirs, env=env, capture_output=True, text=True, timeout=900)

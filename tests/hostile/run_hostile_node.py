@@ -140,7 +140,8 @@ def run(work):
     os.makedirs(os.path.join(work, "data"))
     plan = os.path.join(work, "plan.yaml")
     with open(plan, "w") as f:
-        f.write("timeout: 1s\nmemory: 256MiB\n")
+        # CPU time decides; the wall-clock backstop is loose so that a loaded machine gives no false Timeout.
+        f.write("timeout: 1s\nwall: 5s\nmemory: 128MiB\n")
 
     node = Node([hostile_dir, victim_dir], data=os.path.join(work, "data"), env={SECRET_ENV: SECRET},
                 extra_args=["--plan", plan]).start()

@@ -9,6 +9,8 @@
 #include <future>
 
 #include "commands.hpp"
+#include "flowstate/actors/engine.hpp"
+#include "flowstate/actors/project_limits.hpp"
 #include "flowstate/runtime/file_source.hpp"
 #include "flowstate/runtime/project_loader.hpp"
 #include "flowstate/runtime/python_modules.hpp"
@@ -54,7 +56,10 @@ result<bool> load_python_modules(sandbox::worker_client& worker, const std::stri
 
 result<std::unique_ptr<function_runner>> function_runner::start(const std::string& project_dir,
                                                                 const project_revision& revision,
-                                                                const function_def& function, uint32_t timeout_ms) {
+                                                                const function_def& function) {
+  // The project's limits within the plan a node has without a plan file.
+  auto limits = project_limits(engine_options::default_plan(), revision.manifest_);
+  if (!limits) return fail(limits.error());
   std::string source = function.source;
   if (function.language == "js") {
     auto bundled = sandbox::bundle_js(project_dir, function.file, function.source);
@@ -63,7 +68,10 @@ result<std::unique_ptr<function_runner>> function_runner::start(const std::strin
   }
   sandbox::worker_options options;
   options.worker_binary = executable_dir() + (function.language == "py" ? "/flowstate-pyworker" : "/flowstate-worker");
-  options.default_timeout_ms = timeout_ms;
+  options.default_timeout_ms = limits->cpu_ms_per_call;
+  options.wall_ms = limits->wall_ms();
+  options.extra_args = limits->worker_args();
+  options.isolation.memory_mb = limits->memory_mb;
   options.max_workers = 1;
   if (function.language == "py") options.isolation.python = true;
   auto worker = sandbox::worker_client::start(options);
@@ -171,7 +179,7 @@ int invoke(const invoke_options& o) {
     std::fprintf(stderr, "invoke: no function \"%s\" in functions/\n", block->name.c_str());
     return 2;
   }
-  auto runner = function_runner::start(dir, *revision, function->second, revision->manifest_.timeout_ms);
+  auto runner = function_runner::start(dir, *revision, function->second);
   if (!runner) {
     std::fprintf(stderr, "invoke: %s\n", runner.error().c_str());
     return 2;

@@ -248,7 +248,7 @@ int run_tests(const test_options& o) {
       outcomes.push_back({"tests/" + name + "/", false, "no *.yaml cases"});
       continue;
     }
-    auto runner = function_runner::start(dir, *revision, function->second, revision->manifest_.timeout_ms);
+    auto runner = function_runner::start(dir, *revision, function->second);
     if (!runner) {
       for (auto& file : files)
         outcomes.push_back({"tests/" + name + "/" + file.filename().string(), false, runner.error()});

@@ -24,12 +24,12 @@ std::pair<std::string, std::string> block_of_function(const project_revision& re
 
 // A worker (flowstate-worker beside this executable, or flowstate-pyworker
 // for Python) with one function loaded, bundled with its npm packages, or
-// with the modules of functions/ and vendor/ it may import.
+// with the modules of functions/ and vendor/ it may import; within the
+// project's limits (`timeout:`, `limits:`) under a node's default plan.
 class function_runner {
  public:
   static result<std::unique_ptr<function_runner>> start(const std::string& project_dir,
-                                                        const project_revision& revision, const function_def& function,
-                                                        uint32_t timeout_ms);
+                                                        const project_revision& revision, const function_def& function);
   sandbox::call_result call(sandbox::call_request request);
 
  private:

@@ -58,6 +58,9 @@ struct call_result {
 struct worker_options {
   std::string worker_binary;           // path of flowstate-worker
   uint32_t default_timeout_ms = 5000;  // for calls with timeout_ms == 0
+  // The workers' wall-clock backstop for calls at default_timeout_ms (0:
+  // twice it); a worker silent 2 s past it is taken for dead.
+  uint32_t wall_ms = 0;
   std::vector<std::string> extra_args;
   // The pool: a further worker starts (up to max_workers) when every worker
   // is busy, i.e. its running call has run longer than busy_after_ms or it
