@@ -59,6 +59,8 @@ int line_of(const YAML::Node& node, int fallback);
 std::string describe(const YAML::Node& node);
 // "5s", "500ms", "2m" -> milliseconds; nullopt when not a positive duration.
 std::optional<uint64_t> parse_duration_ms(const std::string& text);
+// "90s", "15m", "24h", "30d" -> milliseconds, up to 10 years; for retention.
+std::optional<uint64_t> parse_retention_ms(const std::string& text);
 // "64MiB", "512KiB", "1MB", "4096" (bytes) -> bytes; nullopt when not a
 // positive size.
 std::optional<uint64_t> parse_size_bytes(const std::string& text);

@@ -31,6 +31,7 @@ using detail::did_you_mean;
 const std::vector<std::string> manifest_keys = {"name",  "durability", "timeout", "timeout_ms",
                                                 "trace", "http",       "limits"};
 const std::vector<std::string> manifest_http_keys = {"host", "prefix"};
+const std::vector<std::string> manifest_trace_keys = {"full", "keep", "quota"};
 const std::vector<std::string> flow_keys = {"blocks", "on_error"};
 const std::vector<std::string> block_keys = {"id", "key", "input", "output", "state"};
 
@@ -196,7 +197,7 @@ class loader {
         detail::read_limits(limits, "limits.", false, m.limits,
                             [&](int line, std::string message) { problem(file, line, std::move(message)); });
     }
-    if (const YAML::Node trace = root["trace"]) m.trace_json = detail::yaml_to_json(trace);
+    if (const YAML::Node trace = root["trace"]) load_trace_settings(file, trace, m);
     if (const YAML::Node http = root["http"]) {
       if (!http.IsMap()) {
         problem(file, line_of(http, 1),
@@ -219,6 +220,38 @@ class loader {
         }
       }
     }
+  }
+
+  // `trace: {full: 24h, keep: 30d, quota: 1GiB}`.
+  void load_trace_settings(const std::string& file, const YAML::Node& trace, manifest& m) {
+    if (trace.IsNull() || (trace.IsMap() && trace.size() == 0)) return;
+    if (!trace.IsMap()) {
+      problem(file, line_of(trace, 1), "expected `trace:` to be a map of full, keep and/or quota, found " + describe(trace));
+      return;
+    }
+    check_keys(file, trace, manifest_trace_keys, "trace.");
+    auto retention = [&](const char* key, uint64_t& out) {
+      const YAML::Node value = trace[key];
+      if (!value) return;
+      auto ms = value.IsScalar() ? detail::parse_retention_ms(value.Scalar()) : std::nullopt;
+      if (!ms)
+        problem(file, line_of(value, 1),
+                std::string("expected `trace.") + key + ":` to be a duration like 24h, 30d or 90m, found " +
+                    describe(value));
+      else
+        out = *ms;
+    };
+    retention("full", m.trace_full_ms);
+    retention("keep", m.trace_keep_ms);
+    if (const YAML::Node quota = trace["quota"]) {
+      auto bytes = quota.IsScalar() ? detail::parse_size_bytes(quota.Scalar()) : std::nullopt;
+      if (!bytes)
+        problem(file, line_of(quota, 1), "expected `trace.quota:` to be a size like 1GiB or 200MiB, found " + describe(quota));
+      else
+        m.trace_quota_bytes = *bytes;
+    }
+    if (m.trace_keep_ms < m.trace_full_ms)
+      problem(file, line_of(trace, 1), "expected `trace.keep:` (how long events are kept) to be at least `trace.full:`");
   }
 
   void load_functions() {

@@ -32,8 +32,9 @@ std::string describe(const YAML::Node& node) {
 namespace {
 
 // A positive number followed by one of `units` (name, scale); nullopt when
-// the unit is unknown, the number is 0 or the product overflows uint32.
-std::optional<uint64_t> scaled(const std::string& text, std::initializer_list<std::pair<const char*, uint64_t>> units) {
+// the unit is unknown, the number is 0 or the product is above `max`.
+std::optional<uint64_t> scaled(const std::string& text, std::initializer_list<std::pair<const char*, uint64_t>> units,
+                               uint64_t max = std::numeric_limits<uint32_t>::max()) {
   uint64_t value = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end == text.data()) return std::nullopt;
@@ -41,7 +42,7 @@ std::optional<uint64_t> scaled(const std::string& text, std::initializer_list<st
   while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
   for (auto& [name, scale] : units) {
     if (unit != name) continue;
-    if (value == 0 || value > std::numeric_limits<uint32_t>::max() / scale) return std::nullopt;
+    if (value == 0 || value > max / scale) return std::nullopt;
     return value * scale;
   }
   return std::nullopt;
@@ -51,6 +52,11 @@ std::optional<uint64_t> scaled(const std::string& text, std::initializer_list<st
 
 std::optional<uint64_t> parse_duration_ms(const std::string& text) {
   return scaled(text, {{"ms", 1}, {"s", 1000}, {"m", 60000}});
+}
+
+std::optional<uint64_t> parse_retention_ms(const std::string& text) {
+  const uint64_t day = 24ull * 3600 * 1000;
+  return scaled(text, {{"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", day}}, 3650 * day);
 }
 
 std::optional<uint64_t> parse_size_bytes(const std::string& text) {

@@ -78,7 +78,7 @@ TEST_CASE("a valid project loads into the expected model") {
           "name: counter-demo\n"
           "durability: relaxed\n"
           "timeout: 500ms\n"
-          "trace: {full: 24h, keep: 30d}\n");
+          "trace: {full: 2h, keep: 7d, quota: 200MiB}\n");
   p.write("flows/counter.yaml",
           "blocks:\n"
           "  - http.Request: api\n"
@@ -114,7 +114,9 @@ TEST_CASE("a valid project loads into the expected model") {
   CHECK(rev.manifest_.name == "counter-demo");
   CHECK(rev.manifest_.durability == durability_mode::relaxed);
   CHECK(rev.manifest_.timeout_ms == 500);
-  CHECK(rev.manifest_.trace_json == R"({"full":"24h","keep":"30d"})");
+  CHECK(rev.manifest_.trace_full_ms == 2ull * 3600 * 1000);
+  CHECK(rev.manifest_.trace_keep_ms == 7ull * 24 * 3600 * 1000);
+  CHECK(rev.manifest_.trace_quota_bytes == 200ull << 20);
 
   REQUIRE(rev.flows.size() == 2);
   const flow_def& counter = rev.flows.at("counter");
@@ -285,6 +287,28 @@ TEST_CASE("a bad timeout is refused") {
   temp_project p;
   p.write("flowstate.yaml", "name: demo\ntimeout: 5 seconds\n");
   check_single_problem(p, "flowstate.yaml", 2, {"positive duration like 5s or 500ms", "found \"5 seconds\""});
+}
+
+TEST_CASE("a bad trace retention is refused naming its line") {
+  temp_project p;
+  p.write("flowstate.yaml", "name: demo\ntrace:\n  full: 1h\n  keep: forever\n");
+  check_single_problem(p, "flowstate.yaml", 4, {"expected `trace.keep:` to be a duration like 24h", "found \"forever\""});
+}
+
+TEST_CASE("limits in flowstate.yaml are read with their lines, sizes in binary or decimal units") {
+  temp_project p;
+  p.write("flowstate.yaml", "name: demo\ntimeout: 2s\nlimits:\n  memory: 64MiB\n  output: 1MB\n  logs: 2048\n");
+  std::vector<project_problem> problems;
+  auto loaded = p.load(&problems);
+  REQUIRE_MESSAGE(loaded.ok(), loaded.error());
+  const auto& l = loaded->manifest_.limits;
+  CHECK(l.cpu_ms.value == 2000);
+  CHECK(l.cpu_ms.line == 2);
+  CHECK(l.memory_mb.value == 64);
+  CHECK(l.memory_mb.line == 4);
+  CHECK(l.output_bytes.value == 1000000);
+  CHECK(l.log_bytes.value == 2048);
+  CHECK(!l.state_bytes);
 }
 
 TEST_CASE("unknown keys in flowstate.yaml and in blocks are refused with suggestions") {

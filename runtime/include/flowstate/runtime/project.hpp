@@ -20,7 +20,12 @@ struct manifest {
   // `timeout:` (as cpu_ms, when written) and `limits:`: what the project asks
   // for; the node refuses values above the operator's plan.
   limit_settings limits;
-  std::string trace_json;      // `trace:` settings as JSON text ("" when absent)
+  // `trace:` retention of the execution trace (ARCHITECTURE §1.8): whole
+  // events for `full`, then ids, timing and error type only until `keep`,
+  // then removed; `quota` caps the project's trace bytes (oldest go first).
+  uint64_t trace_full_ms = 24ull * 3600 * 1000;
+  uint64_t trace_keep_ms = 30ull * 24 * 3600 * 1000;
+  uint64_t trace_quota_bytes = 1ull << 30;
   // `http:` — how this project shares the flow listener with others:
   // requests for `host` (any host when empty) under `prefix` ("" = none).
   std::string http_host;
