@@ -27,6 +27,7 @@
 #include "flowstate/sandbox/limits.hpp"
 #include "flowstate/sandbox/worker_client.hpp"
 #include "records.hpp"
+#include "trace.hpp"
 #include "types.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::work_ptr)
@@ -411,6 +412,20 @@ class engine_impl final : public engine {
     return store_->get(column::state, state_key(rt->tenant, rt->project_id, key_group_of(key), flow, block, key));
   }
 
+  result<std::vector<std::string>> trace(const std::string& name, const trace_query& q) const override {
+    project_ptr rt;
+    {
+      std::shared_lock lock(mutex_);
+      for (auto& [_, e] : projects_)
+        if (e->active && (name.empty() || e->active->name == name)) {
+          if (rt) return fail("the node serves several projects: name one");
+          rt = e->active;
+        }
+    }
+    if (!rt) return fail(name.empty() ? "the node serves no project" : "no project named \"" + name + "\"");
+    return query_trace(*store_, rt->tenant, rt->project_id, q);
+  }
+
   std::vector<std::string> errors(const std::string& name, const std::string& flow, const std::string& type,
                                   std::size_t limit) const override {
     std::vector<std::string> out;
@@ -535,6 +550,19 @@ class engine_impl final : public engine {
   }
 
   // Keeps each project's error queue within its bound: the oldest go first.
+  // Trace retention (trace.full, trace.keep, trace.quota) of every project.
+  void trim_traces() {
+    std::vector<project_ptr> targets;
+    {
+      std::shared_lock lock(mutex_);
+      for (auto& [_, e] : projects_)
+        if (e->active) targets.push_back(e->active);
+    }
+    for (auto& rt : targets)
+      enforce_trace_retention(*store_, rt->tenant, rt->project_id, rt->trace.full_ms, rt->trace.keep_ms,
+                              rt->trace.quota_bytes, now_ms());
+  }
+
   void thin_errors() {
     std::vector<project_ptr> targets;
     {
@@ -613,6 +641,7 @@ class engine_impl final : public engine {
     rt->revision = revision;
     rt->epoch = epoch;
     rt->durability = rev->manifest_.durability;
+    rt->trace = {rev->manifest_.trace_full_ms, rev->manifest_.trace_keep_ms, rev->manifest_.trace_quota_bytes};
     std::vector<std::string> problems;
     auto limits = project_limits(plan_for(options_.plan, options_.plan_file, rt->name), rev->manifest_);
     if (!limits) problems.push_back(limits.error());
@@ -914,6 +943,7 @@ class engine_impl final : public engine {
         if (stopping_) break;
         lock.unlock();
         thin_errors();
+        trim_traces();
         lock.lock();
       }
     });

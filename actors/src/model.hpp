@@ -57,6 +57,9 @@ struct project_rt {
   uint64_t epoch = 0;
   durability_mode durability = durability_mode::sync;
   uint32_t timeout_ms = 5000;
+  struct {
+    uint64_t full_ms = 0, keep_ms = 0, quota_bytes = 0;  // flowstate.yaml `trace:`
+  } trace;
   std::vector<flow_rt> flows;
   // Functions loaded for this revision, to unload when it is retired.
   std::vector<std::pair<sandbox::worker_client*, uint64_t>> function_ids;
@@ -96,6 +99,7 @@ struct work_item {
   // response is recorded under it in the commit that produces it.
   std::string idempotency_key;
   std::size_t shard = 0;
+  int64_t started_ns = 0;  // steady clock, when its call was sent (for the trace)
 };
 
 using work_ptr = std::shared_ptr<work_item>;

@@ -68,7 +68,6 @@ int64_t now_ms() {
       .count();
 }
 
-namespace {
 std::string iso_time(int64_t ms) {
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
@@ -79,6 +78,7 @@ std::string iso_time(int64_t ms) {
   return buf;
 }
 
+namespace {
 void field(std::string& out, const char* name, std::string_view value, bool first = false) {
   if (!first) out.push_back(',');
   http::append_json_string(out, name);

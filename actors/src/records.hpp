@@ -53,5 +53,7 @@ http::response render_http_response(std::string_view output_json);
 result<std::string> key_at_pointer(std::string_view json, const std::string& pointer);
 
 int64_t now_ms();
+// "2026-11-29T01:42:56.123Z"
+std::string iso_time(int64_t ms);
 
 }  // namespace flowstate::engine_detail

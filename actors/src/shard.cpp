@@ -13,6 +13,7 @@
 #include "flowstate/runtime/keys.hpp"
 #include "flowstate/sandbox/worker_client.hpp"
 #include "records.hpp"
+#include "trace.hpp"
 #include "types.hpp"
 
 namespace flowstate::engine_detail {
@@ -142,6 +143,7 @@ class shard_logic {
     req.ctx.time_ms = item->msg.time_ms;
     req.timeout_ms = item->project->timeout_ms;
     caf::actor me = caf::actor_cast<caf::actor>(self_);
+    item->started_ns = steady_ns();
     block.worker->call(std::move(req), [me, item](sandbox::call_result&& r) {
       caf::anon_send(me, std::make_shared<call_done>(call_done{item, std::move(r)}));
     });
@@ -170,10 +172,40 @@ class shard_logic {
     start(std::move(next), skey);
   }
 
-  void commit_error(work_item& w, std::string type, std::string message, std::string details) {
+  static int64_t steady_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // The trace event of w's execution, in the batch that commits its result.
+  void trace(commit_batch& batch, const work_item& w, trace_event& e) {
+    const auto& flow = w.project->flows[w.flow];
+    e.tenant = w.project->tenant;
+    e.project = w.project->project_id;
+    e.time_ms = now_ms();
+    e.revision = w.project->revision;
+    e.flow = flow.name;
+    e.block = flow.blocks[w.block].id;
+    e.key = w.msg.key;
+    e.message_id = w.msg.id;
+    e.trace_id = w.msg.trace_id;
+    e.input_json = w.msg.payload;
+    if (w.started_ns) e.duration_ms = double(steady_ns() - w.started_ns) / 1e6;
+    record_trace(batch, *st_.core->db, e);
+  }
+
+  void commit_error(work_item& w, std::string type, std::string message, std::string details,
+                    const std::vector<std::string>* logs = nullptr) {
     commit_batch batch;
     auto e = make_error(*st_.core->db, *w.project, w.flow, block_id(w), w.msg, std::move(type), std::move(message),
                         std::move(details));
+    trace_event te;
+    te.status = e.type;
+    te.error_message = e.message;
+    te.error_id = e.id;
+    te.details_json = e.details_json;
+    te.logs = logs;
+    trace(batch, w, te);
     auto routed = record_error(batch, *st_.core->db, w.project, w.flow, e);
     if (w.queue_seq)
       batch.erase(column::queue,
@@ -216,7 +248,7 @@ class shard_logic {
       std::string message = r.error_message;
       if (r.status == call_status::worker_crashed) message = "the call crashed its worker twice";
       std::string details = r.error_details_json.empty() ? "{}" : r.error_details_json;
-      commit_error(w, types[static_cast<int>(r.status)], std::move(message), std::move(details));
+      commit_error(w, types[static_cast<int>(r.status)], std::move(message), std::move(details), &r.logs);
       return;
     }
     const auto& flow = w.project->flows[w.flow];
@@ -226,16 +258,26 @@ class shard_logic {
       for (std::size_t i = 0; i < r.outputs.size(); ++i) {
         if (!check_json(block.output, r.outputs[i], message, details)) {
           auto which = r.outputs.size() == 1 ? std::string("output ") : "output " + std::to_string(i) + " ";
-          commit_error(w, "PostconditionFailed", which + message, std::move(details));
+          commit_error(w, "PostconditionFailed", which + message, std::move(details), &r.logs);
           return;
         }
       }
       if (r.state == sandbox::state_change::set && !check_json(block.state, r.state_json, message, details)) {
-        commit_error(w, "PostconditionFailed", "new state " + message, std::move(details));
+        commit_error(w, "PostconditionFailed", "new state " + message, std::move(details), &r.logs);
         return;
       }
     }
     commit_batch batch;
+    {
+      trace_event te;
+      te.outputs = &r.outputs;
+      te.logs = &r.logs;
+      te.state_change = r.state == sandbox::state_change::set     ? "set"
+                        : r.state == sandbox::state_change::erase ? "deleted"
+                                                                  : "unchanged";
+      te.state_json = r.state_json;
+      trace(batch, w, te);
+    }
     auto skey = slot_key(w);
     if (r.state == sandbox::state_change::set) {
       batch.put(column::state, skey, r.state_json);

@@ -46,6 +46,8 @@ result<route> parse_route(std::string_view method, std::string_view path) {
   return r;
 }
 
+}  // namespace
+
 std::string percent_decode(std::string_view s) {
   std::string out;
   out.reserve(s.size());
@@ -62,8 +64,6 @@ std::string percent_decode(std::string_view s) {
   }
   return out;
 }
-
-}  // namespace
 
 static result<std::vector<route>> parse_routes(simdjson::dom::element doc);
 

@@ -226,7 +226,8 @@ class loader {
   void load_trace_settings(const std::string& file, const YAML::Node& trace, manifest& m) {
     if (trace.IsNull() || (trace.IsMap() && trace.size() == 0)) return;
     if (!trace.IsMap()) {
-      problem(file, line_of(trace, 1), "expected `trace:` to be a map of full, keep and/or quota, found " + describe(trace));
+      problem(file, line_of(trace, 1),
+              "expected `trace:` to be a map of full, keep and/or quota, found " + describe(trace));
       return;
     }
     check_keys(file, trace, manifest_trace_keys, "trace.");
@@ -246,12 +247,14 @@ class loader {
     if (const YAML::Node quota = trace["quota"]) {
       auto bytes = quota.IsScalar() ? detail::parse_size_bytes(quota.Scalar()) : std::nullopt;
       if (!bytes)
-        problem(file, line_of(quota, 1), "expected `trace.quota:` to be a size like 1GiB or 200MiB, found " + describe(quota));
+        problem(file, line_of(quota, 1),
+                "expected `trace.quota:` to be a size like 1GiB or 200MiB, found " + describe(quota));
       else
         m.trace_quota_bytes = *bytes;
     }
     if (m.trace_keep_ms < m.trace_full_ms)
-      problem(file, line_of(trace, 1), "expected `trace.keep:` (how long events are kept) to be at least `trace.full:`");
+      problem(file, line_of(trace, 1),
+              "expected `trace.keep:` (how long events are kept) to be at least `trace.full:`");
   }
 
   void load_functions() {

@@ -292,7 +292,8 @@ TEST_CASE("a bad timeout is refused") {
 TEST_CASE("a bad trace retention is refused naming its line") {
   temp_project p;
   p.write("flowstate.yaml", "name: demo\ntrace:\n  full: 1h\n  keep: forever\n");
-  check_single_problem(p, "flowstate.yaml", 4, {"expected `trace.keep:` to be a duration like 24h", "found \"forever\""});
+  check_single_problem(p, "flowstate.yaml", 4,
+                       {"expected `trace.keep:` to be a duration like 24h", "found \"forever\""});
 }
 
 TEST_CASE("limits in flowstate.yaml are read with their lines, sizes in binary or decimal units") {

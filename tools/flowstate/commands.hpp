@@ -14,6 +14,7 @@ void register_invoke_command(CLI::App& app);
 void register_test_command(CLI::App& app);
 void register_state_commands(CLI::App& app);
 void register_errors_commands(CLI::App& app);
+void register_logs_command(CLI::App& app);
 void register_schema_commands(CLI::App& app);
 void register_error_actions(CLI::App& app);
 void register_schema_registry_commands(CLI::App& app);

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   flowstate::cli::register_test_command(app);
   flowstate::cli::register_state_commands(app);
   flowstate::cli::register_errors_commands(app);
+  flowstate::cli::register_logs_command(app);
   flowstate::cli::register_error_actions(app);
 #if defined(FLOWSTATE_HAVE_SCHEMA_CLI)
   flowstate::cli::register_schema_commands(app);

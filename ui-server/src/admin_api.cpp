@@ -36,7 +36,8 @@ std::string query_param(std::string_view query, std::string_view name) {
     if (amp == std::string_view::npos) amp = query.size();
     auto pair = query.substr(i, amp - i);
     auto eq = pair.find('=');
-    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? "" : std::string(pair.substr(eq + 1));
+    if (pair.substr(0, eq) == name)
+      return eq == std::string_view::npos ? "" : http::percent_decode(pair.substr(eq + 1));
     i = amp + 1;
   }
   return {};
@@ -50,6 +51,7 @@ void off_thread(F&& f) {
 
 const char* openapi_document = R"({"openapi":"3.1.0","info":{"title":"Flowstate admin API","version":"1"},
 "paths":{
+"/api/v1/trace":{"get":{"summary":"Execution trace events of a project, oldest first","description":"Query: project, flow, block, key, trace (trace id), errors=true, since and until (ms since the epoch), limit (the newest N, default 100), after (a cursor: the events after it, to follow)."}},
 "/api/v1/projects":{"get":{"summary":"The projects on this node, their active revisions and the limits their functions run within"}},
 "/api/v1/projects/{project}/deploy":{"post":{"summary":"Activate a committed revision","description":"Body {revision, expected}: expected is the revision it replaces; 409 when another deploy came first, 422 with the problems when invalid."}},
 "/api/v1/projects/{project}/flows/{flow}/blocks/{block}/state/{key}":{"get":{"summary":"The committed state of a key"}},
@@ -187,6 +189,37 @@ http::handler make_handler(engine& e, std::string token) {
         auto st = e.schema_add(url, text);
         if (!st) return reply->send(http::problem(422, "invalid schema", st.error()));
         reply->send(json(201, "{\"url\":\"" + url + "\"}"));
+      });
+      return;
+    }
+
+    if (parts.size() == 1 && parts[0] == "trace" && method == "GET") {
+      auto number = [&](const char* name, int64_t fallback) -> std::optional<int64_t> {
+        auto text = query_param(query, name);
+        if (text.empty()) return fallback;
+        if (text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+        return std::stoll(text);
+      };
+      auto since = number("since", 0), until = number("until", 0), limit = number("limit", 100);
+      if (!since || !until || !limit)
+        return reply->send(http::problem(
+            400, "bad request", "expected since and until in ms since the epoch, and limit, as whole numbers"));
+      trace_query q;
+      q.flow = query_param(query, "flow");
+      q.block = query_param(query, "block");
+      q.key = query_param(query, "key");
+      q.trace_id = query_param(query, "trace");
+      q.errors_only = query_param(query, "errors") == "true" || query_param(query, "errors") == "1";
+      q.after = query_param(query, "after");
+      q.since_ms = *since;
+      q.until_ms = *until;
+      q.limit = static_cast<std::size_t>(std::min<int64_t>(*limit, 10000));
+      off_thread([&e, reply, project = query_param(query, "project"), q] {
+        auto events = e.trace(project, q);
+        if (!events) return reply->send(http::problem(404, "not found", events.error()));
+        std::string out = "[";
+        for (auto& ev : *events) out += (out.size() > 1 ? "," : "") + ev;
+        reply->send(json(200, out + "]"));
       });
       return;
     }

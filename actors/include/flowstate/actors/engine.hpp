@@ -42,7 +42,7 @@ struct project_info {
   std::string name;
   std::string dir;
   uint32_t id = 0;
-  std::string revision;  // the active commit
+  std::string revision;    // the active commit
   sandbox::limits limits;  // what its functions run within
 };
 
@@ -52,6 +52,16 @@ struct deploy_outcome {
   std::string detail;     // the refusal, one problem per line
   std::string revision;   // active after the call
   std::string replaced;   // active before the call
+};
+
+// A query of a project's execution trace (`flowstate logs`, GET
+// /api/v1/projects/{p}/trace).
+struct trace_query {
+  std::string flow, block, key, trace_id;  // "" = any
+  bool errors_only = false;
+  int64_t since_ms = 0, until_ms = 0;  // commit time, ms since the epoch; 0 = unbounded
+  std::string after;                   // a cursor: only events after it, oldest first (to follow)
+  std::size_t limit = 100;             // the newest `limit` matches, or the first `limit` after `after`
 };
 
 class engine {
@@ -79,6 +89,8 @@ class engine {
   // The committed state of (flow, block, key) as JSON; nullopt when none.
   virtual result<std::optional<std::string>> state_get(const std::string& project, const std::string& flow,
                                                        const std::string& block, const std::string& key) const = 0;
+  // Execution trace events (JSON objects), oldest first.
+  virtual result<std::vector<std::string>> trace(const std::string& project, const trace_query& q) const = 0;
   // Error records (std:Error JSON objects), oldest first.
   virtual std::vector<std::string> errors(const std::string& project, const std::string& flow, const std::string& type,
                                           std::size_t limit) const = 0;

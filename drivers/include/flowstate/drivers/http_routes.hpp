@@ -45,6 +45,9 @@ class route_table {
   std::vector<route> routes_;
 };
 
+// "a%20b+c" -> "a b c" (a malformed escape is kept as is).
+std::string percent_decode(std::string_view s);
+
 // Splits "/a/b?x=1" into path and query.
 std::pair<std::string_view, std::string_view> split_target(std::string_view target);
 

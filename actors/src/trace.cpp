@@ -1,0 +1,311 @@
+#include "trace.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+
+#include "flowstate/runtime/json_text.hpp"
+#include "flowstate/runtime/keys.hpp"
+#include "records.hpp"
+
+namespace flowstate::engine_detail {
+namespace {
+
+enum : uint32_t { meta_kind = 1, payload_kind = 2 };
+
+// A JSON text bigger than this is traced as a note saying its size.
+constexpr std::size_t max_traced_value = 64 * 1024;
+// A query looks at no more metadata records than this.
+constexpr std::size_t max_scanned = 1'000'000;
+
+std::string kind_prefix(uint32_t tenant, uint32_t project, uint32_t kind) {
+  return key_builder{}.u32(tenant).u32(project).u32(kind).take();
+}
+
+std::string at_time(uint32_t tenant, uint32_t project, uint32_t kind, uint64_t time_ms) {
+  return key_builder{}.u32(tenant).u32(project).u32(kind).u64(time_ms).take();
+}
+
+std::string event_key(uint32_t tenant, uint32_t project, uint32_t kind, uint64_t time_ms, uint64_t seq) {
+  return key_builder{}.u32(tenant).u32(project).u32(kind).u64(time_ms).u64(seq).take();
+}
+
+// Bytes of trace records per (kind, second), and per kind in total, in
+// `metering` (merge counters): retention and the quota read these instead of
+// scanning the trace.
+std::string bytes_key(uint32_t tenant, uint32_t project, uint32_t kind, uint64_t second) {
+  return key_builder{}.u32(tenant).u32(project).str("trace").u32(kind).u64(second).take();
+}
+std::string bytes_prefix(uint32_t tenant, uint32_t project, uint32_t kind) {
+  return key_builder{}.u32(tenant).u32(project).str("trace").u32(kind).take();
+}
+std::string total_key(uint32_t tenant, uint32_t project, uint32_t kind) {
+  return key_builder{}.u32(tenant).u32(project).str("trace-total").u32(kind).take();
+}
+
+uint64_t second_of(std::string_view key) {
+  key_reader r(key);
+  (void)r.u32();
+  (void)r.u32();
+  (void)r.str();
+  (void)r.u32();
+  auto s = r.u64();
+  return s ? *s : 0;
+}
+
+void field(std::string& out, const char* name, std::string_view value) {
+  out += ",\"";
+  out += name;
+  out += "\":";
+  append_json_string(out, value);
+}
+
+void json_value(std::string& out, const char* name, std::string_view json) {
+  out += ",\"";
+  out += name;
+  out += "\":";
+  if (json.size() > max_traced_value)
+    append_json_string(out, "(not traced: " + std::to_string(json.size()) + " bytes)");
+  else
+    out += json.empty() ? std::string_view("null") : json;
+}
+
+void string_list(std::string& out, const char* name, const std::vector<std::string>* items, bool json) {
+  out += ",\"";
+  out += name;
+  out += "\":[";
+  std::size_t bytes = 0;
+  if (items) {
+    for (std::size_t i = 0; i < items->size(); ++i) {
+      const auto& item = (*items)[i];
+      if (i) out += ',';
+      bytes += item.size();
+      if (bytes > max_traced_value)
+        append_json_string(out, "(not traced: " + std::to_string(item.size()) + " bytes)");
+      else if (json)
+        out += item;
+      else
+        append_json_string(out, item);
+    }
+  }
+  out += ']';
+}
+
+// "time-seq" from an event key.
+std::string cursor_of(std::string_view key) {
+  key_reader r(key);
+  (void)r.u32();
+  (void)r.u32();
+  (void)r.u32();
+  auto time = r.u64();
+  auto seq = r.u64();
+  if (!time || !seq) return "";
+  return std::to_string(*time) + "-" + std::to_string(*seq);
+}
+
+bool parse_cursor(const std::string& cursor, uint64_t& time, uint64_t& seq) {
+  auto dash = cursor.find('-');
+  if (dash == std::string::npos) return false;
+  auto a = std::from_chars(cursor.data(), cursor.data() + dash, time);
+  auto b = std::from_chars(cursor.data() + dash + 1, cursor.data() + cursor.size(), seq);
+  return a.ec == std::errc() && b.ec == std::errc() && b.ptr == cursor.data() + cursor.size();
+}
+
+bool matches(simdjson::dom::parser& parser, std::string_view meta, const trace_query& q) {
+  simdjson::dom::element doc;
+  if (parser.parse(meta.data(), meta.size()).get(doc)) return false;
+  auto is = [&](const char* name, const std::string& want) {
+    if (want.empty()) return true;
+    std::string_view got;
+    return !doc[name].get_string().get(got) && got == want;
+  };
+  if (!is("flow", q.flow) || !is("block", q.block) || !is("key", q.key) || !is("traceId", q.trace_id)) return false;
+  if (q.errors_only) {
+    std::string_view status;
+    if (doc["status"].get_string().get(status) || status == "ok") return false;
+  }
+  return true;
+}
+
+// The event as the API shows it: the metadata, its cursor, and the payload
+// (or "payload": "expired" once retention dropped it).
+std::string render(const store& db, std::string_view key, std::string_view meta, uint32_t tenant, uint32_t project) {
+  std::string out(meta.substr(0, meta.size() - 1));
+  field(out, "cursor", cursor_of(key));
+  // The payload key differs from the metadata key in the kind's last byte.
+  std::string payload_key(key);
+  payload_key[kind_prefix(tenant, project, meta_kind).size() - 1] = static_cast<char>(payload_kind);
+  auto payload = db.get(column::trace, payload_key);
+  if (payload && payload->size() > 2) {
+    out += ',';
+    out.append(*payload, 1, payload->size() - 1);
+  } else {
+    out += ",\"payload\":\"expired\"}";
+  }
+  return out;
+}
+
+}  // namespace
+
+void record_trace(commit_batch& batch, store& db, const trace_event& e) {
+  const uint64_t seq = db.next_sequence();
+  std::string meta = "{\"time\":";
+  append_json_string(meta, iso_time(e.time_ms));
+  meta += ",\"timeMs\":" + std::to_string(e.time_ms);
+  field(meta, "revision", e.revision);
+  field(meta, "flow", e.flow);
+  field(meta, "block", e.block);
+  field(meta, "key", e.key);
+  field(meta, "messageId", e.message_id);
+  field(meta, "traceId", e.trace_id);
+  char duration[32];
+  std::snprintf(duration, sizeof duration, "%.3f", e.duration_ms);
+  meta += ",\"durationMs\":";
+  meta += duration;
+  field(meta, "status", e.status);
+  if (e.status != "ok") {
+    field(meta, "error", e.error_message);
+    field(meta, "errorId", e.error_id);
+  }
+  meta += ",\"outputCount\":" + std::to_string(e.outputs ? e.outputs->size() : 0);
+  field(meta, "stateChange", e.state_change);
+  meta += '}';
+
+  std::string payload = "{";
+  payload += "\"input\":";
+  payload += e.input_json.size() > max_traced_value
+                 ? json_quote("(not traced: " + std::to_string(e.input_json.size()) + " bytes)")
+                 : std::string(e.input_json.empty() ? std::string_view("null") : e.input_json);
+  string_list(payload, "outputs", e.outputs, true);
+  if (e.state_change == "set") json_value(payload, "state", e.state_json);
+  string_list(payload, "logs", e.logs, false);
+  if (!e.details_json.empty() && e.details_json != "{}") json_value(payload, "details", e.details_json);
+  payload += '}';
+
+  const auto time = static_cast<uint64_t>(e.time_ms);
+  auto meta_key = event_key(e.tenant, e.project, meta_kind, time, seq);
+  auto payload_key = event_key(e.tenant, e.project, payload_kind, time, seq);
+  const uint64_t meta_bytes = meta_key.size() + meta.size(), payload_bytes = payload_key.size() + payload.size();
+  batch.put(column::trace, std::move(meta_key), std::move(meta));
+  batch.put(column::trace, std::move(payload_key), std::move(payload));
+  batch.add_count(bytes_key(e.tenant, e.project, meta_kind, time / 1000), meta_bytes);
+  batch.add_count(bytes_key(e.tenant, e.project, payload_kind, time / 1000), payload_bytes);
+  batch.add_count(total_key(e.tenant, e.project, meta_kind), meta_bytes);
+  batch.add_count(total_key(e.tenant, e.project, payload_kind), payload_bytes);
+}
+
+std::vector<std::string> query_trace(const store& db, uint32_t tenant, uint32_t project, const trace_query& q) {
+  const auto prefix = kind_prefix(tenant, project, meta_kind);
+  std::string begin = q.since_ms > 0 ? at_time(tenant, project, meta_kind, static_cast<uint64_t>(q.since_ms)) : prefix;
+  std::string end = q.until_ms > 0 ? at_time(tenant, project, meta_kind, static_cast<uint64_t>(q.until_ms) + 1)
+                                   : prefix_successor(prefix);
+  std::vector<std::string> out;
+  simdjson::dom::parser parser;
+  std::size_t scanned = 0;
+  const std::size_t limit = std::max<std::size_t>(1, q.limit);
+  auto visit = [&](std::string_view key, std::string_view meta) {
+    if (++scanned > max_scanned) return false;
+    if (meta.size() < 2 || !matches(parser, meta, q)) return true;
+    out.push_back(render(db, key, meta, tenant, project));
+    return out.size() < limit;
+  };
+  uint64_t time = 0, seq = 0;
+  if (!q.after.empty() && parse_cursor(q.after, time, seq)) {
+    // Strictly after the cursor's key: the key followed by a zero byte.
+    auto after = event_key(tenant, project, meta_kind, time, seq) + '\0';
+    db.scan_range(column::trace, std::max(begin, after), end, visit);
+    return out;
+  }
+  db.scan_range_reverse(column::trace, begin, end, visit);
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+namespace {
+
+uint64_t total_of(const store& db, uint32_t tenant, uint32_t project, uint32_t kind) {
+  auto v = db.get(column::metering, total_key(tenant, project, kind));
+  uint64_t n = v ? decode_count(*v) : 0;
+  return n > (uint64_t{1} << 62) ? 0 : n;  // a transient negative while counters settle
+}
+
+// Removes the records of `kind` before `second` and their byte counters.
+void remove_before(store& db, uint32_t tenant, uint32_t project, uint32_t kind, uint64_t second) {
+  const auto prefix = bytes_prefix(tenant, project, kind);
+  const auto end = bytes_key(tenant, project, kind, second);
+  uint64_t bytes = 0;
+  bool any = false;
+  db.scan_range(column::metering, prefix, end, [&](std::string_view, std::string_view value) {
+    bytes += decode_count(value);
+    any = true;
+    return true;
+  });
+  if (!any) return;
+  (void)db.delete_range(column::trace, kind_prefix(tenant, project, kind),
+                        at_time(tenant, project, kind, second * 1000));
+  (void)db.delete_range(column::metering, prefix, end);
+  commit_batch b;
+  b.add_count(total_key(tenant, project, kind), ~bytes + 1);  // subtracts
+  (void)db.write_now(std::move(b), false);
+}
+
+// Removes the oldest records of `kind` until the newest fit `budget` bytes:
+// whole seconds first, then the oldest records of the second that straddles.
+void keep_newest(store& db, uint32_t tenant, uint32_t project, uint32_t kind, uint64_t budget) {
+  const auto prefix = bytes_prefix(tenant, project, kind);
+  uint64_t kept = 0, straddling = 0, straddling_bytes = 0;
+  bool over = false;
+  db.scan_range_reverse(column::metering, prefix, prefix_successor(prefix),
+                        [&](std::string_view key, std::string_view value) {
+                          straddling_bytes = decode_count(value);
+                          kept += straddling_bytes;
+                          straddling = second_of(key);
+                          over = kept > budget;
+                          return !over;
+                        });
+  if (!over) return;
+  remove_before(db, tenant, project, kind, straddling);
+  // Of the straddling second, drop the oldest `excess` bytes.
+  const uint64_t excess = kept - budget;
+  uint64_t dropped = 0;
+  std::string last;
+  db.scan_range(column::trace, at_time(tenant, project, kind, straddling * 1000),
+                at_time(tenant, project, kind, (straddling + 1) * 1000),
+                [&](std::string_view key, std::string_view value) {
+                  dropped += key.size() + value.size();
+                  last = std::string(key);
+                  return dropped < excess;
+                });
+  if (last.empty()) return;
+  (void)db.delete_range(column::trace, at_time(tenant, project, kind, straddling * 1000), last + '\0');
+  dropped = std::min(dropped, straddling_bytes);
+  commit_batch b;
+  b.add_count(bytes_key(tenant, project, kind, straddling), ~dropped + 1);
+  b.add_count(total_key(tenant, project, kind), ~dropped + 1);
+  (void)db.write_now(std::move(b), false);
+}
+
+}  // namespace
+
+void enforce_trace_retention(store& db, uint32_t tenant, uint32_t project, uint64_t full_ms, uint64_t keep_ms,
+                             uint64_t quota_bytes, int64_t now_ms) {
+  auto cutoff_second = [&](uint64_t age_ms) {
+    return now_ms > int64_t(age_ms) ? (uint64_t(now_ms) - age_ms) / 1000 : 0;
+  };
+  if (auto s = cutoff_second(full_ms)) remove_before(db, tenant, project, payload_kind, s);
+  if (auto s = cutoff_second(keep_ms)) remove_before(db, tenant, project, meta_kind, s);
+  if (quota_bytes == 0) return;
+  // Over the quota: the oldest payloads go first, then the oldest metadata,
+  // down to 90% of it.
+  uint64_t metas = total_of(db, tenant, project, meta_kind);
+  uint64_t payloads = total_of(db, tenant, project, payload_kind);
+  if (metas + payloads <= quota_bytes) return;
+  const uint64_t target = quota_bytes / 10 * 9;
+  if (metas < target) return keep_newest(db, tenant, project, payload_kind, target - metas);
+  keep_newest(db, tenant, project, payload_kind, 0);
+  keep_newest(db, tenant, project, meta_kind, target);
+}
+
+}  // namespace flowstate::engine_detail

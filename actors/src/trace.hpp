@@ -1,0 +1,43 @@
+#pragma once
+// The execution trace (ARCHITECTURE §1.8): one event per execution, written
+// in the same commit as the result it describes (so never before it), kept
+// as a small metadata record and a payload record (input, outputs, state,
+// logs) under time-ordered keys. Retention drops whole time ranges: payloads
+// after `trace.full`, metadata after `trace.keep`, the oldest first beyond
+// `trace.quota`.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "flowstate/actors/engine.hpp"
+#include "flowstate/runtime/store.hpp"
+
+namespace flowstate::engine_detail {
+
+struct trace_event {
+  uint32_t tenant = 0, project = 0;
+  int64_t time_ms = 0;  // when the result was committed
+  std::string_view revision, flow, block, key, message_id, trace_id;
+  double duration_ms = 0;          // the call, as the node saw it
+  std::string_view status = "ok";  // or the error type
+  std::string_view error_message, error_id, details_json;
+  std::string_view input_json;
+  const std::vector<std::string>* outputs = nullptr;
+  std::string_view state_change = "unchanged";  // "set", "deleted"
+  std::string_view state_json;                  // when set
+  const std::vector<std::string>* logs = nullptr;
+};
+
+// Adds the event's two records to `batch`.
+void record_trace(commit_batch& batch, store& db, const trace_event& e);
+
+// Events of one project matching `q`, oldest first, as JSON objects.
+std::vector<std::string> query_trace(const store& db, uint32_t tenant, uint32_t project, const trace_query& q);
+
+// Removes what the retention (flowstate.yaml `trace:`) no longer keeps, as
+// of `now_ms`.
+void enforce_trace_retention(store& db, uint32_t tenant, uint32_t project, uint64_t full_ms, uint64_t keep_ms,
+                             uint64_t quota_bytes, int64_t now_ms);
+
+}  // namespace flowstate::engine_detail
