@@ -10,6 +10,7 @@
 #include "flowstate/runtime/store.hpp"
 #include "idempotency.hpp"
 #include "model.hpp"
+#include "trace.hpp"
 
 namespace flowstate::engine_detail {
 
@@ -20,6 +21,7 @@ struct engine_core {
   std::size_t max_in_flight = 2048;
   std::atomic<bool> draining{false};
   idempotency_registry idempotency;
+  trace_bytes trace_accounting;
 
   std::size_t shard_of(std::string_view key) const {
     return static_cast<std::size_t>(key_group_of(key)) * shards.size() / key_group_count;

@@ -552,6 +552,9 @@ class engine_impl final : public engine {
   // Keeps each project's error queue within its bound: the oldest go first.
   // Trace retention (trace.full, trace.keep, trace.quota) of every project.
   void trim_traces() {
+    commit_batch counts;
+    core_.trace_accounting.flush_into(counts);
+    if (!counts.empty()) (void)store_->write_now(std::move(counts), false);
     std::vector<project_ptr> targets;
     {
       std::shared_lock lock(mutex_);

@@ -191,7 +191,7 @@ class shard_logic {
     e.trace_id = w.msg.trace_id;
     e.input_json = w.msg.payload;
     if (w.started_ns) e.duration_ms = double(steady_ns() - w.started_ns) / 1e6;
-    record_trace(batch, *st_.core->db, e);
+    record_trace(batch, *st_.core->db, st_.core->trace_accounting, e);
   }
 
   void commit_error(work_item& w, std::string type, std::string message, std::string details,

@@ -149,7 +149,35 @@ std::string render(const store& db, std::string_view key, std::string_view meta,
 
 }  // namespace
 
-void record_trace(commit_batch& batch, store& db, const trace_event& e) {
+void trace_bytes::add(uint32_t tenant, uint32_t project, uint64_t second, uint64_t meta, uint64_t payload) {
+  std::lock_guard lock(mutex_);
+  auto& c = pending_[{tenant, project, second}];
+  c.meta += meta;
+  c.payload += payload;
+}
+
+void trace_bytes::flush_into(commit_batch& batch) {
+  std::map<std::tuple<uint32_t, uint32_t, uint64_t>, counts> taken;
+  {
+    std::lock_guard lock(mutex_);
+    taken.swap(pending_);
+  }
+  std::map<std::pair<uint32_t, uint32_t>, counts> totals;
+  for (auto& [at, c] : taken) {
+    auto [tenant, project, second] = at;
+    batch.add_count(bytes_key(tenant, project, meta_kind, second), c.meta);
+    batch.add_count(bytes_key(tenant, project, payload_kind, second), c.payload);
+    auto& t = totals[{tenant, project}];
+    t.meta += c.meta;
+    t.payload += c.payload;
+  }
+  for (auto& [p, t] : totals) {
+    batch.add_count(total_key(p.first, p.second, meta_kind), t.meta);
+    batch.add_count(total_key(p.first, p.second, payload_kind), t.payload);
+  }
+}
+
+void record_trace(commit_batch& batch, store& db, trace_bytes& bytes, const trace_event& e) {
   const uint64_t seq = db.next_sequence();
   std::string meta = "{\"time\":";
   append_json_string(meta, iso_time(e.time_ms));
@@ -190,10 +218,7 @@ void record_trace(commit_batch& batch, store& db, const trace_event& e) {
   const uint64_t meta_bytes = meta_key.size() + meta.size(), payload_bytes = payload_key.size() + payload.size();
   batch.put(column::trace, std::move(meta_key), std::move(meta));
   batch.put(column::trace, std::move(payload_key), std::move(payload));
-  batch.add_count(bytes_key(e.tenant, e.project, meta_kind, time / 1000), meta_bytes);
-  batch.add_count(bytes_key(e.tenant, e.project, payload_kind, time / 1000), payload_bytes);
-  batch.add_count(total_key(e.tenant, e.project, meta_kind), meta_bytes);
-  batch.add_count(total_key(e.tenant, e.project, payload_kind), payload_bytes);
+  bytes.add(e.tenant, e.project, time / 1000, meta_bytes, payload_bytes);
 }
 
 std::vector<std::string> query_trace(const store& db, uint32_t tenant, uint32_t project, const trace_query& q) {

@@ -3,6 +3,7 @@
 
 #include <rocksdb/cache.h>
 #include <rocksdb/options.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_buffer_manager.h>
 
@@ -107,6 +108,15 @@ result<std::unique_ptr<store>> store::open(store_options options) {
     auto c = static_cast<column>(i);
     rocksdb::ColumnFamilyOptions cf = base;
     if (c == column::metering) cf.merge_operator = make_uint64_add_operator();
+    if (c == column::trace) {
+      // Trace keys are (tenant, project, kind, time, seq): appended in time
+      // order per 15-byte prefix, so a memtable insert starts at the last
+      // one; written once and rarely read, so no compression and fewer
+      // compactions.
+      cf.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(15));
+      cf.compression = rocksdb::kNoCompression;
+      cf.level0_file_num_compaction_trigger = 8;
+    }
     families.emplace_back(std::string(column_name(c)), cf);
   }
 
