@@ -3,7 +3,6 @@
 
 #include <rocksdb/cache.h>
 #include <rocksdb/options.h>
-#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_buffer_manager.h>
 
@@ -109,11 +108,10 @@ result<std::unique_ptr<store>> store::open(store_options options) {
     rocksdb::ColumnFamilyOptions cf = base;
     if (c == column::metering) cf.merge_operator = make_uint64_add_operator();
     if (c == column::trace) {
-      // Trace keys are (tenant, project, kind, time, seq): appended in time
-      // order per 15-byte prefix, so a memtable insert starts at the last
-      // one; written once and rarely read, so no compression and fewer
-      // compactions.
-      cf.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(15));
+      // Written once and rarely read: no compression, fewer compactions.
+      // (memtable_insert_with_hint_prefix_extractor would suit its
+      // time-ordered keys, but RocksDB 7.8 asserts in the skip list when
+      // range deletions, which retention uses, meet insert hints.)
       cf.compression = rocksdb::kNoCompression;
       cf.level0_file_num_compaction_trigger = 8;
     }
