@@ -117,20 +117,37 @@ def test_follow_prints_new_executions():
 
 def test_retention_drops_payloads_then_events():
     """after trace.full only ids and timing remain; after trace.keep nothing"""
-    root = project(os.path.join(tmpdir(), "traced"), "trace:\n  full: 2s\n  keep: 4s\n")
+    root = project(os.path.join(tmpdir(), "traced"), "trace:\n  full: 2s\n  keep: 5s\n")
     node = Node([root]).start()
+
+    def step_events():
+        return {e["key"]: e for e in logs(node, "--block", "step")}
+
+    def wait_for(condition, seconds):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            events = step_events()
+            if condition(events):
+                return events
+            time.sleep(0.2)
+        return step_events()
+
     try:
+        sent = time.time()
         node.request("POST", "/steps/old", {})
-        time.sleep(3.5)
+        events = step_events()
+        check("input" in events["old"], f"a fresh event is whole: {events['old']}")
+        # Retention runs every second: whole seconds past `full`, the payload goes.
+        events = wait_for(lambda ev: ev.get("old", {}).get("payload") == "expired", 6)
+        waited = time.time() - sent
+        old = events.get("old", {})
+        check(old.get("payload") == "expired" and "input" not in old and old.get("status") == "ok",
+              f"past full: {old}")
+        check(waited > 2, f"not before full: {waited:.1f}s")
         node.request("POST", "/steps/new", {})
-        events = logs(node, "--block", "step")
-        old = [e for e in events if e["key"] == "old"]
-        new = [e for e in events if e["key"] == "new"]
-        check(old and old[0].get("payload") == "expired" and "input" not in old[0], f"past full: {old}")
-        check(new and new[0]["input"]["body"] == {}, f"within full: {new}")
-        time.sleep(2.5)
-        keys = [e["key"] for e in logs(node, "--block", "step")]
-        check("old" not in keys and "new" in keys, f"past keep: {keys}")
+        events = wait_for(lambda ev: "old" not in ev, 8)
+        check("old" not in events and "new" in events, f"past keep, the older event goes, the newer stays: {list(events)}")
+        check(time.time() - sent > 5, "not before keep")
     finally:
         node.stop()
 
