@@ -19,6 +19,8 @@ struct engine_core {
   std::vector<caf::actor> shards;
   std::unique_ptr<std::atomic<std::size_t>[]> in_flight;  // per shard
   std::size_t max_in_flight = 2048;
+  std::size_t state_cache_bytes = 256u << 20;  // shared by the shards
+  std::size_t shards_planned = 1;
   std::atomic<bool> draining{false};
   idempotency_registry idempotency;
   trace_bytes trace_accounting;

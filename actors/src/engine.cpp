@@ -159,6 +159,8 @@ class engine_impl final : public engine {
     store_ = std::move(*opened);
     core_.db = store_.get();
     core_.max_in_flight = options_.max_in_flight_per_shard;
+    core_.state_cache_bytes = options_.state_cache_bytes;
+    core_.shards_planned = options_.shards;
     configure(config_, options_.scheduler_threads, options_.scheduler_policy);
     system_ = std::make_unique<caf::actor_system>(config_);
     core_.in_flight = std::make_unique<std::atomic<std::size_t>[]>(options_.shards);

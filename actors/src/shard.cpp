@@ -13,6 +13,7 @@
 #include "flowstate/runtime/keys.hpp"
 #include "flowstate/sandbox/worker_client.hpp"
 #include "records.hpp"
+#include "state_cache.hpp"
 #include "trace.hpp"
 #include "types.hpp"
 
@@ -46,8 +47,9 @@ struct shard_state {
   std::unordered_map<std::string, key_slot> slots;    // by state key
   // Latest state per state key (nullopt: known to have none). Updated when a
   // result is committed, before the write is durable: a key's next message
-  // must see it, and the single writer keeps commits in order.
-  std::unordered_map<std::string, std::optional<std::string>> cache;
+  // must see it, and the single writer keeps commits in order. Bounded in
+  // bytes (engine_options::state_cache_bytes, shared by the shards).
+  state_cache cache{0};
 };
 
 class shard_logic {
@@ -150,10 +152,10 @@ class shard_logic {
   }
 
   std::optional<std::string> load_state(const std::string& skey) {
-    auto it = st_.cache.find(skey);
-    if (it != st_.cache.end()) return it->second;
+    if (auto* cached = st_.cache.find(skey)) return *cached;
     auto value = st_.core->db->get(column::state, skey);
-    st_.cache.emplace(skey, value);
+    st_.cache.put(skey, value);
+    st_.cache.trim(st_.core->db->written_through());
     return value;
   }
 
@@ -216,7 +218,8 @@ class shard_logic {
 
   // Commits; once durable, answers the waiting client (and the requests
   // that repeated its Idempotency-Key), the response recorded with the batch.
-  void commit_and_reply(commit_batch&& batch, work_item& w, std::optional<http::response> response) {
+  // Returns the store's ticket of the commit.
+  uint64_t commit_and_reply(commit_batch&& batch, work_item& w, std::optional<http::response> response) {
     auto reply = std::move(w.reply);
     std::string idem;
     if (response && !w.idempotency_key.empty()) {
@@ -224,12 +227,12 @@ class shard_logic {
       batch.put(column::idempotency, idem, encode_response(*response));
     }
     auto* core = st_.core;
-    st_.core->db->commit(std::move(batch), w.project->durability,
-                         [core, reply, idem, response = std::move(response)]() mutable {
-                           if (!response) return;
-                           if (!idem.empty()) core->idempotency.complete(idem, *response);
-                           if (reply) reply->send(std::move(*response));
-                         });
+    return st_.core->db->commit(std::move(batch), w.project->durability,
+                                [core, reply, idem, response = std::move(response)]() mutable {
+                                  if (!response) return;
+                                  if (!idem.empty()) core->idempotency.complete(idem, *response);
+                                  if (reply) reply->send(std::move(*response));
+                                });
   }
 
   // Hands a message to the shard owning its key (after its queue entry was
@@ -279,12 +282,13 @@ class shard_logic {
       trace(batch, w, te);
     }
     auto skey = slot_key(w);
+    const bool state_changed = r.state != sandbox::state_change::unchanged;
     if (r.state == sandbox::state_change::set) {
       batch.put(column::state, skey, r.state_json);
-      st_.cache[skey] = std::move(r.state_json);
+      st_.cache.put(skey, std::move(r.state_json));
     } else if (r.state == sandbox::state_change::erase) {
       batch.erase(column::state, skey);
-      st_.cache[skey] = std::nullopt;
+      st_.cache.put(skey, std::nullopt);
     }
     if (w.queue_seq)
       batch.erase(column::queue,
@@ -343,7 +347,9 @@ class shard_logic {
     }
     fault_point("shard.before_commit");
     if (carried) w.reply.reset();
-    commit_and_reply(std::move(batch), w, std::move(response));
+    const uint64_t ticket = commit_and_reply(std::move(batch), w, std::move(response));
+    if (state_changed) st_.cache.written_by(skey, ticket);
+    st_.cache.trim(st_.core->db->written_through());
     for (auto& item : downstream) forward(std::move(item));
   }
 
@@ -354,6 +360,7 @@ class shard_logic {
 caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, engine_core* core, std::size_t index) {
   self->state.core = core;
   self->state.index = index;
+  self->state.cache = state_cache(core->state_cache_bytes / std::max<std::size_t>(1, core->shards_planned));
   auto logic = std::make_shared<shard_logic>(self);
   return {
       [logic](work_ptr& item) { logic->on_work(std::move(item)); },

@@ -15,16 +15,22 @@ std::string encode_big_endian64(uint64_t value) {
 
 }  // namespace
 
-void store::commit(commit_batch&& batch, durability_mode mode, std::function<void()> on_durable) {
+uint64_t store::commit(commit_batch&& batch, durability_mode mode, std::function<void()> on_durable) {
   bool wake = false;
+  uint64_t ticket = 0;
   {
     std::lock_guard lock(impl_->queue_mu);
-    if (impl_->stopping) return;
+    if (impl_->stopping) return 0;
     wake = impl_->queue.empty();  // the writer only sleeps on an empty queue
-    impl_->queue.push_back({std::move(batch), mode, std::move(on_durable)});
+    ticket = ++impl_->last_ticket;
+    impl_->queue.push_back({std::move(batch), mode, std::move(on_durable), ticket});
   }
+  impl_->submitted.store(ticket, std::memory_order_release);
   if (wake) impl_->writer_cv.notify_one();
+  return ticket;
 }
+
+uint64_t store::written_through() const { return impl_->written_ticket.load(std::memory_order_acquire); }
 
 void store::impl::add_ops(rocksdb::WriteBatch& wb, const commit_batch& batch) {
   for (const auto& op : batch.ops()) {
@@ -105,6 +111,7 @@ void store::impl::run_writer() {
       continue;
     }
 
+    written_ticket.store(work.back().ticket, std::memory_order_release);
     for (auto& p : work) {
       if (p.mode == durability_mode::relaxed) {
         if (p.on_durable) p.on_durable();

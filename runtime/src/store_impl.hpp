@@ -24,6 +24,7 @@ struct store::impl {
     commit_batch batch;
     durability_mode mode;
     std::function<void()> on_durable;
+    uint64_t ticket = 0;
   };
 
   store_options options;
@@ -40,6 +41,9 @@ struct store::impl {
   std::condition_variable writer_cv;
   std::vector<pending_commit> queue;  // submission order
   bool stopping = false;
+  uint64_t last_ticket = 0;                 // under queue_mu
+  std::atomic<uint64_t> submitted{0};       // the last ticket handed out
+  std::atomic<uint64_t> written_ticket{0};  // every commit up to it is in RocksDB
 
   std::mutex sync_mu;
   std::condition_variable sync_cv;

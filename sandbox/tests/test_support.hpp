@@ -10,7 +10,10 @@
 namespace flowstate::sandbox::testing {
 
 inline std::unique_ptr<worker_client> start_worker(uint32_t default_timeout_ms = 5000) {
-  auto client = worker_client::start({FLOWSTATE_WORKER_BINARY, default_timeout_ms, {}});
+  worker_options options;
+  options.worker_binary = FLOWSTATE_WORKER_BINARY;
+  options.default_timeout_ms = default_timeout_ms;
+  auto client = worker_client::start(options);
   REQUIRE_MESSAGE(client.ok(), (client.ok() ? "" : client.error()));
   return std::move(*client);
 }

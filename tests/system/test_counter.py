@@ -56,6 +56,43 @@ def test_response_carries_the_new_count():
         node.stop()
 
 
+PADDED_COUNTER = """export default function (input, state = {count: 0}) {
+  const count = state.count + 1;
+  return {output: {status: 200, body: {count}}, state: {count, pad: 'p'.repeat(1000)}};
+}
+"""
+
+
+def test_counts_stay_exact_when_states_outgrow_the_cache():
+    """with a 1 MiB state cache and 3 MB of states, every key's count is exact"""
+    project = counter_project(tmpdir() + "/counter", function=PADDED_COUNTER)
+    node = Node([project], extra_args=["--state-cache-mb", "1"]).start()
+    try:
+        keys = 2500
+        failures = []
+
+        def client(c):
+            conn = node.connection()
+            for rnd in range(3):
+                for k in range(c, keys, 4):
+                    status, body = node.request("POST", f"/count/k{k}", {}, conn=conn)
+                    if status != 200 or body["count"] != rnd + 1:
+                        failures.append((k, rnd, status, body))
+            conn.close()
+
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check(not failures, f"{len(failures)} wrong answers, first: {failures[:3]}")
+        for k in (0, 1, 777, keys - 1):
+            state = node.state("counter", "counter", f"k{k}")
+            check(state["count"] == 3, f"k{k}: {state}")
+    finally:
+        node.stop()
+
+
 def test_sigterm_drains_and_exits_cleanly():
     """SIGTERM finishes in-flight work, exits 0, and the state survives a restart"""
     project = counter_project(tmpdir() + "/counter")
@@ -74,4 +111,4 @@ def test_sigterm_drains_and_exits_cleanly():
 
 if __name__ == "__main__":
     run([test_concurrent_increments_are_exact, test_response_carries_the_new_count,
-         test_sigterm_drains_and_exits_cleanly])
+         test_counts_stay_exact_when_states_outgrow_the_cache, test_sigterm_drains_and_exits_cleanly])

@@ -33,6 +33,7 @@ struct serve_options {
   // thread per two cores, two listener threads.
   unsigned http_threads = 2;
   std::size_t max_in_flight = 2048;
+  std::size_t state_cache_mb = 256;
   unsigned scheduler_threads = std::max(1u, std::thread::hardware_concurrency() / 2);
   std::string scheduler_policy = "sharing";
   uint32_t drain_timeout_ms = 10000;
@@ -81,6 +82,7 @@ int serve(const serve_options& o) {
   eo.python_worker_binary = executable_dir() + "/flowstate-pyworker";
   eo.shards = o.shards;
   eo.max_in_flight_per_shard = o.max_in_flight;
+  eo.state_cache_bytes = o.state_cache_mb << 20;
   eo.scheduler_threads = o.scheduler_threads;
   eo.scheduler_policy = o.scheduler_policy;
   auto started = engine::start(eo);
@@ -154,6 +156,9 @@ void register_serve_command(CLI::App& app) {
   cmd->add_option("--shards", o->shards, "Shard actors (key-group ranges)")->capture_default_str();
   cmd->add_option("--http-threads", o->http_threads, "Threads of the flow listener")->capture_default_str();
   cmd->add_option("--max-in-flight", o->max_in_flight, "Messages in flight per shard before sources get 503")
+      ->capture_default_str();
+  cmd->add_option("--state-cache-mb", o->state_cache_mb,
+                  "MiB of the latest states kept in memory (all shards); the others are read from the store")
       ->capture_default_str();
   cmd->add_option("--scheduler-threads", o->scheduler_threads, "CAF scheduler threads")->capture_default_str();
   cmd->add_option("--scheduler", o->scheduler_policy, "CAF scheduling policy: sharing or stealing")

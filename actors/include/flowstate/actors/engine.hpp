@@ -23,6 +23,9 @@ struct engine_options {
   std::string scheduler_policy = "sharing";  // or "stealing" (CAF's default)
   // Work in flight per shard before sources get 503 + Retry-After.
   std::size_t max_in_flight_per_shard = 2048;
+  // The latest states kept in memory, over all shards; beyond it the least
+  // recently used are read from the store again.
+  std::size_t state_cache_bytes = std::size_t{256} << 20;
   // The operator's plan: the ceiling of every project's limits (a project's
   // flowstate.yaml may only lower them: `timeout:`, `limits:`), overlaid by
   // the plan file's values (`flowstate serve --plan FILE`).

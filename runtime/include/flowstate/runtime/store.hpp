@@ -83,8 +83,12 @@ class store {
   // Thread-safe and never blocks on I/O. Commits apply in the order of the
   // commit() calls. on_durable runs once on the writer thread (relaxed) or
   // the sync thread (sync); it must not block nor call close(). Commits
-  // submitted after close() are dropped and never acknowledged.
-  void commit(commit_batch&& batch, durability_mode mode, std::function<void()> on_durable);
+  // submitted after close() are dropped and never acknowledged (ticket 0).
+  // Returns the commit's ticket: tickets grow in commit order.
+  uint64_t commit(commit_batch&& batch, durability_mode mode, std::function<void()> on_durable);
+  // Every commit with a ticket up to this one is written (readable by get();
+  // not necessarily durable yet).
+  uint64_t written_through() const;
 
   // Blocking point read; nullopt when absent (or after close()).
   std::optional<std::string> get(column c, std::string_view key) const;
