@@ -154,6 +154,10 @@ class engine_impl final : public engine {
     fs::create_directories(options_.data_dir);
     store_options so;
     so.path = (fs::path(options_.data_dir) / "store").string();
+    // Stored Idempotency-Key responses go after the TTL, in compactions.
+    so.expired[column::idempotency] = [ttl = options_.idempotency_ttl_ms](std::string_view, std::string_view value) {
+      return idempotency_expired(value, ttl, now_ms());
+    };
     auto opened = store::open(so);
     if (!opened) return fail(opened.error());
     store_ = std::move(*opened);
@@ -338,7 +342,8 @@ class engine_impl final : public engine {
     if (auto idem = req.header("idempotency-key"); !idem.empty()) {
       item->idempotency_key = key_builder{}.u32(rt->tenant).u32(rt->project_id).str(idem).take();
       if (core_.idempotency.join(item->idempotency_key, reply) == idempotency_registry::outcome::waiting) return;
-      if (auto stored = store_->get(column::idempotency, item->idempotency_key)) {
+      auto stored = store_->get(column::idempotency, item->idempotency_key);
+      if (stored && !idempotency_expired(*stored, options_.idempotency_ttl_ms, now_ms())) {
         if (auto r = decode_response(*stored)) {
           core_.idempotency.complete(item->idempotency_key, *r);
           r->headers.emplace_back("Idempotent-Replayed", "true");

@@ -4,16 +4,25 @@
 
 namespace flowstate::engine_detail {
 
-std::string encode_response(const http::response& r) {
+std::string encode_response(const http::response& r, int64_t at_ms) {
   key_builder b;
+  b.u64(static_cast<uint64_t>(at_ms));
   b.u32(static_cast<uint32_t>(r.status)).str(r.content_type).u32(static_cast<uint32_t>(r.headers.size()));
   for (auto& [name, value] : r.headers) b.str(name).str(value);
   b.str(r.body);
   return b.take();
 }
 
+int64_t stored_response_time(std::string_view bytes) {
+  key_reader rd(bytes);
+  if (rd.peek() != key_tag::u64) return 0;
+  auto at = rd.u64();
+  return at ? static_cast<int64_t>(*at) : 0;
+}
+
 std::optional<http::response> decode_response(std::string_view bytes) {
   key_reader rd(bytes);
+  if (rd.peek() == key_tag::u64) (void)rd.u64();  // the time it was produced
   http::response r;
   auto status = rd.u32();
   auto type = rd.str();

@@ -3,6 +3,7 @@
 // request with a key is stored in the same commit that produced it; a
 // repeat gets the stored response; a repeat while the first is still in
 // flight waits for it.
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -13,8 +14,18 @@
 
 namespace flowstate::engine_detail {
 
-std::string encode_response(const http::response& r);
+// A stored response, with the time it was produced (ms since the epoch).
+std::string encode_response(const http::response& r, int64_t at_ms);
 std::optional<http::response> decode_response(std::string_view bytes);
+// When a stored response was produced; 0 for records written before times
+// were stored.
+int64_t stored_response_time(std::string_view bytes);
+// True when a stored response is older than `ttl_ms` (records without a
+// time never expire).
+inline bool idempotency_expired(std::string_view stored, uint64_t ttl_ms, int64_t now_ms) {
+  const int64_t at = stored_response_time(stored);
+  return at > 0 && now_ms - at > static_cast<int64_t>(ttl_ms);
+}
 
 class idempotency_registry {
  public:

@@ -224,7 +224,7 @@ class shard_logic {
     std::string idem;
     if (response && !w.idempotency_key.empty()) {
       idem = std::move(w.idempotency_key);
-      batch.put(column::idempotency, idem, encode_response(*response));
+      batch.put(column::idempotency, idem, encode_response(*response, now_ms()));
     }
     auto* core = st_.core;
     return st_.core->db->commit(std::move(batch), w.project->durability,

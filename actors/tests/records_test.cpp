@@ -107,11 +107,13 @@ TEST_CASE("a stored idempotent response decodes to the same response") {
   r.content_type = "application/json";
   r.headers = {{"X-N", "1"}};
   r.body = R"({"ok":true})";
-  auto back = decode_response(encode_response(r));
+  auto stored = encode_response(r, 1795917562573);
+  auto back = decode_response(stored);
   REQUIRE(back);
   CHECK(back->status == 201);
   CHECK(back->headers == r.headers);
   CHECK(back->body == r.body);
+  CHECK(stored_response_time(stored) == 1795917562573);
 }
 
 TEST_CASE("subtracting through the uint64 add merge wraps correctly") {

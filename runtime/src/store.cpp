@@ -107,6 +107,11 @@ result<std::unique_ptr<store>> store::open(store_options options) {
     auto c = static_cast<column>(i);
     rocksdb::ColumnFamilyOptions cf = base;
     if (c == column::metering) cf.merge_operator = make_uint64_add_operator();
+    if (auto drop = opts.expired.find(c); drop != opts.expired.end()) {
+      state->filters.push_back(std::make_unique<expiry_filter>(drop->second));
+      cf.compaction_filter = state->filters.back().get();
+      cf.periodic_compaction_seconds = 24 * 3600;
+    }
     if (c == column::trace) {
       // Written once and rarely read: no compression, fewer compactions.
       // (memtable_insert_with_hint_prefix_extractor would suit its
@@ -192,6 +197,15 @@ void store::scan_range_reverse(column c, std::string_view begin, std::string_vie
     auto v = it->value();
     if (!fn({k.data(), k.size()}, {v.data(), v.size()})) break;
   }
+}
+
+status store::compact(column c) {
+  if (!impl_->db) return fail(impl_->options.path + ": compact after close()");
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  auto st = impl_->db->CompactRange(options, impl_->handle(c), nullptr, nullptr);
+  if (!st.ok()) return fail(impl_->options.path + ": compaction failed: " + st.ToString());
+  return status::success();
 }
 
 status store::delete_range(column c, std::string_view begin, std::string_view end) {

@@ -1,5 +1,6 @@
 #pragma once
 // Private to the store: the RocksDB handles and the commit pipeline state.
+#include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/write_batch.h>
@@ -19,6 +20,20 @@ namespace flowstate {
 // uint64 counters in `metering`: the sum of 8-byte little-endian operands.
 std::shared_ptr<rocksdb::MergeOperator> make_uint64_add_operator();
 
+// Drops what store_options::expired says, during compactions.
+class expiry_filter : public rocksdb::CompactionFilter {
+ public:
+  explicit expiry_filter(std::function<bool(std::string_view, std::string_view)> expired)
+      : expired_(std::move(expired)) {}
+  bool Filter(int, const rocksdb::Slice& key, const rocksdb::Slice& value, std::string*, bool*) const override {
+    return expired_({key.data(), key.size()}, {value.data(), value.size()});
+  }
+  const char* Name() const override { return "flowstate.expiry"; }
+
+ private:
+  std::function<bool(std::string_view, std::string_view)> expired_;
+};
+
 struct store::impl {
   struct pending_commit {
     commit_batch batch;
@@ -28,6 +43,7 @@ struct store::impl {
   };
 
   store_options options;
+  std::vector<std::unique_ptr<expiry_filter>> filters;  // outlive db (declared first, destroyed last)
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // default, then by column
   std::atomic<uint64_t> next_seq{1};

@@ -4,8 +4,9 @@ sharing the listener."""
 import http.client
 import os
 import threading
+import time
 
-from harness import Node, check, make_project, run, tmpdir
+from harness import Node, check, cli, make_project, run, tmpdir
 
 DISPATCH_JS = """export default function (input, state = { n: 0 }, ctx) {
   const n = state.n + 1;
@@ -135,6 +136,25 @@ def test_idempotency_key_deduplicates():
         node.stop()
 
 
+def test_idempotency_keys_expire_after_the_ttl():
+    """after --idempotency-ttl a repeated Idempotency-Key runs again; a bad TTL is refused"""
+    node = Node([http_project(tmpdir() + "/web")], extra_args=["--idempotency-ttl", "2s"]).start()
+    try:
+        h = {"Idempotency-Key": "order-1"}
+        first = raw(node, "POST", "/do/count/k", "{}", h)
+        again = raw(node, "POST", "/do/count/k", "{}", h)
+        check(again[2] == first[2] and again[1].get("Idempotent-Replayed") == "true", f"{first} vs {again}")
+        time.sleep(2.5)
+        later = raw(node, "POST", "/do/count/k", "{}", h)
+        check('"n":2' in later[2] and "Idempotent-Replayed" not in later[1], f"past the TTL it runs again: {later}")
+        replay = raw(node, "POST", "/do/count/k", "{}", h)
+        check(replay[2] == later[2], f"and the new response is the one repeats get: {replay}")
+    finally:
+        node.stop()
+    p = cli("serve", "--idempotency-ttl", "soon", data=tmpdir("flowstate-data-"))
+    check(p.returncode == 2 and "expected --idempotency-ttl like 24h" in p.stderr, f"{p.returncode} {p.stderr}")
+
+
 def rss_kib(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
@@ -236,5 +256,6 @@ def test_two_projects_share_the_listener():
 
 if __name__ == "__main__":
     run([test_reply_rules, test_route_timeout_answers_504_and_the_message_still_completes,
-         test_idempotency_key_deduplicates, test_backpressure_answers_503_and_memory_stays_bounded,
+         test_idempotency_key_deduplicates, test_idempotency_keys_expire_after_the_ttl,
+         test_backpressure_answers_503_and_memory_stays_bounded,
          test_public_files_are_served, test_two_projects_share_the_listener])

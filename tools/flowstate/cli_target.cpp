@@ -57,4 +57,24 @@ std::string url_escape(const std::string& s) {
   return out;
 }
 
+// "30s", "10m", "2h", "1d" -> milliseconds; -1 when malformed.
+int64_t parse_age_ms(const std::string& text) {
+  if (text.size() < 2) return -1;
+  const char unit = text.back();
+  const std::string digits = text.substr(0, text.size() - 1);
+  if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  const int64_t n = std::stoll(digits);
+  switch (unit) {
+    case 's':
+      return n * 1000;
+    case 'm':
+      return n * 60000;
+    case 'h':
+      return n * 3600000;
+    case 'd':
+      return n * 86400000;
+  }
+  return -1;
+}
+
 }  // namespace flowstate::cli

@@ -26,26 +26,6 @@ int64_t now_ms() {
       .count();
 }
 
-// "30s", "10m", "2h", "1d" -> milliseconds; -1 when malformed.
-int64_t parse_age(const std::string& text) {
-  if (text.size() < 2) return -1;
-  const char unit = text.back();
-  const std::string digits = text.substr(0, text.size() - 1);
-  if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
-  const int64_t n = std::stoll(digits);
-  switch (unit) {
-    case 's':
-      return n * 1000;
-    case 'm':
-      return n * 60000;
-    case 'h':
-      return n * 3600000;
-    case 'd':
-      return n * 86400000;
-  }
-  return -1;
-}
-
 std::string shorten(std::string_view text, std::size_t max = 160) {
   if (text.size() <= max) return std::string(text);
   return std::string(text.substr(0, max)) + "… (" + std::to_string(text.size()) + " bytes)";
@@ -113,7 +93,7 @@ void run_logs(const logs_options& o) {
   if (o.errors) base += "&errors=true";
   int64_t since = 0;
   if (!o.since.empty()) {
-    int64_t age = parse_age(o.since);
+    int64_t age = parse_age_ms(o.since);
     if (age < 0) die("logs: expected --since like 30s, 10m, 2h or 1d, found \"" + o.since + "\"");
     since = now_ms() - age;
   }

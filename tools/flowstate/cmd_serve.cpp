@@ -11,6 +11,7 @@
 #include <future>
 #include <thread>
 
+#include "cli_target.hpp"
 #include "commands.hpp"
 #include "flowstate/actors/engine.hpp"
 #include "flowstate/drivers/http_server.hpp"
@@ -34,6 +35,7 @@ struct serve_options {
   unsigned http_threads = 2;
   std::size_t max_in_flight = 2048;
   std::size_t state_cache_mb = 256;
+  std::string idempotency_ttl = "24h";
   unsigned scheduler_threads = std::max(1u, std::thread::hardware_concurrency() / 2);
   std::string scheduler_policy = "sharing";
   uint32_t drain_timeout_ms = 10000;
@@ -77,6 +79,13 @@ int serve(const serve_options& o) {
     }
     eo.plan_file = std::move(*plan);
   }
+  int64_t ttl = parse_age_ms(o.idempotency_ttl);
+  if (ttl <= 0) {
+    std::fprintf(stderr, "flowstate serve: expected --idempotency-ttl like 24h, 30m or 7d, found \"%s\"\n",
+                 o.idempotency_ttl.c_str());
+    return 2;
+  }
+  eo.idempotency_ttl_ms = static_cast<uint64_t>(ttl);
   eo.data_dir = data_dir;
   eo.worker_binary = o.worker.empty() ? executable_dir() + "/flowstate-worker" : o.worker;
   eo.python_worker_binary = executable_dir() + "/flowstate-pyworker";
@@ -159,6 +168,9 @@ void register_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--state-cache-mb", o->state_cache_mb,
                   "MiB of the latest states kept in memory (all shards); the others are read from the store")
+      ->capture_default_str();
+  cmd->add_option("--idempotency-ttl", o->idempotency_ttl,
+                  "How long the response stored for an HTTP Idempotency-Key answers repeats (30m, 24h, 7d)")
       ->capture_default_str();
   cmd->add_option("--scheduler-threads", o->scheduler_threads, "CAF scheduler threads")->capture_default_str();
   cmd->add_option("--scheduler", o->scheduler_policy, "CAF scheduling policy: sharing or stealing")

@@ -37,6 +37,8 @@ struct engine_options {
     l.memory_mb = 256;
     return l;
   }
+  // How long a response stored for an HTTP Idempotency-Key answers repeats.
+  uint64_t idempotency_ttl_ms = 24ull * 3600 * 1000;
   // Error records kept per project; beyond it the oldest are removed.
   std::size_t max_errors_per_project = 10000;
 };

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,6 +67,10 @@ struct store_options {
   size_t write_buffer_bytes = 64u << 20;  // all memtables together
   size_t block_cache_bytes = 32u << 20;   // memtables are charged to it too
   uint64_t max_total_wal_size = 256u << 20;
+  // Records that compactions drop, per column (e.g. expired idempotency
+  // records); called on RocksDB's compaction threads. Columns with one are
+  // also compacted at least daily, so that old files get looked at.
+  std::map<column, std::function<bool(std::string_view key, std::string_view value)>> expired;
   // Called on the writer or sync thread when RocksDB fails a write or a
   // sync: acknowledgements can no longer be given. Default: print, abort().
   std::function<void(const std::string& message)> on_fatal_error;
@@ -107,6 +112,8 @@ class store {
   // Removes every entry in [begin, end) at once (a range tombstone): for
   // retention, which drops whole time ranges. Not ordered with pending commits.
   status delete_range(column c, std::string_view begin, std::string_view end);
+  // Compacts the whole column now (blocking): applies `expired`.
+  status compact(column c);
   // Approximate bytes of the entries in [begin, end), memtables included.
   uint64_t approximate_size(column c, std::string_view begin, std::string_view end) const;
 
