@@ -22,7 +22,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "system"))
 
-from harness import GIT, Node, cli, make_project  # noqa: E402
+from harness import BIN, GIT, Node, cli, make_project  # noqa: E402
 from host_traps import SECRET, SECRET_ENV, HostTraps, check, summary  # noqa: E402
 from probes_js import JS_PROBES  # noqa: E402
 from probes_py import PY_PROBES  # noqa: E402
@@ -112,6 +112,9 @@ def http_result(status, body):
 
 
 def main():
+    # The workers' binaries are bound into their root under their own path
+    # (e.g. /tmp/... in a CI checkout): that top folder is expected there.
+    os.environ["FLOWSTATE_HOSTILE_BINARY_ROOTS"] = os.path.realpath(BIN).split("/")[1]
     work = tempfile.mkdtemp(prefix="flowstate-hostile-node-")
     try:
         return run(work)
