@@ -28,6 +28,14 @@ struct engine_core {
   std::size_t shard_of(std::string_view key) const {
     return static_cast<std::size_t>(key_group_of(key)) * shards.size() / key_group_count;
   }
+  // Bytes of each shard's state cache, as it last reported them.
+  std::unique_ptr<std::atomic<std::size_t>[]> state_cache_bytes_used;
+  std::size_t state_cache_used() const {
+    std::size_t n = 0;
+    if (state_cache_bytes_used)
+      for (std::size_t i = 0; i < shards.size(); ++i) n += state_cache_bytes_used[i].load(std::memory_order_relaxed);
+    return n;
+  }
   std::size_t total_in_flight() const {
     std::size_t n = 0;
     for (std::size_t i = 0; i < shards.size(); ++i) n += in_flight[i].load();

@@ -12,6 +12,7 @@
 #include <shared_mutex>
 #include <thread>
 
+#include "block_stats.hpp"
 #include "core.hpp"
 #include "errors.hpp"
 #include "flowstate/actors/project_limits.hpp"
@@ -26,6 +27,7 @@
 #include "flowstate/sandbox/bundle.hpp"
 #include "flowstate/sandbox/limits.hpp"
 #include "flowstate/sandbox/worker_client.hpp"
+#include "metrics_text.hpp"
 #include "records.hpp"
 #include "trace.hpp"
 #include "types.hpp"
@@ -168,6 +170,7 @@ class engine_impl final : public engine {
     configure(config_, options_.scheduler_threads, options_.scheduler_policy);
     system_ = std::make_unique<caf::actor_system>(config_);
     core_.in_flight = std::make_unique<std::atomic<std::size_t>[]>(options_.shards);
+    core_.state_cache_bytes_used = std::make_unique<std::atomic<std::size_t>[]>(options_.shards);
     for (unsigned i = 0; i < options_.shards; ++i) {
       core_.in_flight[i] = 0;
       core_.shards.push_back(spawn_shard(*system_, core_, i));
@@ -255,6 +258,58 @@ class engine_impl final : public engine {
 
   bool ready() const override { return ready_.load(); }
   std::size_t in_flight() const override { return core_.total_in_flight(); }
+
+  std::shared_ptr<block_stats> stats_for(uint32_t project, const std::string& flow, const std::string& block) {
+    std::lock_guard lock(stats_mutex_);
+    auto& slot = stats_[{project, flow, block}];
+    if (!slot) slot = std::make_shared<block_stats>();
+    return slot;
+  }
+
+  std::string metrics_text() const override {
+    std::vector<std::pair<project_ptr, std::shared_ptr<worker_pools>>> active;
+    {
+      std::shared_lock lock(mutex_);
+      for (auto& [_, e] : projects_)
+        if (e->active) active.emplace_back(e->active, e->pools);
+    }
+    metrics_writer m;
+    m.family("flowstate_executions_total", "counter", "Executions of function blocks, by outcome");
+    m.family("flowstate_execution_duration_seconds", "histogram",
+             "Duration of function calls, from sending to the worker to its answer");
+    {
+      std::lock_guard lock(stats_mutex_);
+      for (auto& [at, stats] : stats_) {
+        auto& [project_id, flow, block] = at;
+        std::string project;
+        for (auto& [rt, _] : active)
+          if (rt->project_id == project_id) project = rt->name;
+        if (project.empty()) continue;
+        m.block(project, flow, block, *stats);
+      }
+    }
+    m.family("flowstate_in_flight_messages", "gauge", "Messages accepted or re-run and not yet finished");
+    m.sample("flowstate_in_flight_messages", {}, double(core_.total_in_flight()));
+    m.family("flowstate_state_cache_bytes", "gauge", "Bytes of the latest states held in memory, all shards");
+    m.sample("flowstate_state_cache_bytes", {}, double(core_.state_cache_used()));
+    m.family("flowstate_project_info", "gauge", "The active revision of each project (value 1)");
+    m.family("flowstate_errors_queued", "gauge", "Errors in a project's error queue");
+    m.family("flowstate_trace_bytes", "gauge", "Bytes of a project's execution trace (as of the last second)");
+    m.family("flowstate_worker_processes", "gauge", "Live worker processes of a project, by language");
+    for (auto& [rt, pools] : active) {
+      m.sample("flowstate_project_info", {{"project", rt->name}, {"revision", rt->revision}}, 1);
+      auto count = store_->get(column::metering, error_count_key(rt->tenant, rt->project_id));
+      uint64_t queued = count ? decode_count(*count) : 0;
+      m.sample("flowstate_errors_queued", {{"project", rt->name}}, queued > (uint64_t{1} << 62) ? 0 : double(queued));
+      m.sample("flowstate_trace_bytes", {{"project", rt->name}},
+               double(trace_bytes_total(*store_, rt->tenant, rt->project_id)));
+      if (!pools) continue;
+      for (auto [language, worker] : {std::pair{"js", pools->js.get()}, std::pair{"py", pools->py.get()}})
+        m.sample("flowstate_worker_processes", {{"project", rt->name}, {"language", language}},
+                 worker ? double(worker->worker_pids().size()) : 0);
+    }
+    return m.take();
+  }
 
   void handle_flow_request(http::request&& req, http::responder_ptr reply) override {
     if (core_.draining.load()) {
@@ -682,6 +737,7 @@ class engine_impl final : public engine {
         b.id = bd.id;
         b.name = bd.name;
         b.key_pointer = bd.key_pointer;
+        if (bd.kind == "js.Function" || bd.kind == "py.Function") b.stats = stats_for(e.id, fname, bd.id);
         auto where = fdef.file + ":" + std::to_string(bd.line) + ": ";
         auto typed = [&](const std::optional<std::string>& name, type_check& into, const char* what) {
           if (!name) return;
@@ -933,6 +989,8 @@ class engine_impl final : public engine {
   std::map<uint32_t, std::unique_ptr<project_entry>> projects_;
   std::shared_ptr<const routing_snapshot> snapshot_;
   std::atomic<uint64_t> next_function_id_{1};
+  mutable std::mutex stats_mutex_;
+  std::map<std::tuple<uint32_t, std::string, std::string>, std::shared_ptr<block_stats>> stats_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> drained_{false};
   registry_lookup registry_lookup_ = [this](std::string_view url) {

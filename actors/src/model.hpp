@@ -21,6 +21,7 @@ class worker_client;
 namespace flowstate::engine_detail {
 
 struct worker_pools;  // engine.cpp: a project's workers, for one set of limits
+struct block_stats;   // block_stats.hpp
 
 enum class block_kind { function, http_request, http_response };
 
@@ -31,7 +32,8 @@ struct block_rt {
   uint64_t function_id = 0;                  // in `worker`
   sandbox::worker_client* worker = nullptr;  // the project's JS or Python workers
   std::optional<std::string> key_pointer;
-  type_check input, output, state;  // validator null: untyped
+  type_check input, output, state;     // validator null: untyped
+  std::shared_ptr<block_stats> stats;  // by (project, flow, block id): kept across deploys
 };
 
 struct flow_rt {

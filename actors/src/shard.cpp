@@ -7,6 +7,7 @@
 #include <deque>
 #include <unordered_map>
 
+#include "block_stats.hpp"
 #include "core.hpp"
 #include "errors.hpp"
 #include "flowstate/runtime/fault.hpp"
@@ -192,8 +193,10 @@ class shard_logic {
     e.message_id = w.msg.id;
     e.trace_id = w.msg.trace_id;
     e.input_json = w.msg.payload;
-    if (w.started_ns) e.duration_ms = double(steady_ns() - w.started_ns) / 1e6;
+    const int64_t took_ns = w.started_ns ? steady_ns() - w.started_ns : -1;
+    if (took_ns >= 0) e.duration_ms = double(took_ns) / 1e6;
     record_trace(batch, *st_.core->db, st_.core->trace_accounting, e);
+    if (const auto& stats = flow.blocks[w.block].stats) stats->record(e.status, took_ns);
   }
 
   void commit_error(work_item& w, std::string type, std::string message, std::string details,
@@ -350,6 +353,7 @@ class shard_logic {
     const uint64_t ticket = commit_and_reply(std::move(batch), w, std::move(response));
     if (state_changed) st_.cache.written_by(skey, ticket);
     st_.cache.trim(st_.core->db->written_through());
+    st_.core->state_cache_bytes_used[st_.index].store(st_.cache.bytes(), std::memory_order_relaxed);
     for (auto& item : downstream) forward(std::move(item));
   }
 

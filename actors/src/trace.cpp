@@ -314,6 +314,10 @@ void keep_newest(store& db, uint32_t tenant, uint32_t project, uint32_t kind, ui
 
 }  // namespace
 
+uint64_t trace_bytes_total(const store& db, uint32_t tenant, uint32_t project) {
+  return total_of(db, tenant, project, meta_kind) + total_of(db, tenant, project, payload_kind);
+}
+
 void enforce_trace_retention(store& db, uint32_t tenant, uint32_t project, uint64_t full_ms, uint64_t keep_ms,
                              uint64_t quota_bytes, int64_t now_ms) {
   auto cutoff_second = [&](uint64_t age_ms) {

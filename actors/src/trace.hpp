@@ -56,6 +56,9 @@ void record_trace(commit_batch& batch, store& db, trace_bytes& bytes, const trac
 // Events of one project matching `q`, oldest first, as JSON objects.
 std::vector<std::string> query_trace(const store& db, uint32_t tenant, uint32_t project, const trace_query& q);
 
+// Bytes of a project's trace as counted so far (both kinds).
+uint64_t trace_bytes_total(const store& db, uint32_t tenant, uint32_t project);
+
 // Removes what the retention (flowstate.yaml `trace:`) no longer keeps, as
 // of `now_ms`.
 void enforce_trace_retention(store& db, uint32_t tenant, uint32_t project, uint64_t full_ms, uint64_t keep_ms,

@@ -76,6 +76,13 @@ http::handler make_handler(engine& e, std::string token) {
       return reply->send(http::problem(
           401, "unauthorized",
           "send the node's admin token as `Authorization: Bearer TOKEN` (the CLI reads it from DATA_DIR/admin.token)"));
+    if (path == "/metrics" && req.method == "GET") {
+      http::response r;
+      r.status = 200;
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      r.body = e.metrics_text();
+      return reply->send(std::move(r));
+    }
     auto parts = split(path);
     if (parts.size() < 2 || parts[0] != "api" || parts[1] != "v1")
       return reply->send(http::problem(404, "not found", std::string(path)));

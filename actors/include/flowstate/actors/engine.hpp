@@ -83,6 +83,8 @@ class engine {
   virtual bool ready() const = 0;
   // Messages accepted or re-run and not yet finished, over all shards.
   virtual std::size_t in_flight() const = 0;
+  // The node's metrics in the Prometheus text format (GET /metrics).
+  virtual std::string metrics_text() const = 0;
 
   // A request on the flow listener (any thread, never blocks).
   virtual void handle_flow_request(http::request&& req, http::responder_ptr reply) = 0;
