@@ -193,6 +193,7 @@ class shard_logic {
     e.message_id = w.msg.id;
     e.trace_id = w.msg.trace_id;
     e.input_json = w.msg.payload;
+    e.with_payload = w.project->trace.full_ms > 0;
     const int64_t took_ns = w.started_ns ? steady_ns() - w.started_ns : -1;
     if (took_ns >= 0) e.duration_ms = double(took_ns) / 1e6;
     record_trace(batch, *st_.core->db, st_.core->trace_accounting, e);

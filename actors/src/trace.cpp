@@ -1,7 +1,5 @@
 #include "trace.hpp"
 
-#include <simdjson.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
@@ -113,26 +111,68 @@ bool parse_cursor(const std::string& cursor, uint64_t& time, uint64_t& seq) {
   return a.ec == std::errc() && b.ec == std::errc() && b.ptr == cursor.data() + cursor.size();
 }
 
-bool matches(simdjson::dom::parser& parser, std::string_view meta, const trace_query& q) {
-  simdjson::dom::element doc;
-  if (parser.parse(meta.data(), meta.size()).get(doc)) return false;
-  auto is = [&](const char* name, const std::string& want) {
-    if (want.empty()) return true;
-    std::string_view got;
-    return !doc[name].get_string().get(got) && got == want;
-  };
-  if (!is("flow", q.flow) || !is("block", q.block) || !is("key", q.key) || !is("traceId", q.trace_id)) return false;
-  if (q.errors_only) {
-    std::string_view status;
-    if (doc["status"].get_string().get(status) || status == "ok") return false;
+struct meta_fields {
+  uint64_t time_ms = 0, duration_us = 0;
+  std::string status, revision, flow, block, key, message_id, trace_id, state_change, error, error_id;
+  uint32_t outputs = 0;
+};
+
+bool decode_meta(std::string_view bytes, meta_fields& m) {
+  key_reader r(bytes);
+  auto time = r.u64();
+  auto duration = r.u64();
+  if (!time || !duration) return false;
+  m.time_ms = *time;
+  m.duration_us = *duration;
+  for (std::string* field : {&m.status, &m.revision, &m.flow, &m.block, &m.key, &m.message_id, &m.trace_id}) {
+    auto v = r.str();
+    if (!v) return false;
+    *field = std::move(*v);
+  }
+  if (m.trace_id.empty()) m.trace_id = m.message_id;
+  auto outputs = r.u32();
+  auto change = r.str();
+  if (!outputs || !change) return false;
+  m.outputs = *outputs;
+  m.state_change = std::move(*change);
+  if (!r.at_end()) {
+    auto error = r.str();
+    auto id = r.str();
+    if (error) m.error = std::move(*error);
+    if (id) m.error_id = std::move(*id);
   }
   return true;
 }
 
+bool matches(const meta_fields& m, const trace_query& q) {
+  auto is = [](const std::string& got, const std::string& want) { return want.empty() || got == want; };
+  if (!is(m.flow, q.flow) || !is(m.block, q.block) || !is(m.key, q.key) || !is(m.trace_id, q.trace_id)) return false;
+  return !q.errors_only || m.status != "ok";
+}
+
 // The event as the API shows it: the metadata, its cursor, and the payload
 // (or "payload": "expired" once retention dropped it).
-std::string render(const store& db, std::string_view key, std::string_view meta, uint32_t tenant, uint32_t project) {
-  std::string out(meta.substr(0, meta.size() - 1));
+std::string render(const store& db, std::string_view key, const meta_fields& m, uint32_t tenant, uint32_t project) {
+  std::string out = "{\"time\":";
+  append_json_string(out, iso_time(static_cast<int64_t>(m.time_ms)));
+  out += ",\"timeMs\":" + std::to_string(m.time_ms);
+  field(out, "revision", m.revision);
+  field(out, "flow", m.flow);
+  field(out, "block", m.block);
+  field(out, "key", m.key);
+  field(out, "messageId", m.message_id);
+  field(out, "traceId", m.trace_id);
+  char duration[32];
+  std::snprintf(duration, sizeof duration, "%.3f", double(m.duration_us) / 1000);
+  out += ",\"durationMs\":";
+  out += duration;
+  field(out, "status", m.status);
+  if (m.status != "ok") {
+    field(out, "error", m.error);
+    field(out, "errorId", m.error_id);
+  }
+  out += ",\"outputCount\":" + std::to_string(m.outputs);
+  field(out, "stateChange", m.state_change);
   field(out, "cursor", cursor_of(key));
   // The payload key differs from the metadata key in the kind's last byte.
   std::string payload_key(key);
@@ -166,7 +206,7 @@ void trace_bytes::flush_into(commit_batch& batch) {
   for (auto& [at, c] : taken) {
     auto [tenant, project, second] = at;
     batch.add_count(bytes_key(tenant, project, meta_kind, second), c.meta);
-    batch.add_count(bytes_key(tenant, project, payload_kind, second), c.payload);
+    if (c.payload) batch.add_count(bytes_key(tenant, project, payload_kind, second), c.payload);
     auto& t = totals[{tenant, project}];
     t.meta += c.meta;
     t.payload += c.payload;
@@ -179,28 +219,30 @@ void trace_bytes::flush_into(commit_batch& batch) {
 
 void record_trace(commit_batch& batch, store& db, trace_bytes& bytes, const trace_event& e) {
   const uint64_t seq = db.next_sequence();
-  std::string meta = "{\"time\":";
-  append_json_string(meta, iso_time(e.time_ms));
-  meta += ",\"timeMs\":" + std::to_string(e.time_ms);
-  field(meta, "revision", e.revision);
-  field(meta, "flow", e.flow);
-  field(meta, "block", e.block);
-  field(meta, "key", e.key);
-  field(meta, "messageId", e.message_id);
-  field(meta, "traceId", e.trace_id);
-  char duration[32];
-  std::snprintf(duration, sizeof duration, "%.3f", e.duration_ms);
-  meta += ",\"durationMs\":";
-  meta += duration;
-  field(meta, "status", e.status);
-  if (e.status != "ok") {
-    field(meta, "error", e.error_message);
-    field(meta, "errorId", e.error_id);
-  }
-  meta += ",\"outputCount\":" + std::to_string(e.outputs ? e.outputs->size() : 0);
-  field(meta, "stateChange", e.state_change);
-  meta += '}';
+  // The metadata as a compact tuple (rendered to JSON when queried): every
+  // execution writes one, so bytes and formatting here cost throughput.
+  key_builder m;
+  m.u64(static_cast<uint64_t>(e.time_ms))
+      .u64(static_cast<uint64_t>(e.duration_ms * 1000))
+      .str(e.status)
+      .str(e.revision)
+      .str(e.flow)
+      .str(e.block)
+      .str(e.key)
+      .str(e.message_id)
+      .str(e.trace_id == e.message_id ? std::string_view() : e.trace_id)
+      .u32(static_cast<uint32_t>(e.outputs ? e.outputs->size() : 0))
+      .str(e.state_change);
+  if (e.status != "ok") m.str(e.error_message).str(e.error_id);
+  std::string meta = m.take();
 
+  const auto time = static_cast<uint64_t>(e.time_ms);
+  auto meta_key = event_key(e.tenant, e.project, meta_kind, time, seq);
+  if (!e.with_payload) {
+    bytes.add(e.tenant, e.project, time / 1000, meta_key.size() + meta.size(), 0);
+    batch.put(column::trace, std::move(meta_key), std::move(meta));
+    return;
+  }
   std::string payload = "{";
   payload += "\"input\":";
   payload += e.input_json.size() > max_traced_value
@@ -212,8 +254,6 @@ void record_trace(commit_batch& batch, store& db, trace_bytes& bytes, const trac
   if (!e.details_json.empty() && e.details_json != "{}") json_value(payload, "details", e.details_json);
   payload += '}';
 
-  const auto time = static_cast<uint64_t>(e.time_ms);
-  auto meta_key = event_key(e.tenant, e.project, meta_kind, time, seq);
   auto payload_key = event_key(e.tenant, e.project, payload_kind, time, seq);
   const uint64_t meta_bytes = meta_key.size() + meta.size(), payload_bytes = payload_key.size() + payload.size();
   batch.put(column::trace, std::move(meta_key), std::move(meta));
@@ -227,13 +267,13 @@ std::vector<std::string> query_trace(const store& db, uint32_t tenant, uint32_t 
   std::string end = q.until_ms > 0 ? at_time(tenant, project, meta_kind, static_cast<uint64_t>(q.until_ms) + 1)
                                    : prefix_successor(prefix);
   std::vector<std::string> out;
-  simdjson::dom::parser parser;
   std::size_t scanned = 0;
   const std::size_t limit = std::max<std::size_t>(1, q.limit);
+  meta_fields m;
   auto visit = [&](std::string_view key, std::string_view meta) {
     if (++scanned > max_scanned) return false;
-    if (meta.size() < 2 || !matches(parser, meta, q)) return true;
-    out.push_back(render(db, key, meta, tenant, project));
+    if (!decode_meta(meta, m) || !matches(m, q)) return true;
+    out.push_back(render(db, key, m, tenant, project));
     return out.size() < limit;
   };
   uint64_t time = 0, seq = 0;

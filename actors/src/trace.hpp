@@ -30,6 +30,7 @@ struct trace_event {
   std::string_view state_change = "unchanged";  // "set", "deleted"
   std::string_view state_json;                  // when set
   const std::vector<std::string>* logs = nullptr;
+  bool with_payload = true;  // false: `trace.full: 0`, metadata only
 };
 
 // Bytes of trace records per (project, kind, second), counted in memory on
