@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <system_error>
+#include <unordered_map>
 
 #include "project_detail.hpp"
 
@@ -53,6 +55,40 @@ class worktree_source final : public file_source {
   fs::path root_;
 };
 
+// Blob contents by object id, shared by every revision the process reads:
+// a deploy reads every file of the project, and git objects are immutable,
+// so unchanged files come from memory instead of being inflated again.
+class blob_cache {
+ public:
+  std::optional<std::string> get(const git_oid& id) {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(key(id));
+    if (it == entries_.end()) return std::nullopt;
+    return it->second;
+  }
+  void put(const git_oid& id, const std::string& content) {
+    if (content.size() > max_bytes / 16) return;
+    std::lock_guard lock(mutex_);
+    if (bytes_ + content.size() > max_bytes) {  // crude, and rare: start afresh
+      entries_.clear();
+      bytes_ = 0;
+    }
+    if (entries_.emplace(key(id), content).second) bytes_ += content.size() + 64;
+  }
+
+ private:
+  static constexpr size_t max_bytes = size_t{64} << 20;
+  static std::string key(const git_oid& id) { return std::string(reinterpret_cast<const char*>(id.id), GIT_OID_RAWSZ); }
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::string> entries_;
+  size_t bytes_ = 0;
+};
+
+blob_cache& blobs() {
+  static blob_cache cache;
+  return cache;
+}
+
 class git_commit_source final : public file_source {
  public:
   git_commit_source(detail::repo_ptr repo, detail::tree_ptr tree, std::string commit)
@@ -61,11 +97,15 @@ class git_commit_source final : public file_source {
   std::optional<std::string> read(const std::string& path) override {
     detail::tree_entry_ptr entry = find(path);
     if (!entry || git_tree_entry_type(entry.get()) != GIT_OBJECT_BLOB) return std::nullopt;
+    const git_oid* id = git_tree_entry_id(entry.get());
+    if (auto cached = blobs().get(*id)) return cached;
     git_blob* raw = nullptr;
-    if (git_blob_lookup(&raw, repo_.get(), git_tree_entry_id(entry.get())) != 0) return std::nullopt;
+    if (git_blob_lookup(&raw, repo_.get(), id) != 0) return std::nullopt;
     detail::blob_ptr blob(raw);
     const char* data = static_cast<const char*>(git_blob_rawcontent(blob.get()));
-    return std::string(data, static_cast<size_t>(git_blob_rawsize(blob.get())));
+    std::string content(data, static_cast<size_t>(git_blob_rawsize(blob.get())));
+    blobs().put(*id, content);
+    return content;
   }
 
   std::vector<std::string> list(const std::string& dir) override { return entries(dir, false); }
@@ -73,16 +113,8 @@ class git_commit_source final : public file_source {
 
   std::vector<std::string> entries(const std::string& dir, bool folders) {
     std::vector<std::string> names;
-    const git_tree* folder = tree_.get();
-    detail::tree_ptr subtree;
-    if (!dir.empty()) {
-      detail::tree_entry_ptr entry = find(dir);
-      if (!entry || git_tree_entry_type(entry.get()) != GIT_OBJECT_TREE) return names;
-      git_tree* raw = nullptr;
-      if (git_tree_lookup(&raw, repo_.get(), git_tree_entry_id(entry.get())) != 0) return names;
-      subtree.reset(raw);
-      folder = raw;
-    }
+    const git_tree* folder = tree_at(dir);
+    if (!folder) return names;
     for (size_t i = 0, n = git_tree_entrycount(folder); i < n; ++i) {
       const git_tree_entry* entry = git_tree_entry_byindex(folder, i);
       // Blobs only: symlinks (GIT_FILEMODE_LINK) are blobs too but not files.
@@ -99,14 +131,39 @@ class git_commit_source final : public file_source {
 
  private:
   detail::tree_entry_ptr find(const std::string& path) {
-    git_tree_entry* raw = nullptr;
-    if (path.empty() || git_tree_entry_bypath(&raw, tree_.get(), path.c_str()) != 0) return {};
-    return detail::tree_entry_ptr(raw);
+    if (path.empty()) return {};
+    auto slash = path.rfind('/');
+    const git_tree* folder = tree_at(slash == std::string::npos ? std::string() : path.substr(0, slash));
+    if (!folder) return {};
+    const git_tree_entry* entry =
+        git_tree_entry_byname(folder, path.c_str() + (slash == std::string::npos ? 0 : slash + 1));
+    git_tree_entry* copy = nullptr;
+    if (!entry || git_tree_entry_dup(&copy, entry) != 0) return {};
+    return detail::tree_entry_ptr(copy);
+  }
+
+  // The tree of folder `dir` ("" is the root), looked up once per source: a
+  // big folder's tree is read and inflated once, not for every file in it.
+  const git_tree* tree_at(const std::string& dir) {
+    if (dir.empty()) return tree_.get();
+    if (auto it = subtrees_.find(dir); it != subtrees_.end()) return it->second.get();
+    detail::tree_ptr& slot = subtrees_[dir];
+    auto slash = dir.rfind('/');
+    const git_tree* parent = tree_at(slash == std::string::npos ? std::string() : dir.substr(0, slash));
+    if (!parent) return nullptr;
+    const git_tree_entry* entry =
+        git_tree_entry_byname(parent, dir.c_str() + (slash == std::string::npos ? 0 : slash + 1));
+    if (!entry || git_tree_entry_type(entry) != GIT_OBJECT_TREE) return nullptr;
+    git_tree* raw = nullptr;
+    if (git_tree_lookup(&raw, repo_.get(), git_tree_entry_id(entry)) != 0) return nullptr;
+    slot.reset(raw);
+    return raw;
   }
 
   detail::repo_ptr repo_;
   detail::tree_ptr tree_;
   std::string commit_;
+  std::unordered_map<std::string, detail::tree_ptr> subtrees_;
 };
 
 }  // namespace

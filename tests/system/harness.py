@@ -1,5 +1,6 @@
 """Helpers for system tests: real `flowstate serve` processes on loopback with
 free ports and temporary data directories, real git project repositories."""
+import atexit
 import http.client
 import json
 import os
@@ -25,8 +26,30 @@ def check(condition, message):
         raise TestFailure(message)
 
 
+_TEMP_DIRS = []
+
+
+_NODES = []
+
+
+def _remove_temp_dirs():
+    for node in _NODES:  # a test that failed before stopping its node
+        node.stop()
+    if os.environ.get("FLOWSTATE_KEEP_TMP"):
+        print("kept: " + " ".join(_TEMP_DIRS))
+        return
+    for d in _TEMP_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+atexit.register(_remove_temp_dirs)
+
+
 def tmpdir(prefix="flowstate-test-"):
+    """A fresh directory, removed when the test process exits (kept with
+    FLOWSTATE_KEEP_TMP=1, to look at a failure)."""
     d = tempfile.mkdtemp(prefix=prefix)
+    _TEMP_DIRS.append(d)
     return d
 
 
@@ -108,6 +131,7 @@ class Node:
         if env:
             full_env.update(env)
         log = open(self.log_path, "a")
+        _NODES.append(self)
         self.proc = subprocess.Popen(
             [BIN, "serve", "--data", self.data, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
             + self.extra_args + self.projects, stdout=log, stderr=subprocess.STDOUT, env=full_env)
