@@ -20,7 +20,7 @@ class worker_client;
 
 namespace flowstate::engine_detail {
 
-struct worker_pools;  // engine.cpp: a project's workers, for one set of limits
+struct worker_pools;  // engine_impl.hpp: a project's workers, for one set of limits
 struct block_stats;   // block_stats.hpp
 
 enum class block_kind { function, http_request, http_response };

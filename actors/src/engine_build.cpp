@@ -1,0 +1,336 @@
+// Deploys: a revision built from git objects (validated, its functions
+// loaded into the project's workers), its routes checked, then activated.
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <functional>
+#include <future>
+#include <set>
+
+#include "engine_impl.hpp"
+#include "flowstate/actors/project_limits.hpp"
+#include "flowstate/drivers/http_routes.hpp"
+#include "flowstate/drivers/http_static.hpp"
+#include "flowstate/runtime/fault.hpp"
+#include "flowstate/runtime/file_source.hpp"
+#include "flowstate/runtime/git_repo.hpp"
+#include "flowstate/runtime/project_loader.hpp"
+#include "flowstate/runtime/python_modules.hpp"
+#include "flowstate/sandbox/bundle.hpp"
+#include "flowstate/sandbox/worker_client.hpp"
+#include "types.hpp"
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::project_ptr)
+
+namespace flowstate::engine_detail {
+namespace {
+
+// A load callback whose outcome build() waits for, naming `file`.
+std::function<void(bool, std::string)> awaited(load_futures& loads, std::string file) {
+  auto promise = std::make_shared<std::promise<std::string>>();
+  loads.emplace_back(promise->get_future(), std::move(file));
+  return [promise](bool ok, std::string error) {
+    promise->set_value(ok ? std::string() : (error.empty() ? "cannot load" : error));
+  };
+}
+
+}  // namespace
+
+deploy_outcome engine_impl::deploy(const std::string& name, const std::string& revision, const std::string& expected) {
+  deploy_outcome out;
+  project_entry* e = find(name);
+  if (!e) return {404, "no project named \"" + name + "\"", "", ""};
+  std::lock_guard guard(e->deploy_mutex);
+  out.replaced = e->active->revision;
+  out.revision = out.replaced;
+  if (!expected.empty() && expected != out.replaced) {
+    out.http_status = 409;
+    out.detail = "the active revision is " + out.replaced + ", not " + expected + " (a concurrent deploy?)";
+    return out;
+  }
+  auto full = resolve(e->dir, revision);
+  if (!full) return {422, "revision " + revision + ": " + full.error(), out.replaced, out.replaced};
+  if (*full == out.replaced) return out;
+  std::vector<http::route> routes;
+  auto rt = build(*e, *full, e->active->epoch + 1, routes);
+  if (!rt) return {422, rt.error(), out.replaced, out.replaced};
+  if (auto st = check_routes(*e, **rt, routes); !st) {
+    unload((*rt)->fresh_function_ids, *e);
+    return {422, st.error(), out.replaced, out.replaced};
+  }
+  fault_point("deploy.before_record");
+  commit_batch b;
+  b.put(column::meta, meta_key("active", e->id), *full);
+  if (auto st = store_->write_now(std::move(b), true); !st) return {500, st.error(), out.replaced, out.replaced};
+  fault_point("deploy.after_record");
+  {
+    std::unique_lock lock(mutex_);
+    e->routes = std::move(routes);
+  }
+  activate(*e, std::move(*rt));
+  fault_point("deploy.after_activate");
+  out.revision = *full;
+  return out;
+}
+
+result<project_ptr> engine_impl::build(project_entry& e, const std::string& revision, uint64_t epoch,
+                                       std::vector<http::route>& routes_out) {
+  auto files = open_git_commit(e.dir, revision);
+  if (!files) return fail(files.error());
+  auto catalog = kind_catalog::defaults();
+  auto rev = load_project(**files, catalog);
+  if (!rev) return fail(rev.error());
+  auto rt = std::make_shared<project_rt>();
+  rt->project_id = e.id;
+  rt->name = rev->manifest_.name;
+  rt->revision = revision;
+  rt->epoch = epoch;
+  rt->durability = rev->manifest_.durability;
+  rt->trace = {rev->manifest_.trace_full_ms, rev->manifest_.trace_keep_ms, rev->manifest_.trace_quota_bytes};
+  std::vector<std::string> problems;
+  auto limits = project_limits(plan_for(options_.plan, options_.plan_file, rt->name), rev->manifest_);
+  if (!limits) problems.push_back(limits.error());
+  // The same workers while the limits stay; new ones when they change.
+  auto pools = e.pools;
+  if (limits && (!pools || !(pools->limits == *limits))) {
+    pools = std::make_shared<worker_pools>();
+    pools->limits = *limits;
+    pools->generation = next_function_id_++;
+  }
+  rt->pools = pools;
+  rt->timeout_ms = limits ? limits->cpu_ms_per_call : rev->manifest_.timeout_ms;
+  rt->http_host = rev->manifest_.http_host;
+  rt->http_prefix = rev->manifest_.http_prefix;
+  rt->files = http::static_site::load(**files, e.dir);
+  if (!pools) return fail(problems.front());
+  std::vector<http::route> routes;
+  std::map<std::string, uint64_t> function_ids;
+  std::vector<std::pair<sandbox::worker_client*, uint64_t>> fresh;  // loaded by this build
+  std::vector<std::pair<std::future<std::string>, std::string>> loads;
+  const module_set_ref modules = load_module_set(e, **files, *rev, *rt, fresh, loads, problems);
+  for (auto& [fname, fdef] : rev->flows) {
+    flow_rt flow;
+    flow.name = fname;
+    for (std::size_t i = 0; i < fdef.blocks.size(); ++i) {
+      const auto& bd = fdef.blocks[i];
+      block_rt b;
+      b.id = bd.id;
+      b.name = bd.name;
+      b.key_pointer = bd.key_pointer;
+      if (bd.kind == "js.Function" || bd.kind == "py.Function") b.stats = stats_for(e.id, fname, bd.id);
+      auto where = fdef.file + ":" + std::to_string(bd.line) + ": ";
+      auto typed = [&](const std::optional<std::string>& name, type_check& into, const char* what) {
+        if (!name) return;
+        auto t = compile_type(*name, **files, registry_lookup_);
+        if (!t)
+          problems.push_back(where + "block " + bd.id + ": " + what + " " + t.error());
+        else
+          into = std::move(*t);
+      };
+      typed(bd.input_type, b.input, "input");
+      typed(bd.output_type, b.output, "output");
+      typed(bd.state_type, b.state, "state");
+      if (bd.kind == "js.Function" || bd.kind == "py.Function") {
+        b.kind = block_kind::function;
+        auto& fn = rev->functions.at(bd.name);
+        auto worker = worker_for(*pools, fn.language);
+        if (!worker) {
+          problems.push_back(where + worker.error());
+          flow.blocks.push_back(std::move(b));
+          continue;
+        }
+        b.worker = *worker;
+        auto it = function_ids.find(bd.name);
+        if (it == function_ids.end()) {
+          std::string source = fn.source;
+          if (fn.language == "js") {
+            // npm packages are bundled at deploy, from the project's node_modules.
+            auto bundled = sandbox::bundle_js(e.dir, fn.file, fn.source);
+            if (!bundled) {
+              problems.push_back(bundled.error());
+              flow.blocks.push_back(std::move(b));
+              continue;
+            }
+            source = std::move(bundled->source);
+          }
+          // A Python function is reloaded when a module it may import changed.
+          const uint64_t module_set = fn.language == "py" ? modules.id : 0;
+          auto cache_key = fn.language + '\0' + fn.file + '\0' + source + '\0' + (module_set ? modules.hash : "");
+          auto [id, is_new] = cached_id(e, std::move(cache_key), *worker, *rt, fresh);
+          it = function_ids.emplace(bd.name, id).first;
+          if (is_new) (*worker)->load(id, fn.name, fn.file, std::move(source), awaited(loads, fn.file), module_set);
+        }
+        b.function_id = it->second;
+      } else if (bd.kind == "http.Request") {
+        b.kind = block_kind::http_request;
+        if (i != 0) problems.push_back(where + "http.Request is a source: it must be the first block");
+        auto dit = rev->drivers.find(bd.name);
+        auto parsed = http::parse_request_routes(dit->second.config_json);
+        if (!parsed) {
+          problems.push_back(dit->second.file + ": " + parsed.error());
+        } else {
+          for (auto& r : *parsed) {
+            r.project_id = e.id;
+            r.flow_index = static_cast<uint32_t>(rt->flows.size());
+            routes.push_back(std::move(r));
+          }
+        }
+      } else if (bd.kind == "http.Response") {
+        b.kind = block_kind::http_response;
+      } else {
+        problems.push_back(where + bd.kind + " is not available on this node yet");
+      }
+      flow.blocks.push_back(std::move(b));
+    }
+    rt->flows.push_back(std::move(flow));
+  }
+  for (auto& [fname, fdef] : rev->flows) {
+    if (!fdef.on_error) continue;
+    int from = rt->find_flow(fname), to = rt->find_flow(*fdef.on_error);
+    if (from < 0 || to < 0) continue;
+    rt->flows[static_cast<std::size_t>(from)].on_error = to;
+    rt->flows[static_cast<std::size_t>(to)].receives_errors = true;
+    bool has_function = false;
+    for (auto& b : rt->flows[static_cast<std::size_t>(to)].blocks) has_function |= b.kind == block_kind::function;
+    if (!has_function)
+      problems.push_back(fdef.file + ": on_error: flow " + *fdef.on_error + " has no function block to receive errors");
+  }
+  for (auto& [future, file] : loads) {
+    auto error = future.get();
+    if (!error.empty()) problems.push_back(error.rfind(file, 0) == 0 ? error : file + ": " + error);
+  }
+  rt->fresh_function_ids = fresh;
+  if (!problems.empty()) {
+    unload(fresh, e);
+    std::string joined;
+    for (auto& p : problems) joined += (joined.empty() ? "" : "\n") + p;
+    return fail(joined);
+  }
+  routes_out = std::move(routes);
+  return project_ptr(std::move(rt));
+}
+
+std::pair<uint64_t, bool> engine_impl::cached_id(project_entry& e, std::string cache_key,
+                                                 sandbox::worker_client* worker, project_rt& rt, loaded_ids& fresh) {
+  cache_key = std::to_string(rt.pools->generation) + '\0' + cache_key;  // other workers hold none of it
+  if (auto hit = e.loaded.find(cache_key); hit != e.loaded.end()) {
+    rt.function_ids.emplace_back(worker, hit->second);
+    return {hit->second, false};
+  }
+  uint64_t id = next_function_id_++;
+  rt.function_ids.emplace_back(worker, id);
+  fresh.emplace_back(worker, id);
+  e.loaded.emplace(std::move(cache_key), id);
+  return {id, true};
+}
+
+engine_impl::module_set_ref engine_impl::load_module_set(project_entry& e, file_source& files,
+                                                         const project_revision& rev, project_rt& rt, loaded_ids& fresh,
+                                                         load_futures& loads, std::vector<std::string>& problems) {
+  bool has_python = false;
+  for (auto& [_, flow] : rev.flows)
+    for (auto& block : flow.blocks) has_python |= block.kind == "py.Function";
+  if (!has_python) return {};
+  auto set = collect_python_modules(files, rev);
+  if (!set) {
+    problems.push_back(set.error());
+    return {};
+  }
+  auto worker = worker_for(*rt.pools, "py");
+  if (set->empty() || !worker) return {};  // a worker that did not start is reported by the blocks
+  auto [id, is_new] = cached_id(e, std::string("pymodules") + '\0' + set->hash, *worker, rt, fresh);
+  if (is_new) (*worker)->load_modules(id, set->modules, awaited(loads, "functions/ and vendor/"));
+  return {id, set->hash};
+}
+
+status engine_impl::check_routes(const project_entry& e, const project_rt& rt, const std::vector<http::route>& routes) {
+  http::route_table table;
+  std::shared_lock lock(mutex_);
+  for (auto& [id, other] : projects_) {
+    if (id == e.id || !other->active) continue;
+    if (other->active->http_host != rt.http_host || other->active->http_prefix != rt.http_prefix) continue;
+    for (auto& r : other->routes) (void)table.add(r);
+  }
+  for (auto& r : routes) {
+    auto st = table.add(r);
+    if (!st) return fail("flows: " + st.error() + " (of another project on the same host and prefix, or of this one)");
+  }
+  return status::success();
+}
+
+void engine_impl::unload(const std::vector<std::pair<sandbox::worker_client*, uint64_t>>& ids, project_entry& e) {
+  std::set<uint64_t> gone;
+  for (auto& [worker, id] : ids) {
+    worker->unload(id);
+    gone.insert(id);
+  }
+  for (auto it = e.loaded.begin(); it != e.loaded.end();)
+    it = gone.count(it->second) ? e.loaded.erase(it) : std::next(it);
+}
+
+result<sandbox::worker_client*> engine_impl::worker_for(worker_pools& pools, const std::string& language) {
+  if (language != "js" && language != "py") return fail("no worker for language \"" + language + "\"");
+  const bool python = language == "py";
+  auto& slot = python ? pools.py : pools.js;
+  if (slot) return slot.get();
+  sandbox::worker_options wo;
+  wo.isolation.memory_mb = pools.limits.memory_mb;
+  wo.isolation.python = python;
+  wo.default_timeout_ms = pools.limits.cpu_ms_per_call;
+  wo.wall_ms = pools.limits.wall_ms();
+  wo.extra_args = pools.limits.worker_args();
+  wo.worker_binary = python ? options_.python_worker_binary : options_.worker_binary;
+  auto w = sandbox::worker_client::start(wo);
+  if (!w) return fail(std::string("cannot start a ") + (python ? "Python" : "JavaScript") + " worker: " + w.error());
+  slot = std::move(*w);
+  return slot.get();
+}
+
+void engine_impl::activate(project_entry& e, project_ptr rt) {
+  if (e.active) {
+    // The revision before the previous one is retired: its functions go,
+    // except those the previous or the new revision still use.
+    std::set<uint64_t> in_use;
+    for (auto& [_, id] : e.active->function_ids) in_use.insert(id);
+    for (auto& [_, id] : rt->function_ids) in_use.insert(id);
+    std::vector<std::pair<sandbox::worker_client*, uint64_t>> retire;
+    for (auto& f : e.retired_functions)
+      if (!in_use.count(f.second)) retire.push_back(f);
+    unload(retire, e);
+    e.retired_functions = e.active->function_ids;
+    e.retired_pools = e.active->pools;  // the pools before that stop here, unless a revision still runs on them
+  }
+  if (rt->pools != e.pools) {
+    // New workers: what the load cache holds for the others is of no use.
+    const std::string current = std::to_string(rt->pools->generation) + '\0';
+    for (auto it = e.loaded.begin(); it != e.loaded.end();)
+      it = it->first.rfind(current, 0) == 0 ? std::next(it) : e.loaded.erase(it);
+    e.pools = rt->pools;
+  }
+  e.active = rt;
+  rebuild_snapshot();
+  for (auto& shard : core_.shards) caf::anon_send(shard, rt);
+}
+
+void engine_impl::rebuild_snapshot() {
+  auto snap = std::make_shared<routing_snapshot>();
+  std::shared_lock lock(mutex_);
+  for (auto& [id, e] : projects_) {
+    if (!e->active) continue;
+    snap->projects[id] = e->active;
+    site s;
+    s.host = e->active->http_host;
+    s.prefix = e->active->http_prefix;
+    s.project_id = id;
+    s.files = e->active->files;
+    for (auto& r : e->routes) (void)s.routes.add(r);
+    snap->sites.push_back(std::move(s));
+  }
+  std::stable_sort(snap->sites.begin(), snap->sites.end(), [](const site& a, const site& b) {
+    if (a.host.empty() != b.host.empty()) return !a.host.empty();
+    return a.prefix.size() > b.prefix.size();
+  });
+  std::atomic_store(&snapshot_, std::shared_ptr<const routing_snapshot>(std::move(snap)));
+}
+
+}  // namespace flowstate::engine_detail

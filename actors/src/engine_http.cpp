@@ -1,0 +1,153 @@
+// The flow listener's requests: the site and route a request is for, its
+// trace id, the project's static files, Idempotency-Key repeats, and the
+// work item it becomes.
+#include <cctype>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "engine_impl.hpp"
+#include "errors.hpp"
+#include "flowstate/drivers/http_routes.hpp"
+#include "flowstate/drivers/http_static.hpp"
+#include "flowstate/runtime/keys.hpp"
+#include "records.hpp"
+
+namespace flowstate::engine_detail {
+namespace {
+
+// The request's host without its port.
+std::string_view host_of(const http::request& req) {
+  auto h = req.header("host");
+  if (!h.empty() && h.front() == '[') return h.substr(0, h.find(']') + 1);
+  return h.substr(0, h.find(':'));
+}
+
+// The path under the site's prefix, or nullopt when it is not under it.
+std::optional<std::string_view> under_prefix(std::string_view path, const std::string& prefix) {
+  if (prefix.empty()) return path;
+  if (path.substr(0, prefix.size()) != prefix) return std::nullopt;
+  auto rest = path.substr(prefix.size());
+  if (rest.empty()) return std::string_view("/");
+  if (rest.front() != '/') return std::nullopt;
+  return rest;
+}
+
+// W3C traceparent "00-<32 hex trace id>-<16 hex parent>-<2 hex flags>".
+std::string trace_id_from(std::string_view traceparent) {
+  if (traceparent.size() < 55 || traceparent[2] != '-' || traceparent[35] != '-') return {};
+  auto id = traceparent.substr(3, 32);
+  for (char c : id)
+    if (!std::isxdigit(static_cast<unsigned char>(c))) return {};
+  if (id == std::string_view("00000000000000000000000000000000")) return {};
+  return std::string(id);
+}
+
+}  // namespace
+
+void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr reply) {
+  if (core_.draining.load()) {
+    auto r = http::problem(503, "draining", "the node is shutting down");
+    r.headers.emplace_back("Retry-After", "1");
+    reply->send(std::move(r));
+    return;
+  }
+  auto snap = std::atomic_load(&snapshot_);
+  auto [path, query] = http::split_target(req.target);
+  auto host = host_of(req);
+  const site* fallback = nullptr;
+  std::optional<http::route_match> m;
+  const site* matched = nullptr;
+  for (auto& s : snap->sites) {
+    if (!s.host.empty() && s.host != host) continue;
+    auto sub = under_prefix(path, s.prefix);
+    if (!sub) continue;
+    if (!fallback) fallback = &s;
+    if ((m = s.routes.match(req.method, *sub))) {
+      matched = &s;
+      break;
+    }
+  }
+  if (!m) {
+    if (fallback && fallback->files) {
+      auto sub = under_prefix(path, fallback->prefix);
+      if (auto r = fallback->files->serve(req.method, *sub, req.header("if-none-match")))
+        return reply->send(std::move(*r));
+    }
+    return reply->send(http::problem(404, "not found", "no route matches " + req.method + " " + std::string(path)));
+  }
+  auto pit = snap->projects.find(matched->project_id);
+  if (pit == snap->projects.end()) {
+    reply->send(http::problem(404, "not found", "the project of this route is not active"));
+    return;
+  }
+  const auto& rt = pit->second;
+  const auto& flow = rt->flows[m->matched->flow_index];
+  // The message sees the path under the project's prefix.
+  if (!matched->prefix.empty()) req.target = req.target.substr(matched->prefix.size());
+  auto payload = http::build_request_message(req, *m);
+  if (!payload) {
+    reply->send(http::problem(400, "bad request", payload.error()));
+    return;
+  }
+  if (flow.blocks.size() < 2 || flow.blocks[1].kind != block_kind::function) {
+    http::response r;
+    r.status = 202;
+    r.content_type.clear();
+    reply->send(std::move(r));
+    return;
+  }
+  auto item = std::make_shared<work_item>();
+  item->project = rt;
+  item->flow = m->matched->flow_index;
+  item->block = 1;
+  item->msg.id = new_message_id();
+  item->msg.key = std::move(m->key);
+  item->msg.trace_id = trace_id_from(req.header("traceparent"));
+  if (item->msg.trace_id.empty()) item->msg.trace_id = item->msg.id;
+  item->msg.time_ms = now_ms();
+  item->msg.payload = std::move(*payload);
+  if (const auto& kp = flow.blocks[1].key_pointer) {
+    auto key = key_at_pointer(item->msg.payload, *kp);
+    if (!key) {
+      commit_batch b;
+      auto e =
+          make_error(*store_, *rt, item->flow, flow.blocks[1].id, item->msg, "PreconditionFailed", key.error(), "{}");
+      auto routed = record_error(b, *store_, rt, item->flow, e);
+      store_->commit(std::move(b), rt->durability,
+                     [reply, r = error_response(e)]() mutable { reply->send(std::move(r)); });
+      if (routed) submit(std::move(routed));
+      return;
+    }
+    item->msg.key = std::move(*key);
+  }
+  auto shard = core_.shard_of(item->msg.key);
+  if (core_.in_flight[shard].load() >= core_.max_in_flight) {
+    auto r = http::problem(503, "overloaded", "too much work in flight; retry shortly");
+    r.headers.emplace_back("Retry-After", "1");
+    reply->send(std::move(r));
+    return;
+  }
+  if (auto idem = req.header("idempotency-key"); !idem.empty()) {
+    item->idempotency_key = key_builder{}.u32(rt->tenant).u32(rt->project_id).str(idem).take();
+    if (core_.idempotency.join(item->idempotency_key, reply) == idempotency_registry::outcome::waiting) return;
+    auto stored = store_->get(column::idempotency, item->idempotency_key);
+    if (stored && !idempotency_expired(*stored, options_.idempotency_ttl_ms, now_ms())) {
+      if (auto r = decode_response(*stored)) {
+        core_.idempotency.complete(item->idempotency_key, *r);
+        r->headers.emplace_back("Idempotent-Replayed", "true");
+        return reply->send(std::move(*r));
+      }
+    }
+  }
+  if (m->matched->timeout_ms)
+    reply->set_deadline(
+        m->matched->timeout_ms,
+        http::problem(504, "Timeout",
+                      "no response within the route's timeout of " + std::to_string(m->matched->timeout_ms) +
+                          " ms; the message was accepted and is still processed"));
+  item->reply = std::move(reply);
+  submit(std::move(item));
+}
+
+}  // namespace flowstate::engine_detail

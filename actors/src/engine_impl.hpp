@@ -1,0 +1,206 @@
+#pragma once
+// The engine behind the `engine` facade: its projects, their workers and
+// routes, and the store and shards it opened. Private to actors/src; its
+// methods are defined by concern in engine.cpp (start-up, recovery, drain),
+// engine_http.cpp, engine_build.cpp, engine_queries.cpp and
+// engine_maintenance.cpp.
+#include <caf/actor_system_config.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core.hpp"
+#include "flowstate/actors/engine.hpp"
+#include "flowstate/runtime/keys.hpp"
+#include "flowstate/sandbox/limits.hpp"
+#include "flowstate/sandbox/worker_client.hpp"
+#include "model.hpp"
+
+namespace caf {
+class actor_system;
+}
+
+namespace flowstate {
+class file_source;
+struct project_revision;
+}  // namespace flowstate
+
+namespace flowstate::engine_detail {
+
+struct queued_input;  // records.hpp
+
+// A project's share of the flow listener: its host and path prefix, its
+// routes (relative to the prefix) and its public/ files.
+struct site {
+  std::string host;    // "" = any host
+  std::string prefix;  // "" = none, else "/todo"
+  uint32_t project_id = 0;
+  http::route_table routes;
+  std::shared_ptr<const http::static_site> files;
+};
+
+// What the flow listener reads per request: the routes of every project and
+// each project's active revision. Replaced whole at every activation.
+struct routing_snapshot {
+  std::vector<site> sites;  // most specific first: named hosts, then longer prefixes
+  std::unordered_map<uint32_t, project_ptr> projects;
+};
+
+// The worker processes of a project for one set of limits, started on first
+// use: JS (V8) and Python.
+struct worker_pools {
+  sandbox::limits limits;
+  uint64_t generation = 0;  // tells load-cache entries of different pools apart
+  std::unique_ptr<sandbox::worker_client> js, py;
+  ~worker_pools() {
+    for (auto* w : {js.get(), py.get()})
+      if (w) w->stop();
+  }
+};
+
+struct project_entry {
+  std::string dir;
+  uint32_t id = 0;
+  project_ptr active;
+  std::string host, prefix;  // of the active revision's manifest
+  std::shared_ptr<const http::static_site> files;
+  // The active revision's workers (also held by every revision using them):
+  // a deploy that changes the project's limits gets new ones.
+  std::shared_ptr<worker_pools> pools;
+  std::vector<http::route> routes;
+  std::vector<std::pair<sandbox::worker_client*, uint64_t>> retired_functions;  // of the revision before active
+  std::shared_ptr<worker_pools> retired_pools;                                  // theirs
+  // Functions loaded in the workers, by worker generation, language, file and
+  // (bundled) source: a deploy loads only what changed, so a new function
+  // answers fast however many the project has.
+  std::map<std::string, uint64_t> loaded;
+  std::mutex deploy_mutex;
+};
+
+// Keys of the meta column: (what, name) and (what, project id).
+inline std::string meta_key(std::string_view what, std::string_view name) {
+  return key_builder{}.str(what).str(name).take();
+}
+inline std::string meta_key(std::string_view what, uint32_t id) { return key_builder{}.str(what).u32(id).take(); }
+
+// Function loads build() waits for (each naming its file), and the functions
+// a build loaded.
+using load_futures = std::vector<std::pair<std::future<std::string>, std::string>>;
+using loaded_ids = std::vector<std::pair<sandbox::worker_client*, uint64_t>>;
+
+class engine_impl final : public engine {
+ public:
+  explicit engine_impl(engine_options o);
+  ~engine_impl() override;
+
+  status open();
+  status add_project(const std::string& dir_in) override;
+  status recover() override;
+
+  bool ready() const override { return ready_.load(); }
+  std::size_t in_flight() const override { return core_.total_in_flight(); }
+
+  std::shared_ptr<block_stats> stats_for(uint32_t project, const std::string& flow, const std::string& block);
+  std::string metrics_text() const override;
+
+  void handle_flow_request(http::request&& req, http::responder_ptr reply) override;
+
+  deploy_outcome deploy(const std::string& name, const std::string& revision, const std::string& expected) override;
+  std::vector<project_info> projects() const override;
+  result<std::optional<std::string>> state_get(const std::string& name, const std::string& flow,
+                                               const std::string& block, const std::string& key) const override;
+  result<std::vector<std::string>> trace(const std::string& name, const trace_query& q) const override;
+  std::vector<std::string> errors(const std::string& name, const std::string& flow, const std::string& type,
+                                  std::size_t limit) const override;
+  std::optional<std::string> error_show(const std::string& name, const std::string& id) const override;
+  status error_replay(const std::string& name, const std::string& id) override;
+  status error_discard(const std::string& name, const std::string& id) override;
+  status schema_add(const std::string& url, const std::string& schema_json) override;
+  std::vector<std::string> schema_urls() const override;
+  void drain(uint32_t timeout_ms) override;
+
+  // Background upkeep off the data path (error queue bounds), every second.
+  void start_maintenance();
+  void stop_maintenance();
+
+ private:
+  // Trace retention (trace.full, trace.keep, trace.quota) of every project.
+  void trim_traces();
+  // Keeps each project's error queue within its bound: the oldest go first.
+  void thin_errors();
+
+  void submit(work_ptr item);
+  void undeliverable(const project_ptr& rt, const queued_input& q, std::string queue_entry_key);
+  uint32_t project_id_for(const std::string& dir);
+  project_entry* find(const std::string& name) const;
+
+  // Loads a revision from git objects, validates it and loads its functions
+  // into the project's worker; its HTTP routes go to routes_out.
+  result<project_ptr> build(project_entry& e, const std::string& revision, uint64_t epoch,
+                            std::vector<http::route>& routes_out);
+
+  // The id of what `cache_key` names in the revision's workers, and whether
+  // it is new (the caller loads it then). Either way the revision uses it.
+  std::pair<uint64_t, bool> cached_id(project_entry& e, std::string cache_key, sandbox::worker_client* worker,
+                                      project_rt& rt, loaded_ids& fresh);
+
+  struct module_set_ref {
+    uint64_t id = 0;  // 0: the revision's Python functions import no module set
+    std::string hash;
+  };
+
+  // The modules (functions/, vendor/) a revision's Python functions import,
+  // loaded into its Python worker once per distinct content. The set's id is
+  // one of rt's function ids, so it is retired and unloaded like a function.
+  module_set_ref load_module_set(project_entry& e, file_source& files, const project_revision& rev, project_rt& rt,
+                                 loaded_ids& fresh, load_futures& loads, std::vector<std::string>& problems);
+
+  // Refuses routes that collide within the project or with another project.
+  status check_routes(const project_entry& e, const project_rt& rt, const std::vector<http::route>& routes);
+
+  // Unloads functions and forgets them in the project's load cache.
+  void unload(const std::vector<std::pair<sandbox::worker_client*, uint64_t>>& ids, project_entry& e);
+
+  // The worker pool of `pools` for `language` (js or py), started on first
+  // use: isolated, with the pools' limits.
+  result<sandbox::worker_client*> worker_for(worker_pools& pools, const std::string& language);
+
+  void activate(project_entry& e, project_ptr rt);
+  void rebuild_snapshot();
+
+  engine_options options_;
+  caf::actor_system_config config_;
+  std::unique_ptr<caf::actor_system> system_;
+  std::unique_ptr<store> store_;
+  engine_core core_;
+  mutable std::shared_mutex mutex_;
+  std::map<uint32_t, std::unique_ptr<project_entry>> projects_;
+  std::shared_ptr<const routing_snapshot> snapshot_;
+  std::atomic<uint64_t> next_function_id_{1};
+  mutable std::mutex stats_mutex_;
+  std::map<std::tuple<uint32_t, std::string, std::string>, std::shared_ptr<block_stats>> stats_;
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> drained_{false};
+  registry_lookup registry_lookup_ = [this](std::string_view url) {
+    return store_->get(column::meta, meta_key("schema", url));
+  };
+  std::thread maintenance_;
+  std::mutex maintenance_mutex_;
+  std::condition_variable maintenance_cv_;
+  bool stopping_ = false;
+};
+
+}  // namespace flowstate::engine_detail

@@ -1,0 +1,77 @@
+// Background upkeep off the data path, every second: error queue bounds,
+// trace retention and trace byte counts.
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "engine_impl.hpp"
+#include "errors.hpp"
+#include "flowstate/runtime/keys.hpp"
+#include "trace.hpp"
+
+namespace flowstate::engine_detail {
+
+void engine_impl::start_maintenance() {
+  maintenance_ = std::thread([this] {
+    std::unique_lock lock(maintenance_mutex_);
+    while (!stopping_) {
+      maintenance_cv_.wait_for(lock, std::chrono::seconds(1));
+      if (stopping_) break;
+      lock.unlock();
+      thin_errors();
+      trim_traces();
+      lock.lock();
+    }
+  });
+}
+
+void engine_impl::stop_maintenance() {
+  {
+    std::lock_guard lock(maintenance_mutex_);
+    stopping_ = true;
+  }
+  maintenance_cv_.notify_all();
+  if (maintenance_.joinable()) maintenance_.join();
+}
+
+void engine_impl::trim_traces() {
+  commit_batch counts;
+  core_.trace_accounting.flush_into(counts);
+  if (!counts.empty()) (void)store_->write_now(std::move(counts), false);
+  std::vector<project_ptr> targets;
+  {
+    std::shared_lock lock(mutex_);
+    for (auto& [_, e] : projects_)
+      if (e->active) targets.push_back(e->active);
+  }
+  for (auto& rt : targets)
+    enforce_trace_retention(*store_, rt->tenant, rt->project_id, rt->trace.full_ms, rt->trace.keep_ms,
+                            rt->trace.quota_bytes, now_ms());
+}
+
+void engine_impl::thin_errors() {
+  std::vector<project_ptr> targets;
+  {
+    std::shared_lock lock(mutex_);
+    for (auto& [_, e] : projects_)
+      if (e->active) targets.push_back(e->active);
+  }
+  for (auto& rt : targets) {
+    auto count = store_->get(column::metering, error_count_key(rt->tenant, rt->project_id));
+    auto n = count ? decode_count(*count) : 0;
+    if (n <= options_.max_errors_per_project || n > (uint64_t{1} << 62)) continue;
+    auto excess = n - options_.max_errors_per_project;
+    commit_batch b;
+    uint64_t removed = 0;
+    store_->scan_prefix(column::errors, project_prefix(rt->tenant, rt->project_id),
+                        [&](std::string_view key, std::string_view) {
+                          b.erase(column::errors, std::string(key));
+                          return ++removed < excess;
+                        });
+    if (!removed) continue;
+    b.add_count(error_count_key(rt->tenant, rt->project_id), minus(removed));
+    store_->commit(std::move(b), durability_mode::relaxed, [] {});
+  }
+}
+
+}  // namespace flowstate::engine_detail

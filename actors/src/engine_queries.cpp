@@ -1,0 +1,220 @@
+// The admin API's questions and error operations: projects, states, the
+// trace, error records (show, replay, discard), the schema registry, and the
+// Prometheus metrics.
+#include <future>
+#include <optional>
+
+#include "block_stats.hpp"
+#include "engine_impl.hpp"
+#include "errors.hpp"
+#include "flowstate/runtime/keys.hpp"
+#include "metrics_text.hpp"
+#include "records.hpp"
+#include "trace.hpp"
+#include "types.hpp"
+
+namespace flowstate::engine_detail {
+namespace {
+
+// An error id as a sequence number: nullopt unless it is decimal digits.
+std::optional<uint64_t> parse_id(const std::string& id) {
+  if (id.empty() || id.size() > 19 || id.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  return std::stoull(id);
+}
+
+}  // namespace
+
+std::shared_ptr<block_stats> engine_impl::stats_for(uint32_t project, const std::string& flow,
+                                                    const std::string& block) {
+  std::lock_guard lock(stats_mutex_);
+  auto& slot = stats_[{project, flow, block}];
+  if (!slot) slot = std::make_shared<block_stats>();
+  return slot;
+}
+
+std::string engine_impl::metrics_text() const {
+  std::vector<std::pair<project_ptr, std::shared_ptr<worker_pools>>> active;
+  {
+    std::shared_lock lock(mutex_);
+    for (auto& [_, e] : projects_)
+      if (e->active) active.emplace_back(e->active, e->pools);
+  }
+  metrics_writer m;
+  m.family("flowstate_executions_total", "counter", "Executions of function blocks, by outcome");
+  m.family("flowstate_execution_duration_seconds", "histogram",
+           "Duration of function calls, from sending to the worker to its answer");
+  {
+    std::lock_guard lock(stats_mutex_);
+    for (auto& [at, stats] : stats_) {
+      auto& [project_id, flow, block] = at;
+      std::string project;
+      for (auto& [rt, _] : active)
+        if (rt->project_id == project_id) project = rt->name;
+      if (project.empty()) continue;
+      m.block(project, flow, block, *stats);
+    }
+  }
+  m.family("flowstate_in_flight_messages", "gauge", "Messages accepted or re-run and not yet finished");
+  m.sample("flowstate_in_flight_messages", {}, double(core_.total_in_flight()));
+  m.family("flowstate_state_cache_bytes", "gauge", "Bytes of the latest states held in memory, all shards");
+  m.sample("flowstate_state_cache_bytes", {}, double(core_.state_cache_used()));
+  m.family("flowstate_project_info", "gauge", "The active revision of each project (value 1)");
+  m.family("flowstate_errors_queued", "gauge", "Errors in a project's error queue");
+  m.family("flowstate_trace_bytes", "gauge", "Bytes of a project's execution trace (as of the last second)");
+  m.family("flowstate_worker_processes", "gauge", "Live worker processes of a project, by language");
+  for (auto& [rt, pools] : active) {
+    m.sample("flowstate_project_info", {{"project", rt->name}, {"revision", rt->revision}}, 1);
+    auto count = store_->get(column::metering, error_count_key(rt->tenant, rt->project_id));
+    uint64_t queued = count ? decode_count(*count) : 0;
+    m.sample("flowstate_errors_queued", {{"project", rt->name}}, queued > (uint64_t{1} << 62) ? 0 : double(queued));
+    m.sample("flowstate_trace_bytes", {{"project", rt->name}},
+             double(trace_bytes_total(*store_, rt->tenant, rt->project_id)));
+    if (!pools) continue;
+    for (auto [language, worker] : {std::pair{"js", pools->js.get()}, std::pair{"py", pools->py.get()}})
+      m.sample("flowstate_worker_processes", {{"project", rt->name}, {"language", language}},
+               worker ? double(worker->worker_pids().size()) : 0);
+  }
+  return m.take();
+}
+
+std::vector<project_info> engine_impl::projects() const {
+  std::shared_lock lock(mutex_);
+  std::vector<project_info> out;
+  for (auto& [id, e] : projects_)
+    out.push_back({e->active->name, e->dir, id, e->active->revision, e->pools ? e->pools->limits : sandbox::limits{}});
+  return out;
+}
+
+result<std::optional<std::string>> engine_impl::state_get(const std::string& name, const std::string& flow,
+                                                          const std::string& block, const std::string& key) const {
+  auto* e = find(name);
+  if (!e) return fail("no project named \"" + name + "\"");
+  auto rt = e->active;
+  int f = rt->find_flow(flow);
+  if (f < 0) return fail("project " + name + " has no flow \"" + flow + "\"");
+  if (rt->flows[static_cast<std::size_t>(f)].find_block(block) < 0)
+    return fail("flow " + flow + " has no block \"" + block + "\"");
+  return store_->get(column::state, state_key(rt->tenant, rt->project_id, key_group_of(key), flow, block, key));
+}
+
+result<std::vector<std::string>> engine_impl::trace(const std::string& name, const trace_query& q) const {
+  project_ptr rt;
+  {
+    std::shared_lock lock(mutex_);
+    for (auto& [_, e] : projects_)
+      if (e->active && (name.empty() || e->active->name == name)) {
+        if (rt) return fail("the node serves several projects: name one");
+        rt = e->active;
+      }
+  }
+  if (!rt) return fail(name.empty() ? "the node serves no project" : "no project named \"" + name + "\"");
+  return query_trace(*store_, rt->tenant, rt->project_id, q);
+}
+
+std::vector<std::string> engine_impl::errors(const std::string& name, const std::string& flow, const std::string& type,
+                                             std::size_t limit) const {
+  std::vector<std::string> out;
+  std::vector<project_ptr> targets;
+  {
+    std::shared_lock lock(mutex_);
+    for (auto& [_, e] : projects_)
+      if (name.empty() || e->active->name == name) targets.push_back(e->active);
+  }
+  for (auto& rt : targets) {
+    store_->scan_prefix(column::errors, project_prefix(rt->tenant, rt->project_id),
+                        [&](std::string_view, std::string_view value) {
+                          std::string v(value);
+                          if (!flow.empty() && v.find("\"flow\":\"" + flow + "\"") == std::string::npos) return true;
+                          if (!type.empty() && v.find("\"type\":\"" + type + "\"") == std::string::npos) return true;
+                          out.push_back(std::move(v));
+                          return out.size() < limit;
+                        });
+  }
+  return out;
+}
+
+std::optional<std::string> engine_impl::error_show(const std::string& name, const std::string& id) const {
+  auto* e = find(name);
+  auto seq = parse_id(id);
+  if (!e || !seq) return std::nullopt;
+  return store_->get(column::errors, error_key(e->active->tenant, e->id, *seq));
+}
+
+status engine_impl::error_replay(const std::string& name, const std::string& id) {
+  auto* e = find(name);
+  if (!e) return fail("no project named \"" + name + "\"");
+  auto seq = parse_id(id);
+  if (!seq) return fail("error ids are numbers, got \"" + id + "\"");
+  std::lock_guard guard(e->deploy_mutex);  // no activation while we pick the block
+  auto rt = e->active;
+  auto rkey = error_key(rt->tenant, e->id, *seq);
+  auto record = store_->get(column::errors, rkey);
+  if (!record) return fail("no error " + id + " in project " + name);
+  auto err = parse_error_record(*record);
+  if (!err) return fail(err.error());
+  int f = rt->find_flow(err->flow);
+  int b = f < 0 ? -1 : rt->flows[static_cast<std::size_t>(f)].find_block(err->block);
+  if (b < 0 || rt->flows[static_cast<std::size_t>(f)].blocks[static_cast<std::size_t>(b)].kind != block_kind::function)
+    return fail("block " + err->block + " of flow " + err->flow +
+                " no longer runs a function; discard the error instead");
+  auto item = std::make_shared<work_item>();
+  item->project = rt;
+  item->flow = static_cast<uint32_t>(f);
+  item->block = static_cast<uint32_t>(b);
+  item->msg.id = err->message_id;
+  item->msg.key = err->key;
+  item->msg.trace_id = err->trace_id;
+  item->msg.time_ms = err->accepted_ms;
+  item->msg.payload = err->input_json;
+  item->queue_seq = store_->next_sequence();
+  commit_batch batch;
+  batch.erase(column::errors, rkey);
+  batch.add_count(error_count_key(rt->tenant, e->id), minus(1));
+  batch.put(column::queue, queue_key(rt->tenant, e->id, key_group_of(item->msg.key), item->queue_seq),
+            encode_queued({err->flow, err->block, item->msg}));
+  std::promise<void> durable;
+  store_->commit(std::move(batch), rt->durability, [&durable] { durable.set_value(); });
+  submit(std::move(item));
+  durable.get_future().wait();
+  return status::success();
+}
+
+status engine_impl::error_discard(const std::string& name, const std::string& id) {
+  auto* e = find(name);
+  if (!e) return fail("no project named \"" + name + "\"");
+  auto seq = parse_id(id);
+  if (!seq) return fail("error ids are numbers, got \"" + id + "\"");
+  auto rt = e->active;
+  auto rkey = error_key(rt->tenant, e->id, *seq);
+  if (!store_->get(column::errors, rkey)) return fail("no error " + id + " in project " + name);
+  commit_batch batch;
+  batch.erase(column::errors, rkey);
+  batch.add_count(error_count_key(rt->tenant, e->id), minus(1));
+  std::promise<void> durable;
+  store_->commit(std::move(batch), rt->durability, [&durable] { durable.set_value(); });
+  durable.get_future().wait();
+  return status::success();
+}
+
+status engine_impl::schema_add(const std::string& url, const std::string& schema_json) {
+  if (url.find("://") == std::string::npos)
+    return fail("a registry type is a full URL like https://example.com/Telemetry.json");
+  if (auto problem = schema_problem(schema_json, registry_lookup_)) return fail(url + ": " + *problem);
+  commit_batch b;
+  b.put(column::meta, meta_key("schema", url), schema_json);
+  return store_->write_now(std::move(b), true);
+}
+
+std::vector<std::string> engine_impl::schema_urls() const {
+  std::vector<std::string> out;
+  auto prefix = key_builder{}.str("schema").take();
+  store_->scan_prefix(column::meta, prefix, [&](std::string_view key, std::string_view) {
+    key_reader r(key);
+    (void)r.str();
+    if (auto url = r.str()) out.push_back(std::move(*url));
+    return true;
+  });
+  return out;
+}
+
+}  // namespace flowstate::engine_detail
