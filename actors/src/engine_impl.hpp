@@ -201,6 +201,7 @@ class engine_impl final : public engine {
   std::mutex maintenance_mutex_;
   std::condition_variable maintenance_cv_;
   bool stopping_ = false;
+  std::map<uint32_t, int64_t> last_age_trim_;  // maintenance thread: project id -> ms
 };
 
 }  // namespace flowstate::engine_detail

@@ -44,9 +44,14 @@ void engine_impl::trim_traces() {
     for (auto& [_, e] : projects_)
       if (e->active) targets.push_back(e->active);
   }
-  for (auto& rt : targets)
+  const int64_t now = now_ms();
+  for (auto& rt : targets) {
+    int64_t& last = last_age_trim_[rt->project_id];
+    const bool by_age = now - last >= trace_age_interval_ms(rt->trace.full_ms, rt->trace.keep_ms);
+    if (by_age) last = now;
     enforce_trace_retention(*store_, rt->tenant, rt->project_id, rt->trace.full_ms, rt->trace.keep_ms,
-                            rt->trace.quota_bytes, now_ms());
+                            rt->trace.quota_bytes, now, by_age);
+  }
 }
 
 void engine_impl::thin_errors() {

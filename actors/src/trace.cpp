@@ -359,12 +359,14 @@ uint64_t trace_bytes_total(const store& db, uint32_t tenant, uint32_t project) {
 }
 
 void enforce_trace_retention(store& db, uint32_t tenant, uint32_t project, uint64_t full_ms, uint64_t keep_ms,
-                             uint64_t quota_bytes, int64_t now_ms) {
+                             uint64_t quota_bytes, int64_t now_ms, bool by_age) {
   auto cutoff_second = [&](uint64_t age_ms) {
     return now_ms > int64_t(age_ms) ? (uint64_t(now_ms) - age_ms) / 1000 : 0;
   };
-  if (auto s = cutoff_second(full_ms)) remove_before(db, tenant, project, payload_kind, s);
-  if (auto s = cutoff_second(keep_ms)) remove_before(db, tenant, project, meta_kind, s);
+  if (by_age) {
+    if (auto s = cutoff_second(full_ms)) remove_before(db, tenant, project, payload_kind, s);
+    if (auto s = cutoff_second(keep_ms)) remove_before(db, tenant, project, meta_kind, s);
+  }
   if (quota_bytes == 0) return;
   // Over the quota: the oldest payloads go first, then the oldest metadata,
   // down to 90% of it.

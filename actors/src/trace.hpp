@@ -5,6 +5,7 @@
 // logs) under time-ordered keys. Retention drops whole time ranges: payloads
 // after `trace.full`, metadata after `trace.keep`, the oldest first beyond
 // `trace.quota`.
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -62,7 +63,17 @@ uint64_t trace_bytes_total(const store& db, uint32_t tenant, uint32_t project);
 
 // Removes what the retention (flowstate.yaml `trace:`) no longer keeps, as
 // of `now_ms`.
+// The quota is checked at every call; removal by age only when `by_age`
+// (each removal is a range tombstone: the engine does it every
+// trace_age_interval_ms, not every second).
 void enforce_trace_retention(store& db, uint32_t tenant, uint32_t project, uint64_t full_ms, uint64_t keep_ms,
-                             uint64_t quota_bytes, int64_t now_ms);
+                             uint64_t quota_bytes, int64_t now_ms, bool by_age);
+
+// How often removal by age runs for these settings: a tenth of the shortest
+// retention, between 1 s and 60 s.
+inline int64_t trace_age_interval_ms(uint64_t full_ms, uint64_t keep_ms) {
+  uint64_t shortest = full_ms > 0 ? std::min(full_ms, keep_ms) : keep_ms;
+  return static_cast<int64_t>(std::clamp<uint64_t>(shortest / 10, 1000, 60000));
+}
 
 }  // namespace flowstate::engine_detail
