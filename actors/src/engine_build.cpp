@@ -93,7 +93,7 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
   // The same workers while the limits stay; new ones when they change.
   auto pools = e.pools;
   if (limits && (!pools || !(pools->limits == *limits))) {
-    pools = std::make_shared<worker_pools>();
+    pools = std::shared_ptr<worker_pools>(new worker_pools(), [g = graveyard_](worker_pools* p) { g->bury(p); });
     pools->limits = *limits;
     pools->generation = next_function_id_++;
   }

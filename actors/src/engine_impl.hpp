@@ -71,6 +71,31 @@ struct worker_pools {
   }
 };
 
+// Where worker pools go when their last revision lets go of them. The last
+// reference may be dropped on a worker client's own I/O thread (a call's
+// callback holding the last work item of a retired revision), which must not
+// stop that client: the maintenance thread deletes them instead.
+class pools_graveyard {
+ public:
+  void bury(worker_pools* p) {
+    std::lock_guard lock(mutex_);
+    dead_.push_back(p);
+  }
+  void empty() {
+    std::vector<worker_pools*> dead;
+    {
+      std::lock_guard lock(mutex_);
+      dead.swap(dead_);
+    }
+    for (auto* p : dead) delete p;
+  }
+  ~pools_graveyard() { empty(); }
+
+ private:
+  std::mutex mutex_;
+  std::vector<worker_pools*> dead_;
+};
+
 struct project_entry {
   std::string dir;
   uint32_t id = 0;
@@ -201,6 +226,7 @@ class engine_impl final : public engine {
   std::mutex maintenance_mutex_;
   std::condition_variable maintenance_cv_;
   bool stopping_ = false;
+  std::shared_ptr<pools_graveyard> graveyard_ = std::make_shared<pools_graveyard>();
   std::map<uint32_t, int64_t> last_age_trim_;  // maintenance thread: project id -> ms
 };
 

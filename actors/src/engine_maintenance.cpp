@@ -20,6 +20,7 @@ void engine_impl::start_maintenance() {
       lock.unlock();
       thin_errors();
       trim_traces();
+      graveyard_->empty();
       lock.lock();
     }
   });

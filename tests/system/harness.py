@@ -217,6 +217,30 @@ class Node:
             time.sleep(0.05)
         raise TestFailure("messages still in flight after %ss" % timeout)
 
+    def worker_pids(self, binary=b"flowstate-"):
+        """Pids of the node's descendants whose command line holds `binary`."""
+        children = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                pass
+        found, todo = [], [self.proc.pid]
+        while todo:
+            for child in children.get(todo.pop(), []):
+                todo.append(child)
+                try:
+                    with open(f"/proc/{child}/cmdline", "rb") as f:
+                        if binary in f.read():
+                            found.append(child)
+                except OSError:
+                    pass
+        return found
+
     def state(self, flow, block, key, project=None):
         args = ["state", "get", flow, block, key, "--json"]
         if project:

@@ -1,6 +1,7 @@
 """Limits: the operator's plan (`serve --plan`) is the ceiling, a project's
 flowstate.yaml may only lower it, and exceeding a limit is a typed error."""
 import os
+import time
 
 from harness import Node, check, cli, make_project, run, tmpdir, write_files
 
@@ -148,6 +149,8 @@ def test_a_deploy_that_changes_limits_gets_new_workers():
         spins = 30_000_000  # a few hundred ms of CPU
         status, body = node.request("POST", "/work/a", {"spins": spins, "state": 3})
         check(status == 200, f"within 10s: {status} {body}")
+        first_workers = set(node.worker_pids(b"flowstate-worker"))
+        check(first_workers, "the first limits run on some worker")
         write_files(root, {"flowstate.yaml": "name: tight\ntimeout: 20ms\n"})
         p = deploy(root, node, "tighten")
         check(p.returncode == 0, f"lowering is allowed: {p.stderr}")
@@ -165,6 +168,13 @@ def test_a_deploy_that_changes_limits_gets_new_workers():
         check(body[0]["limits"]["timeoutMs"] == 15000 and body[0]["limits"]["wallMs"] == 30000,
               f"the API shows the new limits: {body}")
         check(node.state("work", "work", "c") == {"blob": "yyyyy"}, "state written under other limits is kept")
+        # Two limit changes later the first workers are stopped (the ones
+        # before the active revision's stay for the fence).
+        deadline = time.time() + 5
+        while time.time() < deadline and first_workers & set(node.worker_pids(b"flowstate-worker")):
+            time.sleep(0.1)
+        left = first_workers & set(node.worker_pids(b"flowstate-worker"))
+        check(not left, f"the first limits' workers are stopped: {left}")
     finally:
         node.stop()
 

@@ -27,35 +27,8 @@ def py_project(root):
     })
 
 
-def descendants(pid):
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-        except (OSError, ValueError, IndexError):
-            pass
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
 def python_workers(node):
-    found = []
-    for pid in descendants(node.proc.pid):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"flowstate-pyworker" in f.read():
-                    found.append(pid)
-        except OSError:
-            pass
-    return found
+    return node.worker_pids(b"flowstate-pyworker")
 
 
 def test_python_counter_is_exact():
