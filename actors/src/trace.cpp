@@ -91,6 +91,34 @@ void string_list(std::string& out, const char* name, const std::vector<std::stri
   out += ']';
 }
 
+// Credentials a request carries are not kept in the trace: the string value
+// of any member named like one (an HTTP request's headers are lower-case)
+// becomes "(redacted)". The function still got them; the trace only keeps
+// the rest for `trace.full`.
+std::string redact_credentials(std::string_view json) {
+  static constexpr std::string_view names[] = {"\"authorization\":\"", "\"proxy-authorization\":\"", "\"cookie\":\"",
+                                               "\"set-cookie\":\"", "\"x-api-key\":\""};
+  std::string out;
+  std::size_t copied = 0;
+  for (;;) {
+    std::size_t next = std::string_view::npos, length = 0;
+    for (auto name : names) {
+      auto at = json.find(name, copied);
+      if (at < next) next = at, length = name.size();
+    }
+    if (next == std::string_view::npos) break;
+    std::size_t value = next + length, end = value;
+    while (end < json.size() && json[end] != '"') end += json[end] == '\\' ? 2 : 1;
+    if (end >= json.size()) break;
+    out.append(json.substr(copied, value - copied));
+    out += "(redacted)";
+    copied = end;  // from the closing quote
+  }
+  if (copied == 0) return std::string(json);
+  out.append(json.substr(copied));
+  return out;
+}
+
 // "time-seq" from an event key.
 std::string cursor_of(std::string_view key) {
   key_reader r(key);
@@ -247,7 +275,8 @@ void record_trace(commit_batch& batch, store& db, trace_bytes& bytes, const trac
   payload += "\"input\":";
   payload += e.input_json.size() > max_traced_value
                  ? json_quote("(not traced: " + std::to_string(e.input_json.size()) + " bytes)")
-                 : std::string(e.input_json.empty() ? std::string_view("null") : e.input_json);
+             : e.input_json.empty() ? std::string("null")
+                                    : redact_credentials(e.input_json);
   string_list(payload, "outputs", e.outputs, true);
   if (e.state_change == "set") json_value(payload, "state", e.state_json);
   string_list(payload, "logs", e.logs, false);

@@ -71,7 +71,8 @@ def test_queries_by_key_block_trace_and_errors():
     try:
         trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
         status, _ = node.request("POST", "/steps/k1", {}, headers={
-            "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+            "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01", "Authorization": "Bearer s3cr3t-token",
+            "Cookie": "session=abc\"quoted"})
         check(status == 200, f"{status}")
         node.request("POST", "/steps/k2", {})
         status, body = node.request("POST", "/steps/k2", {"fail": True})
@@ -79,6 +80,10 @@ def test_queries_by_key_block_trace_and_errors():
         by_trace = logs(node, "--trace", trace_id)
         check([(e["block"], e["key"]) for e in by_trace] == [("step", "k1"), ("answer", "k1")],
               f"one trace, both blocks: {by_trace}")
+        headers = by_trace[0]["input"]["headers"]
+        check(headers["authorization"] == "(redacted)" and headers["cookie"] == "(redacted)",
+              f"credentials are not kept in the trace: {headers}")
+        check("s3cr3t" not in json.dumps(by_trace) and "session=abc" not in json.dumps(by_trace), "nowhere")
         by_key = logs(node, "--key", "k2", "--block", "step")
         check(len(by_key) == 2, f"k2 at step: {by_key}")
         errors = logs(node, "--errors")
