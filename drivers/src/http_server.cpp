@@ -7,8 +7,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <deque>
 #include <thread>
 #include <vector>
 
@@ -35,6 +37,7 @@ class session_responder final : public responder, public std::enable_shared_from
   }
   bool sent() const override { return sent_.load(); }
   void set_deadline(uint32_t ms, response on_timeout) override;
+  std::shared_ptr<response_stream> stream(response head) override;
 
  private:
   void deliver(response r);
@@ -64,6 +67,17 @@ class session : public std::enable_shared_from_this<session> {
   void write(response r) {
     asio::post(stream_.get_executor(),
                [self = shared_from_this(), r = std::move(r)]() mutable { self->do_write(std::move(r)); });
+  }
+
+  // A streamed response: the head now, then raw body bytes in order; the
+  // connection closes at the end (no length, no chunking: HTTP/1.1 allows a
+  // body delimited by the close). `done` is set once a write fails.
+  void write_raw(std::string bytes, std::shared_ptr<std::atomic<bool>> done, bool last) {
+    asio::post(stream_.get_executor(), [self = shared_from_this(), bytes = std::move(bytes), done, last]() mutable {
+      self->deadline_.cancel();
+      self->raw_queue_.emplace_back(std::move(bytes), last);
+      if (self->raw_queue_.size() == 1) self->write_next_raw(done);
+    });
   }
 
  private:
@@ -124,6 +138,23 @@ class session : public std::enable_shared_from_this<session> {
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
+  void write_next_raw(std::shared_ptr<std::atomic<bool>> done) {
+    if (raw_queue_.empty()) return;
+    stream_.expires_never();
+    asio::async_write(stream_, asio::buffer(raw_queue_.front().first),
+                      [self = shared_from_this(), done](beast::error_code ec, std::size_t) {
+                        bool last = self->raw_queue_.front().second;
+                        self->raw_queue_.pop_front();
+                        if (ec || last) {
+                          done->store(true);
+                          self->raw_queue_.clear();
+                          self->close();
+                          return;
+                        }
+                        self->write_next_raw(done);
+                      });
+  }
+
   beast::tcp_stream stream_;
   asio::steady_timer deadline_;
   beast::flat_buffer buffer_;
@@ -131,9 +162,44 @@ class session : public std::enable_shared_from_this<session> {
   const handler& handler_;
   std::size_t body_limit_;
   bool keep_alive_ = true;
+  std::deque<std::pair<std::string, bool>> raw_queue_;  // streamed bytes; true: the last
 };
 
 void session_responder::deliver(response r) { session_->write(std::move(r)); }
+
+class session_stream final : public response_stream {
+ public:
+  explicit session_stream(std::shared_ptr<session> s) : session_(std::move(s)) {}
+  ~session_stream() override { close(); }
+  bool write(std::string bytes) override {
+    if (closed()) return false;
+    session_->write_raw(std::move(bytes), done_, false);
+    return true;
+  }
+  bool closed() const override { return done_->load() || closing_.load(); }
+  void close() override {
+    if (closing_.exchange(true)) return;
+    session_->write_raw("", done_, true);
+  }
+
+ private:
+  std::shared_ptr<session> session_;
+  std::shared_ptr<std::atomic<bool>> done_ = std::make_shared<std::atomic<bool>>(false);
+  std::atomic<bool> closing_{false};
+};
+
+std::shared_ptr<response_stream> session_responder::stream(response head) {
+  if (sent_.exchange(true)) return nullptr;
+  std::string bytes = "HTTP/1.1 " + std::to_string(head.status) + " " +
+                      std::string(bhttp::obsolete_reason(static_cast<bhttp::status>(head.status))) +
+                      "\r\nServer: flowstate\r\nConnection: close\r\n";
+  if (!head.content_type.empty()) bytes += "Content-Type: " + head.content_type + "\r\n";
+  for (auto& [name, value] : head.headers) bytes += name + ": " + value + "\r\n";
+  bytes += "\r\n";
+  auto out = std::make_shared<session_stream>(session_);
+  out->write(std::move(bytes));
+  return out;
+}
 
 void session_responder::set_deadline(uint32_t ms, response on_timeout) {
   if (sent_.load()) return;

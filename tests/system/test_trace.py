@@ -1,6 +1,7 @@
 """The execution trace and `flowstate logs`: every execution is recorded with
 its input, outputs, new state, console/print lines, timing and error; queries
 by flow/block, key, trace id and errors; following; retention."""
+import http.client
 import json
 import os
 import subprocess
@@ -120,6 +121,38 @@ def test_follow_prints_new_executions():
         node.stop()
 
 
+def test_the_api_streams_new_executions_as_server_sent_events():
+    """GET /api/v1/trace?follow=true streams each new execution as an event; SIGTERM still stops the node"""
+    node = Node([project(os.path.join(tmpdir(), "traced"))]).start()
+    try:
+        node.request("POST", "/steps/before", {})
+        host, port = node.admin.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=20)
+        conn.request("GET", "/api/v1/trace?follow=true&block=step",
+                     headers={"Authorization": f"Bearer {node.token}"})
+        r = conn.getresponse()
+        check(r.status == 200 and r.getheader("Content-Type") == "text/event-stream", f"{r.status} {r.getheaders()}")
+        time.sleep(0.3)
+        for i in range(3):
+            node.request("POST", f"/steps/s{i}", {})
+        seen, ids = [], []
+        while len(seen) < 3:
+            line = r.fp.readline().decode()
+            check(line, "the stream ended early")
+            if line.startswith("id: "):
+                ids.append(line[4:].strip())
+            if line.startswith("data: "):
+                seen.append(json.loads(line[6:])["key"])
+        check(seen == ["s0", "s1", "s2"], f"only what came after, in order: {seen}")
+        check(len(set(ids)) == 3 and all(ids), f"each event has its cursor as id: {ids}")
+        started = time.time()
+        rc = node.terminate(timeout=30)
+        check(rc == 0 and time.time() - started < 10, f"exit {rc} after {time.time() - started:.1f}s with a stream open")
+        conn.close()
+    finally:
+        node.stop()
+
+
 def test_retention_drops_payloads_then_events():
     """after trace.full only ids and timing remain; after trace.keep nothing"""
     root = project(os.path.join(tmpdir(), "traced"), "trace:\n  full: 2s\n  keep: 5s\n")
@@ -188,6 +221,7 @@ def test_trace_settings_are_checked():
 
 if __name__ == "__main__":
     run([test_every_execution_is_traced_with_its_data, test_queries_by_key_block_trace_and_errors,
-         test_follow_prints_new_executions, test_retention_drops_payloads_then_events,
+         test_follow_prints_new_executions, test_the_api_streams_new_executions_as_server_sent_events,
+         test_retention_drops_payloads_then_events,
          test_quota_drops_the_oldest_events,
          test_trace_settings_are_checked])

@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <chrono>
 #include <thread>
 
 #include "flowstate/actors/engine.hpp"
@@ -51,7 +52,7 @@ void off_thread(F&& f) {
 
 const char* openapi_document = R"({"openapi":"3.1.0","info":{"title":"Flowstate admin API","version":"1"},
 "paths":{
-"/api/v1/trace":{"get":{"summary":"Execution trace events of a project, oldest first","description":"Query: project, flow, block, key, trace (trace id), errors=true, since and until (ms since the epoch), limit (the newest N, default 100), after (a cursor: the events after it, to follow)."}},
+"/api/v1/trace":{"get":{"summary":"Execution trace events of a project, oldest first","description":"Query: project, flow, block, key, trace (trace id), errors=true, since and until (ms since the epoch), limit (the newest N, default 100), after (a cursor: the events after it, to follow); follow=true (or Accept: text/event-stream) streams new events as Server-Sent Events (id: the cursor, data: the event) until the client goes."}},
 "/api/v1/projects":{"get":{"summary":"The projects on this node, their active revisions and the limits their functions run within"}},
 "/api/v1/projects/{project}/deploy":{"post":{"summary":"Activate a committed revision","description":"Body {revision, expected}: expected is the revision it replaces; 409 when another deploy came first, 422 with the problems when invalid."}},
 "/api/v1/projects/{project}/flows/{flow}/blocks/{block}/state/{key}":{"get":{"summary":"The committed state of a key"}},
@@ -61,10 +62,79 @@ const char* openapi_document = R"({"openapi":"3.1.0","info":{"title":"Flowstate 
 "/api/v1/schemas":{"get":{"summary":"Registry type URLs"},"post":{"summary":"Add {url, schema} to the registry"}}
 }})";
 
+// GET /api/v1/trace?follow=true: Server-Sent Events, one per execution
+// (`id:` its cursor, `data:` the event), from `after=` (or from now), with a
+// comment line every 15 s so that a gone client is noticed.
+void follow_trace(engine& e, live_streams& streams, const http::responder_ptr& reply, std::string project,
+                  trace_query q) {
+  if (auto probe = e.trace(project, trace_query{}); !probe)
+    return reply->send(http::problem(404, "not found", probe.error()));
+  http::response head;
+  head.content_type = "text/event-stream";
+  head.headers.emplace_back("Cache-Control", "no-cache");
+  auto out = reply->stream(std::move(head));
+  if (!out) return;
+  if (q.after.empty() && q.since_ms == 0)
+    q.since_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+  q.limit = 1000;
+  streams.run([&e, out, project = std::move(project), q](const std::atomic<bool>& stopping) mutable {
+    auto quiet_since = std::chrono::steady_clock::now();
+    while (!stopping && !out->closed()) {
+      auto events = e.trace(project, q);
+      if (!events) break;
+      for (auto& event : *events) {
+        auto at = event.find("\"cursor\":\"");
+        if (at != std::string::npos) q.after = event.substr(at + 10, event.find('"', at + 10) - at - 10);
+        out->write("id: " + q.after + "\ndata: " + event + "\n\n");
+      }
+      auto now = std::chrono::steady_clock::now();
+      if (!events->empty()) quiet_since = now;
+      if (now - quiet_since > std::chrono::seconds(15)) {
+        out->write(": still here\n\n");
+        quiet_since = now;
+      }
+      for (int i = 0; i < 5 && !stopping; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    out->close();
+  });
+}
+
 }  // namespace
 
-http::handler make_handler(engine& e, std::string token) {
-  return [&e, token = std::move(token)](http::request&& req, http::responder_ptr reply) {
+void live_streams::run(std::function<void(const std::atomic<bool>& stopping)> body) {
+  std::lock_guard lock(mutex_);
+  if (stopping_) return;
+  for (auto it = threads_.begin(); it != threads_.end();) {
+    if (!it->done->load()) {
+      ++it;
+      continue;
+    }
+    it->thread.join();
+    it = threads_.erase(it);
+  }
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  threads_.push_back({std::thread([this, done, body = std::move(body)] {
+                        body(stopping_);
+                        done->store(true);
+                      }),
+                      done});
+}
+
+void live_streams::stop() {
+  std::vector<runner> threads;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    threads.swap(threads_);
+  }
+  for (auto& r : threads)
+    if (r.thread.joinable()) r.thread.join();
+}
+
+http::handler make_handler(engine& e, std::string token, live_streams& streams) {
+  return [&e, &streams, token = std::move(token)](http::request&& req, http::responder_ptr reply) {
     auto [path, query] = http::split_target(req.target);
     if (path == "/healthz") return reply->send(json(200, R"({"status":"ok"})"));
     if (path == "/readyz")
@@ -221,6 +291,8 @@ http::handler make_handler(engine& e, std::string token) {
       q.since_ms = *since;
       q.until_ms = *until;
       q.limit = static_cast<std::size_t>(std::min<int64_t>(*limit, 10000));
+      if (query_param(query, "follow") == "true" || req.header("accept") == "text/event-stream")
+        return follow_trace(e, streams, reply, query_param(query, "project"), q);
       off_thread([&e, reply, project = query_param(query, "project"), q] {
         auto events = e.trace(project, q);
         if (!events) return reply->send(http::problem(404, "not found", events.error()));

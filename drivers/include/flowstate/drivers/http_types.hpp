@@ -33,10 +33,24 @@ struct response {
 // Sends exactly one response to the client that made a request. Thread-safe;
 // the first send wins and later ones are ignored. Dropping the last reference
 // without sending answers 500, so a lost reply never leaves a client hanging.
+// A response whose body is written piece by piece as it is produced
+// (Server-Sent Events): the connection closes when it ends. Thread-safe.
+class response_stream {
+ public:
+  virtual ~response_stream() = default;
+  // Queues bytes of the body; false once the client is gone or close() ran.
+  virtual bool write(std::string bytes) = 0;
+  virtual bool closed() const = 0;
+  virtual void close() = 0;
+};
+
 class responder {
  public:
   virtual ~responder() = default;
   virtual void send(response r) = 0;
+  // Answers with the status and headers of `head` (its body is ignored) and
+  // a body streamed through the returned object; instead of send().
+  virtual std::shared_ptr<response_stream> stream(response head) = 0;
   virtual bool sent() const = 0;
   // Sends `on_timeout` unless a response was sent within `ms` (a route's
   // `timeout:`); the work itself goes on.
