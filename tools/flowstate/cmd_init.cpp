@@ -180,6 +180,10 @@ int init(const init_options& o) {
     std::printf("  open http://127.0.0.1:8080/\n");
   else if (o.template_name == "counter")
     std::printf("  curl -X POST 127.0.0.1:8080/count/k1 -H 'content-type: application/json' -d '{\"by\":2}'\n");
+  else if (o.template_name == "sensors")
+    std::printf(
+        "  curl -X POST 127.0.0.1:8080/devices/d1/readings -H 'content-type: application/json' -d "
+        "'{\"celsius\":21.5}'\n");
   std::printf("  # edit a file under %s/functions/, then:\n", o.dir.c_str());
   std::printf("  flowstate deploy -m \"my change\" --project %s\n", o.dir.c_str());
   return 0;
@@ -190,7 +194,7 @@ int init(const init_options& o) {
 void register_init_command(CLI::App& app) {
   auto o = std::make_shared<init_options>();
   auto* cmd = app.add_subcommand("init", "Create a project from a template in a new directory, as a git repository");
-  cmd->add_option("--template", o->template_name, "Template: todomvc or counter")->capture_default_str();
+  cmd->add_option("--template", o->template_name, "Template: todomvc, counter or sensors (Python)")->capture_default_str();
   cmd->add_option("--name", o->name, "Project name written to flowstate.yaml (default: the template's)");
   cmd->add_flag("--skip-npm", o->skip_npm, "Do not run npm install for the front-end assets in public/");
   cmd->add_option("DIR", o->dir, "The new project's directory (must not exist or be empty)")->required();
