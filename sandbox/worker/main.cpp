@@ -17,58 +17,22 @@
 
 #include "check.hpp"
 #include "flowstate/sandbox/limits.hpp"
-#include "frame_buffer.hpp"
+#include "frame_reader.hpp"
 #include "js_host.hpp"
 #include "worker.pb.h"
 
 namespace fw = flowstate::worker;
-using flowstate::worker::frame_buffer;
 
 namespace {
 
-constexpr size_t max_frame_bytes = size_t{512} << 20;
-
-bool write_all(int fd, const char* data, size_t size) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
 class connection {
  public:
-  explicit connection(int fd) : fd_(fd) {}
+  explicit connection(int fd) : fd_(fd), reader_(fd, "flowstate-worker") {}
 
-  // The next ToWorker frame, reading when none is buffered; false at EOF.
+  // The next ToWorker frame, sending the coalesced replies before blocking;
+  // false at EOF.
   bool next(fw::ToWorker* message) {
-    for (;;) {
-      const char* body;
-      uint32_t length;
-      bool too_big;
-      if (in_.next(&body, &length, max_frame_bytes, &too_big)) {
-        if (!message->ParseFromArray(body, static_cast<int>(length))) {
-          std::fprintf(stderr, "flowstate-worker: a frame did not parse as ToWorker\n");
-          return false;
-        }
-        return true;
-      }
-      if (too_big) {
-        std::fprintf(stderr, "flowstate-worker: a frame is over the limit of %zu bytes\n", max_frame_bytes);
-        return false;
-      }
-      if (!input_pending()) flush();
-      if (in_.read_from(fd_) <= 0) return false;
-    }
-  }
-
-  bool input_pending() const {
-    if (in_.frame_ready()) return true;
-    pollfd p{fd_, POLLIN, 0};
-    return ::poll(&p, 1, 0) > 0;
+    return reader_.next(message, [this] { flush(); });
   }
 
   // Replies are encoded as they come into one FromWorker frame that is sent
@@ -111,12 +75,12 @@ class connection {
     if (out_.size() <= 4) return;
     uint32_t length = static_cast<uint32_t>(out_.size() - 4);
     std::memcpy(out_.data(), &length, 4);
-    if (!write_all(fd_, out_.data(), out_.size())) std::_Exit(0);  // the host is gone
+    if (!fw::write_all(fd_, out_.data(), out_.size())) std::_Exit(0);  // the host is gone
     out_.resize(4);
   }
 
   int fd_;
-  frame_buffer in_;
+  fw::frame_reader reader_;
   std::mutex mutex_;                        // out_ is also flushed from the watchdog's thread
   std::string out_ = std::string(4, '\0');  // a frame: length placeholder, then entries
   std::chrono::steady_clock::time_point oldest_;
