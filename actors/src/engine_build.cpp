@@ -117,6 +117,7 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
       b.id = bd.id;
       b.name = bd.name;
       b.key_pointer = bd.key_pointer;
+      b.kind_name = bd.kind;
       if (bd.kind == "js.Function" || bd.kind == "py.Function") b.stats = stats_for(e.id, fname, bd.id);
       auto where = fdef.file + ":" + std::to_string(bd.line) + ": ";
       auto typed = [&](const std::optional<std::string>& name, type_check& into, const char* what) {

@@ -140,6 +140,9 @@ class engine_impl final : public engine {
 
   std::shared_ptr<block_stats> stats_for(uint32_t project, const std::string& flow, const std::string& block);
   std::string metrics_text() const override;
+  result<std::string> flows_json(const std::string& project) const override;
+  // The active revision of the project named `name` ("" = the only one).
+  result<project_ptr> active_named(const std::string& name) const;
 
   void handle_flow_request(http::request&& req, http::responder_ptr reply) override;
 

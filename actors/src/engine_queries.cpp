@@ -97,7 +97,7 @@ result<std::optional<std::string>> engine_impl::state_get(const std::string& nam
   return store_->get(column::state, state_key(rt->tenant, rt->project_id, key_group_of(key), flow, block, key));
 }
 
-result<std::vector<std::string>> engine_impl::trace(const std::string& name, const trace_query& q) const {
+result<project_ptr> engine_impl::active_named(const std::string& name) const {
   project_ptr rt;
   {
     std::shared_lock lock(mutex_);
@@ -108,7 +108,100 @@ result<std::vector<std::string>> engine_impl::trace(const std::string& name, con
       }
   }
   if (!rt) return fail(name.empty() ? "the node serves no project" : "no project named \"" + name + "\"");
-  return query_trace(*store_, rt->tenant, rt->project_id, q);
+  return rt;
+}
+
+result<std::vector<std::string>> engine_impl::trace(const std::string& name, const trace_query& q) const {
+  auto rt = active_named(name);
+  if (!rt) return fail(rt.error());
+  return query_trace(*store_, (*rt)->tenant, (*rt)->project_id, q);
+}
+
+namespace {
+
+// The upper bound (ms) of the histogram bucket holding quantile q; -1 when
+// nothing ran yet.
+double quantile_ms(const block_stats& s, double q) {
+  uint64_t total = 0;
+  for (auto& b : s.durations) total += b.load(std::memory_order_relaxed);
+  if (total == 0) return -1;
+  uint64_t seen = 0;
+  for (std::size_t i = 0; i < s.durations.size(); ++i) {
+    seen += s.durations[i].load(std::memory_order_relaxed);
+    if (double(seen) >= q * double(total))
+      return i < duration_buckets.size() ? duration_buckets[i] * 1000 : duration_buckets.back() * 1000;
+  }
+  return duration_buckets.back() * 1000;
+}
+
+void optional_string(std::string& out, const char* name, const std::string& value) {
+  out += ",\"";
+  out += name;
+  out += "\":";
+  if (value.empty())
+    out += "null";
+  else
+    http::append_json_string(out, value);
+}
+
+void stats_json(std::string& out, const block_stats& s) {
+  out += ",\"stats\":{\"executions\":{";
+  uint64_t total = 0;
+  bool first = true;
+  for (std::size_t i = 0; i < outcome_names.size(); ++i) {
+    auto n = s.executions[i].load(std::memory_order_relaxed);
+    total += n;
+    if (n == 0 && i != 0) continue;
+    if (!first) out += ',';
+    first = false;
+    http::append_json_string(out, outcome_names[i]);
+    out += ':' + std::to_string(n);
+  }
+  char numbers[160];
+  const double timed = double(total);
+  std::snprintf(numbers, sizeof numbers, "},\"p50Ms\":%g,\"p99Ms\":%g,\"meanMs\":%g}", quantile_ms(s, 0.5),
+                quantile_ms(s, 0.99),
+                timed > 0 ? double(s.duration_sum_ns.load(std::memory_order_relaxed)) / 1e6 / timed : -1.0);
+  out += numbers;
+}
+
+}  // namespace
+
+result<std::string> engine_impl::flows_json(const std::string& name) const {
+  auto found = active_named(name);
+  if (!found) return fail(found.error());
+  const project_rt& rt = **found;
+  std::string out = "{\"project\":";
+  http::append_json_string(out, rt.name);
+  out += ",\"revision\":";
+  http::append_json_string(out, rt.revision);
+  out += ",\"flows\":[";
+  for (std::size_t f = 0; f < rt.flows.size(); ++f) {
+    const auto& flow = rt.flows[f];
+    if (f) out += ',';
+    out += "{\"name\":";
+    http::append_json_string(out, flow.name);
+    optional_string(out, "onError", flow.on_error >= 0 ? rt.flows[static_cast<std::size_t>(flow.on_error)].name : "");
+    out += ",\"blocks\":[";
+    for (std::size_t b = 0; b < flow.blocks.size(); ++b) {
+      const auto& block = flow.blocks[b];
+      if (b) out += ',';
+      out += "{\"kind\":";
+      http::append_json_string(out, block.kind_name);
+      out += ",\"name\":";
+      http::append_json_string(out, block.name);
+      out += ",\"id\":";
+      http::append_json_string(out, block.id);
+      optional_string(out, "key", block.key_pointer.value_or(""));
+      optional_string(out, "input", block.input.name);
+      optional_string(out, "output", block.output.name);
+      optional_string(out, "state", block.state.name);
+      if (block.stats) stats_json(out, *block.stats);
+      out += '}';
+    }
+    out += "]}";
+  }
+  return out + "]}";
 }
 
 std::vector<std::string> engine_impl::errors(const std::string& name, const std::string& flow, const std::string& type,

@@ -28,6 +28,7 @@ enum class block_kind { function, http_request, http_response };
 struct block_rt {
   std::string id;
   std::string name;
+  std::string kind_name;  // as the flow file writes it: "js.Function", "http.Request", ...
   block_kind kind = block_kind::function;
   uint64_t function_id = 0;                  // in `worker`
   sandbox::worker_client* worker = nullptr;  // the project's JS or Python workers

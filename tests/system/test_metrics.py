@@ -69,10 +69,36 @@ def test_metrics_count_executions_by_outcome():
         node.stop()
 
 
+def test_flows_api_shows_blocks_with_live_stats():
+    """GET /api/v1/projects/{p}/flows: the flow as a stack of blocks, the function's executions and durations"""
+    root = counter_project(os.path.join(tmpdir(), "stacked"), function=FLAKY_COUNTER)
+    node = Node([root]).start()
+    try:
+        for i in range(4):
+            node.request("POST", f"/count/k{i}", {})
+        node.request("POST", "/count/k0", {"fail": True})
+        status, body = node.admin_get("/api/v1/projects/stacked/flows")
+        check(status == 200, f"{status} {body}")
+        check(body["project"] == "stacked" and len(body["revision"]) == 40, f"{body}")
+        flow = body["flows"][0]
+        check(flow["name"] == "counter" and flow["onError"] is None, f"{flow}")
+        kinds = [(b["kind"], b["id"]) for b in flow["blocks"]]
+        check(kinds == [("http.Request", "count"), ("js.Function", "counter"), ("http.Response", "reply")],
+              f"the stack, top to bottom: {kinds}")
+        stats = flow["blocks"][1]["stats"]
+        check(stats["executions"] == {"ok": 4, "Exception": 1}, f"executions by outcome: {stats}")
+        check(0 < stats["p50Ms"] <= stats["p99Ms"] and stats["meanMs"] > 0, f"durations: {stats}")
+        check("stats" not in flow["blocks"][0], "drivers have no function statistics")
+        status, body = node.admin_get("/api/v1/projects/nope/flows")
+        check(status == 404, f"an unknown project: {status} {body}")
+    finally:
+        node.stop()
+
+
 def node_revision(node):
     status, body = node.admin_get("/api/v1/projects")
     return body[0]["revision"]
 
 
 if __name__ == "__main__":
-    run([test_metrics_count_executions_by_outcome])
+    run([test_metrics_count_executions_by_outcome, test_flows_api_shows_blocks_with_live_stats])

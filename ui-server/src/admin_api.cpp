@@ -53,6 +53,7 @@ void off_thread(F&& f) {
 const char* openapi_document = R"({"openapi":"3.1.0","info":{"title":"Flowstate admin API","version":"1"},
 "paths":{
 "/api/v1/trace":{"get":{"summary":"Execution trace events of a project, oldest first","description":"Query: project, flow, block, key, trace (trace id), errors=true, since and until (ms since the epoch), limit (the newest N, default 100), after (a cursor: the events after it, to follow); follow=true (or Accept: text/event-stream) streams new events as Server-Sent Events (id: the cursor, data: the event) until the client goes."}},
+"/api/v1/projects/{project}/flows":{"get":{"summary":"The active revision's flows as stacks of blocks (kind, name, id, key, types), with live statistics per function block: executions by outcome, p50/p99/mean duration in ms"}},
 "/api/v1/projects":{"get":{"summary":"The projects on this node, their active revisions and the limits their functions run within"}},
 "/api/v1/projects/{project}/deploy":{"post":{"summary":"Activate a committed revision","description":"Body {revision, expected}: expected is the revision it replaces; 409 when another deploy came first, 422 with the problems when invalid."}},
 "/api/v1/projects/{project}/flows/{flow}/blocks/{block}/state/{key}":{"get":{"summary":"The committed state of a key"}},
@@ -205,6 +206,11 @@ http::handler make_handler(engine& e, std::string token, live_streams& streams) 
       return;
     }
 
+    if (parts.size() == 3 && parts[0] == "projects" && parts[2] == "flows" && method == "GET") {
+      auto flows = e.flows_json(parts[1]);
+      if (!flows) return reply->send(http::problem(404, "not found", flows.error()));
+      return reply->send(json(200, *flows));
+    }
     if (parts.size() == 8 && parts[0] == "projects" && parts[2] == "flows" && parts[4] == "blocks" &&
         parts[6] == "state" && method == "GET") {
       off_thread([&e, parts, reply] {

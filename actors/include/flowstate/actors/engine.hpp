@@ -96,6 +96,10 @@ class engine {
   // The committed state of (flow, block, key) as JSON; nullopt when none.
   virtual result<std::optional<std::string>> state_get(const std::string& project, const std::string& flow,
                                                        const std::string& block, const std::string& key) const = 0;
+  // The active revision's flows as JSON: each block's kind, name, id, key
+  // pointer and types, and for function blocks their live statistics
+  // (executions by outcome, duration quantiles from the histogram).
+  virtual result<std::string> flows_json(const std::string& project) const = 0;
   // Execution trace events (JSON objects), oldest first.
   virtual result<std::vector<std::string>> trace(const std::string& project, const trace_query& q) const = 0;
   // Error records (std:Error JSON objects), oldest first.
