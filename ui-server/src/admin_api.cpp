@@ -7,6 +7,7 @@
 
 #include "flowstate/actors/engine.hpp"
 #include "flowstate/drivers/http_routes.hpp"
+#include "ui_page.hpp"
 
 namespace flowstate::admin {
 namespace {
@@ -138,6 +139,13 @@ http::handler make_handler(engine& e, std::string token, live_streams& streams) 
   return [&e, &streams, token = std::move(token)](http::request&& req, http::responder_ptr reply) {
     auto [path, query] = http::split_target(req.target);
     if (path == "/healthz") return reply->send(json(200, R"({"status":"ok"})"));
+    if (path == "/" && req.method == "GET") {  // the web UI: its API calls carry the token
+      http::response page;
+      page.content_type = "text/html; charset=utf-8";
+      page.body = ui_page_html();
+      page.headers.emplace_back("Cache-Control", "no-cache");
+      return reply->send(std::move(page));
+    }
     if (path == "/readyz")
       return reply->send(e.ready()
                              ? json(200, "{\"status\":\"ready\",\"in_flight\":" + std::to_string(e.in_flight()) + "}")
