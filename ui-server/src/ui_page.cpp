@@ -132,8 +132,13 @@ async function followTrace() {
   if (follow) follow.abort();
   follow = new AbortController();
   $("events").replaceChildren();
-  const url = "/api/v1/trace?follow=true&project=" + encodeURIComponent(project);
+  const base = "/api/v1/trace?project=" + encodeURIComponent(project);
   try {
+    // The last few first, then everything after the newest of them.
+    const recent = await api(base + "&limit=20");
+    recent.forEach(showEvent);
+    const after = recent.length ? "&after=" + recent[recent.length - 1].cursor : "";
+    const url = base + "&follow=true" + after;
     const r = await fetch(url, { headers: auth, signal: follow.signal });
     const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffered = "";
