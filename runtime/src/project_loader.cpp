@@ -237,8 +237,9 @@ class loader {
       // `full: 0` (or 0s, 0m...): no payloads at all, metadata only.
       static const std::set<std::string> zeros = {"0", "0s", "0m", "0h", "0d"};
       const bool zero = std::string(key) == "full" && value.IsScalar() && zeros.count(value.Scalar());
-      auto ms = zero ? std::optional<uint64_t>(0)
-                     : value.IsScalar() ? detail::parse_retention_ms(value.Scalar()) : std::nullopt;
+      auto ms = zero               ? std::optional<uint64_t>(0)
+                : value.IsScalar() ? detail::parse_retention_ms(value.Scalar())
+                                   : std::nullopt;
       if (!ms)
         problem(file, line_of(value, 1),
                 std::string("expected `trace.") + key + ":` to be a duration like 24h, 30d or 90m, found " +

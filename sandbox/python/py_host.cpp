@@ -140,7 +140,8 @@ struct py_host::outcome {
 
 PyObject* py_host::time_limit_exceeded() { return time_limit_type; }
 
-py_host::py_host(sandbox::limits limits, connection& conn) : limits_(limits), conn_(conn) {
+py_host::py_host(sandbox::limits limits, connection& conn)
+    : limits_(limits), conn_(conn), log_cap_(limits.max_log_bytes, max_log_line_bytes) {
   the_host = this;
   ref code(Py_CompileString(bootstrap_source, "<flowstate bootstrap>", Py_file_input));
   if (code) boot_ = PyImport_ExecCodeModule("_flowstate_boot", code.get());
@@ -227,8 +228,7 @@ void py_host::begin_guarded(CallReply* call_reply, worker::LoadReply* load_reply
     guarded_load_ = load_reply;
     guarded_cpu_ms_ = cpu_ms;
     partial_line_.clear();
-    log_bytes_ = 0;
-    dropped_log_lines_ = 0;
+    log_cap_.reset();
     stop_requested_ = false;
     guard_ = running;
   }
@@ -241,9 +241,7 @@ bool py_host::end_guarded() {
   std::lock_guard lock(reply_mutex_);  // blocks for good if abandon() took the call
   guard_ = idle;
   stop_requested_ = false;
-  if (guarded_call_ && dropped_log_lines_ > 0)
-    guarded_call_->add_logs("... " + std::to_string(dropped_log_lines_) + " more lines dropped (log limit " +
-                            std::to_string(limits_.max_log_bytes) + " bytes)");
+  if (auto note = log_cap_.dropped_note(); guarded_call_ && !note.empty()) guarded_call_->add_logs(std::move(note));
   guarded_call_ = nullptr;
   guarded_load_ = nullptr;
   return fired;
@@ -267,20 +265,9 @@ void py_host::flush_log_line() {
   if (partial_line_.empty()) return;
   std::string line = std::move(partial_line_);
   partial_line_.clear();
-  if (line.size() > max_log_line_bytes) {
-    size_t cut = max_log_line_bytes;
-    while (cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80) --cut;
-    line.resize(cut);
-    line += "…";
-  }
   std::lock_guard lock(reply_mutex_);
   if (!guarded_call_) return;
-  if (log_bytes_ + line.size() > limits_.max_log_bytes) {
-    ++dropped_log_lines_;
-    return;
-  }
-  log_bytes_ += line.size();
-  guarded_call_->add_logs(std::move(line));
+  if (auto kept = log_cap_.admit(std::move(line))) guarded_call_->add_logs(std::move(*kept));
 }
 
 std::string py_host::instantiate(function& f) {

@@ -16,6 +16,7 @@
 
 #include "connection.hpp"
 #include "flowstate/sandbox/limits.hpp"
+#include "flowstate/sandbox/log_cap.hpp"
 #include "watchdog.hpp"
 #include "worker.pb.h"
 
@@ -96,8 +97,7 @@ class py_host {
 
   // Logs of the running call.
   std::string partial_line_;
-  size_t log_bytes_ = 0;
-  size_t dropped_log_lines_ = 0;
+  sandbox::log_cap log_cap_;
 
   std::unique_ptr<watchdog> watchdog_;
 };

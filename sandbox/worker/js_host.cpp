@@ -96,18 +96,7 @@ size_t js_host::near_heap_limit(void* data, size_t current_limit, size_t) {
 
 void js_host::append_log(std::string line) {
   if (!current_reply_) return;
-  if (line.size() > limits_.max_log_line_bytes) {
-    size_t cut = limits_.max_log_line_bytes;
-    while (cut > 0 && (static_cast<unsigned char>(line[cut]) & 0xC0) == 0x80) --cut;
-    line.resize(cut);
-    line += "…";
-  }
-  if (log_bytes_ + line.size() > limits_.max_log_bytes) {
-    ++dropped_log_lines_;
-    return;
-  }
-  log_bytes_ += line.size();
-  current_reply_->add_logs(std::move(line));
+  if (auto kept = log_cap_.admit(std::move(line))) current_reply_->add_logs(std::move(*kept));
 }
 
 std::string js_host::instantiate(function& f) {
@@ -390,17 +379,14 @@ void js_host::call(const Call& call, CallReply* reply) {
     }
   }
   current_reply_ = reply;
-  dropped_log_lines_ = 0;
-  log_bytes_ = 0;
+  log_cap_.reset();
   const uint32_t timeout_ms = call.timeout_ms() ? call.timeout_ms() : limits_.default_timeout_ms;
   // The node's wall-clock backstop holds for calls at the node's CPU limit.
   watchdog_.arm(timeout_ms, timeout_ms == limits_.default_timeout_ms ? limits_.wall_ms : 0);
   run(f, call, reply);
   const bool timed_out = watchdog_.disarm();
   current_reply_ = nullptr;
-  if (dropped_log_lines_ > 0)
-    reply->add_logs("... " + std::to_string(dropped_log_lines_) + " more lines dropped (log limit " +
-                    std::to_string(limits_.max_log_bytes) + " bytes)");
+  if (auto note = log_cap_.dropped_note(); !note.empty()) reply->add_logs(std::move(note));
 
   if (timed_out || heap_exhausted_ || isolate_->IsExecutionTerminating()) {
     isolate_->CancelTerminateExecution();

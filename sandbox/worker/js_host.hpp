@@ -11,6 +11,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "flowstate/sandbox/log_cap.hpp"
 #include "return_value.hpp"
 #include "watchdog.hpp"
 #include "worker.pb.h"
@@ -69,8 +70,7 @@ class js_host {
   v8::Global<v8::UnboundScript> prelude_;
   v8::Global<v8::FunctionTemplate> console_template_;
   CallReply* current_reply_ = nullptr;
-  size_t dropped_log_lines_ = 0;
-  size_t log_bytes_ = 0;  // of the running call's logs
+  sandbox::log_cap log_cap_{limits_.max_log_bytes, limits_.max_log_line_bytes};  // of the running call
 };
 
 }  // namespace flowstate::worker

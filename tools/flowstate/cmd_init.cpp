@@ -194,7 +194,8 @@ int init(const init_options& o) {
 void register_init_command(CLI::App& app) {
   auto o = std::make_shared<init_options>();
   auto* cmd = app.add_subcommand("init", "Create a project from a template in a new directory, as a git repository");
-  cmd->add_option("--template", o->template_name, "Template: todomvc, counter or sensors (Python)")->capture_default_str();
+  cmd->add_option("--template", o->template_name, "Template: todomvc, counter or sensors (Python)")
+      ->capture_default_str();
   cmd->add_option("--name", o->name, "Project name written to flowstate.yaml (default: the template's)");
   cmd->add_flag("--skip-npm", o->skip_npm, "Do not run npm install for the front-end assets in public/");
   cmd->add_option("DIR", o->dir, "The new project's directory (must not exist or be empty)")->required();
