@@ -60,6 +60,40 @@ result<admin_reply> admin_request(const admin_target& t, const std::string& meth
   }
 }
 
+result<int> admin_stream(const admin_target& t, const std::string& target,
+                         const std::function<bool(std::string_view)>& on_bytes) {
+  try {
+    asio::io_context ioc;
+    asio::ip::tcp::resolver resolver(ioc);
+    beast::tcp_stream stream(ioc);
+    auto colon = t.address.rfind(':');
+    stream.connect(resolver.resolve(t.address.substr(0, colon), t.address.substr(colon + 1)));
+    bhttp::request<bhttp::empty_body> req{bhttp::verb::get, target, 11};
+    req.set(bhttp::field::host, t.address);
+    req.set(bhttp::field::authorization, "Bearer " + t.token);
+    req.set(bhttp::field::accept, "text/event-stream");
+    bhttp::write(stream, req);
+    beast::flat_buffer buffer;
+    bhttp::response_parser<bhttp::buffer_body> parser;
+    parser.body_limit(boost::none);
+    bhttp::read_header(stream, buffer, parser);
+    const int status = static_cast<int>(parser.get().result_int());
+    char piece[16384];
+    while (!parser.is_done()) {
+      parser.get().body().data = piece;
+      parser.get().body().size = sizeof piece;
+      beast::error_code ec;
+      bhttp::read_some(stream, buffer, parser, ec);
+      if (ec && ec != bhttp::error::need_buffer) break;  // the end of the stream, or the node went
+      if (!on_bytes({piece, sizeof piece - parser.get().body().size})) break;
+    }
+    return status;
+  } catch (const std::exception& e) {
+    return fail("cannot reach the node's admin API at " + t.address + " (" + e.what() +
+                "): is `flowstate serve` running?");
+  }
+}
+
 std::string problem_detail(const std::string& body) {
   simdjson::dom::parser parser;
   simdjson::dom::element doc;

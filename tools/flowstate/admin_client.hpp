@@ -1,6 +1,8 @@
 #pragma once
 // The CLI's blocking client for the node's admin API.
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "flowstate/runtime/result.hpp"
 
@@ -22,6 +24,11 @@ struct admin_reply {
 // One request; fails only when the node cannot be reached.
 result<admin_reply> admin_request(const admin_target& t, const std::string& method, const std::string& target,
                                   const std::string& body = "");
+
+// A GET whose answer is a stream (Server-Sent Events): `on_bytes` gets the
+// body as it arrives until it returns false or the stream ends. The status.
+result<int> admin_stream(const admin_target& t, const std::string& target,
+                         const std::function<bool(std::string_view)>& on_bytes);
 
 // The `detail` of a problem+json body, else the body.
 std::string problem_detail(const std::string& body);

@@ -1,12 +1,12 @@
 // flowstate logs: the execution trace of a project (ARCHITECTURE §1.8):
 // each execution's input, outputs, new state, console/print lines, timing
-// and error, newest last; --follow keeps printing new ones.
+// and error, newest last; --follow keeps printing new ones as the node's
+// event stream brings them.
 #include <simdjson.h>
 #include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
-#include <thread>
 
 #include "cli_target.hpp"
 
@@ -108,12 +108,22 @@ void run_logs(const logs_options& o) {
   if (since) first += "&since=" + std::to_string(since);
   std::string cursor = print_events(fetch(first), o.target.json);
   if (!o.follow) return;
-  for (;;) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    std::string next = base + "&limit=1000";
-    next += cursor.empty() ? "&since=" + std::to_string(since ? since : started) : "&after=" + cursor;
-    if (auto last = print_events(fetch(next), o.target.json); !last.empty()) cursor = last;
-  }
+  // Then the node's event stream, from the last event printed (or from now).
+  std::string next = base + "&follow=true";
+  next += cursor.empty() ? "&since=" + std::to_string(since ? since : started) : "&after=" + cursor;
+  std::string pending;
+  auto streamed = admin_stream(t, next, [&](std::string_view bytes) {
+    pending.append(bytes);
+    for (std::size_t end; (end = pending.find("\n\n")) != std::string::npos; pending.erase(0, end + 2)) {
+      std::string_view event(pending.data(), end);
+      auto data = event.find("data: ");
+      if (data != std::string_view::npos) print_events("[" + std::string(event.substr(data + 6)) + "]", o.target.json);
+    }
+    return true;
+  });
+  if (!streamed) die(streamed.error());
+  if (*streamed != 200) die("logs: the node refused to stream the trace (HTTP " + std::to_string(*streamed) + ")");
+  die("logs: the node closed the stream (stopped?)");
 }
 
 }  // namespace
