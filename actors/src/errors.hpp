@@ -1,5 +1,5 @@
 #pragma once
-// Where an error goes (ARCHITECTURE §1.5): into the project's error queue,
+// Where an error goes (docs/types-and-errors.md): into the project's error queue,
 // or, when its flow sets `on_error:`, as a message into that flow (errors
 // raised in a flow that receives errors are not routed again).
 #include "flowstate/runtime/store.hpp"

@@ -1,6 +1,6 @@
 #pragma once
 // A shard's cache of the latest state per state key, bounded in bytes
-// (ARCHITECTURE §3, bounded memory). A key's next message must see the state
+// (docs/design.md, bounded memory). A key's next message must see the state
 // its previous one produced, which is cached before the commit is written:
 // an entry written by a commit the store has not applied yet is never
 // evicted, or a read would find the older value in RocksDB.

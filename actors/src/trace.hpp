@@ -1,5 +1,5 @@
 #pragma once
-// The execution trace (ARCHITECTURE §1.8): one event per execution, written
+// The execution trace (docs/trace.md): one event per execution, written
 // in the same commit as the result it describes (so never before it), kept
 // as a small metadata record and a payload record (input, outputs, state,
 // logs) under time-ordered keys. Retention drops whole time ranges: payloads

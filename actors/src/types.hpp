@@ -1,5 +1,5 @@
 #pragma once
-// Type names of blocks (ARCHITECTURE §1.4) compiled into validators:
+// Type names of blocks (docs/types-and-errors.md) compiled into validators:
 // "Telemetry" is the project's schemas/Telemetry.json, a full URL comes
 // from the node's schema registry, "std:..." are built in.
 #include <functional>

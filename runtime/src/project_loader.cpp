@@ -1,4 +1,4 @@
-// Loads and validates a project revision (ARCHITECTURE §1.1).
+// Loads and validates a project revision (docs/project-format.md).
 #include "flowstate/runtime/project_loader.hpp"
 
 #include <algorithm>
@@ -47,7 +47,7 @@ using detail::parse_duration_ms;
 
 bool is_nonempty_scalar(const YAML::Node& node) { return node.IsScalar() && !node.Scalar().empty(); }
 
-// RFC 6901, restricted to the form §1.1 allows: "/a/b", "~0" and "~1" escapes.
+// RFC 6901, restricted to the form docs/project-format.md allows: "/a/b", "~0" and "~1" escapes.
 std::optional<std::string> json_pointer_problem(const std::string& pointer) {
   if (pointer.empty() || pointer[0] != '/')
     return "expected a JSON pointer starting with \"/\" (e.g. \"/deviceId\"), found " + quoted(pointer);

@@ -1,5 +1,5 @@
 // bench_cold_start: how fast a new function answers in a running worker, and
-// what an idle function costs in memory (ARCHITECTURE §6: ≤ 5 ms to the
+// what an idle function costs in memory (benchmarks/README.md: ≤ 5 ms to the
 // first result, ≤ 1 MiB resident per idle function with 1,000 functions).
 // Not a test.
 //   bench_cold_start [functions=1000]

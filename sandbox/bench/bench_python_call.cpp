@@ -1,8 +1,8 @@
 // Not a test: Python worker figures, with and without the sandbox, same run.
 //   bench_python_call [--calls N]
 // Prints, for isolation on and off: worker start to first answer, a new
-// function loaded into a running worker to its first result (ARCHITECTURE
-// §6: <= 20 ms), and call throughput with 64 calls outstanding.
+// function loaded into a running worker to its first result (target in
+// benchmarks/README.md: <= 20 ms), and call throughput with 64 calls outstanding.
 #include <algorithm>
 #include <atomic>
 #include <chrono>

@@ -57,7 +57,7 @@ bool start_python() {
 }
 
 // Memory is limited by the cgroup where the sandbox has one; RLIMIT_AS is the
-// backstop that turns a runaway allocation into MemoryError (ARCHITECTURE §4).
+// backstop that turns a runaway allocation into MemoryError (docs/security.md).
 void limit_address_space(uint32_t memory_mb) {
   if (memory_mb == 0) return;
   size_t base = 0;

@@ -1,6 +1,6 @@
 #pragma once
 // The functions loaded into one CPython interpreter, and calls on them with
-// the contract of ARCHITECTURE §1.2 and the limits of §4. Runs on the main
+// the contract of docs/functions.md and the limits of docs/security.md. Runs on the main
 // thread, which holds the GIL throughout; the watchdog thread only asks the
 // interpreter to stop (Py_AddPendingCall) or, for code stuck in C, answers
 // the call itself and ends the process (see watchdog.hpp).

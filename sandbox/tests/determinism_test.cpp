@@ -1,4 +1,4 @@
-// ARCHITECTURE §1.2 determinism: a re-run in another worker gives the same
+// docs/functions.md determinism: a re-run in another worker gives the same
 // bytes.
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
 // flowstate-pyworker through the real client, isolated: the function
-// contract of ARCHITECTURE §1.2 for Python.
+// contract of docs/functions.md for Python.
 #include <doctest/doctest.h>
 
 #include <signal.h>

@@ -1,4 +1,4 @@
-// One test per row of the return-shape table (ARCHITECTURE §1.2).
+// One test per row of the return-shape table (docs/functions.md).
 #include <doctest/doctest.h>
 
 #include "test_support.hpp"

@@ -1,7 +1,7 @@
 #pragma once
 // One V8 isolate holding the loaded functions, each in its own context, and
-// running calls on them with the determinism and limits of ARCHITECTURE §1.2
-// and §4.
+// running calls on them with the determinism and limits of docs/functions.md
+// and docs/security.md.
 #include <v8.h>
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 #pragma once
 // JavaScript run in every new function context before the function's own
-// code: makes Date and Math.random deterministic (ARCHITECTURE §1.2) and
+// code: makes Date and Math.random deterministic (docs/functions.md) and
 // returns [the function the host calls before each call to set them, a
 // fast check that a returned value is plain JSON data].
 namespace flowstate::worker {

@@ -1,6 +1,6 @@
 #pragma once
 // Turns what a function returned into a CallReply, following the return-shape
-// table of ARCHITECTURE §1.2, with an error that says what was expected and
+// table of docs/functions.md, with an error that says what was expected and
 // what came when the shape or a value is not JSON data.
 #include <v8.h>
 

@@ -1,4 +1,4 @@
-// flowstate logs: the execution trace of a project (ARCHITECTURE §1.8):
+// flowstate logs: the execution trace of a project (docs/trace.md):
 // each execution's input, outputs, new state, console/print lines, timing
 // and error, newest last; --follow keeps printing new ones as the node's
 // event stream brings them.

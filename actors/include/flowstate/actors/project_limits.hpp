@@ -1,7 +1,7 @@
 #pragma once
 // The limits a project's workers run with: the operator's plan for it (the
 // node's default plan, overlaid by the plan file) is the ceiling, and the
-// project's flowstate.yaml may only lower it (ARCHITECTURE §1.9, §4).
+// project's flowstate.yaml may only lower it (docs/operations.md, docs/security.md).
 #include <string>
 
 #include "flowstate/runtime/limit_settings.hpp"

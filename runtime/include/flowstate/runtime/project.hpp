@@ -20,7 +20,7 @@ struct manifest {
   // `timeout:` (as cpu_ms, when written) and `limits:`: what the project asks
   // for; the node refuses values above the operator's plan.
   limit_settings limits;
-  // `trace:` retention of the execution trace (ARCHITECTURE §1.8): whole
+  // `trace:` retention of the execution trace (docs/trace.md): whole
   // events for `full`, then ids, timing and error type only until `keep`,
   // then removed; `quota` caps the project's trace bytes (oldest go first).
   uint64_t trace_full_ms = 24ull * 3600 * 1000;

@@ -1,5 +1,5 @@
 #pragma once
-// Reads and validates a project (ARCHITECTURE §1.1) from a file_source into
+// Reads and validates a project (docs/project-format.md) from a file_source into
 // the project model. Every problem is collected, not just the first.
 #include <map>
 #include <set>

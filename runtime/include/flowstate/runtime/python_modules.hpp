@@ -1,6 +1,6 @@
 #pragma once
 // The modules Python functions may import besides the standard library
-// (ARCHITECTURE §1.2): every .py file under functions/ and vendor/, named by
+// (docs/functions.md): every .py file under functions/ and vendor/, named by
 // its path under that folder (functions/helpers.py is `helpers`,
 // vendor/attr/_make.py is `attr._make`). The Python worker serves them from
 // memory; it cannot read the project directory.

@@ -1,6 +1,6 @@
 #pragma once
-// Bundling a JS function with the npm packages it imports (ARCHITECTURE
-// §1.2), done once at deploy: a worker loads one self-contained file.
+// Bundling a JS function with the npm packages it imports (docs/functions.md),
+// done once at deploy: a worker loads one self-contained file.
 #include <string>
 
 #include "flowstate/runtime/result.hpp"

@@ -1,5 +1,5 @@
 #pragma once
-// The sandbox every worker process runs in (ARCHITECTURE §4): new user,
+// The sandbox every worker process runs in (docs/security.md): new user,
 // mount, PID, network, IPC, UTS and cgroup namespaces; an empty read-only
 // root holding only the worker binary, its shared libraries and its
 // interpreter's files; a private /proc; no network interface up;

@@ -1,7 +1,7 @@
 #pragma once
 // The limits a worker enforces on user code, asked of one object (as
 // workerd's IsolateLimitEnforcer): the operator's plan is the ceiling and a
-// project's flowstate.yaml may only lower it (ARCHITECTURE §1.9, §4).
+// project's flowstate.yaml may only lower it (docs/operations.md, docs/security.md).
 // Header-only and free of engine types: the worker binaries parse it too.
 #include <algorithm>
 #include <cstdint>

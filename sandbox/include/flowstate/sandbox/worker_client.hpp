@@ -24,7 +24,7 @@ struct python_module;  // flowstate/runtime/python_modules.hpp
 
 namespace flowstate::sandbox {
 
-// The read-only ctx argument of a function (ARCHITECTURE §1.2).
+// The read-only ctx argument of a function (docs/functions.md).
 struct call_context {
   std::string key;
   std::string flow;
