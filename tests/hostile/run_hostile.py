@@ -1,5 +1,5 @@
 """The hostile-code suite: functions that try to escape the worker sandbox
-(ARCHITECTURE §4), each with its exact expected outcome, run through real
+(docs/security.md), each with its exact expected outcome, run through real
 isolated workers (flowstate-worker for JS, flowstate-pyworker for Python) by
 probe_runner. After each probe a known-good function must still answer on the
 same client. Around the run the host checks that no connection reached its

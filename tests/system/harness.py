@@ -258,8 +258,8 @@ class Node:
 def run(tests):
     """Runs test functions (name: sentence), prints a line each and a summary."""
     if not os.path.exists(BIN):
-        print(f"skipped: {BIN} not built")
-        sys.exit(77)
+        print(f"FAIL: {BIN} is not built (build first: ninja -C build)")
+        sys.exit(1)
     passed = failed = 0
     for fn in tests:
         name = fn.__doc__.strip() if fn.__doc__ else fn.__name__

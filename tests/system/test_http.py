@@ -1,4 +1,4 @@
-"""HTTP semantics (ARCHITECTURE §1.6): reply rules, problem+json statuses,
+"""HTTP semantics (docs/http.md): reply rules, problem+json statuses,
 route timeouts, Idempotency-Key, backpressure, public/ files, projects
 sharing the listener."""
 import http.client

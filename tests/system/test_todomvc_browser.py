@@ -5,32 +5,30 @@ in the middle."""
 import os
 import shutil
 import subprocess
-import sys
 
-from harness import BIN, Node, TestFailure, check, cli, run, tmpdir
+from harness import Node, TestFailure, check, cli, run, tmpdir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BROWSER_DIR = os.path.normpath(os.path.join(HERE, "..", "browser"))
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
-def skip(why):
-    print(f"skipped: {why}")
-    sys.exit(77)
+def missing(why):
+    """A missing prerequisite fails the test: tools/bootstrap installs all of
+    them, and a test that skips is a test that did not run."""
+    raise TestFailure(f"{why}; run tools/bootstrap")
 
 
 def prerequisites():
-    if not os.path.exists(BIN):
-        skip(f"{BIN} not built")
     if not os.access(CHROMIUM, os.X_OK):
-        skip(f"{CHROMIUM} is missing: install Debian's chromium (tools/bootstrap does)")
+        missing(f"{CHROMIUM} is missing (Debian's chromium)")
     if not shutil.which("node") or not shutil.which("npm"):
-        skip("node and npm are needed to run playwright-core")
+        missing("node and npm are needed to run playwright-core")
     if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-        p = subprocess.run(["npm", "install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BROWSER_DIR,
+        p = subprocess.run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BROWSER_DIR,
                            capture_output=True, text=True, timeout=600)
         if p.returncode != 0:
-            skip(f"npm install of playwright-core in {BROWSER_DIR} failed (no registry access?):\n{p.stderr}")
+            missing(f"npm ci of playwright-core in {BROWSER_DIR} failed (no registry access?):\n{p.stderr}")
 
 
 def read_line(proc, errors, what):

@@ -1,4 +1,4 @@
-"""Typed blocks and the error queue (ARCHITECTURE §1.4, §1.5): schema
+"""Typed blocks and the error queue (docs/types-and-errors.md): schema
 violations become PreconditionFailed/PostconditionFailed with details,
 replay after a fix, discard, on_error routing."""
 import json
