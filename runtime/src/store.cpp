@@ -2,6 +2,7 @@
 #include "flowstate/runtime/store.hpp"
 
 #include <rocksdb/cache.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_buffer_manager.h>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "flowstate/runtime/wal_check.hpp"
 #include "store_impl.hpp"
 
 namespace flowstate {
@@ -54,6 +56,16 @@ status check_meta_record(store::impl& s, std::string_view name, uint64_t expecte
   return status::success();
 }
 
+// RocksDB would resume by itself after a write failed for lack of space; the
+// store resumes only when asked (store::resume()), so that the engine can
+// make its memory agree with the disk first (a new epoch).
+class manual_recovery : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status, bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+};
+
 }  // namespace
 
 std::string_view column_name(column c) {
@@ -94,6 +106,9 @@ result<std::unique_ptr<store>> store::open(store_options options) {
   db_options.max_total_wal_size = opts.max_total_wal_size;
   db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(opts.write_buffer_bytes, cache);
   db_options.max_background_jobs = 2;
+  db_options.listeners.push_back(std::make_shared<manual_recovery>());
+  state->env = make_store_env();
+  if (state->env) db_options.env = state->env.get();
 
   rocksdb::BlockBasedTableOptions table_options;
   table_options.block_cache = cache;
@@ -123,10 +138,35 @@ result<std::unique_ptr<store>> store::open(store_options options) {
     families.emplace_back(std::string(column_name(c)), cf);
   }
 
+  // RocksDB's point-in-time recovery stops at the first bad record without
+  // an error: damage in the middle would silently drop acknowledged commits.
+  if (!opts.drop_wal_after_damage) {
+    auto wal = check_wal(opts.path);
+    if (!wal) return fail(wal.error());
+    if (wal->damage)
+      return fail(describe(*wal->damage) +
+                  " This is not the torn tail of a crash but damage to written data (a disk fault): the node does not "
+                  "start on it. `flowstate recover --data DIR` reports what it drops and makes the store usable "
+                  "again (it keeps a copy of the damaged files).");
+    if (wal->torn_tail)
+      std::fprintf(stderr,
+                   "flowstate store: %s: the log ends in an incomplete record (%s at byte %llu), the unsynced "
+                   "tail of a crash; it is dropped\n",
+                   wal->torn_tail->file.c_str(), wal->torn_tail->what.c_str(),
+                   static_cast<unsigned long long>(wal->torn_tail->offset));
+  }
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+
   rocksdb::DB* raw = nullptr;
   auto st = rocksdb::DB::Open(db_options, opts.path, families, &state->handles, &raw);
   if (!st.ok()) return fail(opts.path + ": cannot open the store: " + st.ToString());
   state->db.reset(raw);
+  if (opts.drop_wal_after_damage) {
+    // Into table files, so that the damaged log is obsolete and removed.
+    std::vector<rocksdb::ColumnFamilyHandle*> all(state->handles.begin(), state->handles.end());
+    st = state->db->Flush(rocksdb::FlushOptions(), all);
+    if (!st.ok()) return fail(opts.path + ": cannot flush after recovery: " + st.ToString());
+  }
 
   rocksdb::WriteBatch first_open;
   if (auto s = check_meta_record(*state, meta_format_version, storage_format_version, first_open); !s)
@@ -157,17 +197,31 @@ result<std::unique_ptr<store>> store::open(store_options options) {
   return std::unique_ptr<store>(new store(std::move(state)));
 }
 
-std::optional<std::string> store::get(column c, std::string_view key) const {
-  if (!impl_->db) return std::nullopt;
+result<std::optional<std::string>> store::read(column c, std::string_view key) const {
+  if (!impl_->db) return fail(impl_->options.path + ": read after close()");
   std::string value;
   auto st = impl_->db->Get(rocksdb::ReadOptions(), impl_->handle(c), slice(key), &value);
-  if (!st.ok()) return std::nullopt;
-  return value;
+  if (st.IsNotFound()) return std::optional<std::string>();
+  if (!st.ok())
+    return fail(impl_->options.path + ": cannot read column " + std::string(column_name(c)) + ": " + st.ToString());
+  return std::optional<std::string>(std::move(value));
 }
 
-void store::scan_range(column c, std::string_view begin, std::string_view end,
-                       const std::function<bool(std::string_view, std::string_view)>& fn) const {
-  if (!impl_->db) return;
+namespace {
+
+// The iteration's own error once it stopped: an iterator that is not Valid()
+// either reached the end or failed.
+status iteration_status(const store::impl& s, column c, const rocksdb::Iterator& it) {
+  auto st = it.status();
+  if (st.ok()) return status::success();
+  return fail(s.options.path + ": cannot scan column " + std::string(column_name(c)) + ": " + st.ToString());
+}
+
+}  // namespace
+
+status store::scan_range(column c, std::string_view begin, std::string_view end,
+                         const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  if (!impl_->db) return fail(impl_->options.path + ": scan after close()");
   rocksdb::ReadOptions read_options;
   rocksdb::Slice upper = slice(end);
   if (!end.empty()) read_options.iterate_upper_bound = &upper;
@@ -175,13 +229,14 @@ void store::scan_range(column c, std::string_view begin, std::string_view end,
   for (it->Seek(slice(begin)); it->Valid(); it->Next()) {
     auto k = it->key();
     auto v = it->value();
-    if (!fn({k.data(), k.size()}, {v.data(), v.size()})) break;
+    if (!fn({k.data(), k.size()}, {v.data(), v.size()})) return status::success();
   }
+  return iteration_status(*impl_, c, *it);
 }
 
-void store::scan_range_reverse(column c, std::string_view begin, std::string_view end,
-                               const std::function<bool(std::string_view, std::string_view)>& fn) const {
-  if (!impl_->db) return;
+status store::scan_range_reverse(column c, std::string_view begin, std::string_view end,
+                                 const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  if (!impl_->db) return fail(impl_->options.path + ": scan after close()");
   rocksdb::ReadOptions read_options;
   rocksdb::Slice lower = slice(begin);
   read_options.iterate_lower_bound = &lower;
@@ -195,8 +250,9 @@ void store::scan_range_reverse(column c, std::string_view begin, std::string_vie
   for (; it->Valid(); it->Prev()) {
     auto k = it->key();
     auto v = it->value();
-    if (!fn({k.data(), k.size()}, {v.data(), v.size()})) break;
+    if (!fn({k.data(), k.size()}, {v.data(), v.size()})) return status::success();
   }
+  return iteration_status(*impl_, c, *it);
 }
 
 status store::compact(column c) {
@@ -215,20 +271,21 @@ status store::delete_range(column c, std::string_view begin, std::string_view en
   return status::success();
 }
 
-uint64_t store::approximate_size(column c, std::string_view begin, std::string_view end) const {
-  if (!impl_->db) return 0;
+result<uint64_t> store::approximate_size(column c, std::string_view begin, std::string_view end) const {
+  if (!impl_->db) return fail(impl_->options.path + ": approximate_size after close()");
   rocksdb::Range range(slice(begin), slice(end));
   rocksdb::SizeApproximationOptions options;
   options.include_memtables = true;
   options.include_files = true;
   uint64_t size = 0;
-  (void)impl_->db->GetApproximateSizes(options, impl_->handle(c), &range, 1, &size);
+  auto st = impl_->db->GetApproximateSizes(options, impl_->handle(c), &range, 1, &size);
+  if (!st.ok()) return fail(impl_->options.path + ": cannot estimate sizes: " + st.ToString());
   return size;
 }
 
-void store::scan_prefix(column c, std::string_view prefix,
-                        const std::function<bool(std::string_view, std::string_view)>& fn) const {
-  scan_range(c, prefix, prefix_successor(prefix), fn);
+status store::scan_prefix(column c, std::string_view prefix,
+                          const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  return scan_range(c, prefix, prefix_successor(prefix), fn);
 }
 
 status store::write_now(commit_batch&& batch, bool sync) {
