@@ -33,7 +33,7 @@ void write_acknowledged(const std::string& path) {
   REQUIRE(db.ok());
   for (int i = 0; i < batches; ++i) {
     commit_batch b;
-    b.put(column::state, key_of(i), std::string(200, char('a' + i % 26)));
+    b.put(column::state, key_of(i), std::string(400, char('a' + i % 26)));
     std::promise<void> done;
     auto f = done.get_future();
     (*db)->commit(std::move(b), durability_mode::sync, [&] { done.set_value(); });
