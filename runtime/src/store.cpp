@@ -8,6 +8,10 @@
 #include <rocksdb/write_buffer_manager.h>
 
 #include <charconv>
+#include <cstdarg>
+#include <ctime>
+#include <filesystem>
+#include <mutex>
 #include <cstdio>
 #include <cstdlib>
 
@@ -66,6 +70,41 @@ class manual_recovery : public rocksdb::EventListener {
   }
 };
 
+// RocksDB's info log (DIR/LOG) through stdio: RocksDB's own logger writes
+// through a file writer that, on a full disk, fails once and then asserts in
+// Debian's build on the next line (the error handler logs the very failure
+// that filled the disk). Lines that cannot be written are dropped.
+class tolerant_logger : public rocksdb::Logger {
+ public:
+  explicit tolerant_logger(const std::string& path) : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL) {
+    std::error_code ec;
+    if (std::filesystem::file_size(path, ec) > (16u << 20) && !ec)
+      std::filesystem::rename(path, path + ".old", ec);  // one generation kept
+    file_ = std::fopen(path.c_str(), "a");
+  }
+  ~tolerant_logger() override {
+    if (file_) std::fclose(file_);
+  }
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    if (!file_) return;
+    std::lock_guard lock(mu_);
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y/%m/%d-%H:%M:%S ", &tm);
+    std::fputs(stamp, file_);
+    std::vfprintf(file_, format, ap);
+    std::fputc('\n', file_);
+    std::fflush(file_);
+  }
+
+ private:
+  std::FILE* file_ = nullptr;
+  std::mutex mu_;
+};
+
 }  // namespace
 
 std::string_view column_name(column c) {
@@ -107,6 +146,11 @@ result<std::unique_ptr<store>> store::open(store_options options) {
   db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(opts.write_buffer_bytes, cache);
   db_options.max_background_jobs = 2;
   db_options.listeners.push_back(std::make_shared<manual_recovery>());
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(opts.path, ec);  // the log lives in the store's directory
+    db_options.info_log = std::make_shared<tolerant_logger>(opts.path + "/LOG");
+  }
   state->env = make_store_env();
   if (state->env) db_options.env = state->env.get();
 
@@ -257,6 +301,7 @@ status store::scan_range_reverse(column c, std::string_view begin, std::string_v
 
 status store::compact(column c) {
   if (!impl_->db) return fail(impl_->options.path + ": compact after close()");
+  if (impl_->failed.load()) return fail(impl_->failure_reason());
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   auto st = impl_->db->CompactRange(options, impl_->handle(c), nullptr, nullptr);
@@ -266,7 +311,10 @@ status store::compact(column c) {
 
 status store::delete_range(column c, std::string_view begin, std::string_view end) {
   if (!impl_->db) return fail(impl_->options.path + ": delete_range after close()");
+  std::lock_guard lock(impl_->write_mu);  // a write: not after a failed one (see impl::write)
+  if (impl_->failed.load()) return fail(impl_->failure_reason());
   auto st = impl_->db->DeleteRange(rocksdb::WriteOptions(), impl_->handle(c), slice(begin), slice(end));
+  if (!st.ok()) impl_->enter_failed(impl_->options.path + ": delete_range failed: " + st.ToString());
   if (!st.ok()) return fail(impl_->options.path + ": delete_range failed: " + st.ToString());
   return status::success();
 }

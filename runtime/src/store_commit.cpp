@@ -50,7 +50,11 @@ status store::resume() {
   // The new epoch before the flag: a commit computed while failed must not
   // slip through between the two.
   impl_->epoch.fetch_add(1, std::memory_order_acq_rel);
-  impl_->failed.store(false, std::memory_order_release);
+  {
+    std::lock_guard lock(impl_->sync_mu);  // the sync thread waits on `failed`
+    impl_->failed.store(false, std::memory_order_release);
+  }
+  impl_->sync_cv.notify_all();
   return status::success();
 }
 
@@ -98,10 +102,16 @@ rocksdb::Status store::impl::write(rocksdb::WriteBatch& wb, bool sync) {
     wb.Put(handle(column::meta), rocksdb::Slice(meta_sequence_high_water.data(), meta_sequence_high_water.size()),
            value);
   }
+  // Never a write after a failed one until resume(): RocksDB's WAL writer
+  // has seen the error, and Debian's RocksDB asserts on the next append.
+  if (failed.load(std::memory_order_acquire)) return rocksdb::Status::Aborted(failure_reason());
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
   auto st = db->Write(write_options, &wb);
   if (st.ok() && advance) persisted_high_water = high_water;
+  if (!st.ok())
+    enter_failed(options.path + (st.IsNoSpace() ? ": write failed, no space left: " : ": write failed: ") +
+                 st.ToString());
   return st;
 }
 
@@ -160,12 +170,10 @@ void store::impl::run_writer() {
     fault_point("store.before_write");
     auto st = write(wb, false);
     if (!st.ok()) {
-      if (st.IsNoSpace()) {
-        // Nothing of this group is acknowledged; RocksDB keeps the error
-        // until resume(). Later commits fail until then.
-        auto reason = options.path + ": write failed, no space left: " + st.ToString();
-        enter_failed(reason);
-        fail_all(work, reason);
+      if (st.IsNoSpace() || st.IsAborted()) {
+        // No space (now or in a write_now() just before): nothing of this
+        // group is acknowledged, and later commits fail until resume().
+        fail_all(work, failure_reason());
         continue;
       }
       fatal("group write failed", st);
@@ -199,8 +207,13 @@ void store::impl::run_syncer() {
   for (;;) {
     {
       std::unique_lock lock(sync_mu);
-      sync_cv.wait(lock, [&] { return !awaiting_sync.empty() || sync_stopping; });
-      if (awaiting_sync.empty()) return;
+      // While the store is failed no sync is attempted: RocksDB's WAL writer
+      // has seen the failed write, and Debian's RocksDB asserts on a sync
+      // after it. The commits waiting were written before the failure; they
+      // are acknowledged after resume() (which flushes them to table files),
+      // or never, if the store closes first.
+      sync_cv.wait(lock, [&] { return sync_stopping || (!awaiting_sync.empty() && !failed.load()); });
+      if (awaiting_sync.empty() || failed.load()) return;  // stopping
       synced.swap(awaiting_sync);
     }
     // Everything in `synced` was written before this call, so this one fsync
