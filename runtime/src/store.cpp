@@ -9,11 +9,11 @@
 
 #include <charconv>
 #include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <mutex>
-#include <cstdio>
-#include <cstdlib>
 
 #include "flowstate/runtime/wal_check.hpp"
 #include "store_impl.hpp"
