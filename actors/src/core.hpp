@@ -22,6 +22,9 @@ struct engine_core {
   std::size_t state_cache_bytes = 256u << 20;  // shared by the shards
   std::size_t shards_planned = 1;
   std::atomic<bool> draining{false};
+  // A write failed (disk full): new input gets 503 until the store resumes
+  // and the queue was read again (engine maintenance).
+  std::atomic<bool> writes_paused{false};
   idempotency_registry idempotency;
   trace_bytes trace_accounting;
 

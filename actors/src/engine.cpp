@@ -4,6 +4,7 @@
 // engine_impl is in the other engine_*.cpp files (see engine_impl.hpp).
 #include <caf/all.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -87,9 +88,12 @@ status engine_impl::add_project(const std::string& dir_in) {
   if (!head) return fail(dir_in + ": " + head.error());
   auto entry = std::make_unique<project_entry>();
   entry->dir = dir;
-  entry->id = project_id_for(dir);
-  auto recorded = store_->get(column::meta, meta_key("active", entry->id));
-  std::string revision = recorded ? *recorded : *head;
+  auto id = project_id_for(dir);
+  if (!id) return fail(dir_in + ": " + id.error());
+  entry->id = *id;
+  auto recorded = store_->read(column::meta, meta_key("active", entry->id));
+  if (!recorded) return fail(dir_in + ": " + recorded.error());
+  std::string revision = *recorded ? **recorded : *head;
   if (revision.empty())
     return fail(dir_in + ": the repository has no commit yet (commit the project, e.g. git add -A && git commit)");
   auto rt = build(*entry, revision, 1, entry->routes);
@@ -107,7 +111,7 @@ status engine_impl::add_project(const std::string& dir_in) {
     projects_.erase(e->id);
     return fail(dir_in + ": " + st.error());
   }
-  if (!recorded) {
+  if (!*recorded) {
     commit_batch b;
     b.put(column::meta, meta_key("active", e->id), revision);
     if (auto st = store_->write_now(std::move(b), true); !st) return fail(st.error());
@@ -117,16 +121,23 @@ status engine_impl::add_project(const std::string& dir_in) {
 }
 
 status engine_impl::recover() {
+  if (auto st = requeue(); !st) return st;
+  ready_ = true;
+  return status::success();
+}
+
+status engine_impl::requeue() {
   std::vector<project_entry*> entries;
   {
     std::shared_lock lock(mutex_);
     for (auto& [_, p] : projects_) entries.push_back(p.get());
   }
+  const uint64_t epoch = store_->epoch();
   for (auto* e : entries) {
     auto rt = e->active;
     auto [begin, end] = queue_range(rt->tenant, rt->project_id, 0, key_group_count);
     std::size_t n = 0;
-    store_->scan_range(column::queue, begin, end, [&](std::string_view key, std::string_view value) {
+    auto scanned = store_->scan_range(column::queue, begin, end, [&](std::string_view key, std::string_view value) {
       key_reader kr(key);
       auto tenant = kr.u32();
       auto project = kr.u32();
@@ -137,6 +148,7 @@ status engine_impl::recover() {
       auto item = std::make_shared<work_item>();
       item->project = rt;
       item->queue_seq = *seq;
+      item->store_epoch = epoch;
       item->msg = std::move(q->msg);
       int f = rt->find_flow(q->flow);
       int b = f < 0 ? -1 : rt->flows[static_cast<std::size_t>(f)].find_block(q->block);
@@ -151,8 +163,8 @@ status engine_impl::recover() {
       return true;
     });
     if (n) std::fprintf(stderr, "flowstate: %s: re-running %zu queued input(s)\n", rt->name.c_str(), n);
+    if (!scanned) return fail("reading the queue of project " + rt->name + ": " + scanned.error());
   }
-  ready_ = true;
   return status::success();
 }
 
@@ -184,16 +196,29 @@ void engine_impl::undeliverable(const project_ptr& rt, const queued_input& q, st
   store_->commit(std::move(b), rt->durability, [] {});
 }
 
-uint32_t engine_impl::project_id_for(const std::string& dir) {
+result<uint32_t> engine_impl::project_id_for(const std::string& dir) {
   auto key = meta_key("project-id", dir);
-  if (auto v = store_->get(column::meta, key)) return static_cast<uint32_t>(std::stoul(*v));
   auto next_key = meta_key("next-project-id", "");
-  uint32_t id = 1;
-  if (auto v = store_->get(column::meta, next_key)) id = static_cast<uint32_t>(std::stoul(*v));
+  auto number = [&](const std::string& k) -> result<std::optional<uint32_t>> {
+    auto v = store_->read(column::meta, k);
+    if (!v) return fail(v.error());
+    if (!*v) return std::optional<uint32_t>();
+    uint32_t n = 0;
+    auto [end, ec] = std::from_chars((*v)->data(), (*v)->data() + (*v)->size(), n);
+    if (ec != std::errc() || end != (*v)->data() + (*v)->size())
+      return fail("meta record of " + dir + ": expected a decimal number, found \"" + **v + "\"");
+    return std::optional<uint32_t>(n);
+  };
+  auto known = number(key);
+  if (!known) return fail(known.error());
+  if (*known) return **known;
+  auto next = number(next_key);
+  if (!next) return fail(next.error());
+  uint32_t id = *next ? **next : 1;
   commit_batch b;
   b.put(column::meta, key, std::to_string(id));
   b.put(column::meta, next_key, std::to_string(id + 1));
-  (void)store_->write_now(std::move(b), true);
+  if (auto st = store_->write_now(std::move(b), true); !st) return fail(st.error());
   return id;
 }
 

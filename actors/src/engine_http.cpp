@@ -52,6 +52,12 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
     reply->send(std::move(r));
     return;
   }
+  if (core_.writes_paused.load() || !store_->health().ok()) {
+    auto r = http::problem(503, "unavailable", "the node cannot write to its store (disk full?); retry later");
+    r.headers.emplace_back("Retry-After", "5");
+    reply->send(std::move(r));
+    return;
+  }
   auto snap = std::atomic_load(&snapshot_);
   auto [path, query] = http::split_target(req.target);
   auto host = host_of(req);
@@ -106,6 +112,7 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
   item->msg.trace_id = trace_id_from(req.header("traceparent"));
   if (item->msg.trace_id.empty()) item->msg.trace_id = item->msg.id;
   item->msg.time_ms = now_ms();
+  item->store_epoch = store_->epoch();
   item->msg.payload = std::move(*payload);
   if (const auto& kp = flow.blocks[1].key_pointer) {
     auto key = key_at_pointer(item->msg.payload, *kp);
@@ -114,8 +121,13 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
       auto e =
           make_error(*store_, *rt, item->flow, flow.blocks[1].id, item->msg, "PreconditionFailed", key.error(), "{}");
       auto routed = record_error(b, *store_, rt, item->flow, e);
-      store_->commit(std::move(b), rt->durability,
-                     [reply, r = error_response(e)]() mutable { reply->send(std::move(r)); });
+      store_->commit(
+          std::move(b), rt->durability, [reply, r = error_response(e)]() mutable { reply->send(std::move(r)); },
+          [reply](const std::string&) {
+            auto r = http::problem(503, "unavailable", "the node cannot write to its store; retry later");
+            r.headers.emplace_back("Retry-After", "5");
+            reply->send(std::move(r));
+          });
       if (routed) submit(std::move(routed));
       return;
     }
@@ -131,9 +143,16 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
   if (auto idem = req.header("idempotency-key"); !idem.empty()) {
     item->idempotency_key = key_builder{}.u32(rt->tenant).u32(rt->project_id).str(idem).take();
     if (core_.idempotency.join(item->idempotency_key, reply) == idempotency_registry::outcome::waiting) return;
-    auto stored = store_->get(column::idempotency, item->idempotency_key);
-    if (stored && !idempotency_expired(*stored, options_.idempotency_ttl_ms, now_ms())) {
-      if (auto r = decode_response(*stored)) {
+    auto stored = store_->read(column::idempotency, item->idempotency_key);
+    if (!stored) {
+      // Unknown whether it already ran: refuse rather than run it twice.
+      auto r = http::problem(503, "unavailable", "cannot read the stored responses of Idempotency-Keys; retry later");
+      r.headers.emplace_back("Retry-After", "5");
+      core_.idempotency.complete(item->idempotency_key, r);
+      return reply->send(std::move(r));
+    }
+    if (*stored && !idempotency_expired(**stored, options_.idempotency_ttl_ms, now_ms())) {
+      if (auto r = decode_response(**stored)) {
         core_.idempotency.complete(item->idempotency_key, *r);
         r->headers.emplace_back("Idempotent-Replayed", "true");
         return reply->send(std::move(*r));

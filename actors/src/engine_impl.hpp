@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <future>
 #include <map>
 #include <memory>
@@ -135,7 +136,8 @@ class engine_impl final : public engine {
   status add_project(const std::string& dir_in) override;
   status recover() override;
 
-  bool ready() const override { return ready_.load(); }
+  // Not ready while the store refuses writes (disk full) or before recovery.
+  bool ready() const override { return ready_.load() && !core_.writes_paused.load() && store_->health().ok(); }
   std::size_t in_flight() const override { return core_.total_in_flight(); }
 
   std::shared_ptr<block_stats> stats_for(uint32_t project, const std::string& flow, const std::string& block);
@@ -151,13 +153,13 @@ class engine_impl final : public engine {
   result<std::optional<std::string>> state_get(const std::string& name, const std::string& flow,
                                                const std::string& block, const std::string& key) const override;
   result<std::vector<std::string>> trace(const std::string& name, const trace_query& q) const override;
-  std::vector<std::string> errors(const std::string& name, const std::string& flow, const std::string& type,
-                                  std::size_t limit) const override;
-  std::optional<std::string> error_show(const std::string& name, const std::string& id) const override;
+  result<std::vector<std::string>> errors(const std::string& name, const std::string& flow, const std::string& type,
+                                          std::size_t limit) const override;
+  result<std::optional<std::string>> error_show(const std::string& name, const std::string& id) const override;
   status error_replay(const std::string& name, const std::string& id) override;
   status error_discard(const std::string& name, const std::string& id) override;
   status schema_add(const std::string& url, const std::string& schema_json) override;
-  std::vector<std::string> schema_urls() const override;
+  result<std::vector<std::string>> schema_urls() const override;
   void drain(uint32_t timeout_ms) override;
 
   // Background upkeep off the data path (error queue bounds), every second.
@@ -171,8 +173,16 @@ class engine_impl final : public engine {
   void thin_errors();
 
   void submit(work_ptr item);
+  // Submits every queued input of every project (start-up, and after the
+  // store resumed writing), in the store's current epoch.
+  status requeue();
+  // After a failed write (disk full): pauses new input, resumes the store
+  // once it can write again and re-reads the queue. Maintenance thread.
+  void watch_store();
+  // Commits and waits until durable, or the reason it was not written.
+  status commit_and_wait(commit_batch&& batch, durability_mode mode);
   void undeliverable(const project_ptr& rt, const queued_input& q, std::string queue_entry_key);
-  uint32_t project_id_for(const std::string& dir);
+  result<uint32_t> project_id_for(const std::string& dir);
   project_entry* find(const std::string& name) const;
 
   // Loads a revision from git objects, validates it and loads its functions
@@ -222,8 +232,15 @@ class engine_impl final : public engine {
   std::map<std::tuple<uint32_t, std::string, std::string>, std::shared_ptr<block_stats>> stats_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> drained_{false};
-  registry_lookup registry_lookup_ = [this](std::string_view url) {
-    return store_->get(column::meta, meta_key("schema", url));
+  // A read error reads as "not in the registry": it can only refuse a
+  // deploy (the message names the type), never lose data.
+  registry_lookup registry_lookup_ = [this](std::string_view url) -> std::optional<std::string> {
+    auto v = store_->read(column::meta, meta_key("schema", url));
+    if (!v) {
+      std::fprintf(stderr, "flowstate: schema registry: %s\n", v.error().c_str());
+      return std::nullopt;
+    }
+    return std::move(*v);
   };
   std::thread maintenance_;
   std::mutex maintenance_mutex_;
@@ -231,6 +248,7 @@ class engine_impl final : public engine {
   bool stopping_ = false;
   std::shared_ptr<pools_graveyard> graveyard_ = std::make_shared<pools_graveyard>();
   std::map<uint32_t, int64_t> last_age_trim_;  // maintenance thread: project id -> ms
+  int64_t last_resume_attempt_ms_ = 0;         // maintenance thread
 };
 
 }  // namespace flowstate::engine_detail

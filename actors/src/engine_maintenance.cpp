@@ -1,6 +1,7 @@
 // Background upkeep off the data path, every second: error queue bounds,
 // trace retention and trace byte counts.
 #include <chrono>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 
@@ -18,6 +19,7 @@ void engine_impl::start_maintenance() {
       maintenance_cv_.wait_for(lock, std::chrono::seconds(1));
       if (stopping_) break;
       lock.unlock();
+      watch_store();
       thin_errors();
       trim_traces();
       graveyard_->empty();
@@ -35,10 +37,39 @@ void engine_impl::stop_maintenance() {
   if (maintenance_.joinable()) maintenance_.join();
 }
 
+void engine_impl::watch_store() {
+  auto health = store_->health();
+  if (health.ok() && !core_.writes_paused.load()) return;
+  if (!core_.writes_paused.exchange(true))
+    std::fprintf(stderr,
+                 "flowstate: the store cannot write (%s); new input gets 503 until it can, nothing unwritten is "
+                 "acknowledged\n",
+                 health.error().c_str());
+  const int64_t now = now_ms();
+  if (now - last_resume_attempt_ms_ < 5000) return;  // RocksDB's resume flushes: not every second
+  last_resume_attempt_ms_ = now;
+  if (auto st = store_->resume(); !st) {
+    std::fprintf(stderr, "flowstate: %s; trying again in 5 s\n", st.error().c_str());
+    return;
+  }
+  // A new epoch: every item in memory is stale and dropped when it comes
+  // up; the queue on disk is what was written.
+  if (auto st = requeue(); !st) {
+    std::fprintf(stderr, "flowstate: after resuming: %s; trying again in 5 s\n", st.error().c_str());
+    return;
+  }
+  core_.writes_paused.store(false);
+  std::fprintf(stderr, "flowstate: the store writes again; accepting input\n");
+}
+
 void engine_impl::trim_traces() {
   commit_batch counts;
   core_.trace_accounting.flush_into(counts);
-  if (!counts.empty()) (void)store_->write_now(std::move(counts), false);
+  // A failed write loses these per-second byte counts: retention by quota
+  // then sees fewer bytes than there are, until the next records count.
+  if (!counts.empty())
+    if (auto st = store_->write_now(std::move(counts), false); !st)
+      std::fprintf(stderr, "flowstate: trace byte counts: %s\n", st.error().c_str());
   std::vector<project_ptr> targets;
   {
     std::shared_lock lock(mutex_);
@@ -50,8 +81,10 @@ void engine_impl::trim_traces() {
     int64_t& last = last_age_trim_[rt->project_id];
     const bool by_age = now - last >= trace_age_interval_ms(rt->trace.full_ms, rt->trace.keep_ms);
     if (by_age) last = now;
-    enforce_trace_retention(*store_, rt->tenant, rt->project_id, rt->trace.full_ms, rt->trace.keep_ms,
-                            rt->trace.quota_bytes, now, by_age);
+    if (auto st = enforce_trace_retention(*store_, rt->tenant, rt->project_id, rt->trace.full_ms, rt->trace.keep_ms,
+                                          rt->trace.quota_bytes, now, by_age);
+        !st)
+      std::fprintf(stderr, "flowstate: %s: trace retention: %s\n", rt->name.c_str(), st.error().c_str());
   }
 }
 
@@ -63,18 +96,19 @@ void engine_impl::thin_errors() {
       if (e->active) targets.push_back(e->active);
   }
   for (auto& rt : targets) {
-    auto count = store_->get(column::metering, error_count_key(rt->tenant, rt->project_id));
-    auto n = count ? decode_count(*count) : 0;
+    auto count = store_->read(column::metering, error_count_key(rt->tenant, rt->project_id));
+    if (!count) continue;  // read again next second
+    auto n = *count ? decode_count(**count) : 0;
     if (n <= options_.max_errors_per_project || n > (uint64_t{1} << 62)) continue;
     auto excess = n - options_.max_errors_per_project;
     commit_batch b;
     uint64_t removed = 0;
-    store_->scan_prefix(column::errors, project_prefix(rt->tenant, rt->project_id),
-                        [&](std::string_view key, std::string_view) {
-                          b.erase(column::errors, std::string(key));
-                          return ++removed < excess;
-                        });
-    if (!removed) continue;
+    auto scanned = store_->scan_prefix(column::errors, project_prefix(rt->tenant, rt->project_id),
+                                       [&](std::string_view key, std::string_view) {
+                                         b.erase(column::errors, std::string(key));
+                                         return ++removed < excess;
+                                       });
+    if (!scanned || !removed) continue;
     b.add_count(error_count_key(rt->tenant, rt->project_id), minus(removed));
     store_->commit(std::move(b), durability_mode::relaxed, [] {});
   }

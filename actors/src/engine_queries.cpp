@@ -64,11 +64,12 @@ std::string engine_impl::metrics_text() const {
   m.family("flowstate_worker_processes", "gauge", "Live worker processes of a project, by language");
   for (auto& [rt, pools] : active) {
     m.sample("flowstate_project_info", {{"project", rt->name}, {"revision", rt->revision}}, 1);
-    auto count = store_->get(column::metering, error_count_key(rt->tenant, rt->project_id));
-    uint64_t queued = count ? decode_count(*count) : 0;
+    auto count = store_->read(column::metering, error_count_key(rt->tenant, rt->project_id));
+    if (!count) continue;  // a read error: no sample rather than a wrong one
+    uint64_t queued = *count ? decode_count(**count) : 0;
     m.sample("flowstate_errors_queued", {{"project", rt->name}}, queued > (uint64_t{1} << 62) ? 0 : double(queued));
-    m.sample("flowstate_trace_bytes", {{"project", rt->name}},
-             double(trace_bytes_total(*store_, rt->tenant, rt->project_id)));
+    if (auto bytes = trace_bytes_total(*store_, rt->tenant, rt->project_id))
+      m.sample("flowstate_trace_bytes", {{"project", rt->name}}, double(*bytes));
     if (!pools) continue;
     for (auto [language, worker] : {std::pair{"js", pools->js.get()}, std::pair{"py", pools->py.get()}})
       m.sample("flowstate_worker_processes", {{"project", rt->name}, {"language", language}},
@@ -94,7 +95,7 @@ result<std::optional<std::string>> engine_impl::state_get(const std::string& nam
   if (f < 0) return fail("project " + name + " has no flow \"" + flow + "\"");
   if (rt->flows[static_cast<std::size_t>(f)].find_block(block) < 0)
     return fail("flow " + flow + " has no block \"" + block + "\"");
-  return store_->get(column::state, state_key(rt->tenant, rt->project_id, key_group_of(key), flow, block, key));
+  return store_->read(column::state, state_key(rt->tenant, rt->project_id, key_group_of(key), flow, block, key));
 }
 
 result<project_ptr> engine_impl::active_named(const std::string& name) const {
@@ -204,8 +205,8 @@ result<std::string> engine_impl::flows_json(const std::string& name) const {
   return out + "]}";
 }
 
-std::vector<std::string> engine_impl::errors(const std::string& name, const std::string& flow, const std::string& type,
-                                             std::size_t limit) const {
+result<std::vector<std::string>> engine_impl::errors(const std::string& name, const std::string& flow,
+                                                     const std::string& type, std::size_t limit) const {
   std::vector<std::string> out;
   std::vector<project_ptr> targets;
   {
@@ -214,23 +215,26 @@ std::vector<std::string> engine_impl::errors(const std::string& name, const std:
       if (name.empty() || e->active->name == name) targets.push_back(e->active);
   }
   for (auto& rt : targets) {
-    store_->scan_prefix(column::errors, project_prefix(rt->tenant, rt->project_id),
-                        [&](std::string_view, std::string_view value) {
-                          std::string v(value);
-                          if (!flow.empty() && v.find("\"flow\":\"" + flow + "\"") == std::string::npos) return true;
-                          if (!type.empty() && v.find("\"type\":\"" + type + "\"") == std::string::npos) return true;
-                          out.push_back(std::move(v));
-                          return out.size() < limit;
-                        });
+    auto scanned = store_->scan_prefix(column::errors, project_prefix(rt->tenant, rt->project_id),
+                                       [&](std::string_view, std::string_view value) {
+                                         std::string v(value);
+                                         if (!flow.empty() && v.find("\"flow\":\"" + flow + "\"") == std::string::npos)
+                                           return true;
+                                         if (!type.empty() && v.find("\"type\":\"" + type + "\"") == std::string::npos)
+                                           return true;
+                                         out.push_back(std::move(v));
+                                         return out.size() < limit;
+                                       });
+    if (!scanned) return fail(scanned.error());
   }
   return out;
 }
 
-std::optional<std::string> engine_impl::error_show(const std::string& name, const std::string& id) const {
+result<std::optional<std::string>> engine_impl::error_show(const std::string& name, const std::string& id) const {
   auto* e = find(name);
   auto seq = parse_id(id);
-  if (!e || !seq) return std::nullopt;
-  return store_->get(column::errors, error_key(e->active->tenant, e->id, *seq));
+  if (!e || !seq) return std::optional<std::string>();
+  return store_->read(column::errors, error_key(e->active->tenant, e->id, *seq));
 }
 
 status engine_impl::error_replay(const std::string& name, const std::string& id) {
@@ -241,9 +245,10 @@ status engine_impl::error_replay(const std::string& name, const std::string& id)
   std::lock_guard guard(e->deploy_mutex);  // no activation while we pick the block
   auto rt = e->active;
   auto rkey = error_key(rt->tenant, e->id, *seq);
-  auto record = store_->get(column::errors, rkey);
-  if (!record) return fail("no error " + id + " in project " + name);
-  auto err = parse_error_record(*record);
+  auto record = store_->read(column::errors, rkey);
+  if (!record) return fail(record.error());
+  if (!*record) return fail("no error " + id + " in project " + name);
+  auto err = parse_error_record(**record);
   if (!err) return fail(err.error());
   int f = rt->find_flow(err->flow);
   int b = f < 0 ? -1 : rt->flows[static_cast<std::size_t>(f)].find_block(err->block);
@@ -265,10 +270,9 @@ status engine_impl::error_replay(const std::string& name, const std::string& id)
   batch.add_count(error_count_key(rt->tenant, e->id), minus(1));
   batch.put(column::queue, queue_key(rt->tenant, e->id, key_group_of(item->msg.key), item->queue_seq),
             encode_queued({err->flow, err->block, item->msg}));
-  std::promise<void> durable;
-  store_->commit(std::move(batch), rt->durability, [&durable] { durable.set_value(); });
+  item->store_epoch = store_->epoch();
+  if (auto st = commit_and_wait(std::move(batch), rt->durability); !st) return st;
   submit(std::move(item));
-  durable.get_future().wait();
   return status::success();
 }
 
@@ -279,14 +283,13 @@ status engine_impl::error_discard(const std::string& name, const std::string& id
   if (!seq) return fail("error ids are numbers, got \"" + id + "\"");
   auto rt = e->active;
   auto rkey = error_key(rt->tenant, e->id, *seq);
-  if (!store_->get(column::errors, rkey)) return fail("no error " + id + " in project " + name);
+  auto record = store_->read(column::errors, rkey);
+  if (!record) return fail(record.error());
+  if (!*record) return fail("no error " + id + " in project " + name);
   commit_batch batch;
   batch.erase(column::errors, rkey);
   batch.add_count(error_count_key(rt->tenant, e->id), minus(1));
-  std::promise<void> durable;
-  store_->commit(std::move(batch), rt->durability, [&durable] { durable.set_value(); });
-  durable.get_future().wait();
-  return status::success();
+  return commit_and_wait(std::move(batch), rt->durability);
 }
 
 status engine_impl::schema_add(const std::string& url, const std::string& schema_json) {
@@ -298,16 +301,27 @@ status engine_impl::schema_add(const std::string& url, const std::string& schema
   return store_->write_now(std::move(b), true);
 }
 
-std::vector<std::string> engine_impl::schema_urls() const {
+result<std::vector<std::string>> engine_impl::schema_urls() const {
   std::vector<std::string> out;
   auto prefix = key_builder{}.str("schema").take();
-  store_->scan_prefix(column::meta, prefix, [&](std::string_view key, std::string_view) {
+  auto scanned = store_->scan_prefix(column::meta, prefix, [&](std::string_view key, std::string_view) {
     key_reader r(key);
     (void)r.str();
     if (auto url = r.str()) out.push_back(std::move(*url));
     return true;
   });
+  if (!scanned) return fail(scanned.error());
   return out;
+}
+
+status engine_impl::commit_and_wait(commit_batch&& batch, durability_mode mode) {
+  std::promise<status> done;
+  auto outcome = done.get_future();
+  // Exactly one of the two callbacks runs, once.
+  store_->commit(
+      std::move(batch), mode, [&done] { done.set_value(status::success()); },
+      [&done](const std::string& reason) { done.set_value(fail(reason)); });
+  return outcome.get();
 }
 
 }  // namespace flowstate::engine_detail

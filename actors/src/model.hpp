@@ -103,6 +103,10 @@ struct work_item {
   std::string idempotency_key;
   std::size_t shard = 0;
   int64_t started_ns = 0;  // steady clock, when its call was sent (for the trace)
+  // store::epoch() when its input was accepted (0: when it starts). After a
+  // failed write, an item of an older epoch may come from a commit that was
+  // never written: it is dropped, and the queue is read again on resume.
+  uint64_t store_epoch = 0;
 };
 
 using work_ptr = std::shared_ptr<work_item>;

@@ -51,6 +51,7 @@ struct shard_state {
   // must see it, and the single writer keeps commits in order. Bounded in
   // bytes (engine_options::state_cache_bytes, shared by the shards).
   state_cache cache{0};
+  uint64_t cache_epoch = 0;  // the store epoch the cache was filled in
 };
 
 class shard_logic {
@@ -119,6 +120,7 @@ class shard_logic {
   }
 
   void start(work_ptr item, const std::string& skey) {
+    if (!in_current_epoch(*item, skey)) return;
     auto cur = st_.current[item->project->project_id];
     if (cur && cur->epoch != item->project->epoch && !rebind(*item, cur)) {
       commit_error(*item, "Undeliverable", "its block was removed by a deploy", "{}");
@@ -137,7 +139,14 @@ class shard_logic {
     sandbox::call_request req;
     req.function_id = block.function_id;
     req.input_json = item->msg.payload;
-    req.state_json = load_state(skey);
+    auto state = load_state(skey);
+    if (!state) {
+      commit_error(*item, "StorageError", "cannot read the state of key \"" + item->msg.key + "\": " + state.error(),
+                   "{}");
+      finish(skey);
+      return;
+    }
+    req.state_json = std::move(*state);
     req.ctx.key = item->msg.key;
     req.ctx.flow = item->project->flows[item->flow].name;
     req.ctx.block = block.id;
@@ -152,12 +161,50 @@ class shard_logic {
     });
   }
 
-  std::optional<std::string> load_state(const std::string& skey) {
+  // The key's state: cached, or read from the store. A read error is
+  // retried, then returned: it never reads as "no state", which the next
+  // commit would store over the real one.
+  result<std::optional<std::string>> load_state(const std::string& skey) {
     if (auto* cached = st_.cache.find(skey)) return *cached;
-    auto value = st_.core->db->get(column::state, skey);
-    st_.cache.put(skey, value);
+    constexpr int attempts = 3;
+    auto value = st_.core->db->read(column::state, skey);
+    for (int i = 1; i < attempts && !value; ++i) value = st_.core->db->read(column::state, skey);
+    if (!value) return fail(value.error() + " (" + std::to_string(attempts) + " attempts)");
+    st_.cache.put(skey, *value);
     st_.cache.trim(st_.core->db->written_through());
     return value;
+  }
+
+  // False when the store failed a write since the item was accepted: it is
+  // answered 503 and dropped (its input may come from a commit that was
+  // never written; what was written is re-read from the queue on resume).
+  // The cache is emptied on the first item of a new epoch.
+  bool in_current_epoch(work_item& w, const std::string& skey) {
+    const uint64_t now = st_.core->db->epoch();
+    if (st_.cache_epoch != now) {
+      st_.cache.clear();
+      st_.cache_epoch = now;
+      st_.core->state_cache_bytes_used[st_.index].store(0, std::memory_order_relaxed);
+    }
+    if (w.store_epoch == 0) w.store_epoch = now;
+    if (w.store_epoch == now) return true;
+    answer_unwritten(st_.core, std::move(w.reply), std::move(w.idempotency_key), w.queue_seq != 0);
+    finish(skey);
+    return false;
+  }
+
+  // The answer when a commit was never written (disk full): 503, and the
+  // requests waiting on the same Idempotency-Key get it too.
+  static void answer_unwritten(engine_core* core, http::responder_ptr reply, std::string idem, bool queued) {
+    if (!reply && idem.empty()) return;
+    auto r = http::problem(503, "unavailable",
+                           queued ? "the node cannot write to its store; the request was not completed (the steps "
+                                    "of it that were committed run again when writing resumes)"
+                                  : "the node cannot write to its store; nothing of this request was committed, "
+                                    "retry later");
+    r.headers.emplace_back("Retry-After", "5");
+    if (!idem.empty()) core->idempotency.complete(idem, r);
+    if (reply) reply->send(std::move(r));
   }
 
   // The key's slot is free again: run its next message, if any.
@@ -217,7 +264,10 @@ class shard_logic {
       batch.erase(column::queue,
                   queue_key(w.project->tenant, w.project->project_id, key_group_of(w.msg.key), w.queue_seq));
     commit_and_reply(std::move(batch), w, error_response(e));
-    if (routed) forward(std::move(routed));
+    if (routed) {
+      routed->store_epoch = w.store_epoch;
+      forward(std::move(routed));
+    }
   }
 
   // Commits; once durable, answers the waiting client (and the requests
@@ -231,12 +281,18 @@ class shard_logic {
       batch.put(column::idempotency, idem, encode_response(*response, now_ms()));
     }
     auto* core = st_.core;
-    return st_.core->db->commit(std::move(batch), w.project->durability,
-                                [core, reply, idem, response = std::move(response)]() mutable {
-                                  if (!response) return;
-                                  if (!idem.empty()) core->idempotency.complete(idem, *response);
-                                  if (reply) reply->send(std::move(*response));
-                                });
+    const bool queued = w.queue_seq != 0;
+    return st_.core->db->commit(
+        std::move(batch), w.project->durability,
+        [core, reply, idem, response = std::move(response)]() mutable {
+          if (!response) return;
+          if (!idem.empty()) core->idempotency.complete(idem, *response);
+          if (reply) reply->send(std::move(*response));
+        },
+        [core, reply, idem, queued](const std::string&) mutable {
+          answer_unwritten(core, std::move(reply), std::move(idem), queued);
+        },
+        w.store_epoch);
   }
 
   // Hands a message to the shard owning its key (after its queue entry was
@@ -318,14 +374,17 @@ class shard_logic {
         item->msg.key = w.msg.key;
         item->msg.trace_id = w.msg.trace_id;
         item->msg.time_ms = w.msg.time_ms;
+        item->store_epoch = w.store_epoch;
         item->msg.payload = std::move(r.outputs[i]);
         if (next.key_pointer) {
           auto key = key_at_pointer(item->msg.payload, *next.key_pointer);
           if (!key) {
             auto e = make_error(*st_.core->db, *w.project, w.flow, next.id, item->msg, "PreconditionFailed",
                                 key.error(), "{}");
-            if (auto routed = record_error(batch, *st_.core->db, w.project, w.flow, e))
+            if (auto routed = record_error(batch, *st_.core->db, w.project, w.flow, e)) {
+              routed->store_epoch = w.store_epoch;
               downstream.push_back(std::move(routed));
+            }
             if (w.reply && !response && !carried) response = error_response(e);
             break;
           }

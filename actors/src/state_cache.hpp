@@ -28,6 +28,14 @@ class state_cache {
   // those whose commit is after `written_through`.
   void trim(uint64_t written_through);
 
+  // Forgets every entry (after a failed write, cached states may come from
+  // commits that were never written).
+  void clear() {
+    entries_.clear();
+    lru_.clear();
+    bytes_ = 0;
+  }
+
   std::size_t bytes() const { return bytes_; }
   std::size_t size() const { return entries_.size(); }
 

@@ -180,7 +180,8 @@ bool matches(const meta_fields& m, const trace_query& q) {
 
 // The event as the API shows it: the metadata, its cursor, and the payload
 // (or "payload": "expired" once retention dropped it).
-std::string render(const store& db, std::string_view key, const meta_fields& m, uint32_t tenant, uint32_t project) {
+result<std::string> render(const store& db, std::string_view key, const meta_fields& m, uint32_t tenant,
+                           uint32_t project) {
   std::string out = "{\"time\":";
   append_json_string(out, iso_time(static_cast<int64_t>(m.time_ms)));
   out += ",\"timeMs\":" + std::to_string(m.time_ms);
@@ -205,10 +206,11 @@ std::string render(const store& db, std::string_view key, const meta_fields& m, 
   // The payload key differs from the metadata key in the kind's last byte.
   std::string payload_key(key);
   payload_key[kind_prefix(tenant, project, meta_kind).size() - 1] = static_cast<char>(payload_kind);
-  auto payload = db.get(column::trace, payload_key);
-  if (payload && payload->size() > 2) {
+  auto payload = db.read(column::trace, payload_key);
+  if (!payload) return fail(payload.error());
+  if (*payload && (*payload)->size() > 2) {
     out += ',';
-    out.append(*payload, 1, payload->size() - 1);
+    out.append(**payload, 1, (*payload)->size() - 1);
   } else {
     out += ",\"payload\":\"expired\"}";
   }
@@ -290,7 +292,7 @@ void record_trace(commit_batch& batch, store& db, trace_bytes& bytes, const trac
   bytes.add(e.tenant, e.project, time / 1000, meta_bytes, payload_bytes);
 }
 
-std::vector<std::string> query_trace(const store& db, uint32_t tenant, uint32_t project, const trace_query& q) {
+result<std::vector<std::string>> query_trace(const store& db, uint32_t tenant, uint32_t project, const trace_query& q) {
   const auto prefix = kind_prefix(tenant, project, meta_kind);
   std::string begin = q.since_ms > 0 ? at_time(tenant, project, meta_kind, static_cast<uint64_t>(q.since_ms)) : prefix;
   std::string end = q.until_ms > 0 ? at_time(tenant, project, meta_kind, static_cast<uint64_t>(q.until_ms) + 1)
@@ -299,113 +301,137 @@ std::vector<std::string> query_trace(const store& db, uint32_t tenant, uint32_t 
   std::size_t scanned = 0;
   const std::size_t limit = std::max<std::size_t>(1, q.limit);
   meta_fields m;
+  std::optional<std::string> unreadable;
   auto visit = [&](std::string_view key, std::string_view meta) {
     if (++scanned > max_scanned) return false;
     if (!decode_meta(meta, m) || !matches(m, q)) return true;
-    out.push_back(render(db, key, m, tenant, project));
+    auto event = render(db, key, m, tenant, project);
+    if (!event) {
+      unreadable = event.error();
+      return false;
+    }
+    out.push_back(std::move(*event));
     return out.size() < limit;
   };
   uint64_t time = 0, seq = 0;
   if (!q.after.empty() && parse_cursor(q.after, time, seq)) {
     // Strictly after the cursor's key: the key followed by a zero byte.
     auto after = event_key(tenant, project, meta_kind, time, seq) + '\0';
-    db.scan_range(column::trace, std::max(begin, after), end, visit);
+    auto st = db.scan_range(column::trace, std::max(begin, after), end, visit);
+    if (!st) return fail(st.error());
+    if (unreadable) return fail(*unreadable);
     return out;
   }
-  db.scan_range_reverse(column::trace, begin, end, visit);
+  auto st = db.scan_range_reverse(column::trace, begin, end, visit);
+  if (!st) return fail(st.error());
+  if (unreadable) return fail(*unreadable);
   std::reverse(out.begin(), out.end());
   return out;
 }
 
 namespace {
 
-uint64_t total_of(const store& db, uint32_t tenant, uint32_t project, uint32_t kind) {
-  auto v = db.get(column::metering, total_key(tenant, project, kind));
-  uint64_t n = v ? decode_count(*v) : 0;
+result<uint64_t> total_of(const store& db, uint32_t tenant, uint32_t project, uint32_t kind) {
+  auto v = db.read(column::metering, total_key(tenant, project, kind));
+  if (!v) return fail(v.error());
+  uint64_t n = *v ? decode_count(**v) : 0;
   return n > (uint64_t{1} << 62) ? 0 : n;  // a transient negative while counters settle
 }
 
 // Removes the records of `kind` before `second` and their byte counters.
-void remove_before(store& db, uint32_t tenant, uint32_t project, uint32_t kind, uint64_t second) {
+status remove_before(store& db, uint32_t tenant, uint32_t project, uint32_t kind, uint64_t second) {
   const auto prefix = bytes_prefix(tenant, project, kind);
   const auto end = bytes_key(tenant, project, kind, second);
   uint64_t bytes = 0;
   bool any = false;
-  db.scan_range(column::metering, prefix, end, [&](std::string_view, std::string_view value) {
+  auto st = db.scan_range(column::metering, prefix, end, [&](std::string_view, std::string_view value) {
     bytes += decode_count(value);
     any = true;
     return true;
   });
-  if (!any) return;
-  (void)db.delete_range(column::trace, kind_prefix(tenant, project, kind),
-                        at_time(tenant, project, kind, second * 1000));
-  (void)db.delete_range(column::metering, prefix, end);
+  if (!st || !any) return st;
+  // Each step only once the one before it succeeded: the byte counters
+  // never go down for records that are still there.
+  if (st = db.delete_range(column::trace, kind_prefix(tenant, project, kind),
+                           at_time(tenant, project, kind, second * 1000));
+      !st)
+    return st;
+  if (st = db.delete_range(column::metering, prefix, end); !st) return st;
   commit_batch b;
   b.add_count(total_key(tenant, project, kind), ~bytes + 1);  // subtracts
-  (void)db.write_now(std::move(b), false);
+  return db.write_now(std::move(b), false);
 }
 
 // Removes the oldest records of `kind` until the newest fit `budget` bytes:
 // whole seconds first, then the oldest records of the second that straddles.
-void keep_newest(store& db, uint32_t tenant, uint32_t project, uint32_t kind, uint64_t budget) {
+status keep_newest(store& db, uint32_t tenant, uint32_t project, uint32_t kind, uint64_t budget) {
   const auto prefix = bytes_prefix(tenant, project, kind);
   uint64_t kept = 0, straddling = 0, straddling_bytes = 0;
   bool over = false;
-  db.scan_range_reverse(column::metering, prefix, prefix_successor(prefix),
-                        [&](std::string_view key, std::string_view value) {
-                          straddling_bytes = decode_count(value);
-                          kept += straddling_bytes;
-                          straddling = second_of(key);
-                          over = kept > budget;
-                          return !over;
-                        });
-  if (!over) return;
-  remove_before(db, tenant, project, kind, straddling);
+  auto st = db.scan_range_reverse(column::metering, prefix, prefix_successor(prefix),
+                                  [&](std::string_view key, std::string_view value) {
+                                    straddling_bytes = decode_count(value);
+                                    kept += straddling_bytes;
+                                    straddling = second_of(key);
+                                    over = kept > budget;
+                                    return !over;
+                                  });
+  if (!st || !over) return st;
+  if (st = remove_before(db, tenant, project, kind, straddling); !st) return st;
   // Of the straddling second, drop the oldest `excess` bytes.
   const uint64_t excess = kept - budget;
   uint64_t dropped = 0;
   std::string last;
-  db.scan_range(column::trace, at_time(tenant, project, kind, straddling * 1000),
-                at_time(tenant, project, kind, (straddling + 1) * 1000),
-                [&](std::string_view key, std::string_view value) {
-                  dropped += key.size() + value.size();
-                  last = std::string(key);
-                  return dropped < excess;
-                });
-  if (last.empty()) return;
-  (void)db.delete_range(column::trace, at_time(tenant, project, kind, straddling * 1000), last + '\0');
+  st = db.scan_range(column::trace, at_time(tenant, project, kind, straddling * 1000),
+                     at_time(tenant, project, kind, (straddling + 1) * 1000),
+                     [&](std::string_view key, std::string_view value) {
+                       dropped += key.size() + value.size();
+                       last = std::string(key);
+                       return dropped < excess;
+                     });
+  if (!st || last.empty()) return st;
+  if (st = db.delete_range(column::trace, at_time(tenant, project, kind, straddling * 1000), last + '\0'); !st)
+    return st;
   dropped = std::min(dropped, straddling_bytes);
   commit_batch b;
   b.add_count(bytes_key(tenant, project, kind, straddling), ~dropped + 1);
   b.add_count(total_key(tenant, project, kind), ~dropped + 1);
-  (void)db.write_now(std::move(b), false);
+  return db.write_now(std::move(b), false);
 }
 
 }  // namespace
 
-uint64_t trace_bytes_total(const store& db, uint32_t tenant, uint32_t project) {
-  return total_of(db, tenant, project, meta_kind) + total_of(db, tenant, project, payload_kind);
+result<uint64_t> trace_bytes_total(const store& db, uint32_t tenant, uint32_t project) {
+  auto metas = total_of(db, tenant, project, meta_kind);
+  if (!metas) return metas;
+  auto payloads = total_of(db, tenant, project, payload_kind);
+  if (!payloads) return payloads;
+  return *metas + *payloads;
 }
 
-void enforce_trace_retention(store& db, uint32_t tenant, uint32_t project, uint64_t full_ms, uint64_t keep_ms,
-                             uint64_t quota_bytes, int64_t now_ms, bool by_age) {
+status enforce_trace_retention(store& db, uint32_t tenant, uint32_t project, uint64_t full_ms, uint64_t keep_ms,
+                               uint64_t quota_bytes, int64_t now_ms, bool by_age) {
   auto cutoff_second = [&](uint64_t age_ms) {
     return now_ms > int64_t(age_ms) ? (uint64_t(now_ms) - age_ms) / 1000 : 0;
   };
   if (by_age) {
-    if (auto s = cutoff_second(full_ms)) remove_before(db, tenant, project, payload_kind, s);
-    if (auto s = cutoff_second(keep_ms)) remove_before(db, tenant, project, meta_kind, s);
+    if (auto s = cutoff_second(full_ms))
+      if (auto st = remove_before(db, tenant, project, payload_kind, s); !st) return st;
+    if (auto s = cutoff_second(keep_ms))
+      if (auto st = remove_before(db, tenant, project, meta_kind, s); !st) return st;
   }
-  if (quota_bytes == 0) return;
+  if (quota_bytes == 0) return status::success();
   // Over the quota: the oldest payloads go first, then the oldest metadata,
   // down to 90% of it.
-  uint64_t metas = total_of(db, tenant, project, meta_kind);
-  uint64_t payloads = total_of(db, tenant, project, payload_kind);
-  if (metas + payloads <= quota_bytes) return;
+  auto metas = total_of(db, tenant, project, meta_kind);
+  if (!metas) return fail(metas.error());
+  auto payloads = total_of(db, tenant, project, payload_kind);
+  if (!payloads) return fail(payloads.error());
+  if (*metas + *payloads <= quota_bytes) return status::success();
   const uint64_t target = quota_bytes / 10 * 9;
-  if (metas < target) return keep_newest(db, tenant, project, payload_kind, target - metas);
-  keep_newest(db, tenant, project, payload_kind, 0);
-  keep_newest(db, tenant, project, meta_kind, target);
+  if (*metas < target) return keep_newest(db, tenant, project, payload_kind, target - *metas);
+  if (auto st = keep_newest(db, tenant, project, payload_kind, 0); !st) return st;
+  return keep_newest(db, tenant, project, meta_kind, target);
 }
 
 }  // namespace flowstate::engine_detail

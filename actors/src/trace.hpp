@@ -56,18 +56,19 @@ class trace_bytes {
 void record_trace(commit_batch& batch, store& db, trace_bytes& bytes, const trace_event& e);
 
 // Events of one project matching `q`, oldest first, as JSON objects.
-std::vector<std::string> query_trace(const store& db, uint32_t tenant, uint32_t project, const trace_query& q);
+result<std::vector<std::string>> query_trace(const store& db, uint32_t tenant, uint32_t project, const trace_query& q);
 
 // Bytes of a project's trace as counted so far (both kinds).
-uint64_t trace_bytes_total(const store& db, uint32_t tenant, uint32_t project);
+result<uint64_t> trace_bytes_total(const store& db, uint32_t tenant, uint32_t project);
 
 // Removes what the retention (flowstate.yaml `trace:`) no longer keeps, as
 // of `now_ms`.
 // The quota is checked at every call; removal by age only when `by_age`
 // (each removal is a range tombstone: the engine does it every
 // trace_age_interval_ms, not every second).
-void enforce_trace_retention(store& db, uint32_t tenant, uint32_t project, uint64_t full_ms, uint64_t keep_ms,
-                             uint64_t quota_bytes, int64_t now_ms, bool by_age);
+// A store error stops it (what was not removed is removed next time).
+status enforce_trace_retention(store& db, uint32_t tenant, uint32_t project, uint64_t full_ms, uint64_t keep_ms,
+                               uint64_t quota_bytes, int64_t now_ms, bool by_age);
 
 // How often removal by age runs for these settings: a tenth of the shortest
 // retention, between 1 s and 60 s.

@@ -2,14 +2,20 @@
 #include "flowstate/runtime/store.hpp"
 
 #include <rocksdb/cache.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_buffer_manager.h>
 
 #include <charconv>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <mutex>
 
+#include "flowstate/runtime/wal_check.hpp"
 #include "store_impl.hpp"
 
 namespace flowstate {
@@ -54,6 +60,51 @@ status check_meta_record(store::impl& s, std::string_view name, uint64_t expecte
   return status::success();
 }
 
+// RocksDB would resume by itself after a write failed for lack of space; the
+// store resumes only when asked (store::resume()), so that the engine can
+// make its memory agree with the disk first (a new epoch).
+class manual_recovery : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status, bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+};
+
+// RocksDB's info log (DIR/LOG) through stdio: RocksDB's own logger writes
+// through a file writer that, on a full disk, fails once and then asserts in
+// Debian's build on the next line (the error handler logs the very failure
+// that filled the disk). Lines that cannot be written are dropped.
+class tolerant_logger : public rocksdb::Logger {
+ public:
+  explicit tolerant_logger(const std::string& path) : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL) {
+    std::error_code ec;
+    if (std::filesystem::file_size(path, ec) > (16u << 20) && !ec)
+      std::filesystem::rename(path, path + ".old", ec);  // one generation kept
+    file_ = std::fopen(path.c_str(), "a");
+  }
+  ~tolerant_logger() override {
+    if (file_) std::fclose(file_);
+  }
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    if (!file_) return;
+    std::lock_guard lock(mu_);
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y/%m/%d-%H:%M:%S ", &tm);
+    std::fputs(stamp, file_);
+    std::vfprintf(file_, format, ap);
+    std::fputc('\n', file_);
+    std::fflush(file_);
+  }
+
+ private:
+  std::FILE* file_ = nullptr;
+  std::mutex mu_;
+};
+
 }  // namespace
 
 std::string_view column_name(column c) {
@@ -94,6 +145,14 @@ result<std::unique_ptr<store>> store::open(store_options options) {
   db_options.max_total_wal_size = opts.max_total_wal_size;
   db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(opts.write_buffer_bytes, cache);
   db_options.max_background_jobs = 2;
+  db_options.listeners.push_back(std::make_shared<manual_recovery>());
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(opts.path, ec);  // the log lives in the store's directory
+    db_options.info_log = std::make_shared<tolerant_logger>(opts.path + "/LOG");
+  }
+  state->env = make_store_env();
+  if (state->env) db_options.env = state->env.get();
 
   rocksdb::BlockBasedTableOptions table_options;
   table_options.block_cache = cache;
@@ -123,10 +182,35 @@ result<std::unique_ptr<store>> store::open(store_options options) {
     families.emplace_back(std::string(column_name(c)), cf);
   }
 
+  // RocksDB's point-in-time recovery stops at the first bad record without
+  // an error: damage in the middle would silently drop acknowledged commits.
+  if (!opts.drop_wal_after_damage) {
+    auto wal = check_wal(opts.path);
+    if (!wal) return fail(wal.error());
+    if (wal->damage)
+      return fail(describe(*wal->damage) +
+                  " This is not the torn tail of a crash but damage to written data (a disk fault): the node does not "
+                  "start on it. `flowstate recover --data DIR` reports what it drops and makes the store usable "
+                  "again (it keeps a copy of the damaged files).");
+    if (wal->torn_tail)
+      std::fprintf(stderr,
+                   "flowstate store: %s: the log ends in an incomplete record (%s at byte %llu), the unsynced "
+                   "tail of a crash; it is dropped\n",
+                   wal->torn_tail->file.c_str(), wal->torn_tail->what.c_str(),
+                   static_cast<unsigned long long>(wal->torn_tail->offset));
+  }
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+
   rocksdb::DB* raw = nullptr;
   auto st = rocksdb::DB::Open(db_options, opts.path, families, &state->handles, &raw);
   if (!st.ok()) return fail(opts.path + ": cannot open the store: " + st.ToString());
   state->db.reset(raw);
+  if (opts.drop_wal_after_damage) {
+    // Into table files, so that the damaged log is obsolete and removed.
+    std::vector<rocksdb::ColumnFamilyHandle*> all(state->handles.begin(), state->handles.end());
+    st = state->db->Flush(rocksdb::FlushOptions(), all);
+    if (!st.ok()) return fail(opts.path + ": cannot flush after recovery: " + st.ToString());
+  }
 
   rocksdb::WriteBatch first_open;
   if (auto s = check_meta_record(*state, meta_format_version, storage_format_version, first_open); !s)
@@ -157,17 +241,31 @@ result<std::unique_ptr<store>> store::open(store_options options) {
   return std::unique_ptr<store>(new store(std::move(state)));
 }
 
-std::optional<std::string> store::get(column c, std::string_view key) const {
-  if (!impl_->db) return std::nullopt;
+result<std::optional<std::string>> store::read(column c, std::string_view key) const {
+  if (!impl_->db) return fail(impl_->options.path + ": read after close()");
   std::string value;
   auto st = impl_->db->Get(rocksdb::ReadOptions(), impl_->handle(c), slice(key), &value);
-  if (!st.ok()) return std::nullopt;
-  return value;
+  if (st.IsNotFound()) return std::optional<std::string>();
+  if (!st.ok())
+    return fail(impl_->options.path + ": cannot read column " + std::string(column_name(c)) + ": " + st.ToString());
+  return std::optional<std::string>(std::move(value));
 }
 
-void store::scan_range(column c, std::string_view begin, std::string_view end,
-                       const std::function<bool(std::string_view, std::string_view)>& fn) const {
-  if (!impl_->db) return;
+namespace {
+
+// The iteration's own error once it stopped: an iterator that is not Valid()
+// either reached the end or failed.
+status iteration_status(const store::impl& s, column c, const rocksdb::Iterator& it) {
+  auto st = it.status();
+  if (st.ok()) return status::success();
+  return fail(s.options.path + ": cannot scan column " + std::string(column_name(c)) + ": " + st.ToString());
+}
+
+}  // namespace
+
+status store::scan_range(column c, std::string_view begin, std::string_view end,
+                         const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  if (!impl_->db) return fail(impl_->options.path + ": scan after close()");
   rocksdb::ReadOptions read_options;
   rocksdb::Slice upper = slice(end);
   if (!end.empty()) read_options.iterate_upper_bound = &upper;
@@ -175,13 +273,14 @@ void store::scan_range(column c, std::string_view begin, std::string_view end,
   for (it->Seek(slice(begin)); it->Valid(); it->Next()) {
     auto k = it->key();
     auto v = it->value();
-    if (!fn({k.data(), k.size()}, {v.data(), v.size()})) break;
+    if (!fn({k.data(), k.size()}, {v.data(), v.size()})) return status::success();
   }
+  return iteration_status(*impl_, c, *it);
 }
 
-void store::scan_range_reverse(column c, std::string_view begin, std::string_view end,
-                               const std::function<bool(std::string_view, std::string_view)>& fn) const {
-  if (!impl_->db) return;
+status store::scan_range_reverse(column c, std::string_view begin, std::string_view end,
+                                 const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  if (!impl_->db) return fail(impl_->options.path + ": scan after close()");
   rocksdb::ReadOptions read_options;
   rocksdb::Slice lower = slice(begin);
   read_options.iterate_lower_bound = &lower;
@@ -195,12 +294,14 @@ void store::scan_range_reverse(column c, std::string_view begin, std::string_vie
   for (; it->Valid(); it->Prev()) {
     auto k = it->key();
     auto v = it->value();
-    if (!fn({k.data(), k.size()}, {v.data(), v.size()})) break;
+    if (!fn({k.data(), k.size()}, {v.data(), v.size()})) return status::success();
   }
+  return iteration_status(*impl_, c, *it);
 }
 
 status store::compact(column c) {
   if (!impl_->db) return fail(impl_->options.path + ": compact after close()");
+  if (impl_->failed.load()) return fail(impl_->failure_reason());
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   auto st = impl_->db->CompactRange(options, impl_->handle(c), nullptr, nullptr);
@@ -210,25 +311,29 @@ status store::compact(column c) {
 
 status store::delete_range(column c, std::string_view begin, std::string_view end) {
   if (!impl_->db) return fail(impl_->options.path + ": delete_range after close()");
+  std::lock_guard lock(impl_->write_mu);  // a write: not after a failed one (see impl::write)
+  if (impl_->failed.load()) return fail(impl_->failure_reason());
   auto st = impl_->db->DeleteRange(rocksdb::WriteOptions(), impl_->handle(c), slice(begin), slice(end));
+  if (!st.ok()) impl_->enter_failed(impl_->options.path + ": delete_range failed: " + st.ToString());
   if (!st.ok()) return fail(impl_->options.path + ": delete_range failed: " + st.ToString());
   return status::success();
 }
 
-uint64_t store::approximate_size(column c, std::string_view begin, std::string_view end) const {
-  if (!impl_->db) return 0;
+result<uint64_t> store::approximate_size(column c, std::string_view begin, std::string_view end) const {
+  if (!impl_->db) return fail(impl_->options.path + ": approximate_size after close()");
   rocksdb::Range range(slice(begin), slice(end));
   rocksdb::SizeApproximationOptions options;
   options.include_memtables = true;
   options.include_files = true;
   uint64_t size = 0;
-  (void)impl_->db->GetApproximateSizes(options, impl_->handle(c), &range, 1, &size);
+  auto st = impl_->db->GetApproximateSizes(options, impl_->handle(c), &range, 1, &size);
+  if (!st.ok()) return fail(impl_->options.path + ": cannot estimate sizes: " + st.ToString());
   return size;
 }
 
-void store::scan_prefix(column c, std::string_view prefix,
-                        const std::function<bool(std::string_view, std::string_view)>& fn) const {
-  scan_range(c, prefix, prefix_successor(prefix), fn);
+status store::scan_prefix(column c, std::string_view prefix,
+                          const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  return scan_range(c, prefix, prefix_successor(prefix), fn);
 }
 
 status store::write_now(commit_batch&& batch, bool sync) {
@@ -256,9 +361,13 @@ void store::close() {
 
 void store::impl::release_db() {
   if (!db) return;
-  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  // Only fails for the default family's handle, which Open did not return.
+  for (auto* h : handles) (void)db->DestroyColumnFamilyHandle(h);
   handles.clear();
-  db->Close();
+  // Everything acknowledged is already in the log; a failing close (e.g.
+  // after a failed write) loses nothing more, but the operator should know.
+  if (auto st = db->Close(); !st.ok())
+    std::fprintf(stderr, "flowstate store: %s: closing: %s\n", options.path.c_str(), st.ToString().c_str());
   db.reset();
 }
 

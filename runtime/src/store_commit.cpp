@@ -1,5 +1,7 @@
 // The commit pipeline: one writer thread (group write, no sync) and one sync
 // thread (SyncWAL, then the acknowledgements of everything written before).
+#include <algorithm>
+
 #include "flowstate/runtime/fault.hpp"
 #include "store_impl.hpp"
 
@@ -15,7 +17,8 @@ std::string encode_big_endian64(uint64_t value) {
 
 }  // namespace
 
-uint64_t store::commit(commit_batch&& batch, durability_mode mode, std::function<void()> on_durable) {
+uint64_t store::commit(commit_batch&& batch, durability_mode mode, std::function<void()> on_durable,
+                       std::function<void(const std::string&)> on_failed, uint64_t epoch) {
   bool wake = false;
   uint64_t ticket = 0;
   {
@@ -23,7 +26,7 @@ uint64_t store::commit(commit_batch&& batch, durability_mode mode, std::function
     if (impl_->stopping) return 0;
     wake = impl_->queue.empty();  // the writer only sleeps on an empty queue
     ticket = ++impl_->last_ticket;
-    impl_->queue.push_back({std::move(batch), mode, std::move(on_durable), ticket});
+    impl_->queue.push_back({std::move(batch), mode, std::move(on_durable), std::move(on_failed), epoch, ticket});
   }
   impl_->submitted.store(ticket, std::memory_order_release);
   if (wake) impl_->writer_cv.notify_one();
@@ -31,6 +34,43 @@ uint64_t store::commit(commit_batch&& batch, durability_mode mode, std::function
 }
 
 uint64_t store::written_through() const { return impl_->written_ticket.load(std::memory_order_acquire); }
+
+uint64_t store::epoch() const { return impl_->epoch.load(std::memory_order_acquire); }
+
+status store::health() const {
+  if (!impl_->failed.load(std::memory_order_acquire)) return status::success();
+  return fail(impl_->failure_reason());
+}
+
+status store::resume() {
+  if (!impl_->failed.load(std::memory_order_acquire)) return status::success();
+  if (!impl_->db) return fail(impl_->options.path + ": resume after close()");
+  auto st = impl_->db->Resume();
+  if (!st.ok()) return fail(impl_->options.path + ": cannot resume writing: " + st.ToString());
+  // The new epoch before the flag: a commit computed while failed must not
+  // slip through between the two.
+  impl_->epoch.fetch_add(1, std::memory_order_acq_rel);
+  {
+    std::lock_guard lock(impl_->sync_mu);  // the sync thread waits on `failed`
+    impl_->failed.store(false, std::memory_order_release);
+  }
+  impl_->sync_cv.notify_all();
+  return status::success();
+}
+
+void store::impl::enter_failed(const std::string& message) {
+  {
+    std::lock_guard lock(failure_mu);
+    failure = message;
+  }
+  failed.store(true, std::memory_order_release);
+  epoch.fetch_add(1, std::memory_order_acq_rel);
+}
+
+std::string store::impl::failure_reason() const {
+  std::lock_guard lock(failure_mu);
+  return failure;
+}
 
 void store::impl::add_ops(rocksdb::WriteBatch& wb, const commit_batch& batch) {
   for (const auto& op : batch.ops()) {
@@ -62,10 +102,16 @@ rocksdb::Status store::impl::write(rocksdb::WriteBatch& wb, bool sync) {
     wb.Put(handle(column::meta), rocksdb::Slice(meta_sequence_high_water.data(), meta_sequence_high_water.size()),
            value);
   }
+  // Never a write after a failed one until resume(): RocksDB's WAL writer
+  // has seen the error, and Debian's RocksDB asserts on the next append.
+  if (failed.load(std::memory_order_acquire)) return rocksdb::Status::Aborted(failure_reason());
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
   auto st = db->Write(write_options, &wb);
   if (st.ok() && advance) persisted_high_water = high_water;
+  if (!st.ok())
+    enter_failed(options.path + (st.IsNoSpace() ? ": write failed, no space left: " : ": write failed: ") +
+                 st.ToString());
   return st;
 }
 
@@ -91,8 +137,14 @@ void store::impl::stop_threads() {
 
 void store::impl::run_writer() {
   std::vector<pending_commit> work;
+  std::vector<pending_commit> refused;
   std::vector<std::function<void()>> to_sync;
   rocksdb::WriteBatch wb;
+  auto fail_all = [](std::vector<pending_commit>& commits, const std::string& reason) {
+    for (auto& p : commits)
+      if (p.on_failed) p.on_failed(reason);
+    commits.clear();
+  };
   for (;;) {
     {
       std::unique_lock lock(queue_mu);
@@ -100,12 +152,30 @@ void store::impl::run_writer() {
       if (queue.empty()) return;  // stopping, and everything is written
       work.swap(queue);
     }
+    // While failed, nothing is written; a commit of an older epoch may rest
+    // on a commit that was never written.
+    const bool is_failed = failed.load(std::memory_order_acquire);
+    const uint64_t current = epoch.load(std::memory_order_acquire);
+    if (is_failed || std::any_of(work.begin(), work.end(), [&](auto& p) { return p.epoch && p.epoch != current; })) {
+      std::vector<pending_commit> kept;
+      for (auto& p : work) (is_failed || (p.epoch && p.epoch != current) ? refused : kept).push_back(std::move(p));
+      work.swap(kept);
+      fail_all(refused, is_failed ? failure_reason()
+                                  : options.path + ": the commit was computed before a failed write; not written");
+      if (work.empty()) continue;
+    }
     wb.Clear();
     for (const auto& p : work) add_ops(wb, p.batch);
 
     fault_point("store.before_write");
     auto st = write(wb, false);
     if (!st.ok()) {
+      if (st.IsNoSpace() || st.IsAborted()) {
+        // No space (now or in a write_now() just before): nothing of this
+        // group is acknowledged, and later commits fail until resume().
+        fail_all(work, failure_reason());
+        continue;
+      }
       fatal("group write failed", st);
       work.clear();
       continue;
@@ -137,14 +207,22 @@ void store::impl::run_syncer() {
   for (;;) {
     {
       std::unique_lock lock(sync_mu);
-      sync_cv.wait(lock, [&] { return !awaiting_sync.empty() || sync_stopping; });
-      if (awaiting_sync.empty()) return;
+      // While the store is failed no sync is attempted: RocksDB's WAL writer
+      // has seen the failed write, and Debian's RocksDB asserts on a sync
+      // after it. The commits waiting were written before the failure; they
+      // are acknowledged after resume() (which flushes them to table files),
+      // or never, if the store closes first.
+      sync_cv.wait(lock, [&] { return sync_stopping || (!awaiting_sync.empty() && !failed.load()); });
+      if (awaiting_sync.empty() || failed.load()) return;  // stopping
       synced.swap(awaiting_sync);
     }
     // Everything in `synced` was written before this call, so this one fsync
     // makes all of it durable.
     auto st = db->SyncWAL();
     if (!st.ok()) {
+      // Never retried: after a failed fsync the kernel may have dropped the
+      // dirty pages and a second fsync would report success (PostgreSQL's
+      // "fsyncgate"). Nothing of `synced` is acknowledged.
       fatal("WAL sync failed", st);
       synced.clear();
       continue;

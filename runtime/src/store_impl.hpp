@@ -2,6 +2,7 @@
 // Private to the store: the RocksDB handles and the commit pipeline state.
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/write_batch.h>
 
@@ -16,6 +17,10 @@
 #include "flowstate/runtime/store.hpp"
 
 namespace flowstate {
+
+// The Env the store opens RocksDB on: nullptr (RocksDB's default) in release
+// builds, a file system that injects disk faults with FLOWSTATE_FAULT_INJECTION.
+std::unique_ptr<rocksdb::Env> make_store_env();
 
 // uint64 counters in `metering`: the sum of 8-byte little-endian operands.
 std::shared_ptr<rocksdb::MergeOperator> make_uint64_add_operator();
@@ -39,10 +44,13 @@ struct store::impl {
     commit_batch batch;
     durability_mode mode;
     std::function<void()> on_durable;
+    std::function<void(const std::string&)> on_failed;
+    uint64_t epoch = 0;  // 0: written whatever the epoch
     uint64_t ticket = 0;
   };
 
   store_options options;
+  std::unique_ptr<rocksdb::Env> env;                    // outlives db
   std::vector<std::unique_ptr<expiry_filter>> filters;  // outlive db (declared first, destroyed last)
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // default, then by column
@@ -66,6 +74,13 @@ struct store::impl {
   std::vector<std::function<void()>> awaiting_sync;  // written, not yet synced
   bool sync_stopping = false;
 
+  // Fail-closed state after a write failed for lack of space: every commit
+  // fails until resume(). epoch changes on entering and on leaving it.
+  std::atomic<uint64_t> epoch{1};
+  std::atomic<bool> failed{false};
+  mutable std::mutex failure_mu;
+  std::string failure;  // under failure_mu: why commits fail
+
   std::thread writer;
   std::thread syncer;
   std::mutex close_mu;
@@ -78,6 +93,9 @@ struct store::impl {
   void run_writer();
   void run_syncer();
   void fatal(const std::string& what, const rocksdb::Status& s);
+  // A write failed for lack of space: fail closed (see store::health()).
+  void enter_failed(const std::string& message);
+  std::string failure_reason() const;
   void add_ops(rocksdb::WriteBatch& wb, const commit_batch& batch);
   // Writes wb plus the sequence high-water mark when it advanced.
   rocksdb::Status write(rocksdb::WriteBatch& wb, bool sync);

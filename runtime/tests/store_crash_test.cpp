@@ -20,6 +20,7 @@
 
 using namespace flowstate;
 using flowstate::test::temp_dir;
+using flowstate::test::value_of;
 
 extern char** environ;
 
@@ -185,10 +186,10 @@ TEST_CASE("every acknowledged sync commit survives a kill -9 in the middle of a 
   // batch is there, acknowledged or not.
   uint32_t missing = 0;
   for (uint32_t i = 0; i <= highest; ++i)
-    if (db->get(column::state, batch_key(i)) != std::optional<std::string>(batch_value(i))) ++missing;
+    if (value_of(*db, column::state, batch_key(i)) != std::optional<std::string>(batch_value(i))) ++missing;
   CHECK(missing == 0);
-  for (auto i : acked) CHECK(db->get(column::state, batch_key(i)).has_value());
-  auto count = db->get(column::metering, metering_key(1, 1));
+  for (auto i : acked) CHECK(value_of(*db, column::state, batch_key(i)).has_value());
+  auto count = value_of(*db, column::metering, metering_key(1, 1));
   REQUIRE(count.has_value());
   CHECK(decode_count(*count) >= highest + 1);
 }
@@ -221,8 +222,8 @@ TEST_CASE("a kill at each store fault point loses nothing that was written") {
 
     auto db = reopen(dir.path());
     for (uint32_t i = 0; i < sc.expected_present; ++i)
-      CHECK(db->get(column::state, batch_key(i)) == std::optional<std::string>(batch_value(i)));
-    CHECK_FALSE(db->get(column::state, batch_key(sc.expected_present)).has_value());
+      CHECK(value_of(*db, column::state, batch_key(i)) == std::optional<std::string>(batch_value(i)));
+    CHECK_FALSE(value_of(*db, column::state, batch_key(sc.expected_present)).has_value());
   }
 }
 #endif

@@ -13,6 +13,7 @@
 using namespace flowstate;
 using flowstate::test::require_ready;
 using flowstate::test::temp_dir;
+using flowstate::test::value_of;
 
 namespace {
 
@@ -70,18 +71,21 @@ TEST_CASE("concurrent commits are each acknowledged exactly once and all readabl
   for (int id = 0; id < threads * per_thread; ++id) CHECK(fired[id].load() == 1);
   auto reopened = open_store(dir.path());
   for (int id = 0; id < threads * per_thread; ++id) {
-    auto v =
-        reopened->get(column::state, state_key(1, 1, key_group_of(std::to_string(id)), "f", "b", std::to_string(id)));
+    auto v = value_of(*reopened, column::state,
+                      state_key(1, 1, key_group_of(std::to_string(id)), "f", "b", std::to_string(id)));
     REQUIRE(v.has_value());
     CHECK(*v == "v" + std::to_string(id));
   }
   int queued = 0;
-  reopened->scan_prefix(column::queue, queue_prefix(1, 1, 0), [&](auto, auto) {
-    ++queued;
-    return true;
-  });
+  CHECK(reopened
+            ->scan_prefix(column::queue, queue_prefix(1, 1, 0),
+                          [&](auto, auto) {
+                            ++queued;
+                            return true;
+                          })
+            .ok());
   CHECK(queued == threads * per_thread);
-  auto count = reopened->get(column::metering, metering_key(1, 1));
+  auto count = value_of(*reopened, column::metering, metering_key(1, 1));
   REQUIRE(count.has_value());
   CHECK(decode_count(*count) == uint64_t(threads * per_thread));
 }
@@ -126,7 +130,7 @@ TEST_CASE("a relaxed commit is acknowledged while the sync thread is busy") {
   auto main_view = relaxed_future;
   REQUIRE(main_view.wait_for(std::chrono::minutes(2)) == std::future_status::ready);
   CHECK_FALSE(later_acked_before_relaxed.load());
-  CHECK(db->get(column::state, "r") == std::optional<std::string>("3"));
+  CHECK(value_of(*db, column::state, "r") == std::optional<std::string>("3"));
   require_ready(later_future);
 }
 
@@ -158,8 +162,8 @@ TEST_CASE("commits apply in submission order") {
   }
   require_ready(f);
   CHECK(out_of_order.load() == 0);
-  CHECK(db->get(column::state, "same-key") == std::optional<std::string>(std::to_string(n - 1)));
-  CHECK(db->get(column::state, "erased-key") == std::optional<std::string>(std::to_string(n - 1)));
+  CHECK(value_of(*db, column::state, "same-key") == std::optional<std::string>(std::to_string(n - 1)));
+  CHECK(value_of(*db, column::state, "erased-key") == std::optional<std::string>(std::to_string(n - 1)));
 }
 
 TEST_CASE("close acknowledges every pending commit") {
@@ -178,7 +182,7 @@ TEST_CASE("close acknowledges every pending commit") {
   after.put(column::trace, "late", "x");
   db->commit(std::move(after), durability_mode::relaxed, [&] { ++acked; });
   CHECK(acked.load() == 1000);
-  CHECK_FALSE(db->get(column::trace, "t1").has_value());
+  CHECK_FALSE(db->read(column::trace, "t1").ok());  // closed: an error, not "absent"
 }
 
 TEST_CASE("reopening keeps the data and the format record") {
@@ -190,9 +194,9 @@ TEST_CASE("reopening keeps the data and the format record") {
     commit_and_wait(*db, std::move(b), durability_mode::sync);
   }
   auto db = open_store(dir.path());
-  CHECK(db->get(column::errors, error_key(2, 3, 1)) == std::optional<std::string>("boom"));
-  CHECK(db->get(column::meta, "format_version") == std::optional<std::string>("1"));
-  CHECK(db->get(column::meta, "key_group_count") == std::optional<std::string>("4096"));
+  CHECK(value_of(*db, column::errors, error_key(2, 3, 1)) == std::optional<std::string>("boom"));
+  CHECK(value_of(*db, column::meta, "format_version") == std::optional<std::string>("1"));
+  CHECK(value_of(*db, column::meta, "key_group_count") == std::optional<std::string>("4096"));
   CHECK(db->key_groups() == key_group_count);
 }
 
@@ -262,9 +266,9 @@ TEST_CASE("metering counters sum their additions") {
     db->close();
   }
   auto db = open_store(dir.path());
-  CHECK(decode_count(*db->get(column::metering, metering_key(1, 2))) == 1055u);
-  CHECK(decode_count(*db->get(column::metering, metering_key(1, 3))) == 10u);
-  CHECK_FALSE(db->get(column::metering, metering_key(1, 4)).has_value());
+  CHECK(decode_count(*value_of(*db, column::metering, metering_key(1, 2))) == 1055u);
+  CHECK(decode_count(*value_of(*db, column::metering, metering_key(1, 3))) == 10u);
+  CHECK_FALSE(value_of(*db, column::metering, metering_key(1, 4)).has_value());
 }
 
 TEST_CASE("prefix and range scans return exactly the matching keys in order") {
@@ -286,17 +290,17 @@ TEST_CASE("prefix and range scans return exactly the matching keys in order") {
     seen.emplace_back(*group, *seq);
     return true;
   };
-  db->scan_prefix(column::queue, queue_prefix(1, 1, 5), collect);
+  CHECK(db->scan_prefix(column::queue, queue_prefix(1, 1, 5), collect).ok());
   CHECK(seen == std::vector<std::pair<uint32_t, uint64_t>>{{5, 1}, {5, 2}});
   seen.clear();
   auto [begin, end] = queue_range(1, 1, 5, 10);
-  db->scan_range(column::queue, begin, end, collect);
+  CHECK(db->scan_range(column::queue, begin, end, collect).ok());
   CHECK(seen == std::vector<std::pair<uint32_t, uint64_t>>{{5, 1}, {5, 2}, {9, 1}, {9, 2}});
   seen.clear();
-  db->scan_prefix(column::queue, project_prefix(1, 1), [&](auto k, auto v) {
-    collect(k, v);
-    return seen.size() < 3;
-  });
+  CHECK(db->scan_prefix(column::queue, project_prefix(1, 1), [&](auto k, auto v) {
+            collect(k, v);
+            return seen.size() < 3;
+          }).ok());
   CHECK(seen.size() == 3);
 }
 
@@ -315,9 +319,9 @@ TEST_CASE("a compaction drops the records its column's expiry says, and keeps th
   commit_and_wait(db, std::move(b), durability_mode::sync);
   REQUIRE(db.compact(column::idempotency).ok());
   REQUIRE(db.compact(column::state).ok());
-  CHECK(!db.get(column::idempotency, "a"));
-  CHECK(db.get(column::idempotency, "b") == std::optional<std::string>("fresh"));
-  CHECK(db.get(column::state, "c") == std::optional<std::string>("old"));
+  CHECK(!value_of(db, column::idempotency, "a"));
+  CHECK(value_of(db, column::idempotency, "b") == std::optional<std::string>("fresh"));
+  CHECK(value_of(db, column::state, "c") == std::optional<std::string>("old"));
 }
 
 TEST_CASE("commit tickets grow in commit order and are written through once acknowledged") {
@@ -344,16 +348,16 @@ TEST_CASE("a reverse scan stops before the end bound and reaches the begin bound
   for (const char* k : {"a", "b", "c", "d"}) b.put(column::trace, k, k);
   commit_and_wait(*db, std::move(b), durability_mode::relaxed);
   std::string seen;
-  db->scan_range_reverse(column::trace, "b", "d", [&](std::string_view key, std::string_view) {
-    seen += key;
-    return true;
-  });
+  CHECK(db->scan_range_reverse(column::trace, "b", "d", [&](std::string_view key, std::string_view) {
+            seen += key;
+            return true;
+          }).ok());
   CHECK(seen == "cb");
   REQUIRE(db->delete_range(column::trace, "a", "c").ok());
   seen.clear();
-  db->scan_range_reverse(column::trace, "", "", [&](std::string_view key, std::string_view) {
-    seen += key;
-    return true;
-  });
+  CHECK(db->scan_range_reverse(column::trace, "", "", [&](std::string_view key, std::string_view) {
+            seen += key;
+            return true;
+          }).ok());
   CHECK(seen == "dc");
 }

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <optional>
 #include <string>
 
 namespace flowstate::test {
@@ -31,6 +32,15 @@ class temp_dir {
 template <class T>
 void require_ready(std::future<T>& f) {
   REQUIRE(f.wait_for(std::chrono::minutes(2)) == std::future_status::ready);
+}
+
+// A read that must succeed: the value, or nullopt when absent.
+template <class Store, class Column, class Key>
+std::optional<std::string> value_of(const Store& db, Column c, const Key& key) {
+  auto v = db.read(c, key);
+  INFO((v.ok() ? std::string() : v.error()));
+  REQUIRE(v.ok());
+  return *v;
 }
 
 }  // namespace flowstate::test

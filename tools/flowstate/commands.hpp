@@ -18,5 +18,6 @@ void register_logs_command(CLI::App& app);
 void register_schema_commands(CLI::App& app);
 void register_error_actions(CLI::App& app);
 void register_schema_registry_commands(CLI::App& app);
+void register_recover_command(CLI::App& app);
 
 }  // namespace flowstate::cli

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   flowstate::cli::register_schema_commands(app);
 #endif
   flowstate::cli::register_schema_registry_commands(app);
+  flowstate::cli::register_recover_command(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -237,9 +237,10 @@ http::handler make_handler(engine& e, std::string token, live_streams& streams) 
       if (method == "GET") {
         off_thread([&e, reply, project, id] {
           auto rec = e.error_show(project, id);
-          if (!rec)
+          if (!rec) return reply->send(http::problem(500, "storage error", rec.error()));
+          if (!*rec)
             return reply->send(http::problem(404, "not found", "no error " + id + " in project \"" + project + "\""));
-          reply->send(json(200, *rec));
+          reply->send(json(200, **rec));
         });
         return;
       }
@@ -263,8 +264,10 @@ http::handler make_handler(engine& e, std::string token, live_streams& streams) 
       return;
     }
     if (parts.size() == 1 && parts[0] == "schemas" && method == "GET") {
+      auto urls = e.schema_urls();
+      if (!urls) return reply->send(http::problem(500, "storage error", urls.error()));
       std::string out = "[";
-      for (auto& url : e.schema_urls()) {
+      for (auto& url : *urls) {
         if (out.size() > 1) out += ",";
         http::append_json_string(out, url);
       }
@@ -325,8 +328,10 @@ http::handler make_handler(engine& e, std::string token, live_streams& streams) 
         limit = std::stoul(limit_text);
       off_thread([&e, reply, project = query_param(query, "project"), flow = query_param(query, "flow"),
                   type = query_param(query, "type"), limit] {
+        auto records = e.errors(project, flow, type, limit);
+        if (!records) return reply->send(http::problem(500, "storage error", records.error()));
         std::string out = "[";
-        for (auto& rec : e.errors(project, flow, type, limit)) {
+        for (auto& rec : *records) {
           if (out.size() > 1) out += ",";
           out += rec;
         }

@@ -103,11 +103,12 @@ class engine {
   // Execution trace events (JSON objects), oldest first.
   virtual result<std::vector<std::string>> trace(const std::string& project, const trace_query& q) const = 0;
   // Error records (std:Error JSON objects), oldest first.
-  virtual std::vector<std::string> errors(const std::string& project, const std::string& flow, const std::string& type,
-                                          std::size_t limit) const = 0;
+  virtual result<std::vector<std::string>> errors(const std::string& project, const std::string& flow,
+                                                  const std::string& type, std::size_t limit) const = 0;
 
-  // One error record; nullopt when absent.
-  virtual std::optional<std::string> error_show(const std::string& project, const std::string& id) const = 0;
+  // One error record; nullopt when absent; an error when the store cannot
+  // be read.
+  virtual result<std::optional<std::string>> error_show(const std::string& project, const std::string& id) const = 0;
   // Puts the failed input back at the tail of its key's queue (same
   // messageId, current state and revision) and removes the error, in one
   // commit. Blocking until durable.
@@ -116,7 +117,7 @@ class engine {
 
   // The node's schema registry: fully qualified type URLs -> JSON Schemas.
   virtual status schema_add(const std::string& url, const std::string& schema_json) = 0;
-  virtual std::vector<std::string> schema_urls() const = 0;
+  virtual result<std::vector<std::string>> schema_urls() const = 0;
 
   // SIGTERM: refuse new messages, wait for in-flight ones (up to timeout_ms),
   // flush commits, stop. Idempotent.

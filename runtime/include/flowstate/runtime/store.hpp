@@ -71,15 +71,23 @@ struct store_options {
   // records); called on RocksDB's compaction threads. Columns with one are
   // also compacted at least daily, so that old files get looked at.
   std::map<column, std::function<bool(std::string_view key, std::string_view value)>> expired;
-  // Called on the writer or sync thread when RocksDB fails a write or a
-  // sync: acknowledgements can no longer be given. Default: print, abort().
+  // Called on the writer or sync thread when RocksDB fails a sync, or a write
+  // for another reason than lack of space: acknowledgements can no longer be
+  // given, and a failed fsync is never retried (the kernel may have dropped
+  // the pages it could not write): the process must stop and recover from
+  // what the log holds. Default: print, abort().
   std::function<void(const std::string& message)> on_fatal_error;
+  // Only for recover_store(): open past damage in the middle of the
+  // write-ahead log (RocksDB's point-in-time recovery: the damaged record and
+  // everything after it are dropped). Otherwise open() refuses such a log.
+  bool drop_wal_after_damage = false;
 };
 
 class store {
  public:
   // Opens or creates the store; refuses a format_version or key_group_count
-  // that differs from the one recorded at first open.
+  // that differs from the one recorded at first open, and a write-ahead log
+  // damaged before its end (wal_check.hpp; a torn tail is tolerated).
   static result<std::unique_ptr<store>> open(store_options options);
   ~store();  // close()
   store(const store&) = delete;
@@ -90,32 +98,50 @@ class store {
   // the sync thread (sync); it must not block nor call close(). Commits
   // submitted after close() are dropped and never acknowledged (ticket 0).
   // Returns the commit's ticket: tickets grow in commit order.
-  uint64_t commit(commit_batch&& batch, durability_mode mode, std::function<void()> on_durable);
-  // Every commit with a ticket up to this one is written (readable by get();
+  //
+  // A commit that is never written gets on_failed(reason) instead (on the
+  // caller's or the writer thread): when a write failed for lack of space,
+  // while the store is failed (health()), or when `epoch` is not 0 and not
+  // the current epoch() (it was computed from reads of before a failure).
+  uint64_t commit(commit_batch&& batch, durability_mode mode, std::function<void()> on_durable,
+                  std::function<void(const std::string& reason)> on_failed = {}, uint64_t epoch = 0);
+  // Every commit with a ticket up to this one is written (readable by read();
   // not necessarily durable yet).
   uint64_t written_through() const;
 
-  // Blocking point read; nullopt when absent (or after close()).
-  std::optional<std::string> get(column c, std::string_view key) const;
+  // Changes when a write fails and again when writing resumes: state read or
+  // cached in an older epoch may derive from a commit that was never written.
+  uint64_t epoch() const;
+  // Success while commits are written; after a write failed for lack of
+  // space, that error until resume() succeeds. Commits fail meanwhile.
+  status health() const;
+  // Asks RocksDB to resume writing after a failed write (e.g. once space is
+  // free again); on success, a new epoch starts and commits are written again.
+  status resume();
+
+  // Blocking point read: the value, nullopt when the key is absent, or the
+  // read error (an I/O error or a corrupt block is never "absent").
+  result<std::optional<std::string>> read(column c, std::string_view key) const;
   // Calls fn for each entry whose key starts with prefix, in key order, until
-  // fn returns false.
-  void scan_prefix(column c, std::string_view prefix,
-                   const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
+  // fn returns false. An error when the iteration failed (I/O, corruption):
+  // the entries seen until then are not all there are.
+  status scan_prefix(column c, std::string_view prefix,
+                     const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
   // Same over [begin, end); an empty end means no upper bound.
-  void scan_range(column c, std::string_view begin, std::string_view end,
-                  const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
+  status scan_range(column c, std::string_view begin, std::string_view end,
+                    const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
 
   // Same, from the last entry before `end` back to `begin` (an empty end:
   // from the very last entry).
-  void scan_range_reverse(column c, std::string_view begin, std::string_view end,
-                          const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
+  status scan_range_reverse(column c, std::string_view begin, std::string_view end,
+                            const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
   // Removes every entry in [begin, end) at once (a range tombstone): for
   // retention, which drops whole time ranges. Not ordered with pending commits.
   status delete_range(column c, std::string_view begin, std::string_view end);
   // Compacts the whole column now (blocking): applies `expired`.
   status compact(column c);
   // Approximate bytes of the entries in [begin, end), memtables included.
-  uint64_t approximate_size(column c, std::string_view begin, std::string_view end) const;
+  result<uint64_t> approximate_size(column c, std::string_view begin, std::string_view end) const;
 
   // Blocking write for rare writes (meta); not ordered with pending commits.
   status write_now(commit_batch&& batch, bool sync);
@@ -137,5 +163,18 @@ class store {
   explicit store(std::unique_ptr<impl> state);
   std::unique_ptr<impl> impl_;
 };
+
+// What `flowstate recover` did to a store whose write-ahead log is damaged.
+struct recovery_report {
+  std::string summary;     // for the operator: the damage and what was dropped
+  bool recovered = false;  // false: nothing to recover (or a dry run)
+  std::string kept_copy;   // where the damaged log files were copied
+};
+
+// Checks the store's write-ahead log; when it is damaged (and not dry_run),
+// copies the damaged files aside (next to the store, `.damaged-<time>`),
+// opens with point-in-time recovery (dropping the damaged record and all
+// after it) and flushes, so that the store opens normally again.
+result<recovery_report> recover_store(const std::string& path, bool dry_run);
 
 }  // namespace flowstate
