@@ -11,6 +11,7 @@
 
 #include "engine_impl.hpp"
 #include "errors.hpp"
+#include "flowstate/runtime/decimal.hpp"
 #include "flowstate/runtime/git_repo.hpp"
 #include "flowstate/runtime/keys.hpp"
 #include "records.hpp"
@@ -87,7 +88,9 @@ status engine_impl::add_project(const std::string& dir_in) {
   if (!head) return fail(dir_in + ": " + head.error());
   auto entry = std::make_unique<project_entry>();
   entry->dir = dir;
-  entry->id = project_id_for(dir);
+  auto id = project_id_for(dir);
+  if (!id) return fail(dir_in + ": " + id.error());
+  entry->id = *id;
   auto recorded = store_->get(column::meta, meta_key("active", entry->id));
   std::string revision = recorded ? *recorded : *head;
   if (revision.empty())
@@ -178,22 +181,33 @@ void engine_impl::undeliverable(const project_ptr& rt, const queued_input& q, st
                       "block " + q.block + " of flow " + q.flow + " was removed by a deploy", "{}");
   e.flow = q.flow;
   commit_batch b;
-  b.put(column::errors, error_key(rt->tenant, rt->project_id, std::stoull(e.id)), error_record_json(e));
+  b.put(column::errors, error_key(rt->tenant, rt->project_id, e.seq), error_record_json(e));
   b.add_count(error_count_key(rt->tenant, rt->project_id), 1);
   b.erase(column::queue, std::move(queue_entry_key));
   store_->commit(std::move(b), rt->durability, [] {});
 }
 
-uint32_t engine_impl::project_id_for(const std::string& dir) {
+result<uint32_t> engine_impl::project_id_for(const std::string& dir) {
+  auto stored_id = [](const std::string& name, const std::string& text) -> result<uint32_t> {
+    auto id = parse_decimal<uint32_t>(text);
+    if (!id || *id == 0 || *id == UINT32_MAX)
+      return fail("the store's " + name + " is \"" + text.substr(0, 40) +
+                  "\", expected a project number from 1 to 4294967294 (is the data directory damaged?)");
+    return *id;
+  };
   auto key = meta_key("project-id", dir);
-  if (auto v = store_->get(column::meta, key)) return static_cast<uint32_t>(std::stoul(*v));
+  if (auto v = store_->get(column::meta, key)) return stored_id("project id of " + dir, *v);
   auto next_key = meta_key("next-project-id", "");
   uint32_t id = 1;
-  if (auto v = store_->get(column::meta, next_key)) id = static_cast<uint32_t>(std::stoul(*v));
+  if (auto v = store_->get(column::meta, next_key)) {
+    auto next = stored_id("next project id", *v);
+    if (!next) return next;
+    id = *next;
+  }
   commit_batch b;
   b.put(column::meta, key, std::to_string(id));
   b.put(column::meta, next_key, std::to_string(id + 1));
-  (void)store_->write_now(std::move(b), true);
+  if (auto st = store_->write_now(std::move(b), true); !st) return fail("recording the project id: " + st.error());
   return id;
 }
 

@@ -172,7 +172,8 @@ class engine_impl final : public engine {
 
   void submit(work_ptr item);
   void undeliverable(const project_ptr& rt, const queued_input& q, std::string queue_entry_key);
-  uint32_t project_id_for(const std::string& dir);
+  // The project number of the project at `dir`, given at its first start.
+  result<uint32_t> project_id_for(const std::string& dir);
   project_entry* find(const std::string& name) const;
 
   // Loads a revision from git objects, validates it and loads its functions

@@ -1,6 +1,7 @@
 // Background upkeep off the data path, every second: error queue bounds,
 // trace retention and trace byte counts.
 #include <chrono>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 
@@ -38,7 +39,10 @@ void engine_impl::stop_maintenance() {
 void engine_impl::trim_traces() {
   commit_batch counts;
   core_.trace_accounting.flush_into(counts);
-  if (!counts.empty()) (void)store_->write_now(std::move(counts), false);
+  if (!counts.empty())
+    if (auto st = store_->write_now(std::move(counts), false); !st)
+      std::fprintf(stderr, "flowstate: the trace's byte counts of the last second were not written: %s\n",
+                   st.error().c_str());
   std::vector<project_ptr> targets;
   {
     std::shared_lock lock(mutex_);
@@ -50,8 +54,13 @@ void engine_impl::trim_traces() {
     int64_t& last = last_age_trim_[rt->project_id];
     const bool by_age = now - last >= trace_age_interval_ms(rt->trace.full_ms, rt->trace.keep_ms);
     if (by_age) last = now;
-    enforce_trace_retention(*store_, rt->tenant, rt->project_id, rt->trace.full_ms, rt->trace.keep_ms,
-                            rt->trace.quota_bytes, now, by_age);
+    if (auto st = enforce_trace_retention(*store_, rt->tenant, rt->project_id, rt->trace.full_ms, rt->trace.keep_ms,
+                                          rt->trace.quota_bytes, now, by_age);
+        !st) {
+      if (by_age) last = 0;  // retried at the next round
+      std::fprintf(stderr, "flowstate: %s: trimming the trace failed (retried in a second): %s\n", rt->name.c_str(),
+                   st.error().c_str());
+    }
   }
 }
 

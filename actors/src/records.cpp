@@ -5,6 +5,7 @@
 #include <chrono>
 #include <random>
 
+#include "flowstate/runtime/decimal.hpp"
 #include "flowstate/runtime/keys.hpp"
 
 namespace flowstate::engine_detail {
@@ -116,6 +117,7 @@ result<error_fields> parse_error_record(std::string_view json) {
     if (!doc[k].get_string().get(v)) out = std::string(v);
   };
   str("id", e.id);
+  e.seq = parse_decimal<uint64_t>(e.id).value_or(0);
   str("type", e.type);
   str("message", e.message);
   str("flow", e.flow);

@@ -27,7 +27,8 @@ std::string new_message_id();
 std::string derive_message_id(std::string_view input_id, std::string_view block_id, std::size_t index);
 
 struct error_fields {
-  std::string id;
+  std::string id;    // decimal text of seq
+  uint64_t seq = 0;  // the error's sequence number: its key in the error queue
   std::string type;  // PreconditionFailed, Exception, Timeout, ...
   std::string message;
   std::string flow, block, key, message_id, revision;

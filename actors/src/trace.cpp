@@ -326,7 +326,7 @@ uint64_t total_of(const store& db, uint32_t tenant, uint32_t project, uint32_t k
 }
 
 // Removes the records of `kind` before `second` and their byte counters.
-void remove_before(store& db, uint32_t tenant, uint32_t project, uint32_t kind, uint64_t second) {
+status remove_before(store& db, uint32_t tenant, uint32_t project, uint32_t kind, uint64_t second) {
   const auto prefix = bytes_prefix(tenant, project, kind);
   const auto end = bytes_key(tenant, project, kind, second);
   uint64_t bytes = 0;
@@ -336,18 +336,22 @@ void remove_before(store& db, uint32_t tenant, uint32_t project, uint32_t kind, 
     any = true;
     return true;
   });
-  if (!any) return;
-  (void)db.delete_range(column::trace, kind_prefix(tenant, project, kind),
-                        at_time(tenant, project, kind, second * 1000));
-  (void)db.delete_range(column::metering, prefix, end);
+  if (!any) return status::success();
+  // The records go first: a failure between the steps leaves the total too
+  // high (more is trimmed next time), never records that no total counts.
+  if (auto st = db.delete_range(column::trace, kind_prefix(tenant, project, kind),
+                                at_time(tenant, project, kind, second * 1000));
+      !st)
+    return st;
+  if (auto st = db.delete_range(column::metering, prefix, end); !st) return st;
   commit_batch b;
   b.add_count(total_key(tenant, project, kind), ~bytes + 1);  // subtracts
-  (void)db.write_now(std::move(b), false);
+  return db.write_now(std::move(b), false);
 }
 
 // Removes the oldest records of `kind` until the newest fit `budget` bytes:
 // whole seconds first, then the oldest records of the second that straddles.
-void keep_newest(store& db, uint32_t tenant, uint32_t project, uint32_t kind, uint64_t budget) {
+status keep_newest(store& db, uint32_t tenant, uint32_t project, uint32_t kind, uint64_t budget) {
   const auto prefix = bytes_prefix(tenant, project, kind);
   uint64_t kept = 0, straddling = 0, straddling_bytes = 0;
   bool over = false;
@@ -359,8 +363,8 @@ void keep_newest(store& db, uint32_t tenant, uint32_t project, uint32_t kind, ui
                           over = kept > budget;
                           return !over;
                         });
-  if (!over) return;
-  remove_before(db, tenant, project, kind, straddling);
+  if (!over) return status::success();
+  if (auto st = remove_before(db, tenant, project, kind, straddling); !st) return st;
   // Of the straddling second, drop the oldest `excess` bytes.
   const uint64_t excess = kept - budget;
   uint64_t dropped = 0;
@@ -372,13 +376,14 @@ void keep_newest(store& db, uint32_t tenant, uint32_t project, uint32_t kind, ui
                   last = std::string(key);
                   return dropped < excess;
                 });
-  if (last.empty()) return;
-  (void)db.delete_range(column::trace, at_time(tenant, project, kind, straddling * 1000), last + '\0');
+  if (last.empty()) return status::success();
+  if (auto st = db.delete_range(column::trace, at_time(tenant, project, kind, straddling * 1000), last + '\0'); !st)
+    return st;
   dropped = std::min(dropped, straddling_bytes);
   commit_batch b;
   b.add_count(bytes_key(tenant, project, kind, straddling), ~dropped + 1);
   b.add_count(total_key(tenant, project, kind), ~dropped + 1);
-  (void)db.write_now(std::move(b), false);
+  return db.write_now(std::move(b), false);
 }
 
 }  // namespace
@@ -387,25 +392,27 @@ uint64_t trace_bytes_total(const store& db, uint32_t tenant, uint32_t project) {
   return total_of(db, tenant, project, meta_kind) + total_of(db, tenant, project, payload_kind);
 }
 
-void enforce_trace_retention(store& db, uint32_t tenant, uint32_t project, uint64_t full_ms, uint64_t keep_ms,
-                             uint64_t quota_bytes, int64_t now_ms, bool by_age) {
+status enforce_trace_retention(store& db, uint32_t tenant, uint32_t project, uint64_t full_ms, uint64_t keep_ms,
+                               uint64_t quota_bytes, int64_t now_ms, bool by_age) {
   auto cutoff_second = [&](uint64_t age_ms) {
     return now_ms > int64_t(age_ms) ? (uint64_t(now_ms) - age_ms) / 1000 : 0;
   };
   if (by_age) {
-    if (auto s = cutoff_second(full_ms)) remove_before(db, tenant, project, payload_kind, s);
-    if (auto s = cutoff_second(keep_ms)) remove_before(db, tenant, project, meta_kind, s);
+    if (auto s = cutoff_second(full_ms))
+      if (auto st = remove_before(db, tenant, project, payload_kind, s); !st) return st;
+    if (auto s = cutoff_second(keep_ms))
+      if (auto st = remove_before(db, tenant, project, meta_kind, s); !st) return st;
   }
-  if (quota_bytes == 0) return;
+  if (quota_bytes == 0) return status::success();
   // Over the quota: the oldest payloads go first, then the oldest metadata,
   // down to 90% of it.
   uint64_t metas = total_of(db, tenant, project, meta_kind);
   uint64_t payloads = total_of(db, tenant, project, payload_kind);
-  if (metas + payloads <= quota_bytes) return;
+  if (metas + payloads <= quota_bytes) return status::success();
   const uint64_t target = quota_bytes / 10 * 9;
   if (metas < target) return keep_newest(db, tenant, project, payload_kind, target - metas);
-  keep_newest(db, tenant, project, payload_kind, 0);
-  keep_newest(db, tenant, project, meta_kind, target);
+  if (auto st = keep_newest(db, tenant, project, payload_kind, 0); !st) return st;
+  return keep_newest(db, tenant, project, meta_kind, target);
 }
 
 }  // namespace flowstate::engine_detail

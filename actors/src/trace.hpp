@@ -66,8 +66,9 @@ uint64_t trace_bytes_total(const store& db, uint32_t tenant, uint32_t project);
 // The quota is checked at every call; removal by age only when `by_age`
 // (each removal is a range tombstone: the engine does it every
 // trace_age_interval_ms, not every second).
-void enforce_trace_retention(store& db, uint32_t tenant, uint32_t project, uint64_t full_ms, uint64_t keep_ms,
-                             uint64_t quota_bytes, int64_t now_ms, bool by_age);
+// A failed store write stops there and is returned (the next round retries).
+status enforce_trace_retention(store& db, uint32_t tenant, uint32_t project, uint64_t full_ms, uint64_t keep_ms,
+                               uint64_t quota_bytes, int64_t now_ms, bool by_age);
 
 // How often removal by age runs for these settings: a tenth of the shortest
 // retention, between 1 s and 60 s.
