@@ -12,6 +12,7 @@
 
 #include "engine_impl.hpp"
 #include "errors.hpp"
+#include "flowstate/runtime/decimal.hpp"
 #include "flowstate/runtime/git_repo.hpp"
 #include "flowstate/runtime/keys.hpp"
 #include "records.hpp"
@@ -190,7 +191,7 @@ void engine_impl::undeliverable(const project_ptr& rt, const queued_input& q, st
                       "block " + q.block + " of flow " + q.flow + " was removed by a deploy", "{}");
   e.flow = q.flow;
   commit_batch b;
-  b.put(column::errors, error_key(rt->tenant, rt->project_id, std::stoull(e.id)), error_record_json(e));
+  b.put(column::errors, error_key(rt->tenant, rt->project_id, e.seq), error_record_json(e));
   b.add_count(error_count_key(rt->tenant, rt->project_id), 1);
   b.erase(column::queue, std::move(queue_entry_key));
   store_->commit(std::move(b), rt->durability, [] {});

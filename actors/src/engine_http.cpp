@@ -43,6 +43,24 @@ std::string trace_id_from(std::string_view traceparent) {
   return std::string(id);
 }
 
+// True when some block of the flow answers the client; without one, the
+// client gets 202 at acceptance and never waits for the flow's functions.
+bool has_http_response(const flow_rt& flow) {
+  for (const auto& b : flow.blocks)
+    if (b.kind == block_kind::http_response) return true;
+  return false;
+}
+
+// The route's `timeout:` passed: nothing is committed yet and the message
+// goes on. Its problem type differs from a committed `Timeout` error's.
+http::response route_timeout_problem(uint32_t timeout_ms) {
+  return http::problem(504, "route timeout",
+                       "no response within the route's timeout of " + std::to_string(timeout_ms) +
+                           " ms; the message was accepted and is still processed (repeat it with the same "
+                           "Idempotency-Key to get its response)",
+                       problem_type_route_timeout);
+}
+
 }  // namespace
 
 void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr reply) {
@@ -140,32 +158,65 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
     reply->send(std::move(r));
     return;
   }
-  if (auto idem = req.header("idempotency-key"); !idem.empty()) {
-    item->idempotency_key = key_builder{}.u32(rt->tenant).u32(rt->project_id).str(idem).take();
-    if (core_.idempotency.join(item->idempotency_key, reply) == idempotency_registry::outcome::waiting) return;
-    auto stored = store_->read(column::idempotency, item->idempotency_key);
-    if (!stored) {
-      // Unknown whether it already ran: refuse rather than run it twice.
-      auto r = http::problem(503, "unavailable", "cannot read the stored responses of Idempotency-Keys; retry later");
-      r.headers.emplace_back("Retry-After", "5");
-      core_.idempotency.complete(item->idempotency_key, r);
-      return reply->send(std::move(r));
-    }
-    if (*stored && !idempotency_expired(**stored, options_.idempotency_ttl_ms, now_ms())) {
-      if (auto r = decode_response(**stored)) {
-        core_.idempotency.complete(item->idempotency_key, *r);
-        r->headers.emplace_back("Idempotent-Replayed", "true");
-        return reply->send(std::move(*r));
-      }
+  // Set before joining an Idempotency-Key, so that a repeat waiting for the
+  // first request also gets its 504 in time.
+  if (m->matched->timeout_ms)
+    reply->set_deadline(m->matched->timeout_ms, route_timeout_problem(m->matched->timeout_ms));
+  if (auto idem = req.header("idempotency-key"); !idem.empty())
+    if (answered_by_idempotency_key(*item, idem, reply)) return;
+  if (!has_http_response(flow)) return accept_with_202(std::move(item), std::move(reply));
+  item->reply = std::move(reply);
+  submit(std::move(item));
+}
+
+bool engine_impl::answered_by_idempotency_key(work_item& item, std::string_view idempotency_key,
+                                              const http::responder_ptr& reply) {
+  const auto& rt = item.project;
+  item.idempotency_key = key_builder{}.u32(rt->tenant).u32(rt->project_id).str(idempotency_key).take();
+  if (core_.idempotency.join(item.idempotency_key, reply) == idempotency_registry::outcome::waiting) return true;
+  auto stored = store_->read(column::idempotency, item.idempotency_key);
+  if (!stored) {
+    // Unknown whether it already ran: refuse rather than run it twice.
+    auto r = http::problem(503, "unavailable", "cannot read the stored responses of Idempotency-Keys; retry later");
+    r.headers.emplace_back("Retry-After", "5");
+    core_.idempotency.complete(item.idempotency_key, r);
+    reply->send(std::move(r));
+    return true;
+  }
+  if (*stored && !idempotency_expired(**stored, options_.idempotency_ttl_ms, now_ms())) {
+    if (auto r = decode_response(**stored)) {
+      core_.idempotency.complete(item.idempotency_key, *r);
+      r->headers.emplace_back("Idempotent-Replayed", "true");
+      reply->send(std::move(*r));
+      return true;
     }
   }
-  if (m->matched->timeout_ms)
-    reply->set_deadline(
-        m->matched->timeout_ms,
-        http::problem(504, "Timeout",
-                      "no response within the route's timeout of " + std::to_string(m->matched->timeout_ms) +
-                          " ms; the message was accepted and is still processed"));
-  item->reply = std::move(reply);
+  return false;
+}
+
+void engine_impl::accept_with_202(work_ptr item, http::responder_ptr reply) {
+  const auto& rt = item->project;
+  const auto& flow = rt->flows[item->flow];
+  commit_batch b;
+  item->queue_seq = store_->next_sequence();
+  b.put(column::queue, queue_key(rt->tenant, rt->project_id, key_group_of(item->msg.key), item->queue_seq),
+        encode_queued({flow.name, flow.blocks[item->block].id, item->msg}));
+  http::response accepted;
+  accepted.status = 202;
+  accepted.content_type.clear();
+  // The 202 is the request's response: a repeat of its Idempotency-Key gets
+  // it again; what the functions do later answers no one.
+  std::string idem = std::move(item->idempotency_key);
+  item->idempotency_key.clear();
+  if (!idem.empty()) b.put(column::idempotency, idem, encode_response(accepted, now_ms()));
+  auto* core = &core_;
+  store_->commit(std::move(b), rt->durability,
+                 [core, reply = std::move(reply), idem = std::move(idem), accepted = std::move(accepted)]() mutable {
+                   if (!idem.empty()) core->idempotency.complete(idem, accepted);
+                   reply->send(std::move(accepted));
+                 });
+  // After the commit was handed to the store: its single writer keeps the
+  // queue entry's put before the removal that the function's commit makes.
   submit(std::move(item));
 }
 

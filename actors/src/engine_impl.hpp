@@ -182,6 +182,13 @@ class engine_impl final : public engine {
   // Commits and waits until durable, or the reason it was not written.
   status commit_and_wait(commit_batch&& batch, durability_mode mode);
   void undeliverable(const project_ptr& rt, const queued_input& q, std::string queue_entry_key);
+  // For a request with an Idempotency-Key: true when it was answered (its
+  // stored response replayed) or waits for the first request with that key.
+  bool answered_by_idempotency_key(work_item& item, std::string_view idempotency_key, const http::responder_ptr& reply);
+  // A flow without http.Response: the message is queued durably, the client
+  // gets 202 once that commit is durable, and its functions run after.
+  void accept_with_202(work_ptr item, http::responder_ptr reply);
+  // The project number of the project at `dir`, given at its first start.
   result<uint32_t> project_id_for(const std::string& dir);
   project_entry* find(const std::string& name) const;
 

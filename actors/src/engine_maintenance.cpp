@@ -83,8 +83,11 @@ void engine_impl::trim_traces() {
     if (by_age) last = now;
     if (auto st = enforce_trace_retention(*store_, rt->tenant, rt->project_id, rt->trace.full_ms, rt->trace.keep_ms,
                                           rt->trace.quota_bytes, now, by_age);
-        !st)
-      std::fprintf(stderr, "flowstate: %s: trace retention: %s\n", rt->name.c_str(), st.error().c_str());
+        !st) {
+      if (by_age) last = 0;  // retried at the next round
+      std::fprintf(stderr, "flowstate: %s: trimming the trace failed (retried in a second): %s\n", rt->name.c_str(),
+                   st.error().c_str());
+    }
   }
 }
 

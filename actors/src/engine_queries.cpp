@@ -7,6 +7,7 @@
 #include "block_stats.hpp"
 #include "engine_impl.hpp"
 #include "errors.hpp"
+#include "flowstate/runtime/decimal.hpp"
 #include "flowstate/runtime/keys.hpp"
 #include "metrics_text.hpp"
 #include "records.hpp"
@@ -17,10 +18,7 @@ namespace flowstate::engine_detail {
 namespace {
 
 // An error id as a sequence number: nullopt unless it is decimal digits.
-std::optional<uint64_t> parse_id(const std::string& id) {
-  if (id.empty() || id.size() > 19 || id.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-  return std::stoull(id);
-}
+std::optional<uint64_t> parse_id(const std::string& id) { return parse_decimal<uint64_t>(id); }
 
 }  // namespace
 

@@ -11,7 +11,8 @@ std::string error_count_key(uint32_t tenant, uint32_t project) {
 error_fields make_error(store& db, const project_rt& p, uint32_t flow, const std::string& block, const message& msg,
                         std::string type, std::string text, std::string details) {
   error_fields e;
-  e.id = std::to_string(db.next_sequence());
+  e.seq = db.next_sequence();
+  e.id = std::to_string(e.seq);
   e.type = std::move(type);
   e.message = std::move(text);
   e.flow = p.flows[flow].name;
@@ -48,7 +49,7 @@ work_ptr record_error(commit_batch& batch, store& db, const project_ptr& p, uint
       return item;
     }
   }
-  batch.put(column::errors, error_key(p->tenant, p->project_id, std::stoull(e.id)), error_record_json(e));
+  batch.put(column::errors, error_key(p->tenant, p->project_id, e.seq), error_record_json(e));
   batch.add_count(error_count_key(p->tenant, p->project_id), 1);
   return nullptr;
 }

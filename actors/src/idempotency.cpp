@@ -45,12 +45,16 @@ std::optional<http::response> decode_response(std::string_view bytes) {
 idempotency_registry::outcome idempotency_registry::join(const std::string& key, const http::responder_ptr& reply) {
   std::lock_guard lock(mutex_);
   auto& e = in_flight_[key];
-  if (!e.first.expired() && !e.first.lock()->sent()) {
+  // The first request's work holds its responder until the commit that
+  // answers it: while the responder lives, the request is in flight, even
+  // when the client was already sent a route-timeout 504 (sent() is true
+  // then, and nothing is committed yet).
+  if (e.first.lock()) {
     e.waiters.push_back(reply);
     return outcome::waiting;
   }
-  // A first request that vanished without a response (e.g. its connection
-  // closed) hands the key over to this one.
+  // A first request whose work ended without completing the key hands it
+  // over to this one.
   e.first = reply;
   return outcome::first;
 }

@@ -31,7 +31,9 @@ class idempotency_registry {
  public:
   enum class outcome { first, waiting };
   // Registers `reply` under `key`: the first request in flight proceeds,
-  // the others wait for its response.
+  // the others wait for its response. The first stays in flight until
+  // complete(), even after its client got a route-timeout 504, for as long
+  // as its work holds its responder.
   outcome join(const std::string& key, const http::responder_ptr& reply);
   // The response is durable: answer every waiter and forget the key.
   void complete(const std::string& key, const http::response& r);

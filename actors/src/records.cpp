@@ -5,6 +5,7 @@
 #include <chrono>
 #include <random>
 
+#include "flowstate/runtime/decimal.hpp"
 #include "flowstate/runtime/keys.hpp"
 
 namespace flowstate::engine_detail {
@@ -116,6 +117,7 @@ result<error_fields> parse_error_record(std::string_view json) {
     if (!doc[k].get_string().get(v)) out = std::string(v);
   };
   str("id", e.id);
+  e.seq = parse_decimal<uint64_t>(e.id).value_or(0);
   str("type", e.type);
   str("message", e.message);
   str("flow", e.flow);
@@ -136,7 +138,7 @@ http::response error_response(const error_fields& e) {
   int status = 500;
   if (e.type == "PreconditionFailed") status = 422;
   if (e.type == "Timeout") status = 504;
-  auto r = http::problem(status, e.type, e.message);
+  auto r = http::problem(status, e.type, e.message, std::string(problem_type_error_prefix) + e.type);
   // Extend the problem with the error's identity so a client can report it.
   r.body.pop_back();
   r.body += ",\"errorId\":";
@@ -149,13 +151,12 @@ http::response error_response(const error_fields& e) {
   return r;
 }
 
-http::response render_http_response(std::string_view output_json) {
+result<http::response> render_http_response(std::string_view output_json) {
   thread_local simdjson::dom::parser parser;
   http::response r;
   simdjson::dom::element doc;
-  if (parser.parse(output_json.data(), output_json.size()).get(doc)) {
-    return http::problem(500, "Exception", "the response is not valid JSON");
-  }
+  if (parser.parse(output_json.data(), output_json.size()).get(doc))
+    return fail("http.Response: the output is not valid JSON");
   simdjson::dom::object obj;
   if (doc.get_object().get(obj)) {
     r.body = std::string(output_json);
@@ -164,9 +165,9 @@ http::response render_http_response(std::string_view output_json) {
   int64_t status = 200;
   simdjson::dom::element status_el;
   if (!obj["status"].get(status_el)) {
-    if (status_el.get_int64().get(status) || status < 100 || status > 599) {
-      return http::problem(500, "Exception", "http.Response: `status` must be an integer from 100 to 599");
-    }
+    if (status_el.get_int64().get(status) || status < 100 || status > 599)
+      return fail("http.Response: `status` must be an integer from 100 to 599, got " +
+                  std::string(simdjson::minify(status_el)).substr(0, 64));
   }
   r.status = static_cast<int>(status);
   simdjson::dom::object headers;

@@ -27,7 +27,8 @@ std::string new_message_id();
 std::string derive_message_id(std::string_view input_id, std::string_view block_id, std::size_t index);
 
 struct error_fields {
-  std::string id;
+  std::string id;    // decimal text of seq
+  uint64_t seq = 0;  // the error's sequence number: its key in the error queue
   std::string type;  // PreconditionFailed, Exception, Timeout, ...
   std::string message;
   std::string flow, block, key, message_id, revision;
@@ -41,12 +42,19 @@ struct error_fields {
 std::string error_record_json(const error_fields& e);
 // Parses a stored error record back (for replay).
 result<error_fields> parse_error_record(std::string_view json);
+// Problem types (RFC 9457 `type`). A committed error's problem has type
+// problem_type_error_prefix + its error type ("urn:flowstate:error:Timeout");
+// a route's `timeout:` passing before anything was committed has its own.
+inline constexpr std::string_view problem_type_error_prefix = "urn:flowstate:error:";
+inline constexpr std::string_view problem_type_route_timeout = "urn:flowstate:problem:route-timeout";
+
 // The problem+json reply for an error: 422, 504 or 500.
 http::response error_response(const error_fields& e);
 
 // The reply for an http.Response block given the output JSON
-// ({status, headers, body}; body sent as JSON unless a string).
-http::response render_http_response(std::string_view output_json);
+// ({status, headers, body}; body sent as JSON unless a string), or what is
+// wrong with it (a `status` that is not an integer from 100 to 599).
+result<http::response> render_http_response(std::string_view output_json);
 
 // Evaluates a JSON pointer on a JSON text; the string there, or an error
 // saying what was found.

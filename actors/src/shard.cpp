@@ -99,6 +99,16 @@ class shard_logic {
   static const block_rt& block_of(const work_item& w) { return w.project->flows[w.flow].blocks[w.block]; }
   static std::string block_id(const work_item& w) { return block_of(w).id; }
 
+  // True when the outputs of block `from` reach an http.Response (one comes
+  // before the next function).
+  static bool reaches_http_response(const flow_rt& flow, uint32_t from) {
+    for (std::size_t pos = from + 1; pos < flow.blocks.size(); ++pos) {
+      if (flow.blocks[pos].kind == block_kind::http_response) return true;
+      if (flow.blocks[pos].kind == block_kind::function) return false;
+    }
+    return false;
+  }
+
   static std::string slot_key(const work_item& w) {
     const auto& flow = w.project->flows[w.flow];
     return state_key(w.project->tenant, w.project->project_id, key_group_of(w.msg.key), flow.name,
@@ -330,6 +340,22 @@ class shard_logic {
         return;
       }
     }
+    // Outputs that reach an http.Response are rendered before anything goes
+    // into the batch: one that cannot be (a bad `status`) is an Exception
+    // like any other wrong shape, whether or not a client still waits, so
+    // that a re-run after a crash has the same effects.
+    std::vector<std::optional<http::response>> rendered(r.outputs.size());
+    if (reaches_http_response(flow, w.block)) {
+      for (std::size_t i = 0; i < r.outputs.size(); ++i) {
+        auto one = render_http_response(r.outputs[i]);
+        if (!one) {
+          auto which = r.outputs.size() == 1 ? std::string("output: ") : "output " + std::to_string(i) + ": ";
+          commit_error(w, "Exception", which + one.error(), "{}", &r.logs);
+          return;
+        }
+        rendered[i] = std::move(*one);
+      }
+    }
     commit_batch batch;
     {
       trace_event te;
@@ -362,7 +388,7 @@ class shard_logic {
       for (std::size_t pos = w.block + 1; pos < flow.blocks.size(); ++pos) {
         const auto& next = flow.blocks[pos];
         if (next.kind == block_kind::http_response) {
-          if (w.reply && !response && !carried) response = render_http_response(r.outputs[i]);
+          if (w.reply && !response && !carried) response = std::move(rendered[i]);
           continue;
         }
         if (next.kind != block_kind::function) continue;

@@ -66,7 +66,7 @@ result<uint64_t> trace_bytes_total(const store& db, uint32_t tenant, uint32_t pr
 // The quota is checked at every call; removal by age only when `by_age`
 // (each removal is a range tombstone: the engine does it every
 // trace_age_interval_ms, not every second).
-// A store error stops it (what was not removed is removed next time).
+// A failed store write stops there and is returned (the next round retries).
 status enforce_trace_retention(store& db, uint32_t tenant, uint32_t project, uint64_t full_ms, uint64_t keep_ms,
                                uint64_t quota_bytes, int64_t now_ms, bool by_age);
 

@@ -76,6 +76,8 @@ TEST_CASE("error responses use 422, 504 and 500 as problem+json") {
   CHECK(error_response(e).status == 422);
   e.type = "Timeout";
   CHECK(error_response(e).status == 504);
+  CHECK(error_response(e).body.find(R"("type":"urn:flowstate:error:Timeout")") != std::string::npos);
+  CHECK(problem_type_route_timeout != "urn:flowstate:error:Timeout");
   e.type = "Exception";
   auto r = error_response(e);
   CHECK(r.status == 500);
@@ -84,15 +86,26 @@ TEST_CASE("error responses use 422, 504 and 500 as problem+json") {
 
 TEST_CASE("an http.Response output renders status, headers and body") {
   auto r = render_http_response(R"({"status":201,"headers":{"X-A":"1","Content-Length":"9"},"body":{"n":1}})");
-  CHECK(r.status == 201);
-  CHECK(r.body == R"({"n":1})");
-  REQUIRE(r.headers.size() == 1);
-  CHECK(r.headers[0].first == "X-A");
+  REQUIRE(r.ok());
+  CHECK(r->status == 201);
+  CHECK(r->body == R"({"n":1})");
+  REQUIRE(r->headers.size() == 1);
+  CHECK(r->headers[0].first == "X-A");
   auto text = render_http_response(R"({"body":"hi"})");
-  CHECK(text.status == 200);
-  CHECK(text.body == "hi");
-  CHECK(text.content_type.rfind("text/plain", 0) == 0);
-  CHECK(render_http_response(R"({"status":"x"})").status == 500);
+  REQUIRE(text.ok());
+  CHECK(text->status == 200);
+  CHECK(text->body == "hi");
+  CHECK(text->content_type.rfind("text/plain", 0) == 0);
+}
+
+TEST_CASE("an http.Response output with a bad status is refused with what came") {
+  for (const char* output : {R"({"status":"x"})", R"({"status":99})", R"({"status":600})", R"({"status":200.5})",
+                             R"({"status":18446744073709551615})"}) {
+    auto r = render_http_response(output);
+    REQUIRE(!r.ok());
+    CHECK(r.error().find("`status` must be an integer from 100 to 599, got ") != std::string::npos);
+  }
+  CHECK(render_http_response(R"({"status":"x"})").error().find(R"(got "x")") != std::string::npos);
 }
 
 TEST_CASE("a key at a JSON pointer must be a string") {
@@ -120,4 +133,45 @@ TEST_CASE("subtracting through the uint64 add merge wraps correctly") {
   uint64_t count = 5;
   count += minus(2);
   CHECK(count == 3);
+}
+
+namespace {
+
+// Records what a request was answered; alive as long as its work holds it.
+struct recording_responder final : http::responder {
+  std::vector<http::response> got;
+  void send(http::response r) override {
+    if (sent_) return;
+    sent_ = true;
+    got.push_back(std::move(r));
+  }
+  std::shared_ptr<http::response_stream> stream(http::response) override { return nullptr; }
+  bool sent() const override { return sent_; }
+  void set_deadline(uint32_t, http::response) override {}
+  bool sent_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("a repeat waits for a first request that got a route-timeout 504 but is still in flight") {
+  idempotency_registry registry;
+  auto first = std::make_shared<recording_responder>();
+  CHECK(registry.join("k", first) == idempotency_registry::outcome::first);
+  first->send(http::problem(504, "route timeout", "still processed", problem_type_route_timeout));
+  auto repeat = std::make_shared<recording_responder>();
+  CHECK(registry.join("k", repeat) == idempotency_registry::outcome::waiting);
+  http::response done;
+  done.status = 201;
+  registry.complete("k", done);
+  REQUIRE(repeat->got.size() == 1);
+  CHECK(repeat->got[0].status == 201);
+}
+
+TEST_CASE("a key whose first request's work ended without completing it goes to the next request") {
+  idempotency_registry registry;
+  auto first = std::make_shared<recording_responder>();
+  CHECK(registry.join("k", first) == idempotency_registry::outcome::first);
+  first.reset();
+  auto next = std::make_shared<recording_responder>();
+  CHECK(registry.join("k", next) == idempotency_registry::outcome::first);
 }

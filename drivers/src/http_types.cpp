@@ -10,11 +10,13 @@ std::string_view request::header(std::string_view name) const {
   return {};
 }
 
-response problem(int status, std::string_view title, std::string_view detail) {
+response problem(int status, std::string_view title, std::string_view detail, std::string_view type) {
   response r;
   r.status = status;
   r.content_type = "application/problem+json";
-  r.body = "{\"type\":\"about:blank\",\"title\":";
+  r.body = "{\"type\":";
+  append_json_string(r.body, type);
+  r.body += ",\"title\":";
   append_json_string(r.body, title);
   r.body += ",\"status\":" + std::to_string(status) + ",\"detail\":";
   append_json_string(r.body, detail);

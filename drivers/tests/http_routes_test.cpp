@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <optional>
+#include <string>
+
 #include "flowstate/drivers/http_routes.hpp"
 
 using namespace flowstate::http;
@@ -41,6 +44,25 @@ TEST_CASE("a bad method or a path without a slash is refused") {
   CHECK(!parse_request_routes(R"({"method":"FETCH","path":"/a"})").ok());
   CHECK(!parse_request_routes(R"({"method":"GET","path":"a"})").ok());
   CHECK(!parse_request_routes(R"({"method":"GET"})").ok());
+}
+
+TEST_CASE("a route timeout is read in ms, s or m, and a malformed or huge one is refused with what came") {
+  auto timeout_of = [](const std::string& t) {
+    auto r = parse_request_routes(R"({"path":"/a","timeout":)" + t + "}");
+    return r ? std::optional<uint32_t>(r->at(0).timeout_ms) : std::nullopt;
+  };
+  CHECK(timeout_of(R"("500ms")") == 500u);
+  CHECK(timeout_of(R"("2s")") == 2000u);
+  CHECK(timeout_of(R"("1m")") == 60000u);
+  CHECK(timeout_of("250") == 250u);
+  for (std::string bad : {R"("99999999999999999999999s")", R"("18446744073709551616ms")", R"("4294968s")", R"("0s")",
+                          R"("2 s")", R"("s")", "-5", "4294967296", "true"}) {
+    CAPTURE(bad);
+    auto r = parse_request_routes(R"({"path":"/a","timeout":)" + bad + "}");
+    REQUIRE(!r.ok());
+    CHECK(r.error().find("timeout: expected a duration like 2s") != std::string::npos);
+    CHECK(r.error().find(bad.substr(0, 10)) != std::string::npos);
+  }
 }
 
 TEST_CASE("the request message embeds a JSON body and refuses a broken one") {

@@ -1,3 +1,5 @@
+#include <charconv>
+
 #include "compiler.hpp"
 #include "json_util.hpp"
 #include "uri.hpp"
@@ -43,8 +45,11 @@ bool navigate(const element& root, std::string_view pointer, element& out) {
     if (cur.type() == element_type::OBJECT) {
       if (object_of(cur).at_key(token).get(cur) != simdjson::SUCCESS) return false;
     } else if (cur.type() == element_type::ARRAY) {
-      if (token.empty() || token.find_first_not_of("0123456789") != std::string::npos) return false;
-      if (array_of(cur).at(std::stoul(token)).get(cur) != simdjson::SUCCESS) return false;
+      // An index too large for size_t is past the end like any other.
+      size_t index = 0;
+      auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), index);
+      if (token.empty() || ec != std::errc{} || end != token.data() + token.size()) return false;
+      if (array_of(cur).at(index).get(cur) != simdjson::SUCCESS) return false;
     } else {
       return false;
     }

@@ -97,6 +97,13 @@ TEST_CASE("a bad schema is refused with the location of the bad value") {
   CHECK_FALSE(validator::compile("{not json").has_value());
 }
 
+TEST_CASE("a $ref to an array index too large for a number is refused, not thrown") {
+  auto huge = validator::compile(R"({"allOf": [true], "$ref": "#/allOf/99999999999999999999999"})");
+  REQUIRE_FALSE(huge.has_value());
+  CHECK(huge.error().location == "/$ref");
+  compile_ok(R"({"allOf": [true], "$ref": "#/allOf/0"})");
+}
+
 TEST_CASE("the draft comes from $schema, or from the default option") {
   compile_options seven;
   seven.default_draft = draft::draft7;

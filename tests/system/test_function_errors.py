@@ -25,7 +25,8 @@ def test_throw_and_timeout_become_typed_errors():
         check(status == 500 and body["title"] == "Exception" and "no bad keys here" in body["detail"],
               f"throw: {status} {body}")
         status, body = node.request("POST", "/count/loop", {})
-        check(status == 504 and body["title"] == "Timeout", f"loop: {status} {body}")
+        check(status == 504 and body["title"] == "Timeout" and body["type"] == "urn:flowstate:error:Timeout",
+              f"loop: {status} {body}")
         status, body = node.request("POST", "/count/shape", {})
         check(status == 500 and "extra" in body["detail"], f"a wrong return shape: {status} {body}")
         errors = node.errors()

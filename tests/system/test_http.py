@@ -2,11 +2,22 @@
 route timeouts, Idempotency-Key, backpressure, public/ files, projects
 sharing the listener."""
 import http.client
+import json
 import os
 import threading
 import time
 
 from harness import Node, check, cli, make_project, run, tmpdir
+
+# Slower than the route timeout of the test below by far (a sleep, not a
+# loop, so that a loaded machine does not bring it near the call limit).
+SLOW_PY = """import time
+def entrypoint(input, state, ctx):
+    state = state or {"runs": 0}
+    time.sleep(1.5)
+    state["runs"] += 1
+    return {"output": {"status": 201, "body": {"runs": state["runs"]}}, "state": state}
+"""
 
 DISPATCH_JS = """export default function (input, state = { n: 0 }, ctx) {
   const n = state.n + 1;
@@ -14,6 +25,7 @@ DISPATCH_JS = """export default function (input, state = { n: 0 }, ctx) {
     case "reply": return { output: { status: 201, headers: { "x-n": String(n) }, body: { n } }, state: { n } };
     case "text": return { output: { status: 200, body: "plain " + n } };
     case "filter": return { state: { n } };
+    case "badstatus": return { output: { status: 700, body: { n } }, state: { n } };
     case "nothing": return undefined;
     case "throw": throw new Error("boom");
     case "slow": { const end = Date.now(); let x = 0; for (let i = 0; i < 3e8; i++) x += i; return { output: { status: 200, body: { x } }, state: { n } }; }
@@ -97,9 +109,89 @@ def test_route_timeout_answers_504_and_the_message_still_completes():
     node = Node([http_project(tmpdir() + "/web", route_timeout="50ms")]).start()
     try:
         status, headers, body = raw(node, "POST", "/do/slow/k", "{}")
-        check(status == 504 and "Timeout" in body, f"slow: {status} {body}")
+        problem = json.loads(body)
+        check(status == 504 and problem["type"] == "urn:flowstate:problem:route-timeout" and
+              problem["title"] == "route timeout" and "errorId" not in problem, f"slow: {status} {body}")
         node.wait_idle()
         check(node.state("api", "dispatch", "k") == {"n": 1}, "the slow message was still processed")
+    finally:
+        node.stop()
+
+
+def test_a_retry_after_a_route_timeout_runs_the_function_once():
+    """a repeat of an Idempotency-Key after a route-timeout 504 waits for the first run and runs nothing"""
+    root = make_project(tmpdir() + "/slow", {
+        "flowstate.yaml": "name: slow\ntimeout: 30s\n",
+        "flows/slow.yaml": "blocks:\n  - http.Request: api\n  - py.Function: slow\n  - http.Response: reply\n",
+        "drivers/api.yaml": "kind: http.Request\ntimeout: 100ms\nmethod: POST\npath: /slow/{key}\n",
+        "drivers/reply.yaml": "kind: http.Response\n",
+        "functions/slow.py": SLOW_PY,
+    })
+    node = Node([root]).start()
+    try:
+        h = {"Idempotency-Key": "pay-7"}
+        status, _, body = raw(node, "POST", "/slow/k", "{}", h)
+        check(status == 504 and "route-timeout" in body, f"the first request outlives its route: {status} {body}")
+        answers = []
+        for _ in range(600):  # each repeat waits up to the route's timeout
+            answers.append(raw(node, "POST", "/slow/k", "{}", h))
+            if answers[-1][0] != 504:
+                break
+        status, headers, body = answers[-1]
+        check(status == 201 and json.loads(body) == {"runs": 1} and headers.get("Idempotent-Replayed") == "true",
+              f"the repeat gets the first run's response: {status} {headers} {body}")
+        check(all(a[0] == 504 and "route-timeout" in a[2] for a in answers[:-1]),
+              f"repeats before it got route timeouts: {[a[0] for a in answers]}")
+        node.wait_idle()
+        check(node.state("slow", "slow", "k") == {"runs": 1}, f"one run: {node.state('slow', 'slow', 'k')}")
+        events = [line for line in cli("logs", "--json", "--block", "slow", "-n", "100", data=node.data,
+                                       check_rc=0).stdout.splitlines() if line.strip()]
+        check(len(events) == 1, f"one execution in the trace: {events}")
+    finally:
+        node.stop()
+
+
+def test_a_bad_status_is_an_exception_error():
+    """an output whose status is not 100-599 is an Exception: state unchanged, error queued and traced"""
+    node = Node([http_project(tmpdir() + "/web")]).start()
+    try:
+        status, _, _ = raw(node, "POST", "/do/count/b", "{}")
+        check(status == 200, f"a first count: {status}")
+        status, headers, body = raw(node, "POST", "/do/badstatus/b", "{}")
+        problem = json.loads(body)
+        check(status == 500 and problem["title"] == "Exception" and "`status` must be an integer" in problem["detail"]
+              and "got 700" in problem["detail"] and problem.get("errorId"), f"{status} {body}")
+        check(node.state("api", "dispatch", "b") == {"n": 1}, f"state unchanged: {node.state('api', 'dispatch', 'b')}")
+        errors = [e for e in node.errors() if e["key"] == "b"]
+        check(len(errors) == 1 and errors[0]["type"] == "Exception" and errors[0]["id"] == problem["errorId"],
+              f"the error is queued: {errors}")
+        events = [json.loads(line) for line in cli("logs", "--json", "--key", "b", "--errors", data=node.data,
+                                                   check_rc=0).stdout.splitlines() if line.strip()]
+        check(len(events) == 1 and events[0]["status"] == "Exception", f"and traced: {events}")
+    finally:
+        node.stop()
+
+
+def test_a_flow_without_http_response_answers_202_at_acceptance():
+    """without http.Response a request gets 202 once queued, whatever its function does; a repeat runs nothing"""
+    node = Node([http_project(tmpdir() + "/web")]).start()
+    try:
+        for what in ("nothing", "throw", "filter", "count"):
+            status, headers, body = raw(node, "POST", f"/sink/{what}/s-{what}", "{}")
+            check(status == 202 and body == "", f"{what}: {status} {body}")
+        h = {"Idempotency-Key": "sink-1"}
+        first = raw(node, "POST", "/sink/count/once", "{}", h)
+        again = raw(node, "POST", "/sink/count/once", "{}", h)
+        check(first[0] == 202 and again[0] == 202 and again[1].get("Idempotent-Replayed") == "true",
+              f"the 202 is the stored response: {first} {again}")
+        node.wait_idle()
+        check(node.state("sink", "dispatch", "once") == {"n": 1}, "the repeat ran nothing")
+        check(node.state("sink", "dispatch", "s-count") == {"n": 1}, "the function ran after the 202")
+        check([e["key"] for e in node.errors()] == ["s-throw"], f"its error is queued: {node.errors()}")
+        node.stop()
+        node.start()  # the 202s were durable: nothing runs twice after a restart
+        node.wait_idle()
+        check(node.state("sink", "dispatch", "once") == {"n": 1}, "nothing ran again at the restart")
     finally:
         node.stop()
 
@@ -256,6 +348,8 @@ def test_two_projects_share_the_listener():
 
 if __name__ == "__main__":
     run([test_reply_rules, test_route_timeout_answers_504_and_the_message_still_completes,
+         test_a_retry_after_a_route_timeout_runs_the_function_once, test_a_bad_status_is_an_exception_error,
+         test_a_flow_without_http_response_answers_202_at_acceptance,
          test_idempotency_key_deduplicates, test_idempotency_keys_expire_after_the_ttl,
          test_backpressure_answers_503_and_memory_stays_bounded,
          test_public_files_are_served, test_two_projects_share_the_listener])

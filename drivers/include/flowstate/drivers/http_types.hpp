@@ -59,8 +59,9 @@ class responder {
 
 using responder_ptr = std::shared_ptr<responder>;
 
-// RFC 9457 problem+json body.
-response problem(int status, std::string_view title, std::string_view detail);
+// RFC 9457 problem+json body; `type` is the URI that names the kind of
+// problem (clients tell problems apart by it, not by status or title).
+response problem(int status, std::string_view title, std::string_view detail, std::string_view type = "about:blank");
 
 using flowstate::append_json_string;
 
