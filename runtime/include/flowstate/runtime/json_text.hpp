@@ -46,7 +46,7 @@ inline void append_json_string(std::string& out, std::string_view s) {
     if (c >= 0x80) {
       auto n = utf8_sequence_length(s, i);
       if (n == 0) {
-        out += "\ufffd";
+        out += "\xEF\xBF\xBD";  // U+FFFD
       } else {
         out.append(s.substr(i, n));
         i += n - 1;
