@@ -452,14 +452,16 @@ class beast_server final : public server {
       std::make_shared<session_on<beast::tcp_stream>>(context_, client, std::move(socket))->start();
   }
 
-  // Out of file descriptors: the waiting connection is taken with the
-  // reserve descriptor and closed (rather than left hanging in the backlog),
-  // and accepting resumes after a pause that grows while it lasts.
+  // Out of file descriptors: the waiting connections are taken with the
+  // reserve descriptor, one at a time, and closed (rather than left hanging
+  // in the backlog), and accepting resumes after a pause that grows while
+  // it lasts.
   void shed_and_back_off(const beast::error_code& ec) {
     if (reserve_fd_ >= 0) {
       ::close(reserve_fd_);
-      int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-      if (fd >= 0) {
+      for (int shed = 0; shed < 4096; ++shed) {
+        int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) break;  // none left waiting (or still none free)
         refuse(fd, tls(), "the node is out of file descriptors");
         ::close(fd);
       }
