@@ -225,6 +225,31 @@ def test_text_that_is_not_utf8_is_refused_and_crashes_no_worker():
         node.stop()
 
 
+def test_request_rate_and_header_size_are_capped():
+    """a client address over --rate-limit gets 429 with Retry-After while another address is served, and a
+    head over --max-header-bytes gets 431"""
+    node = Node([counter_project(tmpdir() + "/counter")],
+                extra_args=["--rate-limit", "0.01", "--rate-burst", "3", "--max-header-bytes", "4096"]).start()
+    try:
+        conn = http.client.HTTPConnection(*address(node.listen), timeout=30, source_address=("127.0.0.1", 0))
+        statuses = []
+        for _ in range(4):
+            conn.request("POST", "/count/a", body="{}", headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            r.read()
+            statuses.append((r.status, r.getheader("Retry-After")))
+        check([s for s, _ in statuses] == [200, 200, 200, 429], f"the fourth request is over the burst: {statuses}")
+        check(int(statuses[3][1]) >= 1, f"429 says when to retry: {statuses[3]}")
+        other = http.client.HTTPConnection(*address(node.listen), timeout=30, source_address=("127.0.0.2", 0))
+        other.request("POST", "/count/a", body="{}", headers={"Content-Type": "application/json"})
+        r = other.getresponse()
+        check(r.status == 200 and json.loads(r.read()) == {"count": 4}, f"another address is served: {r.status}")
+        status, payload = raw_request(node, b"POST /count/b HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 5000 + b"\r\n")
+        check(status == 431, f"a 5 KB header over a 4 KiB cap: {status} {payload}")
+    finally:
+        node.stop()
+
+
 def make_certificate(directory):
     cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
@@ -270,4 +295,5 @@ if __name__ == "__main__":
     run([test_idle_and_slowloris_connections_do_not_stop_well_behaved_clients,
          test_running_out_of_file_descriptors_never_stops_the_accept_loop,
          test_text_that_is_not_utf8_is_refused_and_crashes_no_worker,
+         test_request_rate_and_header_size_are_capped,
          test_tls_on_both_listeners_works_with_curl_and_the_cli])
