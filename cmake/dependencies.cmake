@@ -8,6 +8,7 @@ pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(YAMLCPP REQUIRED IMPORTED_TARGET yaml-cpp)
 find_package(Protobuf REQUIRED)
 find_package(Boost 1.74 REQUIRED)
+find_package(OpenSSL REQUIRED)  # TLS on the HTTP listeners (libssl-dev)
 
 # CAF 0.17.6 ships no CMake package: link the libraries directly.
 add_library(caf INTERFACE)

@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include <cstdio>
+#include <map>
 #include "flowstate/runtime/decimal.hpp"
 
 namespace flowstate::http {
@@ -50,15 +52,18 @@ result<route> parse_route(std::string_view method, std::string_view path) {
 
 }  // namespace
 
-std::string percent_decode(std::string_view s) {
+namespace {
+
+std::string decode(std::string_view s, bool plus_is_space) {
+  auto hex = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : (c | 0x20) - 'a' + 10; };
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
         std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+      out.push_back(static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2])));
       i += 2;
-    } else if (s[i] == '+') {
+    } else if (s[i] == '+' && plus_is_space) {
       out.push_back(' ');
     } else {
       out.push_back(s[i]);
@@ -66,6 +71,22 @@ std::string percent_decode(std::string_view s) {
   }
   return out;
 }
+
+// Fails when `text` is not UTF-8, naming where it came from.
+status require_utf8(std::string_view text, const std::string& where) {
+  auto at = invalid_utf8_at(text);
+  if (at == std::string_view::npos) return status::success();
+  char byte[8];
+  std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text[at]));
+  return fail(where + " is not valid UTF-8 text (byte " + byte + " at offset " + std::to_string(at) +
+              " after percent-decoding); send text as UTF-8, percent-encoded");
+}
+
+}  // namespace
+
+std::string percent_decode(std::string_view s) { return decode(s, true); }
+
+std::string percent_decode_segment(std::string_view s) { return decode(s, false); }
 
 static result<std::vector<route>> parse_routes(simdjson::dom::element doc);
 
@@ -175,7 +196,7 @@ std::optional<route_match> route_table::match(std::string_view method, std::stri
       auto& seg = r.segments[i];
       if (is_param(seg)) {
         auto name = seg.substr(1, seg.size() - 2);
-        auto value = percent_decode(parts[i]);
+        auto value = percent_decode_segment(parts[i]);
         if (name == r.key_param) m.key = value;
         m.params.emplace_back(std::move(name), std::move(value));
       } else {
@@ -189,8 +210,79 @@ std::optional<route_match> route_table::match(std::string_view method, std::stri
   return std::nullopt;
 }
 
+namespace {
+
+// The query's parameters, decoded; a repeated name keeps its last value.
+result<std::vector<std::pair<std::string, std::string>>> query_params(std::string_view query) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::size_t i = 0;
+  while (i <= query.size()) {
+    auto amp = query.find('&', i);
+    if (amp == std::string_view::npos) amp = query.size();
+    auto pair = query.substr(i, amp - i);
+    i = amp + 1;
+    if (pair.empty()) continue;
+    auto eq = pair.find('=');
+    auto name = percent_decode(pair.substr(0, eq));
+    auto value = eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
+    if (auto st = require_utf8(name, "a query parameter name"); !st) return fail(st.error());
+    if (auto st = require_utf8(value, "the query parameter \"" + name + "\""); !st) return fail(st.error());
+    bool replaced = false;
+    for (auto& [n, v] : out)
+      if (n == name) {
+        v = std::move(value);
+        replaced = true;
+        break;
+      }
+    if (!replaced) out.emplace_back(std::move(name), std::move(value));
+  }
+  return out;
+}
+
+// Header names in lower case; a repeated header's values joined in order
+// with ", " (RFC 9110 section 5.3), or "; " for Cookie (RFC 6265).
+result<std::vector<std::pair<std::string, std::string>>> header_fields(const header_list& headers) {
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(headers.size());
+  for (auto& [raw_name, value] : headers) {
+    std::string name = raw_name;
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (auto st = require_utf8(value, "the header \"" + name + "\""); !st) return fail(st.error());
+    bool joined = false;
+    for (auto& [n, v] : out)
+      if (n == name) {
+        v += name == "cookie" ? "; " : ", ";
+        v += value;
+        joined = true;
+        break;
+      }
+    if (!joined) out.emplace_back(std::move(name), value);
+  }
+  return out;
+}
+
+void append_object(std::string& out, const std::vector<std::pair<std::string, std::string>>& fields) {
+  out.push_back('{');
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (i) out.push_back(',');
+    append_json_string(out, fields[i].first);
+    out.push_back(':');
+    append_json_string(out, fields[i].second);
+  }
+  out.push_back('}');
+}
+
+}  // namespace
+
 result<std::string> build_request_message(const request& req, const route_match& m) {
   auto [path, query] = split_target(req.target);
+  if (auto st = require_utf8(percent_decode_segment(path), "the path"); !st) return fail(st.error());
+  for (auto& [name, value] : m.params)
+    if (auto st = require_utf8(value, "the path parameter \"" + name + "\""); !st) return fail(st.error());
+  auto params = query_params(query);
+  if (!params) return fail(params.error());
+  auto headers = header_fields(req.headers);
+  if (!headers) return fail(headers.error());
   std::string out;
   out.reserve(160 + req.body.size() + req.headers.size() * 32);
   out += "{\"route\":";
@@ -199,46 +291,21 @@ result<std::string> build_request_message(const request& req, const route_match&
   append_json_string(out, req.method);
   out += ",\"path\":";
   append_json_string(out, path);
-  out += ",\"params\":{";
-  for (std::size_t i = 0; i < m.params.size(); ++i) {
-    if (i) out.push_back(',');
-    append_json_string(out, m.params[i].first);
-    out.push_back(':');
-    append_json_string(out, m.params[i].second);
-  }
-  out += "},\"query\":{";
-  bool first = true;
-  std::size_t i = 0;
-  while (i < query.size()) {
-    auto amp = query.find('&', i);
-    if (amp == std::string_view::npos) amp = query.size();
-    auto pair = query.substr(i, amp - i);
-    i = amp + 1;
-    if (pair.empty()) continue;
-    auto eq = pair.find('=');
-    if (!first) out.push_back(',');
-    first = false;
-    append_json_string(out, percent_decode(pair.substr(0, eq)));
-    out.push_back(':');
-    append_json_string(out, eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1)));
-  }
-  out += "},\"headers\":{";
-  for (std::size_t h = 0; h < req.headers.size(); ++h) {
-    if (h) out.push_back(',');
-    std::string name = req.headers[h].first;
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    append_json_string(out, name);
-    out.push_back(':');
-    append_json_string(out, req.headers[h].second);
-  }
-  out += "},\"body\":";
+  out += ",\"params\":";
+  append_object(out, m.params);
+  out += ",\"query\":";
+  append_object(out, *params);
+  out += ",\"headers\":";
+  append_object(out, *headers);
+  out += ",\"body\":";
   auto content_type = req.header("content-type");
   bool json_declared = content_type.find("json") != std::string_view::npos;
   if (req.body.empty()) {
     out += "null";
   } else {
     // Valid JSON bodies are embedded as values; a body that claims JSON
-    // and is not is refused before it reaches a function.
+    // and is not is refused before it reaches a function, and so is a text
+    // body that is not UTF-8 (a JSON string cannot carry it).
     thread_local simdjson::dom::parser parser;
     simdjson::dom::element ignored;
     bool valid = !parser.parse(req.body).get(ignored);
@@ -246,6 +313,8 @@ result<std::string> build_request_message(const request& req, const route_match&
       out += req.body;
     } else if (json_declared) {
       return fail("the request body is not valid JSON");
+    } else if (auto st = require_utf8(req.body, "the request body"); !st) {
+      return fail(st.error());
     } else {
       append_json_string(out, req.body);
     }

@@ -83,3 +83,60 @@ TEST_CASE("the request message embeds a JSON body and refuses a broken one") {
   req.body = "{broken";
   CHECK(!build_request_message(req, *m).ok());
 }
+
+TEST_CASE("a plus sign in a path segment is a plus, in a query it is a space") {
+  auto routes = parse_request_routes(R"({"path":"/c/{key}"})");
+  route_table table;
+  REQUIRE(table.add(routes->at(0)).ok());
+  auto m = table.match("POST", "/c/a+b%2Bc");
+  REQUIRE(m);
+  CHECK(m->key == "a+b+c");
+  request req;
+  req.method = "POST";
+  req.target = "/c/a+b%2Bc?q=x+y%2Bz";
+  auto msg = build_request_message(req, *m);
+  REQUIRE(msg.ok());
+  CHECK(msg->find(R"("params":{"key":"a+b+c"})") != std::string::npos);
+  CHECK(msg->find(R"("query":{"q":"x y+z"})") != std::string::npos);
+}
+
+TEST_CASE("repeated headers are joined and a repeated query name keeps its last value") {
+  auto routes = parse_request_routes(R"({"path":"/c/{key}"})");
+  route_table table;
+  REQUIRE(table.add(routes->at(0)).ok());
+  request req;
+  req.method = "POST";
+  req.target = "/c/k?tag=a&other=1&tag=b";
+  req.headers = {
+      {"Accept", "text/html"}, {"X-Tag", "1"}, {"accept", "application/json"}, {"Cookie", "a=1"}, {"cookie", "b=2"}};
+  auto m = table.match("POST", "/c/k");
+  auto msg = build_request_message(req, *m);
+  REQUIRE(msg.ok());
+  CHECK(msg->find(R"("query":{"tag":"b","other":"1"})") != std::string::npos);
+  CHECK(msg->find(R"("headers":{"accept":"text/html, application/json","x-tag":"1","cookie":"a=1; b=2"})") !=
+        std::string::npos);
+}
+
+TEST_CASE("text that is not UTF-8 is refused, naming the part it was in") {
+  auto routes = parse_request_routes(R"({"path":"/c/{key}"})");
+  route_table table;
+  REQUIRE(table.add(routes->at(0)).ok());
+  auto refused = [&](std::string target, header_list headers = {}, std::string body = {}) -> std::string {
+    request req;
+    req.method = "POST";
+    req.target = std::move(target);
+    req.headers = std::move(headers);
+    req.body = std::move(body);
+    auto [path, query] = split_target(req.target);
+    auto m = table.match("POST", path);
+    REQUIRE(m);
+    auto msg = build_request_message(req, *m);
+    return msg.ok() ? std::string() : msg.error();
+  };
+  CHECK(refused("/c/%FF%FE").find("the path") != std::string::npos);
+  CHECK(refused("/c/ok?name=%C3%28").find("the query parameter \"name\"") != std::string::npos);
+  CHECK(refused("/c/ok?%ED%A0%80=1").find("a query parameter name") != std::string::npos);
+  CHECK(refused("/c/ok", {{"X-Name", "caf\xE9"}}).find("the header \"x-name\"") != std::string::npos);
+  CHECK(refused("/c/ok", {}, "text \xC0\xAF").find("the request body") != std::string::npos);
+  CHECK(refused("/c/%C3%A9t%C3%A9?q=%E2%82%AC", {{"X-Name", "caf\xC3\xA9"}}, "\xF0\x9F\x98\x80").empty());
+}

@@ -321,3 +321,16 @@ TEST_CASE("more functions than live contexts: each still answers, made again fro
     CHECK(r.outputs[0] == "\"script 1\"");
   }
 }
+
+TEST_CASE("a key and input text that are not UTF-8 do not crash the worker") {
+  auto client = start_worker();
+  REQUIRE(
+      load(*client, 1, "export default function (input, state, ctx) { return {output: [ctx.key, input]}; }\n").empty());
+  auto bad = request(1, "\"a\xFF\xFE\"");
+  bad.ctx.key = "k\xFF\xFE";
+  auto r = call(*client, bad);
+  REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
+  CHECK(r.outputs[0] == "[\"k\xEF\xBF\xBD\xEF\xBF\xBD\",\"a\xEF\xBF\xBD\xEF\xBF\xBD\"]");
+  auto after = call(*client, request(1, "1"));
+  CHECK(after.status == call_status::ok);
+}

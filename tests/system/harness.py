@@ -112,8 +112,9 @@ def counter_project(root, durability="sync", function=COUNTER_JS, extra=None):
 class Node:
     """One `flowstate serve` process."""
 
-    def __init__(self, projects, data=None, env=None, extra_args=()):
+    def __init__(self, projects, data=None, env=None, extra_args=(), preexec_fn=None):
         self.projects = projects
+        self.preexec_fn = preexec_fn  # run in the node's process before exec (e.g. rlimits)
         self.data = data or tmpdir("flowstate-data-")
         self.env = env or {}
         self.extra_args = list(extra_args)
@@ -134,7 +135,8 @@ class Node:
         _NODES.append(self)
         self.proc = subprocess.Popen(
             [BIN, "serve", "--data", self.data, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
-            + self.extra_args + self.projects, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+            + self.extra_args + self.projects, stdout=log, stderr=subprocess.STDOUT, env=full_env,
+            preexec_fn=self.preexec_fn)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -195,9 +197,21 @@ class Node:
         except ValueError:
             return r.status, text
 
+    def admin_connection(self, timeout=30):
+        """To the admin API; over TLS (trusting DATA/admin.crt) when the node
+        wrote its address as https://HOST:PORT."""
+        address = self.admin
+        if address.startswith("https://"):
+            import ssl
+            host, port = address[len("https://"):].rsplit(":", 1)
+            context = ssl.create_default_context(cafile=os.path.join(self.data, "admin.crt"))
+            context.check_hostname = False
+            return http.client.HTTPSConnection(host, int(port), timeout=timeout, context=context)
+        host, port = address.rsplit(":", 1)
+        return http.client.HTTPConnection(host, int(port), timeout=timeout)
+
     def admin_get(self, path):
-        host, port = self.admin.rsplit(":", 1)
-        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        conn = self.admin_connection()
         conn.request("GET", path, headers={"Authorization": f"Bearer {getattr(self, 'token', '')}"})
         r = conn.getresponse()
         text = r.read().decode()

@@ -5,6 +5,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <filesystem>
+#include <optional>
 
 #include "node_files.hpp"
 
@@ -28,32 +31,73 @@ result<admin_target> find_admin(const std::string& data_dir, const std::string& 
   } else {
     t.address = "127.0.0.1:8081";
   }
+  if (t.address.rfind("https://", 0) == 0) {
+    t.tls = true;
+    t.address = t.address.substr(8);
+    if (std::filesystem::exists(data_dir + "/admin.crt")) t.ca_file = data_dir + "/admin.crt";
+  } else if (t.address.rfind("http://", 0) == 0) {
+    t.address = t.address.substr(7);
+  }
   return t;
 }
+
+namespace {
+
+// A connected stream to the admin API, plain or TLS; throws when it fails.
+class admin_connection {
+ public:
+  explicit admin_connection(const admin_target& t) : tcp_(ioc_) {
+    asio::ip::tcp::resolver resolver(ioc_);
+    auto colon = t.address.rfind(':');
+    tcp_.connect(resolver.resolve(t.address.substr(0, colon), t.address.substr(colon + 1)));
+    if (!t.tls) return;
+    tls_context_.emplace(asio::ssl::context::tls_client);
+    if (t.ca_file.empty()) {
+      tls_context_->set_default_verify_paths();
+    } else {
+      // The node's own certificate, pinned: trusted as is, not as a CA.
+      tls_context_->load_verify_file(t.ca_file);
+      X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(tls_context_->native_handle()), X509_V_FLAG_PARTIAL_CHAIN);
+    }
+    tls_context_->set_verify_mode(asio::ssl::verify_peer);
+    tls_.emplace(std::move(tcp_), *tls_context_);
+    tls_->handshake(asio::ssl::stream_base::client);
+  }
+  template <class F>
+  auto with_stream(F&& f) {
+    if (tls_) return f(*tls_);
+    return f(tcp_);
+  }
+
+ private:
+  asio::io_context ioc_;
+  beast::tcp_stream tcp_;
+  std::optional<asio::ssl::context> tls_context_;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls_;
+};
+
+}  // namespace
 
 result<admin_reply> admin_request(const admin_target& t, const std::string& method, const std::string& target,
                                   const std::string& body) {
   try {
-    asio::io_context ioc;
-    asio::ip::tcp::resolver resolver(ioc);
-    beast::tcp_stream stream(ioc);
-    auto colon = t.address.rfind(':');
-    auto results = resolver.resolve(t.address.substr(0, colon), t.address.substr(colon + 1));
-    stream.connect(results);
-    bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
-    req.set(bhttp::field::host, t.address);
-    req.set(bhttp::field::authorization, "Bearer " + t.token);
-    req.set(bhttp::field::content_type, "application/json");
-    req.body() = body;
-    req.prepare_payload();
-    bhttp::write(stream, req);
-    beast::flat_buffer buffer;
-    bhttp::response_parser<bhttp::string_body> parser;
-    parser.body_limit(64u << 20);
-    bhttp::read(stream, buffer, parser);
-    beast::error_code ec;
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    return admin_reply{static_cast<int>(parser.get().result_int()), parser.get().body()};
+    admin_connection connection(t);
+    return connection.with_stream([&](auto& stream) {
+      bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
+      req.set(bhttp::field::host, t.address);
+      req.set(bhttp::field::authorization, "Bearer " + t.token);
+      req.set(bhttp::field::content_type, "application/json");
+      req.body() = body;
+      req.prepare_payload();
+      bhttp::write(stream, req);
+      beast::flat_buffer buffer;
+      bhttp::response_parser<bhttp::string_body> parser;
+      parser.body_limit(64u << 20);
+      bhttp::read(stream, buffer, parser);
+      beast::error_code ec;
+      beast::get_lowest_layer(stream).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+      return result<admin_reply>(admin_reply{static_cast<int>(parser.get().result_int()), parser.get().body()});
+    });
   } catch (const std::exception& e) {
     return fail("cannot reach the node's admin API at " + t.address + " (" + e.what() +
                 "): is `flowstate serve` running?");
@@ -63,31 +107,29 @@ result<admin_reply> admin_request(const admin_target& t, const std::string& meth
 result<int> admin_stream(const admin_target& t, const std::string& target,
                          const std::function<bool(std::string_view)>& on_bytes) {
   try {
-    asio::io_context ioc;
-    asio::ip::tcp::resolver resolver(ioc);
-    beast::tcp_stream stream(ioc);
-    auto colon = t.address.rfind(':');
-    stream.connect(resolver.resolve(t.address.substr(0, colon), t.address.substr(colon + 1)));
-    bhttp::request<bhttp::empty_body> req{bhttp::verb::get, target, 11};
-    req.set(bhttp::field::host, t.address);
-    req.set(bhttp::field::authorization, "Bearer " + t.token);
-    req.set(bhttp::field::accept, "text/event-stream");
-    bhttp::write(stream, req);
-    beast::flat_buffer buffer;
-    bhttp::response_parser<bhttp::buffer_body> parser;
-    parser.body_limit(boost::none);
-    bhttp::read_header(stream, buffer, parser);
-    const int status = static_cast<int>(parser.get().result_int());
-    char piece[16384];
-    while (!parser.is_done()) {
-      parser.get().body().data = piece;
-      parser.get().body().size = sizeof piece;
-      beast::error_code ec;
-      bhttp::read_some(stream, buffer, parser, ec);
-      if (ec && ec != bhttp::error::need_buffer) break;  // the end of the stream, or the node went
-      if (!on_bytes({piece, sizeof piece - parser.get().body().size})) break;
-    }
-    return status;
+    admin_connection connection(t);
+    return connection.with_stream([&](auto& stream) {
+      bhttp::request<bhttp::empty_body> req{bhttp::verb::get, target, 11};
+      req.set(bhttp::field::host, t.address);
+      req.set(bhttp::field::authorization, "Bearer " + t.token);
+      req.set(bhttp::field::accept, "text/event-stream");
+      bhttp::write(stream, req);
+      beast::flat_buffer buffer;
+      bhttp::response_parser<bhttp::buffer_body> parser;
+      parser.body_limit(boost::none);
+      bhttp::read_header(stream, buffer, parser);
+      const int status = static_cast<int>(parser.get().result_int());
+      char piece[16384];
+      while (!parser.is_done()) {
+        parser.get().body().data = piece;
+        parser.get().body().size = sizeof piece;
+        beast::error_code ec;
+        bhttp::read_some(stream, buffer, parser, ec);
+        if (ec && ec != bhttp::error::need_buffer) break;  // the end of the stream, or the node went
+        if (!on_bytes({piece, sizeof piece - parser.get().body().size})) break;
+      }
+      return result<int>(status);
+    });
   } catch (const std::exception& e) {
     return fail("cannot reach the node's admin API at " + t.address + " (" + e.what() +
                 "): is `flowstate serve` running?");

@@ -11,9 +11,13 @@ namespace flowstate::cli {
 struct admin_target {
   std::string address;  // host:port
   std::string token;
+  bool tls = false;     // the address was https://host:port
+  std::string ca_file;  // PEM trusted for TLS: DATA/admin.crt when present
 };
 
-// --admin ADDR, else DATA/admin.addr; the token from DATA/admin.token.
+// --admin ADDR, else DATA/admin.addr; the token from DATA/admin.token. An
+// address https://HOST:PORT is spoken to over TLS, trusting the certificate
+// the node left in DATA/admin.crt (else the system's CAs).
 result<admin_target> find_admin(const std::string& data_dir, const std::string& admin_flag);
 
 struct admin_reply {

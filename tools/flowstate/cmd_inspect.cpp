@@ -9,10 +9,37 @@
 #include "cli_target.hpp"
 #include "commands.hpp"
 #include "flowstate/drivers/http_types.hpp"
+#include "flowstate/runtime/json_text.hpp"
 #include "node_files.hpp"
 
 namespace flowstate::cli {
-namespace {}  // namespace
+namespace {
+
+// What reaches the terminal is UTF-8 whatever the node sent: bytes that are
+// not become U+FFFD; in a table cell (`cell`), control characters become
+// \xNN so that a key or message cannot move the cursor or break the row.
+std::string printable(std::string_view s, bool cell = false) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    auto n = utf8_sequence_length(s, i);
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      n = 1;
+    } else if (cell && (c < 0x20 || c == 0x7F)) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02X", c);
+      out += escaped;
+    } else {
+      out.append(s.substr(i, n));
+    }
+    i += n;
+  }
+  return out;
+}
+
+}  // namespace
 
 void register_state_commands(CLI::App& app) {
   auto* state = app.add_subcommand("state", "Inspect per-key state");
@@ -62,12 +89,12 @@ void register_errors_commands(CLI::App& app) {
     if (!r) die(r.error());
     if (r->status != 200) die(problem_detail(r->body));
     if (o->json) {
-      std::printf("%s\n", r->body.c_str());
+      std::printf("%s\n", printable(r->body).c_str());
       return;
     }
     simdjson::dom::parser parser;
     simdjson::dom::element doc;
-    if (parser.parse(r->body).get(doc)) die("unexpected answer: " + r->body);
+    if (parser.parse(r->body).get(doc)) die("unexpected answer: " + printable(r->body));
     if (doc.get_array().size() == 0) {
       std::printf("no errors\n");
       return;
@@ -76,7 +103,7 @@ void register_errors_commands(CLI::App& app) {
     for (auto e : doc.get_array()) {
       auto s = [&](const char* k) {
         std::string_view v;
-        return e[k].get_string().get(v) ? std::string() : std::string(v);
+        return e[k].get_string().get(v) ? std::string() : printable(v, true);
       };
       std::printf("%-8s %-20s %-24s %-16s %-16s %s\n", s("id").c_str(), s("type").c_str(), s("at").c_str(),
                   (s("flow") + "/" + s("block")).c_str(), s("key").c_str(), s("message").c_str());

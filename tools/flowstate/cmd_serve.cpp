@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <pthread.h>
+#include <sys/resource.h>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -39,7 +40,72 @@ struct serve_options {
   unsigned scheduler_threads = std::max(1u, std::thread::hardware_concurrency() / 2);
   std::string scheduler_policy = "sharing";
   uint32_t drain_timeout_ms = 10000;
+  // The listeners' defences (docs/http.md, "Limits").
+  std::string header_timeout = "10s";
+  std::string body_timeout = "30s";
+  std::string idle_timeout = "60s";
+  std::size_t max_connections = 4096;
+  std::size_t max_connections_per_client = 256;
+  double rate_limit = 0;
+  double rate_burst = 0;
+  std::size_t max_header_bytes = 16 * 1024;
+  std::size_t max_body_bytes = 1 << 20;
+  std::string tls_cert, tls_key;
+  std::string admin_tls_cert, admin_tls_key;
 };
+
+// The flow and admin listeners' options from the flags; an error names the
+// flag.
+result<std::pair<http::server_options, http::server_options>> listener_options(const serve_options& o) {
+  http::server_options flows;
+  struct duration_flag {
+    const char* name;
+    const std::string& text;
+    uint32_t& out;
+  } durations[] = {{"--header-timeout", o.header_timeout, flows.header_timeout_ms},
+                   {"--body-timeout", o.body_timeout, flows.body_timeout_ms},
+                   {"--idle-timeout", o.idle_timeout, flows.idle_timeout_ms}};
+  for (auto& d : durations) {
+    int64_t ms = parse_age_ms(d.text);
+    if (ms <= 0 || ms > int64_t{24} * 3600 * 1000)
+      return fail(std::string("expected ") + d.name + " like 10s or 2m (at most 24h), found \"" + d.text + "\"");
+    d.out = static_cast<uint32_t>(ms);
+  }
+  if (o.rate_limit < 0 || o.rate_burst < 0) return fail("--rate-limit and --rate-burst cannot be negative");
+  flows.listen = o.listen;
+  flows.threads = o.http_threads;
+  flows.max_connections = o.max_connections;
+  flows.max_connections_per_client = o.max_connections_per_client;
+  flows.requests_per_second = o.rate_limit;
+  flows.request_burst = o.rate_burst;
+  flows.header_limit = o.max_header_bytes;
+  flows.body_limit = o.max_body_bytes;
+  flows.tls_cert = o.tls_cert;
+  flows.tls_key = o.tls_key;
+  // The admin listener: the same deadlines, its own smaller caps, and its
+  // own certificate (the same files may be given to both).
+  http::server_options admin = flows;
+  admin.listen = o.admin_listen;
+  admin.threads = 1;
+  admin.max_connections = std::min<std::size_t>(flows.max_connections, 256);
+  admin.max_connections_per_client = std::min<std::size_t>(flows.max_connections_per_client, 64);
+  admin.requests_per_second = 200;
+  admin.request_burst = 400;
+  admin.header_limit = 16 * 1024;
+  admin.body_limit = 1 << 20;
+  admin.tls_cert = o.admin_tls_cert;
+  admin.tls_key = o.admin_tls_key;
+  return std::make_pair(std::move(flows), std::move(admin));
+}
+
+// Connections are file descriptors: use what the hard limit allows.
+void raise_descriptor_limit() {
+  rlimit l{};
+  if (getrlimit(RLIMIT_NOFILE, &l) == 0 && l.rlim_cur < l.rlim_max) {
+    l.rlim_cur = l.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &l);
+  }
+}
 
 int serve(const serve_options& o) {
   // Every thread started from here on inherits this mask: SIGTERM and
@@ -66,6 +132,12 @@ int serve(const serve_options& o) {
     stop_signal.set_value(sig);
   }).detach();
 
+  auto listeners = listener_options(o);
+  if (!listeners) {
+    std::fprintf(stderr, "flowstate serve: %s\n", listeners.error().c_str());
+    return 2;
+  }
+  raise_descriptor_limit();
   auto data_dir = o.data_dir.empty() ? default_data_dir() : o.data_dir;
   std::filesystem::create_directories(data_dir);
   auto token = read_or_create_token(data_dir);
@@ -111,30 +183,37 @@ int serve(const serve_options& o) {
     return 1;
   }
 
-  http::server_options flow_opts;
-  flow_opts.listen = o.listen;
-  flow_opts.threads = o.http_threads;
-  auto flows = http::server::start(flow_opts, [&eng](http::request&& r, http::responder_ptr p) {
+  auto flows = http::server::start(listeners->first, [&eng](http::request&& r, http::responder_ptr p) {
     eng.handle_flow_request(std::move(r), std::move(p));
   });
   if (!flows) {
     std::fprintf(stderr, "flowstate serve: %s\n", flows.error().c_str());
     return 1;
   }
-  http::server_options admin_opts;
-  admin_opts.listen = o.admin_listen;
   admin::live_streams streams;  // stopped before the engine goes (declared after it)
-  auto admin = http::server::start(admin_opts, admin::make_handler(eng, token, streams));
+  auto admin = http::server::start(listeners->second, admin::make_handler(eng, token, streams));
   if (!admin) {
     std::fprintf(stderr, "flowstate serve: %s\n", admin.error().c_str());
     return 1;
   }
   write_file(data_dir + "/listen.addr", (*flows)->address());
-  write_file(data_dir + "/admin.addr", (*admin)->address());
+  if (!o.admin_tls_cert.empty()) {
+    // The CLI reads these: it speaks TLS to the admin API and trusts this
+    // certificate (pinned beside the admin token).
+    std::error_code ec;
+    std::filesystem::copy_file(o.admin_tls_cert, data_dir + "/admin.crt",
+                               std::filesystem::copy_options::overwrite_existing, ec);
+    write_file(data_dir + "/admin.addr", "https://" + (*admin)->address());
+  } else {
+    std::error_code ec;
+    std::filesystem::remove(data_dir + "/admin.crt", ec);
+    write_file(data_dir + "/admin.addr", (*admin)->address());
+  }
   for (auto& p : eng.projects())
     std::printf("flowstate: project %s at revision %.12s (%s)\n", p.name.c_str(), p.revision.c_str(), p.dir.c_str());
-  std::printf("flowstate: serving flows on http://%s, admin API on http://%s (data in %s)\n",
-              (*flows)->address().c_str(), (*admin)->address().c_str(), data_dir.c_str());
+  std::printf("flowstate: serving flows on %s://%s, admin API on %s://%s (data in %s)\n",
+              o.tls_cert.empty() ? "http" : "https", (*flows)->address().c_str(),
+              o.admin_tls_cert.empty() ? "http" : "https", (*admin)->address().c_str(), data_dir.c_str());
   std::fflush(stdout);
   up = true;
 
@@ -178,6 +257,48 @@ void register_serve_command(CLI::App& app) {
   cmd->add_option("--scheduler", o->scheduler_policy, "CAF scheduling policy: sharing or stealing")
       ->check(CLI::IsMember({"sharing", "stealing"}))
       ->capture_default_str();
+  auto* limits = "Listener limits (docs/http.md)";
+  cmd->add_option("--header-timeout", o->header_timeout,
+                  "A request's line and headers must arrive within this (a new connection's first request: "
+                  "from the connection)")
+      ->group(limits)
+      ->capture_default_str();
+  cmd->add_option("--body-timeout", o->body_timeout,
+                  "A request's body must arrive, and its response be taken by the client, within this")
+      ->group(limits)
+      ->capture_default_str();
+  cmd->add_option("--idle-timeout", o->idle_timeout, "A kept-alive connection without a new request is closed after")
+      ->group(limits)
+      ->capture_default_str();
+  cmd->add_option("--max-connections", o->max_connections,
+                  "Connections the flow listener keeps open at once (0: no cap); the admin listener: at most 256")
+      ->group(limits)
+      ->capture_default_str();
+  cmd->add_option("--max-connections-per-client", o->max_connections_per_client,
+                  "Connections per client IP address (0: no cap); the admin listener: at most 64")
+      ->group(limits)
+      ->capture_default_str();
+  cmd->add_option("--rate-limit", o->rate_limit,
+                  "Requests per second per client IP address on the flow listener, beyond which 429 (0: no limit)")
+      ->group(limits)
+      ->capture_default_str();
+  cmd->add_option("--rate-burst", o->rate_burst, "Requests a client may send at once above --rate-limit (0: twice it)")
+      ->group(limits)
+      ->capture_default_str();
+  cmd->add_option("--max-header-bytes", o->max_header_bytes, "Request line and headers; larger get 431")
+      ->group(limits)
+      ->capture_default_str();
+  cmd->add_option("--max-body-bytes", o->max_body_bytes, "Request body; larger get 413")
+      ->group(limits)
+      ->capture_default_str();
+  auto* tls = "TLS (docs/operations.md)";
+  cmd->add_option("--tls-cert", o->tls_cert, "PEM certificate (chain) of the flow listener: it then speaks HTTPS only")
+      ->group(tls);
+  cmd->add_option("--tls-key", o->tls_key, "PEM private key of --tls-cert")->group(tls);
+  cmd->add_option("--admin-tls-cert", o->admin_tls_cert,
+                  "PEM certificate (chain) of the admin listener (may be the same file as --tls-cert)")
+      ->group(tls);
+  cmd->add_option("--admin-tls-key", o->admin_tls_key, "PEM private key of --admin-tls-cert")->group(tls);
   cmd->add_option("PROJECT_DIR", o->projects, "Project repositories to serve");
   cmd->callback([o] {
     int rc = serve(*o);

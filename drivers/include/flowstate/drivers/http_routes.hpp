@@ -45,14 +45,19 @@ class route_table {
   std::vector<route> routes_;
 };
 
-// "a%20b+c" -> "a b c" (a malformed escape is kept as is).
+// A query string's name or value: "a%20b+c" -> "a b c" (a malformed
+// escape is kept as is).
 std::string percent_decode(std::string_view s);
+// A path segment: "a%20b+c" -> "a b+c" (`+` is a plus sign in a path).
+std::string percent_decode_segment(std::string_view s);
 
 // Splits "/a/b?x=1" into path and query.
 std::pair<std::string_view, std::string_view> split_target(std::string_view target);
 
 // std:HttpRequest JSON: {route, method, path, params, query, headers, body}.
-// Fails (for a 400) when the body claims to be JSON and is not.
+// Fails (for a 400) when the body claims to be JSON and is not, or when the
+// path, a parameter, a query name or value, a header value or a text body
+// is not UTF-8 (the message names which).
 result<std::string> build_request_message(const request& req, const route_match& m);
 
 }  // namespace flowstate::http
