@@ -123,8 +123,8 @@ int serve(const serve_options& o) {
   }
   http::server_options admin_opts;
   admin_opts.listen = o.admin_listen;
-  admin::live_streams streams;  // stopped before the engine goes (declared after it)
-  auto admin = http::server::start(admin_opts, admin::make_handler(eng, token, streams));
+  admin::admin_api api(eng, token);  // stopped before the engine goes (declared after it)
+  auto admin = http::server::start(admin_opts, api.handler());
   if (!admin) {
     std::fprintf(stderr, "flowstate serve: %s\n", admin.error().c_str());
     return 1;
@@ -144,7 +144,7 @@ int serve(const serve_options& o) {
   (*flows)->stop_accepting();
   eng.drain(o.drain_timeout_ms);
   (*flows)->stop();
-  streams.stop();
+  api.stop();
   (*admin)->stop();
   std::printf("flowstate: stopped\n");
   return 0;
