@@ -66,10 +66,17 @@ struct fake_trace {
     std::lock_guard lock(mutex);
     return queries;
   }
+  // Waits (up to a minute, as a safety net) until the store was asked n times.
+  bool wait_queries(int n) {
+    std::unique_lock lock(mutex);
+    return queried.wait_for(lock, 60s, [&] { return queries >= n; });
+  }
+  std::condition_variable queried;
   trace_followers::query_fn fn() {
     return [this](const std::string& project, const trace_query& q) -> result<std::vector<std::string>> {
       std::lock_guard lock(mutex);
       ++queries;
+      queried.notify_all();
       if (project != "p") return fail("no project named \"" + project + "\"");
       std::size_t from = q.after.empty() ? 0 : std::stoul(q.after);
       return std::vector<std::string>(events.begin() + static_cast<std::ptrdiff_t>(std::min(from, events.size())),
@@ -107,6 +114,7 @@ TEST_CASE("followers do not poll the store: without a notification it is not ask
   trace_followers followers(trace.fn(), 4, 1h);
   auto stream = std::make_shared<recorded_stream>();
   REQUIRE(followers.add("p", trace_query{}, opens(stream)));
+  REQUIRE(trace.wait_queries(1));  // its first look found nothing
   trace.append("first");
   followers.notify();
   REQUIRE(stream->wait_for("first"));
