@@ -36,7 +36,7 @@ def test_the_openapi_description_is_served_with_schemas():
 
 
 def test_a_wrong_token_of_the_right_length_is_refused():
-    """the token check refuses a guess as long as the token, and answers problem+json"""
+    """a guess as long as the token is refused with problem+json; unknown paths need the token too; 405 names the methods"""
     node = Node([counter_project(os.path.join(tmpdir(), "guarded"))]).start()
     try:
         guess = ("x" if node.token[0] != "x" else "y") + node.token[1:]
@@ -46,6 +46,17 @@ def test_a_wrong_token_of_the_right_length_is_refused():
         body = json.loads(r.read())
         check(r.status == 401 and r.getheader("Content-Type") == "application/problem+json", f"{r.status} {body}")
         check(node.admin_get("/api/v1/projects")[0] == 200, "the right token passes")
+        conn = admin_connection(node)
+        conn.request("GET", "/api/v1/nothing-here")
+        r = conn.getresponse()
+        r.read()
+        check(r.status == 401, f"without the token an unknown path is 401 too (no listing of routes): {r.status}")
+        check(node.admin_get("/api/v1/nothing-here")[0] == 404, "with it, 404")
+        conn = admin_connection(node)
+        conn.request("PUT", "/api/v1/schemas", body="{}", headers={"Authorization": f"Bearer {node.token}"})
+        r = conn.getresponse()
+        r.read()
+        check(r.status == 405 and r.getheader("Allow") == "GET, POST", f"{r.status} {r.getheaders()}")
     finally:
         node.stop()
 

@@ -55,23 +55,36 @@ struct admin_api::impl {
         services{engine, followers},
         table(route_patterns()) {}
 
+  // 405 with Allow when the path has routes for other methods, else 404.
+  http::response not_routed(const std::string& method, std::string_view path) const {
+    std::string allow;
+    for (auto* other : {"GET", "POST", "DELETE"})
+      if (other != method && table.match(other, path)) allow += (allow.empty() ? "" : ", ") + std::string(other);
+    if (allow.empty()) return http::problem(404, "not found", method + " " + std::string(path));
+    auto r = http::problem(405, "method not allowed", method + " " + std::string(path) + ": expected " + allow);
+    r.headers.emplace_back("Allow", allow);
+    return r;
+  }
+
   void handle(http::request&& req, http::responder_ptr reply) {
     auto [path, query] = http::split_target(req.target);
     auto m = table.match(req.method, path);
-    if (!m) return reply->send(http::problem(404, "not found", req.method + " " + std::string(path)));
-    const auto& route = admin_routes()[static_cast<std::size_t>(m->matched - table.routes().data())];
-    if (route.needs_token && !token.matches(req.header("authorization")))
+    const admin_route* route =
+        m ? &admin_routes()[static_cast<std::size_t>(m->matched - table.routes().data())] : nullptr;
+    // Without the token, an unknown path gets 401 too: no listing of routes.
+    if ((!route || route->needs_token) && !token.matches(req.header("authorization")))
       return reply->send(http::problem(
           401, "unauthorized",
           "send the node's admin token as `Authorization: Bearer TOKEN` (the CLI reads it from DATA_DIR/admin.token)"));
-    if (route.where == runs_on::listener) {
+    if (!route) return reply->send(not_routed(req.method, path));
+    if (route->where == runs_on::listener) {
       admin_call call{req, std::move(m->params), query};
-      return route.handle(services, call, reply);
+      return route->handle(services, call, reply);
     }
     auto shared = std::make_shared<http::request>(std::move(req));
-    bool queued = pool.try_post([this, &route, shared, params = std::move(m->params), reply]() mutable {
+    bool queued = pool.try_post([this, route, shared, params = std::move(m->params), reply]() mutable {
       admin_call call{*shared, std::move(params), http::split_target(shared->target).second};
-      route.handle(services, call, reply);
+      route->handle(services, call, reply);
     });
     if (!queued)
       reply->send(unavailable("admin API busy", "the admin API's queue of blocking requests is full; retry later"));

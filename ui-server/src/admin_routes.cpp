@@ -62,8 +62,9 @@ std::optional<int64_t> number_param(const admin_call& call, std::string_view nam
 // The project of an error operation: ?project=, or the only one.
 std::string errors_project(const admin_services& s, const admin_call& call) {
   auto project = call.query_param("project");
-  if (project.empty() && s.e.projects().size() == 1) project = s.e.projects().front().name;
-  return project;
+  if (!project.empty()) return project;
+  auto projects = s.e.projects();
+  return projects.size() == 1 ? projects.front().name : "";
 }
 
 // Reasons the node cannot take work; empty when ready. A new readiness
