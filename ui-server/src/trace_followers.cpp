@@ -8,10 +8,11 @@ trace_followers::trace_followers(query_fn query, std::size_t max_followers, std:
     : query_(std::move(query)), max_followers_(max_followers), keepalive_(keepalive), thread_([this] { run(); }) {}
 
 void trace_followers::notify() {
-  {
-    std::lock_guard lock(mutex_);
-    for (auto& f : followers_) f->due = true;
-  }
+  // Under load this runs once per commit: while a notification is pending it
+  // costs one atomic exchange. The empty lock orders the store before the
+  // thread's check of its wait condition, so the wake-up cannot be lost.
+  if (new_events_.exchange(true)) return;
+  { std::lock_guard lock(mutex_); }
   wake_.notify_one();
 }
 
@@ -75,6 +76,8 @@ void trace_followers::run() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     // The followers due, and those quiet for `keepalive` (to notice gone clients).
+    if (new_events_.exchange(false))
+      for (auto& f : followers_) f->due = true;
     const auto now = std::chrono::steady_clock::now();
     auto next_keepalive = now + keepalive_;
     std::vector<std::shared_ptr<follower>> due, idle;
@@ -90,7 +93,8 @@ void trace_followers::run() {
     }
     if (due.empty() && idle.empty()) {
       wake_.wait_until(lock, next_keepalive, [this] {
-        return stopping_ || std::any_of(followers_.begin(), followers_.end(), [](auto& f) { return f->due; });
+        return stopping_ || new_events_.load() ||
+               std::any_of(followers_.begin(), followers_.end(), [](auto& f) { return f->due; });
       });
       continue;
     }

@@ -3,6 +3,7 @@
 // served by one thread that wakes when the engine says new trace events are
 // durable (engine::watch_trace), instead of a thread per follower polling
 // the store. At most `max_followers` follow at once.
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -60,6 +61,7 @@ class trace_followers {
   const query_fn query_;
   const std::size_t max_followers_;
   const std::chrono::milliseconds keepalive_;
+  std::atomic<bool> new_events_{false};  // notified since the thread last looked
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
