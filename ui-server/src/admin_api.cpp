@@ -1,5 +1,7 @@
 #include "flowstate/ui_server/admin_api.hpp"
 
+#include <stdexcept>
+
 #include "admin_routes.hpp"
 #include "flowstate/actors/engine.hpp"
 #include "flowstate/drivers/http_routes.hpp"
