@@ -9,6 +9,11 @@ pkg_check_modules(YAMLCPP REQUIRED IMPORTED_TARGET yaml-cpp)
 find_package(Protobuf REQUIRED)
 find_package(Boost 1.74 REQUIRED)
 find_package(OpenSSL REQUIRED)  # TLS on the HTTP listeners (libssl-dev)
+# prometheus-cpp's core library only (registry, families, text serializer):
+# the admin listener serves /metrics itself, so no civetweb "pull" exposer.
+find_package(prometheus-cpp REQUIRED COMPONENTS core)  # Debian 12: 1.0.1, no version file
+# libsodium: the admin token's constant-time comparison.
+pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
 
 # CAF 0.17.6 ships no CMake package: link the libraries directly.
 add_library(caf INTERFACE)

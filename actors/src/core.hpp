@@ -11,6 +11,7 @@
 #include "idempotency.hpp"
 #include "model.hpp"
 #include "trace.hpp"
+#include "trace_watch.hpp"
 
 namespace flowstate::engine_detail {
 
@@ -27,6 +28,7 @@ struct engine_core {
   std::atomic<bool> writes_paused{false};
   idempotency_registry idempotency;
   trace_bytes trace_accounting;
+  trace_watchers trace_watch;  // told when commits with trace events are durable
 
   std::size_t shard_of(std::string_view key) const {
     return static_cast<std::size_t>(key_group_of(key)) * shards.size() / key_group_count;

@@ -153,6 +153,9 @@ class engine_impl final : public engine {
   result<std::optional<std::string>> state_get(const std::string& name, const std::string& flow,
                                                const std::string& block, const std::string& key) const override;
   result<std::vector<std::string>> trace(const std::string& name, const trace_query& q) const override;
+  std::shared_ptr<void> watch_trace(std::function<void()> on_new_events) override {
+    return core_.trace_watch.add(std::move(on_new_events));
+  }
   result<std::vector<std::string>> errors(const std::string& name, const std::string& flow, const std::string& type,
                                           std::size_t limit) const override;
   result<std::optional<std::string>> error_show(const std::string& name, const std::string& id) const override;

@@ -9,7 +9,7 @@
 #include "errors.hpp"
 #include "flowstate/runtime/decimal.hpp"
 #include "flowstate/runtime/keys.hpp"
-#include "metrics_text.hpp"
+#include "metrics_exposition.hpp"
 #include "records.hpp"
 #include "trace.hpp"
 #include "types.hpp"
@@ -37,10 +37,7 @@ std::string engine_impl::metrics_text() const {
     for (auto& [_, e] : projects_)
       if (e->active) active.emplace_back(e->active, e->pools);
   }
-  metrics_writer m;
-  m.family("flowstate_executions_total", "counter", "Executions of function blocks, by outcome");
-  m.family("flowstate_execution_duration_seconds", "histogram",
-           "Duration of function calls, from sending to the worker to its answer");
+  metrics_exposition m;
   {
     std::lock_guard lock(stats_mutex_);
     for (auto& [at, stats] : stats_) {
@@ -52,28 +49,18 @@ std::string engine_impl::metrics_text() const {
       m.block(project, flow, block, *stats);
     }
   }
-  m.family("flowstate_in_flight_messages", "gauge", "Messages accepted or re-run and not yet finished");
-  m.sample("flowstate_in_flight_messages", {}, double(core_.total_in_flight()));
-  m.family("flowstate_state_cache_bytes", "gauge", "Bytes of the latest states held in memory, all shards");
-  m.sample("flowstate_state_cache_bytes", {}, double(core_.state_cache_used()));
-  m.family("flowstate_project_info", "gauge", "The active revision of each project (value 1)");
-  m.family("flowstate_errors_queued", "gauge", "Errors in a project's error queue");
-  m.family("flowstate_trace_bytes", "gauge", "Bytes of a project's execution trace (as of the last second)");
-  m.family("flowstate_worker_processes", "gauge", "Live worker processes of a project, by language");
+  m.node(core_.total_in_flight(), core_.state_cache_used());
   for (auto& [rt, pools] : active) {
-    m.sample("flowstate_project_info", {{"project", rt->name}, {"revision", rt->revision}}, 1);
     auto count = store_->read(column::metering, error_count_key(rt->tenant, rt->project_id));
     if (!count) continue;  // a read error: no sample rather than a wrong one
     uint64_t queued = *count ? decode_count(**count) : 0;
-    m.sample("flowstate_errors_queued", {{"project", rt->name}}, queued > (uint64_t{1} << 62) ? 0 : double(queued));
-    if (auto bytes = trace_bytes_total(*store_, rt->tenant, rt->project_id))
-      m.sample("flowstate_trace_bytes", {{"project", rt->name}}, double(*bytes));
+    auto trace_bytes = trace_bytes_total(*store_, rt->tenant, rt->project_id);
+    m.project(rt->name, rt->revision, queued > (uint64_t{1} << 62) ? 0 : queued, trace_bytes ? *trace_bytes : 0);
     if (!pools) continue;
     for (auto [language, worker] : {std::pair{"js", pools->js.get()}, std::pair{"py", pools->py.get()}})
-      m.sample("flowstate_worker_processes", {{"project", rt->name}, {"language", language}},
-               worker ? double(worker->worker_pids().size()) : 0);
+      m.workers(rt->name, language, worker ? worker->worker_pids().size() : 0);
   }
-  return m.take();
+  return m.text();
 }
 
 std::vector<project_info> engine_impl::projects() const {

@@ -295,6 +295,7 @@ class shard_logic {
     return st_.core->db->commit(
         std::move(batch), w.project->durability,
         [core, reply, idem, response = std::move(response)]() mutable {
+          core->trace_watch.notify();  // every batch here holds a trace event
           if (!response) return;
           if (!idem.empty()) core->idempotency.complete(idem, *response);
           if (reply) reply->send(std::move(*response));

@@ -190,8 +190,8 @@ int serve(const serve_options& o) {
     std::fprintf(stderr, "flowstate serve: %s\n", flows.error().c_str());
     return 1;
   }
-  admin::live_streams streams;  // stopped before the engine goes (declared after it)
-  auto admin = http::server::start(listeners->second, admin::make_handler(eng, token, streams));
+  admin::admin_api api(eng, token);  // stopped before the engine goes (declared after it)
+  auto admin = http::server::start(listeners->second, api.handler());
   if (!admin) {
     std::fprintf(stderr, "flowstate serve: %s\n", admin.error().c_str());
     return 1;
@@ -223,7 +223,7 @@ int serve(const serve_options& o) {
   (*flows)->stop_accepting();
   eng.drain(o.drain_timeout_ms);
   (*flows)->stop();
-  streams.stop();
+  api.stop();
   (*admin)->stop();
   std::printf("flowstate: stopped\n");
   return 0;

@@ -2,6 +2,7 @@
 // The node's engine: the store, the shards (CAF actors), the function hosts
 // and the active revision of every project. CAF stays out of this header.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -102,6 +103,10 @@ class engine {
   virtual result<std::string> flows_json(const std::string& project) const = 0;
   // Execution trace events (JSON objects), oldest first.
   virtual result<std::vector<std::string>> trace(const std::string& project, const trace_query& q) const = 0;
+  // Calls `on_new_events` (on the store's thread: it must not block) each
+  // time a commit with trace events is durable, until the returned handle is
+  // dropped; drop it before the engine.
+  virtual std::shared_ptr<void> watch_trace(std::function<void()> on_new_events) = 0;
   // Error records (std:Error JSON objects), oldest first.
   virtual result<std::vector<std::string>> errors(const std::string& project, const std::string& flow,
                                                   const std::string& type, std::size_t limit) const = 0;

@@ -1,12 +1,10 @@
 #pragma once
-// The admin API on --admin-listen: /healthz, /readyz, /metrics and /api/v1
-// (token required). Returns the HTTP handler to run on an http::server.
-#include <atomic>
-#include <functional>
+// The admin API on --admin-listen: /, /healthz, /readyz, /metrics and
+// /api/v1 (token required), routed by one table (src/admin_routes.cpp) that
+// also generates the OpenAPI description.
+#include <cstddef>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "flowstate/drivers/http_server.hpp"
@@ -17,25 +15,35 @@ class engine;
 
 namespace flowstate::admin {
 
-// The admin API's long-lived work: one thread per live stream (a followed
-// trace). stop() ends and joins them; call it before the engine goes.
-class live_streams {
+struct admin_options {
+  std::size_t pool_threads = 4;          // blocking admin requests (deploys, store reads) run at once
+  std::size_t pool_queue = 64;           // and wait beyond those; more get 503 + Retry-After
+  std::size_t max_trace_followers = 32;  // open GET /api/v1/trace?follow=true streams; more get 503
+};
+
+// Owns the admin API's threads: a bounded pool for blocking requests and one
+// thread for every trace follower. Call stop() (or destroy it) before the
+// engine goes, and keep it alive while the server runs its handler.
+class admin_api {
  public:
-  ~live_streams() { stop(); }
-  // Runs `body` on its own thread; `body` returns when stopping() is true.
-  void run(std::function<void(const std::atomic<bool>& stopping)> body);
+  admin_api(engine& e, std::string token, admin_options options = {});
+  ~admin_api();
+  admin_api(const admin_api&) = delete;
+  admin_api& operator=(const admin_api&) = delete;
+
+  // The handler to run on an http::server.
+  http::handler handler();
+  // Ends the streams and joins the threads; later requests get 503. Idempotent.
   void stop();
 
  private:
-  struct runner {
-    std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done;
-  };
-  std::atomic<bool> stopping_{false};
-  std::mutex mutex_;
-  std::vector<runner> threads_;  // finished ones are joined at the next run()
+  struct impl;
+  std::unique_ptr<impl> impl_;
 };
 
-http::handler make_handler(engine& e, std::string token, live_streams& streams);
+// The OpenAPI 3.1 description of every admin route (GET /api/v1/openapi.json).
+const std::string& openapi_json();
+// "METHOD /path" of every admin route, in table order.
+std::vector<std::string> admin_route_list();
 
 }  // namespace flowstate::admin

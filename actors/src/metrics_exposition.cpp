@@ -1,0 +1,93 @@
+#include "metrics_exposition.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <vector>
+
+#include "block_stats.hpp"
+
+namespace flowstate::engine_detail {
+
+struct metrics_exposition::families {
+  prometheus::Registry registry;
+  prometheus::Family<prometheus::Counter>& executions = prometheus::BuildCounter()
+                                                            .Name("flowstate_executions_total")
+                                                            .Help("Executions of function blocks, by outcome")
+                                                            .Register(registry);
+  prometheus::Family<prometheus::Histogram>& durations =
+      prometheus::BuildHistogram()
+          .Name("flowstate_execution_duration_seconds")
+          .Help("Duration of function calls, from sending to the worker to its answer")
+          .Register(registry);
+  prometheus::Family<prometheus::Gauge>& in_flight = prometheus::BuildGauge()
+                                                         .Name("flowstate_in_flight_messages")
+                                                         .Help("Messages accepted or re-run and not yet finished")
+                                                         .Register(registry);
+  prometheus::Family<prometheus::Gauge>& state_cache =
+      prometheus::BuildGauge()
+          .Name("flowstate_state_cache_bytes")
+          .Help("Bytes of the latest states held in memory, all shards")
+          .Register(registry);
+  prometheus::Family<prometheus::Gauge>& project_info = prometheus::BuildGauge()
+                                                            .Name("flowstate_project_info")
+                                                            .Help("The active revision of each project (value 1)")
+                                                            .Register(registry);
+  prometheus::Family<prometheus::Gauge>& errors_queued = prometheus::BuildGauge()
+                                                             .Name("flowstate_errors_queued")
+                                                             .Help("Errors in a project's error queue")
+                                                             .Register(registry);
+  prometheus::Family<prometheus::Gauge>& trace_bytes =
+      prometheus::BuildGauge()
+          .Name("flowstate_trace_bytes")
+          .Help("Bytes of a project's execution trace (as of the last second)")
+          .Register(registry);
+  prometheus::Family<prometheus::Gauge>& worker_processes = prometheus::BuildGauge()
+                                                                .Name("flowstate_worker_processes")
+                                                                .Help("Live worker processes of a project, by language")
+                                                                .Register(registry);
+};
+
+metrics_exposition::metrics_exposition() : f_(std::make_unique<families>()) {}
+metrics_exposition::~metrics_exposition() = default;
+
+void metrics_exposition::block(const std::string& project, const std::string& flow, const std::string& block,
+                               const block_stats& s) {
+  for (std::size_t i = 0; i < outcome_names.size(); ++i) {
+    auto n = s.executions[i].load(std::memory_order_relaxed);
+    if (n == 0 && i != 0) continue;  // "ok" always; an error type once it happened
+    f_->executions
+        .Add({{"project", project}, {"flow", flow}, {"block", block}, {"outcome", std::string(outcome_names[i])}})
+        .Increment(double(n));
+  }
+  // The shards count per bucket (not cumulatively), as ObserveMultiple takes.
+  std::vector<double> per_bucket(s.durations.size());
+  for (std::size_t b = 0; b < s.durations.size(); ++b) per_bucket[b] = double(s.durations[b].load());
+  f_->durations
+      .Add({{"project", project}, {"flow", flow}, {"block", block}},
+           prometheus::Histogram::BucketBoundaries(duration_buckets.begin(), duration_buckets.end()))
+      .ObserveMultiple(per_bucket, double(s.duration_sum_ns.load(std::memory_order_relaxed)) / 1e9);
+}
+
+void metrics_exposition::node(std::size_t in_flight, std::size_t state_cache_bytes) {
+  f_->in_flight.Add({}).Set(double(in_flight));
+  f_->state_cache.Add({}).Set(double(state_cache_bytes));
+}
+
+void metrics_exposition::project(const std::string& name, const std::string& revision, uint64_t errors_queued,
+                                 uint64_t trace_bytes) {
+  f_->project_info.Add({{"project", name}, {"revision", revision}}).Set(1);
+  f_->errors_queued.Add({{"project", name}}).Set(double(errors_queued));
+  f_->trace_bytes.Add({{"project", name}}).Set(double(trace_bytes));
+}
+
+void metrics_exposition::workers(const std::string& project, std::string_view language, std::size_t processes) {
+  f_->worker_processes.Add({{"project", project}, {"language", std::string(language)}}).Set(double(processes));
+}
+
+std::string metrics_exposition::text() const { return prometheus::TextSerializer().Serialize(f_->registry.Collect()); }
+
+}  // namespace flowstate::engine_detail

@@ -1,0 +1,559 @@
+#include "admin_routes.hpp"
+
+#include <simdjson.h>
+
+#include <chrono>
+#include <optional>
+
+#include "flowstate/actors/engine.hpp"
+#include "flowstate/drivers/http_routes.hpp"
+#include "flowstate/ui_server/admin_api.hpp"
+#include "trace_followers.hpp"
+#include "ui_page.hpp"
+
+namespace flowstate::admin {
+
+std::string admin_call::param(std::string_view name) const {
+  for (auto& [k, v] : params)
+    if (k == name) return v;
+  return {};
+}
+
+std::string admin_call::query_param(std::string_view name) const {
+  std::size_t i = 0;
+  while (i < query.size()) {
+    auto amp = query.find('&', i);
+    if (amp == std::string_view::npos) amp = query.size();
+    auto pair = query.substr(i, amp - i);
+    auto eq = pair.find('=');
+    if (pair.substr(0, eq) == name)
+      return eq == std::string_view::npos ? "" : http::percent_decode(pair.substr(eq + 1));
+    i = amp + 1;
+  }
+  return {};
+}
+
+namespace {
+
+http::response json(int status, std::string body) {
+  http::response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+std::string json_array(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (auto& item : items) {
+    if (out.size() > 1) out += ',';
+    out += item;
+  }
+  return out + "]";
+}
+
+// A whole number query parameter: `fallback` when absent, nullopt when not digits.
+std::optional<int64_t> number_param(const admin_call& call, std::string_view name, int64_t fallback) {
+  auto text = call.query_param(name);
+  if (text.empty()) return fallback;
+  if (text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  return std::stoll(text);
+}
+
+// The project of an error operation: ?project=, or the only one.
+std::string errors_project(const admin_services& s, const admin_call& call) {
+  auto project = call.query_param("project");
+  if (!project.empty()) return project;
+  auto projects = s.e.projects();
+  return projects.size() == 1 ? projects.front().name : "";
+}
+
+// Reasons the node cannot take work; empty when ready. A new readiness
+// condition is one more check here (and one more value in the docs).
+std::vector<std::string> unready_reasons(const engine& e) {
+  std::vector<std::string> out;
+  if (!e.ready()) out.emplace_back("starting: projects are loading or recovery is running");
+  return out;
+}
+
+void get_ui(admin_services&, const admin_call&, const http::responder_ptr& reply) {
+  http::response page;
+  page.content_type = "text/html; charset=utf-8";
+  page.body = ui_page_html();
+  page.headers.emplace_back("Cache-Control", "no-cache");
+  reply->send(std::move(page));
+}
+
+void get_healthz(admin_services&, const admin_call&, const http::responder_ptr& reply) {
+  reply->send(json(200, R"({"status":"ok"})"));
+}
+
+void get_readyz(admin_services& s, const admin_call&, const http::responder_ptr& reply) {
+  auto reasons = unready_reasons(s.e);
+  if (reasons.empty())
+    return reply->send(json(200, "{\"status\":\"ready\",\"in_flight\":" + std::to_string(s.e.in_flight()) + "}"));
+  std::string body = R"({"status":"not ready","reasons":[)";
+  for (std::size_t i = 0; i < reasons.size(); ++i) {
+    if (i) body += ',';
+    http::append_json_string(body, reasons[i]);
+  }
+  reply->send(json(503, body + "]}"));
+}
+
+void get_metrics(admin_services& s, const admin_call&, const http::responder_ptr& reply) {
+  http::response r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = s.e.metrics_text();
+  reply->send(std::move(r));
+}
+
+void get_openapi(admin_services&, const admin_call&, const http::responder_ptr& reply) {
+  reply->send(json(200, openapi_json()));
+}
+
+void get_projects(admin_services& s, const admin_call&, const http::responder_ptr& reply) {
+  std::string out = "[";
+  for (auto& p : s.e.projects()) {
+    if (out.size() > 1) out += ",";
+    out += "{\"name\":";
+    http::append_json_string(out, p.name);
+    out += ",\"dir\":";
+    http::append_json_string(out, p.dir);
+    out += ",\"id\":" + std::to_string(p.id) + ",\"revision\":";
+    http::append_json_string(out, p.revision);
+    const auto& l = p.limits;
+    out += ",\"limits\":{\"timeoutMs\":" + std::to_string(l.cpu_ms_per_call) +
+           ",\"wallMs\":" + std::to_string(l.wall_ms()) + ",\"memoryMiB\":" + std::to_string(l.memory_mb) +
+           ",\"outputBytes\":" + std::to_string(l.max_output_bytes) +
+           ",\"stateBytes\":" + std::to_string(l.max_state_bytes) + ",\"logBytes\":" + std::to_string(l.max_log_bytes) +
+           "}}";
+  }
+  reply->send(json(200, out + "]"));
+}
+
+void post_deploy(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  std::string_view revision, expected;
+  if (parser.parse(call.req.body).get(doc) || doc["revision"].get_string().get(revision))
+    return reply->send(
+        http::problem(400, "bad request", "expected a JSON body {\"revision\": COMMIT, \"expected\": COMMIT}"));
+  if (doc["expected"].get_string().get(expected)) expected = {};
+  auto out = s.e.deploy(call.param("project"), std::string(revision), std::string(expected));
+  if (out.http_status != 200)
+    return reply->send(
+        http::problem(out.http_status, out.http_status == 409 ? "conflict" : "deploy refused", out.detail));
+  std::string body = "{\"revision\":";
+  http::append_json_string(body, out.revision);
+  body += ",\"replaced\":";
+  http::append_json_string(body, out.replaced);
+  reply->send(json(200, body + "}"));
+}
+
+void get_flows(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
+  auto flows = s.e.flows_json(call.param("project"));
+  if (!flows) return reply->send(http::problem(404, "not found", flows.error()));
+  reply->send(json(200, *flows));
+}
+
+void get_state(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
+  auto key = call.param("key");
+  auto state = s.e.state_get(call.param("project"), call.param("flow"), call.param("block"), key);
+  if (!state) return reply->send(http::problem(404, "not found", state.error()));
+  if (!*state) return reply->send(http::problem(404, "no state", "key \"" + key + "\" has no state"));
+  reply->send(json(200, **state));
+}
+
+void get_errors(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
+  auto limit = number_param(call, "limit", 1000);
+  if (!limit) return reply->send(http::problem(400, "bad request", "expected limit as a whole number"));
+  auto records = s.e.errors(call.query_param("project"), call.query_param("flow"), call.query_param("type"),
+                            static_cast<std::size_t>(*limit));
+  if (!records) return reply->send(http::problem(500, "storage error", records.error()));
+  reply->send(json(200, json_array(*records)));
+}
+
+void get_error(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
+  auto project = errors_project(s, call);
+  auto id = call.param("id");
+  auto rec = s.e.error_show(project, id);
+  if (!rec) return reply->send(http::problem(500, "storage error", rec.error()));
+  if (!*rec) return reply->send(http::problem(404, "not found", "no error " + id + " in project \"" + project + "\""));
+  reply->send(json(200, **rec));
+}
+
+void delete_error(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
+  auto id = call.param("id");
+  auto st = s.e.error_discard(errors_project(s, call), id);
+  if (!st) return reply->send(http::problem(404, "not found", st.error()));
+  std::string body = "{\"discarded\":";
+  http::append_json_string(body, id);
+  reply->send(json(200, body + "}"));
+}
+
+void post_replay(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
+  auto id = call.param("id");
+  auto st = s.e.error_replay(errors_project(s, call), id);
+  if (!st) return reply->send(http::problem(409, "cannot replay", st.error()));
+  std::string body = "{\"replayed\":";
+  http::append_json_string(body, id);
+  reply->send(json(200, body + "}"));
+}
+
+void get_schemas(admin_services& s, const admin_call&, const http::responder_ptr& reply) {
+  auto urls = s.e.schema_urls();
+  if (!urls) return reply->send(http::problem(500, "storage error", urls.error()));
+  std::string out = "[";
+  for (auto& url : *urls) {
+    if (out.size() > 1) out += ",";
+    http::append_json_string(out, url);
+  }
+  reply->send(json(200, out + "]"));
+}
+
+void post_schema(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc, schema;
+  std::string_view url;
+  if (parser.parse(call.req.body).get(doc) || doc["url"].get_string().get(url) || doc["schema"].get(schema))
+    return reply->send(http::problem(400, "bad request", "expected {\"url\": URL, \"schema\": {...}}"));
+  auto st = s.e.schema_add(std::string(url), std::string(simdjson::minify(schema)));
+  if (!st) return reply->send(http::problem(422, "invalid schema", st.error()));
+  std::string body = "{\"url\":";
+  http::append_json_string(body, url);
+  reply->send(json(201, body + "}"));
+}
+
+// GET /api/v1/trace, or with follow=true (or Accept: text/event-stream)
+// Server-Sent Events from `after=` (or from now), served by the followers.
+void get_trace(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
+  auto since = number_param(call, "since", 0), until = number_param(call, "until", 0),
+       limit = number_param(call, "limit", 100);
+  if (!since || !until || !limit)
+    return reply->send(http::problem(400, "bad request",
+                                     "expected since and until in ms since the epoch, and limit, as whole numbers"));
+  trace_query q;
+  q.flow = call.query_param("flow");
+  q.block = call.query_param("block");
+  q.key = call.query_param("key");
+  q.trace_id = call.query_param("trace");
+  q.errors_only = call.query_param("errors") == "true" || call.query_param("errors") == "1";
+  q.after = call.query_param("after");
+  q.since_ms = *since;
+  q.until_ms = *until;
+  q.limit = static_cast<std::size_t>(std::min<int64_t>(*limit, 10000));
+  auto project = call.query_param("project");
+  if (call.query_param("follow") != "true" && call.req.header("accept") != "text/event-stream") {
+    auto events = s.e.trace(project, q);
+    if (!events) return reply->send(http::problem(404, "not found", events.error()));
+    return reply->send(json(200, json_array(*events)));
+  }
+  trace_query probe;
+  probe.limit = 1;
+  if (auto found = s.e.trace(project, probe); !found)
+    return reply->send(http::problem(404, "not found", found.error()));
+  if (q.after.empty() && q.since_ms == 0)
+    q.since_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+  auto open = [&reply] {
+    http::response head;
+    head.content_type = "text/event-stream";
+    head.headers.emplace_back("Cache-Control", "no-cache");
+    return reply->stream(std::move(head));
+  };
+  if (!s.followers.add(std::move(project), std::move(q), open)) {
+    auto busy = http::problem(503, "too many followers",
+                              "the node streams the trace to as many followers as it allows; retry later");
+    busy.headers.emplace_back("Retry-After", "5");
+    reply->send(std::move(busy));
+  }
+}
+
+// ---- JSON Schemas ----
+
+constexpr std::string_view problem_ref = R"({"$ref":"#/components/schemas/Problem"})";
+
+const char* const string_schema = R"({"type":"string"})";
+const char* const boolean_text_schema = R"({"type":"string","enum":["true","false","1","0"]})";
+const char* const whole_number_schema = R"({"type":"integer","minimum":0})";
+
+}  // namespace
+
+const std::vector<std::pair<std::string_view, std::string_view>>& admin_schemas() {
+  static const std::vector<std::pair<std::string_view, std::string_view>> schemas = {
+      {"Problem", R"({"type":"object","description":"RFC 9457 problem details","required":["type","title","status"],
+"properties":{"type":{"type":"string"},"title":{"type":"string"},"status":{"type":"integer"},"detail":{"type":"string"}}})"},
+      {"Limits",
+       R"({"type":"object","required":["timeoutMs","wallMs","memoryMiB","outputBytes","stateBytes","logBytes"],
+"properties":{"timeoutMs":{"type":"integer","description":"CPU time per call"},"wallMs":{"type":"integer"},
+"memoryMiB":{"type":"integer"},"outputBytes":{"type":"integer"},"stateBytes":{"type":"integer"},"logBytes":{"type":"integer"}}})"},
+      {"Project", R"({"type":"object","required":["name","dir","id","revision","limits"],
+"properties":{"name":{"type":"string"},"dir":{"type":"string"},"id":{"type":"integer"},
+"revision":{"type":"string","description":"the active commit"},"limits":{"$ref":"#/components/schemas/Limits"}}})"},
+      {"DeployRequest", R"({"type":"object","required":["revision"],
+"properties":{"revision":{"type":"string","description":"the commit to activate"},
+"expected":{"type":"string","description":"the revision it replaces; 409 when another deploy came first"}}})"},
+      {"DeployResult", R"({"type":"object","required":["revision","replaced"],
+"properties":{"revision":{"type":"string"},"replaced":{"type":"string"}}})"},
+      {"BlockStats", R"({"type":"object","required":["executions","p50Ms","p99Ms","meanMs"],
+"properties":{"executions":{"type":"object","description":"executions by outcome: ok or the error type",
+"additionalProperties":{"type":"integer","minimum":0}},
+"p50Ms":{"type":"number","description":"upper bound of the histogram bucket; -1 before any call"},
+"p99Ms":{"type":"number"},"meanMs":{"type":"number"}}})"},
+      {"Block", R"({"type":"object","required":["kind","name","id","key","input","output","state"],
+"properties":{"kind":{"type":"string"},"name":{"type":"string"},"id":{"type":"string"},
+"key":{"type":["string","null"],"description":"JSON pointer of the key"},"input":{"type":["string","null"]},
+"output":{"type":["string","null"]},"state":{"type":["string","null"]},"stats":{"$ref":"#/components/schemas/BlockStats"}}})"},
+      {"Flows", R"({"type":"object","required":["project","revision","flows"],
+"properties":{"project":{"type":"string"},"revision":{"type":"string"},"flows":{"type":"array","items":{"type":"object",
+"required":["name","onError","blocks"],"properties":{"name":{"type":"string"},"onError":{"type":["string","null"]},
+"blocks":{"type":"array","items":{"$ref":"#/components/schemas/Block"}}}}}}})"},
+      {"ErrorRecord", R"({"type":"object","description":"a std:Error record",
+"required":["id","type","message","flow","block","key","messageId","revision","at","details","input","traceId","acceptedAtMs"],
+"properties":{"id":{"type":"string"},"type":{"type":"string"},"message":{"type":"string"},"flow":{"type":"string"},
+"block":{"type":"string"},"key":{"type":"string"},"messageId":{"type":"string"},"revision":{"type":"string"},
+"at":{"type":"string","format":"date-time"},"details":{"type":"object"},"input":{"description":"the failed input"},
+"traceId":{"type":"string"},"acceptedAtMs":{"type":"integer"}}})"},
+      {"TraceEvent", R"({"type":"object","description":"one execution",
+"required":["time","timeMs","revision","flow","block","key","messageId","traceId","durationMs","status","outputCount","stateChange","cursor"],
+"properties":{"time":{"type":"string","format":"date-time"},"timeMs":{"type":"integer"},"revision":{"type":"string"},
+"flow":{"type":"string"},"block":{"type":"string"},"key":{"type":"string"},"messageId":{"type":"string"},
+"traceId":{"type":"string"},"durationMs":{"type":"number"},"status":{"type":"string","description":"ok or the error type"},
+"error":{"type":"string"},"errorId":{"type":"string"},"outputCount":{"type":"integer"},
+"stateChange":{"type":"string","enum":["unchanged","set","deleted"]},
+"cursor":{"type":"string","description":"pass as after= to get what came later"},
+"payload":{"const":"expired","description":"present once retention dropped input, outputs, state and logs"},
+"input":{},"outputs":{"type":"array"},"state":{},"logs":{"type":"array","items":{"type":"string"}},"details":{"type":"object"}}})"},
+      {"SchemaAdd", R"({"type":"object","required":["url","schema"],
+"properties":{"url":{"type":"string","description":"the fully qualified type URL"},
+"schema":{"type":["object","boolean"],"description":"a JSON Schema"}}})"},
+  };
+  return schemas;
+}
+
+const std::vector<admin_route>& admin_routes() {
+  using q = query_parameter;
+  static const std::vector<admin_route> routes = {
+      {"GET",
+       "/",
+       "getUi",
+       "The web UI",
+       "One page; its API calls carry the token it takes from the URL fragment.",
+       false,
+       runs_on::listener,
+       {},
+       "",
+       {{200, "the page", "text/html", R"({"type":"string"})"}},
+       get_ui},
+      {"GET",
+       "/healthz",
+       "getHealth",
+       "Whether the process runs",
+       "",
+       false,
+       runs_on::listener,
+       {},
+       "",
+       {{200, "running", "application/json",
+         R"({"type":"object","required":["status"],"properties":{"status":{"const":"ok"}}})"}},
+       get_healthz},
+      {"GET",
+       "/readyz",
+       "getReadiness",
+       "Whether the node takes work",
+       "503 while projects load or recovery runs, with the reasons.",
+       false,
+       runs_on::listener,
+       {},
+       "",
+       {{200, "ready", "application/json",
+         R"({"type":"object","required":["status","in_flight"],"properties":{"status":{"const":"ready"},)"
+         R"("in_flight":{"type":"integer","description":"messages accepted or re-run and not finished"}}})"},
+        {503, "not ready", "application/json",
+         R"({"type":"object","required":["status","reasons"],"properties":{"status":{"const":"not ready"},)"
+         R"("reasons":{"type":"array","items":{"type":"string"}}}})"}},
+       get_readyz},
+      {"GET",
+       "/metrics",
+       "getMetrics",
+       "Prometheus metrics",
+       "The text exposition format 0.0.4.",
+       true,
+       runs_on::pool,
+       {},
+       "",
+       {{200, "the metrics", "text/plain", R"({"type":"string"})"}},
+       get_metrics},
+      {"GET",
+       "/api/v1/openapi.json",
+       "getOpenApi",
+       "This description",
+       "",
+       true,
+       runs_on::listener,
+       {},
+       "",
+       {{200, "an OpenAPI 3.1 document", "application/json", R"({"type":"object"})"}},
+       get_openapi},
+      {"GET",
+       "/api/v1/projects",
+       "listProjects",
+       "The projects on this node, their active revisions and the limits their functions run within",
+       "",
+       true,
+       runs_on::listener,
+       {},
+       "",
+       {{200, "the projects", "application/json",
+         R"({"type":"array","items":{"$ref":"#/components/schemas/Project"}})"}},
+       get_projects},
+      {"POST",
+       "/api/v1/projects/{project}/deploy",
+       "deployProject",
+       "Activate a committed revision",
+       "`expected` is the revision it replaces: 409 when another deploy came first; 422 with the problems, one per "
+       "line, when the revision is invalid.",
+       true,
+       runs_on::pool,
+       {},
+       R"({"$ref":"#/components/schemas/DeployRequest"})",
+       {{200, "activated", "application/json", R"({"$ref":"#/components/schemas/DeployResult"})"},
+        {400, "the body is not {revision, expected}", "application/problem+json", problem_ref},
+        {404, "no such project or revision", "application/problem+json", problem_ref},
+        {409, "another deploy came first", "application/problem+json", problem_ref},
+        {422, "the revision is invalid", "application/problem+json", problem_ref}},
+       post_deploy},
+      {"GET",
+       "/api/v1/projects/{project}/flows",
+       "listFlows",
+       "The active revision's flows as stacks of blocks, with live statistics per function block",
+       "Executions by outcome and p50/p99/mean duration in ms (quantiles are bucket upper bounds).",
+       true,
+       runs_on::listener,
+       {},
+       "",
+       {{200, "the flows", "application/json", R"({"$ref":"#/components/schemas/Flows"})"},
+        {404, "no such project", "application/problem+json", problem_ref}},
+       get_flows},
+      {"GET",
+       "/api/v1/projects/{project}/flows/{flow}/blocks/{block}/state/{key}",
+       "getState",
+       "The committed state of a key",
+       "",
+       true,
+       runs_on::pool,
+       {},
+       "",
+       {{200, "the state", "application/json", R"({"description":"the state, any JSON value"})"},
+        {404, "no such project, flow or block, or the key has no state", "application/problem+json", problem_ref}},
+       get_state},
+      {"GET",
+       "/api/v1/errors",
+       "listErrors",
+       "The error queue, oldest first",
+       "",
+       true,
+       runs_on::pool,
+       {q{"project", string_schema, "only this project's errors"}, q{"flow", string_schema, "only this flow's"},
+        q{"type", string_schema, "only errors of this type (Exception, Timeout, ...)"},
+        q{"limit", whole_number_schema, "at most this many (default 1000)"}},
+       "",
+       {{200, "the error records", "application/json",
+         R"({"type":"array","items":{"$ref":"#/components/schemas/ErrorRecord"}})"},
+        {400, "limit is not a whole number", "application/problem+json", problem_ref}},
+       get_errors},
+      {"GET",
+       "/api/v1/errors/{id}",
+       "getError",
+       "One error record",
+       "",
+       true,
+       runs_on::pool,
+       {q{"project", string_schema, "the project (optional when the node serves one)"}},
+       "",
+       {{200, "the record", "application/json", R"({"$ref":"#/components/schemas/ErrorRecord"})"},
+        {404, "no such error", "application/problem+json", problem_ref}},
+       get_error},
+      {"DELETE",
+       "/api/v1/errors/{id}",
+       "discardError",
+       "Discard an error",
+       "",
+       true,
+       runs_on::pool,
+       {q{"project", string_schema, "the project (optional when the node serves one)"}},
+       "",
+       {{200, "discarded", "application/json",
+         R"({"type":"object","required":["discarded"],"properties":{"discarded":{"type":"string"}}})"},
+        {404, "no such error", "application/problem+json", problem_ref}},
+       delete_error},
+      {"POST",
+       "/api/v1/errors/{id}/replay",
+       "replayError",
+       "Put the failed input back at the tail of its key's queue; the error leaves in the same commit",
+       "",
+       true,
+       runs_on::pool,
+       {q{"project", string_schema, "the project (optional when the node serves one)"}},
+       "",
+       {{200, "queued again", "application/json",
+         R"({"type":"object","required":["replayed"],"properties":{"replayed":{"type":"string"}}})"},
+        {409, "the error cannot be replayed (gone, or its block no longer runs a function)", "application/problem+json",
+         problem_ref}},
+       post_replay},
+      {"GET",
+       "/api/v1/schemas",
+       "listSchemas",
+       "Registry type URLs",
+       "",
+       true,
+       runs_on::listener,
+       {},
+       "",
+       {{200, "the type URLs", "application/json", R"({"type":"array","items":{"type":"string"}})"}},
+       get_schemas},
+      {"POST",
+       "/api/v1/schemas",
+       "addSchema",
+       "Add a JSON Schema to the registry",
+       "",
+       true,
+       runs_on::pool,
+       {},
+       R"({"$ref":"#/components/schemas/SchemaAdd"})",
+       {{201, "added", "application/json",
+         R"({"type":"object","required":["url"],"properties":{"url":{"type":"string"}}})"},
+        {400, "the body is not {url, schema}", "application/problem+json", problem_ref},
+        {422, "the schema is invalid", "application/problem+json", problem_ref}},
+       post_schema},
+      {"GET",
+       "/api/v1/trace",
+       "getTrace",
+       "Execution trace events of a project, oldest first",
+       "With follow=true (or Accept: text/event-stream) the answer is a stream of Server-Sent Events, one per new "
+       "execution (`id:` its cursor, `data:` the event as JSON), from `after` (or from now), until the client goes; "
+       "a comment line comes every 15 s of quiet. 503 when the node's followers are at their cap.",
+       true,
+       runs_on::pool,
+       {q{"project", string_schema, "the project (optional when the node serves one)"},
+        q{"flow", string_schema, "only this flow's executions"}, q{"block", string_schema, "only this block id's"},
+        q{"key", string_schema, "only this key's"}, q{"trace", string_schema, "only this trace id's"},
+        q{"errors", boolean_text_schema, "only executions that ended in an error"},
+        q{"since", whole_number_schema, "committed at or after (ms since the epoch)"},
+        q{"until", whole_number_schema, "committed at or before (ms since the epoch)"},
+        q{"limit", whole_number_schema, "the newest N (default 100, at most 10000), or the first N after `after`"},
+        q{"after", string_schema, "a cursor: only the events after it, oldest first"},
+        q{"follow", boolean_text_schema, "stream new events as Server-Sent Events"}},
+       "",
+       {{200, "the events", "application/json",
+         R"({"type":"array","items":{"$ref":"#/components/schemas/TraceEvent"}})"},
+        {200, "with follow=true: `id: CURSOR` and `data: EVENT` (a TraceEvent as JSON) per execution",
+         "text/event-stream", R"({"type":"string"})"},
+        {400, "since, until or limit is not a whole number", "application/problem+json", problem_ref},
+        {404, "no such project", "application/problem+json", problem_ref}},
+       get_trace},
+  };
+  return routes;
+}
+
+}  // namespace flowstate::admin

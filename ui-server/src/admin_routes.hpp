@@ -1,0 +1,73 @@
+#pragma once
+// The admin API as one table: each route's method and path, what it runs on,
+// its handler, and its documentation (query parameters, the JSON Schemas of
+// its request and responses). The dispatcher (admin_api.cpp) and the OpenAPI
+// description (openapi.cpp) are both read from it.
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "flowstate/drivers/http_types.hpp"
+
+namespace flowstate {
+class engine;
+}
+
+namespace flowstate::admin {
+
+class trace_followers;
+
+// Quick routes answer on the listener's thread; blocking ones (git, fsync,
+// RocksDB reads) go to the bounded pool, or get 503 when it is full.
+enum class runs_on { listener, pool };
+
+struct query_parameter {
+  std::string_view name;
+  std::string_view schema;  // JSON Schema
+  std::string_view description;
+};
+
+struct documented_response {
+  int status;
+  std::string_view description;
+  std::string_view content_type;  // "" = no body
+  std::string_view schema;        // JSON Schema of the body
+};
+
+// One admin request as a handler sees it.
+struct admin_call {
+  const http::request& req;
+  std::vector<std::pair<std::string, std::string>> params;  // path parameters, decoded
+  std::string_view query;
+
+  std::string param(std::string_view name) const;
+  // A query parameter, decoded; "" when absent.
+  std::string query_param(std::string_view name) const;
+};
+
+// What handlers work with.
+struct admin_services {
+  engine& e;
+  trace_followers& followers;
+};
+
+using admin_handler = void (*)(admin_services& s, const admin_call& call, const http::responder_ptr& reply);
+
+struct admin_route {
+  std::string_view method, path;  // "GET", "/api/v1/errors/{id}"
+  std::string_view operation_id, summary, description;
+  bool needs_token = true;
+  runs_on where = runs_on::pool;
+  std::vector<query_parameter> query;
+  std::string_view request_schema;  // "" = no request body
+  std::vector<documented_response> responses;
+  admin_handler handle = nullptr;
+};
+
+const std::vector<admin_route>& admin_routes();
+
+// Named JSON Schemas that routes refer to as {"$ref": "#/components/schemas/NAME"}.
+const std::vector<std::pair<std::string_view, std::string_view>>& admin_schemas();
+
+}  // namespace flowstate::admin

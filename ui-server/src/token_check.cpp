@@ -1,0 +1,30 @@
+#include "token_check.hpp"
+
+#include <sodium.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace flowstate::admin {
+namespace {
+
+std::array<unsigned char, 32> digest(std::string_view text) {
+  std::array<unsigned char, 32> out{};
+  crypto_generichash(out.data(), out.size(), reinterpret_cast<const unsigned char*>(text.data()), text.size(), nullptr,
+                     0);
+  return out;
+}
+
+}  // namespace
+
+token_check::token_check(std::string_view token) {
+  if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+  expected_ = digest("Bearer " + std::string(token));
+}
+
+bool token_check::matches(std::string_view authorization) const {
+  auto presented = digest(authorization);
+  return sodium_memcmp(presented.data(), expected_.data(), expected_.size()) == 0;
+}
+
+}  // namespace flowstate::admin
