@@ -136,6 +136,7 @@ class engine_impl final : public engine {
   status recover() override;
 
   bool ready() const override { return ready_.load(); }
+  const sandbox::isolation_report& isolation() const override { return sandbox::isolation_status(); }
   std::size_t in_flight() const override { return core_.total_in_flight(); }
 
   std::shared_ptr<block_stats> stats_for(uint32_t project, const std::string& flow, const std::string& block);

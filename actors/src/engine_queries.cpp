@@ -58,6 +58,14 @@ std::string engine_impl::metrics_text() const {
   m.sample("flowstate_in_flight_messages", {}, double(core_.total_in_flight()));
   m.family("flowstate_state_cache_bytes", "gauge", "Bytes of the latest states held in memory, all shards");
   m.sample("flowstate_state_cache_bytes", {}, double(core_.state_cache_used()));
+  m.family("flowstate_sandbox_level", "gauge",
+           "The workers' sandbox: 1 for the level in force (none: no level can be set up, functions do not run)");
+  const auto& sandbox = isolation();
+  for (auto level : {sandbox::sandbox_level::namespaces, sandbox::sandbox_level::landlock, sandbox::sandbox_level::off,
+                     sandbox::sandbox_level::none})
+    m.sample("flowstate_sandbox_level", {{"level", sandbox::level_name(level)}}, sandbox.level == level ? 1 : 0);
+  m.family("flowstate_sandbox_degradations", "gauge", "Layers of the sandbox level this machine cannot provide");
+  m.sample("flowstate_sandbox_degradations", {}, double(sandbox.degradations.size()));
   m.family("flowstate_project_info", "gauge", "The active revision of each project (value 1)");
   m.family("flowstate_errors_queued", "gauge", "Errors in a project's error queue");
   m.family("flowstate_trace_bytes", "gauge", "Bytes of a project's execution trace (as of the last second)");

@@ -401,12 +401,20 @@ status plan_namespaces(isolation_plan& plan, const std::vector<std::string>& pat
   return status::success();
 }
 
-status plan_landlock(isolation_plan& plan, const std::vector<std::string>& paths) {
-  for (const auto& path : paths) {
+status plan_landlock(isolation_plan& plan, const std::vector<std::string>& listed) {
+  for (std::string path : listed) {
     struct stat info {};
     if (::stat(path.c_str(), &info) != 0) {
       if (path == "/etc/ld.so.cache") continue;
       return fail("sandbox: cannot make readable " + path + ": " + std::strerror(errno));
+    }
+    // The worker's own uid reads these as "other": a binary under a folder
+    // only root may enter (a build tree in /root) runs from a staged copy.
+    if (::geteuid() == 0 && !readable_by_others(path)) {
+      if (path != plan.binary)
+        return fail("sandbox: landlock: " + path +
+                    " cannot be read by the worker's uid (it or a folder above it is not readable by others)");
+      plan.binary = path = staged_copy(path);
     }
     plan.landlock_rules.push_back({path, S_ISDIR(info.st_mode), false});
   }

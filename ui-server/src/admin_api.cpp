@@ -19,6 +19,18 @@ http::response json(int status, std::string body) {
   return r;
 }
 
+// GET /readyz: 503 while starting, and for good when the workers' sandbox
+// cannot be set up (functions do not run; docs/security.md).
+http::response readiness(const engine& e) {
+  const auto& sandbox = e.isolation();
+  std::string level = "\"sandbox\":\"" + std::string(sandbox::level_name(sandbox.level)) + "\",\"sandboxDetail\":";
+  http::append_json_string(level, sandbox.summary());
+  if (sandbox.level == sandbox::sandbox_level::none)
+    return json(503, "{\"status\":\"sandbox unavailable\"," + level + "}");
+  if (!e.ready()) return json(503, "{\"status\":\"starting\"," + level + "}");
+  return json(200, "{\"status\":\"ready\",\"in_flight\":" + std::to_string(e.in_flight()) + "," + level + "}");
+}
+
 std::vector<std::string> split(std::string_view path) {
   std::vector<std::string> out;
   std::size_t i = 0;
@@ -146,10 +158,7 @@ http::handler make_handler(engine& e, std::string token, live_streams& streams) 
       page.headers.emplace_back("Cache-Control", "no-cache");
       return reply->send(std::move(page));
     }
-    if (path == "/readyz")
-      return reply->send(e.ready()
-                             ? json(200, "{\"status\":\"ready\",\"in_flight\":" + std::to_string(e.in_flight()) + "}")
-                             : json(503, R"({"status":"starting"})"));
+    if (path == "/readyz") return reply->send(readiness(e));
     auto auth = req.header("authorization");
     if (auth != "Bearer " + token)
       return reply->send(http::problem(
