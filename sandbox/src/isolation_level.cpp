@@ -250,8 +250,8 @@ std::string isolation_report::summary() const {
     case sandbox_level::landlock:
       text =
           "landlock: workers run without namespaces, each as a uid of its own, under Landlock (read-only access to "
-          "their binary and libraries only) and a seccomp allow-list (" +
-          reason + ")";
+          "their binary and libraries only) and a seccomp allow-list";
+      if (!reason.empty()) text += " (" + reason + ")";
       break;
     case sandbox_level::off:
       text =
