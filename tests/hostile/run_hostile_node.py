@@ -187,7 +187,10 @@ def run_refused(work, wrapper):
         if "flowstate: ERROR: sandbox UNAVAILABLE" not in node.log():
             failures.append(f"the start-up log does not say the sandbox is unavailable: {node.log()[-1500:]}")
         for i, (lang, probe) in enumerate(served):
-            status, body = node.request("POST", f"/hostile/p/{probe['name']}/k{i}", host)
+            try:
+                status, body = node.request("POST", f"/hostile/p/{probe['name']}/k{i}", host)
+            except Exception as e:  # noqa: BLE001 - e.g. a probe that killed an unisolated node
+                status, body = "no answer", f"{type(e).__name__}: {e}"
             ok = status == 503 and isinstance(body, dict) and body.get("title") == "sandbox unavailable"
             if not ok:
                 failures.append(f"{probe['name']}: expected 503 sandbox unavailable, got {status} {str(body)[:300]}")
