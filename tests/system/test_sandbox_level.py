@@ -4,6 +4,7 @@ functions unisolated only when spelled so, and says it loudly; any other
 spelling runs no function at all (docs/security.md). The levels themselves,
 and a node where they are refused, are tested by tests/hostile/."""
 import os
+import time
 
 from harness import Node, check, counter_project, run, tmpdir
 
@@ -84,5 +85,31 @@ def test_misspelled_off_runs_nothing():
             node.stop()
 
 
+def uid_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(f.read().split("Uid:")[1].split()[0])
+
+
+def test_landlock_workers_have_own_uids_and_die_with_the_node():
+    """at the landlock level each worker (JS and Python) runs as a uid of its own, and dies when the node is killed"""
+    node = Node([project()], env={"FLOWSTATE_SANDBOX": "landlock"}).start()
+    try:
+        for path in ("/count/a", "/pycount/a"):
+            status, body = node.request("POST", path, {})
+            check(status == 200, f"{path}: {status} {body}")
+        pids = node.worker_pids()
+        check(len(pids) >= 2, f"a JS and a Python worker: {pids}")
+        uids = {pid: uid_of(pid) for pid in pids}
+        check(all(uid == (1 << 30) + pid for pid, uid in uids.items()), f"uid = 2^30 + pid: {uids}")
+    finally:
+        node.kill9()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(os.path.exists(f"/proc/{p}") for p in pids):
+        time.sleep(0.05)
+    left = [p for p in pids if os.path.exists(f"/proc/{p}")]
+    check(not left, f"workers outlived the node: {left}")
+
+
 if __name__ == "__main__":
-    run([test_default_level_is_shown, test_off_is_loud, test_misspelled_off_runs_nothing])
+    run([test_default_level_is_shown, test_off_is_loud, test_misspelled_off_runs_nothing,
+         test_landlock_workers_have_own_uids_and_die_with_the_node])
