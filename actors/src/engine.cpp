@@ -235,6 +235,8 @@ project_entry* engine_impl::find(const std::string& name) const {
 namespace flowstate {
 
 result<std::unique_ptr<engine>> engine::start(engine_options options) {
+  // Decided (and logged) at start-up, not at the first worker.
+  (void)sandbox::isolation_status();
   auto e = std::make_unique<engine_detail::engine_impl>(std::move(options));
   if (auto st = e->open(); !st) return fail(st.error());
   e->start_maintenance();

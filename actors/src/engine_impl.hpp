@@ -138,6 +138,7 @@ class engine_impl final : public engine {
 
   // Not ready while the store refuses writes (disk full) or before recovery.
   bool ready() const override { return ready_.load() && !core_.writes_paused.load() && store_->health().ok(); }
+  const sandbox::isolation_report& isolation() const override { return sandbox::isolation_status(); }
   std::size_t in_flight() const override { return core_.total_in_flight(); }
 
   std::shared_ptr<block_stats> stats_for(uint32_t project, const std::string& flow, const std::string& block);

@@ -50,6 +50,12 @@ std::string engine_impl::metrics_text() const {
     }
   }
   m.node(core_.total_in_flight(), core_.state_cache_used());
+  const auto& iso = isolation();
+  std::vector<std::string_view> levels;
+  for (auto level : {sandbox::sandbox_level::namespaces, sandbox::sandbox_level::landlock, sandbox::sandbox_level::off,
+                     sandbox::sandbox_level::none})
+    levels.push_back(sandbox::level_name(level));
+  m.sandbox(sandbox::level_name(iso.level), levels, iso.degradations.size());
   for (auto& [rt, pools] : active) {
     auto count = store_->read(column::metering, error_count_key(rt->tenant, rt->project_id));
     if (!count) continue;  // a read error: no sample rather than a wrong one

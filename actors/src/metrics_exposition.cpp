@@ -32,6 +32,16 @@ struct metrics_exposition::families {
           .Name("flowstate_state_cache_bytes")
           .Help("Bytes of the latest states held in memory, all shards")
           .Register(registry);
+  prometheus::Family<prometheus::Gauge>& sandbox_level =
+      prometheus::BuildGauge()
+          .Name("flowstate_sandbox_level")
+          .Help("The workers' sandbox: 1 for the level in force (none: no level can be set up, functions do not run)")
+          .Register(registry);
+  prometheus::Family<prometheus::Gauge>& sandbox_degradations =
+      prometheus::BuildGauge()
+          .Name("flowstate_sandbox_degradations")
+          .Help("Layers of the sandbox level this machine cannot provide")
+          .Register(registry);
   prometheus::Family<prometheus::Gauge>& project_info = prometheus::BuildGauge()
                                                             .Name("flowstate_project_info")
                                                             .Help("The active revision of each project (value 1)")
@@ -70,6 +80,13 @@ void metrics_exposition::block(const std::string& project, const std::string& fl
       .Add({{"project", project}, {"flow", flow}, {"block", block}},
            prometheus::Histogram::BucketBoundaries(duration_buckets.begin(), duration_buckets.end()))
       .ObserveMultiple(per_bucket, double(s.duration_sum_ns.load(std::memory_order_relaxed)) / 1e9);
+}
+
+void metrics_exposition::sandbox(std::string_view level_in_force, const std::vector<std::string_view>& levels,
+                                 std::size_t degradations) {
+  for (auto level : levels)
+    f_->sandbox_level.Add({{"level", std::string(level)}}).Set(level == level_in_force ? 1 : 0);
+  f_->sandbox_degradations.Add({}).Set(double(degradations));
 }
 
 void metrics_exposition::node(std::size_t in_flight, std::size_t state_cache_bytes) {

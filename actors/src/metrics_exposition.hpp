@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace flowstate::engine_detail {
 
@@ -29,6 +30,9 @@ class metrics_exposition {
   void block(const std::string& project, const std::string& flow, const std::string& block, const block_stats& s);
   // flowstate_in_flight_messages and flowstate_state_cache_bytes.
   void node(std::size_t in_flight, std::size_t state_cache_bytes);
+  // flowstate_sandbox_level (1 for the level in force, 0 for the others of
+  // `levels`) and flowstate_sandbox_degradations.
+  void sandbox(std::string_view level_in_force, const std::vector<std::string_view>& levels, std::size_t degradations);
   // flowstate_project_info, flowstate_errors_queued, flowstate_trace_bytes.
   void project(const std::string& name, const std::string& revision, uint64_t errors_queued, uint64_t trace_bytes);
   // flowstate_worker_processes.

@@ -23,10 +23,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <mutex>
 #include <set>
 
 #include "elf_dependencies.hpp"
+#include "isolation_probe.hpp"
+#include "landlock.hpp"
 #include "seccomp_policy.hpp"
 
 namespace flowstate::sandbox {
@@ -43,6 +44,9 @@ class isolation_plan {
   };
 
   bool namespaces = false;
+  bool landlock = false;  // the landlock level: own uid, Landlock, no namespaces
+  int landlock_abi = 0;
+  std::vector<detail::landlock_rule> landlock_rules;
   bool drop_to_nobody = false;
   bool fresh_proc = false;
   bool python = false;
@@ -62,83 +66,11 @@ class isolation_plan {
 
 namespace {
 
-constexpr uid_t nobody = 65534;
-constexpr const char* cgroup_base = "/sys/fs/cgroup/memory/flowstate";
-constexpr int namespace_flags =
-    CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
+using detail::cgroup_base;
+using detail::namespace_flags;
+using detail::nobody;
 
 // ---- in the parent ---------------------------------------------------------
-
-std::mutex degradations_mutex;
-std::vector<std::string> degradations;
-
-void degrade(const std::string& reason) {
-  std::lock_guard lock(degradations_mutex);
-  for (auto& known : degradations)
-    if (known == reason) return;
-  degradations.push_back(reason);
-  std::fprintf(stderr, "flowstate: sandbox degraded: %s\n", reason.c_str());
-}
-
-struct machine_support {
-  bool namespaces = false;
-  bool fresh_proc = false;
-  bool memory_cgroup = false;
-};
-
-// Tries, once, in a throwaway child what every worker's child will do.
-machine_support probe_machine() {
-  machine_support support;
-  const bool root = ::geteuid() == 0;
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    if (root && (::syscall(SYS_setgroups, 0, nullptr) != 0 || ::syscall(SYS_setresgid, nobody, nobody, nobody) != 0 ||
-                 ::syscall(SYS_setresuid, nobody, nobody, nobody) != 0))
-      ::_exit(10);
-    if (::unshare(namespace_flags) != 0) ::_exit(11);
-    pid_t inner = ::fork();
-    if (inner < 0) ::_exit(12);
-    if (inner > 0) {
-      int status = 0;
-      while (::waitpid(inner, &status, 0) < 0 && errno == EINTR) {
-      }
-      ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 13);
-    }
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(14);
-    if (::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) ::_exit(15);
-    ::_exit(0);
-  }
-  int status = -1;
-  if (pid > 0)
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-  int code = pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  support.namespaces = code == 0 || code == 15;
-  support.fresh_proc = code == 0;
-  if (!support.namespaces)
-    degrade("namespaces: unshare of user, mount, PID, network, IPC and UTS namespaces failed here (probe exit " +
-            std::to_string(code) + "); workers run without namespaces and without a private root");
-  else if (!support.fresh_proc)
-    degrade("/proc: a fresh proc cannot be mounted in the worker's namespaces; workers run with no /proc");
-
-  if (::mkdir(cgroup_base, 0755) == 0 || errno == EEXIST) {
-    std::string probe = std::string(cgroup_base) + "/probe-" + std::to_string(::getpid());
-    if (::mkdir(probe.c_str(), 0755) == 0) {
-      support.memory_cgroup = ::access((probe + "/memory.limit_in_bytes").c_str(), W_OK) == 0;
-      ::rmdir(probe.c_str());
-    }
-  }
-  if (!support.memory_cgroup)
-    degrade(std::string("memory cgroup: ") + cgroup_base +
-            " cannot hold a child group with memory.limit_in_bytes; worker memory is limited by the V8 heap limit "
-            "and RLIMIT_AS (Python) only");
-  return support;
-}
-
-const machine_support& support() {
-  static const machine_support s = probe_machine();
-  return s;
-}
 
 // Groups of workers that have exited leave empty cgroups: remove them (a
 // group that still has a process refuses with EBUSY).
@@ -423,63 +355,131 @@ void drop_capabilities() {
   if (::syscall(SYS_capset, &header, data) != 0) die("dropping capabilities");
 }
 
+// The files a worker needs: its binary, the shared libraries the loader
+// needs for it (ELF DT_NEEDED/RPATH), the loader's cache, for Python the
+// standard library and what its extension modules load, and the caller's.
+std::vector<std::string> worker_paths(const isolation_options& options, const std::string& binary) {
+  std::vector<std::string> paths{binary};
+  detail::elf_dependencies(binary, paths);
+  if (options.python) {
+    paths.push_back("/usr/lib/python3.11");
+    DIR* dir = ::opendir("/usr/lib/python3.11/lib-dynload");
+    while (dir) {
+      dirent* entry = ::readdir(dir);
+      if (!entry) break;
+      std::string name = entry->d_name;
+      if (name.size() > 3 && name.compare(name.size() - 3, 3, ".so") == 0)
+        detail::elf_dependencies("/usr/lib/python3.11/lib-dynload/" + name, paths);
+    }
+    if (dir) ::closedir(dir);
+  }
+  paths.push_back("/etc/ld.so.cache");
+  paths.insert(paths.end(), options.read_only_paths.begin(), options.read_only_paths.end());
+  return paths;
+}
+
+status plan_namespaces(isolation_plan& plan, const std::vector<std::string>& paths) {
+  root_builder builder;
+  for (const auto& path : paths) {
+    std::string error = builder.add(path);
+    if (!error.empty() && path != "/etc/ld.so.cache") return fail("sandbox: cannot make visible " + error);
+  }
+  plan.root = pick_staging_root(builder);
+  if (plan.root.empty()) return fail("sandbox: no directory to assemble the worker's root in (/mnt, /srv, ...)");
+  builder.build(plan);
+  plan.old_root = plan.root + "/.old";
+  plan.proc = plan.root + "/proc";
+  plan.directories.push_back(plan.old_root);
+  plan.directories.push_back(plan.proc);
+  plan.namespaces = true;
+  plan.fresh_proc = detail::machine().fresh_proc;
+  plan.drop_to_nobody = ::geteuid() == 0;
+  uid_t outer_uid = plan.drop_to_nobody ? nobody : ::geteuid();
+  gid_t outer_gid = plan.drop_to_nobody ? nobody : ::getegid();
+  plan.uid_map = "0 " + std::to_string(outer_uid) + " 1\n";
+  plan.gid_map = "0 " + std::to_string(outer_gid) + " 1\n";
+  return status::success();
+}
+
+status plan_landlock(isolation_plan& plan, const std::vector<std::string>& listed) {
+  for (std::string path : listed) {
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) {
+      if (path == "/etc/ld.so.cache") continue;
+      return fail("sandbox: cannot make readable " + path + ": " + std::strerror(errno));
+    }
+    // The worker's own uid reads these as "other": a binary under a folder
+    // only root may enter (a build tree in /root) runs from a staged copy.
+    if (::geteuid() == 0 && !readable_by_others(path)) {
+      if (path != plan.binary)
+        return fail("sandbox: landlock: " + path +
+                    " cannot be read by the worker's uid (it or a folder above it is not readable by others)");
+      plan.binary = path = staged_copy(path);
+    }
+    plan.landlock_rules.push_back({path, S_ISDIR(info.st_mode), false});
+  }
+  // The Python worker sizes RLIMIT_AS from its own /proc/self/statm (the
+  // child's pid is the worker's: no PID namespace at this level).
+  if (plan.python) plan.landlock_rules.push_back({"/proc/self/statm", false, true});
+  plan.landlock = true;
+  plan.landlock_abi = detail::machine().landlock_abi;
+  return status::success();
+}
+
+// The landlock level's user: a uid and gid of its own, no capability, no
+// supplementary group; the parent-death signal set again (a change of user
+// clears it), and out of the node's working directory.
+void become_worker_user() {
+  const pid_t parent = ::getppid();
+  // Without SECBIT_NO_SETUID_FIXUP: leaving uid 0 clears every capability.
+  ::prctl(PR_SET_SECUREBITS,
+          SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_NOROOT | SECBIT_NOROOT_LOCKED);
+  for (int cap = 0; cap <= 63; ++cap) ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+  const uid_t uid = detail::worker_uid(::getpid());
+  if (::syscall(SYS_setgroups, 0, nullptr) != 0) die("setgroups");
+  if (::syscall(SYS_setresgid, uid, uid, uid) != 0) die("setresgid");
+  if (::syscall(SYS_setresuid, uid, uid, uid) != 0) die("setresuid");
+  ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (::syscall(SYS_capset, &header, data) != 0) die("dropping capabilities");
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(127);
+  if (::chdir("/") != 0) die("chdir /");
+}
+
 }  // namespace
 
 result<std::shared_ptr<const isolation_plan>> prepare_isolation(const isolation_options& options,
                                                                 const std::string& binary) {
-  auto plan = std::make_shared<isolation_plan>();
-  const char* switch_off = std::getenv("FLOWSTATE_SANDBOX");
-  if (!options.enabled || (switch_off && std::string(switch_off) == "off"))
-    return std::shared_ptr<const isolation_plan>();
+  if (!options.enabled) return std::shared_ptr<const isolation_plan>();
+  sandbox_level level = isolation_status().level;
+  if (options.level) {
+    const auto& machine = detail::machine().levels;
+    level = *options.level;
+    if (level == sandbox_level::namespaces && !machine.namespaces_error.empty())
+      return fail("sandbox: namespaces: " + machine.namespaces_error);
+    if (level == sandbox_level::landlock && !machine.landlock_error.empty())
+      return fail("sandbox: landlock: " + machine.landlock_error);
+  }
+  if (level == sandbox_level::off) return std::shared_ptr<const isolation_plan>();
+  if (level == sandbox_level::none)
+    return fail("sandbox: " + (options.level ? std::string("no level asked for") : isolation_status().summary()));
 
+  auto plan = std::make_shared<isolation_plan>();
   const auto& program = detail::worker_seccomp_program();
   if (program.instructions.empty()) return fail("sandbox: the seccomp filter cannot be built: " + program.error);
   plan->seccomp = &program;
   plan->python = options.python;
-  const machine_support& machine = support();
 
   char real_binary[4096];
   if (!::realpath(binary.c_str(), real_binary)) return fail("sandbox: " + binary + ": " + std::strerror(errno));
   plan->binary = real_binary;
+  const auto paths = worker_paths(options, plan->binary);
+  auto planned = level == sandbox_level::namespaces ? plan_namespaces(*plan, paths) : plan_landlock(*plan, paths);
+  if (!planned) return fail(planned.error());
 
-  if (machine.namespaces) {
-    root_builder builder;
-    std::vector<std::string> paths{plan->binary};
-    detail::elf_dependencies(plan->binary, paths);
-    if (options.python) {
-      paths.push_back("/usr/lib/python3.11");
-      DIR* dir = ::opendir("/usr/lib/python3.11/lib-dynload");
-      while (dir && true) {
-        dirent* entry = ::readdir(dir);
-        if (!entry) break;
-        std::string name = entry->d_name;
-        if (name.size() > 3 && name.compare(name.size() - 3, 3, ".so") == 0)
-          detail::elf_dependencies("/usr/lib/python3.11/lib-dynload/" + name, paths);
-      }
-      if (dir) ::closedir(dir);
-    }
-    paths.push_back("/etc/ld.so.cache");
-    paths.insert(paths.end(), options.read_only_paths.begin(), options.read_only_paths.end());
-    for (const auto& path : paths) {
-      std::string error = builder.add(path);
-      if (!error.empty() && path != "/etc/ld.so.cache") return fail("sandbox: cannot make visible " + error);
-    }
-    plan->root = pick_staging_root(builder);
-    if (plan->root.empty()) return fail("sandbox: no directory to assemble the worker's root in (/mnt, /srv, ...)");
-    builder.build(*plan);
-    plan->old_root = plan->root + "/.old";
-    plan->proc = plan->root + "/proc";
-    plan->directories.push_back(plan->old_root);
-    plan->directories.push_back(plan->proc);
-    plan->namespaces = true;
-    plan->fresh_proc = machine.fresh_proc;
-    plan->drop_to_nobody = ::geteuid() == 0;
-    uid_t outer_uid = plan->drop_to_nobody ? nobody : ::geteuid();
-    gid_t outer_gid = plan->drop_to_nobody ? nobody : ::getegid();
-    plan->uid_map = "0 " + std::to_string(outer_uid) + " 1\n";
-    plan->gid_map = "0 " + std::to_string(outer_gid) + " 1\n";
-  }
-  if (machine.memory_cgroup && options.memory_mb > 0) {
+  if (detail::machine().memory_cgroup && options.memory_mb > 0) {
     remove_stale_cgroups();
     plan->cgroup_prefix = std::string(cgroup_base) + "/w";
     // A backstop above the interpreter's own accounting (V8's heap limit and
@@ -536,6 +536,8 @@ void enter_isolation_and_exec(const isolation_plan& plan, char* const argv[]) {
     }
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     enter_new_root(plan);
+  } else if (plan.landlock) {
+    become_worker_user();
   }
 
   set_limit(RLIMIT_NOFILE, 64);
@@ -548,17 +550,18 @@ void enter_isolation_and_exec(const isolation_plan& plan, char* const argv[]) {
   int binary = ::open(plan.binary.c_str(), O_PATH | O_CLOEXEC);
   if (binary < 0) die("opening the worker binary ", plan.binary.c_str());
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("no_new_privs");
+  if (plan.landlock) {
+    const char* step = "";
+    if (int error = detail::restrict_with_landlock(plan.landlock_abi, plan.landlock_rules, &step); error != 0) {
+      errno = error;
+      die("landlock: ", step);
+    }
+  }
   sock_fprog filter{static_cast<unsigned short>(plan.seccomp->instructions.size()),
                     const_cast<sock_filter*>(plan.seccomp->instructions.data())};
   if (::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filter) != 0) die("installing the seccomp filter");
   ::syscall(SYS_execveat, binary, "", argv, plan.envp.data(), AT_EMPTY_PATH);
   die("execveat ", plan.binary.c_str());
-}
-
-std::vector<std::string> isolation_degradations() {
-  support();
-  std::lock_guard lock(degradations_mutex);
-  return degradations;
 }
 
 }  // namespace flowstate::sandbox

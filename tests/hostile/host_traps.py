@@ -78,6 +78,30 @@ class HostTraps:
         return found
 
 
+LEVELS = ("namespaces", "landlock")
+
+
+def expected(probe, level, through_node=False):
+    """The outcome a probe must have at a sandbox level, through a node's
+    HTTP routes or the worker client."""
+    if through_node and "through_node" in probe:
+        return probe["through_node"]
+    if level == "landlock" and "landlock" in probe:
+        return probe["landlock"]
+    return probe["expect"]
+
+
+def level_in_force(log, level):
+    """Empty when the node's (or runner's) log says the sandbox runs at
+    `level`: never a test that passes on a node that runs functions unisolated
+    or at another level than the one under test."""
+    line = f"flowstate: sandbox {level}:"
+    if line in log:
+        return ""
+    found = [l for l in log.splitlines() if "sandbox" in l][:3]
+    return f"expected the log to say {line!r}, found {found}"
+
+
 def check(probe, r):
     """Empty when the result is exactly what the probe expects. `r`: status
     ("ok" or the error type), outputs, error (message), logs."""

@@ -1,6 +1,9 @@
 """Python probes: each tries one thing a function must not be able to do.
 `expect` is ("ok", exact first output or a check) or (error type, fragments
-of the error message). EPERM = 1, ENOENT = 2, EROFS = 30."""
+of the error message), at the namespaces level; `landlock` is the outcome at
+the landlock level where it differs (no private root: a file outside is
+there but Landlock refuses it with EACCES, the hostname and /proc are the
+host's but unreadable). EPERM = 1, ENOENT = 2, EACCES = 13, EROFS = 30."""
 import os
 
 
@@ -24,13 +27,19 @@ def binary_roots():
     return {p for p in os.environ.get("FLOWSTATE_HOSTILE_BINARY_ROOTS", "").split(":") if p}
 
 
-def probe(name, body, expect, through_node=None):
+def probe(name, body, expect, through_node=None, landlock=None):
     """`through_node`: the outcome through a node when it differs from the
-    worker client's (run_hostile_node.py)."""
+    worker client's (run_hostile_node.py); `landlock`: at the landlock level."""
     p = {"name": name, "source": PRELUDE + body, "expect": expect}
     if through_node:
         p["through_node"] = through_node
+    if landlock:
+        p["landlock"] = landlock
     return p
+
+
+EACCES = ("ok", 13)
+DENIED = ("Exception", "PermissionError")
 
 
 def returns(expression):
@@ -52,11 +61,13 @@ def secret_absent(got, r):
 
 PY_PROBES = [
     # Files outside the worker.
-    probe("py_read_etc_passwd", returns("attempt(lambda: open('/etc/passwd').read())"), ("ok", 2)),
-    probe("py_read_node_key", returns("attempt(lambda: open(input['key_file']).read())"), ("ok", 2)),
-    probe("py_list_node_data_dir", returns("attempt(lambda: os.listdir(input['data_dir']))"), ("ok", 2)),
-    probe("py_create_host_file", returns("attempt(lambda: open(input['target'], 'w').write('x'))"), ("ok", 2)),
-    probe("py_write_in_root", returns("attempt(lambda: open('/pwned', 'w').write('x'))"), ("ok", 30)),
+    probe("py_read_etc_passwd", returns("attempt(lambda: open('/etc/passwd').read())"), ("ok", 2), landlock=EACCES),
+    probe("py_read_node_key", returns("attempt(lambda: open(input['key_file']).read())"), ("ok", 2), landlock=EACCES),
+    probe("py_list_node_data_dir", returns("attempt(lambda: os.listdir(input['data_dir']))"), ("ok", 2),
+          landlock=EACCES),
+    probe("py_create_host_file", returns("attempt(lambda: open(input['target'], 'w').write('x'))"), ("ok", 2),
+          landlock=EACCES),
+    probe("py_write_in_root", returns("attempt(lambda: open('/pwned', 'w').write('x'))"), ("ok", 30), landlock=EACCES),
     # EACCES (13): the stdlib belongs to a user the worker is not; EROFS below that.
     probe("py_write_stdlib", returns("attempt(lambda: open('/usr/lib/python3.11/os.py', 'a').write('x'))"), ("ok", 13)),
     probe("py_mkdir_tmp", returns("attempt(lambda: os.mkdir('/tmp'))"), ("ok", 1)),
@@ -65,11 +76,11 @@ PY_PROBES = [
           ("ok", lambda got, r: True if set(got) <= {"etc", "lib", "lib64", "proc", "usr", "work", "home", "opt",
                                                      "srv", "mnt", *binary_roots()}
                                  and "root" not in got and ("tmp" not in got or "tmp" in binary_roots())
-           else f"unexpected entries {got}")),
-    probe("py_dev_missing", returns("attempt(lambda: os.listdir('/dev'))"), ("ok", 2)),
-    probe("py_sys_missing", returns("attempt(lambda: os.listdir('/sys'))"), ("ok", 2)),
+           else f"unexpected entries {got}"), landlock=DENIED),
+    probe("py_dev_missing", returns("attempt(lambda: os.listdir('/dev'))"), ("ok", 2), landlock=EACCES),
+    probe("py_sys_missing", returns("attempt(lambda: os.listdir('/sys'))"), ("ok", 2), landlock=EACCES),
     probe("py_uncaught_file_error", "def entrypoint(input, state):\n    return {'output': open('/etc/shadow').read()}\n",
-          ("Exception", "FileNotFoundError")),
+          ("Exception", "FileNotFoundError"), landlock=("Exception", "PermissionError", "/etc/shadow")),
     # Sockets of every family, connecting to listeners on the host, binding.
     probe("py_tcp_connect_host", "import socket\n" + returns(
         "attempt(lambda: socket.create_connection(('127.0.0.1', input['port']), timeout=1))"), ("ok", 1)),
@@ -90,7 +101,7 @@ PY_PROBES = [
         "attempt(lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0))"), ("ok", 1)),
     probe("py_socketpair", "import socket\n" + returns("attempt(lambda: socket.socketpair())"), ("ok", 1)),
     probe("py_network_interfaces", returns("sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:])"),
-          ("ok", ["lo"])),
+          ("ok", ["lo"]), landlock=DENIED),
     # Processes.
     probe("py_fork", returns("attempt(os.fork)"), ("ok", 1)),
     probe("py_subprocess", "import subprocess\n" + returns("attempt(lambda: subprocess.run(['/bin/sh', '-c', 'id']))"),
@@ -101,7 +112,7 @@ PY_PROBES = [
     probe("py_posix_spawn", returns("attempt(lambda: os.posix_spawn('/bin/sh', ['sh'], {}))"), ("ok", 1)),
     probe("py_kill_node", returns("attempt(lambda: os.kill(input['node_pid'], 9))"), ("ok", 1)),
     probe("py_is_pid_1", returns("[os.getpid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit())]"),
-          ("ok", [1, [1]])),
+          ("ok", [1, [1]]), landlock=DENIED),
     probe("py_thread_bomb", "import threading, time\n"
           "def entrypoint(input, state):\n"
           "    event = threading.Event()\n"
@@ -114,6 +125,8 @@ PY_PROBES = [
     # Namespaces, mounts, tracing through ctypes; kernel interfaces.
     probe("py_ctypes_unshare", libc_call("libc.unshare(0x10000000)"), ("ok", 1)),
     probe("py_ctypes_mount", libc_call("libc.mount(b'none', b'/proc', b'tmpfs', 0, None)"), ("ok", 1)),
+    # At the landlock level the namespace file opens (Landlock leaves the
+    # kernel's internal nsfs alone); setns itself is refused by seccomp.
     probe("py_ctypes_setns", libc_call("libc.setns(os.open('/proc/self/ns/net', os.O_RDONLY), 0)"), ("ok", 1)),
     probe("py_ctypes_ptrace", libc_call("libc.ptrace(0, 0, None, None)"), ("ok", 1)),
     probe("py_ctypes_chroot", libc_call("libc.chroot(b'/usr')"), ("ok", 1)),
@@ -126,8 +139,9 @@ PY_PROBES = [
     # The node's environment and this process's.
     probe("py_environment", returns("sorted(os.environ)"), ("ok", ["LC_ALL", "PATH", "TZ"])),
     probe("py_secret_env", returns("input['secret_env'] in os.environ or b'hostile-secret' in open('/proc/self/environ', 'rb').read()"),
-          ("ok", secret_absent)),
-    probe("py_hostname", "import socket\n" + returns("socket.gethostname()"), ("ok", "sandbox")),
+          ("ok", secret_absent), landlock=DENIED),
+    probe("py_hostname", "import socket\n" + returns("socket.gethostname()"), ("ok", "sandbox"),
+          landlock=("ok", lambda got, r: True if isinstance(got, str) else f"got {got!r}")),
     # Limits: time, memory, recursion, sizes, logs.
     probe("py_infinite_loop", "def entrypoint(input, state):\n    while True:\n        pass\n",
           ("Timeout", "time limit of 1000 ms")),

@@ -5,7 +5,11 @@ probe_runner. After each probe a known-good function must still answer on the
 same client. Around the run the host checks that no connection reached its
 listeners, no file was created, and the node's secrets never came back.
 
-    run_hostile.py --runner probe_runner --js flowstate-worker --py flowstate-pyworker [-k NAME]
+    run_hostile.py --runner probe_runner --js flowstate-worker --py flowstate-pyworker
+                   [--level namespaces|landlock] [-k NAME]
+
+The level is forced (FLOWSTATE_SANDBOX=LEVEL): where the machine cannot
+provide it the workers do not start and the suite fails.
 """
 import argparse
 import json
@@ -15,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-from host_traps import SECRET, HostTraps, check, summary
+from host_traps import LEVELS, SECRET, HostTraps, check, expected, level_in_force, summary
 from probes_js import JS_PROBES
 from probes_py import PY_PROBES
 
@@ -27,6 +31,7 @@ def main():
     parser.add_argument("--js", required=True)
     parser.add_argument("--py", required=True)
     parser.add_argument("-k", default="", help="only probes whose name contains this")
+    parser.add_argument("--level", choices=LEVELS, default="namespaces", help="the sandbox level under test")
     parser.add_argument("--no-isolation", action="store_true", help="(to see what the sandbox prevents)")
     args = parser.parse_args()
     os.environ["FLOWSTATE_HOSTILE_BINARY_ROOTS"] = ":".join(
@@ -44,6 +49,7 @@ def run(args, work):
     host = traps.host()
 
     probes = [("js", p) for p in JS_PROBES] + [("py", p) for p in PY_PROBES]
+    probes = [(lang, dict(p, expect=expected(p, args.level))) for lang, p in probes]
     names = [p["name"] for _, p in probes]
     assert len(names) == len(set(names)), "probe names must be unique"
     probes = [(lang, p) for lang, p in probes if args.k in p["name"]]
@@ -61,6 +67,7 @@ def run(args, work):
 
     env = dict(os.environ)
     env[host["secret_env"]] = SECRET
+    env["FLOWSTATE_SANDBOX"] = args.level
     cmd = [args.runner, "--js", args.js, "--py", args.py, "--cpu-ms", "1000", "--wall-ms", "5000", "--memory-mb", "128"]
     if args.no_isolation:
         cmd.append("--no-isolation")
@@ -89,9 +96,12 @@ def run(args, work):
 
     # Nothing may have reached the host.
     failures += traps.violations()
+    if not args.no_isolation and (problem := level_in_force(proc.stderr, args.level)):
+        failures.append("sandbox: " + problem)
 
     js_count = sum(1 for lang, _ in probes if lang == "js")
-    print(f"{len(probes)} probes ({js_count} JavaScript, {len(probes) - js_count} Python), {len(failures)} failures")
+    print(f"{len(probes)} probes ({js_count} JavaScript, {len(probes) - js_count} Python) at the {args.level} level, "
+          f"{len(failures)} failures")
     if proc.stderr.strip():
         print("runner stderr:\n" + proc.stderr[-3000:])
     for f in failures:

@@ -8,8 +8,19 @@ call must succeed and every count be exact; nothing may reach the host.
 Probes refused at load (`LoadFailed`) are deployed one by one instead: each
 deploy must be refused naming the probe's file, and the node keeps serving.
 
-    run_hostile_node.py  (FLOWSTATE_BIN: the flowstate binary)
+    run_hostile_node.py [--level namespaces|landlock]  (FLOWSTATE_BIN: the flowstate binary)
+    run_hostile_node.py --deny namespaces|all --launcher deny_namespaces
+
+--level forces the sandbox level (FLOWSTATE_SANDBOX=LEVEL): the node's log
+must say it runs at that level. --deny runs the node under a launcher whose
+seccomp filter refuses user namespaces (as a chroot or a container does),
+with FLOWSTATE_SANDBOX=auto: with `namespaces` the node must fall back to
+the landlock level by itself and hold every probe there; with `all` (Landlock
+refused too) it must refuse to run functions: /readyz 503 naming both
+reasons, the level `none` in /metrics, every probe's call 503, no worker
+process started, nothing reached on the host.
 """
+import argparse
 import json
 import os
 import shutil
@@ -23,7 +34,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "system"))
 
 from harness import BIN, GIT, Node, cli, make_project  # noqa: E402
-from host_traps import SECRET, SECRET_ENV, HostTraps, check, summary  # noqa: E402
+from host_traps import (LEVELS, SECRET, SECRET_ENV, HostTraps, check, expected, level_in_force,  # noqa: E402
+                        summary)
 from probes_js import JS_PROBES  # noqa: E402
 from probes_py import PY_PROBES  # noqa: E402
 
@@ -112,22 +124,33 @@ def http_result(status, body):
 
 
 def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--level", choices=LEVELS, default="namespaces", help="the sandbox level under test")
+    parser.add_argument("--deny", choices=("namespaces", "all"), help="run the node where these are refused")
+    parser.add_argument("--launcher", help="tests/hostile/deny_namespaces (for --deny)")
+    args = parser.parse_args()
+    if args.deny and not args.launcher:
+        parser.error("--deny needs --launcher")
     # The workers' binaries are bound into their root under their own path
     # (e.g. /tmp/... in a CI checkout): that top folder is expected there.
     os.environ["FLOWSTATE_HOSTILE_BINARY_ROOTS"] = os.path.realpath(BIN).split("/")[1]
     work = tempfile.mkdtemp(prefix="flowstate-hostile-node-")
     try:
-        return run(work)
+        if args.deny == "all":
+            return run_refused(work, [args.launcher, "--landlock-too", "--"])
+        if args.deny == "namespaces":
+            return run(work, "landlock", {"FLOWSTATE_SANDBOX": "auto"}, [args.launcher, "--"])
+        return run(work, args.level, {"FLOWSTATE_SANDBOX": args.level}, [])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(work):
+def all_probes(level):
     probes = [("js", p) for p in JS_PROBES] + [("py", p) for p in PY_PROBES]
-    probes = [(lang, dict(p, expect=p.get("through_node", p["expect"]))) for lang, p in probes]
-    served = [(lang, p) for lang, p in probes if p["expect"][0] != "LoadFailed"]
-    refused = [(lang, p) for lang, p in probes if p["expect"][0] == "LoadFailed"]
+    return [(lang, dict(p, expect=expected(p, level, through_node=True))) for lang, p in probes]
 
+
+def hostile_project(work, served):
     hostile = {"flowstate.yaml": "name: hostile\nhttp:\n  prefix: /hostile\n",
                "drivers/reply.yaml": "kind: http.Response\n",
                "functions/unwrap.js": UNWRAP, "functions/wrap.js": WRAP}
@@ -135,10 +158,64 @@ def run(work):
     hostile.update(counter_files("calm_py", "py"))
     for lang, probe in served:
         hostile.update(probe_files(lang, probe))
+    return make_project(os.path.join(work, "hostile"), hostile)
+
+
+def run_refused(work, wrapper):
+    """Neither level can be set up: the node must not run a single function."""
+    probes = all_probes("landlock")
+    served = [(lang, p) for lang, p in probes if p["expect"][0] != "LoadFailed"]
+    hostile_dir = hostile_project(work, served)
+    os.makedirs(os.path.join(work, "data"))
+    node = Node([hostile_dir], data=os.path.join(work, "data"), env={SECRET_ENV: SECRET, "FLOWSTATE_SANDBOX": "auto"},
+                wrapper=wrapper).start(ready=False)
+    failures = []
+    try:
+        traps = HostTraps(work, node_pid=node.proc.pid, data_dir=node.data,
+                          key_file=os.path.join(node.data, "admin.token"))
+        host = traps.host()
+        status, body = node.admin_get("/readyz")
+        detail = body.get("sandboxDetail", "") if isinstance(body, dict) else ""
+        if status != 503 or body.get("status") != "sandbox unavailable" or body.get("sandbox") != "none":
+            failures.append(f"/readyz: expected 503 sandbox unavailable, level none; got {status} {body}")
+        for reason in ("namespaces: ", "landlock: ", "FLOWSTATE_SANDBOX=off"):
+            if reason not in detail:
+                failures.append(f"/readyz: expected the reason to name {reason!r}, got {detail!r}")
+        status, metrics = node.admin_get("/metrics")
+        if 'flowstate_sandbox_level{level="none"} 1' not in str(metrics):
+            failures.append(f"/metrics: expected flowstate_sandbox_level{{level=\"none\"}} 1, got {str(metrics)[:600]}")
+        if "flowstate: ERROR: sandbox UNAVAILABLE" not in node.log():
+            failures.append(f"the start-up log does not say the sandbox is unavailable: {node.log()[-1500:]}")
+        for i, (lang, probe) in enumerate(served):
+            try:
+                status, body = node.request("POST", f"/hostile/p/{probe['name']}/k{i}", host)
+            except Exception as e:  # noqa: BLE001 - e.g. a probe that killed an unisolated node
+                status, body = "no answer", f"{type(e).__name__}: {e}"
+            ok = status == 503 and isinstance(body, dict) and body.get("title") == "sandbox unavailable"
+            if not ok:
+                failures.append(f"{probe['name']}: expected 503 sandbox unavailable, got {status} {str(body)[:300]}")
+        if node.worker_pids():
+            failures.append(f"worker processes were started: {node.worker_pids()}")
+        failures += traps.violations()
+        if node.proc.poll() is not None:
+            failures.append(f"the node exited with {node.proc.returncode}")
+    finally:
+        node.stop()
+    print(f"{len(served)} probes refused by a node that cannot isolate them; {len(failures)} failures")
+    for f in failures:
+        print("FAIL " + f)
+    return 1 if failures else 0
+
+
+def run(work, level, env, wrapper):
+    probes = all_probes(level)
+    served = [(lang, p) for lang, p in probes if p["expect"][0] != "LoadFailed"]
+    refused = [(lang, p) for lang, p in probes if p["expect"][0] == "LoadFailed"]
+
     victim = {"flowstate.yaml": "name: victim\nhttp:\n  prefix: /victim\n",
               "drivers/reply.yaml": "kind: http.Response\n"}
     victim.update(counter_files("count", "js"))
-    hostile_dir = make_project(os.path.join(work, "hostile"), hostile)
+    hostile_dir = hostile_project(work, served)
     victim_dir = make_project(os.path.join(work, "victim"), victim)
     os.makedirs(os.path.join(work, "data"))
     plan = os.path.join(work, "plan.yaml")
@@ -146,10 +223,12 @@ def run(work):
         # CPU time decides; the wall-clock backstop is loose so that a loaded machine gives no false Timeout.
         f.write("timeout: 1s\nwall: 5s\nmemory: 128MiB\n")
 
-    node = Node([hostile_dir, victim_dir], data=os.path.join(work, "data"), env={SECRET_ENV: SECRET},
-                extra_args=["--plan", plan]).start()
+    node = Node([hostile_dir, victim_dir], data=os.path.join(work, "data"), env=dict(env, **{SECRET_ENV: SECRET}),
+                extra_args=["--plan", plan], wrapper=wrapper).start()
     failures = []
     try:
+        if problem := level_in_force(node.log(), level):
+            failures.append("sandbox: " + problem)
         traps = HostTraps(work, node_pid=node.proc.pid, data_dir=node.data,
                           key_file=os.path.join(node.data, "admin.token"))
         host = traps.host()
@@ -209,7 +288,7 @@ def run(work):
     finally:
         node.stop()
     js = sum(1 for lang, _ in probes if lang == "js")
-    print(f"{len(probes)} probes through a node ({js} JavaScript, {len(probes) - js} Python; "
+    print(f"{len(probes)} probes through a node at the {level} level ({js} JavaScript, {len(probes) - js} Python; "
           f"{len(refused)} refused at deploy); {calls} counter calls alongside; {len(failures)} failures")
     for f in failures:
         print("FAIL " + f)

@@ -172,18 +172,30 @@ int serve(const serve_options& o) {
     return 1;
   }
   auto& eng = **started;
-  for (auto& dir : o.projects) {
+  // Fail closed: where the workers' sandbox cannot be set up, no project is
+  // served (no function runs, queued inputs wait in the store) and /readyz
+  // and every flow request say why, until the machine allows isolation or
+  // the operator sets FLOWSTATE_SANDBOX=off.
+  const auto& sandbox = eng.isolation();
+  const bool refuse_functions = sandbox.level == sandbox::sandbox_level::none;
+  if (refuse_functions)
+    std::fprintf(stderr, "flowstate serve: not serving %zu project(s): the sandbox is unavailable (see /readyz)\n",
+                 o.projects.size());
+  for (auto& dir : refuse_functions ? std::vector<std::string>{} : o.projects) {
     if (auto st = eng.add_project(dir); !st) {
       std::fprintf(stderr, "flowstate serve: %s\n", st.error().c_str());
       return 1;
     }
   }
-  if (auto st = eng.recover(); !st) {
+  if (auto st = refuse_functions ? status::success() : eng.recover(); !st) {
     std::fprintf(stderr, "flowstate serve: recovery failed: %s\n", st.error().c_str());
     return 1;
   }
 
-  auto flows = http::server::start(listeners->first, [&eng](http::request&& r, http::responder_ptr p) {
+  auto flows = http::server::start(listeners->first, [&eng, refuse_functions](http::request&& r, http::responder_ptr p) {
+    if (refuse_functions)
+      return p->send(
+          http::problem(503, "sandbox unavailable", "this node runs no function: " + eng.isolation().summary()));
     eng.handle_flow_request(std::move(r), std::move(p));
   });
   if (!flows) {

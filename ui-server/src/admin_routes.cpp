@@ -7,6 +7,7 @@
 
 #include "flowstate/actors/engine.hpp"
 #include "flowstate/drivers/http_routes.hpp"
+#include "flowstate/sandbox/isolation.hpp"
 #include "flowstate/ui_server/admin_api.hpp"
 #include "trace_followers.hpp"
 #include "ui_page.hpp"
@@ -71,7 +72,10 @@ std::string errors_project(const admin_services& s, const admin_call& call) {
 // condition is one more check here (and one more value in the docs).
 std::vector<std::string> unready_reasons(const engine& e) {
   std::vector<std::string> out;
-  if (!e.ready()) out.emplace_back("starting: projects are loading or recovery is running");
+  if (e.isolation().level == sandbox::sandbox_level::none)
+    out.emplace_back("sandbox unavailable: this node runs no function: " + e.isolation().summary());
+  else if (!e.ready())
+    out.emplace_back("not ready: projects are loading, recovery is running, or the store cannot write");
   return out;
 }
 
@@ -88,15 +92,22 @@ void get_healthz(admin_services&, const admin_call&, const http::responder_ptr& 
 }
 
 void get_readyz(admin_services& s, const admin_call&, const http::responder_ptr& reply) {
+  // The workers' sandbox level is always shown; a node where none can be set
+  // up is unready for good (functions do not run; docs/security.md).
+  const auto& iso = s.e.isolation();
+  std::string level = "\"sandbox\":\"" + std::string(sandbox::level_name(iso.level)) + "\",\"sandboxDetail\":";
+  http::append_json_string(level, iso.summary());
   auto reasons = unready_reasons(s.e);
   if (reasons.empty())
-    return reply->send(json(200, "{\"status\":\"ready\",\"in_flight\":" + std::to_string(s.e.in_flight()) + "}"));
-  std::string body = R"({"status":"not ready","reasons":[)";
+    return reply->send(
+        json(200, "{\"status\":\"ready\",\"in_flight\":" + std::to_string(s.e.in_flight()) + "," + level + "}"));
+  std::string body = iso.level == sandbox::sandbox_level::none ? R"({"status":"sandbox unavailable","reasons":[)"
+                                                                : R"({"status":"not ready","reasons":[)";
   for (std::size_t i = 0; i < reasons.size(); ++i) {
     if (i) body += ',';
     http::append_json_string(body, reasons[i]);
   }
-  reply->send(json(503, body + "]}"));
+  reply->send(json(503, body + "]," + level + "}"));
 }
 
 void get_metrics(admin_services& s, const admin_call&, const http::responder_ptr& reply) {

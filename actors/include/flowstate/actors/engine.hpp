@@ -11,6 +11,7 @@
 #include "flowstate/drivers/http_types.hpp"
 #include "flowstate/runtime/limit_settings.hpp"
 #include "flowstate/runtime/result.hpp"
+#include "flowstate/sandbox/isolation.hpp"
 #include "flowstate/sandbox/limits.hpp"
 
 namespace flowstate {
@@ -84,6 +85,9 @@ class engine {
   virtual bool ready() const = 0;
   // Messages accepted or re-run and not yet finished, over all shards.
   virtual std::size_t in_flight() const = 0;
+  // The workers' sandbox (docs/security.md): its level, or `none` and why no
+  // function can run on this node (the sandbox fails closed).
+  virtual const sandbox::isolation_report& isolation() const = 0;
   // The node's metrics in the Prometheus text format (GET /metrics).
   virtual std::string metrics_text() const = 0;
 

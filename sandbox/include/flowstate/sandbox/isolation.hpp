@@ -1,16 +1,28 @@
 #pragma once
-// The sandbox every worker process runs in (docs/security.md): new user,
-// mount, PID, network, IPC, UTS and cgroup namespaces; an empty read-only
-// root holding only the worker binary, its shared libraries and its
-// interpreter's files; a private /proc; no network interface up;
-// no_new_privs; no capabilities; PR_SET_PDEATHSIG; rlimits; a memory cgroup
-// where one is available; an environment with nothing of the node's; and a
-// seccomp allow-list. See docs/security.md.
+// The sandbox every worker process runs in (docs/security.md), at one of two
+// levels:
+// - namespaces: new user, mount, PID, network, IPC, UTS and cgroup
+//   namespaces; an empty read-only root holding only the worker binary, its
+//   shared libraries and its interpreter's files; a private /proc; no network
+//   interface up; no capabilities;
+// - landlock (where namespaces are refused, e.g. in a chroot or a container):
+//   a uid of its own per worker (2^30 + its pid; the node must be root or
+//   hold CAP_SETUID/CAP_SETGID), Landlock letting it read only the binary,
+//   its libraries and its interpreter's files, no capabilities;
+// and at both: no_new_privs, PR_SET_PDEATHSIG, rlimits, a memory cgroup
+// where one is available, an environment with nothing of the node's, and
+// the same seccomp allow-list (no sockets, no new processes, no path exec).
+//
+// The level is chosen once per process (isolation_status) from
+// FLOWSTATE_SANDBOX and what this machine allows. Where no level can be set
+// up the sandbox fails closed: workers do not start, and the reason says
+// why. Only FLOWSTATE_SANDBOX=off runs them unisolated.
 //
 // Everything that allocates is prepared in the parent (prepare_isolation);
 // the forked child only makes system calls (enter_isolation_and_exec).
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,10 +30,50 @@
 
 namespace flowstate::sandbox {
 
+// What workers run in. `none`: no level can be set up here, workers do not
+// start (fail closed); `off`: the operator's explicit opt-out.
+enum class sandbox_level { none, off, landlock, namespaces };
+
+// "none", "off", "landlock", "namespaces".
+const char* level_name(sandbox_level level);
+
+// The process's sandbox, decided once.
+struct isolation_report {
+  sandbox_level level = sandbox_level::none;
+  std::string requested = "auto";  // FLOWSTATE_SANDBOX as given, or "auto" when unset
+  // Why the levels above `level` (or the requested one) cannot be used
+  // here; for `off` the opt-out; empty for namespaces.
+  std::string reason;
+  // Layers left out within the level (no memory cgroup, no fresh /proc).
+  std::vector<std::string> degradations;
+  // One line for the node's log and /readyz.
+  std::string summary() const;
+};
+
+// What this machine allows, as found by trying it in throwaway children:
+// empty, or why the level cannot be set up.
+struct machine_levels {
+  std::string namespaces_error;
+  std::string landlock_error;
+};
+
+// The choice, given FLOWSTATE_SANDBOX's value (nullptr: unset) and what the
+// machine allows: unset or "auto" takes namespaces, else landlock, else
+// none; "namespaces" or "landlock" takes that level or none (never the
+// other); "off" is off; any other spelling is none.
+isolation_report choose_isolation_level(const char* requested, const machine_levels& machine);
+
+// The process's report: probes the machine on the first call and writes the
+// choice once to stderr ("flowstate: sandbox: ..."), loudly for off and none.
+const isolation_report& isolation_status();
+
 struct isolation_options {
-  // Off only for measuring what the sandbox costs; FLOWSTATE_SANDBOX=off in
-  // the node's environment turns it off for every worker as well.
+  // Off only for measuring what the sandbox costs (and to show what it
+  // prevents); FLOWSTATE_SANDBOX=off is the operator's switch.
   bool enabled = true;
+  // For tests: this level instead of the process's (isolation_status);
+  // starting fails if the machine cannot provide it.
+  std::optional<sandbox_level> level;
   // A CPython worker: /usr/lib/python3.11 and the libraries its extension
   // modules load are made visible, and its stderr goes to /dev/null (Python
   // code could write to fd 2; V8 code cannot).
@@ -37,10 +89,11 @@ struct isolation_options {
 // What the child does, computed once per (binary, options) in the parent.
 class isolation_plan;
 
-// Never fails for lack of kernel support: a missing feature (user namespaces,
-// a memory cgroup, a fresh /proc) is left out with a reason written once to
-// stderr and listed by isolation_degradations(). Fails when the binary or a
-// path cannot be resolved, or the seccomp filter cannot be built.
+// A null plan when isolation is off (FLOWSTATE_SANDBOX=off or
+// options.enabled false). Fails when no level can be set up here (the
+// report's reason), when the binary or a path cannot be resolved, or when the
+// seccomp filter cannot be built. A layer missing within a level (memory
+// cgroup, fresh /proc) is left out and listed in the report's degradations.
 result<std::shared_ptr<const isolation_plan>> prepare_isolation(const isolation_options& options,
                                                                 const std::string& binary);
 
@@ -50,8 +103,8 @@ result<std::shared_ptr<const isolation_plan>> prepare_isolation(const isolation_
 // step that failed to fd 2 and exits with status 126.
 [[noreturn]] void enter_isolation_and_exec(const isolation_plan& plan, char* const argv[]);
 
-// What this machine could not provide, e.g. "memory cgroup: /sys/fs/cgroup/
-// memory is not writable"; empty when the sandbox is complete.
+// What this machine could not provide within the chosen level, e.g. "memory
+// cgroup: ..."; empty when the level is complete.
 std::vector<std::string> isolation_degradations();
 
 // The seccomp policy, for tests: the syscall numbers allowed without
