@@ -11,6 +11,7 @@
 #include "bootstrap.hpp"
 #include "determinism.hpp"
 #include "json_out.hpp"
+#include "py_function.hpp"
 
 namespace flowstate::pyworker {
 namespace {
@@ -23,38 +24,6 @@ const char* const expected_shape =
 
 py_host* the_host = nullptr;
 PyObject* time_limit_type = nullptr;
-
-// Owns one reference.
-struct ref {
-  PyObject* p = nullptr;
-  ref() = default;
-  explicit ref(PyObject* o) : p(o) {}
-  ref(const ref&) = delete;
-  ref& operator=(const ref&) = delete;
-  ~ref() { Py_XDECREF(p); }
-  PyObject* get() const { return p; }
-  explicit operator bool() const { return p != nullptr; }
-};
-
-// A call's module namespace: cleared when the call ends, which breaks the
-// cycles between it and the functions defined in it.
-struct namespace_ref : ref {
-  using ref::ref;
-  ~namespace_ref() {
-    if (p) PyDict_Clear(p);
-  }
-};
-
-std::string utf8_of(PyObject* text) {
-  if (!text || !PyUnicode_Check(text)) return {};
-  Py_ssize_t size;
-  const char* utf8 = PyUnicode_AsUTF8AndSize(text, &size);
-  if (!utf8) {
-    PyErr_Clear();
-    return {};
-  }
-  return std::string(utf8, static_cast<size_t>(size));
-}
 
 PyObject* write_log(PyObject*, PyObject* arg) {
   if (!PyUnicode_Check(arg)) {
@@ -110,17 +79,6 @@ PyObject* init_flowstate_module() {
   }
   return module;
 }
-
-struct py_host::function {
-  uint64_t id = 0;
-  uint64_t module_set = 0;  // the module set it imports from; 0: none
-  std::string name, filename, module_name, source;
-  // Compiled once; its top-level code runs in a new namespace for every call.
-  PyObject* code = nullptr;
-
-  void discard() { Py_CLEAR(code); }
-  ~function() { discard(); }
-};
 
 struct py_host::outcome {
   CallReply::Status status = CallReply::OK;
@@ -276,106 +234,6 @@ void py_host::flush_log_line() {
   std::lock_guard lock(reply_mutex_);
   if (!guarded_call_) return;
   if (auto kept = log_cap_.admit(std::move(line))) guarded_call_->add_logs(std::move(*kept));
-}
-
-std::string py_host::instantiate(function& f) {
-  f.discard();
-  ref code(Py_CompileStringExFlags(f.source.c_str(), f.filename.c_str(), Py_file_input, nullptr, -1));
-  if (!code) {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    ref type_ref(type), value_ref(value), tb_ref(tb);
-    std::string error;
-    if (value && PyErr_GivenExceptionMatches(type, PyExc_SyntaxError)) {
-      ref line(PyObject_GetAttrString(value, "lineno"));
-      ref msg(PyObject_GetAttrString(value, "msg"));
-      PyErr_Clear();
-      long lineno = line && PyLong_Check(line.get()) ? PyLong_AsLong(line.get()) : 0;
-      error = f.filename + ":" + std::to_string(lineno) + ": " + reinterpret_cast<PyTypeObject*>(type)->tp_name + ": " +
-              utf8_of(msg.get());
-    } else {
-      ref text(value ? PyObject_CallOneArg(format_exception_only_, value) : nullptr);
-      PyErr_Clear();
-      error = f.filename + ": " + (text ? utf8_of(text.get()) : "cannot be compiled");
-    }
-    return error;
-  }
-  f.code = code.p;
-  code.p = nullptr;
-
-  // The top-level code runs once now, so that its errors refuse the load.
-  ref seeded(PyObject_CallFunction(begin_call_, "sL", "load", 0LL));
-  if (!seeded) PyErr_Clear();
-  ref globals(new_namespace(f));
-  if (!globals) {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (value && tb) PyException_SetTraceback(value, tb);
-    ref type_ref(type), value_ref(value), tb_ref(tb);
-    std::string error;
-    if (stop_requested_ || PyErr_GivenExceptionMatches(type, time_limit_type)) {
-      error = f.filename + ": its top-level code exceeded the time limit of " + std::to_string(guarded_cpu_ms_) + " ms";
-    } else {
-      ref text(value ? PyObject_CallFunction(describe_load_error_, "Os", value, f.filename.c_str()) : nullptr);
-      PyErr_Clear();
-      error = text ? utf8_of(text.get()) : f.filename + ": " + reinterpret_cast<PyTypeObject*>(type)->tp_name;
-    }
-    f.discard();
-    return error;
-  }
-  bool pass_ctx = true;
-  std::string error =
-      find_entrypoint(f, globals.get(), pass_ctx) ? std::string() : entrypoint_problem(f, globals.get());
-  PyDict_Clear(globals.get());  // functions and their globals form cycles
-  if (!error.empty()) f.discard();
-  return error;
-}
-
-PyObject* py_host::new_namespace(function& f) {
-  ref globals(PyDict_New());
-  ref name(PyUnicode_FromString(f.module_name.c_str()));
-  ref file(PyUnicode_FromString(f.filename.c_str()));
-  if (!globals || !name || !file || PyDict_SetItemString(globals.get(), "__name__", name.get()) < 0 ||
-      PyDict_SetItemString(globals.get(), "__file__", file.get()) < 0 ||
-      PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()) < 0)
-    return nullptr;
-  ref result(PyEval_EvalCode(f.code, globals.get(), globals.get()));
-  if (!result) {
-    PyDict_Clear(globals.get());
-    return nullptr;
-  }
-  PyObject* out = globals.p;
-  globals.p = nullptr;
-  return out;
-}
-
-PyObject* py_host::find_entrypoint(function& f, PyObject* globals, bool& pass_ctx) {
-  PyObject* entry = PyDict_GetItemString(globals, "entrypoint");
-  if (!entry || !PyCallable_Check(entry)) return nullptr;
-  pass_ctx = true;
-  if (PyFunction_Check(entry)) {
-    auto* fn_code = reinterpret_cast<PyCodeObject*>(PyFunction_GET_CODE(entry));
-    const int positional = fn_code->co_argcount;
-    const bool varargs = fn_code->co_flags & CO_VARARGS;
-    if (positional < 2 && !varargs) return nullptr;
-    pass_ctx = positional >= 3 || varargs;
-  }
-  return entry;
-}
-
-std::string py_host::entrypoint_problem(function& f, PyObject* globals) {
-  PyObject* entry = PyDict_GetItemString(globals, "entrypoint");
-  if (!entry || !PyCallable_Check(entry)) {
-    std::string found = entry ? ", found " + describe_type(entry) : ", found none";
-    return f.filename + ": expected `def entrypoint(input, state[, ctx])`" + found;
-  }
-  auto* fn_code = reinterpret_cast<PyCodeObject*>(PyFunction_GET_CODE(entry));
-  const int positional = fn_code->co_argcount;
-  return f.filename + ":" + std::to_string(fn_code->co_firstlineno) + ": entrypoint takes " +
-         std::to_string(positional) + " positional argument" + (positional == 1 ? "" : "s") +
-         ", expected (input, state[, ctx])";
 }
 
 std::string py_host::activate(uint64_t set_id) {
