@@ -64,12 +64,16 @@ std::string py_host::instantiate(function& f) {
 }
 
 PyObject* py_host::new_namespace(function& f) {
-  ref globals(PyDict_New());
-  ref name(PyUnicode_FromString(f.module_name.c_str()));
+  // A module object in sys.modules, as for an imported module: dataclasses,
+  // pickle and typing look classes' modules up there.
+  ref module(PyModule_New(f.module_name.c_str()));
+  if (!module) return nullptr;
+  ref globals(PyModule_GetDict(module.get()));
+  Py_XINCREF(globals.get());
   ref file(PyUnicode_FromString(f.filename.c_str()));
-  if (!globals || !name || !file || PyDict_SetItemString(globals.get(), "__name__", name.get()) < 0 ||
-      PyDict_SetItemString(globals.get(), "__file__", file.get()) < 0 ||
-      PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()) < 0)
+  if (!globals || !file || PyDict_SetItemString(globals.get(), "__file__", file.get()) < 0 ||
+      PyDict_SetItemString(globals.get(), "__builtins__", PyEval_GetBuiltins()) < 0 ||
+      PyDict_SetItemString(PyImport_GetModuleDict(), f.module_name.c_str(), module.get()) < 0)
     return nullptr;
   ref result(PyEval_EvalCode(f.code, globals.get(), globals.get()));
   if (!result) {

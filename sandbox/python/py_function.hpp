@@ -44,7 +44,11 @@ struct py_host::function {
   // Compiled once; its top-level code runs in a new namespace for every call.
   PyObject* code = nullptr;
 
-  void discard() { Py_CLEAR(code); }
+  void discard() {
+    if (code && PyDict_GetItemString(PyImport_GetModuleDict(), module_name.c_str()))
+      PyDict_DelItemString(PyImport_GetModuleDict(), module_name.c_str());
+    Py_CLEAR(code);
+  }
   ~function() { discard(); }
 };
 

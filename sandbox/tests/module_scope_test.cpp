@@ -140,3 +140,19 @@ TEST_CASE("WeakRef, FinalizationRegistry and RegExp's last-match statics are gon
   REQUIRE_MESSAGE(bob.status == call_status::ok, bob.error_message);
   CHECK(bob.outputs[0] == R"(["undefined","undefined",true,true])");
 }
+
+TEST_CASE("top-level code runs with the call's clock and seed") {
+  auto client = start_worker();
+  REQUIRE(load(*client, 1,
+               "const started = Date.now();\n"
+               "const first = Math.random();\n"
+               "export default function (input, state, ctx) { return {output: [started === ctx.time, first]}; }\n")
+              .empty());
+  auto a = call_as(*client, "alice", "m-1");
+  auto b = call_as(*client, "bob", "m-1");
+  auto c = call_as(*client, "bob", "m-2");
+  REQUIRE_MESSAGE(a.status == call_status::ok, a.error_message);
+  CHECK(a.outputs[0].starts_with("[true,"));
+  CHECK(a.outputs == b.outputs);  // same message id: same seed
+  CHECK(a.outputs != c.outputs);
+}

@@ -135,3 +135,21 @@ TEST_CASE("Python top-level code runs with the call's ctx time and seed, and its
   REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
   CHECK(r.outputs[0] == "[1700000000.0,true]");
 }
+
+TEST_CASE("classes, dataclasses and enums defined in the function file work in the fresh namespace") {
+  auto r = run_once(
+      "from __future__ import annotations\n"
+      "import dataclasses, enum, typing\n"
+      "class Colour(enum.Enum):\n"
+      "    RED = 1\n"
+      "@dataclasses.dataclass\n"
+      "class Item:\n"
+      "    name: str\n"
+      "    tags: typing.ClassVar[list] = []\n"
+      "    colour: Colour = Colour.RED\n"
+      "def entrypoint(input, state):\n"
+      "    item = dataclasses.replace(Item('b'), name='a')\n"
+      "    return {'output': [item.name, item.colour.name, typing.get_type_hints(Item)['name'].__name__]}\n");
+  REQUIRE_MESSAGE(r.status == call_status::ok, r.error_message);
+  CHECK(r.outputs[0] == R"(["a","RED","str"])");
+}
