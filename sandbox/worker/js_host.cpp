@@ -184,8 +184,12 @@ std::string js_host::instantiate(function& f) {
     if (!compile_script(isolate_, context, f.filename, f.source).ToLocal(&script))
       error = format_message(isolate_, context, try_catch.Message(), f.filename);
   }
-  if (error.empty() && (try_script || !entry.IsEmpty())) error = prepare_calls(f, context, try_script, freeze_globals);
   bool timed_out = watchdog_.disarm();
+  // Freezing the globals is the worker's own work, not limited by the
+  // function's time limit; its top-level code then runs again, limited.
+  if (error.empty() && (try_script || !entry.IsEmpty()) && !timed_out && !heap_exhausted_ &&
+      !isolate_->IsExecutionTerminating())
+    error = prepare_calls(f, context, try_script, freeze_globals, timed_out);
   if (timed_out || heap_exhausted_ || isolate_->IsExecutionTerminating()) {
     isolate_->CancelTerminateExecution();
     error = f.filename + ": its top-level code " +
@@ -203,7 +207,7 @@ std::string js_host::instantiate(function& f) {
 }
 
 std::string js_host::prepare_calls(function& f, v8::Local<v8::Context> context, bool script,
-                                   v8::Local<v8::Function> freeze_globals) {
+                                   v8::Local<v8::Function> freeze_globals, bool& timed_out) {
   v8::TryCatch try_catch(isolate_);
   v8::Local<v8::Value> problem;
   if (!freeze_globals->Call(context, v8::Undefined(isolate_), 0, nullptr).ToLocal(&problem))
@@ -229,6 +233,14 @@ std::string js_host::prepare_calls(function& f, v8::Local<v8::Context> context, 
   if (script && f.module_per_call) return f.filename + ": cannot be compiled as a function body";
   // The top-level code as a call runs it: after the freeze (a module's for
   // the second time).
+  watchdog_.arm(limits_.default_timeout_ms, limits_.wall_ms);
+  std::string error = try_entry(f, context, script);
+  timed_out = watchdog_.disarm();
+  return error;
+}
+
+std::string js_host::try_entry(function& f, v8::Local<v8::Context> context, bool script) {
+  v8::TryCatch try_catch(isolate_);
   v8::Local<v8::Value> entry;
   if (script) {
     if (!f.factory.Get(isolate_)->Call(context, v8::Undefined(isolate_), 0, nullptr).ToLocal(&entry)) {

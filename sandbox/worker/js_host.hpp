@@ -56,9 +56,12 @@ class js_host {
   std::string instantiate(function& f);
   // After the first evaluation at load: freezes what globalThis reaches and
   // makes f's factory; then runs the top-level code once more as a call
-  // would. Empty on success, else why the function cannot be loaded.
+  // would, under the time limit (`timed_out` says whether it passed it).
+  // Empty on success, else why the function cannot be loaded.
   std::string prepare_calls(function& f, v8::Local<v8::Context> context, bool script,
-                            v8::Local<v8::Function> freeze_globals);
+                            v8::Local<v8::Function> freeze_globals, bool& timed_out);
+  // The entry point made once as a call makes it; empty, or why not.
+  std::string try_entry(function& f, v8::Local<v8::Context> context, bool script);
   // Runs f's top-level code afresh and returns its entry point; empty with
   // an exception pending when it threw.
   v8::MaybeLocal<v8::Function> make_entry(function& f, v8::Local<v8::Context> context);
