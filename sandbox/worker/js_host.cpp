@@ -49,6 +49,21 @@ std::string format_log_arguments(const v8::FunctionCallbackInfo<v8::Value>& info
   return line;
 }
 
+// For the prelude's freezeGlobals: what a freeze does not protect.
+void mutable_kind(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  if (info.Length() < 1) return;
+  v8::Local<v8::Value> v = info[0];
+  const char* what = v->IsMap()                                       ? "a Map"
+                     : v->IsSet()                                     ? "a Set"
+                     : v->IsWeakMap()                                 ? "a WeakMap"
+                     : v->IsWeakSet()                                 ? "a WeakSet"
+                     : v->IsDate()                                    ? "a Date"
+                     : v->IsArrayBuffer() || v->IsSharedArrayBuffer() ? "an ArrayBuffer"
+                     : v->IsArrayBufferView()                         ? "a typed array or DataView"
+                                                                      : nullptr;
+  if (what) info.GetReturnValue().Set(to_v8(info.GetIsolate(), what));
+}
+
 void console_log(const v8::FunctionCallbackInfo<v8::Value>& info) {
   auto* host = static_cast<js_host*>(info.Data().As<v8::External>()->Value());
   host->append_log(format_log_arguments(info));
@@ -210,10 +225,11 @@ std::string js_host::prepare_calls(function& f, v8::Local<v8::Context> context, 
                                    v8::Local<v8::Function> freeze_globals, bool& timed_out) {
   v8::TryCatch try_catch(isolate_);
   v8::Local<v8::Value> problem;
-  if (!freeze_globals->Call(context, v8::Undefined(isolate_), 0, nullptr).ToLocal(&problem))
+  v8::Local<v8::Value> kind_of[] = {v8::Function::New(context, mutable_kind).ToLocalChecked()};
+  if (!freeze_globals->Call(context, v8::Undefined(isolate_), 1, kind_of).ToLocal(&problem))
     return f.filename +
            ": freezing the globals failed: " + format_message(isolate_, context, try_catch.Message(), f.filename);
-  if (std::string what = to_utf8(isolate_, problem); !what.empty())
+  if (std::string what = problem->IsString() ? to_utf8(isolate_, problem) : std::string(); !what.empty())
     return f.filename + ": its top-level code leaves a value that calls could change: " + what +
            " (globalThis is shared by every call and key; keep such values in module scope, which is fresh for every "
            "call)";

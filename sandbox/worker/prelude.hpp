@@ -163,37 +163,49 @@ inline constexpr const char* prelude_source = R"JS(
       configurable: false,
     });
   }
-  const brands = [['a Map', Map.prototype.has], ['a Set', Set.prototype.has], ['a WeakMap', WeakMap.prototype.has],
-                  ['a WeakSet', WeakSet.prototype.has], ['a Date', Date.prototype.getTime],
-                  ['an ArrayBuffer', Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength').get],
-                  ['a typed array or DataView', (v) => { if (!ArrayBuffer.isView(v)) throw 0; }]];
-  function mutableInside(value) {
-    for (const [what, check] of brands) {
-      try { check.call(value, value); return what; } catch (e) { /* not this kind */ }
-    }
-    return '';
-  }
-  function freezeGlobals() {
+  // `mutableKind(value)`: the host's brand check, "a Map" and so on, or
+  // undefined (in C++: brand checks in JS would throw for every object).
+  function freezeGlobals(mutableKind) {
     for (const name of Object.keys(overridable)) {
       const proto = globalThis[name] && globalThis[name].prototype;
       if (proto) for (const property of overridable[name]) allowOverride(proto, property);
     }
-    const seen = new Set();
-    const pending = [[globalThis, 'globalThis']];
-    while (pending.length > 0) {
-      const [value, path] = pending.pop();
-      if ((typeof value !== 'object' && typeof value !== 'function') || value === null || seen.has(value)) continue;
-      seen.add(value);
-      const what = mutableInside(value);
-      if (what) return path + ' is ' + what + ', whose contents calls could change';
-      freeze(value);
-      for (const key of Reflect.ownKeys(value)) {
-        const desc = Object.getOwnPropertyDescriptor(value, key);
-        const where = path + '.' + String(key);
-        if ('value' in desc) pending.push([desc.value, where]);
-        else pending.push([desc.get, where], [desc.set, where]);
+    // Breadth first; a value's path is kept as its parent's index and key,
+    // and spelled out only for the error.
+    const values = [globalThis], parents = [-1], names = ['globalThis'];
+    const seen = new Set(values);
+    const visit = (value, parent, name) => {
+      if ((typeof value === 'object' && value !== null) || typeof value === 'function') {
+        if (seen.has(value)) return;
+        seen.add(value);
+        values.push(value);
+        parents.push(parent);
+        names.push(name);
       }
-      pending.push([Object.getPrototypeOf(value), path + ' (its prototype)']);
+    };
+    const prototypeOf = {};
+    const pathOf = (i) => {
+      if (parents[i] < 0) return names[i];
+      const name = names[i];
+      return pathOf(parents[i]) + (name === prototypeOf ? ' (its prototype)'
+                                   : typeof name === 'symbol' ? '[' + String(name) + ']' : '.' + name);
+    };
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i];
+      const what = typeof value === 'function' ? undefined : mutableKind(value);
+      if (what) return pathOf(i) + ' is ' + what + ', whose contents calls could change';
+      freeze(value);
+      const keys = Reflect.ownKeys(value);
+      for (let k = 0; k < keys.length; k++) {
+        const desc = Object.getOwnPropertyDescriptor(value, keys[k]);
+        if ('value' in desc) {
+          visit(desc.value, i, keys[k]);
+        } else {
+          visit(desc.get, i, keys[k]);
+          visit(desc.set, i, keys[k]);
+        }
+      }
+      visit(Object.getPrototypeOf(value), i, prototypeOf);
     }
     return '';
   }
