@@ -2,8 +2,7 @@
 // Python run once when the worker starts, as the module `_flowstate_boot`:
 // captures print, defines the read-only ctx type, serves the project's
 // modules (functions/, vendor/) to imports, and imports what every call
-// uses (random is imported now so that it is seeded per call, never from
-// the operating system's entropy at a function's first import).
+// uses. determinism.hpp then pins the clocks and entropy sources.
 namespace flowstate::pyworker {
 
 inline constexpr const char* bootstrap_source = R"PY(

@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "bootstrap.hpp"
+#include "determinism.hpp"
 #include "json_out.hpp"
+#include "py_function.hpp"
 
 namespace flowstate::pyworker {
 namespace {
@@ -22,29 +24,6 @@ const char* const expected_shape =
 
 py_host* the_host = nullptr;
 PyObject* time_limit_type = nullptr;
-
-// Owns one reference.
-struct ref {
-  PyObject* p = nullptr;
-  ref() = default;
-  explicit ref(PyObject* o) : p(o) {}
-  ref(const ref&) = delete;
-  ref& operator=(const ref&) = delete;
-  ~ref() { Py_XDECREF(p); }
-  PyObject* get() const { return p; }
-  explicit operator bool() const { return p != nullptr; }
-};
-
-std::string utf8_of(PyObject* text) {
-  if (!text || !PyUnicode_Check(text)) return {};
-  Py_ssize_t size;
-  const char* utf8 = PyUnicode_AsUTF8AndSize(text, &size);
-  if (!utf8) {
-    PyErr_Clear();
-    return {};
-  }
-  return std::string(utf8, static_cast<size_t>(size));
-}
 
 PyObject* write_log(PyObject*, PyObject* arg) {
   if (!PyUnicode_Check(arg)) {
@@ -101,26 +80,6 @@ PyObject* init_flowstate_module() {
   return module;
 }
 
-struct py_host::function {
-  uint64_t id = 0;
-  uint64_t module_set = 0;  // the module set it imports from; 0: none
-  std::string name, filename, module_name, source;
-  PyObject* module = nullptr;
-  PyObject* entry = nullptr;
-  bool pass_ctx = true;
-
-  void discard() {
-    if (module) {
-      PyObject* modules = PyImport_GetModuleDict();
-      PyObject* current = PyDict_GetItemString(modules, module_name.c_str());
-      if (current == module) PyDict_DelItemString(modules, module_name.c_str());
-    }
-    Py_CLEAR(entry);
-    Py_CLEAR(module);
-  }
-  ~function() { discard(); }
-};
-
 struct py_host::outcome {
   CallReply::Status status = CallReply::OK;
   std::vector<std::string> outputs;
@@ -150,16 +109,23 @@ py_host::py_host(sandbox::limits limits, connection& conn)
     startup_error_ = "the worker's bootstrap failed (see stderr)";
     return;
   }
+  ref determinism_code(Py_CompileString(determinism_source, "<flowstate determinism>", Py_file_input));
+  ref determinism(determinism_code ? PyImport_ExecCodeModule("_flowstate_determinism", determinism_code.get())
+                                   : nullptr);
+  if (!determinism) {
+    PyErr_Print();
+    startup_error_ = "the worker's determinism module failed (see stderr)";
+    return;
+  }
   ref json(PyImport_ImportModule("json"));
-  ref random(PyImport_ImportModule("random"));
   if (json) json_loads_ = PyObject_GetAttrString(json.get(), "loads");
-  if (random) random_seed_ = PyObject_GetAttrString(random.get(), "seed");
+  begin_call_ = PyObject_GetAttrString(determinism.get(), "begin_call");
   context_type_ = PyObject_GetAttrString(boot_, "Context");
   format_exception_ = PyObject_GetAttrString(boot_, "format_exception");
   format_exception_only_ = PyObject_GetAttrString(boot_, "format_exception_only");
   activate_ = PyObject_GetAttrString(boot_, "activate");
   describe_load_error_ = PyObject_GetAttrString(boot_, "describe_load_error");
-  if (!json_loads_ || !random_seed_ || !context_type_ || !format_exception_ || !format_exception_only_ || !activate_ ||
+  if (!json_loads_ || !begin_call_ || !context_type_ || !format_exception_ || !format_exception_only_ || !activate_ ||
       !describe_load_error_) {
     PyErr_Print();
     startup_error_ = "the worker's bootstrap is missing a name (see stderr)";
@@ -178,7 +144,7 @@ py_host::~py_host() {
   Py_XDECREF(activate_);
   Py_XDECREF(describe_load_error_);
   Py_XDECREF(json_loads_);
-  Py_XDECREF(random_seed_);
+  Py_XDECREF(begin_call_);
   Py_XDECREF(context_type_);
   Py_XDECREF(format_exception_);
   Py_XDECREF(format_exception_only_);
@@ -268,82 +234,6 @@ void py_host::flush_log_line() {
   std::lock_guard lock(reply_mutex_);
   if (!guarded_call_) return;
   if (auto kept = log_cap_.admit(std::move(line))) guarded_call_->add_logs(std::move(*kept));
-}
-
-std::string py_host::instantiate(function& f) {
-  f.discard();
-  ref code(Py_CompileStringExFlags(f.source.c_str(), f.filename.c_str(), Py_file_input, nullptr, -1));
-  if (!code) {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    ref type_ref(type), value_ref(value), tb_ref(tb);
-    std::string error;
-    if (value && PyErr_GivenExceptionMatches(type, PyExc_SyntaxError)) {
-      ref line(PyObject_GetAttrString(value, "lineno"));
-      ref msg(PyObject_GetAttrString(value, "msg"));
-      PyErr_Clear();
-      long lineno = line && PyLong_Check(line.get()) ? PyLong_AsLong(line.get()) : 0;
-      error = f.filename + ":" + std::to_string(lineno) + ": " + reinterpret_cast<PyTypeObject*>(type)->tp_name + ": " +
-              utf8_of(msg.get());
-    } else {
-      ref text(value ? PyObject_CallOneArg(format_exception_only_, value) : nullptr);
-      PyErr_Clear();
-      error = f.filename + ": " + (text ? utf8_of(text.get()) : "cannot be compiled");
-    }
-    return error;
-  }
-  f.module = PyModule_New(f.module_name.c_str());
-  if (!f.module) {
-    PyErr_Clear();
-    return f.filename + ": out of memory creating its module";
-  }
-  PyObject* globals = PyModule_GetDict(f.module);
-  ref file(PyUnicode_FromString(f.filename.c_str()));
-  PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins());
-  PyDict_SetItemString(globals, "__file__", file.get());
-  PyDict_SetItemString(PyImport_GetModuleDict(), f.module_name.c_str(), f.module);
-
-  ref result(PyEval_EvalCode(code.get(), globals, globals));
-  if (!result) {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (value && tb) PyException_SetTraceback(value, tb);
-    ref type_ref(type), value_ref(value), tb_ref(tb);
-    std::string error;
-    if (stop_requested_ || PyErr_GivenExceptionMatches(type, time_limit_type)) {
-      error = f.filename + ": its top-level code exceeded the time limit of " + std::to_string(guarded_cpu_ms_) + " ms";
-    } else {
-      ref text(value ? PyObject_CallFunction(describe_load_error_, "Os", value, f.filename.c_str()) : nullptr);
-      PyErr_Clear();
-      error = text ? utf8_of(text.get()) : f.filename + ": " + reinterpret_cast<PyTypeObject*>(type)->tp_name;
-    }
-    f.discard();
-    return error;
-  }
-  PyObject* entry = PyDict_GetItemString(globals, "entrypoint");
-  if (!entry || !PyCallable_Check(entry)) {
-    std::string found = entry ? ", found " + describe_type(entry) : ", found none";
-    f.discard();
-    return f.filename + ": expected `def entrypoint(input, state[, ctx])`" + found;
-  }
-  f.pass_ctx = true;
-  if (PyFunction_Check(entry)) {
-    auto* fn_code = reinterpret_cast<PyCodeObject*>(PyFunction_GET_CODE(entry));
-    int positional = fn_code->co_argcount;
-    bool varargs = fn_code->co_flags & CO_VARARGS;
-    if (positional < 2 && !varargs) {
-      f.discard();
-      return f.filename + ":" + std::to_string(fn_code->co_firstlineno) + ": entrypoint takes " +
-             std::to_string(positional) + " positional argument" + (positional == 1 ? "" : "s") +
-             ", expected (input, state[, ctx])";
-    }
-    f.pass_ctx = positional >= 3 || varargs;
-  }
-  Py_INCREF(entry);
-  f.entry = entry;
-  return {};
 }
 
 std::string py_host::activate(uint64_t set_id) {
@@ -536,8 +426,15 @@ void py_host::run(function& f, const worker::Call& call, outcome& result) {
   ref message_id(
       PyUnicode_FromStringAndSize(ctx.message_id().data(), static_cast<Py_ssize_t>(ctx.message_id().size())));
   if (!message_id) return describe_exception(result);
-  ref seeded(PyObject_CallOneArg(random_seed_, message_id.get()));
+  ref seeded(PyObject_CallFunction(begin_call_, "OL", message_id.get(), static_cast<long long>(ctx.time_ms())));
   if (!seeded) return describe_exception(result);
+  // A new module namespace for every call: nothing a call leaves in its
+  // module's globals reaches another call or key.
+  namespace_ref globals(new_namespace(f));
+  if (!globals) return describe_exception(result);
+  bool pass_ctx = true;
+  PyObject* entry = find_entrypoint(f, globals.get(), pass_ctx);
+  if (!entry) return result.fail(CallReply::EXCEPTION, entrypoint_problem(f, globals.get()));
 
   ref input_text(
       PyBytes_FromStringAndSize(call.input_json().data(), static_cast<Py_ssize_t>(call.input_json().size())));
@@ -566,7 +463,7 @@ void py_host::run(function& f, const worker::Call& call, outcome& result) {
     state.p = Py_None;
   }
   ref ctx_object;
-  if (f.pass_ctx) {
+  if (pass_ctx) {
     ctx_object.p =
         PyObject_CallFunction(context_type_, "s#s#s#s#s#L", ctx.key().data(), (Py_ssize_t)ctx.key().size(),
                               ctx.flow().data(), (Py_ssize_t)ctx.flow().size(), ctx.block().data(),
@@ -575,7 +472,7 @@ void py_host::run(function& f, const worker::Call& call, outcome& result) {
     if (!ctx_object) return describe_exception(result);
   }
   PyObject* args[] = {input.get(), state.get(), ctx_object.get()};
-  ref returned(PyObject_Vectorcall(f.entry, args, f.pass_ctx ? 3 : 2, nullptr));
+  ref returned(PyObject_Vectorcall(entry, args, pass_ctx ? 3 : 2, nullptr));
   if (!returned) return describe_exception(result);
   read_return_value(returned.get(), result);
 }
@@ -595,7 +492,7 @@ void py_host::call(const worker::Call& call, CallReply* reply) {
   outcome result;
   begin_guarded(reply, nullptr, cpu_ms, wall_ms);
   std::string reload_error = activate(f.module_set);
-  if (reload_error.empty() && !f.entry) reload_error = instantiate(f);
+  if (reload_error.empty() && !f.code) reload_error = instantiate(f);
   if (reload_error.empty()) run(f, call, result);
   const bool fired = end_guarded();
   if (!reload_error.empty()) {
@@ -613,8 +510,8 @@ void py_host::call(const worker::Call& call, CallReply* reply) {
     result.error_details_json.clear();
   }
   if (result.timed_out || fired || result.out_of_memory) {
-    // The module may be half-way through anything: run it again from its
-    // source before the next call.
+    // Imported modules may be half-way through anything: compile the
+    // function again and check its top-level code before the next call.
     f.discard();
   }
   reply->set_status(result.status);

@@ -52,8 +52,17 @@ class py_host {
   struct function;
   struct outcome;
 
-  // Compiles and runs `f`'s module; empty on success, else "file:line: ...".
+  // Compiles `f` and runs its top-level code once; empty on success, else
+  // "file:line: ...".
   std::string instantiate(function& f);
+  // Runs `f`'s top-level code in a new namespace and returns it (a new
+  // reference), or null with the Python error set.
+  PyObject* new_namespace(function& f);
+  // The namespace's `entrypoint` (borrowed) when it can be called with
+  // (input, state[, ctx]), else null; `pass_ctx` says whether it takes ctx.
+  PyObject* find_entrypoint(function& f, PyObject* globals, bool& pass_ctx);
+  // Why find_entrypoint returned null: "functions/f.py: expected ...".
+  std::string entrypoint_problem(function& f, PyObject* globals);
   void load_modules(const worker::LoadFunction& request, worker::LoadReply* reply);
   // Makes imports see module set `set_id` (0: none); a no-op when it is the
   // active one. Empty on success, else why not.
@@ -74,7 +83,7 @@ class py_host {
   std::string startup_error_;
   PyObject* boot_ = nullptr;  // the _flowstate_boot module
   PyObject* json_loads_ = nullptr;
-  PyObject* random_seed_ = nullptr;
+  PyObject* begin_call_ = nullptr;  // _flowstate_determinism.begin_call(message_id, time_ms)
   PyObject* context_type_ = nullptr;
   PyObject* format_exception_ = nullptr;
   PyObject* format_exception_only_ = nullptr;

@@ -5,6 +5,7 @@
 #include <list>
 
 #include "compile.hpp"
+#include "module_body.hpp"
 #include "prelude.hpp"
 #include "return_value.hpp"
 
@@ -48,6 +49,21 @@ std::string format_log_arguments(const v8::FunctionCallbackInfo<v8::Value>& info
   return line;
 }
 
+// For the prelude's freezeGlobals: what a freeze does not protect.
+void mutable_kind(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  if (info.Length() < 1) return;
+  v8::Local<v8::Value> v = info[0];
+  const char* what = v->IsMap()                                       ? "a Map"
+                     : v->IsSet()                                     ? "a Set"
+                     : v->IsWeakMap()                                 ? "a WeakMap"
+                     : v->IsWeakSet()                                 ? "a WeakSet"
+                     : v->IsDate()                                    ? "a Date"
+                     : v->IsArrayBuffer() || v->IsSharedArrayBuffer() ? "an ArrayBuffer"
+                     : v->IsArrayBufferView()                         ? "a typed array or DataView"
+                                                                      : nullptr;
+  if (what) info.GetReturnValue().Set(to_v8(info.GetIsolate(), what));
+}
+
 void console_log(const v8::FunctionCallbackInfo<v8::Value>& info) {
   auto* host = static_cast<js_host*>(info.Data().As<v8::External>()->Value());
   host->append_log(format_log_arguments(info));
@@ -63,12 +79,15 @@ struct js_host::function {
   bool has_live = false;
   std::unique_ptr<v8::MicrotaskQueue> microtasks;
   v8::Global<v8::Context> context;
-  v8::Global<v8::Function> entry;
+  // Runs the function's top-level code and returns its entry point: called
+  // once per call, so module-level variables start afresh (module_body.hpp).
+  v8::Global<v8::Function> factory;
+  bool module_per_call = false;  // no factory: the module is compiled again for every call
   v8::Global<v8::Function> set_environment;
   v8::Global<v8::Function> is_plain_json;
 
   void discard() {
-    entry.Reset();
+    factory.Reset();
     set_environment.Reset();
     is_plain_json.Reset();
     context.Reset();
@@ -128,6 +147,7 @@ std::string js_host::instantiate(function& f) {
   auto prelude_functions = setter.As<v8::Array>();
   f.set_environment.Reset(isolate_, prelude_functions->Get(context, 0).ToLocalChecked().As<v8::Function>());
   f.is_plain_json.Reset(isolate_, prelude_functions->Get(context, 1).ToLocalChecked().As<v8::Function>());
+  auto freeze_globals = prelude_functions->Get(context, 2).ToLocalChecked().As<v8::Function>();
 
   watchdog_.arm(limits_.default_timeout_ms, limits_.wall_ms);
   std::string error;
@@ -173,40 +193,121 @@ std::string js_host::instantiate(function& f) {
     }
   }
   if (try_script) {
+    // A classic script is checked here and runs only as a function body
+    // (prepare_calls): its top-level names stay out of globalThis.
     v8::Local<v8::Script> script;
-    v8::Local<v8::Value> ignored;
-    if (!compile_script(isolate_, context, f.filename, f.source).ToLocal(&script) ||
-        !script->Run(context).ToLocal(&ignored)) {
+    if (!compile_script(isolate_, context, f.filename, f.source).ToLocal(&script))
       error = format_message(isolate_, context, try_catch.Message(), f.filename);
-    } else {
-      v8::Local<v8::Value> value;
-      if (context->Global()->Get(context, names_.entrypoint.Get(isolate_)).ToLocal(&value) && value->IsFunction())
-        entry = value;
-      // No code cache for classic scripts: one consumed here left the
-      // global `entrypoint` undefined, and V8's own compilation cache
-      // already reuses a script's compiled code within the isolate.
-      else
-        error = f.filename +
-                ": expected `export default function (input, state, ctx)` or a global "
-                "`function entrypoint(input, state)`, found neither";
-    }
   }
   bool timed_out = watchdog_.disarm();
+  // Freezing the globals is the worker's own work, not limited by the
+  // function's time limit; its top-level code then runs again, limited.
+  if (error.empty() && (try_script || !entry.IsEmpty()) && !timed_out && !heap_exhausted_ &&
+      !isolate_->IsExecutionTerminating())
+    error = prepare_calls(f, context, try_script, freeze_globals, timed_out);
   if (timed_out || heap_exhausted_ || isolate_->IsExecutionTerminating()) {
     isolate_->CancelTerminateExecution();
     error = f.filename + ": its top-level code " +
             (heap_exhausted_ ? "exceeded the heap limit"
                              : "exceeded the time limit of " + std::to_string(limits_.default_timeout_ms) + " ms");
   }
-  if (!error.empty() || entry.IsEmpty()) {
+  if (!error.empty() || (entry.IsEmpty() && !try_script)) {
     if (error.empty()) error = f.filename + ": could not be loaded";
     forget_context(f);
     return error;
   }
   f.context.Reset(isolate_, context);
-  f.entry.Reset(isolate_, entry.As<v8::Function>());
   touch(f);
   return {};
+}
+
+std::string js_host::prepare_calls(function& f, v8::Local<v8::Context> context, bool script,
+                                   v8::Local<v8::Function> freeze_globals, bool& timed_out) {
+  v8::TryCatch try_catch(isolate_);
+  v8::Local<v8::Value> problem;
+  v8::Local<v8::Value> kind_of[] = {v8::Function::New(context, mutable_kind).ToLocalChecked()};
+  if (!freeze_globals->Call(context, v8::Undefined(isolate_), 1, kind_of).ToLocal(&problem))
+    return f.filename +
+           ": freezing the globals failed: " + format_message(isolate_, context, try_catch.Message(), f.filename);
+  if (std::string what = problem->IsString() ? to_utf8(isolate_, problem) : std::string(); !what.empty())
+    return f.filename + ": its top-level code leaves a value that calls could change: " + what +
+           " (globalThis is shared by every call and key; keep such values in module scope, which is fresh for every "
+           "call)";
+
+  f.module_per_call = true;
+  if (std::optional<std::string> body =
+          script ? script_as_function_body(f.source) : module_as_function_body(f.source)) {
+    v8::TryCatch quiet(isolate_);
+    v8::ScriptOrigin origin(isolate_, to_v8(isolate_, f.filename));
+    v8::ScriptCompiler::Source source(to_v8(isolate_, *body), origin);
+    v8::Local<v8::Function> factory;
+    if (v8::ScriptCompiler::CompileFunction(context, &source).ToLocal(&factory)) {
+      f.factory.Reset(isolate_, factory);
+      f.module_per_call = false;
+    }
+  }
+  if (script && f.module_per_call) return f.filename + ": cannot be compiled as a function body";
+  // The top-level code as a call runs it: after the freeze (a module's for
+  // the second time).
+  watchdog_.arm(limits_.default_timeout_ms, limits_.wall_ms);
+  std::string error = try_entry(f, context, script);
+  timed_out = watchdog_.disarm();
+  return error;
+}
+
+std::string js_host::try_entry(function& f, v8::Local<v8::Context> context, bool script) {
+  v8::TryCatch try_catch(isolate_);
+  v8::Local<v8::Value> entry;
+  if (script) {
+    if (!f.factory.Get(isolate_)->Call(context, v8::Undefined(isolate_), 0, nullptr).ToLocal(&entry)) {
+      if (isolate_->IsExecutionTerminating()) return {};  // the caller reports the time or heap limit
+      return format_message(isolate_, context, try_catch.Message(), f.filename);
+    }
+    if (!entry->IsFunction())
+      return f.filename +
+             ": expected `export default function (input, state, ctx)` or a global "
+             "`function entrypoint(input, state)`, found neither";
+    return {};
+  }
+  v8::Local<v8::Function> module_entry;
+  if (!make_entry(f, context).ToLocal(&module_entry)) {
+    if (isolate_->IsExecutionTerminating()) return {};
+    return format_message(isolate_, context, try_catch.Message(), f.filename) +
+           " (in its top-level code, which runs again for every call, with globalThis frozen)";
+  }
+  return {};
+}
+
+v8::MaybeLocal<v8::Function> js_host::make_entry(function& f, v8::Local<v8::Context> context) {
+  v8::Local<v8::Value> entry;
+  if (!f.module_per_call) {
+    if (!f.factory.Get(isolate_)->Call(context, v8::Undefined(isolate_), 0, nullptr).ToLocal(&entry)) return {};
+  } else {
+    v8::Local<v8::Module> module;
+    if (!compile_module(isolate_, f.filename, f.source, f.code_cache).ToLocal(&module)) return {};
+    auto resolve = [](v8::Local<v8::Context>, v8::Local<v8::String>, v8::Local<v8::FixedArray>,
+                      v8::Local<v8::Module>) -> v8::MaybeLocal<v8::Module> { return {}; };
+    v8::Local<v8::Value> evaluated;
+    if (!module->InstantiateModule(context, resolve).FromMaybe(false) || !module->Evaluate(context).ToLocal(&evaluated))
+      return {};
+    f.microtasks->PerformCheckpoint(isolate_);
+    if (module->GetStatus() == v8::Module::kErrored) {
+      isolate_->ThrowException(module->GetException());
+      return {};
+    }
+    if (!module->GetModuleNamespace()
+             .As<v8::Object>()
+             ->Get(context, names_.default_export.Get(isolate_))
+             .ToLocal(&entry))
+      return {};
+  }
+  if (!entry->IsFunction()) {
+    isolate_->ThrowException(v8::Exception::TypeError(
+        to_v8(isolate_, "the function's top-level code did not define its entry point this time (it found " +
+                            describe_type(entry) + ")")));
+    return {};
+  }
+  return entry.As<v8::Function>();
 }
 
 void js_host::touch(function& f) {
@@ -312,8 +413,12 @@ void js_host::run(function& f, const Call& call, CallReply* reply) {
     return;
   }
 
+  // The function's top-level code runs for every call: nothing a call
+  // leaves in module scope reaches the next call or key.
+  v8::Local<v8::Function> entry;
   v8::Local<v8::Value> returned;
-  bool ok = f.entry.Get(isolate_)->Call(context, v8::Undefined(isolate_), 3, args).ToLocal(&returned);
+  bool ok = make_entry(f, context).ToLocal(&entry) &&
+            entry->Call(context, v8::Undefined(isolate_), 3, args).ToLocal(&returned);
   if (ok) {
     f.microtasks->PerformCheckpoint(isolate_);
     if (returned->IsPromise()) {

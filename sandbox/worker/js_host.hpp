@@ -27,8 +27,7 @@ struct host_limits {
   size_t max_output_bytes = size_t{4} << 20;  // all outputs of one call together
   size_t max_state_bytes = size_t{1} << 20;   // the new state of one call
   // Functions keep a context only while among the most recently used this
-  // many; the others are made again from V8's code cache at their next call
-  // (module-level variables start afresh then, as after a timeout).
+  // many; the others are made again from V8's code cache at their next call.
   size_t max_live_contexts = 64;
 };
 
@@ -55,6 +54,17 @@ class js_host {
   // Compiles and evaluates `f`'s source in a fresh context; empty on success,
   // else "filename:line: message".
   std::string instantiate(function& f);
+  // After the first evaluation at load: freezes what globalThis reaches and
+  // makes f's factory; then runs the top-level code once more as a call
+  // would, under the time limit (`timed_out` says whether it passed it).
+  // Empty on success, else why the function cannot be loaded.
+  std::string prepare_calls(function& f, v8::Local<v8::Context> context, bool script,
+                            v8::Local<v8::Function> freeze_globals, bool& timed_out);
+  // The entry point made once as a call makes it; empty, or why not.
+  std::string try_entry(function& f, v8::Local<v8::Context> context, bool script);
+  // Runs f's top-level code afresh and returns its entry point; empty with
+  // an exception pending when it threw.
+  v8::MaybeLocal<v8::Function> make_entry(function& f, v8::Local<v8::Context> context);
   void run(function& f, const Call& call, CallReply* reply);
   static size_t near_heap_limit(void* data, size_t current_limit, size_t initial_limit);
   void touch(function& f);
