@@ -2,8 +2,21 @@
 
 #include <simdjson.h>
 
+#include "flowstate/runtime/utf8.hpp"
+
 namespace flowstate::http {
 namespace {
+
+// Why `text` (named by `where`) cannot go into a message, or nullopt when it
+// is valid UTF-8: workers only take UTF-8 text.
+std::optional<std::string> not_utf8(std::string_view where, std::string_view text) {
+  auto at = invalid_utf8_at(text);
+  if (at == std::string_view::npos) return std::nullopt;
+  static constexpr char hex[] = "0123456789abcdef";
+  auto byte = static_cast<unsigned char>(text[at]);
+  return "expected UTF-8 text in " + std::string(where) + ", found byte 0x" + hex[byte >> 4] + hex[byte & 0xF] +
+         " at offset " + std::to_string(at);
+}
 
 std::vector<std::string> split_path(std::string_view path) {
   std::vector<std::string> out;
@@ -179,6 +192,15 @@ result<std::string> build_request_message(const request& req, const route_match&
   auto [path, query] = split_target(req.target);
   std::string out;
   out.reserve(160 + req.body.size() + req.headers.size() * 32);
+  // Text that is not UTF-8 is refused here (a 400), before it reaches a
+  // worker: the wire protocol and the languages take UTF-8 only.
+  if (auto why = not_utf8("the request path", path)) return fail(*why);
+  for (const auto& [name, value] : m.params)
+    if (auto why = not_utf8("path parameter {" + name + "}", value)) return fail(*why);
+  for (const auto& [name, value] : req.headers) {
+    if (auto why = not_utf8("a header name", name)) return fail(*why);
+    if (auto why = not_utf8("header " + name, value)) return fail(*why);
+  }
   out += "{\"route\":";
   append_json_string(out, m.matched->text);
   out += ",\"method\":";
@@ -204,9 +226,13 @@ result<std::string> build_request_message(const request& req, const route_match&
     auto eq = pair.find('=');
     if (!first) out.push_back(',');
     first = false;
-    append_json_string(out, percent_decode(pair.substr(0, eq)));
+    auto name = percent_decode(pair.substr(0, eq));
+    auto value = eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
+    if (auto why = not_utf8("a query parameter name", name)) return fail(*why);
+    if (auto why = not_utf8("query parameter " + name, value)) return fail(*why);
+    append_json_string(out, name);
     out.push_back(':');
-    append_json_string(out, eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1)));
+    append_json_string(out, value);
   }
   out += "},\"headers\":{";
   for (std::size_t h = 0; h < req.headers.size(); ++h) {
@@ -232,6 +258,8 @@ result<std::string> build_request_message(const request& req, const route_match&
       out += req.body;
     } else if (json_declared) {
       return fail("the request body is not valid JSON");
+    } else if (auto why = not_utf8("the request body", req.body)) {
+      return fail(*why + " (a body that is not JSON is passed as text)");
     } else {
       append_json_string(out, req.body);
     }

@@ -61,3 +61,36 @@ TEST_CASE("the request message embeds a JSON body and refuses a broken one") {
   req.body = "{broken";
   CHECK(!build_request_message(req, *m).ok());
 }
+
+TEST_CASE("text that is not UTF-8 in a path, query, header or text body is refused before the message") {
+  auto routes = parse_request_routes(R"({"path":"/c/{key}"})");
+  route_table table;
+  REQUIRE(table.add(routes->at(0)).ok());
+  auto build = [&](std::string target, header_list headers, std::string body) {
+    request req;
+    req.method = "POST";
+    req.target = std::move(target);
+    req.headers = std::move(headers);
+    req.body = std::move(body);
+    auto path = split_target(req.target).first;
+    auto m = table.match("POST", path);
+    REQUIRE(m);
+    return build_request_message(req, *m);
+  };
+  auto escaped = build("/c/%FF%FE", {}, "");
+  REQUIRE(!escaped.ok());
+  CHECK(escaped.error() == "expected UTF-8 text in path parameter {key}, found byte 0xff at offset 0");
+  auto raw = build("/c/k\xC3", {}, "");
+  REQUIRE(!raw.ok());
+  CHECK(raw.error().find("the request path") != std::string::npos);
+  auto query = build("/c/k?a=%ED%A0%80", {}, "");  // an encoded surrogate
+  REQUIRE(!query.ok());
+  CHECK(query.error().find("query parameter a") != std::string::npos);
+  auto header = build("/c/k", {{"X-Name", "caf\xE9"}}, "");
+  REQUIRE(!header.ok());
+  CHECK(header.error().find("header X-Name") != std::string::npos);
+  auto body = build("/c/k", {{"Content-Type", "text/plain"}}, "\xC0\xAF");  // overlong "/"
+  REQUIRE(!body.ok());
+  CHECK(body.error().find("the request body") != std::string::npos);
+  CHECK(build("/c/k%C3%A9?q=%E2%82%AC", {{"X-Name", "café"}}, "naïve").ok());
+}
