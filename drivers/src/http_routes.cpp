@@ -2,6 +2,9 @@
 
 #include <simdjson.h>
 
+#include <charconv>
+#include <limits>
+
 #include "flowstate/runtime/utf8.hpp"
 
 namespace flowstate::http {
@@ -80,21 +83,23 @@ std::string percent_decode(std::string_view s) {
 
 static result<std::vector<route>> parse_routes(simdjson::dom::element doc);
 
-// "2s", "500ms", or a number of milliseconds.
+// "2s", "500ms", or a number of milliseconds; nothing for a value that is
+// not one or does not fit in 32 bits of milliseconds (about 49 days).
 static std::optional<uint32_t> parse_timeout(simdjson::dom::element e) {
+  constexpr uint64_t max_ms = std::numeric_limits<uint32_t>::max();
   int64_t n;
-  if (!e.get_int64().get(n)) return n > 0 ? std::optional<uint32_t>(static_cast<uint32_t>(n)) : std::nullopt;
+  if (!e.get_int64().get(n))
+    return n > 0 && static_cast<uint64_t>(n) <= max_ms ? std::optional<uint32_t>(static_cast<uint32_t>(n))
+                                                       : std::nullopt;
   std::string_view s;
   if (e.get_string().get(s)) return std::nullopt;
-  std::size_t digits = 0;
-  while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
-  if (digits == 0) return std::nullopt;
-  auto value = std::stoull(std::string(s.substr(0, digits)));
-  auto unit = s.substr(digits);
-  if (unit == "ms") return static_cast<uint32_t>(value);
-  if (unit == "s") return static_cast<uint32_t>(value * 1000);
-  if (unit == "m") return static_cast<uint32_t>(value * 60000);
-  return std::nullopt;
+  uint64_t value = 0;
+  auto [end, error] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (error != std::errc() || end == s.data() || value > max_ms) return std::nullopt;
+  auto unit = s.substr(static_cast<std::size_t>(end - s.data()));
+  uint64_t scale = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60000 : 0;
+  if (scale == 0 || value * scale > max_ms) return std::nullopt;
+  return static_cast<uint32_t>(value * scale);
 }
 
 result<std::vector<route>> parse_request_routes(std::string_view config_json) {

@@ -94,3 +94,23 @@ TEST_CASE("text that is not UTF-8 in a path, query, header or text body is refus
   CHECK(body.error().find("the request body") != std::string::npos);
   CHECK(build("/c/k%C3%A9?q=%E2%82%AC", {{"X-Name", "café"}}, "naïve").ok());
 }
+
+TEST_CASE("a route timeout is read in ms, s or m and one too large for 32 bits of ms is refused") {
+  auto timeout_of = [](const std::string& value) -> std::optional<uint32_t> {
+    auto routes = parse_request_routes(R"({"path":"/a","timeout":)" + value + "}");
+    if (!routes) {
+      CHECK(routes.error() == "timeout: expected a duration like 2s or 500ms");
+      return std::nullopt;
+    }
+    return routes->at(0).timeout_ms;
+  };
+  CHECK(timeout_of(R"("2s")") == 2000u);
+  CHECK(timeout_of(R"("500ms")") == 500u);
+  CHECK(timeout_of(R"("3m")") == 180000u);
+  CHECK(timeout_of("750") == 750u);
+  CHECK(timeout_of(R"("99999999999999999999999s")") == std::nullopt);  // threw std::out_of_range
+  CHECK(timeout_of(R"("5000000s")") == std::nullopt);                  // wrapped to 705032704 ms
+  CHECK(timeout_of("4294967296") == std::nullopt);                     // wrapped to 0
+  CHECK(timeout_of(R"("2h")") == std::nullopt);
+  CHECK(timeout_of(R"("s")") == std::nullopt);
+}
