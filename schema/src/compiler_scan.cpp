@@ -1,3 +1,5 @@
+#include <charconv>
+
 #include "compiler.hpp"
 #include "json_util.hpp"
 #include "uri.hpp"
@@ -44,7 +46,9 @@ bool navigate(const element& root, std::string_view pointer, element& out) {
       if (object_of(cur).at_key(token).get(cur) != simdjson::SUCCESS) return false;
     } else if (cur.type() == element_type::ARRAY) {
       if (token.empty() || token.find_first_not_of("0123456789") != std::string::npos) return false;
-      if (array_of(cur).at(std::stoul(token)).get(cur) != simdjson::SUCCESS) return false;
+      size_t index = 0;
+      if (std::from_chars(token.data(), token.data() + token.size(), index).ec != std::errc()) return false;
+      if (array_of(cur).at(index).get(cur) != simdjson::SUCCESS) return false;
     } else {
       return false;
     }
