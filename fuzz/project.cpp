@@ -92,7 +92,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   simdjson::dom::parser parser;
   for (const auto& [name, driver] : loaded->drivers) {
     simdjson::dom::element config;
-    if (parser.parse(driver.config_json).get(config)) {
+    auto error = parser.parse(driver.config_json).get(config);
+    // The loader keeps a YAML integer of any length as a JSON number (valid
+    // JSON), which simdjson refuses: known, see docs/fuzzing.md.
+    if (error == simdjson::NUMBER_ERROR || error == simdjson::NUMBER_OUT_OF_RANGE) continue;
+    if (error) {
       std::fprintf(stderr, "%s: the configuration is not valid JSON: %s\n", driver.file.c_str(),
                    driver.config_json.c_str());
       std::abort();
