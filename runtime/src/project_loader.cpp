@@ -8,6 +8,7 @@
 #include <tuple>
 #include <utility>
 
+#include "flowstate/runtime/utf8.hpp"
 #include "project_detail.hpp"
 
 namespace flowstate {
@@ -92,6 +93,33 @@ class loader {
     problems_.push_back({file, line, std::move(message)});
   }
 
+  // False after recording the first byte of `text` that is not UTF-8:
+  // project files are UTF-8 text, and what a worker is sent must be.
+  bool check_utf8(const std::string& file, std::string_view text) {
+    if (!is_valid_utf8(file)) {
+      std::string shown;
+      for (std::size_t i = 0; i < file.size();) {
+        auto at = invalid_utf8_at(std::string_view(file).substr(i));
+        shown += file.substr(i, at);
+        if (at == std::string_view::npos) break;
+        shown += '?';
+        i += at + 1;
+      }
+      problem(shown, 0, "expected a UTF-8 file name, found bytes that are not (shown as ?)");
+      return false;
+    }
+    auto at = invalid_utf8_at(text);
+    if (at == std::string_view::npos) return true;
+    static constexpr char hex[] = "0123456789abcdef";
+    auto byte = static_cast<unsigned char>(text[at]);
+    auto line_start = text.rfind('\n', at == 0 ? 0 : at - 1);
+    line_start = line_start == std::string_view::npos || at == 0 ? 0 : line_start + 1;
+    problem(file, 1 + static_cast<int>(std::count(text.begin(), text.begin() + at, '\n')),
+            std::string("expected UTF-8 text, found byte 0x") + hex[byte >> 4] + hex[byte & 0xF] + " at column " +
+                std::to_string(at - line_start + 1));
+    return false;
+  }
+
   // The parsed document, or nullopt after recording why not.
   std::optional<YAML::Node> parse(const std::string& file) {
     auto text = files_.read(file);
@@ -99,6 +127,7 @@ class loader {
       problem(file, 0, "expected a readable file, found none");
       return std::nullopt;
     }
+    if (!check_utf8(file, *text)) return std::nullopt;
     try {
       return YAML::Load(*text);
     } catch (const YAML::ParserException& e) {
@@ -270,7 +299,7 @@ class loader {
       if (!languages_.count(language)) continue;  // helpers, READMEs, ...
       const std::string file = "functions/" + name;
       auto source = files_.read(file);
-      if (!source) continue;
+      if (!source || !check_utf8(file, *source)) continue;
       auto [it, inserted] = rev_.functions.try_emplace(stem);
       if (!inserted) {
         problem(file, 0,

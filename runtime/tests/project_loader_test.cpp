@@ -195,6 +195,21 @@ TEST_CASE("a YAML syntax error names the file and line") {
   CHECK(contains(found[0].message, "invalid YAML"));
 }
 
+TEST_CASE("a project file or function that is not UTF-8 is refused with its line and column") {
+  temp_project p;
+  p.write("drivers/api.yaml", "kind: http.Request\nmethod: POST\npath: /count/{key}\n# caf\xE9\n");
+  check_single_problem(p, "drivers/api.yaml", 4, {"expected UTF-8 text, found byte 0xe9 at column 6"});
+
+  temp_project q;
+  q.write("functions/counter.js", "export default function () {\n  return '\xFF';\n}\n");
+  auto found = q.problems();
+  bool named = false;
+  for (const auto& problem : found)
+    named |= problem.file == "functions/counter.js" && problem.line == 2 &&
+             contains(problem.message, "expected UTF-8 text, found byte 0xff at column 11");
+  CHECK_MESSAGE(named, q.load().error());
+}
+
 TEST_CASE("an unknown kind is refused with a suggestion") {
   temp_project p;
   p.write("flows/counter.yaml",

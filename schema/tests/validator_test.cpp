@@ -77,6 +77,14 @@ TEST_CASE("the keyword location follows $ref and array items") {
   CHECK(by_keyword(errors, "uniqueItems").instance_location == "");
 }
 
+TEST_CASE("a $ref to an array index too large for size_t is refused, not thrown") {
+  // std::stoul threw std::out_of_range here, which ended the process.
+  auto huge = validator::compile(R"({"prefixItems": [true], "$ref": "#/prefixItems/99999999999999999999999"})");
+  REQUIRE_FALSE(huge.has_value());
+  CHECK(huge.error().location == "/$ref");
+  compile_ok(R"({"prefixItems": [{"type": "string"}], "$ref": "#/prefixItems/0"})");
+}
+
 TEST_CASE("a bad schema is refused with the location of the bad value") {
   auto v = validator::compile(R"({"properties": {"a": {"minimum": "x"}}})");
   REQUIRE_FALSE(v.has_value());
