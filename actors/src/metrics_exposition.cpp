@@ -84,8 +84,7 @@ void metrics_exposition::block(const std::string& project, const std::string& fl
 
 void metrics_exposition::sandbox(std::string_view level_in_force, const std::vector<std::string_view>& levels,
                                  std::size_t degradations) {
-  for (auto level : levels)
-    f_->sandbox_level.Add({{"level", std::string(level)}}).Set(level == level_in_force ? 1 : 0);
+  for (auto level : levels) f_->sandbox_level.Add({{"level", std::string(level)}}).Set(level == level_in_force ? 1 : 0);
   f_->sandbox_degradations.Add({}).Set(double(degradations));
 }
 

@@ -192,12 +192,13 @@ int serve(const serve_options& o) {
     return 1;
   }
 
-  auto flows = http::server::start(listeners->first, [&eng, refuse_functions](http::request&& r, http::responder_ptr p) {
-    if (refuse_functions)
-      return p->send(
-          http::problem(503, "sandbox unavailable", "this node runs no function: " + eng.isolation().summary()));
-    eng.handle_flow_request(std::move(r), std::move(p));
-  });
+  auto flows =
+      http::server::start(listeners->first, [&eng, refuse_functions](http::request&& r, http::responder_ptr p) {
+        if (refuse_functions)
+          return p->send(
+              http::problem(503, "sandbox unavailable", "this node runs no function: " + eng.isolation().summary()));
+        eng.handle_flow_request(std::move(r), std::move(p));
+      });
   if (!flows) {
     std::fprintf(stderr, "flowstate serve: %s\n", flows.error().c_str());
     return 1;

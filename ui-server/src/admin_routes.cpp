@@ -102,7 +102,7 @@ void get_readyz(admin_services& s, const admin_call&, const http::responder_ptr&
     return reply->send(
         json(200, "{\"status\":\"ready\",\"in_flight\":" + std::to_string(s.e.in_flight()) + "," + level + "}"));
   std::string body = iso.level == sandbox::sandbox_level::none ? R"({"status":"sandbox unavailable","reasons":[)"
-                                                                : R"({"status":"not ready","reasons":[)";
+                                                               : R"({"status":"not ready","reasons":[)";
   for (std::size_t i = 0; i < reasons.size(); ++i) {
     if (i) body += ',';
     http::append_json_string(body, reasons[i]);
