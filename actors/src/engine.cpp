@@ -15,6 +15,7 @@
 #include "flowstate/runtime/decimal.hpp"
 #include "flowstate/runtime/git_repo.hpp"
 #include "flowstate/runtime/keys.hpp"
+#include "flowstate/runtime/thread_name.hpp"
 #include "records.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::work_ptr)
@@ -25,7 +26,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// CAF's threads (scheduler workers, its clock) named for top -H, perf and
+// the benchmarks' context-switch counts.
+class name_caf_threads final : public caf::thread_hook {
+ public:
+  void init(caf::actor_system&) override {}
+  void thread_started() override { name_this_thread("fs-caf"); }
+  void thread_terminates() override {}
+};
+
 caf::actor_system_config& configure(caf::actor_system_config& cfg, unsigned threads, const std::string& policy) {
+  cfg.add_thread_hook<name_caf_threads>();
   cfg.set("scheduler.max-threads", static_cast<size_t>(threads));
   // "sharing": one queue and a condition variable, no polling while idle;
   // "stealing": CAF's default work stealing, which polls with short sleeps.

@@ -8,12 +8,14 @@
 #include "engine_impl.hpp"
 #include "errors.hpp"
 #include "flowstate/runtime/keys.hpp"
+#include "flowstate/runtime/thread_name.hpp"
 #include "trace.hpp"
 
 namespace flowstate::engine_detail {
 
 void engine_impl::start_maintenance() {
   maintenance_ = std::thread([this] {
+    name_this_thread("fs-maintenance");
     std::unique_lock lock(maintenance_mutex_);
     while (!stopping_) {
       maintenance_cv_.wait_for(lock, std::chrono::seconds(1));

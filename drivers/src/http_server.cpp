@@ -1,4 +1,5 @@
 #include "flowstate/drivers/http_server.hpp"
+#include "flowstate/runtime/thread_name.hpp"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -371,7 +372,11 @@ class beast_server final : public server {
     // the accept loop can still take a waiting connection and close it.
     reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     accept();
-    for (unsigned i = 0; i < options.threads; ++i) threads_.emplace_back([this] { ioc_.run(); });
+    for (unsigned i = 0; i < options.threads; ++i)
+      threads_.emplace_back([this, name = options.thread_name] {
+        name_this_thread(name.c_str());
+        ioc_.run();
+      });
     return status::success();
   }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "flowstate/runtime/fault.hpp"
+#include "flowstate/runtime/thread_name.hpp"
 #include "store_impl.hpp"
 
 namespace flowstate {
@@ -116,8 +117,14 @@ rocksdb::Status store::impl::write(rocksdb::WriteBatch& wb, bool sync) {
 }
 
 void store::impl::start_threads() {
-  writer = std::thread([this] { run_writer(); });
-  syncer = std::thread([this] { run_syncer(); });
+  writer = std::thread([this] {
+    name_this_thread("fs-store-write");
+    run_writer();
+  });
+  syncer = std::thread([this] {
+    name_this_thread("fs-store-sync");
+    run_syncer();
+  });
 }
 
 void store::impl::stop_threads() {

@@ -3,6 +3,7 @@
 // I/O thread takes whatever is pending when it is free (no timers), routes
 // each call to a worker that is not busy, and delivers each reply as it comes.
 #include "flowstate/sandbox/worker_client.hpp"
+#include "flowstate/runtime/thread_name.hpp"
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -84,7 +85,10 @@ class worker_client::impl {
   status start() {
     std::promise<std::string> started;
     auto result = started.get_future();
-    thread_ = std::thread([this, &started] { run(&started); });
+    thread_ = std::thread([this, &started] {
+      name_this_thread("fs-worker-io");
+      run(&started);
+    });
     std::string error = result.get();
     if (!error.empty()) {
       stop();

@@ -87,6 +87,7 @@ result<std::pair<http::server_options, http::server_options>> listener_options(c
   http::server_options admin = flows;
   admin.listen = o.admin_listen;
   admin.threads = 1;
+  admin.thread_name = "fs-admin-http";
   admin.max_connections = std::min<std::size_t>(flows.max_connections, 256);
   admin.max_connections_per_client = std::min<std::size_t>(flows.max_connections_per_client, 64);
   admin.requests_per_second = 200;

@@ -1,9 +1,14 @@
 #include "work_pool.hpp"
+#include "flowstate/runtime/thread_name.hpp"
 
 namespace flowstate::admin {
 
 work_pool::work_pool(std::size_t threads, std::size_t max_queued) : max_queued_(max_queued) {
-  for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+  for (std::size_t i = 0; i < threads; ++i)
+    threads_.emplace_back([this] {
+      name_this_thread("fs-admin-work");
+      run();
+    });
 }
 
 bool work_pool::try_post(std::function<void()> job) {

@@ -20,6 +20,7 @@ using handler = std::function<void(request&&, responder_ptr)>;
 struct server_options {
   std::string listen = "127.0.0.1:8080";  // host:port, port 0 picks a free one
   unsigned threads = 1;
+  std::string thread_name = "fs-http";           // the listener threads' name (top -H, perf)
   std::size_t body_limit = 1 << 20;              // larger bodies get 413
   std::size_t header_limit = 16 * 1024;          // request line and headers; larger get 431
   uint32_t header_timeout_ms = 10000;            // a new request's line and headers must arrive within
