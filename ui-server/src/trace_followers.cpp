@@ -1,17 +1,25 @@
 #include "trace_followers.hpp"
+#include "flowstate/runtime/thread_name.hpp"
 
 #include <algorithm>
 
 namespace flowstate::admin {
 
 trace_followers::trace_followers(query_fn query, std::size_t max_followers, std::chrono::milliseconds keepalive)
-    : query_(std::move(query)), max_followers_(max_followers), keepalive_(keepalive), thread_([this] { run(); }) {}
+    : query_(std::move(query)), max_followers_(max_followers), keepalive_(keepalive), thread_([this] {
+        name_this_thread("fs-trace-follow");
+        run();
+      }) {}
 
 void trace_followers::notify() {
-  // Under load this runs once per commit: while a notification is pending it
-  // costs one atomic exchange. The empty lock orders the store before the
-  // thread's check of its wait condition, so the wake-up cannot be lost.
+  // Under load this runs once per commit: with nobody following it costs one
+  // atomic load (a follower added later is served from its cursor, so a
+  // notification before it is not needed); while a notification is pending it
+  // costs one atomic exchange.
+  if (following_.load(std::memory_order_acquire) == 0) return;
   if (new_events_.exchange(true)) return;
+  // The empty lock orders the store before the thread's check of its wait
+  // condition, so the wake-up cannot be lost.
   { std::lock_guard lock(mutex_); }
   wake_.notify_one();
 }
@@ -27,6 +35,7 @@ bool trace_followers::add(std::string project, trace_query q,
     q.limit = 1000;
     followers_.push_back(std::make_shared<follower>(
         follower{std::move(project), std::move(q), std::move(out), true, std::chrono::steady_clock::now()}));
+    following_.store(followers_.size(), std::memory_order_release);
   }
   wake_.notify_one();
   return true;
@@ -35,6 +44,7 @@ bool trace_followers::add(std::string project, trace_query q,
 std::size_t trace_followers::size() {
   std::lock_guard lock(mutex_);
   std::erase_if(followers_, [](const auto& f) { return f->out->closed(); });
+  following_.store(followers_.size(), std::memory_order_release);
   return followers_.size();
 }
 
@@ -50,6 +60,7 @@ void trace_followers::stop() {
   {
     std::lock_guard lock(mutex_);
     left.swap(followers_);
+    following_.store(0, std::memory_order_release);
   }
   for (auto& f : left) f->out->close();
 }
@@ -111,6 +122,7 @@ void trace_followers::run() {
     std::erase_if(followers_, [&](const auto& f) {
       return f->out->closed() || std::find(done.begin(), done.end(), f.get()) != done.end();
     });
+    following_.store(followers_.size(), std::memory_order_release);
   }
 }
 

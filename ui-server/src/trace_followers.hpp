@@ -61,7 +61,8 @@ class trace_followers {
   const query_fn query_;
   const std::size_t max_followers_;
   const std::chrono::milliseconds keepalive_;
-  std::atomic<bool> new_events_{false};  // notified since the thread last looked
+  std::atomic<bool> new_events_{false};    // notified since the thread last looked
+  std::atomic<std::size_t> following_{0};  // followers_.size(), read without the lock by notify()
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
