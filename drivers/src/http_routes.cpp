@@ -165,19 +165,40 @@ static result<std::vector<route>> parse_routes(simdjson::dom::element doc) {
   return out;
 }
 
-status route_table::add(route r) {
-  for (auto& existing : routes_) {
-    if (existing.method != r.method || existing.segments.size() != r.segments.size()) continue;
-    bool same = true;
-    for (std::size_t i = 0; i < r.segments.size() && same; ++i) {
-      auto& a = existing.segments[i];
-      auto& b = r.segments[i];
-      same = is_param(a) || is_param(b) || a == b;
-    }
-    if (same) return fail("route \"" + r.text + "\" collides with \"" + existing.text + "\"");
+// A route already added that matches some path r matches too: at each
+// segment equal text, or a parameter on either side.
+const route* route_table::collision(const node& at, const route& r, std::size_t depth) const {
+  if (depth == r.segments.size()) return at.route == no_route ? nullptr : &routes_[at.route];
+  const std::string& segment = r.segments[depth];
+  if (is_param(segment)) {
+    for (const auto& [text, child] : at.literal)
+      if (const route* hit = collision(*child, r, depth + 1)) return hit;
+  } else if (auto it = at.literal.find(segment); it != at.literal.end()) {
+    if (const route* hit = collision(*it->second, r, depth + 1)) return hit;
   }
+  return at.param ? collision(*at.param, r, depth + 1) : nullptr;
+}
+
+status route_table::add(route r) {
+  node& root = index_[{r.method, r.segments.size()}];
+  if (const route* existing = collision(root, r, 0))
+    return fail("route \"" + r.text + "\" collides with \"" + existing->text + "\"");
+  node* at = &root;
+  for (const auto& segment : r.segments) {
+    std::unique_ptr<node>& next = is_param(segment) ? at->param : at->literal[segment];
+    if (!next) next = std::make_unique<node>();
+    at = next.get();
+  }
+  at->route = routes_.size();
   routes_.push_back(std::move(r));
   return status::success();
+}
+
+std::size_t route_table::find(const node& at, const std::vector<std::string>& parts, std::size_t depth) const {
+  if (depth == parts.size()) return at.route;
+  if (auto it = at.literal.find(parts[depth]); it != at.literal.end())
+    if (auto hit = find(*it->second, parts, depth + 1); hit != no_route) return hit;
+  return at.param ? find(*at.param, parts, depth + 1) : no_route;
 }
 
 std::pair<std::string_view, std::string_view> split_target(std::string_view target) {
@@ -188,26 +209,22 @@ std::pair<std::string_view, std::string_view> split_target(std::string_view targ
 
 std::optional<route_match> route_table::match(std::string_view method, std::string_view path) const {
   auto parts = split_path(path);
-  for (auto& r : routes_) {
-    if (r.method != method || r.segments.size() != parts.size()) continue;
-    route_match m;
-    bool ok = true;
-    for (std::size_t i = 0; i < parts.size() && ok; ++i) {
-      auto& seg = r.segments[i];
-      if (is_param(seg)) {
-        auto name = seg.substr(1, seg.size() - 2);
-        auto value = percent_decode_segment(parts[i]);
-        if (name == r.key_param) m.key = value;
-        m.params.emplace_back(std::move(name), std::move(value));
-      } else {
-        ok = seg == parts[i];
-      }
-    }
-    if (!ok) continue;
-    m.matched = &r;
-    return m;
+  auto root = index_.find({std::string(method), parts.size()});
+  if (root == index_.end()) return std::nullopt;
+  const std::size_t index = find(root->second, parts, 0);
+  if (index == no_route) return std::nullopt;
+  const route& r = routes_[index];
+  route_match m;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const auto& seg = r.segments[i];
+    if (!is_param(seg)) continue;
+    auto name = seg.substr(1, seg.size() - 2);
+    auto value = percent_decode_segment(parts[i]);
+    if (name == r.key_param) m.key = value;
+    m.params.emplace_back(std::move(name), std::move(value));
   }
-  return std::nullopt;
+  m.matched = &r;
+  return m;
 }
 
 namespace {

@@ -40,6 +40,45 @@ TEST_CASE("colliding routes are refused with both names") {
   CHECK(st.error().find("GET /a/{x}") != std::string::npos);
 }
 
+TEST_CASE("collisions are found whichever side has the parameter, and only between same method and length") {
+  auto one = [](const char* text) {
+    return parse_request_routes(std::string(R"({"routes":[")") + text + "\"]}")->at(0);
+  };
+  route_table table;
+  REQUIRE(table.add(one("GET /a/b")).ok());
+  CHECK(!table.add(one("GET /{x}/b")).ok());  // the parameter on the new side
+  CHECK(!table.add(one("GET /{x}/{y}")).ok());
+  CHECK(!table.add(one("GET /a/b")).ok());     // the same route twice
+  CHECK(table.add(one("GET /a/c")).ok());      // another literal
+  CHECK(table.add(one("POST /{x}/b")).ok());   // another method
+  CHECK(table.add(one("GET /a/b/{x}")).ok());  // another length
+  CHECK(table.add(one("GET /{x}/b/c/d")).ok());
+  CHECK(!table.add(one("GET /a/{y}/c/d")).ok());  // crosses parameters on both sides
+  CHECK(table.add(one("GET /a/{y}/c/e")).ok());
+  auto m = table.match("GET", "/a/z/c/e");
+  REQUIRE(m);
+  CHECK(m->matched->text == "GET /a/{y}/c/e");
+  CHECK(table.match("GET", "/q/b/c/d")->matched->text == "GET /{x}/b/c/d");
+  CHECK(!table.match("GET", "/q/z/c/e"));
+}
+
+TEST_CASE("a table of a thousand routes matches each path to its own route") {
+  route_table table;
+  for (int i = 0; i < 1000; ++i) {
+    auto r = parse_request_routes("{\"routes\":[\"POST /f" + std::to_string(i) + "/{key}\"]}");
+    REQUIRE(r.ok());
+    REQUIRE(table.add(r->at(0)).ok());
+  }
+  for (int i = 0; i < 1000; i += 37) {
+    auto m = table.match("POST", "/f" + std::to_string(i) + "/k" + std::to_string(i));
+    REQUIRE(m);
+    CHECK(m->matched->path == "/f" + std::to_string(i) + "/{key}");
+    CHECK(m->key == "k" + std::to_string(i));
+  }
+  CHECK(!table.match("POST", "/f1000/k"));
+  CHECK(!table.match("POST", "/f1/k/x"));
+}
+
 TEST_CASE("a bad method or a path without a slash is refused") {
   CHECK(!parse_request_routes(R"({"method":"FETCH","path":"/a"})").ok());
   CHECK(!parse_request_routes(R"({"method":"GET","path":"a"})").ok());

@@ -2,6 +2,8 @@
 // Routes of http.Request sources: "METHOD /path/{param}" patterns, matched
 // against requests, and the std:HttpRequest message built from a match.
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,6 +36,11 @@ struct route_match {
   std::string key;
 };
 
+// Routes indexed by method and number of segments, then segment by segment
+// (a literal segment by its text, parameters apart): adding and matching cost
+// the path's length, not the number of routes, so a project of a thousand
+// routes deploys and answers as fast as one of ten. Since colliding routes
+// are refused, a path matches at most one route.
 class route_table {
  public:
   // Refuses a route whose method and shape collide with one already added.
@@ -42,7 +49,17 @@ class route_table {
   const std::vector<route>& routes() const { return routes_; }
 
  private:
+  struct node {
+    std::map<std::string, std::unique_ptr<node>, std::less<>> literal;
+    std::unique_ptr<node> param;
+    std::size_t route = no_route;  // index in routes_ of the route ending here
+  };
+  static constexpr std::size_t no_route = ~std::size_t{0};
+  const route* collision(const node& at, const route& r, std::size_t depth) const;
+  std::size_t find(const node& at, const std::vector<std::string>& parts, std::size_t depth) const;
+
   std::vector<route> routes_;
+  std::map<std::pair<std::string, std::size_t>, node> index_;  // (method, segment count)
 };
 
 // A query string's name or value: "a%20b+c" -> "a b c" (a malformed
