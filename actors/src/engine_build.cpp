@@ -48,11 +48,12 @@ deploy_outcome engine_impl::deploy(const std::string& name, const std::string& r
     out.detail = "the active revision is " + out.replaced + ", not " + expected + " (a concurrent deploy?)";
     return out;
   }
+  phase_clock clock(&out.timings_ms);
   auto full = resolve(e->dir, revision);
   if (!full) return {422, "revision " + revision + ": " + full.error(), out.replaced, out.replaced};
   if (*full == out.replaced) return out;
   std::vector<http::route> routes;
-  auto rt = build(*e, *full, e->active->epoch + 1, routes);
+  auto rt = build(*e, *full, e->active->epoch + 1, routes, &clock);
   if (!rt) return {422, rt.error(), out.replaced, out.replaced};
   if (auto st = check_routes(*e, **rt, routes); !st) {
     unload((*rt)->fresh_function_ids, *e);
@@ -63,23 +64,28 @@ deploy_outcome engine_impl::deploy(const std::string& name, const std::string& r
   b.put(column::meta, meta_key("active", e->id), *full);
   if (auto st = store_->write_now(std::move(b), true); !st) return {500, st.error(), out.replaced, out.replaced};
   fault_point("deploy.after_record");
+  clock.mark("record");
   {
     std::unique_lock lock(mutex_);
     e->routes = std::move(routes);
   }
   activate(*e, std::move(*rt));
   fault_point("deploy.after_activate");
+  clock.mark("activate");
   out.revision = *full;
   return out;
 }
 
 result<project_ptr> engine_impl::build(project_entry& e, const std::string& revision, uint64_t epoch,
-                                       std::vector<http::route>& routes_out) {
+                                       std::vector<http::route>& routes_out, phase_clock* clock) {
+  phase_clock none;
+  if (!clock) clock = &none;
   auto files = open_git_commit(e.dir, revision);
   if (!files) return fail(files.error());
   auto catalog = kind_catalog::defaults();
-  auto rev = load_project(**files, catalog);
+  auto rev = load_project(**files, catalog, nullptr, e.parsed.get());
   if (!rev) return fail(rev.error());
+  clock->mark("read");
   auto rt = std::make_shared<project_rt>();
   rt->project_id = e.id;
   rt->name = rev->manifest_.name;
@@ -196,10 +202,12 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
     if (!has_function)
       problems.push_back(fdef.file + ": on_error: flow " + *fdef.on_error + " has no function block to receive errors");
   }
+  clock->mark("build");
   for (auto& [future, file] : loads) {
     auto error = future.get();
     if (!error.empty()) problems.push_back(error.rfind(file, 0) == 0 ? error : file + ": " + error);
   }
+  clock->mark("functions");
   rt->fresh_function_ids = fresh;
   if (!problems.empty()) {
     unload(fresh, e);

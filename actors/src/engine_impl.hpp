@@ -7,6 +7,7 @@
 #include <caf/actor_system_config.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
@@ -37,6 +38,8 @@ class actor_system;
 namespace flowstate {
 class file_source;
 struct project_revision;
+class parse_cache;  // flowstate/runtime/project_loader.hpp
+std::shared_ptr<parse_cache> make_parse_cache();
 }  // namespace flowstate
 
 namespace flowstate::engine_detail {
@@ -113,6 +116,8 @@ struct project_entry {
   // (bundled) source: a deploy loads only what changed, so a new function
   // answers fast however many the project has.
   std::map<std::string, uint64_t> loaded;
+  // The last build's parsed YAML: a deploy parses only the files it changed.
+  std::shared_ptr<parse_cache> parsed = make_parse_cache();
   std::mutex deploy_mutex;
 };
 
@@ -126,6 +131,24 @@ inline std::string meta_key(std::string_view what, uint32_t id) { return key_bui
 // a build loaded.
 using load_futures = std::vector<std::pair<std::future<std::string>, std::string>>;
 using loaded_ids = std::vector<std::pair<sandbox::worker_client*, uint64_t>>;
+
+// Times the phases of a deploy into deploy_outcome::timings_ms; does
+// nothing without a destination (a project's first build at start-up).
+class phase_clock {
+ public:
+  explicit phase_clock(std::vector<std::pair<std::string, double>>* out = nullptr)
+      : out_(out), last_(std::chrono::steady_clock::now()) {}
+  void mark(const char* phase) {
+    if (!out_) return;
+    auto now = std::chrono::steady_clock::now();
+    out_->emplace_back(phase, std::chrono::duration<double, std::milli>(now - last_).count());
+    last_ = now;
+  }
+
+ private:
+  std::vector<std::pair<std::string, double>>* out_;
+  std::chrono::steady_clock::time_point last_;
+};
 
 class engine_impl final : public engine {
  public:
@@ -199,7 +222,7 @@ class engine_impl final : public engine {
   // Loads a revision from git objects, validates it and loads its functions
   // into the project's worker; its HTTP routes go to routes_out.
   result<project_ptr> build(project_entry& e, const std::string& revision, uint64_t epoch,
-                            std::vector<http::route>& routes_out);
+                            std::vector<http::route>& routes_out, phase_clock* clock = nullptr);
 
   // The id of what `cache_key` names in the revision's workers, and whether
   // it is new (the caller loads it then). Either way the revision uses it.

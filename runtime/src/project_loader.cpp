@@ -5,13 +5,26 @@
 #include <charconv>
 #include <limits>
 #include <set>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 
 #include "flowstate/runtime/utf8.hpp"
 #include "project_detail.hpp"
 
 namespace flowstate {
+
+// The loader only reads the documents (through const nodes: yaml-cpp's
+// non-const operator[] would add entries), so a cached document is shared,
+// not copied.
+class parse_cache {
+ public:
+  std::unordered_map<std::string, YAML::Node> previous;  // the last load's, by text
+  std::unordered_map<std::string, YAML::Node> current;   // this load's
+};
+
+std::shared_ptr<parse_cache> make_parse_cache() { return std::make_shared<parse_cache>(); }
 
 kind_catalog kind_catalog::defaults() {
   kind_catalog k;
@@ -48,6 +61,17 @@ using detail::parse_duration_ms;
 
 bool is_nonempty_scalar(const YAML::Node& node) { return node.IsScalar() && !node.Scalar().empty(); }
 
+// map[key] for a map without yaml-cpp's cost for an absent key (it formats
+// the key through a std::stringstream for an error message nobody reads):
+// a deploy of a thousand flows looks up many optional keys that are absent.
+// An undefined node (false in a test) when the key is not there.
+YAML::Node member(const YAML::Node& map, std::string_view key) {
+  if (!map.IsMap()) return map[std::string(key)];
+  for (const auto& entry : map)
+    if (entry.first.IsScalar() && entry.first.Scalar() == key) return entry.second;
+  return YAML::Node(YAML::NodeType::Undefined);
+}
+
 // RFC 6901, restricted to the form docs/project-format.md allows: "/a/b", "~0" and "~1" escapes.
 std::optional<std::string> json_pointer_problem(const std::string& pointer) {
   if (pointer.empty() || pointer[0] != '/')
@@ -61,7 +85,8 @@ std::optional<std::string> json_pointer_problem(const std::string& pointer) {
 
 class loader {
  public:
-  loader(file_source& files, const kind_catalog& kinds) : files_(files), kinds_(kinds) {
+  loader(file_source& files, const kind_catalog& kinds, parse_cache* cache)
+      : files_(files), kinds_(kinds), cache_(cache) {
     for (const auto& [kind, language] : kinds_.function_kinds) {
       all_kinds_.push_back(kind);
       languages_.insert(language);
@@ -78,6 +103,10 @@ class loader {
     load_functions();
     load_drivers();
     load_flows();
+    if (cache_) {
+      cache_->previous.swap(cache_->current);
+      cache_->current.clear();
+    }
     // The manifest first, then by path and line.
     auto order = [](const project_problem& p) {
       return std::make_tuple(p.file != "flowstate.yaml", std::cref(p.file), p.line);
@@ -128,8 +157,19 @@ class loader {
       return std::nullopt;
     }
     if (!check_utf8(file, *text)) return std::nullopt;
+    if (cache_) {
+      for (auto* docs : {&cache_->previous, &cache_->current}) {
+        if (auto hit = docs->find(*text); hit != docs->end()) {
+          YAML::Node doc = hit->second;
+          cache_->current.emplace(std::move(*text), doc);
+          return doc;
+        }
+      }
+    }
     try {
-      return YAML::Load(*text);
+      auto doc = YAML::Load(*text);
+      if (cache_) cache_->current.emplace(std::move(*text), doc);
+      return doc;
     } catch (const YAML::ParserException& e) {
       problem(file, e.mark.line >= 0 ? e.mark.line + 1 : 0, "invalid YAML: " + e.msg);
     } catch (const YAML::Exception& e) {
@@ -332,7 +372,7 @@ class loader {
         broken_drivers_.insert(driver_name);
         continue;
       }
-      const YAML::Node kind = root["kind"];
+      const YAML::Node kind = member(root, "kind");
       if (!kind) {
         problem(file, 1, "expected `kind:` (one of the driver kinds), found none");
       } else if (!is_nonempty_scalar(kind)) {
@@ -379,7 +419,7 @@ class loader {
       return;
     }
     check_keys(file, root, flow_keys, "");
-    const YAML::Node blocks = root["blocks"];
+    const YAML::Node blocks = member(root, "blocks");
     if (!blocks) {
       problem(file, 1, "expected `blocks:` (a list of blocks), found none");
     } else if (blocks.IsNull() || (blocks.IsSequence() && blocks.size() == 0)) {
@@ -393,7 +433,7 @@ class loader {
         if (auto block = load_block(file, entry, ++index, id_lines)) flow.blocks.push_back(std::move(*block));
       }
     }
-    if (const YAML::Node on_error = root["on_error"]) {
+    if (const YAML::Node on_error = member(root, "on_error")) {
       const int line = line_of(on_error, 1);
       if (!is_nonempty_scalar(on_error)) {
         problem(file, line, "expected `on_error:` to name a flow, found " + describe(on_error));
@@ -435,7 +475,7 @@ class loader {
     ok = ok && problems_.size() == before;
 
     auto string_field = [&](const char* key) -> std::optional<std::string> {
-      const YAML::Node value = entry[key];
+      const YAML::Node value = member(entry, key);
       if (!value) return std::nullopt;
       if (!is_nonempty_scalar(value)) {
         problem(file, line_of(value, b.line),
@@ -449,7 +489,7 @@ class loader {
     b.key_pointer = string_field("key");
     if (b.key_pointer) {
       if (auto why = json_pointer_problem(*b.key_pointer)) {
-        problem(file, line_of(entry["key"], b.line), where + "`key:` " + *why);
+        problem(file, line_of(member(entry, "key"), b.line), where + "`key:` " + *why);
         ok = false;
       }
     }
@@ -531,6 +571,7 @@ class loader {
 
   file_source& files_;
   const kind_catalog& kinds_;
+  parse_cache* cache_ = nullptr;
   std::vector<std::string> all_kinds_, driver_kind_list_, flow_names_;
   std::set<std::string> languages_, broken_drivers_;
   std::map<std::string, int> driver_kind_lines_;
@@ -541,12 +582,12 @@ class loader {
 }  // namespace
 
 result<project_revision> load_project(file_source& files, const kind_catalog& kinds,
-                                      std::vector<project_problem>* problems) {
+                                      std::vector<project_problem>* problems, parse_cache* cache) {
   if (problems) problems->clear();
   std::vector<project_problem> found;
   project_revision revision;
   try {
-    found = loader(files, kinds).run(revision);
+    found = loader(files, kinds, cache).run(revision);
   } catch (const std::exception& e) {
     found.push_back({"", 0, std::string("internal error while loading the project: ") + e.what()});
   }

@@ -406,3 +406,49 @@ TEST_CASE("a driver file without a kind is refused once, in the driver file") {
   p.write("drivers/api.yaml", "method: POST\npath: /x\n");
   check_single_problem(p, "drivers/api.yaml", 1, {"expected `kind:`"});
 }
+
+TEST_CASE("a load with the parse cache of the last load sees every change and the same model as a fresh load") {
+  temp_project p;
+  auto cache = make_parse_cache();
+  auto load_cached = [&](std::vector<project_problem>* problems = nullptr) {
+    auto files = open_worktree(p.dir.string());
+    return load_project(*files, kind_catalog::defaults(), problems, cache.get());
+  };
+  auto first = load_cached();
+  REQUIRE(first.ok());
+  CHECK(first->flows.at("counter").blocks.size() == 3);
+
+  // A new flow and driver, and a changed one: the cached documents of the
+  // unchanged files give the same model as parsing everything again.
+  p.write("flows/other.yaml", "blocks:\n  - http.Request: other\n  - js.Function: counter\n  - http.Response: reply\n");
+  p.write("drivers/other.yaml", "kind: http.Request\nmethod: GET\npath: /other/{key}\n");
+  p.write("drivers/api.yaml", "kind: http.Request\nmethod: PUT\npath: /count/{key}\n");
+  auto second = load_cached();
+  auto fresh = p.load();
+  REQUIRE(second.ok());
+  REQUIRE(fresh.ok());
+  CHECK(second->flows.size() == 2);
+  CHECK(second->drivers.at("api").config_json == fresh->drivers.at("api").config_json);
+  CHECK(second->drivers.at("other").config_json == fresh->drivers.at("other").config_json);
+  CHECK(second->flows.at("other").blocks.at(1).line == fresh->flows.at("other").blocks.at(1).line);
+  CHECK(contains(second->drivers.at("api").config_json, "PUT"));
+
+  // A file broken after it was cached is reported, with its line.
+  p.write("flows/counter.yaml", "blocks:\n  - http.Request: api\n  - js.Function: nosuch\n  - http.Response: reply\n");
+  std::vector<project_problem> problems;
+  CHECK_FALSE(load_cached(&problems).ok());
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].file == "flows/counter.yaml");
+  CHECK(problems[0].line == 3);
+
+  // Repaired: the same text as before loads again.
+  p.write("flows/counter.yaml",
+          "blocks:\n"
+          "  - http.Request: api\n"
+          "  - js.Function: counter\n"
+          "    key: /params/key\n"
+          "  - http.Response: reply\n");
+  auto third = load_cached();
+  REQUIRE(third.ok());
+  CHECK(third->flows.at("counter").blocks.at(1).key_pointer == std::optional<std::string>("/params/key"));
+}

@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -85,7 +86,28 @@ bool check_functions(const std::string& dir, file_source& files, const project_r
   return ok;
 }
 
+// "read 1.1, build 0.3, ..." from a deploy answer's timingsMs, and their sum.
+std::string node_timings(const std::string& body, double& total_ms) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  simdjson::dom::object timings;
+  total_ms = 0;
+  if (parser.parse(body).get(doc) || doc["timingsMs"].get_object().get(timings)) return {};
+  std::string out;
+  for (auto [phase, value] : timings) {
+    double ms = 0;
+    if (value.get_double().get(ms)) continue;
+    char text[64];
+    std::snprintf(text, sizeof text, "%s%.*s %.1f", out.empty() ? "" : ", ", static_cast<int>(phase.size()),
+                  phase.data(), ms);
+    out += text;
+    total_ms += ms;
+  }
+  return out;
+}
+
 int deploy(const deploy_options& o) {
+  const auto started = std::chrono::steady_clock::now();
   std::error_code ec;
   auto dir = std::filesystem::weakly_canonical(std::filesystem::absolute(o.project), ec).string();
   auto files = open_worktree(dir);
@@ -163,6 +185,10 @@ int deploy(const deploy_options& o) {
   }
   std::printf("deployed %s (replaces %s): %s\n", commit->substr(0, 12).c_str(), active.substr(0, 12).c_str(),
               o.message.c_str());
+  double node_ms = 0;
+  std::string phases = node_timings(reply->body, node_ms);
+  const double total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  if (!phases.empty()) std::printf("  in %.1f ms, of which the node %.1f ms (%s)\n", total_ms, node_ms, phases.c_str());
   return 0;
 }
 

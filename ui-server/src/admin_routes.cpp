@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <chrono>
+#include <cstdio>
 #include <optional>
 
 #include "flowstate/actors/engine.hpp"
@@ -157,7 +158,15 @@ void post_deploy(admin_services& s, const admin_call& call, const http::responde
   http::append_json_string(body, out.revision);
   body += ",\"replaced\":";
   http::append_json_string(body, out.replaced);
-  reply->send(json(200, body + "}"));
+  body += ",\"timingsMs\":{";
+  for (std::size_t i = 0; i < out.timings_ms.size(); ++i) {
+    if (i) body += ',';
+    http::append_json_string(body, out.timings_ms[i].first);
+    char ms[32];
+    std::snprintf(ms, sizeof ms, ":%.3f", out.timings_ms[i].second);
+    body += ms;
+  }
+  reply->send(json(200, body + "}}"));
 }
 
 void get_flows(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
@@ -305,7 +314,9 @@ const std::vector<std::pair<std::string_view, std::string_view>>& admin_schemas(
 "properties":{"revision":{"type":"string","description":"the commit to activate"},
 "expected":{"type":"string","description":"the revision it replaces; 409 when another deploy came first"}}})"},
       {"DeployResult", R"({"type":"object","required":["revision","replaced"],
-"properties":{"revision":{"type":"string"},"replaced":{"type":"string"}}})"},
+"properties":{"revision":{"type":"string"},"replaced":{"type":"string"},
+"timingsMs":{"type":"object","description":"where the node's time went, in ms, phase by phase in order: read (files from git, parsed and checked), build (types, routes, bundles), functions (the workers compiling new functions), record (the new active revision made durable), activate; empty when the revision was already active",
+"additionalProperties":{"type":"number","minimum":0}}}})"},
       {"BlockStats", R"({"type":"object","required":["executions","p50Ms","p99Ms","meanMs"],
 "properties":{"executions":{"type":"object","description":"executions by outcome: ok or the error type",
 "additionalProperties":{"type":"integer","minimum":0}},

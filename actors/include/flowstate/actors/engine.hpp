@@ -59,6 +59,11 @@ struct deploy_outcome {
   std::string detail;     // the refusal, one problem per line
   std::string revision;   // active after the call
   std::string replaced;   // active before the call
+  // Where the node's time went, phase by phase in order (ms): read (files
+  // from git, parsed and checked), build (types, routes, bundles, loads
+  // sent), functions (waiting for the workers to compile new functions),
+  // record (the new active revision made durable), activate.
+  std::vector<std::pair<std::string, double>> timings_ms = {};
 };
 
 // A query of a project's execution trace (`flowstate logs`, GET

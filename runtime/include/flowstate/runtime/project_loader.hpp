@@ -2,6 +2,7 @@
 // Reads and validates a project (docs/project-format.md) from a file_source into
 // the project model. Every problem is collected, not just the first.
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -30,12 +31,19 @@ struct project_problem {
   std::string to_string() const;
 };
 
+// The parsed YAML documents of a project's last load, by file text: the next
+// load parses only files whose text changed, so that a deploy adding one
+// function to a project of a thousand does not parse the thousand again.
+// Holds the documents of the last load only. One load at a time.
+class parse_cache;
+std::shared_ptr<parse_cache> make_parse_cache();
+
 // Loads the project from `files`. On success the revision's `commit` is
 // files.revision(). On failure the error message is every problem's
 // to_string(), one per line (flowstate.yaml first, then by file and line);
 // when `problems` is not null it also receives them as a list (cleared
 // first; empty on success). Never throws.
 result<project_revision> load_project(file_source& files, const kind_catalog& kinds,
-                                      std::vector<project_problem>* problems = nullptr);
+                                      std::vector<project_problem>* problems = nullptr, parse_cache* cache = nullptr);
 
 }  // namespace flowstate
