@@ -20,9 +20,42 @@ namespace flowstate {
 // not copied.
 class parse_cache {
  public:
-  std::unordered_map<std::string, YAML::Node> previous;  // the last load's, by text
+  // Documents by text.
+  std::unordered_map<std::string, YAML::Node> previous;  // the last load's
   std::unordered_map<std::string, YAML::Node> current;   // this load's
+
+  // A driver file's outcome depends on its path and text only.
+  struct driver_outcome {
+    std::optional<driver_def> def;
+    std::vector<project_problem> problems;
+    bool broken = false;
+    std::optional<int> kind_line;
+  };
+  // By path + '\0' + text.
+  std::unordered_map<std::string, driver_outcome> drivers_previous, drivers_current;
+  // Flows of a load without any problem, by path + '\0' + text: such a flow
+  // is reused when every function and driver it names resolves the same way
+  // and its on_error flow exists (what its checks looked at elsewhere).
+  std::unordered_map<std::string, flow_def> flows_previous, flows_current;
+
+  void rotate() {
+    previous.swap(current);
+    current.clear();
+    drivers_previous.swap(drivers_current);
+    drivers_current.clear();
+    flows_previous.swap(flows_current);
+    flows_current.clear();
+  }
 };
+
+namespace {
+template <class Map>
+const typename Map::mapped_type* find_either(const Map& first, const Map& second, const std::string& key) {
+  if (auto it = first.find(key); it != first.end()) return &it->second;
+  if (auto it = second.find(key); it != second.end()) return &it->second;
+  return nullptr;
+}
+}  // namespace
 
 std::shared_ptr<parse_cache> make_parse_cache() { return std::make_shared<parse_cache>(); }
 
@@ -104,8 +137,10 @@ class loader {
     load_drivers();
     load_flows();
     if (cache_) {
-      cache_->previous.swap(cache_->current);
-      cache_->current.clear();
+      if (problems_.empty())
+        for (auto& [key, name] : flow_keys_)
+          if (auto it = rev_.flows.find(name); it != rev_.flows.end()) cache_->flows_current.emplace(key, it->second);
+      cache_->rotate();
     }
     // The manifest first, then by path and line.
     auto order = [](const project_problem& p) {
@@ -360,36 +395,68 @@ class loader {
       if (!ends_with(name, ".yaml")) continue;
       const std::string file = "drivers/" + name;
       const std::string driver_name = name.substr(0, name.size() - 5);
-      auto doc = parse(file);
-      if (!doc) {
-        broken_drivers_.insert(driver_name);
-        continue;
+      std::string key;
+      if (auto text = cache_ ? files_.read(file) : std::nullopt) {
+        key = file + '\0' + *text;
+        if (replay_driver(key, driver_name)) continue;
       }
-      const YAML::Node& root = *doc;
-      driver_def d{driver_name, "", file, ""};
-      if (!root.IsMap()) {
-        problem(file, line_of(root, 1), "expected a map with `kind:`, found " + describe(root));
-        broken_drivers_.insert(driver_name);
-        continue;
-      }
-      const YAML::Node kind = member(root, "kind");
-      if (!kind) {
-        problem(file, 1, "expected `kind:` (one of the driver kinds), found none");
-      } else if (!is_nonempty_scalar(kind)) {
-        problem(file, line_of(kind, 1), "expected `kind:` to be a driver kind name, found " + describe(kind));
-      } else {
-        d.kind = kind.Scalar();
-        driver_kind_lines_[driver_name] = line_of(kind, 1);
-        if (!kinds_.driver_kinds.count(d.kind)) {
-          std::string why = kinds_.function_kinds.count(d.kind)
-                                ? "; " + d.kind + " is a function kind, which needs no driver file"
-                                : did_you_mean(d.kind, driver_kind_list_);
-          problem(file, line_of(kind, 1), "unknown driver kind " + quoted(d.kind) + why);
-        }
-      }
-      d.config_json = detail::yaml_to_json(root);
-      rev_.drivers.emplace(driver_name, std::move(d));
+      const std::size_t before = problems_.size();
+      load_driver(file, driver_name);
+      if (!key.empty()) record_driver(std::move(key), driver_name, before);
     }
+  }
+
+  bool replay_driver(const std::string& key, const std::string& driver_name) {
+    const auto* hit = find_either(cache_->drivers_previous, cache_->drivers_current, key);
+    if (!hit) return false;
+    auto outcome = *hit;
+    problems_.insert(problems_.end(), outcome.problems.begin(), outcome.problems.end());
+    if (outcome.def) rev_.drivers.emplace(driver_name, *outcome.def);
+    if (outcome.broken) broken_drivers_.insert(driver_name);
+    if (outcome.kind_line) driver_kind_lines_[driver_name] = *outcome.kind_line;
+    cache_->drivers_current.emplace(key, std::move(outcome));
+    return true;
+  }
+
+  void record_driver(std::string key, const std::string& driver_name, std::size_t problems_before) {
+    parse_cache::driver_outcome outcome;
+    if (auto it = rev_.drivers.find(driver_name); it != rev_.drivers.end()) outcome.def = it->second;
+    outcome.problems.assign(problems_.begin() + static_cast<std::ptrdiff_t>(problems_before), problems_.end());
+    outcome.broken = broken_drivers_.count(driver_name) > 0;
+    if (auto it = driver_kind_lines_.find(driver_name); it != driver_kind_lines_.end()) outcome.kind_line = it->second;
+    cache_->drivers_current.emplace(std::move(key), std::move(outcome));
+  }
+
+  void load_driver(const std::string& file, const std::string& driver_name) {
+    auto doc = parse(file);
+    if (!doc) {
+      broken_drivers_.insert(driver_name);
+      return;
+    }
+    const YAML::Node& root = *doc;
+    driver_def d{driver_name, "", file, ""};
+    if (!root.IsMap()) {
+      problem(file, line_of(root, 1), "expected a map with `kind:`, found " + describe(root));
+      broken_drivers_.insert(driver_name);
+      return;
+    }
+    const YAML::Node kind = member(root, "kind");
+    if (!kind) {
+      problem(file, 1, "expected `kind:` (one of the driver kinds), found none");
+    } else if (!is_nonempty_scalar(kind)) {
+      problem(file, line_of(kind, 1), "expected `kind:` to be a driver kind name, found " + describe(kind));
+    } else {
+      d.kind = kind.Scalar();
+      driver_kind_lines_[driver_name] = line_of(kind, 1);
+      if (!kinds_.driver_kinds.count(d.kind)) {
+        std::string why = kinds_.function_kinds.count(d.kind)
+                              ? "; " + d.kind + " is a function kind, which needs no driver file"
+                              : did_you_mean(d.kind, driver_kind_list_);
+        problem(file, line_of(kind, 1), "unknown driver kind " + quoted(d.kind) + why);
+      }
+    }
+    d.config_json = detail::yaml_to_json(root);
+    rev_.drivers.emplace(driver_name, std::move(d));
   }
 
   void load_flows() {
@@ -406,6 +473,38 @@ class loader {
   }
 
   void load_flow(const std::string& flow_name, const std::string& file) {
+    if (auto text = cache_ ? files_.read(file) : std::nullopt) {
+      std::string key = file + '\0' + *text;
+      const bool reused = replay_flow(key);
+      flow_keys_.emplace_back(std::move(key), flow_name);
+      if (reused) return;
+    }
+    load_flow_from_text(flow_name, file);
+  }
+
+  // A cached flow whose references resolve as they did: used as it is.
+  bool replay_flow(const std::string& key) {
+    const flow_def* hit = find_either(cache_->flows_previous, cache_->flows_current, key);
+    if (!hit) return false;
+    for (const auto& b : hit->blocks) {
+      if (b.is_function) {
+        auto kind = kinds_.function_kinds.find(b.kind);
+        auto fn = rev_.functions.find(b.name);
+        if (kind == kinds_.function_kinds.end() || fn == rev_.functions.end() || fn->second.language != kind->second)
+          return false;
+      } else {
+        auto driver = rev_.drivers.find(b.name);
+        if (!kinds_.driver_kinds.count(b.kind) || driver == rev_.drivers.end() || driver->second.kind != b.kind)
+          return false;
+      }
+    }
+    if (hit->on_error && std::find(flow_names_.begin(), flow_names_.end(), *hit->on_error) == flow_names_.end())
+      return false;
+    rev_.flows.emplace(hit->name, *hit);
+    return true;
+  }
+
+  void load_flow_from_text(const std::string& flow_name, const std::string& file) {
     auto doc = parse(file);
     if (!doc) return;
     const YAML::Node& root = *doc;
@@ -575,6 +674,7 @@ class loader {
   std::vector<std::string> all_kinds_, driver_kind_list_, flow_names_;
   std::set<std::string> languages_, broken_drivers_;
   std::map<std::string, int> driver_kind_lines_;
+  std::vector<std::pair<std::string, std::string>> flow_keys_;  // (path + '\0' + text, flow name), with a cache
   project_revision rev_;
   std::vector<project_problem> problems_;
 };

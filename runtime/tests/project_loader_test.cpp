@@ -452,3 +452,42 @@ TEST_CASE("a load with the parse cache of the last load sees every change and th
   REQUIRE(third.ok());
   CHECK(third->flows.at("counter").blocks.at(1).key_pointer == std::optional<std::string>("/params/key"));
 }
+
+TEST_CASE("with the parse cache, an unchanged flow is checked again against the functions and drivers it names") {
+  temp_project p;
+  auto cache = make_parse_cache();
+  auto load_cached = [&](std::vector<project_problem>* problems = nullptr) {
+    auto files = open_worktree(p.dir.string());
+    return load_project(*files, kind_catalog::defaults(), problems, cache.get());
+  };
+  REQUIRE(load_cached().ok());
+
+  // The driver the unchanged flow names is broken: the load fails on the
+  // driver, and once it is repaired the flow has all its blocks again.
+  p.write("drivers/api.yaml", "kind: [http.Request\n");
+  std::vector<project_problem> problems;
+  CHECK_FALSE(load_cached(&problems).ok());
+  REQUIRE_FALSE(problems.empty());
+  CHECK(problems[0].file == "drivers/api.yaml");
+  p.write("drivers/api.yaml", "kind: http.Request\nmethod: POST\npath: /count/{key}\n");
+  auto repaired = load_cached();
+  REQUIRE(repaired.ok());
+  CHECK(repaired->flows.at("counter").blocks.size() == 3);
+
+  // The driver changes kind, the flow does not: the mismatch is found.
+  p.write("drivers/api.yaml", "kind: http.Response\n");
+  CHECK_FALSE(load_cached(&problems).ok());
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].file == "flows/counter.yaml");
+  CHECK(contains(problems[0].message, "kind mismatch"));
+  p.write("drivers/api.yaml", "kind: http.Request\nmethod: POST\npath: /count/{key}\n");
+  REQUIRE(load_cached().ok());
+
+  // The function becomes a Python file: the unchanged js.Function block no longer resolves.
+  p.remove("functions/counter.js");
+  p.write("functions/counter.py", "def entrypoint(input, state):\n    return {}\n");
+  CHECK_FALSE(load_cached(&problems).ok());
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].file == "flows/counter.yaml");
+  CHECK(problems[0].line == 3);
+}
