@@ -51,13 +51,22 @@ bool check_syntax_with(const std::string& dir, const std::string& worker, const 
   return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
-// Syntax of every function and of the Python modules in functions/ (vendor/
-// is not checked: a package may hold files for other Python versions that
-// it never imports; a broken vendored import fails the function's load).
-bool check_functions(const std::string& dir, file_source& files, const project_revision& rev) {
+// Syntax of the functions and of the Python modules in functions/ that
+// differ from the node's active revision (`active`, null: all of them), so
+// that a deploy of one change to a big project starts no worker, or checks
+// one file. vendor/ is not checked: a package may hold files for other
+// Python versions that it never imports; a broken vendored import fails the
+// function's load, as does anything the node finds that this missed.
+bool check_functions(const std::string& dir, file_source& files, const project_revision& rev, file_source* active) {
+  auto unchanged = [&](const std::string& file, const std::string& text) {
+    if (!active) return false;
+    auto before = active->read(file);
+    return before && *before == text;
+  };
   std::vector<std::string> js, py;
   bool ok = true;
   for (auto& [_, f] : rev.functions) {
+    if (unchanged(f.file, f.source)) continue;
     if (f.language == "py") {
       py.push_back(f.file);
       continue;
@@ -78,7 +87,8 @@ bool check_functions(const std::string& dir, file_source& files, const project_r
   } else {
     std::set<std::string> checked(py.begin(), py.end());
     for (auto& m : modules->modules)
-      if (m.filename.rfind("functions/", 0) == 0 && !m.source.empty() && !checked.count(m.filename))
+      if (m.filename.rfind("functions/", 0) == 0 && !m.source.empty() && !checked.count(m.filename) &&
+          !unchanged(m.filename, m.source))
         py.push_back(m.filename);
   }
   ok &= check_syntax_with(dir, executable_dir() + "/flowstate-worker", js);
@@ -119,24 +129,14 @@ int deploy(const deploy_options& o) {
     if (problems.empty()) std::fprintf(stderr, "  %s\n", rev.error().c_str());
     return 1;
   }
-  if (!check_functions(dir, *files, *rev)) {
-    std::fprintf(stderr, "deploy refused, nothing committed (see above)\n");
-    return 1;
-  }
+  // The node and its active revision first: only functions that changed
+  // since then are checked here (the node's own errors come after).
   auto target = find_admin(o.data_dir.empty() ? default_data_dir() : o.data_dir, o.admin);
-  if (!target) {
-    std::fprintf(stderr, "deploy: %s\n", target.error().c_str());
-    return 1;
-  }
-  auto listed = admin_request(*target, "GET", "/api/v1/projects");
-  if (!listed) {
-    std::fprintf(stderr, "deploy: %s\n", listed.error().c_str());
-    return 1;
-  }
+  auto listed = target ? admin_request(*target, "GET", "/api/v1/projects") : fail(target.error());
   std::string name, active;
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
-  if (!parser.parse(listed->body).get(doc)) {
+  if (listed && !parser.parse(listed->body).get(doc)) {
     for (auto p : doc.get_array()) {
       std::string_view pdir, pname, prev;
       if (p["dir"].get_string().get(pdir) || p["name"].get_string().get(pname) || p["revision"].get_string().get(prev))
@@ -146,6 +146,21 @@ int deploy(const deploy_options& o) {
         active = std::string(prev);
       }
     }
+  }
+  std::unique_ptr<file_source> active_files;
+  if (!active.empty())
+    if (auto opened = open_git_commit(dir, active)) active_files = std::move(*opened);
+  if (!check_functions(dir, *files, *rev, active_files.get())) {
+    std::fprintf(stderr, "deploy refused, nothing committed (see above)\n");
+    return 1;
+  }
+  if (!target) {
+    std::fprintf(stderr, "deploy: %s\n", target.error().c_str());
+    return 1;
+  }
+  if (!listed) {
+    std::fprintf(stderr, "deploy: %s\n", listed.error().c_str());
+    return 1;
   }
   if (name.empty()) {
     std::fprintf(stderr, "deploy: the node at %s does not serve %s (start it with `flowstate serve %s`)\n",
