@@ -168,6 +168,64 @@ def test_node_refuses_a_broken_commit_pushed_past_the_cli():
         node.stop()
 
 
+def post_deploy(node, revision, expected):
+    import http.client
+    import json
+    host, port = node.admin.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port))
+    conn.request("POST", "/api/v1/projects/app/deploy", json.dumps({"revision": revision, "expected": expected}),
+                 {"Authorization": "Bearer " + node.token})
+    r = conn.getresponse()
+    return r.status, r.read().decode()
+
+
+def test_deploy_says_where_its_time_went():
+    """a deploy's answer and the CLI name the node's phases (read, build, functions, record, activate) in order"""
+    import json
+    project = versioned_project()
+    node = Node([project]).start()
+    try:
+        write_files(project, {"functions/counter.js": VERSION_JS % 2})
+        p = deploy(project, node, "version 2")
+        check(p.returncode == 0, f"deploy failed: {p.stderr}")
+        check("of which the node" in p.stdout and "functions" in p.stdout, f"no timings printed: {p.stdout}")
+        old = git_head(project)
+        write_files(project, {"functions/counter.js": VERSION_JS % 3})
+        subprocess.run(GIT + ["-C", project, "commit", "-qam", "version 3"], check=True)
+        status, text = post_deploy(node, git_head(project), old)
+        check(status == 200, f"{status} {text}")
+        phases = list(json.loads(text)["timingsMs"])
+        check(phases == ["read", "build", "functions", "record", "activate"], f"phases: {phases}")
+    finally:
+        node.stop()
+
+
+def test_an_unchanged_flow_is_checked_again_when_what_it_names_changed():
+    """the node reuses unchanged files of the last revision, but a driver that changes kind under an unchanged
+    flow, or a function that becomes Python, is refused naming the flow's line"""
+    project = versioned_project()
+    node = Node([project]).start()
+    try:
+        old = git_head(project)
+        for files, drop in (({"drivers/count.yaml": "kind: http.Response\n"}, None),
+                            ({"functions/counter.py": "def entrypoint(input, state):\n    return {}\n"},
+                             "functions/counter.js")):
+            write_files(project, files)
+            if drop:
+                os.remove(os.path.join(project, drop))
+            subprocess.run(GIT + ["-C", project, "add", "-A"], check=True)
+            subprocess.run(GIT + ["-C", project, "commit", "-qm", "change under the flow"], check=True)
+            status, text = post_deploy(node, git_head(project), old)
+            check(status == 422 and "flows/counter.yaml:" in text, f"{files}: {status} {text}")
+            check(active_revision(node) == old, "the old revision stays active")
+            subprocess.run(GIT + ["-C", project, "reset", "-q", "--hard", old], check=True)
+        status, body = node.request("POST", "/count/k", {})
+        check(status == 200 and body["version"] == 1, f"the running revision stopped serving: {status} {body}")
+    finally:
+        node.stop()
+
+
 if __name__ == "__main__":
     run([test_deploy_while_requests_flow, test_crash_at_each_step_of_a_deploy, test_broken_project_files_are_refused,
-         test_node_refuses_a_broken_commit_pushed_past_the_cli])
+         test_node_refuses_a_broken_commit_pushed_past_the_cli, test_deploy_says_where_its_time_went,
+         test_an_unchanged_flow_is_checked_again_when_what_it_names_changed])
