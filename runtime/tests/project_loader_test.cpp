@@ -42,9 +42,9 @@ struct temp_project {
   }
   void remove(const std::string& rel) const { fs::remove(dir / rel); }
 
-  result<project_revision> load(std::vector<project_problem>* problems = nullptr) const {
+  result<project_revision> load(std::vector<project_problem>* problems = nullptr, parse_cache* cache = nullptr) const {
     auto files = open_worktree(dir.string());
-    return load_project(*files, kind_catalog::defaults(), problems);
+    return load_project(*files, kind_catalog::defaults(), problems, cache);
   }
   // The problems of a load that must fail.
   std::vector<project_problem> problems() const {
@@ -410,10 +410,7 @@ TEST_CASE("a driver file without a kind is refused once, in the driver file") {
 TEST_CASE("a load with the parse cache of the last load sees every change and the same model as a fresh load") {
   temp_project p;
   auto cache = make_parse_cache();
-  auto load_cached = [&](std::vector<project_problem>* problems = nullptr) {
-    auto files = open_worktree(p.dir.string());
-    return load_project(*files, kind_catalog::defaults(), problems, cache.get());
-  };
+  auto load_cached = [&](std::vector<project_problem>* problems = nullptr) { return p.load(problems, cache.get()); };
   auto first = load_cached();
   REQUIRE(first.ok());
   CHECK(first->flows.at("counter").blocks.size() == 3);
@@ -456,10 +453,7 @@ TEST_CASE("a load with the parse cache of the last load sees every change and th
 TEST_CASE("with the parse cache, an unchanged flow is checked again against the functions and drivers it names") {
   temp_project p;
   auto cache = make_parse_cache();
-  auto load_cached = [&](std::vector<project_problem>* problems = nullptr) {
-    auto files = open_worktree(p.dir.string());
-    return load_project(*files, kind_catalog::defaults(), problems, cache.get());
-  };
+  auto load_cached = [&](std::vector<project_problem>* problems = nullptr) { return p.load(problems, cache.get()); };
   REQUIRE(load_cached().ok());
 
   // The driver the unchanged flow names is broken: the load fails on the
