@@ -118,11 +118,10 @@ void js_host::append_log(std::string line) {
   if (auto kept = log_cap_.admit(std::move(line))) current_reply_->add_logs(std::move(*kept));
 }
 
-std::string js_host::instantiate(function& f) {
-  forget_context(f);
-  f.microtasks = v8::MicrotaskQueue::New(isolate_, v8::MicrotasksPolicy::kExplicit);
+bool js_host::new_context(prepared_context& out) {
+  out.microtasks = v8::MicrotaskQueue::New(isolate_, v8::MicrotasksPolicy::kExplicit);
   v8::HandleScope scope(isolate_);
-  v8::Local<v8::Context> context = v8::Context::New(isolate_, nullptr, {}, {}, {}, f.microtasks.get());
+  v8::Local<v8::Context> context = v8::Context::New(isolate_, nullptr, {}, {}, {}, out.microtasks.get());
   v8::Context::Scope context_scope(context);
   v8::TryCatch try_catch(isolate_);
 
@@ -142,12 +141,38 @@ std::string js_host::instantiate(function& f) {
     v8::ScriptCompiler::Source prelude(to_v8(isolate_, prelude_source));
     prelude_.Reset(isolate_, v8::ScriptCompiler::CompileUnboundScript(isolate_, &prelude).ToLocalChecked());
   }
-  if (!prelude_.Get(isolate_)->BindToCurrentContext()->Run(context).ToLocal(&setter))
-    return f.filename + ": internal error: the prelude failed";
+  if (!prelude_.Get(isolate_)->BindToCurrentContext()->Run(context).ToLocal(&setter)) return false;
   auto prelude_functions = setter.As<v8::Array>();
-  f.set_environment.Reset(isolate_, prelude_functions->Get(context, 0).ToLocalChecked().As<v8::Function>());
-  f.is_plain_json.Reset(isolate_, prelude_functions->Get(context, 1).ToLocalChecked().As<v8::Function>());
-  auto freeze_globals = prelude_functions->Get(context, 2).ToLocalChecked().As<v8::Function>();
+  out.set_environment.Reset(isolate_, prelude_functions->Get(context, 0).ToLocalChecked().As<v8::Function>());
+  out.is_plain_json.Reset(isolate_, prelude_functions->Get(context, 1).ToLocalChecked().As<v8::Function>());
+  out.freeze_globals.Reset(isolate_, prelude_functions->Get(context, 2).ToLocalChecked().As<v8::Function>());
+  out.context.Reset(isolate_, context);
+  return true;
+}
+
+void js_host::prepare_spare_context() {
+  if (spare_) return;
+  prepared_context ready;
+  if (new_context(ready)) spare_ = std::move(ready);
+}
+
+std::string js_host::instantiate(function& f) {
+  forget_context(f);
+  prepared_context ready;
+  if (spare_) {
+    ready = std::move(*spare_);
+    spare_.reset();
+  } else if (!new_context(ready)) {
+    return f.filename + ": internal error: the prelude failed";
+  }
+  f.microtasks = std::move(ready.microtasks);
+  v8::HandleScope scope(isolate_);
+  v8::Local<v8::Context> context = ready.context.Get(isolate_);
+  v8::Context::Scope context_scope(context);
+  v8::TryCatch try_catch(isolate_);
+  f.set_environment = std::move(ready.set_environment);
+  f.is_plain_json = std::move(ready.is_plain_json);
+  auto freeze_globals = ready.freeze_globals.Get(isolate_);
 
   watchdog_.arm(limits_.default_timeout_ms, limits_.wall_ms);
   std::string error;

@@ -29,10 +29,14 @@ class connection {
  public:
   explicit connection(int fd) : fd_(fd), reader_(fd, "flowstate-worker") {}
 
-  // The next ToWorker frame, sending the coalesced replies before blocking;
-  // false at EOF.
-  bool next(fw::ToWorker* message) {
-    return reader_.next(message, [this] { flush(); });
+  // The next ToWorker frame, sending the coalesced replies before blocking,
+  // then running `idle` (work done ahead while nothing waits); false at EOF.
+  template <class Idle>
+  bool next(fw::ToWorker* message, Idle&& idle) {
+    return reader_.next(message, [this, &idle] {
+      flush();
+      idle();
+    });
   }
 
   // Replies are encoded as they come into one FromWorker frame that is sent
@@ -93,7 +97,9 @@ int serve(v8::Isolate* isolate, int fd, fw::host_limits limits) {
   host.on_slow_call(2, [&conn] { conn.flush(); });
   fw::ToWorker message;
   fw::CallReply reply;
-  while (conn.next(&message)) {
+  // While idle, the worker prepares the context its next new function will
+  // get (over half of a load's time), after the replies are sent.
+  while (conn.next(&message, [&host] { host.prepare_spare_context(); })) {
     for (const auto& load : message.loads()) conn.add_load(host.load(load));
     for (const auto& call : message.calls()) {
       conn.flush_if_stale();
