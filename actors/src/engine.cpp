@@ -77,6 +77,10 @@ status engine_impl::open() {
   if (!opened) return fail(opened.error());
   store_ = std::move(*opened);
   core_.db = store_.get();
+  std::fprintf(stderr, "flowstate: store %s, incarnation %s\n", store_->store_id().c_str(),
+               store_->incarnation().c_str());
+  if (auto at = store_->upgraded_from_format1_at_ms())
+    legacy_idempotency_until_ms_ = *at + static_cast<int64_t>(options_.idempotency_ttl_ms);
   core_.max_in_flight = options_.max_in_flight_per_shard;
   core_.state_cache_bytes = options_.state_cache_bytes;
   core_.shards_planned = options_.shards;
@@ -202,8 +206,7 @@ void engine_impl::undeliverable(const project_ptr& rt, const queued_input& q, st
                       "block " + q.block + " of flow " + q.flow + " was removed by a deploy", "{}");
   e.flow = q.flow;
   commit_batch b;
-  b.put(column::errors, error_key(rt->tenant, rt->project_id, e.seq), error_record_json(e));
-  b.add_count(error_count_key(rt->tenant, rt->project_id), 1);
+  put_error(b, *rt, e);
   b.erase(column::queue, std::move(queue_entry_key));
   store_->commit(std::move(b), rt->durability, [] {});
 }

@@ -151,6 +151,8 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
     }
     item->msg.key = std::move(*key);
   }
+  if (auto gate = std::atomic_load(&gate_); gate && *gate)
+    if (auto refused = (*gate)(key_group_of(item->msg.key))) return reply->send(std::move(*refused));
   auto shard = core_.shard_of(item->msg.key);
   if (core_.in_flight[shard].load() >= core_.max_in_flight) {
     auto r = http::problem(503, "overloaded", "too much work in flight; retry shortly");
@@ -172,9 +174,11 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
 bool engine_impl::answered_by_idempotency_key(work_item& item, std::string_view idempotency_key,
                                               const http::responder_ptr& reply) {
   const auto& rt = item.project;
-  item.idempotency_key = key_builder{}.u32(rt->tenant).u32(rt->project_id).str(idempotency_key).take();
+  item.idempotency_key = flowstate::idempotency_key(rt->tenant, rt->project_id, key_group_of(item.msg.key), idempotency_key);
   if (core_.idempotency.join(item.idempotency_key, reply) == idempotency_registry::outcome::waiting) return true;
   auto stored = store_->read(column::idempotency, item.idempotency_key);
+  if (stored && !*stored && now_ms() < legacy_idempotency_until_ms_)
+    stored = store_->read(column::idempotency, legacy_idempotency_key(rt->tenant, rt->project_id, idempotency_key));
   if (!stored) {
     // Unknown whether it already ran: refuse rather than run it twice.
     auto r = http::problem(503, "unavailable", "cannot read the stored responses of Idempotency-Keys; retry later");

@@ -171,6 +171,11 @@ class engine_impl final : public engine {
   result<project_ptr> active_named(const std::string& name) const;
 
   void handle_flow_request(http::request&& req, http::responder_ptr reply) override;
+  std::string store_id() const override { return store_->store_id(); }
+  std::string incarnation() const override { return store_->incarnation(); }
+  void set_key_group_gate(key_group_gate gate) override {
+    std::atomic_store(&gate_, std::make_shared<const key_group_gate>(std::move(gate)));
+  }
 
   deploy_outcome deploy(const std::string& name, const std::string& revision, const std::string& expected) override;
   std::vector<project_info> projects() const override;
@@ -283,6 +288,10 @@ class engine_impl final : public engine {
   std::shared_ptr<pools_graveyard> graveyard_ = std::make_shared<pools_graveyard>();
   std::map<uint32_t, int64_t> last_age_trim_;  // maintenance thread: project id -> ms
   int64_t last_resume_attempt_ms_ = 0;         // maintenance thread
+  // Until then, an Idempotency-Key is also looked up under its format-1 key
+  // (records a format upgrade could not place in a key group; 0: none).
+  int64_t legacy_idempotency_until_ms_ = 0;
+  std::shared_ptr<const key_group_gate> gate_;  // atomic_load/store
 };
 
 }  // namespace flowstate::engine_detail

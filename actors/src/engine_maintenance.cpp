@@ -1,7 +1,9 @@
 // Background upkeep off the data path, every second: error queue bounds,
 // trace retention and trace byte counts.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -101,20 +103,30 @@ void engine_impl::thin_errors() {
       if (e->active) targets.push_back(e->active);
   }
   for (auto& rt : targets) {
-    auto count = store_->read(column::metering, error_count_key(rt->tenant, rt->project_id));
-    if (!count) continue;  // read again next second
-    auto n = *count ? decode_count(**count) : 0;
-    if (n <= options_.max_errors_per_project || n > (uint64_t{1} << 62)) continue;
-    auto excess = n - options_.max_errors_per_project;
-    commit_batch b;
-    uint64_t removed = 0;
+    auto n = count_errors(*store_, rt->tenant, rt->project_id);
+    if (!n) continue;  // read again next second
+    if (*n <= options_.max_errors_per_project) continue;
+    const uint64_t excess = *n - options_.max_errors_per_project;
+    // The oldest go: records are ordered by key group, then sequence, so
+    // the whole project is read and the lowest sequences picked.
+    std::vector<std::pair<uint64_t, std::string>> keys;
     auto scanned = store_->scan_prefix(column::errors, project_prefix(rt->tenant, rt->project_id),
                                        [&](std::string_view key, std::string_view) {
-                                         b.erase(column::errors, std::string(key));
-                                         return ++removed < excess;
+                                         keys.emplace_back(error_seq_of(key), std::string(key));
+                                         return true;
                                        });
-    if (!scanned || !removed) continue;
-    b.add_count(error_count_key(rt->tenant, rt->project_id), minus(removed));
+    if (!scanned || keys.empty()) continue;
+    const auto removed = std::min<std::size_t>(keys.size(), excess);
+    std::partial_sort(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(removed), keys.end());
+    commit_batch b;
+    std::map<uint32_t, uint64_t> per_group;
+    for (std::size_t i = 0; i < removed; ++i) {
+      key_reader r(keys[i].second);
+      (void)r.u32(), (void)r.u32();
+      if (auto group = r.u32()) ++per_group[*group];
+      b.erase(column::errors, std::move(keys[i].second));
+    }
+    for (auto [group, count] : per_group) b.add_count(error_count_key(rt->tenant, rt->project_id, group), minus(count));
     store_->commit(std::move(b), durability_mode::relaxed, [] {});
   }
 }

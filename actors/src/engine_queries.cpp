@@ -1,6 +1,7 @@
 // The admin API's questions and error operations: projects, states, the
 // trace, error records (show, replay, discard), the schema registry, and the
 // Prometheus metrics.
+#include <algorithm>
 #include <future>
 #include <optional>
 
@@ -18,7 +19,13 @@ namespace flowstate::engine_detail {
 namespace {
 
 // An error id as a sequence number: nullopt unless it is decimal digits.
-std::optional<uint64_t> parse_id(const std::string& id) { return parse_decimal<uint64_t>(id); }
+// An error id's record key in project (tenant, project), if the id has the
+// form of one.
+std::optional<std::string> error_record_key(uint32_t tenant, uint32_t project, const std::string& id) {
+  auto parsed = parse_error_id(id);
+  if (!parsed) return std::nullopt;
+  return error_key(tenant, project, parsed->first, parsed->second);
+}
 
 }  // namespace
 
@@ -57,11 +64,10 @@ std::string engine_impl::metrics_text() const {
     levels.push_back(sandbox::level_name(level));
   m.sandbox(sandbox::level_name(iso.level), levels, iso.degradations.size());
   for (auto& [rt, pools] : active) {
-    auto count = store_->read(column::metering, error_count_key(rt->tenant, rt->project_id));
-    if (!count) continue;  // a read error: no sample rather than a wrong one
-    uint64_t queued = *count ? decode_count(**count) : 0;
+    auto queued = count_errors(*store_, rt->tenant, rt->project_id);
+    if (!queued) continue;  // a read error: no sample rather than a wrong one
     auto trace_bytes = trace_bytes_total(*store_, rt->tenant, rt->project_id);
-    m.project(rt->name, rt->revision, queued > (uint64_t{1} << 62) ? 0 : queued, trace_bytes ? *trace_bytes : 0);
+    m.project(rt->name, rt->revision, *queued, trace_bytes ? *trace_bytes : 0);
     if (!pools) continue;
     for (auto [language, worker] : {std::pair{"js", pools->js.get()}, std::pair{"py", pools->py.get()}})
       m.workers(rt->name, language, worker ? worker->worker_pids().size() : 0);
@@ -205,37 +211,45 @@ result<std::vector<std::string>> engine_impl::errors(const std::string& name, co
     for (auto& [_, e] : projects_)
       if (name.empty() || e->active->name == name) targets.push_back(e->active);
   }
+  // Oldest first: records are ordered by key group, then sequence; the
+  // sequence orders them in time across groups.
+  std::vector<std::pair<uint64_t, std::string>> found;
   for (auto& rt : targets) {
     auto scanned = store_->scan_prefix(column::errors, project_prefix(rt->tenant, rt->project_id),
-                                       [&](std::string_view, std::string_view value) {
+                                       [&](std::string_view key, std::string_view value) {
                                          std::string v(value);
                                          if (!flow.empty() && v.find("\"flow\":\"" + flow + "\"") == std::string::npos)
                                            return true;
                                          if (!type.empty() && v.find("\"type\":\"" + type + "\"") == std::string::npos)
                                            return true;
-                                         out.push_back(std::move(v));
-                                         return out.size() < limit;
+                                         found.emplace_back(error_seq_of(key), std::move(v));
+                                         return true;
                                        });
     if (!scanned) return fail(scanned.error());
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& f : found) {
+    if (out.size() >= limit) break;
+    out.push_back(std::move(f.second));
   }
   return out;
 }
 
 result<std::optional<std::string>> engine_impl::error_show(const std::string& name, const std::string& id) const {
   auto* e = find(name);
-  auto seq = parse_id(id);
-  if (!e || !seq) return std::optional<std::string>();
-  return store_->read(column::errors, error_key(e->active->tenant, e->id, *seq));
+  auto rkey = e ? error_record_key(e->active->tenant, e->id, id) : std::nullopt;
+  if (!rkey) return std::optional<std::string>();
+  return store_->read(column::errors, *rkey);
 }
 
 status engine_impl::error_replay(const std::string& name, const std::string& id) {
   auto* e = find(name);
   if (!e) return fail("no project named \"" + name + "\"");
-  auto seq = parse_id(id);
-  if (!seq) return fail("error ids are numbers, got \"" + id + "\"");
+  auto parsed = parse_error_id(id);
+  if (!parsed) return fail("error ids look like 17-4711 (key group, then sequence), got \"" + id + "\"");
   std::lock_guard guard(e->deploy_mutex);  // no activation while we pick the block
   auto rt = e->active;
-  auto rkey = error_key(rt->tenant, e->id, *seq);
+  auto rkey = error_key(rt->tenant, e->id, parsed->first, parsed->second);
   auto record = store_->read(column::errors, rkey);
   if (!record) return fail(record.error());
   if (!*record) return fail("no error " + id + " in project " + name);
@@ -258,7 +272,7 @@ status engine_impl::error_replay(const std::string& name, const std::string& id)
   item->queue_seq = store_->next_sequence();
   commit_batch batch;
   batch.erase(column::errors, rkey);
-  batch.add_count(error_count_key(rt->tenant, e->id), minus(1));
+  batch.add_count(error_count_key(rt->tenant, e->id, parsed->first), minus(1));
   batch.put(column::queue, queue_key(rt->tenant, e->id, key_group_of(item->msg.key), item->queue_seq),
             encode_queued({err->flow, err->block, item->msg}));
   item->store_epoch = store_->epoch();
@@ -270,16 +284,16 @@ status engine_impl::error_replay(const std::string& name, const std::string& id)
 status engine_impl::error_discard(const std::string& name, const std::string& id) {
   auto* e = find(name);
   if (!e) return fail("no project named \"" + name + "\"");
-  auto seq = parse_id(id);
-  if (!seq) return fail("error ids are numbers, got \"" + id + "\"");
+  auto parsed = parse_error_id(id);
+  if (!parsed) return fail("error ids look like 17-4711 (key group, then sequence), got \"" + id + "\"");
   auto rt = e->active;
-  auto rkey = error_key(rt->tenant, e->id, *seq);
+  auto rkey = error_key(rt->tenant, e->id, parsed->first, parsed->second);
   auto record = store_->read(column::errors, rkey);
   if (!record) return fail(record.error());
   if (!*record) return fail("no error " + id + " in project " + name);
   commit_batch batch;
   batch.erase(column::errors, rkey);
-  batch.add_count(error_count_key(rt->tenant, e->id), minus(1));
+  batch.add_count(error_count_key(rt->tenant, e->id, parsed->first), minus(1));
   return commit_and_wait(std::move(batch), rt->durability);
 }
 

@@ -4,15 +4,37 @@
 
 namespace flowstate::engine_detail {
 
-std::string error_count_key(uint32_t tenant, uint32_t project) {
-  return key_builder{}.u32(tenant).u32(project).str("errors").take();
+void put_error(commit_batch& batch, const project_rt& p, const error_fields& e) {
+  const uint32_t group = key_group_of(e.key);
+  batch.put(column::errors, error_key(p.tenant, p.project_id, group, e.seq), error_record_json(e));
+  batch.add_count(error_count_key(p.tenant, p.project_id, group), 1);
+}
+
+uint64_t error_seq_of(std::string_view key) {
+  key_reader r(key);
+  if (!r.u32() || !r.u32() || !r.u32()) return 0;
+  auto seq = r.u64();
+  return seq ? *seq : 0;
+}
+
+result<uint64_t> count_errors(const store& db, uint32_t tenant, uint32_t project) {
+  auto [begin, end] = key_group_counters_range(tenant, project);
+  uint64_t total = 0;
+  auto st = db.scan_range(column::metering, begin, end, [&](std::string_view key, std::string_view value) {
+    key_reader r(key);
+    (void)r.u32(), (void)r.u32(), (void)r.u32();
+    if (auto name = r.str(); name && *name == "errors") total += decode_count(value);
+    return true;
+  });
+  if (!st) return fail(st.error());
+  return total > (uint64_t{1} << 62) ? 0 : total;  // a transient negative sum reads as none
 }
 
 error_fields make_error(store& db, const project_rt& p, uint32_t flow, const std::string& block, const message& msg,
                         std::string type, std::string text, std::string details) {
   error_fields e;
   e.seq = db.next_sequence();
-  e.id = std::to_string(e.seq);
+  e.id = error_id(key_group_of(msg.key), e.seq);
   e.type = std::move(type);
   e.message = std::move(text);
   e.flow = p.flows[flow].name;
@@ -49,8 +71,7 @@ work_ptr record_error(commit_batch& batch, store& db, const project_ptr& p, uint
       return item;
     }
   }
-  batch.put(column::errors, error_key(p->tenant, p->project_id, e.seq), error_record_json(e));
-  batch.add_count(error_count_key(p->tenant, p->project_id), 1);
+  put_error(batch, *p, e);
   return nullptr;
 }
 

@@ -17,8 +17,15 @@ error_fields make_error(store& db, const project_rt& p, uint32_t flow, const std
 // commit when the error is routed into an on_error flow (else null).
 work_ptr record_error(commit_batch& batch, store& db, const project_ptr& p, uint32_t flow, const error_fields& e);
 
-// The metering key that counts a project's queued errors (for its bound).
-std::string error_count_key(uint32_t tenant, uint32_t project);
+// Adds the error record and its count to `batch`, under the key group of
+// the error's message key.
+void put_error(commit_batch& batch, const project_rt& p, const error_fields& e);
+
+// The sequence of an error record's key (0 if the key is not one).
+uint64_t error_seq_of(std::string_view key);
+
+// The errors a project has queued (the sum of its key groups' counters).
+result<uint64_t> count_errors(const store& db, uint32_t tenant, uint32_t project);
 // Two's complement: adding this through the uint64 merge subtracts n.
 inline uint64_t minus(uint64_t n) { return ~n + 1; }
 

@@ -377,10 +377,9 @@ class shard_logic {
       batch.erase(column::state, skey);
       st_.cache.put(skey, std::nullopt);
     }
-    if (w.queue_seq)
-      batch.erase(column::queue,
-                  queue_key(w.project->tenant, w.project->project_id, key_group_of(w.msg.key), w.queue_seq));
-    batch.add_count(metering_key(w.project->tenant, w.project->project_id), 1);
+    const uint32_t group = key_group_of(w.msg.key);
+    if (w.queue_seq) batch.erase(column::queue, queue_key(w.project->tenant, w.project->project_id, group, w.queue_seq));
+    batch.add_count(executions_key(w.project->tenant, w.project->project_id, group), 1);
 
     std::optional<http::response> response;
     bool carried = false;

@@ -1,5 +1,7 @@
 #include "flowstate/runtime/keys.hpp"
 
+#include "flowstate/runtime/decimal.hpp"
+
 namespace flowstate {
 
 namespace {
@@ -158,10 +160,40 @@ std::pair<std::string, std::string> queue_range(uint32_t tenant, uint32_t projec
           key_builder().u32(tenant).u32(project).u32(end_group).take()};
 }
 
-std::string error_key(uint32_t tenant, uint32_t project, uint64_t seq) {
-  return key_builder().u32(tenant).u32(project).u64(seq).take();
+std::string error_key(uint32_t tenant, uint32_t project, uint32_t key_group, uint64_t seq) {
+  return key_builder().u32(tenant).u32(project).u32(key_group).u64(seq).take();
 }
 
-std::string metering_key(uint32_t tenant, uint32_t project) { return project_prefix(tenant, project); }
+std::string error_id(uint32_t key_group, uint64_t seq) { return std::to_string(key_group) + "-" + std::to_string(seq); }
+
+std::optional<std::pair<uint32_t, uint64_t>> parse_error_id(std::string_view id) {
+  auto dash = id.find('-');
+  if (dash == std::string_view::npos) return std::nullopt;
+  auto group = parse_decimal<uint32_t>(id.substr(0, dash));
+  auto seq = parse_decimal<uint64_t>(id.substr(dash + 1));
+  if (!group || !seq || *group >= key_group_count) return std::nullopt;
+  return std::pair{*group, *seq};
+}
+
+std::string executions_key(uint32_t tenant, uint32_t project, uint32_t key_group) {
+  return key_builder().u32(tenant).u32(project).u32(key_group).str("executions").take();
+}
+
+std::string error_count_key(uint32_t tenant, uint32_t project, uint32_t key_group) {
+  return key_builder().u32(tenant).u32(project).u32(key_group).str("errors").take();
+}
+
+std::pair<std::string, std::string> key_group_counters_range(uint32_t tenant, uint32_t project) {
+  return {key_builder().u32(tenant).u32(project).u32(0).take(),
+          key_builder().u32(tenant).u32(project).u32(key_group_count).take()};
+}
+
+std::string idempotency_key(uint32_t tenant, uint32_t project, uint32_t key_group, std::string_view key) {
+  return key_builder().u32(tenant).u32(project).u32(key_group).str(key).take();
+}
+
+std::string legacy_idempotency_key(uint32_t tenant, uint32_t project, std::string_view key) {
+  return key_builder().u32(tenant).u32(project).str(key).take();
+}
 
 }  // namespace flowstate

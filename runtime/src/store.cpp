@@ -8,6 +8,8 @@
 #include <rocksdb/write_buffer_manager.h>
 
 #include <charconv>
+#include <chrono>
+#include <random>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +19,7 @@
 
 #include "flowstate/runtime/wal_check.hpp"
 #include "store_impl.hpp"
+#include "store_migrate.hpp"
 
 namespace flowstate {
 
@@ -24,6 +27,7 @@ namespace {
 
 constexpr std::string_view meta_format_version = "format_version";
 constexpr std::string_view meta_key_group_count = "key_group_count";
+constexpr std::string_view meta_store_id = "store_id";
 
 rocksdb::Slice slice(std::string_view s) { return {s.data(), s.size()}; }
 
@@ -104,6 +108,60 @@ class tolerant_logger : public rocksdb::Logger {
   std::FILE* file_ = nullptr;
   std::mutex mu_;
 };
+
+// The format record: 0 when absent (a new store).
+result<uint64_t> read_format(store::impl& s) {
+  std::string found;
+  auto st = s.db->Get(rocksdb::ReadOptions(), s.handle(column::meta), slice(meta_format_version), &found);
+  if (st.IsNotFound()) return uint64_t{0};
+  if (!st.ok()) return fail(s.options.path + ": cannot read meta record format_version: " + st.ToString());
+  auto value = parse_decimal(found);
+  if (!value || *value == 0)
+    return fail(s.options.path + ": meta record format_version: expected a positive decimal number, found \"" +
+                found + "\"");
+  return *value;
+}
+
+std::string random_hex(std::size_t bytes) {
+  std::random_device rd;
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < bytes; ++i) {
+    auto b = static_cast<unsigned>(rd()) & 0xFF;
+    out += digits[b >> 4];
+    out += digits[b & 15];
+  }
+  return out;
+}
+
+status read_or_create_store_id(store::impl& s, rocksdb::WriteBatch& first_open) {
+  std::string found;
+  auto st = s.db->Get(rocksdb::ReadOptions(), s.handle(column::meta), slice(meta_store_id), &found);
+  if (st.IsNotFound()) {
+    s.store_id = random_hex(16);
+    first_open.Put(s.handle(column::meta), slice(meta_store_id), s.store_id);
+    return status::success();
+  }
+  if (!st.ok()) return fail(s.options.path + ": cannot read meta record store_id: " + st.ToString());
+  s.store_id = found;
+  return status::success();
+}
+
+result<std::optional<int64_t>> read_upgrade_time(store::impl& s) {
+  std::string found;
+  auto st = s.db->Get(rocksdb::ReadOptions(), s.handle(column::meta), slice(meta_upgraded_from_format1_at), &found);
+  if (st.IsNotFound()) return std::optional<int64_t>();
+  if (!st.ok()) return fail(s.options.path + ": cannot read meta record " +
+                            std::string(meta_upgraded_from_format1_at) + ": " + st.ToString());
+  auto value = parse_decimal(found);
+  if (!value) return std::optional<int64_t>();
+  return std::optional<int64_t>(static_cast<int64_t>(*value));
+}
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 }  // namespace
 
@@ -213,10 +271,36 @@ result<std::unique_ptr<store>> store::open(store_options options) {
   }
 
   rocksdb::WriteBatch first_open;
-  if (auto s = check_meta_record(*state, meta_format_version, storage_format_version, first_open); !s)
-    return fail(s.error());
   if (auto s = check_meta_record(*state, meta_key_group_count, opts.key_group_count, first_open); !s)
     return fail(s.error());
+  auto format = read_format(*state);
+  if (!format) return fail(format.error());
+  if (*format == 0 || *format == 1) {
+    // 0: a new store (or one whose first open did not finish). 1: upgraded
+    // here (store_migrate.cpp), resumed if a crash interrupted it.
+    if (*format == 1) {
+      state->upgraded_at_ms = wall_ms();
+      auto report = migrate_format1_to_format2(*state, opts.key_group_count, *state->upgraded_at_ms, first_open);
+      if (!report) return fail(report.error());
+      std::fprintf(stderr,
+                   "flowstate store: %s: upgraded from format 1 to %u (%llu error records and %llu counters moved "
+                   "under their key groups)\n",
+                   opts.path.c_str(), storage_format_version, static_cast<unsigned long long>(report->errors_moved),
+                   static_cast<unsigned long long>(report->counters_moved));
+    }
+    first_open.Put(state->handle(column::meta), slice(meta_format_version), std::to_string(storage_format_version));
+  } else if (*format != storage_format_version) {
+    return fail(opts.path + ": the store was created with format_version " + std::to_string(*format) +
+                ", this node reads format " + std::to_string(storage_format_version) +
+                " (and upgrades format 1); refusing to open it. A newer flowstate wrote it.");
+  }
+  if (auto s = read_or_create_store_id(*state, first_open); !s) return fail(s.error());
+  state->incarnation = random_hex(8);
+  if (!state->upgraded_at_ms) {
+    auto at = read_upgrade_time(*state);
+    if (!at) return fail(at.error());
+    state->upgraded_at_ms = *at;
+  }
   if (first_open.Count() > 0) {
     rocksdb::WriteOptions sync_write;
     sync_write.sync = true;
@@ -347,7 +431,19 @@ status store::write_now(commit_batch&& batch, bool sync) {
 
 uint64_t store::next_sequence() { return impl_->next_seq.fetch_add(1); }
 
+void store::raise_sequence(uint64_t at_least) {
+  uint64_t current = impl_->next_seq.load();
+  while (current <= at_least && !impl_->next_seq.compare_exchange_weak(current, at_least + 1)) {
+  }
+}
+
 uint32_t store::key_groups() const { return impl_->options.key_group_count; }
+
+const std::string& store::store_id() const { return impl_->store_id; }
+
+const std::string& store::incarnation() const { return impl_->incarnation; }
+
+std::optional<int64_t> store::upgraded_from_format1_at_ms() const { return impl_->upgraded_at_ms; }
 
 const std::string& store::path() const { return impl_->options.path; }
 

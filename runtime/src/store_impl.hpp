@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -55,6 +56,8 @@ struct store::impl {
   std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // default, then by column
   std::atomic<uint64_t> next_seq{1};
+  std::string store_id, incarnation;
+  std::optional<int64_t> upgraded_at_ms;
 
   // Serialises a WriteBatch write with its high-water mark (writer thread and
   // write_now), so the persisted mark never goes backwards.

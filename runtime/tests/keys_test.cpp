@@ -110,8 +110,8 @@ TEST_CASE("layout keys start with tenant and project and order by their tuples")
   auto prefix = project_prefix(3, 9);
   auto s = state_key(3, 9, 17, "flow", "block", "k");
   auto q = queue_key(3, 9, 17, 5);
-  auto e = error_key(3, 9, 5);
-  auto m = metering_key(3, 9);
+  auto e = error_key(3, 9, 17, 5);
+  auto m = executions_key(3, 9, 0);
   for (const auto& k : {s, q, e, m}) CHECK(k.compare(0, prefix.size(), prefix) == 0);
   CHECK(project_prefix(3, 10).compare(0, prefix.size(), prefix) != 0);
 
@@ -122,7 +122,7 @@ TEST_CASE("layout keys start with tenant and project and order by their tuples")
   CHECK(begin <= queue_key(3, 9, 10, 0));
   CHECK(queue_key(3, 9, 19, ~0ull) < end);
   CHECK(end <= queue_key(3, 9, 20, 0));
-  CHECK(error_key(3, 9, 1) < error_key(3, 9, 2));
+  CHECK(error_key(3, 9, 17, 1) < error_key(3, 9, 17, 2));
   CHECK(state_key(3, 9, 17, "f", "b", "a") < state_key(3, 9, 17, "f", "b", "a\0"s));
 
   key_reader r(s);
@@ -141,4 +141,31 @@ TEST_CASE("the prefix successor bounds every key with that prefix") {
   CHECK(prefix_successor("\xff\xff"s) == "");
   auto p = project_prefix(1, 2);
   CHECK(state_key(1, 2, 4095, "\xff", "\xff", "\xff") < prefix_successor(p));
+}
+
+TEST_CASE("every record of a message key is under its key group, inside the range that moves with it") {
+  // A key-group range [10, 20) of project (3, 9) is one span per column.
+  auto [begin, end] = queue_range(3, 9, 10, 20);
+  for (const auto& k : {state_key(3, 9, 15, "f", "b", "k"), queue_key(3, 9, 15, 7), error_key(3, 9, 15, 7),
+                        executions_key(3, 9, 15), error_count_key(3, 9, 15), idempotency_key(3, 9, 15, "idem-1")}) {
+    CHECK(begin <= k);
+    CHECK(k < end);
+  }
+  for (const auto& k : {error_key(3, 9, 20, 0), idempotency_key(3, 9, 9, "z"), executions_key(3, 9, 20)})
+    CHECK_FALSE((begin <= k && k < end));
+  // The counters of all key groups are one span, apart from the node's own.
+  auto [cb, ce] = key_group_counters_range(3, 9);
+  CHECK(cb <= executions_key(3, 9, 0));
+  CHECK(error_count_key(3, 9, key_group_count - 1) < ce);
+  CHECK_FALSE(legacy_idempotency_key(3, 9, "idem-1") < ce);
+}
+
+TEST_CASE("error ids name their key group and sequence, and anything else is refused") {
+  CHECK(error_id(17, 4711) == "17-4711");
+  auto parsed = parse_error_id("17-4711");
+  REQUIRE(parsed.has_value());
+  CHECK(parsed->first == 17u);
+  CHECK(parsed->second == 4711u);
+  for (auto bad : {"4711", "-4711", "17-", "17-x", "4096-1", "a-1", "", "17-4711-1"})
+    CHECK_FALSE(parse_error_id(bad).has_value());
 }

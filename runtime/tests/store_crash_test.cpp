@@ -34,7 +34,7 @@ std::string batch_value(uint32_t i) { return "value-" + std::to_string(i); }
 commit_batch numbered_batch(uint32_t i) {
   commit_batch b;
   b.put(column::state, batch_key(i), batch_value(i));
-  b.add_count(metering_key(1, 1), 1);
+  b.add_count(executions_key(1, 1, 0), 1);
   return b;
 }
 
@@ -189,7 +189,7 @@ TEST_CASE("every acknowledged sync commit survives a kill -9 in the middle of a 
     if (value_of(*db, column::state, batch_key(i)) != std::optional<std::string>(batch_value(i))) ++missing;
   CHECK(missing == 0);
   for (auto i : acked) CHECK(value_of(*db, column::state, batch_key(i)).has_value());
-  auto count = value_of(*db, column::metering, metering_key(1, 1));
+  auto count = value_of(*db, column::metering, executions_key(1, 1, 0));
   REQUIRE(count.has_value());
   CHECK(decode_count(*count) >= highest + 1);
 }

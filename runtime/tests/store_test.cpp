@@ -56,7 +56,7 @@ TEST_CASE("concurrent commits are each acknowledged exactly once and all readabl
         b.put(column::state, state_key(1, 1, key_group_of(std::to_string(id)), "f", "b", std::to_string(id)),
               "v" + std::to_string(id));
         b.put(column::queue, queue_key(1, 1, 0, db->next_sequence()), "msg");
-        b.add_count(metering_key(1, 1), 1);
+        b.add_count(executions_key(1, 1, 0), 1);
         auto mode = id % 3 == 0 ? durability_mode::relaxed : durability_mode::sync;
         db->commit(std::move(b), mode, [&, id] {
           fired[id].fetch_add(1);
@@ -85,7 +85,7 @@ TEST_CASE("concurrent commits are each acknowledged exactly once and all readabl
                           })
             .ok());
   CHECK(queued == threads * per_thread);
-  auto count = value_of(*reopened, column::metering, metering_key(1, 1));
+  auto count = value_of(*reopened, column::metering, executions_key(1, 1, 0));
   REQUIRE(count.has_value());
   CHECK(decode_count(*count) == uint64_t(threads * per_thread));
 }
@@ -190,12 +190,12 @@ TEST_CASE("reopening keeps the data and the format record") {
   {
     auto db = open_store(dir.path());
     commit_batch b;
-    b.put(column::errors, error_key(2, 3, 1), "boom");
+    b.put(column::errors, error_key(2, 3, 0, 1), "boom");
     commit_and_wait(*db, std::move(b), durability_mode::sync);
   }
   auto db = open_store(dir.path());
-  CHECK(value_of(*db, column::errors, error_key(2, 3, 1)) == std::optional<std::string>("boom"));
-  CHECK(value_of(*db, column::meta, "format_version") == std::optional<std::string>("1"));
+  CHECK(value_of(*db, column::errors, error_key(2, 3, 0, 1)) == std::optional<std::string>("boom"));
+  CHECK(value_of(*db, column::meta, "format_version") == std::optional<std::string>("2"));
   CHECK(value_of(*db, column::meta, "key_group_count") == std::optional<std::string>("4096"));
   CHECK(db->key_groups() == key_group_count);
 }
@@ -215,19 +215,19 @@ TEST_CASE("reopening with a different key_group_count is refused") {
   open_store(dir.path());
 }
 
-TEST_CASE("reopening a store of another format_version is refused") {
+TEST_CASE("reopening a store of a newer format_version is refused") {
   temp_dir dir;
   {
     auto db = open_store(dir.path());
     commit_batch b;
-    b.put(column::meta, "format_version", "2");
+    b.put(column::meta, "format_version", "3");
     REQUIRE(db->write_now(std::move(b), true).ok());
   }
   store_options options;
   options.path = dir.path();
   auto s = store::open(options);
   REQUIRE_FALSE(s.ok());
-  CHECK(s.error().find("format_version 2, this node is configured for 1") != std::string::npos);
+  CHECK(s.error().find("format_version 3, this node reads format 2") != std::string::npos);
 }
 
 TEST_CASE("sequences keep increasing across reopen") {
@@ -256,19 +256,19 @@ TEST_CASE("metering counters sum their additions") {
     auto db = open_store(dir.path());
     for (int i = 1; i <= 10; ++i) {
       commit_batch b;
-      b.add_count(metering_key(1, 2), i);
-      b.add_count(metering_key(1, 3), 1);
+      b.add_count(executions_key(1, 2, 0), i);
+      b.add_count(executions_key(1, 3, 0), 1);
       db->commit(std::move(b), durability_mode::relaxed, {});
     }
     commit_batch b;
-    b.add_count(metering_key(1, 2), 1000);
+    b.add_count(executions_key(1, 2, 0), 1000);
     REQUIRE(db->write_now(std::move(b), false).ok());
     db->close();
   }
   auto db = open_store(dir.path());
-  CHECK(decode_count(*value_of(*db, column::metering, metering_key(1, 2))) == 1055u);
-  CHECK(decode_count(*value_of(*db, column::metering, metering_key(1, 3))) == 10u);
-  CHECK_FALSE(value_of(*db, column::metering, metering_key(1, 4)).has_value());
+  CHECK(decode_count(*value_of(*db, column::metering, executions_key(1, 2, 0))) == 1055u);
+  CHECK(decode_count(*value_of(*db, column::metering, executions_key(1, 3, 0))) == 10u);
+  CHECK_FALSE(value_of(*db, column::metering, executions_key(1, 4, 0)).has_value());
 }
 
 TEST_CASE("prefix and range scans return exactly the matching keys in order") {

@@ -76,7 +76,26 @@ std::string queue_prefix(uint32_t tenant, uint32_t project, uint32_t key_group);
 // [begin, end) covering the queue entries of key groups [first_group, end_group).
 std::pair<std::string, std::string> queue_range(uint32_t tenant, uint32_t project, uint32_t first_group,
                                                 uint32_t end_group);
-std::string error_key(uint32_t tenant, uint32_t project, uint64_t seq);
-std::string metering_key(uint32_t tenant, uint32_t project);
+
+// Every record that belongs to a message key lives under the key's group
+// (format 2), so that a key-group range is a set of key spans that can be
+// copied to another node whole: state, queue entries, errors, idempotency
+// records and the counters of executions and errors. The trace stays with
+// the node that ran the execution (it is history, queried cluster-wide).
+std::string error_key(uint32_t tenant, uint32_t project, uint32_t key_group, uint64_t seq);
+// An error's public id, "<key group>-<seq>", and back.
+std::string error_id(uint32_t key_group, uint64_t seq);
+std::optional<std::pair<uint32_t, uint64_t>> parse_error_id(std::string_view id);
+// `metering` counters of one key group: executions and errors recorded.
+std::string executions_key(uint32_t tenant, uint32_t project, uint32_t key_group);
+std::string error_count_key(uint32_t tenant, uint32_t project, uint32_t key_group);
+// [begin, end) covering a project's per-key-group counters (and nothing of
+// its trace counters, which follow as strings).
+std::pair<std::string, std::string> key_group_counters_range(uint32_t tenant, uint32_t project);
+// An HTTP Idempotency-Key's stored response, under the message key's group.
+std::string idempotency_key(uint32_t tenant, uint32_t project, uint32_t key_group, std::string_view key);
+// Format 1's key of the same record (tenant, project, key): read only while
+// records migrated from a format-1 store may still be within their lifetime.
+std::string legacy_idempotency_key(uint32_t tenant, uint32_t project, std::string_view key);
 
 }  // namespace flowstate

@@ -30,8 +30,9 @@ constexpr int column_count = 7;
 // The column family name ("meta", "state", ...).
 std::string_view column_name(column c);
 
-// Recorded in `meta` at first open; a store with another value is refused.
-constexpr uint32_t storage_format_version = 1;
+// Recorded in `meta` at first open. A format-1 store (records of a key
+// outside its key group) is upgraded at open; a newer one is refused.
+constexpr uint32_t storage_format_version = 2;
 
 // The write operations of one atomic commit.
 class commit_batch {
@@ -150,8 +151,21 @@ class store {
   // write that follows an allocation.
   uint64_t next_sequence();
 
+  // After data was copied in from another store (a key-group range moving
+  // here): later sequences are above `at_least`, so the range's entries keep
+  // their order.
+  void raise_sequence(uint64_t at_least);
+
   uint32_t key_groups() const;
   const std::string& path() const;
+  // This data directory's identity (random, written at its first open,
+  // 32 hex digits) and this open's (random, 16 hex digits): a node that comes
+  // back under the same name with an empty directory, or restarts, is told
+  // apart from the one that owned ranges before.
+  const std::string& store_id() const;
+  const std::string& incarnation() const;
+  // When this store was upgraded from format 1 (ms since the epoch), if it was.
+  std::optional<int64_t> upgraded_from_format1_at_ms() const;
 
   // Writes and acknowledges every pending commit, stops the threads, closes
   // RocksDB. Idempotent.
