@@ -274,6 +274,55 @@ class Node:
         return json.loads(cli(*args, data=self.data, check_rc=0).stdout)
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Etcd:
+    """A real etcd (Debian's etcd-server) on free loopback ports, with its own
+    data directory; killed at exit."""
+
+    def __init__(self):
+        self.dir = tmpdir("flowstate-etcd-")
+        client, peer = free_port(), free_port()
+        self.endpoint = f"http://127.0.0.1:{client}"
+        peer_url = f"http://127.0.0.1:{peer}"
+        self.log = open(os.path.join(self.dir, "etcd.log"), "w")
+        self.proc = subprocess.Popen(
+            ["etcd", "--name", "test", "--data-dir", os.path.join(self.dir, "data"),
+             "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
+             "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+             "--initial-cluster", f"test={peer_url}", "--log-level", "error"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        _ETCDS.append(self)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                host, port = self.endpoint[len("http://"):].split(":")
+                conn = http.client.HTTPConnection(host, int(port), timeout=2)
+                conn.request("GET", "/health")
+                if conn.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise TestFailure("etcd exited at start: " + open(os.path.join(self.dir, "etcd.log")).read()[-2000:])
+            time.sleep(0.05)
+        raise TestFailure("etcd did not start within 30 s")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+_ETCDS = []
+atexit.register(lambda: [e.stop() for e in _ETCDS])
+
+
 def run(tests):
     """Runs test functions (name: sentence), prints a line each and a summary."""
     if not os.path.exists(BIN):

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "cli_target.hpp"
+#include "cluster_node.hpp"
 #include "commands.hpp"
 #include "flowstate/actors/engine.hpp"
 #include "flowstate/drivers/http_server.hpp"
@@ -52,6 +54,7 @@ struct serve_options {
   std::size_t max_body_bytes = 1 << 20;
   std::string tls_cert, tls_key;
   std::string admin_tls_cert, admin_tls_key;
+  cluster_flags cluster;
 };
 
 // The flow and admin listeners' options from the flags; an error names the
@@ -225,6 +228,18 @@ int serve(const serve_options& o) {
   }
   for (auto& p : eng.projects())
     std::printf("flowstate: project %s at revision %.12s (%s)\n", p.name.c_str(), p.revision.c_str(), p.dir.c_str());
+  std::unique_ptr<cluster_node> member;  // leaves the cluster before the engine stops
+  if (!o.cluster.etcd.empty()) {
+    cluster_flags flags = o.cluster;
+    if (const char* u = std::getenv("FLOWSTATE_ETCD_USER")) flags.etcd_user = u;
+    if (const char* p = std::getenv("FLOWSTATE_ETCD_PASSWORD")) flags.etcd_password = p;
+    auto joined = join_cluster(flags, eng, (*flows)->address(), (*admin)->address());
+    if (!joined) {
+      std::fprintf(stderr, "flowstate serve: %s\n", joined.error().c_str());
+      return 1;
+    }
+    member = std::move(*joined);
+  }
   std::printf("flowstate: serving flows on %s://%s, admin API on %s://%s (data in %s)\n",
               o.tls_cert.empty() ? "http" : "https", (*flows)->address().c_str(),
               o.admin_tls_cert.empty() ? "http" : "https", (*admin)->address().c_str(), data_dir.c_str());
@@ -235,6 +250,7 @@ int serve(const serve_options& o) {
   std::printf("flowstate: %s received, draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   std::fflush(stdout);
   (*flows)->stop_accepting();
+  member.reset();
   eng.drain(o.drain_timeout_ms);
   (*flows)->stop();
   api.stop();
@@ -313,6 +329,21 @@ void register_serve_command(CLI::App& app) {
                   "PEM certificate (chain) of the admin listener (may be the same file as --tls-cert)")
       ->group(tls);
   cmd->add_option("--admin-tls-key", o->admin_tls_key, "PEM private key of --admin-tls-cert")->group(tls);
+  auto* cluster = "Cluster (docs/cluster.md)";
+  cmd->add_option("--cluster", o->cluster.etcd,
+                  "Join the cluster kept in this etcd (http://HOST:PORT); without it the node is embedded")
+      ->group(cluster);
+  cmd->add_option("--node", o->cluster.node, "This node's name in the cluster")->group(cluster);
+  cmd->add_option("--peer-listen", o->cluster.peer_listen,
+                  "Address other nodes reach this one at (recorded; node-to-node messages are not built yet)")
+      ->group(cluster);
+  cmd->add_option("--cluster-name", o->cluster.name, "The cluster's name in etcd (several may share one etcd)")
+      ->group(cluster)
+      ->capture_default_str();
+  cmd->add_option("--lease-ttl", o->cluster.lease_ttl,
+                  "A node whose etcd lease is not renewed within this is out of the cluster")
+      ->group(cluster)
+      ->capture_default_str();
   cmd->add_option("PROJECT_DIR", o->projects, "Project repositories to serve");
   cmd->callback([o] {
     int rc = serve(*o);

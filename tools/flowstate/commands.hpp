@@ -19,5 +19,6 @@ void register_schema_commands(CLI::App& app);
 void register_error_actions(CLI::App& app);
 void register_schema_registry_commands(CLI::App& app);
 void register_recover_command(CLI::App& app);
+void register_cluster_commands(CLI::App& app);
 
 }  // namespace flowstate::cli

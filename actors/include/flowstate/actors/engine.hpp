@@ -99,6 +99,17 @@ class engine {
   // A request on the flow listener (any thread, never blocks).
   virtual void handle_flow_request(http::request&& req, http::responder_ptr reply) = 0;
 
+  // The data directory's identity and this start's (runtime store_id(),
+  // incarnation()): what a cluster node registers under.
+  virtual std::string store_id() const = 0;
+  virtual std::string incarnation() const = 0;
+  // In a cluster: asked for the key group of every request a route accepts,
+  // before anything is committed; a response refuses the request (the group
+  // is not this node's), nullopt lets it run here. Unset: every group runs
+  // here (the embedded node). Called on I/O threads: it must not block.
+  using key_group_gate = std::function<std::optional<http::response>(uint32_t key_group)>;
+  virtual void set_key_group_gate(key_group_gate gate) = 0;
+
   // Admin operations; they block (git, fsync): call them off the I/O threads.
   virtual deploy_outcome deploy(const std::string& project, const std::string& revision,
                                 const std::string& expected) = 0;

@@ -1,0 +1,75 @@
+#pragma once
+// A node's membership in a cluster (docs/cluster.md): it registers under an
+// etcd lease, keeps the lease alive, takes part in the controller election,
+// and follows the cluster's view (nodes, controller, placement) through a
+// watch. The node that is controller writes the first placement; each of
+// its writes is an etcd transaction that compares its election key, so a
+// deposed controller cannot write.
+//
+// etcd keys, under /flowstate/CLUSTER/:
+//   nodes/NAME         node_info (JSON), attached to the node's lease
+//   controller         the controller's name, attached to its lease
+//   placement/GGGGGGGG range_owner (JSON) of the range starting at group G
+//                      (8 hex digits, so keys sort by group)
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "flowstate/cluster/etcd.hpp"
+#include "flowstate/cluster/placement.hpp"
+
+namespace flowstate::cluster {
+
+struct membership_options {
+  etcd_options etcd;
+  std::string cluster = "default";  // the etcd key prefix's name
+  node_info self;
+  int lease_ttl_s = 5;       // a node whose lease lapses is out of the cluster
+  int settle_ms = 2000;      // the first placement waits until the node set was stable this long
+  uint32_t key_groups = 4096;
+};
+
+// What a node knows of the cluster, as of an etcd revision.
+struct cluster_view {
+  std::map<std::string, node_info> nodes;  // registered (live) nodes by name
+  std::string controller;                  // its name; empty while none
+  placement ranges;
+  int64_t revision = 0;
+};
+
+std::string cluster_prefix(const std::string& cluster);
+std::string placement_key(const std::string& cluster, uint32_t first_group);
+
+// The view read once (for `flowstate cluster status`).
+result<cluster_view> read_cluster_view(const etcd_options& etcd, const std::string& cluster);
+
+class membership {
+ public:
+  // Registers the node and starts its threads. Waits up to one lease TTL
+  // plus 5 s (etcd's minimum TTL and its expiry checks) for a registration
+  // of the same name left by a process that died; fails when a live node
+  // holds the name.
+  static result<std::unique_ptr<membership>> join(membership_options options);
+  ~membership();  // leaves: revokes the lease (its keys go at once)
+
+  cluster_view view() const;
+  bool is_controller() const;
+  // Calls `changed` (on the watch thread) after each change of the view.
+  void on_change(std::function<void(const cluster_view&)> changed);
+  // Waits until `pred(view)` holds or `timeout_ms` passes; whether it holds.
+  bool wait_for(const std::function<bool(const cluster_view&)>& pred, int timeout_ms) const;
+  // How many times the node lost its lease and registered again.
+  uint64_t lease_losses() const;
+
+  struct impl;
+
+ private:
+  explicit membership(std::unique_ptr<impl> state);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace flowstate::cluster

@@ -1,0 +1,63 @@
+#pragma once
+// Placement: which node owns each key-group range, under which epoch. Kept
+// in etcd, one key per range (docs/cluster.md "What etcd holds"); written
+// only by the controller, read (and watched) by every node. Pure data and
+// rules here: no I/O.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "flowstate/runtime/result.hpp"
+
+namespace flowstate::cluster {
+
+// A node as it registers: its name, the identity of its data directory and
+// of this start (runtime store_id()/incarnation()), and where peers and
+// clients reach it.
+struct node_info {
+  std::string name;
+  std::string store_id;
+  std::string incarnation;
+  std::string peer;   // HOST:PORT of its peer listener (node-to-node messages)
+  std::string http;   // HOST:PORT of its flows' HTTP listener
+  std::string admin;  // HOST:PORT of its admin API
+};
+
+std::string encode_node(const node_info& n);
+result<node_info> decode_node(std::string_view json);
+
+// Key groups [first, end) owned by `node` (whose data directory is
+// `store_id`) since epoch `epoch`. The epoch grows by one each time the
+// range changes owner; a commit to the range names the epoch it was made
+// under, and a node serves a range only while it holds the current epoch.
+struct range_owner {
+  uint32_t first = 0, end = 0;
+  std::string node;
+  std::string store_id;
+  uint64_t epoch = 0;
+  bool operator==(const range_owner&) const = default;
+};
+
+std::string encode_range(const range_owner& r);
+result<range_owner> decode_range(std::string_view json);
+
+struct placement {
+  std::vector<range_owner> ranges;  // by `first`, covering [0, groups) without gaps
+  int64_t revision = 0;             // etcd revision it was read at
+
+  // The range holding `group`, if placed.
+  const range_owner* owner_of(uint32_t group) const;
+  // A problem with the ranges (a gap, an overlap, a range out of bounds),
+  // naming the ranges; nullopt when they cover [0, groups) exactly.
+  std::optional<std::string> problem(uint32_t groups) const;
+  // Key groups per node name.
+  std::vector<std::pair<std::string, uint32_t>> groups_per_node() const;
+};
+
+// The first placement of a cluster: [0, groups) in contiguous ranges, as
+// even as can be, one per node in name order, each at epoch 1.
+placement initial_placement(std::vector<node_info> nodes, uint32_t groups);
+
+}  // namespace flowstate::cluster

@@ -1,0 +1,305 @@
+#include "flowstate/cluster/membership.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "flowstate/runtime/thread_name.hpp"
+
+namespace flowstate::cluster {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+std::string hex8(uint32_t n) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%08x", n);
+  return buf;
+}
+
+// Applies one key's new value (or its deletion) to the view; false when the
+// key is not one of the cluster's.
+void apply(cluster_view& v, std::map<uint32_t, range_owner>& ranges, const std::string& prefix, const etcd_kv& kv,
+           bool deleted) {
+  if (kv.key.rfind(prefix, 0) != 0) return;
+  std::string_view rest(kv.key);
+  rest.remove_prefix(prefix.size());
+  if (rest.rfind("nodes/", 0) == 0) {
+    std::string name(rest.substr(6));
+    if (deleted) {
+      v.nodes.erase(name);
+    } else if (auto n = decode_node(kv.value)) {
+      v.nodes[name] = *n;
+    } else {
+      std::fprintf(stderr, "flowstate cluster: ignoring %s: %s\n", kv.key.c_str(), n.error().c_str());
+    }
+  } else if (rest == "controller") {
+    v.controller = deleted ? std::string() : kv.value;
+  } else if (rest.rfind("placement/", 0) == 0) {
+    auto first = static_cast<uint32_t>(std::strtoul(std::string(rest.substr(10)).c_str(), nullptr, 16));
+    if (deleted) {
+      ranges.erase(first);
+    } else if (auto r = decode_range(kv.value)) {
+      ranges[first] = *r;
+    } else {
+      std::fprintf(stderr, "flowstate cluster: ignoring %s: %s\n", kv.key.c_str(), r.error().c_str());
+    }
+  }
+}
+
+void rebuild(cluster_view& v, const std::map<uint32_t, range_owner>& ranges) {
+  v.ranges.ranges.clear();
+  for (auto& [_, r] : ranges) v.ranges.ranges.push_back(r);
+}
+
+}  // namespace
+
+std::string cluster_prefix(const std::string& cluster) { return "/flowstate/" + cluster + "/"; }
+
+std::string placement_key(const std::string& cluster, uint32_t first_group) {
+  return cluster_prefix(cluster) + "placement/" + hex8(first_group);
+}
+
+result<cluster_view> read_cluster_view(const etcd_options& etcd, const std::string& cluster) {
+  auto client = etcd_client::connect(etcd);
+  if (!client) return fail(client.error());
+  const auto prefix = cluster_prefix(cluster);
+  cluster_view v;
+  auto kvs = (*client)->get_prefix(prefix, &v.revision);
+  if (!kvs) return fail(kvs.error());
+  std::map<uint32_t, range_owner> ranges;
+  for (auto& kv : *kvs) apply(v, ranges, prefix, kv, false);
+  rebuild(v, ranges);
+  v.ranges.revision = v.revision;
+  return v;
+}
+
+struct membership::impl {
+  membership_options options;
+  std::string prefix;
+  std::unique_ptr<etcd_client> loop_client, watch_client;
+  int64_t lease = 0;
+  int64_t election_revision = 0;  // the controller key's create revision while we hold it
+  std::atomic<uint64_t> losses{0};
+
+  mutable std::mutex mu;
+  mutable std::condition_variable changed_cv;
+  cluster_view current;
+  std::map<uint32_t, range_owner> ranges;
+  std::function<void(const cluster_view&)> on_change;
+  clock::time_point nodes_changed_at = clock::now();
+
+  std::atomic<bool> stopping{false};
+  std::thread loop_thread, watch_thread;
+
+  status register_node(clock::time_point deadline) {
+    auto granted = loop_client->lease_grant(options.lease_ttl_s);
+    if (!granted) return fail(granted.error());
+    lease = *granted;
+    const auto key = prefix + "nodes/" + options.self.name;
+    for (;;) {
+      // The wait for a dead predecessor's lease to lapse may outlast ours.
+      auto ttl = loop_client->lease_keepalive(lease);
+      if (!ttl) return fail(ttl.error());
+      if (*ttl == 0) {
+        granted = loop_client->lease_grant(options.lease_ttl_s);
+        if (!granted) return fail(granted.error());
+        lease = *granted;
+      }
+      etcd_compare absent{key, etcd_compare::target::create, etcd_compare::result::equal, 0, ""};
+      auto r = loop_client->txn({absent}, {etcd_op::put(key, encode_node(options.self), lease)}, {etcd_op::range(key)});
+      if (!r) return fail(r.error());
+      if (r->succeeded) return status::success();
+      if (clock::now() >= deadline) {
+        std::string holder = "?";
+        if (!r->ranges.empty() && !r->ranges[0].empty())
+          if (auto n = decode_node(r->ranges[0][0].value))
+            holder = "store " + n->store_id + ", incarnation " + n->incarnation + ", peer " + n->peer;
+        (void)loop_client->lease_revoke(lease);
+        return fail("a node named \"" + options.self.name + "\" is already in cluster \"" + options.cluster + "\" (" +
+                    holder + "): another process with this name is running; give this one another --node name");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  }
+
+  // One round of the loop thread: the lease, the election, the controller's
+  // duties.
+  void tick() {
+    auto ttl = loop_client->lease_keepalive(lease);
+    if (ttl && *ttl == 0) {
+      // The lease lapsed (a pause longer than the TTL): the node's keys are
+      // gone. Register again, under a new lease.
+      losses.fetch_add(1);
+      election_revision = 0;
+      std::fprintf(stderr, "flowstate cluster: node %s lost its etcd lease; registering again\n",
+                   options.self.name.c_str());
+      if (auto st = register_node(clock::now() + std::chrono::seconds(options.lease_ttl_s + 5)); !st)
+        std::fprintf(stderr, "flowstate cluster: %s\n", st.error().c_str());
+      return;
+    }
+    if (!ttl) return;  // etcd unreachable: try again next round
+    const auto controller_key = prefix + "controller";
+    if (election_revision == 0) {
+      etcd_compare absent{controller_key, etcd_compare::target::create, etcd_compare::result::equal, 0, ""};
+      auto r = loop_client->txn({absent}, {etcd_op::put(controller_key, options.self.name, lease)});
+      if (r && r->succeeded) election_revision = r->revision;
+    }
+    if (election_revision != 0) controller_duties(controller_key);
+  }
+
+  void controller_duties(const std::string& controller_key) {
+    std::vector<node_info> nodes;
+    {
+      std::lock_guard lock(mu);
+      if (!current.ranges.ranges.empty() || current.nodes.empty()) return;
+      if (clock::now() - nodes_changed_at < std::chrono::milliseconds(options.settle_ms)) return;
+      for (auto& [_, n] : current.nodes) nodes.push_back(n);
+    }
+    auto p = initial_placement(nodes, options.key_groups);
+    std::vector<etcd_op> puts;
+    for (auto& r : p.ranges) puts.push_back(etcd_op::put(placement_key(options.cluster, r.first), encode_range(r)));
+    etcd_compare mine{controller_key, etcd_compare::target::create, etcd_compare::result::equal, election_revision, ""};
+    etcd_compare unplaced{placement_key(options.cluster, 0), etcd_compare::target::version,
+                          etcd_compare::result::equal, 0, ""};
+    auto r = loop_client->txn({mine, unplaced}, puts);
+    if (!r) {
+      std::fprintf(stderr, "flowstate cluster: writing the first placement: %s\n", r.error().c_str());
+    } else if (!r->succeeded) {
+      // Deposed, or another controller placed first: ask again next round.
+      election_revision = 0;
+    } else {
+      std::fprintf(stderr, "flowstate cluster: controller %s placed %u key groups on %zu node(s)\n",
+                   options.self.name.c_str(), options.key_groups, p.ranges.size());
+    }
+  }
+
+  void run_loop() {
+    name_this_thread("fs-cluster");
+    const auto period = std::chrono::milliseconds(std::max(300, options.lease_ttl_s * 1000 / 4));
+    while (!stopping.load()) {
+      tick();
+      std::unique_lock lock(mu);
+      changed_cv.wait_for(lock, period, [&] { return stopping.load(); });
+    }
+  }
+
+  status load_view() {
+    cluster_view v;
+    auto kvs = watch_client->get_prefix(prefix, &v.revision);
+    if (!kvs) return fail(kvs.error());
+    std::map<uint32_t, range_owner> fresh;
+    for (auto& kv : *kvs) apply(v, fresh, prefix, kv, false);
+    rebuild(v, fresh);
+    v.ranges.revision = v.revision;
+    publish(std::move(v), std::move(fresh));
+    return status::success();
+  }
+
+  void publish(cluster_view v, std::map<uint32_t, range_owner> fresh) {
+    std::function<void(const cluster_view&)> notify;
+    cluster_view copy;
+    {
+      std::lock_guard lock(mu);
+      bool nodes_changed = v.nodes.size() != current.nodes.size();
+      if (!nodes_changed)
+        for (auto& [name, n] : v.nodes)
+          if (!current.nodes.count(name) || current.nodes.at(name).incarnation != n.incarnation) nodes_changed = true;
+      if (nodes_changed) nodes_changed_at = clock::now();
+      current = std::move(v);
+      ranges = std::move(fresh);
+      notify = on_change;
+      copy = current;
+    }
+    changed_cv.notify_all();
+    if (notify) notify(copy);
+  }
+
+  void run_watch() {
+    name_this_thread("fs-etcd-watch");
+    while (!stopping.load()) {
+      if (auto st = load_view(); !st) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        continue;
+      }
+      int64_t from;
+      {
+        std::lock_guard lock(mu);
+        from = current.revision + 1;
+      }
+      auto st = watch_client->watch(prefix, from, [&](const etcd_event& e) {
+        cluster_view v;
+        std::map<uint32_t, range_owner> fresh;
+        {
+          std::lock_guard lock(mu);
+          v = current;
+          fresh = ranges;
+        }
+        apply(v, fresh, prefix, e.kv, e.deleted);
+        rebuild(v, fresh);
+        v.revision = std::max(v.revision, e.kv.mod_revision);
+        v.ranges.revision = v.revision;
+        publish(std::move(v), std::move(fresh));
+        return !stopping.load();
+      }, stopping);
+      if (!st && !stopping.load()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+};
+
+membership::membership(std::unique_ptr<impl> state) : impl_(std::move(state)) {}
+
+result<std::unique_ptr<membership>> membership::join(membership_options options) {
+  if (options.self.name.empty()) return fail("a cluster node needs a name (--node NAME)");
+  if (options.lease_ttl_s < 1) return fail("the lease TTL must be at least 1 second");
+  auto state = std::make_unique<impl>();
+  state->prefix = cluster_prefix(options.cluster);
+  state->options = std::move(options);
+  auto a = etcd_client::connect(state->options.etcd);
+  if (!a) return fail(a.error());
+  auto b = etcd_client::connect(state->options.etcd);
+  if (!b) return fail(b.error());
+  state->loop_client = std::move(*a);
+  state->watch_client = std::move(*b);
+  if (auto st = state->register_node(clock::now() + std::chrono::seconds(state->options.lease_ttl_s + 5)); !st)
+    return fail(st.error());
+  if (auto st = state->load_view(); !st) return fail(st.error());
+  auto* s = state.get();
+  s->loop_thread = std::thread([s] { s->run_loop(); });
+  s->watch_thread = std::thread([s] { s->run_watch(); });
+  return std::unique_ptr<membership>(new membership(std::move(state)));
+}
+
+membership::~membership() {
+  impl_->stopping = true;
+  impl_->changed_cv.notify_all();
+  if (impl_->loop_thread.joinable()) impl_->loop_thread.join();
+  if (impl_->watch_thread.joinable()) impl_->watch_thread.join();
+  (void)impl_->loop_client->lease_revoke(impl_->lease);
+}
+
+cluster_view membership::view() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->current;
+}
+
+bool membership::is_controller() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->current.controller == impl_->options.self.name;
+}
+
+void membership::on_change(std::function<void(const cluster_view&)> changed) {
+  std::lock_guard lock(impl_->mu);
+  impl_->on_change = std::move(changed);
+}
+
+bool membership::wait_for(const std::function<bool(const cluster_view&)>& pred, int timeout_ms) const {
+  std::unique_lock lock(impl_->mu);
+  return impl_->changed_cv.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return pred(impl_->current); });
+}
+
+uint64_t membership::lease_losses() const { return impl_->losses.load(); }
+
+}  // namespace flowstate::cluster

@@ -1,0 +1,143 @@
+#include "flowstate/cluster/placement.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <tuple>
+#include <map>
+
+namespace flowstate::cluster {
+
+namespace {
+
+// JSON string escaping for the few fields written here (names, addresses,
+// hex ids): quotes, backslashes and control characters.
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+template <class T>
+result<T> parse_object(std::string_view json, std::string_view what,
+                       const std::function<std::optional<std::string>(simdjson::dom::object, T&)>& fill) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  simdjson::dom::object obj;
+  if (parser.parse(json.data(), json.size()).get(doc) || doc.get_object().get(obj))
+    return fail(std::string(what) + ": not a JSON object: " + std::string(json.substr(0, 200)));
+  T out;
+  if (auto problem = fill(obj, out)) return fail(std::string(what) + ": " + *problem);
+  return out;
+}
+
+std::optional<std::string> read_string(simdjson::dom::object o, const char* field, std::string& out, bool required) {
+  std::string_view v;
+  auto e = o[field];
+  if (e.error() == simdjson::NO_SUCH_FIELD) return required ? std::optional<std::string>(std::string("no \"") + field + "\"") : std::nullopt;
+  if (e.get_string().get(v)) return std::string("\"") + field + "\" is not a string";
+  out = std::string(v);
+  return std::nullopt;
+}
+
+std::optional<std::string> read_uint(simdjson::dom::object o, const char* field, uint64_t& out) {
+  if (o[field].get_uint64().get(out)) return std::string("\"") + field + "\" is not an unsigned integer";
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string encode_node(const node_info& n) {
+  return "{\"name\":" + json_string(n.name) + ",\"storeId\":" + json_string(n.store_id) +
+         ",\"incarnation\":" + json_string(n.incarnation) + ",\"peer\":" + json_string(n.peer) +
+         ",\"http\":" + json_string(n.http) + ",\"admin\":" + json_string(n.admin) + "}";
+}
+
+result<node_info> decode_node(std::string_view json) {
+  return parse_object<node_info>(json, "node record", [](simdjson::dom::object o, node_info& n) {
+    for (auto [field, out, required] : {std::tuple{"name", &n.name, true}, std::tuple{"storeId", &n.store_id, true},
+                                        std::tuple{"incarnation", &n.incarnation, true},
+                                        std::tuple{"peer", &n.peer, false}, std::tuple{"http", &n.http, false},
+                                        std::tuple{"admin", &n.admin, false}})
+      if (auto p = read_string(o, field, *out, required)) return p;
+    return std::optional<std::string>();
+  });
+}
+
+std::string encode_range(const range_owner& r) {
+  return "{\"first\":" + std::to_string(r.first) + ",\"end\":" + std::to_string(r.end) +
+         ",\"node\":" + json_string(r.node) + ",\"storeId\":" + json_string(r.store_id) +
+         ",\"epoch\":" + std::to_string(r.epoch) + "}";
+}
+
+result<range_owner> decode_range(std::string_view json) {
+  return parse_object<range_owner>(json, "placement record", [](simdjson::dom::object o, range_owner& r) {
+    uint64_t first = 0, end = 0;
+    if (auto p = read_uint(o, "first", first)) return p;
+    if (auto p = read_uint(o, "end", end)) return p;
+    if (auto p = read_uint(o, "epoch", r.epoch)) return p;
+    if (auto p = read_string(o, "node", r.node, true)) return p;
+    if (auto p = read_string(o, "storeId", r.store_id, true)) return p;
+    if (first >= end || end > UINT32_MAX)
+      return std::optional<std::string>("range [" + std::to_string(first) + ", " + std::to_string(end) + ") is empty or too large");
+    r.first = static_cast<uint32_t>(first);
+    r.end = static_cast<uint32_t>(end);
+    return std::optional<std::string>();
+  });
+}
+
+const range_owner* placement::owner_of(uint32_t group) const {
+  auto it = std::upper_bound(ranges.begin(), ranges.end(), group,
+                             [](uint32_t g, const range_owner& r) { return g < r.first; });
+  if (it == ranges.begin()) return nullptr;
+  --it;
+  return group < it->end ? &*it : nullptr;
+}
+
+std::optional<std::string> placement::problem(uint32_t groups) const {
+  uint32_t next = 0;
+  for (const auto& r : ranges) {
+    auto name = "[" + std::to_string(r.first) + ", " + std::to_string(r.end) + ") on " + r.node;
+    if (r.first > next) return "key groups [" + std::to_string(next) + ", " + std::to_string(r.first) + ") have no owner";
+    if (r.first < next) return "range " + name + " overlaps the range before it";
+    if (r.end > groups) return "range " + name + " goes past the " + std::to_string(groups) + " key groups";
+    next = r.end;
+  }
+  if (next < groups) return "key groups [" + std::to_string(next) + ", " + std::to_string(groups) + ") have no owner";
+  return std::nullopt;
+}
+
+std::vector<std::pair<std::string, uint32_t>> placement::groups_per_node() const {
+  std::map<std::string, uint32_t> count;
+  for (const auto& r : ranges) count[r.node] += r.end - r.first;
+  return {count.begin(), count.end()};
+}
+
+placement initial_placement(std::vector<node_info> nodes, uint32_t groups) {
+  placement p;
+  if (nodes.empty() || groups == 0) return p;
+  std::sort(nodes.begin(), nodes.end(), [](const node_info& a, const node_info& b) { return a.name < b.name; });
+  const auto n = static_cast<uint32_t>(std::min<std::size_t>(nodes.size(), groups));
+  uint32_t first = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t size = groups / n + (i < groups % n ? 1 : 0);
+    p.ranges.push_back({first, first + size, nodes[i].name, nodes[i].store_id, 1});
+    first += size;
+  }
+  return p;
+}
+
+}  // namespace flowstate::cluster

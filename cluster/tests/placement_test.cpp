@@ -1,0 +1,65 @@
+// Placement records and rules (no etcd needed).
+#include "flowstate/cluster/placement.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace flowstate::cluster;
+
+namespace {
+node_info node(std::string name, std::string store) {
+  node_info n;
+  n.name = std::move(name);
+  n.store_id = std::move(store);
+  return n;
+}
+}  // namespace
+
+TEST_CASE("the first placement splits the key groups evenly over the nodes in name order at epoch 1") {
+  std::vector<node_info> nodes{node("c", "sc"), node("a", "sa"), node("b", "sb")};
+  auto p = initial_placement(nodes, 4096);
+  REQUIRE(p.ranges.size() == 3);
+  CHECK(p.ranges[0] == range_owner{0, 1366, "a", "sa", 1});
+  CHECK(p.ranges[1] == range_owner{1366, 2731, "b", "sb", 1});
+  CHECK(p.ranges[2] == range_owner{2731, 4096, "c", "sc", 1});
+  CHECK_FALSE(p.problem(4096).has_value());
+  CHECK(p.owner_of(0)->node == "a");
+  CHECK(p.owner_of(1365)->node == "a");
+  CHECK(p.owner_of(1366)->node == "b");
+  CHECK(p.owner_of(4095)->node == "c");
+  CHECK(p.owner_of(4096) == nullptr);
+  CHECK(initial_placement({}, 4096).ranges.empty());
+  CHECK(initial_placement(nodes, 2).ranges.size() == 2);  // never an empty range
+}
+
+TEST_CASE("a placement with a gap, an overlap or a range past the end names the problem") {
+  placement p;
+  p.ranges = {{0, 10, "a", "s", 1}, {12, 4096, "b", "s", 1}};
+  CHECK(p.problem(4096) == "key groups [10, 12) have no owner");
+  p.ranges = {{0, 10, "a", "s", 1}, {8, 4096, "b", "s", 1}};
+  CHECK(p.problem(4096) == "range [8, 4096) on b overlaps the range before it");
+  p.ranges = {{0, 5000, "a", "s", 1}};
+  CHECK(p.problem(4096) == "range [0, 5000) on a goes past the 4096 key groups");
+  p.ranges = {{0, 100, "a", "s", 1}};
+  CHECK(p.problem(4096) == "key groups [100, 4096) have no owner");
+  CHECK(p.owner_of(100) == nullptr);
+}
+
+TEST_CASE("node and range records round-trip through their JSON, and a bad one names what is wrong") {
+  node_info n{"node-\"1\"", "0123abcd", "ffee", "127.0.0.1:7000", "127.0.0.1:8080", "127.0.0.1:8081"};
+  auto back = decode_node(encode_node(n));
+  REQUIRE(back.ok());
+  CHECK(back->name == n.name);
+  CHECK(back->store_id == n.store_id);
+  CHECK(back->peer == n.peer);
+  range_owner r{100, 200, "b", "s1", 7};
+  auto rb = decode_range(encode_range(r));
+  REQUIRE(rb.ok());
+  CHECK(*rb == r);
+  auto bad = decode_range(R"({"first":5,"end":5,"node":"a","storeId":"s","epoch":1})");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error() == "placement record: range [5, 5) is empty or too large");
+  auto missing = decode_node(R"({"name":"a"})");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error() == "node record: no \"storeId\"");
+  CHECK_FALSE(decode_range("[1]").ok());
+}

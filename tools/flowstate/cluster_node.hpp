@@ -1,0 +1,31 @@
+#pragma once
+// `flowstate serve --cluster ...`: the node's membership (cluster/) and the
+// gate that keeps requests for key groups it does not own from running here.
+#include <memory>
+#include <string>
+
+#include "flowstate/actors/engine.hpp"
+#include "flowstate/runtime/result.hpp"
+
+namespace flowstate::cli {
+
+struct cluster_flags {
+  std::string etcd;         // --cluster http://HOST:PORT; empty: the embedded node
+  std::string node;         // --node NAME
+  std::string peer_listen;  // --peer-listen HOST:PORT
+  std::string name = "default";
+  std::string lease_ttl = "5s";
+  std::string etcd_user, etcd_password;  // FLOWSTATE_ETCD_USER / FLOWSTATE_ETCD_PASSWORD
+};
+
+class cluster_node {
+ public:
+  virtual ~cluster_node() = default;  // leaves the cluster
+};
+
+// Joins the cluster and installs the key-group gate on `eng`; a description
+// of what is wrong with the flags or etcd otherwise.
+result<std::unique_ptr<cluster_node>> join_cluster(const cluster_flags& flags, engine& eng,
+                                                   const std::string& http_address, const std::string& admin_address);
+
+}  // namespace flowstate::cli
