@@ -13,8 +13,10 @@
 #include "engine_impl.hpp"
 #include "errors.hpp"
 #include "flowstate/runtime/decimal.hpp"
+#include "flowstate/runtime/file_source.hpp"
 #include "flowstate/runtime/git_repo.hpp"
 #include "flowstate/runtime/keys.hpp"
+#include "flowstate/runtime/project_loader.hpp"
 #include "flowstate/runtime/thread_name.hpp"
 #include "records.hpp"
 
@@ -104,7 +106,7 @@ status engine_impl::add_project(const std::string& dir_in) {
   if (!head) return fail(dir_in + ": " + head.error());
   auto entry = std::make_unique<project_entry>();
   entry->dir = dir;
-  auto id = project_id_for(dir);
+  auto id = options_.project_ids ? cluster_project_id(dir, *head) : project_id_for(dir);
   if (!id) return fail(dir_in + ": " + id.error());
   entry->id = *id;
   auto recorded = store_->read(column::meta, meta_key("active", entry->id));
@@ -120,6 +122,9 @@ status engine_impl::add_project(const std::string& dir_in) {
     for (auto& [_, other] : projects_)
       if (other->active->name == (*rt)->name)
         return fail(dir_in + ": another project is already named \"" + (*rt)->name + "\"");
+    if (projects_.count(e->id))
+      return fail(dir_in + ": project id " + std::to_string(e->id) + " is already served here by " +
+                  projects_.at(e->id)->dir);
     projects_[e->id] = std::move(entry);
   }
   if (auto st = check_routes(*e, **rt, e->routes); !st) {
@@ -235,6 +240,49 @@ result<uint32_t> engine_impl::project_id_for(const std::string& dir) {
   b.put(column::meta, next_key, std::to_string(id + 1));
   if (auto st = store_->write_now(std::move(b), true); !st) return fail(st.error());
   return id;
+}
+
+result<uint32_t> engine_impl::cluster_project_id(const std::string& dir, const std::string& head) {
+  // The name at the revision this node would activate: the one recorded
+  // under the directory's id if it has one, else HEAD.
+  auto local = store_->read(column::meta, meta_key("project-id", dir));
+  if (!local) return fail(local.error());
+  std::optional<uint32_t> local_id;
+  std::string revision = head;
+  if (*local) {
+    local_id = parse_decimal<uint32_t>(**local);
+    if (!local_id) return fail("meta record of " + dir + ": expected a decimal number, found \"" + **local + "\"");
+    auto recorded = store_->read(column::meta, meta_key("active", *local_id));
+    if (!recorded) return fail(recorded.error());
+    if (*recorded) revision = **recorded;
+  }
+  auto files = open_git_commit(dir, revision);
+  if (!files) return fail(files.error());
+  auto name = project_name_of(**files);
+  if (!name) return fail(name.error());
+  auto id = options_.project_ids(*name);
+  if (!id) return fail("the cluster's id of project " + *name + ": " + id.error());
+  if (local_id && *local_id != *id)
+    return fail("project " + *name + " has id " + std::to_string(*local_id) + " in this data directory but " +
+                std::to_string(*id) + " in the cluster: its records would be under another project's keys. Serve it "
+                "from a data directory of its own (this one was written by a node outside the cluster, or by another "
+                "cluster)");
+  {
+    std::shared_lock lock(mutex_);
+    if (projects_.count(*id)) return fail("project id " + std::to_string(*id) + " is already served here");
+  }
+  if (!local_id) {
+    commit_batch b;
+    b.put(column::meta, meta_key("project-id", dir), std::to_string(*id));
+    // Ids this node gives itself later (served outside the cluster) stay
+    // clear of the cluster's.
+    auto next = store_->read(column::meta, meta_key("next-project-id", ""));
+    if (!next) return fail(next.error());
+    auto n = *next ? parse_decimal<uint32_t>(**next) : std::optional<uint32_t>(1);
+    if (!n || *n <= *id) b.put(column::meta, meta_key("next-project-id", ""), std::to_string(*id + 1));
+    if (auto st = store_->write_now(std::move(b), true); !st) return fail(st.error());
+  }
+  return *id;
 }
 
 project_entry* engine_impl::find(const std::string& name) const {

@@ -222,6 +222,7 @@ class engine_impl final : public engine {
   void accept_with_202(work_ptr item, http::responder_ptr reply);
   // The project number of the project at `dir`, given at its first start.
   result<uint32_t> project_id_for(const std::string& dir);
+  result<uint32_t> cluster_project_id(const std::string& dir, const std::string& head);
   project_entry* find(const std::string& name) const;
 
   // Loads a revision from git objects, validates it and loads its functions

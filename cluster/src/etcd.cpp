@@ -149,6 +149,15 @@ struct etcd_client::impl {
   beast::flat_buffer buffer;
   std::string token;  // from /v3/auth/authenticate, when a user is set
 
+  // After close(): runs the cancelled operation's handlers (which refer to
+  // the caller's stack) before the caller returns.
+  void finish_cancelled(const bool& done) {
+    while (!done) {
+      ioc.restart();
+      if (ioc.run_one_for(std::chrono::seconds(1)) == 0) break;
+    }
+  }
+
   // Runs the io_context until `done` or the deadline; on the deadline the
   // connection is closed (the pending operation then fails).
   bool run_until(const bool& done, std::chrono::milliseconds limit) {
@@ -158,8 +167,7 @@ struct etcd_client::impl {
       ioc.run_one_until(deadline);
       if (!done && std::chrono::steady_clock::now() >= deadline) {
         if (stream) stream->close();
-        ioc.restart();
-        ioc.run_for(std::chrono::milliseconds(100));  // lets the cancelled operation finish
+        finish_cancelled(done);
         return false;
       }
     }
@@ -422,8 +430,7 @@ status etcd_client::watch(std::string_view prefix, int64_t start_revision,
     }
     if (!done) {
       s.stream->close();
-      s.ioc.restart();
-      s.ioc.run_for(std::chrono::milliseconds(100));
+      s.finish_cancelled(done);
       s.stream.reset();
       return status::success();
     }

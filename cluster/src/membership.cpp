@@ -2,7 +2,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "flowstate/runtime/thread_name.hpp"
@@ -62,6 +64,43 @@ std::string placement_key(const std::string& cluster, uint32_t first_group) {
   return cluster_prefix(cluster) + "placement/" + hex8(first_group);
 }
 
+result<uint32_t> cluster_project_id(const etcd_options& etcd, const std::string& cluster, const std::string& name) {
+  auto client = etcd_client::connect(etcd);
+  if (!client) return fail(client.error());
+  auto& c = **client;
+  const auto key = cluster_prefix(cluster) + "projects/" + name;
+  const auto next_key = cluster_prefix(cluster) + "next-project-id";
+  auto parse = [&](const std::string& text) -> result<uint32_t> {
+    char* end = nullptr;
+    auto n = std::strtoul(text.c_str(), &end, 10);
+    if (text.empty() || *end || n == 0 || n > UINT32_MAX)
+      return fail("etcd key " + key + " holds \"" + text + "\", not a project id");
+    return static_cast<uint32_t>(n);
+  };
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    auto known = c.get(key);
+    if (!known) return fail(known.error());
+    if (*known) return parse((*known)->value);
+    auto next = c.get(next_key);
+    if (!next) return fail(next.error());
+    uint32_t id = 1;
+    if (*next) {
+      auto n = parse((*next)->value);
+      if (!n) return fail(n.error());
+      id = *n;
+    }
+    etcd_compare absent{key, etcd_compare::target::create, etcd_compare::result::equal, 0, ""};
+    etcd_compare counter_unchanged{next_key, etcd_compare::target::mod, etcd_compare::result::equal,
+                                   *next ? (*next)->mod_revision : 0, ""};
+    auto r = c.txn({absent, counter_unchanged},
+                   {etcd_op::put(key, std::to_string(id)), etcd_op::put(next_key, std::to_string(id + 1))});
+    if (!r) return fail(r.error());
+    if (r->succeeded) return id;
+    // Another node registered a project meanwhile: read again.
+  }
+  return fail("could not record project " + name + "'s id in etcd after 50 attempts (too many concurrent registrations)");
+}
+
 result<cluster_view> read_cluster_view(const etcd_options& etcd, const std::string& cluster) {
   auto client = etcd_client::connect(etcd);
   if (!client) return fail(client.error());
@@ -82,6 +121,7 @@ struct membership::impl {
   std::unique_ptr<etcd_client> loop_client, watch_client;
   int64_t lease = 0;
   int64_t election_revision = 0;  // the controller key's create revision while we hold it
+  bool registered = false;        // nodes/NAME is ours under `lease` (loop thread)
   std::atomic<uint64_t> losses{0};
 
   mutable std::mutex mu;
@@ -95,29 +135,35 @@ struct membership::impl {
   std::thread loop_thread, watch_thread;
 
   status register_node(clock::time_point deadline) {
-    auto granted = loop_client->lease_grant(options.lease_ttl_s);
-    if (!granted) return fail(granted.error());
-    lease = *granted;
+    if (lease == 0) {
+      auto granted = loop_client->lease_grant(options.lease_ttl_s);
+      if (!granted) return fail(granted.error());
+      lease = *granted;
+    }
     const auto key = prefix + "nodes/" + options.self.name;
     for (;;) {
       // The wait for a dead predecessor's lease to lapse may outlast ours.
       auto ttl = loop_client->lease_keepalive(lease);
       if (!ttl) return fail(ttl.error());
       if (*ttl == 0) {
-        granted = loop_client->lease_grant(options.lease_ttl_s);
+        auto granted = loop_client->lease_grant(options.lease_ttl_s);
         if (!granted) return fail(granted.error());
         lease = *granted;
       }
       etcd_compare absent{key, etcd_compare::target::create, etcd_compare::result::equal, 0, ""};
       auto r = loop_client->txn({absent}, {etcd_op::put(key, encode_node(options.self), lease)}, {etcd_op::range(key)});
       if (!r) return fail(r.error());
-      if (r->succeeded) return status::success();
-      if (clock::now() >= deadline) {
+      if (r->succeeded) {
+        registered = true;
+        return status::success();
+      }
+      if (clock::now() >= deadline || stopping.load()) {
         std::string holder = "?";
         if (!r->ranges.empty() && !r->ranges[0].empty())
           if (auto n = decode_node(r->ranges[0][0].value))
             holder = "store " + n->store_id + ", incarnation " + n->incarnation + ", peer " + n->peer;
         (void)loop_client->lease_revoke(lease);
+        lease = 0;
         return fail("a node named \"" + options.self.name + "\" is already in cluster \"" + options.cluster + "\" (" +
                     holder + "): another process with this name is running; give this one another --node name");
       }
@@ -129,13 +175,17 @@ struct membership::impl {
   // duties.
   void tick() {
     auto ttl = loop_client->lease_keepalive(lease);
-    if (ttl && *ttl == 0) {
+    if (ttl && *ttl == 0 && registered) {
       // The lease lapsed (a pause longer than the TTL): the node's keys are
-      // gone. Register again, under a new lease.
+      // gone. Register again, under a new lease, until it works.
       losses.fetch_add(1);
+      registered = false;
+      lease = 0;
       election_revision = 0;
       std::fprintf(stderr, "flowstate cluster: node %s lost its etcd lease; registering again\n",
                    options.self.name.c_str());
+    }
+    if (!registered) {
       if (auto st = register_node(clock::now() + std::chrono::seconds(options.lease_ttl_s + 5)); !st)
         std::fprintf(stderr, "flowstate cluster: %s\n", st.error().c_str());
       return;
@@ -145,7 +195,14 @@ struct membership::impl {
     if (election_revision == 0) {
       etcd_compare absent{controller_key, etcd_compare::target::create, etcd_compare::result::equal, 0, ""};
       auto r = loop_client->txn({absent}, {etcd_op::put(controller_key, options.self.name, lease)});
-      if (r && r->succeeded) election_revision = r->revision;
+      if (r && r->succeeded) {
+        election_revision = r->revision;
+      } else {
+        // Lost, or won but the answer did not arrive: the key says which.
+        auto held = loop_client->get(controller_key);
+        if (held && *held && (*held)->value == options.self.name && (*held)->lease == lease)
+          election_revision = (*held)->create_revision;
+      }
     }
     if (election_revision != 0) controller_duties(controller_key);
   }

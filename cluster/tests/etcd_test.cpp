@@ -120,13 +120,15 @@ TEST_CASE("a watch streams puts and deletions under its prefix from a revision, 
   std::vector<etcd_event> seen;
   std::mutex mu;
   std::thread watcher([&] {
-    auto w = client_of(etcd);
-    auto st = w->watch("/fs/w/", *start, [&](const etcd_event& e) {
+    auto w = etcd_client::connect(etcd_options::at(etcd.endpoint()));
+    if (!w) return;  // seen below: no events
+    auto st = (*w)->watch("/fs/w/", *start, [&](const etcd_event& e) {
       std::lock_guard lock(mu);
       seen.push_back(e);
       return true;
     }, stop);
-    CHECK(st.ok());
+    std::lock_guard lock(mu);
+    if (!st) seen.clear();  // a failed watch fails the checks below
   });
   REQUIRE(c->put("/fs/w/2", "two").ok());
   REQUIRE(c->txn({}, {etcd_op::erase("/fs/w/1")}).ok());

@@ -3,6 +3,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <thread>
+#include <vector>
+
 #include "etcd_process.hpp"
 
 using namespace flowstate;
@@ -16,7 +20,7 @@ membership_options options_for(const test::etcd_process& etcd, const std::string
   o.cluster = "test";
   o.self = {name, "store-" + name, "inc-" + name, "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"};
   o.lease_ttl_s = ttl;
-  o.settle_ms = 300;
+  o.settle_ms = 1500;  // the joins below take milliseconds each; a slow etcd fsync must not split them
   return o;
 }
 
@@ -103,4 +107,31 @@ TEST_CASE("the cluster view read once shows nodes, controller and placement") {
   CHECK(v->nodes.count("a") == 1);
   REQUIRE(v->ranges.ranges.size() == 1);
   CHECK(v->ranges.ranges[0] == range_owner{0, 4096, "a", "store-a", 1});
+}
+
+TEST_CASE("a project's id is the same for every node that asks, and two projects never share one") {
+  test::etcd_process etcd;
+  auto opts = etcd_options::at(etcd.endpoint());
+  std::vector<std::thread> askers;
+  std::vector<uint32_t> ids(8);
+  std::vector<std::string> errors(8);
+  for (int i = 0; i < 8; ++i)
+    askers.emplace_back([&, i] {
+      // No REQUIRE off the test's thread: results are checked after the joins.
+      auto id = cluster_project_id(opts, "test", i % 2 ? "orders" : "telemetry");
+      if (id) ids[static_cast<std::size_t>(i)] = *id;
+      else errors[static_cast<std::size_t>(i)] = id.error();
+    });
+  for (auto& t : askers) t.join();
+  for (auto& e : errors) CHECK(e == "");
+  for (int i = 2; i < 8; ++i) CHECK(ids[static_cast<std::size_t>(i)] == ids[static_cast<std::size_t>(i % 2)]);
+  CHECK(ids[0] != ids[1]);
+  CHECK(std::min(ids[0], ids[1]) == 1u);
+  CHECK(std::max(ids[0], ids[1]) == 2u);
+  auto third = cluster_project_id(opts, "test", "billing");
+  REQUIRE(third.ok());
+  CHECK(*third == 3u);
+  auto other_cluster = cluster_project_id(opts, "other", "billing");
+  REQUIRE(other_cluster.ok());
+  CHECK(*other_cluster == 1u);
 }

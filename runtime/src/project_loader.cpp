@@ -698,4 +698,17 @@ result<project_revision> load_project(file_source& files, const kind_catalog& ki
   return fail(std::move(message));
 }
 
+result<std::string> project_name_of(file_source& files) {
+  auto text = files.read("flowstate.yaml");
+  if (!text) return fail("flowstate.yaml: not found at " + files.revision());
+  try {
+    YAML::Node root = YAML::Load(*text);
+    if (root.IsMap() && root["name"] && root["name"].IsScalar() && !root["name"].Scalar().empty())
+      return root["name"].Scalar();
+  } catch (const YAML::Exception& e) {
+    return fail("flowstate.yaml:" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  return fail("flowstate.yaml: expected `name:` (the project's name), found none");
+}
+
 }  // namespace flowstate

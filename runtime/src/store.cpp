@@ -115,6 +115,7 @@ result<uint64_t> read_format(store::impl& s) {
   auto st = s.db->Get(rocksdb::ReadOptions(), s.handle(column::meta), slice(meta_format_version), &found);
   if (st.IsNotFound()) return uint64_t{0};
   if (!st.ok()) return fail(s.options.path + ": cannot read meta record format_version: " + st.ToString());
+  if (found == meta_format1_upgrading) return uint64_t{1};
   auto value = parse_decimal(found);
   if (!value || *value == 0)
     return fail(s.options.path + ": meta record format_version: expected a positive decimal number, found \"" +
@@ -279,6 +280,14 @@ result<std::unique_ptr<store>> store::open(store_options options) {
     // 0: a new store (or one whose first open did not finish). 1: upgraded
     // here (store_migrate.cpp), resumed if a crash interrupted it.
     if (*format == 1) {
+      // First marked as under way: a format-1 node refuses the half-moved
+      // store ("expected a decimal number") instead of reading it.
+      rocksdb::WriteBatch mark;
+      mark.Put(state->handle(column::meta), slice(meta_format_version), slice(meta_format1_upgrading));
+      rocksdb::WriteOptions synced;
+      synced.sync = true;
+      if (auto m = state->db->Write(synced, &mark); !m.ok())
+        return fail(opts.path + ": cannot mark the upgrade to format 2: " + m.ToString());
       state->upgraded_at_ms = wall_ms();
       auto report = migrate_format1_to_format2(*state, opts.key_group_count, *state->upgraded_at_ms, first_open);
       if (!report) return fail(report.error());

@@ -51,40 +51,39 @@ std::optional<std::string> record_message_key(simdjson::dom::parser& parser, con
   return std::string(key);
 }
 
-// Error records: one batch of up to batch_records format-1 records at a
-// time, each moved with its id rewritten.
+// Error records: one pass (the iterator reads a snapshot, so the writes
+// made meanwhile do not disturb it), written every batch_records records.
 status move_errors(store::impl& s, uint32_t groups, migration_report& report) {
   simdjson::dom::parser parser;
-  for (;;) {
-    rocksdb::WriteBatch wb;
-    std::unique_ptr<rocksdb::Iterator> it(s.db->NewIterator(rocksdb::ReadOptions(), s.handle(column::errors)));
-    for (it->SeekToFirst(); it->Valid() && wb.Count() < 2 * batch_records; it->Next()) {
-      key_reader r(view(it->key()));
-      auto tenant = r.u32();
-      auto project = r.u32();
-      if (!tenant || !project || r.peek() != key_tag::u64) continue;  // format 2 already
-      auto seq = r.u64();
-      if (!seq) continue;
-      std::string value(view(it->value()));
-      auto key = record_message_key(parser, value);
-      if (!key)
-        return fail(s.options.path + ": upgrading the store to format 2: error record " + std::to_string(*seq) +
-                    " of project " + std::to_string(*project) + " has no message key (\"key\"); it cannot be placed "
-                    "in a key group. Keep the directory and report this.");
-      const uint32_t group = key_group_of(*key, groups);
-      const std::string old_id = "{\"id\":\"" + std::to_string(*seq) + "\"";
-      if (value.rfind(old_id, 0) == 0)
-        value.replace(0, old_id.size(), "{\"id\":\"" + error_id(group, *seq) + "\"");
-      wb.Put(s.handle(column::errors), error_key(*tenant, *project, group, *seq), value);
-      wb.Delete(s.handle(column::errors), it->key());
-      ++report.errors_moved;
+  rocksdb::WriteBatch wb;
+  std::unique_ptr<rocksdb::Iterator> it(s.db->NewIterator(rocksdb::ReadOptions(), s.handle(column::errors)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    key_reader r(view(it->key()));
+    auto tenant = r.u32();
+    auto project = r.u32();
+    if (!tenant || !project || r.peek() != key_tag::u64) continue;  // format 2 already
+    auto seq = r.u64();
+    if (!seq) continue;
+    std::string value(view(it->value()));
+    auto key = record_message_key(parser, value);
+    if (!key)
+      return fail(s.options.path + ": upgrading the store to format 2: error record " + std::to_string(*seq) +
+                  " of project " + std::to_string(*project) + " has no message key (\"key\"); it cannot be placed "
+                  "in a key group. Keep the directory and report this.");
+    const uint32_t group = key_group_of(*key, groups);
+    const std::string old_id = "{\"id\":\"" + std::to_string(*seq) + "\"";
+    if (value.rfind(old_id, 0) == 0) value.replace(0, old_id.size(), "{\"id\":\"" + error_id(group, *seq) + "\"");
+    wb.Put(s.handle(column::errors), error_key(*tenant, *project, group, *seq), value);
+    wb.Delete(s.handle(column::errors), it->key());
+    ++report.errors_moved;
+    if (wb.Count() >= 2 * batch_records) {
+      if (auto st = write_synced(s, wb, "errors"); !st) return st;
+      wb.Clear();
     }
-    if (!it->status().ok())
-      return fail(s.options.path + ": upgrading the store to format 2: reading errors: " + it->status().ToString());
-    it.reset();
-    if (wb.Count() == 0) return status::success();
-    if (auto st = write_synced(s, wb, "errors"); !st) return st;
   }
+  if (!it->status().ok())
+    return fail(s.options.path + ": upgrading the store to format 2: reading errors: " + it->status().ToString());
+  return wb.Count() ? write_synced(s, wb, "errors") : status::success();
 }
 
 // Executions counters: (tenant, project) -> key group 0 of the project.

@@ -9,6 +9,9 @@
 
 namespace flowstate {
 
+// format_version while the upgrade from format 1 is under way.
+inline constexpr std::string_view meta_format1_upgrading = "1-upgrading-to-2";
+
 // The meta record saying when a format-1 store was upgraded (decimal ms).
 inline constexpr std::string_view meta_upgraded_from_format1_at = "upgraded_from_format1_at_ms";
 

@@ -99,7 +99,8 @@ TEST_CASE("an upgrade interrupted after moving some errors finishes at the next 
     // Open (which upgrades), then put the store back into the state a
     // crash after the first batch of error moves leaves: error 5 moved,
     // error 6 still at its format-1 key, counters as format 1 had them, the
-    // format record still 1.
+    // format record saying the upgrade is under way (a format-1 node refuses
+    // that value: it is not a number).
     auto db = open_store(dir.path());
     const auto g1 = key_group_of("dev-1");
     commit_batch b;
@@ -112,11 +113,12 @@ TEST_CASE("an upgrade interrupted after moving some errors finishes at the next 
     b.erase(column::metering, executions_key(1, 2, 0));
     b.add_count(project_prefix(1, 2), 42);
     b.add_count(key_builder().u32(1).u32(2).str("errors").take(), 2);
-    b.put(column::meta, "format_version", "1");
+    b.put(column::meta, "format_version", "1-upgrading-to-2");  // what the upgrade writes first
     write(*db, std::move(b));
   }
   auto db = open_store(dir.path());
   check_upgraded(*db);
+  CHECK(value_of(*db, column::meta, "format_version") == std::optional<std::string>("2"));
 }
 
 TEST_CASE("a store written by a newer format is refused with the versions named") {

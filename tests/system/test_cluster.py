@@ -13,7 +13,13 @@ from harness import BIN, Etcd, Node, check, counter_project, free_port, run, tmp
 def cluster_node(etcd, name, project, data=None, ttl="2s"):
     return Node([project], data=data, extra_args=[
         "--cluster", etcd.endpoint, "--node", name, "--peer-listen", f"127.0.0.1:{free_port()}",
-        "--cluster-name", "t", "--lease-ttl", ttl])
+        "--cluster-name", "t", "--lease-ttl", ttl, "--cluster-settle", "5s"])
+
+
+def start_all(nodes):
+    """Starts the nodes at once (the first placement waits for a stable node set)."""
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        return list(pool.map(lambda n: n.start(), nodes))
 
 
 def status(etcd):
@@ -39,17 +45,21 @@ def placed(etcd, nodes):
 
 
 def increment(nodes_by_http, first, key):
-    """POSTs to `first`; on 421 follows Flowstate-Owner once. (status, body, node that answered)."""
+    """POSTs to `first`; on 421 follows Flowstate-Owner; on 503 "cluster not placed" (a node whose watch
+    has not seen the placement yet) retries as Retry-After says. (status, body, node that answered)."""
     node = first
-    for _ in range(2):
+    for _ in range(50):
         conn = node.connection()
         conn.request("POST", f"/count/{key}", body="{}", headers={"Content-Type": "application/json"})
         r = conn.getresponse()
         body = r.read().decode()
         conn.close()
-        if r.status != 421:
+        if r.status == 421:
+            node = nodes_by_http[r.getheader("Flowstate-Owner")]
+        elif r.status == 503 and "cluster not placed" in body:
+            time.sleep(0.2)
+        else:
             return r.status, body, node
-        node = nodes_by_http[r.getheader("Flowstate-Owner")]
     return r.status, body, node
 
 
@@ -57,7 +67,7 @@ def test_three_nodes_split_the_keys_and_each_key_is_counted_exactly_by_its_owner
     """3 nodes: one controller places 4,096 key groups on all three; 64 keys × 5 increments are all counted by their owners"""
     etcd = Etcd()
     project = counter_project(tmpdir() + "/counter")
-    nodes = [cluster_node(etcd, n, project).start() for n in ("a", "b", "c")]
+    nodes = start_all([cluster_node(etcd, n, project) for n in ("a", "b", "c")])
     try:
         s = wait_for("a placement over 3 nodes", lambda: placed(etcd, 3))
         check(sorted(n["name"] for n in s["nodes"]) == ["a", "b", "c"] and s["controller"] in ("a", "b", "c"),
@@ -94,7 +104,7 @@ def test_a_killed_node_leaves_its_keys_unavailable_and_serves_them_again_with_it
     """kill -9 of a node: its keys get 503 + Retry-After elsewhere, others are served; restarted with its data it serves them again"""
     etcd = Etcd()
     project = counter_project(tmpdir() + "/counter")
-    a, b = cluster_node(etcd, "a", project).start(), cluster_node(etcd, "b", project).start()
+    a, b = start_all([cluster_node(etcd, "a", project), cluster_node(etcd, "b", project)])
     try:
         wait_for("a placement over 2 nodes", lambda: placed(etcd, 2))
         by_http = {a.listen: a, b.listen: b}
@@ -127,6 +137,21 @@ def test_a_killed_node_leaves_its_keys_unavailable_and_serves_them_again_with_it
         b.stop()
 
 
+def test_projects_get_the_same_ids_on_every_node_whatever_order_they_are_served_in():
+    """two nodes serving two projects in opposite orders agree on each project's id (kept in etcd)"""
+    etcd = Etcd()
+    p1 = counter_project(tmpdir() + "/alpha")
+    p2 = counter_project(tmpdir() + "/beta", extra={"drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: /beta/{key}\n"})
+    a, b = start_all([Node([p1, p2], extra_args=["--cluster", etcd.endpoint, "--node", "a", "--cluster-name", "t"]),
+                      Node([p2, p1], extra_args=["--cluster", etcd.endpoint, "--node", "b", "--cluster-name", "t"])])
+    try:
+        ids = [{p["name"]: p["id"] for p in n.admin_get("/api/v1/projects")[1]} for n in (a, b)]
+        check(ids[0] == ids[1] and sorted(ids[0].values()) == [1, 2], f"the same ids on both nodes: {ids}")
+    finally:
+        a.stop()
+        b.stop()
+
+
 def test_a_second_node_with_a_live_nodes_name_is_refused():
     """a second `serve --node a` while a lives exits with an error naming the holder"""
     etcd = Etcd()
@@ -145,4 +170,5 @@ def test_a_second_node_with_a_live_nodes_name_is_refused():
 if __name__ == "__main__":
     run([test_three_nodes_split_the_keys_and_each_key_is_counted_exactly_by_its_owner,
          test_a_killed_node_leaves_its_keys_unavailable_and_serves_them_again_with_its_data_after_restart,
+         test_projects_get_the_same_ids_on_every_node_whatever_order_they_are_served_in,
          test_a_second_node_with_a_live_nodes_name_is_refused])

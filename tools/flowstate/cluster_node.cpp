@@ -18,22 +18,13 @@ struct ownership {
   std::map<std::string, std::string> http_of;  // node name -> its flow listener
 };
 
-class member_node : public cluster_node {
+// The gate's state: shared with the engine's gate function, so a request
+// still running on an I/O thread keeps it alive after the node left.
+class gate_state {
  public:
-  member_node(std::unique_ptr<cluster::membership> m, engine& eng, std::string self, std::string store,
-              int retry_after_s)
-      : membership_(std::move(m)), engine_(eng), self_(std::move(self)), store_(std::move(store)),
-        retry_after_s_(retry_after_s) {
-    update(membership_->view());
-    membership_->on_change([this](const cluster::cluster_view& v) { update(v); });
-    engine_.set_key_group_gate([this](uint32_t group) { return refuse(group); });
-  }
-  ~member_node() override {
-    engine_.set_key_group_gate(nullptr);
-    membership_->on_change(nullptr);
-  }
+  gate_state(std::string self, std::string store, int retry_after_s)
+      : self_(std::move(self)), store_(std::move(store)), retry_after_s_(retry_after_s) {}
 
- private:
   void update(const cluster::cluster_view& v) {
     auto o = std::make_shared<ownership>();
     o->ranges = v.ranges;
@@ -76,14 +67,43 @@ class member_node : public cluster_node {
     return r;
   }
 
-  std::unique_ptr<cluster::membership> membership_;
-  engine& engine_;
+ private:
   std::string self_, store_;
   int retry_after_s_;
-  std::shared_ptr<const ownership> current_;
+  std::shared_ptr<const ownership> current_;  // atomic_load/store
+};
+
+class member_node : public cluster_node {
+ public:
+  member_node(std::unique_ptr<cluster::membership> m, engine& eng, std::shared_ptr<gate_state> gate)
+      : membership_(std::move(m)), engine_(eng), gate_(std::move(gate)) {
+    // Registered before the first read, so no change falls in between.
+    membership_->on_change([g = gate_](const cluster::cluster_view& v) { g->update(v); });
+    gate_->update(membership_->view());
+    engine_.set_key_group_gate([g = gate_](uint32_t group) { return g->refuse(group); });
+  }
+  ~member_node() override {
+    // Leave first: the membership's threads are joined before anything
+    // they call goes. Requests still in flight hold the gate state.
+    membership_.reset();
+  }
+
+ private:
+  std::unique_ptr<cluster::membership> membership_;
+  engine& engine_;
+  std::shared_ptr<gate_state> gate_;
 };
 
 }  // namespace
+
+std::function<result<uint32_t>(const std::string&)> project_ids_in(const cluster_flags& flags) {
+  auto etcd = cluster::etcd_options::at(flags.etcd);
+  etcd.user = flags.etcd_user;
+  etcd.password = flags.etcd_password;
+  return [etcd, name = flags.name](const std::string& project) {
+    return cluster::cluster_project_id(etcd, name, project);
+  };
+}
 
 result<std::unique_ptr<cluster_node>> join_cluster(const cluster_flags& flags, engine& eng,
                                                    const std::string& http_address, const std::string& admin_address) {
@@ -91,7 +111,11 @@ result<std::unique_ptr<cluster_node>> join_cluster(const cluster_flags& flags, e
   int64_t ttl_ms = parse_age_ms(flags.lease_ttl);
   if (ttl_ms < 1000 || ttl_ms > 3600 * 1000 || ttl_ms % 1000)
     return fail("expected --lease-ttl in whole seconds from 1s to 1h, like 5s, found \"" + flags.lease_ttl + "\"");
+  int64_t settle_ms = parse_age_ms(flags.settle);
+  if (settle_ms < 0 || settle_ms > 3600 * 1000)
+    return fail("expected --cluster-settle like 2s or 1m (at most 1h), found \"" + flags.settle + "\"");
   cluster::membership_options o;
+  o.settle_ms = static_cast<int>(settle_ms);
   o.etcd.endpoint = flags.etcd;
   o.etcd.user = flags.etcd_user;
   o.etcd.password = flags.etcd_password;
@@ -107,7 +131,8 @@ result<std::unique_ptr<cluster_node>> join_cluster(const cluster_flags& flags, e
   if (!m) return fail("joining cluster \"" + flags.name + "\" at " + flags.etcd + ": " + m.error());
   std::printf("flowstate: node %s joined cluster %s (etcd %s)\n", flags.node.c_str(), flags.name.c_str(),
               flags.etcd.c_str());
-  return std::unique_ptr<cluster_node>(new member_node(std::move(*m), eng, flags.node, eng.store_id(), static_cast<int>(ttl_ms / 1000)));
+  auto gate = std::make_shared<gate_state>(flags.node, eng.store_id(), static_cast<int>(ttl_ms / 1000));
+  return std::unique_ptr<cluster_node>(new member_node(std::move(*m), eng, std::move(gate)));
 }
 
 }  // namespace flowstate::cli

@@ -15,6 +15,7 @@ struct cluster_flags {
   std::string peer_listen;  // --peer-listen HOST:PORT
   std::string name = "default";
   std::string lease_ttl = "5s";
+  std::string settle = "2s";  // the first placement waits until the node set was stable this long
   std::string etcd_user, etcd_password;  // FLOWSTATE_ETCD_USER / FLOWSTATE_ETCD_PASSWORD
 };
 
@@ -22,6 +23,9 @@ class cluster_node {
  public:
   virtual ~cluster_node() = default;  // leaves the cluster
 };
+
+// The engine's project ids in this cluster (engine_options::project_ids).
+std::function<result<uint32_t>(const std::string&)> project_ids_in(const cluster_flags& flags);
 
 // Joins the cluster and installs the key-group gate on `eng`; a description
 // of what is wrong with the flags or etcd otherwise.

@@ -162,6 +162,10 @@ int serve(const serve_options& o) {
     return 2;
   }
   eo.idempotency_ttl_ms = static_cast<uint64_t>(ttl);
+  cluster_flags cluster = o.cluster;
+  if (const char* u = std::getenv("FLOWSTATE_ETCD_USER")) cluster.etcd_user = u;
+  if (const char* p = std::getenv("FLOWSTATE_ETCD_PASSWORD")) cluster.etcd_password = p;
+  if (!cluster.etcd.empty()) eo.project_ids = project_ids_in(cluster);
   eo.data_dir = data_dir;
   eo.worker_binary = o.worker.empty() ? executable_dir() + "/flowstate-worker" : o.worker;
   eo.python_worker_binary = executable_dir() + "/flowstate-pyworker";
@@ -196,6 +200,15 @@ int serve(const serve_options& o) {
     return 1;
   }
 
+  if (!cluster.etcd.empty()) {
+    // Until the node has joined and seen the placement, no key group is
+    // known to be its own: nothing runs here.
+    eng.set_key_group_gate([](uint32_t) -> std::optional<http::response> {
+      auto r = http::problem(503, "joining the cluster", "this node is joining its cluster; retry shortly");
+      r.headers.emplace_back("Retry-After", "1");
+      return r;
+    });
+  }
   auto flows =
       http::server::start(listeners->first, [&eng, refuse_functions](http::request&& r, http::responder_ptr p) {
         if (refuse_functions)
@@ -229,11 +242,8 @@ int serve(const serve_options& o) {
   for (auto& p : eng.projects())
     std::printf("flowstate: project %s at revision %.12s (%s)\n", p.name.c_str(), p.revision.c_str(), p.dir.c_str());
   std::unique_ptr<cluster_node> member;  // leaves the cluster before the engine stops
-  if (!o.cluster.etcd.empty()) {
-    cluster_flags flags = o.cluster;
-    if (const char* u = std::getenv("FLOWSTATE_ETCD_USER")) flags.etcd_user = u;
-    if (const char* p = std::getenv("FLOWSTATE_ETCD_PASSWORD")) flags.etcd_password = p;
-    auto joined = join_cluster(flags, eng, (*flows)->address(), (*admin)->address());
+  if (!cluster.etcd.empty()) {
+    auto joined = join_cluster(cluster, eng, (*flows)->address(), (*admin)->address());
     if (!joined) {
       std::fprintf(stderr, "flowstate serve: %s\n", joined.error().c_str());
       return 1;
@@ -342,6 +352,10 @@ void register_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--lease-ttl", o->cluster.lease_ttl,
                   "A node whose etcd lease is not renewed within this is out of the cluster")
+      ->group(cluster)
+      ->capture_default_str();
+  cmd->add_option("--cluster-settle", o->cluster.settle,
+                  "The first placement waits until the set of nodes has been stable this long")
       ->group(cluster)
       ->capture_default_str();
   cmd->add_option("PROJECT_DIR", o->projects, "Project repositories to serve");

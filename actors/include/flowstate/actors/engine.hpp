@@ -43,6 +43,9 @@ struct engine_options {
   uint64_t idempotency_ttl_ms = 24ull * 3600 * 1000;
   // Error records kept per project; beyond it the oldest are removed.
   std::size_t max_errors_per_project = 10000;
+  // In a cluster: a project's id by its name, the same on every node (kept
+  // in etcd). Unset: this node assigns ids itself, by project directory.
+  std::function<result<uint32_t>(const std::string& name)> project_ids;
 };
 
 struct project_info {

@@ -11,6 +11,8 @@
 //   controller         the controller's name, attached to its lease
 //   placement/GGGGGGGG range_owner (JSON) of the range starting at group G
 //                      (8 hex digits, so keys sort by group)
+//   projects/NAME      the project's id (decimal), the same on every node
+//   next-project-id    the next id to give
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -43,6 +45,11 @@ struct cluster_view {
 
 std::string cluster_prefix(const std::string& cluster);
 std::string placement_key(const std::string& cluster, uint32_t first_group);
+
+// A project's id in the cluster, by its name: the one recorded under
+// projects/NAME, or the next free one, recorded by a transaction (so two
+// nodes asking at once get the same id). Ids start at 1.
+result<uint32_t> cluster_project_id(const etcd_options& etcd, const std::string& cluster, const std::string& name);
 
 // The view read once (for `flowstate cluster status`).
 result<cluster_view> read_cluster_view(const etcd_options& etcd, const std::string& cluster);

@@ -46,4 +46,8 @@ std::shared_ptr<parse_cache> make_parse_cache();
 result<project_revision> load_project(file_source& files, const kind_catalog& kinds,
                                       std::vector<project_problem>* problems = nullptr, parse_cache* cache = nullptr);
 
+// Only the project's name (flowstate.yaml `name:`), without loading the
+// rest: what a node needs to look up the project's id before loading it.
+result<std::string> project_name_of(file_source& files);
+
 }  // namespace flowstate
