@@ -3,6 +3,7 @@
 // start-up, project registration, recovery, submission and drain; the rest of
 // engine_impl is in the other engine_*.cpp files (see engine_impl.hpp).
 #include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
 
 #include <charconv>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include "flowstate/runtime/keys.hpp"
 #include "flowstate/runtime/project_loader.hpp"
 #include "flowstate/runtime/thread_name.hpp"
+#include "peers.hpp"
 #include "records.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::work_ptr)
@@ -57,6 +59,7 @@ engine_impl::engine_impl(engine_options o) : options_(std::move(o)) {}
 
 engine_impl::~engine_impl() {
   drain(0);
+  peers_.reset();
   for (auto& a : core_.shards) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   core_.shards.clear();
   system_.reset();
@@ -87,6 +90,15 @@ status engine_impl::open() {
   core_.state_cache_bytes = options_.state_cache_bytes;
   core_.shards_planned = options_.shards;
   configure(config_, options_.scheduler_threads, options_.scheduler_policy);
+  if (!options_.peer_listen.empty()) {
+    // CAF 0.17's middleman has no heartbeat and no connection timeout by
+    // default: a peer that vanished without a FIN would be waited for
+    // forever. Nodes of another cluster are refused at the handshake.
+    config_.load<caf::io::middleman>();
+    config_.set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
+    config_.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(5)});
+    config_.set("middleman.app-identifiers", std::vector<std::string>{"flowstate-" + options_.cluster_name});
+  }
   system_ = std::make_unique<caf::actor_system>(config_);
   core_.in_flight = std::make_unique<std::atomic<std::size_t>[]>(options_.shards);
   core_.state_cache_bytes_used = std::make_unique<std::atomic<std::size_t>[]>(options_.shards);
@@ -95,7 +107,25 @@ status engine_impl::open() {
     core_.shards.push_back(spawn_shard(*system_, core_, i));
   }
   std::atomic_store(&snapshot_, std::make_shared<const routing_snapshot>());
+  if (!options_.peer_listen.empty()) {
+    peers_ = std::make_unique<peers>(*system_, options_.node_name, options_.cluster_secret,
+                                     [this](http::request&& req, http::responder_ptr reply) {
+                                       handle_flow_request(std::move(req), std::move(reply));
+                                     });
+    auto bound = peers_->listen(options_.peer_listen);
+    if (!bound) return fail(bound.error());
+    peer_address_ = *bound;
+  }
   return status::success();
+}
+
+status engine_impl::connect_peer(const std::string& name, const std::string& address, const std::string& incarnation) {
+  if (!peers_) return fail("this node has no --peer-listen: it cannot talk to other nodes");
+  return peers_->connect(name, address, incarnation);
+}
+
+bool engine_impl::peer_connected(const std::string& name, const std::string& incarnation) const {
+  return peers_ && peers_->connected(name, incarnation);
 }
 
 status engine_impl::add_project(const std::string& dir_in) {

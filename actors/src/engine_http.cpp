@@ -8,6 +8,7 @@
 
 #include "engine_impl.hpp"
 #include "errors.hpp"
+#include "peers.hpp"
 #include "flowstate/drivers/http_routes.hpp"
 #include "flowstate/drivers/http_static.hpp"
 #include "flowstate/runtime/keys.hpp"
@@ -64,6 +65,11 @@ http::response route_timeout_problem(uint32_t timeout_ms) {
 }  // namespace
 
 void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr reply) {
+  // In a cluster the request may belong to another node: kept as received
+  // (routing below rewrites its target) to forward it whole.
+  auto gate = has_gate_.load(std::memory_order_acquire) ? std::atomic_load(&gate_) : nullptr;
+  std::optional<http::request> received;
+  if (gate && *gate) received = req;
   if (core_.draining.load()) {
     auto r = http::problem(503, "draining", "the node is shutting down");
     r.headers.emplace_back("Retry-After", "1");
@@ -151,8 +157,27 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
     }
     item->msg.key = std::move(*key);
   }
-  if (auto gate = std::atomic_load(&gate_); gate && *gate)
-    if (auto refused = (*gate)(key_group_of(item->msg.key))) return reply->send(std::move(*refused));
+  if (gate && *gate) {
+    auto decision = (*gate)(key_group_of(item->msg.key));
+    if (decision.refuse) return reply->send(std::move(*decision.refuse));
+    if (!decision.forward_to.empty()) {
+      if (!received->header(forwarded_header).empty()) {
+        // Forwarded here by a node whose placement said this node owns the
+        // key, while this node's says another does: the placement is
+        // changing. Nothing was accepted.
+        auto r = http::problem(503, "placement changing", "the key's owner is changing; retry shortly");
+        r.headers.emplace_back("Retry-After", "1");
+        return reply->send(std::move(r));
+      }
+      if (!peers_) return reply->send(http::problem(500, "no peers", "this node cannot reach other nodes"));
+      const uint32_t timeout = m->matched->timeout_ms;
+      if (timeout) reply->set_deadline(timeout, route_timeout_problem(timeout));
+      // The owner's answer is waited for up to the route's timeout (plus a
+      // margin for the hop), else two minutes.
+      return peers_->forward(decision.forward_to, std::move(*received), std::move(reply),
+                             timeout ? timeout + 5000 : 120000);
+    }
+  }
   auto shard = core_.shard_of(item->msg.key);
   if (core_.in_flight[shard].load() >= core_.max_in_flight) {
     auto r = http::problem(503, "overloaded", "too much work in flight; retry shortly");

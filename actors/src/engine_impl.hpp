@@ -39,6 +39,9 @@ namespace flowstate {
 class file_source;
 struct project_revision;
 class parse_cache;  // flowstate/runtime/project_loader.hpp
+namespace engine_detail {
+class peers;
+}
 std::shared_ptr<parse_cache> make_parse_cache();
 }  // namespace flowstate
 
@@ -174,8 +177,13 @@ class engine_impl final : public engine {
   std::string store_id() const override { return store_->store_id(); }
   std::string incarnation() const override { return store_->incarnation(); }
   void set_key_group_gate(key_group_gate gate) override {
+    const bool any = static_cast<bool>(gate);
     std::atomic_store(&gate_, std::make_shared<const key_group_gate>(std::move(gate)));
+    has_gate_.store(any);
   }
+  std::string peer_address() const override { return peer_address_; }
+  status connect_peer(const std::string& name, const std::string& address, const std::string& incarnation) override;
+  bool peer_connected(const std::string& name, const std::string& incarnation) const override;
 
   deploy_outcome deploy(const std::string& name, const std::string& revision, const std::string& expected) override;
   std::vector<project_info> projects() const override;
@@ -293,6 +301,9 @@ class engine_impl final : public engine {
   // (records a format upgrade could not place in a key group; 0: none).
   int64_t legacy_idempotency_until_ms_ = 0;
   std::shared_ptr<const key_group_gate> gate_;  // atomic_load/store
+  std::atomic<bool> has_gate_{false};           // the embedded node skips the gate's lock
+  std::unique_ptr<peers> peers_;                // in a cluster
+  std::string peer_address_;
 };
 
 }  // namespace flowstate::engine_detail

@@ -117,7 +117,7 @@ result<error_fields> parse_error_record(std::string_view json) {
     if (!doc[k].get_string().get(v)) out = std::string(v);
   };
   str("id", e.id);
-  e.seq = parse_decimal<uint64_t>(e.id).value_or(0);
+  if (auto parsed = parse_error_id(e.id)) e.seq = parsed->second;
   str("type", e.type);
   str("message", e.message);
   str("flow", e.flow);

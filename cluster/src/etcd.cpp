@@ -23,7 +23,15 @@ namespace {
 
 constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-std::string json_quoted(std::string_view ascii) { return "\"" + std::string(ascii) + "\""; }
+// A JSON string of text without control characters (base64, names).
+std::string json_quoted(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) out += c;
+  }
+  return out + "\"";
+}
 std::string b64(std::string_view bytes) { return json_quoted(base64_encode(bytes)); }
 
 int64_t number_field(simdjson::dom::element e, const char* name) {

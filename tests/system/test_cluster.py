@@ -1,19 +1,27 @@
-"""Cluster steps 0 and 1 (docs/cluster.md) with one real etcd and three real
-`flowstate serve --cluster` processes on loopback: membership, the
-controller's placement, each key answered by its owner only, a node killed
-and restarted with its data, a duplicate name refused."""
+"""The cluster (docs/cluster.md) with one real etcd and real `flowstate serve
+--cluster` processes on loopback: membership, the controller's placement,
+any node answering any key (requests forwarded to the key's owner over CAF's
+middleman), a node killed and restarted with its data, an owner dying with a
+forwarded request in flight, project ids, a duplicate name refused."""
 import json
+import os
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import BIN, Etcd, Node, check, counter_project, free_port, run, tmpdir
+from harness import BIN, Etcd, Node, check, cli, counter_project, make_project, run, tmpdir
+
+SECRET = "test-cluster-secret-0123456789"
 
 
-def cluster_node(etcd, name, project, data=None, ttl="2s"):
-    return Node([project], data=data, extra_args=[
-        "--cluster", etcd.endpoint, "--node", name, "--peer-listen", f"127.0.0.1:{free_port()}",
-        "--cluster-name", "t", "--lease-ttl", ttl, "--cluster-settle", "5s"])
+def cluster_node(etcd, name, projects, ttl="2s", peers=True):
+    args = ["--cluster", etcd.endpoint, "--node", name, "--cluster-name", "t", "--lease-ttl", ttl,
+            "--cluster-settle", "5s"]
+    if peers:
+        args += ["--peer-listen", "127.0.0.1:0"]
+    return Node(projects if isinstance(projects, list) else [projects], extra_args=args,
+                env={"FLOWSTATE_CLUSTER_SECRET": SECRET})
 
 
 def start_all(nodes):
@@ -44,27 +52,32 @@ def placed(etcd, nodes):
     return s if len(s["ranges"]) == nodes and s["problem"] is None else None
 
 
-def increment(nodes_by_http, first, key):
-    """POSTs to `first`; on 421 follows Flowstate-Owner; on 503 "cluster not placed" (a node whose watch
-    has not seen the placement yet) retries as Retry-After says. (status, body, node that answered)."""
-    node = first
-    for _ in range(50):
-        conn = node.connection()
-        conn.request("POST", f"/count/{key}", body="{}", headers={"Content-Type": "application/json"})
+def post(node, path, headers=None, retry_unplaced=True):
+    """(status, headers, body). Retries while the node has not seen the placement or not connected to the owner
+    yet (503s that say nothing was accepted)."""
+    for _ in range(100):
+        conn = node.connection(timeout=60)
+        conn.request("POST", path, body="{}", headers={"Content-Type": "application/json", **(headers or {})})
         r = conn.getresponse()
         body = r.read().decode()
         conn.close()
-        if r.status == 421:
-            node = nodes_by_http[r.getheader("Flowstate-Owner")]
-        elif r.status == 503 and "cluster not placed" in body:
+        if retry_unplaced and r.status == 503 and ("cluster not placed" in body or "not connected" in body):
             time.sleep(0.2)
-        else:
-            return r.status, body, node
-    return r.status, body, node
+            continue
+        return r.status, dict(r.getheaders()), body
+    return r.status, dict(r.getheaders()), body
 
 
-def test_three_nodes_split_the_keys_and_each_key_is_counted_exactly_by_its_owner():
-    """3 nodes: one controller places 4,096 key groups on all three; 64 keys × 5 increments are all counted by their owners"""
+def stored(node, key):
+    """The key's committed state in this node's store, or None."""
+    p = cli("state", "get", "counter", "counter", key, "--json", data=node.data)
+    if p.returncode != 0 or not p.stdout.strip() or p.stdout.strip() == "null":
+        return None
+    return json.loads(p.stdout)
+
+
+def test_any_node_answers_any_key_and_each_key_is_counted_exactly_once_by_its_owner():
+    """3 nodes: every key group placed; 64 keys × 5 increments sent to all three listeners, forwarded to the owners; every count exact"""
     etcd = Etcd()
     project = counter_project(tmpdir() + "/counter")
     nodes = start_all([cluster_node(etcd, n, project) for n in ("a", "b", "c")])
@@ -73,80 +86,132 @@ def test_three_nodes_split_the_keys_and_each_key_is_counted_exactly_by_its_owner
         check(sorted(n["name"] for n in s["nodes"]) == ["a", "b", "c"] and s["controller"] in ("a", "b", "c"),
               f"three nodes and a controller: {s}")
         check(all(r["epoch"] == 1 for r in s["ranges"]), f"epoch 1 everywhere: {s['ranges']}")
-        by_http = {n.listen: n for n in nodes}
         keys = [f"k{i}" for i in range(64)]
+        failures = []
 
         def client(i):
-            answered = {}
-            for key in keys[i::8]:
-                for _ in range(5):
-                    st, body, node = increment(by_http, nodes[i % 3], key)
-                    check(st == 200, f"{key}: {st} {body}")
-                    answered.setdefault(key, set()).add(node.listen)
-            return answered
+            for n, key in enumerate(keys[i::8]):
+                for j in range(5):
+                    st, _, body = post(nodes[(i + n + j) % 3], f"/count/{key}")
+                    if st != 200:
+                        failures.append(f"{key}: {st} {body}")
 
         with ThreadPoolExecutor(8) as pool:
-            results = list(pool.map(client, range(8)))
+            list(pool.map(client, range(8)))
+        check(not failures, f"every request answered 200: {failures[:3]}")
         owners = {}
-        for r in results:
-            for key, where in r.items():
-                check(len(where) == 1, f"{key} was answered by one node only: {where}")
-                owners[key] = by_http[next(iter(where))]
-        check(len({o.listen for o in owners.values()}) == 3, "the keys are spread over all three nodes")
-        for key, owner in owners.items():
-            check(owner.state("counter", "counter", key) == {"count": 5}, f"{key} counted exactly 5 times")
+        for key in keys:
+            found = [(n, stored(n, key)) for n in nodes]
+            held = [(n, v) for n, v in found if v is not None]
+            check(len(held) == 1 and held[0][1] == {"count": 5}, f"{key} is in one store, counted 5 times: {found}")
+            owners[key] = held[0][0]
+        check(len({o.data for o in owners.values()}) == 3, "the keys are spread over all three nodes")
     finally:
         for n in nodes:
             n.stop()
 
 
 def test_a_killed_node_leaves_its_keys_unavailable_and_serves_them_again_with_its_data_after_restart():
-    """kill -9 of a node: its keys get 503 + Retry-After elsewhere, others are served; restarted with its data it serves them again"""
+    """kill -9 of a node: its keys get 503 + Retry-After on the others, which serve their own; restarted with its data it serves them again"""
     etcd = Etcd()
     project = counter_project(tmpdir() + "/counter")
     a, b = start_all([cluster_node(etcd, "a", project), cluster_node(etcd, "b", project)])
     try:
         wait_for("a placement over 2 nodes", lambda: placed(etcd, 2))
-        by_http = {a.listen: a, b.listen: b}
-        b_keys = []
         for i in range(40):
-            st, body, node = increment(by_http, a, f"x{i}")
+            st, _, body = post(a, f"/count/x{i}")
             check(st == 200, f"x{i}: {st} {body}")
-            if node is b:
-                b_keys.append(f"x{i}")
-        check(b_keys, "some keys are b's")
+        b_keys = [f"x{i}" for i in range(40) if stored(b, f"x{i}") is not None]
+        a_keys = [f"x{i}" for i in range(40) if stored(a, f"x{i}") is not None]
+        check(b_keys and a_keys and len(a_keys) + len(b_keys) == 40, f"the keys are split: {a_keys} {b_keys}")
         b.kill9()
         wait_for("b's registration to lapse", lambda: len(status(etcd)["nodes"]) == 1)
-        conn = a.connection()
-        conn.request("POST", f"/count/{b_keys[0]}", body="{}", headers={"Content-Type": "application/json"})
-        r = conn.getresponse()
-        body = r.read().decode()
-        conn.close()
-        check(r.status == 503 and r.getheader("Retry-After") == "2" and "not in the cluster now" in body,
-              f"b's key waits for b: {r.status} {body}")
-        a_key = next(f"x{i}" for i in range(40) if f"x{i}" not in b_keys)
-        st, _, node = increment(by_http, a, a_key)
-        check(st == 200 and node is a, "a's keys are still served")
+        st, headers, body = post(a, f"/count/{b_keys[0]}")
+        check(st == 503 and headers.get("Retry-After") == "2" and "not in the cluster now" in body,
+              f"b's key waits for b: {st} {body}")
+        st, _, body = post(a, f"/count/{a_keys[0]}")
+        check(st == 200 and json.loads(body) == {"count": 2}, f"a's keys are still served: {st} {body}")
         b.start()  # same name, same data directory: waits for its old lease, then registers again
-        by_http = {a.listen: a, b.listen: b}
-        st, body, node = wait_for("b serving again", lambda: (lambda r: r if r[0] == 200 else None)(
-            increment(by_http, a, b_keys[0])))
-        check(node is b and json.loads(body) == {"count": 2}, f"b answers from its data: {body}")
+        st, _, body = wait_for("b serving again", lambda: (lambda r: r if r[0] == 200 else None)(
+            post(a, f"/count/{b_keys[0]}")))
+        check(json.loads(body) == {"count": 2}, f"b answers from its data: {body}")
+    finally:
+        a.stop()
+        b.stop()
+
+
+SLOW_JS = """export default function (input, state = { count: 0 }) {
+  // Seconds of work: the test kills the node while this runs.
+  if (input.body.slow) { let x = 0; for (let i = 0; i < 1e10; i++) { x += i; } }
+  const count = state.count + 1;
+  return { output: { status: 200, body: { count } }, state: { count } };
+}
+"""
+
+
+def test_an_owner_that_dies_with_a_forwarded_request_gives_outcome_unknown_and_a_retry_runs_it_once():
+    """the owner killed while running a forwarded request: the client gets OutcomeUnknown (not 'not accepted'); the retry with its Idempotency-Key, once the owner is back, runs it once"""
+    etcd = Etcd()
+    root = tmpdir() + "/slow"
+    project = make_project(root, {
+        "flowstate.yaml": "name: slow\ntimeout: 30s\n",
+        "flows/counter.yaml": "blocks:\n  - http.Request: count\n  - js.Function: counter\n  - http.Response: reply\n",
+        "drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: /count/{key}\n",
+        "drivers/reply.yaml": "kind: http.Response\n",
+        "functions/counter.js": SLOW_JS,
+    })
+    a, b = start_all([cluster_node(etcd, "a", project), cluster_node(etcd, "b", project)])
+    try:
+        wait_for("a placement over 2 nodes", lambda: placed(etcd, 2))
+        for i in range(40):
+            check(post(a, f"/count/y{i}")[0] == 200, f"y{i}")
+        key = next(f"y{i}" for i in range(40) if stored(b, f"y{i}") is not None)
+        answer = {}
+
+        def slow_request():
+            conn = a.connection(timeout=120)
+            conn.request("POST", f"/count/{key}", body=json.dumps({"slow": True}),
+                         headers={"Content-Type": "application/json", "Idempotency-Key": "slow-1"})
+            r = conn.getresponse()
+            answer["status"], answer["body"] = r.status, r.read().decode()
+
+        t = threading.Thread(target=slow_request)
+        t.start()
+        time.sleep(1.0)  # the request is on b, in its function
+        b.kill9()
+        t.join(120)
+        check(answer.get("status") == 503 and "OutcomeUnknown" in answer.get("body", ""),
+              f"the client learns the outcome is unknown: {answer}")
+        b.start()
+        st, headers, body = wait_for("the retry answered", lambda: (lambda r: r if r[0] == 200 else None)(
+            post(a, f"/count/{key}", headers={"Idempotency-Key": "slow-1"})))
+        check(json.loads(body) == {"count": 2}, f"the retry ran the request once (1 before + 1): {body}")
+        st, headers, body = post(a, f"/count/{key}", headers={"Idempotency-Key": "slow-1"})
+        check(st == 200 and headers.get("Idempotent-Replayed") == "true" and json.loads(body) == {"count": 2},
+              f"and a repeat gets the stored response from the owner: {st} {headers} {body}")
     finally:
         a.stop()
         b.stop()
 
 
 def test_projects_get_the_same_ids_on_every_node_whatever_order_they_are_served_in():
-    """two nodes serving two projects in opposite orders agree on each project's id (kept in etcd)"""
+    """two nodes serving two projects in opposite orders agree on each project's id (kept in etcd); without --peer-listen a node sends clients to the owner (421)"""
     etcd = Etcd()
     p1 = counter_project(tmpdir() + "/alpha")
-    p2 = counter_project(tmpdir() + "/beta", extra={"drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: /beta/{key}\n"})
-    a, b = start_all([Node([p1, p2], extra_args=["--cluster", etcd.endpoint, "--node", "a", "--cluster-name", "t"]),
-                      Node([p2, p1], extra_args=["--cluster", etcd.endpoint, "--node", "b", "--cluster-name", "t"])])
+    p2 = counter_project(tmpdir() + "/beta",
+                         extra={"drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: /beta/{key}\n"})
+    a, b = start_all([cluster_node(etcd, "a", [p1, p2], peers=False), cluster_node(etcd, "b", [p2, p1], peers=False)])
     try:
         ids = [{p["name"]: p["id"] for p in n.admin_get("/api/v1/projects")[1]} for n in (a, b)]
         check(ids[0] == ids[1] and sorted(ids[0].values()) == [1, 2], f"the same ids on both nodes: {ids}")
+        wait_for("a placement over 2 nodes", lambda: placed(etcd, 2))
+        codes = set()
+        for i in range(20):
+            st, headers, _ = post(a, f"/count/z{i}")
+            codes.add(st)
+            if st == 421:
+                check(headers.get("Flowstate-Owner") == b.listen, f"421 names b's listener: {headers}")
+        check(codes == {200, 421}, f"a answers its keys and points to b for the others: {codes}")
     finally:
         a.stop()
         b.stop()
@@ -160,15 +225,30 @@ def test_a_second_node_with_a_live_nodes_name_is_refused():
     try:
         twin = cluster_node(etcd, "a", project, ttl="1s")
         p = subprocess.run([BIN, "serve", "--data", twin.data, "--listen", "127.0.0.1:0", "--admin-listen",
-                            "127.0.0.1:0"] + twin.extra_args + [project], capture_output=True, text=True, timeout=60)
+                            "127.0.0.1:0"] + twin.extra_args + [project], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "FLOWSTATE_CLUSTER_SECRET": SECRET})
         check(p.returncode != 0 and 'a node named "a" is already in cluster "t"' in p.stderr,
               f"refused: {p.returncode} {p.stderr[-500:]}")
     finally:
         a.stop()
 
 
+def test_peer_listen_without_a_cluster_secret_is_refused():
+    """--peer-listen without a cluster secret of 16+ characters is refused at start, saying how to give one"""
+    etcd = Etcd()
+    project = counter_project(tmpdir() + "/counter")
+    node = Node([project], extra_args=["--cluster", etcd.endpoint, "--node", "a", "--peer-listen", "127.0.0.1:0"])
+    env = {k: v for k, v in os.environ.items() if k != "FLOWSTATE_CLUSTER_SECRET"}
+    p = subprocess.run([BIN, "serve", "--data", node.data, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
+                       + node.extra_args + [project], capture_output=True, text=True, timeout=60, env=env)
+    check(p.returncode == 2 and "--cluster-secret-file FILE or FLOWSTATE_CLUSTER_SECRET" in p.stderr,
+          f"refused: {p.returncode} {p.stderr[-300:]}")
+
+
 if __name__ == "__main__":
-    run([test_three_nodes_split_the_keys_and_each_key_is_counted_exactly_by_its_owner,
+    run([test_any_node_answers_any_key_and_each_key_is_counted_exactly_once_by_its_owner,
          test_a_killed_node_leaves_its_keys_unavailable_and_serves_them_again_with_its_data_after_restart,
+         test_an_owner_that_dies_with_a_forwarded_request_gives_outcome_unknown_and_a_retry_runs_it_once,
          test_projects_get_the_same_ids_on_every_node_whatever_order_they_are_served_in,
-         test_a_second_node_with_a_live_nodes_name_is_refused])
+         test_a_second_node_with_a_live_nodes_name_is_refused,
+         test_peer_listen_without_a_cluster_secret_is_refused])

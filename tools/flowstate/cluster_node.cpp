@@ -2,10 +2,16 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "flowstate/cluster/membership.hpp"
 #include "cli_target.hpp"
+#include "node_files.hpp"
+#include "flowstate/runtime/thread_name.hpp"
 
 namespace flowstate::cli {
 
@@ -15,24 +21,34 @@ namespace {
 // this node is, swapped whole on each change of the view.
 struct ownership {
   cluster::placement ranges;
-  std::map<std::string, std::string> http_of;  // node name -> its flow listener
+  std::map<std::string, cluster::node_info> nodes;  // registered now, by name
 };
 
 // The gate's state: shared with the engine's gate function, so a request
 // still running on an I/O thread keeps it alive after the node left.
 class gate_state {
  public:
-  gate_state(std::string self, std::string store, int retry_after_s)
-      : self_(std::move(self)), store_(std::move(store)), retry_after_s_(retry_after_s) {}
+  gate_state(engine& eng, std::string self, std::string store, int retry_after_s)
+      : engine_(eng), self_(std::move(self)), store_(std::move(store)), retry_after_s_(retry_after_s) {}
 
   void update(const cluster::cluster_view& v) {
     auto o = std::make_shared<ownership>();
     o->ranges = v.ranges;
-    for (auto& [name, n] : v.nodes) o->http_of[name] = n.http;
+    o->nodes = v.nodes;
     std::atomic_store(&current_, std::shared_ptr<const ownership>(std::move(o)));
   }
+  std::shared_ptr<const ownership> current() const { return std::atomic_load(&current_); }
 
-  std::optional<http::response> refuse(uint32_t group) const {
+  engine::gate_decision decide(uint32_t group) const {
+    engine::gate_decision d;
+    d.refuse = refuse(group, d.forward_to);
+    return d;
+  }
+
+ private:
+  // A refusal, or nullopt with `forward_to` set (another node runs it) or
+  // empty (this node does).
+  std::optional<http::response> refuse(uint32_t group, std::string& forward_to) const {
     auto o = std::atomic_load(&current_);
     const auto* owner = o ? o->ranges.owner_of(group) : nullptr;
     if (!owner) {
@@ -51,8 +67,8 @@ class gate_state {
       r.headers.emplace_back("Retry-After", "5");
       return r;
     }
-    auto at = o->http_of.find(owner->node);
-    if (at == o->http_of.end()) {
+    auto at = o->nodes.find(owner->node);
+    if (at == o->nodes.end()) {
       // Down (its lease lapsed): nothing was accepted; its keys wait for it.
       auto r = http::problem(503, "owner unavailable",
                              "key group " + std::to_string(group) + " belongs to node " + owner->node +
@@ -60,14 +76,26 @@ class gate_state {
       r.headers.emplace_back("Retry-After", std::to_string(retry_after_s_));
       return r;
     }
+    if (engine_.peer_connected(owner->node, at->second.incarnation)) {
+      forward_to = owner->node;
+      return std::nullopt;
+    }
+    if (!engine_.peer_address().empty()) {
+      auto r = http::problem(503, "owner not connected",
+                             "key group " + std::to_string(group) + " belongs to node " + owner->node +
+                                 ", which this node is not connected to yet; nothing was accepted: retry shortly");
+      r.headers.emplace_back("Retry-After", "1");
+      return r;
+    }
+    // A node without --peer-listen cannot forward: the client may go there.
     auto r = http::problem(421, "owned by another node",
                            "key group " + std::to_string(group) + " is served by node " + owner->node + " at " +
-                               at->second + "; this version does not forward requests between nodes yet: send it there");
-    r.headers.emplace_back("Flowstate-Owner", at->second);
+                               at->second.http + "; this node has no --peer-listen to forward it: send it there");
+    r.headers.emplace_back("Flowstate-Owner", at->second.http);
     return r;
   }
 
- private:
+  engine& engine_;
   std::string self_, store_;
   int retry_after_s_;
   std::shared_ptr<const ownership> current_;  // atomic_load/store
@@ -75,26 +103,84 @@ class gate_state {
 
 class member_node : public cluster_node {
  public:
-  member_node(std::unique_ptr<cluster::membership> m, engine& eng, std::shared_ptr<gate_state> gate)
-      : membership_(std::move(m)), engine_(eng), gate_(std::move(gate)) {
+  member_node(std::unique_ptr<cluster::membership> m, engine& eng, std::shared_ptr<gate_state> gate,
+              std::string self)
+      : membership_(std::move(m)), engine_(eng), gate_(std::move(gate)), self_(std::move(self)) {
     // Registered before the first read, so no change falls in between.
-    membership_->on_change([g = gate_](const cluster::cluster_view& v) { g->update(v); });
+    membership_->on_change([this](const cluster::cluster_view& v) {
+      gate_->update(v);
+      {
+        std::lock_guard lock(mu_);
+        changed_ = true;
+      }
+      cv_.notify_all();
+    });
     gate_->update(membership_->view());
-    engine_.set_key_group_gate([g = gate_](uint32_t group) { return g->refuse(group); });
+    engine_.set_key_group_gate([g = gate_](uint32_t group) { return g->decide(group); });
+    if (!engine_.peer_address().empty()) connector_ = std::thread([this] { connect_loop(); });
   }
   ~member_node() override {
     // Leave first: the membership's threads are joined before anything
     // they call goes. Requests still in flight hold the gate state.
     membership_.reset();
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (connector_.joinable()) connector_.join();
   }
 
  private:
+  // Connects to every other registered node (again after it restarted);
+  // CAF's connect blocks, so it runs here, not on the watch thread.
+  void connect_loop() {
+    name_this_thread("fs-peers");
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      changed_ = false;
+      lock.unlock();
+      bool missing = false;
+      if (auto o = gate_->current())
+        for (auto& [name, n] : o->nodes) {
+          if (name == self_ || n.peer.empty() || engine_.peer_connected(name, n.incarnation)) continue;
+          if (auto st = engine_.connect_peer(name, n.peer, n.incarnation); !st) {
+            missing = true;
+            std::fprintf(stderr, "flowstate cluster: %s (retrying)\n", st.error().c_str());
+          }
+        }
+      lock.lock();
+      cv_.wait_for(lock, std::chrono::milliseconds(missing ? 500 : 5000), [&] { return stopping_ || changed_; });
+    }
+  }
+
   std::unique_ptr<cluster::membership> membership_;
   engine& engine_;
   std::shared_ptr<gate_state> gate_;
+  std::string self_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool changed_ = false, stopping_ = false;
+  std::thread connector_;
 };
 
 }  // namespace
+
+result<std::string> cluster_secret(const cluster_flags& flags) {
+  std::string secret;
+  if (!flags.secret_file.empty()) {
+    auto text = read_file(flags.secret_file);
+    if (!text) return fail("--cluster-secret-file " + flags.secret_file + ": cannot read it");
+    secret = *text;
+    while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  } else if (const char* env = std::getenv("FLOWSTATE_CLUSTER_SECRET")) {
+    secret = env;
+  }
+  if (secret.size() < 16)
+    return fail("--peer-listen needs the cluster's shared secret, at least 16 characters: --cluster-secret-file FILE "
+                "or FLOWSTATE_CLUSTER_SECRET (every node of the cluster uses the same one)");
+  return secret;
+}
 
 std::function<result<uint32_t>(const std::string&)> project_ids_in(const cluster_flags& flags) {
   auto etcd = cluster::etcd_options::at(flags.etcd);
@@ -124,15 +210,15 @@ result<std::unique_ptr<cluster_node>> join_cluster(const cluster_flags& flags, e
   o.self.name = flags.node;
   o.self.store_id = eng.store_id();
   o.self.incarnation = eng.incarnation();
-  o.self.peer = flags.peer_listen;
+  o.self.peer = eng.peer_address().empty() ? flags.peer_listen : eng.peer_address();
   o.self.http = http_address;
   o.self.admin = admin_address;
   auto m = cluster::membership::join(std::move(o));
   if (!m) return fail("joining cluster \"" + flags.name + "\" at " + flags.etcd + ": " + m.error());
   std::printf("flowstate: node %s joined cluster %s (etcd %s)\n", flags.node.c_str(), flags.name.c_str(),
               flags.etcd.c_str());
-  auto gate = std::make_shared<gate_state>(flags.node, eng.store_id(), static_cast<int>(ttl_ms / 1000));
-  return std::unique_ptr<cluster_node>(new member_node(std::move(*m), eng, std::move(gate)));
+  auto gate = std::make_shared<gate_state>(eng, flags.node, eng.store_id(), static_cast<int>(ttl_ms / 1000));
+  return std::unique_ptr<cluster_node>(new member_node(std::move(*m), eng, std::move(gate), flags.node));
 }
 
 }  // namespace flowstate::cli

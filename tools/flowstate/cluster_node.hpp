@@ -15,7 +15,8 @@ struct cluster_flags {
   std::string peer_listen;  // --peer-listen HOST:PORT
   std::string name = "default";
   std::string lease_ttl = "5s";
-  std::string settle = "2s";  // the first placement waits until the node set was stable this long
+  std::string settle = "2s";
+  std::string secret_file;  // --cluster-secret-file  // the first placement waits until the node set was stable this long
   std::string etcd_user, etcd_password;  // FLOWSTATE_ETCD_USER / FLOWSTATE_ETCD_PASSWORD
 };
 
@@ -23,6 +24,10 @@ class cluster_node {
  public:
   virtual ~cluster_node() = default;  // leaves the cluster
 };
+
+// The cluster secret: --cluster-secret-file's content (trailing newlines
+// dropped), else $FLOWSTATE_CLUSTER_SECRET; at least 16 characters.
+result<std::string> cluster_secret(const cluster_flags& flags);
 
 // The engine's project ids in this cluster (engine_options::project_ids).
 std::function<result<uint32_t>(const std::string&)> project_ids_in(const cluster_flags& flags);

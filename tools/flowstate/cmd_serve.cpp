@@ -165,7 +165,20 @@ int serve(const serve_options& o) {
   cluster_flags cluster = o.cluster;
   if (const char* u = std::getenv("FLOWSTATE_ETCD_USER")) cluster.etcd_user = u;
   if (const char* p = std::getenv("FLOWSTATE_ETCD_PASSWORD")) cluster.etcd_password = p;
-  if (!cluster.etcd.empty()) eo.project_ids = project_ids_in(cluster);
+  if (!cluster.etcd.empty()) {
+    eo.project_ids = project_ids_in(cluster);
+    eo.node_name = cluster.node;
+    eo.cluster_name = cluster.name;
+    if (!cluster.peer_listen.empty()) {
+      auto secret = cluster_secret(cluster);
+      if (!secret) {
+        std::fprintf(stderr, "flowstate serve: %s\n", secret.error().c_str());
+        return 2;
+      }
+      eo.peer_listen = cluster.peer_listen;
+      eo.cluster_secret = std::move(*secret);
+    }
+  }
   eo.data_dir = data_dir;
   eo.worker_binary = o.worker.empty() ? executable_dir() + "/flowstate-worker" : o.worker;
   eo.python_worker_binary = executable_dir() + "/flowstate-pyworker";
@@ -203,10 +216,11 @@ int serve(const serve_options& o) {
   if (!cluster.etcd.empty()) {
     // Until the node has joined and seen the placement, no key group is
     // known to be its own: nothing runs here.
-    eng.set_key_group_gate([](uint32_t) -> std::optional<http::response> {
-      auto r = http::problem(503, "joining the cluster", "this node is joining its cluster; retry shortly");
-      r.headers.emplace_back("Retry-After", "1");
-      return r;
+    eng.set_key_group_gate([](uint32_t) {
+      engine::gate_decision d;
+      d.refuse = http::problem(503, "joining the cluster", "this node is joining its cluster; retry shortly");
+      d.refuse->headers.emplace_back("Retry-After", "1");
+      return d;
     });
   }
   auto flows =
@@ -345,7 +359,11 @@ void register_serve_command(CLI::App& app) {
       ->group(cluster);
   cmd->add_option("--node", o->cluster.node, "This node's name in the cluster")->group(cluster);
   cmd->add_option("--peer-listen", o->cluster.peer_listen,
-                  "Address other nodes reach this one at (recorded; node-to-node messages are not built yet)")
+                  "Address other nodes reach this one at (HOST:PORT; port 0 picks one): requests for keys another "
+                  "node owns are forwarded through it")
+      ->group(cluster);
+  cmd->add_option("--cluster-secret-file", o->cluster.secret_file,
+                  "File holding the secret every node of the cluster shares (else $FLOWSTATE_CLUSTER_SECRET)")
       ->group(cluster);
   cmd->add_option("--cluster-name", o->cluster.name, "The cluster's name in etcd (several may share one etcd)")
       ->group(cluster)

@@ -46,6 +46,9 @@ struct engine_options {
   // In a cluster: a project's id by its name, the same on every node (kept
   // in etcd). Unset: this node assigns ids itself, by project directory.
   std::function<result<uint32_t>(const std::string& name)> project_ids;
+  // In a cluster: this node's name, where other nodes reach it (HOST:PORT,
+  // CAF's middleman), and the secret every node-to-node frame carries.
+  std::string node_name, peer_listen, cluster_secret, cluster_name;
 };
 
 struct project_info {
@@ -107,11 +110,23 @@ class engine {
   virtual std::string store_id() const = 0;
   virtual std::string incarnation() const = 0;
   // In a cluster: asked for the key group of every request a route accepts,
-  // before anything is committed; a response refuses the request (the group
-  // is not this node's), nullopt lets it run here. Unset: every group runs
-  // here (the embedded node). Called on I/O threads: it must not block.
-  using key_group_gate = std::function<std::optional<http::response>(uint32_t key_group)>;
+  // before anything is committed. `refuse`: answer with it; `forward_to`: a
+  // node's name, the request is sent to it and its response returned here;
+  // neither: the request runs here. Unset: every group runs here (the
+  // embedded node). Called on I/O threads: it must not block.
+  struct gate_decision {
+    std::optional<http::response> refuse;
+    std::string forward_to;
+  };
+  using key_group_gate = std::function<gate_decision(uint32_t key_group)>;
   virtual void set_key_group_gate(key_group_gate gate) = 0;
+  // In a cluster (engine_options::peer_listen): the address other nodes
+  // reach this one at, and connecting to another node (blocking: not on I/O
+  // threads).
+  virtual std::string peer_address() const = 0;
+  virtual status connect_peer(const std::string& name, const std::string& address, const std::string& incarnation) = 0;
+  // Connected to `name` in this incarnation.
+  virtual bool peer_connected(const std::string& name, const std::string& incarnation) const = 0;
 
   // Admin operations; they block (git, fsync): call them off the I/O threads.
   virtual deploy_outcome deploy(const std::string& project, const std::string& revision,

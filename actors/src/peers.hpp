@@ -1,0 +1,70 @@
+#pragma once
+// Node-to-node messages of a cluster (docs/cluster.md, step 2): each node
+// publishes one ingress actor through CAF's middleman (BASP over TCP); a
+// request accepted on one node for a key group another node owns is sent
+// to that node's ingress as a frame, run there like a local request, and
+// its response comes back to the node that holds the client's connection.
+//
+// Frames are our own encoding (length-prefixed fields), so CAF only carries
+// strings and no type needs registering; every frame starts with the
+// cluster secret, and an ingress drops frames without it.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <caf/actor.hpp>
+
+#include "flowstate/drivers/http_types.hpp"
+#include "flowstate/runtime/result.hpp"
+
+namespace caf {
+class actor_system;
+}
+
+namespace flowstate::engine_detail {
+
+std::string encode_request_frame(std::string_view secret, const http::request& r);
+// The request, if the frame is one and carries `secret`.
+std::optional<http::request> decode_request_frame(std::string_view secret, std::string_view frame);
+std::string encode_response_frame(const http::response& r);
+std::optional<http::response> decode_response_frame(std::string_view frame);
+
+// The header a forwarded request carries (the name of the node that
+// forwarded it): a node does not forward such a request again.
+inline constexpr std::string_view forwarded_header = "flowstate-forwarded-by";
+
+class peers {
+ public:
+  using handler = std::function<void(http::request&&, http::responder_ptr)>;
+  peers(caf::actor_system& sys, std::string self, std::string secret, handler handle);
+  ~peers();
+
+  // Publishes the ingress on HOST:PORT (port 0 picks one); the address bound.
+  result<std::string> listen(const std::string& address);
+  // Connects to node `name`'s ingress at HOST:PORT. Blocking: call it off
+  // the I/O threads and CAF's.
+  // A node restarted (another incarnation) is connected to again.
+  status connect(const std::string& name, const std::string& address, const std::string& incarnation);
+  bool connected(const std::string& name, const std::string& incarnation) const;
+  // Sends the request to node `name`; the response, or a problem saying
+  // whether the request may have run there, goes to `reply`.
+  void forward(const std::string& name, http::request req, http::responder_ptr reply, uint32_t timeout_ms);
+
+ private:
+  caf::actor_system& sys_;
+  std::string self_, secret_;
+  caf::actor ingress_;
+  mutable std::mutex mu_;
+  struct remote {
+    std::string address, incarnation;
+    caf::actor ingress;
+  };
+  std::map<std::string, remote> remotes_;
+};
+
+}  // namespace flowstate::engine_detail
