@@ -16,43 +16,6 @@ using reply_atom = caf::atom_constant<caf::atom("fs_reply")>;
 
 namespace {
 
-constexpr std::string_view request_magic = "FSRQ1", response_magic = "FSRS1";
-
-void put(std::string& out, std::string_view field) {
-  const auto n = static_cast<uint32_t>(field.size());
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((n >> shift) & 0xFF));
-  out.append(field);
-}
-
-// Reads the fields `put` wrote, in order; nullopt past the end or on a
-// length that runs past it.
-class fields {
- public:
-  explicit fields(std::string_view in) : in_(in) {}
-  std::optional<std::string_view> next() {
-    if (in_.size() < 4) return std::nullopt;
-    uint32_t n = 0;
-    for (int i = 0; i < 4; ++i) n = (n << 8) | static_cast<unsigned char>(in_[static_cast<std::size_t>(i)]);
-    in_.remove_prefix(4);
-    if (n > in_.size()) return std::nullopt;
-    auto out = in_.substr(0, n);
-    in_.remove_prefix(n);
-    return out;
-  }
-  bool done() const { return in_.empty(); }
-
- private:
-  std::string_view in_;
-};
-
-// Secrets compared without an early exit.
-bool same_secret(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 struct ingress_state {
   uint64_t next = 0;
   std::unordered_map<uint64_t, caf::typed_response_promise<std::string>> pending;
@@ -117,72 +80,6 @@ std::optional<std::pair<std::string, uint16_t>> split_address(const std::string&
 }
 
 }  // namespace
-
-std::string encode_request_frame(std::string_view secret, const http::request& r) {
-  std::string out;
-  put(out, request_magic);
-  put(out, secret);
-  put(out, r.method);
-  put(out, r.target);
-  put(out, r.body);
-  for (auto& [name, value] : r.headers) {
-    put(out, name);
-    put(out, value);
-  }
-  return out;
-}
-
-std::optional<http::request> decode_request_frame(std::string_view secret, std::string_view frame) {
-  fields f(frame);
-  auto magic = f.next();
-  auto s = f.next();
-  if (!magic || *magic != request_magic || !s || !same_secret(*s, secret)) return std::nullopt;
-  http::request r;
-  auto method = f.next(), target = f.next(), body = f.next();
-  if (!method || !target || !body) return std::nullopt;
-  r.method = std::string(*method);
-  r.target = std::string(*target);
-  r.body = std::string(*body);
-  while (!f.done()) {
-    auto name = f.next(), value = f.next();
-    if (!name || !value) return std::nullopt;
-    r.headers.emplace_back(std::string(*name), std::string(*value));
-  }
-  return r;
-}
-
-std::string encode_response_frame(const http::response& r) {
-  std::string out;
-  put(out, response_magic);
-  put(out, std::to_string(r.status));
-  put(out, r.content_type);
-  put(out, r.body);
-  for (auto& [name, value] : r.headers) {
-    put(out, name);
-    put(out, value);
-  }
-  return out;
-}
-
-std::optional<http::response> decode_response_frame(std::string_view frame) {
-  fields f(frame);
-  auto magic = f.next();
-  if (!magic || *magic != response_magic) return std::nullopt;
-  auto status = f.next(), type = f.next(), body = f.next();
-  if (!status || !type || !body) return std::nullopt;
-  http::response r;
-  auto code = parse_decimal<uint16_t>(*status);
-  if (!code || *code < 100 || *code > 599) return std::nullopt;
-  r.status = *code;
-  r.content_type = std::string(*type);
-  r.body = std::string(*body);
-  while (!f.done()) {
-    auto name = f.next(), value = f.next();
-    if (!name || !value) return std::nullopt;
-    r.headers.emplace_back(std::string(*name), std::string(*value));
-  }
-  return r;
-}
 
 peers::peers(caf::actor_system& sys, std::string self, std::string secret, handler handle)
     : sys_(sys), self_(std::move(self)), secret_(std::move(secret)) {

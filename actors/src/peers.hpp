@@ -5,9 +5,9 @@
 // to that node's ingress as a frame, run there like a local request, and
 // its response comes back to the node that holds the client's connection.
 //
-// Frames are our own encoding (length-prefixed fields), so CAF only carries
-// strings and no type needs registering; every frame starts with the
-// cluster secret, and an ingress drops frames without it.
+// Frames are our own encoding (peer_frames.hpp), so CAF only carries
+// strings and no type needs registering; every request frame starts with
+// the cluster secret, and an ingress refuses frames without it.
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -20,6 +20,7 @@
 #include <caf/actor.hpp>
 
 #include "flowstate/drivers/http_types.hpp"
+#include "peer_frames.hpp"
 #include "flowstate/runtime/result.hpp"
 
 namespace caf {
@@ -27,12 +28,6 @@ class actor_system;
 }
 
 namespace flowstate::engine_detail {
-
-std::string encode_request_frame(std::string_view secret, const http::request& r);
-// The request, if the frame is one and carries `secret`.
-std::optional<http::request> decode_request_frame(std::string_view secret, std::string_view frame);
-std::string encode_response_frame(const http::response& r);
-std::optional<http::response> decode_response_frame(std::string_view frame);
 
 // The header a forwarded request carries (the name of the node that
 // forwarded it): a node does not forward such a request again.

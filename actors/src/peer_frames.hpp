@@ -1,0 +1,21 @@
+#pragma once
+// The frames nodes exchange for forwarded requests (docs/cluster.md
+// "Requests between nodes"): length-prefixed fields, no CAF, so that the
+// decoder, which reads what the network brings, can be fuzzed alone
+// (fuzz/peer_frame.cpp).
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "flowstate/drivers/http_types.hpp"
+
+namespace flowstate::engine_detail {
+
+// A request frame starts with the cluster secret; decoding refuses a frame
+// without it (compared in constant time).
+std::string encode_request_frame(std::string_view secret, const http::request& r);
+std::optional<http::request> decode_request_frame(std::string_view secret, std::string_view frame);
+std::string encode_response_frame(const http::response& r);
+std::optional<http::response> decode_response_frame(std::string_view frame);
+
+}  // namespace flowstate::engine_detail

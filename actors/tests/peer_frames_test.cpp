@@ -1,0 +1,47 @@
+// The frames of requests forwarded between nodes.
+#include "../src/peer_frames.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace flowstate;
+using namespace flowstate::engine_detail;
+
+TEST_CASE("a forwarded request and its response round-trip through their frames, bytes and headers intact") {
+  http::request r;
+  r.method = "POST";
+  r.target = "/count/k%201?x=1";
+  r.body = std::string("{\"a\":\0\xff}", 9);
+  r.headers = {{"Content-Type", "application/json"}, {"Idempotency-Key", "k-1"}, {"X-Empty", ""}};
+  auto back = decode_request_frame("s3cret-s3cret-16", encode_request_frame("s3cret-s3cret-16", r));
+  REQUIRE(back.has_value());
+  CHECK(back->method == r.method);
+  CHECK(back->target == r.target);
+  CHECK(back->body == r.body);
+  CHECK(back->headers == r.headers);
+
+  http::response s;
+  s.status = 201;
+  s.body = "{\"count\":2}";
+  s.headers = {{"Idempotent-Replayed", "true"}};
+  auto sb = decode_response_frame(encode_response_frame(s));
+  REQUIRE(sb.has_value());
+  CHECK(sb->status == 201);
+  CHECK(sb->content_type == "application/json");
+  CHECK(sb->body == s.body);
+  CHECK(sb->headers == s.headers);
+}
+
+TEST_CASE("a request frame without the cluster's secret, or cut short, is refused") {
+  http::request r;
+  r.method = "GET";
+  r.target = "/";
+  r.headers = {{"a", "b"}};
+  auto frame = encode_request_frame("the-right-secret", r);
+  CHECK_FALSE(decode_request_frame("the-wrong-secret", frame).has_value());
+  CHECK_FALSE(decode_request_frame("", frame).has_value());
+  for (std::size_t n = 0; n < frame.size(); ++n) CHECK_FALSE(decode_request_frame("the-right-secret", frame.substr(0, n)));
+  CHECK_FALSE(decode_response_frame(frame).has_value());  // a request is not a response
+  http::response bad;
+  bad.status = 42;
+  CHECK_FALSE(decode_response_frame(encode_response_frame(bad)).has_value());
+}

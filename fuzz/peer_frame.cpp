@@ -1,0 +1,26 @@
+// libFuzzer target: the frames another node sends (actors/src/peer_frames.cpp),
+// read before anything else looks at them. Must never crash or hang; what
+// decodes must encode back to a frame that decodes the same.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "peer_frames.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace flowstate::engine_detail;
+  const std::string_view in(reinterpret_cast<const char*>(data), size);
+  const std::string_view secret = "fuzz-secret-0123";
+  if (auto r = decode_request_frame(secret, in)) {
+    auto again = decode_request_frame(secret, encode_request_frame(secret, *r));
+    if (!again || again->method != r->method || again->target != r->target || again->body != r->body ||
+        again->headers != r->headers)
+      __builtin_trap();
+  }
+  if (auto s = decode_response_frame(in)) {
+    auto again = decode_response_frame(encode_response_frame(*s));
+    if (!again || again->status != s->status || again->body != s->body || again->headers != s->headers)
+      __builtin_trap();
+  }
+  return 0;
+}
