@@ -126,6 +126,11 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
       b.kind_name = bd.kind;
       if (bd.kind == "js.Function" || bd.kind == "py.Function") b.stats = stats_for(e.id, fname, bd.id);
       auto where = fdef.file + ":" + std::to_string(bd.line) + ": ";
+      if (options_.project_ids && i > 1 && bd.key_pointer)
+        problems.push_back(where + "block " + bd.id +
+                           " re-keys its messages (`key:`), which a cluster cannot do yet: the next block's key may "
+                           "belong to another node (cluster step 3). Serve this project on an embedded node, or "
+                           "drop this `key:`");
       auto typed = [&](const std::optional<std::string>& name, type_check& into, const char* what) {
         if (!name) return;
         auto t = compile_type(*name, **files, registry_lookup_);

@@ -233,6 +233,25 @@ def test_a_second_node_with_a_live_nodes_name_is_refused():
         a.stop()
 
 
+def test_a_project_that_re_keys_a_later_block_is_refused_by_a_cluster_node():
+    """a flow whose second function re-keys (`key:`) is refused at start in a cluster, naming the block and why"""
+    etcd = Etcd()
+    project = make_project(tmpdir() + "/rekey", {
+        "flowstate.yaml": "name: rekey\n",
+        "flows/f.yaml": "blocks:\n  - http.Request: in\n  - js.Function: first\n  - js.Function: second\n"
+                        "    key: /body/device\n",
+        "drivers/in.yaml": "kind: http.Request\nmethod: POST\npath: /in/{key}\n",
+        "functions/first.js": "export default function (input) { return { output: input }; }\n",
+        "functions/second.js": "export default function (input) { return {}; }\n",
+    })
+    node = cluster_node(etcd, "a", project)
+    p = subprocess.run([BIN, "serve", "--data", node.data, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
+                       + node.extra_args + [project], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "FLOWSTATE_CLUSTER_SECRET": SECRET})
+    check(p.returncode != 0 and "flows/f.yaml:" in p.stderr and "re-keys its messages" in p.stderr,
+          f"refused, naming the block: {p.returncode} {p.stderr[-500:]}")
+
+
 def test_peer_listen_without_a_cluster_secret_is_refused():
     """--peer-listen without a cluster secret of 16+ characters is refused at start, saying how to give one"""
     etcd = Etcd()
@@ -251,4 +270,5 @@ if __name__ == "__main__":
          test_an_owner_that_dies_with_a_forwarded_request_gives_outcome_unknown_and_a_retry_runs_it_once,
          test_projects_get_the_same_ids_on_every_node_whatever_order_they_are_served_in,
          test_a_second_node_with_a_live_nodes_name_is_refused,
+         test_a_project_that_re_keys_a_later_block_is_refused_by_a_cluster_node,
          test_peer_listen_without_a_cluster_secret_is_refused])
