@@ -1,9 +1,7 @@
 #pragma once
 // A real etcd (Debian's etcd-server) for tests: its own data directory and
 // free loopback ports, stopped (SIGKILL) when the object goes.
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,20 +13,9 @@
 #include <thread>
 
 #include "flowstate/cluster/etcd.hpp"
+#include "flowstate/cluster/loopback.hpp"
 
 namespace flowstate::test {
-
-inline int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 class etcd_process {
  public:
@@ -36,7 +23,7 @@ class etcd_process {
     char tmpl[] = "/tmp/flowstate-etcd-XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
-    const int client = free_port(), peer = free_port();
+    const int client = cluster::free_loopback_port(), peer = cluster::free_loopback_port();
     endpoint_ = "http://127.0.0.1:" + std::to_string(client);
     const std::string peer_url = "http://127.0.0.1:" + std::to_string(peer);
     pid_ = ::fork();

@@ -252,6 +252,57 @@ def test_a_project_that_re_keys_a_later_block_is_refused_by_a_cluster_node():
           f"refused, naming the block: {p.returncode} {p.stderr[-500:]}")
 
 
+def test_cluster_up_starts_etcd_and_three_nodes_that_answer_every_key_and_ctrl_c_stops_them():
+    """`flowstate cluster up --nodes 3` starts etcd and three nodes on loopback; any node answers any key; SIGINT stops all"""
+    import re
+    import signal
+    project = counter_project(tmpdir() + "/counter")
+    data = tmpdir("flowstate-up-")
+    proc = subprocess.Popen([BIN, "cluster", "up", "--nodes", "3", "--data", data, project],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Ctrl-C stops the cluster" in line:
+                break
+        text = "".join(lines)
+        flows = re.findall(r"flows on http://(\S+)", text)
+        etcd = re.search(r"etcd (http://\S+)", text)
+        check(len(flows) == 3 and etcd, f"it prints the nodes and etcd: {text}")
+
+        class At:
+            def __init__(self, addr):
+                self.listen = addr
+
+            def connection(self, timeout=30):
+                import http.client
+                host, port = self.listen.rsplit(":", 1)
+                return http.client.HTTPConnection(host, int(port), timeout=timeout)
+
+        def placed3():
+            p = subprocess.run([BIN, "cluster", "status", "--cluster", etcd.group(1), "--json"],
+                               capture_output=True, text=True)
+            return p.returncode == 0 and len(json.loads(p.stdout)["ranges"]) == 3
+
+        wait_for("the placement", placed3, timeout=60)
+        for i in range(12):
+            st, _, body = post(At(flows[i % 3]), f"/count/u{i}")
+            check(st == 200 and json.loads(body) == {"count": 1}, f"u{i} via node {i % 3 + 1}: {st} {body}")
+        proc.send_signal(signal.SIGINT)
+        check(proc.wait(timeout=60) == 0, "Ctrl-C stops the cluster and it exits 0")
+        left = subprocess.run(["pgrep", "-f", data], capture_output=True, text=True).stdout.split()
+        check(not left, f"etcd and the nodes are stopped too: {left}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_peer_listen_without_a_cluster_secret_is_refused():
     """--peer-listen without a cluster secret of 16+ characters is refused at start, saying how to give one"""
     etcd = Etcd()
@@ -271,4 +322,5 @@ if __name__ == "__main__":
          test_projects_get_the_same_ids_on_every_node_whatever_order_they_are_served_in,
          test_a_second_node_with_a_live_nodes_name_is_refused,
          test_a_project_that_re_keys_a_later_block_is_refused_by_a_cluster_node,
+         test_cluster_up_starts_etcd_and_three_nodes_that_answer_every_key_and_ctrl_c_stops_them,
          test_peer_listen_without_a_cluster_secret_is_refused])

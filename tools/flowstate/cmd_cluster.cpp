@@ -84,6 +84,7 @@ int cluster_status(const status_options& o) {
 void register_cluster_commands(CLI::App& app) {
   auto* cluster = app.add_subcommand("cluster", "A cluster's nodes and placement (docs/cluster.md)");
   cluster->require_subcommand(1);
+  register_cluster_up_command(*cluster);
   auto o = std::make_shared<status_options>();
   auto* status = cluster->add_subcommand("status", "Nodes, controller and key-group ranges, as etcd holds them");
   status->add_option("--cluster", o->etcd, "The cluster's etcd (http://HOST:PORT)")->capture_default_str();
