@@ -231,6 +231,9 @@ class engine_impl final : public engine {
   // The project number of the project at `dir`, given at its first start.
   result<uint32_t> project_id_for(const std::string& dir);
   result<uint32_t> cluster_project_id(const std::string& dir, const std::string& head);
+  // The state as this node's store holds it (state_get asks the owner).
+  result<std::optional<std::string>> local_state_get(const std::string& name, const std::string& flow,
+                                                     const std::string& block, const std::string& key) const;
   project_entry* find(const std::string& name) const;
 
   // Loads a revision from git objects, validates it and loads its functions

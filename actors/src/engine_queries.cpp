@@ -1,6 +1,8 @@
 // The admin API's questions and error operations: projects, states, the
 // trace, error records (show, replay, discard), the schema registry, and the
 // Prometheus metrics.
+#include <simdjson.h>
+
 #include <algorithm>
 #include <future>
 #include <optional>
@@ -8,6 +10,7 @@
 #include "block_stats.hpp"
 #include "engine_impl.hpp"
 #include "errors.hpp"
+#include "peers.hpp"
 #include "flowstate/runtime/decimal.hpp"
 #include "flowstate/runtime/keys.hpp"
 #include "metrics_exposition.hpp"
@@ -19,6 +22,15 @@ namespace flowstate::engine_detail {
 namespace {
 
 // An error id as a sequence number: nullopt unless it is decimal digits.
+// The `detail` of a problem+json response, else its body.
+std::string detail_of(const http::response& r) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  std::string_view detail;
+  if (!parser.parse(r.body).get(doc) && !doc["detail"].get_string().get(detail)) return std::string(detail);
+  return r.body;
+}
+
 // An error id's record key in project (tenant, project), if the id has the
 // form of one.
 std::optional<std::string> error_record_key(uint32_t tenant, uint32_t project, const std::string& id) {
@@ -85,6 +97,20 @@ std::vector<project_info> engine_impl::projects() const {
 
 result<std::optional<std::string>> engine_impl::state_get(const std::string& name, const std::string& flow,
                                                           const std::string& block, const std::string& key) const {
+  // In a cluster the key's state is on its owner.
+  if (auto gate = has_gate_.load() ? std::atomic_load(&gate_) : nullptr; gate && *gate) {
+    auto d = (*gate)(key_group_of(key));
+    if (d.refuse) return fail(detail_of(*d.refuse));
+    if (!d.forward_to.empty()) {
+      if (!peers_) return fail("the key belongs to node " + d.forward_to + " and this node has no --peer-listen");
+      return peers_->state_of(d.forward_to, {name, flow, block, key}, 10000);
+    }
+  }
+  return local_state_get(name, flow, block, key);
+}
+
+result<std::optional<std::string>> engine_impl::local_state_get(const std::string& name, const std::string& flow,
+                                                                const std::string& block, const std::string& key) const {
   auto* e = find(name);
   if (!e) return fail("no project named \"" + name + "\"");
   auto rt = e->active;

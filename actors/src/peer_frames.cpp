@@ -8,7 +8,7 @@ namespace flowstate::engine_detail {
 
 namespace {
 
-constexpr std::string_view request_magic = "FSRQ1", response_magic = "FSRS1";
+constexpr std::string_view request_magic = "FSRQ1", response_magic = "FSRS1", state_magic = "FSST1";
 
 void put(std::string& out, std::string_view field) {
   const auto n = static_cast<uint32_t>(field.size());
@@ -93,6 +93,29 @@ std::optional<http::request> decode_request_frame(std::string_view secret, std::
   r.body = std::string(*body);
   if (!f.headers(r.headers)) return std::nullopt;
   return r;
+}
+
+std::string encode_state_query(std::string_view secret, const state_query& q) {
+  std::string out;
+  put(out, state_magic);
+  put(out, secret);
+  for (auto* f : {&q.project, &q.flow, &q.block, &q.key}) put(out, *f);
+  return out;
+}
+
+std::optional<state_query> decode_state_query(std::string_view secret, std::string_view frame) {
+  fields f(frame);
+  auto magic = f.next();
+  auto s = f.next();
+  if (!magic || *magic != state_magic || !s || !same_secret(*s, secret)) return std::nullopt;
+  state_query q;
+  for (auto* out : {&q.project, &q.flow, &q.block, &q.key}) {
+    auto v = f.next();
+    if (!v) return std::nullopt;
+    *out = std::string(*v);
+  }
+  if (f.next()) return std::nullopt;  // nothing may follow
+  return q;
 }
 
 std::string encode_response_frame(const http::response& r) {

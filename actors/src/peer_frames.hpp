@@ -15,6 +15,13 @@ namespace flowstate::engine_detail {
 // without it (compared in constant time).
 std::string encode_request_frame(std::string_view secret, const http::request& r);
 std::optional<http::request> decode_request_frame(std::string_view secret, std::string_view frame);
+// A read of one key's state (project, flow, block, key) on its owner.
+struct state_query {
+  std::string project, flow, block, key;
+};
+std::string encode_state_query(std::string_view secret, const state_query& q);
+std::optional<state_query> decode_state_query(std::string_view secret, std::string_view frame);
+
 std::string encode_response_frame(const http::response& r);
 std::optional<http::response> decode_response_frame(std::string_view frame);
 

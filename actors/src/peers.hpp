@@ -36,7 +36,10 @@ inline constexpr std::string_view forwarded_header = "flowstate-forwarded-by";
 class peers {
  public:
   using handler = std::function<void(http::request&&, http::responder_ptr)>;
-  peers(caf::actor_system& sys, std::string self, std::string secret, handler handle);
+  // Answers a state query on this node: 200 with the state, 404 without,
+  // another status with a problem.
+  using state_handler = std::function<http::response(const state_query&)>;
+  peers(caf::actor_system& sys, std::string self, std::string secret, handler handle, state_handler state);
   ~peers();
 
   // Publishes the ingress on HOST:PORT (port 0 picks one); the address bound.
@@ -49,6 +52,8 @@ class peers {
   // Sends the request to node `name`; the response, or a problem saying
   // whether the request may have run there, goes to `reply`.
   void forward(const std::string& name, http::request req, http::responder_ptr reply, uint32_t timeout_ms);
+  // Reads a key's state on node `name` (blocking: admin threads only).
+  result<std::optional<std::string>> state_of(const std::string& name, const state_query& q, uint32_t timeout_ms);
 
  private:
   caf::actor_system& sys_;
