@@ -388,7 +388,8 @@ status etcd_client::lease_revoke(int64_t lease) {
 }
 
 status etcd_client::watch(std::string_view prefix, int64_t start_revision,
-                          const std::function<bool(const etcd_event&)>& on_event, const std::atomic<bool>& stop) {
+                          const std::function<bool(const std::vector<etcd_event>&)>& on_events,
+                          const std::atomic<bool>& stop) {
   auto& s = *impl_;
   if (auto st = s.ensure_connected(); !st) return st;
   bhttp::request<bhttp::string_body> req{bhttp::verb::post, "/v3/watch", 11};
@@ -456,16 +457,18 @@ status etcd_client::watch(std::string_view prefix, int64_t start_revision,
       if (line.empty() || json.parse(line).get(doc) || doc["result"].get(r)) continue;
       simdjson::dom::array events;
       if (r["events"].get_array().get(events)) continue;
+      std::vector<etcd_event> batch;
       for (auto ev : events) {
         etcd_event out;
         std::string_view type;
         out.deleted = !ev["type"].get_string().get(type) && type == "DELETE";
         simdjson::dom::element kv;
         if (!ev["kv"].get(kv)) out.kv = parse_kv(kv);
-        if (!on_event(out)) {
-          s.stream.reset();
-          return status::success();
-        }
+        batch.push_back(std::move(out));
+      }
+      if (!batch.empty() && !on_events(batch)) {
+        s.stream.reset();
+        return status::success();
       }
     }
     if (parser.is_done()) {

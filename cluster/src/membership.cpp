@@ -286,7 +286,7 @@ struct membership::impl {
         std::lock_guard lock(mu);
         from = current.revision + 1;
       }
-      auto st = watch_client->watch(prefix, from, [&](const etcd_event& e) {
+      auto st = watch_client->watch(prefix, from, [&](const std::vector<etcd_event>& events) {
         cluster_view v;
         std::map<uint32_t, range_owner> fresh;
         {
@@ -294,9 +294,11 @@ struct membership::impl {
           v = current;
           fresh = ranges;
         }
-        apply(v, fresh, prefix, e.kv, e.deleted);
+        for (auto& e : events) {
+          apply(v, fresh, prefix, e.kv, e.deleted);
+          v.revision = std::max(v.revision, e.kv.mod_revision);
+        }
         rebuild(v, fresh);
-        v.revision = std::max(v.revision, e.kv.mod_revision);
         v.ranges.revision = v.revision;
         publish(std::move(v), std::move(fresh));
         return !stopping.load();

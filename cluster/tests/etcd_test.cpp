@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <mutex>
 #include <thread>
 
@@ -118,13 +119,16 @@ TEST_CASE("a watch streams puts and deletions under its prefix from a revision, 
   REQUIRE(c->put("/fs/other", "not watched").ok());
   std::atomic<bool> stop{false};
   std::vector<etcd_event> seen;
+  std::vector<std::vector<std::string>> batches;  // the keys of each call
   std::mutex mu;
   std::thread watcher([&] {
     auto w = etcd_client::connect(etcd_options::at(etcd.endpoint()));
     if (!w) return;  // seen below: no events
-    auto st = (*w)->watch("/fs/w/", *start, [&](const etcd_event& e) {
+    auto st = (*w)->watch("/fs/w/", *start, [&](const std::vector<etcd_event>& events) {
       std::lock_guard lock(mu);
-      seen.push_back(e);
+      seen.insert(seen.end(), events.begin(), events.end());
+      batches.emplace_back();
+      for (auto& e : events) batches.back().push_back(e.kv.key);
       return true;
     }, stop);
     std::lock_guard lock(mu);
@@ -132,16 +136,25 @@ TEST_CASE("a watch streams puts and deletions under its prefix from a revision, 
   });
   REQUIRE(c->put("/fs/w/2", "two").ok());
   REQUIRE(c->txn({}, {etcd_op::erase("/fs/w/1")}).ok());
+  // One transaction with two changes: delivered in one call.
+  REQUIRE(c->txn({}, {etcd_op::put("/fs/w/3", "three"), etcd_op::put("/fs/w/4", "four")}).ok());
   for (int i = 0; i < 100; ++i) {
     {
       std::lock_guard lock(mu);
-      if (seen.size() >= 3) break;
+      if (seen.size() >= 5) break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   stop = true;
   watcher.join();
-  REQUIRE(seen.size() == 3);
+  REQUIRE(seen.size() == 5);
+  // A transaction's changes come in one call (history may come in fewer).
+  bool together = false;
+  for (auto& b : batches)
+    together = together || (std::find(b.begin(), b.end(), "/fs/w/3") != b.end() &&
+                            std::find(b.begin(), b.end(), "/fs/w/4") != b.end());
+  CHECK(together);
+  CHECK(seen[4].kv.key == "/fs/w/4");
   CHECK(seen[0].kv.key == "/fs/w/1");
   CHECK(seen[0].kv.value == "one");
   CHECK(seen[1].kv.key == "/fs/w/2");

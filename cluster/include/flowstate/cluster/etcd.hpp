@@ -113,12 +113,13 @@ class etcd_client {
   result<int64_t> lease_keepalive(int64_t lease);
   status lease_revoke(int64_t lease);
 
-  // Streams the changes of keys under `prefix` from `start_revision` on,
-  // each to `on_event`, until it returns false, `stop` becomes true (seen
-  // within a second) or the connection fails (an error). Needs a client of
-  // its own.
-  status watch(std::string_view prefix, int64_t start_revision, const std::function<bool(const etcd_event&)>& on_event,
-               const std::atomic<bool>& stop);
+  // Streams the changes of keys under `prefix` from `start_revision` on to
+  // `on_events`, one call per answer of etcd (a transaction's changes come
+  // together, so a reader never sees half of one), until it returns false,
+  // `stop` becomes true (seen within a second) or the connection fails (an
+  // error). Needs a client of its own.
+  status watch(std::string_view prefix, int64_t start_revision,
+               const std::function<bool(const std::vector<etcd_event>&)>& on_events, const std::atomic<bool>& stop);
 
   struct impl;
 
