@@ -182,6 +182,14 @@ class engine_impl final : public engine {
     has_gate_.store(any);
   }
   std::string peer_address() const override { return peer_address_; }
+  void set_cluster_info(std::function<std::string()> describe) override {
+    std::atomic_store(&cluster_info_, std::make_shared<const std::function<std::string()>>(std::move(describe)));
+  }
+  std::optional<std::string> cluster_info() const override {
+    auto f = std::atomic_load(&cluster_info_);
+    if (!f || !*f) return std::nullopt;
+    return (*f)();
+  }
   status connect_peer(const std::string& name, const std::string& address, const std::string& incarnation) override;
   bool peer_connected(const std::string& name, const std::string& incarnation) const override;
 
@@ -306,6 +314,7 @@ class engine_impl final : public engine {
   std::shared_ptr<const key_group_gate> gate_;  // atomic_load/store
   std::atomic<bool> has_gate_{false};           // the embedded node skips the gate's lock
   std::unique_ptr<peers> peers_;                // in a cluster
+  std::shared_ptr<const std::function<std::string()>> cluster_info_;  // atomic_load/store
   std::string peer_address_;
 };
 

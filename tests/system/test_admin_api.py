@@ -31,6 +31,8 @@ def test_the_openapi_description_is_served_with_schemas():
               "#/components/schemas/ErrorRecord", f"{errors['200']}")
         check("application/problem+json" in errors["401"]["content"], "401 is a problem")
         check(doc["paths"]["/healthz"]["get"]["security"] == [], "/healthz needs no token")
+        status, body = node.admin_get("/api/v1/cluster")
+        check(status == 404 and "not in a cluster" in str(body), f"an embedded node has no cluster: {status} {body}")
     finally:
         node.stop()
 

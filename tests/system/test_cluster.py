@@ -117,6 +117,11 @@ def test_any_node_answers_any_key_and_each_key_is_counted_exactly_once_by_its_ow
             seen = [state_via(n, key) for n in nodes]
             check(seen == [{"count": 5}] * 3, f"{key} counted 5 times, as every node reports it: {seen}")
         check(len({owner_of(etcd, k) for k in keys}) == 3, "the keys are spread over all three nodes")
+        st, view = nodes[0].admin_get("/api/v1/cluster")
+        check(st == 200 and view["self"] == "a" and len(view["ranges"]) == 3 and view["controller"] in ("a", "b", "c")
+              and sorted(n["name"] for n in view["nodes"]) == ["a", "b", "c"]
+              and all(n["connected"] for n in view["nodes"]),
+              f"GET /api/v1/cluster shows the nodes (connected), the controller and the ranges: {st} {view}")
     finally:
         for n in nodes:
             n.stop()

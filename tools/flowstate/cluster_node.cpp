@@ -22,6 +22,7 @@ namespace {
 struct ownership {
   cluster::placement ranges;
   std::map<std::string, cluster::node_info> nodes;  // registered now, by name
+  std::string controller;
 };
 
 // The gate's state: shared with the engine's gate function, so a request
@@ -35,6 +36,7 @@ class gate_state {
     auto o = std::make_shared<ownership>();
     o->ranges = v.ranges;
     o->nodes = v.nodes;
+    o->controller = v.controller;
     std::atomic_store(&current_, std::shared_ptr<const ownership>(std::move(o)));
   }
   std::shared_ptr<const ownership> current() const { return std::atomic_load(&current_); }
@@ -101,6 +103,36 @@ class gate_state {
   std::shared_ptr<const ownership> current_;  // atomic_load/store
 };
 
+// GET /api/v1/cluster: the view the gate holds, and this node's peers.
+std::string describe(const gate_state& g, const engine& eng, const std::string& self) {
+  auto o = g.current();
+  std::string out = "{\"self\":";
+  http::append_json_string(out, self);
+  out += ",\"controller\":";
+  if (o && !o->controller.empty())
+    http::append_json_string(out, o->controller);
+  else
+    out += "null";
+  out += ",\"nodes\":[";
+  bool first = true;
+  if (o)
+    for (auto& [name, n] : o->nodes) {
+      auto node = cluster::encode_node(n);
+      node.pop_back();
+      const bool connected = name == self || eng.peer_connected(name, n.incarnation);
+      out += std::string(first ? "" : ",") + node + ",\"connected\":" + (connected ? "true" : "false") + "}";
+      first = false;
+    }
+  out += "],\"ranges\":[";
+  first = true;
+  if (o)
+    for (auto& r : o->ranges.ranges) {
+      out += std::string(first ? "" : ",") + cluster::encode_range(r);
+      first = false;
+    }
+  return out + "]}";
+}
+
 class member_node : public cluster_node {
  public:
   member_node(std::unique_ptr<cluster::membership> m, engine& eng, std::shared_ptr<gate_state> gate,
@@ -117,9 +149,11 @@ class member_node : public cluster_node {
     });
     gate_->update(membership_->view());
     engine_.set_key_group_gate([g = gate_](uint32_t group) { return g->decide(group); });
+    engine_.set_cluster_info([g = gate_, &eng = engine_, self = self_] { return describe(*g, eng, self); });
     if (!engine_.peer_address().empty()) connector_ = std::thread([this] { connect_loop(); });
   }
   ~member_node() override {
+    engine_.set_cluster_info(nullptr);
     // Leave first: the membership's threads are joined before anything
     // they call goes. Requests still in flight hold the gate state.
     membership_.reset();

@@ -219,6 +219,12 @@ void post_replay(admin_services& s, const admin_call& call, const http::responde
   reply->send(json(200, body + "}"));
 }
 
+void get_cluster(admin_services& s, const admin_call&, const http::responder_ptr& reply) {
+  auto info = s.e.cluster_info();
+  if (!info) return reply->send(http::problem(404, "not in a cluster", "this node runs embedded (no --cluster)"));
+  reply->send(json(200, std::move(*info)));
+}
+
 void get_schemas(admin_services& s, const admin_call&, const http::responder_ptr& reply) {
   auto urls = s.e.schema_urls();
   if (!urls) return reply->send(http::problem(500, "storage error", urls.error()));
@@ -523,6 +529,28 @@ const std::vector<admin_route>& admin_routes() {
         {409, "the error cannot be replayed (gone, or its block no longer runs a function)", "application/problem+json",
          problem_ref}},
        post_replay},
+      {"GET",
+       "/api/v1/cluster",
+       "getCluster",
+       "The cluster as this node sees it",
+       "This node's name, the registered nodes (with the peers this node is connected to), the controller and the "
+       "placement of the key groups (ranges with their owner and epoch). 404 on an embedded node.",
+       true,
+       runs_on::listener,
+       {},
+       "",
+       {{200, "the cluster", "application/json",
+         R"({"type":"object","required":["self","nodes","controller","ranges"],"properties":{)"
+         R"("self":{"type":"string"},"controller":{"type":["string","null"]},)"
+         R"("nodes":{"type":"array","items":{"type":"object","required":["name","storeId","incarnation"],)"
+         R"("properties":{"name":{"type":"string"},"storeId":{"type":"string"},"incarnation":{"type":"string"},)"
+         R"("peer":{"type":"string"},"http":{"type":"string"},"admin":{"type":"string"},)"
+         R"("connected":{"type":"boolean"}}}},)"
+         R"("ranges":{"type":"array","items":{"type":"object","required":["first","end","node","storeId","epoch"],)"
+         R"("properties":{"first":{"type":"integer"},"end":{"type":"integer"},"node":{"type":"string"},)"
+         R"("storeId":{"type":"string"},"epoch":{"type":"integer"}}}}}})"},
+        {404, "this node is not in a cluster", "application/problem+json", problem_ref}},
+       get_cluster},
       {"GET",
        "/api/v1/schemas",
        "listSchemas",

@@ -127,6 +127,10 @@ class engine {
   virtual status connect_peer(const std::string& name, const std::string& address, const std::string& incarnation) = 0;
   // Connected to `name` in this incarnation.
   virtual bool peer_connected(const std::string& name, const std::string& incarnation) const = 0;
+  // In a cluster: the cluster as this node sees it, as JSON (GET
+  // /api/v1/cluster); nullopt on an embedded node.
+  virtual void set_cluster_info(std::function<std::string()> describe) = 0;
+  virtual std::optional<std::string> cluster_info() const = 0;
 
   // Admin operations; they block (git, fsync): call them off the I/O threads.
   virtual deploy_outcome deploy(const std::string& project, const std::string& revision,
