@@ -111,14 +111,7 @@ status engine_impl::open() {
     peers_ = std::make_unique<peers>(
         *system_, options_.node_name, options_.cluster_secret,
         [this](http::request&& req, http::responder_ptr reply) { handle_flow_request(std::move(req), std::move(reply)); },
-        [this](const state_query& q) {
-          auto v = local_state_get(q.project, q.flow, q.block, q.key);
-          if (!v) return http::problem(500, "cannot read", v.error());
-          if (!*v) return http::problem(404, "no state", "");
-          http::response r;
-          r.body = std::move(**v);
-          return r;
-        });
+        [this](const peer_query& q) { return answer_peer(q); });
     auto bound = peers_->listen(options_.peer_listen);
     if (!bound) return fail(bound.error());
     peer_address_ = *bound;

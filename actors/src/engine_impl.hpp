@@ -41,6 +41,7 @@ struct project_revision;
 class parse_cache;  // flowstate/runtime/project_loader.hpp
 namespace engine_detail {
 class peers;
+struct peer_query;
 }
 std::shared_ptr<parse_cache> make_parse_cache();
 }  // namespace flowstate
@@ -239,6 +240,11 @@ class engine_impl final : public engine {
   // The project number of the project at `dir`, given at its first start.
   result<uint32_t> project_id_for(const std::string& dir);
   result<uint32_t> cluster_project_id(const std::string& dir, const std::string& head);
+  // Errors as this node's store holds them (errors() asks every node).
+  result<std::vector<std::string>> local_errors(const std::string& name, const std::string& flow,
+                                                const std::string& type, std::size_t limit) const;
+  // Another node's question about this node's records.
+  http::response answer_peer(const peer_query& q) const;
   // The state as this node's store holds it (state_get asks the owner).
   result<std::optional<std::string>> local_state_get(const std::string& name, const std::string& flow,
                                                      const std::string& block, const std::string& key) const;

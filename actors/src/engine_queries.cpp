@@ -103,7 +103,11 @@ result<std::optional<std::string>> engine_impl::state_get(const std::string& nam
     if (d.refuse) return fail(detail_of(*d.refuse));
     if (!d.forward_to.empty()) {
       if (!peers_) return fail("the key belongs to node " + d.forward_to + " and this node has no --peer-listen");
-      return peers_->state_of(d.forward_to, {name, flow, block, key}, 10000);
+      auto r = peers_->ask(d.forward_to, {"state", {name, flow, block, key}}, 10000);
+      if (!r) return fail("the key's owner: " + r.error());
+      if (r->status == 200) return std::optional<std::string>(std::move(r->body));
+      if (r->status == 404) return std::optional<std::string>();
+      return fail("node " + d.forward_to + ": " + detail_of(*r));
     }
   }
   return local_state_get(name, flow, block, key);
@@ -228,8 +232,60 @@ result<std::string> engine_impl::flows_json(const std::string& name) const {
   return out + "]}";
 }
 
+http::response engine_impl::answer_peer(const peer_query& q) const {
+  auto ok = [](std::string body) {
+    http::response r;
+    r.body = std::move(body);
+    return r;
+  };
+  if (q.kind == "state" && q.args.size() == 4) {
+    auto v = local_state_get(q.args[0], q.args[1], q.args[2], q.args[3]);
+    if (!v) return http::problem(500, "cannot read", v.error());
+    if (!*v) return http::problem(404, "no state", "");
+    return ok(std::move(**v));
+  }
+  if (q.kind == "errors" && q.args.size() == 4) {
+    auto limit = parse_decimal<std::size_t>(q.args[3]);
+    auto v = local_errors(q.args[0], q.args[1], q.args[2], limit.value_or(100));
+    if (!v) return http::problem(500, "cannot read", v.error());
+    std::string out = "[";
+    for (auto& e : *v) out += (out.size() > 1 ? "," : "") + e;
+    return ok(out + "]");
+  }
+  return http::problem(400, "unknown question", "this node does not answer \"" + q.kind + "\"");
+}
+
+// The `at` of an error record (ISO 8601, so its text sorts by time).
+std::string_view error_time(std::string_view record) {
+  auto at = record.find("\"at\":\"");
+  if (at == std::string_view::npos) return {};
+  auto end = record.find('"', at + 6);
+  return end == std::string_view::npos ? std::string_view() : record.substr(at + 6, end - at - 6);
+}
+
 result<std::vector<std::string>> engine_impl::errors(const std::string& name, const std::string& flow,
                                                      const std::string& type, std::size_t limit) const {
+  auto out = local_errors(name, flow, type, limit);
+  if (!out || !peers_ || !has_gate_.load()) return out;
+  // In a cluster each error is kept by its key's owner: every node is asked.
+  for (auto& node : peers_->connected_names()) {
+    auto r = peers_->ask(node, {"errors", {name, flow, type, std::to_string(limit)}}, 10000);
+    if (!r) return fail("the errors of node " + node + ": " + r.error());
+    if (r->status != 200) return fail("the errors of node " + node + ": " + detail_of(*r));
+    simdjson::dom::parser parser;
+    simdjson::dom::array records;
+    if (parser.parse(r->body).get_array().get(records))
+      return fail("the errors of node " + node + ": not a JSON array");
+    for (auto rec : records) out->push_back(simdjson::minify(rec));
+  }
+  std::stable_sort(out->begin(), out->end(),
+                   [](const std::string& a, const std::string& b) { return error_time(a) < error_time(b); });
+  if (out->size() > limit) out->resize(limit);
+  return out;
+}
+
+result<std::vector<std::string>> engine_impl::local_errors(const std::string& name, const std::string& flow,
+                                                           const std::string& type, std::size_t limit) const {
   std::vector<std::string> out;
   std::vector<project_ptr> targets;
   {

@@ -8,7 +8,7 @@ namespace flowstate::engine_detail {
 
 namespace {
 
-constexpr std::string_view request_magic = "FSRQ1", response_magic = "FSRS1", state_magic = "FSST1";
+constexpr std::string_view request_magic = "FSRQ1", response_magic = "FSRS1", query_magic = "FSQY1";
 
 void put(std::string& out, std::string_view field) {
   const auto n = static_cast<uint32_t>(field.size());
@@ -95,24 +95,30 @@ std::optional<http::request> decode_request_frame(std::string_view secret, std::
   return r;
 }
 
-std::string encode_state_query(std::string_view secret, const state_query& q) {
+std::string encode_query(std::string_view secret, const peer_query& q) {
   std::string out;
-  put(out, state_magic);
+  put(out, query_magic);
   put(out, secret);
-  for (auto* f : {&q.project, &q.flow, &q.block, &q.key}) put(out, *f);
+  put(out, q.kind);
+  put(out, std::to_string(q.args.size()));
+  for (auto& a : q.args) put(out, a);
   return out;
 }
 
-std::optional<state_query> decode_state_query(std::string_view secret, std::string_view frame) {
+std::optional<peer_query> decode_query(std::string_view secret, std::string_view frame) {
   fields f(frame);
   auto magic = f.next();
   auto s = f.next();
-  if (!magic || *magic != state_magic || !s || !same_secret(*s, secret)) return std::nullopt;
-  state_query q;
-  for (auto* out : {&q.project, &q.flow, &q.block, &q.key}) {
+  if (!magic || *magic != query_magic || !s || !same_secret(*s, secret)) return std::nullopt;
+  auto kind = f.next(), count_field = f.next();
+  auto count = count_field ? parse_decimal<uint32_t>(*count_field) : std::nullopt;
+  if (!kind || !count || *count > 64) return std::nullopt;
+  peer_query q;
+  q.kind = std::string(*kind);
+  for (uint32_t i = 0; i < *count; ++i) {
     auto v = f.next();
     if (!v) return std::nullopt;
-    *out = std::string(*v);
+    q.args.emplace_back(*v);
   }
   if (f.next()) return std::nullopt;  // nothing may follow
   return q;

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "flowstate/drivers/http_types.hpp"
 
@@ -15,12 +16,14 @@ namespace flowstate::engine_detail {
 // without it (compared in constant time).
 std::string encode_request_frame(std::string_view secret, const http::request& r);
 std::optional<http::request> decode_request_frame(std::string_view secret, std::string_view frame);
-// A read of one key's state (project, flow, block, key) on its owner.
-struct state_query {
-  std::string project, flow, block, key;
+// A question to another node ("state": project, flow, block, key;
+// "errors": project, flow, type, limit), answered by a response frame.
+struct peer_query {
+  std::string kind;
+  std::vector<std::string> args;
 };
-std::string encode_state_query(std::string_view secret, const state_query& q);
-std::optional<state_query> decode_state_query(std::string_view secret, std::string_view frame);
+std::string encode_query(std::string_view secret, const peer_query& q);
+std::optional<peer_query> decode_query(std::string_view secret, std::string_view frame);
 
 std::string encode_response_frame(const http::response& r);
 std::optional<http::response> decode_response_frame(std::string_view frame);

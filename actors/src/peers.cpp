@@ -13,7 +13,7 @@ namespace flowstate::engine_detail {
 
 using forward_atom = caf::atom_constant<caf::atom("fs_fwd")>;
 using reply_atom = caf::atom_constant<caf::atom("fs_reply")>;
-using state_atom = caf::atom_constant<caf::atom("fs_state")>;
+using query_atom = caf::atom_constant<caf::atom("fs_query")>;
 
 namespace {
 
@@ -49,12 +49,12 @@ class promise_responder final : public http::responder {
 };
 
 caf::behavior ingress_actor(caf::stateful_actor<ingress_state>* self, std::string secret,
-                            std::shared_ptr<peers::handler> handle, std::shared_ptr<peers::state_handler> state) {
+                            std::shared_ptr<peers::handler> handle, std::shared_ptr<peers::query_handler> answer) {
   return {
-      [=](state_atom, const std::string& frame) -> std::string {
-        auto q = decode_state_query(secret, frame);
+      [=](query_atom, const std::string& frame) -> std::string {
+        auto q = decode_query(secret, frame);
         if (!q) return encode_response_frame(http::problem(403, "refused", "not a query of this cluster"));
-        return encode_response_frame((*state)(*q));
+        return encode_response_frame((*answer)(*q));
       },
       [=](forward_atom, const std::string& frame) -> caf::typed_response_promise<std::string> {
         auto rp = self->make_response_promise<std::string>();
@@ -87,32 +87,35 @@ std::optional<std::pair<std::string, uint16_t>> split_address(const std::string&
 
 }  // namespace
 
-peers::peers(caf::actor_system& sys, std::string self, std::string secret, handler handle, state_handler state)
+peers::peers(caf::actor_system& sys, std::string self, std::string secret, handler handle, query_handler answer)
     : sys_(sys), self_(std::move(self)), secret_(std::move(secret)) {
   ingress_ = sys_.spawn(ingress_actor, secret_, std::make_shared<handler>(std::move(handle)),
-                        std::make_shared<state_handler>(std::move(state)));
+                        std::make_shared<query_handler>(std::move(answer)));
 }
 
-result<std::optional<std::string>> peers::state_of(const std::string& name, const state_query& q,
-                                                   uint32_t timeout_ms) {
+result<http::response> peers::ask(const std::string& name, const peer_query& q, uint32_t timeout_ms) {
   caf::actor target;
   {
     std::lock_guard lock(mu_);
     if (auto it = remotes_.find(name); it != remotes_.end()) target = it->second.ingress;
   }
-  if (!target) return fail("the key's owner, node " + name + ", is not connected to this node yet; retry shortly");
+  if (!target) return fail("node " + name + " is not connected to this node yet; retry shortly");
   caf::scoped_actor self{sys_};
-  result<std::optional<std::string>> out = fail("node " + name + " did not answer");
-  self->request(target, std::chrono::milliseconds(timeout_ms), state_atom::value, encode_state_query(secret_, q))
+  result<http::response> out = fail("node " + name + " did not answer");
+  self->request(target, std::chrono::milliseconds(timeout_ms), query_atom::value, encode_query(secret_, q))
       .receive(
           [&](const std::string& answer) {
-            auto r = decode_response_frame(answer);
-            if (!r) out = fail("node " + name + " answered what this node cannot read");
-            else if (r->status == 200) out = std::optional<std::string>(r->body);
-            else if (r->status == 404) out = std::optional<std::string>();
-            else out = fail("node " + name + ": " + r->body);
+            if (auto r = decode_response_frame(answer)) out = std::move(*r);
+            else out = fail("node " + name + " answered what this node cannot read");
           },
-          [&](caf::error& err) { out = fail("node " + name + ", which owns the key, did not answer: " + sys_.render(err)); });
+          [&](caf::error& err) { out = fail("node " + name + " did not answer: " + sys_.render(err)); });
+  return out;
+}
+
+std::vector<std::string> peers::connected_names() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (auto& [name, _] : remotes_) out.push_back(name);
   return out;
 }
 

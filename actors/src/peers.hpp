@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <caf/actor.hpp>
 
@@ -36,10 +37,9 @@ inline constexpr std::string_view forwarded_header = "flowstate-forwarded-by";
 class peers {
  public:
   using handler = std::function<void(http::request&&, http::responder_ptr)>;
-  // Answers a state query on this node: 200 with the state, 404 without,
-  // another status with a problem.
-  using state_handler = std::function<http::response(const state_query&)>;
-  peers(caf::actor_system& sys, std::string self, std::string secret, handler handle, state_handler state);
+  // Answers another node's question about this node's records.
+  using query_handler = std::function<http::response(const peer_query&)>;
+  peers(caf::actor_system& sys, std::string self, std::string secret, handler handle, query_handler answer);
   ~peers();
 
   // Publishes the ingress on HOST:PORT (port 0 picks one); the address bound.
@@ -52,8 +52,11 @@ class peers {
   // Sends the request to node `name`; the response, or a problem saying
   // whether the request may have run there, goes to `reply`.
   void forward(const std::string& name, http::request req, http::responder_ptr reply, uint32_t timeout_ms);
-  // Reads a key's state on node `name` (blocking: admin threads only).
-  result<std::optional<std::string>> state_of(const std::string& name, const state_query& q, uint32_t timeout_ms);
+  // Asks node `name` (blocking: admin threads only); its answer, or why
+  // there is none.
+  result<http::response> ask(const std::string& name, const peer_query& q, uint32_t timeout_ms);
+  // The nodes this one is connected to.
+  std::vector<std::string> connected_names() const;
 
  private:
   caf::actor_system& sys_;

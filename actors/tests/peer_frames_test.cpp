@@ -31,16 +31,16 @@ TEST_CASE("a forwarded request and its response round-trip through their frames,
   CHECK(sb->headers == s.headers);
 }
 
-TEST_CASE("a state query round-trips, and one without the secret or with anything after it is refused") {
-  state_query q{"shop", "orders", "total", std::string("k\0ey", 4)};
-  auto frame = encode_state_query("the-right-secret", q);
-  auto back = decode_state_query("the-right-secret", frame);
+TEST_CASE("a query round-trips, and one without the secret or with anything after it is refused") {
+  peer_query q{"state", {"shop", "orders", "total", std::string("k\0ey", 4)}};
+  auto frame = encode_query("the-right-secret", q);
+  auto back = decode_query("the-right-secret", frame);
   REQUIRE(back.has_value());
-  CHECK(back->project == "shop");
-  CHECK(back->key == q.key);
-  CHECK_FALSE(decode_state_query("the-wrong-secret", frame).has_value());
-  CHECK_FALSE(decode_state_query("the-right-secret", frame + std::string("\0\0\0\0", 4)).has_value());
-  CHECK_FALSE(decode_state_query("the-right-secret", frame.substr(0, frame.size() - 1)).has_value());
+  CHECK(back->kind == "state");
+  CHECK(back->args == q.args);
+  CHECK_FALSE(decode_query("the-wrong-secret", frame).has_value());
+  CHECK_FALSE(decode_query("the-right-secret", frame + std::string("\0\0\0\0", 4)).has_value());
+  CHECK_FALSE(decode_query("the-right-secret", frame.substr(0, frame.size() - 1)).has_value());
 }
 
 TEST_CASE("a request frame without the cluster's secret, or cut short, is refused") {

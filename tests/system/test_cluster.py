@@ -15,6 +15,17 @@ from harness import BIN, Etcd, Node, check, cli, counter_project, make_project, 
 SECRET = "test-cluster-secret-0123456789"
 
 
+def function_project(name, js, manifest_extra=""):
+    """A project whose POST /count/{key} runs `js` and replies with its output."""
+    return make_project(tmpdir() + "/" + name, {
+        "flowstate.yaml": f"name: {name}\n{manifest_extra}",
+        "flows/counter.yaml": "blocks:\n  - http.Request: count\n  - js.Function: counter\n  - http.Response: reply\n",
+        "drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: /count/{key}\n",
+        "drivers/reply.yaml": "kind: http.Response\n",
+        "functions/counter.js": js,
+    })
+
+
 def cluster_node(etcd, name, projects, ttl="2s", peers=True):
     args = ["--cluster", etcd.endpoint, "--node", name, "--cluster-name", "t", "--lease-ttl", ttl,
             "--cluster-settle", "5s"]
@@ -171,14 +182,7 @@ SLOW_JS = """export default function (input, state = { count: 0 }) {
 def test_an_owner_that_dies_with_a_forwarded_request_gives_outcome_unknown_and_a_retry_runs_it_once():
     """the owner killed while running a forwarded request: the client gets OutcomeUnknown (not 'not accepted'); the retry with its Idempotency-Key, once the owner is back, runs it once"""
     etcd = Etcd()
-    root = tmpdir() + "/slow"
-    project = make_project(root, {
-        "flowstate.yaml": "name: slow\ntimeout: 30s\n",
-        "flows/counter.yaml": "blocks:\n  - http.Request: count\n  - js.Function: counter\n  - http.Response: reply\n",
-        "drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: /count/{key}\n",
-        "drivers/reply.yaml": "kind: http.Response\n",
-        "functions/counter.js": SLOW_JS,
-    })
+    project = function_project("slow", SLOW_JS, "timeout: 30s\n")
     a, b = start_all([cluster_node(etcd, "a", project), cluster_node(etcd, "b", project)])
     try:
         wait_for("a placement over 2 nodes", lambda: placed(etcd, 2))
@@ -273,6 +277,42 @@ def test_kill_9_of_each_node_in_turn_under_load_keeps_every_acknowledged_increme
     finally:
         for n in nodes:
             n.stop()
+
+
+BOOM_JS = """export default function (input, state = { count: 0 }) {
+  if (input.body.boom) throw new Error("boom " + input.params.key);
+  const count = state.count + 1;
+  return { output: { status: 200, body: { count } }, state: { count } };
+}
+"""
+
+
+def test_errors_list_on_any_node_shows_the_errors_of_every_node():
+    """errors kept by each key's owner are all listed by `errors list` on any node"""
+    etcd = Etcd()
+    project = function_project("boom", BOOM_JS)
+    a, b = start_all([cluster_node(etcd, "a", project), cluster_node(etcd, "b", project)])
+    try:
+        wait_for("a placement over 2 nodes", lambda: placed(etcd, 2))
+        keys = [f"e{i}" for i in range(10)]
+        for key in keys:
+            conn = a.connection()
+            for _ in range(100):
+                conn.request("POST", f"/count/{key}", body='{"boom":true}', headers={"Content-Type": "application/json"})
+                r = conn.getresponse()
+                r.read()
+                if r.status != 503:
+                    break
+                time.sleep(0.2)
+            check(r.status == 500, f"{key} fails: {r.status}")
+        owners = {owner_of(etcd, k) for k in keys}
+        check(owners == {"a", "b"}, f"the failing keys are on both nodes: {owners}")
+        for node in (a, b):
+            listed = wait_for("every node's errors", lambda: (lambda e: e if len(e) == 10 else None)(node.errors()))
+            check(sorted(e["key"] for e in listed) == sorted(keys), f"all ten errors, on {node.listen}: {listed}")
+    finally:
+        a.stop()
+        b.stop()
 
 
 def test_projects_get_the_same_ids_on_every_node_whatever_order_they_are_served_in():
@@ -401,6 +441,7 @@ if __name__ == "__main__":
          test_a_killed_node_leaves_its_keys_unavailable_and_serves_them_again_with_its_data_after_restart,
          test_an_owner_that_dies_with_a_forwarded_request_gives_outcome_unknown_and_a_retry_runs_it_once,
          test_kill_9_of_each_node_in_turn_under_load_keeps_every_acknowledged_increment_exactly_once,
+         test_errors_list_on_any_node_shows_the_errors_of_every_node,
          test_projects_get_the_same_ids_on_every_node_whatever_order_they_are_served_in,
          test_a_second_node_with_a_live_nodes_name_is_refused,
          test_a_project_that_re_keys_a_later_block_is_refused_by_a_cluster_node,
