@@ -110,7 +110,9 @@ status engine_impl::open() {
   if (!options_.peer_listen.empty()) {
     peers_ = std::make_unique<peers>(
         *system_, options_.node_name, options_.cluster_secret,
-        [this](http::request&& req, http::responder_ptr reply) { handle_flow_request(std::move(req), std::move(reply)); },
+        [this](http::request&& req, http::responder_ptr reply) {
+          handle_flow_request(std::move(req), std::move(reply));
+        },
         [this](const peer_query& q) { return answer_peer(q); });
     auto bound = peers_->listen(options_.peer_listen);
     if (!bound) return fail(bound.error());
@@ -294,7 +296,8 @@ result<uint32_t> engine_impl::cluster_project_id(const std::string& dir, const s
   if (!id) return fail("the cluster's id of project " + *name + ": " + id.error());
   if (local_id && *local_id != *id)
     return fail("project " + *name + " has id " + std::to_string(*local_id) + " in this data directory but " +
-                std::to_string(*id) + " in the cluster: its records would be under another project's keys. Serve it "
+                std::to_string(*id) +
+                " in the cluster: its records would be under another project's keys. Serve it "
                 "from a data directory of its own (this one was written by a node outside the cluster, or by another "
                 "cluster)");
   {

@@ -8,10 +8,10 @@
 
 #include "engine_impl.hpp"
 #include "errors.hpp"
-#include "peers.hpp"
 #include "flowstate/drivers/http_routes.hpp"
 #include "flowstate/drivers/http_static.hpp"
 #include "flowstate/runtime/keys.hpp"
+#include "peers.hpp"
 #include "records.hpp"
 
 namespace flowstate::engine_detail {
@@ -199,7 +199,8 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
 bool engine_impl::answered_by_idempotency_key(work_item& item, std::string_view idempotency_key,
                                               const http::responder_ptr& reply) {
   const auto& rt = item.project;
-  item.idempotency_key = flowstate::idempotency_key(rt->tenant, rt->project_id, key_group_of(item.msg.key), idempotency_key);
+  item.idempotency_key =
+      flowstate::idempotency_key(rt->tenant, rt->project_id, key_group_of(item.msg.key), idempotency_key);
   if (core_.idempotency.join(item.idempotency_key, reply) == idempotency_registry::outcome::waiting) return true;
   auto stored = store_->read(column::idempotency, item.idempotency_key);
   if (stored && !*stored && now_ms() < legacy_idempotency_until_ms_)

@@ -42,7 +42,7 @@ class parse_cache;  // flowstate/runtime/project_loader.hpp
 namespace engine_detail {
 class peers;
 struct peer_query;
-}
+}  // namespace engine_detail
 std::shared_ptr<parse_cache> make_parse_cache();
 }  // namespace flowstate
 
@@ -317,9 +317,9 @@ class engine_impl final : public engine {
   // Until then, an Idempotency-Key is also looked up under its format-1 key
   // (records a format upgrade could not place in a key group; 0: none).
   int64_t legacy_idempotency_until_ms_ = 0;
-  std::shared_ptr<const key_group_gate> gate_;  // atomic_load/store
-  std::atomic<bool> has_gate_{false};           // the embedded node skips the gate's lock
-  std::unique_ptr<peers> peers_;                // in a cluster
+  std::shared_ptr<const key_group_gate> gate_;                        // atomic_load/store
+  std::atomic<bool> has_gate_{false};                                 // the embedded node skips the gate's lock
+  std::unique_ptr<peers> peers_;                                      // in a cluster
   std::shared_ptr<const std::function<std::string()>> cluster_info_;  // atomic_load/store
   std::string peer_address_;
 };

@@ -10,10 +10,10 @@
 #include "block_stats.hpp"
 #include "engine_impl.hpp"
 #include "errors.hpp"
-#include "peers.hpp"
 #include "flowstate/runtime/decimal.hpp"
 #include "flowstate/runtime/keys.hpp"
 #include "metrics_exposition.hpp"
+#include "peers.hpp"
 #include "records.hpp"
 #include "trace.hpp"
 #include "types.hpp"
@@ -114,7 +114,8 @@ result<std::optional<std::string>> engine_impl::state_get(const std::string& nam
 }
 
 result<std::optional<std::string>> engine_impl::local_state_get(const std::string& name, const std::string& flow,
-                                                                const std::string& block, const std::string& key) const {
+                                                                const std::string& block,
+                                                                const std::string& key) const {
   auto* e = find(name);
   if (!e) return fail("no project named \"" + name + "\"");
   auto rt = e->active;

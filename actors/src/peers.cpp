@@ -50,31 +50,30 @@ class promise_responder final : public http::responder {
 
 caf::behavior ingress_actor(caf::stateful_actor<ingress_state>* self, std::string secret,
                             std::shared_ptr<peers::handler> handle, std::shared_ptr<peers::query_handler> answer) {
-  return {
-      [=](query_atom, const std::string& frame) -> std::string {
-        auto q = decode_query(secret, frame);
-        if (!q) return encode_response_frame(http::problem(403, "refused", "not a query of this cluster"));
-        return encode_response_frame((*answer)(*q));
-      },
-      [=](forward_atom, const std::string& frame) -> caf::typed_response_promise<std::string> {
-        auto rp = self->make_response_promise<std::string>();
-        auto req = decode_request_frame(secret, frame);
-        if (!req) {
-          rp.deliver(encode_response_frame(
-              http::problem(403, "refused", "not a request of this cluster (wrong cluster secret or a bad frame)")));
-          return rp;
-        }
-        const uint64_t id = ++self->state.next;
-        self->state.pending.emplace(id, rp);
-        (*handle)(std::move(*req), std::make_shared<promise_responder>(caf::actor_cast<caf::actor>(self), id));
-        return rp;
-      },
-      [=](reply_atom, uint64_t id, std::string& frame) {
-        auto it = self->state.pending.find(id);
-        if (it == self->state.pending.end()) return;
-        it->second.deliver(std::move(frame));
-        self->state.pending.erase(it);
-      }};
+  return {[=](query_atom, const std::string& frame) -> std::string {
+            auto q = decode_query(secret, frame);
+            if (!q) return encode_response_frame(http::problem(403, "refused", "not a query of this cluster"));
+            return encode_response_frame((*answer)(*q));
+          },
+          [=](forward_atom, const std::string& frame) -> caf::typed_response_promise<std::string> {
+            auto rp = self->make_response_promise<std::string>();
+            auto req = decode_request_frame(secret, frame);
+            if (!req) {
+              rp.deliver(encode_response_frame(http::problem(
+                  403, "refused", "not a request of this cluster (wrong cluster secret or a bad frame)")));
+              return rp;
+            }
+            const uint64_t id = ++self->state.next;
+            self->state.pending.emplace(id, rp);
+            (*handle)(std::move(*req), std::make_shared<promise_responder>(caf::actor_cast<caf::actor>(self), id));
+            return rp;
+          },
+          [=](reply_atom, uint64_t id, std::string& frame) {
+            auto it = self->state.pending.find(id);
+            if (it == self->state.pending.end()) return;
+            it->second.deliver(std::move(frame));
+            self->state.pending.erase(it);
+          }};
 }
 
 std::optional<std::pair<std::string, uint16_t>> split_address(const std::string& address) {
@@ -105,8 +104,10 @@ result<http::response> peers::ask(const std::string& name, const peer_query& q, 
   self->request(target, std::chrono::milliseconds(timeout_ms), query_atom::value, encode_query(secret_, q))
       .receive(
           [&](const std::string& answer) {
-            if (auto r = decode_response_frame(answer)) out = std::move(*r);
-            else out = fail("node " + name + " answered what this node cannot read");
+            if (auto r = decode_response_frame(answer))
+              out = std::move(*r);
+            else
+              out = fail("node " + name + " answered what this node cannot read");
           },
           [&](caf::error& err) { out = fail("node " + name + " did not answer: " + sys_.render(err)); });
   return out;
@@ -159,8 +160,9 @@ void peers::forward(const std::string& name, http::request req, http::responder_
   }
   if (!target) {
     auto r = http::problem(503, "owner not connected",
-                           "the node that owns this key (" + name + ") is not connected to this one yet; nothing was "
-                           "accepted: retry shortly");
+                           "the node that owns this key (" + name +
+                               ") is not connected to this one yet; nothing was "
+                               "accepted: retry shortly");
     r.headers.emplace_back("Retry-After", "1");
     return reply->send(std::move(r));
   }
@@ -169,11 +171,11 @@ void peers::forward(const std::string& name, http::request req, http::responder_
   sys_.spawn([target, frame = std::move(frame), reply, timeout_ms, name](caf::event_based_actor* self) {
     // Sent, but no answer: the owner may have accepted and run it.
     auto unknown = [reply, name] {
-      auto r = http::problem(
-          503, "outcome unknown",
-          "node " + name + ", which owns this key, did not answer: the request may or may not have run there. "
-          "Retry with the same Idempotency-Key to get its outcome without running it twice.",
-          "urn:flowstate:error:OutcomeUnknown");
+      auto r = http::problem(503, "outcome unknown",
+                             "node " + name +
+                                 ", which owns this key, did not answer: the request may or may not have run there. "
+                                 "Retry with the same Idempotency-Key to get its outcome without running it twice.",
+                             "urn:flowstate:error:OutcomeUnknown");
       r.headers.emplace_back("Retry-After", "1");
       reply->send(std::move(r));
     };

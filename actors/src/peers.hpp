@@ -21,8 +21,8 @@
 #include <caf/actor.hpp>
 
 #include "flowstate/drivers/http_types.hpp"
-#include "peer_frames.hpp"
 #include "flowstate/runtime/result.hpp"
+#include "peer_frames.hpp"
 
 namespace caf {
 class actor_system;

@@ -378,7 +378,8 @@ class shard_logic {
       st_.cache.put(skey, std::nullopt);
     }
     const uint32_t group = key_group_of(w.msg.key);
-    if (w.queue_seq) batch.erase(column::queue, queue_key(w.project->tenant, w.project->project_id, group, w.queue_seq));
+    if (w.queue_seq)
+      batch.erase(column::queue, queue_key(w.project->tenant, w.project->project_id, group, w.queue_seq));
     batch.add_count(executions_key(w.project->tenant, w.project->project_id, group), 1);
 
     std::optional<http::response> response;

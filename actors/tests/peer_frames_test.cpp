@@ -51,7 +51,8 @@ TEST_CASE("a request frame without the cluster's secret, or cut short, is refuse
   auto frame = encode_request_frame("the-right-secret", r);
   CHECK_FALSE(decode_request_frame("the-wrong-secret", frame).has_value());
   CHECK_FALSE(decode_request_frame("", frame).has_value());
-  for (std::size_t n = 0; n < frame.size(); ++n) CHECK_FALSE(decode_request_frame("the-right-secret", frame.substr(0, n)));
+  for (std::size_t n = 0; n < frame.size(); ++n)
+    CHECK_FALSE(decode_request_frame("the-right-secret", frame.substr(0, n)));
   CHECK_FALSE(decode_response_frame(frame).has_value());  // a request is not a response
   http::response bad;
   bad.status = 42;

@@ -94,9 +94,8 @@ std::string compare_json(const etcd_compare& c) {
   static constexpr const char* results[] = {"EQUAL", "GREATER", "LESS", "NOT_EQUAL"};
   static constexpr const char* targets[] = {"VERSION", "CREATE", "MOD", "VALUE"};
   static constexpr const char* fields[] = {"version", "create_revision", "mod_revision", "value"};
-  std::string out = "{\"key\":" + b64(c.key) + ",\"result\":\"" + results[static_cast<int>(c.op)] +
-                    "\",\"target\":\"" + targets[static_cast<int>(c.what)] + "\",\"" +
-                    fields[static_cast<int>(c.what)] + "\":";
+  std::string out = "{\"key\":" + b64(c.key) + ",\"result\":\"" + results[static_cast<int>(c.op)] + "\",\"target\":\"" +
+                    targets[static_cast<int>(c.what)] + "\",\"" + fields[static_cast<int>(c.what)] + "\":";
   out += c.what == etcd_compare::target::value ? b64(c.value) : "\"" + std::to_string(c.number) + "\"";
   return out + "}";
 }
@@ -196,7 +195,8 @@ struct etcd_client::impl {
       done = true;
     });
     if (!run_until(done, std::chrono::milliseconds(options.timeout_ms)))
-      return fail("etcd at " + options.endpoint + ": no connection within " + std::to_string(options.timeout_ms) + " ms");
+      return fail("etcd at " + options.endpoint + ": no connection within " + std::to_string(options.timeout_ms) +
+                  " ms");
     if (ec) {
       stream.reset();
       return fail("etcd at " + options.endpoint + ": cannot connect: " + ec.message());
@@ -254,8 +254,9 @@ struct etcd_client::impl {
 
   status authenticate() {
     token.clear();
-    auto answer = post("/v3/auth/authenticate",
-                       "{\"name\":" + json_quoted(options.user) + ",\"password\":" + json_quoted(options.password) + "}", true);
+    auto answer =
+        post("/v3/auth/authenticate",
+             "{\"name\":" + json_quoted(options.user) + ",\"password\":" + json_quoted(options.password) + "}", true);
     if (!answer) return fail(answer.error());
     simdjson::dom::parser parser;
     simdjson::dom::element doc;
@@ -331,11 +332,12 @@ result<std::optional<etcd_kv>> etcd_client::get(std::string_view key) {
 }
 
 result<std::vector<etcd_kv>> etcd_client::get_prefix(std::string_view prefix, int64_t* revision) {
-  return parsed(impl_->post("/v3/kv/range", "{\"key\":" + b64(prefix) + ",\"range_end\":" + b64(prefix_end(prefix)) + "}"),
-                [revision](simdjson::dom::element d) -> result<std::vector<etcd_kv>> {
-                  if (revision) *revision = number_field(d["header"], "revision");
-                  return parse_kvs(d);
-                });
+  return parsed(
+      impl_->post("/v3/kv/range", "{\"key\":" + b64(prefix) + ",\"range_end\":" + b64(prefix_end(prefix)) + "}"),
+      [revision](simdjson::dom::element d) -> result<std::vector<etcd_kv>> {
+        if (revision) *revision = number_field(d["header"], "revision");
+        return parse_kvs(d);
+      });
 }
 
 result<etcd_txn_result> etcd_client::txn(const std::vector<etcd_compare>& compares, const std::vector<etcd_op>& success,

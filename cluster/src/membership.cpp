@@ -98,7 +98,8 @@ result<uint32_t> cluster_project_id(const etcd_options& etcd, const std::string&
     if (r->succeeded) return id;
     // Another node registered a project meanwhile: read again.
   }
-  return fail("could not record project " + name + "'s id in etcd after 50 attempts (too many concurrent registrations)");
+  return fail("could not record project " + name +
+              "'s id in etcd after 50 attempts (too many concurrent registrations)");
 }
 
 result<cluster_view> read_cluster_view(const etcd_options& etcd, const std::string& cluster) {
@@ -219,8 +220,8 @@ struct membership::impl {
     std::vector<etcd_op> puts;
     for (auto& r : p.ranges) puts.push_back(etcd_op::put(placement_key(options.cluster, r.first), encode_range(r)));
     etcd_compare mine{controller_key, etcd_compare::target::create, etcd_compare::result::equal, election_revision, ""};
-    etcd_compare unplaced{placement_key(options.cluster, 0), etcd_compare::target::version,
-                          etcd_compare::result::equal, 0, ""};
+    etcd_compare unplaced{placement_key(options.cluster, 0), etcd_compare::target::version, etcd_compare::result::equal,
+                          0, ""};
     auto r = loop_client->txn({mine, unplaced}, puts);
     if (!r) {
       std::fprintf(stderr, "flowstate cluster: writing the first placement: %s\n", r.error().c_str());
@@ -286,23 +287,26 @@ struct membership::impl {
         std::lock_guard lock(mu);
         from = current.revision + 1;
       }
-      auto st = watch_client->watch(prefix, from, [&](const std::vector<etcd_event>& events) {
-        cluster_view v;
-        std::map<uint32_t, range_owner> fresh;
-        {
-          std::lock_guard lock(mu);
-          v = current;
-          fresh = ranges;
-        }
-        for (auto& e : events) {
-          apply(v, fresh, prefix, e.kv, e.deleted);
-          v.revision = std::max(v.revision, e.kv.mod_revision);
-        }
-        rebuild(v, fresh);
-        v.ranges.revision = v.revision;
-        publish(std::move(v), std::move(fresh));
-        return !stopping.load();
-      }, stopping);
+      auto st = watch_client->watch(
+          prefix, from,
+          [&](const std::vector<etcd_event>& events) {
+            cluster_view v;
+            std::map<uint32_t, range_owner> fresh;
+            {
+              std::lock_guard lock(mu);
+              v = current;
+              fresh = ranges;
+            }
+            for (auto& e : events) {
+              apply(v, fresh, prefix, e.kv, e.deleted);
+              v.revision = std::max(v.revision, e.kv.mod_revision);
+            }
+            rebuild(v, fresh);
+            v.ranges.revision = v.revision;
+            publish(std::move(v), std::move(fresh));
+            return !stopping.load();
+          },
+          stopping);
       if (!st && !stopping.load()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
   }

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
-#include <tuple>
 #include <map>
+#include <tuple>
 
 namespace flowstate::cluster {
 
@@ -47,7 +47,8 @@ result<T> parse_object(std::string_view json, std::string_view what,
 std::optional<std::string> read_string(simdjson::dom::object o, const char* field, std::string& out, bool required) {
   std::string_view v;
   auto e = o[field];
-  if (e.error() == simdjson::NO_SUCH_FIELD) return required ? std::optional<std::string>(std::string("no \"") + field + "\"") : std::nullopt;
+  if (e.error() == simdjson::NO_SUCH_FIELD)
+    return required ? std::optional<std::string>(std::string("no \"") + field + "\"") : std::nullopt;
   if (e.get_string().get(v)) return std::string("\"") + field + "\" is not a string";
   out = std::string(v);
   return std::nullopt;
@@ -68,10 +69,10 @@ std::string encode_node(const node_info& n) {
 
 result<node_info> decode_node(std::string_view json) {
   return parse_object<node_info>(json, "node record", [](simdjson::dom::object o, node_info& n) {
-    for (auto [field, out, required] : {std::tuple{"name", &n.name, true}, std::tuple{"storeId", &n.store_id, true},
-                                        std::tuple{"incarnation", &n.incarnation, true},
-                                        std::tuple{"peer", &n.peer, false}, std::tuple{"http", &n.http, false},
-                                        std::tuple{"admin", &n.admin, false}})
+    for (auto [field, out, required] :
+         {std::tuple{"name", &n.name, true}, std::tuple{"storeId", &n.store_id, true},
+          std::tuple{"incarnation", &n.incarnation, true}, std::tuple{"peer", &n.peer, false},
+          std::tuple{"http", &n.http, false}, std::tuple{"admin", &n.admin, false}})
       if (auto p = read_string(o, field, *out, required)) return p;
     return std::optional<std::string>();
   });
@@ -92,7 +93,8 @@ result<range_owner> decode_range(std::string_view json) {
     if (auto p = read_string(o, "node", r.node, true)) return p;
     if (auto p = read_string(o, "storeId", r.store_id, true)) return p;
     if (first >= end || end > UINT32_MAX)
-      return std::optional<std::string>("range [" + std::to_string(first) + ", " + std::to_string(end) + ") is empty or too large");
+      return std::optional<std::string>("range [" + std::to_string(first) + ", " + std::to_string(end) +
+                                        ") is empty or too large");
     r.first = static_cast<uint32_t>(first);
     r.end = static_cast<uint32_t>(end);
     return std::optional<std::string>();
@@ -111,7 +113,8 @@ std::optional<std::string> placement::problem(uint32_t groups) const {
   uint32_t next = 0;
   for (const auto& r : ranges) {
     auto name = "[" + std::to_string(r.first) + ", " + std::to_string(r.end) + ") on " + r.node;
-    if (r.first > next) return "key groups [" + std::to_string(next) + ", " + std::to_string(r.first) + ") have no owner";
+    if (r.first > next)
+      return "key groups [" + std::to_string(next) + ", " + std::to_string(r.first) + ") have no owner";
     if (r.first < next) return "range " + name + " overlaps the range before it";
     if (r.end > groups) return "range " + name + " goes past the " + std::to_string(groups) + " key groups";
     next = r.end;

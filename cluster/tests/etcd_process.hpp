@@ -32,9 +32,9 @@ class etcd_process {
       FILE* f = std::freopen(log.c_str(), "w", stderr);
       (void)f;
       ::execlp("etcd", "etcd", "--name", "test", "--data-dir", (dir_ + "/data").c_str(), "--listen-client-urls",
-               endpoint_.c_str(), "--advertise-client-urls", endpoint_.c_str(), "--listen-peer-urls",
-               peer_url.c_str(), "--initial-advertise-peer-urls", peer_url.c_str(), "--initial-cluster",
-               ("test=" + peer_url).c_str(), "--log-level", "error", static_cast<char*>(nullptr));
+               endpoint_.c_str(), "--advertise-client-urls", endpoint_.c_str(), "--listen-peer-urls", peer_url.c_str(),
+               "--initial-advertise-peer-urls", peer_url.c_str(), "--initial-cluster", ("test=" + peer_url).c_str(),
+               "--log-level", "error", static_cast<char*>(nullptr));
       std::_Exit(127);
     }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);

@@ -74,8 +74,7 @@ TEST_CASE("a transaction applies its success branch only when every comparison h
   auto first = c->txn({absent}, {etcd_op::put("/fs/controller", "node-a")});
   REQUIRE(first.ok());
   CHECK(first->succeeded);
-  auto second = c->txn({absent}, {etcd_op::put("/fs/controller", "node-b")},
-                       {etcd_op::range("/fs/controller")});
+  auto second = c->txn({absent}, {etcd_op::put("/fs/controller", "node-b")}, {etcd_op::range("/fs/controller")});
   REQUIRE(second.ok());
   CHECK_FALSE(second->succeeded);
   REQUIRE(second->ranges.size() == 1);
@@ -124,13 +123,16 @@ TEST_CASE("a watch streams puts and deletions under its prefix from a revision, 
   std::thread watcher([&] {
     auto w = etcd_client::connect(etcd_options::at(etcd.endpoint()));
     if (!w) return;  // seen below: no events
-    auto st = (*w)->watch("/fs/w/", *start, [&](const std::vector<etcd_event>& events) {
-      std::lock_guard lock(mu);
-      seen.insert(seen.end(), events.begin(), events.end());
-      batches.emplace_back();
-      for (auto& e : events) batches.back().push_back(e.kv.key);
-      return true;
-    }, stop);
+    auto st = (*w)->watch(
+        "/fs/w/", *start,
+        [&](const std::vector<etcd_event>& events) {
+          std::lock_guard lock(mu);
+          seen.insert(seen.end(), events.begin(), events.end());
+          batches.emplace_back();
+          for (auto& e : events) batches.back().push_back(e.kv.key);
+          return true;
+        },
+        stop);
     std::lock_guard lock(mu);
     if (!st) seen.clear();  // a failed watch fails the checks below
   });

@@ -119,8 +119,10 @@ TEST_CASE("a project's id is the same for every node that asks, and two projects
     askers.emplace_back([&, i] {
       // No REQUIRE off the test's thread: results are checked after the joins.
       auto id = cluster_project_id(opts, "test", i % 2 ? "orders" : "telemetry");
-      if (id) ids[static_cast<std::size_t>(i)] = *id;
-      else errors[static_cast<std::size_t>(i)] = id.error();
+      if (id)
+        ids[static_cast<std::size_t>(i)] = *id;
+      else
+        errors[static_cast<std::size_t>(i)] = id.error();
     });
   for (auto& t : askers) t.join();
   for (auto& e : errors) CHECK(e == "");

@@ -9,13 +9,13 @@
 
 #include <charconv>
 #include <chrono>
-#include <random>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <mutex>
+#include <random>
 
 #include "flowstate/runtime/wal_check.hpp"
 #include "store_impl.hpp"
@@ -118,8 +118,8 @@ result<uint64_t> read_format(store::impl& s) {
   if (found == meta_format1_upgrading) return uint64_t{1};
   auto value = parse_decimal(found);
   if (!value || *value == 0)
-    return fail(s.options.path + ": meta record format_version: expected a positive decimal number, found \"" +
-                found + "\"");
+    return fail(s.options.path + ": meta record format_version: expected a positive decimal number, found \"" + found +
+                "\"");
   return *value;
 }
 
@@ -152,8 +152,9 @@ result<std::optional<int64_t>> read_upgrade_time(store::impl& s) {
   std::string found;
   auto st = s.db->Get(rocksdb::ReadOptions(), s.handle(column::meta), slice(meta_upgraded_from_format1_at), &found);
   if (st.IsNotFound()) return std::optional<int64_t>();
-  if (!st.ok()) return fail(s.options.path + ": cannot read meta record " +
-                            std::string(meta_upgraded_from_format1_at) + ": " + st.ToString());
+  if (!st.ok())
+    return fail(s.options.path + ": cannot read meta record " + std::string(meta_upgraded_from_format1_at) + ": " +
+                st.ToString());
   auto value = parse_decimal(found);
   if (!value) return std::optional<int64_t>();
   return std::optional<int64_t>(static_cast<int64_t>(*value));

@@ -68,7 +68,8 @@ status move_errors(store::impl& s, uint32_t groups, migration_report& report) {
     auto key = record_message_key(parser, value);
     if (!key)
       return fail(s.options.path + ": upgrading the store to format 2: error record " + std::to_string(*seq) +
-                  " of project " + std::to_string(*project) + " has no message key (\"key\"); it cannot be placed "
+                  " of project " + std::to_string(*project) +
+                  " has no message key (\"key\"); it cannot be placed "
                   "in a key group. Keep the directory and report this.");
     const uint32_t group = key_group_of(*key, groups);
     const std::string old_id = "{\"id\":\"" + std::to_string(*seq) + "\"";

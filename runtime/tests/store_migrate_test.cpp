@@ -31,8 +31,10 @@ std::string v1_error_key(uint32_t tenant, uint32_t project, uint64_t seq) {
   return key_builder().u32(tenant).u32(project).u64(seq).take();
 }
 std::string v1_error(uint64_t seq, const std::string& key_json) {
-  return "{\"id\":\"" + std::to_string(seq) + "\",\"type\":\"Exception\",\"message\":\"boom\",\"flow\":\"f\","
-         "\"block\":\"b\",\"key\":" + key_json + ",\"messageId\":\"m\",\"details\":{},\"input\":null}";
+  return "{\"id\":\"" + std::to_string(seq) +
+         "\",\"type\":\"Exception\",\"message\":\"boom\",\"flow\":\"f\","
+         "\"block\":\"b\",\"key\":" +
+         key_json + ",\"messageId\":\"m\",\"details\":{},\"input\":null}";
 }
 
 // Turns the freshly created store at `path` into a format-1 store holding
@@ -42,8 +44,8 @@ void make_format1_store(const std::string& path) {
   commit_batch b;
   b.put(column::errors, v1_error_key(1, 2, 5), v1_error(5, "\"dev-1\""));
   b.put(column::errors, v1_error_key(1, 2, 6), v1_error(6, "\"dev \\\"2\\\"\""));
-  b.add_count(project_prefix(1, 2), 42);                                       // executions
-  b.add_count(key_builder().u32(1).u32(2).str("errors").take(), 2);             // errors queued
+  b.add_count(project_prefix(1, 2), 42);                                         // executions
+  b.add_count(key_builder().u32(1).u32(2).str("errors").take(), 2);              // errors queued
   b.put(column::idempotency, legacy_idempotency_key(1, 2, "idem-1"), "stored");  // a stored response
   b.put(column::meta, "format_version", "1");
   write(*db, std::move(b));
@@ -74,7 +76,8 @@ void check_upgraded(store& db) {
     CHECK(count_at(db, error_count_key(1, 2, g2)) == 1u);
   }
   // Stored responses stay where they were, read there while they live.
-  CHECK(value_of(db, column::idempotency, legacy_idempotency_key(1, 2, "idem-1")) == std::optional<std::string>("stored"));
+  CHECK(value_of(db, column::idempotency, legacy_idempotency_key(1, 2, "idem-1")) ==
+        std::optional<std::string>("stored"));
   CHECK(db.upgraded_from_format1_at_ms().has_value());
 }
 

@@ -1,17 +1,17 @@
 #include "cluster_node.hpp"
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <thread>
 
-#include "flowstate/cluster/membership.hpp"
 #include "cli_target.hpp"
-#include "node_files.hpp"
+#include "flowstate/cluster/membership.hpp"
 #include "flowstate/runtime/thread_name.hpp"
+#include "node_files.hpp"
 
 namespace flowstate::cli {
 
@@ -62,10 +62,10 @@ class gate_state {
     }
     if (owner->node == self_) {
       if (owner->store_id == store_) return std::nullopt;
-      auto r = http::problem(503, "not this data directory",
-                             "key group " + std::to_string(group) + " belongs to node " + self_ + " with data directory " +
-                                 owner->store_id + "; this node runs on " + store_ +
-                                 ", which does not hold its state");
+      auto r =
+          http::problem(503, "not this data directory",
+                        "key group " + std::to_string(group) + " belongs to node " + self_ + " with data directory " +
+                            owner->store_id + "; this node runs on " + store_ + ", which does not hold its state");
       r.headers.emplace_back("Retry-After", "5");
       return r;
     }
@@ -135,8 +135,7 @@ std::string describe(const gate_state& g, const engine& eng, const std::string& 
 
 class member_node : public cluster_node {
  public:
-  member_node(std::unique_ptr<cluster::membership> m, engine& eng, std::shared_ptr<gate_state> gate,
-              std::string self)
+  member_node(std::unique_ptr<cluster::membership> m, engine& eng, std::shared_ptr<gate_state> gate, std::string self)
       : membership_(std::move(m)), engine_(eng), gate_(std::move(gate)), self_(std::move(self)) {
     // Registered before the first read, so no change falls in between.
     membership_->on_change([this](const cluster::cluster_view& v) {
@@ -211,8 +210,9 @@ result<std::string> cluster_secret(const cluster_flags& flags) {
     secret = env;
   }
   if (secret.size() < 16)
-    return fail("--peer-listen needs the cluster's shared secret, at least 16 characters: --cluster-secret-file FILE "
-                "or FLOWSTATE_CLUSTER_SECRET (every node of the cluster uses the same one)");
+    return fail(
+        "--peer-listen needs the cluster's shared secret, at least 16 characters: --cluster-secret-file FILE "
+        "or FLOWSTATE_CLUSTER_SECRET (every node of the cluster uses the same one)");
   return secret;
 }
 

@@ -16,7 +16,8 @@ struct cluster_flags {
   std::string name = "default";
   std::string lease_ttl = "5s";
   std::string settle = "2s";
-  std::string secret_file;  // --cluster-secret-file  // the first placement waits until the node set was stable this long
+  std::string
+      secret_file;  // --cluster-secret-file  // the first placement waits until the node set was stable this long
   std::string etcd_user, etcd_password;  // FLOWSTATE_ETCD_USER / FLOWSTATE_ETCD_PASSWORD
 };
 

@@ -38,7 +38,8 @@ int cluster_status(const status_options& o) {
   auto problem = v->ranges.ranges.empty() ? std::optional<std::string>() : v->ranges.problem(4096);
   if (o.json) {
     std::string out = "{\"cluster\":" + json_string(o.name) + ",\"revision\":" + std::to_string(v->revision) +
-                      ",\"controller\":" + (v->controller.empty() ? "null" : json_string(v->controller)) + ",\"nodes\":[";
+                      ",\"controller\":" + (v->controller.empty() ? "null" : json_string(v->controller)) +
+                      ",\"nodes\":[";
     bool first = true;
     for (auto& [name, n] : v->nodes) {
       out += std::string(first ? "" : ",") + cluster::encode_node(n);

@@ -79,11 +79,11 @@ int cluster_up(const up_options& o) {
     for (auto it = children.rbegin(); it != children.rend(); ++it) ::kill(*it, SIGTERM);
     for (auto pid : children) ::waitpid(pid, nullptr, 0);
   };
-  children.push_back(start({"etcd", "--name", "flowstate-up", "--data-dir", dir + "/etcd", "--listen-client-urls",
-                            etcd_url, "--advertise-client-urls", etcd_url, "--listen-peer-urls", etcd_peer,
-                            "--initial-advertise-peer-urls", etcd_peer, "--initial-cluster",
-                            "flowstate-up=" + etcd_peer, "--log-level", "error"},
-                           dir + "/etcd.log", {}));
+  children.push_back(
+      start({"etcd", "--name", "flowstate-up", "--data-dir", dir + "/etcd", "--listen-client-urls", etcd_url,
+             "--advertise-client-urls", etcd_url, "--listen-peer-urls", etcd_peer, "--initial-advertise-peer-urls",
+             etcd_peer, "--initial-cluster", "flowstate-up=" + etcd_peer, "--log-level", "error"},
+            dir + "/etcd.log", {}));
   bool etcd_up = false;
   for (int i = 0; i < 300 && !etcd_up; ++i) {
     if (::waitpid(children.front(), nullptr, WNOHANG) == children.front()) break;
@@ -102,14 +102,25 @@ int cluster_up(const up_options& o) {
     const std::string name = "n" + std::to_string(i);
     fs::create_directories(dir + "/" + name);
     for (auto f : {"listen.addr", "admin.addr"}) fs::remove(dir + "/" + name + "/" + f);
-    std::vector<std::string> argv{self, "serve", "--cluster", etcd_url, "--node", name, "--peer-listen",
-                                  "127.0.0.1:0", "--listen",
-                                  o.first_port ? "127.0.0.1:" + std::to_string(o.first_port + 2 * (i - 1))
-                                               : std::string("127.0.0.1:0"),
-                                  "--admin-listen",
-                                  o.first_port ? "127.0.0.1:" + std::to_string(o.first_port + 2 * (i - 1) + 1)
-                                               : std::string("127.0.0.1:0"),
-                                  "--data", dir + "/" + name, "--lease-ttl", "3s", "--cluster-settle", "5s"};
+    std::vector<std::string> argv{
+        self,
+        "serve",
+        "--cluster",
+        etcd_url,
+        "--node",
+        name,
+        "--peer-listen",
+        "127.0.0.1:0",
+        "--listen",
+        o.first_port ? "127.0.0.1:" + std::to_string(o.first_port + 2 * (i - 1)) : std::string("127.0.0.1:0"),
+        "--admin-listen",
+        o.first_port ? "127.0.0.1:" + std::to_string(o.first_port + 2 * (i - 1) + 1) : std::string("127.0.0.1:0"),
+        "--data",
+        dir + "/" + name,
+        "--lease-ttl",
+        "3s",
+        "--cluster-settle",
+        "5s"};
     argv.insert(argv.end(), o.projects.begin(), o.projects.end());
     children.push_back(start(argv, dir + "/" + name + "/node.log", {"FLOWSTATE_CLUSTER_SECRET=" + secret}));
   }
@@ -125,8 +136,8 @@ int cluster_up(const up_options& o) {
     }
     for (std::size_t c = 1; c < children.size(); ++c)
       if (::waitpid(children[c], nullptr, WNOHANG) == children[c]) {
-        std::fprintf(stderr, "flowstate cluster up: node n%zu exited at start; see %s/n%zu/node.log\n", c,
-                     dir.c_str(), c);
+        std::fprintf(stderr, "flowstate cluster up: node n%zu exited at start; see %s/n%zu/node.log\n", c, dir.c_str(),
+                     c);
         children.erase(children.begin() + static_cast<std::ptrdiff_t>(c));
         stop_all();
         return 1;

@@ -30,8 +30,8 @@ struct membership_options {
   etcd_options etcd;
   std::string cluster = "default";  // the etcd key prefix's name
   node_info self;
-  int lease_ttl_s = 5;       // a node whose lease lapses is out of the cluster
-  int settle_ms = 2000;      // the first placement waits until the node set was stable this long
+  int lease_ttl_s = 5;   // a node whose lease lapses is out of the cluster
+  int settle_ms = 2000;  // the first placement waits until the node set was stable this long
   uint32_t key_groups = 4096;
 };
 
