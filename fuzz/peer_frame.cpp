@@ -21,6 +21,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto again = decode_query(secret, encode_query(secret, *q));
     if (!again || again->kind != q->kind || again->args != q->args) __builtin_trap();
   }
+  if (auto d = decode_delivery(secret, in)) {
+    auto again = decode_delivery(secret, encode_delivery(secret, *d));
+    if (!again || again->size() != d->size()) __builtin_trap();
+    for (std::size_t i = 0; i < d->size(); ++i)
+      if ((*again)[i].seq != (*d)[i].seq || (*again)[i].queued != (*d)[i].queued ||
+          (*again)[i].source_group != (*d)[i].source_group)
+        __builtin_trap();
+  }
+  if (auto a = decode_delivery_ack(in)) {
+    auto again = decode_delivery_ack(encode_delivery_ack(*a));
+    if (!again || *again != *a) __builtin_trap();
+  }
   if (auto s = decode_response_frame(in)) {
     auto again = decode_response_frame(encode_response_frame(*s));
     if (!again || again->status != s->status || again->body != s->body || again->headers != s->headers)

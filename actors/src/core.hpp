@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "flowstate/actors/engine.hpp"
 #include "flowstate/runtime/store.hpp"
 #include "idempotency.hpp"
 #include "model.hpp"
@@ -29,6 +30,34 @@ struct engine_core {
   idempotency_registry idempotency;
   trace_bytes trace_accounting;
   trace_watchers trace_watch;  // told when commits with trace events are durable
+
+  // In a cluster: which node runs each key group (engine::set_key_group_gate).
+  std::shared_ptr<const engine::key_group_gate> gate;  // atomic_load/store
+  std::atomic<bool> has_gate{false};                   // the embedded node skips the gate's lock
+  // The gate, or null on an embedded node (every group runs here).
+  std::shared_ptr<const engine::key_group_gate> current_gate() const {
+    if (!has_gate.load(std::memory_order_acquire)) return nullptr;
+    auto g = std::atomic_load(&gate);
+    return g && *g ? g : nullptr;
+  }
+  // True when this node runs key group `group` now.
+  bool runs_here(uint32_t group) const {
+    auto g = current_gate();
+    if (!g) return true;
+    auto d = (*g)(group);
+    return !d.refuse && d.forward_to.empty();
+  }
+  // The outbox actor (outbox.hpp): messages for key groups of other nodes,
+  // handed to it once the commit that wrote them is durable.
+  caf::actor outbox;
+  std::atomic<uint64_t> outbox_pending{0}, outbox_delivered{0}, inbox_accepted{0}, inbox_repeats{0};
+
+  // Key groups being moved away (docs/cluster.md "Moving key groups"): new
+  // requests for them wait, messages for them stay in the queue unrun, and
+  // what runs already finishes (counted per group).
+  std::unique_ptr<std::atomic<bool>[]> frozen = std::make_unique<std::atomic<bool>[]>(key_group_count);
+  std::unique_ptr<std::atomic<uint32_t>[]> group_in_flight = std::make_unique<std::atomic<uint32_t>[]>(key_group_count);
+  bool is_frozen(uint32_t group) const { return frozen[group].load(std::memory_order_acquire); }
 
   std::size_t shard_of(std::string_view key) const {
     return static_cast<std::size_t>(key_group_of(key)) * shards.size() / key_group_count;

@@ -19,6 +19,7 @@
 #include "flowstate/runtime/keys.hpp"
 #include "flowstate/runtime/project_loader.hpp"
 #include "flowstate/runtime/thread_name.hpp"
+#include "outbox.hpp"
 #include "peers.hpp"
 #include "records.hpp"
 
@@ -61,6 +62,7 @@ engine_impl::~engine_impl() {
   drain(0);
   peers_.reset();
   for (auto& a : core_.shards) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  if (core_.outbox) caf::anon_send_exit(core_.outbox, caf::exit_reason::user_shutdown);
   core_.shards.clear();
   system_.reset();
   for (auto& [_, p] : projects_)
@@ -107,13 +109,25 @@ status engine_impl::open() {
     core_.shards.push_back(spawn_shard(*system_, core_, i));
   }
   std::atomic_store(&snapshot_, std::make_shared<const routing_snapshot>());
+  outbox_links links;
+  links.accept_here = [this](std::vector<delivery_entry>&& entries, delivery_callback done) {
+    accept_delivery(std::move(entries), [done](std::vector<delivery_status> s) { done(std::move(s)); });
+  };
+  links.send = [this](const std::string& name, const std::vector<delivery_entry>& entries, delivery_callback done) {
+    if (!peers_) return done(std::nullopt);
+    peers_->deliver(name, entries, 10000, std::move(done));
+  };
+  core_.outbox = spawn_outbox(*system_, core_, std::move(links));
   if (!options_.peer_listen.empty()) {
     peers_ = std::make_unique<peers>(
         *system_, options_.node_name, options_.cluster_secret,
         [this](http::request&& req, http::responder_ptr reply) {
           handle_flow_request(std::move(req), std::move(reply));
         },
-        [this](const peer_query& q) { return answer_peer(q); });
+        [this](peer_query&& q, std::function<void(http::response)> done) { done(answer_peer(q)); },
+        [this](std::vector<delivery_entry>&& entries, peers::delivery_done done) {
+          accept_delivery(std::move(entries), std::move(done));
+        });
     auto bound = peers_->listen(options_.peer_listen);
     if (!bound) return fail(bound.error());
     peer_address_ = *bound;
@@ -232,9 +246,13 @@ void engine_impl::drain(uint32_t timeout_ms) {
 }
 
 void engine_impl::submit(work_ptr item) {
+  const uint32_t group = key_group_of(item->msg.key);
+  // Being moved away: the committed queue entry goes with the group.
+  if (item->queue_seq && core_.is_frozen(group)) return;
   auto shard = core_.shard_of(item->msg.key);
   item->shard = shard;
   core_.in_flight[shard].fetch_add(1);
+  core_.group_in_flight[group].fetch_add(1);
   caf::anon_send(core_.shards[shard], std::move(item));
 }
 

@@ -127,10 +127,16 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
       if (bd.kind == "js.Function" || bd.kind == "py.Function") b.stats = stats_for(e.id, fname, bd.id);
       auto where = fdef.file + ":" + std::to_string(bd.line) + ": ";
       if (options_.project_ids && i > 1 && bd.key_pointer)
-        problems.push_back(where + "block " + bd.id +
-                           " re-keys its messages (`key:`), which a cluster cannot do yet: the next block's key may "
-                           "belong to another node (cluster step 3). Serve this project on an embedded node, or "
-                           "drop this `key:`");
+        for (std::size_t later = i + 1; later < fdef.blocks.size(); ++later)
+          if (fdef.blocks[later].kind == "http.Response") {
+            problems.push_back(where + "block " + bd.id +
+                               " re-keys its messages (`key:`) and an http.Response comes after it: in a cluster the "
+                               "new key may live on another node, which cannot answer the client's connection here. "
+                               "Put the http.Response before this block (its input answers the client and the "
+                               "message goes on), or end the flow without one (the client gets 202 once the message "
+                               "is accepted)");
+            break;
+          }
       auto typed = [&](const std::optional<std::string>& name, type_check& into, const char* what) {
         if (!name) return;
         auto t = compile_type(*name, **files, registry_lookup_);

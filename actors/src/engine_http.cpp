@@ -67,9 +67,9 @@ http::response route_timeout_problem(uint32_t timeout_ms) {
 void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr reply) {
   // In a cluster the request may belong to another node: kept as received
   // (routing below rewrites its target) to forward it whole.
-  auto gate = has_gate_.load(std::memory_order_acquire) ? std::atomic_load(&gate_) : nullptr;
+  auto gate = core_.current_gate();
   std::optional<http::request> received;
-  if (gate && *gate) received = req;
+  if (gate) received = req;
   if (core_.draining.load()) {
     auto r = http::problem(503, "draining", "the node is shutting down");
     r.headers.emplace_back("Retry-After", "1");
@@ -157,7 +157,7 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
     }
     item->msg.key = std::move(*key);
   }
-  if (gate && *gate) {
+  if (gate) {
     auto decision = (*gate)(key_group_of(item->msg.key));
     if (decision.refuse) return reply->send(std::move(*decision.refuse));
     if (!decision.forward_to.empty()) {

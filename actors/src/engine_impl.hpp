@@ -42,6 +42,8 @@ class parse_cache;  // flowstate/runtime/project_loader.hpp
 namespace engine_detail {
 class peers;
 struct peer_query;
+struct delivery_entry;
+enum class delivery_status : uint8_t;
 }  // namespace engine_detail
 std::shared_ptr<parse_cache> make_parse_cache();
 }  // namespace flowstate
@@ -179,8 +181,8 @@ class engine_impl final : public engine {
   std::string incarnation() const override { return store_->incarnation(); }
   void set_key_group_gate(key_group_gate gate) override {
     const bool any = static_cast<bool>(gate);
-    std::atomic_store(&gate_, std::make_shared<const key_group_gate>(std::move(gate)));
-    has_gate_.store(any);
+    std::atomic_store(&core_.gate, std::make_shared<const key_group_gate>(std::move(gate)));
+    core_.has_gate.store(any);
   }
   std::string peer_address() const override { return peer_address_; }
   void set_cluster_info(std::function<std::string()> describe) override {
@@ -243,6 +245,10 @@ class engine_impl final : public engine {
   // Errors as this node's store holds them (errors() asks every node).
   result<std::vector<std::string>> local_errors(const std::string& name, const std::string& flow,
                                                 const std::string& type, std::size_t limit) const;
+  // Messages another node's outbox sends (or this node's own, for a key
+  // group that came here): committed to the queue with their
+  // de-duplication marks, then run. `done` gets one status per entry.
+  void accept_delivery(std::vector<delivery_entry>&& entries, std::function<void(std::vector<delivery_status>)> done);
   // Another node's question about this node's records.
   http::response answer_peer(const peer_query& q) const;
   // The state as this node's store holds it (state_get asks the owner).
@@ -317,9 +323,12 @@ class engine_impl final : public engine {
   // Until then, an Idempotency-Key is also looked up under its format-1 key
   // (records a format upgrade could not place in a key group; 0: none).
   int64_t legacy_idempotency_until_ms_ = 0;
-  std::shared_ptr<const key_group_gate> gate_;                        // atomic_load/store
-  std::atomic<bool> has_gate_{false};                                 // the embedded node skips the gate's lock
-  std::unique_ptr<peers> peers_;                                      // in a cluster
+  std::unique_ptr<peers> peers_;  // in a cluster
+  // De-duplication marks of received messages, by (tenant, project, source
+  // group, destination group), as committed in store epoch inbox_epoch_.
+  std::mutex inbox_mutex_;
+  std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>, uint64_t> inbox_marks_;
+  uint64_t inbox_epoch_ = 0;
   std::shared_ptr<const std::function<std::string()>> cluster_info_;  // atomic_load/store
   std::string peer_address_;
 };

@@ -69,6 +69,8 @@ std::string engine_impl::metrics_text() const {
     }
   }
   m.node(core_.total_in_flight(), core_.state_cache_used());
+  m.outbox(core_.outbox_pending.load(), core_.outbox_delivered.load(), core_.inbox_accepted.load(),
+           core_.inbox_repeats.load());
   const auto& iso = isolation();
   std::vector<std::string_view> levels;
   for (auto level : {sandbox::sandbox_level::namespaces, sandbox::sandbox_level::landlock, sandbox::sandbox_level::off,
@@ -98,7 +100,7 @@ std::vector<project_info> engine_impl::projects() const {
 result<std::optional<std::string>> engine_impl::state_get(const std::string& name, const std::string& flow,
                                                           const std::string& block, const std::string& key) const {
   // In a cluster the key's state is on its owner.
-  if (auto gate = has_gate_.load() ? std::atomic_load(&gate_) : nullptr; gate && *gate) {
+  if (auto gate = core_.current_gate()) {
     auto d = (*gate)(key_group_of(key));
     if (d.refuse) return fail(detail_of(*d.refuse));
     if (!d.forward_to.empty()) {
@@ -267,7 +269,7 @@ std::string_view error_time(std::string_view record) {
 result<std::vector<std::string>> engine_impl::errors(const std::string& name, const std::string& flow,
                                                      const std::string& type, std::size_t limit) const {
   auto out = local_errors(name, flow, type, limit);
-  if (!out || !peers_ || !has_gate_.load()) return out;
+  if (!out || !peers_ || !core_.has_gate.load()) return out;
   // In a cluster each error is kept by its key's owner: every node is asked.
   for (auto& node : peers_->connected_names()) {
     auto r = peers_->ask(node, {"errors", {name, flow, type, std::to_string(limit)}}, 10000);

@@ -32,6 +32,26 @@ struct metrics_exposition::families {
           .Name("flowstate_state_cache_bytes")
           .Help("Bytes of the latest states held in memory, all shards")
           .Register(registry);
+  prometheus::Family<prometheus::Gauge>& outbox_pending =
+      prometheus::BuildGauge()
+          .Name("flowstate_outbox_pending")
+          .Help("Messages for key groups of other nodes, committed here and not yet acknowledged by their owner")
+          .Register(registry);
+  prometheus::Family<prometheus::Counter>& outbox_delivered =
+      prometheus::BuildCounter()
+          .Name("flowstate_outbox_delivered_total")
+          .Help("Outbox messages acknowledged by the node owning their key group, since this start")
+          .Register(registry);
+  prometheus::Family<prometheus::Counter>& inbox_accepted =
+      prometheus::BuildCounter()
+          .Name("flowstate_inbox_accepted_total")
+          .Help("Messages from other nodes' outboxes committed into this node's queue, since this start")
+          .Register(registry);
+  prometheus::Family<prometheus::Counter>& inbox_repeats =
+      prometheus::BuildCounter()
+          .Name("flowstate_inbox_repeats_total")
+          .Help("Messages from other nodes recognised as already committed here and dropped, since this start")
+          .Register(registry);
   prometheus::Family<prometheus::Gauge>& sandbox_level =
       prometheus::BuildGauge()
           .Name("flowstate_sandbox_level")
@@ -91,6 +111,13 @@ void metrics_exposition::sandbox(std::string_view level_in_force, const std::vec
 void metrics_exposition::node(std::size_t in_flight, std::size_t state_cache_bytes) {
   f_->in_flight.Add({}).Set(double(in_flight));
   f_->state_cache.Add({}).Set(double(state_cache_bytes));
+}
+
+void metrics_exposition::outbox(uint64_t pending, uint64_t delivered, uint64_t accepted, uint64_t repeats) {
+  f_->outbox_pending.Add({}).Set(double(pending));
+  f_->outbox_delivered.Add({}).Increment(double(delivered));
+  f_->inbox_accepted.Add({}).Increment(double(accepted));
+  f_->inbox_repeats.Add({}).Increment(double(repeats));
 }
 
 void metrics_exposition::project(const std::string& name, const std::string& revision, uint64_t errors_queued,

@@ -30,6 +30,9 @@ class metrics_exposition {
   void block(const std::string& project, const std::string& flow, const std::string& block, const block_stats& s);
   // flowstate_in_flight_messages and flowstate_state_cache_bytes.
   void node(std::size_t in_flight, std::size_t state_cache_bytes);
+  // flowstate_outbox_pending, flowstate_outbox_delivered_total,
+  // flowstate_inbox_accepted_total, flowstate_inbox_repeats_total.
+  void outbox(uint64_t pending, uint64_t delivered, uint64_t accepted, uint64_t repeats);
   // flowstate_sandbox_level (1 for the level in force, 0 for the others of
   // `levels`) and flowstate_sandbox_degradations.
   void sandbox(std::string_view level_in_force, const std::vector<std::string_view>& levels, std::size_t degradations);

@@ -8,7 +8,8 @@ namespace flowstate::engine_detail {
 
 namespace {
 
-constexpr std::string_view request_magic = "FSRQ1", response_magic = "FSRS1", query_magic = "FSQY1";
+constexpr std::string_view request_magic = "FSRQ1", response_magic = "FSRS1", query_magic = "FSQY1",
+                           delivery_magic = "FSDL1", ack_magic = "FSAK1";
 
 void put(std::string& out, std::string_view field) {
   const auto n = static_cast<uint32_t>(field.size());
@@ -112,7 +113,7 @@ std::optional<peer_query> decode_query(std::string_view secret, std::string_view
   if (!magic || *magic != query_magic || !s || !same_secret(*s, secret)) return std::nullopt;
   auto kind = f.next(), count_field = f.next();
   auto count = count_field ? parse_decimal<uint32_t>(*count_field) : std::nullopt;
-  if (!kind || !count || *count > 64) return std::nullopt;
+  if (!kind || !count || *count > frame.size() / 4) return std::nullopt;  // each field takes at least 4 bytes
   peer_query q;
   q.kind = std::string(*kind);
   for (uint32_t i = 0; i < *count; ++i) {
@@ -122,6 +123,67 @@ std::optional<peer_query> decode_query(std::string_view secret, std::string_view
   }
   if (f.next()) return std::nullopt;  // nothing may follow
   return q;
+}
+
+std::string encode_delivery(std::string_view secret, const std::vector<delivery_entry>& entries) {
+  std::string out;
+  put(out, delivery_magic);
+  put(out, secret);
+  put(out, std::to_string(entries.size()));
+  for (auto& e : entries) {
+    put(out, std::to_string(e.tenant));
+    put(out, std::to_string(e.project));
+    put(out, std::to_string(e.source_group));
+    put(out, std::to_string(e.seq));
+    put(out, e.queued);
+  }
+  return out;
+}
+
+std::optional<std::vector<delivery_entry>> decode_delivery(std::string_view secret, std::string_view frame) {
+  fields f(frame);
+  auto magic = f.next();
+  auto s = f.next();
+  if (!magic || *magic != delivery_magic || !s || !same_secret(*s, secret)) return std::nullopt;
+  auto count_field = f.next();
+  auto count = count_field ? parse_decimal<uint32_t>(*count_field) : std::nullopt;
+  if (!count || *count > frame.size() / 20) return std::nullopt;  // each entry takes at least 20 bytes
+  std::vector<delivery_entry> out(*count);
+  for (auto& e : out) {
+    auto t = f.next(), p = f.next(), g = f.next(), q = f.next(), v = f.next();
+    if (!t || !p || !g || !q || !v) return std::nullopt;
+    auto tenant = parse_decimal<uint32_t>(*t), project = parse_decimal<uint32_t>(*p);
+    auto group = parse_decimal<uint32_t>(*g);
+    auto seq = parse_decimal<uint64_t>(*q);
+    if (!tenant || !project || !group || !seq) return std::nullopt;
+    e.tenant = *tenant;
+    e.project = *project;
+    e.source_group = *group;
+    e.seq = *seq;
+    e.queued = std::string(*v);
+  }
+  if (f.next()) return std::nullopt;
+  return out;
+}
+
+std::string encode_delivery_ack(const std::vector<delivery_status>& statuses) {
+  std::string out, codes;
+  for (auto s : statuses) codes.push_back(static_cast<char>('0' + static_cast<int>(s)));
+  put(out, ack_magic);
+  put(out, codes);
+  return out;
+}
+
+std::optional<std::vector<delivery_status>> decode_delivery_ack(std::string_view frame) {
+  fields f(frame);
+  auto magic = f.next(), codes = f.next();
+  if (!magic || *magic != ack_magic || !codes || f.next()) return std::nullopt;
+  std::vector<delivery_status> out;
+  for (char c : *codes) {
+    if (c < '0' || c > '2') return std::nullopt;
+    out.push_back(static_cast<delivery_status>(c - '0'));
+  }
+  return out;
 }
 
 std::string encode_response_frame(const http::response& r) {

@@ -25,6 +25,25 @@ struct peer_query {
 std::string encode_query(std::string_view secret, const peer_query& q);
 std::optional<peer_query> decode_query(std::string_view secret, std::string_view frame);
 
+// Messages for key groups another node owns (docs/cluster.md "Messages
+// between nodes"): outbox entries, each the queued input as the queue
+// stores it (records.hpp), numbered per source key group.
+struct delivery_entry {
+  uint32_t tenant = 0, project = 0, source_group = 0;
+  uint64_t seq = 0;
+  std::string queued;
+};
+std::string encode_delivery(std::string_view secret, const std::vector<delivery_entry>& entries);
+std::optional<std::vector<delivery_entry>> decode_delivery(std::string_view secret, std::string_view frame);
+// The receiver's answer, one per entry, in order.
+enum class delivery_status : uint8_t {
+  accepted = 0,   // committed (or a repeat of one committed before): the sender may delete it
+  elsewhere = 1,  // this node does not own the entry's key group: ask the placement again
+  later = 2,      // not now (the project is not active here yet, the store cannot write)
+};
+std::string encode_delivery_ack(const std::vector<delivery_status>& statuses);
+std::optional<std::vector<delivery_status>> decode_delivery_ack(std::string_view frame);
+
 std::string encode_response_frame(const http::response& r);
 std::optional<http::response> decode_response_frame(std::string_view frame);
 

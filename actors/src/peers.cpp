@@ -14,6 +14,7 @@ namespace flowstate::engine_detail {
 using forward_atom = caf::atom_constant<caf::atom("fs_fwd")>;
 using reply_atom = caf::atom_constant<caf::atom("fs_reply")>;
 using query_atom = caf::atom_constant<caf::atom("fs_query")>;
+using deliver_atom = caf::atom_constant<caf::atom("fs_dlvr")>;
 
 namespace {
 
@@ -49,11 +50,37 @@ class promise_responder final : public http::responder {
 };
 
 caf::behavior ingress_actor(caf::stateful_actor<ingress_state>* self, std::string secret,
-                            std::shared_ptr<peers::handler> handle, std::shared_ptr<peers::query_handler> answer) {
-  return {[=](query_atom, const std::string& frame) -> std::string {
+                            std::shared_ptr<peers::handler> handle, std::shared_ptr<peers::query_handler> answer,
+                            std::shared_ptr<peers::delivery_handler> accept) {
+  return {[=](deliver_atom, const std::string& frame) -> caf::typed_response_promise<std::string> {
+            auto rp = self->make_response_promise<std::string>();
+            auto entries = decode_delivery(secret, frame);
+            if (!entries) {
+              rp.deliver(std::string());  // refused: the sender reads no statuses and retries later
+              return rp;
+            }
+            const uint64_t id = ++self->state.next;
+            self->state.pending.emplace(id, rp);
+            caf::actor me = caf::actor_cast<caf::actor>(self);
+            (*accept)(std::move(*entries), [me, id](std::vector<delivery_status> statuses) {
+              caf::anon_send(me, reply_atom::value, id, encode_delivery_ack(statuses));
+            });
+            return rp;
+          },
+          [=](query_atom, const std::string& frame) -> caf::typed_response_promise<std::string> {
+            auto rp = self->make_response_promise<std::string>();
             auto q = decode_query(secret, frame);
-            if (!q) return encode_response_frame(http::problem(403, "refused", "not a query of this cluster"));
-            return encode_response_frame((*answer)(*q));
+            if (!q) {
+              rp.deliver(encode_response_frame(http::problem(403, "refused", "not a query of this cluster")));
+              return rp;
+            }
+            const uint64_t id = ++self->state.next;
+            self->state.pending.emplace(id, rp);
+            caf::actor me = caf::actor_cast<caf::actor>(self);
+            (*answer)(std::move(*q), [me, id](http::response r) {
+              caf::anon_send(me, reply_atom::value, id, encode_response_frame(r));
+            });
+            return rp;
           },
           [=](forward_atom, const std::string& frame) -> caf::typed_response_promise<std::string> {
             auto rp = self->make_response_promise<std::string>();
@@ -86,18 +113,48 @@ std::optional<std::pair<std::string, uint16_t>> split_address(const std::string&
 
 }  // namespace
 
-peers::peers(caf::actor_system& sys, std::string self, std::string secret, handler handle, query_handler answer)
+peers::peers(caf::actor_system& sys, std::string self, std::string secret, handler handle, query_handler answer,
+             delivery_handler accept)
     : sys_(sys), self_(std::move(self)), secret_(std::move(secret)) {
   ingress_ = sys_.spawn(ingress_actor, secret_, std::make_shared<handler>(std::move(handle)),
-                        std::make_shared<query_handler>(std::move(answer)));
+                        std::make_shared<query_handler>(std::move(answer)),
+                        std::make_shared<delivery_handler>(std::move(accept)));
+}
+
+caf::actor peers::target(const std::string& name) const {
+  std::lock_guard lock(mu_);
+  if (auto it = remotes_.find(name); it != remotes_.end()) return it->second.ingress;
+  return {};
+}
+
+void peers::deliver(const std::string& name, const std::vector<delivery_entry>& entries, uint32_t timeout_ms,
+                    std::function<void(std::optional<std::vector<delivery_status>>)> done) {
+  auto to = target(name);
+  if (!to) return done(std::nullopt);
+  sys_.spawn([to, frame = encode_delivery(secret_, entries), timeout_ms, done = std::move(done),
+              n = entries.size()](caf::event_based_actor* self) {
+    auto answered = std::make_shared<bool>(false);
+    auto finish = [self, done, answered](std::optional<std::vector<delivery_status>> r) {
+      if (*answered) return;
+      *answered = true;
+      done(std::move(r));
+      self->quit();
+    };
+    self->monitor(to);
+    self->set_down_handler([finish](caf::scheduled_actor*, caf::down_msg&) { finish(std::nullopt); });
+    self->request(to, std::chrono::milliseconds(timeout_ms), deliver_atom::value, frame)
+        .then(
+            [finish, n](const std::string& answer) {
+              auto statuses = decode_delivery_ack(answer);
+              if (statuses && statuses->size() != n) statuses.reset();
+              finish(std::move(statuses));
+            },
+            [finish](caf::error&) { finish(std::nullopt); });
+  });
 }
 
 result<http::response> peers::ask(const std::string& name, const peer_query& q, uint32_t timeout_ms) {
-  caf::actor target;
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = remotes_.find(name); it != remotes_.end()) target = it->second.ingress;
-  }
+  auto target = this->target(name);
   if (!target) return fail("node " + name + " is not connected to this node yet; retry shortly");
   caf::scoped_actor self{sys_};
   result<http::response> out = fail("node " + name + " did not answer");
@@ -153,11 +210,7 @@ bool peers::connected(const std::string& name, const std::string& incarnation) c
 }
 
 void peers::forward(const std::string& name, http::request req, http::responder_ptr reply, uint32_t timeout_ms) {
-  caf::actor target;
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = remotes_.find(name); it != remotes_.end()) target = it->second.ingress;
-  }
+  auto target = this->target(name);
   if (!target) {
     auto r = http::problem(503, "owner not connected",
                            "the node that owns this key (" + name +

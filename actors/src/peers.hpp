@@ -37,9 +37,15 @@ inline constexpr std::string_view forwarded_header = "flowstate-forwarded-by";
 class peers {
  public:
   using handler = std::function<void(http::request&&, http::responder_ptr)>;
-  // Answers another node's question about this node's records.
-  using query_handler = std::function<http::response(const peer_query&)>;
-  peers(caf::actor_system& sys, std::string self, std::string secret, handler handle, query_handler answer);
+  // Answers another node's question (about this node's records, or a step
+  // of moving key groups): `done` takes the answer, from any thread.
+  using query_handler = std::function<void(peer_query&&, std::function<void(http::response)> done)>;
+  // Accepts outbox entries another node sends (the receiver's commit), then
+  // calls `done` with one status per entry, from any thread.
+  using delivery_done = std::function<void(std::vector<delivery_status>)>;
+  using delivery_handler = std::function<void(std::vector<delivery_entry>&&, delivery_done)>;
+  peers(caf::actor_system& sys, std::string self, std::string secret, handler handle, query_handler answer,
+        delivery_handler accept);
   ~peers();
 
   // Publishes the ingress on HOST:PORT (port 0 picks one); the address bound.
@@ -52,6 +58,11 @@ class peers {
   // Sends the request to node `name`; the response, or a problem saying
   // whether the request may have run there, goes to `reply`.
   void forward(const std::string& name, http::request req, http::responder_ptr reply, uint32_t timeout_ms);
+  // Sends outbox entries to node `name`; `done` gets its statuses, or
+  // nullopt when it did not answer in time or is not connected (on a CAF
+  // thread either way).
+  void deliver(const std::string& name, const std::vector<delivery_entry>& entries, uint32_t timeout_ms,
+               std::function<void(std::optional<std::vector<delivery_status>>)> done);
   // Asks node `name` (blocking: admin threads only); its answer, or why
   // there is none.
   result<http::response> ask(const std::string& name, const peer_query& q, uint32_t timeout_ms);
@@ -62,6 +73,7 @@ class peers {
   caf::actor_system& sys_;
   std::string self_, secret_;
   caf::actor ingress_;
+  caf::actor target(const std::string& name) const;
   mutable std::mutex mu_;
   struct remote {
     std::string address, incarnation;

@@ -13,6 +13,7 @@
 #include "flowstate/runtime/fault.hpp"
 #include "flowstate/runtime/keys.hpp"
 #include "flowstate/sandbox/worker_client.hpp"
+#include "outbox.hpp"
 #include "records.hpp"
 #include "state_cache.hpp"
 #include "trace.hpp"
@@ -107,6 +108,15 @@ class shard_logic {
       if (flow.blocks[pos].kind == block_kind::function) return false;
     }
     return false;
+  }
+
+  // The key group inside a state key (tenant, project, group, ...).
+  static uint32_t group_of_state_key(const std::string& skey) {
+    key_reader r(skey);
+    (void)r.u32();
+    (void)r.u32();
+    auto g = r.u32();
+    return g ? *g % key_group_count : 0;
   }
 
   static std::string slot_key(const work_item& w) {
@@ -220,6 +230,7 @@ class shard_logic {
   // The key's slot is free again: run its next message, if any.
   void finish(const std::string& skey) {
     st_.core->in_flight[st_.index].fetch_sub(1);
+    st_.core->group_in_flight[group_of_state_key(skey)].fetch_sub(1);
     auto it = st_.slots.find(skey);
     if (it == st_.slots.end()) return;
     auto& slot = it->second;
@@ -283,7 +294,8 @@ class shard_logic {
   // Commits; once durable, answers the waiting client (and the requests
   // that repeated its Idempotency-Key), the response recorded with the batch.
   // Returns the store's ticket of the commit.
-  uint64_t commit_and_reply(commit_batch&& batch, work_item& w, std::optional<http::response> response) {
+  uint64_t commit_and_reply(commit_batch&& batch, work_item& w, std::optional<http::response> response,
+                            outgoing_entries outgoing = nullptr) {
     auto reply = std::move(w.reply);
     std::string idem;
     if (response && !w.idempotency_key.empty()) {
@@ -294,8 +306,9 @@ class shard_logic {
     const bool queued = w.queue_seq != 0;
     return st_.core->db->commit(
         std::move(batch), w.project->durability,
-        [core, reply, idem, response = std::move(response)]() mutable {
+        [core, reply, idem, response = std::move(response), outgoing = std::move(outgoing)]() mutable {
           core->trace_watch.notify();  // every batch here holds a trace event
+          if (outgoing) caf::anon_send(core->outbox, std::move(outgoing));
           if (!response) return;
           if (!idem.empty()) core->idempotency.complete(idem, *response);
           if (reply) reply->send(std::move(*response));
@@ -309,9 +322,13 @@ class shard_logic {
   // Hands a message to the shard owning its key (after its queue entry was
   // committed, so the writer's order keeps the put before the removal).
   void forward(work_ptr item) {
+    const uint32_t group = key_group_of(item->msg.key);
+    // Being moved away: the committed queue entry goes with the group.
+    if (item->queue_seq && st_.core->is_frozen(group)) return;
     auto target = st_.core->shard_of(item->msg.key);
     item->shard = target;
     st_.core->in_flight[target].fetch_add(1);
+    st_.core->group_in_flight[group].fetch_add(1);
     caf::anon_send(st_.core->shards[target], std::move(item));
   }
 
@@ -385,6 +402,7 @@ class shard_logic {
     std::optional<http::response> response;
     bool carried = false;
     std::vector<work_ptr> downstream;
+    outgoing_entries outgoing;
     for (std::size_t i = 0; i < r.outputs.size(); ++i) {
       for (std::size_t pos = w.block + 1; pos < flow.blocks.size(); ++pos) {
         const auto& next = flow.blocks[pos];
@@ -417,9 +435,18 @@ class shard_logic {
           }
           item->msg.key = std::move(*key);
         }
+        const uint32_t to_group = key_group_of(item->msg.key);
+        if (!st_.core->runs_here(to_group)) {
+          // Another node's key group: an outbox entry, sent once durable.
+          const uint64_t seq = st_.core->db->next_sequence();
+          auto queued = encode_queued({flow.name, next.id, item->msg});
+          batch.put(column::outbox, outbox_key(w.project->tenant, w.project->project_id, group, seq), queued);
+          if (!outgoing) outgoing = std::make_shared<std::vector<delivery_entry>>();
+          outgoing->push_back({w.project->tenant, w.project->project_id, group, seq, std::move(queued)});
+          break;
+        }
         item->queue_seq = st_.core->db->next_sequence();
-        batch.put(column::queue,
-                  queue_key(w.project->tenant, w.project->project_id, key_group_of(item->msg.key), item->queue_seq),
+        batch.put(column::queue, queue_key(w.project->tenant, w.project->project_id, to_group, item->queue_seq),
                   encode_queued({flow.name, next.id, item->msg}));
         if (w.reply && !response && !carried) {
           item->reply = w.reply;
@@ -437,7 +464,7 @@ class shard_logic {
     }
     fault_point("shard.before_commit");
     if (carried) w.reply.reset();
-    const uint64_t ticket = commit_and_reply(std::move(batch), w, std::move(response));
+    const uint64_t ticket = commit_and_reply(std::move(batch), w, std::move(response), std::move(outgoing));
     if (state_changed) st_.cache.written_by(skey, ticket);
     st_.cache.trim(st_.core->db->written_through());
     st_.core->state_cache_bytes_used[st_.index].store(st_.cache.bytes(), std::memory_order_relaxed);

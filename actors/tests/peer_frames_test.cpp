@@ -58,3 +58,28 @@ TEST_CASE("a request frame without the cluster's secret, or cut short, is refuse
   bad.status = 42;
   CHECK_FALSE(decode_response_frame(encode_response_frame(bad)).has_value());
 }
+
+TEST_CASE("outbox entries and their statuses round-trip, and a delivery without the secret or cut short is refused") {
+  std::vector<delivery_entry> entries = {{0, 3, 4095, 18446744073709551615ull, std::string("q\0ueued", 7)},
+                                         {1, 2, 0, 1, ""}};
+  auto frame = encode_delivery("the-right-secret", entries);
+  auto back = decode_delivery("the-right-secret", frame);
+  REQUIRE(back.has_value());
+  REQUIRE(back->size() == 2);
+  CHECK((*back)[0].project == 3);
+  CHECK((*back)[0].source_group == 4095);
+  CHECK((*back)[0].seq == 18446744073709551615ull);
+  CHECK((*back)[0].queued == entries[0].queued);
+  CHECK((*back)[1].tenant == 1);
+  CHECK((*back)[1].queued.empty());
+  CHECK_FALSE(decode_delivery("the-wrong-secret", frame).has_value());
+  for (std::size_t n = 0; n < frame.size(); ++n) CHECK_FALSE(decode_delivery("the-right-secret", frame.substr(0, n)));
+  CHECK(decode_delivery("the-right-secret", encode_delivery("the-right-secret", {}))->empty());
+
+  std::vector<delivery_status> statuses = {delivery_status::accepted, delivery_status::elsewhere,
+                                           delivery_status::later};
+  auto ack = decode_delivery_ack(encode_delivery_ack(statuses));
+  REQUIRE(ack.has_value());
+  CHECK(*ack == statuses);
+  CHECK_FALSE(decode_delivery_ack(frame).has_value());  // a delivery is not an answer
+}

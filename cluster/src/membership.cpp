@@ -39,6 +39,15 @@ void apply(cluster_view& v, std::map<uint32_t, range_owner>& ranges, const std::
     }
   } else if (rest == "controller") {
     v.controller = deleted ? std::string() : kv.value;
+  } else if (rest.rfind("moves/", 0) == 0) {
+    std::string id(rest.substr(6));
+    if (deleted) {
+      v.moves.erase(id);
+    } else if (auto m = decode_move(kv.value)) {
+      v.moves[id] = *m;
+    } else {
+      std::fprintf(stderr, "flowstate cluster: ignoring %s: %s\n", kv.key.c_str(), m.error().c_str());
+    }
   } else if (rest.rfind("placement/", 0) == 0) {
     auto first = static_cast<uint32_t>(std::strtoul(std::string(rest.substr(10)).c_str(), nullptr, 16));
     if (deleted) {
@@ -62,6 +71,10 @@ std::string cluster_prefix(const std::string& cluster) { return "/flowstate/" + 
 
 std::string placement_key(const std::string& cluster, uint32_t first_group) {
   return cluster_prefix(cluster) + "placement/" + hex8(first_group);
+}
+
+std::string move_key(const std::string& cluster, const std::string& id) {
+  return cluster_prefix(cluster) + "moves/" + id;
 }
 
 result<uint32_t> cluster_project_id(const etcd_options& etcd, const std::string& cluster, const std::string& name) {
@@ -121,8 +134,8 @@ struct membership::impl {
   std::string prefix;
   std::unique_ptr<etcd_client> loop_client, watch_client;
   int64_t lease = 0;
-  int64_t election_revision = 0;  // the controller key's create revision while we hold it
-  bool registered = false;        // nodes/NAME is ours under `lease` (loop thread)
+  std::atomic<int64_t> election_revision{0};  // the controller key's create revision while we hold it
+  bool registered = false;                    // nodes/NAME is ours under `lease` (loop thread)
   std::atomic<uint64_t> losses{0};
 
   mutable std::mutex mu;
@@ -364,5 +377,32 @@ bool membership::wait_for(const std::function<bool(const cluster_view&)>& pred, 
 }
 
 uint64_t membership::lease_losses() const { return impl_->losses.load(); }
+
+status membership::replace_range(const range_owner& old, const std::vector<range_owner>& replacement) {
+  const int64_t election = impl_->election_revision.load();
+  if (election == 0) return fail("this node is not the controller");
+  const auto& o = impl_->options;
+  auto client = etcd_client::connect(o.etcd);
+  if (!client) return fail(client.error());
+  etcd_compare mine{cluster_prefix(o.cluster) + "controller", etcd_compare::target::create, etcd_compare::result::equal,
+                    election, ""};
+  etcd_compare unchanged{placement_key(o.cluster, old.first), etcd_compare::target::value, etcd_compare::result::equal,
+                         0, encode_range(old)};
+  std::vector<etcd_op> puts;
+  for (auto& r : replacement) puts.push_back(etcd_op::put(placement_key(o.cluster, r.first), encode_range(r)));
+  auto r = (*client)->txn({mine, unchanged}, puts);
+  if (!r) return fail(r.error());
+  if (!r->succeeded)
+    return fail("the placement changed meanwhile, or this node is no longer the controller: nothing was written");
+  return status::success();
+}
+
+status membership::write_move(const std::string& id, const move_request& m) {
+  auto client = etcd_client::connect(impl_->options.etcd);
+  if (!client) return fail(client.error());
+  auto r = (*client)->put(move_key(impl_->options.cluster, id), encode_move(m));
+  if (!r) return fail(r.error());
+  return status::success();
+}
 
 }  // namespace flowstate::cluster

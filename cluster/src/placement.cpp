@@ -129,6 +129,42 @@ std::vector<std::pair<std::string, uint32_t>> placement::groups_per_node() const
   return {count.begin(), count.end()};
 }
 
+std::vector<range_owner> split_for_move(const range_owner& r, uint32_t first, uint32_t end, const std::string& to,
+                                        const std::string& to_store) {
+  std::vector<range_owner> out;
+  if (r.first < first) out.push_back({r.first, first, r.node, r.store_id, r.epoch});
+  out.push_back({first, end, to, to_store, r.epoch + 1});
+  if (end < r.end) out.push_back({end, r.end, r.node, r.store_id, r.epoch});
+  return out;
+}
+
+std::string encode_move(const move_request& m) {
+  char pause[32];
+  std::snprintf(pause, sizeof pause, "%.3f", m.longest_pause_ms);
+  return "{\"first\":" + std::to_string(m.first) + ",\"end\":" + std::to_string(m.end) +
+         ",\"to\":" + json_string(m.to) + ",\"state\":" + json_string(m.state) +
+         ",\"message\":" + json_string(m.message) + ",\"longestPauseMs\":" + pause + "}";
+}
+
+result<move_request> decode_move(std::string_view json) {
+  return parse_object<move_request>(json, "move request", [](simdjson::dom::object o, move_request& m) {
+    uint64_t first = 0, end = 0;
+    if (auto p = read_uint(o, "first", first)) return p;
+    if (auto p = read_uint(o, "end", end)) return p;
+    if (auto p = read_string(o, "to", m.to, true)) return p;
+    if (auto p = read_string(o, "state", m.state, false)) return p;
+    if (auto p = read_string(o, "message", m.message, false)) return p;
+    double pause = 0;
+    if (!o["longestPauseMs"].get_double().get(pause)) m.longest_pause_ms = pause;
+    if (first >= end || end > UINT32_MAX)
+      return std::optional<std::string>("groups [" + std::to_string(first) + ", " + std::to_string(end) +
+                                        ") are empty or too many");
+    m.first = static_cast<uint32_t>(first);
+    m.end = static_cast<uint32_t>(end);
+    return std::optional<std::string>();
+  });
+}
+
 placement initial_placement(std::vector<node_info> nodes, uint32_t groups) {
   placement p;
   if (nodes.empty() || groups == 0) return p;

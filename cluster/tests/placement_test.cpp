@@ -63,3 +63,26 @@ TEST_CASE("node and range records round-trip through their JSON, and a bad one n
   CHECK(missing.error() == "node record: no \"storeId\"");
   CHECK_FALSE(decode_range("[1]").ok());
 }
+
+TEST_CASE("moving part of a range splits it: the moved part to the new owner at the next epoch, the rest kept") {
+  range_owner r{100, 200, "a", "sa", 3};
+  auto mid = split_for_move(r, 120, 150, "b", "sb");
+  REQUIRE(mid.size() == 3);
+  CHECK(mid[0] == range_owner{100, 120, "a", "sa", 3});
+  CHECK(mid[1] == range_owner{120, 150, "b", "sb", 4});
+  CHECK(mid[2] == range_owner{150, 200, "a", "sa", 3});
+  auto whole = split_for_move(r, 100, 200, "c", "sc");
+  REQUIRE(whole.size() == 1);
+  CHECK(whole[0] == range_owner{100, 200, "c", "sc", 4});
+  CHECK(split_for_move(r, 100, 150, "b", "sb").size() == 2);
+}
+
+TEST_CASE("a move request round-trips through its JSON, and one with no groups is refused") {
+  move_request m{10, 20, "n\"2", "failed", "node a did not answer", 12.5};
+  auto back = decode_move(encode_move(m));
+  REQUIRE(back.ok());
+  CHECK(*back == m);
+  auto empty = decode_move(R"({"first":5,"end":5,"to":"b"})");
+  REQUIRE_FALSE(empty.ok());
+  CHECK(empty.error().find("[5, 5)") != std::string::npos);
+}

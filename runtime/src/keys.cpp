@@ -160,6 +160,14 @@ std::pair<std::string, std::string> queue_range(uint32_t tenant, uint32_t projec
           key_builder().u32(tenant).u32(project).u32(end_group).take()};
 }
 
+std::string outbox_key(uint32_t tenant, uint32_t project, uint32_t source_group, uint64_t seq) {
+  return key_builder().u32(tenant).u32(project).u32(source_group).u64(seq).take();
+}
+
+std::string inbox_mark_key(uint32_t tenant, uint32_t project, uint32_t dest_group, uint32_t source_group) {
+  return key_builder().u32(tenant).u32(project).u32(dest_group).u32(source_group).take();
+}
+
 std::string error_key(uint32_t tenant, uint32_t project, uint32_t key_group, uint64_t seq) {
   return key_builder().u32(tenant).u32(project).u32(key_group).u64(seq).take();
 }

@@ -183,6 +183,8 @@ std::string_view column_name(column c) {
       return "trace";
     case column::idempotency:
       return "idempotency";
+    case column::outbox:
+      return "outbox";
   }
   return "?";
 }

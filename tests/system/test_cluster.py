@@ -354,22 +354,152 @@ def test_a_second_node_with_a_live_nodes_name_is_refused():
         a.stop()
 
 
-def test_a_project_that_re_keys_a_later_block_is_refused_by_a_cluster_node():
-    """a flow whose second function re-keys (`key:`) is refused at start in a cluster, naming the block and why"""
-    etcd = Etcd()
-    project = make_project(tmpdir() + "/rekey", {
+REKEY_FLOW = "blocks:\n  - http.Request: in\n  - js.Function: first\n  - js.Function: second\n    key: /group\n"
+# Each block counts what it sees and remembers every message's uid, so a
+# message run twice at either block shows as a repeat.
+REKEY_FIRST = """export default function (input, state = { count: 0, repeats: 0, seen: {} }) {
+  const uid = input.body.uid;
+  if (state.seen[uid]) state.repeats += 1; else { state.seen[uid] = 1; state.count += 1; }
+  return { output: { uid, group: input.body.group }, state };
+}
+"""
+REKEY_SECOND = """export default function (input, state = { count: 0, repeats: 0, seen: {} }) {
+  if (state.seen[input.uid]) state.repeats += 1; else { state.seen[input.uid] = 1; state.count += 1; }
+  return { state };
+}
+"""
+
+
+def rekey_project(extra_flow=None):
+    return make_project(tmpdir() + "/rekey", {
         "flowstate.yaml": "name: rekey\n",
-        "flows/f.yaml": "blocks:\n  - http.Request: in\n  - js.Function: first\n  - js.Function: second\n"
-                        "    key: /body/device\n",
+        "flows/f.yaml": extra_flow or REKEY_FLOW,
         "drivers/in.yaml": "kind: http.Request\nmethod: POST\npath: /in/{key}\n",
-        "functions/first.js": "export default function (input) { return { output: input }; }\n",
-        "functions/second.js": "export default function (input) { return {}; }\n",
+        "drivers/reply.yaml": "kind: http.Response\n",
+        "functions/first.js": REKEY_FIRST,
+        "functions/second.js": REKEY_SECOND,
     })
+
+
+def block_state(node, block, key):
+    p = cli("state", "get", "f", block, key, "--json", data=node.data)
+    if p.returncode != 0 or not p.stdout.strip() or p.stdout.strip() == "null":
+        return None
+    return json.loads(p.stdout)
+
+
+def test_a_flow_that_re_keys_sends_messages_across_nodes_exactly_once_through_kill_9_of_each_node_in_turn():
+    """a flow whose second function re-keys (`key: /group`) on 3 nodes, each killed -9 in turn under load and restarted: every acknowledged message runs once at the first block and once at the second, on whichever nodes own their keys"""
+    etcd = Etcd()
+    project = rekey_project()
+    nodes = start_all([cluster_node(etcd, n, project) for n in ("a", "b", "c")])
+    try:
+        wait_for("a placement over 3 nodes", lambda: placed(etcd, 3))
+        devices = [f"d{i}" for i in range(16)]
+        groups = [f"g{i}" for i in range(8)]
+        check(len({owner_of(etcd, g) for g in groups}) == 3, "the second block's keys are on all three nodes")
+        acked = {d: 0 for d in devices}
+        unknown = {d: 0 for d in devices}
+        other = []
+        lock = threading.Lock()
+        stop_load = threading.Event()
+
+        def client(i):
+            import random
+            rnd = random.Random(i)
+            n = 0
+            while not stop_load.is_set():
+                n += 1
+                device = rnd.choice(devices)
+                body = json.dumps({"uid": f"{i}-{n}", "group": rnd.choice(groups)})
+                try:
+                    conn = rnd.choice(nodes).connection(timeout=30)
+                    conn.request("POST", f"/in/{device}", body=body, headers={"Content-Type": "application/json"})
+                    r = conn.getresponse()
+                    text = r.read().decode()
+                    conn.close()
+                except OSError:
+                    continue  # that node is down: nothing was accepted through it
+                with lock:
+                    if r.status == 202:
+                        acked[device] += 1
+                    elif "OutcomeUnknown" in text:
+                        unknown[device] += 1
+                    elif r.status != 503:
+                        other.append(f"{r.status} {text[:200]}")
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(2)
+        for victim in nodes:
+            victim.kill9()
+            time.sleep(1)
+            victim.start()
+            time.sleep(2)
+        stop_load.set()
+        for t in threads:
+            t.join()
+        check(not other, f"no answer other than 202, 503 and OutcomeUnknown: {other[:3]}")
+        check(sum(acked.values()) > 100, f"the load ran: {sum(acked.values())} acknowledged")
+
+        def first_counts():
+            out = {}
+            for d in devices:
+                s = block_state(nodes[0], "first", d)
+                if s is None and acked[d]:
+                    return None
+                out[d] = s or {"count": 0, "repeats": 0}
+            return out
+
+        def settled():
+            # Nothing in flight and no outbox entry waiting, on every node.
+            for n in nodes:
+                st, ready = n.admin_get("/readyz")
+                st, text = n.admin_get("/metrics")
+                pending = [l for l in text.splitlines() if l.startswith("flowstate_outbox_pending")]
+                if ready.get("in_flight") != 0 or not pending or float(pending[0].split()[-1]) != 0:
+                    return False
+            return True
+
+        wait_for("every node idle with an empty outbox", settled, timeout=120)
+        firsts = wait_for("every device's state", first_counts, timeout=60)
+        for d in devices:
+            check(firsts[d]["repeats"] == 0, f"{d}: no message ran twice at the first block: {firsts[d]['repeats']}")
+            check(acked[d] <= firsts[d]["count"] <= acked[d] + unknown[d],
+                  f"{d}: {acked[d]} acknowledged, {unknown[d]} unknown, first block counted {firsts[d]['count']}")
+        total = sum(f["count"] for f in firsts.values())
+
+        def second_counts():
+            states = [block_state(nodes[0], "second", g) or {"count": 0, "repeats": 0} for g in groups]
+            return states if sum(s["count"] for s in states) >= total else None
+
+        seconds = wait_for("every message at the second block", second_counts, timeout=90)
+        check(sum(s["count"] for s in seconds) == total and all(s["repeats"] == 0 for s in seconds),
+              f"the second block ran each of the {total} messages once: "
+              f"{[(s['count'], s['repeats']) for s in seconds]}")
+        crossed = 0
+        for n in nodes:
+            st, text = n.admin_get("/metrics")
+            for line in text.splitlines():
+                if line.startswith("flowstate_inbox_accepted_total"):
+                    crossed += float(line.split()[-1])
+        check(crossed > 0, "messages crossed between nodes (flowstate_inbox_accepted_total)")
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def test_a_cluster_refuses_an_http_response_after_a_re_keying_block():
+    """a flow that re-keys a later block and answers with http.Response after it is refused by a cluster node, naming the block and what to do"""
+    etcd = Etcd()
+    project = rekey_project(REKEY_FLOW + "  - http.Response: reply\n")
     node = cluster_node(etcd, "a", project)
     p = subprocess.run([BIN, "serve", "--data", node.data, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
                        + node.extra_args + [project], capture_output=True, text=True, timeout=60,
                        env={**os.environ, "FLOWSTATE_CLUSTER_SECRET": SECRET})
-    check(p.returncode != 0 and "flows/f.yaml:" in p.stderr and "re-keys its messages" in p.stderr,
+    check(p.returncode != 0 and "flows/f.yaml:" in p.stderr and "re-keys its messages" in p.stderr
+          and "Put the http.Response before this block" in p.stderr,
           f"refused, naming the block: {p.returncode} {p.stderr[-500:]}")
 
 
@@ -444,6 +574,7 @@ if __name__ == "__main__":
          test_errors_list_on_any_node_shows_the_errors_of_every_node,
          test_projects_get_the_same_ids_on_every_node_whatever_order_they_are_served_in,
          test_a_second_node_with_a_live_nodes_name_is_refused,
-         test_a_project_that_re_keys_a_later_block_is_refused_by_a_cluster_node,
+         test_a_flow_that_re_keys_sends_messages_across_nodes_exactly_once_through_kill_9_of_each_node_in_turn,
+         test_a_cluster_refuses_an_http_response_after_a_re_keying_block,
          test_cluster_up_starts_etcd_and_three_nodes_that_answer_every_key_and_ctrl_c_stops_them,
          test_peer_listen_without_a_cluster_secret_is_refused])

@@ -13,6 +13,8 @@
 //                      (8 hex digits, so keys sort by group)
 //   projects/NAME      the project's id (decimal), the same on every node
 //   next-project-id    the next id to give
+//   moves/ID           move_request (JSON): `cluster move`, carried out by
+//                      the controller, its outcome written back
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -40,11 +42,13 @@ struct cluster_view {
   std::map<std::string, node_info> nodes;  // registered (live) nodes by name
   std::string controller;                  // its name; empty while none
   placement ranges;
+  std::map<std::string, move_request> moves;  // by id
   int64_t revision = 0;
 };
 
 std::string cluster_prefix(const std::string& cluster);
 std::string placement_key(const std::string& cluster, uint32_t first_group);
+std::string move_key(const std::string& cluster, const std::string& id);
 
 // A project's id in the cluster, by its name: the one recorded under
 // projects/NAME, or the next free one, recorded by a transaction (so two
@@ -69,6 +73,12 @@ class membership {
   void on_change(std::function<void(const cluster_view&)> changed);
   // Waits until `pred(view)` holds or `timeout_ms` passes; whether it holds.
   bool wait_for(const std::function<bool(const cluster_view&)>& pred, int timeout_ms) const;
+  // Controller only: replaces range `old` (as it is in etcd now) by
+  // `replacement`, in one transaction that also checks this node still
+  // holds the election. Fails when either changed.
+  status replace_range(const range_owner& old, const std::vector<range_owner>& replacement);
+  // Writes a move request's state (moves/ID).
+  status write_move(const std::string& id, const move_request& m);
   // How many times the node lost its lease and registered again.
   uint64_t lease_losses() const;
 

@@ -56,6 +56,27 @@ struct placement {
   std::vector<std::pair<std::string, uint32_t>> groups_per_node() const;
 };
 
+// The ranges that replace `r` when key groups [first, end) of it move to
+// node `to` (whose data directory is `to_store`): the moved part at
+// r.epoch + 1, the parts before and after it kept as they were. [first,
+// end) must lie within r.
+std::vector<range_owner> split_for_move(const range_owner& r, uint32_t first, uint32_t end, const std::string& to,
+                                        const std::string& to_store);
+
+// A request to move key groups (`flowstate cluster move`), kept in etcd
+// under moves/ID until its requester has read the outcome. The controller
+// carries it out one range at a time and writes its state back.
+struct move_request {
+  uint32_t first = 0, end = 0;
+  std::string to;
+  std::string state = "requested";  // requested, running, done, failed
+  std::string message;              // what was moved, or why it failed
+  double longest_pause_ms = 0;      // the longest time a moved range held its requests
+  bool operator==(const move_request&) const = default;
+};
+std::string encode_move(const move_request& m);
+result<move_request> decode_move(std::string_view json);
+
 // The first placement of a cluster: [0, groups) in contiguous ranges, as
 // even as can be, one per node in name order, each at epoch 1.
 placement initial_placement(std::vector<node_info> nodes, uint32_t groups);

@@ -94,6 +94,13 @@ std::string error_count_key(uint32_t tenant, uint32_t project, uint32_t key_grou
 std::pair<std::string, std::string> key_group_counters_range(uint32_t tenant, uint32_t project);
 // An HTTP Idempotency-Key's stored response, under the message key's group.
 std::string idempotency_key(uint32_t tenant, uint32_t project, uint32_t key_group, std::string_view key);
+// The outbox (cluster): a message produced under `source_group` for a key
+// group owned by another node, numbered by the node's sequence; and, under
+// a receiving key group, the highest sequence accepted from each source
+// group (its de-duplication mark). Marks sort before entries in a group
+// (u32 before u64), so both move with their groups like every other record.
+std::string outbox_key(uint32_t tenant, uint32_t project, uint32_t source_group, uint64_t seq);
+std::string inbox_mark_key(uint32_t tenant, uint32_t project, uint32_t dest_group, uint32_t source_group);
 // Format 1's key of the same record (tenant, project, key): read only while
 // records migrated from a format-1 store may still be within their lifetime.
 std::string legacy_idempotency_key(uint32_t tenant, uint32_t project, std::string_view key);

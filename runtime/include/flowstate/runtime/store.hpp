@@ -25,8 +25,11 @@ namespace flowstate {
 
 // idempotency: HTTP Idempotency-Key -> the response recorded with the commit
 // that produced it.
-enum class column { meta, state, queue, errors, metering, trace, idempotency };
-constexpr int column_count = 7;
+// outbox: messages for key groups another node owns, written in the commit
+// that produced them and kept until that node acknowledged them; and the
+// de-duplication marks of the messages this node received (keys.hpp).
+enum class column { meta, state, queue, errors, metering, trace, idempotency, outbox };
+constexpr int column_count = 8;
 // The column family name ("meta", "state", ...).
 std::string_view column_name(column c);
 

@@ -1,0 +1,275 @@
+#include "outbox.hpp"
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "core.hpp"
+#include "flowstate/runtime/keys.hpp"
+#include "records.hpp"
+
+namespace flowstate::engine_detail {
+
+// What a delivery to one node (or to this node) came back with.
+struct delivery_result {
+  std::string target;                                                     // "" = this node
+  std::vector<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>> pairs;  // per entry sent, its pair
+  std::optional<std::vector<delivery_status>> statuses;
+};
+using delivery_result_ptr = std::shared_ptr<delivery_result>;
+
+}  // namespace flowstate::engine_detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::delivery_result_ptr)
+
+namespace flowstate::engine_detail {
+namespace {
+
+using retry_atom = caf::atom_constant<caf::atom("fs_oretry")>;
+
+// (tenant, project, source group, destination group)
+using pair_id = std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>;
+// (tenant, project, source group)
+using source_id = std::tuple<uint32_t, uint32_t, uint32_t>;
+
+// Held in memory at most; past it, new entries stay in the store only and
+// are read back once the backlog has halved.
+constexpr std::size_t memory_cap = 100000;
+constexpr std::size_t batch_entries = 512;
+constexpr std::size_t batch_bytes = 4u << 20;
+constexpr uint32_t delivery_timeout_ms = 10000;
+
+struct pair_queue {
+  std::deque<delivery_entry> entries;
+  bool in_flight = false;
+};
+
+struct outbox_state {
+  engine_core* core = nullptr;
+  outbox_links links;
+  std::map<pair_id, pair_queue> pairs;
+  std::set<pair_id> ready;                       // not in flight, not empty
+  std::set<pair_id> waiting;                     // not empty, waiting for the retry after a failed delivery
+  std::set<std::string> busy;                    // targets with a delivery in flight ("" = here)
+  std::map<source_id, uint64_t> loaded_through;  // highest sequence read into memory, per source group
+  std::size_t held = 0;                          // entries in memory
+  bool overflow = true;                          // some entries are only in the store (true at start)
+  bool retry_scheduled = false;
+  uint32_t backoff_ms = 100;
+};
+
+uint32_t destination_group(const delivery_entry& e) {
+  auto q = decode_queued(e.queued);
+  return q ? key_group_of(q->msg.key) : 0;
+}
+
+class outbox_logic {
+ public:
+  explicit outbox_logic(caf::stateful_actor<outbox_state>* self) : self_(self), st_(self->state) {}
+
+  void on_entries(outgoing_entries& entries) {
+    for (auto& e : *entries) {
+      auto& through = st_.loaded_through[{e.tenant, e.project, e.source_group}];
+      if (e.seq <= through) continue;  // read back from the store already
+      if (st_.overflow || st_.held >= memory_cap) {
+        st_.overflow = true;  // stays in the store; read back later, in order
+        continue;
+      }
+      through = e.seq;
+      add(std::move(e));
+    }
+    pump();
+  }
+
+  void on_result(delivery_result_ptr& r) {
+    st_.busy.erase(r->target);
+    commit_batch erase;
+    std::set<pair_id> stopped;
+    std::size_t i = 0;
+    bool failed = !r->statuses;
+    for (auto& pid : r->pairs) {
+      auto& q = st_.pairs[pid];
+      q.in_flight = false;
+      const auto status = r->statuses ? (*r->statuses)[i] : delivery_status::later;
+      ++i;
+      if (stopped.count(pid)) continue;
+      if (status != delivery_status::accepted) {
+        // The rest of the pair waits behind this one, until the retry.
+        stopped.insert(pid);
+        failed = true;
+        continue;
+      }
+      auto& e = q.entries.front();
+      erase.erase(column::outbox, outbox_key(e.tenant, e.project, e.source_group, e.seq));
+      q.entries.pop_front();
+      --st_.held;
+      st_.core->outbox_delivered.fetch_add(1, std::memory_order_relaxed);
+    }
+    for (auto& pid : r->pairs) {
+      auto it = st_.pairs.find(pid);
+      if (it == st_.pairs.end()) continue;
+      if (it->second.entries.empty()) {
+        st_.pairs.erase(it);
+        st_.ready.erase(pid);
+      } else if (failed) {
+        st_.waiting.insert(pid);  // no answer, or not accepted: again at the retry
+      } else {
+        st_.ready.insert(pid);
+      }
+    }
+    // A lost delete sends the entry again, which its receiver recognises.
+    if (!erase.empty()) st_.core->db->commit(std::move(erase), durability_mode::relaxed, [] {});
+    if (failed) {
+      st_.backoff_ms = std::min<uint32_t>(st_.backoff_ms * 2, 2000);
+      schedule_retry();
+    } else {
+      st_.backoff_ms = 100;
+    }
+    publish();
+    pump();
+  }
+
+  void on_retry() {
+    st_.retry_scheduled = false;
+    st_.ready.insert(st_.waiting.begin(), st_.waiting.end());
+    st_.waiting.clear();
+    pump();
+  }
+
+  void pump() {
+    if (st_.overflow && st_.held <= memory_cap / 2) read_back();
+    // Per target, the ready pairs' entries, in sequence order within a pair.
+    std::map<std::string, std::vector<pair_id>> by_target;
+    bool parked = false;
+    for (auto& pid : st_.ready) {
+      auto target = target_of(std::get<3>(pid));
+      if (!target) {
+        parked = true;  // placed nowhere reachable now: wait
+        continue;
+      }
+      if (st_.busy.count(*target)) continue;
+      by_target[*target].push_back(pid);
+    }
+    for (auto& [target, pids] : by_target) send(target, pids);
+    if (parked) schedule_retry();
+    publish();
+  }
+
+ private:
+  void add(delivery_entry&& e) {
+    pair_id pid{e.tenant, e.project, e.source_group, destination_group(e)};
+    auto& q = st_.pairs[pid];
+    q.entries.push_back(std::move(e));
+    ++st_.held;
+    if (!q.in_flight && !st_.waiting.count(pid)) st_.ready.insert(pid);
+  }
+
+  // The node that runs `group` now ("" = this one), or nullopt when no
+  // node can take it now (not placed, owner down or not connected).
+  std::optional<std::string> target_of(uint32_t group) const {
+    auto gate = st_.core->current_gate();
+    if (!gate) return std::string();
+    auto d = (*gate)(group);
+    if (d.refuse) return std::nullopt;
+    return d.forward_to;
+  }
+
+  void send(const std::string& target, const std::vector<pair_id>& pids) {
+    auto r = std::make_shared<delivery_result>();
+    r->target = target;
+    std::vector<delivery_entry> entries;
+    std::size_t bytes = 0;
+    for (auto& pid : pids) {
+      auto& q = st_.pairs[pid];
+      for (auto& e : q.entries) {
+        if (entries.size() >= batch_entries || bytes >= batch_bytes) break;
+        entries.push_back(e);
+        bytes += e.queued.size();
+        r->pairs.push_back(pid);
+      }
+      q.in_flight = true;
+      st_.ready.erase(pid);
+      if (entries.size() >= batch_entries || bytes >= batch_bytes) break;
+    }
+    if (entries.empty()) return;
+    st_.busy.insert(target);
+    caf::actor me = caf::actor_cast<caf::actor>(self_);
+    auto done = [me, r](std::optional<std::vector<delivery_status>> statuses) {
+      r->statuses = std::move(statuses);
+      caf::anon_send(me, r);
+    };
+    if (target.empty())
+      st_.links.accept_here(std::move(entries), std::move(done));
+    else
+      st_.links.send(target, entries, std::move(done));
+  }
+
+  // Reads entries the memory did not hold back from the store, in key
+  // order (per source group, in sequence order), up to the cap.
+  void read_back() {
+    std::size_t loaded = 0;
+    bool full = false;
+    auto st = st_.core->db->scan_prefix(column::outbox, "", [&](std::string_view key, std::string_view value) {
+      key_reader kr(key);
+      auto tenant = kr.u32(), project = kr.u32(), group = kr.u32();
+      if (!tenant || !project || !group || kr.peek() != key_tag::u64) return true;  // a mark
+      auto seq = kr.u64();
+      if (!seq) return true;
+      auto& through = st_.loaded_through[{*tenant, *project, *group}];
+      if (*seq <= through) return true;
+      if (st_.held >= memory_cap) {
+        full = true;
+        return false;
+      }
+      through = *seq;
+      add(delivery_entry{*tenant, *project, *group, *seq, std::string(value)});
+      ++loaded;
+      return true;
+    });
+    if (!st) {
+      std::fprintf(stderr, "flowstate outbox: reading it back: %s (retrying)\n", st.error().c_str());
+      schedule_retry();
+      return;
+    }
+    st_.overflow = full;
+    if (loaded) std::fprintf(stderr, "flowstate outbox: %zu message(s) for other nodes to send\n", loaded);
+  }
+
+  void schedule_retry() {
+    if (st_.retry_scheduled) return;
+    st_.retry_scheduled = true;
+    self_->delayed_send(self_, std::chrono::milliseconds(st_.backoff_ms), retry_atom::value);
+  }
+
+  void publish() { st_.core->outbox_pending.store(st_.held, std::memory_order_relaxed); }
+
+  caf::stateful_actor<outbox_state>* self_;
+  outbox_state& st_;
+};
+
+caf::behavior outbox_actor(caf::stateful_actor<outbox_state>* self, engine_core* core, outbox_links links) {
+  self->state.core = core;
+  self->state.links = std::move(links);
+  auto logic = std::make_shared<outbox_logic>(self);
+  // Read the store first: entries of commits before this start.
+  self->send(self, retry_atom::value);
+  self->state.retry_scheduled = true;
+  return {
+      [logic](outgoing_entries& entries) { logic->on_entries(entries); },
+      [logic](delivery_result_ptr& r) { logic->on_result(r); },
+      [logic](retry_atom) { logic->on_retry(); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_outbox(caf::actor_system& sys, engine_core& core, outbox_links links) {
+  return sys.spawn(outbox_actor, &core, std::move(links));
+}
+
+}  // namespace flowstate::engine_detail
