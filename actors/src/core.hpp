@@ -2,6 +2,7 @@
 // What every shard shares: the store, the shard handles, the in-flight
 // counters, and the helpers that turn results into commits and replies.
 #include <caf/actor.hpp>
+#include <caf/atom.hpp>
 
 #include <atomic>
 #include <memory>
@@ -15,6 +16,12 @@
 #include "trace_watch.hpp"
 
 namespace flowstate::engine_detail {
+
+// To a shard: forget cached states of key groups [first, end) (they moved).
+// To the outbox: forget its entries of source groups [first, end) (their
+// records moved), or read the store again (records arrived).
+using forget_groups_atom = caf::atom_constant<caf::atom("fs_forget")>;
+using reload_outbox_atom = caf::atom_constant<caf::atom("fs_reload")>;
 
 struct engine_core {
   store* db = nullptr;

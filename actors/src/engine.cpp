@@ -124,7 +124,9 @@ status engine_impl::open() {
         [this](http::request&& req, http::responder_ptr reply) {
           handle_flow_request(std::move(req), std::move(reply));
         },
-        [this](peer_query&& q, std::function<void(http::response)> done) { done(answer_peer(q)); },
+        [this](peer_query&& q, std::function<void(http::response)> done) {
+          answer_peer_async(std::move(q), std::move(done));
+        },
         [this](std::vector<delivery_entry>&& entries, peers::delivery_done done) {
           accept_delivery(std::move(entries), std::move(done));
         });

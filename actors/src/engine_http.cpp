@@ -1,6 +1,7 @@
 // The flow listener's requests: the site and route a request is for, its
 // trace id, the project's static files, Idempotency-Key repeats, and the
 // work item it becomes.
+#include <algorithm>
 #include <cctype>
 #include <optional>
 #include <string>
@@ -157,14 +158,32 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
     }
     item->msg.key = std::move(*key);
   }
+  // Counted while it is being accepted, so that a move of its group waits
+  // for it; a request for a group being moved waits for the move.
+  struct admission {
+    std::atomic<uint32_t>* count = nullptr;
+    ~admission() {
+      if (count) count->fetch_sub(1);
+    }
+  } admitted;
   if (gate) {
-    auto decision = (*gate)(key_group_of(item->msg.key));
+    const uint32_t group = key_group_of(item->msg.key);
+    auto decision = (*gate)(group);
     if (decision.refuse) return reply->send(std::move(*decision.refuse));
-    if (!decision.forward_to.empty()) {
-      if (!received->header(forwarded_header).empty()) {
-        // Forwarded here by a node whose placement said this node owns the
-        // key, while this node's says another does: the placement is
-        // changing. Nothing was accepted.
+    if (decision.forward_to.empty()) {
+      admitted.count = &core_.group_in_flight[group];
+      admitted.count->fetch_add(1);
+      if (core_.is_frozen(group)) return hold(std::move(*received), std::move(reply));
+    } else {
+      std::size_t hops = 0;
+      for (auto& [name, _] : received->headers)
+        hops += name.size() == forwarded_header.size() &&
+                std::equal(name.begin(), name.end(), forwarded_header.begin(), [](char a, char b) {
+                  return std::tolower(static_cast<unsigned char>(a)) == b;
+                });
+      if (hops >= 2) {
+        // Forwarded twice already: the nodes' placements disagree while it
+        // changes. Nothing was accepted.
         auto r = http::problem(503, "placement changing", "the key's owner is changing; retry shortly");
         r.headers.emplace_back("Retry-After", "1");
         return reply->send(std::move(r));

@@ -196,6 +196,10 @@ class engine_impl final : public engine {
   status connect_peer(const std::string& name, const std::string& address, const std::string& incarnation) override;
   bool peer_connected(const std::string& name, const std::string& incarnation) const override;
 
+  result<move_outcome> move_groups(uint32_t first, uint32_t end, const std::string& from, const std::string& to,
+                                   const std::function<status()>& write_placement) override;
+  void placement_changed() override;
+
   deploy_outcome deploy(const std::string& name, const std::string& revision, const std::string& expected) override;
   std::vector<project_info> projects() const override;
   result<std::optional<std::string>> state_get(const std::string& name, const std::string& flow,
@@ -249,6 +253,32 @@ class engine_impl final : public engine {
   // group that came here): committed to the queue with their
   // de-duplication marks, then run. `done` gets one status per entry.
   void accept_delivery(std::vector<delivery_entry>&& entries, std::function<void(std::vector<delivery_status>)> done);
+  // Moving key groups (engine_migrate.cpp). This node's part as the source:
+  // hold, drain, copy to `to`; the sequence above everything copied.
+  result<std::pair<uint64_t, uint64_t>> move_out(uint32_t first, uint32_t end, const std::string& to);
+  // The source after the placement changed: deletes its copy; the groups
+  // stay held until this node's gate sends them elsewhere.
+  status release_groups(uint32_t first, uint32_t end);
+  // The source when the move failed: serves the groups again (the queue
+  // entries it kept unrun run now). Nothing while its copy is under way.
+  void abort_move(uint32_t first, uint32_t end);
+  // The target: records of moving groups arrive (begin erases what it held).
+  status import_begin(uint32_t first, uint32_t end);
+  status import_records(const std::vector<std::string>& args);
+  status import_end(uint32_t first, uint32_t end, uint64_t seq);
+  status import_abort(uint32_t first, uint32_t end);
+  // [begin, end) of groups [first, end) for every project served here.
+  std::vector<std::pair<std::string, std::string>> group_spans(uint32_t first, uint32_t end) const;
+  status erase_spans(uint32_t first, uint32_t end);
+  // Runs the queue entries of groups [first, end) numbered below `below`.
+  void requeue_groups(uint32_t first, uint32_t end, uint64_t below);
+  // Cached states, marks and outbox entries of the groups: read again.
+  void forget_groups(uint32_t first, uint32_t end, bool outbox_entries_moved);
+  // A request for a group being moved waits here (until 10 s).
+  void hold(http::request&& req, http::responder_ptr reply);
+  void answer_held_too_long();
+  // A question another node asked; migration steps run on their own thread.
+  void answer_peer_async(peer_query&& q, std::function<void(http::response)> done);
   // Another node's question about this node's records.
   http::response answer_peer(const peer_query& q) const;
   // The state as this node's store holds it (state_get asks the owner).
@@ -329,6 +359,27 @@ class engine_impl final : public engine {
   std::mutex inbox_mutex_;
   std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>, uint64_t> inbox_marks_;
   uint64_t inbox_epoch_ = 0;
+  // Moving key groups: ranges whose records went to another node (held
+  // until the gate sends them there), ranges received (their queue entries
+  // below `seq` run once the gate runs them here), requests held meanwhile,
+  // and the threads of migration steps asked by other nodes.
+  struct moved_range {
+    uint32_t first = 0, end = 0;
+    uint64_t seq = 0;
+    int64_t since_ms = 0;
+    bool copying = false;  // moving_out_: move_out() is still at work
+  };
+  std::mutex moves_mutex_;
+  std::vector<moved_range> released_, received_, moving_out_;
+  struct held_request {
+    http::request req;
+    http::responder_ptr reply;
+    int64_t since_ms = 0;
+  };
+  std::mutex held_mutex_;
+  std::vector<held_request> held_;
+  std::mutex jobs_mutex_;
+  std::vector<std::future<void>> jobs_;
   std::shared_ptr<const std::function<std::string()>> cluster_info_;  // atomic_load/store
   std::string peer_address_;
 };

@@ -53,6 +53,10 @@ void engine_impl::accept_delivery(std::vector<delivery_entry>&& entries,
       stopped.insert(pair);
       continue;
     }
+    if (core_.is_frozen(to_group)) {
+      stopped.insert(pair);  // being moved: later, to its new owner
+      continue;
+    }
     auto pit = snap->projects.find(e.project);
     if (pit == snap->projects.end() || pit->second->tenant != e.tenant) {
       stopped.insert(pair);  // not active here (yet): the sender tries again

@@ -24,6 +24,7 @@ void engine_impl::start_maintenance() {
       if (stopping_) break;
       lock.unlock();
       watch_store();
+      answer_held_too_long();
       thin_errors();
       trim_traces();
       graveyard_->empty();

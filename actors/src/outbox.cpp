@@ -19,6 +19,7 @@ namespace flowstate::engine_detail {
 struct delivery_result {
   std::string target;                                                     // "" = this node
   std::vector<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>> pairs;  // per entry sent, its pair
+  std::vector<uint64_t> seqs;                                             // and its sequence
   std::optional<std::vector<delivery_status>> statuses;
 };
 using delivery_result_ptr = std::shared_ptr<delivery_result>;
@@ -93,10 +94,15 @@ class outbox_logic {
     std::size_t i = 0;
     bool failed = !r->statuses;
     for (auto& pid : r->pairs) {
-      auto& q = st_.pairs[pid];
-      q.in_flight = false;
       const auto status = r->statuses ? (*r->statuses)[i] : delivery_status::later;
       ++i;
+      auto found = st_.pairs.find(pid);
+      // Forgotten meanwhile (its groups moved away), perhaps read back since.
+      if (found == st_.pairs.end() || found->second.entries.empty() ||
+          found->second.entries.front().seq != r->seqs[i - 1])
+        continue;
+      auto& q = found->second;
+      q.in_flight = false;
       if (stopped.count(pid)) continue;
       if (status != delivery_status::accepted) {
         // The rest of the pair waits behind this one, until the retry.
@@ -132,6 +138,30 @@ class outbox_logic {
     }
     publish();
     pump();
+  }
+
+  // Entries arrived with key groups moved here: read the store again.
+  void on_reload() {
+    st_.overflow = true;
+    pump();
+  }
+
+  // The records of source groups [first, end) moved to another node, which
+  // sends their entries now: drop them here (a delivery in flight is
+  // answered into nothing; the receiver's marks make both harmless).
+  void on_forget(uint32_t first, uint32_t end) {
+    for (auto it = st_.pairs.begin(); it != st_.pairs.end();) {
+      const uint32_t g = std::get<2>(it->first);
+      if (g < first || g >= end) {
+        ++it;
+        continue;
+      }
+      st_.held -= it->second.entries.size();
+      st_.ready.erase(it->first);
+      st_.waiting.erase(it->first);
+      it = st_.pairs.erase(it);
+    }
+    publish();
   }
 
   void on_retry() {
@@ -191,6 +221,7 @@ class outbox_logic {
         entries.push_back(e);
         bytes += e.queued.size();
         r->pairs.push_back(pid);
+        r->seqs.push_back(e.seq);
       }
       q.in_flight = true;
       st_.ready.erase(pid);
@@ -263,6 +294,8 @@ caf::behavior outbox_actor(caf::stateful_actor<outbox_state>* self, engine_core*
       [logic](outgoing_entries& entries) { logic->on_entries(entries); },
       [logic](delivery_result_ptr& r) { logic->on_result(r); },
       [logic](retry_atom) { logic->on_retry(); },
+      [logic](reload_outbox_atom) { logic->on_reload(); },
+      [logic](forget_groups_atom, uint32_t first, uint32_t end) { logic->on_forget(first, end); },
   };
 }
 

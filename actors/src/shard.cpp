@@ -77,6 +77,14 @@ class shard_logic {
     if (!cur || cur->epoch < rt->epoch) cur = std::move(rt);
   }
 
+  void forget(uint32_t first, uint32_t end) {
+    st_.cache.erase_if([&](const std::string& skey) {
+      const uint32_t g = group_of_state_key(skey);
+      return g >= first && g < end;
+    });
+    st_.core->state_cache_bytes_used[st_.index].store(st_.cache.bytes(), std::memory_order_relaxed);
+  }
+
   void on_call_done(call_done_ptr done) {
     auto& item = done->item;
     auto skey = slot_key(*item);
@@ -403,6 +411,7 @@ class shard_logic {
     bool carried = false;
     std::vector<work_ptr> downstream;
     outgoing_entries outgoing;
+    std::vector<uint32_t> admitted;
     for (std::size_t i = 0; i < r.outputs.size(); ++i) {
       for (std::size_t pos = w.block + 1; pos < flow.blocks.size(); ++pos) {
         const auto& next = flow.blocks[pos];
@@ -436,7 +445,16 @@ class shard_logic {
           item->msg.key = std::move(*key);
         }
         const uint32_t to_group = key_group_of(item->msg.key);
-        if (!st_.core->runs_here(to_group)) {
+        bool here = st_.core->runs_here(to_group);
+        if (here && st_.core->has_gate.load(std::memory_order_relaxed)) {
+          // Counted until its commit is handed to the store, so that a move
+          // of its group waits for it; a group being moved gets it through
+          // the outbox, from wherever the group ends up.
+          st_.core->group_in_flight[to_group].fetch_add(1);
+          admitted.push_back(to_group);
+          here = !st_.core->is_frozen(to_group);
+        }
+        if (!here) {
           // Another node's key group: an outbox entry, sent once durable.
           const uint64_t seq = st_.core->db->next_sequence();
           auto queued = encode_queued({flow.name, next.id, item->msg});
@@ -469,6 +487,7 @@ class shard_logic {
     st_.cache.trim(st_.core->db->written_through());
     st_.core->state_cache_bytes_used[st_.index].store(st_.cache.bytes(), std::memory_order_relaxed);
     for (auto& item : downstream) forward(std::move(item));
+    for (uint32_t g : admitted) st_.core->group_in_flight[g].fetch_sub(1);
   }
 
   caf::stateful_actor<shard_state>* self_;
@@ -484,6 +503,7 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, engine_core* c
       [logic](work_ptr& item) { logic->on_work(std::move(item)); },
       [logic](call_done_ptr& done) { logic->on_call_done(std::move(done)); },
       [logic](project_ptr& rt) { logic->on_activate(std::move(rt)); },
+      [logic](forget_groups_atom, uint32_t first, uint32_t end) { logic->forget(first, end); },
   };
 }
 

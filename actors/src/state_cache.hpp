@@ -36,6 +36,20 @@ class state_cache {
     bytes_ = 0;
   }
 
+  // Forgets the entries whose state key `drop` says (their key group moved).
+  template <class Pred>
+  void erase_if(Pred drop) {
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (!drop(it->first)) {
+        ++it;
+        continue;
+      }
+      bytes_ -= it->second.bytes;
+      lru_.erase(it->second.lru);
+      it = entries_.erase(it);
+    }
+  }
+
   std::size_t bytes() const { return bytes_; }
   std::size_t size() const { return entries_.size(); }
 

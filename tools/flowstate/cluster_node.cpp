@@ -1,5 +1,6 @@
 #include "cluster_node.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -140,16 +141,21 @@ class member_node : public cluster_node {
     // Registered before the first read, so no change falls in between.
     membership_->on_change([this](const cluster::cluster_view& v) {
       gate_->update(v);
+      engine_.placement_changed();
       {
         std::lock_guard lock(mu_);
         changed_ = true;
+        moves_changed_ = true;
       }
       cv_.notify_all();
     });
     gate_->update(membership_->view());
     engine_.set_key_group_gate([g = gate_](uint32_t group) { return g->decide(group); });
     engine_.set_cluster_info([g = gate_, &eng = engine_, self = self_] { return describe(*g, eng, self); });
-    if (!engine_.peer_address().empty()) connector_ = std::thread([this] { connect_loop(); });
+    if (!engine_.peer_address().empty()) {
+      connector_ = std::thread([this] { connect_loop(); });
+      mover_ = std::thread([this] { move_loop(); });
+    }
   }
   ~member_node() override {
     engine_.set_cluster_info(nullptr);
@@ -162,6 +168,7 @@ class member_node : public cluster_node {
     }
     cv_.notify_all();
     if (connector_.joinable()) connector_.join();
+    if (mover_.joinable()) mover_.join();
   }
 
  private:
@@ -187,14 +194,82 @@ class member_node : public cluster_node {
     }
   }
 
+  // The controller carries out `cluster move` requests, one at a time.
+  void move_loop() {
+    name_this_thread("fs-mover");
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      moves_changed_ = false;
+      lock.unlock();
+      if (membership_->is_controller()) {
+        auto v = membership_->view();
+        for (auto& [id, m] : v.moves)
+          if (m.state == "requested") {
+            carry_out(id, m);
+            break;
+          }
+      }
+      lock.lock();
+      cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_ || moves_changed_; });
+    }
+  }
+
+  void carry_out(const std::string& id, cluster::move_request m) {
+    m.state = "running";
+    (void)membership_->write_move(id, m);
+    auto finish = [&](std::string state, std::string message) {
+      m.state = std::move(state);
+      m.message = std::move(message);
+      if (auto st = membership_->write_move(id, m); !st)
+        std::fprintf(stderr, "flowstate cluster: recording the outcome of move %s: %s\n", id.c_str(),
+                     st.error().c_str());
+    };
+    uint32_t moved = 0, ranges = 0;
+    for (;;) {
+      auto v = membership_->view();
+      auto to = v.nodes.find(m.to);
+      if (to == v.nodes.end()) return finish("failed", "node " + m.to + " is not in the cluster");
+      const cluster::range_owner* next = nullptr;
+      for (auto& r : v.ranges.ranges)
+        if (r.first < m.end && m.first < r.end && r.node != m.to) {
+          next = &r;
+          break;
+        }
+      if (!next) break;
+      const auto r = *next;
+      const uint32_t first = std::max(m.first, r.first), end = std::min(m.end, r.end);
+      auto groups = "key groups [" + std::to_string(first) + ", " + std::to_string(end) + ")";
+      if (!v.nodes.count(r.node))
+        return finish("failed", groups + " belong to node " + r.node +
+                                    ", which is not in the cluster now: a range whose owner is unreachable is "
+                                    "never given to another node (it holds their only copy)");
+      auto out = engine_.move_groups(first, end, r.node, m.to, [&] {
+        return membership_->replace_range(r, cluster::split_for_move(r, first, end, m.to, to->second.store_id));
+      });
+      if (!out) return finish("failed", "moving " + groups + " from " + r.node + " to " + m.to + ": " + out.error());
+      m.longest_pause_ms = std::max(m.longest_pause_ms, out->pause_ms);
+      moved += end - first;
+      ++ranges;
+      // The next range is chosen from a view that shows this one moved.
+      membership_->wait_for(
+          [&](const cluster::cluster_view& now) {
+            auto* o = now.ranges.owner_of(first);
+            return o && o->node == m.to;
+          },
+          10000);
+    }
+    finish("done", "moved " + std::to_string(moved) + " key group(s) in " + std::to_string(ranges) +
+                       " range(s) to " + m.to);
+  }
+
   std::unique_ptr<cluster::membership> membership_;
   engine& engine_;
   std::shared_ptr<gate_state> gate_;
   std::string self_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool changed_ = false, stopping_ = false;
-  std::thread connector_;
+  bool changed_ = false, moves_changed_ = false, stopping_ = false;
+  std::thread connector_, mover_;
 };
 
 }  // namespace

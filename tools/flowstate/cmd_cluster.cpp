@@ -1,8 +1,12 @@
-// flowstate cluster status: the cluster as etcd holds it (docs/cluster.md).
+// flowstate cluster status: the cluster as etcd holds it; cluster move: key
+// groups to another node, carried out by the controller (docs/cluster.md).
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <random>
+#include <thread>
 
 #include "commands.hpp"
 #include "flowstate/cluster/membership.hpp"
@@ -26,11 +30,15 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
-int cluster_status(const status_options& o) {
-  auto etcd = cluster::etcd_options::at(o.etcd);
+cluster::etcd_options etcd_from_env(const std::string& endpoint) {
+  auto etcd = cluster::etcd_options::at(endpoint);
   if (const char* u = std::getenv("FLOWSTATE_ETCD_USER")) etcd.user = u;
   if (const char* p = std::getenv("FLOWSTATE_ETCD_PASSWORD")) etcd.password = p;
-  auto v = cluster::read_cluster_view(etcd, o.name);
+  return etcd;
+}
+
+int cluster_status(const status_options& o) {
+  auto v = cluster::read_cluster_view(etcd_from_env(o.etcd), o.name);
   if (!v) {
     std::fprintf(stderr, "flowstate cluster status: %s\n", v.error().c_str());
     return 1;
@@ -80,6 +88,76 @@ int cluster_status(const status_options& o) {
   return 0;
 }
 
+struct move_options {
+  std::string etcd = "http://127.0.0.1:2379";
+  std::string name = "default";
+  std::string groups;  // A-B: key groups [A, B)
+  std::string to;
+  int timeout_s = 600;
+};
+
+int cluster_move(const move_options& o) {
+  cluster::move_request m;
+  {
+    auto dash = o.groups.find('-');
+    char* end = nullptr;
+    unsigned long a = std::strtoul(o.groups.c_str(), &end, 10);
+    unsigned long b = dash == std::string::npos ? 0 : std::strtoul(o.groups.c_str() + dash + 1, &end, 10);
+    if (dash == std::string::npos || end == nullptr || *end || a >= b || b > 4096) {
+      std::fprintf(stderr,
+                   "flowstate cluster move: expected --groups A-B (key groups A up to, not including, B; at most "
+                   "4096), found \"%s\"\n",
+                   o.groups.c_str());
+      return 2;
+    }
+    m.first = static_cast<uint32_t>(a);
+    m.end = static_cast<uint32_t>(b);
+  }
+  m.to = o.to;
+  auto client = cluster::etcd_client::connect(etcd_from_env(o.etcd));
+  if (!client) {
+    std::fprintf(stderr, "flowstate cluster move: %s\n", client.error().c_str());
+    return 1;
+  }
+  auto view = cluster::read_cluster_view(etcd_from_env(o.etcd), o.name);
+  if (!view) {
+    std::fprintf(stderr, "flowstate cluster move: %s\n", view.error().c_str());
+    return 1;
+  }
+  if (!view->nodes.count(o.to)) {
+    std::fprintf(stderr, "flowstate cluster move: no node named \"%s\" is in cluster %s now\n", o.to.c_str(),
+                 o.name.c_str());
+    return 1;
+  }
+  const auto id = std::to_string(std::chrono::system_clock::now().time_since_epoch().count()) + "-" +
+                  std::to_string(std::random_device{}() % 100000);
+  const auto key = cluster::move_key(o.name, id);
+  if (auto r = (*client)->put(key, cluster::encode_move(m)); !r) {
+    std::fprintf(stderr, "flowstate cluster move: %s\n", r.error().c_str());
+    return 1;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto kv = (*client)->get(key);
+    if (!kv || !*kv) continue;
+    auto now = cluster::decode_move((*kv)->value);
+    if (!now || (now->state != "done" && now->state != "failed")) continue;
+    (void)(*client)->txn({}, {cluster::etcd_op::erase(key)});
+    if (now->state == "failed") {
+      std::fprintf(stderr, "flowstate cluster move: %s\n", now->message.c_str());
+      return 1;
+    }
+    std::printf("%s (longest pause %.1f ms)\n", now->message.c_str(), now->longest_pause_ms);
+    return 0;
+  }
+  std::fprintf(stderr,
+               "flowstate cluster move: no outcome within %d s (is a controller running? `cluster status` shows it); "
+               "the request stays in etcd at %s\n",
+               o.timeout_s, key.c_str());
+  return 1;
+}
+
 }  // namespace
 
 void register_cluster_commands(CLI::App& app) {
@@ -93,6 +171,19 @@ void register_cluster_commands(CLI::App& app) {
   status->add_flag("--json", o->json, "One JSON object");
   status->callback([o] {
     int rc = cluster_status(*o);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+  auto mo = std::make_shared<move_options>();
+  auto* move = cluster->add_subcommand(
+      "move", "Moves key groups to a node, live: their requests wait for the move, none fails (docs/cluster.md)");
+  move->add_option("--groups", mo->groups, "Key groups A-B: from A up to, not including, B (0-4096 is all)")
+      ->required();
+  move->add_option("--to", mo->to, "The node that takes them")->required();
+  move->add_option("--cluster", mo->etcd, "The cluster's etcd (http://HOST:PORT)")->capture_default_str();
+  move->add_option("--cluster-name", mo->name, "The cluster's name in etcd")->capture_default_str();
+  move->add_option("--timeout", mo->timeout_s, "Seconds to wait for the outcome")->capture_default_str();
+  move->callback([mo] {
+    int rc = cluster_move(*mo);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
 }

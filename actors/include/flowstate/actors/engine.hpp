@@ -131,6 +131,22 @@ class engine {
   // /api/v1/cluster); nullopt on an embedded node.
   virtual void set_cluster_info(std::function<std::string()> describe) = 0;
   virtual std::optional<std::string> cluster_info() const = 0;
+  // In a cluster, on the controller: moves key groups [first, end) from node
+  // `from` to node `to` (either may be this node; docs/cluster.md "Moving
+  // key groups"). `from` holds new requests for them, lets what runs
+  // finish, and copies their records to `to`; then `write_placement` (the
+  // controller's etcd transaction) decides: on success `from` deletes its
+  // copy and sends what it held to `to`, otherwise both undo and `from`
+  // serves on. Blocking.
+  struct move_outcome {
+    double pause_ms = 0;   // from holding the groups' requests to releasing them
+    uint64_t records = 0;  // records copied
+  };
+  virtual result<move_outcome> move_groups(uint32_t first, uint32_t end, const std::string& from,
+                                           const std::string& to, const std::function<status()>& write_placement) = 0;
+  // The placement this node sees changed (the gate answers differently):
+  // groups moved away or received are settled and held requests go on.
+  virtual void placement_changed() = 0;
 
   // Admin operations; they block (git, fsync): call them off the I/O threads.
   virtual deploy_outcome deploy(const std::string& project, const std::string& revision,

@@ -1,0 +1,428 @@
+// Moving key groups between nodes (docs/cluster.md "Moving key groups",
+// docs/design.md "Step 4"). The controller asks the source to move groups
+// [first, end) to a target:
+//
+//  1. The source holds new requests for the groups (they wait, not fail),
+//     keeps messages for them in the queue unrun, and waits until what
+//     already runs for them has finished and is written.
+//  2. It copies every record of the groups (state, queue, errors,
+//     idempotency records, counters, outbox entries and marks) to the
+//     target, with its sequence, above every copied record's.
+//  3. The controller writes the new placement (epoch + 1) in etcd. If that
+//     fails, the source serves on and the target drops its copy.
+//  4. The source deletes its copy; once its gate sends the groups to the
+//     target it lets the held requests go there. The target, once its gate
+//     runs the groups, runs the queue entries it received.
+#include <caf/send.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "engine_impl.hpp"
+#include "flowstate/runtime/decimal.hpp"
+#include "flowstate/runtime/keys.hpp"
+#include "outbox.hpp"
+#include "peers.hpp"
+#include "records.hpp"
+
+namespace flowstate::engine_detail {
+namespace {
+
+// Every column whose records belong to a key group.
+constexpr column moving_columns[] = {column::state,       column::queue,    column::errors,
+                                     column::idempotency, column::metering, column::outbox};
+constexpr std::size_t chunk_bytes = 1u << 20;
+constexpr uint32_t step_timeout_ms = 120000;
+constexpr int64_t hold_limit_ms = 10000;
+
+std::optional<column> column_named(std::string_view name) {
+  for (auto c : moving_columns)
+    if (column_name(c) == name) return c;
+  return std::nullopt;
+}
+
+std::string groups_text(uint32_t first, uint32_t end) {
+  return "key groups [" + std::to_string(first) + ", " + std::to_string(end) + ")";
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> engine_impl::group_spans(uint32_t first, uint32_t end) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::shared_lock lock(mutex_);
+  for (auto& [id, e] : projects_) {
+    const uint32_t tenant = e->active ? e->active->tenant : 0;
+    out.emplace_back(key_builder().u32(tenant).u32(id).u32(first).take(),
+                     key_builder().u32(tenant).u32(id).u32(end).take());
+  }
+  return out;
+}
+
+status engine_impl::erase_spans(uint32_t first, uint32_t end) {
+  commit_batch batch;
+  for (auto& [begin, stop] : group_spans(first, end))
+    for (auto c : moving_columns) {
+      auto st = store_->scan_range(c, begin, stop, [&](std::string_view key, std::string_view) {
+        batch.erase(c, std::string(key));
+        return true;
+      });
+      if (!st) return st;
+    }
+  if (batch.empty()) return status::success();
+  return store_->write_now(std::move(batch), true);
+}
+
+void engine_impl::forget_groups(uint32_t first, uint32_t end, bool outbox_entries_moved) {
+  for (auto& shard : core_.shards) caf::anon_send(shard, forget_groups_atom::value, first, end);
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox_marks_.clear();
+  }
+  if (outbox_entries_moved)
+    caf::anon_send(core_.outbox, forget_groups_atom::value, first, end);
+  else
+    caf::anon_send(core_.outbox, reload_outbox_atom::value);
+}
+
+void engine_impl::requeue_groups(uint32_t first, uint32_t end, uint64_t below) {
+  std::vector<work_ptr> items;
+  std::vector<project_ptr> projects;
+  {
+    std::shared_lock lock(mutex_);
+    for (auto& [_, e] : projects_)
+      if (e->active) projects.push_back(e->active);
+  }
+  const uint64_t epoch = store_->epoch();
+  for (auto& rt : projects) {
+    auto [begin, stop] = queue_range(rt->tenant, rt->project_id, first, end);
+    auto st = store_->scan_range(column::queue, begin, stop, [&](std::string_view key, std::string_view value) {
+      key_reader kr(key);
+      (void)kr.u32();
+      (void)kr.u32();
+      (void)kr.u32();
+      auto seq = kr.u64();
+      auto q = decode_queued(value);
+      if (!seq || !q || *seq >= below) return true;
+      int f = rt->find_flow(q->flow);
+      int b = f < 0 ? -1 : rt->flows[static_cast<std::size_t>(f)].find_block(q->block);
+      if (b < 0) {
+        undeliverable(rt, *q, std::string(key));
+        return true;
+      }
+      auto item = std::make_shared<work_item>();
+      item->project = rt;
+      item->flow = static_cast<uint32_t>(f);
+      item->block = static_cast<uint32_t>(b);
+      item->queue_seq = *seq;
+      item->store_epoch = epoch;
+      item->msg = std::move(q->msg);
+      items.push_back(std::move(item));
+      return true;
+    });
+    if (!st) std::fprintf(stderr, "flowstate: reading the queue of %s: %s\n", rt->name.c_str(), st.error().c_str());
+  }
+  for (auto& item : items) submit(std::move(item));
+}
+
+result<std::pair<uint64_t, uint64_t>> engine_impl::move_out(uint32_t first, uint32_t end, const std::string& to) {
+  if (!peers_) return fail("this node has no --peer-listen: it cannot send records to node " + to);
+  if (first >= end || end > key_group_count) return fail("no such " + groups_text(first, end));
+  {
+    std::lock_guard lock(moves_mutex_);
+    for (auto& r : moving_out_)
+      if (r.first < end && first < r.end) return fail(groups_text(r.first, r.end) + " are being moved already");
+    moving_out_.push_back({first, end, 0, now_ms(), true});
+  }
+  for (uint32_t g = first; g < end; ++g) core_.frozen[g].store(true);
+  // A delivery being committed finishes before the count below is read.
+  { std::lock_guard lock(inbox_mutex_); }
+  // What runs for the groups finishes (functions have timeouts); nothing
+  // new starts for them, so after this no queue entry of theirs is in a
+  // shard, and the sequence taken now is above all of them.
+  for (;;) {
+    uint64_t n = 0;
+    for (uint32_t g = first; g < end; ++g) n += core_.group_in_flight[g].load();
+    if (n == 0) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  const uint64_t seq = store_->next_sequence();
+  auto finish_copy = [&](bool ok) {
+    std::lock_guard lock(moves_mutex_);
+    for (auto& r : moving_out_)
+      if (r.first == first && r.end == end) {
+        r.copying = false;
+        r.seq = seq;
+        r.since_ms = now_ms();
+      }
+    return ok;
+  };
+  auto undo = [&](std::string why) -> result<std::pair<uint64_t, uint64_t>> {
+    finish_copy(false);
+    abort_move(first, end);
+    (void)peers_->ask(to, {"import-abort", {std::to_string(first), std::to_string(end)}}, step_timeout_ms);
+    return fail(std::move(why));
+  };
+  // Every commit handed to the store before this one is written once it is.
+  {
+    commit_batch marker;
+    marker.put(column::meta, meta_key("moving", first), std::to_string(seq));
+    if (auto st = commit_and_wait(std::move(marker), durability_mode::sync); !st) return undo(st.error());
+  }
+  auto ask = [&](peer_query q) -> status {
+    auto r = peers_->ask(to, q, step_timeout_ms);
+    if (!r) return fail(r.error());
+    if (r->status >= 300) return fail("node " + to + " answered " + std::to_string(r->status) + ": " + r->body);
+    return status::success();
+  };
+  if (auto st = ask({"import-begin", {std::to_string(first), std::to_string(end)}}); !st) return undo(st.error());
+  uint64_t records = 0;
+  peer_query chunk{"import", {}};
+  std::size_t bytes = 0;
+  status sent = status::success();
+  for (auto& [begin, stop] : group_spans(first, end))
+    for (auto c : moving_columns) {
+      auto st = store_->scan_range(c, begin, stop, [&](std::string_view key, std::string_view value) {
+        chunk.args.emplace_back(column_name(c));
+        chunk.args.emplace_back(key);
+        chunk.args.emplace_back(value);
+        bytes += key.size() + value.size();
+        ++records;
+        if (bytes < chunk_bytes) return true;
+        sent = ask(chunk);
+        chunk.args.clear();
+        bytes = 0;
+        return static_cast<bool>(sent);
+      });
+      if (!st) return undo(st.error());
+      if (!sent) return undo(sent.error());
+    }
+  if (!chunk.args.empty())
+    if (auto st = ask(chunk); !st) return undo(st.error());
+  if (auto st = ask({"import-end", {std::to_string(first), std::to_string(end), std::to_string(seq)}}); !st)
+    return undo(st.error());
+  finish_copy(true);
+  return std::pair{seq, records};
+}
+
+status engine_impl::release_groups(uint32_t first, uint32_t end) {
+  auto st = erase_spans(first, end);
+  forget_groups(first, end, true);
+  {
+    std::lock_guard lock(moves_mutex_);
+    std::erase_if(moving_out_, [&](const moved_range& r) { return r.first == first && r.end == end; });
+    released_.push_back({first, end, 0, now_ms(), false});
+  }
+  placement_changed();
+  return st;
+}
+
+void engine_impl::abort_move(uint32_t first, uint32_t end) {
+  std::optional<uint64_t> seq;
+  {
+    std::lock_guard lock(moves_mutex_);
+    std::erase_if(moving_out_, [&](const moved_range& r) {
+      // A copy still under way undoes itself when it ends.
+      if (r.first != first || r.end != end || r.copying) return false;
+      seq = r.seq;
+      return true;
+    });
+  }
+  if (!seq) return;
+  for (uint32_t g = first; g < end; ++g) core_.frozen[g].store(false);
+  // The entries kept unrun while held, all numbered below seq; new ones,
+  // numbered above, are submitted when they are committed.
+  requeue_groups(first, end, *seq);
+  placement_changed();
+}
+
+status engine_impl::import_begin(uint32_t first, uint32_t end) {
+  {
+    std::lock_guard lock(moves_mutex_);
+    std::erase_if(received_, [&](const moved_range& r) { return r.first < end && first < r.end; });
+  }
+  return erase_spans(first, end);
+}
+
+status engine_impl::import_records(const std::vector<std::string>& args) {
+  if (args.size() % 3) return fail("import: expected (column, key, value) triples");
+  commit_batch batch;
+  for (std::size_t i = 0; i < args.size(); i += 3) {
+    auto c = column_named(args[i]);
+    if (!c) return fail("import: no column \"" + args[i] + "\" moves with key groups");
+    batch.put(*c, args[i + 1], args[i + 2]);
+  }
+  return store_->write_now(std::move(batch), false);
+}
+
+status engine_impl::import_end(uint32_t first, uint32_t end, uint64_t seq) {
+  store_->raise_sequence(seq);
+  commit_batch marker;
+  marker.put(column::meta, meta_key("received", first), std::to_string(seq));
+  if (auto st = store_->write_now(std::move(marker), true); !st) return st;
+  forget_groups(first, end, false);
+  std::lock_guard lock(moves_mutex_);
+  received_.push_back({first, end, seq, now_ms(), false});
+  return status::success();
+}
+
+status engine_impl::import_abort(uint32_t first, uint32_t end) {
+  {
+    std::lock_guard lock(moves_mutex_);
+    std::erase_if(received_, [&](const moved_range& r) { return r.first == first && r.end == end; });
+  }
+  return erase_spans(first, end);
+}
+
+void engine_impl::placement_changed() {
+  std::vector<moved_range> serve;
+  {
+    std::lock_guard lock(moves_mutex_);
+    // Released ranges go on to their new owner once the gate says so.
+    std::erase_if(released_, [&](const moved_range& r) {
+      if (core_.runs_here(r.first)) return false;
+      for (uint32_t g = r.first; g < r.end; ++g) core_.frozen[g].store(false);
+      return true;
+    });
+    std::erase_if(received_, [&](const moved_range& r) {
+      if (!core_.runs_here(r.first)) return false;
+      serve.push_back(r);
+      return true;
+    });
+  }
+  for (auto& r : serve) requeue_groups(r.first, r.end, r.seq);
+  std::vector<held_request> again;
+  {
+    std::lock_guard lock(held_mutex_);
+    again.swap(held_);
+  }
+  for (auto& h : again) handle_flow_request(std::move(h.req), std::move(h.reply));
+}
+
+void engine_impl::hold(http::request&& req, http::responder_ptr reply) {
+  std::lock_guard lock(held_mutex_);
+  held_.push_back({std::move(req), std::move(reply), now_ms()});
+}
+
+void engine_impl::answer_held_too_long() {
+  std::vector<held_request> late;
+  {
+    std::lock_guard lock(held_mutex_);
+    const int64_t now = now_ms();
+    std::erase_if(held_, [&](held_request& h) {
+      if (now - h.since_ms < hold_limit_ms) return false;
+      late.push_back(std::move(h));
+      return true;
+    });
+  }
+  for (auto& h : late) {
+    auto r = http::problem(503, "placement changing",
+                           "the key's group is moving to another node and the move did not finish within " +
+                               std::to_string(hold_limit_ms / 1000) + " s; nothing was accepted: retry");
+    r.headers.emplace_back("Retry-After", "1");
+    h.reply->send(std::move(r));
+  }
+  // A move whose controller went silent: the source serves on if the
+  // placement still says so (a copy at the target is never served: the
+  // placement does not name it).
+  std::vector<moved_range> stale;
+  {
+    std::lock_guard lock(moves_mutex_);
+    for (auto& r : moving_out_)
+      if (!r.copying && now_ms() - r.since_ms > int64_t{step_timeout_ms} && core_.runs_here(r.first))
+        stale.push_back(r);
+  }
+  for (auto& r : stale) {
+    std::fprintf(stderr, "flowstate: the move of %s was not finished by the controller; serving them again\n",
+                 groups_text(r.first, r.end).c_str());
+    abort_move(r.first, r.end);
+  }
+}
+
+void engine_impl::answer_peer_async(peer_query&& q, std::function<void(http::response)> done) {
+  auto ok = [] {
+    http::response r;
+    r.status = 200;
+    return r;
+  };
+  auto answer = [&](status st) { done(st ? ok() : http::problem(500, "move step failed", st.error())); };
+  auto group = [&](std::size_t i) { return i < q.args.size() ? parse_decimal<uint32_t>(q.args[i]) : std::nullopt; };
+  auto number = [&](std::size_t i) { return i < q.args.size() ? parse_decimal<uint64_t>(q.args[i]) : std::nullopt; };
+  if (q.kind == "import") return answer(import_records(q.args));
+  auto first = group(0), end = group(1);
+  const bool ranged = first && end && *first < *end && *end <= key_group_count;
+  if (q.kind == "import-begin" && ranged) return answer(import_begin(*first, *end));
+  if (q.kind == "import-end" && ranged && number(2)) return answer(import_end(*first, *end, *number(2)));
+  if (q.kind == "import-abort" && ranged) return answer(import_abort(*first, *end));
+  if (q.kind == "move-release" && ranged) return answer(release_groups(*first, *end));
+  if (q.kind == "move-abort" && ranged) {
+    abort_move(*first, *end);
+    return done(ok());
+  }
+  if (q.kind == "move-out" && ranged && q.args.size() == 3) {
+    // Long (it waits for executions and copies records): not on CAF's threads.
+    std::lock_guard lock(jobs_mutex_);
+    std::erase_if(jobs_, [](std::future<void>& f) {
+      return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+    });
+    jobs_.push_back(std::async(std::launch::async, [this, f = *first, e = *end, to = q.args[2], done] {
+      auto r = move_out(f, e, to);
+      if (!r) return done(http::problem(500, "move failed", r.error()));
+      http::response out;
+      out.body = std::to_string(r->first) + " " + std::to_string(r->second);
+      done(std::move(out));
+    }));
+    return;
+  }
+  done(answer_peer(q));
+}
+
+result<engine::move_outcome> engine_impl::move_groups(uint32_t first, uint32_t end, const std::string& from,
+                                                      const std::string& to,
+                                                      const std::function<status()>& write_placement) {
+  if (from == to) return fail(groups_text(first, end) + " are on node " + to + " already");
+  if (!peers_) return fail("this node has no --peer-listen: it cannot move key groups");
+  const auto started = std::chrono::steady_clock::now();
+  const bool here = from == options_.node_name;
+  // Step on the source: this node's own, or asked.
+  auto at_source = [&](peer_query q) -> result<std::string> {
+    auto r = peers_->ask(from, q, step_timeout_ms);
+    if (!r) return fail(r.error());
+    if (r->status >= 300) return fail("node " + from + ": " + r->body);
+    return r->body;
+  };
+  uint64_t records = 0;
+  if (here) {
+    auto r = move_out(first, end, to);
+    if (!r) return fail(r.error());
+    records = r->second;
+  } else {
+    // On failure the source undoes its part itself (or, when its answer
+    // was lost, once the controller has been silent for long).
+    auto r = at_source({"move-out", {std::to_string(first), std::to_string(end), to}});
+    if (!r) return fail(r.error());
+    records = parse_decimal<uint64_t>(r->substr(r->find(' ') + 1)).value_or(0);
+  }
+  if (auto st = write_placement(); !st) {
+    if (here)
+      abort_move(first, end);
+    else
+      (void)at_source({"move-abort", {std::to_string(first), std::to_string(end)}});
+    (void)peers_->ask(to, {"import-abort", {std::to_string(first), std::to_string(end)}}, step_timeout_ms);
+    return fail("writing the placement: " + st.error());
+  }
+  // The placement names `to` now: whatever happens to `from`, it never
+  // serves the groups again (its copy is deleted, or ignored if it died).
+  if (here) {
+    if (auto st = release_groups(first, end); !st) std::fprintf(stderr, "flowstate: %s\n", st.error().c_str());
+  } else if (auto r = at_source({"move-release", {std::to_string(first), std::to_string(end)}}); !r) {
+    std::fprintf(stderr, "flowstate: releasing %s on %s: %s\n", groups_text(first, end).c_str(), from.c_str(),
+                 r.error().c_str());
+  }
+  move_outcome out;
+  out.pause_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  out.records = records;
+  return out;
+}
+
+}  // namespace flowstate::engine_detail
