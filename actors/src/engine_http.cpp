@@ -178,9 +178,8 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
       std::size_t hops = 0;
       for (auto& [name, _] : received->headers)
         hops += name.size() == forwarded_header.size() &&
-                std::equal(name.begin(), name.end(), forwarded_header.begin(), [](char a, char b) {
-                  return std::tolower(static_cast<unsigned char>(a)) == b;
-                });
+                std::equal(name.begin(), name.end(), forwarded_header.begin(),
+                           [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
       if (hops >= 2) {
         // Forwarded twice already: the nodes' placements disagree while it
         // changes. Nothing was accepted.

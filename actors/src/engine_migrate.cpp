@@ -275,9 +275,13 @@ status engine_impl::import_abort(uint32_t first, uint32_t end) {
 }
 
 void engine_impl::placement_changed() {
-  std::vector<moved_range> serve;
+  std::vector<moved_range> serve, lost;
   {
     std::lock_guard lock(moves_mutex_);
+    // Copied, then the placement changed without this node hearing from
+    // the controller (it was paused or cut off meanwhile): released.
+    for (auto& r : moving_out_)
+      if (!r.copying && !core_.runs_here(r.first)) lost.push_back(r);
     // Released ranges go on to their new owner once the gate says so.
     std::erase_if(released_, [&](const moved_range& r) {
       if (core_.runs_here(r.first)) return false;
@@ -289,6 +293,11 @@ void engine_impl::placement_changed() {
       serve.push_back(r);
       return true;
     });
+  }
+  for (auto& r : lost) {
+    std::fprintf(stderr, "flowstate: %s moved to another node while this one was away; deleting its copy\n",
+                 groups_text(r.first, r.end).c_str());
+    (void)release_groups(r.first, r.end);  // calls this again
   }
   for (auto& r : serve) requeue_groups(r.first, r.end, r.seq);
   std::vector<held_request> again;
@@ -362,9 +371,8 @@ void engine_impl::answer_peer_async(peer_query&& q, std::function<void(http::res
   if (q.kind == "move-out" && ranged && q.args.size() == 3) {
     // Long (it waits for executions and copies records): not on CAF's threads.
     std::lock_guard lock(jobs_mutex_);
-    std::erase_if(jobs_, [](std::future<void>& f) {
-      return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-    });
+    std::erase_if(
+        jobs_, [](std::future<void>& f) { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; });
     jobs_.push_back(std::async(std::launch::async, [this, f = *first, e = *end, to = q.args[2], done] {
       auto r = move_out(f, e, to);
       if (!r) return done(http::problem(500, "move failed", r.error()));

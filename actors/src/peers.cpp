@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <future>
 #include <unordered_map>
 
 #include "flowstate/runtime/decimal.hpp"
@@ -15,6 +17,7 @@ using forward_atom = caf::atom_constant<caf::atom("fs_fwd")>;
 using reply_atom = caf::atom_constant<caf::atom("fs_reply")>;
 using query_atom = caf::atom_constant<caf::atom("fs_query")>;
 using deliver_atom = caf::atom_constant<caf::atom("fs_dlvr")>;
+using watch_atom = caf::atom_constant<caf::atom("fs_watch")>;
 
 namespace {
 
@@ -51,8 +54,19 @@ class promise_responder final : public http::responder {
 
 caf::behavior ingress_actor(caf::stateful_actor<ingress_state>* self, std::string secret,
                             std::shared_ptr<peers::handler> handle, std::shared_ptr<peers::query_handler> answer,
-                            std::shared_ptr<peers::delivery_handler> accept) {
-  return {[=](deliver_atom, const std::string& frame) -> caf::typed_response_promise<std::string> {
+                            std::shared_ptr<peers::delivery_handler> accept, std::shared_ptr<peer_table> table) {
+  self->set_down_handler([table](caf::down_msg& dm) {
+    std::lock_guard lock(table->mu);
+    for (auto it = table->remotes.begin(); it != table->remotes.end();)
+      if (it->second.ingress.address() == dm.source) {
+        std::fprintf(stderr, "flowstate cluster: lost the connection to node %s\n", it->first.c_str());
+        it = table->remotes.erase(it);
+      } else {
+        ++it;
+      }
+  });
+  return {[=](watch_atom, const caf::actor& remote) { self->monitor(remote); },
+          [=](deliver_atom, const std::string& frame) -> caf::typed_response_promise<std::string> {
             auto rp = self->make_response_promise<std::string>();
             auto entries = decode_delivery(secret, frame);
             if (!entries) {
@@ -118,12 +132,12 @@ peers::peers(caf::actor_system& sys, std::string self, std::string secret, handl
     : sys_(sys), self_(std::move(self)), secret_(std::move(secret)) {
   ingress_ = sys_.spawn(ingress_actor, secret_, std::make_shared<handler>(std::move(handle)),
                         std::make_shared<query_handler>(std::move(answer)),
-                        std::make_shared<delivery_handler>(std::move(accept)));
+                        std::make_shared<delivery_handler>(std::move(accept)), table_);
 }
 
 caf::actor peers::target(const std::string& name) const {
-  std::lock_guard lock(mu_);
-  if (auto it = remotes_.find(name); it != remotes_.end()) return it->second.ingress;
+  std::lock_guard lock(table_->mu);
+  if (auto it = table_->remotes.find(name); it != table_->remotes.end()) return it->second.ingress;
   return {};
 }
 
@@ -156,24 +170,47 @@ void peers::deliver(const std::string& name, const std::vector<delivery_entry>& 
 result<http::response> peers::ask(const std::string& name, const peer_query& q, uint32_t timeout_ms) {
   auto target = this->target(name);
   if (!target) return fail("node " + name + " is not connected to this node yet; retry shortly");
-  caf::scoped_actor self{sys_};
-  result<http::response> out = fail("node " + name + " did not answer");
-  self->request(target, std::chrono::milliseconds(timeout_ms), query_atom::value, encode_query(secret_, q))
-      .receive(
-          [&](const std::string& answer) {
-            if (auto r = decode_response_frame(answer))
-              out = std::move(*r);
-            else
-              out = fail("node " + name + " answered what this node cannot read");
-          },
-          [&](caf::error& err) { out = fail("node " + name + " did not answer: " + sys_.render(err)); });
-  return out;
+  // From an actor that monitors the node's ingress: a connection that dies
+  // (the node was killed, paused past the heartbeat timeout, cut off) ends
+  // the wait at once instead of at the timeout.
+  auto answer = std::make_shared<std::promise<result<http::response>>>();
+  auto future = answer->get_future();
+  sys_.spawn(
+      [target, frame = encode_query(secret_, q), timeout_ms, answer, name, &sys = sys_](caf::event_based_actor* self) {
+        auto done = std::make_shared<bool>(false);
+        auto finish = [self, answer, done](result<http::response> r) {
+          if (*done) return;
+          *done = true;
+          answer->set_value(std::move(r));
+          self->quit();
+        };
+        self->monitor(target);
+        self->set_down_handler([finish, name](caf::scheduled_actor*, caf::down_msg&) {
+          finish(fail("node " + name + " went away (its connection to this node was lost)"));
+        });
+        self->request(target, std::chrono::milliseconds(timeout_ms), query_atom::value, frame)
+            .then(
+                [finish, name](const std::string& reply) {
+                  if (auto r = decode_response_frame(reply))
+                    finish(std::move(*r));
+                  else
+                    finish(fail("node " + name + " answered what this node cannot read"));
+                },
+                [finish, name, &sys](caf::error& err) {
+                  finish(fail("node " + name + " did not answer: " + sys.render(err)));
+                });
+      });
+  try {
+    return future.get();
+  } catch (const std::future_error&) {  // the actor system stopped first
+    return fail("node " + name + ": this node is shutting down");
+  }
 }
 
 std::vector<std::string> peers::connected_names() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(table_->mu);
   std::vector<std::string> out;
-  for (auto& [name, _] : remotes_) out.push_back(name);
+  for (auto& [name, _] : table_->remotes) out.push_back(name);
   return out;
 }
 
@@ -189,24 +226,29 @@ result<std::string> peers::listen(const std::string& address) {
 
 status peers::connect(const std::string& name, const std::string& address, const std::string& incarnation) {
   {
-    std::lock_guard lock(mu_);
-    auto it = remotes_.find(name);
-    if (it != remotes_.end() && it->second.address == address && it->second.incarnation == incarnation)
+    std::lock_guard lock(table_->mu);
+    auto it = table_->remotes.find(name);
+    if (it != table_->remotes.end() && it->second.address == address && it->second.incarnation == incarnation)
       return status::success();
   }
   auto at = split_address(address);
   if (!at) return fail("node " + name + ": peer address \"" + address + "\" is not HOST:PORT");
   auto remote = sys_.middleman().remote_actor(at->first, at->second);
   if (!remote) return fail("node " + name + " at " + address + ": " + sys_.render(remote.error()));
-  std::lock_guard lock(mu_);
-  remotes_[name] = {address, incarnation, *remote};
+  caf::actor ingress = *remote;
+  {
+    std::lock_guard lock(table_->mu);
+    table_->remotes[name] = {address, incarnation, ingress};
+  }
+  // The connection dies (heartbeats stopped, the node went): forgotten.
+  caf::anon_send(ingress_, watch_atom::value, ingress);
   return status::success();
 }
 
 bool peers::connected(const std::string& name, const std::string& incarnation) const {
-  std::lock_guard lock(mu_);
-  auto it = remotes_.find(name);
-  return it != remotes_.end() && it->second.incarnation == incarnation;
+  std::lock_guard lock(table_->mu);
+  auto it = table_->remotes.find(name);
+  return it != table_->remotes.end() && it->second.incarnation == incarnation;
 }
 
 void peers::forward(const std::string& name, http::request req, http::responder_ptr reply, uint32_t timeout_ms) {

@@ -34,6 +34,18 @@ namespace flowstate::engine_detail {
 // forwarded it): a node does not forward such a request again.
 inline constexpr std::string_view forwarded_header = "flowstate-forwarded-by";
 
+// The nodes this one is connected to: shared with the ingress actor, which
+// watches every connection and forgets a lost one, so that the node is
+// connected to again.
+struct peer_table {
+  struct remote {
+    std::string address, incarnation;
+    caf::actor ingress;
+  };
+  std::mutex mu;
+  std::map<std::string, remote> remotes;
+};
+
 class peers {
  public:
   using handler = std::function<void(http::request&&, http::responder_ptr)>;
@@ -74,12 +86,7 @@ class peers {
   std::string self_, secret_;
   caf::actor ingress_;
   caf::actor target(const std::string& name) const;
-  mutable std::mutex mu_;
-  struct remote {
-    std::string address, incarnation;
-    caf::actor ingress;
-  };
-  std::map<std::string, remote> remotes_;
+  std::shared_ptr<peer_table> table_ = std::make_shared<peer_table>();
 };
 
 }  // namespace flowstate::engine_detail

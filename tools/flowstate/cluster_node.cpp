@@ -258,8 +258,8 @@ class member_node : public cluster_node {
           },
           10000);
     }
-    finish("done", "moved " + std::to_string(moved) + " key group(s) in " + std::to_string(ranges) +
-                       " range(s) to " + m.to);
+    finish("done",
+           "moved " + std::to_string(moved) + " key group(s) in " + std::to_string(ranges) + " range(s) to " + m.to);
   }
 
   std::unique_ptr<cluster::membership> membership_;
