@@ -48,6 +48,13 @@ void apply(cluster_view& v, std::map<uint32_t, range_owner>& ranges, const std::
     } else {
       std::fprintf(stderr, "flowstate cluster: ignoring %s: %s\n", kv.key.c_str(), m.error().c_str());
     }
+  } else if (rest.rfind("draining/", 0) == 0) {
+    if (deleted)
+      v.draining.erase(std::string(rest.substr(9)));
+    else
+      v.draining.insert(std::string(rest.substr(9)));
+  } else if (rest == "rebalance") {
+    v.rebalance = !deleted;
   } else if (rest.rfind("placement/", 0) == 0) {
     auto first = static_cast<uint32_t>(std::strtoul(std::string(rest.substr(10)).c_str(), nullptr, 16));
     if (deleted) {
@@ -394,6 +401,14 @@ status membership::replace_range(const range_owner& old, const std::vector<range
   if (!r) return fail(r.error());
   if (!r->succeeded)
     return fail("the placement changed meanwhile, or this node is no longer the controller: nothing was written");
+  return status::success();
+}
+
+status membership::remove(const std::string& key) {
+  auto client = etcd_client::connect(impl_->options.etcd);
+  if (!client) return fail(client.error());
+  auto r = (*client)->txn({}, {etcd_op::erase(cluster_prefix(impl_->options.cluster) + key)});
+  if (!r) return fail(r.error());
   return status::success();
 }
 

@@ -138,6 +138,57 @@ std::vector<range_owner> split_for_move(const range_owner& r, uint32_t first, ui
   return out;
 }
 
+std::vector<move_request> plan_even(const placement& p, const std::vector<std::string>& nodes, uint32_t groups) {
+  std::vector<move_request> out;
+  if (nodes.empty()) return out;
+  std::map<std::string, int64_t> count;
+  for (auto& n : nodes) count[n] = 0;
+  for (auto& r : p.ranges)
+    if (count.count(r.node)) count[r.node] += r.end - r.first;
+  // Who keeps one more: those holding the most now (fewer moves).
+  std::vector<std::string> order(nodes);
+  std::sort(order.begin(), order.end(), [&](const std::string& a, const std::string& b) {
+    return count[a] != count[b] ? count[a] > count[b] : a < b;
+  });
+  std::map<std::string, int64_t> want;
+  const int64_t base = groups / order.size(), extra = groups % order.size();
+  for (std::size_t i = 0; i < order.size(); ++i) want[order[i]] = base + (static_cast<int64_t>(i) < extra ? 1 : 0);
+  // Pieces to give away, from the end of each range: every range of a node
+  // outside `nodes`, then what each node holds above its share.
+  struct piece {
+    uint32_t first, end;
+  };
+  std::vector<piece> pieces;
+  std::map<std::string, int64_t> surplus;
+  for (auto& [n, c] : count) surplus[n] = c - want[n];
+  for (auto it = p.ranges.rbegin(); it != p.ranges.rend(); ++it) {
+    if (!count.count(it->node)) {
+      pieces.push_back({it->first, it->end});
+      continue;
+    }
+    auto& extra_here = surplus[it->node];
+    if (extra_here <= 0) continue;
+    const auto take = static_cast<uint32_t>(std::min<int64_t>(extra_here, it->end - it->first));
+    pieces.push_back({it->end - take, it->end});
+    extra_here -= take;
+  }
+  // Given, in order, to the nodes below their share.
+  for (auto& pc : pieces) {
+    uint32_t at = pc.first;
+    while (at < pc.end) {
+      std::string to;
+      for (auto& n : order)
+        if (count[n] < want[n] && (to.empty() || count[n] - want[n] < count[to] - want[to])) to = n;
+      if (to.empty()) break;
+      const auto take = static_cast<uint32_t>(std::min<int64_t>(want[to] - count[to], pc.end - at));
+      out.push_back({at, at + take, to});
+      count[to] += take;
+      at += take;
+    }
+  }
+  return out;
+}
+
 std::string encode_move(const move_request& m) {
   char pause[32];
   std::snprintf(pause, sizeof pause, "%.3f", m.longest_pause_ms);

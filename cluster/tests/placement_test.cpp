@@ -3,6 +3,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <map>
+
 using namespace flowstate::cluster;
 
 namespace {
@@ -85,4 +88,46 @@ TEST_CASE("a move request round-trips through its JSON, and one with no groups i
   auto empty = decode_move(R"({"first":5,"end":5,"to":"b"})");
   REQUIRE_FALSE(empty.ok());
   CHECK(empty.error().find("[5, 5)") != std::string::npos);
+}
+
+namespace {
+// The placement after the moves, and the groups per node it gives.
+std::map<std::string, uint32_t> after_moves(placement p, const std::vector<move_request>& moves) {
+  for (auto& m : moves) {
+    std::vector<range_owner> next;
+    for (auto& r : p.ranges) {
+      if (r.end <= m.first || m.end <= r.first) {
+        next.push_back(r);
+        continue;
+      }
+      for (auto& part : split_for_move(r, std::max(r.first, m.first), std::min(r.end, m.end), m.to, "s-" + m.to))
+        next.push_back(part);
+    }
+    p.ranges = next;
+  }
+  REQUIRE_FALSE(p.problem(4096).has_value());
+  std::map<std::string, uint32_t> out;
+  for (auto& [n, c] : p.groups_per_node()) out[n] = c;
+  return out;
+}
+}  // namespace
+
+TEST_CASE("a node that joins gets an even share of the groups, moved from the others' range ends") {
+  auto p = initial_placement({node("a", "sa"), node("b", "sb")}, 4096);
+  auto moves = plan_even(p, {"a", "b", "c"}, 4096);
+  REQUIRE_FALSE(moves.empty());
+  for (auto& m : moves) CHECK(m.to == "c");
+  auto counts = after_moves(p, moves);
+  CHECK(counts["c"] == 1365);
+  CHECK(counts["a"] + counts["b"] == 4096 - 1365);
+  CHECK(std::max(counts["a"], counts["b"]) - std::min(counts["a"], counts["b"]) <= 1);
+  CHECK(plan_even(p, {"a", "b"}, 4096).empty());  // even already
+}
+
+TEST_CASE("draining a node moves all of its groups to the others, evenly") {
+  auto p = initial_placement({node("a", "sa"), node("b", "sb"), node("c", "sc")}, 4096);
+  auto counts = after_moves(p, plan_even(p, {"a", "c"}, 4096));
+  CHECK(counts.count("b") == 0);
+  CHECK(counts["a"] == 2048);
+  CHECK(counts["c"] == 2048);
 }

@@ -79,6 +79,25 @@ def post(node, path, headers=None, retry_unplaced=True):
     return r.status, dict(r.getheaders()), body
 
 
+def attempt(node, path, body):
+    """POSTs body to node: (status, text); ("refused", None) when the node could not be reached (nothing was
+    accepted); ("lost", None) when the connection broke once the request was sent (it may have run)."""
+    import http.client
+    conn = node.connection(timeout=30)
+    try:
+        conn.connect()
+    except OSError:
+        return "refused", None
+    try:
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    except (OSError, http.client.HTTPException):
+        return "lost", None
+    finally:
+        conn.close()
+
+
 def key_group(key):
     """The key's group, as runtime/src/keys.cpp computes it (FNV-1a 64, high half folded in, mod 4,096)."""
     h = 14695981039346656037
@@ -237,21 +256,14 @@ def test_kill_9_of_each_node_in_turn_under_load_keeps_every_acknowledged_increme
             while not stop_load.is_set():
                 key = rnd.choice(keys)
                 node = nodes[rnd.randrange(3)]
-                try:
-                    conn = node.connection(timeout=30)
-                    conn.request("POST", f"/count/{key}", body="{}", headers={"Content-Type": "application/json"})
-                    r = conn.getresponse()
-                    body = r.read().decode()
-                    conn.close()
-                except OSError:
-                    continue  # that node is down: nothing was accepted through it
+                code, body = attempt(node, f"/count/{key}", "{}")
                 with lock:
-                    if r.status == 200:
+                    if code == 200:
                         acked[key] += 1
-                    elif "OutcomeUnknown" in body:
-                        unknown[key] += 1
-                    elif r.status != 503:
-                        other.append(f"{r.status} {body[:200]}")
+                    elif code == "lost" or "OutcomeUnknown" in (body or ""):
+                        unknown[key] += 1  # the node died with it, or the owner did: it may have run
+                    elif code not in (503, "refused"):
+                        other.append(f"{code} {body[:200]}")
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(12)]
         for t in threads:
@@ -412,21 +424,14 @@ def test_a_flow_that_re_keys_sends_messages_across_nodes_exactly_once_through_ki
                 n += 1
                 device = rnd.choice(devices)
                 body = json.dumps({"uid": f"{i}-{n}", "group": rnd.choice(groups)})
-                try:
-                    conn = rnd.choice(nodes).connection(timeout=30)
-                    conn.request("POST", f"/in/{device}", body=body, headers={"Content-Type": "application/json"})
-                    r = conn.getresponse()
-                    text = r.read().decode()
-                    conn.close()
-                except OSError:
-                    continue  # that node is down: nothing was accepted through it
+                code, text = attempt(rnd.choice(nodes), f"/in/{device}", body)
                 with lock:
-                    if r.status == 202:
+                    if code == 202:
                         acked[device] += 1
-                    elif "OutcomeUnknown" in text:
-                        unknown[device] += 1
-                    elif r.status != 503:
-                        other.append(f"{r.status} {text[:200]}")
+                    elif code == "lost" or "OutcomeUnknown" in (text or ""):
+                        unknown[device] += 1  # the node died with it, or the owner did: it may have run
+                    elif code not in (503, "refused"):
+                        other.append(f"{code} {text[:200]}")
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
         for t in threads:

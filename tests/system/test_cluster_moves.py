@@ -8,7 +8,7 @@ import threading
 import time
 
 from harness import BIN, Etcd, check, counter_project, tmpdir
-from test_cluster import cluster_node, owner_of, placed, start_all, state_via, status, wait_for
+from test_cluster import attempt, cluster_node, owner_of, placed, start_all, state_via, status, wait_for
 
 
 class Load:
@@ -36,29 +36,18 @@ class Load:
             key = rnd.choice(self.keys)
             node = self.nodes[rnd.randrange(len(self.nodes))]
             started = time.time()
-            try:
-                conn = node.connection(timeout=60)
-                conn.request("POST", f"/count/{key}", body="{}", headers={"Content-Type": "application/json"})
-                r = conn.getresponse()
-                body = r.read().decode()
-                conn.close()
-            except OSError as e:
-                with self.lock:
-                    self.failures.append(f"{key} via {node.listen}: {e}")
-                continue
+            code, body = attempt(node, f"/count/{key}", "{}")
             took = time.time() - started
             with self.lock:
                 self.longest = max(self.longest, took)
-                if r.status == 200:
+                if code == 200:
                     self.acked[key] += 1
-                elif "OutcomeUnknown" in body:
+                    continue
+                self.failures.append(f"{key} via {node.listen}: {code} {(body or '')[:200]}")
+                if code == "lost" or "OutcomeUnknown" in (body or ""):
                     self.unknown[key] += 1
-                    self.failures.append(f"{key} via {node.listen}: {r.status} {body[:200]}")
-                elif r.status == 503:
+                elif code in (503, "refused"):
                     self.refused += 1
-                    self.failures.append(f"{key} via {node.listen}: {r.status} {body[:200]}")
-                else:
-                    self.failures.append(f"{key} via {node.listen}: {r.status} {body[:200]}")
 
     def stop(self):
         self.stop_flag.set()
@@ -181,7 +170,7 @@ def test_a_node_paused_during_a_move_from_it_then_resumed_loses_and_doubles_noth
             load.stop()
         check(outcome.get("rc") is not None, "the move ended")
         print(f"    the move: {'completed' if outcome['rc'] == 0 else 'aborted'}: {outcome['out'].strip()[:300]}")
-        other = [f for f in load.failures if " 503 " not in f]
+        other = [f for f in load.failures if not re.search(r": (503|lost|refused) ", f)]
         check(not other, f"no answer other than 200 and 503 (not accepted, or outcome unknown): {other[:3]}")
         check(sum(load.acked.values()) > 50, f"the load ran: {sum(load.acked.values())} acknowledged")
         s = wait_for("every range's owner registered", lambda: (lambda v: v if all(

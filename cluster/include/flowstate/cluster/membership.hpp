@@ -15,12 +15,17 @@
 //   next-project-id    the next id to give
 //   moves/ID           move_request (JSON): `cluster move`, carried out by
 //                      the controller, its outcome written back
+//   draining/NAME      `cluster drain NAME`: the controller moves every
+//                      group off the node; gone once the node left
+//   rebalance          `cluster rebalance`: the controller evens out the
+//                      groups over the nodes, then deletes it
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "flowstate/cluster/etcd.hpp"
@@ -43,6 +48,8 @@ struct cluster_view {
   std::string controller;                  // its name; empty while none
   placement ranges;
   std::map<std::string, move_request> moves;  // by id
+  std::set<std::string> draining;             // node names
+  bool rebalance = false;                     // requested
   int64_t revision = 0;
 };
 
@@ -79,6 +86,8 @@ class membership {
   status replace_range(const range_owner& old, const std::vector<range_owner>& replacement);
   // Writes a move request's state (moves/ID).
   status write_move(const std::string& id, const move_request& m);
+  // Deletes a key under the cluster's prefix ("moves/ID", "rebalance").
+  status remove(const std::string& key);
   // How many times the node lost its lease and registered again.
   uint64_t lease_losses() const;
 

@@ -77,6 +77,13 @@ struct move_request {
 std::string encode_move(const move_request& m);
 result<move_request> decode_move(std::string_view json);
 
+// The moves that leave the key groups evenly spread over `nodes` (names;
+// every group owned by a node not among them moves to one that is), each
+// a contiguous piece of one range, taken from the end of the ranges of the
+// nodes with the most groups and given to those with the fewest. Empty
+// when the placement is even already (no node more than one group off).
+std::vector<move_request> plan_even(const placement& p, const std::vector<std::string>& nodes, uint32_t groups);
+
 // The first placement of a cluster: [0, groups) in contiguous ranges, as
 // even as can be, one per node in name order, each at epoch 1.
 placement initial_placement(std::vector<node_info> nodes, uint32_t groups);
