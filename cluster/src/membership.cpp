@@ -1,5 +1,6 @@
 #include "flowstate/cluster/membership.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -32,8 +33,10 @@ void apply(cluster_view& v, std::map<uint32_t, range_owner>& ranges, const std::
     std::string name(rest.substr(6));
     if (deleted) {
       v.nodes.erase(name);
+      v.registered_at.erase(name);
     } else if (auto n = decode_node(kv.value)) {
       v.nodes[name] = *n;
+      v.registered_at[name] = kv.create_revision;
     } else {
       std::fprintf(stderr, "flowstate cluster: ignoring %s: %s\n", kv.key.c_str(), n.error().c_str());
     }
@@ -57,6 +60,7 @@ void apply(cluster_view& v, std::map<uint32_t, range_owner>& ranges, const std::
     v.rebalance = !deleted;
   } else if (rest.rfind("placement/", 0) == 0) {
     auto first = static_cast<uint32_t>(std::strtoul(std::string(rest.substr(10)).c_str(), nullptr, 16));
+    v.placement_changed_at = std::max(v.placement_changed_at, kv.mod_revision);
     if (deleted) {
       ranges.erase(first);
     } else if (auto r = decode_range(kv.value)) {

@@ -195,6 +195,51 @@ def test_a_node_paused_during_a_move_from_it_then_resumed_loses_and_doubles_noth
             n.stop()
 
 
+def groups_of(s, node):
+    return sum(r["end"] - r["first"] for r in s["ranges"] if r["node"] == node)
+
+
+def test_a_third_node_joining_under_load_gets_a_third_of_the_groups_and_a_drained_node_ends_with_none():
+    """2 nodes under load from 16 clients; a 3rd joins and gets about a third of the key groups without a command; then `cluster drain a` empties a: no request fails, every count exact"""
+    etcd = Etcd()
+    project = counter_project(tmpdir() + "/counter")
+    a, b = start_all([cluster_node(etcd, n, project) for n in ("a", "b")])
+    c = None
+    try:
+        wait_for("a placement over 2 nodes", lambda: placed(etcd, 2))
+        keys = [f"j{i}" for i in range(48)]
+        load = Load([a, b], keys, 16)
+        try:
+            time.sleep(2)
+            c = cluster_node(etcd, "c", project).start()
+            s = wait_for("c to get its share", lambda: (lambda v: v if groups_of(v, "c") >= 1300 and not v["moves"]
+                                                        else None)(status(etcd)), timeout=120)
+            check(1300 <= groups_of(s, "c") <= 1400, f"c got about a third: {groups_of(s, 'c')}")
+            load.nodes.append(c)  # clients use c's listener too from now on
+            time.sleep(2)
+            p = subprocess.run([BIN, "cluster", "drain", "a", "--cluster", etcd.endpoint, "--cluster-name", "t"],
+                               capture_output=True, text=True, timeout=300)
+            check(p.returncode == 0 and "owns no key groups" in p.stdout, f"drain: {p.stdout} {p.stderr}")
+            time.sleep(2)
+        finally:
+            load.stop()
+        s = status(etcd)
+        check(groups_of(s, "a") == 0, f"a owns nothing: {s['ranges']}")
+        check(abs(groups_of(s, "b") - groups_of(s, "c")) <= 1, f"b and c share the groups: {s['ranges']}")
+        check(not load.failures, f"no request failed ({len(load.failures)} did): {load.failures[:3]}")
+        check(sum(load.acked.values()) > 200, f"the load ran: {sum(load.acked.values())} acknowledged")
+        for key in keys:
+            if load.acked[key] == 0:
+                continue
+            seen = state_via(b, key)
+            check(seen == {"count": load.acked[key]}, f"{key}: {load.acked[key]} acknowledged, state {seen}")
+        print(f"    {p.stdout.strip()}; longest request {load.longest * 1000:.0f} ms")
+    finally:
+        for n in (a, b, c):
+            if n:
+                n.stop()
+
+
 def test_a_move_to_a_node_that_is_not_in_the_cluster_fails_and_changes_nothing():
     """`cluster move --to` a node that is not registered fails naming it, and the placement is unchanged"""
     etcd = Etcd()
@@ -218,4 +263,5 @@ if __name__ == "__main__":
     from harness import run
     run([test_every_key_group_moved_a_to_b_then_b_to_c_under_load_keeps_every_count_exact_and_fails_no_request,
          test_a_node_paused_during_a_move_from_it_then_resumed_loses_and_doubles_nothing,
+         test_a_third_node_joining_under_load_gets_a_third_of_the_groups_and_a_drained_node_ends_with_none,
          test_a_move_to_a_node_that_is_not_in_the_cluster_fails_and_changes_nothing])

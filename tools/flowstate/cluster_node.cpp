@@ -136,8 +136,13 @@ std::string describe(const gate_state& g, const engine& eng, const std::string& 
 
 class member_node : public cluster_node {
  public:
-  member_node(std::unique_ptr<cluster::membership> m, engine& eng, std::shared_ptr<gate_state> gate, std::string self)
-      : membership_(std::move(m)), engine_(eng), gate_(std::move(gate)), self_(std::move(self)) {
+  member_node(std::unique_ptr<cluster::membership> m, engine& eng, std::shared_ptr<gate_state> gate, std::string self,
+              int settle_ms)
+      : membership_(std::move(m)),
+        engine_(eng),
+        gate_(std::move(gate)),
+        self_(std::move(self)),
+        settle_(std::chrono::milliseconds(std::max(settle_ms, 1000))) {
     // Registered before the first read, so no change falls in between.
     membership_->on_change([this](const cluster::cluster_view& v) {
       gate_->update(v);
@@ -203,14 +208,76 @@ class member_node : public cluster_node {
       lock.unlock();
       if (membership_->is_controller()) {
         auto v = membership_->view();
+        bool pending = false;
         for (auto& [id, m] : v.moves)
-          if (m.state == "requested") {
-            carry_out(id, m);
+          if (m.state == "requested" || m.state == "running") {
+            pending = true;
+            if (m.state == "requested") {
+              carry_out(id, m);
+              if (id.rfind("auto-", 0) == 0) (void)membership_->remove("moves/" + id);
+            }
             break;
           }
+        if (!pending) plan_balance(v);
       }
       lock.lock();
       cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_ || moves_changed_; });
+    }
+  }
+
+  // The controller's own moves (written as moves/auto-N, like a `cluster
+  // move`): every group off a draining node; an even share for a node that
+  // joined owning nothing (once the node set was stable for a while); an
+  // even spread when `cluster rebalance` asked.
+  void plan_balance(const cluster::cluster_view& v) {
+    if (v.ranges.ranges.empty()) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < quiet_until_) return;
+    for (auto& name : v.draining)
+      if (!v.nodes.count(name)) (void)membership_->remove("draining/" + name);  // it left
+    std::vector<std::string> eligible;
+    for (auto& [name, _] : v.nodes)
+      if (!v.draining.count(name)) eligible.push_back(name);
+    if (eligible.empty()) return;
+    for (auto& r : v.ranges.ranges)
+      if (!v.nodes.count(r.node)) return;  // an owner is down: nothing moves until it is back
+    auto per_node = v.ranges.groups_per_node();
+    auto owns = [&](const std::string& n) {
+      for (auto& [owner, count] : per_node)
+        if (owner == n && count > 0) return true;
+      return false;
+    };
+    bool drain = false, joined = false;
+    for (auto& n : v.draining) drain = drain || owns(n);
+    for (auto& n : eligible) {
+      auto at = v.registered_at.find(n);
+      joined = joined || (!owns(n) && at != v.registered_at.end() && at->second > v.placement_changed_at);
+    }
+    std::string why = drain ? "draining" : v.rebalance ? "rebalance" : joined ? "a node joined" : "";
+    if (why.empty()) return;
+    if (joined && !drain && !v.rebalance) {
+      // A node that just joined: wait until the node set settles.
+      if (v.nodes != last_nodes_) {
+        last_nodes_ = v.nodes;
+        nodes_since_ = now;
+        return;
+      }
+      if (now - nodes_since_ < settle_) return;
+    }
+    auto moves = cluster::plan_even(v.ranges, eligible, 4096);
+    if (v.rebalance) (void)membership_->remove("rebalance");
+    if (moves.empty()) return;
+    std::fprintf(stderr, "flowstate cluster: controller %s plans %zu move(s) (%s)\n", self_.c_str(), moves.size(),
+                 why.c_str());
+    for (auto& m : moves) {
+      char id[32];
+      std::snprintf(id, sizeof id, "auto-%lld-%04llu",
+                    static_cast<long long>(std::chrono::system_clock::now().time_since_epoch().count() / 1000000),
+                    static_cast<unsigned long long>(++auto_moves_));
+      if (auto st = membership_->write_move(id, m); !st) {
+        std::fprintf(stderr, "flowstate cluster: %s\n", st.error().c_str());
+        break;
+      }
     }
   }
 
@@ -246,7 +313,10 @@ class member_node : public cluster_node {
       auto out = engine_.move_groups(first, end, r.node, m.to, [&] {
         return membership_->replace_range(r, cluster::split_for_move(r, first, end, m.to, to->second.store_id));
       });
-      if (!out) return finish("failed", "moving " + groups + " from " + r.node + " to " + m.to + ": " + out.error());
+      if (!out) {
+        quiet_until_ = std::chrono::steady_clock::now() + std::chrono::seconds(10);  // no automatic plan meanwhile
+        return finish("failed", "moving " + groups + " from " + r.node + " to " + m.to + ": " + out.error());
+      }
       m.longest_pause_ms = std::max(m.longest_pause_ms, out->pause_ms);
       moved += end - first;
       ++ranges;
@@ -269,6 +339,11 @@ class member_node : public cluster_node {
   std::mutex mu_;
   std::condition_variable cv_;
   bool changed_ = false, moves_changed_ = false, stopping_ = false;
+  // The controller's planning (mover thread).
+  std::chrono::milliseconds settle_;
+  std::chrono::steady_clock::time_point quiet_until_{}, nodes_since_{};
+  std::map<std::string, cluster::node_info> last_nodes_;
+  uint64_t auto_moves_ = 0;
   std::thread connector_, mover_;
 };
 
@@ -327,7 +402,8 @@ result<std::unique_ptr<cluster_node>> join_cluster(const cluster_flags& flags, e
   std::printf("flowstate: node %s joined cluster %s (etcd %s)\n", flags.node.c_str(), flags.name.c_str(),
               flags.etcd.c_str());
   auto gate = std::make_shared<gate_state>(eng, flags.node, eng.store_id(), static_cast<int>(ttl_ms / 1000));
-  return std::unique_ptr<cluster_node>(new member_node(std::move(*m), eng, std::move(gate), flags.node));
+  return std::unique_ptr<cluster_node>(
+      new member_node(std::move(*m), eng, std::move(gate), flags.node, static_cast<int>(settle_ms)));
 }
 
 }  // namespace flowstate::cli

@@ -59,6 +59,19 @@ int cluster_status(const status_options& o) {
       out += std::string(first ? "" : ",") + cluster::encode_range(r);
       first = false;
     }
+    out += "],\"moves\":[";
+    first = true;
+    for (auto& [id, m] : v->moves) {
+      auto one = cluster::encode_move(m);
+      out += std::string(first ? "" : ",") + "{\"id\":" + json_string(id) + "," + one.substr(1);
+      first = false;
+    }
+    out += "],\"draining\":[";
+    first = true;
+    for (auto& name : v->draining) {
+      out += std::string(first ? "" : ",") + json_string(name);
+      first = false;
+    }
     out += "],\"problem\":" + (problem ? json_string(*problem) : std::string("null")) + "}";
     std::printf("%s\n", out.c_str());
     return 0;
@@ -84,6 +97,10 @@ int cluster_status(const status_options& o) {
     std::printf("  [%u, %u) on %s%s, epoch %llu\n", r.first, r.end, r.node.c_str(),
                 v->nodes.count(r.node) ? "" : " (not registered: unavailable)",
                 static_cast<unsigned long long>(r.epoch));
+  for (auto& [id, m] : v->moves)
+    std::printf("move %s: key groups [%u, %u) to %s: %s%s%s\n", id.c_str(), m.first, m.end, m.to.c_str(),
+                m.state.c_str(), m.message.empty() ? "" : ": ", m.message.c_str());
+  for (auto& name : v->draining) std::printf("draining: %s\n", name.c_str());
   if (problem) std::printf("problem: %s\n", problem->c_str());
   return 0;
 }
@@ -158,6 +175,56 @@ int cluster_move(const move_options& o) {
   return 1;
 }
 
+// `cluster drain NODE` / `cluster rebalance`: a request in etcd the
+// controller acts on; waits until the placement shows it done.
+int cluster_request(const move_options& o, const std::string& node) {
+  const char* what = node.empty() ? "rebalance" : "drain";
+  auto client = cluster::etcd_client::connect(etcd_from_env(o.etcd));
+  if (!client) {
+    std::fprintf(stderr, "flowstate cluster %s: %s\n", what, client.error().c_str());
+    return 1;
+  }
+  auto before = cluster::read_cluster_view(etcd_from_env(o.etcd), o.name);
+  if (!before) {
+    std::fprintf(stderr, "flowstate cluster %s: %s\n", what, before.error().c_str());
+    return 1;
+  }
+  if (!node.empty() && !before->nodes.count(node)) {
+    std::fprintf(stderr, "flowstate cluster drain: no node named \"%s\" is in cluster %s now\n", node.c_str(),
+                 o.name.c_str());
+    return 1;
+  }
+  const auto key = cluster::cluster_prefix(o.name) + (node.empty() ? "rebalance" : "draining/" + node);
+  if (auto r = (*client)->put(key, "1"); !r) {
+    std::fprintf(stderr, "flowstate cluster %s: %s\n", what, r.error().c_str());
+    return 1;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto v = cluster::read_cluster_view(etcd_from_env(o.etcd), o.name);
+    if (!v) continue;
+    bool pending = false;
+    for (auto& [_, m] : v->moves) pending = pending || m.state == "requested" || m.state == "running";
+    if (pending || (node.empty() && v->rebalance)) continue;
+    uint32_t left = 0;
+    for (auto& [owner, count] : v->ranges.groups_per_node())
+      if (owner == node) left = count;
+    if (left) continue;
+    std::string spread;
+    for (auto& [owner, count] : v->ranges.groups_per_node())
+      spread += (spread.empty() ? "" : ", ") + owner + " " + std::to_string(count);
+    if (node.empty())
+      std::printf("key groups per node: %s\n", spread.c_str());
+    else
+      std::printf("node %s owns no key groups now (%s); it can be stopped\n", node.c_str(), spread.c_str());
+    return 0;
+  }
+  std::fprintf(stderr, "flowstate cluster %s: not done within %d s (`cluster status` shows where it stands)\n", what,
+               o.timeout_s);
+  return 1;
+}
+
 }  // namespace
 
 void register_cluster_commands(CLI::App& app) {
@@ -184,6 +251,26 @@ void register_cluster_commands(CLI::App& app) {
   move->add_option("--timeout", mo->timeout_s, "Seconds to wait for the outcome")->capture_default_str();
   move->callback([mo] {
     int rc = cluster_move(*mo);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+  auto dopt = std::make_shared<move_options>();
+  auto drain_node = std::make_shared<std::string>();
+  auto* drain = cluster->add_subcommand(
+      "drain", "Moves every key group off a node, live; then it can be stopped (docs/cluster.md)");
+  drain->add_option("node", *drain_node, "The node to empty")->required();
+  auto* rebalance =
+      cluster->add_subcommand("rebalance", "Spreads the key groups evenly over the nodes, live (docs/cluster.md)");
+  for (auto* c : {drain, rebalance}) {
+    c->add_option("--cluster", dopt->etcd, "The cluster's etcd (http://HOST:PORT)")->capture_default_str();
+    c->add_option("--cluster-name", dopt->name, "The cluster's name in etcd")->capture_default_str();
+    c->add_option("--timeout", dopt->timeout_s, "Seconds to wait until it is done")->capture_default_str();
+  }
+  drain->callback([dopt, drain_node] {
+    int rc = cluster_request(*dopt, *drain_node);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+  rebalance->callback([dopt] {
+    int rc = cluster_request(*dopt, "");
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
 }

@@ -50,6 +50,10 @@ struct cluster_view {
   std::map<std::string, move_request> moves;  // by id
   std::set<std::string> draining;             // node names
   bool rebalance = false;                     // requested
+  // etcd revisions: when each node registered, and the placement's last
+  // change (a node registered after it, owning nothing, has just joined).
+  std::map<std::string, int64_t> registered_at;
+  int64_t placement_changed_at = 0;
   int64_t revision = 0;
 };
 

@@ -23,6 +23,7 @@ struct node_info {
   std::string peer;   // HOST:PORT of its peer listener (node-to-node messages)
   std::string http;   // HOST:PORT of its flows' HTTP listener
   std::string admin;  // HOST:PORT of its admin API
+  bool operator==(const node_info&) const = default;
 };
 
 std::string encode_node(const node_info& n);
