@@ -254,8 +254,13 @@ class engine_impl final : public engine {
   // de-duplication marks, then run. `done` gets one status per entry.
   void accept_delivery(std::vector<delivery_entry>&& entries, std::function<void(std::vector<delivery_status>)> done);
   // Moving key groups (engine_migrate.cpp). This node's part as the source:
-  // hold, drain, copy to `to`; the sequence above everything copied.
-  result<std::pair<uint64_t, uint64_t>> move_out(uint32_t first, uint32_t end, const std::string& to);
+  // copy to `to`, hold, drain, copy what changed.
+  struct moved_out {
+    uint64_t seq = 0;      // above every record copied
+    uint64_t records = 0;  // sent (the first copy, then what changed)
+    double held_ms = 0;    // since the groups were held
+  };
+  result<moved_out> move_out(uint32_t first, uint32_t end, const std::string& to);
   // The source after the placement changed: deletes its copy; the groups
   // stay held until this node's gate sends them elsewhere.
   status release_groups(uint32_t first, uint32_t end);

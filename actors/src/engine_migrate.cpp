@@ -2,12 +2,14 @@
 // docs/design.md "Step 4"). The controller asks the source to move groups
 // [first, end) to a target:
 //
-//  1. The source holds new requests for the groups (they wait, not fail),
-//     keeps messages for them in the queue unrun, and waits until what
-//     already runs for them has finished and is written.
-//  2. It copies every record of the groups (state, queue, errors,
+//  1. The source copies every record of the groups (state, queue, errors,
 //     idempotency records, counters, outbox entries and marks) to the
-//     target, with its sequence, above every copied record's.
+//     target while they still serve, remembering a fingerprint of each.
+//  2. It holds new requests for the groups (they wait, not fail), keeps
+//     messages for them in the queue unrun, waits until what already runs
+//     for them has finished and is written, and sends what changed since
+//     the first copy (and what went), with its sequence, above every
+//     copied record's. The pause is this step, not the first copy.
 //  3. The controller writes the new placement (epoch + 1) in etcd. If that
 //     fails, the source serves on and the target drops its copy.
 //  4. The source deletes its copy; once its gate sends the groups to the
@@ -17,7 +19,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <thread>
+#include <unordered_map>
 
 #include "engine_impl.hpp"
 #include "flowstate/runtime/decimal.hpp"
@@ -125,7 +129,23 @@ void engine_impl::requeue_groups(uint32_t first, uint32_t end, uint64_t below) {
   for (auto& item : items) submit(std::move(item));
 }
 
-result<std::pair<uint64_t, uint64_t>> engine_impl::move_out(uint32_t first, uint32_t end, const std::string& to) {
+namespace {
+
+// What the target was sent of each record in the first copy (a hash of its
+// value): after the groups are held, only what differs goes again.
+struct sent_record {
+  uint64_t h1 = 0, h2 = 0;
+  bool seen = false;
+};
+using sent_map = std::unordered_map<std::string, sent_record>;  // column name + '\0' + key
+
+sent_record fingerprint(std::string_view value) {
+  return {stable_hash64(value), std::hash<std::string_view>{}(value) ^ (uint64_t{value.size()} << 48), false};
+}
+
+}  // namespace
+
+result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t end, const std::string& to) {
   if (!peers_) return fail("this node has no --peer-listen: it cannot send records to node " + to);
   if (first >= end || end > key_group_count) return fail("no such " + groups_text(first, end));
   {
@@ -134,12 +154,81 @@ result<std::pair<uint64_t, uint64_t>> engine_impl::move_out(uint32_t first, uint
       if (r.first < end && first < r.end) return fail(groups_text(r.first, r.end) + " are being moved already");
     moving_out_.push_back({first, end, 0, now_ms(), true});
   }
+  auto ask = [&](peer_query q) -> status {
+    auto r = peers_->ask(to, q, step_timeout_ms);
+    if (!r) return fail(r.error());
+    if (r->status >= 300) return fail("node " + to + " answered " + std::to_string(r->status) + ": " + r->body);
+    return status::success();
+  };
+  // Sends records in frames of about chunk_bytes: (column, key, value), or
+  // ("!" column, key, "") for a record to delete.
+  peer_query chunk{"import", {}};
+  std::size_t bytes = 0;
+  uint64_t records = 0;
+  auto add = [&](std::string column, std::string_view key, std::string_view value) -> status {
+    chunk.args.emplace_back(std::move(column));
+    chunk.args.emplace_back(key);
+    chunk.args.emplace_back(value);
+    bytes += key.size() + value.size() + 16;
+    ++records;
+    if (bytes < chunk_bytes) return status::success();
+    auto st = ask(chunk);
+    chunk.args.clear();
+    bytes = 0;
+    return st;
+  };
+  auto flush = [&]() -> status {
+    if (chunk.args.empty()) return status::success();
+    auto st = ask(chunk);
+    chunk.args.clear();
+    bytes = 0;
+    return st;
+  };
+  // Every record of the groups, as it is now: `visit(column, key, value)`.
+  auto each_record = [&](const std::function<status(column, std::string_view, std::string_view)>& visit) -> status {
+    status inner = status::success();
+    for (auto& [begin, stop] : group_spans(first, end))
+      for (auto c : moving_columns) {
+        auto st = store_->scan_range(c, begin, stop, [&](std::string_view key, std::string_view value) {
+          inner = visit(c, key, value);
+          return static_cast<bool>(inner);
+        });
+        if (!st) return st;
+        if (!inner) return inner;
+      }
+    return status::success();
+  };
+  auto give_up = [&](std::string why) -> result<moved_out> {
+    {
+      std::lock_guard lock(moves_mutex_);
+      std::erase_if(moving_out_, [&](const moved_range& r) { return r.first == first && r.end == end; });
+    }
+    (void)peers_->ask(to, {"import-abort", {std::to_string(first), std::to_string(end)}}, step_timeout_ms);
+    return fail(std::move(why));
+  };
+
+  // 1. A first copy while the groups still serve (the pause does not
+  //    depend on how much they hold).
+  if (auto st = ask({"import-begin", {std::to_string(first), std::to_string(end)}}); !st) return give_up(st.error());
+  sent_map sent;
+  auto first_copy = each_record([&](column c, std::string_view key, std::string_view value) {
+    std::string id(column_name(c));
+    id.push_back('\0');
+    id.append(key);
+    sent[std::move(id)] = fingerprint(value);
+    return add(std::string(column_name(c)), key, value);
+  });
+  if (first_copy) first_copy = flush();
+  if (!first_copy) return give_up(first_copy.error());
+  const uint64_t copied = records;
+
+  // 2. Hold the groups: new requests wait, queued messages stay unrun, and
+  //    what runs finishes (functions have timeouts). Afterwards no queue
+  //    entry of theirs is in a shard, and the sequence taken now is above
+  //    all of them.
+  const auto held_at = std::chrono::steady_clock::now();
   for (uint32_t g = first; g < end; ++g) core_.frozen[g].store(true);
-  // A delivery being committed finishes before the count below is read.
-  { std::lock_guard lock(inbox_mutex_); }
-  // What runs for the groups finishes (functions have timeouts); nothing
-  // new starts for them, so after this no queue entry of theirs is in a
-  // shard, and the sequence taken now is above all of them.
+  { std::lock_guard lock(inbox_mutex_); }  // a delivery being committed is counted below
   for (;;) {
     uint64_t n = 0;
     for (uint32_t g = first; g < end; ++g) n += core_.group_in_flight[g].load();
@@ -147,7 +236,7 @@ result<std::pair<uint64_t, uint64_t>> engine_impl::move_out(uint32_t first, uint
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   const uint64_t seq = store_->next_sequence();
-  auto finish_copy = [&](bool ok) {
+  auto finish_copy = [&] {
     std::lock_guard lock(moves_mutex_);
     for (auto& r : moving_out_)
       if (r.first == first && r.end == end) {
@@ -155,10 +244,9 @@ result<std::pair<uint64_t, uint64_t>> engine_impl::move_out(uint32_t first, uint
         r.seq = seq;
         r.since_ms = now_ms();
       }
-    return ok;
   };
-  auto undo = [&](std::string why) -> result<std::pair<uint64_t, uint64_t>> {
-    finish_copy(false);
+  auto undo = [&](std::string why) -> result<moved_out> {
+    finish_copy();
     abort_move(first, end);
     (void)peers_->ask(to, {"import-abort", {std::to_string(first), std::to_string(end)}}, step_timeout_ms);
     return fail(std::move(why));
@@ -169,40 +257,40 @@ result<std::pair<uint64_t, uint64_t>> engine_impl::move_out(uint32_t first, uint
     marker.put(column::meta, meta_key("moving", first), std::to_string(seq));
     if (auto st = commit_and_wait(std::move(marker), durability_mode::sync); !st) return undo(st.error());
   }
-  auto ask = [&](peer_query q) -> status {
-    auto r = peers_->ask(to, q, step_timeout_ms);
-    if (!r) return fail(r.error());
-    if (r->status >= 300) return fail("node " + to + " answered " + std::to_string(r->status) + ": " + r->body);
-    return status::success();
-  };
-  if (auto st = ask({"import-begin", {std::to_string(first), std::to_string(end)}}); !st) return undo(st.error());
-  uint64_t records = 0;
-  peer_query chunk{"import", {}};
-  std::size_t bytes = 0;
-  status sent = status::success();
-  for (auto& [begin, stop] : group_spans(first, end))
-    for (auto c : moving_columns) {
-      auto st = store_->scan_range(c, begin, stop, [&](std::string_view key, std::string_view value) {
-        chunk.args.emplace_back(column_name(c));
-        chunk.args.emplace_back(key);
-        chunk.args.emplace_back(value);
-        bytes += key.size() + value.size();
-        ++records;
-        if (bytes < chunk_bytes) return true;
-        sent = ask(chunk);
-        chunk.args.clear();
-        bytes = 0;
-        return static_cast<bool>(sent);
-      });
-      if (!st) return undo(st.error());
-      if (!sent) return undo(sent.error());
+
+  // 3. What changed since the first copy: records new or different, then
+  //    records gone.
+  auto changes = each_record([&](column c, std::string_view key, std::string_view value) -> status {
+    std::string id(column_name(c));
+    id.push_back('\0');
+    id.append(key);
+    auto now = fingerprint(value);
+    auto it = sent.find(id);
+    if (it != sent.end()) {
+      it->second.seen = true;
+      if (it->second.h1 == now.h1 && it->second.h2 == now.h2) return status::success();
     }
-  if (!chunk.args.empty())
-    if (auto st = ask(chunk); !st) return undo(st.error());
+    return add(std::string(column_name(c)), key, value);
+  });
+  if (changes)
+    for (auto& [id, rec] : sent) {
+      if (rec.seen) continue;
+      auto zero = id.find('\0');
+      if (auto st = add("!" + id.substr(0, zero), std::string_view(id).substr(zero + 1), ""); !st) {
+        changes = st;
+        break;
+      }
+    }
+  if (changes) changes = flush();
+  if (!changes) return undo(changes.error());
   if (auto st = ask({"import-end", {std::to_string(first), std::to_string(end), std::to_string(seq)}}); !st)
     return undo(st.error());
-  finish_copy(true);
-  return std::pair{seq, records};
+  finish_copy();
+  std::fprintf(stderr, "flowstate: %s copied to %s: %llu records, then %llu while held\n",
+               groups_text(first, end).c_str(), to.c_str(), static_cast<unsigned long long>(copied),
+               static_cast<unsigned long long>(records - copied));
+  return moved_out{seq, records,
+                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - held_at).count()};
 }
 
 status engine_impl::release_groups(uint32_t first, uint32_t end) {
@@ -248,9 +336,13 @@ status engine_impl::import_records(const std::vector<std::string>& args) {
   if (args.size() % 3) return fail("import: expected (column, key, value) triples");
   commit_batch batch;
   for (std::size_t i = 0; i < args.size(); i += 3) {
-    auto c = column_named(args[i]);
+    const bool erase = !args[i].empty() && args[i][0] == '!';
+    auto c = column_named(std::string_view(args[i]).substr(erase ? 1 : 0));
     if (!c) return fail("import: no column \"" + args[i] + "\" moves with key groups");
-    batch.put(*c, args[i + 1], args[i + 2]);
+    if (erase)
+      batch.erase(*c, args[i + 1]);
+    else
+      batch.put(*c, args[i + 1], args[i + 2]);
   }
   return store_->write_now(std::move(batch), false);
 }
@@ -377,7 +469,9 @@ void engine_impl::answer_peer_async(peer_query&& q, std::function<void(http::res
       auto r = move_out(f, e, to);
       if (!r) return done(http::problem(500, "move failed", r.error()));
       http::response out;
-      out.body = std::to_string(r->first) + " " + std::to_string(r->second);
+      char held[32];
+      std::snprintf(held, sizeof held, "%.3f", r->held_ms);
+      out.body = std::to_string(r->seq) + " " + std::to_string(r->records) + " " + held;
       done(std::move(out));
     }));
     return;
@@ -400,17 +494,23 @@ result<engine::move_outcome> engine_impl::move_groups(uint32_t first, uint32_t e
     return r->body;
   };
   uint64_t records = 0;
+  double held_ms = 0;
   if (here) {
     auto r = move_out(first, end, to);
     if (!r) return fail(r.error());
-    records = r->second;
+    records = r->records;
+    held_ms = r->held_ms;
   } else {
     // On failure the source undoes its part itself (or, when its answer
     // was lost, once the controller has been silent for long).
     auto r = at_source({"move-out", {std::to_string(first), std::to_string(end), to}});
     if (!r) return fail(r.error());
-    records = parse_decimal<uint64_t>(r->substr(r->find(' ') + 1)).value_or(0);
+    // "seq records held_ms"
+    auto one = r->find(' '), two = r->find(' ', one + 1);
+    records = parse_decimal<uint64_t>(r->substr(one + 1, two - one - 1)).value_or(0);
+    held_ms = two == std::string::npos ? 0 : std::strtod(r->c_str() + two + 1, nullptr);
   }
+  const auto copied_at = std::chrono::steady_clock::now();
   if (auto st = write_placement(); !st) {
     if (here)
       abort_move(first, end);
@@ -428,7 +528,11 @@ result<engine::move_outcome> engine_impl::move_groups(uint32_t first, uint32_t e
                  r.error().c_str());
   }
   move_outcome out;
-  out.pause_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  // Held at the source until it was released (an upper bound: the source
+  // lets the held requests go once its own view shows the new placement).
+  out.pause_ms =
+      held_ms + std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - copied_at).count();
+  out.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   out.records = records;
   return out;
 }

@@ -133,17 +133,19 @@ class engine {
   virtual std::optional<std::string> cluster_info() const = 0;
   // In a cluster, on the controller: moves key groups [first, end) from node
   // `from` to node `to` (either may be this node; docs/cluster.md "Moving
-  // key groups"). `from` holds new requests for them, lets what runs
-  // finish, and copies their records to `to`; then `write_placement` (the
+  // key groups"). `from` copies their records to `to` while they serve,
+  // then holds new requests for them, lets what runs finish and copies what
+  // changed meanwhile; then `write_placement` (the
   // controller's etcd transaction) decides: on success `from` deletes its
   // copy and sends what it held to `to`, otherwise both undo and `from`
   // serves on. Blocking.
   struct move_outcome {
-    double pause_ms = 0;   // from holding the groups' requests to releasing them
-    uint64_t records = 0;  // records copied
+    double pause_ms = 0;     // from holding the groups' requests to releasing them
+    double duration_ms = 0;  // the whole move
+    uint64_t records = 0;    // records copied
   };
-  virtual result<move_outcome> move_groups(uint32_t first, uint32_t end, const std::string& from,
-                                           const std::string& to, const std::function<status()>& write_placement) = 0;
+  virtual result<move_outcome> move_groups(uint32_t first, uint32_t end, const std::string& from, const std::string& to,
+                                           const std::function<status()>& write_placement) = 0;
   // The placement this node sees changed (the gate answers differently):
   // groups moved away or received are settled and held requests go on.
   virtual void placement_changed() = 0;
