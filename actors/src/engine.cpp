@@ -60,6 +60,17 @@ engine_impl::engine_impl(engine_options o) : options_(std::move(o)) {}
 
 engine_impl::~engine_impl() {
   drain(0);
+  for (;;) {
+    // Migration steps use the peers and the store: they end first (a step
+    // may start another).
+    std::vector<std::future<void>> jobs;
+    {
+      std::lock_guard lock(jobs_mutex_);
+      jobs.swap(jobs_);
+    }
+    if (jobs.empty()) break;
+    for (auto& job : jobs) job.wait();
+  }
   peers_.reset();
   for (auto& a : core_.shards) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   if (core_.outbox) caf::anon_send_exit(core_.outbox, caf::exit_reason::user_shutdown);

@@ -279,6 +279,8 @@ class engine_impl final : public engine {
   void requeue_groups(uint32_t first, uint32_t end, uint64_t below);
   // Cached states, marks and outbox entries of the groups: read again.
   void forget_groups(uint32_t first, uint32_t end, bool outbox_entries_moved);
+  // Runs `job` on a thread of its own (migration steps off CAF's threads).
+  void run_job(std::function<void()> job);
   // A request for a group being moved waits here (until 10 s).
   void hold(http::request&& req, http::responder_ptr reply);
   void answer_held_too_long();

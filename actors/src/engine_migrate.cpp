@@ -227,6 +227,9 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
   //    entry of theirs is in a shard, and the sequence taken now is above
   //    all of them.
   const auto held_at = std::chrono::steady_clock::now();
+  auto since_held = [&] {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - held_at).count();
+  };
   for (uint32_t g = first; g < end; ++g) core_.frozen[g].store(true);
   { std::lock_guard lock(inbox_mutex_); }  // a delivery being committed is counted below
   for (;;) {
@@ -236,6 +239,7 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   const uint64_t seq = store_->next_sequence();
+  const double drained_ms = since_held();
   auto finish_copy = [&] {
     std::lock_guard lock(moves_mutex_);
     for (auto& r : moving_out_)
@@ -257,6 +261,7 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
     marker.put(column::meta, meta_key("moving", first), std::to_string(seq));
     if (auto st = commit_and_wait(std::move(marker), durability_mode::sync); !st) return undo(st.error());
   }
+  const double written_ms = since_held();
 
   // 3. What changed since the first copy: records new or different, then
   //    records gone.
@@ -281,28 +286,45 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
         break;
       }
     }
+  const double compared_ms = since_held();
   if (changes) changes = flush();
   if (!changes) return undo(changes.error());
   if (auto st = ask({"import-end", {std::to_string(first), std::to_string(end), std::to_string(seq)}}); !st)
     return undo(st.error());
   finish_copy();
-  std::fprintf(stderr, "flowstate: %s copied to %s: %llu records, then %llu while held\n",
+  std::fprintf(stderr,
+               "flowstate: %s copied to %s: %llu records, then %llu while held (held %.1f ms: drained at %.1f, "
+               "written at %.1f, compared at %.1f)\n",
                groups_text(first, end).c_str(), to.c_str(), static_cast<unsigned long long>(copied),
-               static_cast<unsigned long long>(records - copied));
+               static_cast<unsigned long long>(records - copied), since_held(), drained_ms, written_ms, compared_ms);
   return moved_out{seq, records,
                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - held_at).count()};
 }
 
 status engine_impl::release_groups(uint32_t first, uint32_t end) {
-  auto st = erase_spans(first, end);
   forget_groups(first, end, true);
   {
     std::lock_guard lock(moves_mutex_);
     std::erase_if(moving_out_, [&](const moved_range& r) { return r.first == first && r.end == end; });
     released_.push_back({first, end, 0, now_ms(), false});
   }
+  // Held requests go on as soon as this node's view has moved on; the copy
+  // is deleted afterwards, off the pause (nothing here writes the groups
+  // again: the gate sends them elsewhere).
   placement_changed();
-  return st;
+  run_job([this, first, end] {
+    if (auto st = erase_spans(first, end); !st)
+      std::fprintf(stderr, "flowstate: deleting the copy of %s: %s\n", groups_text(first, end).c_str(),
+                   st.error().c_str());
+  });
+  return status::success();
+}
+
+void engine_impl::run_job(std::function<void()> job) {
+  std::lock_guard lock(jobs_mutex_);
+  std::erase_if(jobs_,
+                [](std::future<void>& f) { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; });
+  jobs_.push_back(std::async(std::launch::async, std::move(job)));
 }
 
 void engine_impl::abort_move(uint32_t first, uint32_t end) {
@@ -462,10 +484,7 @@ void engine_impl::answer_peer_async(peer_query&& q, std::function<void(http::res
   }
   if (q.kind == "move-out" && ranged && q.args.size() == 3) {
     // Long (it waits for executions and copies records): not on CAF's threads.
-    std::lock_guard lock(jobs_mutex_);
-    std::erase_if(
-        jobs_, [](std::future<void>& f) { return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; });
-    jobs_.push_back(std::async(std::launch::async, [this, f = *first, e = *end, to = q.args[2], done] {
+    run_job([this, f = *first, e = *end, to = q.args[2], done] {
       auto r = move_out(f, e, to);
       if (!r) return done(http::problem(500, "move failed", r.error()));
       http::response out;
@@ -473,7 +492,7 @@ void engine_impl::answer_peer_async(peer_query&& q, std::function<void(http::res
       std::snprintf(held, sizeof held, "%.3f", r->held_ms);
       out.body = std::to_string(r->seq) + " " + std::to_string(r->records) + " " + held;
       done(std::move(out));
-    }));
+    });
     return;
   }
   done(answer_peer(q));
