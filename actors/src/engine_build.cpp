@@ -37,6 +37,12 @@ std::function<void(bool, std::string)> awaited(load_futures& loads, std::string 
 }  // namespace
 
 deploy_outcome engine_impl::deploy(const std::string& name, const std::string& revision, const std::string& expected) {
+  if (auto hook = std::atomic_load(&deploy_hook_); hook && *hook) return (*hook)(name, revision, expected);
+  return deploy_here(name, revision, expected, false);
+}
+
+deploy_outcome engine_impl::deploy_here(const std::string& name, const std::string& revision,
+                                        const std::string& expected, bool dry_run) {
   deploy_outcome out;
   project_entry* e = find(name);
   if (!e) return {404, "no project named \"" + name + "\"", "", ""};
@@ -58,6 +64,11 @@ deploy_outcome engine_impl::deploy(const std::string& name, const std::string& r
   if (auto st = check_routes(*e, **rt, routes); !st) {
     unload((*rt)->fresh_function_ids, *e);
     return {422, st.error(), out.replaced, out.replaced};
+  }
+  if (dry_run) {
+    unload((*rt)->fresh_function_ids, *e);
+    out.revision = *full;
+    return out;
   }
   fault_point("deploy.before_record");
   commit_batch b;

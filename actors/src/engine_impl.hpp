@@ -201,6 +201,12 @@ class engine_impl final : public engine {
   void placement_changed() override;
 
   deploy_outcome deploy(const std::string& name, const std::string& revision, const std::string& expected) override;
+  void set_deploy_hook(deploy_hook hook) override {
+    std::atomic_store(&deploy_hook_, std::make_shared<const deploy_hook>(std::move(hook)));
+  }
+  deploy_outcome deploy_here(const std::string& name, const std::string& revision, const std::string& expected,
+                             bool dry_run) override;
+  status fetch_revision(const std::string& project, const std::string& revision, const std::string& from) override;
   std::vector<project_info> projects() const override;
   result<std::optional<std::string>> state_get(const std::string& name, const std::string& flow,
                                                const std::string& block, const std::string& key) const override;
@@ -389,6 +395,7 @@ class engine_impl final : public engine {
   std::vector<std::future<void>> jobs_;
   std::shared_ptr<const std::function<std::string()>> cluster_info_;  // atomic_load/store
   std::string peer_address_;
+  std::shared_ptr<const deploy_hook> deploy_hook_;  // atomic_load/store
 };
 
 }  // namespace flowstate::engine_detail

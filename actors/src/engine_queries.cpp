@@ -11,6 +11,7 @@
 #include "engine_impl.hpp"
 #include "errors.hpp"
 #include "flowstate/runtime/decimal.hpp"
+#include "flowstate/runtime/git_repo.hpp"
 #include "flowstate/runtime/keys.hpp"
 #include "metrics_exposition.hpp"
 #include "peers.hpp"
@@ -255,7 +256,30 @@ http::response engine_impl::answer_peer(const peer_query& q) const {
     for (auto& e : *v) out += (out.size() > 1 ? "," : "") + e;
     return ok(out + "]");
   }
+  if (q.kind == "git-pack" && q.args.size() == 2) {
+    // The git objects of a revision, for a node that lacks them.
+    auto* e = find(q.args[0]);
+    if (!e) return http::problem(404, "no project", "no project named \"" + q.args[0] + "\" here");
+    auto pack = pack_commit(e->dir, q.args[1]);
+    if (!pack) return http::problem(500, "cannot pack", pack.error());
+    return ok(std::move(*pack));
+  }
   return http::problem(400, "unknown question", "this node does not answer \"" + q.kind + "\"");
+}
+
+status engine_impl::fetch_revision(const std::string& project, const std::string& revision, const std::string& from) {
+  auto* e = find(project);
+  if (!e) return fail("no project named \"" + project + "\"");
+  auto have = commit_exists(e->dir, revision);
+  if (have && *have) return status::success();
+  if (!peers_) return fail("revision " + revision + " is not in " + e->dir + " and this node cannot ask others");
+  auto r = peers_->ask(from, {"git-pack", {project, revision}}, 60000);
+  if (!r) return fail("fetching revision " + revision + " from node " + from + ": " + r.error());
+  if (r->status != 200) return fail("node " + from + " could not send revision " + revision + ": " + r->body);
+  if (auto st = add_pack(e->dir, r->body); !st) return st;
+  have = commit_exists(e->dir, revision);
+  if (!have || !*have) return fail("node " + from + " sent objects without revision " + revision);
+  return status::success();
 }
 
 // The `at` of an error record (ISO 8601, so its text sorts by time).

@@ -56,6 +56,25 @@ void apply(cluster_view& v, std::map<uint32_t, range_owner>& ranges, const std::
       v.draining.erase(std::string(rest.substr(9)));
     else
       v.draining.insert(std::string(rest.substr(9)));
+  } else if (rest.rfind("deploys/", 0) == 0) {
+    std::string name(rest.substr(8));
+    if (deleted) {
+      v.deploys.erase(name);
+    } else if (auto d = decode_deploy(kv.value)) {
+      v.deploys[name] = *d;
+    } else {
+      std::fprintf(stderr, "flowstate cluster: ignoring %s: %s\n", kv.key.c_str(), d.error().c_str());
+    }
+  } else if (rest.rfind("deployed/", 0) == 0) {
+    auto path = rest.substr(9);
+    auto slash = path.rfind('/');
+    if (slash == std::string_view::npos) return;
+    std::string name(path.substr(0, slash)), node(path.substr(slash + 1));
+    if (deleted) {
+      v.deployed[name].erase(node);
+    } else if (auto r = decode_report(kv.value)) {
+      v.deployed[name][node] = *r;
+    }
   } else if (rest == "rebalance") {
     v.rebalance = !deleted;
   } else if (rest.rfind("placement/", 0) == 0) {
@@ -405,6 +424,39 @@ status membership::replace_range(const range_owner& old, const std::vector<range
   if (!r) return fail(r.error());
   if (!r->succeeded)
     return fail("the placement changed meanwhile, or this node is no longer the controller: nothing was written");
+  return status::success();
+}
+
+result<deploy_record> membership::publish_deploy(const std::string& name, const std::string& revision,
+                                                 const std::string& expected) {
+  const auto key = cluster_prefix(impl_->options.cluster) + "deploys/" + name;
+  auto client = etcd_client::connect(impl_->options.etcd);
+  if (!client) return fail(client.error());
+  auto current = (*client)->get(key);
+  if (!current) return fail(current.error());
+  deploy_record next{revision, 1, impl_->options.self.name};
+  etcd_compare unchanged{key, etcd_compare::target::create, etcd_compare::result::equal, 0, ""};
+  if (*current) {
+    auto was = decode_deploy((*current)->value);
+    if (!was) return fail(was.error());
+    if (!expected.empty() && was->revision != expected)
+      return fail("the cluster's active revision of " + name + " is " + was->revision + ", not " + expected +
+                  " (a concurrent deploy through another node?)");
+    next.epoch = was->epoch + 1;
+    unchanged = {key, etcd_compare::target::mod, etcd_compare::result::equal, (*current)->mod_revision, ""};
+  }
+  auto r = (*client)->txn({unchanged}, {etcd_op::put(key, encode_deploy(next))});
+  if (!r) return fail(r.error());
+  if (!r->succeeded) return fail("another deploy of " + name + " was recorded meanwhile; nothing was changed");
+  return next;
+}
+
+status membership::report_deploy(const std::string& name, const deploy_report& r) {
+  auto client = etcd_client::connect(impl_->options.etcd);
+  if (!client) return fail(client.error());
+  auto put = (*client)->put(
+      cluster_prefix(impl_->options.cluster) + "deployed/" + name + "/" + impl_->options.self.name, encode_report(r));
+  if (!put) return fail(put.error());
   return status::success();
 }
 

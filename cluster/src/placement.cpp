@@ -189,6 +189,32 @@ std::vector<move_request> plan_even(const placement& p, const std::vector<std::s
   return out;
 }
 
+std::string encode_deploy(const deploy_record& d) {
+  return "{\"revision\":" + json_string(d.revision) + ",\"epoch\":" + std::to_string(d.epoch) +
+         ",\"from\":" + json_string(d.from) + "}";
+}
+
+result<deploy_record> decode_deploy(std::string_view json) {
+  return parse_object<deploy_record>(json, "deploy record", [](simdjson::dom::object o, deploy_record& d) {
+    if (auto p = read_string(o, "revision", d.revision, true)) return p;
+    if (auto p = read_uint(o, "epoch", d.epoch)) return p;
+    return read_string(o, "from", d.from, false);
+  });
+}
+
+std::string encode_report(const deploy_report& r) {
+  return "{\"epoch\":" + std::to_string(r.epoch) + ",\"revision\":" + json_string(r.revision) +
+         ",\"error\":" + json_string(r.error) + "}";
+}
+
+result<deploy_report> decode_report(std::string_view json) {
+  return parse_object<deploy_report>(json, "deploy report", [](simdjson::dom::object o, deploy_report& r) {
+    if (auto p = read_uint(o, "epoch", r.epoch)) return p;
+    if (auto p = read_string(o, "revision", r.revision, false)) return p;
+    return read_string(o, "error", r.error, false);
+  });
+}
+
 std::string encode_move(const move_request& m) {
   char pause[32];
   std::snprintf(pause, sizeof pause, "%.3f", m.longest_pause_ms);

@@ -222,4 +222,38 @@ result<std::string> resolve(const std::string& repo_dir, const std::string& revi
   return oid_hex(*git_object_id(commit.get()));
 }
 
+result<std::string> pack_commit(const std::string& repo_dir, const std::string& commit) {
+  auto oid = parse_commit_id(commit);
+  if (!oid) return fail(oid.error());
+  auto repo = open_repo(repo_dir);
+  if (!repo) return fail(repo.error());
+  git_packbuilder* raw = nullptr;
+  if (git_packbuilder_new(&raw, repo->get()) != 0) return fail(git_error_text("packing " + commit));
+  std::unique_ptr<git_packbuilder, void (*)(git_packbuilder*)> pb(raw, git_packbuilder_free);
+  if (git_packbuilder_insert_commit(pb.get(), &*oid) != 0)
+    return fail(git_error_text("packing " + commit + " of " + repo_dir));
+  git_buf buf = GIT_BUF_INIT;
+  if (git_packbuilder_write_buf(&buf, pb.get()) != 0) return fail(git_error_text("packing " + commit));
+  std::string out(buf.ptr, buf.size);
+  git_buf_dispose(&buf);
+  return out;
+}
+
+status add_pack(const std::string& repo_dir, std::string_view pack) {
+  auto repo = open_repo(repo_dir);
+  if (!repo) return fail(repo.error());
+  git_odb* odb_raw = nullptr;
+  if (git_repository_odb(&odb_raw, repo->get()) != 0) return fail(git_error_text("opening the objects of " + repo_dir));
+  std::unique_ptr<git_odb, void (*)(git_odb*)> odb(odb_raw, git_odb_free);
+  git_odb_writepack* wp = nullptr;
+  if (git_odb_write_pack(&wp, odb.get(), nullptr, nullptr) != 0)
+    return fail(git_error_text("adding objects to " + repo_dir));
+  git_indexer_progress stats{};
+  int rc = wp->append(wp, pack.data(), pack.size(), &stats);
+  if (rc == 0) rc = wp->commit(wp, &stats);
+  wp->free(wp);
+  if (rc != 0) return fail(git_error_text("adding a pack of " + std::to_string(pack.size()) + " bytes to " + repo_dir));
+  return status::success();
+}
+
 }  // namespace flowstate

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli_target.hpp"
+#include "cluster_deploys.hpp"
 #include "flowstate/cluster/membership.hpp"
 #include "flowstate/runtime/thread_name.hpp"
 #include "node_files.hpp"
@@ -143,10 +144,12 @@ class member_node : public cluster_node {
         gate_(std::move(gate)),
         self_(std::move(self)),
         settle_(std::chrono::milliseconds(std::max(settle_ms, 1000))) {
+    deployer_ = std::make_unique<cluster_deployer>(*membership_, engine_, self_);
     // Registered before the first read, so no change falls in between.
     membership_->on_change([this](const cluster::cluster_view& v) {
       gate_->update(v);
       engine_.placement_changed();
+      if (auto* d = deployer_.get()) d->changed();
       {
         std::lock_guard lock(mu_);
         changed_ = true;
@@ -155,6 +158,9 @@ class member_node : public cluster_node {
       cv_.notify_all();
     });
     gate_->update(membership_->view());
+    // The revisions the cluster runs, before this node serves anything.
+    deployer_->catch_up();
+    deployer_->start();
     engine_.set_key_group_gate([g = gate_](uint32_t group) { return g->decide(group); });
     engine_.set_cluster_info([g = gate_, &eng = engine_, self = self_] { return describe(*g, eng, self); });
     if (!engine_.peer_address().empty()) {
@@ -164,6 +170,7 @@ class member_node : public cluster_node {
   }
   ~member_node() override {
     engine_.set_cluster_info(nullptr);
+    deployer_.reset();
     // Leave first: the membership's threads are joined before anything
     // they call goes. Requests still in flight hold the gate state.
     membership_.reset();
@@ -333,6 +340,7 @@ class member_node : public cluster_node {
   }
 
   std::unique_ptr<cluster::membership> membership_;
+  std::unique_ptr<cluster_deployer> deployer_;
   engine& engine_;
   std::shared_ptr<gate_state> gate_;
   std::string self_;

@@ -151,8 +151,21 @@ class engine {
   virtual void placement_changed() = 0;
 
   // Admin operations; they block (git, fsync): call them off the I/O threads.
+  // A deploy: on an embedded node, deploy_here; in a cluster, through the
+  // hook (the cluster orders deploys and every node activates the revision).
   virtual deploy_outcome deploy(const std::string& project, const std::string& revision,
                                 const std::string& expected) = 0;
+  using deploy_hook = std::function<deploy_outcome(const std::string& project, const std::string& revision,
+                                                   const std::string& expected)>;
+  virtual void set_deploy_hook(deploy_hook hook) = 0;
+  // Activates the revision on this node only (`expected` empty: whatever is
+  // active). With `dry_run`, builds and checks it (functions compiled in the
+  // workers) and activates nothing.
+  virtual deploy_outcome deploy_here(const std::string& project, const std::string& revision,
+                                     const std::string& expected, bool dry_run) = 0;
+  // In a cluster: makes the revision's git objects present in the project's
+  // repository here, from node `from` when they are missing.
+  virtual status fetch_revision(const std::string& project, const std::string& revision, const std::string& from) = 0;
   virtual std::vector<project_info> projects() const = 0;
   // The committed state of (flow, block, key) as JSON; nullopt when none.
   virtual result<std::optional<std::string>> state_get(const std::string& project, const std::string& flow,

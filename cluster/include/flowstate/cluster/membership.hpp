@@ -19,6 +19,8 @@
 //                      group off the node; gone once the node left
 //   rebalance          `cluster rebalance`: the controller evens out the
 //                      groups over the nodes, then deletes it
+//   deploys/NAME       deploy_record: project NAME's active revision
+//   deployed/NAME/NODE deploy_report: what node NODE made of it
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -54,6 +56,8 @@ struct cluster_view {
   // change (a node registered after it, owning nothing, has just joined).
   std::map<std::string, int64_t> registered_at;
   int64_t placement_changed_at = 0;
+  std::map<std::string, deploy_record> deploys;                          // by project name
+  std::map<std::string, std::map<std::string, deploy_report>> deployed;  // by project, then node
   int64_t revision = 0;
 };
 
@@ -90,6 +94,13 @@ class membership {
   status replace_range(const range_owner& old, const std::vector<range_owner>& replacement);
   // Writes a move request's state (moves/ID).
   status write_move(const std::string& id, const move_request& m);
+  // Records `revision` as project `name`'s active revision (deploys/NAME,
+  // its epoch one more), deployed through this node; fails when the
+  // cluster's active revision is not `expected` (a concurrent deploy).
+  result<deploy_record> publish_deploy(const std::string& name, const std::string& revision,
+                                       const std::string& expected);
+  // This node's report on a project's deploy (deployed/NAME/NODE).
+  status report_deploy(const std::string& name, const deploy_report& r);
   // Deletes a key under the cluster's prefix ("moves/ID", "rebalance").
   status remove(const std::string& key);
   // How many times the node lost its lease and registered again.

@@ -78,6 +78,28 @@ struct move_request {
 std::string encode_move(const move_request& m);
 result<move_request> decode_move(std::string_view json);
 
+// A project's active revision in the cluster (deploys/NAME): every node
+// activates it; `epoch` counts the project's deploys, `from` is the node
+// it was deployed through (it has the revision's git objects).
+struct deploy_record {
+  std::string revision;
+  uint64_t epoch = 0;
+  std::string from;
+  bool operator==(const deploy_record&) const = default;
+};
+std::string encode_deploy(const deploy_record& d);
+result<deploy_record> decode_deploy(std::string_view json);
+// A node's answer to a deploy (deployed/NAME/NODE): the epoch it acted
+// on, what it runs now, and why it could not activate it ("" when it did).
+struct deploy_report {
+  uint64_t epoch = 0;
+  std::string revision;
+  std::string error;
+  bool operator==(const deploy_report&) const = default;
+};
+std::string encode_report(const deploy_report& r);
+result<deploy_report> decode_report(std::string_view json);
+
 // The moves that leave the key groups evenly spread over `nodes` (names;
 // every group owned by a node not among them moves to one that is), each
 // a contiguous piece of one range, taken from the end of the ranges of the

@@ -3,6 +3,7 @@
 // frees the repository: they run on a blocking thread, simplicity over speed.
 // Commit ids are 40-hex strings.
 #include <string>
+#include <string_view>
 
 #include "flowstate/runtime/result.hpp"
 
@@ -34,5 +35,12 @@ result<bool> commit_exists(const std::string& repo_dir, const std::string& commi
 // The 40-hex commit id for "HEAD", a full or abbreviated hex id (or any
 // other git revision expression, e.g. a branch name or "HEAD~1").
 result<std::string> resolve(const std::string& repo_dir, const std::string& revision);
+
+// The objects of `commit` and of everything it reaches, as one git
+// packfile (a cluster node sends it to nodes that lack the revision).
+result<std::string> pack_commit(const std::string& repo_dir, const std::string& commit);
+// Adds the objects of a packfile to the repository's object store; no ref
+// moves (a revision is named by its commit id).
+status add_pack(const std::string& repo_dir, std::string_view pack);
 
 }  // namespace flowstate

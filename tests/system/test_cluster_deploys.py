@@ -1,0 +1,112 @@
+"""Deploys in a cluster (docs/cluster.md "Deploys"): one etcd and real
+`flowstate serve --cluster` processes on loopback, each node serving its
+own clone of the project repository (no shared file system: git objects
+travel between nodes)."""
+import json
+import subprocess
+import threading
+import time
+
+from harness import Etcd, check, cli, counter_project, tmpdir
+from test_cluster import cluster_node, owner_of, placed, post, start_all, status, wait_for
+
+VERSION_JS = """export default function (input, state = { count: 0 }) {
+  const count = state.count + 1;
+  return { output: { status: 200, body: { count, v: %d } }, state: { count } };
+}
+"""
+
+
+def clone(origin, name):
+    path = tmpdir() + "/" + name
+    subprocess.run(["git", "clone", "-q", origin, path], check=True)
+    return path
+
+
+def revision_of(node):
+    st, projects = node.admin_get("/api/v1/projects")
+    check(st == 200, f"projects: {st} {projects}")
+    return projects[0]["revision"]
+
+
+def deploy_version(project_dir, node, version):
+    with open(project_dir + "/functions/counter.js", "w") as f:
+        f.write(VERSION_JS % version)
+    return cli("deploy", "-m", f"version {version}", "--project", project_dir, data=node.data)
+
+
+def test_a_deploy_through_one_node_switches_every_node_under_load_and_a_node_that_was_down_catches_up():
+    """3 nodes, each on its own clone; a deploy through b under load from all listeners: every node runs the new revision when the deploy answers (a and c fetched it from b), no request fails; c killed, a deploy through a, c restarted: it runs the newest revision before it serves"""
+    etcd = Etcd()
+    origin = counter_project(tmpdir() + "/counter", function=VERSION_JS % 1)
+    dirs = {n: clone(origin, f"clone-{n}") for n in ("a", "b", "c")}
+    nodes = start_all([cluster_node(etcd, n, dirs[n]) for n in ("a", "b", "c")])
+    a, b, c = nodes
+    try:
+        wait_for("a placement over 3 nodes", lambda: placed(etcd, 3))
+        keys = [f"d{i}" for i in range(24)]
+        acked = {k: 0 for k in keys}
+        failures, versions_after = [], []
+        deployed = threading.Event()
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def client(i):
+            import random
+            rnd = random.Random(i)
+            while not stop.is_set():
+                key = rnd.choice(keys)
+                after = deployed.is_set()
+                st, _, body = post(rnd.choice(nodes), f"/count/{key}")
+                with lock:
+                    if st != 200:
+                        failures.append(f"{st} {body[:200]}")
+                        continue
+                    acked[key] += 1
+                    if after:
+                        versions_after.append(json.loads(body)["v"])
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(2)
+            before = revision_of(b)
+            p = deploy_version(dirs["b"], b, 2)
+            deployed.set()
+            check(p.returncode == 0, f"the deploy through b succeeds: {p.stdout} {p.stderr}")
+            time.sleep(2)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        check(not failures, f"no request failed during the deploy: {failures[:3]}")
+        revisions = [revision_of(n) for n in nodes]
+        check(len(set(revisions)) == 1 and revisions[0] != before,
+              f"every node runs the new revision: {revisions} (was {before})")
+        check(versions_after and set(versions_after) == {2},
+              f"every answer after the deploy returned comes from it: {sorted(set(versions_after))}")
+        for key in keys:
+            st, _, body = post(a, f"/count/{key}")
+            check(st == 200 and json.loads(body)["count"] == acked[key] + 1,
+                  f"{key}: counted {acked[key]} + 1 through the deploy: {body}")
+
+        # A node that is down misses a deploy and catches up when it starts.
+        c_key = next(k for k in (f"e{i}" for i in range(200)) if owner_of(etcd, k) == "c")
+        c.kill9()
+        wait_for("c's registration to lapse", lambda: len(status(etcd)["nodes"]) == 2)
+        p = deploy_version(dirs["a"], a, 3)
+        check(p.returncode == 0, f"a deploy while c is down succeeds (c is not waited for): {p.stdout} {p.stderr}")
+        c.start()
+        st, _, body = wait_for("c serving its keys again", lambda: (lambda r: r if r[0] == 200 else None)(
+            post(a, f"/count/{c_key}")), timeout=60)
+        check(json.loads(body)["v"] == 3, f"c's first answer comes from the newest revision: {body}")
+        check(revision_of(c) == revision_of(a), "c runs the cluster's revision")
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+if __name__ == "__main__":
+    from harness import run
+    run([test_a_deploy_through_one_node_switches_every_node_under_load_and_a_node_that_was_down_catches_up])

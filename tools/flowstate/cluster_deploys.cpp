@@ -1,0 +1,152 @@
+#include "cluster_deploys.hpp"
+
+#include <chrono>
+#include <cstdio>
+
+#include "flowstate/runtime/thread_name.hpp"
+
+namespace flowstate::cli {
+
+namespace {
+constexpr int report_wait_ms = 60000;
+}  // namespace
+
+cluster_deployer::cluster_deployer(cluster::membership& m, engine& eng, std::string self)
+    : membership_(m), engine_(eng), self_(std::move(self)) {}
+
+cluster_deployer::~cluster_deployer() {
+  engine_.set_deploy_hook(nullptr);
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void cluster_deployer::catch_up() { reconcile(membership_.view()); }
+
+void cluster_deployer::start() {
+  engine_.set_deploy_hook([this](const std::string& project, const std::string& revision, const std::string& expected) {
+    return deploy(project, revision, expected);
+  });
+  thread_ = std::thread([this] { loop(); });
+}
+
+void cluster_deployer::changed() {
+  {
+    std::lock_guard lock(mu_);
+    dirty_ = true;
+  }
+  cv_.notify_all();
+}
+
+void cluster_deployer::loop() {
+  name_this_thread("fs-deployer");
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    dirty_ = false;
+    lock.unlock();
+    reconcile(membership_.view());
+    lock.lock();
+    cv_.wait_for(lock, std::chrono::seconds(5), [&] { return stopping_ || dirty_; });
+  }
+}
+
+void cluster_deployer::reconcile(const cluster::cluster_view& v) {
+  for (auto& [project, rec] : v.deploys) {
+    if (applied_[project] >= rec.epoch) continue;
+    std::string active;
+    for (auto& p : engine_.projects())
+      if (p.name == project) active = p.revision;
+    if (active.empty()) {  // not served here
+      applied_[project] = rec.epoch;
+      continue;
+    }
+    cluster::deploy_report report{rec.epoch, active, ""};
+    if (active != rec.revision) {
+      auto fetched = engine_.fetch_revision(project, rec.revision, rec.from);
+      if (!fetched)
+        if (auto from = v.nodes.find(rec.from); from != v.nodes.end() && rec.from != self_) {
+          // Not connected yet (this node is starting): connect and ask again.
+          if (engine_.connect_peer(rec.from, from->second.peer, from->second.incarnation))
+            fetched = engine_.fetch_revision(project, rec.revision, rec.from);
+        }
+      if (!fetched) {
+        report.error = fetched.error();
+      } else {
+        auto out = engine_.deploy_here(project, rec.revision, "", false);
+        report.revision = out.revision;
+        if (out.http_status != 200) report.error = out.detail;
+      }
+      if (report.error.empty())
+        std::printf("flowstate: project %s at revision %.12s (deploy %llu of the cluster, through node %s)\n",
+                    project.c_str(), report.revision.c_str(), static_cast<unsigned long long>(rec.epoch),
+                    rec.from.c_str());
+      else
+        std::fprintf(stderr, "flowstate cluster: cannot activate revision %.12s of %s: %s\n", rec.revision.c_str(),
+                     project.c_str(), report.error.c_str());
+      std::fflush(stdout);
+    }
+    if (auto st = membership_.report_deploy(project, report); !st) {
+      std::fprintf(stderr, "flowstate cluster: reporting the deploy of %s: %s\n", project.c_str(), st.error().c_str());
+      continue;  // again at the next round
+    }
+    applied_[project] = rec.epoch;
+  }
+}
+
+deploy_outcome cluster_deployer::deploy(const std::string& project, const std::string& revision,
+                                        const std::string& expected) {
+  // Checked here first: a revision that cannot run is never recorded.
+  auto checked = engine_.deploy_here(project, revision, expected, true);
+  if (checked.http_status != 200) return checked;
+  auto v = membership_.view();
+  if (auto it = v.deploys.find(project);
+      it != v.deploys.end() && it->second.revision == checked.revision && checked.revision == checked.replaced)
+    return checked;  // already the cluster's and this node's
+  auto rec = membership_.publish_deploy(project, checked.revision, expected);
+  if (!rec) return {409, rec.error(), checked.replaced, checked.replaced, checked.timings_ms};
+  changed();  // this node activates it too, on its deployer thread
+  const auto started = std::chrono::steady_clock::now();
+  auto everyone = [&](const cluster::cluster_view& now) {
+    auto reports = now.deployed.find(project);
+    for (auto& [name, _] : now.nodes) {
+      if (reports == now.deployed.end()) return false;
+      auto r = reports->second.find(name);
+      if (r == reports->second.end() || r->second.epoch < rec->epoch) return false;
+    }
+    return true;
+  };
+  const bool all = membership_.wait_for(everyone, report_wait_ms);
+  deploy_outcome out = checked;
+  out.revision = rec->revision;
+  out.timings_ms.emplace_back(
+      "cluster", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+  v = membership_.view();
+  std::string problems, late;
+  auto reports = v.deployed.find(project);
+  for (auto& [name, _] : v.nodes) {
+    const cluster::deploy_report* r = nullptr;
+    if (reports != v.deployed.end())
+      if (auto it = reports->second.find(name); it != reports->second.end() && it->second.epoch >= rec->epoch)
+        r = &it->second;
+    if (!r)
+      late += (late.empty() ? "" : ", ") + name;
+    else if (!r->error.empty())
+      problems += "node " + name + ": " + r->error + "\n";
+  }
+  if (!problems.empty()) {
+    out.http_status = 502;
+    out.detail = "revision " + rec->revision + " is the cluster's active revision, but not every node runs it:\n" +
+                 problems + "(they try again at the next deploy)";
+  } else if (!all) {
+    out.http_status = 504;
+    out.detail = "revision " + rec->revision + " is the cluster's active revision; nodes " + late +
+                 " did not report within " + std::to_string(report_wait_ms / 1000) +
+                 " s (they activate it when they can)";
+  }
+  return out;
+}
+
+}  // namespace flowstate::cli
