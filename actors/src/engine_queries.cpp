@@ -143,10 +143,67 @@ result<project_ptr> engine_impl::active_named(const std::string& name) const {
   return rt;
 }
 
+namespace {
+
+// A trace query as the args of a peer query, and back.
+std::vector<std::string> trace_args(const std::string& name, const trace_query& q) {
+  return {name,
+          q.flow,
+          q.block,
+          q.key,
+          q.trace_id,
+          q.errors_only ? "1" : "0",
+          std::to_string(q.since_ms),
+          std::to_string(q.until_ms),
+          std::to_string(q.limit)};
+}
+
+std::optional<trace_query> trace_from_args(const std::vector<std::string>& a) {
+  if (a.size() != 9) return std::nullopt;
+  trace_query q;
+  q.flow = a[1];
+  q.block = a[2];
+  q.key = a[3];
+  q.trace_id = a[4];
+  q.errors_only = a[5] == "1";
+  auto since = parse_decimal<uint64_t>(a[6]), until = parse_decimal<uint64_t>(a[7]);
+  auto limit = parse_decimal<std::size_t>(a[8]);
+  if (!since || !until || !limit) return std::nullopt;
+  q.since_ms = static_cast<int64_t>(*since);
+  q.until_ms = static_cast<int64_t>(*until);
+  q.limit = *limit;
+  return q;
+}
+
+// The commit time of a trace event (its "timeMs").
+int64_t event_time(std::string_view event) {
+  auto at = event.find("\"timeMs\":");
+  if (at == std::string_view::npos) return 0;
+  return std::strtoll(event.data() + at + 9, nullptr, 10);
+}
+
+}  // namespace
+
 result<std::vector<std::string>> engine_impl::trace(const std::string& name, const trace_query& q) const {
   auto rt = active_named(name);
   if (!rt) return fail(rt.error());
-  return query_trace(*store_, (*rt)->tenant, (*rt)->project_id, q);
+  auto out = query_trace(*store_, (*rt)->tenant, (*rt)->project_id, q);
+  // In a cluster each node keeps the events of what it ran: every node is
+  // asked (not when following with a cursor, which is one node's).
+  if (!out || !peers_ || !core_.has_gate.load() || !q.after.empty() || q.this_node_only) return out;
+  for (auto& node : peers_->connected_names()) {
+    auto r = peers_->ask(node, {"trace", trace_args(name, q)}, 10000);
+    if (!r) return fail("the trace of node " + node + ": " + r.error());
+    if (r->status != 200) return fail("the trace of node " + node + ": " + detail_of(*r));
+    simdjson::dom::parser parser;
+    simdjson::dom::array events;
+    if (parser.parse(r->body).get_array().get(events)) return fail("the trace of node " + node + ": not a JSON array");
+    for (auto ev : events) out->push_back(simdjson::minify(ev));
+  }
+  std::stable_sort(out->begin(), out->end(),
+                   [](const std::string& a, const std::string& b) { return event_time(a) < event_time(b); });
+  if (out->size() > q.limit) out->erase(out->begin(), out->end() - static_cast<std::ptrdiff_t>(q.limit));
+  return out;
 }
 
 namespace {
@@ -251,6 +308,17 @@ http::response engine_impl::answer_peer(const peer_query& q) const {
   if (q.kind == "errors" && q.args.size() == 4) {
     auto limit = parse_decimal<std::size_t>(q.args[3]);
     auto v = local_errors(q.args[0], q.args[1], q.args[2], limit.value_or(100));
+    if (!v) return http::problem(500, "cannot read", v.error());
+    std::string out = "[";
+    for (auto& e : *v) out += (out.size() > 1 ? "," : "") + e;
+    return ok(out + "]");
+  }
+  if (q.kind == "trace") {
+    auto tq = trace_from_args(q.args);
+    if (!tq) return http::problem(400, "bad question", "a trace query has 9 fields");
+    auto rt = active_named(q.args[0]);
+    if (!rt) return http::problem(404, "no project", rt.error());
+    auto v = query_trace(*store_, (*rt)->tenant, (*rt)->project_id, *tq);
     if (!v) return http::problem(500, "cannot read", v.error());
     std::string out = "[";
     for (auto& e : *v) out += (out.size() > 1 ? "," : "") + e;

@@ -63,12 +63,13 @@ def placed(etcd, nodes):
     return s if len(s["ranges"]) == nodes and s["problem"] is None else None
 
 
-def post(node, path, headers=None, retry_unplaced=True):
+def post(node, path, headers=None, retry_unplaced=True, body="{}"):
     """(status, headers, body). Retries while the node has not seen the placement or not connected to the owner
     yet (503s that say nothing was accepted)."""
+    request_body = body
     for _ in range(100):
         conn = node.connection(timeout=60)
-        conn.request("POST", path, body="{}", headers={"Content-Type": "application/json", **(headers or {})})
+        conn.request("POST", path, body=request_body, headers={"Content-Type": "application/json", **(headers or {})})
         r = conn.getresponse()
         body = r.read().decode()
         conn.close()
@@ -495,6 +496,32 @@ def test_a_flow_that_re_keys_sends_messages_across_nodes_exactly_once_through_ki
             n.stop()
 
 
+def test_the_trace_of_a_request_that_crossed_nodes_is_answered_whole_by_any_node():
+    """a request whose second block runs on another node: its trace, asked of a third node by trace id, shows both blocks' events"""
+    etcd = Etcd()
+    project = rekey_project()
+    nodes = start_all([cluster_node(etcd, n, project) for n in ("a", "b", "c")])
+    try:
+        wait_for("a placement over 3 nodes", lambda: placed(etcd, 3))
+        device = next(d for d in (f"t{i}" for i in range(200)) if owner_of(etcd, d) == "a")
+        group = next(g for g in (f"h{i}" for i in range(200)) if owner_of(etcd, g) == "b")
+        trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+        st, _, body = post(nodes[0], f"/in/{device}", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+                           body=json.dumps({"uid": "u1", "group": group}))
+        check(st == 202, f"accepted: {st} {body}")
+
+        def both():
+            st, events = nodes[2].admin_get(f"/api/v1/trace?project=rekey&trace={trace_id}")
+            return events if st == 200 and {e["block"] for e in events} == {"first", "second"} else None
+
+        events = wait_for("both blocks' events, asked of c", both)
+        check(len(events) == 2 and events[0]["block"] == "first" and events[1]["block"] == "second",
+              f"oldest first, one event per block: {[(e['block'], e['timeMs']) for e in events]}")
+    finally:
+        for n in nodes:
+            n.stop()
+
+
 def test_a_cluster_refuses_an_http_response_after_a_re_keying_block():
     """a flow that re-keys a later block and answers with http.Response after it is refused by a cluster node, naming the block and what to do"""
     etcd = Etcd()
@@ -580,6 +607,7 @@ if __name__ == "__main__":
          test_projects_get_the_same_ids_on_every_node_whatever_order_they_are_served_in,
          test_a_second_node_with_a_live_nodes_name_is_refused,
          test_a_flow_that_re_keys_sends_messages_across_nodes_exactly_once_through_kill_9_of_each_node_in_turn,
+         test_the_trace_of_a_request_that_crossed_nodes_is_answered_whole_by_any_node,
          test_a_cluster_refuses_an_http_response_after_a_re_keying_block,
          test_cluster_up_starts_etcd_and_three_nodes_that_answer_every_key_and_ctrl_c_stops_them,
          test_peer_listen_without_a_cluster_secret_is_refused])

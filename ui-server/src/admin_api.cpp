@@ -51,7 +51,11 @@ struct admin_api::impl {
       : e(engine),
         token(token),
         pool(o.pool_threads, o.pool_queue),
-        followers([&engine](const std::string& project, const trace_query& q) { return engine.trace(project, q); },
+        followers(
+            [&engine](const std::string& project, trace_query q) {
+              q.this_node_only = true;  // a follower's cursors are this node's
+              return engine.trace(project, q);
+            },
                   o.max_trace_followers),
         watch(engine.watch_trace([f = &followers] { f->notify(); })),
         services{engine, followers},

@@ -582,7 +582,9 @@ const std::vector<admin_route>& admin_routes() {
        "Execution trace events of a project, oldest first",
        "With follow=true (or Accept: text/event-stream) the answer is a stream of Server-Sent Events, one per new "
        "execution (`id:` its cursor, `data:` the event as JSON), from `after` (or from now), until the client goes; "
-       "a comment line comes every 15 s of quiet. 503 when the node's followers are at their cap.",
+       "a comment line comes every 15 s of quiet. 503 when the node's followers are at their cap. In a cluster, "
+       "a query without `after` merges every node's events by time (each node keeps the events of what it ran); "
+       "following and `after` are the asked node's.",
        true,
        runs_on::pool,
        {q{"project", string_schema, "the project (optional when the node serves one)"},

@@ -80,6 +80,9 @@ struct trace_query {
   int64_t since_ms = 0, until_ms = 0;  // commit time, ms since the epoch; 0 = unbounded
   std::string after;                   // a cursor: only events after it, oldest first (to follow)
   std::size_t limit = 100;             // the newest `limit` matches, or the first `limit` after `after`
+  // In a cluster, every node's events are merged by time unless this is
+  // set or `after` is (a cursor belongs to one node: following is local).
+  bool this_node_only = false;
 };
 
 class engine {
