@@ -60,17 +60,6 @@ engine_impl::engine_impl(engine_options o) : options_(std::move(o)) {}
 
 engine_impl::~engine_impl() {
   drain(0);
-  for (;;) {
-    // Migration steps use the peers and the store: they end first (a step
-    // may start another).
-    std::vector<std::future<void>> jobs;
-    {
-      std::lock_guard lock(jobs_mutex_);
-      jobs.swap(jobs_);
-    }
-    if (jobs.empty()) break;
-    for (auto& job : jobs) job.wait();
-  }
   peers_.reset();
   for (auto& a : core_.shards) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   if (core_.outbox) caf::anon_send_exit(core_.outbox, caf::exit_reason::user_shutdown);
@@ -201,6 +190,15 @@ status engine_impl::add_project(const std::string& dir_in) {
 }
 
 status engine_impl::recover() {
+  if (options_.project_ids) {
+    // A cluster node runs the queue of a group once the placement gives it
+    // the group (placement_changed): its store may hold copies of groups
+    // another node owns (moved away, or a move that did not finish). What
+    // is queued from now on is numbered from here.
+    start_seq_ = store_->next_sequence();
+    ready_ = true;
+    return status::success();
+  }
   if (auto st = requeue(); !st) return st;
   ready_ = true;
   return status::success();
@@ -225,6 +223,7 @@ status engine_impl::requeue() {
       auto seq = kr.u64();
       auto q = decode_queued(value);
       if (!tenant || !project || !group || !seq || !q) return true;
+      if (!core_.runs_here(*group)) return true;  // another node's group (a copy left here)
       auto item = std::make_shared<work_item>();
       item->project = rt;
       item->queue_seq = *seq;
@@ -255,6 +254,22 @@ void engine_impl::drain(uint32_t timeout_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (core_.total_in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // Migration steps and the outbox use the store: they end before it closes
+  // (a step may start another).
+  for (;;) {
+    std::vector<std::future<void>> jobs;
+    {
+      std::lock_guard lock(jobs_mutex_);
+      jobs.swap(jobs_);
+    }
+    if (jobs.empty()) break;
+    for (auto& job : jobs) job.wait();
+  }
+  if (core_.outbox && system_) {
+    caf::scoped_actor self{*system_};
+    self->send_exit(core_.outbox, caf::exit_reason::user_shutdown);
+    self->wait_for(core_.outbox);
+  }
   if (store_) store_->close();
 }
 

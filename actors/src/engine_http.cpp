@@ -174,6 +174,13 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
       admitted.count = &core_.group_in_flight[group];
       admitted.count->fetch_add(1);
       if (core_.is_frozen(group)) return hold(std::move(*received), std::move(reply));
+      // Counted now: a move of the group waits for it. The group may have
+      // moved between the gate's answer and the count: ask again.
+      if (!core_.runs_here(group)) {
+        admitted.count->fetch_sub(1);
+        admitted.count = nullptr;
+        return handle_flow_request(std::move(*received), std::move(reply));
+      }
     } else {
       std::size_t hops = 0;
       for (auto& [name, _] : received->headers)

@@ -292,6 +292,7 @@ class engine_impl final : public engine {
   void answer_held_too_long();
   // A question another node asked; migration steps run on their own thread.
   void answer_peer_async(peer_query&& q, std::function<void(http::response)> done);
+  http::response answer_slow_peer(const peer_query& q);
   // Another node's question about this node's records.
   http::response answer_peer(const peer_query& q) const;
   // The state as this node's store holds it (state_get asks the owner).
@@ -372,6 +373,10 @@ class engine_impl final : public engine {
   std::mutex inbox_mutex_;
   std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>, uint64_t> inbox_marks_;
   uint64_t inbox_epoch_ = 0;
+  // The marks whose commits are durable: a repeat above them is answered
+  // "later" (its first copy's commit may still fail), not "accepted".
+  std::mutex inbox_durable_mutex_;
+  std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>, uint64_t> inbox_durable_marks_;
   // Moving key groups: ranges whose records went to another node (held
   // until the gate sends them there), ranges received (their queue entries
   // below `seq` run once the gate runs them here), requests held meanwhile,
@@ -380,10 +385,15 @@ class engine_impl final : public engine {
     uint32_t first = 0, end = 0;
     uint64_t seq = 0;
     int64_t since_ms = 0;
-    bool copying = false;  // moving_out_: move_out() is still at work
+    bool copying = false;          // moving_out_: move_out() is still at work
+    bool abort_requested = false;  // moving_out_: asked to abort while copying
   };
   std::mutex moves_mutex_;
   std::vector<moved_range> released_, received_, moving_out_;
+  // A cluster node: the sequence when it started (queue entries below it
+  // were there before), and the groups whose queue it has run since.
+  uint64_t start_seq_ = 0;
+  std::vector<bool> queue_run_ = std::vector<bool>(key_group_count, false);
   struct held_request {
     http::request req;
     http::responder_ptr reply;

@@ -5,6 +5,7 @@
 // its entry only after that. A repeat (the sender did not hear the answer,
 // or restarted) has a sequence at or below the mark and is acknowledged
 // without being queued again.
+#include <algorithm>
 #include <cstdio>
 #include <set>
 
@@ -32,8 +33,11 @@ void engine_impl::accept_delivery(std::vector<delivery_entry>&& entries,
     // was written. Read them again.
     inbox_marks_.clear();
     inbox_epoch_ = epoch;
+    std::lock_guard durable(inbox_durable_mutex_);
+    inbox_durable_marks_.clear();
   }
   std::set<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>> stopped;  // pairs that wait behind a refusal
+  std::vector<std::pair<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>, uint64_t>> marked;  // by this commit
   for (std::size_t i = 0; i < entries.size(); ++i) {
     auto& e = entries[i];
     auto q = decode_queued(e.queued);
@@ -75,12 +79,26 @@ void engine_impl::accept_delivery(std::vector<delivery_entry>&& entries,
         continue;
       }
       mark = inbox_marks_.emplace(pair, *seq).first;
+      std::lock_guard durable(inbox_durable_mutex_);
+      auto& d = inbox_durable_marks_[pair];
+      d = std::max(d, *seq);  // read from the store: durable
     }
-    statuses[i] = delivery_status::accepted;
     if (e.seq <= mark->second) {
+      uint64_t durable_mark = 0;
+      {
+        std::lock_guard durable(inbox_durable_mutex_);
+        durable_mark = inbox_durable_marks_[pair];
+      }
+      if (e.seq > durable_mark) {
+        stopped.insert(pair);  // its first copy's commit is not durable yet: later
+        continue;
+      }
+      statuses[i] = delivery_status::accepted;
       core_.inbox_repeats.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
+    statuses[i] = delivery_status::accepted;
+    marked.emplace_back(pair, e.seq);
     mark->second = e.seq;
     batch.put(column::outbox, inbox_mark_key(e.tenant, e.project, to_group, e.source_group), std::to_string(e.seq));
     core_.inbox_accepted.fetch_add(1, std::memory_order_relaxed);
@@ -108,7 +126,17 @@ void engine_impl::accept_delivery(std::vector<delivery_entry>&& entries,
   // on this answer.
   auto failed = std::vector<delivery_status>(statuses.size(), delivery_status::later);
   store_->commit(
-      std::move(batch), durability_mode::sync, [done, statuses]() mutable { done(std::move(statuses)); },
+      std::move(batch), durability_mode::sync,
+      [this, done, statuses, marked = std::move(marked)]() mutable {
+        {
+          std::lock_guard durable(inbox_durable_mutex_);
+          for (auto& [pair, seq] : marked) {
+            auto& d = inbox_durable_marks_[pair];
+            d = std::max(d, seq);
+          }
+        }
+        done(std::move(statuses));
+      },
       [done, failed](const std::string&) mutable { done(std::move(failed)); }, epoch);
   // After the commit was handed to the store: its single writer keeps the
   // queue entry's put before the removal the function's commit makes.

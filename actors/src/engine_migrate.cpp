@@ -39,6 +39,7 @@ constexpr column moving_columns[] = {column::state,       column::queue,    colu
 constexpr std::size_t chunk_bytes = 1u << 20;
 constexpr uint32_t step_timeout_ms = 120000;
 constexpr int64_t hold_limit_ms = 10000;
+constexpr std::string_view held_since_header = "flowstate-held-since";
 
 std::optional<column> column_named(std::string_view name) {
   for (auto c : moving_columns)
@@ -80,8 +81,15 @@ status engine_impl::erase_spans(uint32_t first, uint32_t end) {
 void engine_impl::forget_groups(uint32_t first, uint32_t end, bool outbox_entries_moved) {
   for (auto& shard : core_.shards) caf::anon_send(shard, forget_groups_atom::value, first, end);
   {
+    // Marks of messages into the groups (the ones that moved): read again.
+    auto in_range = [&](const auto& entry) {
+      const uint32_t to = std::get<3>(entry.first);
+      return to >= first && to < end;
+    };
     std::lock_guard lock(inbox_mutex_);
-    inbox_marks_.clear();
+    std::erase_if(inbox_marks_, in_range);
+    std::lock_guard durable(inbox_durable_mutex_);
+    std::erase_if(inbox_durable_marks_, in_range);
   }
   if (outbox_entries_moved)
     caf::anon_send(core_.outbox, forget_groups_atom::value, first, end);
@@ -218,8 +226,15 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
     sent[std::move(id)] = fingerprint(value);
     return add(std::string(column_name(c)), key, value);
   });
+  auto abort_asked = [&] {
+    std::lock_guard lock(moves_mutex_);
+    for (auto& r : moving_out_)
+      if (r.first == first && r.end == end) return r.abort_requested;
+    return true;
+  };
   if (first_copy) first_copy = flush();
   if (!first_copy) return give_up(first_copy.error());
+  if (abort_asked()) return give_up("the move was called off");
   const uint64_t copied = records;
 
   // 2. Hold the groups: new requests wait, queued messages stay unrun, and
@@ -289,6 +304,7 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
   const double compared_ms = since_held();
   if (changes) changes = flush();
   if (!changes) return undo(changes.error());
+  if (abort_asked()) return undo("the move was called off");
   if (auto st = ask({"import-end", {std::to_string(first), std::to_string(end), std::to_string(seq)}}); !st)
     return undo(st.error());
   finish_copy();
@@ -309,14 +325,12 @@ status engine_impl::release_groups(uint32_t first, uint32_t end) {
     released_.push_back({first, end, 0, now_ms(), false});
   }
   // Held requests go on as soon as this node's view has moved on; the copy
-  // is deleted afterwards, off the pause (nothing here writes the groups
-  // again: the gate sends them elsewhere).
+  // is deleted afterwards (nothing here writes the groups again: the gate
+  // sends them elsewhere).
   placement_changed();
-  run_job([this, first, end] {
-    if (auto st = erase_spans(first, end); !st)
-      std::fprintf(stderr, "flowstate: deleting the copy of %s: %s\n", groups_text(first, end).c_str(),
-                   st.error().c_str());
-  });
+  if (auto st = erase_spans(first, end); !st)
+    std::fprintf(stderr, "flowstate: deleting the copy of %s: %s\n", groups_text(first, end).c_str(),
+                 st.error().c_str());
   return status::success();
 }
 
@@ -331,9 +345,12 @@ void engine_impl::abort_move(uint32_t first, uint32_t end) {
   std::optional<uint64_t> seq;
   {
     std::lock_guard lock(moves_mutex_);
-    std::erase_if(moving_out_, [&](const moved_range& r) {
-      // A copy still under way undoes itself when it ends.
-      if (r.first != first || r.end != end || r.copying) return false;
+    std::erase_if(moving_out_, [&](moved_range& r) {
+      if (r.first != first || r.end != end) return false;
+      if (r.copying) {
+        r.abort_requested = true;  // the copy stops and undoes itself
+        return false;
+      }
       seq = r.seq;
       return true;
     });
@@ -377,6 +394,9 @@ status engine_impl::import_end(uint32_t first, uint32_t end, uint64_t seq) {
   forget_groups(first, end, false);
   std::lock_guard lock(moves_mutex_);
   received_.push_back({first, end, seq, now_ms(), false});
+  // Their queue runs when the placement gives them here (received_), not as
+  // a first run since the start.
+  for (uint32_t g = first; g < end; ++g) queue_run_[g] = true;
   return status::success();
 }
 
@@ -389,9 +409,20 @@ status engine_impl::import_abort(uint32_t first, uint32_t end) {
 }
 
 void engine_impl::placement_changed() {
-  std::vector<moved_range> serve, lost;
+  std::vector<moved_range> serve, lost, first_run;
   {
     std::lock_guard lock(moves_mutex_);
+    // Groups this node runs for the first time since it started: their
+    // queue entries from before the start run now.
+    if (start_seq_)
+      for (uint32_t g = 0; g < key_group_count; ++g) {
+        if (queue_run_[g] || !core_.runs_here(g)) continue;
+        queue_run_[g] = true;
+        if (!first_run.empty() && first_run.back().end == g)
+          first_run.back().end = g + 1;
+        else
+          first_run.push_back({g, g + 1, start_seq_, 0, false});
+      }
     // Copied, then the placement changed without this node hearing from
     // the controller (it was paused or cut off meanwhile): released.
     for (auto& r : moving_out_)
@@ -413,7 +444,10 @@ void engine_impl::placement_changed() {
                  groups_text(r.first, r.end).c_str());
     (void)release_groups(r.first, r.end);  // calls this again
   }
+  for (auto& r : first_run) requeue_groups(r.first, r.end, r.seq);
   for (auto& r : serve) requeue_groups(r.first, r.end, r.seq);
+  // Outbox entries of groups this node runs now may only be in the store.
+  if (core_.outbox) caf::anon_send(core_.outbox, reload_outbox_atom::value);
   std::vector<held_request> again;
   {
     std::lock_guard lock(held_mutex_);
@@ -423,8 +457,15 @@ void engine_impl::placement_changed() {
 }
 
 void engine_impl::hold(http::request&& req, http::responder_ptr reply) {
+  // Held since its first hold (a request dispatched again and held again
+  // keeps its time, so the limit holds whatever the placement does).
+  int64_t since = now_ms();
+  if (auto h = req.header(held_since_header); !h.empty())
+    since = static_cast<int64_t>(parse_decimal<uint64_t>(h).value_or(static_cast<uint64_t>(since)));
+  else
+    req.headers.emplace_back(std::string(held_since_header), std::to_string(since));
   std::lock_guard lock(held_mutex_);
-  held_.push_back({std::move(req), std::move(reply), now_ms()});
+  held_.push_back({std::move(req), std::move(reply), since});
 }
 
 void engine_impl::answer_held_too_long() {
@@ -463,12 +504,25 @@ void engine_impl::answer_held_too_long() {
 }
 
 void engine_impl::answer_peer_async(peer_query&& q, std::function<void(http::response)> done) {
+  if (core_.draining.load()) {
+    auto r = http::problem(503, "draining", "the node is shutting down");
+    r.headers.emplace_back("Retry-After", "1");
+    return done(std::move(r));
+  }
+  // Quick reads (state, errors, trace) answer here; migration steps and git
+  // packs write, scan or compress: they run on a thread of their own, so the
+  // ingress actor (every forwarded request and delivery) never waits for them.
+  if (q.kind == "state" || q.kind == "errors" || q.kind == "trace") return done(answer_peer(q));
+  run_job([this, q = std::move(q), done = std::move(done)] { done(answer_slow_peer(q)); });
+}
+
+http::response engine_impl::answer_slow_peer(const peer_query& q) {
   auto ok = [] {
     http::response r;
     r.status = 200;
     return r;
   };
-  auto answer = [&](status st) { done(st ? ok() : http::problem(500, "move step failed", st.error())); };
+  auto answer = [&](status st) { return st ? ok() : http::problem(500, "move step failed", st.error()); };
   auto group = [&](std::size_t i) { return i < q.args.size() ? parse_decimal<uint32_t>(q.args[i]) : std::nullopt; };
   auto number = [&](std::size_t i) { return i < q.args.size() ? parse_decimal<uint64_t>(q.args[i]) : std::nullopt; };
   if (q.kind == "import") return answer(import_records(q.args));
@@ -480,22 +534,18 @@ void engine_impl::answer_peer_async(peer_query&& q, std::function<void(http::res
   if (q.kind == "move-release" && ranged) return answer(release_groups(*first, *end));
   if (q.kind == "move-abort" && ranged) {
     abort_move(*first, *end);
-    return done(ok());
+    return ok();
   }
   if (q.kind == "move-out" && ranged && q.args.size() == 3) {
-    // Long (it waits for executions and copies records): not on CAF's threads.
-    run_job([this, f = *first, e = *end, to = q.args[2], done] {
-      auto r = move_out(f, e, to);
-      if (!r) return done(http::problem(500, "move failed", r.error()));
-      http::response out;
-      char held[32];
-      std::snprintf(held, sizeof held, "%.3f", r->held_ms);
-      out.body = std::to_string(r->seq) + " " + std::to_string(r->records) + " " + held;
-      done(std::move(out));
-    });
-    return;
+    auto r = move_out(*first, *end, q.args[2]);
+    if (!r) return http::problem(500, "move failed", r.error());
+    http::response out;
+    char held[32];
+    std::snprintf(held, sizeof held, "%.3f", r->held_ms);
+    out.body = std::to_string(r->seq) + " " + std::to_string(r->records) + " " + held;
+    return out;
   }
-  done(answer_peer(q));
+  return answer_peer(q);
 }
 
 result<engine::move_outcome> engine_impl::move_groups(uint32_t first, uint32_t end, const std::string& from,
@@ -523,14 +573,22 @@ result<engine::move_outcome> engine_impl::move_groups(uint32_t first, uint32_t e
     // On failure the source undoes its part itself (or, when its answer
     // was lost, once the controller has been silent for long).
     auto r = at_source({"move-out", {std::to_string(first), std::to_string(end), to}});
-    if (!r) return fail(r.error());
+    if (!r) {
+      // No answer (or a failure it already undid): called off at the source
+      // if it is still at it (harmless otherwise); the target drops its copy.
+      (void)at_source({"move-abort", {std::to_string(first), std::to_string(end)}});
+      (void)peers_->ask(to, {"import-abort", {std::to_string(first), std::to_string(end)}}, step_timeout_ms);
+      return fail(r.error());
+    }
     // "seq records held_ms"
     auto one = r->find(' '), two = r->find(' ', one + 1);
     records = parse_decimal<uint64_t>(r->substr(one + 1, two - one - 1)).value_or(0);
     held_ms = two == std::string::npos ? 0 : std::strtod(r->c_str() + two + 1, nullptr);
   }
   const auto copied_at = std::chrono::steady_clock::now();
+  double written_ms = 0;
   if (auto st = write_placement(); !st) {
+    if (st.error().rfind(placement_outcome_unknown, 0) == 0) return fail(st.error());
     if (here)
       abort_move(first, end);
     else
@@ -538,6 +596,7 @@ result<engine::move_outcome> engine_impl::move_groups(uint32_t first, uint32_t e
     (void)peers_->ask(to, {"import-abort", {std::to_string(first), std::to_string(end)}}, step_timeout_ms);
     return fail("writing the placement: " + st.error());
   }
+  written_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - copied_at).count();
   // The placement names `to` now: whatever happens to `from`, it never
   // serves the groups again (its copy is deleted, or ignored if it died).
   if (here) {
@@ -547,10 +606,10 @@ result<engine::move_outcome> engine_impl::move_groups(uint32_t first, uint32_t e
                  r.error().c_str());
   }
   move_outcome out;
-  // Held at the source until it was released (an upper bound: the source
-  // lets the held requests go once its own view shows the new placement).
-  out.pause_ms =
-      held_ms + std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - copied_at).count();
+  // Held at the source until the placement was written (the source lets
+  // the held requests go once its view shows it, milliseconds later; its
+  // copy is deleted after that).
+  out.pause_ms = held_ms + written_ms;
   out.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   out.records = records;
   return out;

@@ -54,12 +54,13 @@ struct outbox_state {
   engine_core* core = nullptr;
   outbox_links links;
   std::map<pair_id, pair_queue> pairs;
-  std::set<pair_id> ready;                       // not in flight, not empty
-  std::set<pair_id> waiting;                     // not empty, waiting for the retry after a failed delivery
-  std::set<std::string> busy;                    // targets with a delivery in flight ("" = here)
-  std::map<source_id, uint64_t> loaded_through;  // highest sequence read into memory, per source group
-  std::size_t held = 0;                          // entries in memory
-  bool overflow = true;                          // some entries are only in the store (true at start)
+  std::set<pair_id> ready;     // not in flight, not empty
+  std::set<pair_id> waiting;   // not empty, waiting for the retry after a failed delivery
+  std::set<std::string> busy;  // targets with a delivery in flight ("" = here)
+  std::set<std::tuple<uint32_t, uint32_t, uint32_t, uint64_t>>
+      held_ids;          // (tenant, project, source group, seq) in memory
+  std::size_t held = 0;  // entries in memory
+  bool overflow = true;  // some entries are only in the store (true at start)
   bool retry_scheduled = false;
   uint32_t backoff_ms = 100;
 };
@@ -75,13 +76,11 @@ class outbox_logic {
 
   void on_entries(outgoing_entries& entries) {
     for (auto& e : *entries) {
-      auto& through = st_.loaded_through[{e.tenant, e.project, e.source_group}];
-      if (e.seq <= through) continue;  // read back from the store already
+      if (st_.held_ids.count({e.tenant, e.project, e.source_group, e.seq})) continue;  // read back already
       if (st_.overflow || st_.held >= memory_cap) {
         st_.overflow = true;  // stays in the store; read back later, in order
         continue;
       }
-      through = e.seq;
       add(std::move(e));
     }
     pump();
@@ -112,6 +111,7 @@ class outbox_logic {
       }
       auto& e = q.entries.front();
       erase.erase(column::outbox, outbox_key(e.tenant, e.project, e.source_group, e.seq));
+      st_.held_ids.erase({e.tenant, e.project, e.source_group, e.seq});
       q.entries.pop_front();
       --st_.held;
       st_.core->outbox_delivered.fetch_add(1, std::memory_order_relaxed);
@@ -122,7 +122,7 @@ class outbox_logic {
       if (it->second.entries.empty()) {
         st_.pairs.erase(it);
         st_.ready.erase(pid);
-      } else if (failed) {
+      } else if (stopped.count(pid) || !r->statuses) {
         st_.waiting.insert(pid);  // no answer, or not accepted: again at the retry
       } else {
         st_.ready.insert(pid);
@@ -157,6 +157,7 @@ class outbox_logic {
         continue;
       }
       st_.held -= it->second.entries.size();
+      for (auto& e : it->second.entries) st_.held_ids.erase({e.tenant, e.project, e.source_group, e.seq});
       st_.ready.erase(it->first);
       st_.waiting.erase(it->first);
       it = st_.pairs.erase(it);
@@ -194,7 +195,13 @@ class outbox_logic {
   void add(delivery_entry&& e) {
     pair_id pid{e.tenant, e.project, e.source_group, destination_group(e)};
     auto& q = st_.pairs[pid];
-    q.entries.push_back(std::move(e));
+    st_.held_ids.insert({e.tenant, e.project, e.source_group, e.seq});
+    // In sequence order (entries read back from the store may come after
+    // newer ones), but never ahead of a delivery in flight.
+    auto at = q.entries.end();
+    if (!q.in_flight)
+      while (at != q.entries.begin() && std::prev(at)->seq > e.seq) --at;
+    q.entries.insert(at, std::move(e));
     ++st_.held;
     if (!q.in_flight && !st_.waiting.count(pid)) st_.ready.insert(pid);
   }
@@ -251,13 +258,14 @@ class outbox_logic {
       if (!tenant || !project || !group || kr.peek() != key_tag::u64) return true;  // a mark
       auto seq = kr.u64();
       if (!seq) return true;
-      auto& through = st_.loaded_through[{*tenant, *project, *group}];
-      if (*seq <= through) return true;
+      if (st_.held_ids.count({*tenant, *project, *group, *seq})) return true;
+      // A copy of a group this node does not run (moved away, or a move
+      // that did not finish) is never sent from here: its owner sends it.
+      if (!st_.core->runs_here(*group)) return true;
       if (st_.held >= memory_cap) {
         full = true;
         return false;
       }
-      through = *seq;
       add(delivery_entry{*tenant, *project, *group, *seq, std::string(value)});
       ++loaded;
       return true;

@@ -331,8 +331,9 @@ class shard_logic {
   // committed, so the writer's order keeps the put before the removal).
   void forward(work_ptr item) {
     const uint32_t group = key_group_of(item->msg.key);
-    // Being moved away: the committed queue entry goes with the group.
-    if (item->queue_seq && st_.core->is_frozen(group)) return;
+    // Being moved away: the committed queue entry goes with the group
+    // (unless it carries a client's reply: it runs, and the move waits).
+    if (item->queue_seq && !item->reply && st_.core->is_frozen(group)) return;
     auto target = st_.core->shard_of(item->msg.key);
     item->shard = target;
     st_.core->in_flight[target].fetch_add(1);
@@ -449,10 +450,13 @@ class shard_logic {
         if (here && st_.core->has_gate.load(std::memory_order_relaxed)) {
           // Counted until its commit is handed to the store, so that a move
           // of its group waits for it; a group being moved gets it through
-          // the outbox, from wherever the group ends up.
+          // the outbox, from wherever the group ends up. Except a message
+          // that carries the client's reply: it runs here (the move waits
+          // for it), since the reply cannot travel.
           st_.core->group_in_flight[to_group].fetch_add(1);
           admitted.push_back(to_group);
-          here = !st_.core->is_frozen(to_group);
+          const bool carries_reply = w.reply && !response && !carried;
+          here = (carries_reply || !st_.core->is_frozen(to_group)) && st_.core->runs_here(to_group);
         }
         if (!here) {
           // Another node's key group: an outbox entry, sent once durable.

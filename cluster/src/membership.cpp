@@ -420,11 +420,34 @@ status membership::replace_range(const range_owner& old, const std::vector<range
                          0, encode_range(old)};
   std::vector<etcd_op> puts;
   for (auto& r : replacement) puts.push_back(etcd_op::put(placement_key(o.cluster, r.first), encode_range(r)));
-  auto r = (*client)->txn({mine, unchanged}, puts);
-  if (!r) return fail(r.error());
-  if (!r->succeeded)
-    return fail("the placement changed meanwhile, or this node is no longer the controller: nothing was written");
-  return status::success();
+  std::string last_error;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto r = (*client)->txn({mine, unchanged}, puts);
+    if (r) {
+      if (r->succeeded) return status::success();
+      return fail("the placement changed meanwhile, or this node is no longer the controller: nothing was written");
+    }
+    // No answer: the transaction may or may not have been applied. What
+    // etcd holds now says which (a move must never be undone on one side
+    // while the placement names the other).
+    last_error = r.error();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 * (attempt + 1)));
+    bool written = true, untouched = true;
+    for (auto& want : replacement) {
+      auto kv = (*client)->get(placement_key(o.cluster, want.first));
+      if (!kv) {
+        written = untouched = false;  // unknown: ask again
+        break;
+      }
+      if (!*kv || (*kv)->value != encode_range(want)) written = false;
+    }
+    if (written) return status::success();
+    auto first = (*client)->get(placement_key(o.cluster, old.first));
+    untouched = untouched && first && *first && (*first)->value == encode_range(old);
+    if (!untouched && first) return fail("the placement changed meanwhile: nothing of this move was written");
+  }
+  return fail("placement outcome unknown: etcd did not answer whether the placement was written (" + last_error +
+              "); the source settles the move from what the placement says");
 }
 
 result<deploy_record> membership::publish_deploy(const std::string& name, const std::string& revision,

@@ -230,7 +230,12 @@ result<std::string> pack_commit(const std::string& repo_dir, const std::string& 
   git_packbuilder* raw = nullptr;
   if (git_packbuilder_new(&raw, repo->get()) != 0) return fail(git_error_text("packing " + commit));
   std::unique_ptr<git_packbuilder, void (*)(git_packbuilder*)> pb(raw, git_packbuilder_free);
-  if (git_packbuilder_insert_commit(pb.get(), &*oid) != 0)
+  // The commit and its history (a repository receiving it stays whole:
+  // `git log` there needs the parents).
+  git_revwalk* walk_raw = nullptr;
+  if (git_revwalk_new(&walk_raw, repo->get()) != 0) return fail(git_error_text("packing " + commit));
+  std::unique_ptr<git_revwalk, void (*)(git_revwalk*)> walk(walk_raw, git_revwalk_free);
+  if (git_revwalk_push(walk.get(), &*oid) != 0 || git_packbuilder_insert_walk(pb.get(), walk.get()) != 0)
     return fail(git_error_text("packing " + commit + " of " + repo_dir));
   git_buf buf = GIT_BUF_INIT;
   if (git_packbuilder_write_buf(&buf, pb.get()) != 0) return fail(git_error_text("packing " + commit));

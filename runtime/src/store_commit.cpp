@@ -23,8 +23,13 @@ uint64_t store::commit(commit_batch&& batch, durability_mode mode, std::function
   bool wake = false;
   uint64_t ticket = 0;
   {
-    std::lock_guard lock(impl_->queue_mu);
-    if (impl_->stopping) return 0;
+    std::unique_lock lock(impl_->queue_mu);
+    if (impl_->stopping) {
+      lock.unlock();
+      // Closed: never written. Said so, or a caller waiting for it would wait forever.
+      if (on_failed) on_failed("the store is closed");
+      return 0;
+    }
     wake = impl_->queue.empty();  // the writer only sleeps on an empty queue
     ticket = ++impl_->last_ticket;
     impl_->queue.push_back({std::move(batch), mode, std::move(on_durable), std::move(on_failed), epoch, ticket});

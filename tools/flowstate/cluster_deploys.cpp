@@ -16,11 +16,11 @@ cluster_deployer::cluster_deployer(cluster::membership& m, engine& eng, std::str
 
 cluster_deployer::~cluster_deployer() {
   engine_.set_deploy_hook(nullptr);
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
+  std::unique_lock lock(mu_);
+  stopping_ = true;
   cv_.notify_all();
+  cv_.wait(lock, [&] { return deploys_in_progress_ == 0; });
+  lock.unlock();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -59,12 +59,10 @@ void cluster_deployer::reconcile(const cluster::cluster_view& v) {
     std::string active;
     for (auto& p : engine_.projects())
       if (p.name == project) active = p.revision;
-    if (active.empty()) {  // not served here
-      applied_[project] = rec.epoch;
-      continue;
-    }
+    // A project not served here is reported as such (the deploy waits for
+    // every node's report).
     cluster::deploy_report report{rec.epoch, active, ""};
-    if (active != rec.revision) {
+    if (!active.empty() && active != rec.revision) {
       auto fetched = engine_.fetch_revision(project, rec.revision, rec.from);
       if (!fetched)
         if (auto from = v.nodes.find(rec.from); from != v.nodes.end() && rec.from != self_) {
@@ -98,6 +96,19 @@ void cluster_deployer::reconcile(const cluster::cluster_view& v) {
 
 deploy_outcome cluster_deployer::deploy(const std::string& project, const std::string& revision,
                                         const std::string& expected) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return {503, "the node is stopping", "", ""};
+    ++deploys_in_progress_;
+  }
+  struct done_guard {
+    cluster_deployer* d;
+    ~done_guard() {
+      std::lock_guard lock(d->mu_);
+      --d->deploys_in_progress_;
+      d->cv_.notify_all();
+    }
+  } guard{this};
   // Checked here first: a revision that cannot run is never recorded.
   auto checked = engine_.deploy_here(project, revision, expected, true);
   if (checked.http_status != 200) return checked;
@@ -110,6 +121,10 @@ deploy_outcome cluster_deployer::deploy(const std::string& project, const std::s
   changed();  // this node activates it too, on its deployer thread
   const auto started = std::chrono::steady_clock::now();
   auto everyone = [&](const cluster::cluster_view& now) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return true;
+    }
     auto reports = now.deployed.find(project);
     for (auto& [name, _] : now.nodes) {
       if (reports == now.deployed.end()) return false;
@@ -118,7 +133,12 @@ deploy_outcome cluster_deployer::deploy(const std::string& project, const std::s
     }
     return true;
   };
-  const bool all = membership_.wait_for(everyone, report_wait_ms);
+  bool all = false;
+  for (int waited = 0; !all && waited < report_wait_ms; waited += 500) {
+    all = membership_.wait_for(everyone, 500);
+    std::lock_guard lock(mu_);
+    if (stopping_) break;
+  }
   deploy_outcome out = checked;
   out.revision = rec->revision;
   out.timings_ms.emplace_back(
@@ -136,7 +156,17 @@ deploy_outcome cluster_deployer::deploy(const std::string& project, const std::s
     else if (!r->error.empty())
       problems += "node " + name + ": " + r->error + "\n";
   }
-  if (!problems.empty()) {
+  bool stopping = false;
+  {
+    std::lock_guard lock(mu_);
+    stopping = stopping_;
+  }
+  if (stopping) {
+    out.http_status = 503;
+    out.detail = "revision " + rec->revision +
+                 " is the cluster's active revision; this node stopped before every "
+                 "node reported";
+  } else if (!problems.empty()) {
     out.http_status = 502;
     out.detail = "revision " + rec->revision + " is the cluster's active revision, but not every node runs it:\n" +
                  problems + "(they try again at the next deploy)";

@@ -46,6 +46,7 @@ class cluster_deployer {
   std::mutex mu_;
   std::condition_variable cv_;
   bool dirty_ = false, stopping_ = false;
+  int deploys_in_progress_ = 0;  // under mu_; the destructor waits for them
   std::thread thread_;
 };
 

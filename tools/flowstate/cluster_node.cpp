@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "cli_target.hpp"
@@ -149,7 +150,10 @@ class member_node : public cluster_node {
     membership_->on_change([this](const cluster::cluster_view& v) {
       gate_->update(v);
       engine_.placement_changed();
-      if (auto* d = deployer_.get()) d->changed();
+      {
+        std::lock_guard lock(callback_mu_);
+        if (!closing_) deployer_->changed();
+      }
       {
         std::lock_guard lock(mu_);
         changed_ = true;
@@ -162,6 +166,7 @@ class member_node : public cluster_node {
     deployer_->catch_up();
     deployer_->start();
     engine_.set_key_group_gate([g = gate_](uint32_t group) { return g->decide(group); });
+    engine_.placement_changed();  // the groups this node runs: their queues run now
     engine_.set_cluster_info([g = gate_, &eng = engine_, self = self_] { return describe(*g, eng, self); });
     if (!engine_.peer_address().empty()) {
       connector_ = std::thread([this] { connect_loop(); });
@@ -170,10 +175,10 @@ class member_node : public cluster_node {
   }
   ~member_node() override {
     engine_.set_cluster_info(nullptr);
-    deployer_.reset();
-    // Leave first: the membership's threads are joined before anything
-    // they call goes. Requests still in flight hold the gate state.
-    membership_.reset();
+    // Our threads first (they use the membership), then the view's
+    // callback stops touching the deployer, then the deployer (it waits for
+    // deploys in progress), then the membership (its threads joined).
+    // Requests still in flight hold the gate state.
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
@@ -181,6 +186,12 @@ class member_node : public cluster_node {
     cv_.notify_all();
     if (connector_.joinable()) connector_.join();
     if (mover_.joinable()) mover_.join();
+    {
+      std::lock_guard lock(callback_mu_);
+      closing_ = true;
+    }
+    deployer_.reset();
+    membership_.reset();
   }
 
  private:
@@ -213,18 +224,35 @@ class member_node : public cluster_node {
     while (!stopping_) {
       moves_changed_ = false;
       lock.unlock();
-      if (membership_->is_controller()) {
+      const bool controller = membership_->is_controller();
+      const bool elected = controller && !was_controller_;
+      was_controller_ = controller;
+      if (controller) {
         auto v = membership_->view();
         bool pending = false;
-        for (auto& [id, m] : v.moves)
-          if (m.state == "requested" || m.state == "running") {
-            pending = true;
-            if (m.state == "requested") {
-              carry_out(id, m);
-              if (id.rfind("auto-", 0) == 0) (void)membership_->remove("moves/" + id);
+        for (auto& [id, m] : v.moves) {
+          if (finished_.count(id)) continue;  // done here; the view may lag behind
+          if (m.state == "running") {
+            if (!elected) {
+              pending = true;
+              break;
             }
-            break;
+            // Just elected: a move left "running" was a previous
+            // controller's, which went away.
+            auto failed = m;
+            failed.state = "failed";
+            failed.message = "the controller carrying it out went away; ask again (what moved stays moved)";
+            (void)membership_->write_move(id, failed);
+            if (id.rfind("auto-", 0) == 0) (void)membership_->remove("moves/" + id);
+            continue;
           }
+          if (m.state != "requested") continue;
+          pending = true;
+          carry_out(id, m);
+          finished_.insert(id);
+          if (id.rfind("auto-", 0) == 0) (void)membership_->remove("moves/" + id);
+          break;
+        }
         if (!pending) plan_balance(v);
       }
       lock.lock();
@@ -347,6 +375,10 @@ class member_node : public cluster_node {
   std::mutex mu_;
   std::condition_variable cv_;
   bool changed_ = false, moves_changed_ = false, stopping_ = false;
+  std::mutex callback_mu_;
+  bool closing_ = false;            // the view's callback no longer touches the deployer
+  bool was_controller_ = false;     // mover thread
+  std::set<std::string> finished_;  // mover thread: moves carried out here
   // The controller's planning (mover thread).
   std::chrono::milliseconds settle_;
   std::chrono::steady_clock::time_point quiet_until_{}, nodes_since_{};

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "flowstate/drivers/http_types.hpp"
@@ -142,6 +143,11 @@ class engine {
   // controller's etcd transaction) decides: on success `from` deletes its
   // copy and sends what it held to `to`, otherwise both undo and `from`
   // serves on. Blocking.
+  // A `write_placement` error starting with this: etcd did not say whether
+  // the placement was written. Nothing is undone then: the source releases
+  // the groups once its view shows the new owner, or serves them again if
+  // the placement still names it after two minutes.
+  static constexpr std::string_view placement_outcome_unknown = "placement outcome unknown: ";
   struct move_outcome {
     double pause_ms = 0;     // from holding the groups' requests to releasing them
     double duration_ms = 0;  // the whole move
