@@ -4,12 +4,14 @@
 //
 //  1. The source copies every record of the groups (state, queue, errors,
 //     idempotency records, counters, outbox entries and marks) to the
-//     target while they still serve, remembering a fingerprint of each.
+//     target while they still serve; the store's write observer records
+//     every key of the groups written meanwhile.
 //  2. It holds new requests for the groups (they wait, not fail), keeps
 //     messages for them in the queue unrun, waits until what already runs
-//     for them has finished and is written, and sends what changed since
-//     the first copy (and what went), with its sequence, above every
-//     copied record's. The pause is this step, not the first copy.
+//     for them has finished and is written, and sends the recorded keys as
+//     they are now (or their deletion), with its sequence, above every
+//     copied record's. The pause is this step: it grows with what changed
+//     during the copy, not with what the groups hold.
 //  3. The controller writes the new placement (epoch + 1) in etcd. If that
 //     fails, the source serves on and the target drops its copy.
 //  4. The source deletes its copy; once its gate sends the groups to the
@@ -20,8 +22,9 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <mutex>
+#include <set>
 #include <thread>
-#include <unordered_map>
 
 #include "engine_impl.hpp"
 #include "flowstate/runtime/decimal.hpp"
@@ -139,17 +142,27 @@ void engine_impl::requeue_groups(uint32_t first, uint32_t end, uint64_t below) {
 
 namespace {
 
-// What the target was sent of each record in the first copy (a hash of its
-// value): after the groups are held, only what differs goes again.
-struct sent_record {
-  uint64_t h1 = 0, h2 = 0;
-  bool seen = false;
-};
-using sent_map = std::unordered_map<std::string, sent_record>;  // column name + '\0' + key
+// The records of groups [first, end) written while a move copies them (the
+// store's write observer), to send again while the groups are held.
+struct dirty_records {
+  uint32_t first = 0, end = 0;
+  std::mutex mu;
+  std::set<std::pair<column, std::string>> keys;
 
-sent_record fingerprint(std::string_view value) {
-  return {stable_hash64(value), std::hash<std::string_view>{}(value) ^ (uint64_t{value.size()} << 48), false};
-}
+  void observe(const commit_batch& batch) {
+    for (auto& op : batch.ops()) {
+      if (op.col == column::meta || op.col == column::trace) continue;
+      // (tenant u32, project u32, group u32, ...): each a tag byte and 4 bytes
+      const auto& k = op.key;
+      if (k.size() < 15 || static_cast<uint8_t>(k[10]) != static_cast<uint8_t>(key_tag::u32)) continue;
+      uint32_t g = 0;
+      for (int b = 11; b < 15; ++b) g = (g << 8) | static_cast<unsigned char>(k[static_cast<std::size_t>(b)]);
+      if (g < first || g >= end) continue;
+      std::lock_guard lock(mu);
+      keys.emplace(op.col, op.key);
+    }
+  }
+};
 
 }  // namespace
 
@@ -218,12 +231,17 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
   // 1. A first copy while the groups still serve (the pause does not
   //    depend on how much they hold).
   if (auto st = ask({"import-begin", {std::to_string(first), std::to_string(end)}}); !st) return give_up(st.error());
-  sent_map sent;
+  // What is written to the groups from now on is recorded, and sent again
+  // while they are held.
+  auto dirty = std::make_shared<dirty_records>();
+  dirty->first = first;
+  dirty->end = end;
+  store_->set_write_observer([dirty](const commit_batch& b) { dirty->observe(b); });
+  struct unobserve {
+    store* db;
+    ~unobserve() { db->set_write_observer(nullptr); }
+  } stop_observing{store_.get()};
   auto first_copy = each_record([&](column c, std::string_view key, std::string_view value) {
-    std::string id(column_name(c));
-    id.push_back('\0');
-    id.append(key);
-    sent[std::move(id)] = fingerprint(value);
     return add(std::string(column_name(c)), key, value);
   });
   auto abort_asked = [&] {
@@ -278,29 +296,25 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
   }
   const double written_ms = since_held();
 
-  // 3. What changed since the first copy: records new or different, then
-  //    records gone.
-  auto changes = each_record([&](column c, std::string_view key, std::string_view value) -> status {
-    std::string id(column_name(c));
-    id.push_back('\0');
-    id.append(key);
-    auto now = fingerprint(value);
-    auto it = sent.find(id);
-    if (it != sent.end()) {
-      it->second.seen = true;
-      if (it->second.h1 == now.h1 && it->second.h2 == now.h2) return status::success();
+  // 3. What was written to the groups since the first copy began (every
+  //    such commit is written now: the marker came after them), as it is
+  //    now: the record, or its deletion.
+  store_->set_write_observer(nullptr);
+  std::set<std::pair<column, std::string>> changed;
+  {
+    std::lock_guard lock(dirty->mu);
+    changed.swap(dirty->keys);
+  }
+  status changes = status::success();
+  for (auto& [c, key] : changed) {
+    auto value = store_->read(c, key);
+    if (!value) {
+      changes = fail(value.error());
+      break;
     }
-    return add(std::string(column_name(c)), key, value);
-  });
-  if (changes)
-    for (auto& [id, rec] : sent) {
-      if (rec.seen) continue;
-      auto zero = id.find('\0');
-      if (auto st = add("!" + id.substr(0, zero), std::string_view(id).substr(zero + 1), ""); !st) {
-        changes = st;
-        break;
-      }
-    }
+    changes = *value ? add(std::string(column_name(c)), key, **value) : add("!" + std::string(column_name(c)), key, "");
+    if (!changes) break;
+  }
   const double compared_ms = since_held();
   if (changes) changes = flush();
   if (!changes) return undo(changes.error());

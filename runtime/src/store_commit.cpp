@@ -39,6 +39,12 @@ uint64_t store::commit(commit_batch&& batch, durability_mode mode, std::function
   return ticket;
 }
 
+void store::set_write_observer(std::function<void(const commit_batch&)> observer) {
+  std::lock_guard lock(impl_->observer_mu);
+  impl_->observed.store(static_cast<bool>(observer), std::memory_order_release);
+  impl_->observer = std::move(observer);
+}
+
 uint64_t store::written_through() const { return impl_->written_ticket.load(std::memory_order_acquire); }
 
 uint64_t store::epoch() const { return impl_->epoch.load(std::memory_order_acquire); }
@@ -178,6 +184,11 @@ void store::impl::run_writer() {
     }
     wb.Clear();
     for (const auto& p : work) add_ops(wb, p.batch);
+    if (observed.load(std::memory_order_acquire)) {
+      std::lock_guard lock(observer_mu);
+      if (observer)
+        for (const auto& p : work) observer(p.batch);
+    }
 
     fault_point("store.before_write");
     auto st = write(wb, false);

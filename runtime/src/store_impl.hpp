@@ -64,6 +64,10 @@ struct store::impl {
   std::mutex write_mu;
   uint64_t persisted_high_water = 0;
 
+  std::mutex observer_mu;
+  std::function<void(const commit_batch&)> observer;  // under observer_mu
+  std::atomic<bool> observed{false};
+
   std::mutex queue_mu;
   std::condition_variable writer_cv;
   std::vector<pending_commit> queue;  // submission order

@@ -147,6 +147,11 @@ class store {
   // Approximate bytes of the entries in [begin, end), memtables included.
   result<uint64_t> approximate_size(column c, std::string_view begin, std::string_view end) const;
 
+  // Called on the writer thread with each commit's batch as it is written
+  // (nullptr: none). A node moving key groups to another node records what
+  // changes meanwhile, so that it sends only that while the groups are held.
+  void set_write_observer(std::function<void(const commit_batch&)> observer);
+
   // Blocking write for rare writes (meta); not ordered with pending commits.
   status write_now(commit_batch&& batch, bool sync);
 
