@@ -56,7 +56,7 @@ struct admin_api::impl {
               q.this_node_only = true;  // a follower's cursors are this node's
               return engine.trace(project, q);
             },
-                  o.max_trace_followers),
+            o.max_trace_followers),
         watch(engine.watch_trace([f = &followers] { f->notify(); })),
         services{engine, followers},
         table(route_patterns()) {}
