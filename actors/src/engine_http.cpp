@@ -188,11 +188,10 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
                 std::equal(name.begin(), name.end(), forwarded_header.begin(),
                            [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
       if (hops >= 2) {
-        // Forwarded twice already: the nodes' placements disagree while it
-        // changes. Nothing was accepted.
-        auto r = http::problem(503, "placement changing", "the key's owner is changing; retry shortly");
-        r.headers.emplace_back("Retry-After", "1");
-        return reply->send(std::move(r));
+        // Forwarded twice already: the nodes' views of the placement
+        // disagree while it changes (this node's view is behind). Held until
+        // it catches up (or 503 after the hold limit, nothing accepted).
+        return hold(std::move(*received), std::move(reply));
       }
       if (!peers_) return reply->send(http::problem(500, "no peers", "this node cannot reach other nodes"));
       const uint32_t timeout = m->matched->timeout_ms;
