@@ -5,7 +5,10 @@
 #include <caf/atom.hpp>
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "flowstate/actors/engine.hpp"
@@ -58,6 +61,10 @@ struct engine_core {
   // handed to it once the commit that wrote them is durable.
   caf::actor outbox;
   std::atomic<uint64_t> outbox_pending{0}, outbox_delivered{0}, inbox_accepted{0}, inbox_repeats{0};
+  // Messages the outbox delivered, by the node that accepted them (the
+  // cluster's actor graph).
+  mutable std::mutex sent_mu;
+  std::map<std::string, uint64_t> sent_to;
 
   // Key groups being moved away (docs/cluster.md "Moving key groups"): new
   // requests for them wait, messages for them stay in the queue unrun, and

@@ -199,6 +199,9 @@ class engine_impl final : public engine {
   result<move_outcome> move_groups(uint32_t first, uint32_t end, const std::string& from, const std::string& to,
                                    const std::function<status()>& write_placement) override;
   void placement_changed() override;
+  result<std::string> cluster_graph() const override;
+  // This node's part of the graph (engine_graph.cpp).
+  std::string local_graph() const;
 
   deploy_outcome deploy(const std::string& name, const std::string& revision, const std::string& expected) override;
   void set_deploy_hook(deploy_hook hook) override {

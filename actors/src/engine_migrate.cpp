@@ -526,7 +526,7 @@ void engine_impl::answer_peer_async(peer_query&& q, std::function<void(http::res
   // Quick reads (state, errors, trace) answer here; migration steps and git
   // packs write, scan or compress: they run on a thread of their own, so the
   // ingress actor (every forwarded request and delivery) never waits for them.
-  if (q.kind == "state" || q.kind == "errors" || q.kind == "trace") return done(answer_peer(q));
+  if (q.kind == "state" || q.kind == "errors" || q.kind == "trace" || q.kind == "graph") return done(answer_peer(q));
   run_job([this, q = std::move(q), done = std::move(done)] { done(answer_slow_peer(q)); });
 }
 

@@ -324,6 +324,7 @@ http::response engine_impl::answer_peer(const peer_query& q) const {
     for (auto& e : *v) out += (out.size() > 1 ? "," : "") + e;
     return ok(out + "]");
   }
+  if (q.kind == "graph") return ok(local_graph());
   if (q.kind == "git-pack" && q.args.size() == 2) {
     // The git objects of a revision, for a node that lacks them.
     auto* e = find(q.args[0]);

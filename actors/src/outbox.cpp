@@ -128,6 +128,10 @@ class outbox_logic {
         st_.ready.insert(pid);
       }
     }
+    if (!r->target.empty() && !erase.empty()) {
+      std::lock_guard lock(st_.core->sent_mu);
+      st_.core->sent_to[r->target] += erase.size();
+    }
     // A lost delete sends the entry again, which its receiver recognises.
     if (!erase.empty()) st_.core->db->commit(std::move(erase), durability_mode::relaxed, [] {});
     if (failed) {

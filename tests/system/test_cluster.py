@@ -497,7 +497,7 @@ def test_a_flow_that_re_keys_sends_messages_across_nodes_exactly_once_through_ki
 
 
 def test_the_trace_of_a_request_that_crossed_nodes_is_answered_whole_by_any_node():
-    """a request whose second block runs on another node: its trace, asked of a third node by trace id, shows both blocks' events"""
+    """a request whose second block runs on another node: its trace, asked of a third node by trace id, shows both blocks' events, and the actor graph shows the message between the two nodes"""
     etcd = Etcd()
     project = rekey_project()
     nodes = start_all([cluster_node(etcd, n, project) for n in ("a", "b", "c")])
@@ -517,6 +517,14 @@ def test_the_trace_of_a_request_that_crossed_nodes_is_answered_whole_by_any_node
         events = wait_for("both blocks' events, asked of c", both)
         check(len(events) == 2 and events[0]["block"] == "first" and events[1]["block"] == "second",
               f"oldest first, one event per block: {[(e['block'], e['timeMs']) for e in events]}")
+        st, graph = nodes[2].admin_get("/api/v1/cluster/graph")
+        by_name = {n["name"]: n for n in graph["nodes"]} if st == 200 else {}
+        check(sorted(by_name) == ["a", "b", "c"] and all(n["shards"] for n in by_name.values())
+              and by_name["a"]["workers"] and by_name["b"]["workers"] and not graph["unreachable"],
+              f"the actor graph, asked of c, has every node with its shards, and workers where functions ran: "
+              f"{st} {str(graph)[:400]}")
+        check(any(e["from"] == "a" and e["to"] == "b" and e["messages"] >= 1 for e in graph["edges"]),
+              f"and the message a's outbox delivered to b as an edge: {graph['edges']}")
     finally:
         for n in nodes:
             n.stop()

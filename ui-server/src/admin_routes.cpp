@@ -225,6 +225,14 @@ void get_cluster(admin_services& s, const admin_call&, const http::responder_ptr
   reply->send(json(200, std::move(*info)));
 }
 
+void get_cluster_graph(admin_services& s, const admin_call&, const http::responder_ptr& reply) {
+  if (!s.e.cluster_info())
+    return reply->send(http::problem(404, "not in a cluster", "this node runs embedded (no --cluster)"));
+  auto graph = s.e.cluster_graph();
+  if (!graph) return reply->send(http::problem(404, "not in a cluster", graph.error()));
+  reply->send(json(200, std::move(*graph)));
+}
+
 void get_schemas(admin_services& s, const admin_call&, const http::responder_ptr& reply) {
   auto urls = s.e.schema_urls();
   if (!urls) return reply->send(http::problem(500, "storage error", urls.error()));
@@ -529,6 +537,39 @@ const std::vector<admin_route>& admin_routes() {
         {409, "the error cannot be replayed (gone, or its block no longer runs a function)", "application/problem+json",
          problem_ref}},
        post_replay},
+      {"GET",
+       "/api/v1/cluster/graph",
+       "getClusterGraph",
+       "The cluster's actor graph",
+       "Every connected node with its shard actors (key groups, messages in flight), worker pools, outbox and "
+       "inbox, and the messages each node's outbox delivered to each other node (as edges); `cluster` is the "
+       "asked node's view (GET /api/v1/cluster); `unreachable` names connected nodes that did not answer. 404 "
+       "on an embedded node.",
+       true,
+       runs_on::pool,
+       {},
+       "",
+       {{200, "the graph", "application/json",
+         R"({"type":"object","required":["cluster","nodes","edges","unreachable"],"properties":{)"
+         R"("cluster":{"type":"object"},)"
+         R"("nodes":{"type":"array","items":{"type":"object","required":["name","shards","workers","outbox",)"
+         R"("inbox","sentTo"],"properties":{"name":{"type":"string"},)"
+         R"("shards":{"type":"array","items":{"type":"object","required":["index","firstGroup","endGroup",)"
+         R"("inFlight"],"properties":{"index":{"type":"integer"},"firstGroup":{"type":"integer"},)"
+         R"("endGroup":{"type":"integer"},"inFlight":{"type":"integer"}}}},)"
+         R"("workers":{"type":"array","items":{"type":"object","required":["project","language","processes"],)"
+         R"("properties":{"project":{"type":"string"},"language":{"type":"string"},)"
+         R"("processes":{"type":"integer"}}}},)"
+         R"("outbox":{"type":"object","required":["pending","delivered"],"properties":{)"
+         R"("pending":{"type":"integer"},"delivered":{"type":"integer"}}},)"
+         R"("inbox":{"type":"object","required":["accepted","repeats"],"properties":{)"
+         R"("accepted":{"type":"integer"},"repeats":{"type":"integer"}}},)"
+         R"("sentTo":{"type":"object","additionalProperties":{"type":"integer"}}}}},)"
+         R"("edges":{"type":"array","items":{"type":"object","required":["from","to","messages"],"properties":{)"
+         R"("from":{"type":"string"},"to":{"type":"string"},"messages":{"type":"integer"}}}},)"
+         R"("unreachable":{"type":"array","items":{"type":"string"}}}})"},
+        {404, "an embedded node", "application/problem+json", problem_ref}},
+       get_cluster_graph},
       {"GET",
        "/api/v1/cluster",
        "getCluster",

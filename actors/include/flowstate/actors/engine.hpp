@@ -135,6 +135,10 @@ class engine {
   // /api/v1/cluster); nullopt on an embedded node.
   virtual void set_cluster_info(std::function<std::string()> describe) = 0;
   virtual std::optional<std::string> cluster_info() const = 0;
+  // In a cluster: the actor graph as JSON (GET /api/v1/cluster/graph):
+  // every connected node's shard actors, worker pools, outbox and inbox,
+  // and the messages delivered between nodes. Blocking (asks every node).
+  virtual result<std::string> cluster_graph() const = 0;
   // In a cluster, on the controller: moves key groups [first, end) from node
   // `from` to node `to` (either may be this node; docs/cluster.md "Moving
   // key groups"). `from` copies their records to `to` while they serve,
