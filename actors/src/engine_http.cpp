@@ -189,8 +189,14 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
                            [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
       if (hops >= 2) {
         // Forwarded twice already: the nodes' views of the placement
-        // disagree while it changes (this node's view is behind). Held until
-        // it catches up (or 503 after the hold limit, nothing accepted).
+        // disagree while it changes. Held until a view changes (or a second
+        // passes), then sent on afresh; 503 after the hold limit, nothing
+        // accepted.
+        std::erase_if(received->headers, [](const auto& h) {
+          return h.first.size() == forwarded_header.size() &&
+                 std::equal(h.first.begin(), h.first.end(), forwarded_header.begin(),
+                            [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+        });
         return hold(std::move(*received), std::move(reply));
       }
       if (!peers_) return reply->send(http::problem(500, "no peers", "this node cannot reach other nodes"));

@@ -42,6 +42,10 @@ constexpr column moving_columns[] = {column::state,       column::queue,    colu
 constexpr std::size_t chunk_bytes = 1u << 20;
 constexpr uint32_t step_timeout_ms = 120000;
 constexpr int64_t hold_limit_ms = 10000;
+// A source whose copy is done but that heard neither release nor abort (the
+// controller went away) serves the groups again after this, if the
+// placement still names it (the controller gives up on etcd after 20 s).
+constexpr int64_t unanswered_move_ms = 30000;
 constexpr std::string_view held_since_header = "flowstate-held-since";
 
 std::optional<column> column_named(std::string_view name) {
@@ -493,6 +497,13 @@ void engine_impl::answer_held_too_long() {
       return true;
     });
   }
+  // The others try again (a view may have caught up without a change here).
+  std::vector<held_request> again;
+  {
+    std::lock_guard lock(held_mutex_);
+    again.swap(held_);
+  }
+  for (auto& h : again) handle_flow_request(std::move(h.req), std::move(h.reply));
   for (auto& h : late) {
     auto r = http::problem(503, "placement changing",
                            "the key's group is moving to another node and the move did not finish within " +
@@ -507,8 +518,7 @@ void engine_impl::answer_held_too_long() {
   {
     std::lock_guard lock(moves_mutex_);
     for (auto& r : moving_out_)
-      if (!r.copying && now_ms() - r.since_ms > int64_t{step_timeout_ms} && core_.runs_here(r.first))
-        stale.push_back(r);
+      if (!r.copying && now_ms() - r.since_ms > unanswered_move_ms && core_.runs_here(r.first)) stale.push_back(r);
   }
   for (auto& r : stale) {
     std::fprintf(stderr, "flowstate: the move of %s was not finished by the controller; serving them again\n",

@@ -421,7 +421,8 @@ status membership::replace_range(const range_owner& old, const std::vector<range
   std::vector<etcd_op> puts;
   for (auto& r : replacement) puts.push_back(etcd_op::put(placement_key(o.cluster, r.first), encode_range(r)));
   std::string last_error;
-  for (int attempt = 0; attempt < 5; ++attempt) {
+  const auto give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  for (int attempt = 0; std::chrono::steady_clock::now() < give_up_at; ++attempt) {
     auto r = (*client)->txn({mine, unchanged}, puts);
     if (r) {
       if (r->succeeded) return status::success();
@@ -431,7 +432,7 @@ status membership::replace_range(const range_owner& old, const std::vector<range
     // etcd holds now says which (a move must never be undone on one side
     // while the placement names the other).
     last_error = r.error();
-    std::this_thread::sleep_for(std::chrono::milliseconds(200 * (attempt + 1)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(200 * (attempt + 1), 2000)));
     bool written = true, untouched = true;
     for (auto& want : replacement) {
       auto kv = (*client)->get(placement_key(o.cluster, want.first));
