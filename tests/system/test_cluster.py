@@ -99,6 +99,26 @@ def attempt(node, path, body):
         conn.close()
 
 
+class Outcomes:
+    """The answers to requests sent while nodes die, per key: acknowledged, unknown outcomes (the node died with
+    the request, or its owner did: it may have run), and any other answer than 503 (nothing accepted)."""
+
+    def __init__(self, keys):
+        self.acked = {k: 0 for k in keys}
+        self.unknown = {k: 0 for k in keys}
+        self.other = []
+        self.lock = threading.Lock()
+
+    def record(self, key, code, body, ok):
+        with self.lock:
+            if code == ok:
+                self.acked[key] += 1
+            elif code == "lost" or "OutcomeUnknown" in (body or ""):
+                self.unknown[key] += 1
+            elif code not in (503, "refused"):
+                self.other.append(f"{code} {(body or '')[:200]}")
+
+
 def key_group(key):
     """The key's group, as runtime/src/keys.cpp computes it (FNV-1a 64, high half folded in, mod 4,096)."""
     h = 14695981039346656037
@@ -245,10 +265,8 @@ def test_kill_9_of_each_node_in_turn_under_load_keeps_every_acknowledged_increme
     try:
         wait_for("a placement over 3 nodes", lambda: placed(etcd, 3))
         keys = [f"c{i}" for i in range(24)]
-        acked = {k: 0 for k in keys}
-        unknown = {k: 0 for k in keys}
-        other = []
-        lock = threading.Lock()
+        out = Outcomes(keys)
+        acked, unknown, other = out.acked, out.unknown, out.other
         stop_load = threading.Event()
 
         def client(i):
@@ -256,15 +274,7 @@ def test_kill_9_of_each_node_in_turn_under_load_keeps_every_acknowledged_increme
             rnd = random.Random(i)
             while not stop_load.is_set():
                 key = rnd.choice(keys)
-                node = nodes[rnd.randrange(3)]
-                code, body = attempt(node, f"/count/{key}", "{}")
-                with lock:
-                    if code == 200:
-                        acked[key] += 1
-                    elif code == "lost" or "OutcomeUnknown" in (body or ""):
-                        unknown[key] += 1  # the node died with it, or the owner did: it may have run
-                    elif code not in (503, "refused"):
-                        other.append(f"{code} {body[:200]}")
+                out.record(key, *attempt(nodes[rnd.randrange(3)], f"/count/{key}", "{}"), ok=200)
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(12)]
         for t in threads:
@@ -411,10 +421,8 @@ def test_a_flow_that_re_keys_sends_messages_across_nodes_exactly_once_through_ki
         devices = [f"d{i}" for i in range(16)]
         groups = [f"g{i}" for i in range(8)]
         check(len({owner_of(etcd, g) for g in groups}) == 3, "the second block's keys are on all three nodes")
-        acked = {d: 0 for d in devices}
-        unknown = {d: 0 for d in devices}
-        other = []
-        lock = threading.Lock()
+        out = Outcomes(devices)
+        acked, unknown, other = out.acked, out.unknown, out.other
         stop_load = threading.Event()
 
         def client(i):
@@ -425,14 +433,7 @@ def test_a_flow_that_re_keys_sends_messages_across_nodes_exactly_once_through_ki
                 n += 1
                 device = rnd.choice(devices)
                 body = json.dumps({"uid": f"{i}-{n}", "group": rnd.choice(groups)})
-                code, text = attempt(rnd.choice(nodes), f"/in/{device}", body)
-                with lock:
-                    if code == 202:
-                        acked[device] += 1
-                    elif code == "lost" or "OutcomeUnknown" in (text or ""):
-                        unknown[device] += 1  # the node died with it, or the owner did: it may have run
-                    elif code not in (503, "refused"):
-                        other.append(f"{code} {text[:200]}")
+                out.record(device, *attempt(rnd.choice(nodes), f"/in/{device}", body), ok=202)
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
         for t in threads:
