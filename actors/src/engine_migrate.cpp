@@ -245,6 +245,13 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
     store* db;
     ~unobserve() { db->set_write_observer(nullptr); }
   } stop_observing{store_.get()};
+  // A group write the writer had already begun without the observer must
+  // be in the copy: the copy starts once a commit after it is written.
+  {
+    commit_batch marker;
+    marker.put(column::meta, meta_key("moving", first), "copying");
+    if (auto st = commit_and_wait(std::move(marker), durability_mode::relaxed); !st) return give_up(st.error());
+  }
   auto first_copy = each_record([&](column c, std::string_view key, std::string_view value) {
     return add(std::string(column_name(c)), key, value);
   });
