@@ -256,6 +256,15 @@ class engine_impl final : public engine {
   result<uint32_t> project_id_for(const std::string& dir);
   result<uint32_t> cluster_project_id(const std::string& dir, const std::string& head);
   // Errors as this node's store holds them (errors() asks every node).
+  // Error records by id: kept by the owner of the id's key group, asked
+  // through peers ("" = this node).
+  result<std::string> error_owner(const std::string& id) const;
+  result<http::response> ask_error_owner(const std::string& node, const std::string& kind, const std::string& name,
+                                         const std::string& id) const;
+  status error_change(const std::string& kind, const std::string& name, const std::string& id, bool may_ask);
+  result<std::optional<std::string>> local_error_show(const std::string& name, const std::string& id) const;
+  status local_error_replay(const std::string& name, const std::string& id);
+  status local_error_discard(const std::string& name, const std::string& id);
   result<std::vector<std::string>> local_errors(const std::string& name, const std::string& flow,
                                                 const std::string& type, std::size_t limit) const;
   // Messages another node's outbox sends (or this node's own, for a key

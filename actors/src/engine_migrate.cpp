@@ -543,7 +543,8 @@ void engine_impl::answer_peer_async(peer_query&& q, std::function<void(http::res
   // Quick reads (state, errors, trace) answer here; migration steps and git
   // packs write, scan or compress: they run on a thread of their own, so the
   // ingress actor (every forwarded request and delivery) never waits for them.
-  if (q.kind == "state" || q.kind == "errors" || q.kind == "trace" || q.kind == "graph") return done(answer_peer(q));
+  if (q.kind == "state" || q.kind == "errors" || q.kind == "trace" || q.kind == "graph" || q.kind == "error-show")
+    return done(answer_peer(q));
   run_job([this, q = std::move(q), done = std::move(done)] { done(answer_slow_peer(q)); });
 }
 
@@ -557,6 +558,12 @@ http::response engine_impl::answer_slow_peer(const peer_query& q) {
   auto group = [&](std::size_t i) { return i < q.args.size() ? parse_decimal<uint32_t>(q.args[i]) : std::nullopt; };
   auto number = [&](std::size_t i) { return i < q.args.size() ? parse_decimal<uint64_t>(q.args[i]) : std::nullopt; };
   if (q.kind == "import") return answer(import_records(q.args));
+  if ((q.kind == "error-replay" || q.kind == "error-discard") && q.args.size() == 2) {
+    // Asked by a node that does not keep the record: changed here only if
+    // its group runs here (an owner's view can be behind: it says so).
+    auto st = error_change(q.kind, q.args[0], q.args[1], false);
+    return st ? ok() : http::problem(409, "cannot change the error", st.error());
+  }
   auto first = group(0), end = group(1);
   const bool ranged = first && end && *first < *end && *end <= key_group_count;
   if (q.kind == "import-begin" && ranged) return answer(import_begin(*first, *end));

@@ -22,7 +22,6 @@
 namespace flowstate::engine_detail {
 namespace {
 
-// An error id as a sequence number: nullopt unless it is decimal digits.
 // The `detail` of a problem+json response, else its body.
 std::string detail_of(const http::response& r) {
   simdjson::dom::parser parser;
@@ -325,6 +324,12 @@ http::response engine_impl::answer_peer(const peer_query& q) const {
     return ok(out + "]");
   }
   if (q.kind == "graph") return ok(local_graph());
+  if (q.kind == "error-show" && q.args.size() == 2) {
+    auto v = local_error_show(q.args[0], q.args[1]);
+    if (!v) return http::problem(500, "cannot read", v.error());
+    if (!*v) return http::problem(404, "no error", "");
+    return ok(std::move(**v));
+  }
   if (q.kind == "git-pack" && q.args.size() == 2) {
     // The git objects of a revision, for a node that lacks them.
     auto* e = find(q.args[0]);
@@ -413,14 +418,81 @@ result<std::vector<std::string>> engine_impl::local_errors(const std::string& na
   return out;
 }
 
+result<std::string> engine_impl::error_owner(const std::string& id) const {
+  auto parsed = parse_error_id(id);
+  auto gate = core_.current_gate();
+  if (!parsed || parsed->first >= key_group_count || !gate) return std::string();  // here (a bad id is told here)
+  auto d = (*gate)(parsed->first);
+  if (d.refuse) return fail(detail_of(*d.refuse));
+  if (!d.forward_to.empty() && !peers_)
+    return fail("error " + id + " is kept by node " + d.forward_to + " and this node has no --peer-listen");
+  return d.forward_to;
+}
+
+result<http::response> engine_impl::ask_error_owner(const std::string& node, const std::string& kind,
+                                                    const std::string& name, const std::string& id) const {
+  auto r = peers_->ask(node, {kind, {name, id}}, 10000);
+  if (!r) return fail("error " + id + " is kept by node " + node + ", which did not answer: " + r.error());
+  return r;
+}
+
 result<std::optional<std::string>> engine_impl::error_show(const std::string& name, const std::string& id) const {
+  auto owner = error_owner(id);
+  if (!owner) return fail(owner.error());
+  if (owner->empty()) return local_error_show(name, id);
+  auto r = ask_error_owner(*owner, "error-show", name, id);
+  if (!r) return fail(r.error());
+  if (r->status == 200) return std::optional<std::string>(std::move(r->body));
+  if (r->status == 404) return std::optional<std::string>();
+  return fail("node " + *owner + ": " + detail_of(*r));
+}
+
+status engine_impl::error_replay(const std::string& name, const std::string& id) {
+  return error_change("error-replay", name, id, true);
+}
+
+status engine_impl::error_discard(const std::string& name, const std::string& id) {
+  return error_change("error-discard", name, id, true);
+}
+
+status engine_impl::error_change(const std::string& kind, const std::string& name, const std::string& id,
+                                 bool may_ask) {
+  auto owner = error_owner(id);
+  if (!owner) return fail(owner.error());
+  if (!owner->empty() && !may_ask)  // asked by a node whose view differs: not passed on again
+    return fail("node " + options_.node_name + " does not keep error " + id + " (its view: node " + *owner +
+                "); try again in a moment");
+  if (owner->empty()) {
+    // The group is counted while the record changes, so that a move of it
+    // waits; a group being moved is not changed (its records are copied).
+    auto parsed = parse_error_id(id);
+    if (!parsed) return fail("error ids look like 17-4711 (key group, then sequence), got \"" + id + "\"");
+    if (parsed->first >= key_group_count) return fail("no error " + id + " in project " + name);
+    auto& count = core_.group_in_flight[parsed->first];
+    count.fetch_add(1);
+    struct leave {
+      std::atomic<uint32_t>& n;
+      ~leave() { n.fetch_sub(1); }
+    } counted{count};
+    if (core_.is_frozen(parsed->first) || !core_.runs_here(parsed->first))
+      return fail("key group " + std::to_string(parsed->first) + " of error " + id +
+                  " is moving to another node; try again in a moment");
+    return kind == "error-replay" ? local_error_replay(name, id) : local_error_discard(name, id);
+  }
+  auto r = ask_error_owner(*owner, kind, name, id);
+  if (!r) return fail(r.error());
+  if (r->status == 200) return status::success();
+  return fail(detail_of(*r));
+}
+
+result<std::optional<std::string>> engine_impl::local_error_show(const std::string& name, const std::string& id) const {
   auto* e = find(name);
   auto rkey = e ? error_record_key(e->active->tenant, e->id, id) : std::nullopt;
   if (!rkey) return std::optional<std::string>();
   return store_->read(column::errors, *rkey);
 }
 
-status engine_impl::error_replay(const std::string& name, const std::string& id) {
+status engine_impl::local_error_replay(const std::string& name, const std::string& id) {
   auto* e = find(name);
   if (!e) return fail("no project named \"" + name + "\"");
   auto parsed = parse_error_id(id);
@@ -459,7 +531,7 @@ status engine_impl::error_replay(const std::string& name, const std::string& id)
   return status::success();
 }
 
-status engine_impl::error_discard(const std::string& name, const std::string& id) {
+status engine_impl::local_error_discard(const std::string& name, const std::string& id) {
   auto* e = find(name);
   if (!e) return fail("no project named \"" + name + "\"");
   auto parsed = parse_error_id(id);

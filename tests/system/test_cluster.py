@@ -310,14 +310,21 @@ BOOM_JS = """export default function (input, state = { count: 0 }) {
 """
 
 
-def test_errors_list_on_any_node_shows_the_errors_of_every_node():
-    """errors kept by each key's owner are all listed by `errors list` on any node"""
+def test_any_node_lists_shows_discards_and_replays_the_errors_every_node_keeps():
+    """errors kept by each key's owner are listed, shown, discarded and replayed through any node"""
     etcd = Etcd()
     project = function_project("boom", BOOM_JS)
     a, b = start_all([cluster_node(etcd, "a", project), cluster_node(etcd, "b", project)])
     try:
         wait_for("a placement over 2 nodes", lambda: placed(etcd, 2))
-        keys = [f"e{i}" for i in range(10)]
+        keys, per_owner, ranges = [], {"a": 0, "b": 0}, status(etcd)["ranges"]
+        for key in (f"e{i}" for i in range(1000)):
+            owner = next(r["node"] for r in ranges if r["first"] <= key_group(key) < r["end"])
+            if per_owner[owner] < 5:
+                per_owner[owner] += 1
+                keys.append(key)
+            if len(keys) == 10:
+                break
         for key in keys:
             conn = a.connection()
             for _ in range(100):
@@ -333,6 +340,22 @@ def test_errors_list_on_any_node_shows_the_errors_of_every_node():
         for node in (a, b):
             listed = wait_for("every node's errors", lambda: (lambda e: e if len(e) == 10 else None)(node.errors()))
             check(sorted(e["key"] for e in listed) == sorted(keys), f"all ten errors, on {node.listen}: {listed}")
+        # show, discard and replay through a of errors that b keeps
+        on_b = [e for e in a.errors() if owner_of(etcd, e["key"]) == "b"]
+        check(len(on_b) >= 2, f"two errors kept by b: {on_b}")
+        shown = json.loads(cli("errors", "show", on_b[0]["id"], data=a.data, check_rc=0).stdout)
+        check(shown["id"] == on_b[0]["id"] and shown["key"] == on_b[0]["key"], f"a shows b's error: {shown}")
+        cli("errors", "discard", on_b[0]["id"], data=a.data, check_rc=0)
+        cli("errors", "replay", on_b[1]["id"], data=a.data, check_rc=0)  # fails again: a new error at b
+        gone = cli("errors", "show", on_b[0]["id"], data=a.data)
+        check(gone.returncode != 0, f"a discarded error is gone: {gone.stdout} {gone.stderr}")
+
+        def settled():
+            e = b.errors()
+            return e if len(e) == 9 and on_b[1]["id"] not in [x["id"] for x in e] else None
+        listed = wait_for("the replayed error recorded again", settled)
+        check(sorted(e["key"] for e in listed) == sorted(k for k in keys if k != on_b[0]["key"]),
+              f"nine errors, the replayed key's under a new id: {listed}")
     finally:
         a.stop()
         b.stop()
@@ -612,7 +635,7 @@ if __name__ == "__main__":
          test_a_killed_node_leaves_its_keys_unavailable_and_serves_them_again_with_its_data_after_restart,
          test_an_owner_that_dies_with_a_forwarded_request_gives_outcome_unknown_and_a_retry_runs_it_once,
          test_kill_9_of_each_node_in_turn_under_load_keeps_every_acknowledged_increment_exactly_once,
-         test_errors_list_on_any_node_shows_the_errors_of_every_node,
+         test_any_node_lists_shows_discards_and_replays_the_errors_every_node_keeps,
          test_projects_get_the_same_ids_on_every_node_whatever_order_they_are_served_in,
          test_a_second_node_with_a_live_nodes_name_is_refused,
          test_a_flow_that_re_keys_sends_messages_across_nodes_exactly_once_through_kill_9_of_each_node_in_turn,
