@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <future>
+#include <map>
 #include <optional>
 
 #include "block_stats.hpp"
@@ -154,11 +155,12 @@ std::vector<std::string> trace_args(const std::string& name, const trace_query& 
           q.errors_only ? "1" : "0",
           std::to_string(q.since_ms),
           std::to_string(q.until_ms),
-          std::to_string(q.limit)};
+          std::to_string(q.limit),
+          q.after};
 }
 
 std::optional<trace_query> trace_from_args(const std::vector<std::string>& a) {
-  if (a.size() != 9) return std::nullopt;
+  if (a.size() != 9 && a.size() != 10) return std::nullopt;  // 9: a node of an earlier version (no cursor)
   trace_query q;
   q.flow = a[1];
   q.block = a[2];
@@ -171,6 +173,7 @@ std::optional<trace_query> trace_from_args(const std::vector<std::string>& a) {
   q.since_ms = static_cast<int64_t>(*since);
   q.until_ms = static_cast<int64_t>(*until);
   q.limit = *limit;
+  if (a.size() == 10) q.after = a[9];
   return q;
 }
 
@@ -183,25 +186,104 @@ int64_t event_time(std::string_view event) {
 
 }  // namespace
 
+namespace {
+
+// A cursor of the whole cluster's trace: each node's own cursor,
+// "NODE:CURSOR,NODE:CURSOR" (node names hold no ':' or ','). A cursor
+// without ':' is one node's: the asked node's.
+std::map<std::string, std::string> split_cursor(const std::string& after, const std::string& self) {
+  std::map<std::string, std::string> out;
+  if (after.empty()) return out;
+  if (after.find(':') == std::string::npos) {
+    out[self] = after;
+    return out;
+  }
+  std::size_t at = 0;
+  while (at <= after.size()) {
+    auto end = std::min(after.find(',', at), after.size());
+    auto part = std::string_view(after).substr(at, end - at);
+    if (auto colon = part.find(':'); colon != std::string_view::npos)
+      out[std::string(part.substr(0, colon))] = std::string(part.substr(colon + 1));
+    at = end + 1;
+  }
+  return out;
+}
+
+std::string join_cursor(const std::map<std::string, std::string>& cursors) {
+  std::string out;
+  for (auto& [node, cursor] : cursors)
+    if (!cursor.empty()) out += (out.empty() ? "" : ",") + node + ":" + cursor;
+  return out;
+}
+
+// An event's own cursor, and the event with another in its place.
+std::string_view cursor_field(std::string_view event) {
+  auto at = event.find("\"cursor\":\"");
+  if (at == std::string_view::npos) return {};
+  at += 10;
+  return event.substr(at, event.find('"', at) - at);
+}
+
+void replace_cursor(std::string& event, const std::string& cursor) {
+  auto at = event.find("\"cursor\":\"");
+  if (at == std::string::npos) return;
+  at += 10;
+  event.replace(at, event.find('"', at) - at, cursor);
+}
+
+}  // namespace
+
 result<std::vector<std::string>> engine_impl::trace(const std::string& name, const trace_query& q) const {
   auto rt = active_named(name);
   if (!rt) return fail(rt.error());
-  auto out = query_trace(*store_, (*rt)->tenant, (*rt)->project_id, q);
+  const std::string& self = options_.node_name;
+  auto cursors = split_cursor(q.after, self);
+  trace_query mine = q;
+  mine.after = cursors.count(self) ? cursors.at(self) : "";
+  auto local = query_trace(*store_, (*rt)->tenant, (*rt)->project_id, mine);
+  if (!local || !peers_ || !core_.has_gate.load() || q.this_node_only) return local;
   // In a cluster each node keeps the events of what it ran: every node is
-  // asked (not when following with a cursor, which is one node's).
-  if (!out || !peers_ || !core_.has_gate.load() || !q.after.empty() || q.this_node_only) return out;
+  // asked, each from its own cursor, and the events merged by time; every
+  // event's cursor is the whole cluster's up to it. Following (a cursor
+  // given), a node that does not answer is left at its cursor and caught up
+  // when it answers again.
+  const bool following = !q.after.empty();
+  std::vector<std::pair<std::string, std::string>> events;  // (node, event)
+  for (auto& ev : *local) events.emplace_back(self, std::move(ev));
   for (auto& node : peers_->connected_names()) {
-    auto r = peers_->ask(node, {"trace", trace_args(name, q)}, 10000);
-    if (!r) return fail("the trace of node " + node + ": " + r.error());
-    if (r->status != 200) return fail("the trace of node " + node + ": " + detail_of(*r));
+    trace_query theirs = q;
+    theirs.after = cursors.count(node) ? cursors.at(node) : "";
+    auto r = peers_->ask(node, {"trace", trace_args(name, theirs)}, 10000);
+    std::string problem = !r ? r.error() : r->status != 200 ? detail_of(*r) : "";
     simdjson::dom::parser parser;
-    simdjson::dom::array events;
-    if (parser.parse(r->body).get_array().get(events)) return fail("the trace of node " + node + ": not a JSON array");
-    for (auto ev : events) out->push_back(simdjson::minify(ev));
+    simdjson::dom::array got;
+    if (problem.empty() && parser.parse(r->body).get_array().get(got)) problem = "not a JSON array";
+    if (!problem.empty()) {
+      if (following) continue;
+      return fail("the trace of node " + node + ": " + problem);
+    }
+    for (auto ev : got) events.emplace_back(node, std::string(simdjson::minify(ev)));
   }
-  std::stable_sort(out->begin(), out->end(),
-                   [](const std::string& a, const std::string& b) { return event_time(a) < event_time(b); });
-  if (out->size() > q.limit) out->erase(out->begin(), out->end() - static_cast<std::ptrdiff_t>(q.limit));
+  std::stable_sort(events.begin(), events.end(),
+                   [](const auto& a, const auto& b) { return event_time(a.second) < event_time(b.second); });
+  // Following: the first `limit` after the cursors; else the newest `limit`,
+  // the older ones passed over (their cursors count as seen).
+  std::size_t first = 0, end = events.size();
+  if (events.size() > q.limit) {
+    if (following)
+      end = q.limit;
+    else
+      first = events.size() - q.limit;
+  }
+  for (std::size_t i = 0; i < first; ++i) cursors[events[i].first] = std::string(cursor_field(events[i].second));
+  std::vector<std::string> out;
+  out.reserve(end - first);
+  for (std::size_t i = first; i < end; ++i) {
+    auto& [node, ev] = events[i];
+    cursors[node] = std::string(cursor_field(ev));
+    replace_cursor(ev, join_cursor(cursors));
+    out.push_back(std::move(ev));
+  }
   return out;
 }
 

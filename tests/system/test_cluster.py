@@ -554,6 +554,44 @@ def test_the_trace_of_a_request_that_crossed_nodes_is_answered_whole_by_any_node
             n.stop()
 
 
+def test_logs_follow_on_one_node_prints_every_nodes_events_and_a_cursor_resumes_after_the_last_one_seen():
+    """`logs -f` on node a prints the executions a and b run, and the cursor of the last event seen gives exactly the later ones of both nodes"""
+    etcd = Etcd()
+    project = counter_project(tmpdir() + "/counter")
+    a, b = start_all([cluster_node(etcd, "a", project), cluster_node(etcd, "b", project)])
+    follower = None
+    try:
+        wait_for("a placement over 2 nodes", lambda: placed(etcd, 2))
+        on_a = next(k for k in (f"f{i}" for i in range(200)) if owner_of(etcd, k) == "a")
+        on_b = next(k for k in (f"f{i}" for i in range(200)) if owner_of(etcd, k) == "b")
+        follower = subprocess.Popen([BIN, "logs", "-f", "--json", "--data", a.data], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+        time.sleep(1)  # the stream starts "from now"
+        for key in (on_a, on_b, on_a, on_b):
+            st, _, body = post(a, f"/count/{key}")
+            check(st == 200, f"{key}: {st} {body}")
+        printed = []
+        reader = threading.Thread(target=lambda: [printed.append(json.loads(line)) for line in follower.stdout],
+                                  daemon=True)
+        reader.start()
+        wait_for("four executions followed through a", lambda: len(printed) >= 4 or None, timeout=30)
+        check(sorted(e["key"] for e in printed) == sorted([on_a, on_b, on_a, on_b]),
+              f"both nodes' executions, each once: {[(e['key'], e.get('cursor')) for e in printed]}")
+        cursor = printed[-1]["cursor"]
+        for key in (on_b, on_a):
+            post(a, f"/count/{key}")
+        st, later = b.admin_get(f"/api/v1/trace?after={cursor}&limit=100")
+        check(st == 200 and sorted(e["key"] for e in later) == sorted([on_a, on_b]),
+              f"after the last cursor a printed, b answers the two later executions only: {st} {later}")
+        wait_for("the follower printing them too", lambda: len(printed) >= 6 or None, timeout=30)
+        check(len(printed) == 6, f"nothing printed twice: {[(e['key'], e['cursor']) for e in printed]}")
+    finally:
+        if follower:
+            follower.kill()
+        a.stop()
+        b.stop()
+
+
 def test_a_cluster_refuses_an_http_response_after_a_re_keying_block():
     """a flow that re-keys a later block and answers with http.Response after it is refused by a cluster node, naming the block and what to do"""
     etcd = Etcd()
@@ -640,6 +678,7 @@ if __name__ == "__main__":
          test_a_second_node_with_a_live_nodes_name_is_refused,
          test_a_flow_that_re_keys_sends_messages_across_nodes_exactly_once_through_kill_9_of_each_node_in_turn,
          test_the_trace_of_a_request_that_crossed_nodes_is_answered_whole_by_any_node,
+         test_logs_follow_on_one_node_prints_every_nodes_events_and_a_cursor_resumes_after_the_last_one_seen,
          test_a_cluster_refuses_an_http_response_after_a_re_keying_block,
          test_cluster_up_starts_etcd_and_three_nodes_that_answer_every_key_and_ctrl_c_stops_them,
          test_peer_listen_without_a_cluster_secret_is_refused])

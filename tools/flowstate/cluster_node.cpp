@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -418,6 +419,11 @@ std::function<result<uint32_t>(const std::string&)> project_ids_in(const cluster
 result<std::unique_ptr<cluster_node>> join_cluster(const cluster_flags& flags, engine& eng,
                                                    const std::string& http_address, const std::string& admin_address) {
   if (flags.node.empty()) return fail("--cluster needs --node NAME (the node's name in the cluster)");
+  // It is part of etcd keys, trace cursors ("NODE:CURSOR,...") and metrics labels.
+  if (flags.node.size() > 63 || !std::all_of(flags.node.begin(), flags.node.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+      }))
+    return fail("--node \"" + flags.node + "\": a node name is 1 to 63 letters, digits, '-', '_' or '.'");
   int64_t ttl_ms = parse_age_ms(flags.lease_ttl);
   if (ttl_ms < 1000 || ttl_ms > 3600 * 1000 || ttl_ms % 1000)
     return fail("expected --lease-ttl in whole seconds from 1s to 1h, like 5s, found \"" + flags.lease_ttl + "\"");

@@ -624,8 +624,8 @@ const std::vector<admin_route>& admin_routes() {
        "With follow=true (or Accept: text/event-stream) the answer is a stream of Server-Sent Events, one per new "
        "execution (`id:` its cursor, `data:` the event as JSON), from `after` (or from now), until the client goes; "
        "a comment line comes every 15 s of quiet. 503 when the node's followers are at their cap. In a cluster, "
-       "a query without `after` merges every node's events by time (each node keeps the events of what it ran); "
-       "following and `after` are the asked node's.",
+       "every node's events are merged by time (each node keeps the events of what it ran) and a cursor is the "
+       "whole cluster's (`NODE:CURSOR,...`): following on one node streams every node's executions.",
        true,
        runs_on::pool,
        {q{"project", string_schema, "the project (optional when the node serves one)"},

@@ -5,8 +5,14 @@
 
 namespace flowstate::admin {
 
-trace_followers::trace_followers(query_fn query, std::size_t max_followers, std::chrono::milliseconds keepalive)
-    : query_(std::move(query)), max_followers_(max_followers), keepalive_(keepalive), thread_([this] {
+trace_followers::trace_followers(query_fn query, std::size_t max_followers, std::chrono::milliseconds keepalive,
+                                 std::chrono::milliseconds poll)
+    : query_(std::move(query)),
+      max_followers_(max_followers),
+      keepalive_(keepalive),
+      poll_(poll),
+      next_poll_(std::chrono::steady_clock::now() + poll),
+      thread_([this] {
         name_this_thread("fs-trace-follow");
         run();
       }) {}
@@ -87,10 +93,13 @@ void trace_followers::run() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     // The followers due, and those quiet for `keepalive` (to notice gone clients).
-    if (new_events_.exchange(false))
-      for (auto& f : followers_) f->due = true;
     const auto now = std::chrono::steady_clock::now();
+    const bool polled = poll_.count() > 0 && now >= next_poll_;
+    if (polled) next_poll_ = now + poll_;
+    if (new_events_.exchange(false) || polled)
+      for (auto& f : followers_) f->due = true;
     auto next_keepalive = now + keepalive_;
+    if (poll_.count() > 0 && !followers_.empty()) next_keepalive = std::min(next_keepalive, next_poll_);
     std::vector<std::shared_ptr<follower>> due, idle;
     for (auto& f : followers_) {
       if (f->due) {

@@ -25,8 +25,11 @@ class trace_followers {
   // Events of a project after a query's cursor (engine::trace).
   using query_fn = std::function<result<std::vector<std::string>>(const std::string& project, const trace_query& q)>;
 
+  // With `poll` > 0 every follower also looks that often, notified or not
+  // (in a cluster, for the events other nodes commit).
   trace_followers(query_fn query, std::size_t max_followers,
-                  std::chrono::milliseconds keepalive = std::chrono::seconds(15));
+                  std::chrono::milliseconds keepalive = std::chrono::seconds(15),
+                  std::chrono::milliseconds poll = std::chrono::milliseconds(0));
   ~trace_followers() { stop(); }
   trace_followers(const trace_followers&) = delete;
   trace_followers& operator=(const trace_followers&) = delete;
@@ -61,6 +64,8 @@ class trace_followers {
   const query_fn query_;
   const std::size_t max_followers_;
   const std::chrono::milliseconds keepalive_;
+  const std::chrono::milliseconds poll_;
+  std::chrono::steady_clock::time_point next_poll_;
   std::atomic<bool> new_events_{false};    // notified since the thread last looked
   std::atomic<std::size_t> following_{0};  // followers_.size(), read without the lock by notify()
   std::mutex mutex_;

@@ -81,8 +81,8 @@ struct trace_query {
   int64_t since_ms = 0, until_ms = 0;  // commit time, ms since the epoch; 0 = unbounded
   std::string after;                   // a cursor: only events after it, oldest first (to follow)
   std::size_t limit = 100;             // the newest `limit` matches, or the first `limit` after `after`
-  // In a cluster, every node's events are merged by time unless this is
-  // set or `after` is (a cursor belongs to one node: following is local).
+  // In a cluster, every node's events are merged by time, and the cursors
+  // are the whole cluster's ("NODE:CURSOR,..."), unless this is set.
   bool this_node_only = false;
 };
 
