@@ -42,7 +42,7 @@ deploy_outcome engine_impl::deploy(const std::string& name, const std::string& r
 }
 
 deploy_outcome engine_impl::deploy_here(const std::string& name, const std::string& revision,
-                                        const std::string& expected, bool dry_run) {
+                                        const std::string& expected, bool dry_run, uint64_t cluster_deploy) {
   deploy_outcome out;
   project_entry* e = find(name);
   if (!e) return {404, "no project named \"" + name + "\"", "", ""};
@@ -70,6 +70,7 @@ deploy_outcome engine_impl::deploy_here(const std::string& name, const std::stri
     out.revision = *full;
     return out;
   }
+  (*rt)->cluster_deploy.store(cluster_deploy);
   fault_point("deploy.before_record");
   commit_batch b;
   b.put(column::meta, meta_key("active", e->id), *full);
@@ -85,6 +86,17 @@ deploy_outcome engine_impl::deploy_here(const std::string& name, const std::stri
   clock.mark("activate");
   out.revision = *full;
   return out;
+}
+
+void engine_impl::set_cluster_deploy(const std::string& name, const std::string& revision, uint64_t number) {
+  project_entry* e = find(name);
+  if (!e) return;
+  {
+    std::lock_guard guard(e->deploy_mutex);
+    if (e->active->revision != revision || e->active->cluster_deploy.load() >= number) return;
+    e->active->cluster_deploy.store(number);
+  }
+  dispatch_held_again();  // requests held for this deploy
 }
 
 result<project_ptr> engine_impl::build(project_entry& e, const std::string& revision, uint64_t epoch,

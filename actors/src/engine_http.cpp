@@ -11,12 +11,20 @@
 #include "errors.hpp"
 #include "flowstate/drivers/http_routes.hpp"
 #include "flowstate/drivers/http_static.hpp"
+#include "flowstate/runtime/decimal.hpp"
 #include "flowstate/runtime/keys.hpp"
 #include "peers.hpp"
 #include "records.hpp"
 
 namespace flowstate::engine_detail {
 namespace {
+
+// True when header name `name` is `lower` (lower case) in any case.
+bool header_is(std::string_view name, std::string_view lower) {
+  return name.size() == lower.size() && std::equal(name.begin(), name.end(), lower.begin(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == b;
+         });
+}
 
 // The request's host without its port.
 std::string_view host_of(const http::request& req) {
@@ -174,6 +182,11 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
       admitted.count = &core_.group_in_flight[group];
       admitted.count->fetch_add(1);
       if (core_.is_frozen(group)) return hold(std::move(*received), std::move(reply));
+      // Sent by a node already running a later deploy of the project: held
+      // until this one runs it too (one revision per request).
+      if (auto sent = parse_decimal<uint64_t>(received->header(deploy_header));
+          sent && *sent > rt->cluster_deploy.load(std::memory_order_relaxed))
+        return hold(std::move(*received), std::move(reply));
       // Counted now: a move of the group waits for it. The group may have
       // moved between the gate's answer and the count: ask again.
       if (!core_.runs_here(group)) {
@@ -183,23 +196,19 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
       }
     } else {
       std::size_t hops = 0;
-      for (auto& [name, _] : received->headers)
-        hops += name.size() == forwarded_header.size() &&
-                std::equal(name.begin(), name.end(), forwarded_header.begin(),
-                           [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+      for (auto& [name, _] : received->headers) hops += header_is(name, forwarded_header);
       if (hops >= 2) {
         // Forwarded twice already: the nodes' views of the placement
         // disagree while it changes. Held until a view changes (or a second
         // passes), then sent on afresh; 503 after the hold limit, nothing
         // accepted.
-        std::erase_if(received->headers, [](const auto& h) {
-          return h.first.size() == forwarded_header.size() &&
-                 std::equal(h.first.begin(), h.first.end(), forwarded_header.begin(),
-                            [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
-        });
+        std::erase_if(received->headers, [](const auto& h) { return header_is(h.first, forwarded_header); });
         return hold(std::move(*received), std::move(reply));
       }
       if (!peers_) return reply->send(http::problem(500, "no peers", "this node cannot reach other nodes"));
+      std::erase_if(received->headers, [](const auto& h) { return header_is(h.first, deploy_header); });
+      if (auto n = rt->cluster_deploy.load(std::memory_order_relaxed))
+        received->headers.emplace_back(std::string(deploy_header), std::to_string(n));
       const uint32_t timeout = m->matched->timeout_ms;
       if (timeout) reply->set_deadline(timeout, route_timeout_problem(timeout));
       // The owner's answer is waited for up to the route's timeout (plus a

@@ -207,8 +207,9 @@ class engine_impl final : public engine {
   void set_deploy_hook(deploy_hook hook) override {
     std::atomic_store(&deploy_hook_, std::make_shared<const deploy_hook>(std::move(hook)));
   }
+  void set_cluster_deploy(const std::string& project, const std::string& revision, uint64_t number) override;
   deploy_outcome deploy_here(const std::string& name, const std::string& revision, const std::string& expected,
-                             bool dry_run) override;
+                             bool dry_run, uint64_t cluster_deploy = 0) override;
   status fetch_revision(const std::string& project, const std::string& revision, const std::string& from) override;
   std::vector<project_info> projects() const override;
   result<std::optional<std::string>> state_get(const std::string& name, const std::string& flow,
@@ -302,6 +303,7 @@ class engine_impl final : public engine {
   // A request for a group being moved waits here (until 10 s).
   void hold(http::request&& req, http::responder_ptr reply);
   void answer_held_too_long();
+  void dispatch_held_again();
   // A question another node asked; migration steps run on their own thread.
   void answer_peer_async(peer_query&& q, std::function<void(http::response)> done);
   http::response answer_slow_peer(const peer_query& q);

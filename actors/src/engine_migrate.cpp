@@ -473,6 +473,10 @@ void engine_impl::placement_changed() {
   for (auto& r : serve) requeue_groups(r.first, r.end, r.seq);
   // Outbox entries of groups this node runs now may only be in the store.
   if (core_.outbox) caf::anon_send(core_.outbox, reload_outbox_atom::value);
+  dispatch_held_again();
+}
+
+void engine_impl::dispatch_held_again() {
   std::vector<held_request> again;
   {
     std::lock_guard lock(held_mutex_);
@@ -505,15 +509,11 @@ void engine_impl::answer_held_too_long() {
     });
   }
   // The others try again (a view may have caught up without a change here).
-  std::vector<held_request> again;
-  {
-    std::lock_guard lock(held_mutex_);
-    again.swap(held_);
-  }
-  for (auto& h : again) handle_flow_request(std::move(h.req), std::move(h.reply));
+  dispatch_held_again();
   for (auto& h : late) {
     auto r = http::problem(503, "placement changing",
-                           "the key's group is moving to another node and the move did not finish within " +
+                           "the key's group is moving to another node (or this node is still activating the "
+                           "deploy the request was sent under) and that did not finish within " +
                                std::to_string(hold_limit_ms / 1000) + " s; nothing was accepted: retry");
     r.headers.emplace_back("Retry-After", "1");
     h.reply->send(std::move(r));

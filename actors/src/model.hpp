@@ -58,6 +58,9 @@ struct project_rt {
   std::string name;
   std::string revision;
   uint64_t epoch = 0;
+  // In a cluster: the cluster's number of the deploy that made this
+  // revision active (etcd deploys/NAME), once known; 0 on an embedded node.
+  mutable std::atomic<uint64_t> cluster_deploy{0};
   durability_mode durability = durability_mode::sync;
   uint32_t timeout_ms = 5000;
   struct {

@@ -33,6 +33,9 @@ namespace flowstate::engine_detail {
 // The header a forwarded request carries (the name of the node that
 // forwarded it): a node does not forward such a request again.
 inline constexpr std::string_view forwarded_header = "flowstate-forwarded-by";
+// The cluster deploy number of the revision the forwarding node runs the
+// project at (engine::set_cluster_deploy).
+inline constexpr std::string_view deploy_header = "flowstate-deploy";
 
 // The nodes this one is connected to: shared with the ingress actor, which
 // watches every connection and forgets a lost one, so that the node is

@@ -14,6 +14,7 @@ std::string encode_queued(const queued_input& q) {
   key_builder b;
   b.str(q.flow).str(q.block).str(q.msg.id).str(q.msg.key).str(q.msg.trace_id);
   b.u64(static_cast<uint64_t>(q.msg.time_ms)).str(q.msg.payload);
+  if (q.deploy) b.u64(q.deploy);  // after the fields earlier versions read, which ignore it
   return b.take();
 }
 
@@ -35,6 +36,11 @@ result<queued_input> decode_queued(std::string_view bytes) {
   q.msg.trace_id = std::move(*trace);
   q.msg.time_ms = static_cast<int64_t>(*time);
   q.msg.payload = std::move(*payload);
+  if (!r.at_end()) {
+    auto deploy = r.u64();
+    if (!deploy) return fail("malformed queue entry (deploy number)");
+    q.deploy = *deploy;
+  }
   return q;
 }
 

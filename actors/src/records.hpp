@@ -16,6 +16,10 @@ struct queued_input {
   std::string flow;
   std::string block;
   message msg;
+  // In a cluster, for a message sent to another node: the cluster's deploy
+  // number of the revision that produced it (0: none). The receiver holds
+  // it until it runs that deploy or a later one.
+  uint64_t deploy = 0;
 };
 std::string encode_queued(const queued_input& q);
 result<queued_input> decode_queued(std::string_view bytes);

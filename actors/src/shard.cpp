@@ -461,7 +461,8 @@ class shard_logic {
         if (!here) {
           // Another node's key group: an outbox entry, sent once durable.
           const uint64_t seq = st_.core->db->next_sequence();
-          auto queued = encode_queued({flow.name, next.id, item->msg});
+          auto queued =
+              encode_queued({flow.name, next.id, item->msg, w.project->cluster_deploy.load(std::memory_order_relaxed)});
           batch.put(column::outbox, outbox_key(w.project->tenant, w.project->project_id, group, seq), queued);
           if (!outgoing) outgoing = std::make_shared<std::vector<delivery_entry>>();
           outgoing->push_back({w.project->tenant, w.project->project_id, group, seq, std::move(queued)});

@@ -36,6 +36,23 @@ TEST_CASE("a truncated queue entry is refused, not misread") {
   CHECK(!decode_queued(bytes.substr(0, bytes.size() - 3)).ok());
 }
 
+TEST_CASE("a queue entry keeps its deploy number, and one written without a number reads as 0") {
+  queued_input q;
+  q.flow = "f";
+  q.block = "b";
+  q.msg.payload = "{}";
+  auto plain = decode_queued(encode_queued(q));
+  REQUIRE(plain.ok());
+  CHECK(plain->deploy == 0);
+  q.deploy = 7;
+  auto stamped = encode_queued(q);
+  auto back = decode_queued(stamped);
+  REQUIRE(back.ok());
+  CHECK(back->deploy == 7);
+  CHECK(back->msg.payload == "{}");
+  CHECK(!decode_queued(stamped.substr(0, stamped.size() - 2)).ok());
+}
+
 TEST_CASE("output message ids are derived deterministically from input, block and index") {
   auto a = derive_message_id("m1", "counter", 0);
   CHECK(a == derive_message_id("m1", "counter", 0));

@@ -35,6 +35,37 @@ def deploy_version(project_dir, node, version):
     return cli("deploy", "-m", f"version {version}", "--project", project_dir, data=node.data)
 
 
+def test_a_request_sent_under_a_deploy_its_owner_does_not_run_yet_waits_for_it_and_runs_on_the_new_revision():
+    """a request reaching its key's owner stamped with a deploy the owner has not activated (as a node already running the deploy forwards it) is held until the owner runs that deploy, then runs on its revision"""
+    etcd = Etcd()
+    origin = counter_project(tmpdir() + "/counter", function=VERSION_JS % 1)
+    dirs = {n: clone(origin, f"clone-{n}") for n in ("a", "b")}
+    a, b = start_all([cluster_node(etcd, n, dirs[n]) for n in ("a", "b")])
+    try:
+        wait_for("a placement over 2 nodes", lambda: placed(etcd, 2))
+        key = next(k for k in (f"r{i}" for i in range(200)) if owner_of(etcd, k) == "b")
+        st, _, body = post(b, f"/count/{key}")
+        check(st == 200 and json.loads(body)["v"] == 1, f"b runs version 1: {st} {body}")
+        answer = {}
+
+        def stamped():  # no deploy is recorded yet: the first one is number 1
+            answer["got"] = post(b, f"/count/{key}", headers={"flowstate-deploy": "1"})
+
+        waiting = threading.Thread(target=stamped)
+        waiting.start()
+        time.sleep(1.5)
+        check("got" not in answer, f"held while b runs no deploy 1: {answer}")
+        p = deploy_version(dirs["a"], a, 2)
+        check(p.returncode == 0, f"the deploy through a succeeds: {p.stdout} {p.stderr}")
+        waiting.join(30)
+        st, _, body = answer.get("got", (None, None, ""))
+        check(st == 200 and json.loads(body) == {"count": 2, "v": 2},
+              f"then run once, by version 2: {st} {body}")
+    finally:
+        a.stop()
+        b.stop()
+
+
 def test_a_deploy_through_one_node_switches_every_node_under_load_and_a_node_that_was_down_catches_up():
     """3 nodes, each on its own clone; a deploy through b under load from all listeners: every node runs the new revision when the deploy answers (a and c fetched it from b), no request fails; c killed, a deploy through a, c restarted: it runs the newest revision before it serves"""
     etcd = Etcd()
@@ -109,4 +140,5 @@ def test_a_deploy_through_one_node_switches_every_node_under_load_and_a_node_tha
 
 if __name__ == "__main__":
     from harness import run
-    run([test_a_deploy_through_one_node_switches_every_node_under_load_and_a_node_that_was_down_catches_up])
+    run([test_a_deploy_through_one_node_switches_every_node_under_load_and_a_node_that_was_down_catches_up,
+         test_a_request_sent_under_a_deploy_its_owner_does_not_run_yet_waits_for_it_and_runs_on_the_new_revision])

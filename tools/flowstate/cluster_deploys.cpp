@@ -73,7 +73,7 @@ void cluster_deployer::reconcile(const cluster::cluster_view& v) {
       if (!fetched) {
         report.error = fetched.error();
       } else {
-        auto out = engine_.deploy_here(project, rec.revision, "", false);
+        auto out = engine_.deploy_here(project, rec.revision, "", false, rec.epoch);
         report.revision = out.revision;
         if (out.http_status != 200) report.error = out.detail;
       }
@@ -86,6 +86,8 @@ void cluster_deployer::reconcile(const cluster::cluster_view& v) {
                      project.c_str(), report.error.c_str());
       std::fflush(stdout);
     }
+    if (report.error.empty() && report.revision == rec.revision)
+      engine_.set_cluster_deploy(project, rec.revision, rec.epoch);
     if (auto st = membership_.report_deploy(project, report); !st) {
       std::fprintf(stderr, "flowstate cluster: reporting the deploy of %s: %s\n", project.c_str(), st.error().c_str());
       continue;  // again at the next round

@@ -173,9 +173,14 @@ class engine {
   virtual void set_deploy_hook(deploy_hook hook) = 0;
   // Activates the revision on this node only (`expected` empty: whatever is
   // active). With `dry_run`, builds and checks it (functions compiled in the
-  // workers) and activates nothing.
+  // workers) and activates nothing. In a cluster, `cluster_deploy` is the
+  // deploy's number (see set_cluster_deploy), set before it is active.
   virtual deploy_outcome deploy_here(const std::string& project, const std::string& revision,
-                                     const std::string& expected, bool dry_run) = 0;
+                                     const std::string& expected, bool dry_run, uint64_t cluster_deploy = 0) = 0;
+  // In a cluster: `revision`, if active here, is the cluster's deploy
+  // `number`. Messages it produces for other nodes carry the number, and a
+  // node holds a message whose number is above its own until it catches up.
+  virtual void set_cluster_deploy(const std::string& project, const std::string& revision, uint64_t number) = 0;
   // In a cluster: makes the revision's git objects present in the project's
   // repository here, from node `from` when they are missing.
   virtual status fetch_revision(const std::string& project, const std::string& revision, const std::string& from) = 0;
