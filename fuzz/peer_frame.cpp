@@ -3,7 +3,10 @@
 // decodes must encode back to a frame that decodes the same.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "peer_frames.hpp"
 
@@ -32,6 +35,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto a = decode_delivery_ack(in)) {
     auto again = decode_delivery_ack(encode_delivery_ack(*a));
     if (!again || *again != *a) __builtin_trap();
+  }
+  if (auto b = decode_request_batch(secret, in)) {
+    if (b->authentic && b->requests.size() != b->ids.size()) __builtin_trap();
+    if (b->authentic) {
+      std::vector<std::pair<uint64_t, std::string>> frames;
+      for (std::size_t i = 0; i < b->ids.size(); ++i)
+        frames.emplace_back(b->ids[i], encode_request_frame("", b->requests[i]));
+      auto again = decode_request_batch(secret, encode_request_batch(secret, frames));
+      if (!again || again->ids != b->ids || again->requests.size() != b->requests.size()) __builtin_trap();
+    }
+  }
+  if (auto rb = decode_response_batch(in)) {
+    std::vector<std::pair<uint64_t, std::string>> frames;
+    for (auto& [id, r] : *rb) frames.emplace_back(id, encode_response_frame(r));
+    auto again = decode_response_batch(encode_response_batch(frames));
+    if (!again || again->size() != rb->size()) __builtin_trap();
   }
   if (auto s = decode_response_frame(in)) {
     auto again = decode_response_frame(encode_response_frame(*s));

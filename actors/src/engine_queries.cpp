@@ -72,6 +72,10 @@ std::string engine_impl::metrics_text() const {
   m.node(core_.total_in_flight(), core_.state_cache_used());
   m.outbox(core_.outbox_pending.load(), core_.outbox_delivered.load(), core_.inbox_accepted.load(),
            core_.inbox_repeats.load());
+  if (peers_) {
+    auto [requests, batches] = peers_->forwarded();
+    m.forwarded(requests, batches);
+  }
   const auto& iso = isolation();
   std::vector<std::string_view> levels;
   for (auto level : {sandbox::sandbox_level::namespaces, sandbox::sandbox_level::landlock, sandbox::sandbox_level::off,

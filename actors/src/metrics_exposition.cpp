@@ -52,6 +52,16 @@ struct metrics_exposition::families {
           .Name("flowstate_inbox_repeats_total")
           .Help("Messages from other nodes recognised as already committed here and dropped, since this start")
           .Register(registry);
+  prometheus::Family<prometheus::Counter>& forwarded_requests =
+      prometheus::BuildCounter()
+          .Name("flowstate_forwarded_requests_total")
+          .Help("HTTP requests this node sent to the node owning their key, since this start")
+          .Register(registry);
+  prometheus::Family<prometheus::Counter>& forwarded_batches =
+      prometheus::BuildCounter()
+          .Name("flowstate_forwarded_batches_total")
+          .Help("Messages that carried those requests (requests that arrive together go to a node as one)")
+          .Register(registry);
   prometheus::Family<prometheus::Gauge>& sandbox_level =
       prometheus::BuildGauge()
           .Name("flowstate_sandbox_level")
@@ -118,6 +128,11 @@ void metrics_exposition::outbox(uint64_t pending, uint64_t delivered, uint64_t a
   f_->outbox_delivered.Add({}).Increment(double(delivered));
   f_->inbox_accepted.Add({}).Increment(double(accepted));
   f_->inbox_repeats.Add({}).Increment(double(repeats));
+}
+
+void metrics_exposition::forwarded(uint64_t requests, uint64_t batches) {
+  f_->forwarded_requests.Add({}).Increment(double(requests));
+  f_->forwarded_batches.Add({}).Increment(double(batches));
 }
 
 void metrics_exposition::project(const std::string& name, const std::string& revision, uint64_t errors_queued,

@@ -33,6 +33,8 @@ class metrics_exposition {
   // flowstate_outbox_pending, flowstate_outbox_delivered_total,
   // flowstate_inbox_accepted_total, flowstate_inbox_repeats_total.
   void outbox(uint64_t pending, uint64_t delivered, uint64_t accepted, uint64_t repeats);
+  // flowstate_forwarded_requests_total, flowstate_forwarded_batches_total.
+  void forwarded(uint64_t requests, uint64_t batches);
   // flowstate_sandbox_level (1 for the level in force, 0 for the others of
   // `levels`) and flowstate_sandbox_degradations.
   void sandbox(std::string_view level_in_force, const std::vector<std::string_view>& levels, std::size_t degradations);

@@ -9,7 +9,8 @@ namespace flowstate::engine_detail {
 namespace {
 
 constexpr std::string_view request_magic = "FSRQ1", response_magic = "FSRS1", query_magic = "FSQY1",
-                           delivery_magic = "FSDL1", ack_magic = "FSAK1";
+                           delivery_magic = "FSDL1", ack_magic = "FSAK1", request_batch_magic = "FSRB1",
+                           response_batch_magic = "FSRR1";
 
 void put(std::string& out, std::string_view field) {
   const auto n = static_cast<uint32_t>(field.size());
@@ -210,6 +211,70 @@ std::optional<http::response> decode_response_frame(std::string_view frame) {
   r.body = std::string(*body);
   if (!f.headers(r.headers)) return std::nullopt;
   return r;
+}
+
+std::string encode_request_batch(std::string_view secret, const std::vector<std::pair<uint64_t, std::string>>& frames) {
+  std::string out;
+  put(out, request_batch_magic);
+  put(out, std::to_string(frames.size()));
+  for (auto& [id, _] : frames) put(out, std::to_string(id));
+  put(out, secret);
+  for (auto& [_, frame] : frames) put(out, frame);
+  return out;
+}
+
+std::optional<request_batch> decode_request_batch(std::string_view secret, std::string_view frame) {
+  fields f(frame);
+  auto magic = f.next(), count_field = f.next();
+  auto count = count_field ? parse_decimal<uint32_t>(*count_field) : std::nullopt;
+  if (!magic || *magic != request_batch_magic || !count || *count > frame.size() / 5) return std::nullopt;
+  request_batch b;
+  for (uint32_t i = 0; i < *count; ++i) {
+    auto id_field = f.next();
+    auto id = id_field ? parse_decimal<uint64_t>(*id_field) : std::nullopt;
+    if (!id) return std::nullopt;
+    b.ids.push_back(*id);
+  }
+  auto s = f.next();
+  if (!s) return std::nullopt;
+  b.authentic = same_secret(*s, secret);
+  if (!b.authentic) return b;
+  for (uint32_t i = 0; i < *count; ++i) {
+    auto inner = f.next();
+    auto req = inner ? decode_request_frame("", *inner) : std::nullopt;
+    if (!req) return std::nullopt;
+    b.requests.push_back(std::move(*req));
+  }
+  if (f.next()) return std::nullopt;
+  return b;
+}
+
+std::string encode_response_batch(const std::vector<std::pair<uint64_t, std::string>>& responses) {
+  std::string out;
+  put(out, response_batch_magic);
+  put(out, std::to_string(responses.size()));
+  for (auto& [id, frame] : responses) {
+    put(out, std::to_string(id));
+    put(out, frame);
+  }
+  return out;
+}
+
+std::optional<std::vector<std::pair<uint64_t, http::response>>> decode_response_batch(std::string_view frame) {
+  fields f(frame);
+  auto magic = f.next(), count_field = f.next();
+  auto count = count_field ? parse_decimal<uint32_t>(*count_field) : std::nullopt;
+  if (!magic || *magic != response_batch_magic || !count || *count > frame.size() / 8) return std::nullopt;
+  std::vector<std::pair<uint64_t, http::response>> out;
+  for (uint32_t i = 0; i < *count; ++i) {
+    auto id_field = f.next(), inner = f.next();
+    auto id = id_field ? parse_decimal<uint64_t>(*id_field) : std::nullopt;
+    auto r = inner ? decode_response_frame(*inner) : std::nullopt;
+    if (!id || !r) return std::nullopt;
+    out.emplace_back(*id, std::move(*r));
+  }
+  if (f.next()) return std::nullopt;
+  return out;
 }
 
 }  // namespace flowstate::engine_detail

@@ -47,4 +47,19 @@ std::optional<std::vector<delivery_status>> decode_delivery_ack(std::string_view
 std::string encode_response_frame(const http::response& r);
 std::optional<http::response> decode_response_frame(std::string_view frame);
 
+// Forwarded requests to one node, batched: each with the sender's id for
+// it, its frame encoded with an empty secret, the batch's secret once.
+// The ids come before the secret, so that a batch with a wrong secret can
+// still be answered request by request (403).
+struct request_batch {
+  std::vector<uint64_t> ids;
+  bool authentic = false;               // the secret matched
+  std::vector<http::request> requests;  // one per id when authentic
+};
+std::string encode_request_batch(std::string_view secret, const std::vector<std::pair<uint64_t, std::string>>& frames);
+std::optional<request_batch> decode_request_batch(std::string_view secret, std::string_view frame);
+// Their responses, batched the same way: (id, response frame).
+std::string encode_response_batch(const std::vector<std::pair<uint64_t, std::string>>& responses);
+std::optional<std::vector<std::pair<uint64_t, http::response>>> decode_response_batch(std::string_view frame);
+
 }  // namespace flowstate::engine_detail

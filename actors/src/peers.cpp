@@ -7,9 +7,12 @@
 #include <chrono>
 #include <cstdio>
 #include <future>
+#include <map>
 #include <unordered_map>
 
 #include "flowstate/runtime/decimal.hpp"
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::http::responder_ptr)
 
 namespace flowstate::engine_detail {
 
@@ -18,25 +21,38 @@ using reply_atom = caf::atom_constant<caf::atom("fs_reply")>;
 using query_atom = caf::atom_constant<caf::atom("fs_query")>;
 using deliver_atom = caf::atom_constant<caf::atom("fs_dlvr")>;
 using watch_atom = caf::atom_constant<caf::atom("fs_watch")>;
+using batch_atom = caf::atom_constant<caf::atom("fs_batch")>;
+using batch_reply_atom = caf::atom_constant<caf::atom("fs_breply")>;
+using reply_to_atom = caf::atom_constant<caf::atom("fs_rto")>;
+using flush_atom = caf::atom_constant<caf::atom("fs_flush")>;
+using expire_atom = caf::atom_constant<caf::atom("fs_expire")>;
 
 namespace {
 
 struct ingress_state {
   uint64_t next = 0;
   std::unordered_map<uint64_t, caf::typed_response_promise<std::string>> pending;
+  // Responses to batched requests, waiting to go back to the sending
+  // node's link actor in one message (sent when the mailbox has been read).
+  std::map<caf::actor, std::vector<std::pair<uint64_t, std::string>>> replies;
+  bool flush_pending = false;
 };
 
-// The responder of a request that came from another node: its response
-// goes back through the ingress actor, which holds the promise.
-class promise_responder final : public http::responder {
+// At most this many forwarded requests (or responses) in one message.
+constexpr std::size_t max_batch = 256;
+
+// The responder of a request that came in a batch: its response goes back
+// through the ingress, batched with the others for the same link.
+class batch_responder final : public http::responder {
  public:
-  promise_responder(caf::actor ingress, uint64_t id) : ingress_(std::move(ingress)), id_(id) {}
-  ~promise_responder() override {
+  batch_responder(caf::actor ingress, caf::actor link, uint64_t id)
+      : ingress_(std::move(ingress)), link_(std::move(link)), id_(id) {}
+  ~batch_responder() override {
     if (!sent_.load()) send(http::problem(500, "no response", "the request ended without a response"));
   }
   void send(http::response r) override {
     if (sent_.exchange(true)) return;
-    caf::anon_send(ingress_, reply_atom::value, id_, encode_response_frame(r));
+    caf::anon_send(ingress_, reply_to_atom::value, link_, id_, encode_response_frame(r));
   }
   std::shared_ptr<http::response_stream> stream(http::response) override {
     send(http::problem(501, "not forwardable", "a streamed response cannot be forwarded between nodes"));
@@ -47,10 +63,17 @@ class promise_responder final : public http::responder {
   void set_deadline(uint32_t, http::response) override {}
 
  private:
-  caf::actor ingress_;
+  caf::actor ingress_, link_;
   uint64_t id_;
   std::atomic<bool> sent_{false};
 };
+
+void flush_replies(caf::stateful_actor<ingress_state>* self) {
+  self->state.flush_pending = false;
+  for (auto& [link, replies] : self->state.replies)
+    if (!replies.empty()) self->send(link, batch_reply_atom::value, encode_response_batch(replies));
+  self->state.replies.clear();
+}
 
 caf::behavior ingress_actor(caf::stateful_actor<ingress_state>* self, std::string secret,
                             std::shared_ptr<peers::handler> handle, std::shared_ptr<peers::query_handler> answer,
@@ -96,19 +119,36 @@ caf::behavior ingress_actor(caf::stateful_actor<ingress_state>* self, std::strin
             });
             return rp;
           },
-          [=](forward_atom, const std::string& frame) -> caf::typed_response_promise<std::string> {
-            auto rp = self->make_response_promise<std::string>();
-            auto req = decode_request_frame(secret, frame);
-            if (!req) {
-              rp.deliver(encode_response_frame(http::problem(
-                  403, "refused", "not a request of this cluster (wrong cluster secret or a bad frame)")));
-              return rp;
+          [=](batch_atom, const std::string& frame) {
+            auto link = caf::actor_cast<caf::actor>(self->current_sender());
+            auto batch = decode_request_batch(secret, frame);
+            if (!link || !batch) {
+              std::fprintf(stderr, "flowstate cluster: dropping an unreadable batch of forwarded requests\n");
+              return;  // its sender answers "outcome unknown" at its timeout
             }
-            const uint64_t id = ++self->state.next;
-            self->state.pending.emplace(id, rp);
-            (*handle)(std::move(*req), std::make_shared<promise_responder>(caf::actor_cast<caf::actor>(self), id));
-            return rp;
+            caf::actor me = caf::actor_cast<caf::actor>(self);
+            for (std::size_t i = 0; i < batch->ids.size(); ++i) {
+              auto reply = std::make_shared<batch_responder>(me, link, batch->ids[i]);
+              if (!batch->authentic)
+                reply->send(http::problem(403, "refused",
+                                          "not a request of this cluster (wrong cluster secret or a bad frame)"));
+              else
+                (*handle)(std::move(batch->requests[i]), std::move(reply));
+            }
           },
+          [=](reply_to_atom, const caf::actor& link, uint64_t id, std::string& frame) {
+            auto& replies = self->state.replies[link];
+            replies.emplace_back(id, std::move(frame));
+            if (replies.size() >= max_batch) {
+              self->send(link, batch_reply_atom::value, encode_response_batch(replies));
+              replies.clear();
+            }
+            if (!self->state.flush_pending) {
+              self->state.flush_pending = true;
+              self->send(self, flush_atom::value);  // after what the mailbox holds now
+            }
+          },
+          [=](flush_atom) { flush_replies(self); },
           [=](reply_atom, uint64_t id, std::string& frame) {
             auto it = self->state.pending.find(id);
             if (it == self->state.pending.end()) return;
@@ -123,6 +163,95 @@ std::optional<std::pair<std::string, uint16_t>> split_address(const std::string&
   auto port = parse_decimal<uint16_t>(address.substr(colon + 1));
   if (!port) return std::nullopt;
   return std::pair{address.substr(0, colon), *port};
+}
+
+// The sending side of the requests forwarded to one node: requests that
+// arrive while its mailbox is being read go as one message; responses come
+// back batched by the other node's ingress. A request not answered within
+// its timeout, or whose node's connection is lost, gets "outcome unknown";
+// one still waiting here to be sent gets "not accepted".
+struct link_state {
+  uint64_t next = 0;
+  std::unordered_map<uint64_t, http::responder_ptr> waiting;  // sent or about to be
+  std::vector<std::pair<uint64_t, std::string>> unsent;
+  bool flush_pending = false;
+};
+
+http::response outcome_unknown(const std::string& name) {
+  auto r = http::problem(503, "outcome unknown",
+                         "node " + name +
+                             ", which owns this key, did not answer: the request may or may not have run there. "
+                             "Retry with the same Idempotency-Key to get its outcome without running it twice.",
+                         "urn:flowstate:error:OutcomeUnknown");
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+http::response not_connected(const std::string& name) {
+  auto r = http::problem(503, "owner not connected",
+                         "the node that owns this key (" + name +
+                             ") is not connected to this one yet; nothing was accepted: retry shortly");
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+caf::behavior link_actor(caf::stateful_actor<link_state>* self, caf::actor to, std::string name, std::string secret,
+                         std::shared_ptr<peer_table> table) {
+  auto send_unsent = [self, to, secret, table] {
+    self->state.flush_pending = false;
+    if (self->state.unsent.empty()) return;
+    table->forwarded_requests += self->state.unsent.size();
+    ++table->forwarded_batches;
+    self->send(to, batch_atom::value, encode_request_batch(secret, self->state.unsent));
+    self->state.unsent.clear();
+  };
+  // Every waiting request answered, then gone (the connection is lost, or
+  // the node is replaced or stopping).
+  auto end = [self, name](caf::scheduled_actor*, const auto&) {
+    for (auto& [id, _] : self->state.unsent) {
+      auto it = self->state.waiting.find(id);
+      if (it != self->state.waiting.end()) it->second->send(not_connected(name));
+      self->state.waiting.erase(id);
+    }
+    for (auto& [_, reply] : self->state.waiting) reply->send(outcome_unknown(name));
+    self->state.waiting.clear();
+    self->state.unsent.clear();
+    self->quit();
+  };
+  self->monitor(to);
+  self->set_down_handler([end](caf::scheduled_actor* s, caf::down_msg& dm) { end(s, dm); });
+  self->set_exit_handler([end](caf::scheduled_actor* s, caf::exit_msg& em) { end(s, em); });
+  return {[=](forward_atom, std::string& frame, http::responder_ptr& reply, uint32_t timeout_ms) {
+            const uint64_t id = ++self->state.next;
+            self->state.waiting.emplace(id, std::move(reply));
+            self->state.unsent.emplace_back(id, std::move(frame));
+            self->delayed_send(self, std::chrono::milliseconds(timeout_ms), expire_atom::value, id);
+            if (self->state.unsent.size() >= max_batch) send_unsent();
+            if (!self->state.flush_pending) {
+              self->state.flush_pending = true;
+              self->send(self, flush_atom::value);  // after what the mailbox holds now
+            }
+          },
+          [=](flush_atom) { send_unsent(); },
+          [=](batch_reply_atom, const std::string& frame) {
+            auto responses = decode_response_batch(frame);
+            if (!responses) {
+              std::fprintf(stderr, "flowstate cluster: node %s sent responses this node cannot read\n", name.c_str());
+              return;  // their requests time out: outcome unknown
+            }
+            for (auto& [id, r] : *responses) {
+              auto it = self->state.waiting.find(id);
+              if (it == self->state.waiting.end()) continue;  // answered already (timed out)
+              it->second->send(std::move(r));
+              self->state.waiting.erase(it);
+            }
+          },
+          [=](expire_atom, uint64_t id) {
+            auto it = self->state.waiting.find(id);
+            if (it == self->state.waiting.end()) return;
+            it->second->send(outcome_unknown(name));
+            self->state.waiting.erase(it);
+          }};
 }
 
 }  // namespace
@@ -214,7 +343,12 @@ std::vector<std::string> peers::connected_names() const {
   return out;
 }
 
-peers::~peers() { caf::anon_send_exit(ingress_, caf::exit_reason::user_shutdown); }
+peers::~peers() {
+  caf::anon_send_exit(ingress_, caf::exit_reason::user_shutdown);
+  std::lock_guard lock(table_->mu);
+  for (auto& [_, r] : table_->remotes)
+    if (r.link) caf::anon_send_exit(r.link, caf::exit_reason::user_shutdown);
+}
 
 result<std::string> peers::listen(const std::string& address) {
   auto at = split_address(address);
@@ -236,10 +370,14 @@ status peers::connect(const std::string& name, const std::string& address, const
   auto remote = sys_.middleman().remote_actor(at->first, at->second);
   if (!remote) return fail("node " + name + " at " + address + ": " + sys_.render(remote.error()));
   caf::actor ingress = *remote;
+  caf::actor link = sys_.spawn(link_actor, ingress, name, secret_, table_), replaced;
   {
     std::lock_guard lock(table_->mu);
-    table_->remotes[name] = {address, incarnation, ingress};
+    auto& r = table_->remotes[name];
+    replaced = r.link;
+    r = {address, incarnation, ingress, link};
   }
+  if (replaced) caf::anon_send_exit(replaced, caf::exit_reason::user_shutdown);
   // The connection dies (heartbeats stopped, the node went): forgotten.
   caf::anon_send(ingress_, watch_atom::value, ingress);
   return status::success();
@@ -252,48 +390,14 @@ bool peers::connected(const std::string& name, const std::string& incarnation) c
 }
 
 void peers::forward(const std::string& name, http::request req, http::responder_ptr reply, uint32_t timeout_ms) {
-  auto target = this->target(name);
-  if (!target) {
-    auto r = http::problem(503, "owner not connected",
-                           "the node that owns this key (" + name +
-                               ") is not connected to this one yet; nothing was "
-                               "accepted: retry shortly");
-    r.headers.emplace_back("Retry-After", "1");
-    return reply->send(std::move(r));
+  caf::actor link;
+  {
+    std::lock_guard lock(table_->mu);
+    if (auto it = table_->remotes.find(name); it != table_->remotes.end()) link = it->second.link;
   }
+  if (!link) return reply->send(not_connected(name));
   req.headers.emplace_back(std::string(forwarded_header), self_);
-  auto frame = encode_request_frame(secret_, req);
-  sys_.spawn([target, frame = std::move(frame), reply, timeout_ms, name](caf::event_based_actor* self) {
-    // Sent, but no answer: the owner may have accepted and run it.
-    auto unknown = [reply, name] {
-      auto r = http::problem(503, "outcome unknown",
-                             "node " + name +
-                                 ", which owns this key, did not answer: the request may or may not have run there. "
-                                 "Retry with the same Idempotency-Key to get its outcome without running it twice.",
-                             "urn:flowstate:error:OutcomeUnknown");
-      r.headers.emplace_back("Retry-After", "1");
-      reply->send(std::move(r));
-    };
-    // A lost connection to the owner (it died, or its heartbeats stopped)
-    // kills its proxy: the monitor says so at once instead of the timeout.
-    self->monitor(target);
-    self->set_down_handler([unknown](caf::scheduled_actor* s, caf::down_msg&) {
-      unknown();
-      s->quit();
-    });
-    self->request(target, std::chrono::milliseconds(timeout_ms), forward_atom::value, frame)
-        .then(
-            [self, reply](const std::string& answer) {
-              auto r = decode_response_frame(answer);
-              reply->send(r ? std::move(*r)
-                            : http::problem(502, "bad answer", "the owning node's answer could not be read"));
-              self->quit();
-            },
-            [self, unknown](caf::error&) {
-              unknown();
-              self->quit();
-            });
-  });
+  caf::anon_send(link, forward_atom::value, encode_request_frame("", req), std::move(reply), timeout_ms);
 }
 
 }  // namespace flowstate::engine_detail

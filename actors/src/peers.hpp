@@ -2,12 +2,15 @@
 // Node-to-node messages of a cluster (docs/cluster.md, step 2): each node
 // publishes one ingress actor through CAF's middleman (BASP over TCP); a
 // request accepted on one node for a key group another node owns is sent
-// to that node's ingress as a frame, run there like a local request, and
-// its response comes back to the node that holds the client's connection.
+// to that node's ingress by the link actor this node keeps for it, which
+// batches the requests that arrive together into one message; it runs
+// there like a local request, and its response comes back (batched with
+// others the same way) to the node that holds the client's connection.
 //
 // Frames are our own encoding (peer_frames.hpp), so CAF only carries
 // strings and no type needs registering; every request frame starts with
 // the cluster secret, and an ingress refuses frames without it.
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -44,9 +47,12 @@ struct peer_table {
   struct remote {
     std::string address, incarnation;
     caf::actor ingress;
+    caf::actor link;  // sends the requests forwarded to it, batched
   };
   std::mutex mu;
   std::map<std::string, remote> remotes;
+  // Requests forwarded to other nodes, and the messages that carried them.
+  std::atomic<uint64_t> forwarded_requests{0}, forwarded_batches{0};
 };
 
 class peers {
@@ -83,6 +89,10 @@ class peers {
   result<http::response> ask(const std::string& name, const peer_query& q, uint32_t timeout_ms);
   // The nodes this one is connected to.
   std::vector<std::string> connected_names() const;
+  // Requests forwarded since the start, and the batches they went in.
+  std::pair<uint64_t, uint64_t> forwarded() const {
+    return {table_->forwarded_requests.load(), table_->forwarded_batches.load()};
+  }
 
  private:
   caf::actor_system& sys_;

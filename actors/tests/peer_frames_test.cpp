@@ -83,3 +83,45 @@ TEST_CASE("outbox entries and their statuses round-trip, and a delivery without 
   CHECK(*ack == statuses);
   CHECK_FALSE(decode_delivery_ack(frame).has_value());  // a delivery is not an answer
 }
+
+TEST_CASE("a batch of forwarded requests and their responses round-trip; a wrong secret keeps the ids to refuse") {
+  http::request a, b;
+  a.method = "POST";
+  a.target = "/count/k1";
+  a.body = "{\"by\":2}";
+  a.headers = {{"content-type", "application/json"}};
+  b.method = "GET";
+  b.target = "/count/k2?x=1";
+  std::vector<std::pair<uint64_t, std::string>> frames = {{7, encode_request_frame("", a)},
+                                                          {18446744073709551615ull, encode_request_frame("", b)}};
+  auto batch = encode_request_batch("the-right-secret", frames);
+  auto back = decode_request_batch("the-right-secret", batch);
+  REQUIRE(back.has_value());
+  CHECK(back->authentic);
+  CHECK(back->ids == std::vector<uint64_t>{7, 18446744073709551615ull});
+  REQUIRE(back->requests.size() == 2);
+  CHECK(back->requests[0].body == a.body);
+  CHECK(back->requests[0].headers == a.headers);
+  CHECK(back->requests[1].target == b.target);
+  auto wrong = decode_request_batch("the-wrong-secret", batch);
+  REQUIRE(wrong.has_value());
+  CHECK_FALSE(wrong->authentic);
+  CHECK(wrong->ids == back->ids);
+  CHECK(wrong->requests.empty());
+  for (std::size_t n = 0; n < batch.size(); ++n) {
+    auto cut = decode_request_batch("the-right-secret", batch.substr(0, n));
+    CHECK((!cut || !cut->authentic || cut->requests.size() != 2));
+  }
+
+  http::response ok, problem = http::problem(409, "conflict", "no");
+  ok.body = "{\"count\":3}";
+  auto replies = encode_response_batch({{7, encode_response_frame(ok)}, {9, encode_response_frame(problem)}});
+  auto answers = decode_response_batch(replies);
+  REQUIRE(answers.has_value());
+  REQUIRE(answers->size() == 2);
+  CHECK((*answers)[0].first == 7);
+  CHECK((*answers)[0].second.body == ok.body);
+  CHECK((*answers)[1].second.status == 409);
+  for (std::size_t n = 0; n < replies.size(); ++n) CHECK_FALSE(decode_response_batch(replies.substr(0, n)));
+  CHECK_FALSE(decode_response_batch(batch).has_value());  // requests are not responses
+}
