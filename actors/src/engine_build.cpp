@@ -82,6 +82,7 @@ deploy_outcome engine_impl::deploy_here(const std::string& name, const std::stri
     e->routes = std::move(routes);
   }
   activate(*e, std::move(*rt));
+  if (cluster_deploy) dispatch_held_again();  // requests held for this deploy
   fault_point("deploy.after_activate");
   clock.mark("activate");
   out.revision = *full;

@@ -184,7 +184,9 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
       if (core_.is_frozen(group)) return hold(std::move(*received), std::move(reply));
       // Sent by a node already running a later deploy of the project: held
       // until this one runs it too (one revision per request).
-      if (auto sent = parse_decimal<uint64_t>(received->header(deploy_header));
+      if (auto sent = received->header(forwarded_header).empty()
+                          ? std::nullopt
+                          : parse_decimal<uint64_t>(received->header(deploy_header));
           sent && *sent > rt->cluster_deploy.load(std::memory_order_relaxed))
         return hold(std::move(*received), std::move(reply));
       // Counted now: a move of the group waits for it. The group may have

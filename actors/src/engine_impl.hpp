@@ -266,6 +266,9 @@ class engine_impl final : public engine {
   result<std::optional<std::string>> local_error_show(const std::string& name, const std::string& id) const;
   status local_error_replay(const std::string& name, const std::string& id);
   status local_error_discard(const std::string& name, const std::string& id);
+  // Commits a change of key group `group`'s records made off the shards
+  // (an error's replay or discard): fails while the group moves.
+  status commit_in_group(uint32_t group, commit_batch&& batch, durability_mode mode, const std::string& what);
   result<std::vector<std::string>> local_errors(const std::string& name, const std::string& flow,
                                                 const std::string& type, std::size_t limit) const;
   // Messages another node's outbox sends (or this node's own, for a key

@@ -540,11 +540,11 @@ void engine_impl::answer_peer_async(peer_query&& q, std::function<void(http::res
     r.headers.emplace_back("Retry-After", "1");
     return done(std::move(r));
   }
-  // Quick reads (state, errors, trace) answer here; migration steps and git
-  // packs write, scan or compress: they run on a thread of their own, so the
-  // ingress actor (every forwarded request and delivery) never waits for them.
-  if (q.kind == "state" || q.kind == "errors" || q.kind == "trace" || q.kind == "graph" || q.kind == "error-show")
-    return done(answer_peer(q));
+  // Point reads (a state, an error, the graph) answer here; scans of the
+  // trace or the errors, migration steps and git packs run on a thread of
+  // their own, so the ingress actor (every forwarded request and delivery)
+  // never waits for them.
+  if (q.kind == "state" || q.kind == "graph" || q.kind == "error-show") return done(answer_peer(q));
   run_job([this, q = std::move(q), done = std::move(done)] { done(answer_slow_peer(q)); });
 }
 

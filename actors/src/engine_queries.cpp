@@ -4,6 +4,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <charconv>
 #include <future>
 #include <map>
 #include <optional>
@@ -151,16 +152,17 @@ namespace {
 
 // A trace query as the args of a peer query, and back.
 std::vector<std::string> trace_args(const std::string& name, const trace_query& q) {
-  return {name,
-          q.flow,
-          q.block,
-          q.key,
-          q.trace_id,
-          q.errors_only ? "1" : "0",
-          std::to_string(q.since_ms),
-          std::to_string(q.until_ms),
-          std::to_string(q.limit),
-          q.after};
+  std::vector<std::string> out{name,
+                               q.flow,
+                               q.block,
+                               q.key,
+                               q.trace_id,
+                               q.errors_only ? "1" : "0",
+                               std::to_string(q.since_ms),
+                               std::to_string(q.until_ms),
+                               std::to_string(q.limit)};
+  if (!q.after.empty()) out.push_back(q.after);  // a 10th field: nodes of an earlier version read 9
+  return out;
 }
 
 std::optional<trace_query> trace_from_args(const std::vector<std::string>& a) {
@@ -242,21 +244,39 @@ result<std::vector<std::string>> engine_impl::trace(const std::string& name, con
   if (!rt) return fail(rt.error());
   const std::string& self = options_.node_name;
   auto cursors = split_cursor(q.after, self);
+  // Following reads forward. A node without a position in the cursor (it
+  // had no event yet, or joined since) starts at `since`, else at the
+  // earliest position the cursor holds.
+  const bool following = !q.after.empty() || q.follow;
+  std::string start;
+  if (following) {
+    uint64_t earliest = 0;
+    for (auto& [_, c] : cursors) {
+      uint64_t t = 0;
+      auto dash = c.find('-');
+      if (dash != std::string::npos && std::from_chars(c.data(), c.data() + dash, t).ec == std::errc())
+        earliest = earliest ? std::min(earliest, t) : t;
+    }
+    start = std::to_string(q.since_ms > 0 ? 0 : earliest) + "-0";  // `since` bounds the scan itself
+  }
+  auto position = [&](const std::string& node) {
+    auto it = cursors.find(node);
+    return it != cursors.end() ? it->second : start;
+  };
   trace_query mine = q;
-  mine.after = cursors.count(self) ? cursors.at(self) : "";
+  mine.after = position(self);
   auto local = query_trace(*store_, (*rt)->tenant, (*rt)->project_id, mine);
   if (!local || !peers_ || !core_.has_gate.load() || q.this_node_only) return local;
   // In a cluster each node keeps the events of what it ran: every node is
   // asked, each from its own cursor, and the events merged by time; every
-  // event's cursor is the whole cluster's up to it. Following (a cursor
-  // given), a node that does not answer is left at its cursor and caught up
-  // when it answers again.
-  const bool following = !q.after.empty();
+  // event's cursor is the whole cluster's up to it. Following, a node that
+  // does not answer is left at its cursor and caught up when it answers
+  // again.
   std::vector<std::pair<std::string, std::string>> events;  // (node, event)
   for (auto& ev : *local) events.emplace_back(self, std::move(ev));
   for (auto& node : peers_->connected_names()) {
     trace_query theirs = q;
-    theirs.after = cursors.count(node) ? cursors.at(node) : "";
+    theirs.after = position(node);
     auto r = peers_->ask(node, {"trace", trace_args(name, theirs)}, 10000);
     std::string problem = !r ? r.error() : r->status != 200 ? detail_of(*r) : "";
     simdjson::dom::parser parser;
@@ -548,23 +568,7 @@ status engine_impl::error_change(const std::string& kind, const std::string& nam
   if (!owner->empty() && !may_ask)  // asked by a node whose view differs: not passed on again
     return fail("node " + options_.node_name + " does not keep error " + id + " (its view: node " + *owner +
                 "); try again in a moment");
-  if (owner->empty()) {
-    // The group is counted while the record changes, so that a move of it
-    // waits; a group being moved is not changed (its records are copied).
-    auto parsed = parse_error_id(id);
-    if (!parsed) return fail("error ids look like 17-4711 (key group, then sequence), got \"" + id + "\"");
-    if (parsed->first >= key_group_count) return fail("no error " + id + " in project " + name);
-    auto& count = core_.group_in_flight[parsed->first];
-    count.fetch_add(1);
-    struct leave {
-      std::atomic<uint32_t>& n;
-      ~leave() { n.fetch_sub(1); }
-    } counted{count};
-    if (core_.is_frozen(parsed->first) || !core_.runs_here(parsed->first))
-      return fail("key group " + std::to_string(parsed->first) + " of error " + id +
-                  " is moving to another node; try again in a moment");
-    return kind == "error-replay" ? local_error_replay(name, id) : local_error_discard(name, id);
-  }
+  if (owner->empty()) return kind == "error-replay" ? local_error_replay(name, id) : local_error_discard(name, id);
   auto r = ask_error_owner(*owner, kind, name, id);
   if (!r) return fail(r.error());
   if (r->status == 200) return status::success();
@@ -612,7 +616,7 @@ status engine_impl::local_error_replay(const std::string& name, const std::strin
   batch.put(column::queue, queue_key(rt->tenant, e->id, key_group_of(item->msg.key), item->queue_seq),
             encode_queued({err->flow, err->block, item->msg}));
   item->store_epoch = store_->epoch();
-  if (auto st = commit_and_wait(std::move(batch), rt->durability); !st) return st;
+  if (auto st = commit_in_group(parsed->first, std::move(batch), rt->durability, "error " + id); !st) return st;
   submit(std::move(item));
   return status::success();
 }
@@ -630,7 +634,24 @@ status engine_impl::local_error_discard(const std::string& name, const std::stri
   commit_batch batch;
   batch.erase(column::errors, rkey);
   batch.add_count(error_count_key(rt->tenant, e->id, parsed->first), minus(1));
-  return commit_and_wait(std::move(batch), rt->durability);
+  return commit_in_group(parsed->first, std::move(batch), rt->durability, "error " + id);
+}
+
+status engine_impl::commit_in_group(uint32_t group, commit_batch&& batch, durability_mode mode,
+                                    const std::string& what) {
+  if (group >= key_group_count) return fail("no key group " + std::to_string(group));
+  // Counted while it commits, so that a move of the group waits for it; a
+  // group being moved (its records are being copied) is not changed.
+  auto& count = core_.group_in_flight[group];
+  count.fetch_add(1);
+  struct leave {
+    std::atomic<uint32_t>& n;
+    ~leave() { n.fetch_sub(1); }
+  } counted{count};
+  if (core_.is_frozen(group) || !core_.runs_here(group))
+    return fail("key group " + std::to_string(group) + " of " + what +
+                " is moving to another node; try again in a moment");
+  return commit_and_wait(std::move(batch), mode);
 }
 
 status engine_impl::schema_add(const std::string& url, const std::string& schema_json) {

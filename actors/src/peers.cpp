@@ -12,7 +12,22 @@
 
 #include "flowstate/runtime/decimal.hpp"
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::http::responder_ptr)
+namespace flowstate::engine_detail {
+// A forwarded request on its way to its node's link actor: a message to an
+// actor that is gone (its connection was just lost) is dropped, and then
+// the client hears "not accepted" from the destructor.
+struct forward_ticket {
+  http::responder_ptr reply;
+  std::string name;
+  forward_ticket() = default;
+  forward_ticket(const forward_ticket&) = delete;
+  forward_ticket& operator=(const forward_ticket&) = delete;
+  ~forward_ticket();
+};
+using forward_ticket_ptr = std::shared_ptr<forward_ticket>;
+}  // namespace flowstate::engine_detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::forward_ticket_ptr)
 
 namespace flowstate::engine_detail {
 
@@ -195,6 +210,14 @@ http::response not_connected(const std::string& name) {
   return r;
 }
 
+}  // namespace
+
+forward_ticket::~forward_ticket() {
+  if (reply && !reply->sent()) reply->send(not_connected(name));
+}
+
+namespace {
+
 caf::behavior link_actor(caf::stateful_actor<link_state>* self, caf::actor to, std::string name, std::string secret,
                          std::shared_ptr<peer_table> table) {
   auto send_unsent = [self, to, secret, table] {
@@ -221,9 +244,9 @@ caf::behavior link_actor(caf::stateful_actor<link_state>* self, caf::actor to, s
   self->monitor(to);
   self->set_down_handler([end](caf::scheduled_actor* s, caf::down_msg& dm) { end(s, dm); });
   self->set_exit_handler([end](caf::scheduled_actor* s, caf::exit_msg& em) { end(s, em); });
-  return {[=](forward_atom, std::string& frame, http::responder_ptr& reply, uint32_t timeout_ms) {
+  return {[=](forward_atom, std::string& frame, forward_ticket_ptr& ticket, uint32_t timeout_ms) {
             const uint64_t id = ++self->state.next;
-            self->state.waiting.emplace(id, std::move(reply));
+            self->state.waiting.emplace(id, std::move(ticket->reply));
             self->state.unsent.emplace_back(id, std::move(frame));
             self->delayed_send(self, std::chrono::milliseconds(timeout_ms), expire_atom::value, id);
             if (self->state.unsent.size() >= max_batch) send_unsent();
@@ -397,7 +420,11 @@ void peers::forward(const std::string& name, http::request req, http::responder_
   }
   if (!link) return reply->send(not_connected(name));
   req.headers.emplace_back(std::string(forwarded_header), self_);
-  caf::anon_send(link, forward_atom::value, encode_request_frame("", req), std::move(reply), timeout_ms);
+  // Built in place: a temporary ticket's destructor would answer the client.
+  auto ticket = std::make_shared<forward_ticket>();
+  ticket->reply = std::move(reply);
+  ticket->name = name;
+  caf::anon_send(link, forward_atom::value, encode_request_frame("", req), std::move(ticket), timeout_ms);
 }
 
 }  // namespace flowstate::engine_detail

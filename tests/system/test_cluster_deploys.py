@@ -48,8 +48,8 @@ def test_a_request_sent_under_a_deploy_its_owner_does_not_run_yet_waits_for_it_a
         check(st == 200 and json.loads(body)["v"] == 1, f"b runs version 1: {st} {body}")
         answer = {}
 
-        def stamped():  # no deploy is recorded yet: the first one is number 1
-            answer["got"] = post(b, f"/count/{key}", headers={"flowstate-deploy": "1"})
+        def stamped():  # as node a forwards it; no deploy is recorded yet: the first one is number 1
+            answer["got"] = post(b, f"/count/{key}", headers={"flowstate-deploy": "1", "flowstate-forwarded-by": "a"})
 
         waiting = threading.Thread(target=stamped)
         waiting.start()

@@ -63,13 +63,24 @@ void cluster_deployer::reconcile(const cluster::cluster_view& v) {
     // every node's report).
     cluster::deploy_report report{rec.epoch, active, ""};
     if (!active.empty() && active != rec.revision) {
-      auto fetched = engine_.fetch_revision(project, rec.revision, rec.from);
-      if (!fetched)
-        if (auto from = v.nodes.find(rec.from); from != v.nodes.end() && rec.from != self_) {
-          // Not connected yet (this node is starting): connect and ask again.
-          if (engine_.connect_peer(rec.from, from->second.peer, from->second.incarnation))
-            fetched = engine_.fetch_revision(project, rec.revision, rec.from);
-        }
+      // The git objects: from the deploying node, else from any node that
+      // reported running the revision (the deploying one may have left).
+      std::vector<std::string> sources{rec.from};
+      if (auto reports = v.deployed.find(project); reports != v.deployed.end())
+        for (auto& [node, r] : reports->second)
+          if (node != rec.from && node != self_ && r.revision == rec.revision && r.error.empty())
+            sources.push_back(node);
+      status fetched = fail("no node to fetch revision " + rec.revision + " from");
+      for (auto& source : sources) {
+        fetched = engine_.fetch_revision(project, rec.revision, source);
+        if (!fetched)
+          if (auto from = v.nodes.find(source); from != v.nodes.end() && source != self_) {
+            // Not connected yet (this node is starting): connect and ask again.
+            if (engine_.connect_peer(source, from->second.peer, from->second.incarnation))
+              fetched = engine_.fetch_revision(project, rec.revision, source);
+          }
+        if (fetched) break;
+      }
       if (!fetched) {
         report.error = fetched.error();
       } else {
@@ -81,18 +92,23 @@ void cluster_deployer::reconcile(const cluster::cluster_view& v) {
         std::printf("flowstate: project %s at revision %.12s (deploy %llu of the cluster, through node %s)\n",
                     project.c_str(), report.revision.c_str(), static_cast<unsigned long long>(rec.epoch),
                     rec.from.c_str());
-      else
-        std::fprintf(stderr, "flowstate cluster: cannot activate revision %.12s of %s: %s\n", rec.revision.c_str(),
-                     project.c_str(), report.error.c_str());
+      else if (failed_[project] != report.error)  // said once, tried again every round
+        std::fprintf(stderr, "flowstate cluster: cannot activate revision %.12s of %s (trying again every 5 s): %s\n",
+                     rec.revision.c_str(), project.c_str(), report.error.c_str());
       std::fflush(stdout);
     }
     if (report.error.empty() && report.revision == rec.revision)
       engine_.set_cluster_deploy(project, rec.revision, rec.epoch);
+    if (!report.error.empty() && failed_[project] == report.error) continue;  // reported already
+    failed_[project] = report.error;
     if (auto st = membership_.report_deploy(project, report); !st) {
+      failed_.erase(project);
       std::fprintf(stderr, "flowstate cluster: reporting the deploy of %s: %s\n", project.c_str(), st.error().c_str());
       continue;  // again at the next round
     }
-    applied_[project] = rec.epoch;
+    // A failed activation is tried again at the next round (every 5 s):
+    // until it succeeds, messages sent under this deploy wait for this node.
+    if (report.error.empty()) applied_[project] = rec.epoch;
   }
 }
 

@@ -42,7 +42,8 @@ class cluster_deployer {
   cluster::membership& membership_;
   engine& engine_;
   std::string self_;
-  std::map<std::string, uint64_t> applied_;  // project -> epoch acted on (reconcile only)
+  std::map<std::string, uint64_t> applied_;    // project -> epoch activated (reconcile only)
+  std::map<std::string, std::string> failed_;  // project -> the activation error last reported ("" none)
   std::mutex mu_;
   std::condition_variable cv_;
   bool dirty_ = false, stopping_ = false;

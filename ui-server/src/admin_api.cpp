@@ -51,11 +51,15 @@ struct admin_api::impl {
       : e(engine),
         token(token),
         pool(o.pool_threads, o.pool_queue),
-        followers([&engine](const std::string& project, const trace_query& q) { return engine.trace(project, q); },
-                  o.max_trace_followers, std::chrono::seconds(15),
-                  // In a cluster other nodes' events come without a notification
-                  // here: followers also look every half second.
-                  engine.peer_address().empty() ? std::chrono::milliseconds(0) : std::chrono::milliseconds(500)),
+        followers(
+            [&engine](const std::string& project, trace_query q) {
+              q.follow = true;
+              return engine.trace(project, q);
+            },
+            o.max_trace_followers, std::chrono::seconds(15),
+            // In a cluster other nodes' events come without a notification
+            // here: followers also look every half second.
+            engine.peer_address().empty() ? std::chrono::milliseconds(0) : std::chrono::milliseconds(500)),
         watch(engine.watch_trace([f = &followers] { f->notify(); })),
         services{engine, followers},
         table(route_patterns()) {}

@@ -84,6 +84,10 @@ struct trace_query {
   // In a cluster, every node's events are merged by time, and the cursors
   // are the whole cluster's ("NODE:CURSOR,..."), unless this is set.
   bool this_node_only = false;
+  // A follower's query (GET /api/v1/trace?follow=true): reads forward from
+  // `after` or `since_ms`, and in a cluster skips a node that does not
+  // answer (it is caught up from its position later).
+  bool follow = false;
 };
 
 class engine {
