@@ -91,6 +91,25 @@ struct engine_core {
   }
 };
 
+// A change of key group `group` made off the shards (a timer's tick, an
+// error's replay), counted while it is accepted, so that a move of the
+// group waits for it. here() is false while the group is being moved or
+// another node runs it: then nothing is changed.
+class group_admission {
+ public:
+  group_admission(const engine_core& core, uint32_t group) : core_(core), group_(group) {
+    core_.group_in_flight[group_].fetch_add(1);
+  }
+  ~group_admission() { core_.group_in_flight[group_].fetch_sub(1); }
+  group_admission(const group_admission&) = delete;
+  group_admission& operator=(const group_admission&) = delete;
+  bool here() const { return !core_.is_frozen(group_) && core_.runs_here(group_); }
+
+ private:
+  const engine_core& core_;
+  uint32_t group_;
+};
+
 // Spawns one shard actor.
 caf::actor spawn_shard(caf::actor_system& sys, engine_core& core, std::size_t index);
 

@@ -63,6 +63,7 @@ engine_impl::~engine_impl() {
   peers_.reset();
   for (auto& a : core_.shards) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   if (core_.outbox) caf::anon_send_exit(core_.outbox, caf::exit_reason::user_shutdown);
+  if (timers_) caf::anon_send_exit(timers_, caf::exit_reason::user_shutdown);
   core_.shards.clear();
   system_.reset();
   for (auto& [_, p] : projects_)
@@ -118,6 +119,7 @@ status engine_impl::open() {
     peers_->deliver(name, entries, 10000, std::move(done));
   };
   core_.outbox = spawn_outbox(*system_, core_, std::move(links));
+  timers_ = spawn_timers();
   if (!options_.peer_listen.empty()) {
     peers_ = std::make_unique<peers>(
         *system_, options_.node_name, options_.cluster_secret,
@@ -269,6 +271,10 @@ void engine_impl::drain(uint32_t timeout_ms) {
     caf::scoped_actor self{*system_};
     self->send_exit(core_.outbox, caf::exit_reason::user_shutdown);
     self->wait_for(core_.outbox);
+    if (timers_) {
+      self->send_exit(timers_, caf::exit_reason::user_shutdown);
+      self->wait_for(timers_);
+    }
   }
   if (store_) store_->close();
 }

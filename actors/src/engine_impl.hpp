@@ -303,6 +303,11 @@ class engine_impl final : public engine {
   void forget_groups(uint32_t first, uint32_t end, bool outbox_entries_moved);
   // Runs `job` on a thread of its own (migration steps off CAF's threads).
   void run_job(std::function<void()> job);
+  // timer.Interval sources (engine_timers.cpp): the actor that wakes at the
+  // next tick, what it runs, and one key's due ticks.
+  caf::actor spawn_timers();
+  int64_t run_timers(int64_t now);
+  void emit_ticks(const project_ptr& rt, uint32_t flow, const std::string& key, int64_t now);
   // A request for a group being moved waits here (until 10 s).
   void hold(http::request&& req, http::responder_ptr reply);
   void answer_held_too_long();
@@ -419,6 +424,9 @@ class engine_impl final : public engine {
   std::mutex held_mutex_;
   std::vector<held_request> held_;
   std::mutex jobs_mutex_;
+  caf::actor timers_;
+  std::mutex timers_mutex_;
+  std::map<std::string, int64_t> timers_pending_;  // state key -> last tick handed to the store, not yet written
   std::vector<std::future<void>> jobs_;
   std::shared_ptr<const std::function<std::string()>> cluster_info_;  // atomic_load/store
   std::string peer_address_;

@@ -640,15 +640,9 @@ status engine_impl::local_error_discard(const std::string& name, const std::stri
 status engine_impl::commit_in_group(uint32_t group, commit_batch&& batch, durability_mode mode,
                                     const std::string& what) {
   if (group >= key_group_count) return fail("no key group " + std::to_string(group));
-  // Counted while it commits, so that a move of the group waits for it; a
-  // group being moved (its records are being copied) is not changed.
-  auto& count = core_.group_in_flight[group];
-  count.fetch_add(1);
-  struct leave {
-    std::atomic<uint32_t>& n;
-    ~leave() { n.fetch_sub(1); }
-  } counted{count};
-  if (core_.is_frozen(group) || !core_.runs_here(group))
+  // A group being moved (its records are being copied) is not changed.
+  group_admission admitted(core_, group);
+  if (!admitted.here())
     return fail("key group " + std::to_string(group) + " of " + what +
                 " is moving to another node; try again in a moment");
   return commit_and_wait(std::move(batch), mode);

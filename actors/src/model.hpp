@@ -11,6 +11,7 @@
 #include "flowstate/drivers/http_routes.hpp"
 #include "flowstate/drivers/http_static.hpp"
 #include "flowstate/drivers/http_types.hpp"
+#include "flowstate/drivers/timer.hpp"
 #include "flowstate/runtime/durability.hpp"
 #include "types.hpp"
 
@@ -23,7 +24,7 @@ namespace flowstate::engine_detail {
 struct worker_pools;  // engine_impl.hpp: a project's workers, for one set of limits
 struct block_stats;   // block_stats.hpp
 
-enum class block_kind { function, http_request, http_response };
+enum class block_kind { function, http_request, http_response, timer };
 
 struct block_rt {
   std::string id;
@@ -33,8 +34,9 @@ struct block_rt {
   uint64_t function_id = 0;                  // in `worker`
   sandbox::worker_client* worker = nullptr;  // the project's JS or Python workers
   std::optional<std::string> key_pointer;
-  type_check input, output, state;     // validator null: untyped
-  std::shared_ptr<block_stats> stats;  // by (project, flow, block id): kept across deploys
+  type_check input, output, state;                               // validator null: untyped
+  std::shared_ptr<block_stats> stats;                            // by (project, flow, block id): kept across deploys
+  std::shared_ptr<const drivers::timer::interval_config> timer;  // a timer.Interval source
 };
 
 struct flow_rt {

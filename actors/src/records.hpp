@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "flowstate/drivers/http_types.hpp"
+#include "flowstate/runtime/iso_time.hpp"
 #include "flowstate/runtime/result.hpp"
 #include "model.hpp"
 
@@ -65,7 +66,6 @@ result<http::response> render_http_response(std::string_view output_json);
 result<std::string> key_at_pointer(std::string_view json, const std::string& pointer);
 
 int64_t now_ms();
-// "2026-11-29T01:42:56.123Z"
-std::string iso_time(int64_t ms);
+using flowstate::iso_time;  // "2026-11-29T01:42:56.123Z"
 
 }  // namespace flowstate::engine_detail

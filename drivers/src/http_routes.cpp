@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <map>
+#include "config_values.hpp"
 #include "flowstate/runtime/decimal.hpp"
 
 namespace flowstate::http {
@@ -90,33 +91,6 @@ std::string percent_decode_segment(std::string_view s) { return decode(s, false)
 
 static result<std::vector<route>> parse_routes(simdjson::dom::element doc);
 
-// "2s", "500ms", or a number of milliseconds.
-static std::optional<uint32_t> parse_timeout(simdjson::dom::element e) {
-  int64_t n;
-  if (!e.get_int64().get(n))
-    return n > 0 && n <= int64_t{UINT32_MAX} ? std::optional<uint32_t>(static_cast<uint32_t>(n)) : std::nullopt;
-  std::string_view s;
-  if (e.get_string().get(s)) return std::nullopt;
-  std::size_t digits = 0;
-  while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
-  // Up to 9 digits, so that the milliseconds fit in 64 bits before the
-  // range check below.
-  auto value = parse_decimal<uint64_t>(s.substr(0, digits));
-  if (!value || digits > 9) return std::nullopt;
-  auto unit = s.substr(digits);
-  uint64_t ms = 0;
-  if (unit == "ms")
-    ms = *value;
-  else if (unit == "s")
-    ms = *value * 1000;
-  else if (unit == "m")
-    ms = *value * 60000;
-  else
-    return std::nullopt;
-  if (ms == 0 || ms > UINT32_MAX) return std::nullopt;
-  return static_cast<uint32_t>(ms);
-}
-
 result<std::vector<route>> parse_request_routes(std::string_view config_json) {
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
@@ -125,11 +99,11 @@ result<std::vector<route>> parse_request_routes(std::string_view config_json) {
   uint32_t timeout_ms = 0;
   simdjson::dom::element timeout;
   if (!doc["timeout"].get(timeout)) {
-    auto t = parse_timeout(timeout);
+    auto t = drivers::detail::duration_ms(timeout, UINT32_MAX);
     if (!t)
       return fail("timeout: expected a duration like 2s, 500ms or 1m (at most 49 days), got " +
                   std::string(simdjson::minify(timeout)).substr(0, 64));
-    timeout_ms = *t;
+    timeout_ms = static_cast<uint32_t>(*t);
   }
   auto with_timeout = [timeout_ms](result<std::vector<route>> r) {
     if (r)

@@ -274,6 +274,17 @@ class Node:
         return json.loads(cli(*args, data=self.data, check_rc=0).stdout)
 
 
+def wait_for(what, pred, timeout=30):
+    """pred()'s first true value, polled every 0.1 s; AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def free_port():
     import socket
     with socket.socket() as s:

@@ -10,7 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import BIN, Etcd, Node, check, cli, counter_project, make_project, run, tmpdir
+from harness import BIN, Etcd, Node, check, cli, counter_project, make_project, run, tmpdir, wait_for
 
 SECRET = "test-cluster-secret-0123456789"
 
@@ -46,16 +46,6 @@ def status(etcd):
                        capture_output=True, text=True)
     check(p.returncode == 0, f"cluster status: {p.stderr}")
     return json.loads(p.stdout)
-
-
-def wait_for(what, pred, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def placed(etcd, nodes):

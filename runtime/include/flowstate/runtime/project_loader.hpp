@@ -17,7 +17,7 @@ namespace flowstate {
 struct kind_catalog {
   std::map<std::string, std::string> function_kinds;  // "js.Function" -> "js"
   std::set<std::string> driver_kinds;                 // "http.Request", ...
-  // js.Function, py.Function, http.Request and http.Response.
+  // js.Function, py.Function, http.Request, http.Response, timer.Interval.
   static kind_catalog defaults();
 };
 

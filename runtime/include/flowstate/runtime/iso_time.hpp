@@ -1,0 +1,11 @@
+#pragma once
+// Times as text: ms since the Unix epoch as ISO 8601 UTC with milliseconds
+// ("2026-12-01T20:12:46.000Z"), so that its text sorts by time.
+#include <cstdint>
+#include <string>
+
+namespace flowstate {
+
+std::string iso_time(int64_t ms);
+
+}  // namespace flowstate
