@@ -219,13 +219,14 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
         }
       } else if (bd.kind == "http.Response") {
         b.kind = block_kind::http_response;
-      } else if (bd.kind == "timer.Interval") {
+      } else if (bd.kind == "timer.Interval" || bd.kind == "timer.Cron") {
         b.kind = block_kind::timer;
-        if (i != 0) problems.push_back(where + "timer.Interval is a source: it must be the first block");
+        if (i != 0) problems.push_back(where + bd.kind + " is a source: it must be the first block");
         if (i == 0 && (fdef.blocks.size() < 2 || fdef.blocks[1].kind.find(".Function") == std::string::npos))
-          problems.push_back(where + "timer.Interval must be followed by a function block (what runs at each tick)");
+          problems.push_back(where + bd.kind + " must be followed by a function block (what runs at each tick)");
         auto dit = rev->drivers.find(bd.name);
-        auto parsed = drivers::timer::parse_interval(dit->second.config_json);
+        auto parsed = bd.kind == "timer.Cron" ? drivers::timer::parse_cron(dit->second.config_json)
+                                              : drivers::timer::parse_interval(dit->second.config_json);
         if (!parsed)
           problems.push_back(dit->second.file + ": " + parsed.error());
         else

@@ -78,7 +78,7 @@ void engine_impl::emit_ticks(const project_ptr& rt, uint32_t f, const std::strin
     if (*stored) last = last_tick_of(**stored);
   }
   auto d = drivers::timer::due(*timer_block.timer, last, now);
-  if (d.ticks.empty()) return;
+  if (d.ticks.empty() && d.mark <= last) return;
   if (d.skipped)
     std::fprintf(stderr,
                  "flowstate: timer %s of flow %s, key %s: %llu tick(s) missed while down passed over (catchUp)\n",
@@ -101,7 +101,7 @@ void engine_impl::emit_ticks(const project_ptr& rt, uint32_t f, const std::strin
           encode_queued({flow.name, flow.blocks[1].id, item->msg}));
     items.push_back(std::move(item));
   }
-  const int64_t emitted = d.ticks.back();
+  const int64_t emitted = d.mark;
   b.put(column::state, skey, "{\"lastTickMs\":" + std::to_string(emitted) + "}");
   {
     std::lock_guard lock(timers_mutex_);

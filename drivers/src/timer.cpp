@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <deque>
 #include <set>
 
 #include "config_values.hpp"
@@ -17,7 +18,10 @@ constexpr uint32_t max_catch_up = 100000;
 constexpr std::size_t max_keys = 10000;
 }  // namespace
 
-result<interval_config> parse_interval(std::string_view config_json) {
+namespace {
+
+// The fields both kinds share, and `every` or `cron`.
+result<interval_config> parse_timer(std::string_view config_json, bool is_cron) {
   simdjson::dom::parser parser;
   simdjson::dom::object doc;
   if (parser.parse(config_json.data(), config_json.size()).get_object().get(doc))
@@ -26,12 +30,19 @@ result<interval_config> parse_interval(std::string_view config_json) {
   for (auto field : doc) {
     const std::string_view name = field.key;
     if (name == "kind") continue;
-    if (name == "every") {
+    if (name == "every" && !is_cron) {
       auto ms = detail::duration_ms(field.value, max_every_ms);
       if (!ms || *ms < 10)
         return fail("every: expected a duration from 10ms to 168h like 10s, 1m or 1h, got " +
                     detail::shown(field.value));
       c.every_ms = *ms;
+    } else if (name == "cron" && is_cron) {
+      std::string_view text;
+      if (field.value.get_string().get(text))
+        return fail("cron: expected a cron expression like \"*/5 * * * *\", got " + detail::shown(field.value));
+      auto s = cron::parse(text);
+      if (!s) return fail("cron: " + s.error());
+      c.cron = std::move(*s);
     } else if (name == "keys") {
       simdjson::dom::array list;
       if (field.value.get_array().get(list))
@@ -53,21 +64,57 @@ result<interval_config> parse_interval(std::string_view config_json) {
                     detail::shown(field.value));
       c.catch_up = static_cast<uint32_t>(n);
     } else {
-      return fail("unknown field \"" + std::string(name) + "\" (timer.Interval takes every, keys and catchUp)");
+      return fail(
+          "unknown field \"" + std::string(name) + "\" (" +
+          (is_cron ? "timer.Cron takes cron, keys and catchUp" : "timer.Interval takes every, keys and catchUp") + ")");
     }
   }
-  if (!c.every_ms) return fail("every: missing (how often it ticks, like 10s)");
+  if (is_cron && !c.cron) return fail("cron: missing (when it fires, like \"0 * * * *\": every hour)");
+  if (!is_cron && !c.every_ms) return fail("every: missing (how often it ticks, like 10s)");
   if (c.keys.empty()) c.keys.push_back("tick");
   return c;
 }
 
+// A cron schedule's fires after `last_ms` up to `now_ms`: the most recent
+// `keep`, and how many older ones there were (counted up to a bound).
+due_ticks cron_due(const cron::schedule& s, int64_t last_ms, int64_t now_ms, uint32_t keep) {
+  constexpr uint64_t counted_at_most = 1000000;
+  due_ticks out;
+  std::deque<int64_t> fires;
+  for (auto t = cron::next_after(s, last_ms); t && *t <= now_ms; t = cron::next_after(s, *t)) {
+    fires.push_back(*t);
+    if (fires.size() > keep) {
+      fires.pop_front();
+      if (++out.skipped >= counted_at_most) break;
+    }
+  }
+  out.ticks.assign(fires.begin(), fires.end());
+  if (!out.ticks.empty()) out.mark = out.ticks.back();
+  return out;
+}
+
+}  // namespace
+
+result<interval_config> parse_interval(std::string_view config_json) { return parse_timer(config_json, false); }
+
+result<interval_config> parse_cron(std::string_view config_json) { return parse_timer(config_json, true); }
+
 due_ticks due(const interval_config& c, int64_t last_ms, int64_t now_ms) {
+  if (c.cron) {
+    if (last_ms <= 0) {
+      due_ticks out;
+      out.mark = now_ms;
+      return out;
+    }
+    return cron_due(*c.cron, last_ms, now_ms, std::max<uint32_t>(c.catch_up, 1));
+  }
   due_ticks out;
   const auto every = static_cast<int64_t>(c.every_ms);
   const int64_t latest = now_ms - (now_ms % every);  // the latest tick at or before now
   if (latest <= 0 || latest <= last_ms) return out;
   if (last_ms <= 0) {
     out.ticks.push_back(latest);
+    out.mark = latest;
     return out;
   }
   const int64_t first = last_ms - (last_ms % every) + every;
@@ -75,10 +122,12 @@ due_ticks due(const interval_config& c, int64_t last_ms, int64_t now_ms) {
   const int64_t kept = std::min<int64_t>(count, std::max<int64_t>(c.catch_up, 1));
   out.skipped = static_cast<uint64_t>(count - kept);
   for (int64_t t = latest - (kept - 1) * every; t <= latest; t += every) out.ticks.push_back(t);
+  out.mark = latest;
   return out;
 }
 
 int64_t next_tick(const interval_config& c, int64_t now_ms) {
+  if (c.cron) return cron::next_after(*c.cron, now_ms).value_or(now_ms + 60000);
   const auto every = static_cast<int64_t>(c.every_ms);
   return now_ms - (now_ms % every) + every;
 }

@@ -46,3 +46,51 @@ TEST_CASE("a tick's message names its key and time") {
   CHECK(tick_payload("plant \"1\"", 1796151456000) ==
         R"({"key":"plant \"1\"","tickMs":1796151456000,"tick":"2026-12-01T18:57:36.000Z"})");
 }
+
+TEST_CASE("cron expressions are read, and a bad or impossible one is refused naming its field") {
+  using namespace flowstate::drivers;
+  CHECK(cron::parse("*/15 9-17 * * mon-fri").ok());
+  CHECK(cron::parse("0 0 1,15 jan,jul *").ok());
+  CHECK(cron::parse("* * * *").error().find("five fields") != std::string::npos);
+  CHECK(cron::parse("60 * * * *").error().find("minute:") == 0);
+  CHECK(cron::parse("* 24 * * *").error().find("hour:") == 0);
+  CHECK(cron::parse("* * 0 * *").error().find("day of month:") == 0);
+  CHECK(cron::parse("* * * foo *").error().find("month:") == 0);
+  CHECK(cron::parse("* * * * 8").error().find("day of week:") == 0);
+  CHECK(cron::parse("*/0 * * * *").error().find("minute:") == 0);
+  CHECK(cron::parse("5-1 * * * *").error().find("minute:") == 0);
+  CHECK(cron::parse("0 0 31 2 *").error().find("never fires") != std::string::npos);
+  CHECK(parse_cron(R"({"kind":"timer.Cron","cron":"0 * * * *","keys":["a"]})").ok());
+  CHECK(parse_cron(R"({"kind":"timer.Cron"})").error().find("cron: missing") == 0);
+  CHECK(parse_cron(R"({"cron":"0 * * *"})").error().find("cron: expected five fields") == 0);
+  CHECK(parse_cron(R"({"cron":"0 * * * *","every":"1s"})").error().find("unknown field \"every\"") == 0);
+}
+
+TEST_CASE("a cron schedule fires on its minutes in UTC; both day fields restricted means either") {
+  using namespace flowstate::drivers;
+  const int64_t t0 = 1796155200000;  // 2026-12-01T20:00:00Z, a Tuesday
+  auto every15 = *cron::parse("*/15 * * * *");
+  CHECK(cron::next_after(every15, t0) == t0 + 15 * 60000);
+  CHECK(cron::next_after(every15, t0 - 1) == t0);
+  auto weekdays9 = *cron::parse("30 9 * * mon-fri");
+  CHECK(cron::next_after(weekdays9, t0) == t0 + (13 * 60 + 30) * 60000);  // Wednesday 09:30
+  auto friday = *cron::parse("0 12 * * 5");
+  CHECK(cron::next_after(friday, t0) == t0 + (3 * 24 * 60 - 8 * 60) * 60000);           // Friday 12:00
+  auto first_or_sunday = *cron::parse("0 0 1 * sun");                                   // the 1st, or any Sunday
+  CHECK(cron::next_after(first_or_sunday, t0) == t0 + (4 * 24 * 60 + 4 * 60) * 60000);  // Sunday Dec 6
+  auto sunday7 = *cron::parse("0 0 * * 7");
+  CHECK(cron::next_after(sunday7, t0) == cron::next_after(*cron::parse("0 0 * * 0"), t0));
+}
+
+TEST_CASE("a cron timer marks its first sight and then emits the fires it missed, the most recent kept") {
+  auto c = *parse_cron(R"({"cron":"* * * * *","catchUp":2})");
+  const int64_t t0 = 1796155200000;
+  auto first = due(c, 0, t0 + 5000);
+  CHECK(first.ticks.empty());
+  CHECK(first.mark == t0 + 5000);
+  auto later = due(c, t0 + 5000, t0 + 4 * 60000 + 1);  // fires at +1, +2, +3, +4 minutes
+  CHECK(later.ticks == std::vector<int64_t>{t0 + 3 * 60000, t0 + 4 * 60000});
+  CHECK(later.skipped == 2);
+  CHECK(later.mark == t0 + 4 * 60000);
+  CHECK(next_tick(c, t0 + 1) == t0 + 60000);
+}

@@ -1,6 +1,7 @@
-"""timer.Interval (docs/drivers.md): one message per tick per key, exactly
-once across kill -9 and restart (missed ticks caught up), the last tick
-kept as the timer block's state, and a bad configuration refused."""
+"""timer.Interval and timer.Cron (docs/drivers.md): one message per tick
+per key, exactly once across kill -9 and restart (missed ticks caught up),
+the last tick kept as the timer block's state, and a bad configuration
+refused."""
 import json
 import time
 
@@ -61,6 +62,28 @@ def test_a_timer_ticks_each_key_once_per_tick_through_kill_9_and_catches_up_what
         node.stop()
 
 
+def test_a_cron_timer_fires_on_the_next_whole_minute_once_per_key():
+    """timer.Cron "* * * * *": nothing at first sight, then at the next whole minute one message per key, its time on the minute, and the timer block's state holds it"""
+    project = make_project(tmpdir() + "/cron", {
+        "flowstate.yaml": "name: clock\ndurability: sync\n",
+        "flows/ticks.yaml": "blocks:\n  - timer.Cron: tick\n  - js.Function: count\n",
+        "drivers/tick.yaml": "kind: timer.Cron\ncron: \"* * * * *\"\nkeys: [plant-1, plant-2]\n",
+        "functions/count.js": TICKS_JS,
+    })
+    node = Node([project])
+    try:
+        node.start()
+        started = time.time()
+        for key in ("plant-1", "plant-2"):
+            s = wait_for(f"{key} fired", lambda: state(node, "count", key), timeout=75)
+            check(len(s["ticks"]) == 1 and s["ticks"][0] % 60000 == 0 and s["ticks"][0] > started * 1000 - 1000,
+                  f"{key}: one fire, on the minute after the start: {s} (started {started})")
+            last = state(node, "tick", key)
+            check(last and last["lastTickMs"] == s["ticks"][0], f"the timer block's state: {last}")
+    finally:
+        node.stop()
+
+
 def test_a_bad_timer_configuration_is_refused_at_deploy_naming_the_file_and_field():
     """every: 5ms (below 10ms) and an unknown field are refused by `flowstate deploy`, naming drivers/tick.yaml and the field; the node keeps ticking on what it ran"""
     project = timer_project()
@@ -82,4 +105,5 @@ def test_a_bad_timer_configuration_is_refused_at_deploy_naming_the_file_and_fiel
 
 if __name__ == "__main__":
     run([test_a_timer_ticks_each_key_once_per_tick_through_kill_9_and_catches_up_what_it_missed,
+         test_a_cron_timer_fires_on_the_next_whole_minute_once_per_key,
          test_a_bad_timer_configuration_is_refused_at_deploy_naming_the_file_and_field])

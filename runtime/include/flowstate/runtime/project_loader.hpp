@@ -17,7 +17,8 @@ namespace flowstate {
 struct kind_catalog {
   std::map<std::string, std::string> function_kinds;  // "js.Function" -> "js"
   std::set<std::string> driver_kinds;                 // "http.Request", ...
-  // js.Function, py.Function, http.Request, http.Response, timer.Interval.
+  // js.Function, py.Function, http.Request, http.Response, timer.Interval,
+  // timer.Cron.
   static kind_catalog defaults();
 };
 
