@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <functional>
 #include <future>
+#include <map>
 #include <set>
 
 #include "engine_impl.hpp"
 #include "flowstate/actors/project_limits.hpp"
+#include "flowstate/drivers/flow_topics.hpp"
 #include "flowstate/drivers/http_routes.hpp"
 #include "flowstate/drivers/http_static.hpp"
 #include "flowstate/runtime/fault.hpp"
@@ -32,6 +34,57 @@ std::function<void(bool, std::string)> awaited(load_futures& loads, std::string 
   return [promise](bool ok, std::string error) {
     promise->set_value(ok ? std::string() : (error.empty() ? "cannot load" : error));
   };
+}
+
+// flow.Publish blocks learn the flows subscribed to their topic; a publish
+// without a subscriber, and flows that publish to each other in a cycle
+// (a message could go round forever), are problems.
+void link_topics(project_rt& rt, const project_revision& rev, std::vector<std::string>& problems) {
+  std::map<std::string, std::vector<uint32_t>> subscribed;
+  for (uint32_t f = 0; f < rt.flows.size(); ++f)
+    if (!rt.flows[f].blocks.empty() && rt.flows[f].blocks[0].kind == block_kind::flow_subscribe &&
+        !rt.flows[f].blocks[0].topic.empty())
+      subscribed[rt.flows[f].blocks[0].topic].push_back(f);
+  auto file_of = [&](const flow_rt& flow) {
+    auto it = rev.flows.find(flow.name);
+    return it != rev.flows.end() ? it->second.file : "flows/" + flow.name + ".yaml";
+  };
+  std::vector<std::set<uint32_t>> edges(rt.flows.size());
+  for (uint32_t f = 0; f < rt.flows.size(); ++f)
+    for (auto& b : rt.flows[f].blocks) {
+      if (b.kind != block_kind::flow_publish || b.topic.empty()) continue;
+      auto it = subscribed.find(b.topic);
+      if (it == subscribed.end()) {
+        problems.push_back(file_of(rt.flows[f]) + ": flow.Publish " + b.name + ": no flow subscribes to topic \"" +
+                           b.topic + "\" (a flow starting with a flow.Subscribe of that topic)");
+        continue;
+      }
+      b.subscribers = it->second;
+      edges[f].insert(it->second.begin(), it->second.end());
+    }
+  // Depth-first, each cycle named once by the flow it was found from.
+  std::vector<int> mark(rt.flows.size(), 0);  // 0 unseen, 1 on the path, 2 done
+  std::vector<uint32_t> path;
+  std::function<bool(uint32_t)> visit = [&](uint32_t f) {
+    mark[f] = 1;
+    path.push_back(f);
+    for (uint32_t to : edges[f]) {
+      if (mark[to] == 1) {
+        std::string names;
+        for (auto it = std::find(path.begin(), path.end(), to); it != path.end(); ++it)
+          names += rt.flows[*it].name + " -> ";
+        problems.push_back(file_of(rt.flows[to]) + ": flows " + names + rt.flows[to].name +
+                           " publish to each other in a cycle: a message could go round forever");
+        return true;
+      }
+      if (mark[to] == 0 && visit(to)) return true;
+    }
+    path.pop_back();
+    mark[f] = 2;
+    return false;
+  };
+  for (uint32_t f = 0; f < rt.flows.size(); ++f)
+    if (mark[f] == 0 && visit(f)) break;
 }
 
 }  // namespace
@@ -219,6 +272,21 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
         }
       } else if (bd.kind == "http.Response") {
         b.kind = block_kind::http_response;
+      } else if (bd.kind == "flow.Publish" || bd.kind == "flow.Subscribe") {
+        const bool subscribe = bd.kind == "flow.Subscribe";
+        b.kind = subscribe ? block_kind::flow_subscribe : block_kind::flow_publish;
+        if (subscribe && i != 0) problems.push_back(where + "flow.Subscribe is a source: it must be the first block");
+        if (!subscribe && i == 0)
+          problems.push_back(where + "flow.Publish is a sink: it takes the outputs of the function before it");
+        if (subscribe && i == 0 &&
+            (fdef.blocks.size() < 2 || fdef.blocks[1].kind.find(".Function") == std::string::npos))
+          problems.push_back(where + "flow.Subscribe must be followed by a function block (what receives the topic)");
+        auto dit = rev->drivers.find(bd.name);
+        auto topic = drivers::flow_topics::parse_topic(dit->second.config_json, bd.kind);
+        if (!topic)
+          problems.push_back(dit->second.file + ": " + topic.error());
+        else
+          b.topic = std::move(*topic);
       } else if (bd.kind == "timer.Interval" || bd.kind == "timer.Cron") {
         b.kind = block_kind::timer;
         if (i != 0) problems.push_back(where + bd.kind + " is a source: it must be the first block");
@@ -236,6 +304,13 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
       }
       flow.blocks.push_back(std::move(b));
     }
+    // Only a request has a client to answer.
+    if (!flow.blocks.empty() && flow.blocks[0].kind != block_kind::http_request)
+      for (std::size_t i = 1; i < flow.blocks.size(); ++i)
+        if (flow.blocks[i].kind == block_kind::http_response)
+          problems.push_back(fdef.file + ":" + std::to_string(fdef.blocks[i].line) + ": http.Response " +
+                             flow.blocks[i].name + ": this flow starts with " + flow.blocks[0].kind_name +
+                             ", so there is no request to answer");
     rt->flows.push_back(std::move(flow));
   }
   for (auto& [fname, fdef] : rev->flows) {
@@ -249,6 +324,7 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
     if (!has_function)
       problems.push_back(fdef.file + ": on_error: flow " + *fdef.on_error + " has no function block to receive errors");
   }
+  link_topics(*rt, *rev, problems);
   clock->mark("build");
   for (auto& [future, file] : loads) {
     auto error = future.get();

@@ -24,7 +24,7 @@ namespace flowstate::engine_detail {
 struct worker_pools;  // engine_impl.hpp: a project's workers, for one set of limits
 struct block_stats;   // block_stats.hpp
 
-enum class block_kind { function, http_request, http_response, timer };
+enum class block_kind { function, http_request, http_response, timer, flow_publish, flow_subscribe };
 
 struct block_rt {
   std::string id;
@@ -36,7 +36,9 @@ struct block_rt {
   std::optional<std::string> key_pointer;
   type_check input, output, state;                               // validator null: untyped
   std::shared_ptr<block_stats> stats;                            // by (project, flow, block id): kept across deploys
-  std::shared_ptr<const drivers::timer::interval_config> timer;  // a timer.Interval source
+  std::shared_ptr<const drivers::timer::interval_config> timer;  // a timer.Interval or timer.Cron source
+  std::string topic;                                             // flow.Publish, flow.Subscribe
+  std::vector<uint32_t> subscribers;                             // flow.Publish: the flows subscribed to its topic
 };
 
 struct flow_rt {

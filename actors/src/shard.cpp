@@ -413,6 +413,65 @@ class shard_logic {
     std::vector<work_ptr> downstream;
     outgoing_entries outgoing;
     std::vector<uint32_t> admitted;
+    // Routes one output to block `to_block` of flow `to_flow`: a queue entry
+    // here, or an outbox entry for the node running its key's group. Only a
+    // message of this flow may carry the client's reply.
+    auto route = [&](work_ptr item, uint32_t to_flow, uint32_t to_block, bool may_carry) {
+      const auto& target_flow = w.project->flows[to_flow];
+      const auto& next = target_flow.blocks[to_block];
+      item->project = w.project;
+      item->flow = to_flow;
+      item->block = to_block;
+      item->msg.trace_id = w.msg.trace_id;
+      item->msg.time_ms = w.msg.time_ms;
+      item->store_epoch = w.store_epoch;
+      const bool may_reply = may_carry && w.reply && !response && !carried;
+      if (next.key_pointer) {
+        auto key = key_at_pointer(item->msg.payload, *next.key_pointer);
+        if (!key) {
+          auto e = make_error(*st_.core->db, *w.project, to_flow, next.id, item->msg, "PreconditionFailed", key.error(),
+                              "{}");
+          if (auto routed = record_error(batch, *st_.core->db, w.project, to_flow, e)) {
+            routed->store_epoch = w.store_epoch;
+            downstream.push_back(std::move(routed));
+          }
+          if (may_reply) response = error_response(e);
+          return;
+        }
+        item->msg.key = std::move(*key);
+      }
+      const uint32_t to_group = key_group_of(item->msg.key);
+      bool here = st_.core->runs_here(to_group);
+      if (here && st_.core->has_gate.load(std::memory_order_relaxed)) {
+        // Counted until its commit is handed to the store, so that a move
+        // of its group waits for it; a group being moved gets it through
+        // the outbox, from wherever the group ends up. Except a message
+        // that carries the client's reply: it runs here (the move waits
+        // for it), since the reply cannot travel.
+        st_.core->group_in_flight[to_group].fetch_add(1);
+        admitted.push_back(to_group);
+        here = (may_reply || !st_.core->is_frozen(to_group)) && st_.core->runs_here(to_group);
+      }
+      if (!here) {
+        // Another node's key group: an outbox entry, sent once durable.
+        const uint64_t seq = st_.core->db->next_sequence();
+        auto queued = encode_queued(
+            {target_flow.name, next.id, item->msg, w.project->cluster_deploy.load(std::memory_order_relaxed)});
+        batch.put(column::outbox, outbox_key(w.project->tenant, w.project->project_id, group, seq), queued);
+        if (!outgoing) outgoing = std::make_shared<std::vector<delivery_entry>>();
+        outgoing->push_back({w.project->tenant, w.project->project_id, group, seq, std::move(queued)});
+        return;
+      }
+      item->queue_seq = st_.core->db->next_sequence();
+      batch.put(column::queue, queue_key(w.project->tenant, w.project->project_id, to_group, item->queue_seq),
+                encode_queued({target_flow.name, next.id, item->msg}));
+      if (may_reply) {
+        item->reply = w.reply;
+        item->idempotency_key = w.idempotency_key;
+        carried = true;
+      }
+      downstream.push_back(std::move(item));
+    };
     for (std::size_t i = 0; i < r.outputs.size(); ++i) {
       for (std::size_t pos = w.block + 1; pos < flow.blocks.size(); ++pos) {
         const auto& next = flow.blocks[pos];
@@ -420,63 +479,24 @@ class shard_logic {
           if (w.reply && !response && !carried) response = std::move(rendered[i]);
           continue;
         }
+        if (next.kind == block_kind::flow_publish) {
+          // To every flow subscribed to the topic, in this commit; the
+          // output also goes on to the next block of this flow.
+          for (uint32_t sub : next.subscribers) {
+            auto item = std::make_shared<work_item>();
+            item->msg.id = derive_message_id(w.msg.id + '\0' + w.project->flows[sub].name, block_id(w), i);
+            item->msg.key = w.msg.key;
+            item->msg.payload = r.outputs[i];
+            route(std::move(item), sub, 1, false);
+          }
+          continue;
+        }
         if (next.kind != block_kind::function) continue;
         auto item = std::make_shared<work_item>();
-        item->project = w.project;
-        item->flow = w.flow;
-        item->block = static_cast<uint32_t>(pos);
         item->msg.id = derive_message_id(w.msg.id, block_id(w), i);
         item->msg.key = w.msg.key;
-        item->msg.trace_id = w.msg.trace_id;
-        item->msg.time_ms = w.msg.time_ms;
-        item->store_epoch = w.store_epoch;
         item->msg.payload = std::move(r.outputs[i]);
-        if (next.key_pointer) {
-          auto key = key_at_pointer(item->msg.payload, *next.key_pointer);
-          if (!key) {
-            auto e = make_error(*st_.core->db, *w.project, w.flow, next.id, item->msg, "PreconditionFailed",
-                                key.error(), "{}");
-            if (auto routed = record_error(batch, *st_.core->db, w.project, w.flow, e)) {
-              routed->store_epoch = w.store_epoch;
-              downstream.push_back(std::move(routed));
-            }
-            if (w.reply && !response && !carried) response = error_response(e);
-            break;
-          }
-          item->msg.key = std::move(*key);
-        }
-        const uint32_t to_group = key_group_of(item->msg.key);
-        bool here = st_.core->runs_here(to_group);
-        if (here && st_.core->has_gate.load(std::memory_order_relaxed)) {
-          // Counted until its commit is handed to the store, so that a move
-          // of its group waits for it; a group being moved gets it through
-          // the outbox, from wherever the group ends up. Except a message
-          // that carries the client's reply: it runs here (the move waits
-          // for it), since the reply cannot travel.
-          st_.core->group_in_flight[to_group].fetch_add(1);
-          admitted.push_back(to_group);
-          const bool carries_reply = w.reply && !response && !carried;
-          here = (carries_reply || !st_.core->is_frozen(to_group)) && st_.core->runs_here(to_group);
-        }
-        if (!here) {
-          // Another node's key group: an outbox entry, sent once durable.
-          const uint64_t seq = st_.core->db->next_sequence();
-          auto queued =
-              encode_queued({flow.name, next.id, item->msg, w.project->cluster_deploy.load(std::memory_order_relaxed)});
-          batch.put(column::outbox, outbox_key(w.project->tenant, w.project->project_id, group, seq), queued);
-          if (!outgoing) outgoing = std::make_shared<std::vector<delivery_entry>>();
-          outgoing->push_back({w.project->tenant, w.project->project_id, group, seq, std::move(queued)});
-          break;
-        }
-        item->queue_seq = st_.core->db->next_sequence();
-        batch.put(column::queue, queue_key(w.project->tenant, w.project->project_id, to_group, item->queue_seq),
-                  encode_queued({flow.name, next.id, item->msg}));
-        if (w.reply && !response && !carried) {
-          item->reply = w.reply;
-          item->idempotency_key = w.idempotency_key;
-          carried = true;
-        }
-        downstream.push_back(std::move(item));
+        route(std::move(item), w.flow, static_cast<uint32_t>(pos), true);
         break;
       }
     }

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include "flowstate/drivers/flow_topics.hpp"
 #include "flowstate/drivers/timer.hpp"
 
 using namespace flowstate::drivers::timer;
@@ -93,4 +94,13 @@ TEST_CASE("a cron timer marks its first sight and then emits the fires it missed
   CHECK(later.skipped == 2);
   CHECK(later.mark == t0 + 4 * 60000);
   CHECK(next_tick(c, t0 + 1) == t0 + 60000);
+}
+
+TEST_CASE("a flow topic is read, and a bad one is refused naming the field") {
+  using flowstate::drivers::flow_topics::parse_topic;
+  CHECK(*parse_topic(R"({"kind":"flow.Publish","topic":"alerts/high"})", "flow.Publish") == "alerts/high");
+  CHECK(parse_topic(R"({"kind":"flow.Publish"})", "flow.Publish").error().find("topic: missing") == 0);
+  CHECK(parse_topic(R"({"topic":"a b"})", "flow.Publish").error().find("topic: expected") == 0);
+  CHECK(parse_topic(R"({"topic":""})", "flow.Subscribe").error().find("topic: expected") == 0);
+  CHECK(parse_topic(R"({"topic":"a","qos":1})", "flow.Subscribe").error().find("unknown field \"qos\"") == 0);
 }
