@@ -253,6 +253,13 @@ void engine_impl::drain(uint32_t timeout_ms) {
   if (drained_.exchange(true)) return;
   stop_maintenance();
   core_.draining = true;
+  // No tick after this: a run of the timers in progress ends first (its
+  // items count as in flight before the wait below).
+  if (timers_ && system_) {
+    caf::scoped_actor self{*system_};
+    self->send_exit(timers_, caf::exit_reason::user_shutdown);
+    self->wait_for(timers_);
+  }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (core_.total_in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -271,10 +278,6 @@ void engine_impl::drain(uint32_t timeout_ms) {
     caf::scoped_actor self{*system_};
     self->send_exit(core_.outbox, caf::exit_reason::user_shutdown);
     self->wait_for(core_.outbox);
-    if (timers_) {
-      self->send_exit(timers_, caf::exit_reason::user_shutdown);
-      self->wait_for(timers_);
-    }
   }
   if (store_) store_->close();
 }

@@ -62,7 +62,11 @@ void link_topics(project_rt& rt, const project_revision& rev, std::vector<std::s
       b.subscribers = it->second;
       edges[f].insert(it->second.begin(), it->second.end());
     }
-  // Depth-first, each cycle named once by the flow it was found from.
+  // A flow's errors go to its on_error flow (unless it receives errors
+  // itself: those are not routed again): a message can travel that way too.
+  for (uint32_t f = 0; f < rt.flows.size(); ++f)
+    if (rt.flows[f].on_error >= 0 && !rt.flows[f].receives_errors)
+      edges[f].insert(static_cast<uint32_t>(rt.flows[f].on_error));
   std::vector<int> mark(rt.flows.size(), 0);  // 0 unseen, 1 on the path, 2 done
   std::vector<uint32_t> path;
   std::function<bool(uint32_t)> visit = [&](uint32_t f) {
@@ -74,7 +78,7 @@ void link_topics(project_rt& rt, const project_revision& rev, std::vector<std::s
         for (auto it = std::find(path.begin(), path.end(), to); it != path.end(); ++it)
           names += rt.flows[*it].name + " -> ";
         problems.push_back(file_of(rt.flows[to]) + ": flows " + names + rt.flows[to].name +
-                           " publish to each other in a cycle: a message could go round forever");
+                           " publish to each other (or pass errors on) in a cycle: a message could go round forever");
         return true;
       }
       if (mark[to] == 0 && visit(to)) return true;

@@ -4,6 +4,7 @@
 // last tick is the timer block's state for the key, under the key's group),
 // so a tick is emitted once across restarts and moves with the group; in a
 // cluster only the node running the key's group emits it.
+#include <simdjson.h>
 #include <caf/all.hpp>
 
 #include <algorithm>
@@ -21,13 +22,22 @@ using timer_tick_atom = caf::atom_constant<caf::atom("fs_tick")>;
 
 namespace {
 
-// {"lastTickMs":N} as a timer block's state for a key; 0 when none.
-int64_t last_tick_of(std::string_view state) {
-  auto at = state.find("\"lastTickMs\":");
-  if (at == std::string_view::npos) return 0;
-  auto digits = state.substr(at + 13);
-  digits = digits.substr(0, digits.find_first_not_of("0123456789"));
-  return static_cast<int64_t>(parse_decimal<uint64_t>(digits).value_or(0));
+// {"lastTickMs":N,"schedule":"..."}: a timer block's state for a key.
+struct last_tick {
+  int64_t ms = 0;        // 0 when none
+  std::string schedule;  // what it was emitted under ("" when not said)
+};
+
+last_tick last_tick_of(std::string_view state) {
+  last_tick out;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(state.data(), state.size()).get(doc)) return out;
+  int64_t ms = 0;
+  if (!doc["lastTickMs"].get_int64().get(ms)) out.ms = ms;
+  std::string_view schedule;
+  if (!doc["schedule"].get_string().get(schedule)) out.schedule = std::string(schedule);
+  return out;
 }
 
 }  // namespace
@@ -67,7 +77,12 @@ void engine_impl::emit_ticks(const project_ptr& rt, uint32_t f, const std::strin
   group_admission admitted(core_, group);
   if (!admitted.here()) return;
   auto skey = state_key(rt->tenant, rt->project_id, group, flow.name, timer_block.id, key);
+  // Taken before the last tick is read: a commit built on a pending last
+  // tick whose write then fails is refused (its ticks come again).
+  const uint64_t epoch = store_->epoch();
+  const std::string schedule = drivers::timer::schedule_text(*timer_block.timer);
   int64_t last = 0;
+  bool changed = false;
   {
     std::lock_guard lock(timers_mutex_);
     if (auto p = timers_pending_.find(skey); p != timers_pending_.end()) last = p->second;
@@ -75,9 +90,13 @@ void engine_impl::emit_ticks(const project_ptr& rt, uint32_t f, const std::strin
   if (!last) {
     auto stored = store_->read(column::state, skey);
     if (!stored) return;  // cannot tell what was emitted: not now
-    if (*stored) last = last_tick_of(**stored);
+    if (*stored) {
+      auto t = last_tick_of(**stored);
+      last = t.ms;
+      changed = !t.schedule.empty() && t.schedule != schedule;  // a deploy changed it: nothing to catch up
+    }
   }
-  auto d = drivers::timer::due(*timer_block.timer, last, now);
+  auto d = drivers::timer::due(*timer_block.timer, last, now, changed);
   if (d.ticks.empty() && d.mark <= last) return;
   if (d.skipped)
     std::fprintf(stderr,
@@ -95,14 +114,16 @@ void engine_impl::emit_ticks(const project_ptr& rt, uint32_t f, const std::strin
     item->msg.trace_id = item->msg.id;
     item->msg.time_ms = tick;
     item->msg.payload = drivers::timer::tick_payload(key, tick);
-    item->store_epoch = store_->epoch();
+    item->store_epoch = epoch;
     item->queue_seq = store_->next_sequence();
     b.put(column::queue, queue_key(rt->tenant, rt->project_id, group, item->queue_seq),
           encode_queued({flow.name, flow.blocks[1].id, item->msg}));
     items.push_back(std::move(item));
   }
   const int64_t emitted = d.mark;
-  b.put(column::state, skey, "{\"lastTickMs\":" + std::to_string(emitted) + "}");
+  std::string state = "{\"lastTickMs\":" + std::to_string(emitted) + ",\"schedule\":";
+  http::append_json_string(state, schedule);
+  b.put(column::state, skey, state + "}");
   {
     std::lock_guard lock(timers_mutex_);
     timers_pending_[skey] = emitted;
@@ -115,7 +136,8 @@ void engine_impl::emit_ticks(const project_ptr& rt, uint32_t f, const std::strin
     if (auto p = timers_pending_.find(skey); p != timers_pending_.end() && p->second == emitted)
       timers_pending_.erase(p);
   };
-  store_->commit(std::move(b), rt->durability, forget, [forget](const std::string&) { forget(); });
+  store_->commit(
+      std::move(b), rt->durability, forget, [forget](const std::string&) { forget(); }, epoch);
   // After the commit was handed to the store (its single writer keeps the
   // queue entries' puts before the removals the functions' commits make).
   for (auto& item : items) submit(std::move(item));

@@ -484,7 +484,8 @@ class shard_logic {
           // output also goes on to the next block of this flow.
           for (uint32_t sub : next.subscribers) {
             auto item = std::make_shared<work_item>();
-            item->msg.id = derive_message_id(w.msg.id + '\0' + w.project->flows[sub].name, block_id(w), i);
+            item->msg.id =
+                derive_message_id(w.msg.id + '\0' + next.id + '\0' + w.project->flows[sub].name, block_id(w), i);
             item->msg.key = w.msg.key;
             item->msg.payload = r.outputs[i];
             route(std::move(item), sub, 1, false);

@@ -1,6 +1,7 @@
 #pragma once
 // A real etcd (Debian's etcd-server) for tests: its own data directory and
 // free loopback ports, stopped (SIGKILL) when the object goes.
+#include <dirent.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,6 +9,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -58,11 +61,35 @@ class etcd_process {
     ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
   }
-  void pause() { ::kill(pid_, SIGSTOP); }
+  // Returns once every thread of etcd is stopped: a SIGSTOP takes effect
+  // when each thread is next scheduled, and a thread running on another
+  // core could still answer a request sent right after kill() returns.
+  void pause() {
+    ::kill(pid_, SIGSTOP);
+    for (int i = 0; i < 2000 && !all_stopped(); ++i) ::usleep(1000);
+  }
   void resume() { ::kill(pid_, SIGCONT); }
   const std::string& endpoint() const { return endpoint_; }
 
  private:
+  // True when every task of the process is in state T (stopped).
+  bool all_stopped() const {
+    const std::string tasks = "/proc/" + std::to_string(pid_) + "/task";
+    DIR* d = ::opendir(tasks.c_str());
+    if (!d) return true;
+    bool stopped = true;
+    while (auto* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::ifstream stat(tasks + "/" + e->d_name + "/stat");
+      std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+      auto close = text.rfind(')');
+      if (close != std::string::npos && close + 2 < text.size() && text[close + 2] != 'T' && text[close + 2] != 't')
+        stopped = false;
+    }
+    ::closedir(d);
+    return stopped;
+  }
+
   std::string dir_, endpoint_;
   pid_t pid_ = -1;
 };

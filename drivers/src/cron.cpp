@@ -42,16 +42,17 @@ status parse_field(std::string_view text, const field_spec& f, std::bitset<N>& b
                 std::to_string(f.high) + (f.names ? " (or a name)" : "") + ", a range a-b or a step */n, found \"" +
                 std::string(part) + "\"");
   };
-  any = text == "*";
+  any = !text.empty() && text[0] == '*';  // "*" and "*/n" leave the field unrestricted (Vixie cron)
   std::size_t at = 0;
   while (at <= text.size()) {
     auto comma = std::min(text.find(',', at), text.size());
     auto part = text.substr(at, comma - at);
     at = comma + 1;
     int step = 1;
+    const bool stepped = part.find('/') != std::string_view::npos;
     if (auto slash = part.find('/'); slash != std::string_view::npos) {
       auto s = parse_decimal<uint32_t>(part.substr(slash + 1));
-      if (!s || *s == 0 || static_cast<int>(*s) > f.high) return bad(part);
+      if (!s || *s == 0 || *s > static_cast<uint32_t>(f.high)) return bad(part);
       step = static_cast<int>(*s);
       part = part.substr(0, slash);
     }
@@ -65,7 +66,7 @@ status parse_field(std::string_view text, const field_spec& f, std::bitset<N>& b
         auto b = value_of(part.substr(dash + 1), f);
         if (!b || *b < *a) return bad(part);
         to = *b;
-      } else if (step > 1) {
+      } else if (stepped) {
         to = f.high;  // "5/15": from 5 on
       }
     }
@@ -117,7 +118,9 @@ std::optional<int64_t> next_after(const schedule& s, int64_t after_ms) {
     gmtime_r(&secs, &tm);
     const bool dom = s.days[static_cast<std::size_t>(tm.tm_mday)],
                dow = s.weekdays[static_cast<std::size_t>(tm.tm_wday)];
-    const bool day_matches = (s.any_day && s.any_weekday) ? true : s.any_day ? dow : s.any_weekday ? dom : (dom || dow);
+    // Vixie cron: either day field when both are restricted, else both
+    // (a field starting with `*` sets all its days, or its step's).
+    const bool day_matches = (s.any_day || s.any_weekday) ? (dom && dow) : (dom || dow);
     if (s.months[static_cast<std::size_t>(tm.tm_mon + 1)] && day_matches)
       for (int m = tm.tm_hour * 60 + tm.tm_min; m < 24 * 60; ++m)
         if (s.hours[static_cast<std::size_t>(m / 60)] && s.minutes[static_cast<std::size_t>(m % 60)])

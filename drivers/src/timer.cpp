@@ -76,17 +76,26 @@ result<interval_config> parse_timer(std::string_view config_json, bool is_cron) 
 }
 
 // A cron schedule's fires after `last_ms` up to `now_ms`: the most recent
-// `keep`, and how many older ones there were (counted up to a bound).
+// `keep`, and how many older ones were passed over (counted within the
+// window searched: at least that many). The search starts in the last day
+// and widens until it holds `keep` fires or reaches `last_ms`, so a long
+// downtime costs no more than the fires kept.
 due_ticks cron_due(const cron::schedule& s, int64_t last_ms, int64_t now_ms, uint32_t keep) {
-  constexpr uint64_t counted_at_most = 1000000;
+  constexpr int64_t day = 86400000;
   due_ticks out;
   std::deque<int64_t> fires;
-  for (auto t = cron::next_after(s, last_ms); t && *t <= now_ms; t = cron::next_after(s, *t)) {
-    fires.push_back(*t);
-    if (fires.size() > keep) {
-      fires.pop_front();
-      if (++out.skipped >= counted_at_most) break;
+  for (int64_t window = day;; window *= 4) {
+    const int64_t from = std::max(last_ms, now_ms - window);
+    fires.clear();
+    out.skipped = 0;
+    for (auto t = cron::next_after(s, from); t && *t <= now_ms; t = cron::next_after(s, *t)) {
+      fires.push_back(*t);
+      if (fires.size() > keep) {
+        fires.pop_front();
+        ++out.skipped;
+      }
     }
+    if (from == last_ms || fires.size() >= keep) break;
   }
   out.ticks.assign(fires.begin(), fires.end());
   if (!out.ticks.empty()) out.mark = out.ticks.back();
@@ -99,9 +108,9 @@ result<interval_config> parse_interval(std::string_view config_json) { return pa
 
 result<interval_config> parse_cron(std::string_view config_json) { return parse_timer(config_json, true); }
 
-due_ticks due(const interval_config& c, int64_t last_ms, int64_t now_ms) {
+due_ticks due(const interval_config& c, int64_t last_ms, int64_t now_ms, bool schedule_changed) {
   if (c.cron) {
-    if (last_ms <= 0) {
+    if (last_ms <= 0 || schedule_changed) {
       due_ticks out;
       out.mark = now_ms;
       return out;
@@ -112,7 +121,7 @@ due_ticks due(const interval_config& c, int64_t last_ms, int64_t now_ms) {
   const auto every = static_cast<int64_t>(c.every_ms);
   const int64_t latest = now_ms - (now_ms % every);  // the latest tick at or before now
   if (latest <= 0 || latest <= last_ms) return out;
-  if (last_ms <= 0) {
+  if (last_ms <= 0 || schedule_changed) {
     out.ticks.push_back(latest);
     out.mark = latest;
     return out;
@@ -124,6 +133,10 @@ due_ticks due(const interval_config& c, int64_t last_ms, int64_t now_ms) {
   for (int64_t t = latest - (kept - 1) * every; t <= latest; t += every) out.ticks.push_back(t);
   out.mark = latest;
   return out;
+}
+
+std::string schedule_text(const interval_config& c) {
+  return c.cron ? "cron " + c.cron->text : "every " + std::to_string(c.every_ms);
 }
 
 int64_t next_tick(const interval_config& c, int64_t now_ms) {

@@ -104,3 +104,36 @@ TEST_CASE("a flow topic is read, and a bad one is refused naming the field") {
   CHECK(parse_topic(R"({"topic":""})", "flow.Subscribe").error().find("topic: expected") == 0);
   CHECK(parse_topic(R"({"topic":"a","qos":1})", "flow.Subscribe").error().find("unknown field \"qos\"") == 0);
 }
+
+TEST_CASE("cron steps: a huge step is refused, 5/1 runs from 5 on, and a starred day field is not restricted") {
+  using namespace flowstate::drivers;
+  CHECK(cron::parse("*/4294967295 * * * *").error().find("minute:") == 0);
+  CHECK(cron::parse("*/2147483648 * * * *").error().find("minute:") == 0);
+  CHECK(cron::parse("*/60 * * * *").error().find("minute:") == 0);
+  const int64_t t0 = 1796155200000;  // 2026-12-01T20:00:00Z, a Tuesday
+  CHECK(cron::next_after(*cron::parse("5/1 * * * *"), t0 + 5 * 60000) == t0 + 6 * 60000);
+  // Mondays on odd days of the month only (Vixie: a starred field makes it "and").
+  auto odd_mondays = *cron::parse("0 9 */2 * mon");
+  CHECK(cron::next_after(odd_mondays, t0) == t0 + (6 * 24 * 60 - 11 * 60) * 60000);  // Monday Dec 7
+}
+
+TEST_CASE("after a change of schedule nothing is caught up") {
+  auto every = *parse_interval(R"({"every":"1m"})");
+  auto d = due(every, 1796155200000 - 3600000, 1796155200000 + 59000, true);
+  CHECK(d.ticks == std::vector<int64_t>{1796155200000});  // the latest only, not the hour missed
+  CHECK(d.skipped == 0);
+  auto cron = *parse_cron(R"({"cron":"* * * * *"})");
+  auto c = due(cron, 1796155200000 - 3600000, 1796155200000 + 59000, true);
+  CHECK(c.ticks.empty());
+  CHECK(c.mark == 1796155200000 + 59000);
+  CHECK(schedule_text(every) == "every 60000");
+  CHECK(schedule_text(cron) == "cron * * * * *");
+}
+
+TEST_CASE("a cron timer down for two years catches up its most recent fires without visiting every one") {
+  auto c = *parse_cron(R"({"cron":"* * * * *","catchUp":3})");
+  const int64_t t0 = 1796155200000;
+  auto d = due(c, t0 - int64_t{2} * 366 * 86400000, t0);
+  CHECK(d.ticks == std::vector<int64_t>{t0 - 120000, t0 - 60000, t0});
+  CHECK(d.mark == t0);
+}

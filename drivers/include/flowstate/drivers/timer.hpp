@@ -42,7 +42,14 @@ struct due_ticks {
   uint64_t skipped = 0;
   int64_t mark = 0;
 };
-due_ticks due(const interval_config& c, int64_t last_ms, int64_t now_ms);
+// When the schedule changed since `last_ms` (a deploy), nothing is caught
+// up: an interval emits its latest tick if it is new, a cron schedule marks
+// now.
+due_ticks due(const interval_config& c, int64_t last_ms, int64_t now_ms, bool schedule_changed = false);
+
+// The schedule as text ("every 60000", "cron */5 * * * *"), kept with a
+// key's last tick to notice a change.
+std::string schedule_text(const interval_config& c);
 
 // The first tick after `now_ms`.
 int64_t next_tick(const interval_config& c, int64_t now_ms);
