@@ -112,7 +112,8 @@ std::optional<int64_t> next_after(const schedule& s, int64_t after_ms) {
   constexpr int64_t minute = 60000, day = 86400000;
   int64_t t = (after_ms / minute + 1) * minute;  // the next whole minute
   if (after_ms < 0) t = 0;
-  for (int days = 0; days < 5 * 366 + 2; ++days) {
+  for (int days = 0; days < 28 * 366 + 2;
+       ++days) {  // the Gregorian calendar repeats its weekdays every 28 years (1901-2099)
     std::time_t secs = static_cast<std::time_t>(t / 1000);
     std::tm tm{};
     gmtime_r(&secs, &tm);

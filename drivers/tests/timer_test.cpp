@@ -137,3 +137,12 @@ TEST_CASE("a cron timer down for two years catches up its most recent fires with
   CHECK(d.ticks == std::vector<int64_t>{t0 - 120000, t0 - 60000, t0});
   CHECK(d.mark == t0);
 }
+
+TEST_CASE("a sparse cron schedule (Feb 1 on a Monday) is found years ahead") {
+  using namespace flowstate::drivers;
+  auto s = *cron::parse("0 0 */30 2 mon");  // a starred day field: Feb 1 (or 31) that is a Monday
+  const int64_t y2028 = 1830297600000;      // 2028-01-01T00:00:00Z
+  auto next = cron::next_after(s, y2028);
+  REQUIRE(next);
+  CHECK(*next == 2148595200000);  // 2038-02-01T00:00:00Z, the first Monday Feb 1 after 2028
+}

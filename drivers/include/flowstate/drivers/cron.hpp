@@ -30,7 +30,8 @@ struct schedule {
 result<schedule> parse(std::string_view expression);
 
 // The first time after `after_ms` (ms since the epoch, UTC) at which the
-// schedule fires, on a whole minute; nullopt if none within 5 years.
+// schedule fires, on a whole minute; nullopt if none within 28 years (the
+// calendar repeats its weekdays then: a schedule that fires once fires again).
 std::optional<int64_t> next_after(const schedule& s, int64_t after_ms);
 
 }  // namespace flowstate::drivers::cron
