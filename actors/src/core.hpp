@@ -8,7 +8,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "flowstate/actors/engine.hpp"
@@ -65,6 +67,25 @@ struct engine_core {
   // cluster's actor graph).
   mutable std::mutex sent_mu;
   std::map<std::string, uint64_t> sent_to;
+
+  // The sinks actor (sinks.hpp): outputs for sink blocks, handed to it once
+  // the commit that wrote them is durable; and what it reports.
+  caf::actor sinks;
+  struct sink_counts {
+    uint64_t pending = 0, delivered = 0, retries = 0, failed = 0;
+  };
+  mutable std::mutex sinks_mu;
+  std::map<std::tuple<uint32_t, std::string, std::string>, sink_counts> sink_stats;  // (project, flow, block)
+  // Projects with sink_backlog deliveries pending or more: their sources
+  // take no new input until it shrinks.
+  std::set<uint32_t> sinks_backed_up;
+  std::atomic<bool> any_sink_backed_up{false};
+  std::size_t sink_backlog = 10000;
+  bool sink_backed_up(uint32_t project) const {
+    if (!any_sink_backed_up.load(std::memory_order_relaxed)) return false;
+    std::lock_guard lock(sinks_mu);
+    return sinks_backed_up.count(project) > 0;
+  }
 
   // Key groups being moved away (docs/cluster.md "Moving key groups"): new
   // requests for them wait, messages for them stay in the queue unrun, and

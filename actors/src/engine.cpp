@@ -13,6 +13,7 @@
 
 #include "engine_impl.hpp"
 #include "errors.hpp"
+#include "flowstate/drivers/sink.hpp"
 #include "flowstate/runtime/decimal.hpp"
 #include "flowstate/runtime/file_source.hpp"
 #include "flowstate/runtime/git_repo.hpp"
@@ -22,6 +23,7 @@
 #include "outbox.hpp"
 #include "peers.hpp"
 #include "records.hpp"
+#include "sinks.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::work_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::project_ptr)
@@ -63,6 +65,8 @@ engine_impl::~engine_impl() {
   peers_.reset();
   for (auto& a : core_.shards) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   if (core_.outbox) caf::anon_send_exit(core_.outbox, caf::exit_reason::user_shutdown);
+  if (core_.sinks) caf::anon_send_exit(core_.sinks, caf::exit_reason::user_shutdown);
+  sink_io_.reset();  // no driver callback after this
   if (timers_) caf::anon_send_exit(timers_, caf::exit_reason::user_shutdown);
   core_.shards.clear();
   system_.reset();
@@ -90,6 +94,7 @@ status engine_impl::open() {
   if (auto at = store_->upgraded_from_format1_at_ms())
     legacy_idempotency_until_ms_ = *at + static_cast<int64_t>(options_.idempotency_ttl_ms);
   core_.max_in_flight = options_.max_in_flight_per_shard;
+  core_.sink_backlog = options_.sink_backlog;
   core_.state_cache_bytes = options_.state_cache_bytes;
   core_.shards_planned = options_.shards;
   configure(config_, options_.scheduler_threads, options_.scheduler_policy);
@@ -119,6 +124,15 @@ status engine_impl::open() {
     peers_->deliver(name, entries, 10000, std::move(done));
   };
   core_.outbox = spawn_outbox(*system_, core_, std::move(links));
+  sink_io_ = std::make_unique<drivers::sinks::io_thread>();
+  sinks_links to_sinks;
+  to_sinks.active = [this](uint32_t project) -> project_ptr {
+    auto snap = std::atomic_load(&snapshot_);
+    auto it = snap->projects.find(project);
+    return it == snap->projects.end() ? nullptr : it->second;
+  };
+  to_sinks.submit = [this](work_ptr item) { submit(std::move(item)); };
+  core_.sinks = spawn_sinks(*system_, core_, std::move(to_sinks));
   timers_ = spawn_timers();
   if (!options_.peer_listen.empty()) {
     peers_ = std::make_unique<peers>(
@@ -274,11 +288,13 @@ void engine_impl::drain(uint32_t timeout_ms) {
     if (jobs.empty()) break;
     for (auto& job : jobs) job.wait();
   }
-  if (core_.outbox && system_) {
-    caf::scoped_actor self{*system_};
-    self->send_exit(core_.outbox, caf::exit_reason::user_shutdown);
-    self->wait_for(core_.outbox);
-  }
+  for (auto* a : {&core_.outbox, &core_.sinks})
+    if (*a && system_) {
+      caf::scoped_actor self{*system_};
+      self->send_exit(*a, caf::exit_reason::user_shutdown);
+      self->wait_for(*a);
+    }
+  sink_io_.reset();
   if (store_) store_->close();
 }
 

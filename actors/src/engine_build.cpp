@@ -11,6 +11,7 @@
 #include "engine_impl.hpp"
 #include "flowstate/actors/project_limits.hpp"
 #include "flowstate/drivers/flow_topics.hpp"
+#include "flowstate/drivers/http_post.hpp"
 #include "flowstate/drivers/http_routes.hpp"
 #include "flowstate/drivers/http_static.hpp"
 #include "flowstate/runtime/fault.hpp"
@@ -303,6 +304,15 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
           problems.push_back(dit->second.file + ": " + parsed.error());
         else
           b.timer = std::make_shared<const drivers::timer::interval_config>(std::move(*parsed));
+      } else if (bd.kind == "http.Post") {
+        b.kind = block_kind::sink;
+        if (i == 0) problems.push_back(where + bd.kind + " is a sink: it takes the outputs of the function before it");
+        auto dit = rev->drivers.find(bd.name);
+        auto parsed = drivers::http_post::parse(dit->second.config_json);
+        if (!parsed)
+          problems.push_back(dit->second.file + ": " + parsed.error());
+        else
+          b.sink = drivers::http_post::make_sink(*sink_io_, std::move(*parsed));
       } else {
         problems.push_back(where + bd.kind + " is not available on this node yet");
       }

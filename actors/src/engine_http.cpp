@@ -226,6 +226,15 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
     reply->send(std::move(r));
     return;
   }
+  if (core_.sink_backed_up(rt->project_id)) {
+    auto r = http::problem(503, "sink backed up",
+                           "a sink of this project has " + std::to_string(core_.sink_backlog) +
+                               " or more deliveries pending (its target is down or slow); nothing was accepted, "
+                               "retry later");
+    r.headers.emplace_back("Retry-After", "5");
+    reply->send(std::move(r));
+    return;
+  }
   // Set before joining an Idempotency-Key, so that a repeat waiting for the
   // first request also gets its 504 in time.
   if (m->matched->timeout_ms)

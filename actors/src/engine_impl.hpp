@@ -35,6 +35,9 @@ namespace caf {
 class actor_system;
 }
 
+namespace flowstate::drivers::sinks {
+class io_thread;
+}
 namespace flowstate {
 class file_source;
 struct project_revision;
@@ -51,6 +54,7 @@ std::shared_ptr<parse_cache> make_parse_cache();
 namespace flowstate::engine_detail {
 
 struct queued_input;  // records.hpp
+struct error_fields;  // records.hpp
 
 // A project's share of the flow listener: its host and path prefix, its
 // routes (relative to the prefix) and its public/ files.
@@ -266,6 +270,8 @@ class engine_impl final : public engine {
   result<std::optional<std::string>> local_error_show(const std::string& name, const std::string& id) const;
   status local_error_replay(const std::string& name, const std::string& id);
   status local_error_discard(const std::string& name, const std::string& id);
+  status replay_to_sink(const project_rt& rt, const std::string& rkey, const error_fields& err, uint32_t group,
+                        const std::string& id);
   // Commits a change of key group `group`'s records made off the shards
   // (an error's replay or discard): fails while the group moves.
   status commit_in_group(uint32_t group, commit_batch&& batch, durability_mode mode, const std::string& what);
@@ -425,6 +431,9 @@ class engine_impl final : public engine {
   std::vector<held_request> held_;
   std::mutex jobs_mutex_;
   caf::actor timers_;
+  // The sinks' network thread (http.Post, ...): built before any revision
+  // (their sinks use it), stopped after the sinks actor.
+  std::unique_ptr<drivers::sinks::io_thread> sink_io_;
   std::mutex timers_mutex_;
   std::map<std::string, int64_t> timers_pending_;  // state key -> last tick handed to the store, not yet written
   std::vector<std::future<void>> jobs_;

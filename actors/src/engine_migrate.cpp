@@ -98,10 +98,13 @@ void engine_impl::forget_groups(uint32_t first, uint32_t end, bool outbox_entrie
     std::lock_guard durable(inbox_durable_mutex_);
     std::erase_if(inbox_durable_marks_, in_range);
   }
-  if (outbox_entries_moved)
+  if (outbox_entries_moved) {
     caf::anon_send(core_.outbox, forget_groups_atom::value, first, end);
-  else
+    caf::anon_send(core_.sinks, forget_groups_atom::value, first, end);
+  } else {
     caf::anon_send(core_.outbox, reload_outbox_atom::value);
+    caf::anon_send(core_.sinks, reload_outbox_atom::value);
+  }
 }
 
 void engine_impl::requeue_groups(uint32_t first, uint32_t end, uint64_t below) {
@@ -473,6 +476,7 @@ void engine_impl::placement_changed() {
   for (auto& r : serve) requeue_groups(r.first, r.end, r.seq);
   // Outbox entries of groups this node runs now may only be in the store.
   if (core_.outbox) caf::anon_send(core_.outbox, reload_outbox_atom::value);
+  if (core_.sinks) caf::anon_send(core_.sinks, reload_outbox_atom::value);
   dispatch_held_again();
 }
 

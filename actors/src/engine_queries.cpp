@@ -2,6 +2,7 @@
 // trace, error records (show, replay, discard), the schema registry, and the
 // Prometheus metrics.
 #include <simdjson.h>
+#include <caf/all.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -18,6 +19,7 @@
 #include "metrics_exposition.hpp"
 #include "peers.hpp"
 #include "records.hpp"
+#include "sinks.hpp"
 #include "trace.hpp"
 #include "types.hpp"
 
@@ -73,6 +75,14 @@ std::string engine_impl::metrics_text() const {
   m.node(core_.total_in_flight(), core_.state_cache_used());
   m.outbox(core_.outbox_pending.load(), core_.outbox_delivered.load(), core_.inbox_accepted.load(),
            core_.inbox_repeats.load());
+  {
+    std::lock_guard lock(core_.sinks_mu);
+    for (auto& [at, c] : core_.sink_stats) {
+      auto& [project_id, flow, block] = at;
+      for (auto& [rt, _] : active)
+        if (rt->project_id == project_id) m.sink(rt->name, flow, block, c.pending, c.delivered, c.retries, c.failed);
+    }
+  }
   if (peers_) {
     auto [requests, batches] = peers_->forwarded();
     m.forwarded(requests, batches);
@@ -597,9 +607,12 @@ status engine_impl::local_error_replay(const std::string& name, const std::strin
   if (!err) return fail(err.error());
   int f = rt->find_flow(err->flow);
   int b = f < 0 ? -1 : rt->flows[static_cast<std::size_t>(f)].find_block(err->block);
-  if (b < 0 || rt->flows[static_cast<std::size_t>(f)].blocks[static_cast<std::size_t>(b)].kind != block_kind::function)
+  const auto kind = b < 0 ? block_kind::http_request
+                          : rt->flows[static_cast<std::size_t>(f)].blocks[static_cast<std::size_t>(b)].kind;
+  if (kind == block_kind::sink) return replay_to_sink(*rt, rkey, *err, parsed->first, id);
+  if (kind != block_kind::function)
     return fail("block " + err->block + " of flow " + err->flow +
-                " no longer runs a function; discard the error instead");
+                " no longer runs a function or a sink; discard the error instead");
   auto item = std::make_shared<work_item>();
   item->project = rt;
   item->flow = static_cast<uint32_t>(f);
@@ -618,6 +631,30 @@ status engine_impl::local_error_replay(const std::string& name, const std::strin
   item->store_epoch = store_->epoch();
   if (auto st = commit_in_group(parsed->first, std::move(batch), rt->durability, "error " + id); !st) return st;
   submit(std::move(item));
+  return status::success();
+}
+
+// A sink's failed delivery, replayed: a new delivery of the same output
+// (same id), in the commit that removes the error.
+status engine_impl::replay_to_sink(const project_rt& rt, const std::string& rkey, const error_fields& err,
+                                   uint32_t group, const std::string& id) {
+  message m;
+  m.id = err.message_id;
+  m.key = err.key;
+  m.trace_id = err.trace_id;
+  m.time_ms = err.accepted_ms;
+  m.payload = err.input_json;
+  const uint64_t seq = store_->next_sequence();
+  const uint32_t key_group = key_group_of(m.key);
+  auto queued = encode_queued({err.flow, err.block, std::move(m)});
+  commit_batch batch;
+  batch.erase(column::errors, rkey);
+  batch.add_count(error_count_key(rt.tenant, rt.project_id, group), minus(1));
+  batch.put(column::outbox, sink_entry_key(rt.tenant, rt.project_id, key_group, seq), queued);
+  if (auto st = commit_in_group(group, std::move(batch), rt.durability, "error " + id); !st) return st;
+  auto entries = std::make_shared<std::vector<sink_entry>>();
+  entries->push_back({rt.tenant, rt.project_id, key_group, seq, std::move(queued)});
+  caf::anon_send(core_.sinks, std::move(entries));
   return status::success();
 }
 

@@ -76,6 +76,8 @@ void engine_impl::emit_ticks(const project_ptr& rt, uint32_t f, const std::strin
   // A group another node runs, or one being moved, is not ticked here.
   group_admission admitted(core_, group);
   if (!admitted.here()) return;
+  // Its sinks are backed up: the ticks wait (catchUp says how many come later).
+  if (core_.sink_backed_up(rt->project_id)) return;
   auto skey = state_key(rt->tenant, rt->project_id, group, flow.name, timer_block.id, key);
   // Taken before the last tick is read: a commit built on a pending last
   // tick whose write then fails is refused (its ticks come again).

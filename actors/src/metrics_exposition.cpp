@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <map>
 #include <vector>
 
 #include "block_stats.hpp"
@@ -61,6 +62,18 @@ struct metrics_exposition::families {
       prometheus::BuildCounter()
           .Name("flowstate_forwarded_batches_total")
           .Help("Messages that carried those requests (requests that arrive together go to a node as one)")
+          .Register(registry);
+  prometheus::Family<prometheus::Gauge>& sink_pending =
+      prometheus::BuildGauge()
+          .Name("flowstate_sink_pending")
+          .Help("Outputs committed for a sink block and not yet taken by its target (the sink's outbox)")
+          .Register(registry);
+  prometheus::Family<prometheus::Counter>& sink_deliveries =
+      prometheus::BuildCounter()
+          .Name("flowstate_sink_deliveries_total")
+          .Help(
+              "Sink deliveries since this start, by outcome: delivered, retried (a try that failed and will be "
+              "tried again), failed (an error record)")
           .Register(registry);
   prometheus::Family<prometheus::Gauge>& sandbox_level =
       prometheus::BuildGauge()
@@ -128,6 +141,18 @@ void metrics_exposition::outbox(uint64_t pending, uint64_t delivered, uint64_t a
   f_->outbox_delivered.Add({}).Increment(double(delivered));
   f_->inbox_accepted.Add({}).Increment(double(accepted));
   f_->inbox_repeats.Add({}).Increment(double(repeats));
+}
+
+void metrics_exposition::sink(const std::string& project, const std::string& flow, const std::string& block,
+                              uint64_t pending, uint64_t delivered, uint64_t retried, uint64_t failed) {
+  const std::map<std::string, std::string> where{{"project", project}, {"flow", flow}, {"block", block}};
+  f_->sink_pending.Add(where).Set(double(pending));
+  for (auto [outcome, n] :
+       {std::pair{"delivered", delivered}, std::pair{"retried", retried}, std::pair{"failed", failed}}) {
+    auto labels = where;
+    labels["outcome"] = outcome;
+    f_->sink_deliveries.Add(labels).Increment(double(n));
+  }
 }
 
 void metrics_exposition::forwarded(uint64_t requests, uint64_t batches) {

@@ -33,6 +33,9 @@ class metrics_exposition {
   // flowstate_outbox_pending, flowstate_outbox_delivered_total,
   // flowstate_inbox_accepted_total, flowstate_inbox_repeats_total.
   void outbox(uint64_t pending, uint64_t delivered, uint64_t accepted, uint64_t repeats);
+  // flowstate_sink_pending and flowstate_sink_deliveries_total by outcome.
+  void sink(const std::string& project, const std::string& flow, const std::string& block, uint64_t pending,
+            uint64_t delivered, uint64_t retried, uint64_t failed);
   // flowstate_forwarded_requests_total, flowstate_forwarded_batches_total.
   void forwarded(uint64_t requests, uint64_t batches);
   // flowstate_sandbox_level (1 for the level in force, 0 for the others of

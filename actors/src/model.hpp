@@ -18,13 +18,16 @@
 namespace flowstate::sandbox {
 class worker_client;
 }
+namespace flowstate::drivers::sinks {
+class sink;  // flowstate/drivers/sink.hpp
+}
 
 namespace flowstate::engine_detail {
 
 struct worker_pools;  // engine_impl.hpp: a project's workers, for one set of limits
 struct block_stats;   // block_stats.hpp
 
-enum class block_kind { function, http_request, http_response, timer, flow_publish, flow_subscribe };
+enum class block_kind { function, http_request, http_response, timer, flow_publish, flow_subscribe, sink };
 
 struct block_rt {
   std::string id;
@@ -39,6 +42,7 @@ struct block_rt {
   std::shared_ptr<const drivers::timer::interval_config> timer;  // a timer.Interval or timer.Cron source
   std::string topic;                                             // flow.Publish, flow.Subscribe
   std::vector<uint32_t> subscribers;                             // flow.Publish: the flows subscribed to its topic
+  std::shared_ptr<drivers::sinks::sink> sink;                    // a sink block's driver (http.Post, ...)
 };
 
 struct flow_rt {

@@ -15,6 +15,7 @@
 #include "flowstate/sandbox/worker_client.hpp"
 #include "outbox.hpp"
 #include "records.hpp"
+#include "sinks.hpp"
 #include "state_cache.hpp"
 #include "trace.hpp"
 #include "types.hpp"
@@ -303,7 +304,7 @@ class shard_logic {
   // that repeated its Idempotency-Key), the response recorded with the batch.
   // Returns the store's ticket of the commit.
   uint64_t commit_and_reply(commit_batch&& batch, work_item& w, std::optional<http::response> response,
-                            outgoing_entries outgoing = nullptr) {
+                            outgoing_entries outgoing = nullptr, sink_entries to_sinks = nullptr) {
     auto reply = std::move(w.reply);
     std::string idem;
     if (response && !w.idempotency_key.empty()) {
@@ -314,9 +315,11 @@ class shard_logic {
     const bool queued = w.queue_seq != 0;
     return st_.core->db->commit(
         std::move(batch), w.project->durability,
-        [core, reply, idem, response = std::move(response), outgoing = std::move(outgoing)]() mutable {
+        [core, reply, idem, response = std::move(response), outgoing = std::move(outgoing),
+         to_sinks = std::move(to_sinks)]() mutable {
           core->trace_watch.notify();  // every batch here holds a trace event
           if (outgoing) caf::anon_send(core->outbox, std::move(outgoing));
+          if (to_sinks) caf::anon_send(core->sinks, std::move(to_sinks));
           if (!response) return;
           if (!idem.empty()) core->idempotency.complete(idem, *response);
           if (reply) reply->send(std::move(*response));
@@ -412,6 +415,7 @@ class shard_logic {
     bool carried = false;
     std::vector<work_ptr> downstream;
     outgoing_entries outgoing;
+    sink_entries to_sinks;
     std::vector<uint32_t> admitted;
     // Routes one output to block `to_block` of flow `to_flow`: a queue entry
     // here, or an outbox entry for the node running its key's group. Only a
@@ -492,6 +496,22 @@ class shard_logic {
           }
           continue;
         }
+        if (next.kind == block_kind::sink) {
+          // A delivery after this commit, kept under the key's group until
+          // the target takes it; the output also goes on to the next block.
+          message m;
+          m.id = derive_message_id(w.msg.id + '\0' + next.id, block_id(w), i);
+          m.key = w.msg.key;
+          m.trace_id = w.msg.trace_id;
+          m.time_ms = w.msg.time_ms;
+          m.payload = r.outputs[i];
+          const uint64_t seq = st_.core->db->next_sequence();
+          auto queued = encode_queued({flow.name, next.id, std::move(m)});
+          batch.put(column::outbox, sink_entry_key(w.project->tenant, w.project->project_id, group, seq), queued);
+          if (!to_sinks) to_sinks = std::make_shared<std::vector<sink_entry>>();
+          to_sinks->push_back({w.project->tenant, w.project->project_id, group, seq, std::move(queued)});
+          continue;
+        }
         if (next.kind != block_kind::function) continue;
         auto item = std::make_shared<work_item>();
         item->msg.id = derive_message_id(w.msg.id, block_id(w), i);
@@ -508,7 +528,8 @@ class shard_logic {
     }
     fault_point("shard.before_commit");
     if (carried) w.reply.reset();
-    const uint64_t ticket = commit_and_reply(std::move(batch), w, std::move(response), std::move(outgoing));
+    const uint64_t ticket =
+        commit_and_reply(std::move(batch), w, std::move(response), std::move(outgoing), std::move(to_sinks));
     if (state_changed) st_.cache.written_by(skey, ticket);
     st_.cache.trim(st_.core->db->written_through());
     st_.core->state_cache_bytes_used[st_.index].store(st_.cache.bytes(), std::memory_order_relaxed);

@@ -112,6 +112,7 @@ class post_sink final : public sinks::sink {
   post_sink(sinks::io_thread& io, config c) : io_(io.get()), c_(std::move(c)) {}
 
   uint32_t concurrency() const override { return c_.concurrency; }
+  sinks::retry_policy retry() const override { return c_.retry; }
 
   void deliver(const sinks::delivery& d, sinks::done_fn done) override {
     auto refuse = [&](std::string why) {

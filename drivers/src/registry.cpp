@@ -5,6 +5,7 @@ namespace flowstate::drivers {
 void register_builtin_drivers(registry& r) {
   r.add({"http.Request", role::source, "HTTP requests on the flow listener (method + path, or routes)"});
   r.add({"http.Response", role::sink, "replies to the request that started the message"});
+  r.add({"http.Post", role::sink, "sends each output to a URL (webhooks), retried until the target takes it"});
 }
 
 }  // namespace flowstate::drivers

@@ -164,6 +164,21 @@ std::string outbox_key(uint32_t tenant, uint32_t project, uint32_t source_group,
   return key_builder().u32(tenant).u32(project).u32(source_group).u64(seq).take();
 }
 
+std::string sink_entry_key(uint32_t tenant, uint32_t project, uint32_t key_group, uint64_t seq) {
+  return key_builder().u32(tenant).u32(project).u32(key_group).str("sink").u64(seq).take();
+}
+
+std::optional<sink_entry_id> parse_sink_entry_key(std::string_view key) {
+  key_reader r(key);
+  auto tenant = r.u32(), project = r.u32(), group = r.u32();
+  if (!tenant || !project || !group || r.peek() != key_tag::string) return std::nullopt;
+  auto tag = r.str();
+  if (!tag || *tag != "sink") return std::nullopt;
+  auto seq = r.u64();
+  if (!seq || !r.at_end()) return std::nullopt;
+  return sink_entry_id{*tenant, *project, *group, *seq};
+}
+
 std::string inbox_mark_key(uint32_t tenant, uint32_t project, uint32_t dest_group, uint32_t source_group) {
   return key_builder().u32(tenant).u32(project).u32(dest_group).u32(source_group).take();
 }

@@ -37,6 +37,7 @@ struct serve_options {
   // thread per two cores, two listener threads.
   unsigned http_threads = 2;
   std::size_t max_in_flight = 2048;
+  std::size_t sink_backlog = 10000;
   std::size_t state_cache_mb = 256;
   std::string idempotency_ttl = "24h";
   unsigned scheduler_threads = std::max(1u, std::thread::hardware_concurrency() / 2);
@@ -184,6 +185,7 @@ int serve(const serve_options& o) {
   eo.python_worker_binary = executable_dir() + "/flowstate-pyworker";
   eo.shards = o.shards;
   eo.max_in_flight_per_shard = o.max_in_flight;
+  eo.sink_backlog = o.sink_backlog;
   eo.state_cache_bytes = o.state_cache_mb << 20;
   eo.scheduler_threads = o.scheduler_threads;
   eo.scheduler_policy = o.scheduler_policy;
@@ -301,6 +303,10 @@ void register_serve_command(CLI::App& app) {
   cmd->add_option("--http-threads", o->http_threads, "Threads of the flow listener")->capture_default_str();
   cmd->add_option("--max-in-flight", o->max_in_flight, "Messages in flight per shard before sources get 503")
       ->capture_default_str();
+  cmd->add_option("--sink-backlog", o->sink_backlog,
+                  "Deliveries a project's sinks may have pending (a target down) before its sources get 503")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100000000}));
   cmd->add_option("--state-cache-mb", o->state_cache_mb,
                   "MiB of the latest states kept in memory (all shards); the others are read from the store")
       ->capture_default_str();

@@ -26,6 +26,9 @@ struct engine_options {
   std::string scheduler_policy = "sharing";  // or "stealing" (CAF's default)
   // Work in flight per shard before sources get 503 + Retry-After.
   std::size_t max_in_flight_per_shard = 2048;
+  // Deliveries a project's sinks may have pending (a target down) before
+  // its sources get 503 + Retry-After (docs/drivers.md "Sinks").
+  std::size_t sink_backlog = 10000;
   // The latest states kept in memory, over all shards; beyond it the least
   // recently used are read from the store again.
   std::size_t state_cache_bytes = std::size_t{256} << 20;

@@ -33,6 +33,13 @@ struct outcome {
 
 using done_fn = std::function<void(outcome)>;
 
+// How often and how patiently a sink retries one delivery.
+struct retry_policy {
+  uint32_t attempts = 10;     // tries in all, then a permanent failure
+  uint64_t initial_ms = 500;  // the delay after the first failure
+  uint64_t max_ms = 60000;    // the delay never exceeds this
+};
+
 class sink {
  public:
   virtual ~sink() = default;
@@ -40,13 +47,8 @@ class sink {
   virtual void deliver(const delivery& d, done_fn done) = 0;
   // Deliveries of one sink running at once (different keys).
   virtual uint32_t concurrency() const { return 16; }
-};
-
-// How often and how patiently a sink retries one delivery.
-struct retry_policy {
-  uint32_t attempts = 10;     // tries in all, then a permanent failure
-  uint64_t initial_ms = 500;  // the delay after the first failure
-  uint64_t max_ms = 60000;    // the delay never exceeds this
+  // How often and how patiently one delivery is tried.
+  virtual retry_policy retry() const { return {}; }
 };
 
 // The delay before try `attempt + 1`, after `attempt` failed: exponential

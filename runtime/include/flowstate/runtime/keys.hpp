@@ -101,6 +101,16 @@ std::string idempotency_key(uint32_t tenant, uint32_t project, uint32_t key_grou
 // (u32 before u64), so both move with their groups like every other record.
 std::string outbox_key(uint32_t tenant, uint32_t project, uint32_t source_group, uint64_t seq);
 std::string inbox_mark_key(uint32_t tenant, uint32_t project, uint32_t dest_group, uint32_t source_group);
+// A sink's delivery (docs/drivers.md "Sinks"): an output waiting for its
+// driver, under the message key's group in the outbox column, after the
+// group's outbox entries and marks (a string sorts after integers).
+std::string sink_entry_key(uint32_t tenant, uint32_t project, uint32_t key_group, uint64_t seq);
+struct sink_entry_id {
+  uint32_t tenant = 0, project = 0, key_group = 0;
+  uint64_t seq = 0;
+};
+// The parts of a sink entry's key; nullopt for any other outbox key.
+std::optional<sink_entry_id> parse_sink_entry_key(std::string_view key);
 // Format 1's key of the same record (tenant, project, key): read only while
 // records migrated from a format-1 store may still be within their lifetime.
 std::string legacy_idempotency_key(uint32_t tenant, uint32_t project, std::string_view key);
