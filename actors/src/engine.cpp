@@ -274,6 +274,7 @@ void engine_impl::drain(uint32_t timeout_ms) {
     self->send_exit(timers_, caf::exit_reason::user_shutdown);
     self->wait_for(timers_);
   }
+  stop_mqtt_sources();  // no new input; what was accepted finishes below
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (core_.total_in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

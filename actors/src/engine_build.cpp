@@ -14,6 +14,7 @@
 #include "flowstate/drivers/http_post.hpp"
 #include "flowstate/drivers/http_routes.hpp"
 #include "flowstate/drivers/http_static.hpp"
+#include "flowstate/drivers/mqtt_config.hpp"
 #include "flowstate/runtime/fault.hpp"
 #include "flowstate/runtime/file_source.hpp"
 #include "flowstate/runtime/git_repo.hpp"
@@ -21,6 +22,7 @@
 #include "flowstate/runtime/python_modules.hpp"
 #include "flowstate/sandbox/bundle.hpp"
 #include "flowstate/sandbox/worker_client.hpp"
+#include "records.hpp"
 #include "types.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::project_ptr)
@@ -304,6 +306,34 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
           problems.push_back(dit->second.file + ": " + parsed.error());
         else
           b.timer = std::make_shared<const drivers::timer::interval_config>(std::move(*parsed));
+      } else if (bd.kind == "mqtt.Subscribe") {
+        b.kind = block_kind::mqtt_subscribe;
+        if (i != 0) problems.push_back(where + bd.kind + " is a source: it must be the first block");
+        if (i == 0 && (fdef.blocks.size() < 2 || fdef.blocks[1].kind.find(".Function") == std::string::npos))
+          problems.push_back(where + bd.kind + " must be followed by a function block (what receives each message)");
+        if (options_.project_ids)
+          problems.push_back(where + bd.kind +
+                             " does not run in a cluster yet (each node would receive every message): run the "
+                             "project on an embedded node");
+        auto dit = rev->drivers.find(bd.name);
+        auto parsed = drivers::mqtt::parse_subscribe(dit->second.config_json);
+        if (!parsed) {
+          problems.push_back(dit->second.file + ": " + parsed.error());
+        } else {
+          b.mqtt = std::make_shared<const drivers::mqtt::subscribe_config>(std::move(*parsed));
+          b.driver_config = dit->second.config_json;
+        }
+      } else if (bd.kind == "mqtt.Publish") {
+        b.kind = block_kind::sink;
+        if (i == 0) problems.push_back(where + bd.kind + " is a sink: it takes the outputs of the function before it");
+        auto dit = rev->drivers.find(bd.name);
+        auto parsed = drivers::mqtt::parse_publish(dit->second.config_json);
+        if (!parsed)
+          problems.push_back(dit->second.file + ": " + parsed.error());
+        else
+          b.sink = drivers::mqtt::make_publish_sink(*sink_io_, std::move(*parsed),
+                                                    "flowstate-pub-" + new_message_id().substr(0, 12),
+                                                    "flow " + fname + ", block " + bd.id);
       } else if (bd.kind == "http.Post") {
         b.kind = block_kind::sink;
         if (i == 0) problems.push_back(where + bd.kind + " is a sink: it takes the outputs of the function before it");

@@ -38,6 +38,9 @@ class actor_system;
 namespace flowstate::drivers::sinks {
 class io_thread;
 }
+namespace flowstate::drivers::mqtt {
+struct publish;
+}
 namespace flowstate {
 class file_source;
 struct project_revision;
@@ -312,6 +315,12 @@ class engine_impl final : public engine {
   // timer.Interval sources (engine_timers.cpp): the actor that wakes at the
   // next tick, what it runs, and one key's due ticks.
   caf::actor spawn_timers();
+  // mqtt.Subscribe sources (engine_mqtt.cpp).
+  struct mqtt_source;
+  void sync_mqtt_sources();
+  void stop_mqtt_sources();
+  void accept_mqtt(uint32_t project, const std::string& flow, const drivers::mqtt::subscribe_config& cfg,
+                   const std::string& client_id, drivers::mqtt::publish&& p, std::function<void()> acked);
   int64_t run_timers(int64_t now);
   void emit_ticks(const project_ptr& rt, uint32_t flow, const std::string& key, int64_t now);
   // A request for a group being moved waits here (until 10 s).
@@ -435,7 +444,13 @@ class engine_impl final : public engine {
   // (their sinks use it), stopped after the sinks actor.
   std::unique_ptr<drivers::sinks::io_thread> sink_io_;
   std::mutex timers_mutex_;
-  std::map<std::string, int64_t> timers_pending_;  // state key -> last tick handed to the store, not yet written
+  std::map<std::string, int64_t> timers_pending_;
+  std::mutex mqtt_mutex_;
+  std::map<std::string, std::shared_ptr<mqtt_source>> mqtt_sources_;  // by "project/flow/block"
+  // QoS 2 packet ids accepted by a commit not yet durable, with the
+  // acknowledgements waiting for it.
+  std::map<std::string, std::vector<std::function<void()>>>
+      mqtt_qos2_pending_;  // state key -> last tick handed to the store, not yet written
   std::vector<std::future<void>> jobs_;
   std::shared_ptr<const std::function<std::string()>> cluster_info_;  // atomic_load/store
   std::string peer_address_;

@@ -46,6 +46,7 @@ caf::actor engine_impl::spawn_timers() {
   return system_->spawn([this](caf::event_based_actor* self) -> caf::behavior {
     self->send(self, timer_tick_atom::value);
     return {[this, self](timer_tick_atom) {
+      sync_mqtt_sources();
       const int64_t now = now_ms();
       const int64_t next = run_timers(now);
       self->delayed_send(self, std::chrono::milliseconds(std::clamp<int64_t>(next - now, 1, 1000)),

@@ -21,13 +21,25 @@ class worker_client;
 namespace flowstate::drivers::sinks {
 class sink;  // flowstate/drivers/sink.hpp
 }
+namespace flowstate::drivers::mqtt {
+struct subscribe_config;  // flowstate/drivers/mqtt_config.hpp
+}
 
 namespace flowstate::engine_detail {
 
 struct worker_pools;  // engine_impl.hpp: a project's workers, for one set of limits
 struct block_stats;   // block_stats.hpp
 
-enum class block_kind { function, http_request, http_response, timer, flow_publish, flow_subscribe, sink };
+enum class block_kind {
+  function,
+  http_request,
+  http_response,
+  timer,
+  flow_publish,
+  flow_subscribe,
+  sink,
+  mqtt_subscribe
+};
 
 struct block_rt {
   std::string id;
@@ -43,6 +55,8 @@ struct block_rt {
   std::string topic;                                             // flow.Publish, flow.Subscribe
   std::vector<uint32_t> subscribers;                             // flow.Publish: the flows subscribed to its topic
   std::shared_ptr<drivers::sinks::sink> sink;                    // a sink block's driver (http.Post, ...)
+  std::shared_ptr<const drivers::mqtt::subscribe_config> mqtt;   // an mqtt.Subscribe source
+  std::string driver_config;                                     // a driver block's configuration (JSON)
 };
 
 struct flow_rt {

@@ -14,35 +14,6 @@ namespace {
 constexpr uint64_t max_timeout_ms = 300000;
 constexpr uint64_t max_retry_delay_ms = 24ull * 3600 * 1000;
 
-// "text {{key}} more {{/a/b}}" -> pieces; fails naming what is wrong.
-result<template_text> parse_template(std::string_view s) {
-  template_text out;
-  std::size_t at = 0;
-  while (at < s.size()) {
-    auto open = s.find("{{", at);
-    if (open == std::string_view::npos) {
-      out.push_back({piece::what::text, std::string(s.substr(at))});
-      break;
-    }
-    if (open > at) out.push_back({piece::what::text, std::string(s.substr(at, open - at))});
-    auto close = s.find("}}", open + 2);
-    if (close == std::string_view::npos) return fail("\"{{\" at offset " + std::to_string(open) + " is not closed");
-    auto inner = s.substr(open + 2, close - open - 2);
-    while (!inner.empty() && inner.front() == ' ') inner.remove_prefix(1);
-    while (!inner.empty() && inner.back() == ' ') inner.remove_suffix(1);
-    if (inner == "key")
-      out.push_back({piece::what::key, ""});
-    else if (inner == "id")
-      out.push_back({piece::what::id, ""});
-    else if (!inner.empty() && inner.front() == '/')
-      out.push_back({piece::what::pointer, std::string(inner)});
-    else
-      return fail("{{" + std::string(inner) + "}}: expected {{key}}, {{id}} or a JSON pointer like {{/deviceId}}");
-    at = close + 2;
-  }
-  return out;
-}
-
 bool token_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) ||
          std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
@@ -137,6 +108,34 @@ void percent_encode(std::string& out, std::string_view s) {
 }
 
 }  // namespace
+
+result<template_text> parse_template(std::string_view s) {
+  template_text out;
+  std::size_t at = 0;
+  while (at < s.size()) {
+    auto open = s.find("{{", at);
+    if (open == std::string_view::npos) {
+      out.push_back({piece::what::text, std::string(s.substr(at))});
+      break;
+    }
+    if (open > at) out.push_back({piece::what::text, std::string(s.substr(at, open - at))});
+    auto close = s.find("}}", open + 2);
+    if (close == std::string_view::npos) return fail("\"{{\" at offset " + std::to_string(open) + " is not closed");
+    auto inner = s.substr(open + 2, close - open - 2);
+    while (!inner.empty() && inner.front() == ' ') inner.remove_prefix(1);
+    while (!inner.empty() && inner.back() == ' ') inner.remove_suffix(1);
+    if (inner == "key")
+      out.push_back({piece::what::key, ""});
+    else if (inner == "id")
+      out.push_back({piece::what::id, ""});
+    else if (!inner.empty() && inner.front() == '/')
+      out.push_back({piece::what::pointer, std::string(inner)});
+    else
+      return fail("{{" + std::string(inner) + "}}: expected {{key}}, {{id}} or a JSON pointer like {{/deviceId}}");
+    at = close + 2;
+  }
+  return out;
+}
 
 result<config> parse(std::string_view config_json) {
   simdjson::dom::parser parser;

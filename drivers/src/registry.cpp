@@ -5,6 +5,8 @@ namespace flowstate::drivers {
 void register_builtin_drivers(registry& r) {
   r.add({"http.Request", role::source, "HTTP requests on the flow listener (method + path, or routes)"});
   r.add({"http.Response", role::sink, "replies to the request that started the message"});
+  r.add({"mqtt.Subscribe", role::source, "messages from MQTT topics (QoS 0, 1, 2), acknowledged once committed"});
+  r.add({"mqtt.Publish", role::sink, "publishes each output to an MQTT topic"});
   r.add({"http.Post", role::sink, "sends each output to a URL (webhooks), retried until the target takes it"});
 }
 

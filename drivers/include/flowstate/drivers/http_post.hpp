@@ -20,6 +20,9 @@ struct piece {
 };
 using template_text = std::vector<piece>;
 
+// "/hooks/{{key}}?x={{/a/b}}" -> pieces; fails naming what is wrong.
+result<template_text> parse_template(std::string_view text);
+
 struct config {
   std::string method = "POST";
   bool tls = false;

@@ -18,7 +18,8 @@ struct kind_catalog {
   std::map<std::string, std::string> function_kinds;  // "js.Function" -> "js"
   std::set<std::string> driver_kinds;                 // "http.Request", ...
   // js.Function, py.Function, http.Request, http.Response, timer.Interval,
-  // timer.Cron, flow.Publish, flow.Subscribe, http.Post.
+  // timer.Cron, flow.Publish, flow.Subscribe, http.Post, mqtt.Subscribe,
+  // mqtt.Publish.
   static kind_catalog defaults();
 };
 

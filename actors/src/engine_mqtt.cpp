@@ -1,0 +1,196 @@
+// mqtt.Subscribe sources (docs/drivers.md "mqtt.Subscribe"): one MQTT
+// session per subscribing block of an active revision (started and stopped
+// by the timer actor's wake, at least every second). A message is accepted
+// by one commit (its queue entry; for QoS 2 the packet id's state; with
+// `id:` its identity record), and the session's PUBACK or PUBREC leaves
+// only once that commit is durable. A QoS 2 packet id whose state is
+// stored is a redelivery: acknowledged again, not accepted twice. PUBREL
+// erases the state, then PUBCOMP leaves.
+#include "engine_impl.hpp"
+#include "errors.hpp"
+#include "flowstate/drivers/mqtt_config.hpp"
+#include "flowstate/runtime/keys.hpp"
+#include "idempotency.hpp"
+#include "records.hpp"
+
+namespace flowstate::engine_detail {
+
+struct engine_impl::mqtt_source {
+  std::string config_json;
+  std::shared_ptr<drivers::mqtt::session> session;
+};
+
+void engine_impl::sync_mqtt_sources() {
+  if (!ready_.load() || core_.draining.load()) return;
+  auto snap = std::atomic_load(&snapshot_);
+  std::map<std::string, std::pair<project_ptr, uint32_t>> wanted;
+  for (auto& [id, rt] : snap->projects)
+    for (uint32_t f = 0; f < rt->flows.size(); ++f) {
+      const auto& blocks = rt->flows[f].blocks;
+      if (blocks.size() >= 2 && blocks[0].kind == block_kind::mqtt_subscribe && blocks[0].mqtt)
+        wanted[std::to_string(id) + '/' + rt->flows[f].name + '/' + blocks[0].id] = {rt, f};
+    }
+  std::vector<std::shared_ptr<mqtt_source>> stop;
+  {
+    std::lock_guard lock(mqtt_mutex_);
+    for (auto it = mqtt_sources_.begin(); it != mqtt_sources_.end();) {
+      auto w = wanted.find(it->first);
+      if (w != wanted.end() &&
+          w->second.first->flows[w->second.second].blocks[0].driver_config == it->second->config_json) {
+        ++it;
+        continue;
+      }
+      stop.push_back(it->second);
+      it = mqtt_sources_.erase(it);
+    }
+  }
+  for (auto& s : stop) s->session->stop();
+  for (auto& [id, at] : wanted) {
+    {
+      std::lock_guard lock(mqtt_mutex_);
+      if (mqtt_sources_.count(id)) continue;
+    }
+    auto source = std::make_shared<mqtt_source>();
+    const auto& [rt, f] = at;
+    const auto& flow = rt->flows[f];
+    const auto& block = flow.blocks[0];
+    source->config_json = block.driver_config;
+    auto cfg = block.mqtt;
+    drivers::mqtt::session_options o;
+    o.broker = cfg->connection.broker;
+    o.client_id = cfg->connection.client_id.value_or(
+        "flowstate-" + (options_.node_name.empty() ? std::string("node") : options_.node_name) + "-" + rt->name + "-" +
+        flow.name + "-" + block.id);
+    o.clean_session = cfg->clean_session;
+    o.keep_alive_s = cfg->connection.keep_alive_s;
+    o.username = cfg->connection.username;
+    o.password = cfg->connection.password;
+    for (auto& t : cfg->topics) o.subscriptions.emplace_back(t, cfg->qos);
+    o.name = "flow " + flow.name + ", block " + block.id;
+    drivers::mqtt::session_handlers h;
+    const uint32_t project = rt->project_id;
+    const std::string flow_name = flow.name, client_id = o.client_id;
+    h.on_publish = [this, project, flow_name, cfg, client_id](drivers::mqtt::publish&& p, std::function<void()> acked) {
+      accept_mqtt(project, flow_name, *cfg, client_id, std::move(p), std::move(acked));
+    };
+    h.on_release = [this, client_id](uint16_t id, std::function<void()> released) {
+      commit_batch b;
+      b.erase(column::meta, meta_key("mqtt-qos2", client_id + '\0' + std::to_string(id)));
+      store_->commit(std::move(b), durability_mode::sync, std::move(released));
+    };
+    h.may_read = [this, project] {
+      return !core_.draining.load() && !core_.writes_paused.load() && !core_.sink_backed_up(project) &&
+             core_.total_in_flight() < core_.max_in_flight * core_.shards.size();
+    };
+    source->session = drivers::mqtt::start_session(*sink_io_, std::move(o), std::move(h));
+    std::lock_guard lock(mqtt_mutex_);
+    mqtt_sources_[id] = std::move(source);
+  }
+}
+
+void engine_impl::stop_mqtt_sources() {
+  std::map<std::string, std::shared_ptr<mqtt_source>> all;
+  {
+    std::lock_guard lock(mqtt_mutex_);
+    all.swap(mqtt_sources_);
+  }
+  for (auto& [_, s] : all) s->session->stop();
+}
+
+void engine_impl::accept_mqtt(uint32_t project, const std::string& flow_name,
+                              const drivers::mqtt::subscribe_config& cfg, const std::string& client_id,
+                              drivers::mqtt::publish&& p, std::function<void()> acked) {
+  auto snap = std::atomic_load(&snapshot_);
+  auto found = snap->projects.find(project);
+  if (found == snap->projects.end()) return;  // not acknowledged: the broker keeps it
+  const project_ptr rt = found->second;
+  const int fi = rt->find_flow(flow_name);
+  if (fi < 0 || rt->flows[static_cast<std::size_t>(fi)].blocks.size() < 2) return;
+  const auto f = static_cast<uint32_t>(fi);
+  const auto& flow = rt->flows[f];
+  const uint64_t epoch = store_->epoch();
+  commit_batch b;
+  std::string qos2_key;
+  if (p.qos == 2) {
+    qos2_key = meta_key("mqtt-qos2", client_id + '\0' + std::to_string(p.packet_id));
+    std::lock_guard lock(mqtt_mutex_);
+    if (auto w = mqtt_qos2_pending_.find(qos2_key); w != mqtt_qos2_pending_.end()) {
+      w->second.push_back(std::move(acked));  // acknowledged with the first copy's commit
+      return;
+    }
+    auto stored = store_->read(column::meta, qos2_key);
+    if (!stored) return;          // cannot tell: not acknowledged, the broker sends it again
+    if (*stored) return acked();  // a redelivery of a message accepted before
+    b.put(column::meta, qos2_key, "1");
+  }
+  message m;
+  m.time_ms = now_ms();
+  m.payload = drivers::mqtt::message_json(p);
+  auto key = drivers::mqtt::message_key(cfg, p);
+  auto identity = key ? drivers::mqtt::message_identity(cfg, p) : result<std::optional<std::string>>(std::nullopt);
+  work_ptr item;
+  if (!key || !identity) {
+    // Nothing to run it for: an error record, acknowledged like an acceptance.
+    m.id = new_message_id();
+    m.trace_id = m.id;
+    m.key = p.topic;
+    auto e = make_error(*store_, *rt, f, flow.blocks[1].id, m, "PreconditionFailed",
+                        key ? identity.error() : key.error(), "{}");
+    item = record_error(b, *store_, rt, f, e);
+  } else {
+    m.key = std::move(*key);
+    if (*identity) {
+      m.id = derive_message_id(**identity, flow.name + '\0' + flow.blocks[0].id, 0);
+      auto idem = idempotency_key(rt->tenant, rt->project_id, key_group_of(m.key),
+                                  "mqtt\0" + flow.name + '\0' + flow.blocks[0].id + '\0' + **identity);
+      auto seen = store_->read(column::idempotency, idem);
+      if (!seen) return;
+      if (*seen && !idempotency_expired(**seen, options_.idempotency_ttl_ms, now_ms())) {
+        if (qos2_key.empty()) return acked();  // the same message again: accepted before
+      } else {
+        http::response r;
+        r.status = 202;
+        b.put(column::idempotency, idem, encode_response(r, now_ms()));
+      }
+    } else {
+      m.id = new_message_id();
+    }
+    m.trace_id = m.id;
+    item = std::make_shared<work_item>();
+    item->project = rt;
+    item->flow = f;
+    item->block = 1;
+    item->msg = m;
+    item->queue_seq = store_->next_sequence();
+    b.put(column::queue, queue_key(rt->tenant, rt->project_id, key_group_of(m.key), item->queue_seq),
+          encode_queued({flow.name, flow.blocks[1].id, std::move(m)}));
+  }
+  if (item) item->store_epoch = epoch;
+  if (!qos2_key.empty()) {
+    std::lock_guard lock(mqtt_mutex_);
+    mqtt_qos2_pending_[qos2_key].push_back(std::move(acked));
+  }
+  // Once durable: the acknowledgement (for QoS 2, with any copy that came
+  // meanwhile). Not written: not acknowledged, the broker sends it again.
+  auto done = [this, qos2_key, acked = std::move(acked)](bool ok) mutable {
+    std::vector<std::function<void()>> waiting;
+    if (!qos2_key.empty()) {
+      std::lock_guard lock(mqtt_mutex_);
+      if (auto w = mqtt_qos2_pending_.find(qos2_key); w != mqtt_qos2_pending_.end()) {
+        waiting = std::move(w->second);
+        mqtt_qos2_pending_.erase(w);
+      }
+    } else if (acked) {
+      waiting.push_back(std::move(acked));
+    }
+    if (ok)
+      for (auto& a : waiting) a();
+  };
+  auto shared_done = std::make_shared<decltype(done)>(std::move(done));
+  store_->commit(
+      std::move(b), rt->durability, [shared_done] { (*shared_done)(true); },
+      [shared_done](const std::string&) { (*shared_done)(false); }, epoch);
+  if (item) submit(std::move(item));
+}
+
+}  // namespace flowstate::engine_detail
