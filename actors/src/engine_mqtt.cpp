@@ -9,6 +9,7 @@
 #include "engine_impl.hpp"
 #include "errors.hpp"
 #include "flowstate/drivers/mqtt_config.hpp"
+#include "flowstate/runtime/fault.hpp"
 #include "flowstate/runtime/keys.hpp"
 #include "idempotency.hpp"
 #include "records.hpp"
@@ -162,7 +163,8 @@ void engine_impl::accept_mqtt(uint32_t project, const std::string& flow_name,
     item->block = 1;
     item->msg = m;
     item->queue_seq = store_->next_sequence();
-    b.put(column::queue, queue_key(rt->tenant, rt->project_id, key_group_of(m.key), item->queue_seq),
+    const uint32_t group = key_group_of(m.key);
+    b.put(column::queue, queue_key(rt->tenant, rt->project_id, group, item->queue_seq),
           encode_queued({flow.name, flow.blocks[1].id, std::move(m)}));
   }
   if (item) item->store_epoch = epoch;
@@ -183,8 +185,9 @@ void engine_impl::accept_mqtt(uint32_t project, const std::string& flow_name,
     } else if (acked) {
       waiting.push_back(std::move(acked));
     }
-    if (ok)
-      for (auto& a : waiting) a();
+    if (!ok) return;
+    fault_point("mqtt.before_ack");  // durable, not acknowledged: the broker sends it again
+    for (auto& a : waiting) a();
   };
   auto shared_done = std::make_shared<decltype(done)>(std::move(done));
   store_->commit(

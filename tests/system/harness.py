@@ -334,6 +334,56 @@ _ETCDS = []
 atexit.register(lambda: [e.stop() for e in _ETCDS])
 
 
+class Mosquitto:
+    """A real MQTT broker (Debian's mosquitto) on a free loopback port, with
+    its own configuration and persistence file (so a restart keeps the
+    sessions and their queued messages); killed at exit."""
+
+    def __init__(self, port=None):
+        self.dir = tmpdir("flowstate-mosquitto-")
+        os.chmod(self.dir, 0o777)  # started as root, mosquitto runs as the user "mosquitto"
+        self.port = port or free_port()
+        with open(os.path.join(self.dir, "mosquitto.conf"), "w") as f:
+            f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                    f"persistence true\npersistence_location {self.dir}/\nautosave_interval 1\n"
+                    "max_queued_messages 100000\nmax_inflight_messages 100\n")
+        self.proc = None
+        self.start()
+        _ETCDS.append(self)
+
+    @property
+    def url(self):
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self):
+        import socket
+        self.log = open(os.path.join(self.dir, "mosquitto.log"), "a")
+        self.proc = subprocess.Popen(["mosquitto", "-c", os.path.join(self.dir, "mosquitto.conf")],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise TestFailure("mosquitto exited at start: " +
+                                      open(os.path.join(self.dir, "mosquitto.log")).read()[-2000:])
+                time.sleep(0.05)
+        raise TestFailure("mosquitto did not start within 30 s")
+
+    def restart(self):
+        """A clean stop (SIGTERM: the broker saves its sessions), then a start."""
+        self.proc.terminate()
+        self.proc.wait()
+        self.start()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def run(tests):
     """Runs test functions (name: sentence), prints a line each and a summary."""
     if not os.path.exists(BIN):
