@@ -198,6 +198,7 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
   std::vector<std::pair<sandbox::worker_client*, uint64_t>> fresh;  // loaded by this build
   std::vector<std::pair<std::future<std::string>, std::string>> loads;
   const module_set_ref modules = load_module_set(e, **files, *rev, *rt, fresh, loads, problems);
+  if (!sink_io_) return fail("the node is shutting down: no deploy now");
   for (auto& [fname, fdef] : rev->flows) {
     flow_rt flow;
     flow.name = fname;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <deque>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -20,14 +21,22 @@ namespace flowstate::engine_detail {
 // A driver's answer for one delivery, back to the sinks actor.
 struct sink_done {
   std::string stream;
-  uint64_t seq = 0;
+  uint64_t token = 0;  // the try's own number: a stale answer is told apart
   drivers::sinks::outcome outcome;
 };
 using sink_done_ptr = std::shared_ptr<sink_done>;
 
+// Entries whose removal from the store was written (ok), or failed.
+struct sink_erased {
+  std::vector<std::tuple<uint32_t, uint32_t, uint32_t, uint64_t>> ids;
+  bool ok = true;
+};
+using sink_erased_ptr = std::shared_ptr<sink_erased>;
+
 }  // namespace flowstate::engine_detail
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::sink_done_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::sink_erased_ptr)
 
 namespace flowstate::engine_detail {
 namespace {
@@ -49,18 +58,53 @@ struct stream {
   block_ref block;
   std::deque<pending> entries;
   bool in_flight = false;
+  uint64_t token = 0;      // of the try in flight
   uint32_t failures = 0;   // failed tries of the front entry
   int64_t not_before = 0;  // steady ms: waiting for a retry until then
+};
+
+// Streams in the order they became ready (first in, first out), each once.
+class ready_queue {
+ public:
+  void push(const std::string& id) {
+    if (members_.insert(id).second) order_.push_back(id);
+  }
+  void erase(const std::string& id) { members_.erase(id); }  // its place in order_ is skipped later
+  bool empty() const { return members_.empty(); }
+  std::optional<std::string> pop() {
+    while (!order_.empty()) {
+      auto id = std::move(order_.front());
+      order_.pop_front();
+      if (members_.erase(id)) return id;
+    }
+    return std::nullopt;
+  }
+  // Back at the front (it could not start yet).
+  void unpop(const std::string& id) {
+    if (members_.insert(id).second) order_.push_front(id);
+  }
+  std::vector<std::string> take_all() {
+    std::vector<std::string> out;
+    while (auto id = pop()) out.push_back(std::move(*id));
+    return out;
+  }
+
+ private:
+  std::deque<std::string> order_;
+  std::set<std::string> members_;
 };
 
 struct sinks_state {
   engine_core* core = nullptr;
   sinks_links links;
   std::map<std::string, stream> streams;
-  std::map<block_ref, std::set<std::string>> ready;  // per block: streams that may start now
-  std::set<std::string> waiting;                     // a retry later, or parked (group or project not here now)
+  std::map<block_ref, ready_queue> ready;  // per block: streams that may start now, oldest first
+  std::set<std::string> waiting;           // a retry later, or parked (group or project not here now)
   std::map<block_ref, uint32_t> running;
   std::set<std::tuple<uint32_t, uint32_t, uint32_t, uint64_t>> held;  // (tenant, project, group, seq) in memory
+  // Done with, their removal not written yet: a reload must not take them.
+  std::set<std::tuple<uint32_t, uint32_t, uint32_t, uint64_t>> erasing;
+  uint64_t next_token = 1;
   std::map<block_ref, engine_core::sink_counts> counts;
   std::map<uint32_t, uint64_t> pending_per_project;
   int64_t wake_at = 0;  // the earliest wake scheduled (steady ms), 0: none
@@ -83,8 +127,8 @@ class sinks_logic {
 
   void on_done(sink_done_ptr& d) {
     auto it = st_.streams.find(d->stream);
-    if (it == st_.streams.end() || it->second.entries.empty() || it->second.entries.front().where.seq != d->seq) {
-      pump();  // forgotten meanwhile (its group moved away)
+    if (it == st_.streams.end() || !it->second.in_flight || it->second.token != d->token) {
+      pump();  // forgotten meanwhile (its group moved away), perhaps read back since
       return;
     }
     auto& s = it->second;
@@ -96,8 +140,7 @@ class sinks_logic {
       commit_batch erase;
       const auto& w = s.entries.front().where;
       erase.erase(column::outbox, sink_entry_key(w.tenant, w.project, w.group, w.seq));
-      // A lost delete delivers it again, with the same id for the target.
-      st_.core->db->commit(std::move(erase), durability_mode::relaxed, [] {});
+      commit_removal(std::move(erase), w, durability_mode::relaxed);
       ++counts.delivered;
       pop(s);
     } else {
@@ -131,7 +174,9 @@ class sinks_logic {
     std::size_t loaded = 0;
     auto st = st_.core->db->scan_prefix(column::outbox, "", [&](std::string_view key, std::string_view value) {
       auto id = parse_sink_entry_key(key);
-      if (!id || st_.held.count({id->tenant, id->project, id->key_group, id->seq})) return true;
+      if (!id) return true;
+      const std::tuple<uint32_t, uint32_t, uint32_t, uint64_t> at{id->tenant, id->project, id->key_group, id->seq};
+      if (st_.held.count(at) || st_.erasing.count(at)) return true;
       if (!st_.core->runs_here(id->key_group)) return true;  // its owner delivers it
       add(sink_entry{id->tenant, id->project, id->key_group, id->seq, std::string(value)});
       ++loaded;
@@ -162,6 +207,18 @@ class sinks_logic {
     pump();
   }
 
+  void on_erased(sink_erased_ptr& e) {
+    if (e->ok) {
+      for (auto& id : e->ids) st_.erasing.erase(id);
+      return;
+    }
+    // Not written (the store failed): in a while, take them back from the
+    // store (a delivered one is sent again, with the same id).
+    e->ok = true;
+    self_->delayed_send(self_, std::chrono::seconds(5), e);
+    self_->delayed_send(self_, std::chrono::milliseconds(5100), reload_outbox_atom::value);
+  }
+
   void on_wake() {
     const int64_t now = steady_ms();
     if (now >= st_.wake_at) st_.wake_at = 0;
@@ -170,7 +227,7 @@ class sinks_logic {
       if (s == st_.streams.end() || s->second.entries.empty()) {
         it = st_.waiting.erase(it);
       } else if (s->second.not_before <= now) {
-        st_.ready[s->second.block].insert(*it);
+        st_.ready[s->second.block].push(*it);
         it = st_.waiting.erase(it);
       } else {
         ++it;
@@ -190,6 +247,9 @@ class sinks_logic {
   }
 
   void add(sink_entry&& e) {
+    // A group that moved away meanwhile: its new owner delivers it.
+    if (!st_.core->runs_here(e.group)) return;
+    if (st_.erasing.count({e.tenant, e.project, e.group, e.seq})) return;
     if (!st_.held.insert({e.tenant, e.project, e.group, e.seq}).second) return;
     auto q = decode_queued(e.queued);
     if (!q) {
@@ -214,7 +274,7 @@ class sinks_logic {
     s.entries.insert(at, pending{std::move(e), std::move(*q)});
     ++st_.counts[s.block].pending;
     ++st_.pending_per_project[s.project];
-    if (!s.in_flight && !st_.waiting.count(id)) st_.ready[s.block].insert(id);
+    if (!s.in_flight && !st_.waiting.count(id)) st_.ready[s.block].push(id);
   }
 
   void pop(stream& s) {
@@ -237,7 +297,7 @@ class sinks_logic {
       st_.waiting.erase(id);
       st_.streams.erase(it);
     } else if (!st_.waiting.count(id)) {
-      st_.ready[it->second.block].insert(id);
+      st_.ready[it->second.block].push(id);
     }
   }
 
@@ -264,11 +324,7 @@ class sinks_logic {
                    p.q.flow.c_str());
     }
     const uint64_t epoch = st_.core->db->epoch();
-    // Not written (the store failed): the entry is still stored; read back.
-    caf::actor me = caf::actor_cast<caf::actor>(self_);
-    st_.core->db->commit(
-        std::move(batch), rt ? rt->durability : durability_mode::sync, [] {},
-        [me](const std::string&) { caf::anon_send(me, reload_outbox_atom::value); }, epoch);
+    commit_removal(std::move(batch), p.where, rt ? rt->durability : durability_mode::sync, epoch);
     if (routed) {
       routed->store_epoch = epoch;
       st_.links.submit(std::move(routed));
@@ -276,42 +332,59 @@ class sinks_logic {
     pop(s);
   }
 
+  // Commits a batch that removes entry `w`; until it is written a reload
+  // does not take the entry back.
+  void commit_removal(commit_batch&& batch, const sink_entry& w, durability_mode mode, uint64_t epoch = 0) {
+    auto e = std::make_shared<sink_erased>();
+    e->ids.emplace_back(w.tenant, w.project, w.group, w.seq);
+    st_.erasing.insert(e->ids.back());
+    caf::actor me = caf::actor_cast<caf::actor>(self_);
+    st_.core->db->commit(
+        std::move(batch), mode, [me, e] { caf::anon_send(me, e); },
+        [me, e](const std::string&) {
+          auto failed = std::make_shared<sink_erased>(*e);
+          failed->ok = false;
+          caf::anon_send(me, failed);
+        },
+        epoch);
+  }
+
   void pump() {
     const int64_t now = steady_ms();
     bool parked = false;
+    bool again = false;
     for (auto& [block, ids] : st_.ready) {
       if (ids.empty()) continue;
       const auto rt = st_.links.active(std::get<0>(block));
       if (!rt) {
         // Not active here (yet): wait.
-        st_.waiting.insert(ids.begin(), ids.end());
-        ids.clear();
+        for (auto& id : ids.take_all()) st_.waiting.insert(id);
         parked = true;
         continue;
       }
       auto& running = st_.running[block];
-      for (auto it = ids.begin(); it != ids.end();) {
-        auto s_it = st_.streams.find(*it);
-        if (s_it == st_.streams.end() || s_it->second.entries.empty()) {
-          it = ids.erase(it);
+      while (auto id = ids.pop()) {
+        auto s_it = st_.streams.find(*id);
+        if (s_it == st_.streams.end() || s_it->second.entries.empty() || s_it->second.in_flight ||
+            st_.waiting.count(*id))
           continue;
-        }
         auto& s = s_it->second;
         auto& front = s.entries.front();
         const block_rt* b = block_of(*rt, front.q);
         if (!b) {
-          const auto id = *it;
-          it = ids.erase(it);
           fail_front(s, "Undeliverable",
                      "sink " + front.q.block + " of flow " + front.q.flow + " was removed by a deploy", "");
           ++st_.counts[s.block].failed;
-          settle(id);
+          settle(*id);
+          again = true;  // its next entries: on the next pass
           continue;
         }
-        if (running >= b->sink->concurrency()) break;
+        if (running >= b->sink->concurrency()) {
+          ids.unpop(*id);
+          break;
+        }
         if (!st_.core->runs_here(s.group) || st_.core->is_frozen(s.group)) {
-          st_.waiting.insert(*it);  // moving, or not placed here now
-          it = ids.erase(it);
+          st_.waiting.insert(*id);  // moving, or not placed here now
           parked = true;
           continue;
         }
@@ -322,18 +395,19 @@ class sinks_logic {
         d.time_ms = front.q.msg.time_ms;
         d.attempt = s.failures + 1;
         s.in_flight = true;
+        s.token = st_.next_token++;
         ++running;
         caf::actor me = caf::actor_cast<caf::actor>(self_);
         auto done = std::make_shared<sink_done>();
-        done->stream = *it;
-        done->seq = front.where.seq;
-        it = ids.erase(it);
+        done->stream = *id;
+        done->token = s.token;
         b->sink->deliver(d, [me, done](sk::outcome o) {
           done->outcome = std::move(o);
           caf::anon_send(me, done);
         });
       }
     }
+    if (again) self_->send(self_, sink_wake_atom::value);
     int64_t next = parked ? now + 1000 : 0;
     for (auto& id : st_.waiting) {
       auto s = st_.streams.find(id);
@@ -372,6 +446,7 @@ caf::behavior sinks_actor(caf::stateful_actor<sinks_state>* self, engine_core* c
       [logic](sink_entries& entries) { logic->on_entries(entries); },
       [logic](sink_done_ptr& d) { logic->on_done(d); },
       [logic](sink_wake_atom) { logic->on_wake(); },
+      [logic](sink_erased_ptr& e) { logic->on_erased(e); },
       [logic](reload_outbox_atom) { logic->on_reload(); },
       [logic](forget_groups_atom, uint32_t first, uint32_t end) { logic->on_forget(first, end); },
   };

@@ -5,6 +5,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/rfc2818_verification.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -37,12 +38,17 @@ class call : public std::enable_shared_from_this<call<Stream>> {
  public:
   template <class... Args>
   call(asio::io_context& ioc, prepared p, Args&&... stream_args)
-      : resolver_(ioc), stream_(std::forward<Args>(stream_args)...), p_(std::move(p)) {
+      : resolver_(ioc), deadline_(ioc), stream_(std::forward<Args>(stream_args)...), p_(std::move(p)) {
     parser_.body_limit(max_answer_bytes);
   }
 
   void start() {
     tcp_layer().expires_after(std::chrono::milliseconds(p_.timeout_ms));
+    // The stream's expiry does not cover the name lookup.
+    deadline_.expires_after(std::chrono::milliseconds(p_.timeout_ms));
+    deadline_.async_wait([weak = this->weak_from_this()](beast::error_code ec) {
+      if (auto self = weak.lock(); self && !ec) self->resolver_.cancel();
+    });
     resolver_.async_resolve(p_.host, p_.port, [self = this->shared_from_this()](beast::error_code ec, auto results) {
       if (ec) return self->finish_error("cannot resolve " + self->p_.host + ": " + ec.message());
       self->tcp_layer().async_connect(results, [self](beast::error_code ec, const tcp::endpoint&) {
@@ -65,7 +71,10 @@ class call : public std::enable_shared_from_this<call<Stream>> {
     if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
       write();
     } else {
-      if (!SSL_set_tlsext_host_name(stream_.native_handle(), p_.host.c_str()))
+      beast::error_code not_ip;
+      (void)asio::ip::make_address(p_.host, not_ip);
+      // SNI carries host names only (RFC 6066), never an address.
+      if (not_ip && !SSL_set_tlsext_host_name(stream_.native_handle(), p_.host.c_str()))
         return finish_error("TLS: cannot set the server name " + p_.host);
       stream_.set_verify_callback(asio::ssl::rfc2818_verification(p_.host));
       stream_.async_handshake(asio::ssl::stream_base::client, [self = this->shared_from_this()](beast::error_code ec) {
@@ -79,7 +88,9 @@ class call : public std::enable_shared_from_this<call<Stream>> {
     bhttp::async_write(stream_, p_.req, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return self->finish_error("sending the request: " + ec.message());
       bhttp::async_read(self->stream_, self->buffer_, self->parser_, [self](beast::error_code ec, std::size_t) {
-        if (ec) return self->finish_error("reading the answer: " + ec.message());
+        // A body too long to keep, or cut short (TLS without
+        // close_notify): the status decides.
+        if (ec && !self->parser_.is_header_done()) return self->finish_error("reading the answer: " + ec.message());
         auto& res = self->parser_.get();
         auto retry_after = res[bhttp::field::retry_after];
         self->finish(classify(res.result_int(), std::string_view(retry_after.data(), retry_after.size()), res.body()));
@@ -95,12 +106,14 @@ class call : public std::enable_shared_from_this<call<Stream>> {
   }
 
   void finish(sinks::outcome o) {
+    deadline_.cancel();
     beast::error_code ignored;
     tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
     if (auto done = std::move(p_.done)) done(std::move(o));
   }
 
   tcp::resolver resolver_;
+  asio::steady_timer deadline_;
   Stream stream_;
   prepared p_;
   beast::flat_buffer buffer_;
@@ -127,8 +140,9 @@ class post_sink final : public sinks::sink {
     p.req.method_string(c_.method);
     p.req.target(*target);
     p.req.version(11);
+    const std::string host = c_.host.find(':') != std::string::npos ? "[" + c_.host + "]" : c_.host;  // IPv6
     p.req.set(bhttp::field::host,
-              c_.host + ((c_.port == "80" && !c_.tls) || (c_.port == "443" && c_.tls) ? std::string() : ":" + c_.port));
+              host + ((c_.port == "80" && !c_.tls) || (c_.port == "443" && c_.tls) ? std::string() : ":" + c_.port));
     p.req.set(bhttp::field::user_agent, "flowstate");
     p.req.set(bhttp::field::content_type, "application/json");
     p.req.set(bhttp::field::connection, "close");

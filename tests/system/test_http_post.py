@@ -238,6 +238,26 @@ def test_a_target_that_is_down_backs_the_sink_up_then_sources_get_503_and_everyt
             target.stop()
 
 
+def test_deliveries_pending_for_a_sink_that_a_deploy_removes_become_undeliverable_errors():
+    """with the target down, three outputs of one key wait for their sink; a deploy removing the sink block turns each into an Undeliverable error record, and nothing stays pending"""
+    from harness import free_port
+    project = hook_project(free_port(), retry="{attempts: 1000, initial: 200ms, max: 500ms}")
+    node = Node([project])
+    try:
+        node.start()
+        check([post(node, "same", i) for i in range(3)] == [202] * 3, "accepted")
+        wait_for("three pending", lambda: metric(node, "flowstate_sink_pending", block="notify") == 3)
+        write_files(project, {"flows/alerts.yaml": "blocks:\n  - http.Request: in\n  - js.Function: alert\n"})
+        cli("deploy", "-m", "no more webhook", "--project", project, data=node.data, check_rc=0)
+        errors = wait_for("three Undeliverable errors",
+                          lambda: [e for e in node.errors() if e["type"] == "Undeliverable"] if len(
+                              [e for e in node.errors() if e["type"] == "Undeliverable"]) == 3 else None)
+        check(all(e["block"] == "notify" and e["key"] == "same" for e in errors), f"named: {errors}")
+        check(metric(node, "flowstate_sink_pending", block="notify") == 0, "nothing pending")
+    finally:
+        node.stop()
+
+
 def test_an_http_post_before_any_function_and_a_bad_url_are_refused_at_deploy_naming_the_file():
     """http.Post as a flow's first block and a url without a scheme are refused at deploy with the file named; the running revision keeps serving"""
     target = Target().start()
@@ -267,4 +287,5 @@ if __name__ == "__main__":
          test_every_acknowledged_output_reaches_the_target_through_kill_9_and_no_id_carries_two_bodies,
          test_a_refused_delivery_becomes_a_sinkfailed_error_with_the_answer_and_a_replay_delivers_it_after_the_fix,
          test_a_target_that_is_down_backs_the_sink_up_then_sources_get_503_and_everything_lands_once_it_is_back,
+         test_deliveries_pending_for_a_sink_that_a_deploy_removes_become_undeliverable_errors,
          test_an_http_post_before_any_function_and_a_bad_url_are_refused_at_deploy_naming_the_file])
