@@ -14,6 +14,7 @@
 #include "flowstate/drivers/http_post.hpp"
 #include "flowstate/drivers/http_routes.hpp"
 #include "flowstate/drivers/http_static.hpp"
+#include "flowstate/drivers/influxdb.hpp"
 #include "flowstate/drivers/mqtt_config.hpp"
 #include "flowstate/runtime/fault.hpp"
 #include "flowstate/runtime/file_source.hpp"
@@ -335,6 +336,27 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
           b.sink = drivers::mqtt::make_publish_sink(*sink_io_, std::move(*parsed),
                                                     "flowstate-pub-" + new_message_id().substr(0, 12),
                                                     "flow " + fname + ", block " + bd.id);
+      } else if (bd.kind == "influxdb.Write") {
+        b.kind = block_kind::sink;
+        if (i == 0) problems.push_back(where + bd.kind + " is a sink: it takes the outputs of the function before it");
+        auto dit = rev->drivers.find(bd.name);
+        auto parsed = drivers::influxdb::parse_write(dit->second.config_json);
+        if (!parsed)
+          problems.push_back(dit->second.file + ": " + parsed.error());
+        else
+          b.sink = drivers::influxdb::make_write_sink(*sink_io_, std::move(*parsed));
+      } else if (bd.kind == "influxdb.Query") {
+        b.kind = block_kind::query;
+        if (i == 0 || i + 1 >= fdef.blocks.size() || fdef.blocks[i + 1].kind.find(".Function") == std::string::npos)
+          problems.push_back(where + bd.kind +
+                             " takes its parameters from the function before it and answers the function after it: "
+                             "put it between two function blocks");
+        auto dit = rev->drivers.find(bd.name);
+        auto parsed = drivers::influxdb::parse_query(dit->second.config_json);
+        if (!parsed)
+          problems.push_back(dit->second.file + ": " + parsed.error());
+        else
+          b.sink = drivers::influxdb::make_query_sink(*sink_io_, std::move(*parsed));
       } else if (bd.kind == "http.Post") {
         b.kind = block_kind::sink;
         if (i == 0) problems.push_back(where + bd.kind + " is a sink: it takes the outputs of the function before it");

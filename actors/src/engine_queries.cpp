@@ -609,7 +609,7 @@ status engine_impl::local_error_replay(const std::string& name, const std::strin
   int b = f < 0 ? -1 : rt->flows[static_cast<std::size_t>(f)].find_block(err->block);
   const auto kind = b < 0 ? block_kind::http_request
                           : rt->flows[static_cast<std::size_t>(f)].blocks[static_cast<std::size_t>(b)].kind;
-  if (kind == block_kind::sink) return replay_to_sink(*rt, rkey, *err, parsed->first, id);
+  if (kind == block_kind::sink || kind == block_kind::query) return replay_to_sink(*rt, rkey, *err, parsed->first, id);
   if (kind != block_kind::function)
     return fail("block " + err->block + " of flow " + err->flow +
                 " no longer runs a function or a sink; discard the error instead");

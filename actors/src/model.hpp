@@ -38,7 +38,8 @@ enum class block_kind {
   flow_publish,
   flow_subscribe,
   sink,
-  mqtt_subscribe
+  mqtt_subscribe,
+  query  // influxdb.Query: its answer is the next block's input
 };
 
 struct block_rt {
@@ -54,9 +55,9 @@ struct block_rt {
   std::shared_ptr<const drivers::timer::interval_config> timer;  // a timer.Interval or timer.Cron source
   std::string topic;                                             // flow.Publish, flow.Subscribe
   std::vector<uint32_t> subscribers;                             // flow.Publish: the flows subscribed to its topic
-  std::shared_ptr<drivers::sinks::sink> sink;                    // a sink block's driver (http.Post, ...)
-  std::shared_ptr<const drivers::mqtt::subscribe_config> mqtt;   // an mqtt.Subscribe source
-  std::string driver_config;                                     // a driver block's configuration (JSON)
+  std::shared_ptr<drivers::sinks::sink> sink;  // a sink's or a query's driver (http.Post, influxdb.Query, ...)
+  std::shared_ptr<const drivers::mqtt::subscribe_config> mqtt;  // an mqtt.Subscribe source
+  std::string driver_config;                                    // a driver block's configuration (JSON)
 };
 
 struct flow_rt {

@@ -114,7 +114,7 @@ class shard_logic {
   static bool reaches_http_response(const flow_rt& flow, uint32_t from) {
     for (std::size_t pos = from + 1; pos < flow.blocks.size(); ++pos) {
       if (flow.blocks[pos].kind == block_kind::http_response) return true;
-      if (flow.blocks[pos].kind == block_kind::function) return false;
+      if (flow.blocks[pos].kind == block_kind::function || flow.blocks[pos].kind == block_kind::query) return false;
     }
     return false;
   }
@@ -496,21 +496,30 @@ class shard_logic {
           }
           continue;
         }
-        if (next.kind == block_kind::sink) {
+        if (next.kind == block_kind::sink || next.kind == block_kind::query) {
           // A delivery after this commit, kept under the key's group until
-          // the target takes it; the output also goes on to the next block.
+          // the target takes it. A sink's output also goes on to the next
+          // block; a query's answer is what goes on (the sinks actor
+          // commits it as the next block's input), with the client's reply.
+          const bool query = next.kind == block_kind::query;
           message m;
           m.id = derive_message_id(w.msg.id + '\0' + next.id, block_id(w), i);
           m.key = w.msg.key;
           m.trace_id = w.msg.trace_id;
           m.time_ms = w.msg.time_ms;
-          m.payload = r.outputs[i];
+          m.payload = query ? std::move(r.outputs[i]) : r.outputs[i];
           const uint64_t seq = st_.core->db->next_sequence();
           auto queued = encode_queued({flow.name, next.id, std::move(m)});
           batch.put(column::outbox, sink_entry_key(w.project->tenant, w.project->project_id, group, seq), queued);
           if (!to_sinks) to_sinks = std::make_shared<std::vector<sink_entry>>();
           to_sinks->push_back({w.project->tenant, w.project->project_id, group, seq, std::move(queued)});
-          continue;
+          if (!query) continue;
+          if (w.reply && !response && !carried) {
+            to_sinks->back().reply = w.reply;
+            to_sinks->back().idempotency_key = w.idempotency_key;
+            carried = true;
+          }
+          break;
         }
         if (next.kind != block_kind::function) continue;
         auto item = std::make_shared<work_item>();

@@ -14,6 +14,7 @@
 #include "flowstate/drivers/http_types.hpp"
 #include "flowstate/drivers/sink.hpp"
 #include "flowstate/runtime/keys.hpp"
+#include "idempotency.hpp"
 #include "records.hpp"
 
 namespace flowstate::engine_detail {
@@ -140,7 +141,16 @@ class sinks_logic {
       commit_batch erase;
       const auto& w = s.entries.front().where;
       erase.erase(column::outbox, sink_entry_key(w.tenant, w.project, w.group, w.seq));
-      commit_removal(std::move(erase), w, durability_mode::relaxed);
+      const auto rt = st_.links.active(s.project);
+      auto next = rt ? answer_item(rt, s.entries.front(), erase, d->outcome.result_json) : nullptr;
+      const uint64_t epoch = st_.core->db->epoch();
+      commit_removal(std::move(erase), w, next ? rt->durability : durability_mode::relaxed, next ? epoch : 0);
+      if (next) {
+        // After the commit was handed to the store (its queue entry's put
+        // comes before the removal that the next block's commit makes).
+        next->store_epoch = epoch;
+        st_.links.submit(std::move(next));
+      }
       ++counts.delivered;
       pop(s);
     } else {
@@ -243,7 +253,7 @@ class sinks_logic {
     int b = rt.flows[static_cast<std::size_t>(f)].find_block(q.block);
     if (b < 0) return nullptr;
     const auto& block = rt.flows[static_cast<std::size_t>(f)].blocks[static_cast<std::size_t>(b)];
-    return block.kind == block_kind::sink && block.sink ? &block : nullptr;
+    return (block.kind == block_kind::sink || block.kind == block_kind::query) && block.sink ? &block : nullptr;
   }
 
   void add(sink_entry&& e) {
@@ -303,20 +313,61 @@ class sinks_logic {
 
   // The front entry failed for good: an error record, in the commit that
   // deletes the entry.
-  void fail_front(stream& s, std::string type, std::string message, const std::string& answer) {
+  // A query's answer: the input of the block after the query, in the
+  // commit that removes the entry; it carries the client's reply. Null for
+  // a sink (or when the block after it is gone).
+  work_ptr answer_item(const project_ptr& rt, pending& p, commit_batch& batch, std::string& result) {
+    int f = rt->find_flow(p.q.flow);
+    if (f < 0) return nullptr;
+    const auto& flow = rt->flows[static_cast<std::size_t>(f)];
+    int b = flow.find_block(p.q.block);
+    if (b < 0 || flow.blocks[static_cast<std::size_t>(b)].kind != block_kind::query ||
+        static_cast<std::size_t>(b) + 1 >= flow.blocks.size() ||
+        flow.blocks[static_cast<std::size_t>(b) + 1].kind != block_kind::function)
+      return nullptr;
+    auto item = std::make_shared<work_item>();
+    item->project = rt;
+    item->flow = static_cast<uint32_t>(f);
+    item->block = static_cast<uint32_t>(b) + 1;
+    item->msg.id = derive_message_id(p.q.msg.id, p.q.block, 0);
+    item->msg.key = p.q.msg.key;
+    item->msg.trace_id = p.q.msg.trace_id;
+    item->msg.time_ms = p.q.msg.time_ms;
+    item->msg.payload = std::move(result);
+    item->queue_seq = st_.core->db->next_sequence();
+    batch.put(column::queue, queue_key(rt->tenant, rt->project_id, key_group_of(item->msg.key), item->queue_seq),
+              encode_queued({flow.name, flow.blocks[item->block].id, item->msg}));
+    item->reply = std::move(p.where.reply);
+    item->idempotency_key = std::move(p.where.idempotency_key);
+    return item;
+  }
+
+  void fail_front(stream& s, std::string type, std::string message, const std::string& target_answer) {
     auto& p = s.entries.front();
     const auto rt = st_.links.active(s.project);
+    std::function<void()> answer;
     commit_batch batch;
     batch.erase(column::outbox, sink_entry_key(p.where.tenant, p.where.project, p.where.group, p.where.seq));
     work_ptr routed;
     if (rt && rt->find_flow(p.q.flow) >= 0) {
       const auto f = static_cast<uint32_t>(rt->find_flow(p.q.flow));
       std::string details = "{\"answer\":";
-      http::append_json_string(details, answer);
+      http::append_json_string(details, target_answer);
       details += ",\"tries\":" + std::to_string(s.failures) + "}";
       auto e = make_error(*st_.core->db, *rt, f, p.q.block, p.q.msg, std::move(type), std::move(message),
                           std::move(details));
       routed = record_error(batch, *st_.core->db, rt, f, e);
+      if (p.where.reply || !p.where.idempotency_key.empty()) {
+        // A query's client: the error is the answer, once it is committed.
+        auto response = error_response(e);
+        if (!p.where.idempotency_key.empty())
+          batch.put(column::idempotency, p.where.idempotency_key, encode_response(response, now_ms()));
+        answer = [core = st_.core, reply = std::move(p.where.reply), idem = std::move(p.where.idempotency_key),
+                  response]() mutable {
+          if (!idem.empty()) core->idempotency.complete(idem, response);
+          if (reply) reply->send(std::move(response));
+        };
+      }
       std::fprintf(stderr, "flowstate sink %s of flow %s: error %s: %s\n", p.q.block.c_str(), p.q.flow.c_str(),
                    e.id.c_str(), e.message.c_str());
     } else {
@@ -324,7 +375,7 @@ class sinks_logic {
                    p.q.flow.c_str());
     }
     const uint64_t epoch = st_.core->db->epoch();
-    commit_removal(std::move(batch), p.where, rt ? rt->durability : durability_mode::sync, epoch);
+    commit_removal(std::move(batch), p.where, rt ? rt->durability : durability_mode::sync, epoch, std::move(answer));
     if (routed) {
       routed->store_epoch = epoch;
       st_.links.submit(std::move(routed));
@@ -334,13 +385,18 @@ class sinks_logic {
 
   // Commits a batch that removes entry `w`; until it is written a reload
   // does not take the entry back.
-  void commit_removal(commit_batch&& batch, const sink_entry& w, durability_mode mode, uint64_t epoch = 0) {
+  void commit_removal(commit_batch&& batch, const sink_entry& w, durability_mode mode, uint64_t epoch = 0,
+                      std::function<void()> then = {}) {
     auto e = std::make_shared<sink_erased>();
     e->ids.emplace_back(w.tenant, w.project, w.group, w.seq);
     st_.erasing.insert(e->ids.back());
     caf::actor me = caf::actor_cast<caf::actor>(self_);
     st_.core->db->commit(
-        std::move(batch), mode, [me, e] { caf::anon_send(me, e); },
+        std::move(batch), mode,
+        [me, e, then = std::move(then)] {
+          caf::anon_send(me, e);
+          if (then) then();
+        },
         [me, e](const std::string&) {
           auto failed = std::make_shared<sink_erased>(*e);
           failed->ok = false;

@@ -26,6 +26,10 @@ struct sink_entry {
   uint32_t tenant = 0, project = 0, group = 0;
   uint64_t seq = 0;
   std::string queued;  // encode_queued: flow, block id, message
+  // A query's client, waiting for the reply of the flow's end (in memory
+  // only: a restart loses the connection anyway).
+  http::responder_ptr reply;
+  std::string idempotency_key;
 };
 using sink_entries = std::shared_ptr<std::vector<sink_entry>>;
 

@@ -36,9 +36,52 @@ std::optional<uint64_t> duration_ms(simdjson::dom::element e, uint64_t max_ms) {
   return ms;
 }
 
+status parse_retry(simdjson::dom::element e, sinks::retry_policy& r) {
+  simdjson::dom::object o;
+  if (e.get_object().get(o))
+    return fail("retry: expected a mapping with attempts, initial and max, got " + detail::shown(e));
+  for (auto field : o) {
+    const std::string_view name = field.key;
+    if (name == "attempts") {
+      int64_t n;
+      if (field.value.get_int64().get(n) || n < 1 || n > 10000)
+        return fail("retry.attempts: expected a whole number from 1 to 10000 (tries in all), got " +
+                    detail::shown(field.value));
+      r.attempts = static_cast<uint32_t>(n);
+    } else if (name == "initial" || name == "max") {
+      auto ms = detail::duration_ms(field.value, uint64_t{24} * 3600 * 1000);
+      if (!ms)
+        return fail("retry." + std::string(name) + ": expected a duration up to 24h like 500ms, 10s or 5m, got " +
+                    detail::shown(field.value));
+      (name == "initial" ? r.initial_ms : r.max_ms) = *ms;
+    } else {
+      return fail("retry: unknown field \"" + std::string(name) + "\" (it takes attempts, initial and max)");
+    }
+  }
+  if (r.initial_ms > r.max_ms) return fail("retry: initial is longer than max");
+  return status::success();
+}
+
 std::string shown(simdjson::dom::element e) {
   std::string text = simdjson::minify(e);
   return text.size() > 64 ? text.substr(0, 61) + "..." : text;
+}
+
+result<std::vector<std::pair<std::string, std::string>>> pointer_map(simdjson::dom::element e, std::string_view field,
+                                                                     std::string_view example) {
+  simdjson::dom::object o;
+  if (e.get_object().get(o))
+    return fail(std::string(field) + ": expected a mapping of names to JSON pointers like " + std::string(example) +
+                ", got " + shown(e));
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto item : o) {
+    std::string_view pointer;
+    if (item.value.get_string().get(pointer) || pointer.empty() || pointer.front() != '/')
+      return fail(std::string(field) + "." + std::string(item.key) + ": expected a JSON pointer like /device, got " +
+                  shown(item.value));
+    out.emplace_back(std::string(item.key), std::string(pointer));
+  }
+  return out;
 }
 
 }  // namespace flowstate::drivers::detail

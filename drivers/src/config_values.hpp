@@ -6,6 +6,12 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "flowstate/drivers/sink.hpp"
+#include "flowstate/runtime/result.hpp"
 
 namespace flowstate::drivers::detail {
 
@@ -15,5 +21,12 @@ std::optional<uint64_t> duration_ms(simdjson::dom::element e, uint64_t max_ms);
 
 // The element as short JSON text, for an error message.
 std::string shown(simdjson::dom::element e);
+
+// `retry: {attempts, initial, max}` (the sinks' retry policy).
+status parse_retry(simdjson::dom::element e, sinks::retry_policy& r);
+
+// `{name: /pointer, ...}` (`field` names it in errors; `example` shows one).
+result<std::vector<std::pair<std::string, std::string>>> pointer_map(simdjson::dom::element e, std::string_view field,
+                                                                     std::string_view example);
 
 }  // namespace flowstate::drivers::detail

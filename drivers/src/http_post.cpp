@@ -68,32 +68,6 @@ status parse_url(std::string_view url, config& c) {
   return status::success();
 }
 
-status parse_retry(simdjson::dom::element e, sinks::retry_policy& r) {
-  simdjson::dom::object o;
-  if (e.get_object().get(o))
-    return fail("retry: expected a mapping with attempts, initial and max, got " + detail::shown(e));
-  for (auto field : o) {
-    const std::string_view name = field.key;
-    if (name == "attempts") {
-      int64_t n;
-      if (field.value.get_int64().get(n) || n < 1 || n > 10000)
-        return fail("retry.attempts: expected a whole number from 1 to 10000 (tries in all), got " +
-                    detail::shown(field.value));
-      r.attempts = static_cast<uint32_t>(n);
-    } else if (name == "initial" || name == "max") {
-      auto ms = detail::duration_ms(field.value, max_retry_delay_ms);
-      if (!ms)
-        return fail("retry." + std::string(name) + ": expected a duration up to 24h like 500ms, 10s or 5m, got " +
-                    detail::shown(field.value));
-      (name == "initial" ? r.initial_ms : r.max_ms) = *ms;
-    } else {
-      return fail("retry: unknown field \"" + std::string(name) + "\" (it takes attempts, initial and max)");
-    }
-  }
-  if (r.initial_ms > r.max_ms) return fail("retry: initial is longer than max");
-  return status::success();
-}
-
 void percent_encode(std::string& out, std::string_view s) {
   static const char hex[] = "0123456789ABCDEF";
   for (unsigned char c : s) {
@@ -190,7 +164,7 @@ result<config> parse(std::string_view config_json) {
         return fail("concurrency: expected a whole number from 1 to 256, got " + detail::shown(field.value));
       c.concurrency = static_cast<uint32_t>(n);
     } else if (name == "retry") {
-      if (auto st = parse_retry(field.value, c.retry); !st) return fail(st.error());
+      if (auto st = detail::parse_retry(field.value, c.retry); !st) return fail(st.error());
     } else {
       return fail("unknown field \"" + std::string(name) +
                   "\" (http.Post takes url, method, headers, body, timeout, concurrency and retry)");

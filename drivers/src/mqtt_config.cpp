@@ -181,10 +181,7 @@ result<publish_config> parse_publish(std::string_view config_json) {
       c.payload_pointer = std::string(p);
     } else if (name == "retry") {
       // The same retry block as http.Post's.
-      std::string probe = "{\"url\":\"http://x/\",\"retry\":" + std::string(simdjson::minify(field.value)) + "}";
-      auto parsed = http_post::parse(probe);
-      if (!parsed) return fail(parsed.error());
-      c.retry = parsed->retry;
+      if (auto st = detail::parse_retry(field.value, c.retry); !st) return fail(st.error());
     } else {
       return fail("unknown field \"" + std::string(name) +
                   "\" (mqtt.Publish takes broker, topic, qos, retain, payload, retry, clientId, username, password "

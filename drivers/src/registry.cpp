@@ -7,6 +7,8 @@ void register_builtin_drivers(registry& r) {
   r.add({"http.Response", role::sink, "replies to the request that started the message"});
   r.add({"mqtt.Subscribe", role::source, "messages from MQTT topics (QoS 0, 1, 2), acknowledged once committed"});
   r.add({"mqtt.Publish", role::sink, "publishes each output to an MQTT topic"});
+  r.add({"influxdb.Write", role::sink, "writes each output as a point (line protocol, batched)"});
+  r.add({"influxdb.Query", role::source, "an InfluxQL query whose answer is the next block's input"});
   r.add({"http.Post", role::sink, "sends each output to a URL (webhooks), retried until the target takes it"});
 }
 

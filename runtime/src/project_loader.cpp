@@ -63,7 +63,8 @@ kind_catalog kind_catalog::defaults() {
   kind_catalog k;
   k.function_kinds = {{"js.Function", "js"}, {"py.Function", "py"}};
   k.driver_kinds = {"http.Request", "http.Response", "timer.Interval", "timer.Cron", "flow.Publish", "flow.Subscribe",
-                    "http.Post", "mqtt.Subscribe", "mqtt.Publish"};
+                    "http.Post", "mqtt.Subscribe", "mqtt.Publish", "influxdb.Write",
+                    "influxdb.Query"};
   return k;
 }
 

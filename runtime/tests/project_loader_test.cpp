@@ -223,9 +223,9 @@ TEST_CASE("an unknown kind is refused with a suggestion") {
 
 TEST_CASE("an unknown kind far from every known one lists the known kinds") {
   temp_project p;
-  p.write("flows/counter.yaml", "blocks:\n  - mqtt.Subscribe: sensors\n");
+  p.write("flows/counter.yaml", "blocks:\n  - opcua.Subscribe: sensors\n");
   check_single_problem(p, "flows/counter.yaml", 2,
-                       {"unknown kind \"mqtt.Subscribe\"", "expected one of", "js.Function"});
+                       {"unknown kind \"opcua.Subscribe\"", "expected one of", "js.Function"});
 }
 
 TEST_CASE("a block naming a missing function is refused with a suggestion") {

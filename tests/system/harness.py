@@ -334,6 +334,64 @@ _ETCDS = []
 atexit.register(lambda: [e.stop() for e in _ETCDS])
 
 
+class Influxd:
+    """A real InfluxDB 1.x (Debian's influxdb) on free loopback ports, with its
+    own data directories (WAL without fsync delay); killed at exit."""
+
+    def __init__(self):
+        self.dir = tmpdir("flowstate-influxd-")
+        self.port, rpc = free_port(), free_port()
+        self.conf = os.path.join(self.dir, "influxdb.conf")
+        with open(self.conf, "w") as f:
+            f.write(f'reporting-disabled = true\nbind-address = "127.0.0.1:{rpc}"\n'
+                    f'[meta]\n  dir = "{self.dir}/meta"\n'
+                    f'[data]\n  dir = "{self.dir}/data"\n  wal-dir = "{self.dir}/wal"\n  query-log-enabled = false\n'
+                    f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+                    '[monitor]\n  store-enabled = false\n[logging]\n  level = "error"\n')
+        self.proc = None
+        self.start()
+        _ETCDS.append(self)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "influxd.log"), "a")
+        self.proc = subprocess.Popen(["influxd", "-config", self.conf], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/ping")
+                if conn.getresponse().status == 204:
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise TestFailure("influxd exited at start: " + open(os.path.join(self.dir, "influxd.log")).read()[-2000:])
+            time.sleep(0.1)
+        raise TestFailure("influxd did not start within 60 s")
+
+    def query(self, q, db=None):
+        import urllib.parse
+        params = {"q": q}
+        if db:
+            params["db"] = db
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn.request("POST", "/query?" + urllib.parse.urlencode(params))
+        r = conn.getresponse()
+        body = json.loads(r.read().decode())
+        if r.status != 200 or "error" in body["results"][0]:
+            raise TestFailure(f"InfluxDB query {q!r}: {r.status} {body}")
+        return body["results"][0]
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
 class Mosquitto:
     """A real MQTT broker (Debian's mosquitto) on a free loopback port, with
     its own configuration and persistence file (so a restart keeps the

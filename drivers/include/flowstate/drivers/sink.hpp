@@ -29,6 +29,7 @@ struct outcome {
   verdict v = verdict::retry;
   std::string answer;           // what the target said (status and body start), for errors and logs
   int64_t retry_after_ms = -1;  // the target's Retry-After, when it gave one
+  std::string result_json;      // a query's answer (delivered): the next block's input
 };
 
 using done_fn = std::function<void(outcome)>;
