@@ -66,7 +66,7 @@ engine_impl::~engine_impl() {
   for (auto& a : core_.shards) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   if (core_.outbox) caf::anon_send_exit(core_.outbox, caf::exit_reason::user_shutdown);
   if (core_.sinks) caf::anon_send_exit(core_.sinks, caf::exit_reason::user_shutdown);
-  sink_io_.reset();  // no driver callback after this
+  if (sink_io_) sink_io_->stop();  // no driver callback after this
   if (timers_) caf::anon_send_exit(timers_, caf::exit_reason::user_shutdown);
   core_.shards.clear();
   system_.reset();
@@ -75,6 +75,11 @@ engine_impl::~engine_impl() {
       if (pools)
         for (auto* w : {pools->js.get(), pools->py.get()})
           if (w) w->stop();
+  // The revisions hold the sinks, whose sockets and timers belong to the
+  // drivers' I/O context: they go before it.
+  std::atomic_store(&snapshot_, std::shared_ptr<const routing_snapshot>());
+  projects_.clear();
+  sink_io_.reset();
 }
 
 status engine_impl::open() {
@@ -295,7 +300,7 @@ void engine_impl::drain(uint32_t timeout_ms) {
       self->send_exit(*a, caf::exit_reason::user_shutdown);
       self->wait_for(*a);
     }
-  sink_io_.reset();
+  if (sink_io_) sink_io_->stop();
   if (store_) store_->close();
 }
 

@@ -199,7 +199,7 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
   std::vector<std::pair<sandbox::worker_client*, uint64_t>> fresh;  // loaded by this build
   std::vector<std::pair<std::future<std::string>, std::string>> loads;
   const module_set_ref modules = load_module_set(e, **files, *rev, *rt, fresh, loads, problems);
-  if (!sink_io_) return fail("the node is shutting down: no deploy now");
+  if (!sink_io_ || sink_io_->stopped()) return fail("the node is shutting down: no deploy now");
   for (auto& [fname, fdef] : rev->flows) {
     flow_rt flow;
     flow.name = fname;
@@ -351,6 +351,10 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
           problems.push_back(where + bd.kind +
                              " takes its parameters from the function before it and answers the function after it: "
                              "put it between two function blocks");
+        else if (fdef.blocks[i + 1].key_pointer)
+          problems.push_back(fdef.file + ":" + std::to_string(fdef.blocks[i + 1].line) + ": block " +
+                             fdef.blocks[i + 1].id + " follows " + bd.kind +
+                             ": it keeps the query's key (`key:` cannot re-key a query's answer)");
         auto dit = rev->drivers.find(bd.name);
         auto parsed = drivers::influxdb::parse_query(dit->second.config_json);
         if (!parsed)

@@ -320,7 +320,8 @@ class engine_impl final : public engine {
   void sync_mqtt_sources();
   void stop_mqtt_sources();
   void accept_mqtt(uint32_t project, const std::string& flow, const drivers::mqtt::subscribe_config& cfg,
-                   const std::string& client_id, drivers::mqtt::publish&& p, std::function<void()> acked);
+                   const std::string& client_id, drivers::mqtt::publish&& p, std::function<void(bool)> acked);
+  void forget_mqtt_session(const std::string& client_id, std::function<void()> done);
   int64_t run_timers(int64_t now);
   void emit_ticks(const project_ptr& rt, uint32_t flow, const std::string& key, int64_t now);
   // A request for a group being moved waits here (until 10 s).
@@ -444,13 +445,12 @@ class engine_impl final : public engine {
   // (their sinks use it), stopped after the sinks actor.
   std::unique_ptr<drivers::sinks::io_thread> sink_io_;
   std::mutex timers_mutex_;
-  std::map<std::string, int64_t> timers_pending_;
+  std::map<std::string, int64_t> timers_pending_;  // state key -> last tick handed to the store, not yet written
   std::mutex mqtt_mutex_;
   std::map<std::string, std::shared_ptr<mqtt_source>> mqtt_sources_;  // by "project/flow/block"
-  // QoS 2 packet ids accepted by a commit not yet durable, with the
-  // acknowledgements waiting for it.
-  std::map<std::string, std::vector<std::function<void()>>>
-      mqtt_qos2_pending_;  // state key -> last tick handed to the store, not yet written
+  // QoS 2 packet ids and `id:` identities accepted by a commit not yet
+  // durable, with the acknowledgements waiting for it.
+  std::map<std::string, std::vector<std::function<void(bool)>>> mqtt_pending_;
   std::vector<std::future<void>> jobs_;
   std::shared_ptr<const std::function<std::string()>> cluster_info_;  // atomic_load/store
   std::string peer_address_;

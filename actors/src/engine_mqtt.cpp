@@ -71,13 +71,17 @@ void engine_impl::sync_mqtt_sources() {
     drivers::mqtt::session_handlers h;
     const uint32_t project = rt->project_id;
     const std::string flow_name = flow.name, client_id = o.client_id;
-    h.on_publish = [this, project, flow_name, cfg, client_id](drivers::mqtt::publish&& p, std::function<void()> acked) {
+    h.on_publish = [this, project, flow_name, cfg, client_id](drivers::mqtt::publish&& p,
+                                                              std::function<void(bool)> acked) {
       accept_mqtt(project, flow_name, *cfg, client_id, std::move(p), std::move(acked));
     };
     h.on_release = [this, client_id](uint16_t id, std::function<void()> released) {
       commit_batch b;
       b.erase(column::meta, meta_key("mqtt-qos2", client_id + '\0' + std::to_string(id)));
       store_->commit(std::move(b), durability_mode::sync, std::move(released));
+    };
+    h.on_fresh_session = [this, client_id](std::function<void()> done) {
+      forget_mqtt_session(client_id, std::move(done));
     };
     h.may_read = [this, project] {
       return !core_.draining.load() && !core_.writes_paused.load() && !core_.sink_backed_up(project) &&
@@ -100,29 +104,36 @@ void engine_impl::stop_mqtt_sources() {
 
 void engine_impl::accept_mqtt(uint32_t project, const std::string& flow_name,
                               const drivers::mqtt::subscribe_config& cfg, const std::string& client_id,
-                              drivers::mqtt::publish&& p, std::function<void()> acked) {
+                              drivers::mqtt::publish&& p, std::function<void(bool)> acked) {
   auto snap = std::atomic_load(&snapshot_);
   auto found = snap->projects.find(project);
-  if (found == snap->projects.end()) return;  // not acknowledged: the broker keeps it
+  if (found == snap->projects.end()) return acked(false);  // the broker keeps it
   const project_ptr rt = found->second;
   const int fi = rt->find_flow(flow_name);
-  if (fi < 0 || rt->flows[static_cast<std::size_t>(fi)].blocks.size() < 2) return;
+  if (fi < 0 || rt->flows[static_cast<std::size_t>(fi)].blocks.size() < 2) return acked(false);
   const auto f = static_cast<uint32_t>(fi);
   const auto& flow = rt->flows[f];
   const uint64_t epoch = store_->epoch();
   commit_batch b;
-  std::string qos2_key;
-  if (p.qos == 2) {
-    qos2_key = meta_key("mqtt-qos2", client_id + '\0' + std::to_string(p.packet_id));
+  // What makes this message "the same one again": its QoS 2 packet id
+  // (until PUBREL), and its `id:` identity. A copy arriving while the
+  // first one's commit is pending waits for that commit.
+  std::vector<std::string> marks;
+  auto join_pending = [&](const std::string& mark) {
     std::lock_guard lock(mqtt_mutex_);
-    if (auto w = mqtt_qos2_pending_.find(qos2_key); w != mqtt_qos2_pending_.end()) {
-      w->second.push_back(std::move(acked));  // acknowledged with the first copy's commit
-      return;
-    }
+    auto w = mqtt_pending_.find(mark);
+    if (w == mqtt_pending_.end()) return false;
+    w->second.push_back(acked);
+    return true;
+  };
+  if (p.qos == 2) {
+    auto qos2_key = meta_key("mqtt-qos2", client_id + '\0' + std::to_string(p.packet_id));
+    if (join_pending(qos2_key)) return;
     auto stored = store_->read(column::meta, qos2_key);
-    if (!stored) return;          // cannot tell: not acknowledged, the broker sends it again
-    if (*stored) return acked();  // a redelivery of a message accepted before
+    if (!stored) return acked(false);  // cannot tell: not now
+    if (*stored) return acked(true);   // a redelivery of a message accepted before
     b.put(column::meta, qos2_key, "1");
+    marks.push_back(std::move(qos2_key));
   }
   message m;
   m.time_ms = now_ms();
@@ -140,60 +151,85 @@ void engine_impl::accept_mqtt(uint32_t project, const std::string& flow_name,
     item = record_error(b, *store_, rt, f, e);
   } else {
     m.key = std::move(*key);
+    bool repeat = false;
     if (*identity) {
       m.id = derive_message_id(**identity, flow.name + '\0' + flow.blocks[0].id, 0);
       auto idem = idempotency_key(rt->tenant, rt->project_id, key_group_of(m.key),
                                   "mqtt\0" + flow.name + '\0' + flow.blocks[0].id + '\0' + **identity);
+      if (marks.empty() && join_pending(idem)) return;
       auto seen = store_->read(column::idempotency, idem);
-      if (!seen) return;
+      if (!seen) return acked(false);
       if (*seen && !idempotency_expired(**seen, options_.idempotency_ttl_ms, now_ms())) {
-        if (qos2_key.empty()) return acked();  // the same message again: accepted before
+        repeat = true;  // accepted before: only its packet id (QoS 2) is recorded
+        if (marks.empty()) return acked(true);
       } else {
         http::response r;
         r.status = 202;
         b.put(column::idempotency, idem, encode_response(r, now_ms()));
+        marks.push_back(std::move(idem));
       }
     } else {
       m.id = new_message_id();
     }
-    m.trace_id = m.id;
-    item = std::make_shared<work_item>();
-    item->project = rt;
-    item->flow = f;
-    item->block = 1;
-    item->msg = m;
-    item->queue_seq = store_->next_sequence();
-    const uint32_t group = key_group_of(m.key);
-    b.put(column::queue, queue_key(rt->tenant, rt->project_id, group, item->queue_seq),
-          encode_queued({flow.name, flow.blocks[1].id, std::move(m)}));
+    if (!repeat) {
+      m.trace_id = m.id;
+      item = std::make_shared<work_item>();
+      item->project = rt;
+      item->flow = f;
+      item->block = 1;
+      item->msg = m;
+      item->queue_seq = store_->next_sequence();
+      const uint32_t group = key_group_of(m.key);
+      b.put(column::queue, queue_key(rt->tenant, rt->project_id, group, item->queue_seq),
+            encode_queued({flow.name, flow.blocks[1].id, std::move(m)}));
+    }
   }
   if (item) item->store_epoch = epoch;
-  if (!qos2_key.empty()) {
+  {
     std::lock_guard lock(mqtt_mutex_);
-    mqtt_qos2_pending_[qos2_key].push_back(std::move(acked));
+    for (auto& mark : marks) mqtt_pending_[mark];
+    if (!marks.empty()) mqtt_pending_[marks.front()].push_back(acked);
   }
-  // Once durable: the acknowledgement (for QoS 2, with any copy that came
-  // meanwhile). Not written: not acknowledged, the broker sends it again.
-  auto done = [this, qos2_key, acked = std::move(acked)](bool ok) mutable {
-    std::vector<std::function<void()>> waiting;
-    if (!qos2_key.empty()) {
+  // Once durable: the acknowledgement (with any copy that came meanwhile).
+  // Not written: not acknowledged, the broker sends it again.
+  auto done = [this, marks, acked = marks.empty() ? acked : nullptr](bool ok) mutable {
+    std::vector<std::function<void(bool)>> waiting;
+    if (acked) waiting.push_back(std::move(acked));
+    {
       std::lock_guard lock(mqtt_mutex_);
-      if (auto w = mqtt_qos2_pending_.find(qos2_key); w != mqtt_qos2_pending_.end()) {
-        waiting = std::move(w->second);
-        mqtt_qos2_pending_.erase(w);
-      }
-    } else if (acked) {
-      waiting.push_back(std::move(acked));
+      for (auto& mark : marks)
+        if (auto w = mqtt_pending_.find(mark); w != mqtt_pending_.end()) {
+          for (auto& a : w->second) waiting.push_back(std::move(a));
+          mqtt_pending_.erase(w);
+        }
     }
-    if (!ok) return;
-    fault_point("mqtt.before_ack");  // durable, not acknowledged: the broker sends it again
-    for (auto& a : waiting) a();
+    if (ok) fault_point("mqtt.before_ack");  // durable, not acknowledged: the broker sends it again
+    for (auto& a : waiting) a(ok);
   };
   auto shared_done = std::make_shared<decltype(done)>(std::move(done));
   store_->commit(
       std::move(b), rt->durability, [shared_done] { (*shared_done)(true); },
       [shared_done](const std::string&) { (*shared_done)(false); }, epoch);
   if (item) submit(std::move(item));
+}
+
+// The broker kept no session for `client_id`: the packet ids of the one
+// before mean nothing now (the broker numbers from 1 again).
+void engine_impl::forget_mqtt_session(const std::string& client_id, std::function<void()> done) {
+  auto prefix = meta_key("mqtt-qos2", client_id + '\0');
+  prefix.resize(prefix.size() - 2);  // without the string's terminator: every packet id after it
+  commit_batch b;
+  auto st = store_->scan_prefix(column::meta, prefix, [&](std::string_view key, std::string_view) {
+    b.erase(column::meta, std::string(key));
+    return true;
+  });
+  if (!st) {
+    std::fprintf(stderr, "flowstate mqtt %s: reading the session's packet ids: %s\n", client_id.c_str(),
+                 st.error().c_str());
+    return;  // not subscribed on this connection; the next one tries again
+  }
+  if (b.empty()) return done();
+  store_->commit(std::move(b), durability_mode::sync, std::move(done));
 }
 
 }  // namespace flowstate::engine_detail

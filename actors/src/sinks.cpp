@@ -142,7 +142,20 @@ class sinks_logic {
       const auto& w = s.entries.front().where;
       erase.erase(column::outbox, sink_entry_key(w.tenant, w.project, w.group, w.seq));
       const auto rt = st_.links.active(s.project);
+      const block_rt* b = rt ? block_of(*rt, s.entries.front().q) : nullptr;
       auto next = rt ? answer_item(rt, s.entries.front(), erase, d->outcome.result_json) : nullptr;
+      if (b && b->kind == block_kind::query && !next) {
+        // The function after the query went with a deploy: its answer has
+        // nowhere to go.
+        ++counts.failed;
+        fail_front(s, "Undeliverable",
+                   "the block after query " + s.entries.front().q.block + " of flow " + s.entries.front().q.flow +
+                       " was removed by a deploy",
+                   "");
+        settle(d->stream);
+        pump();
+        return;
+      }
       const uint64_t epoch = st_.core->db->epoch();
       commit_removal(std::move(erase), w, next ? rt->durability : durability_mode::relaxed, next ? epoch : 0);
       if (next) {

@@ -120,7 +120,10 @@ class query_sink final : public sinks::sink {
                         if (o.v != sinks::verdict::delivered) return done(std::move(o));
                         auto answer = answer_of(input, a->body);
                         if (!answer) {
-                          o.v = sinks::verdict::permanent;
+                          // InfluxQL's own error is for good; an answer cut
+                          // short (a timeout, the size cap) is tried again.
+                          o.v = answer.error().rfind("InfluxDB: ", 0) == 0 ? sinks::verdict::permanent
+                                                                           : sinks::verdict::retry;
                           o.answer = answer.error();
                         } else {
                           o.result_json = std::move(*answer);

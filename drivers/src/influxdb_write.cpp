@@ -226,6 +226,8 @@ result<std::string> line_of(const write_config& c, const sinks::delivery& d) {
       return fail("time: the output has no integer (milliseconds since 1970) at " + c.time_pointer);
     below = 0;
   }
+  if (ms < 0 || ms > INT64_MAX / 1000000)
+    return fail("time: " + std::to_string(ms) + " is not milliseconds since 1970 (before 1970 or past 2262)");
   line += ' ' + std::to_string(ms * 1000000 + below);
   return line;
 }

@@ -221,6 +221,9 @@ class session_impl final : public session, public std::enable_shared_from_this<s
   void read(uint64_t gen) {
     if (stale(gen)) return;
     if (connected_ && h_.may_read && !h_.may_read()) {
+      // Not reading: the broker's PINGRESP waits unread, which is no sign
+      // of a broker gone.
+      last_received_ = std::chrono::steady_clock::now();
       read_timer_.expires_after(std::chrono::milliseconds(50));
       read_timer_.async_wait([self = shared_from_this(), gen](error_code) { self->read(gen); });
       return;
@@ -261,16 +264,25 @@ class session_impl final : public session, public std::enable_shared_from_this<s
         return lost(std::string("the broker refused the connection: ") + connack_reason(c->code));
       }
       connected_ = true;
-      backoff_ms_ = o_.reconnect_initial_ms;
+      connected_at_ = std::chrono::steady_clock::now();
       log(std::string("connected to ") + o_.broker.host + ":" + o_.broker.port +
           (c->session_present ? " (session resumed)" : ""));
-      if (!o_.subscriptions.empty()) {
-        subscribe s;
-        s.packet_id = next_packet_id();
-        s.filters = o_.subscriptions;
-        subscribe_id_ = s.packet_id;
-        send(encode(s));
+      if (o_.subscriptions.empty()) return;
+      // A fresh session (no messages until SUBSCRIBE): the engine forgets
+      // the packet ids of the one before first, since the broker numbers
+      // from scratch.
+      if (!c->session_present && h_.on_fresh_session) {
+        std::weak_ptr<session_impl> weak = shared_from_this();
+        h_.on_fresh_session([weak, gen] {
+          auto self = weak.lock();
+          if (!self) return;
+          asio::post(self->io_.ioc, [self, gen] {
+            if (!self->stale(gen)) self->subscribe_now();
+          });
+        });
+        return;
       }
+      subscribe_now();
     } else if (auto* pub = std::get_if<mqtt::publish>(&p)) {
       on_publish(std::move(*pub), gen);
     } else if (auto* a = std::get_if<ack>(&p)) {
@@ -281,17 +293,28 @@ class session_impl final : public session, public std::enable_shared_from_this<s
     }
   }
 
+  void subscribe_now() {
+    subscribe s;
+    s.packet_id = next_packet_id();
+    s.filters = o_.subscriptions;
+    subscribe_id_ = s.packet_id;
+    send(encode(s));
+  }
+
   void on_publish(mqtt::publish&& p, uint64_t gen) {
     if (!h_.on_publish) return;
-    if (p.qos == 0) return h_.on_publish(std::move(p), [] {});
+    if (p.qos == 0) return h_.on_publish(std::move(p), [](bool) {});
     auto ready = std::make_shared<bool>(false);
     acks_.push_back({ack{p.qos == 1 ? ack_kind::puback : ack_kind::pubrec, p.packet_id}, ready});
     std::weak_ptr<session_impl> weak = shared_from_this();
-    h_.on_publish(std::move(p), [weak, gen, ready] {
+    h_.on_publish(std::move(p), [weak, gen, ready](bool ok) {
       auto self = weak.lock();
       if (!self) return;
-      asio::post(self->io_.ioc, [self, gen, ready] {
+      asio::post(self->io_.ioc, [self, gen, ready, ok] {
         if (self->stale(gen)) return;  // its connection is gone: the broker sends it again
+        // Not accepted: the acknowledgements after it could never leave in
+        // order, so the connection is dropped and the broker sends again.
+        if (!ok) return self->lost("a message could not be accepted now");
         *ready = true;
         self->flush_acks();
       });
@@ -344,10 +367,11 @@ class session_impl final : public session, public std::enable_shared_from_this<s
       return done(std::move(o));
     }
     if (p.qos == 0) {
-      send(encode(p), [done] {
-        sinks::outcome ok;
-        ok.v = sinks::verdict::delivered;
-        done(std::move(ok));
+      send(encode(p), [done](bool written) {
+        sinks::outcome o;
+        o.v = written ? sinks::verdict::delivered : sinks::verdict::retry;
+        if (!written) o.answer = "the connection to the broker was lost before it was sent";
+        done(std::move(o));
       });
       return;
     }
@@ -368,7 +392,7 @@ class session_impl final : public session, public std::enable_shared_from_this<s
     }
   }
 
-  void send(std::string bytes, std::function<void()> written = {}) {
+  void send(std::string bytes, std::function<void(bool)> written = {}) {
     out_.emplace_back(std::move(bytes), std::move(written));
     if (!writing_) write_next(generation_);
   }
@@ -382,7 +406,7 @@ class session_impl final : public session, public std::enable_shared_from_this<s
       auto written = std::move(self->out_.front().second);
       self->out_.pop_front();
       self->writing_ = false;
-      if (written) written();
+      if (written) written(true);
       if (!self->out_.empty() && !self->writing_) self->write_next(gen);
     });
   }
@@ -410,7 +434,10 @@ class session_impl final : public session, public std::enable_shared_from_this<s
     if (stream_) stream_->close();  // its handlers, still queued, hold it
     stream_.reset();
     acks_.clear();
+    auto unsent = std::move(out_);
     out_.clear();
+    for (auto& [_, written] : unsent)
+      if (written) written(false);
     writing_ = false;
     inbuf_.clear();
     auto waiting = std::move(inflight_);
@@ -423,6 +450,10 @@ class session_impl final : public session, public std::enable_shared_from_this<s
   }
 
   void lost(const std::string& why) {
+    // A connection that lasted resets the backoff; one dropped at once
+    // (a message it cannot take, a client id used twice) keeps doubling it.
+    if (connected_ && std::chrono::steady_clock::now() - connected_at_ > std::chrono::seconds(10))
+      backoff_ms_ = o_.reconnect_initial_ms;
     // Logged when it changes: a broker down for an hour is one line.
     if (!connected_ && why != last_failure_) log(why + " (retrying)");
     last_failure_ = connected_ ? std::string() : why;
@@ -446,14 +477,14 @@ class session_impl final : public session, public std::enable_shared_from_this<s
   bool connected_ = false, stopped_ = false, writing_ = false;
   std::string inbuf_;
   std::array<char, 16384> chunk_{};
-  std::deque<std::pair<std::string, std::function<void()>>> out_;
+  std::deque<std::pair<std::string, std::function<void(bool)>>> out_;
   std::deque<std::pair<ack, std::shared_ptr<bool>>> acks_;
   std::map<uint16_t, sinks::done_fn> inflight_;
   uint16_t next_id_ = 1;
   uint16_t subscribe_id_ = 0;
   uint64_t backoff_ms_;
   std::mt19937_64 rng_;
-  std::chrono::steady_clock::time_point last_received_;
+  std::chrono::steady_clock::time_point last_received_, connected_at_;
   std::string last_failure_;
 };
 

@@ -23,10 +23,14 @@ io_thread::io_thread() : impl_(std::make_unique<impl>()) {
   });
 }
 
-io_thread::~io_thread() {
+void io_thread::stop() {
   impl_->work.reset();
   impl_->ioc.stop();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  if (impl_->thread.joinable() && impl_->thread.get_id() != std::this_thread::get_id()) impl_->thread.join();
 }
+
+bool io_thread::stopped() const { return impl_->ioc.stopped(); }
+
+io_thread::~io_thread() { stop(); }
 
 }  // namespace flowstate::drivers::sinks

@@ -397,13 +397,14 @@ class Mosquitto:
     its own configuration and persistence file (so a restart keeps the
     sessions and their queued messages); killed at exit."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, persistence=True):
         self.dir = tmpdir("flowstate-mosquitto-")
         os.chmod(self.dir, 0o777)  # started as root, mosquitto runs as the user "mosquitto"
         self.port = port or free_port()
         with open(os.path.join(self.dir, "mosquitto.conf"), "w") as f:
             f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                    f"persistence true\npersistence_location {self.dir}/\nautosave_interval 1\n"
+                    f"persistence {'true' if persistence else 'false'}\npersistence_location {self.dir}/\n"
+                    "autosave_interval 1\n"
                     "max_queued_messages 100000\nmax_inflight_messages 100\n")
         self.proc = None
         self.start()

@@ -150,6 +150,31 @@ def test_a_crash_after_the_acceptance_commit_and_before_the_ack_does_not_accept_
     crash_before_ack_run(1, "id: [/device, /seq]\n")
 
 
+def test_a_broker_that_lost_the_session_gets_its_qos_2_packet_ids_forgotten():
+    """the node dies after accepting a QoS 2 reading and before its PUBREC; the broker then restarts without persistence (the session is gone); after the node's restart the broker numbers packet ids from 1 again, and every new reading is accepted (none mistaken for a redelivery of the old packet id)"""
+    broker = Mosquitto(persistence=False)
+    node = Node([iot_project(broker, qos=2, out=False)])
+    pub = None
+    try:
+        node.start(env={"FLOWSTATE_FAULT": "mqtt.before_ack"})
+        time.sleep(1.5)
+        pub = Publisher(broker, 2)
+        pub.send(1, 0, 1)
+        node.wait_killed()
+        pub.close()
+        broker.restart()
+        node.start()
+        time.sleep(1.5)
+        pub = Publisher(broker, 2)
+        pub.send(1, 1, 6)
+        check_exactly_once(node, pub.sent + [("dev0", 0)], 1)
+    finally:
+        if pub:
+            pub.close()
+        node.stop()
+        broker.stop()
+
+
 def test_a_broker_restart_loses_nothing_and_outputs_reach_mqtt_subscribers():
     """readings before and after a clean restart of the broker all reach the flow once (the node's persistent session and subscription survive), and each output is published to counts/<device> at QoS 1"""
     broker = Mosquitto()
@@ -218,5 +243,6 @@ if __name__ == "__main__":
     run([test_every_qos_2_reading_is_accepted_exactly_once_through_kill_9_of_the_node,
          test_every_qos_1_reading_with_an_id_is_accepted_exactly_once_through_kill_9_of_the_node,
          test_a_crash_after_the_acceptance_commit_and_before_the_ack_does_not_accept_the_redelivery_again,
+         test_a_broker_that_lost_the_session_gets_its_qos_2_packet_ids_forgotten,
          test_a_broker_restart_loses_nothing_and_outputs_reach_mqtt_subscribers,
          test_bad_mqtt_configurations_are_refused_at_deploy_naming_the_file_and_field])

@@ -46,10 +46,15 @@ struct session_options {
 };
 
 struct session_handlers {
-  // A PUBLISH arrived. For QoS 1 and 2, call `accepted` (any thread, once)
-  // when it is durably accepted; not calling it leaves it unacknowledged
-  // (the broker sends it again after a reconnect).
-  std::function<void(publish&& p, std::function<void()> accepted)> on_publish;
+  // A PUBLISH arrived. For QoS 1 and 2, call `accepted(true)` (any thread,
+  // once) when it is durably accepted, or `accepted(false)` when it cannot
+  // be now: the connection is then dropped and the broker sends it again
+  // (later acknowledgements could not leave in order otherwise).
+  std::function<void(publish&& p, std::function<void(bool)> accepted)> on_publish;
+  // The broker kept no session (a first connection, a clean session, a
+  // broker that lost it): forget the QoS 2 packet ids of the session
+  // before, then call `done` (any thread); SUBSCRIBE waits for it.
+  std::function<void(std::function<void()> done)> on_fresh_session;
   // QoS 2: the broker released packet id `id`; call `released` once its
   // state is forgotten (durably): PUBCOMP follows.
   std::function<void(uint16_t id, std::function<void()> released)> on_release;

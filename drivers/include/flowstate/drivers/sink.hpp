@@ -64,6 +64,11 @@ class io_thread {
   io_thread();
   ~io_thread();
   io_thread(const io_thread&) = delete;
+  // Ends the thread: no handler runs after this returns. The context stays
+  // until the destructor, so that sinks and sessions destroyed later can
+  // still close their sockets and timers.
+  void stop();
+  bool stopped() const;
   io_thread& operator=(const io_thread&) = delete;
   struct impl;
   impl& get() { return *impl_; }
