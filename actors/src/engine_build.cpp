@@ -21,6 +21,7 @@
 #include "flowstate/runtime/git_repo.hpp"
 #include "flowstate/runtime/project_loader.hpp"
 #include "flowstate/runtime/python_modules.hpp"
+#include "flowstate/runtime/secrets.hpp"
 #include "flowstate/sandbox/bundle.hpp"
 #include "flowstate/sandbox/worker_client.hpp"
 #include "records.hpp"
@@ -200,6 +201,39 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
   std::vector<std::pair<std::future<std::string>, std::string>> loads;
   const module_set_ref modules = load_module_set(e, **files, *rev, *rt, fresh, loads, problems);
   if (!sink_io_ || sink_io_->stopped()) return fail("the node is shutting down: no deploy now");
+  // Driver configurations, `${secret:NAME}` replaced by the secrets'
+  // values (docs/secrets.md); the values stay in memory only.
+  std::map<std::string, std::string> configs;
+  {
+    std::optional<std::map<std::string, std::string>> opened;
+    for (auto& [name, d] : rev->drivers) {
+      configs[name] = d.config_json;
+      if (secrets::references(d.config_json).empty()) continue;
+      if (!opened) {
+        opened.emplace();
+        if (!options_.master_key) {
+          problems.push_back(d.file +
+                             ": uses secrets, and this node has no master key (flowstate serve "
+                             "--master-key FILE, or FLOWSTATE_MASTER_KEY)");
+          continue;
+        }
+        auto store = secrets::parse((*files)->read(std::string(secrets::file_name)).value_or(""));
+        auto values = store ? secrets::open_all(*store, *options_.master_key, rt->name)
+                            : result<std::map<std::string, std::string>>(fail(store.error()));
+        if (!values) {
+          problems.push_back(values.error());
+          continue;
+        }
+        *opened = std::move(*values);
+        for (auto& [secret, value] : *opened) rt->secrets.emplace_back(secret, value);
+      }
+      auto substituted = secrets::substitute(d.config_json, *opened);
+      if (!substituted)
+        problems.push_back(d.file + ": " + substituted.error());
+      else
+        configs[name] = std::move(*substituted);
+    }
+  }
   for (auto& [fname, fdef] : rev->flows) {
     flow_rt flow;
     flow.name = fname;
@@ -269,7 +303,7 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
         b.kind = block_kind::http_request;
         if (i != 0) problems.push_back(where + "http.Request is a source: it must be the first block");
         auto dit = rev->drivers.find(bd.name);
-        auto parsed = http::parse_request_routes(dit->second.config_json);
+        auto parsed = http::parse_request_routes(configs.at(bd.name));
         if (!parsed) {
           problems.push_back(dit->second.file + ": " + parsed.error());
         } else {
@@ -291,7 +325,7 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
             (fdef.blocks.size() < 2 || fdef.blocks[1].kind.find(".Function") == std::string::npos))
           problems.push_back(where + "flow.Subscribe must be followed by a function block (what receives the topic)");
         auto dit = rev->drivers.find(bd.name);
-        auto topic = drivers::flow_topics::parse_topic(dit->second.config_json, bd.kind);
+        auto topic = drivers::flow_topics::parse_topic(configs.at(bd.name), bd.kind);
         if (!topic)
           problems.push_back(dit->second.file + ": " + topic.error());
         else
@@ -302,8 +336,8 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
         if (i == 0 && (fdef.blocks.size() < 2 || fdef.blocks[1].kind.find(".Function") == std::string::npos))
           problems.push_back(where + bd.kind + " must be followed by a function block (what runs at each tick)");
         auto dit = rev->drivers.find(bd.name);
-        auto parsed = bd.kind == "timer.Cron" ? drivers::timer::parse_cron(dit->second.config_json)
-                                              : drivers::timer::parse_interval(dit->second.config_json);
+        auto parsed = bd.kind == "timer.Cron" ? drivers::timer::parse_cron(configs.at(bd.name))
+                                              : drivers::timer::parse_interval(configs.at(bd.name));
         if (!parsed)
           problems.push_back(dit->second.file + ": " + parsed.error());
         else
@@ -318,18 +352,18 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
                              " does not run in a cluster yet (each node would receive every message): run the "
                              "project on an embedded node");
         auto dit = rev->drivers.find(bd.name);
-        auto parsed = drivers::mqtt::parse_subscribe(dit->second.config_json);
+        auto parsed = drivers::mqtt::parse_subscribe(configs.at(bd.name));
         if (!parsed) {
           problems.push_back(dit->second.file + ": " + parsed.error());
         } else {
           b.mqtt = std::make_shared<const drivers::mqtt::subscribe_config>(std::move(*parsed));
-          b.driver_config = dit->second.config_json;
+          b.driver_config = configs.at(bd.name);
         }
       } else if (bd.kind == "mqtt.Publish") {
         b.kind = block_kind::sink;
         if (i == 0) problems.push_back(where + bd.kind + " is a sink: it takes the outputs of the function before it");
         auto dit = rev->drivers.find(bd.name);
-        auto parsed = drivers::mqtt::parse_publish(dit->second.config_json);
+        auto parsed = drivers::mqtt::parse_publish(configs.at(bd.name));
         if (!parsed)
           problems.push_back(dit->second.file + ": " + parsed.error());
         else
@@ -340,7 +374,7 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
         b.kind = block_kind::sink;
         if (i == 0) problems.push_back(where + bd.kind + " is a sink: it takes the outputs of the function before it");
         auto dit = rev->drivers.find(bd.name);
-        auto parsed = drivers::influxdb::parse_write(dit->second.config_json);
+        auto parsed = drivers::influxdb::parse_write(configs.at(bd.name));
         if (!parsed)
           problems.push_back(dit->second.file + ": " + parsed.error());
         else
@@ -356,7 +390,7 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
                              fdef.blocks[i + 1].id + " follows " + bd.kind +
                              ": it keeps the query's key (`key:` cannot re-key a query's answer)");
         auto dit = rev->drivers.find(bd.name);
-        auto parsed = drivers::influxdb::parse_query(dit->second.config_json);
+        auto parsed = drivers::influxdb::parse_query(configs.at(bd.name));
         if (!parsed)
           problems.push_back(dit->second.file + ": " + parsed.error());
         else
@@ -365,7 +399,7 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
         b.kind = block_kind::sink;
         if (i == 0) problems.push_back(where + bd.kind + " is a sink: it takes the outputs of the function before it");
         auto dit = rev->drivers.find(bd.name);
-        auto parsed = drivers::http_post::parse(dit->second.config_json);
+        auto parsed = drivers::http_post::parse(configs.at(bd.name));
         if (!parsed)
           problems.push_back(dit->second.file + ": " + parsed.error());
         else

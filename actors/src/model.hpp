@@ -99,6 +99,9 @@ struct project_rt {
   std::shared_ptr<worker_pools> pools;
   std::string http_host, http_prefix;              // where it sits on the flow listener
   std::shared_ptr<const http::static_site> files;  // public/
+  // The secrets its driver configurations use (name, value): redacted from
+  // error records and logs (docs/secrets.md). Memory only.
+  std::vector<std::pair<std::string, std::string>> secrets;
   int find_flow(const std::string& name) const {
     for (std::size_t i = 0; i < flows.size(); ++i)
       if (flows[i].name == name) return static_cast<int>(i);

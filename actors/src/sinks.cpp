@@ -14,6 +14,7 @@
 #include "flowstate/drivers/http_types.hpp"
 #include "flowstate/drivers/sink.hpp"
 #include "flowstate/runtime/keys.hpp"
+#include "flowstate/runtime/secrets.hpp"
 #include "idempotency.hpp"
 #include "records.hpp"
 
@@ -179,7 +180,8 @@ class sinks_logic {
         st_.waiting.insert(d->stream);
         std::fprintf(stderr, "flowstate sink %s of flow %s: try %u of %u failed (%s); again in %lld ms\n",
                      std::get<2>(s.block).c_str(), std::get<1>(s.block).c_str(), s.failures, policy.attempts,
-                     o.answer.c_str(), static_cast<long long>(s.not_before - steady_ms()));
+                     rt ? secrets::redact(o.answer, rt->secrets).c_str() : "",
+                     static_cast<long long>(s.not_before - steady_ms()));
       } else {
         ++counts.failed;
         std::string why = o.v == sk::verdict::permanent
@@ -359,13 +361,19 @@ class sinks_logic {
     auto& p = s.entries.front();
     const auto rt = st_.links.active(s.project);
     std::function<void()> answer;
+    std::string answer_text = target_answer;
     commit_batch batch;
     batch.erase(column::outbox, sink_entry_key(p.where.tenant, p.where.project, p.where.group, p.where.seq));
     work_ptr routed;
+    if (rt) {
+      // A target may echo a URL or a header that holds a secret.
+      message = secrets::redact(std::move(message), rt->secrets);
+      answer_text = secrets::redact(target_answer, rt->secrets);
+    }
     if (rt && rt->find_flow(p.q.flow) >= 0) {
       const auto f = static_cast<uint32_t>(rt->find_flow(p.q.flow));
       std::string details = "{\"answer\":";
-      http::append_json_string(details, target_answer);
+      http::append_json_string(details, answer_text);
       details += ",\"tries\":" + std::to_string(s.failures) + "}";
       auto e = make_error(*st_.core->db, *rt, f, p.q.block, p.q.msg, std::move(type), std::move(message),
                           std::move(details));

@@ -45,7 +45,9 @@ class Target:
                     time.sleep(target.delay)
                 device = json.loads(body).get("device")
                 if device in target.refuse:
-                    status, text = 400, '{"error":"unknown device %s"}' % device
+                    # Echoes the Authorization header, as some targets do.
+                    status, text = 400, json.dumps({"error": f"unknown device {device}",
+                                                    "auth": self.headers.get("Authorization")})
                 elif tries <= target.fail_first:
                     status, text = 503, "busy"
                 else:

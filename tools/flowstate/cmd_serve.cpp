@@ -18,6 +18,7 @@
 #include "commands.hpp"
 #include "flowstate/actors/engine.hpp"
 #include "flowstate/drivers/http_server.hpp"
+#include "flowstate/runtime/secrets.hpp"
 #include "flowstate/ui_server/admin_api.hpp"
 #include "node_files.hpp"
 
@@ -38,6 +39,7 @@ struct serve_options {
   unsigned http_threads = 2;
   std::size_t max_in_flight = 2048;
   std::size_t sink_backlog = 10000;
+  std::string master_key;
   std::size_t state_cache_mb = 256;
   std::string idempotency_ttl = "24h";
   unsigned scheduler_threads = std::max(1u, std::thread::hardware_concurrency() / 2);
@@ -181,6 +183,14 @@ int serve(const serve_options& o) {
     }
   }
   eo.data_dir = data_dir;
+  {
+    auto key = secrets::find_master_key(o.master_key, data_dir + "/master.key");
+    if (!key) {
+      std::fprintf(stderr, "flowstate serve: %s\n", key.error().c_str());
+      return 1;
+    }
+    eo.master_key = *key;
+  }
   eo.worker_binary = o.worker.empty() ? executable_dir() + "/flowstate-worker" : o.worker;
   eo.python_worker_binary = executable_dir() + "/flowstate-pyworker";
   eo.shards = o.shards;
@@ -303,6 +313,9 @@ void register_serve_command(CLI::App& app) {
   cmd->add_option("--http-threads", o->http_threads, "Threads of the flow listener")->capture_default_str();
   cmd->add_option("--max-in-flight", o->max_in_flight, "Messages in flight per shard before sources get 503")
       ->capture_default_str();
+  cmd->add_option("--master-key", o->master_key,
+                  "File holding the master key that opens the projects' secrets (default: $FLOWSTATE_MASTER_KEY, "
+                  "$FLOWSTATE_MASTER_KEY_FILE, or DATA/master.key)");
   cmd->add_option("--sink-backlog", o->sink_backlog,
                   "Deliveries a project's sinks may have pending (a target down) before its sources get 503")
       ->capture_default_str()

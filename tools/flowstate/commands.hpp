@@ -19,6 +19,7 @@ void register_schema_commands(CLI::App& app);
 void register_error_actions(CLI::App& app);
 void register_schema_registry_commands(CLI::App& app);
 void register_recover_command(CLI::App& app);
+void register_secret_commands(CLI::App& app);
 void register_cluster_commands(CLI::App& app);
 void register_cluster_up_command(CLI::App& cluster);
 

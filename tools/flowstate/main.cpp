@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
 #endif
   flowstate::cli::register_schema_registry_commands(app);
   flowstate::cli::register_recover_command(app);
+  flowstate::cli::register_secret_commands(app);
   flowstate::cli::register_cluster_commands(app);
   CLI11_PARSE(app, argc, argv);
   return 0;

@@ -1,6 +1,7 @@
 #pragma once
 // The node's engine: the store, the shards (CAF actors), the function hosts
 // and the active revision of every project. CAF stays out of this header.
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -29,6 +30,9 @@ struct engine_options {
   // Deliveries a project's sinks may have pending (a target down) before
   // its sources get 503 + Retry-After (docs/drivers.md "Sinks").
   std::size_t sink_backlog = 10000;
+  // The operator's master key, which opens the projects' secrets.yaml
+  // (docs/secrets.md); none: a project using secrets is refused at deploy.
+  std::optional<std::array<unsigned char, 32>> master_key;
   // The latest states kept in memory, over all shards; beyond it the least
   // recently used are read from the store again.
   std::size_t state_cache_bytes = std::size_t{256} << 20;
