@@ -14,6 +14,8 @@ find_package(OpenSSL REQUIRED)  # TLS on the HTTP listeners (libssl-dev)
 find_package(prometheus-cpp REQUIRED COMPONENTS core)  # Debian 12: 1.0.1, no version file
 # libsodium: the admin token's constant-time comparison.
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
+# libpq: the postgres.* drivers (non-blocking API, pipeline mode).
+pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq)
 
 # CAF 0.17.6 ships no CMake package: link the libraries directly.
 add_library(caf INTERFACE)

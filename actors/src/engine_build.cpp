@@ -16,6 +16,7 @@
 #include "flowstate/drivers/http_static.hpp"
 #include "flowstate/drivers/influxdb.hpp"
 #include "flowstate/drivers/mqtt_config.hpp"
+#include "flowstate/drivers/postgres.hpp"
 #include "flowstate/runtime/fault.hpp"
 #include "flowstate/runtime/file_source.hpp"
 #include "flowstate/runtime/git_repo.hpp"
@@ -395,6 +396,25 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
           problems.push_back(dit->second.file + ": " + parsed.error());
         else
           b.sink = drivers::influxdb::make_query_sink(*sink_io_, std::move(*parsed));
+      } else if (bd.kind == "postgres.Insert" || bd.kind == "postgres.Upsert") {
+        b.kind = block_kind::sink;
+        if (i == 0) problems.push_back(where + bd.kind + " is a sink: it takes the outputs of the function before it");
+        auto parsed = drivers::postgres::parse_write(configs.at(bd.name), bd.kind == "postgres.Upsert");
+        if (!parsed)
+          problems.push_back(rev->drivers.at(bd.name).file + ": " + parsed.error());
+        else
+          b.sink = drivers::postgres::make_write_sink(*sink_io_, std::move(*parsed));
+      } else if (bd.kind == "postgres.Query") {
+        b.kind = block_kind::query;
+        if (i == 0 || i + 1 >= fdef.blocks.size() || fdef.blocks[i + 1].kind.find(".Function") == std::string::npos)
+          problems.push_back(where + bd.kind +
+                             " takes its parameters from the function before it and answers the function after it: "
+                             "put it between two function blocks");
+        auto parsed = drivers::postgres::parse_query(configs.at(bd.name));
+        if (!parsed)
+          problems.push_back(rev->drivers.at(bd.name).file + ": " + parsed.error());
+        else
+          b.sink = drivers::postgres::make_query_sink(*sink_io_, std::move(*parsed));
       } else if (bd.kind == "http.Post") {
         b.kind = block_kind::sink;
         if (i == 0) problems.push_back(where + bd.kind + " is a sink: it takes the outputs of the function before it");

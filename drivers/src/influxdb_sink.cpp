@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "batcher.hpp"
 #include "flowstate/drivers/influxdb.hpp"
 #include "http_client.hpp"
 #include "sink_io.hpp"
@@ -35,41 +36,30 @@ struct pending_point {
 
 class write_sink final : public sinks::sink, public std::enable_shared_from_this<write_sink> {
  public:
-  write_sink(sinks::io_thread& io, write_config c) : io_(io), c_(std::move(c)), timer_(io.get().ioc) {}
+  write_sink(sinks::io_thread& io, write_config c) : io_(io), c_(std::move(c)) {}
 
   uint32_t concurrency() const override { return static_cast<uint32_t>(std::min<std::size_t>(c_.batch_size, 10000)); }
   sinks::retry_policy retry() const override { return c_.retry; }
 
   void deliver(const sinks::delivery& d, sinks::done_fn done) override {
     auto line = line_of(c_, d);
-    if (!line) {
-      sinks::outcome o;
-      o.v = sinks::verdict::permanent;
-      o.answer = line.error();
-      return done(std::move(o));
-    }
-    asio::post(io_.get().ioc,
-               [self = shared_from_this(), p = pending_point{std::move(*line), std::move(done)}]() mutable {
-                 self->pending_.push_back(std::move(p));
-                 if (self->pending_.size() >= self->c_.batch_size) return self->flush();
-                 if (self->pending_.size() == 1) {
-                   self->timer_.expires_after(std::chrono::milliseconds(self->c_.batch_ms));
-                   self->timer_.async_wait([self](boost::system::error_code ec) {
-                     if (!ec) self->flush();
-                   });
-                 }
-               });
+    if (!line) return done(sinks::permanent(line.error()));
+    batch_->add(pending_point{std::move(*line), std::move(done)});
+  }
+
+  // The batches send through this sink, which they must not keep alive.
+  void start() {
+    std::weak_ptr<write_sink> weak = shared_from_this();
+    batch_ = std::make_shared<batcher<pending_point>>(
+        io_.get().ioc, c_.batch_size, c_.batch_ms, [weak](std::vector<pending_point> points) {
+          if (auto self = weak.lock())
+            self->send(std::make_shared<std::vector<pending_point>>(std::move(points)), true);
+          else
+            for (auto& p : points) p.done(sinks::outcome{});
+        });
   }
 
  private:
-  void flush() {
-    timer_.cancel();
-    if (pending_.empty()) return;
-    auto batch = std::make_shared<std::vector<pending_point>>(std::move(pending_));
-    pending_.clear();
-    send(batch, true);
-  }
-
   bhttp::request<bhttp::string_body> request_for(const std::vector<pending_point>& points) const {
     bhttp::request<bhttp::string_body> req;
     const http_client::endpoint at{c_.at.host, c_.at.port, c_.at.tls};
@@ -120,14 +110,15 @@ class write_sink final : public sinks::sink, public std::enable_shared_from_this
 
   sinks::io_thread& io_;
   write_config c_;
-  asio::steady_timer timer_;
-  std::vector<pending_point> pending_;
+  std::shared_ptr<batcher<pending_point>> batch_;
 };
 
 }  // namespace
 
 std::shared_ptr<sinks::sink> make_write_sink(sinks::io_thread& io, write_config c) {
-  return std::make_shared<write_sink>(io, std::move(c));
+  auto s = std::make_shared<write_sink>(io, std::move(c));
+  s->start();
+  return s;
 }
 
 }  // namespace flowstate::drivers::influxdb

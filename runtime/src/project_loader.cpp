@@ -64,7 +64,7 @@ kind_catalog kind_catalog::defaults() {
   k.function_kinds = {{"js.Function", "js"}, {"py.Function", "py"}};
   k.driver_kinds = {"http.Request", "http.Response", "timer.Interval", "timer.Cron", "flow.Publish", "flow.Subscribe",
                     "http.Post", "mqtt.Subscribe", "mqtt.Publish", "influxdb.Write",
-                    "influxdb.Query"};
+                    "influxdb.Query", "postgres.Insert", "postgres.Upsert", "postgres.Query"};
   return k;
 }
 

@@ -274,6 +274,34 @@ class Node:
         return json.loads(cli(*args, data=self.data, check_rc=0).stdout)
 
 
+def stream_through_kill9(node, send_one, before, total, kill_after=0.6):
+    """send_one(i) for i in [0, total): the first `before` while the node is
+    up, the rest in a thread while the node is killed -9 (after kill_after s)
+    and started again; returns the i whose send_one returned 202 (a request
+    cut by the kill is not acknowledged). Then waits until the node is idle."""
+    import threading
+    acked, lock = [], threading.Lock()
+
+    def send(lo, hi):
+        for i in range(lo, hi):
+            try:
+                status = send_one(i)
+            except OSError:
+                continue
+            if status == 202:
+                with lock:
+                    acked.append(i)
+    send(0, before)
+    stream = threading.Thread(target=lambda: send(before, total))
+    stream.start()
+    time.sleep(kill_after)
+    node.kill9()
+    stream.join()
+    node.start()
+    node.wait_idle()
+    return acked
+
+
 def wait_for(what, pred, timeout=30):
     """pred()'s first true value, polled every 0.1 s; AssertionError naming `what` after `timeout` seconds."""
     deadline = time.time() + timeout
@@ -390,6 +418,62 @@ class Influxd:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+class Postgres:
+    """A real PostgreSQL 15 (Debian's) in its own fresh cluster on a free
+    loopback port, run as the postgres user when we are root; stopped at
+    exit."""
+    BIN = "/usr/lib/postgresql/15/bin"
+
+    def __init__(self):
+        import shutil as _shutil
+        self.dir = tmpdir("flowstate-pg-")
+        os.chmod(self.dir, 0o755)
+        self.data = os.path.join(self.dir, "data")
+        self.sock = os.path.join(self.dir, "sock")
+        os.makedirs(self.sock)
+        if os.geteuid() == 0:
+            _shutil.chown(self.dir, "postgres", "postgres")
+            _shutil.chown(self.sock, "postgres", "postgres")
+        self.port = free_port()
+        r = self._as_pg([f"{self.BIN}/initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync", "-E",
+                         "UTF8"])
+        if r.returncode:
+            raise TestFailure("initdb failed: " + r.stdout + r.stderr)
+        self.started = False
+        self.start()
+        _ETCDS.append(self)
+
+    def _as_pg(self, cmd):
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        return subprocess.run(prefix + cmd, capture_output=True, text=True, timeout=120)
+
+    @property
+    def conninfo(self):
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres connect_timeout=5"
+
+    def start(self):
+        opts = f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c fsync=off"
+        r = self._as_pg([f"{self.BIN}/pg_ctl", "-D", self.data, "-o", opts, "-l", os.path.join(self.dir, "pg.log"),
+                         "-w", "start"])
+        if r.returncode:
+            raise TestFailure("postgres failed to start: " + r.stdout + r.stderr)
+        self.started = True
+
+    def sql(self, statement):
+        """Runs SQL with psql; its output rows (unaligned, tab-separated)."""
+        r = subprocess.run(["psql", "-q", "-A", "-t", "-F", "\t", "-h", "127.0.0.1", "-p", str(self.port), "-U",
+                            "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", statement],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode:
+            raise TestFailure(f"psql {statement!r}: {r.stderr}")
+        return [line.split("\t") for line in r.stdout.splitlines() if line]
+
+    def stop(self):
+        if self.started:
+            self._as_pg([f"{self.BIN}/pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"])
+            self.started = False
 
 
 class Mosquitto:

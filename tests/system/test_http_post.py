@@ -9,7 +9,7 @@ import re
 import threading
 import time
 
-from harness import Node, check, cli, make_project, run, tmpdir, wait_for, write_files
+from harness import Node, check, cli, make_project, run, stream_through_kill9, tmpdir, wait_for, write_files
 
 ALERT_JS = """export default function (input) {
   return { outputs: [{ device: input.params.key, level: input.body.level }] };
@@ -148,26 +148,7 @@ def test_every_acknowledged_output_reaches_the_target_through_kill_9_and_no_id_c
     node = Node([project])
     try:
         node.start()
-        acked = []
-        lock = threading.Lock()
-
-        def send(lo, hi):
-            for i in range(lo, hi):
-                try:
-                    st = post(node, f"d{i % 7}", i)
-                except OSError:
-                    continue
-                if st == 202:
-                    with lock:
-                        acked.append((f"d{i % 7}", i))
-        send(0, 30)
-        stream = threading.Thread(target=lambda: send(30, 400))
-        stream.start()
-        time.sleep(0.6)
-        node.kill9()
-        stream.join()
-        node.start()
-        node.wait_idle()
+        acked = [(f"d{i % 7}", i) for i in stream_through_kill9(node, lambda i: post(node, f"d{i % 7}", i), 30, 400)]
 
         def delivered_all():
             got = {(json.loads(b)["device"], json.loads(b)["level"]) for b in target.taken().values()}

@@ -3,10 +3,9 @@
 through kill -9 of the node; with InfluxDB down for 10 s the writes back up
 and then land, none lost; a point InfluxDB refuses fails alone."""
 import json
-import threading
 import time
 
-from harness import Influxd, Node, check, cli, make_project, run, tmpdir, wait_for
+from harness import Influxd, Node, check, cli, make_project, run, stream_through_kill9, tmpdir, wait_for
 
 READING_JS = """export default function (input) {
   return { outputs: [{ device: input.params.key, seq: input.body.seq, temperature: input.body.t }] };
@@ -54,26 +53,8 @@ def test_every_acknowledged_reading_lands_in_influxdb_exactly_once_through_kill_
     node = Node([influx_project(influx)])
     try:
         node.start()
-        acked = []
-        lock = threading.Lock()
-
-        def send(lo, hi):
-            for i in range(lo, hi):
-                try:
-                    st = post(node, f"dev{i % 5}", i)
-                except OSError:
-                    continue
-                if st == 202:
-                    with lock:
-                        acked.append((f"dev{i % 5}", i))
-        send(0, 50)
-        stream = threading.Thread(target=lambda: send(50, 600))
-        stream.start()
-        time.sleep(0.7)
-        node.kill9()
-        stream.join()
-        node.start()
-        node.wait_idle()
+        acked = [(f"dev{i % 5}", i) for i in stream_through_kill9(node, lambda i: post(node, f"dev{i % 5}", i), 50, 600,
+                                                                    kill_after=0.7)]
         wait_for("every acknowledged reading in InfluxDB", lambda: set(acked) <= set(points(influx)), timeout=60)
         got = points(influx)
         check(len(got) == len(set(got)), f"no reading twice: {len(got)} points, {len(set(got))} distinct")

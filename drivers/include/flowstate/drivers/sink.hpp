@@ -34,6 +34,14 @@ struct outcome {
 
 using done_fn = std::function<void(outcome)>;
 
+// A refusal for good, with why.
+inline outcome permanent(std::string why) {
+  outcome o;
+  o.v = verdict::permanent;
+  o.answer = std::move(why);
+  return o;
+}
+
 // How often and how patiently a sink retries one delivery.
 struct retry_policy {
   uint32_t attempts = 10;     // tries in all, then a permanent failure

@@ -19,7 +19,8 @@ struct kind_catalog {
   std::set<std::string> driver_kinds;                 // "http.Request", ...
   // js.Function, py.Function, http.Request, http.Response, timer.Interval,
   // timer.Cron, flow.Publish, flow.Subscribe, http.Post, mqtt.Subscribe,
-  // mqtt.Publish, influxdb.Write, influxdb.Query.
+  // mqtt.Publish, influxdb.Write, influxdb.Query, postgres.Insert,
+  // postgres.Upsert, postgres.Query.
   static kind_catalog defaults();
 };
 
