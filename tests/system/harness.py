@@ -515,6 +515,19 @@ class Mosquitto:
                 time.sleep(0.05)
         raise TestFailure("mosquitto did not start within 30 s")
 
+    def wait_for_client(self, prefix, count=1, timeout=30):
+        """Waits until the broker logged `count` connections of clients whose
+        id starts with `prefix` (restarts included), then a moment for the
+        SUBSCRIBE that follows a connection."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with open(os.path.join(self.dir, "mosquitto.log")) as f:
+                if f.read().count(f" as {prefix}") >= count:
+                    time.sleep(0.3)
+                    return
+            time.sleep(0.05)
+        raise TestFailure(f"no client {prefix}* connected to mosquitto within {timeout} s")
+
     def restart(self):
         """A clean stop (SIGTERM: the broker saves its sessions), then a start."""
         self.proc.terminate()

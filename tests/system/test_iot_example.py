@@ -42,7 +42,7 @@ def test_the_iot_example_keeps_every_reading_once_through_kill_9_with_100_device
     sim = None
     try:
         node.start()
-        time.sleep(1.5)  # subscribed within a second
+        broker.wait_for_client("flowstate-node-iot-")
         sim = subprocess.Popen([os.path.join(project, "simulate"), "--devices", str(DEVICES), "--rate", "400",
                                 "--count", str(DEVICES * PER_DEVICE), "--broker", broker.url],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

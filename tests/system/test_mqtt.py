@@ -95,7 +95,7 @@ def kill9_run(qos, extra_sub=""):
     pub = None
     try:
         node.start()
-        time.sleep(1.5)  # the subscription is made within a second of the start
+        broker.wait_for_client("flowstate-node-")
         pub = Publisher(broker, qos)
         pub.send(10, 0, 50)
         stream = threading.Thread(target=lambda: pub.send(10, 50, 600, pause=0.002))
@@ -130,7 +130,7 @@ def crash_before_ack_run(qos, extra_sub=""):
     pub = None
     try:
         node.start(env={"FLOWSTATE_FAULT": "mqtt.before_ack"})
-        time.sleep(1.5)
+        broker.wait_for_client("flowstate-node-")
         pub = Publisher(broker, qos)
         pub.send(1, 0, 1)
         node.wait_killed()
@@ -157,14 +157,14 @@ def test_a_broker_that_lost_the_session_gets_its_qos_2_packet_ids_forgotten():
     pub = None
     try:
         node.start(env={"FLOWSTATE_FAULT": "mqtt.before_ack"})
-        time.sleep(1.5)
+        broker.wait_for_client("flowstate-node-")
         pub = Publisher(broker, 2)
         pub.send(1, 0, 1)
         node.wait_killed()
         pub.close()
         broker.restart()
         node.start()
-        time.sleep(1.5)
+        broker.wait_for_client("flowstate-node-", count=2)
         pub = Publisher(broker, 2)
         pub.send(1, 1, 6)
         check_exactly_once(node, pub.sent + [("dev0", 0)], 1)
@@ -188,7 +188,7 @@ def test_a_broker_restart_loses_nothing_and_outputs_reach_mqtt_subscribers():
         watcher.connect("127.0.0.1", broker.port)
         watcher.subscribe("counts/#", qos=1)
         watcher.loop_start()
-        time.sleep(1.5)
+        broker.wait_for_client("flowstate-node-")
         pub = Publisher(broker, 1)
         pub.send(3, 0, 30)
         wait_for("the first outputs", lambda: len(got) >= 30)
