@@ -97,5 +97,16 @@ def test_the_iot_example_keeps_every_reading_once_through_kill_9_with_100_device
         webhook.stop()
 
 
+def test_flowstate_init_makes_the_iot_template_with_a_runnable_simulator_and_passing_cases():
+    """flowstate init --template iot writes the example as a git project whose simulator is executable and whose flowstate test cases pass"""
+    from harness import cli
+    root = os.path.join(tmpdir(), "my-iot")
+    cli("init", "--template", "iot", root, check_rc=0)
+    check(os.access(os.path.join(root, "simulate"), os.X_OK), "simulate is executable")
+    p = cli("test", cwd=root, check_rc=0)
+    check("2 passed, 0 failed" in p.stdout + p.stderr, f"the template's cases pass: {p.stdout + p.stderr}")
+
+
 if __name__ == "__main__":
-    run([test_the_iot_example_keeps_every_reading_once_through_kill_9_with_100_devices])
+    run([test_the_iot_example_keeps_every_reading_once_through_kill_9_with_100_devices,
+         test_flowstate_init_makes_the_iot_template_with_a_runnable_simulator_and_passing_cases])

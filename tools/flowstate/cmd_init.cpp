@@ -103,6 +103,12 @@ status write_template(const init_options& o, const fs::path& root) {
     std::ofstream out(path, std::ios::binary);
     out.write(content.data(), static_cast<std::streamsize>(content.size()));
     if (!out) return fail("cannot write " + path.string());
+    out.close();
+    // A script (examples/iot/simulate) stays runnable: the embedding keeps
+    // bytes, not modes.
+    if (content.rfind("#!", 0) == 0)
+      fs::permissions(path, fs::perms::owner_exec | fs::perms::group_exec | fs::perms::others_exec,
+                      fs::perm_options::add, ec);
   }
   return status::success();
 }
