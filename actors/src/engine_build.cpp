@@ -368,9 +368,10 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
         if (!parsed)
           problems.push_back(dit->second.file + ": " + parsed.error());
         else
-          b.sink = drivers::mqtt::make_publish_sink(*sink_io_, std::move(*parsed),
-                                                    "flowstate-pub-" + new_message_id().substr(0, 12),
-                                                    "flow " + fname + ", block " + bd.id);
+          b.sink = drivers::mqtt::make_publish_sink(
+              *sink_io_, std::move(*parsed), "flowstate-pub-" + new_message_id().substr(0, 12),
+              "flow " + fname + ", block " + bd.id,
+              [secrets = rt->secrets](std::string line) { return secrets::redact(std::move(line), secrets); });
       } else if (bd.kind == "influxdb.Write") {
         b.kind = block_kind::sink;
         if (i == 0) problems.push_back(where + bd.kind + " is a sink: it takes the outputs of the function before it");

@@ -11,6 +11,7 @@
 #include "flowstate/drivers/mqtt_config.hpp"
 #include "flowstate/runtime/fault.hpp"
 #include "flowstate/runtime/keys.hpp"
+#include "flowstate/runtime/secrets.hpp"
 #include "idempotency.hpp"
 #include "records.hpp"
 
@@ -68,6 +69,7 @@ void engine_impl::sync_mqtt_sources() {
     o.password = cfg->connection.password;
     for (auto& t : cfg->topics) o.subscriptions.emplace_back(t, cfg->qos);
     o.name = "flow " + flow.name + ", block " + block.id;
+    o.redact = [secrets = rt->secrets](std::string line) { return secrets::redact(std::move(line), secrets); };
     drivers::mqtt::session_handlers h;
     const uint32_t project = rt->project_id;
     const std::string flow_name = flow.name, client_id = o.client_id;

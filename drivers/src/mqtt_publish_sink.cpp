@@ -12,7 +12,9 @@ namespace {
 
 class publish_sink final : public sinks::sink {
  public:
-  publish_sink(sinks::io_thread& io, publish_config c, std::string client_id, std::string name) : c_(std::move(c)) {
+  publish_sink(sinks::io_thread& io, publish_config c, std::string client_id, std::string name,
+               std::function<std::string(std::string)> redact)
+      : c_(std::move(c)) {
     session_options o;
     o.broker = c_.connection.broker;
     o.client_id = c_.connection.client_id.value_or(client_id);
@@ -21,6 +23,7 @@ class publish_sink final : public sinks::sink {
     o.username = c_.connection.username;
     o.password = c_.connection.password;
     o.name = std::move(name);
+    o.redact = std::move(redact);
     session_ = start_session(io, std::move(o), {});
   }
   ~publish_sink() override { session_->stop(); }
@@ -63,8 +66,8 @@ class publish_sink final : public sinks::sink {
 }  // namespace
 
 std::shared_ptr<sinks::sink> make_publish_sink(sinks::io_thread& io, publish_config c, std::string client_id,
-                                               std::string name) {
-  return std::make_shared<publish_sink>(io, std::move(c), std::move(client_id), std::move(name));
+                                               std::string name, std::function<std::string(std::string)> redact) {
+  return std::make_shared<publish_sink>(io, std::move(c), std::move(client_id), std::move(name), std::move(redact));
 }
 
 }  // namespace flowstate::drivers::mqtt

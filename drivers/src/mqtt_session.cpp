@@ -182,7 +182,11 @@ class session_impl final : public session, public std::enable_shared_from_this<s
  private:
   bool stale(uint64_t gen) const { return stopped_ || gen != generation_; }
 
-  void log(const std::string& what) { std::fprintf(stderr, "flowstate mqtt %s: %s\n", o_.name.c_str(), what.c_str()); }
+  void log(const std::string& what) {
+    std::string line = "flowstate mqtt " + o_.name + ": " + what;
+    if (o_.redact) line = o_.redact(std::move(line));
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
 
   void connect() {
     if (stopped_) return;

@@ -53,6 +53,6 @@ result<std::optional<std::string>> message_identity(const subscribe_config& c, c
 
 // The mqtt.Publish sink: its own session (clean, `client_id`).
 std::shared_ptr<sinks::sink> make_publish_sink(sinks::io_thread& io, publish_config c, std::string client_id,
-                                               std::string name);
+                                               std::string name, std::function<std::string(std::string)> redact = {});
 
 }  // namespace flowstate::drivers::mqtt

@@ -43,6 +43,9 @@ struct session_options {
   uint64_t reconnect_initial_ms = 200, reconnect_max_ms = 30000;
   std::size_t max_packet = 1u << 20;
   std::string name;  // for log lines: "flow readings, block in"
+  // Applied to every log line (the engine redacts the project's secrets:
+  // a broker address or a user name may be one).
+  std::function<std::string(std::string)> redact;
 };
 
 struct session_handlers {
