@@ -8,7 +8,7 @@ import os
 import subprocess
 import time
 
-from harness import BIN, Node, check, cli, make_project, run, tmpdir, wait_for, write_files
+from harness import BIN, GIT, Node, check, cli, make_project, run, tmpdir, wait_for, write_files
 from test_http_post import Target, post
 
 TOKEN = "tok-5f1c0ffee-zebra-4417"
@@ -28,7 +28,8 @@ def secret_set(project, data, name, value, env=None):
 
 
 def git(project, *args):
-    return subprocess.run(["git", "-C", project] + list(args), capture_output=True, text=True, check=True).stdout
+    # The harness's identity and settings: a fresh machine has no git user.
+    return subprocess.run(GIT + ["-C", project] + list(args), capture_output=True, text=True, check=True).stdout
 
 
 def project_with_secrets(port):
