@@ -141,7 +141,9 @@ int load(const options& o, const mqtt::broker_address& b) {
     lat = latencies;
   }
   std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) { return lat.empty() ? 0.0 : lat[std::min(lat.size() - 1, std::size_t(p * lat.size()))] / 1e6; };
+  auto pct = [&](double p) {
+    return lat.empty() ? 0.0 : lat[std::min(lat.size() - 1, std::size_t(p * lat.size()))] / 1e6;
+  };
   std::printf(
       "{\"sent\":%lld,\"acked\":%lld,\"received\":%lld,\"seconds\":%.3f,\"sent_rate\":%.1f,\"received_rate\":%.1f,"
       "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
@@ -161,13 +163,20 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (a == "--broker") o.broker = next();
-    else if (a == "--rate") o.rate = std::stod(next());
-    else if (a == "--seconds") o.seconds = std::stod(next());
-    else if (a == "--devices") o.devices = std::stoi(next());
-    else if (a == "--qos") o.qos = std::stoi(next());
-    else if (a == "--window") o.window = std::stoi(next());
-    else if (a == "--relay") o.relay = true;
+    if (a == "--broker")
+      o.broker = next();
+    else if (a == "--rate")
+      o.rate = std::stod(next());
+    else if (a == "--seconds")
+      o.seconds = std::stod(next());
+    else if (a == "--devices")
+      o.devices = std::stoi(next());
+    else if (a == "--qos")
+      o.qos = std::stoi(next());
+    else if (a == "--window")
+      o.window = std::stoi(next());
+    else if (a == "--relay")
+      o.relay = true;
     else {
       std::fprintf(stderr, "mqtt-load: unknown argument %s (see the comment at the top of mqtt_load.cpp)\n", a.c_str());
       return 2;

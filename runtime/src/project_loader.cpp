@@ -62,8 +62,8 @@ std::shared_ptr<parse_cache> make_parse_cache() { return std::make_shared<parse_
 kind_catalog kind_catalog::defaults() {
   kind_catalog k;
   k.function_kinds = {{"js.Function", "js"}, {"py.Function", "py"}};
-  k.driver_kinds = {"http.Request", "http.Response", "timer.Interval", "timer.Cron", "flow.Publish", "flow.Subscribe",
-                    "http.Post", "mqtt.Subscribe", "mqtt.Publish", "influxdb.Write",
+  k.driver_kinds = {"http.Request",   "http.Response",   "timer.Interval",  "timer.Cron",    "flow.Publish",
+                    "flow.Subscribe", "http.Post",       "mqtt.Subscribe",  "mqtt.Publish",  "influxdb.Write",
                     "influxdb.Query", "postgres.Insert", "postgres.Upsert", "postgres.Query"};
   return k;
 }
