@@ -62,6 +62,13 @@ status parse_retry(simdjson::dom::element e, sinks::retry_policy& r) {
   return status::success();
 }
 
+result<simdjson::dom::object> config_object(simdjson::dom::parser& parser, std::string_view config_json) {
+  simdjson::dom::object doc;
+  if (parser.parse(config_json.data(), config_json.size()).get_object().get(doc))
+    return fail("driver configuration is not a mapping");
+  return doc;
+}
+
 std::string shown(simdjson::dom::element e) {
   std::string text = simdjson::minify(e);
   return text.size() > 64 ? text.substr(0, 61) + "..." : text;

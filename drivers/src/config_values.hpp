@@ -22,6 +22,10 @@ std::optional<uint64_t> duration_ms(simdjson::dom::element e, uint64_t max_ms);
 // The element as short JSON text, for an error message.
 std::string shown(simdjson::dom::element e);
 
+// The driver file (as JSON) as an object, parsed by `parser` (which owns
+// it); an error when it is not a mapping.
+result<simdjson::dom::object> config_object(simdjson::dom::parser& parser, std::string_view config_json);
+
 // `retry: {attempts, initial, max}` (the sinks' retry policy).
 status parse_retry(simdjson::dom::element e, sinks::retry_policy& r);
 

@@ -11,9 +11,9 @@ namespace flowstate::drivers::flow_topics {
 
 result<std::string> parse_topic(std::string_view config_json, std::string_view kind) {
   simdjson::dom::parser parser;
-  simdjson::dom::object doc;
-  if (parser.parse(config_json.data(), config_json.size()).get_object().get(doc))
-    return fail("driver configuration is not a mapping");
+  auto parsed_doc = detail::config_object(parser, config_json);
+  if (!parsed_doc) return fail(parsed_doc.error());
+  simdjson::dom::object doc = *parsed_doc;
   std::string topic;
   bool seen = false;
   for (auto field : doc) {

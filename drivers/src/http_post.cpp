@@ -113,9 +113,9 @@ result<template_text> parse_template(std::string_view s) {
 
 result<config> parse(std::string_view config_json) {
   simdjson::dom::parser parser;
-  simdjson::dom::object doc;
-  if (parser.parse(config_json.data(), config_json.size()).get_object().get(doc))
-    return fail("driver configuration is not a mapping");
+  auto parsed_doc = detail::config_object(parser, config_json);
+  if (!parsed_doc) return fail(parsed_doc.error());
+  simdjson::dom::object doc = *parsed_doc;
   config c;
   bool has_url = false;
   for (auto field : doc) {

@@ -16,12 +16,7 @@ class post_sink final : public sinks::sink {
   sinks::retry_policy retry() const override { return c_.retry; }
 
   void deliver(const sinks::delivery& d, sinks::done_fn done) override {
-    auto refuse = [&](std::string why) {
-      sinks::outcome o;
-      o.v = sinks::verdict::permanent;
-      o.answer = std::move(why);
-      done(std::move(o));
-    };
+    auto refuse = [&](std::string why) { done(sinks::permanent(std::move(why))); };
     bhttp::request<bhttp::string_body> req;
     auto target = render(c_.target, d, true);
     if (!target) return refuse("url: " + target.error());

@@ -17,9 +17,9 @@ std::string query_escape(std::string_view value);
 
 result<query_config> parse_query(std::string_view config_json) {
   simdjson::dom::parser parser;
-  simdjson::dom::object doc;
-  if (parser.parse(config_json.data(), config_json.size()).get_object().get(doc))
-    return fail("driver configuration is not a mapping");
+  auto parsed_doc = detail::config_object(parser, config_json);
+  if (!parsed_doc) return fail(parsed_doc.error());
+  simdjson::dom::object doc = *parsed_doc;
   query_config c;
   for (auto field : doc) {
     const std::string_view name = field.key;

@@ -106,9 +106,9 @@ std::string escape_string_field(std::string_view s) { return escaped(s, "\"\\");
 
 result<write_config> parse_write(std::string_view config_json) {
   simdjson::dom::parser parser;
-  simdjson::dom::object doc;
-  if (parser.parse(config_json.data(), config_json.size()).get_object().get(doc))
-    return fail("driver configuration is not a mapping");
+  auto parsed_doc = detail::config_object(parser, config_json);
+  if (!parsed_doc) return fail(parsed_doc.error());
+  simdjson::dom::object doc = *parsed_doc;
   write_config c;
   bool has_measurement = false;
   for (auto field : doc) {

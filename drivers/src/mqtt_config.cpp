@@ -50,9 +50,9 @@ bool is_pointer(std::string_view p) { return !p.empty() && p.front() == '/'; }
 
 result<subscribe_config> parse_subscribe(std::string_view config_json) {
   simdjson::dom::parser parser;
-  simdjson::dom::object doc;
-  if (parser.parse(config_json.data(), config_json.size()).get_object().get(doc))
-    return fail("driver configuration is not a mapping");
+  auto parsed_doc = detail::config_object(parser, config_json);
+  if (!parsed_doc) return fail(parsed_doc.error());
+  simdjson::dom::object doc = *parsed_doc;
   subscribe_config c;
   bool has_broker = false;
   for (auto field : doc) {
@@ -141,9 +141,9 @@ result<subscribe_config> parse_subscribe(std::string_view config_json) {
 
 result<publish_config> parse_publish(std::string_view config_json) {
   simdjson::dom::parser parser;
-  simdjson::dom::object doc;
-  if (parser.parse(config_json.data(), config_json.size()).get_object().get(doc))
-    return fail("driver configuration is not a mapping");
+  auto parsed_doc = detail::config_object(parser, config_json);
+  if (!parsed_doc) return fail(parsed_doc.error());
+  simdjson::dom::object doc = *parsed_doc;
   publish_config c;
   bool has_broker = false, has_topic = false;
   for (auto field : doc) {

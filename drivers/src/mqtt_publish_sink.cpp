@@ -32,12 +32,7 @@ class publish_sink final : public sinks::sink {
   sinks::retry_policy retry() const override { return c_.retry; }
 
   void deliver(const sinks::delivery& d, sinks::done_fn done) override {
-    auto refuse = [&](std::string why) {
-      sinks::outcome o;
-      o.v = sinks::verdict::permanent;
-      o.answer = std::move(why);
-      done(std::move(o));
-    };
+    auto refuse = [&](std::string why) { done(sinks::permanent(std::move(why))); };
     auto topic = http_post::render(c_.topic, d, false);
     if (!topic) return refuse("topic: " + topic.error());
     if (!valid_topic_name(*topic))

@@ -167,9 +167,9 @@ bool retryable(std::string_view sqlstate) {
 
 result<write_config> parse_write(std::string_view config_json, bool upsert) {
   simdjson::dom::parser parser;
-  simdjson::dom::object doc;
-  if (parser.parse(config_json.data(), config_json.size()).get_object().get(doc))
-    return fail("driver configuration is not a mapping");
+  auto parsed_doc = detail::config_object(parser, config_json);
+  if (!parsed_doc) return fail(parsed_doc.error());
+  simdjson::dom::object doc = *parsed_doc;
   write_config c;
   c.upsert = upsert;
   const std::string conflict_field = upsert ? "key" : "onConflict";
@@ -293,9 +293,9 @@ std::shared_ptr<sinks::sink> make_write_sink(sinks::io_thread& io, write_config 
 
 result<query_config> parse_query(std::string_view config_json) {
   simdjson::dom::parser parser;
-  simdjson::dom::object doc;
-  if (parser.parse(config_json.data(), config_json.size()).get_object().get(doc))
-    return fail("driver configuration is not a mapping");
+  auto parsed_doc = detail::config_object(parser, config_json);
+  if (!parsed_doc) return fail(parsed_doc.error());
+  simdjson::dom::object doc = *parsed_doc;
   query_config c;
   for (auto field : doc) {
     const std::string_view name = field.key;

@@ -23,9 +23,9 @@ namespace {
 // The fields both kinds share, and `every` or `cron`.
 result<interval_config> parse_timer(std::string_view config_json, bool is_cron) {
   simdjson::dom::parser parser;
-  simdjson::dom::object doc;
-  if (parser.parse(config_json.data(), config_json.size()).get_object().get(doc))
-    return fail("driver configuration is not a mapping");
+  auto parsed_doc = detail::config_object(parser, config_json);
+  if (!parsed_doc) return fail(parsed_doc.error());
+  simdjson::dom::object doc = *parsed_doc;
   interval_config c;
   for (auto field : doc) {
     const std::string_view name = field.key;
