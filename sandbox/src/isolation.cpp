@@ -467,7 +467,7 @@ result<std::shared_ptr<const isolation_plan>> prepare_isolation(const isolation_
     return fail("sandbox: " + (options.level ? std::string("no level asked for") : isolation_status().summary()));
 
   auto plan = std::make_shared<isolation_plan>();
-  const auto& program = detail::worker_seccomp_program();
+  const auto& program = options.driver ? detail::driver_seccomp_program() : detail::worker_seccomp_program();
   if (program.instructions.empty()) return fail("sandbox: the seccomp filter cannot be built: " + program.error);
   plan->seccomp = &program;
   plan->python = options.python;
@@ -528,7 +528,7 @@ void enter_isolation_and_exec(const isolation_plan& plan, char* const argv[]) {
     pid_t worker = ::fork();
     if (worker < 0) die("fork into the PID namespace");
     if (worker > 0) {
-      ::close(3);
+      ::syscall(SYS_close_range, 3U, ~0U, 0U);  // the worker's sockets
       int status = 0;
       while (::waitpid(worker, &status, 0) < 0 && errno == EINTR) {
       }

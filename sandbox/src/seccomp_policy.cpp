@@ -5,8 +5,10 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -42,10 +44,42 @@ const int allowed[] = {
 // prctl options glibc, V8 and CPython use.
 const int allowed_prctl[] = {PR_SET_NAME, PR_GET_NAME, PR_SET_VMA, PR_GET_DUMPABLE};
 
+// A driver process (docs/drivers.md "Custom drivers") also runs an event
+// loop over sockets the node connected and handed to it (SCM_RIGHTS on fd
+// 4): it may poll, configure and close them, but still not create an
+// Internet socket, connect one or accept one. Found with strace -f on Node.js
+// and CPython drivers.
+const int driver_allowed[] = {SYS_epoll_create1,
+                              SYS_epoll_ctl,
+                              SYS_epoll_wait,
+                              SYS_epoll_pwait,
+                              SYS_epoll_pwait2,
+                              SYS_eventfd2,
+                              SYS_pipe2,
+                              SYS_getsockopt,
+                              SYS_setsockopt,
+                              SYS_getsockname,
+                              SYS_getpeername,
+                              SYS_shutdown,
+                              SYS_select,
+                              SYS_pselect6,
+                              SYS_dup2,
+                              SYS_sched_getparam,
+                              SYS_sched_getscheduler,
+                              SYS_statfs,
+                              SYS_fstatfs,
+                              SYS_capget,
+                              SYS_getpgrp,
+                              SYS_getpgid,
+                              SYS_getsid};
+
+// ioctls a driver's event loop uses on its own fds.
+const unsigned long driver_ioctls[] = {FIONBIO, FIOCLEX, FIONCLEX, FIONREAD};
+
 constexpr uint64_t namespace_flags = CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
                                      CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_NEWTIME;
 
-detail::seccomp_program build() {
+detail::seccomp_program build(bool driver) {
   detail::seccomp_program program;
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
   if (!ctx) {
@@ -68,8 +102,17 @@ detail::seccomp_program build() {
   // clone3 passes its flags in memory seccomp cannot read: ENOSYS makes
   // glibc fall back to clone, whose flags are checked above.
   check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0), "clone3 rule");
-  // isatty() and the like: "not a terminal".
-  check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOTTY), SCMP_SYS(ioctl), 0), "ioctl rule");
+  if (driver) {
+    for (int nr : driver_allowed) check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0), "seccomp_rule_add");
+    for (unsigned long request : driver_ioctls)
+      check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, SCMP_A1(SCMP_CMP_EQ, request)), "ioctl rule");
+    // A self-pipe (Python's asyncio): a Unix socket pair, never an Internet socket.
+    check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX)),
+          "socketpair rule");
+  }
+  // isatty() and the like: "not a terminal". A driver's other ioctls fail
+  // with EPERM (an unconditional rule would override the allowed ones).
+  if (!driver) check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOTTY), SCMP_SYS(ioctl), 0), "ioctl rule");
   // The sandbox starts the worker with execveat(fd, "", AT_EMPTY_PATH); a
   // path-based execve is refused, and the read-only root holds nothing but
   // the worker binary and libraries.
@@ -103,7 +146,12 @@ detail::seccomp_program build() {
 }  // namespace
 
 const detail::seccomp_program& detail::worker_seccomp_program() {
-  static const seccomp_program program = build();
+  static const seccomp_program program = build(false);
+  return program;
+}
+
+const detail::seccomp_program& detail::driver_seccomp_program() {
+  static const seccomp_program program = build(true);
   return program;
 }
 

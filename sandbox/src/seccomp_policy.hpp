@@ -15,5 +15,8 @@ struct seccomp_program {
 };
 
 const seccomp_program& worker_seccomp_program();
+// The workers' list plus what a driver's event loop needs (no socket
+// creation, connect or accept).
+const seccomp_program& driver_seccomp_program();
 
 }  // namespace flowstate::sandbox::detail

@@ -21,6 +21,15 @@ struct spawned_worker {
 result<spawned_worker> spawn_worker(const std::string& binary, const std::vector<std::string>& args,
                                     const isolation_options& isolation = {});
 
+// A process with `sockets` socket pairs (their far ends as fds 3, 4, ...):
+// `argv` is the whole command line. Our ends come back in `ends`.
+struct spawned_process {
+  pid_t pid = -1;
+  std::vector<int> ends;
+};
+result<spawned_process> spawn_process(std::vector<std::string> argv, const isolation_options& isolation,
+                                      int sockets);
+
 // SIGKILL and reap; closes the socket.
 void kill_worker(spawned_worker& worker);
 

@@ -82,6 +82,10 @@ struct isolation_options {
   // to 2 x this + 64 MiB, a backstop for what the interpreter's own limit does
   // not see. 0: no cgroup.
   uint32_t memory_mb = 0;
+  // A driver process (docs/drivers.md "Custom drivers"): the seccomp list
+  // also lets its event loop use the sockets the node hands it (still no
+  // socket creation, connect or accept).
+  bool driver = false;
   // Further files or directories made visible read-only at the same path.
   std::vector<std::string> read_only_paths;
 };
