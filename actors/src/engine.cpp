@@ -280,6 +280,7 @@ void engine_impl::drain(uint32_t timeout_ms) {
     self->wait_for(timers_);
   }
   stop_mqtt_sources();  // no new input; what was accepted finishes below
+  stop_custom_sources();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (core_.total_in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -10,6 +10,7 @@
 
 #include "engine_impl.hpp"
 #include "flowstate/actors/project_limits.hpp"
+#include "flowstate/drivers/custom.hpp"
 #include "flowstate/drivers/flow_topics.hpp"
 #include "flowstate/drivers/http_post.hpp"
 #include "flowstate/drivers/http_routes.hpp"
@@ -425,6 +426,39 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
           problems.push_back(dit->second.file + ": " + parsed.error());
         else
           b.sink = drivers::http_post::make_sink(*sink_io_, std::move(*parsed));
+      } else if (auto custom_kind = drivers::custom::parse_kind(bd.kind); !custom_kind || *custom_kind) {
+        const auto& file = rev->drivers.at(bd.name).file;
+        if (!custom_kind) {
+          problems.push_back(file + ": " + custom_kind.error());
+        } else {
+          auto built = custom_driver(e, **files, **custom_kind, file, configs.at(bd.name));
+          if (!built) {
+            problems.push_back(built.error());
+          } else if (i == 0) {
+            b.kind = block_kind::custom_source;
+            if (fdef.blocks.size() < 2 || fdef.blocks[1].kind.find(".Function") == std::string::npos)
+              problems.push_back(where + bd.kind + " is a source here: it must be followed by a function block");
+            if (options_.project_ids)
+              problems.push_back(where + bd.kind +
+                                 " (a custom source) does not run in a cluster yet: run the "
+                                 "project on an embedded node");
+            built->name = "flow " + fname + ", block " + bd.id;
+            built->redact = [secrets = rt->secrets](std::string line) {
+              return secrets::redact(std::move(line), secrets);
+            };
+            b.driver_config = configs.at(bd.name) + '\0' + built->code.js_bundle;
+            for (auto& [path, text] : built->code.files) b.driver_config += '\0' + path + '\0' + text;
+            for (auto& wheel : built->code.wheels) b.driver_config += '\0' + wheel;
+            b.custom = std::make_shared<const drivers::custom::driver_options>(std::move(*built));
+          } else {
+            b.kind = block_kind::sink;
+            built->name = "flow " + fname + ", block " + bd.id;
+            built->redact = [secrets = rt->secrets](std::string line) {
+              return secrets::redact(std::move(line), secrets);
+            };
+            b.sink = drivers::custom::make_sink(*sink_io_, std::move(*built));
+          }
+        }
       } else {
         problems.push_back(where + bd.kind + " is not available on this node yet");
       }

@@ -38,6 +38,10 @@ class actor_system;
 namespace flowstate::drivers::sinks {
 class io_thread;
 }
+namespace flowstate::drivers::custom {
+struct driver_options;
+struct kind_name;
+}  // namespace flowstate::drivers::custom
 namespace flowstate::drivers::mqtt {
 struct publish;
 }
@@ -322,6 +326,19 @@ class engine_impl final : public engine {
   void accept_mqtt(uint32_t project, const std::string& flow, const drivers::mqtt::subscribe_config& cfg,
                    const std::string& client_id, drivers::mqtt::publish&& p, std::function<void(bool)> acked);
   void forget_mqtt_session(const std::string& client_id, std::function<void()> done);
+  void accept_message(const project_ptr& rt, uint32_t f, commit_batch b, std::vector<std::string> marks,
+                      std::string payload, result<std::string> key, result<std::optional<std::string>> identity,
+                      const std::string& fallback_key, const std::string& tag, std::function<void(bool)> acked);
+  bool join_pending(const std::string& mark, const std::function<void(bool)>& acked);
+  std::map<std::string, std::pair<project_ptr, uint32_t>> active_sources(block_kind kind);
+  bool sources_may_read(uint32_t project);
+  // Custom drivers' sources (engine_custom.cpp).
+  struct custom_source;
+  result<drivers::custom::driver_options> custom_driver(project_entry& e, file_source& files,
+                                                        const drivers::custom::kind_name& k, const std::string& file,
+                                                        const std::string& config_json);
+  void sync_custom_sources();
+  void stop_custom_sources();
   int64_t run_timers(int64_t now);
   void emit_ticks(const project_ptr& rt, uint32_t flow, const std::string& key, int64_t now);
   // A request for a group being moved waits here (until 10 s).
@@ -451,6 +468,7 @@ class engine_impl final : public engine {
   // QoS 2 packet ids and `id:` identities accepted by a commit not yet
   // durable, with the acknowledgements waiting for it.
   std::map<std::string, std::vector<std::function<void(bool)>>> mqtt_pending_;
+  std::map<std::string, std::shared_ptr<custom_source>> custom_sources_;  // by "project/flow/block", mqtt_mutex_
   std::vector<std::future<void>> jobs_;
   std::shared_ptr<const std::function<std::string()>> cluster_info_;  // atomic_load/store
   std::string peer_address_;

@@ -14,49 +14,30 @@
 #include "flowstate/runtime/secrets.hpp"
 #include "idempotency.hpp"
 #include "records.hpp"
+#include "source_sync.hpp"
 
 namespace flowstate::engine_detail {
 
 struct engine_impl::mqtt_source {
-  std::string config_json;
+  std::string identity;  // the block's configuration: a change restarts the session
   std::shared_ptr<drivers::mqtt::session> session;
 };
 
 void engine_impl::sync_mqtt_sources() {
   if (!ready_.load() || core_.draining.load()) return;
-  auto snap = std::atomic_load(&snapshot_);
-  std::map<std::string, std::pair<project_ptr, uint32_t>> wanted;
-  for (auto& [id, rt] : snap->projects)
-    for (uint32_t f = 0; f < rt->flows.size(); ++f) {
-      const auto& blocks = rt->flows[f].blocks;
-      if (blocks.size() >= 2 && blocks[0].kind == block_kind::mqtt_subscribe && blocks[0].mqtt)
-        wanted[std::to_string(id) + '/' + rt->flows[f].name + '/' + blocks[0].id] = {rt, f};
-    }
+  auto wanted = active_sources(block_kind::mqtt_subscribe);
   std::vector<std::shared_ptr<mqtt_source>> stop;
   {
     std::lock_guard lock(mqtt_mutex_);
-    for (auto it = mqtt_sources_.begin(); it != mqtt_sources_.end();) {
-      auto w = wanted.find(it->first);
-      if (w != wanted.end() &&
-          w->second.first->flows[w->second.second].blocks[0].driver_config == it->second->config_json) {
-        ++it;
-        continue;
-      }
-      stop.push_back(it->second);
-      it = mqtt_sources_.erase(it);
-    }
+    stop = prune_sources(mqtt_sources_, wanted);
   }
   for (auto& s : stop) s->session->stop();
   for (auto& [id, at] : wanted) {
-    {
-      std::lock_guard lock(mqtt_mutex_);
-      if (mqtt_sources_.count(id)) continue;
-    }
     auto source = std::make_shared<mqtt_source>();
     const auto& [rt, f] = at;
     const auto& flow = rt->flows[f];
     const auto& block = flow.blocks[0];
-    source->config_json = block.driver_config;
+    source->identity = block.driver_config;
     auto cfg = block.mqtt;
     drivers::mqtt::session_options o;
     o.broker = cfg->connection.broker;
@@ -85,10 +66,7 @@ void engine_impl::sync_mqtt_sources() {
     h.on_fresh_session = [this, client_id](std::function<void()> done) {
       forget_mqtt_session(client_id, std::move(done));
     };
-    h.may_read = [this, project] {
-      return !core_.draining.load() && !core_.writes_paused.load() && !core_.sink_backed_up(project) &&
-             core_.total_in_flight() < core_.max_in_flight * core_.shards.size();
-    };
+    h.may_read = [this, project] { return sources_may_read(project); };
     source->session = drivers::mqtt::start_session(*sink_io_, std::move(o), std::move(h));
     std::lock_guard lock(mqtt_mutex_);
     mqtt_sources_[id] = std::move(source);
@@ -114,40 +92,46 @@ void engine_impl::accept_mqtt(uint32_t project, const std::string& flow_name,
   const int fi = rt->find_flow(flow_name);
   if (fi < 0 || rt->flows[static_cast<std::size_t>(fi)].blocks.size() < 2) return acked(false);
   const auto f = static_cast<uint32_t>(fi);
-  const auto& flow = rt->flows[f];
-  const uint64_t epoch = store_->epoch();
   commit_batch b;
   // What makes this message "the same one again": its QoS 2 packet id
   // (until PUBREL), and its `id:` identity. A copy arriving while the
   // first one's commit is pending waits for that commit.
   std::vector<std::string> marks;
-  auto join_pending = [&](const std::string& mark) {
-    std::lock_guard lock(mqtt_mutex_);
-    auto w = mqtt_pending_.find(mark);
-    if (w == mqtt_pending_.end()) return false;
-    w->second.push_back(acked);
-    return true;
-  };
   if (p.qos == 2) {
     auto qos2_key = meta_key("mqtt-qos2", client_id + '\0' + std::to_string(p.packet_id));
-    if (join_pending(qos2_key)) return;
+    if (join_pending(qos2_key, acked)) return;
     auto stored = store_->read(column::meta, qos2_key);
     if (!stored) return acked(false);  // cannot tell: not now
     if (*stored) return acked(true);   // a redelivery of a message accepted before
     b.put(column::meta, qos2_key, "1");
     marks.push_back(std::move(qos2_key));
   }
-  message m;
-  m.time_ms = now_ms();
-  m.payload = drivers::mqtt::message_json(p);
   auto key = drivers::mqtt::message_key(cfg, p);
   auto identity = key ? drivers::mqtt::message_identity(cfg, p) : result<std::optional<std::string>>(std::nullopt);
+  accept_message(rt, f, std::move(b), std::move(marks), drivers::mqtt::message_json(p), std::move(key),
+                 std::move(identity), p.topic, "mqtt", std::move(acked));
+}
+
+// One source message (an MQTT publish, a custom source's emit) accepted by
+// one commit: its queue entry, or an error record when it has no key or
+// identity; with an identity, its idempotency record (a repeat is only
+// acknowledged). `b` and `marks` may hold the source's own marks already
+// (a QoS 2 packet id). `acked` once the commit is durable (true) or failed.
+void engine_impl::accept_message(const project_ptr& rt, uint32_t f, commit_batch b, std::vector<std::string> marks,
+                                 std::string payload, result<std::string> key,
+                                 result<std::optional<std::string>> identity, const std::string& fallback_key,
+                                 const std::string& tag, std::function<void(bool)> acked) {
+  const auto& flow = rt->flows[f];
+  const uint64_t epoch = store_->epoch();
+  message m;
+  m.time_ms = now_ms();
+  m.payload = std::move(payload);
   work_ptr item;
   if (!key || !identity) {
     // Nothing to run it for: an error record, acknowledged like an acceptance.
     m.id = new_message_id();
     m.trace_id = m.id;
-    m.key = p.topic;
+    m.key = fallback_key;
     auto e = make_error(*store_, *rt, f, flow.blocks[1].id, m, "PreconditionFailed",
                         key ? identity.error() : key.error(), "{}");
     item = record_error(b, *store_, rt, f, e);
@@ -157,8 +141,8 @@ void engine_impl::accept_mqtt(uint32_t project, const std::string& flow_name,
     if (*identity) {
       m.id = derive_message_id(**identity, flow.name + '\0' + flow.blocks[0].id, 0);
       auto idem = idempotency_key(rt->tenant, rt->project_id, key_group_of(m.key),
-                                  "mqtt\0" + flow.name + '\0' + flow.blocks[0].id + '\0' + **identity);
-      if (marks.empty() && join_pending(idem)) return;
+                                  tag + flow.name + '\0' + flow.blocks[0].id + '\0' + **identity);
+      if (marks.empty() && join_pending(idem, acked)) return;
       auto seen = store_->read(column::idempotency, idem);
       if (!seen) return acked(false);
       if (*seen && !idempotency_expired(**seen, options_.idempotency_ttl_ms, now_ms())) {
@@ -194,7 +178,7 @@ void engine_impl::accept_mqtt(uint32_t project, const std::string& flow_name,
   }
   // Once durable: the acknowledgement (with any copy that came meanwhile).
   // Not written: not acknowledged, the broker sends it again.
-  auto done = [this, marks, acked = marks.empty() ? acked : nullptr](bool ok) mutable {
+  auto done = [this, marks, tag, acked = marks.empty() ? acked : nullptr](bool ok) mutable {
     std::vector<std::function<void(bool)>> waiting;
     if (acked) waiting.push_back(std::move(acked));
     {
@@ -205,7 +189,8 @@ void engine_impl::accept_mqtt(uint32_t project, const std::string& flow_name,
           mqtt_pending_.erase(w);
         }
     }
-    if (ok) fault_point("mqtt.before_ack");  // durable, not acknowledged: the broker sends it again
+    // Durable, not acknowledged: the broker (or the custom source) sends it again.
+    if (ok) fault_point(tag == "mqtt" ? "mqtt.before_ack" : "custom.before_ack");
     for (auto& a : waiting) a(ok);
   };
   auto shared_done = std::make_shared<decltype(done)>(std::move(done));
@@ -213,6 +198,35 @@ void engine_impl::accept_mqtt(uint32_t project, const std::string& flow_name,
       std::move(b), rt->durability, [shared_done] { (*shared_done)(true); },
       [shared_done](const std::string&) { (*shared_done)(false); }, epoch);
   if (item) submit(std::move(item));
+}
+
+source_blocks engine_impl::active_sources(block_kind kind) {
+  auto snap = std::atomic_load(&snapshot_);
+  source_blocks wanted;
+  for (auto& [id, rt] : snap->projects)
+    for (uint32_t f = 0; f < rt->flows.size(); ++f) {
+      const auto& blocks = rt->flows[f].blocks;
+      if (blocks.size() >= 2 && blocks[0].kind == kind && (blocks[0].mqtt || blocks[0].custom))
+        wanted[std::to_string(id) + '/' + rt->flows[f].name + '/' + blocks[0].id] = {rt, f};
+    }
+  return wanted;
+}
+
+// Whether a source may take another message now: not while draining,
+// paused, backed up behind the project's sinks or over the in-flight limit.
+bool engine_impl::sources_may_read(uint32_t project) {
+  return !core_.draining.load() && !core_.writes_paused.load() && !core_.sink_backed_up(project) &&
+         core_.total_in_flight() < core_.max_in_flight * core_.shards.size();
+}
+
+// A copy of a message whose first commit is pending: `acked` waits for
+// that commit (true: there was one).
+bool engine_impl::join_pending(const std::string& mark, const std::function<void(bool)>& acked) {
+  std::lock_guard lock(mqtt_mutex_);
+  auto w = mqtt_pending_.find(mark);
+  if (w == mqtt_pending_.end()) return false;
+  w->second.push_back(acked);
+  return true;
 }
 
 // The broker kept no session for `client_id`: the packet ids of the one

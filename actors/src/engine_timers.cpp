@@ -47,6 +47,7 @@ caf::actor engine_impl::spawn_timers() {
     self->send(self, timer_tick_atom::value);
     return {[this, self](timer_tick_atom) {
       sync_mqtt_sources();
+      sync_custom_sources();
       const int64_t now = now_ms();
       const int64_t next = run_timers(now);
       self->delayed_send(self, std::chrono::milliseconds(std::clamp<int64_t>(next - now, 1, 1000)),

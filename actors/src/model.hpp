@@ -21,6 +21,9 @@ class worker_client;
 namespace flowstate::drivers::sinks {
 class sink;  // flowstate/drivers/sink.hpp
 }
+namespace flowstate::drivers::custom {
+struct driver_options;
+}
 namespace flowstate::drivers::mqtt {
 struct subscribe_config;  // flowstate/drivers/mqtt_config.hpp
 }
@@ -39,7 +42,8 @@ enum class block_kind {
   flow_subscribe,
   sink,
   mqtt_subscribe,
-  query  // influxdb.Query: its answer is the next block's input
+  query,         // influxdb.Query: its answer is the next block's input
+  custom_source  // a custom driver (npm:..., python:...) as the first block
 };
 
 struct block_rt {
@@ -56,8 +60,9 @@ struct block_rt {
   std::string topic;                                             // flow.Publish, flow.Subscribe
   std::vector<uint32_t> subscribers;                             // flow.Publish: the flows subscribed to its topic
   std::shared_ptr<drivers::sinks::sink> sink;  // a sink's or a query's driver (http.Post, influxdb.Query, ...)
-  std::shared_ptr<const drivers::mqtt::subscribe_config> mqtt;  // an mqtt.Subscribe source
-  std::string driver_config;                                    // a driver block's configuration (JSON)
+  std::shared_ptr<const drivers::mqtt::subscribe_config> mqtt;    // an mqtt.Subscribe source
+  std::string driver_config;                                      // a driver block's configuration (JSON)
+  std::shared_ptr<const drivers::custom::driver_options> custom;  // a custom source (custom_source)
 };
 
 struct flow_rt {

@@ -450,7 +450,7 @@ class loader {
     } else {
       d.kind = kind.Scalar();
       driver_kind_lines_[driver_name] = line_of(kind, 1);
-      if (!kinds_.driver_kinds.count(d.kind)) {
+      if (!is_driver_kind(d.kind)) {
         std::string why = kinds_.function_kinds.count(d.kind)
                               ? "; " + d.kind + " is a function kind, which needs no driver file"
                               : did_you_mean(d.kind, driver_kind_list_);
@@ -496,8 +496,7 @@ class loader {
           return false;
       } else {
         auto driver = rev_.drivers.find(b.name);
-        if (!kinds_.driver_kinds.count(b.kind) || driver == rev_.drivers.end() || driver->second.kind != b.kind)
-          return false;
+        if (!is_driver_kind(b.kind) || driver == rev_.drivers.end() || driver->second.kind != b.kind) return false;
       }
     }
     if (hit->on_error && std::find(flow_names_.begin(), flow_names_.end(), *hit->on_error) == flow_names_.end())
@@ -631,7 +630,7 @@ class loader {
           where + "expected function file " + expected + ", found no such file" + did_you_mean(b.name, same_language));
       return false;
     }
-    if (kinds_.driver_kinds.count(b.kind)) {
+    if (is_driver_kind(b.kind)) {
       const std::string expected = "drivers/" + b.name + ".yaml";
       auto it = rev_.drivers.find(b.name);
       if (it == rev_.drivers.end()) {
@@ -673,6 +672,12 @@ class loader {
   file_source& files_;
   const kind_catalog& kinds_;
   parse_cache* cache_ = nullptr;
+  // A built-in kind, or a custom driver's (npm:NAME, python:NAME: the
+  // engine checks the package).
+  bool is_driver_kind(const std::string& kind) const {
+    return kinds_.driver_kinds.count(kind) || kind.rfind("npm:", 0) == 0 || kind.rfind("python:", 0) == 0;
+  }
+
   std::vector<std::string> all_kinds_, driver_kind_list_, flow_names_;
   std::set<std::string> languages_, broken_drivers_;
   std::map<std::string, int> driver_kind_lines_;

@@ -257,3 +257,26 @@ result<bundle> bundle_js(const std::string& project_dir, const std::string& func
 }
 
 }  // namespace flowstate::sandbox
+
+namespace flowstate::sandbox {
+
+result<std::string> bundle_driver(const std::string& project_dir, const std::string& package,
+                                  const std::string& driver_file) {
+  std::error_code ec;
+  if (!fs::is_regular_file(fs::path(project_dir) / "node_modules" / package / "package.json", ec))
+    return fail(driver_file + ": package \"" + package + "\" not found in node_modules (run npm install " + package +
+                " in the project, and commit package.json and package-lock.json)");
+  auto ran = run({"esbuild", "--bundle", "--format=cjs", "--platform=node", "--target=node18", "--log-level=error",
+                  "--color=false", "--sourcefile=" + driver_file},
+                 project_dir, "module.exports = require(" + std::string("\"") + package + "\");\n");
+  if (!ran) return fail(driver_file + ": cannot run esbuild: " + ran.error());
+  if (ran->exit_code == 127)
+    return fail(driver_file + ": cannot bundle " + package + ": esbuild is not installed (Debian package esbuild)");
+  if (ran->exit_code != 0) {
+    auto err = ran->err.substr(0, ran->err.find('\n', ran->err.find('\n') + 1));
+    return fail(driver_file + ": bundling " + package + " failed: " + err);
+  }
+  return std::move(ran->out);
+}
+
+}  // namespace flowstate::sandbox

@@ -22,6 +22,7 @@ struct engine_options {
   std::string data_dir;              // holds store/ (RocksDB)
   std::string worker_binary;         // flowstate-worker (V8)
   std::string python_worker_binary;  // flowstate-pyworker (CPython)
+  std::string driver_js_binary;      // flowstate-driver-js (custom npm drivers); empty: beside worker_binary
   unsigned shards = 4;               // key-group ranges, one actor each
   unsigned scheduler_threads = 2;
   std::string scheduler_policy = "sharing";  // or "stealing" (CAF's default)

@@ -24,3 +24,14 @@ struct bundle {
 result<bundle> bundle_js(const std::string& project_dir, const std::string& function_file, const std::string& source);
 
 }  // namespace flowstate::sandbox
+
+namespace flowstate::sandbox {
+
+// A custom driver's npm package (docs/drivers.md "Custom drivers") with its
+// dependencies, bundled by esbuild for Node.js (CommonJS; Node built-ins
+// stay imports), from project_dir/node_modules. `driver_file` names the
+// driver file in errors. Blocks while esbuild runs.
+result<std::string> bundle_driver(const std::string& project_dir, const std::string& package,
+                                  const std::string& driver_file);
+
+}  // namespace flowstate::sandbox

@@ -1,0 +1,404 @@
+// Custom drivers' processes (custom.hpp, docs/drivers.md "Custom drivers"):
+// one driver process per source or sink block, run and spoken to on the
+// sinks' I/O thread. Every handler runs on that one thread.
+#include <openssl/evp.h>
+#include <simdjson.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <istream>
+
+#include "flowstate/drivers/custom.hpp"
+#include "flowstate/runtime/json_text.hpp"
+#include "flowstate/sandbox/driver_process.hpp"
+#include "sink_io.hpp"
+
+namespace flowstate::drivers::custom {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr std::size_t max_line = 16u << 20;  // one protocol message
+constexpr auto connect_timeout = std::chrono::seconds(10);
+
+std::string base64(const std::string& bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::string start_message(const driver_options& o, bool sink) {
+  std::string m = "{\"type\":\"start\",\"role\":\"" + std::string(sink ? "sink" : "source") +
+                  "\",\"name\":" + json_quote(o.name) + ",\"package\":" + json_quote(o.code.kind.package) +
+                  ",\"config\":" + o.config.driver_json + ",\"concurrency\":" + std::to_string(o.config.concurrency);
+  if (o.code.kind.lang == language::js) {
+    m += ",\"code\":" + json_quote(o.code.js_bundle);
+  } else {
+    m += ",\"files\":{";
+    bool first = true;
+    for (auto& [path, text] : o.code.files) {
+      m += (first ? "" : ",") + json_quote(path) + ":" + json_quote(text);
+      first = false;
+    }
+    m += "},\"wheels\":[";
+    for (std::size_t i = 0; i < o.code.wheels.size(); ++i) m += (i ? ",\"" : "\"") + base64(o.code.wheels[i]) + "\"";
+    m += "]";
+  }
+  return m + "}";
+}
+
+class process_driver : public std::enable_shared_from_this<process_driver> {
+ public:
+  process_driver(sinks::io_thread& io, driver_options o, bool sink, source_handlers h)
+      : ioc_(io.get().ioc), o_(std::move(o)), sink_(sink), handlers_(std::move(h)), restart_(ioc_), pause_(ioc_) {}
+
+  void start() {
+    asio::post(ioc_, [self = shared_from_this()] { self->spawn(); });
+  }
+
+  void stop() {
+    asio::post(ioc_, [self = shared_from_this()] {
+      if (self->stopped_) return;
+      self->stopped_ = true;
+      self->restart_.cancel();
+      self->pause_.cancel();
+      if (!self->control_) return;
+      self->write("{\"type\":\"stop\"}");
+      // A moment to close its connections, then it ends either way.
+      auto grace = std::make_shared<asio::steady_timer>(self->ioc_, std::chrono::seconds(2));
+      grace->async_wait([self, grace](auto) { self->died("stopped"); });
+    });
+  }
+
+  void deliver(const sinks::delivery& d, sinks::done_fn done) {
+    asio::post(ioc_, [self = shared_from_this(), d, done = std::move(done)]() mutable {
+      if (self->stopped_) return done(retry_outcome("the driver is stopping"));
+      if (self->state_ == state::down)
+        return done(retry_outcome("the driver process is not running (" + self->last_error_ + ")"));
+      const uint64_t ref = self->next_ref_++;
+      self->pending_[ref] = std::move(done);
+      std::string m = "{\"type\":\"deliver\",\"ref\":" + std::to_string(ref) + ",\"id\":" + json_quote(d.id) +
+                      ",\"key\":" + json_quote(d.key) + ",\"payload\":" + (d.payload.empty() ? "null" : d.payload) +
+                      ",\"timeMs\":" + std::to_string(d.time_ms) + ",\"attempt\":" + std::to_string(d.attempt) + "}";
+      if (self->state_ == state::ready)
+        self->write(std::move(m));
+      else
+        self->queued_.push_back(std::move(m));
+    });
+  }
+
+  const driver_config& config() const { return o_.config; }
+
+ private:
+  enum class state { down, starting, ready };
+
+  static sinks::outcome retry_outcome(std::string why) {
+    sinks::outcome out;
+    out.v = sinks::verdict::retry;
+    out.answer = std::move(why);
+    return out;
+  }
+
+  void log(const std::string& level, std::string text) {
+    // At most 50 lines a second from one driver; the rest are counted.
+    auto now = std::chrono::steady_clock::now();
+    if (now - window_ > std::chrono::seconds(1)) {
+      if (dropped_)
+        std::fprintf(stderr, "flowstate driver %s: %u log lines dropped (more than 50 a second)\n", o_.name.c_str(),
+                     dropped_);
+      window_ = now;
+      lines_ = 0;
+      dropped_ = 0;
+    }
+    if (++lines_ > 50) {
+      ++dropped_;
+      return;
+    }
+    if (text.size() > 2000) text = text.substr(0, 2000) + "...";
+    if (o_.redact) text = o_.redact(std::move(text));
+    std::fprintf(stderr, "flowstate driver %s: %s%s\n", o_.name.c_str(), level == "info" ? "" : (level + ": ").c_str(),
+                 text.c_str());
+  }
+
+  void spawn() {
+    if (stopped_ || control_) return;
+    sandbox::driver_launch launch;
+    launch.language =
+        o_.code.kind.lang == language::js ? sandbox::driver_language::js : sandbox::driver_language::python;
+    launch.js_binary = o_.js_binary;
+    launch.memory_mb = o_.config.memory_mb;
+    auto child = sandbox::spawn_driver(launch);
+    if (!child) {
+      last_error_ = child.error();
+      log("error", "cannot start: " + child.error());
+      return schedule_restart();
+    }
+    child_ = *child;
+    control_ = std::make_unique<asio::posix::stream_descriptor>(ioc_, child_.control);
+    child_.control = -1;  // owned by control_ now
+    in_ = std::make_unique<asio::streambuf>(max_line);
+    state_ = state::starting;
+    ++generation_;
+    write(start_message(o_, sink_));
+    read();
+  }
+
+  void schedule_restart() {
+    if (stopped_) return;
+    const auto delay = std::chrono::milliseconds(std::min<uint64_t>(30000, 1000ull << std::min(failures_, 5u)));
+    ++failures_;
+    restart_.expires_after(delay);
+    restart_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec) self->spawn();
+    });
+  }
+
+  // The process is gone (or must go): everything in flight is retried.
+  void died(const std::string& why) {
+    if (!control_) return;
+    if (!stopped_) log("error", "the driver process ended: " + why + "; restarting");
+    last_error_ = why;
+    control_->close();
+    control_.reset();
+    sandbox::kill_driver(child_);
+    state_ = state::down;
+    ++generation_;
+    out_.clear();
+    writing_ = false;
+    auto pending = std::move(pending_);
+    pending_.clear();
+    for (auto& [_, done] : pending) done(retry_outcome("the driver process ended: " + why));
+    queued_.clear();  // their done functions are in pending_ already
+    schedule_restart();
+  }
+
+  void write(std::string line) {
+    if (!control_) return;
+    out_.push_back(std::move(line) + "\n");
+    if (!writing_) write_next();
+  }
+
+  void write_next() {
+    if (out_.empty() || !control_) {
+      writing_ = false;
+      return;
+    }
+    writing_ = true;
+    asio::async_write(*control_, asio::buffer(out_.front()),
+                      [self = shared_from_this(), gen = generation_](const boost::system::error_code& ec, std::size_t) {
+                        if (gen != self->generation_) return;
+                        if (ec) return self->died("writing to it: " + ec.message());
+                        self->out_.pop_front();
+                        self->write_next();
+                      });
+  }
+
+  void read() {
+    if (!control_) return;
+    if (!sink_ && handlers_.may_read && !handlers_.may_read()) {
+      // Backed up: the source's next message waits (its driver's own
+      // buffers fill and it stops reading from its device or broker).
+      pause_.expires_after(std::chrono::milliseconds(50));
+      pause_.async_wait([self = shared_from_this(), gen = generation_](const boost::system::error_code& ec) {
+        if (!ec && gen == self->generation_) self->read();
+      });
+      return;
+    }
+    asio::async_read_until(
+        *control_, *in_, '\n',
+        [self = shared_from_this(), gen = generation_](const boost::system::error_code& ec, std::size_t n) {
+          if (gen != self->generation_) return;
+          if (ec) {
+            return self->died(ec == asio::error::eof ? std::string("it exited") : "reading from it: " + ec.message());
+          }
+          std::string line(n - 1, '\0');
+          self->in_->sgetn(line.data(), static_cast<std::streamsize>(n - 1));
+          self->in_->consume(1);
+          self->handle(line);
+          if (gen == self->generation_) self->read();
+        });
+  }
+
+  void handle(const std::string& line) {
+    simdjson::dom::element m;
+    std::string_view type;
+    if (parser_.parse(line).get(m) || m["type"].get_string().get(type)) {
+      log("error", "not a protocol message: " + line.substr(0, 200));
+      return died("it broke the protocol");
+    }
+    uint64_t ref = 0;
+    if (m["ref"].get_uint64().get(ref)) ref = 0;
+    auto text = [&](const char* field) {
+      std::string_view v;
+      return m[field].get_string().get(v) ? std::string() : std::string(v);
+    };
+    if (type == "ready") {
+      state_ = state::ready;
+      failures_ = 0;
+      for (auto& q : queued_) write(std::move(q));
+      queued_.clear();
+    } else if (type == "fatal") {
+      log("error", text("error"));
+      died("it failed");
+    } else if (type == "log") {
+      log(text("level"), text("message"));
+    } else if (type == "emit" && !sink_ && handlers_.on_emit) {
+      emitted e;
+      if (auto k = m["key"]; !k.error()) e.key = text("key");
+      if (auto i = m["id"]; !i.error()) e.id = text("id");
+      simdjson::dom::element payload;
+      e.payload_json = m["payload"].get(payload) ? "null" : simdjson::minify(payload);
+      handlers_.on_emit(std::move(e), [weak = weak_from_this(), gen = generation_, ref](bool ok, std::string why) {
+        auto self = weak.lock();
+        if (!self) return;
+        asio::post(self->ioc_, [self, gen, ref, ok, why = std::move(why)] {
+          if (gen != self->generation_) return;  // that process is gone; its successor emits again
+          self->write("{\"type\":\"ack\",\"ref\":" + std::to_string(ref) + ",\"ok\":" + (ok ? "true" : "false") +
+                      (ok ? std::string() : ",\"error\":" + json_quote(why)) + "}");
+        });
+      });
+    } else if (type == "connect") {
+      int64_t port = 0;
+      if (m["port"].get_int64().get(port)) port = 0;
+      connect(ref, text("host"), port);
+    } else if (type == "delivered" || type == "failed") {
+      auto it = pending_.find(ref);
+      if (it == pending_.end()) return;
+      auto done = std::move(it->second);
+      pending_.erase(it);
+      sinks::outcome out;
+      if (type == "delivered") {
+        out.v = sinks::verdict::delivered;
+        simdjson::dom::element result;
+        if (!m["result"].get(result)) out.result_json = simdjson::minify(result);
+      } else {
+        bool permanent = false;
+        if (m["permanent"].get_bool().get(permanent)) permanent = false;
+        out.v = permanent ? sinks::verdict::permanent : sinks::verdict::retry;
+        out.answer = text("error");
+        if (o_.redact) out.answer = o_.redact(std::move(out.answer));
+        int64_t after = -1;
+        if (!m["retryAfterMs"].get_int64().get(after)) out.retry_after_ms = after;
+      }
+      done(std::move(out));
+    }
+  }
+
+  void refuse_connect(uint64_t ref, const std::string& why) {
+    log("warn", "connect refused: " + why);
+    write("{\"type\":\"connect_failed\",\"ref\":" + std::to_string(ref) + ",\"error\":" + json_quote(why) + "}");
+  }
+
+  void connect(uint64_t ref, const std::string& host, int64_t port) {
+    if (port <= 0 || port > 65535) return refuse_connect(ref, "port " + std::to_string(port) + " is out of range");
+    if (auto why = check_named(o_.config, host, static_cast<uint16_t>(port)); !why.empty())
+      return refuse_connect(ref, why);
+    auto resolver = std::make_shared<tcp::resolver>(ioc_);
+    resolver->async_resolve(
+        host, std::to_string(port),
+        [self = shared_from_this(), gen = generation_, ref, host, resolver](const boost::system::error_code& ec,
+                                                                            tcp::resolver::results_type results) {
+          if (gen != self->generation_) return;
+          if (ec) return self->refuse_connect(ref, host + ": " + ec.message());
+          std::vector<tcp::endpoint> allowed;
+          std::string why;
+          for (auto& r : results) {
+            auto refusal = check_address(host, r.endpoint().address().to_string());
+            if (refusal.empty())
+              allowed.push_back(r.endpoint());
+            else
+              why = refusal;
+          }
+          if (allowed.empty()) return self->refuse_connect(ref, why.empty() ? host + ": no address" : why);
+          auto socket = std::make_shared<tcp::socket>(self->ioc_);
+          auto timer = std::make_shared<asio::steady_timer>(self->ioc_, connect_timeout);
+          timer->async_wait([socket](const boost::system::error_code& e) {
+            if (!e) socket->close();
+          });
+          asio::async_connect(
+              *socket, allowed,
+              [self, gen, ref, host, socket, timer](const boost::system::error_code& e, const tcp::endpoint&) {
+                timer->cancel();
+                if (gen != self->generation_) return;
+                if (e) return self->refuse_connect(ref, host + ": " + e.message());
+                auto handed = sandbox::hand_over(self->child_, socket->native_handle(), std::to_string(ref));
+                socket->close();
+                if (!handed) return self->died(handed.error());
+                self->write("{\"type\":\"connected\",\"ref\":" + std::to_string(ref) + "}");
+              });
+        });
+  }
+
+  asio::io_context& ioc_;
+  driver_options o_;
+  const bool sink_;
+  source_handlers handlers_;
+  sandbox::driver_child child_;
+  std::unique_ptr<asio::posix::stream_descriptor> control_;
+  std::unique_ptr<asio::streambuf> in_;
+  std::deque<std::string> out_;
+  bool writing_ = false;
+  state state_ = state::down;
+  bool stopped_ = false;
+  uint64_t generation_ = 0;
+  uint32_t failures_ = 0;
+  std::string last_error_ = "starting";
+  asio::steady_timer restart_, pause_;
+  std::map<uint64_t, sinks::done_fn> pending_;
+  std::vector<std::string> queued_;
+  uint64_t next_ref_ = 1;
+  simdjson::dom::parser parser_;
+  std::chrono::steady_clock::time_point window_{};
+  uint32_t lines_ = 0, dropped_ = 0;
+};
+
+class custom_sink final : public sinks::sink {
+ public:
+  explicit custom_sink(std::shared_ptr<process_driver> d) : d_(std::move(d)) {}
+  ~custom_sink() override { d_->stop(); }
+  void deliver(const sinks::delivery& d, sinks::done_fn done) override { d_->deliver(d, std::move(done)); }
+  uint32_t concurrency() const override { return d_->config().concurrency; }
+  sinks::retry_policy retry() const override { return d_->config().retry; }
+
+ private:
+  std::shared_ptr<process_driver> d_;
+};
+
+class custom_source final : public source {
+ public:
+  explicit custom_source(std::shared_ptr<process_driver> d) : d_(std::move(d)) {}
+  ~custom_source() override { d_->stop(); }
+  void stop() override { d_->stop(); }
+
+ private:
+  std::shared_ptr<process_driver> d_;
+};
+
+}  // namespace
+
+std::shared_ptr<source> start_source(sinks::io_thread& io, driver_options options, source_handlers handlers) {
+  auto d = std::make_shared<process_driver>(io, std::move(options), false, std::move(handlers));
+  d->start();
+  return std::make_shared<custom_source>(std::move(d));
+}
+
+std::shared_ptr<sinks::sink> make_sink(sinks::io_thread& io, driver_options options) {
+  auto d = std::make_shared<process_driver>(io, std::move(options), true, source_handlers{});
+  d->start();
+  return std::make_shared<custom_sink>(std::move(d));
+}
+
+}  // namespace flowstate::drivers::custom

@@ -1,0 +1,260 @@
+"""Custom drivers (docs/drivers.md "Custom drivers"): the example npm source
+(examples/drivers/tcp-lines) and Python sink (examples/drivers/
+flowstate_graphite) run in driver processes against real TCP servers on
+loopback, through a kill -9 of the node; probes in both languages cannot
+reach the node's admin port."""
+import os
+import shutil
+import socket
+import threading
+import time
+
+from harness import Node, check, cli, free_port, make_project, run, tmpdir, wait_for, write_files
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXAMPLES = os.path.join(HERE, "..", "..", "examples", "drivers")
+
+
+class Listener:
+    """A TCP server on loopback; serve(conn) runs for each connection."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.serve(conn)
+
+
+class Gateway(Listener):
+    """A device gateway: sends its readings as JSON lines to whoever
+    connects, and forgets one only when `ack <device>/<seq>` comes back."""
+
+    def __init__(self):
+        self.unacked = {}  # id -> line, in order
+        self.connections = []
+        super().__init__()
+
+    def serve(self, conn):
+        with self.lock:
+            self.connections.append(conn)
+            pending = list(self.unacked.values())
+        try:
+            conn.sendall("".join(pending).encode())
+        except OSError:
+            pass
+        threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn):
+        buffered = b""
+        while True:
+            try:
+                chunk = conn.recv(65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                with self.lock:
+                    if conn in self.connections:
+                        self.connections.remove(conn)
+                return
+            buffered += chunk
+            while b"\n" in buffered:
+                line, buffered = buffered.split(b"\n", 1)
+                if line.startswith(b"ack "):
+                    with self.lock:
+                        self.unacked.pop(line[4:].decode(), None)
+
+    def produce(self, readings):
+        import json
+        with self.lock:
+            lines = []
+            for r in readings:
+                line = json.dumps(r) + "\n"
+                self.unacked[f"{r['device']}/{r['seq']}"] = line
+                lines.append(line)
+            for conn in list(self.connections):
+                try:
+                    conn.sendall("".join(lines).encode())
+                except OSError:
+                    pass
+
+    def pending(self):
+        with self.lock:
+            return len(self.unacked)
+
+
+class Carbon(Listener):
+    """A Graphite (Carbon) plaintext listener: keeps every line."""
+
+    def __init__(self):
+        self.lines = []
+        super().__init__()
+
+    def serve(self, conn):
+        threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn):
+        buffered = b""
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            buffered += chunk
+            while b"\n" in buffered:
+                line, buffered = buffered.split(b"\n", 1)
+                with self.lock:
+                    self.lines.append(line.decode())
+
+    def values(self, path):
+        with self.lock:
+            return [float(l.split()[1]) for l in self.lines if l.split()[0] == path]
+
+
+COUNT_JS = """export default function (input, state = { count: 0 }) {
+  const count = state.count + 1;
+  return { output: { count, temperature: input.temperature }, state: { count } };
+}
+"""
+
+REMEMBER_JS = """export default function (input) { return { state: input }; }
+"""
+
+
+def project_files(gateway, carbon, admin_port, probes=True):
+    files = {
+        "flowstate.yaml": "name: plant\n",
+        "flows/ingest.yaml": "blocks:\n  - npm:@flowstate-examples/tcp-lines: gateway\n  - js.Function: count\n"
+                             "  - python:flowstate_graphite: carbon\n",
+        "drivers/gateway.yaml": f"kind: npm:@flowstate-examples/tcp-lines\ngateway: tcp://127.0.0.1:{gateway.port}\n"
+                                "key: /device\nid: [/device, /seq]\n",
+        "drivers/carbon.yaml": f"kind: python:flowstate_graphite\ncarbon: tcp://127.0.0.1:{carbon.port}\n"
+                               "prefix: \"devices.{key}\"\nmetrics: {count: /count, temperature: /temperature}\n",
+        "functions/count.js": COUNT_JS,
+        "functions/remember.js": REMEMBER_JS,
+        "flows/probe-js.yaml": "blocks:\n  - npm:probe-js: probejs\n  - js.Function: remember\n",
+        "flows/probe-py.yaml": "blocks:\n  - python:probe_py: probepy\n  - js.Function: remember\n",
+        "drivers/probejs.yaml": f"kind: npm:probe-js\ngateway: tcp://127.0.0.1:{gateway.port}\n"
+                                f"admin_port: {admin_port}\ngateway_port: {gateway.port}\n",
+        "drivers/probepy.yaml": f"kind: python:probe_py\ngateway: tcp://127.0.0.1:{gateway.port}\n"
+                                f"admin_port: {admin_port}\ngateway_port: {gateway.port}\n",
+        "node_modules/probe-js/package.json": '{"name": "probe-js", "version": "1.0.0", "main": "index.js"}\n',
+        "node_modules/probe-js/index.js": open(os.path.join(HERE, "fixtures", "probe-drivers", "probe-js.js")).read(),
+        "vendor/probe_py.py": open(os.path.join(HERE, "fixtures", "probe-drivers", "probe_py.py")).read(),
+    }
+    for rel in ("package.json", "index.js"):
+        files["node_modules/@flowstate-examples/tcp-lines/" + rel] = open(
+            os.path.join(EXAMPLES, "tcp-lines", rel)).read()
+    files["vendor/flowstate_graphite/__init__.py"] = open(
+        os.path.join(EXAMPLES, "flowstate_graphite", "__init__.py")).read()
+    if not probes:
+        files = {k: v for k, v in files.items() if "probe" not in k}
+    return files
+
+
+def readings(devices, first, last):
+    return [{"device": f"d{d}", "seq": s, "temperature": 20 + s / 10}
+            for s in range(first, last + 1) for d in range(devices)]
+
+
+def test_custom_source_and_sink_carry_every_reading_exactly_once_through_kill9():
+    """the npm source and the Python sink examples carry every reading exactly once through a kill -9 of the node, and probes in both languages cannot reach the admin port"""
+    gateway, carbon = Gateway(), Carbon()
+    root = tmpdir() + "/plant"
+    make_project(root, project_files(gateway, carbon, 1))
+    node = Node([root]).start()
+    try:
+        devices, per_device = 10, 30
+        gateway.produce(readings(devices, 1, 15))
+        wait_for("the first half acknowledged", lambda: gateway.pending() == 0, timeout=60)
+        gateway.produce(readings(devices, 16, 22))
+        time.sleep(0.2)
+        node.kill9()
+        gateway.produce(readings(devices, 23, per_device))
+        node.start()
+        wait_for("every reading acknowledged", lambda: gateway.pending() == 0, timeout=60)
+        node.wait_idle()
+        for d in range(devices):
+            state = node.state("ingest", "count", f"d{d}")
+            check(state == {"count": per_device}, f"d{d}: every reading counted once: {state}")
+
+        def all_delivered():
+            return all(set(carbon.values(f"devices.d{d}.count")) == set(float(i) for i in range(1, per_device + 1))
+                       for d in range(devices))
+        wait_for("every count delivered to Carbon", all_delivered, timeout=60)
+
+        # The probes' target: the admin port of the node as it runs now (a
+        # deploy naming it restarts them).
+        admin_port = int(node.admin.rsplit(":", 1)[1])
+        write_files(root, {k: v for k, v in project_files(gateway, carbon, admin_port).items()
+                           if k.startswith("drivers/probe")})
+        p = cli("deploy", "-m", "probe the admin port", "--project", root, data=node.data)
+        check(p.returncode == 0, f"deploy: {p.stderr}")
+        for key in ("js", "py"):
+            report = wait_for(f"the {key} probe's report",
+                              lambda: (node.state("probe-" + key, "remember", key) or {}).get("port") == admin_port
+                              and node.state("probe-" + key, "remember", key), timeout=60)
+            check(report.get("admin", "").startswith("refused:") and "not named" in report["admin"],
+                  f"{key}: the admin port through the node is refused: {report}")
+            check(report.get("own", "").startswith("failed"), f"{key}: a socket of its own fails: {report}")
+            check(report.get("alias", "").startswith("refused:"),
+                  f"{key}: a name the configuration does not use is refused: {report}")
+            check(report.get("named") == "connected", f"{key}: the named host is reached: {report}")
+    finally:
+        node.stop()
+
+
+def test_a_crash_between_the_commit_and_the_drivers_acknowledgement_does_not_count_a_reading_twice():
+    """the node dies (a fault point) after a reading's acceptance commit and before the source hears of it; the gateway sends it again after the restart and it is counted once"""
+    gateway, carbon = Gateway(), Carbon()
+    root = tmpdir() + "/plant"
+    make_project(root, project_files(gateway, carbon, 1, probes=False))
+    node = Node([root])
+    try:
+        node.start(env={"FLOWSTATE_FAULT": "custom.before_ack"})
+        gateway.produce(readings(1, 1, 1))
+        node.wait_killed()
+        check(gateway.pending() == 1, "not acknowledged before the crash")
+        node.start(env={"FLOWSTATE_FAULT": ""})
+        wait_for("the reading acknowledged", lambda: gateway.pending() == 0, timeout=60)
+        node.wait_idle()
+        check(node.state("ingest", "count", "d0") == {"count": 1}, "counted once")
+    finally:
+        node.stop()
+
+
+def test_a_custom_driver_whose_package_is_missing_is_refused_at_deploy():
+    """a driver file naming an npm package that is not installed, or a Python package not in vendor/, is refused at deploy naming the file"""
+    root = tmpdir() + "/missing"
+    make_project(root, {
+        "flowstate.yaml": "name: missing\n",
+        "flows/h.yaml": "blocks:\n  - http.Request: h\n  - js.Function: f\n",
+        "drivers/h.yaml": "kind: http.Request\nmethod: POST\npath: /h/{key}\n",
+        "functions/f.js": "export default function (input) { return { output: input }; }\n",
+    })
+    node = Node([root]).start()
+    try:
+        write_files(root, {
+            "flows/a.yaml": "blocks:\n  - npm:@acme/nowhere: a\n  - js.Function: f\n",
+            "flows/b.yaml": "blocks:\n  - js.Function: f\n  - python:acme_nowhere: b\n",
+            "drivers/a.yaml": "kind: npm:@acme/nowhere\n",
+            "drivers/b.yaml": "kind: python:acme_nowhere\n",
+        })
+        p = cli("deploy", "-m", "x", "--project", root, data=node.data)
+        check(p.returncode != 0, "refused")
+        check("drivers/a.yaml" in p.stderr and '"@acme/nowhere" not found in node_modules' in p.stderr, p.stderr)
+        check("drivers/b.yaml" in p.stderr and "acme_nowhere not found" in p.stderr, p.stderr)
+    finally:
+        node.stop()
+
+
+if __name__ == "__main__":
+    run([test_custom_source_and_sink_carry_every_reading_exactly_once_through_kill9,
+         test_a_crash_between_the_commit_and_the_drivers_acknowledgement_does_not_count_a_reading_twice,
+         test_a_custom_driver_whose_package_is_missing_is_refused_at_deploy])
