@@ -106,7 +106,12 @@ void engine_impl::accept_mqtt(uint32_t project, const std::string& flow_name,
     b.put(column::meta, qos2_key, "1");
     marks.push_back(std::move(qos2_key));
   }
-  auto key = drivers::mqtt::message_key(cfg, p);
+  // Too large to keep: acknowledged with an error record, so that it does
+  // not come back with every connection.
+  auto key = p.oversized ? result<std::string>(fail("the message is " + std::to_string(p.oversized) +
+                                                    " bytes, above the limit of 1 MiB (1048576 bytes): its payload "
+                                                    "was not kept"))
+                         : drivers::mqtt::message_key(cfg, p);
   auto identity = key ? drivers::mqtt::message_identity(cfg, p) : result<std::optional<std::string>>(std::nullopt);
   accept_message(rt, f, std::move(b), std::move(marks), drivers::mqtt::message_json(p), std::move(key),
                  std::move(identity), p.topic, "mqtt", std::move(acked));

@@ -277,9 +277,29 @@ result<std::optional<decoded>> decode(std::string_view bytes, std::size_t max_pa
     if (!(digit & 0x80)) break;
   }
   const std::size_t header = at + 1;
-  if (length > max_remaining_length || header + length > max_packet)
+  if (length > max_remaining_length || (header + length > max_packet && (static_cast<uint8_t>(bytes[0]) >> 4) != 3))
     return fail("MQTT packet of " + std::to_string(header + length) + " bytes, above the limit of " +
                 std::to_string(max_packet));
+  if (header + length > max_packet) {
+    // A PUBLISH too large to keep: its topic and packet id, the rest skipped.
+    publish p;
+    const auto flags = static_cast<uint8_t>(bytes[0]) & 0x0F;
+    p.qos = (flags >> 1) & 3;
+    p.retain = flags & 1;
+    p.dup = flags & 8;
+    if (p.qos == 3) return malformed("PUBLISH with QoS 3");
+    if (bytes.size() < header + 2) return std::optional<decoded>();
+    const std::size_t topic_length =
+        (static_cast<std::size_t>(static_cast<uint8_t>(bytes[header])) << 8) | static_cast<uint8_t>(bytes[header + 1]);
+    const std::size_t need = header + 2 + topic_length + (p.qos ? 2 : 0);
+    if (bytes.size() < need) return std::optional<decoded>();
+    p.topic = std::string(bytes.substr(header + 2, topic_length));
+    if (p.qos)
+      p.packet_id =
+          static_cast<uint16_t>((static_cast<uint8_t>(bytes[need - 2]) << 8) | static_cast<uint8_t>(bytes[need - 1]));
+    p.oversized = header + length;
+    return std::optional<decoded>(decoded{std::move(p), header + length});
+  }
   if (bytes.size() < header + length) return std::optional<decoded>();
   auto p = decode_body(static_cast<uint8_t>(bytes[0]), bytes.substr(header, length));
   if (!p) return fail(p.error());

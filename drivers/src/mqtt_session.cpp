@@ -236,7 +236,9 @@ class session_impl final : public session, public std::enable_shared_from_this<s
       if (self->stale(gen)) return;
       if (ec) return self->lost("connection lost: " + ec.message());
       self->last_received_ = std::chrono::steady_clock::now();
-      self->inbuf_.append(self->chunk_.data(), n);
+      std::size_t skip = std::min<std::size_t>(n, self->discard_);  // the rest of an oversized message
+      self->discard_ -= skip;
+      self->inbuf_.append(self->chunk_.data() + skip, n - skip);
       if (!self->process(gen)) return;
       self->read(gen);
     });
@@ -256,6 +258,11 @@ class session_impl final : public session, public std::enable_shared_from_this<s
       used += (*d)->size;
       handle(std::move((*d)->value), gen);
       if (stale(gen)) return false;
+      if (used >= inbuf_.size()) break;
+    }
+    if (used > inbuf_.size()) {
+      discard_ = used - inbuf_.size();
+      used = inbuf_.size();
     }
     inbuf_.erase(0, used);
     return true;
@@ -444,6 +451,7 @@ class session_impl final : public session, public std::enable_shared_from_this<s
       if (written) written(false);
     writing_ = false;
     inbuf_.clear();
+    discard_ = 0;
     auto waiting = std::move(inflight_);
     inflight_.clear();
     for (auto& [_, done] : waiting) {
@@ -480,6 +488,7 @@ class session_impl final : public session, public std::enable_shared_from_this<s
   uint64_t generation_ = 0;
   bool connected_ = false, stopped_ = false, writing_ = false;
   std::string inbuf_;
+  std::size_t discard_ = 0;  // bytes of an oversized PUBLISH still to skip
   std::array<char, 16384> chunk_{};
   std::deque<std::pair<std::string, std::function<void(bool)>>> out_;
   std::deque<std::pair<ack, std::shared_ptr<bool>>> acks_;

@@ -72,16 +72,34 @@ TEST_CASE("a packet split across reads waits for its bytes; two in one read come
   CHECK(std::holds_alternative<bare>((*second)->value));
 }
 
+TEST_CASE(
+    "an oversized PUBLISH comes back without its payload, with its size, once its topic and packet id are there") {
+  publish big{"devices/d1/telemetry", std::string(2000, 'x'), 1};
+  big.packet_id = 7;
+  const auto bytes = encode(big);
+  CHECK(decode(std::string_view(bytes).substr(0, 10), 1024)->has_value() == false);  // the topic is not all there
+  auto d = decode(std::string_view(bytes).substr(0, 40), 1024);
+  REQUIRE(d.ok());
+  REQUIRE(d->has_value());
+  CHECK((*d)->size == bytes.size());
+  auto& p = std::get<publish>((*d)->value);
+  CHECK(p.topic == "devices/d1/telemetry");
+  CHECK(p.packet_id == 7);
+  CHECK(p.qos == 1);
+  CHECK(p.payload.empty());
+  CHECK(p.oversized == bytes.size());
+}
+
 TEST_CASE("malformed and oversized packets are errors") {
-  CHECK_FALSE(decode(encode(publish{"t", std::string(2000, 'x')}), 1024).ok());
-  CHECK_FALSE(decode(std::string("\x30\xff\xff\xff\xff\x01", 6), 1 << 30).ok());  // five length bytes
-  CHECK_FALSE(decode(std::string("\x36\x03\x00\x01t", 5), 1024).ok());            // QoS 3
-  CHECK_FALSE(decode(std::string("\x32\x03\x00\x01t", 5), 1024).ok());            // QoS 1 without a packet id
-  CHECK_FALSE(decode(std::string("\x30\x03\x00\x01+", 5), 1024).ok());            // a wildcard in a topic name
-  CHECK_FALSE(decode(std::string("\x40\x03\x00\x01\x00", 5), 1024).ok());         // PUBACK with a byte too many
-  CHECK_FALSE(decode(std::string("\x60\x02\x00\x01", 4), 1024).ok());             // PUBREL without its flags
-  CHECK_FALSE(decode(std::string("\xf0\x00", 2), 1024).ok());                     // type 15
-  CHECK_FALSE(decode(std::string("\x90\x03\x00\x01\x03", 5), 1024).ok());         // SUBACK code 3
+  CHECK_FALSE(decode(std::string("\x40\xd0\x0f", 3) + std::string(2000, '\0'), 1024).ok());  // an oversized PUBACK
+  CHECK_FALSE(decode(std::string("\x30\xff\xff\xff\xff\x01", 6), 1 << 30).ok());             // five length bytes
+  CHECK_FALSE(decode(std::string("\x36\x03\x00\x01t", 5), 1024).ok());                       // QoS 3
+  CHECK_FALSE(decode(std::string("\x32\x03\x00\x01t", 5), 1024).ok());     // QoS 1 without a packet id
+  CHECK_FALSE(decode(std::string("\x30\x03\x00\x01+", 5), 1024).ok());     // a wildcard in a topic name
+  CHECK_FALSE(decode(std::string("\x40\x03\x00\x01\x00", 5), 1024).ok());  // PUBACK with a byte too many
+  CHECK_FALSE(decode(std::string("\x60\x02\x00\x01", 4), 1024).ok());      // PUBREL without its flags
+  CHECK_FALSE(decode(std::string("\xf0\x00", 2), 1024).ok());              // type 15
+  CHECK_FALSE(decode(std::string("\x90\x03\x00\x01\x03", 5), 1024).ok());  // SUBACK code 3
 }
 
 TEST_CASE("topic filters match as the standard's examples say") {

@@ -175,6 +175,32 @@ def test_a_broker_that_lost_the_session_gets_its_qos_2_packet_ids_forgotten():
         broker.stop()
 
 
+def test_a_message_larger_than_1_mib_becomes_an_error_record_and_the_ones_after_it_arrive():
+    """a 1.5 MiB message at QoS 2 and one at QoS 1 are acknowledged with an error record naming the limit (instead of coming back with every connection), and the readings after them reach the flow"""
+    broker = Mosquitto()
+    node = Node([iot_project(broker, qos=2, out=False)])
+    pub = None
+    try:
+        node.start()
+        broker.wait_for_client("flowstate-node-")
+        pub = Publisher(broker, 2)
+        pub.send(1, 0, 1)
+        big = json.dumps({"device": "dev0", "seq": -1, "blob": "x" * (1536 << 10)})
+        for qos in (2, 1):
+            info = pub.client.publish("devices/dev0/telemetry", big, qos=qos)
+            info.wait_for_publish(timeout=30)
+        pub.send(1, 1, 3)
+        check_exactly_once(node, pub.sent, 1)
+        errors = wait_for("two error records", lambda: len(node.errors()) == 2 and node.errors(), timeout=30)
+        for e in errors:
+            check("above the limit of 1 MiB" in json.dumps(e), f"the error names the limit: {e}")
+    finally:
+        if pub:
+            pub.close()
+        node.stop()
+        broker.stop()
+
+
 def test_a_broker_restart_loses_nothing_and_outputs_reach_mqtt_subscribers():
     """readings before and after a clean restart of the broker all reach the flow once (the node's persistent session and subscription survive), and each output is published to counts/<device> at QoS 1"""
     broker = Mosquitto()
@@ -244,5 +270,6 @@ if __name__ == "__main__":
          test_every_qos_1_reading_with_an_id_is_accepted_exactly_once_through_kill_9_of_the_node,
          test_a_crash_after_the_acceptance_commit_and_before_the_ack_does_not_accept_the_redelivery_again,
          test_a_broker_that_lost_the_session_gets_its_qos_2_packet_ids_forgotten,
+         test_a_message_larger_than_1_mib_becomes_an_error_record_and_the_ones_after_it_arrive,
          test_a_broker_restart_loses_nothing_and_outputs_reach_mqtt_subscribers,
          test_bad_mqtt_configurations_are_refused_at_deploy_naming_the_file_and_field])

@@ -38,6 +38,10 @@ struct publish {
   uint8_t qos = 0;
   bool retain = false, dup = false;
   uint16_t packet_id = 0;  // QoS 1 and 2 only
+  // Above the decoder's limit: the packet's size. The payload was not kept
+  // (it is empty); the topic, QoS and packet id were, so the message can be
+  // acknowledged and recorded as an error instead of coming back forever.
+  std::size_t oversized = 0;
 };
 // PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: a packet id each.
 enum class ack_kind : uint8_t { puback = 4, pubrec = 5, pubrel = 6, pubcomp = 7, unsuback = 11 };
@@ -69,6 +73,9 @@ std::string encode(const packet& p);
 
 // One packet from the front of `bytes`: nullopt while more bytes are needed,
 // an error for a malformed packet or one larger than `max_packet` bytes
+// (except a PUBLISH: that one comes back with `oversized` set and an empty
+// payload as soon as its topic and packet id are there, and `size` is the
+// whole packet's, most of which the caller must skip as it arrives)
 // (the connection is then closed, as the standard requires).
 struct decoded {
   packet value;
