@@ -184,11 +184,18 @@ result<write_config> parse_write(std::string_view config_json) {
 result<std::string> line_of(const write_config& c, const sinks::delivery& d) {
   auto m = http_post::render(c.measurement, d, false);
   if (!m) return fail("measurement: " + m.error());
+  // Line protocol has no way to write a backslash at the end of a
+  // measurement or tag value: it would escape the separator after it.
+  auto trailing_backslash = [](const std::string& s) { return !s.empty() && s.back() == '\\'; };
+  if (trailing_backslash(*m))
+    return fail("measurement: \"" + *m + "\" ends with a backslash, which line protocol cannot carry");
   std::string line = escape_measurement(*m);
   for (auto& [key, t] : c.tags) {
     auto v = http_post::render(t, d, false);
     if (!v) return fail("tags." + key + ": " + v.error());
     if (v->empty()) continue;  // an empty tag value is not allowed: the tag is left out
+    if (trailing_backslash(*v))
+      return fail("tags." + key + ": \"" + *v + "\" ends with a backslash, which line protocol cannot carry");
     line += ',' + escape_key(key) + '=' + escape_key(*v);
   }
   simdjson::dom::parser parser;

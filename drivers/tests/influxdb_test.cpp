@@ -63,3 +63,18 @@ TEST_CASE("a delivery becomes one point: tags from templates, typed fields, the 
   d.payload = R"({"v":3})";
   CHECK(line_of(*timed, d).error().find("time:") == 0);
 }
+
+TEST_CASE("a tag value or measurement ending with a backslash is refused: line protocol cannot carry it") {
+  auto c = parse_write(R"({"url":"http://127.0.0.1:8086","database":"iot","measurement":"{{/m}}",
+    "tags":{"device":"{{key}}"},"fields":{"t":"/t"}})");
+  REQUIRE(c.ok());
+  sinks::delivery d;
+  d.id = "m1";
+  d.key = "dev\\";
+  d.payload = R"({"t":1,"m":"readings"})";
+  CHECK(line_of(*c, d).error().find("tags.device: \"dev\\\" ends with a backslash") == 0);
+  d.key = "dev\\1";  // inside a value it is an ordinary character
+  CHECK(line_of(*c, d).ok());
+  d.payload = R"({"t":1,"m":"readings\\"})";
+  CHECK(line_of(*c, d).error().find("measurement:") == 0);
+}
