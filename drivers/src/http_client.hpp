@@ -1,5 +1,5 @@
 #pragma once
-// A one-shot HTTP client for the drivers (http.Post, influxdb.*): Beast on
+// An HTTP client for the drivers (keep-alive connections reused) (http.Post, influxdb.*): Beast on
 // the drivers' I/O thread, no CAF. Internal to drivers/.
 #include <boost/beast/http.hpp>
 
@@ -28,7 +28,7 @@ struct answer {
 // timeout); called once, on the I/O thread.
 using done_fn = std::function<void(result<answer>)>;
 
-// Host (IPv6 bracketed, the default port left out), User-Agent, Connection.
+// Host (IPv6 bracketed, the default port left out), User-Agent.
 void set_common_headers(bhttp::request<bhttp::string_body>& req, const endpoint& at);
 
 void send(sinks::io_thread& io, const endpoint& at, bhttp::request<bhttp::string_body> req, uint64_t timeout_ms,

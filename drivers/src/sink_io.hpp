@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 
+#include <memory>
 #include <thread>
 
 #include "flowstate/drivers/sink.hpp"
@@ -16,6 +17,9 @@ struct io_thread::impl {
   // TLS to outside targets: the system's trusted roots, peers verified.
   boost::asio::ssl::context tls{boost::asio::ssl::context::tls_client};
   std::thread thread;
+  // The HTTP client's idle keep-alive connections (http_client.cpp), used
+  // on this thread only.
+  std::shared_ptr<void> http_pool;
 };
 
 }  // namespace flowstate::drivers::sinks

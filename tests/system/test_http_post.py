@@ -24,6 +24,7 @@ class Target:
 
     def __init__(self, fail_first=0, delay=0.0):
         self.requests = []  # (path, headers dict, body)
+        self.peers = []  # the client's (address, port) of each request: its connection
         self.fail_first = fail_first
         self.delay = delay
         self.refuse = set()
@@ -35,11 +36,14 @@ class Target:
         target = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real targets do
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
                 key = self.headers.get("Idempotency-Key")
                 with target.lock:
                     target.requests.append((self.path, dict(self.headers), body))
+                    target.peers.append(self.client_address)
                     tries = sum(1 for r in target.requests if r[1].get("Idempotency-Key") == key)
                 if target.delay:
                     time.sleep(target.delay)
@@ -63,7 +67,11 @@ class Target:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # a kept-alive connection reset by a node killed -9
+
+        self.server = Server(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
@@ -136,6 +144,7 @@ def test_a_webhook_failing_3_times_then_succeeding_is_delivered_once_with_the_sa
         wait_for("the delivered count", lambda: metric(node, "flowstate_sink_deliveries_total", outcome="delivered") == 1)
         check(metric(node, "flowstate_sink_deliveries_total", outcome="retried") == 3, "three retries counted")
         check(metric(node, "flowstate_sink_pending", block="notify") == 0, "nothing pending")
+        check(len(set(target.peers)) == 1, f"the four tries share one kept-alive connection: {target.peers}")
     finally:
         node.stop()
         target.stop()
