@@ -653,7 +653,7 @@ status engine_impl::replay_to_sink(const project_rt& rt, const std::string& rkey
   batch.put(column::outbox, sink_entry_key(rt.tenant, rt.project_id, key_group, seq), queued);
   if (auto st = commit_in_group(group, std::move(batch), rt.durability, "error " + id); !st) return st;
   auto entries = std::make_shared<std::vector<sink_entry>>();
-  entries->push_back({rt.tenant, rt.project_id, key_group, seq, std::move(queued)});
+  entries->push_back({rt.tenant, rt.project_id, key_group, seq, std::move(queued), nullptr, {}});
   caf::anon_send(core_.sinks, std::move(entries));
   return status::success();
 }

@@ -202,6 +202,19 @@ result<bool> commit_exists(const std::string& repo_dir, const std::string& commi
   return git_object_type(object.get()) == GIT_OBJECT_COMMIT;
 }
 
+result<bool> contains(const std::string& repo_dir, const std::string& commit, const std::string& ancestor) {
+  auto a = parse_commit_id(commit);
+  if (!a) return fail(a.error());
+  auto b = parse_commit_id(ancestor);
+  if (!b) return fail(b.error());
+  if (git_oid_equal(&*a, &*b)) return true;
+  auto repo = open_repo(repo_dir);
+  if (!repo) return fail(repo.error());
+  int rc = git_graph_descendant_of(repo->get(), &*a, &*b);
+  if (rc < 0) return fail(git_error_text("cannot compare the histories of " + commit + " and " + ancestor));
+  return rc == 1;
+}
+
 result<std::string> resolve(const std::string& repo_dir, const std::string& revision) {
   auto repo = open_repo(repo_dir);
   if (!repo) return fail(repo.error());

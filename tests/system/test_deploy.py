@@ -225,7 +225,35 @@ def test_an_unchanged_flow_is_checked_again_when_what_it_names_changed():
         node.stop()
 
 
+def test_a_deploy_from_a_branch_that_does_not_hold_the_running_revision_is_refused():
+    """a branch reset behind the revision the node runs (as a stale checkout would be) is refused at deploy, naming the running revision and how to catch up, and nothing is committed; after `git merge` of that revision the deploy goes through"""
+    project = versioned_project()
+    node = Node([project]).start()
+    try:
+        first = git_head(project)
+        write_files(project, {"functions/counter.js": VERSION_JS % 2})
+        p = deploy(project, node, "version 2")
+        check(p.returncode == 0, f"deploy failed: {p.stderr}")
+        running = active_revision(node)
+        subprocess.run(GIT + ["-C", project, "reset", "-q", "--hard", first], check=True)
+        write_files(project, {"drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: /count2/{key}\n"})
+        p = deploy(project, node, "a change on a stale branch")
+        check(p.returncode != 0 and f"the node runs {running[:12]}" in p.stderr and f"git merge {running[:12]}" in
+              p.stderr, f"refused, naming the running revision and the way to catch up: {p.stderr}")
+        check(git_head(project) == first and active_revision(node) == running, "nothing committed or activated")
+        subprocess.run(GIT + ["-C", project, "stash", "-q"], check=True)
+        subprocess.run(GIT + ["-C", project, "merge", "-q", "--ff-only", running], check=True)
+        subprocess.run(GIT + ["-C", project, "stash", "pop", "-q"], check=True)
+        p = deploy(project, node, "the change, on top of version 2")
+        check(p.returncode == 0, f"deploy after catching up: {p.stderr}")
+        status, body = node.request("POST", "/count2/k", {})
+        check(status == 200 and body["version"] == 2, f"both changes run: {status} {body}")
+    finally:
+        node.stop()
+
+
 if __name__ == "__main__":
     run([test_deploy_while_requests_flow, test_crash_at_each_step_of_a_deploy, test_broken_project_files_are_refused,
          test_node_refuses_a_broken_commit_pushed_past_the_cli, test_deploy_says_where_its_time_went,
-         test_an_unchanged_flow_is_checked_again_when_what_it_names_changed])
+         test_an_unchanged_flow_is_checked_again_when_what_it_names_changed,
+         test_a_deploy_from_a_branch_that_does_not_hold_the_running_revision_is_refused])

@@ -96,6 +96,32 @@ bool check_functions(const std::string& dir, file_source& files, const project_r
   return ok;
 }
 
+// A deploy in progress from this repository (`.git/flowstate-deploying`: the
+// commit sent to the node until the branch moves), so that the next deploy
+// can tell a deploy interrupted after the node took it from a branch that
+// is behind for another reason. "" when the repository has no .git folder.
+std::string deploying_marker(const std::string& dir) {
+  std::error_code ec;
+  auto git = std::filesystem::path(dir) / ".git";
+  return std::filesystem::is_directory(git, ec) ? (git / "flowstate-deploying").string() : std::string();
+}
+
+std::string read_marker(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return {};
+  char id[64] = {};
+  size_t n = std::fread(id, 1, 40, f);
+  std::fclose(f);
+  return std::string(id, n);
+}
+
+void write_marker(const std::string& path, const std::string& commit) {
+  if (std::FILE* f = std::fopen(path.c_str(), "w")) {
+    std::fwrite(commit.data(), 1, commit.size(), f);
+    std::fclose(f);
+  }
+}
+
 // "read 1.1, build 0.3, ..." from a deploy answer's timingsMs, and their sum.
 std::string node_timings(const std::string& body, double& total_ms) {
   simdjson::dom::parser parser;
@@ -172,11 +198,46 @@ int deploy(const deploy_options& o) {
     std::fprintf(stderr, "deploy: %s\n", head.error().c_str());
     return 1;
   }
+  // The working tree must be based on what the node runs: a branch that
+  // does not hold the active revision (deployed from elsewhere, or the
+  // branch was reset) would silently undo it.
+  const std::string marker = deploying_marker(dir);
+  if (!active.empty() && *head != active && !marker.empty() && read_marker(marker) == active) {
+    // The last deploy from here was taken by the node, and the CLI stopped
+    // before it moved the branch: finish it.
+    if (auto st = update_head(dir, active, *head); !st) {
+      std::fprintf(stderr, "deploy: finishing the interrupted deploy of %s: %s\n", active.substr(0, 12).c_str(),
+                   st.error().c_str());
+      return 1;
+    }
+    std::printf("the node had taken the interrupted deploy of %s: the branch now points at it\n",
+                active.substr(0, 12).c_str());
+    *head = active;
+  }
+  if (!active.empty() && *head != active) {
+    auto holds = head->empty() ? result<bool>(false) : contains(dir, *head, active);
+    if (!holds) {
+      std::fprintf(stderr, "deploy: %s\n", holds.error().c_str());
+      return 1;
+    }
+    if (!*holds) {
+      const std::string a = active.substr(0, 12), h = head->empty() ? std::string("no commit") : head->substr(0, 12);
+      std::fprintf(stderr,
+                   "deploy refused, nothing committed: the node runs %s, which your branch (at %s) does not hold: it "
+                   "was deployed from elsewhere, or the branch was reset since. Deploying would undo it. Bring it "
+                   "in first: `git merge %s` (it is in this repository), then deploy again; or, to replace it on "
+                   "purpose, `git reset --soft %s` first.\n",
+                   a.c_str(), h.c_str(), a.c_str(), a.c_str());
+      return 1;
+    }
+  }
   auto commit = create_commit_from_worktree(dir, o.message);
   if (!commit) {
     std::fprintf(stderr, "deploy: %s\n", commit.error().c_str());
     return 1;
   }
+  // Until the branch moves: names the commit the node may already run.
+  if (!marker.empty()) write_marker(marker, *commit);
   fault_point("cli.deploy.after_commit");
   std::string body = "{\"revision\":";
   http::append_json_string(body, *commit);
@@ -198,6 +259,7 @@ int deploy(const deploy_options& o) {
                  commit->substr(0, 12).c_str(), st.error().c_str());
     return 1;
   }
+  if (!marker.empty()) std::remove(marker.c_str());
   std::printf("deployed %s (replaces %s): %s\n", commit->substr(0, 12).c_str(), active.substr(0, 12).c_str(),
               o.message.c_str());
   double node_ms = 0;

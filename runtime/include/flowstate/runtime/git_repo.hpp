@@ -32,6 +32,10 @@ result<std::string> commit_message(const std::string& repo_dir, const std::strin
 // false for a missing object or one that is not a commit.
 result<bool> commit_exists(const std::string& repo_dir, const std::string& commit);
 
+// Whether `commit`'s history holds `ancestor` (or it is `ancestor`); false
+// also when `ancestor` is not in the repository.
+result<bool> contains(const std::string& repo_dir, const std::string& commit, const std::string& ancestor);
+
 // The 40-hex commit id for "HEAD", a full or abbreviated hex id (or any
 // other git revision expression, e.g. a branch name or "HEAD~1").
 result<std::string> resolve(const std::string& repo_dir, const std::string& revision);
