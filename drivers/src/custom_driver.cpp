@@ -297,15 +297,19 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
     }
   }
 
-  void refuse_connect(uint64_t ref, const std::string& why) {
-    log("warn", "connect refused: " + why);
-    write("{\"type\":\"connect_failed\",\"ref\":" + std::to_string(ref) + ",\"error\":" + json_quote(why) + "}");
+  // `denied`: refused by the node's rules (not a network failure): the
+  // driver's error says so (EACCES in Node.js, PermissionError in Python).
+  void refuse_connect(uint64_t ref, const std::string& why, bool denied = false) {
+    if (denied) log("warn", "connect refused: " + why);
+    write("{\"type\":\"connect_failed\",\"ref\":" + std::to_string(ref) + ",\"error\":" + json_quote(why) +
+          (denied ? ",\"denied\":true}" : "}"));
   }
 
   void connect(uint64_t ref, const std::string& host, int64_t port) {
-    if (port <= 0 || port > 65535) return refuse_connect(ref, "port " + std::to_string(port) + " is out of range");
+    if (port <= 0 || port > 65535)
+      return refuse_connect(ref, "port " + std::to_string(port) + " is out of range", true);
     if (auto why = check_named(o_.config, host, static_cast<uint16_t>(port)); !why.empty())
-      return refuse_connect(ref, why);
+      return refuse_connect(ref, why, true);
     auto resolver = std::make_shared<tcp::resolver>(ioc_);
     resolver->async_resolve(
         host, std::to_string(port),
@@ -322,7 +326,8 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
             else
               why = refusal;
           }
-          if (allowed.empty()) return self->refuse_connect(ref, why.empty() ? host + ": no address" : why);
+          if (allowed.empty())
+            return self->refuse_connect(ref, why.empty() ? host + ": no address" : why, !why.empty());
           auto socket = std::make_shared<tcp::socket>(self->ioc_);
           auto timer = std::make_shared<asio::steady_timer>(self->ioc_, connect_timeout);
           timer->async_wait([socket](const boost::system::error_code& e) {

@@ -114,7 +114,9 @@ function onMessage(m) {
         if (fd < 0 || tag !== String(m.ref)) w.reject(new Error(`connect: the socket did not arrive (${tag})`));
         else w.resolve(fd);
       } else {
-        w.reject(new Error(m.error || 'refused'));
+        const e = new Error(m.error || 'refused');
+        if (m.denied) e.code = 'EACCES';  // the node's rules, not the network: do not retry
+        w.reject(e);
       }
       return;
     }

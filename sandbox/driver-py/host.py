@@ -143,7 +143,12 @@ class Context:
                 future.set_result(fds[0])
         else:
             error = message.get("error", "refused")
-            future.set_exception(Refused(error) if kind == "ack" else ConnectionError(error))
+            if kind == "ack":
+                future.set_exception(Refused(error))
+            elif message.get("denied"):
+                future.set_exception(PermissionError(error))  # the node's rules, not the network: do not retry
+            else:
+                future.set_exception(ConnectionError(error))
 
 
 def fatal(text):

@@ -202,6 +202,8 @@ def test_custom_source_and_sink_carry_every_reading_exactly_once_through_kill9()
                               and node.state("probe-" + key, "remember", key), timeout=60)
             check(report.get("admin", "").startswith("refused:") and "not named" in report["admin"],
                   f"{key}: the admin port through the node is refused: {report}")
+            check(report.get("denied") == {"js": "EACCES", "py": "PermissionError"}[key],
+                  f"{key}: the refusal says it is the node's rule, not the network: {report}")
             check(report.get("own", "").startswith("failed"), f"{key}: a socket of its own fails: {report}")
             check(report.get("alias", "").startswith("refused:"),
                   f"{key}: a name the configuration does not use is refused: {report}")
@@ -225,6 +227,36 @@ def test_a_crash_between_the_commit_and_the_drivers_acknowledgement_does_not_cou
         wait_for("the reading acknowledged", lambda: gateway.pending() == 0, timeout=60)
         node.wait_idle()
         check(node.state("ingest", "count", "d0") == {"count": 1}, "counted once")
+    finally:
+        node.stop()
+
+
+def test_a_python_driver_shipped_as_a_wheel_runs_from_it():
+    """the Python sink example packed as a wheel in vendor/ (no source folder) delivers like the folder does"""
+    import io
+    import zipfile
+    gateway, carbon = Gateway(), Carbon()
+    files = project_files(gateway, carbon, 1, probes=False)
+    del files["vendor/flowstate_graphite/__init__.py"]
+    wheel = io.BytesIO()
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("flowstate_graphite/__init__.py", open(os.path.join(EXAMPLES, "flowstate_graphite", "__init__.py")).read())
+        z.writestr("flowstate_graphite-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: flowstate-graphite\nVersion: 1.0\n")
+    root = tmpdir() + "/plant"
+    make_project(root, files)
+    os.makedirs(os.path.join(root, "vendor"), exist_ok=True)
+    with open(os.path.join(root, "vendor", "flowstate_graphite-1.0-py3-none-any.whl"), "wb") as f:
+        f.write(wheel.getvalue())
+    import subprocess
+    from harness import GIT
+    subprocess.run(GIT + ["-C", root, "add", "-A"], check=True)
+    subprocess.run(GIT + ["-C", root, "commit", "-qm", "the sink as a wheel"], check=True)
+    node = Node([root]).start()
+    try:
+        gateway.produce(readings(2, 1, 5))
+        wait_for("every count delivered to Carbon from the wheel's code",
+                 lambda: all(set(carbon.values(f"devices.d{d}.count")) == {1.0, 2.0, 3.0, 4.0, 5.0} for d in range(2)),
+                 timeout=60)
     finally:
         node.stop()
 
@@ -257,4 +289,5 @@ def test_a_custom_driver_whose_package_is_missing_is_refused_at_deploy():
 if __name__ == "__main__":
     run([test_custom_source_and_sink_carry_every_reading_exactly_once_through_kill9,
          test_a_crash_between_the_commit_and_the_drivers_acknowledgement_does_not_count_a_reading_twice,
+         test_a_python_driver_shipped_as_a_wheel_runs_from_it,
          test_a_custom_driver_whose_package_is_missing_is_refused_at_deploy])

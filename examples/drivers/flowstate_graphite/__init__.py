@@ -62,6 +62,8 @@ def deliver(delivery, ctx):
             if _socket is None:
                 _socket = ctx.connect(*_target(ctx.config.get("carbon")))
             _socket.sendall(data)
+        except PermissionError as e:  # the node's rules: carbon is not named by the configuration
+            raise Permanent("carbon: %s" % e)
         except OSError as e:
             if _socket is not None:
                 _socket.close()
