@@ -135,6 +135,93 @@ result<std::string> create_commit_from_worktree(const std::string& repo_dir, con
   return oid_hex(commit_id);
 }
 
+namespace {
+
+// A path an edit may name: relative, '/'-separated, no "." or ".." part,
+// nothing under .git.
+std::string edit_path_problem(const std::string& path) {
+  if (path.empty() || path.size() > 4096) return "expected a relative file path";
+  if (path.find('\0') != std::string::npos || path.find('\\') != std::string::npos)
+    return "expected a path without NUL or backslash";
+  if (path.front() == '/') return "expected a path relative to the project, found an absolute one";
+  std::size_t at = 0;
+  while (at <= path.size()) {
+    auto end = path.find('/', at);
+    if (end == std::string::npos) end = path.size();
+    auto part = std::string_view(path).substr(at, end - at);
+    if (part.empty() || part == "." || part == "..") return "expected a path without empty, \".\" or \"..\" parts";
+    if (at == 0 && part == ".git") return "files under .git are not the project's";
+    at = end + 1;
+  }
+  return {};
+}
+
+}  // namespace
+
+result<std::string> commit_edits(const std::string& repo_dir, const std::string& base,
+                                 const std::map<std::string, std::optional<std::string>>& edits,
+                                 const std::string& message, const std::string& author_name,
+                                 const std::string& author_email) {
+  auto repo = open_repo(repo_dir);
+  if (!repo) return fail(repo.error());
+  git_repository* r = repo->get();
+  auto parent = lookup_commit(r, base, repo_dir);
+  if (!parent) return fail(parent.error());
+  git_tree* raw_tree = nullptr;
+  if (git_commit_tree(&raw_tree, parent->get()) != 0) return fail(git_error_text("cannot read the tree of " + base));
+  tree_ptr base_tree(raw_tree);
+  git_index* raw_index = nullptr;
+  if (git_index_new(&raw_index) != 0) return fail(git_error_text("cannot make an index"));
+  index_ptr index(raw_index);
+  if (git_index_read_tree(index.get(), base_tree.get()) != 0)
+    return fail(git_error_text("cannot read the tree of " + base));
+  for (const auto& [path, text] : edits) {
+    if (auto problem = edit_path_problem(path); !problem.empty()) return fail(path + ": " + problem);
+    const git_index_entry* existing = git_index_get_bypath(index.get(), path.c_str(), 0);
+    if (!text) {
+      if (!existing) return fail(path + ": cannot delete it: no such file in " + base.substr(0, 12));
+      if (git_index_remove(index.get(), path.c_str(), 0) != 0) return fail(git_error_text(path + ": cannot delete"));
+      continue;
+    }
+    git_index_entry entry{};
+    entry.mode = existing ? existing->mode : GIT_FILEMODE_BLOB;  // an executable stays executable
+    entry.path = path.c_str();
+    entry.file_size = static_cast<uint32_t>(text->size());
+    if (git_blob_create_from_buffer(&entry.id, r, text->data(), text->size()) != 0 ||
+        git_index_add(index.get(), &entry) != 0)
+      return fail(git_error_text(path + ": cannot write it"));
+  }
+  git_oid tree_id;
+  if (git_index_write_tree_to(&tree_id, index.get(), r) != 0)
+    return fail(git_error_text("cannot write the edited tree in " + repo_dir));
+  git_tree* raw_new_tree = nullptr;
+  if (git_tree_lookup(&raw_new_tree, r, &tree_id) != 0) return fail(git_error_text("cannot read the edited tree"));
+  tree_ptr tree(raw_new_tree);
+  git_signature* raw_sig = nullptr;
+  if (git_signature_now(&raw_sig, author_name.c_str(), author_email.c_str()) != 0)
+    return fail(git_error_text("cannot make the signature " + author_name + " <" + author_email + ">"));
+  signature_ptr sig(raw_sig);
+  const git_commit* parents[] = {parent->get()};
+  git_oid commit_id;
+  if (git_commit_create(&commit_id, r, nullptr, sig.get(), sig.get(), nullptr, message.c_str(), tree.get(), 1,
+                        parents) != 0)
+    return fail(git_error_text("cannot create a commit in " + repo_dir));
+  return oid_hex(commit_id);
+}
+
+status keep_commit(const std::string& repo_dir, const std::string& commit) {
+  auto repo = open_repo(repo_dir);
+  if (!repo) return fail(repo.error());
+  auto oid = parse_commit_id(commit);
+  if (!oid) return fail(oid.error());
+  git_reference* raw = nullptr;
+  const std::string name = "refs/flowstate/edits/" + commit;
+  if (git_reference_create(&raw, repo->get(), name.c_str(), &*oid, 1, "flowstate: an edit from the admin API") != 0)
+    return fail(git_error_text("cannot create " + name));
+  git_reference_free(raw);
+  return status::success();
+}
+
 status update_head(const std::string& repo_dir, const std::string& new_commit, const std::string& expected_old_commit) {
   auto repo = open_repo(repo_dir);
   if (!repo) return fail(repo.error());

@@ -31,6 +31,7 @@ struct serve_options {
   std::string admin_listen = "127.0.0.1:8081";
   std::vector<std::string> projects;
   std::string worker;
+  std::string edit_author = "flowstate <flowstate@localhost>";
   std::string plan;  // the operator's plan file
   unsigned shards = 4;
   // Measured on 2 cores (benchmarks/): the worker processes and the I/O
@@ -246,7 +247,22 @@ int serve(const serve_options& o) {
     std::fprintf(stderr, "flowstate serve: %s\n", flows.error().c_str());
     return 1;
   }
-  admin::admin_api api(eng, token);  // stopped before the engine goes (declared after it)
+  admin::admin_options admin_opts;
+  {
+    // "Name <email>": the author of commits made from edits (the UI).
+    const auto& a = o.edit_author;
+    auto lt = a.find('<');
+    auto gt = a.rfind('>');
+    if (lt == std::string::npos || gt == std::string::npos || gt < lt || lt == 0) {
+      std::fprintf(stderr, "--edit-author: expected \"Name <email>\", got \"%s\"\n", a.c_str());
+      return 2;
+    }
+    auto name = a.substr(0, lt);
+    while (!name.empty() && name.back() == ' ') name.pop_back();
+    admin_opts.edit_author_name = name;
+    admin_opts.edit_author_email = a.substr(lt + 1, gt - lt - 1);
+  }
+  admin::admin_api api(eng, token, admin_opts);  // stopped before the engine goes (declared after it)
   auto admin = http::server::start(listeners->second, api.handler());
   if (!admin) {
     std::fprintf(stderr, "flowstate serve: %s\n", admin.error().c_str());
@@ -306,6 +322,9 @@ void register_serve_command(CLI::App& app) {
   cmd->add_option("--listen", o->listen, "Address of the flow listener (port 0 picks one)")->capture_default_str();
   cmd->add_option("--admin-listen", o->admin_listen, "Address of the admin API")->capture_default_str();
   cmd->add_option("--worker", o->worker, "Path of flowstate-worker (default: beside this binary)");
+  cmd->add_option("--edit-author", o->edit_author,
+                  "\"Name <email>\": the author of revisions committed from edits (the admin API's /edits, the UI)")
+      ->capture_default_str();
   cmd->add_option("--plan", o->plan,
                   "The operator's plan (YAML): limits every project runs within, and per project name; "
                   "see docs/security.md");

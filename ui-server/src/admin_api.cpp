@@ -61,7 +61,7 @@ struct admin_api::impl {
             // here: followers also look every half second.
             engine.peer_address().empty() ? std::chrono::milliseconds(0) : std::chrono::milliseconds(500)),
         watch(engine.watch_trace([f = &followers] { f->notify(); })),
-        services{engine, followers},
+        services{engine, followers, o.edit_author_name, o.edit_author_email},
         table(route_patterns()) {}
 
   // 405 with Allow when the path has routes for other methods, else 404.

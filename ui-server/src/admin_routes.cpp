@@ -1,4 +1,5 @@
 #include "admin_routes.hpp"
+#include "flowstate/runtime/git_repo.hpp"
 
 #include <simdjson.h>
 
@@ -142,6 +143,8 @@ void get_projects(admin_services& s, const admin_call&, const http::responder_pt
   reply->send(json(200, out + "]"));
 }
 
+void send_deploy_outcome(const deploy_outcome& out, const http::responder_ptr& reply);
+
 void post_deploy(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
@@ -151,6 +154,12 @@ void post_deploy(admin_services& s, const admin_call& call, const http::responde
         http::problem(400, "bad request", "expected a JSON body {\"revision\": COMMIT, \"expected\": COMMIT}"));
   if (doc["expected"].get_string().get(expected)) expected = {};
   auto out = s.e.deploy(call.param("project"), std::string(revision), std::string(expected));
+  send_deploy_outcome(out, reply);
+}
+
+// A deploy's answer: 200 with the revision, what it replaced and where the
+// time went, or the problem.
+void send_deploy_outcome(const deploy_outcome& out, const http::responder_ptr& reply) {
   if (out.http_status != 200)
     return reply->send(
         http::problem(out.http_status, out.http_status == 409 ? "conflict" : "deploy refused", out.detail));
@@ -167,6 +176,67 @@ void post_deploy(admin_services& s, const admin_call& call, const http::responde
     body += ms;
   }
   reply->send(json(200, body + "}}"));
+}
+
+// Edits from the UI: files changed on top of a revision, checked without
+// committing them to any branch, and (with apply) committed as a new
+// revision on top of it and deployed. `base` must be the active revision to
+// apply: a concurrent change is a conflict, never a lost edit.
+void post_edits(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  std::string_view base, message;
+  simdjson::dom::object files;
+  constexpr const char* shape =
+      "expected a JSON body {\"base\": COMMIT, \"files\": {PATH: TEXT or null}, \"message\": TEXT, \"apply\": "
+      "BOOL}";
+  if (parser.parse(call.req.body).get(doc) || doc["base"].get_string().get(base) ||
+      doc["files"].get_object().get(files))
+    return reply->send(http::problem(400, "bad request", shape));
+  if (doc["message"].get_string().get(message)) message = {};
+  bool apply = false;
+  if (auto a = doc["apply"]; !a.error() && a.get_bool().get(apply))
+    return reply->send(http::problem(400, "bad request", "apply: expected true or false"));
+  std::map<std::string, std::optional<std::string>> edits;
+  for (auto field : files) {
+    std::string_view text;
+    if (field.value.is_null())
+      edits[std::string(field.key)] = std::nullopt;
+    else if (!field.value.get_string().get(text))
+      edits[std::string(field.key)] = std::string(text);
+    else
+      return reply->send(http::problem(400, "bad request",
+                                       "files." + std::string(field.key) +
+                                           ": expected the file's text, or null to "
+                                           "delete it"));
+  }
+  if (edits.empty()) return reply->send(http::problem(400, "bad request", "files: expected at least one file"));
+  if (apply && message.empty())
+    return reply->send(http::problem(400, "bad request", "message: a commit message is needed to apply"));
+  const std::string project = call.param("project");
+  std::optional<project_info> found;
+  for (auto& p : s.e.projects())
+    if (p.name == project) found = p;
+  if (!found) return reply->send(http::problem(404, "not found", "no project " + project));
+  if (apply && base != found->revision)
+    return reply->send(http::problem(409, "conflict",
+                                     "the project changed since " + std::string(base.substr(0, 12)) + ": it runs " +
+                                         found->revision.substr(0, 12) +
+                                         " now. Load that revision, apply the edits to it and try again"));
+  auto commit = commit_edits(found->dir, std::string(base), edits,
+                             message.empty() ? std::string("edits (checked, not applied)") : std::string(message),
+                             s.edit_author_name, s.edit_author_email);
+  if (!commit) return reply->send(http::problem(422, "edits refused", commit.error()));
+  if (!apply) {
+    auto out = s.e.deploy_here(project, *commit, "", /*dry_run=*/true);
+    if (out.http_status != 200) return reply->send(http::problem(out.http_status, "edits refused", out.detail));
+    std::string body = "{\"valid\":true,\"revision\":";
+    http::append_json_string(body, *commit);
+    return reply->send(json(200, body + "}"));
+  }
+  if (auto kept = keep_commit(found->dir, *commit); !kept)
+    return reply->send(http::problem(500, "internal error", kept.error()));
+  send_deploy_outcome(s.e.deploy(project, *commit, std::string(base)), reply);
 }
 
 void get_flows(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
@@ -327,6 +397,14 @@ const std::vector<std::pair<std::string_view, std::string_view>>& admin_schemas(
       {"DeployRequest", R"({"type":"object","required":["revision"],
 "properties":{"revision":{"type":"string","description":"the commit to activate"},
 "expected":{"type":"string","description":"the revision it replaces; 409 when another deploy came first"}}})"},
+      {"EditRequest", R"({"type":"object","required":["base","files"],
+"properties":{"base":{"type":"string","description":"the revision the edits apply to"},
+"files":{"type":"object","description":"path relative to the project: its new text, or null to delete it","minProperties":1,
+"additionalProperties":{"type":["string","null"]}},
+"message":{"type":"string","description":"the commit message, needed to apply"},
+"apply":{"type":"boolean","description":"commit and deploy; without it, only check"}}})"},
+      {"EditCheck", R"({"type":"object","required":["valid","revision"],
+"properties":{"valid":{"type":"boolean"},"revision":{"type":"string","description":"the checked commit, on no branch"}}})"},
       {"DeployResult", R"({"type":"object","required":["revision","replaced"],
 "properties":{"revision":{"type":"string"},"replaced":{"type":"string"},
 "timingsMs":{"type":"object","description":"where the node's time went, in ms, phase by phase in order: read (files from git, parsed and checked), build (types, routes, bundles), functions (the workers compiling new functions), record (the new active revision made durable), activate; empty when the revision was already active",
@@ -459,6 +537,28 @@ const std::vector<admin_route>& admin_routes() {
         {409, "another deploy came first", "application/problem+json", problem_ref},
         {422, "the revision is invalid", "application/problem+json", problem_ref}},
        post_deploy},
+      {"POST",
+       "/api/v1/projects/{project}/edits",
+       "editProject",
+       "Check edits of the project's files, or apply them as a new revision",
+       "The files in `files` (path: new text, or null to delete) replace those of `base`, nothing else changes. "
+       "Without `apply`, the edited revision is checked as a deploy would check it (functions compiled) and nothing "
+       "runs or moves: 200 `{valid, revision}`, or 422 with the problems, one `FILE:LINE: message` per line. With "
+       "`apply`, `base` must be the active revision (else 409: the project changed since), and the edits are "
+       "committed on top of it with `message` (by the node's configured edit author) and deployed; no branch "
+       "moves: a checkout catches up with `git merge REVISION`.",
+       true,
+       runs_on::pool,
+       {},
+       R"({"$ref":"#/components/schemas/EditRequest"})",
+       {{200, "checked, or applied", "application/json",
+         R"({"oneOf":[{"$ref":"#/components/schemas/EditCheck"},{"$ref":"#/components/schemas/DeployResult"}]})"},
+        {400, "the body is not {base, files, message, apply}", "application/problem+json", problem_ref},
+        {404, "no such project", "application/problem+json", problem_ref},
+        {409, "the project changed since base", "application/problem+json", problem_ref},
+        {422, "the edits are refused: a bad path, or problems of the edited revision", "application/problem+json",
+         problem_ref}},
+       post_edits},
       {"GET",
        "/api/v1/projects/{project}/flows",
        "listFlows",

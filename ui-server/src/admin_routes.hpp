@@ -50,6 +50,7 @@ struct admin_call {
 struct admin_services {
   engine& e;
   trace_followers& followers;
+  std::string edit_author_name, edit_author_email;  // commits made from edits
 };
 
 using admin_handler = void (*)(admin_services& s, const admin_call& call, const http::responder_ptr& reply);

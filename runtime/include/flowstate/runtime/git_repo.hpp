@@ -2,6 +2,8 @@
 // Git operations on a project repository (libgit2). Every call opens and
 // frees the repository: they run on a blocking thread, simplicity over speed.
 // Commit ids are 40-hex strings.
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -18,6 +20,19 @@ result<std::string> head_commit(const std::string& repo_dir);
 // config, else "flowstate <flowstate@localhost>". No ref moves: publish the
 // commit with update_head. Returns the new commit id.
 result<std::string> create_commit_from_worktree(const std::string& repo_dir, const std::string& message);
+
+// A commit on top of `base` holding `edits` (path -> new text, or nullopt
+// to delete the file) and nothing else changed, by the given author; no ref
+// moves, the working tree is not touched. A bad path (absolute, "..",
+// under .git) or deleting a file `base` lacks is an error naming the path.
+result<std::string> commit_edits(const std::string& repo_dir, const std::string& base,
+                                 const std::map<std::string, std::optional<std::string>>& edits,
+                                 const std::string& message, const std::string& author_name,
+                                 const std::string& author_email);
+
+// Keeps `commit` reachable (refs/flowstate/edits/COMMIT), so that git gc
+// never drops a revision the node may run.
+status keep_commit(const std::string& repo_dir, const std::string& commit);
 
 // Compare-and-swap of the current branch (HEAD's target, e.g. refs/heads/main;
 // HEAD itself when detached): moves it to `new_commit` only if it still

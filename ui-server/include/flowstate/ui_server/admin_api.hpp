@@ -19,6 +19,9 @@ struct admin_options {
   std::size_t pool_threads = 4;          // blocking admin requests (deploys, store reads) run at once
   std::size_t pool_queue = 64;           // and wait beyond those; more get 503 + Retry-After
   std::size_t max_trace_followers = 32;  // open GET /api/v1/trace?follow=true streams; more get 503
+  // The author of commits made from edits (POST .../edits) until accounts exist.
+  std::string edit_author_name = "flowstate";
+  std::string edit_author_email = "flowstate@localhost";
 };
 
 // Owns the admin API's threads: a bounded pool for blocking requests and one

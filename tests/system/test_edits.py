@@ -1,0 +1,77 @@
+"""Edits through the admin API (POST /api/v1/projects/{project}/edits, what
+the UI's editor uses): checked against a revision without committing to
+any branch, applied as a new revision on top of the active one by the
+configured author, a stale base refused as a conflict; and a CLI deploy
+from the checkout that the edit left behind is refused instead of undoing
+it."""
+import json
+import subprocess
+
+from harness import GIT, Node, check, cli, counter_project, git_head, run, tmpdir, write_files
+
+EDITED_JS = """export default function (input, state = { count: 0 }) {
+  const count = state.count + 10;
+  return { output: { status: 200, body: { count, edited: true } }, state: { count } };
+}
+"""
+
+
+def post_edits(node, body, project="edited"):
+    conn = node.admin_connection()
+    conn.request("POST", f"/api/v1/projects/{project}/edits", body=json.dumps(body),
+                 headers={"Authorization": f"Bearer {node.token}", "Content-Type": "application/json"})
+    r = conn.getresponse()
+    text = r.read().decode()
+    conn.close()
+    return r.status, json.loads(text) if text else None
+
+
+def active(node):
+    return node.admin_get("/api/v1/projects")[1][0]["revision"]
+
+
+def test_edits_are_checked_applied_on_the_active_revision_and_a_stale_checkout_cannot_undo_them():
+    """a broken edit is refused naming the file and line, a good one is checked without running; applied, it is a commit by the configured author on top of the active revision and it runs; a stale base gets 409; a CLI deploy from the checkout the edit left behind is refused"""
+    project = counter_project(tmpdir() + "/edited")
+    node = Node([project], extra_args=["--edit-author", "UI Tester <ui@example.com>"]).start()
+    try:
+        base = active(node)
+        status, body = post_edits(node, {"base": base, "files": {"functions/counter.js": "export default function ("}})
+        check(status == 422 and "functions/counter.js:1" in body.get("detail", ""), f"a broken edit: {status} {body}")
+        status, body = post_edits(node, {"base": base, "files": {"flows/nothing.yaml": "blocks:\n  - js.Function: gone\n"}})
+        check(status == 422 and "flows/nothing.yaml:2" in body.get("detail", ""), f"a dangling reference: {status} {body}")
+        status, body = post_edits(node, {"base": base, "files": {"../outside.js": "x"}})
+        check(status == 422 and "../outside.js" in body.get("detail", ""), f"a path outside the project: {status} {body}")
+        status, body = post_edits(node, {"base": base, "files": {"functions/counter.js": EDITED_JS}})
+        check(status == 200 and body["valid"] and body["revision"] != base, f"a good edit is checked: {status} {body}")
+        check(active(node) == base, "checking runs nothing")
+        status, body = node.request("POST", "/count/k", {})
+        check(body == {"count": 1}, f"the old revision serves: {body}")
+
+        status, body = post_edits(node, {"base": base, "files": {"functions/counter.js": EDITED_JS}, "apply": True,
+                                         "message": "count by tens"})
+        check(status == 200 and body["replaced"] == base, f"applied: {status} {body}")
+        edited = body["revision"]
+        check(active(node) == edited, "the edit runs")
+        status, body = node.request("POST", "/count/k", {})
+        check(body == {"count": 11, "edited": True}, f"the edited function serves: {body}")
+        log = subprocess.run(GIT + ["-C", project, "log", "-1", "--format=%an <%ae>|%P|%s", edited],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        check(log == f"UI Tester <ui@example.com>|{base}|count by tens", f"author, parent and message: {log}")
+        check(git_head(project) == base, "no branch moved")
+
+        status, body = post_edits(node, {"base": base, "files": {"functions/counter.js": EDITED_JS}, "apply": True,
+                                         "message": "again, from the old revision"})
+        check(status == 409 and edited[:12] in body.get("detail", ""), f"a stale base is a conflict: {status} {body}")
+
+        write_files(project, {"drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: /count2/{key}\n"})
+        p = cli("deploy", "-m", "from the checkout behind the edit", "--project", project, data=node.data)
+        check(p.returncode != 0 and f"git merge {edited[:12]}" in p.stderr,
+              f"the checkout behind the edit is refused: {p.stderr}")
+        check(active(node) == edited, "the edit keeps running")
+    finally:
+        node.stop()
+
+
+if __name__ == "__main__":
+    run([test_edits_are_checked_applied_on_the_active_revision_and_a_stale_checkout_cannot_undo_them])
