@@ -16,7 +16,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int i = 0; i < 64; ++i) {
     auto d = decode(rest, 1 << 16);
     if (!d || !d->has_value()) break;
-    if ((*d)->size == 0 || (*d)->size > rest.size()) __builtin_trap();
+    if ((*d)->size == 0) __builtin_trap();
+    if ((*d)->size > rest.size()) {
+      // Only a PUBLISH above the limit comes back before all of it is there
+      // (its topic and packet id, to be acknowledged; the rest is skipped).
+      const auto* p = std::get_if<publish>(&(*d)->value);
+      if (!p || p->oversized != (*d)->size || !p->payload.empty()) __builtin_trap();
+      break;
+    }
     auto again = decode(encode((*d)->value), 1 << 17);
     if (!again || !again->has_value() || (*again)->value.index() != (*d)->value.index()) __builtin_trap();
     rest.remove_prefix((*d)->size);

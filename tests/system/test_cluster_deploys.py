@@ -126,7 +126,13 @@ def test_a_deploy_through_one_node_switches_every_node_under_load_and_a_node_tha
         c_key = next(k for k in (f"e{i}" for i in range(200)) if owner_of(etcd, k) == "c")
         c.kill9()
         wait_for("c's registration to lapse", lambda: len(status(etcd)["nodes"]) == 2)
+        # a's clone is behind the deploy made through b: its deploy is refused
+        # until it catches up (node a fetched b's revision into that clone).
         p = deploy_version(dirs["a"], a, 3)
+        check(p.returncode != 0 and "git merge" in p.stderr, f"a deploy from a clone behind is refused: {p.stderr}")
+        subprocess.run(["git", "-C", dirs["a"], "checkout", "-q", "--", "."], check=True)
+        subprocess.run(["git", "-C", dirs["a"], "merge", "-q", "--ff-only", revision_of(a)], check=True)
+        p = deploy_version(dirs["a"], a, 3)  # the same edit, now on top of b's
         check(p.returncode == 0, f"a deploy while c is down succeeds (c is not waited for): {p.stdout} {p.stderr}")
         c.start()
         st, _, body = wait_for("c serving its keys again", lambda: (lambda r: r if r[0] == 200 else None)(
