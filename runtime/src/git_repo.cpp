@@ -137,6 +137,21 @@ result<std::string> create_commit_from_worktree(const std::string& repo_dir, con
 
 namespace {
 
+// A commit of `tree` on top of `parent` by the given author; no ref moves.
+result<std::string> commit_by(git_repository* r, const std::string& repo_dir, const git_tree* tree,
+                              const git_commit* parent, const std::string& message, const std::string& author_name,
+                              const std::string& author_email) {
+  git_signature* raw_sig = nullptr;
+  if (git_signature_now(&raw_sig, author_name.c_str(), author_email.c_str()) != 0)
+    return fail(git_error_text("cannot make the signature " + author_name + " <" + author_email + ">"));
+  signature_ptr sig(raw_sig);
+  const git_commit* parents[] = {parent};
+  git_oid commit_id;
+  if (git_commit_create(&commit_id, r, nullptr, sig.get(), sig.get(), nullptr, message.c_str(), tree, 1, parents) != 0)
+    return fail(git_error_text("cannot create a commit in " + repo_dir));
+  return oid_hex(commit_id);
+}
+
 // A path an edit may name: relative, '/'-separated, no "." or ".." part,
 // nothing under .git.
 std::string edit_path_problem(const std::string& path) {
@@ -197,16 +212,83 @@ result<std::string> commit_edits(const std::string& repo_dir, const std::string&
   git_tree* raw_new_tree = nullptr;
   if (git_tree_lookup(&raw_new_tree, r, &tree_id) != 0) return fail(git_error_text("cannot read the edited tree"));
   tree_ptr tree(raw_new_tree);
-  git_signature* raw_sig = nullptr;
-  if (git_signature_now(&raw_sig, author_name.c_str(), author_email.c_str()) != 0)
-    return fail(git_error_text("cannot make the signature " + author_name + " <" + author_email + ">"));
-  signature_ptr sig(raw_sig);
-  const git_commit* parents[] = {parent->get()};
-  git_oid commit_id;
-  if (git_commit_create(&commit_id, r, nullptr, sig.get(), sig.get(), nullptr, message.c_str(), tree.get(), 1,
-                        parents) != 0)
-    return fail(git_error_text("cannot create a commit in " + repo_dir));
-  return oid_hex(commit_id);
+  return commit_by(r, repo_dir, tree.get(), parent->get(), message, author_name, author_email);
+}
+
+result<std::string> commit_tree_of(const std::string& repo_dir, const std::string& tree_commit,
+                                   const std::string& parent_commit, const std::string& message,
+                                   const std::string& author_name, const std::string& author_email) {
+  auto repo = open_repo(repo_dir);
+  if (!repo) return fail(repo.error());
+  git_repository* r = repo->get();
+  auto source = lookup_commit(r, tree_commit, repo_dir);
+  if (!source) return fail(source.error());
+  auto parent = lookup_commit(r, parent_commit, repo_dir);
+  if (!parent) return fail(parent.error());
+  git_tree* raw_tree = nullptr;
+  if (git_commit_tree(&raw_tree, source->get()) != 0)
+    return fail(git_error_text("cannot read the tree of " + tree_commit));
+  tree_ptr tree(raw_tree);
+  return commit_by(r, repo_dir, tree.get(), parent->get(), message, author_name, author_email);
+}
+
+result<std::vector<history_entry>> history(const std::string& repo_dir, const std::string& from, std::size_t limit) {
+  auto repo = open_repo(repo_dir);
+  if (!repo) return fail(repo.error());
+  git_repository* r = repo->get();
+  auto start = parse_commit_id(from);
+  if (!start) return fail(start.error());
+  git_revwalk* raw_walk = nullptr;
+  if (git_revwalk_new(&raw_walk, r) != 0) return fail(git_error_text("cannot walk the history of " + repo_dir));
+  std::unique_ptr<git_revwalk, void (*)(git_revwalk*)> walk(raw_walk, git_revwalk_free);
+  git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
+  if (git_revwalk_push(walk.get(), &*start) != 0) return fail(git_error_text("expected commit " + from));
+  std::vector<history_entry> out;
+  git_oid oid;
+  while (out.size() < limit && git_revwalk_next(&oid, walk.get()) == 0) {
+    git_commit* raw = nullptr;
+    if (git_commit_lookup(&raw, r, &oid) != 0) return fail(git_error_text("cannot read a commit of " + from));
+    commit_ptr c(raw);
+    history_entry e;
+    e.revision = oid_hex(oid);
+    for (unsigned i = 0; i < git_commit_parentcount(c.get()); ++i)
+      e.parents.push_back(oid_hex(*git_commit_parent_id(c.get(), i)));
+    const git_signature* author = git_commit_author(c.get());
+    e.author = author->name ? author->name : "";
+    e.email = author->email ? author->email : "";
+    e.time_ms = static_cast<int64_t>(author->when.time) * 1000;
+    e.message = git_commit_message(c.get()) ? git_commit_message(c.get()) : "";
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+result<std::string> diff(const std::string& repo_dir, const std::string& from, const std::string& to) {
+  auto repo = open_repo(repo_dir);
+  if (!repo) return fail(repo.error());
+  git_repository* r = repo->get();
+  auto tree_of = [&](const std::string& hex) -> result<tree_ptr> {
+    if (hex.empty()) return tree_ptr();  // the empty tree
+    auto c = lookup_commit(r, hex, repo_dir);
+    if (!c) return fail(c.error());
+    git_tree* raw = nullptr;
+    if (git_commit_tree(&raw, c->get()) != 0) return fail(git_error_text("cannot read the tree of " + hex));
+    return tree_ptr(raw);
+  };
+  auto a = tree_of(from);
+  if (!a) return fail(a.error());
+  auto b = tree_of(to);
+  if (!b) return fail(b.error());
+  git_diff* raw_diff = nullptr;
+  if (git_diff_tree_to_tree(&raw_diff, r, a->get(), b->get(), nullptr) != 0)
+    return fail(git_error_text("cannot compare " + from + " and " + to));
+  std::unique_ptr<git_diff, void (*)(git_diff*)> d(raw_diff, git_diff_free);
+  git_buf buf = GIT_BUF_INIT;
+  if (git_diff_to_buf(&buf, d.get(), GIT_DIFF_FORMAT_PATCH) != 0)
+    return fail(git_error_text("cannot print the diff of " + from + " and " + to));
+  std::string text(buf.ptr ? buf.ptr : "", buf.size);
+  git_buf_dispose(&buf);
+  return text;
 }
 
 status keep_commit(const std::string& repo_dir, const std::string& commit) {

@@ -73,5 +73,51 @@ def test_edits_are_checked_applied_on_the_active_revision_and_a_stale_checkout_c
         node.stop()
 
 
+def post_json(node, path, body):
+    conn = node.admin_connection()
+    conn.request("POST", path, body=json.dumps(body),
+                 headers={"Authorization": f"Bearer {node.token}", "Content-Type": "application/json"})
+    r = conn.getresponse()
+    text = r.read().decode()
+    conn.close()
+    return r.status, json.loads(text) if text else None
+
+
+def test_history_shows_revisions_and_diffs_and_a_roll_back_is_a_new_revision():
+    """the revisions come newest first with author, message and which is active; a revision's diff shows its change; rolling back deploys the earlier files as a new commit on top, and a stale expected gets 409"""
+    project = counter_project(tmpdir() + "/edited")
+    node = Node([project], extra_args=["--edit-author", "UI Tester <ui@example.com>"]).start()
+    try:
+        first = active(node)
+        status, body = post_edits(node, {"base": first, "files": {"functions/counter.js": EDITED_JS}, "apply": True,
+                                         "message": "count by tens"})
+        check(status == 200, f"applied: {status} {body}")
+        second = body["revision"]
+        status, revs = node.admin_get("/api/v1/projects/edited/revisions")
+        check(status == 200 and [r["revision"] for r in revs[:2]] == [second, first], f"newest first: {revs}")
+        check(revs[0]["active"] and not revs[1]["active"] and revs[0]["author"] == "UI Tester" and
+              revs[0]["message"].strip() == "count by tens" and revs[0]["parents"] == [first], f"{revs[0]}")
+        status, text = node.admin_get(f"/api/v1/projects/edited/revisions/{second}/diff")
+        check(status == 200 and "+++ b/functions/counter.js" in text and "+  const count = state.count + 10;" in text,
+              f"the diff shows the change: {status} {text[:300]}")
+
+        status, body = post_json(node, "/api/v1/projects/edited/rollback", {"to": first, "expected": first})
+        check(status == 409, f"a stale expected: {status} {body}")
+        status, body = post_json(node, "/api/v1/projects/edited/rollback", {"to": first, "expected": second})
+        check(status == 200 and body["replaced"] == second, f"rolled back: {status} {body}")
+        third = body["revision"]
+        check(third not in (first, second) and active(node) == third, "a new revision runs")
+        status, revs = node.admin_get("/api/v1/projects/edited/revisions?limit=2")
+        check(len(revs) == 2 and revs[0]["revision"] == third and revs[0]["parents"] == [second] and
+              revs[0]["message"].startswith(f"Roll back to {first[:12]}"), f"on top of the edit: {revs}")
+        status, body = node.request("POST", "/count/k", {})
+        check(body == {"count": 1}, f"the first revision's function serves again: {body}")
+        status, text = node.admin_get(f"/api/v1/projects/edited/revisions/{third}/diff?against={first}")
+        check(status == 200 and not text, f"the rollback has the first revision's files exactly: {text}")
+    finally:
+        node.stop()
+
+
 if __name__ == "__main__":
-    run([test_edits_are_checked_applied_on_the_active_revision_and_a_stale_checkout_cannot_undo_them])
+    run([test_edits_are_checked_applied_on_the_active_revision_and_a_stale_checkout_cannot_undo_them,
+         test_history_shows_revisions_and_diffs_and_a_roll_back_is_a_new_revision])

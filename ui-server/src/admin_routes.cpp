@@ -178,6 +178,96 @@ void send_deploy_outcome(const deploy_outcome& out, const http::responder_ptr& r
   reply->send(json(200, body + "}}"));
 }
 
+// The project's entry, or nullopt.
+std::optional<project_info> find_project(admin_services& s, const std::string& name) {
+  for (auto& p : s.e.projects())
+    if (p.name == name) return p;
+  return std::nullopt;
+}
+
+// History: the active revision and the ones before it, newest first.
+void get_revisions(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
+  auto limit = number_param(call, "limit", 50);
+  if (!limit || *limit < 1) return reply->send(http::problem(400, "bad request", "expected limit as a whole number"));
+  auto found = find_project(s, call.param("project"));
+  if (!found) return reply->send(http::problem(404, "not found", "no project " + call.param("project")));
+  auto entries = history(found->dir, found->revision, static_cast<std::size_t>(std::min<int64_t>(*limit, 1000)));
+  if (!entries) return reply->send(http::problem(500, "internal error", entries.error()));
+  std::string out = "[";
+  for (auto& e : *entries) {
+    if (out.size() > 1) out += ',';
+    out += "{\"revision\":";
+    http::append_json_string(out, e.revision);
+    out += ",\"parents\":[";
+    for (std::size_t i = 0; i < e.parents.size(); ++i) {
+      if (i) out += ',';
+      http::append_json_string(out, e.parents[i]);
+    }
+    out += "],\"author\":";
+    http::append_json_string(out, e.author);
+    out += ",\"email\":";
+    http::append_json_string(out, e.email);
+    out += ",\"timeMs\":" + std::to_string(e.time_ms) + ",\"message\":";
+    http::append_json_string(out, e.message);
+    out += std::string(",\"active\":") + (e.revision == found->revision ? "true" : "false") + "}";
+  }
+  reply->send(json(200, out + "]"));
+}
+
+// What a revision changed (against its first parent, or `against`).
+void get_revision_diff(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
+  auto found = find_project(s, call.param("project"));
+  if (!found) return reply->send(http::problem(404, "not found", "no project " + call.param("project")));
+  const std::string revision = call.param("revision");
+  std::string against = call.query_param("against");
+  if (against.empty()) {
+    auto own = history(found->dir, revision, 1);
+    if (!own) return reply->send(http::problem(404, "not found", own.error()));
+    if (!own->empty() && !own->front().parents.empty()) against = own->front().parents.front();
+  }
+  auto text = diff(found->dir, against, revision);
+  if (!text) return reply->send(http::problem(404, "not found", text.error()));
+  http::response r;
+  r.content_type = "text/x-diff; charset=utf-8";
+  r.body = std::move(*text);
+  reply->send(std::move(r));
+}
+
+// Roll back = deploy an earlier revision's files as a new revision on top
+// of the active one (history only grows).
+void post_rollback(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  std::string_view to, expected, message;
+  if (parser.parse(call.req.body).get(doc) || doc["to"].get_string().get(to) ||
+      doc["expected"].get_string().get(expected))
+    return reply->send(http::problem(400, "bad request",
+                                     "expected a JSON body {\"to\": REVISION, \"expected\": ACTIVE REVISION, "
+                                     "\"message\": TEXT}"));
+  if (doc["message"].get_string().get(message)) message = {};
+  const std::string project = call.param("project");
+  auto found = find_project(s, project);
+  if (!found) return reply->send(http::problem(404, "not found", "no project " + project));
+  if (expected != found->revision)
+    return reply->send(http::problem(409, "conflict",
+                                     "the project changed since " + std::string(expected.substr(0, 12)) + ": it runs " +
+                                         found->revision.substr(0, 12) + " now"));
+  auto target = history(found->dir, std::string(to), 1);
+  if (!target || target->empty())
+    return reply->send(http::problem(404, "not found", target ? "no revision " + std::string(to) : target.error()));
+  std::string text(message);
+  if (text.empty()) {
+    const auto& m = target->front().message;
+    text = "Roll back to " + std::string(to.substr(0, 12)) + ": " + m.substr(0, m.find('\n'));
+  }
+  auto commit =
+      commit_tree_of(found->dir, std::string(to), found->revision, text, s.edit_author_name, s.edit_author_email);
+  if (!commit) return reply->send(http::problem(422, "roll back refused", commit.error()));
+  if (auto kept = keep_commit(found->dir, *commit); !kept)
+    return reply->send(http::problem(500, "internal error", kept.error()));
+  send_deploy_outcome(s.e.deploy(project, *commit, found->revision), reply);
+}
+
 // Edits from the UI: files changed on top of a revision, checked without
 // committing them to any branch, and (with apply) committed as a new
 // revision on top of it and deployed. `base` must be the active revision to
@@ -214,9 +304,7 @@ void post_edits(admin_services& s, const admin_call& call, const http::responder
   if (apply && message.empty())
     return reply->send(http::problem(400, "bad request", "message: a commit message is needed to apply"));
   const std::string project = call.param("project");
-  std::optional<project_info> found;
-  for (auto& p : s.e.projects())
-    if (p.name == project) found = p;
+  auto found = find_project(s, project);
   if (!found) return reply->send(http::problem(404, "not found", "no project " + project));
   if (apply && base != found->revision)
     return reply->send(http::problem(409, "conflict",
@@ -403,6 +491,14 @@ const std::vector<std::pair<std::string_view, std::string_view>>& admin_schemas(
 "additionalProperties":{"type":["string","null"]}},
 "message":{"type":"string","description":"the commit message, needed to apply"},
 "apply":{"type":"boolean","description":"commit and deploy; without it, only check"}}})"},
+      {"Revision", R"({"type":"object","required":["revision","parents","author","email","timeMs","message","active"],
+"properties":{"revision":{"type":"string"},"parents":{"type":"array","items":{"type":"string"}},
+"author":{"type":"string"},"email":{"type":"string"},"timeMs":{"type":"integer","description":"the author's time"},
+"message":{"type":"string"},"active":{"type":"boolean"}}})"},
+      {"RollbackRequest", R"({"type":"object","required":["to","expected"],
+"properties":{"to":{"type":"string","description":"the revision whose files to deploy again"},
+"expected":{"type":"string","description":"the active revision; 409 when another deploy came first"},
+"message":{"type":"string","description":"default: Roll back to REVISION: its message"}}})"},
       {"EditCheck", R"({"type":"object","required":["valid","revision"],
 "properties":{"valid":{"type":"boolean"},"revision":{"type":"string","description":"the checked commit, on no branch"}}})"},
       {"DeployResult", R"({"type":"object","required":["revision","replaced"],
@@ -559,6 +655,48 @@ const std::vector<admin_route>& admin_routes() {
         {422, "the edits are refused: a bad path, or problems of the edited revision", "application/problem+json",
          problem_ref}},
        post_edits},
+      {"GET",
+       "/api/v1/projects/{project}/revisions",
+       "listRevisions",
+       "The project's history: the active revision and the ones before it, newest first",
+       "",
+       true,
+       runs_on::pool,
+       {{"limit", R"({"type":"integer","minimum":1,"maximum":1000,"default":50})", "at most this many"}},
+       "",
+       {{200, "the revisions", "application/json",
+         R"({"type":"array","items":{"$ref":"#/components/schemas/Revision"}})"},
+        {400, "a bad limit", "application/problem+json", problem_ref},
+        {404, "no such project", "application/problem+json", problem_ref}},
+       get_revisions},
+      {"GET",
+       "/api/v1/projects/{project}/revisions/{revision}/diff",
+       "revisionDiff",
+       "What a revision changed, as a unified diff",
+       "Against its first parent, or against `against`.",
+       true,
+       runs_on::pool,
+       {{"against", R"({"type":"string"})", "the revision to compare with"}},
+       "",
+       {{200, "the diff", "text/x-diff", R"({"type":"string"})"},
+        {404, "no such project or revision", "application/problem+json", problem_ref}},
+       get_revision_diff},
+      {"POST",
+       "/api/v1/projects/{project}/rollback",
+       "rollBack",
+       "Deploy an earlier revision's files as a new revision",
+       "The new revision has `to`'s files and the active revision as its parent (history only grows), is authored "
+       "by the node's edit author, and is deployed; `expected` must be the active revision (else 409).",
+       true,
+       runs_on::pool,
+       {},
+       R"({"$ref":"#/components/schemas/RollbackRequest"})",
+       {{200, "rolled back", "application/json", R"({"$ref":"#/components/schemas/DeployResult"})"},
+        {400, "the body is not {to, expected, message}", "application/problem+json", problem_ref},
+        {404, "no such project or revision", "application/problem+json", problem_ref},
+        {409, "the project changed since expected", "application/problem+json", problem_ref},
+        {422, "the revision is invalid", "application/problem+json", problem_ref}},
+       post_rollback},
       {"GET",
        "/api/v1/projects/{project}/flows",
        "listFlows",

@@ -2,10 +2,12 @@
 // Git operations on a project repository (libgit2). Every call opens and
 // frees the repository: they run on a blocking thread, simplicity over speed.
 // Commit ids are 40-hex strings.
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "flowstate/runtime/result.hpp"
 
@@ -29,6 +31,29 @@ result<std::string> commit_edits(const std::string& repo_dir, const std::string&
                                  const std::map<std::string, std::optional<std::string>>& edits,
                                  const std::string& message, const std::string& author_name,
                                  const std::string& author_email);
+
+// A commit whose files are exactly `tree_commit`'s, on top of
+// `parent_commit` (a roll back as a new revision); no ref moves.
+result<std::string> commit_tree_of(const std::string& repo_dir, const std::string& tree_commit,
+                                   const std::string& parent_commit, const std::string& message,
+                                   const std::string& author_name, const std::string& author_email);
+
+// One commit of a project's history.
+struct history_entry {
+  std::string revision;
+  std::vector<std::string> parents;
+  std::string author, email;
+  int64_t time_ms = 0;  // the author's time
+  std::string message;
+};
+
+// The history from `from` back (newest first, parents after children), at
+// most `limit` commits.
+result<std::vector<history_entry>> history(const std::string& repo_dir, const std::string& from, std::size_t limit);
+
+// The unified diff (git's patch format) from `from`'s files to `to`'s; an
+// empty `from` is the empty tree.
+result<std::string> diff(const std::string& repo_dir, const std::string& from, const std::string& to);
 
 // Keeps `commit` reachable (refs/flowstate/edits/COMMIT), so that git gc
 // never drops a revision the node may run.
