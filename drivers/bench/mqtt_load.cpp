@@ -46,15 +46,18 @@ std::string field(const std::string& json, const char* name) {
   return json.substr(at, end - at);
 }
 
+// One thread per direction: the subscribing session on one, the publishing
+// one on the other (publish() posts to its own thread), as a relay written
+// to be fast would be.
 int relay(const options& o, const mqtt::broker_address& b) {
-  sinks::io_thread io;
+  sinks::io_thread io, io_out;
   std::shared_ptr<mqtt::session> out;
   mqtt::session_options po;
   po.broker = b;
   po.client_id = "mqtt-load-relay-out";
   po.clean_session = true;
   po.name = "relay out";
-  out = mqtt::start_session(io, po, {});
+  out = mqtt::start_session(io_out, po, {});
   mqtt::session_options so;
   so.broker = b;
   so.client_id = "mqtt-load-relay-in";
