@@ -451,7 +451,16 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
             for (auto& wheel : built->code.wheels) b.driver_config += '\0' + wheel;
             b.custom = std::make_shared<const drivers::custom::driver_options>(std::move(*built));
           } else {
-            b.kind = block_kind::sink;
+            // Between two functions it is a query: what its deliver returns
+            // is committed as the next function's input.
+            const bool query = i + 1 < fdef.blocks.size() &&
+                               fdef.blocks[i + 1].kind.find(".Function") != std::string::npos &&
+                               fdef.blocks[i - 1].kind.find(".Function") != std::string::npos;
+            b.kind = query ? block_kind::query : block_kind::sink;
+            if (query && fdef.blocks[i + 1].key_pointer)
+              problems.push_back(fdef.file + ":" + std::to_string(fdef.blocks[i + 1].line) + ": block " +
+                                 fdef.blocks[i + 1].id + " follows " + bd.kind +
+                                 ": it keeps the query's key (`key:` cannot re-key a query's answer)");
             built->name = "flow " + fname + ", block " + bd.id;
             built->redact = [secrets = rt->secrets](std::string line) {
               return secrets::redact(std::move(line), secrets);

@@ -89,7 +89,7 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
       if (self->state_ == state::down)
         return done(retry_outcome("the driver process is not running (" + self->last_error_ + ")"));
       const uint64_t ref = self->next_ref_++;
-      self->pending_[ref] = std::move(done);
+      self->pending_[ref] = {std::move(done), d.payload.empty() ? std::string("null") : d.payload};
       std::string m = "{\"type\":\"deliver\",\"ref\":" + std::to_string(ref) + ",\"id\":" + json_quote(d.id) +
                       ",\"key\":" + json_quote(d.key) + ",\"payload\":" + (d.payload.empty() ? "null" : d.payload) +
                       ",\"timeMs\":" + std::to_string(d.time_ms) + ",\"attempt\":" + std::to_string(d.attempt) + "}";
@@ -180,7 +180,7 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
     writing_ = false;
     auto pending = std::move(pending_);
     pending_.clear();
-    for (auto& [_, done] : pending) done(retry_outcome("the driver process ended: " + why));
+    for (auto& [_, p] : pending) p.done(retry_outcome("the driver process ended: " + why));
     queued_.clear();  // their done functions are in pending_ already
     schedule_restart();
   }
@@ -277,13 +277,16 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
     } else if (type == "delivered" || type == "failed") {
       auto it = pending_.find(ref);
       if (it == pending_.end()) return;
-      auto done = std::move(it->second);
+      auto done = std::move(it->second.done);
+      const std::string input = std::move(it->second.input);
       pending_.erase(it);
       sinks::outcome out;
       if (type == "delivered") {
         out.v = sinks::verdict::delivered;
+        // Between two functions (a query), the next one gets this.
         simdjson::dom::element result;
-        if (!m["result"].get(result)) out.result_json = simdjson::minify(result);
+        out.result_json = "{\"input\":" + input +
+                          ",\"result\":" + (m["result"].get(result) ? "null" : simdjson::minify(result)) + "}";
       } else {
         bool permanent = false;
         if (m["permanent"].get_bool().get(permanent)) permanent = false;
@@ -362,7 +365,11 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
   uint32_t failures_ = 0;
   std::string last_error_ = "starting";
   asio::steady_timer restart_, pause_;
-  std::map<uint64_t, sinks::done_fn> pending_;
+  struct in_flight {
+    sinks::done_fn done;
+    std::string input;  // the delivery's payload: a query's answer carries it
+  };
+  std::map<uint64_t, in_flight> pending_;
   std::vector<std::string> queued_;
   uint64_t next_ref_ = 1;
   simdjson::dom::parser parser_;

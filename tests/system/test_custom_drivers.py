@@ -261,6 +261,38 @@ def test_a_python_driver_shipped_as_a_wheel_runs_from_it():
         node.stop()
 
 
+LOOKUP_JS = """// A custom driver between two functions: a query. What deliver returns is
+// the next function's input, with the query's input.
+module.exports = {
+  async deliver(d, ctx) { return { key: d.key, doubled: d.payload.n * 2, site: ctx.config.site }; },
+};
+"""
+
+
+def test_a_custom_driver_between_two_functions_answers_the_next_one():
+    """a custom npm driver between two functions is a query: what its deliver returns is committed as the next function's input, which answers the HTTP client"""
+    root = tmpdir() + "/lookup"
+    make_project(root, {
+        "flowstate.yaml": "name: lookup\n",
+        "flows/lookup.yaml": "blocks:\n  - http.Request: in\n  - js.Function: ask\n  - npm:lookup-js: lookup\n"
+                             "  - js.Function: show\n  - http.Response: out\n",
+        "drivers/in.yaml": "kind: http.Request\nmethod: POST\npath: /lookup/{key}\n",
+        "drivers/out.yaml": "kind: http.Response\n",
+        "drivers/lookup.yaml": "kind: npm:lookup-js\nsite: plant-7\n",
+        "functions/ask.js": "export default function (input) { return { outputs: [{ n: input.body.n }] }; }\n",
+        "functions/show.js": "export default function (input) { return { outputs: [{ status: 200, body: input }] }; }\n",
+        "node_modules/lookup-js/package.json": '{"name": "lookup-js", "version": "1.0.0", "main": "index.js"}\n',
+        "node_modules/lookup-js/index.js": LOOKUP_JS,
+    })
+    node = Node([root]).start()
+    try:
+        status, body = node.request("POST", "/lookup/k1", {"n": 21})
+        check(status == 200 and body == {"input": {"n": 21}, "result": {"key": "k1", "doubled": 42, "site": "plant-7"}},
+              f"the driver's answer reaches the client through the next function: {status} {body}")
+    finally:
+        node.stop()
+
+
 def test_a_custom_driver_whose_package_is_missing_is_refused_at_deploy():
     """a driver file naming an npm package that is not installed, or a Python package not in vendor/, is refused at deploy naming the file"""
     root = tmpdir() + "/missing"
@@ -290,4 +322,5 @@ if __name__ == "__main__":
     run([test_custom_source_and_sink_carry_every_reading_exactly_once_through_kill9,
          test_a_crash_between_the_commit_and_the_drivers_acknowledgement_does_not_count_a_reading_twice,
          test_a_python_driver_shipped_as_a_wheel_runs_from_it,
+         test_a_custom_driver_between_two_functions_answers_the_next_one,
          test_a_custom_driver_whose_package_is_missing_is_refused_at_deploy])
