@@ -2,7 +2,7 @@
 (examples/drivers/tcp-lines) and Python sink (examples/drivers/
 flowstate_graphite) run in driver processes against real TCP servers on
 loopback, through a kill -9 of the node; probes in both languages cannot
-reach the node's admin port."""
+reach the node's admin port, its files or a shell."""
 import os
 import shutil
 import socket
@@ -208,6 +208,8 @@ def test_custom_source_and_sink_carry_every_reading_exactly_once_through_kill9()
             check(report.get("alias", "").startswith("refused:"),
                   f"{key}: a name the configuration does not use is refused: {report}")
             check(report.get("named") == "connected", f"{key}: the named host is reached: {report}")
+            check(report.get("file", "").startswith("failed"), f"{key}: the node's files are out of reach: {report}")
+            check(report.get("spawn", "").startswith("failed"), f"{key}: no new process: {report}")
     finally:
         node.stop()
 
