@@ -117,7 +117,11 @@ void engine_impl::sync_custom_sources() {
       auto snap = std::atomic_load(&snapshot_);
       auto found = snap->projects.find(project);
       const int fi = found == snap->projects.end() ? -1 : found->second->find_flow(flow_name);
-      if (fi < 0) return acked(false, "the flow is not deployed any more");
+      // Still this source (a deploy may have replaced the flow meanwhile).
+      const auto* flow = fi < 0 ? nullptr : &found->second->flows[static_cast<std::size_t>(fi)];
+      if (!flow || flow->blocks.size() < 2 || flow->blocks[0].kind != block_kind::custom_source ||
+          flow->blocks[0].id != block_id)
+        return acked(false, "the source is not deployed any more");
       auto done = [acked](bool ok) { acked(ok, ok ? std::string() : "not committed: the node could not write it"); };
       const std::string key = m.key.value_or(block_id);
       accept_message(found->second, static_cast<uint32_t>(fi), {}, {}, std::move(m.payload_json), key, m.id, key,

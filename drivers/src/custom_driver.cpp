@@ -3,6 +3,7 @@
 // sinks' I/O thread. Every handler runs on that one thread.
 #include <openssl/evp.h>
 #include <simdjson.h>
+#include <unistd.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -127,8 +128,12 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
       ++dropped_;
       return;
     }
-    if (text.size() > 2000) text = text.substr(0, 2000) + "...";
+    // Redacted before it is cut (a cut could leave part of a secret), and
+    // one line: a driver cannot forge the node's log lines.
     if (o_.redact) text = o_.redact(std::move(text));
+    if (text.size() > 2000) text = text.substr(0, 2000) + "...";
+    for (auto& c : text)
+      if (static_cast<unsigned char>(c) < 0x20 && c != '\t') c = ' ';
     std::fprintf(stderr, "flowstate driver %s: %s%s\n", o_.name.c_str(), level == "info" ? "" : (level + ": ").c_str(),
                  text.c_str());
   }
@@ -256,9 +261,18 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
     } else if (type == "log") {
       log(text("level"), text("message"));
     } else if (type == "emit" && !sink_ && handlers_.on_emit) {
+      auto refuse = [&](const std::string& why) {
+        write("{\"type\":\"ack\",\"ref\":" + std::to_string(ref) + ",\"ok\":false,\"error\":" + json_quote(why) + "}");
+      };
+      if (stopped_) return refuse("the source is stopping");
       emitted e;
-      if (auto k = m["key"]; !k.error()) e.key = text("key");
-      if (auto i = m["id"]; !i.error()) e.id = text("id");
+      for (const char* field : {"key", "id"}) {
+        auto v = m[field];
+        if (v.error() || v.is_null()) continue;
+        std::string_view sv;
+        if (v.get_string().get(sv)) return refuse(std::string(field) + ": expected a string");
+        (std::string_view(field) == "key" ? e.key : e.id) = std::string(sv);
+      }
       simdjson::dom::element payload;
       e.payload_json = m["payload"].get(payload) ? "null" : simdjson::minify(payload);
       handlers_.on_emit(std::move(e), [weak = weak_from_this(), gen = generation_, ref](bool ok, std::string why) {
@@ -341,9 +355,14 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
               [self, gen, ref, host, socket, timer](const boost::system::error_code& e, const tcp::endpoint&) {
                 timer->cancel();
                 if (gen != self->generation_) return;
-                if (e) return self->refuse_connect(ref, host + ": " + e.message());
-                auto handed = sandbox::hand_over(self->child_, socket->native_handle(), std::to_string(ref));
-                socket->close();
+                if (e || !socket->is_open())
+                  return self->refuse_connect(ref, host + ": " + (e ? e.message() : std::string("timed out")));
+                // Out of Asio's reactor first, then closed here: the driver
+                // holds its own copy.
+                boost::system::error_code ignored;
+                const int fd = socket->release(ignored);
+                auto handed = sandbox::hand_over(self->child_, fd, std::to_string(ref));
+                ::close(fd);
                 if (!handed) return self->died(handed.error());
                 self->write("{\"type\":\"connected\",\"ref\":" + std::to_string(ref) + "}");
               });

@@ -58,12 +58,14 @@ TEST_CASE("a driver may connect to the hosts its configuration names and nothing
 TEST_CASE("a name that resolves to a loopback or private address is refused, the address named itself is not") {
   CHECK(check_address("api.example.com", "93.184.216.34").empty());
   for (const char* inside : {"127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-                             "0.0.0.0", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1"}) {
+                             "0.0.0.0", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "64:ff9b::a00:5",
+                             "2002:a00:5::1", "198.18.0.1", "240.0.0.1", "255.255.255.255", "fec0::1"}) {
     CAPTURE(inside);
     CHECK(check_address("evil.example.com", inside).find("loopback, private or link-local") != std::string::npos);
   }
   CHECK(check_address("10.0.0.5", "10.0.0.5").empty());
   CHECK(check_address("::1", "::1").empty());
   CHECK(!check_address("localhost", "127.0.0.1").empty());
-  CHECK(check_address("172.32.0.1", "172.32.0.1").empty());  // outside 172.16/12: public
+  CHECK(check_address("172.32.0.1", "172.32.0.1").empty());               // outside 172.16/12: public
+  CHECK(check_address("api.example.com", "64:ff9b::5db8:d822").empty());  // NAT64 of a public address
 }

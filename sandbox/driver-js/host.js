@@ -48,8 +48,8 @@ function makeContext(start) {
     // to your device or broker), rejects when the node refused it.
     emit(payload, options = {}) {
       const m = { type: 'emit', payload };
-      if (options.key !== undefined) m.key = String(options.key);
-      if (options.id !== undefined) m.id = String(options.id);
+      if (options.key != null) m.key = String(options.key);  // null and undefined: none
+      if (options.id != null) m.id = String(options.id);
       return request(m);
     },
     // A TCP connection to a host the configuration names, made by the node.

@@ -121,7 +121,9 @@ class Context:
     def connect(self, host, port, timeout=30):
         """A TCP connection to a host the configuration names, made by the node."""
         fd = self._request({"type": "connect", "host": str(host), "port": int(port)}).result(timeout)
-        return socket.socket(fileno=fd)
+        s = socket.socket(fileno=fd)
+        s.setblocking(True)  # it comes non-blocking from the node's event loop
+        return s
 
     def log(self, *args):
         send({"type": "log", "level": "info", "message": " ".join(str(a) for a in args)})
@@ -228,7 +230,11 @@ def _deliver(driver, ctx, m):
             reply["retryAfterMs"] = e.after_ms
     except BaseException as e:
         reply = {"type": "failed", "ref": m["ref"], "error": "%s: %s" % (type(e).__name__, e), "permanent": False}
-    send(reply)
+    try:
+        send(reply)
+    except (TypeError, ValueError) as e:  # a result JSON cannot hold: the delivery fails, the driver goes on
+        send({"type": "failed", "ref": m["ref"], "error": "deliver returned what JSON cannot hold: %s" % e,
+              "permanent": True})
 
 
 main()

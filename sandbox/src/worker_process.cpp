@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -64,7 +65,15 @@ result<spawned_process> spawn_process(std::vector<std::string> argv_strings, con
     }
     for (int i = 0; i < n; ++i)
       if (::dup2(theirs[static_cast<size_t>(i)], 3 + i) < 0) ::_exit(127);
-    ::syscall(SYS_close_range, static_cast<unsigned>(3 + n), ~0U, 0U);
+    // Every other fd goes (Asio's sockets are not close-on-exec): where
+    // close_range is missing (kernel < 5.9) or refused, one by one.
+    if (::syscall(SYS_close_range, static_cast<unsigned>(3 + n), ~0U, 0U) != 0) {
+      rlimit open_files{};
+      const long last = ::getrlimit(RLIMIT_NOFILE, &open_files) == 0 && open_files.rlim_cur != RLIM_INFINITY
+                            ? static_cast<long>(open_files.rlim_cur)
+                            : 65536;
+      for (long fd = 3 + n; fd < last; ++fd) ::close(static_cast<int>(fd));
+    }
     if (*sandbox) enter_isolation_and_exec(**sandbox, argv.data());
     ::execv(argv[0], argv.data());
     ::_exit(127);
