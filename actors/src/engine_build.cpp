@@ -446,9 +446,13 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
             built->redact = [secrets = rt->secrets](std::string line) {
               return secrets::redact(std::move(line), secrets);
             };
-            b.driver_config = configs.at(bd.name) + '\0' + built->code.js_bundle;
-            for (auto& [path, text] : built->code.files) b.driver_config += '\0' + path + '\0' + text;
-            for (auto& wheel : built->code.wheels) b.driver_config += '\0' + wheel;
+            // The source restarts when its file or its code changes: a digest
+            // of the code, not a copy compared every second.
+            std::size_t code = std::hash<std::string>{}(built->code.js_bundle);
+            for (auto& [path, text] : built->code.files)
+              code = code * 31 + std::hash<std::string>{}(path + '\0' + text);
+            for (auto& wheel : built->code.wheels) code = code * 31 + std::hash<std::string>{}(wheel);
+            b.driver_config = configs.at(bd.name) + '\0' + std::to_string(code);
             b.custom = std::make_shared<const drivers::custom::driver_options>(std::move(*built));
           } else {
             // Between two functions it is a query: what its deliver returns

@@ -27,8 +27,7 @@ struct spawned_process {
   pid_t pid = -1;
   std::vector<int> ends;
 };
-result<spawned_process> spawn_process(std::vector<std::string> argv, const isolation_options& isolation,
-                                      int sockets);
+result<spawned_process> spawn_process(std::vector<std::string> argv, const isolation_options& isolation, int sockets);
 
 // SIGKILL and reap; closes the socket.
 void kill_worker(spawned_worker& worker);
