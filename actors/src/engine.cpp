@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "engine_impl.hpp"
+#include "replication.hpp"
 #include "errors.hpp"
 #include "flowstate/drivers/sink.hpp"
 #include "flowstate/runtime/decimal.hpp"
@@ -294,6 +295,12 @@ void engine_impl::drain(uint32_t timeout_ms) {
     }
     if (jobs.empty()) break;
     for (auto& job : jobs) job.wait();
+  }
+  {
+    // Its senders use the store and the peers; its gate keeps refusing
+    // acknowledgements the followers did not give.
+    std::lock_guard lock(replication_mutex_);
+    replicator_.reset();
   }
   for (auto* a : {&core_.outbox, &core_.sinks})
     if (*a && system_) {

@@ -179,6 +179,7 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
     auto decision = (*gate)(group);
     if (decision.refuse) return reply->send(std::move(*decision.refuse));
     if (decision.forward_to.empty()) {
+      if (decision.refuse_new) return reply->send(std::move(*decision.refuse_new));
       admitted.count = &core_.group_in_flight[group];
       admitted.count->fetch_add(1);
       if (core_.is_frozen(group)) return hold(std::move(*received), std::move(reply));

@@ -51,6 +51,7 @@ struct project_revision;
 class parse_cache;  // flowstate/runtime/project_loader.hpp
 namespace engine_detail {
 class peers;
+class replicator;
 struct peer_query;
 struct delivery_entry;
 enum class delivery_status : uint8_t;
@@ -210,6 +211,8 @@ class engine_impl final : public engine {
   result<move_outcome> move_groups(uint32_t first, uint32_t end, const std::string& from, const std::string& to,
                                    const std::function<status()>& write_placement) override;
   void placement_changed() override;
+  void set_led_ranges(std::vector<led_range> ranges, in_sync_writer write) override;
+  std::string replication_info() const override;
   result<std::string> cluster_graph() const override;
   // This node's part of the graph (engine_graph.cpp).
   std::string local_graph() const;
@@ -350,6 +353,7 @@ class engine_impl final : public engine {
   http::response answer_slow_peer(const peer_query& q);
   // Another node's question about this node's records.
   http::response answer_peer(const peer_query& q) const;
+  http::response answer_replication(const peer_query& q);
   // The state as this node's store holds it (state_get asks the owner).
   result<std::optional<std::string>> local_state_get(const std::string& name, const std::string& flow,
                                                      const std::string& block, const std::string& key) const;
@@ -423,6 +427,11 @@ class engine_impl final : public engine {
   // (records a format upgrade could not place in a key group; 0: none).
   int64_t legacy_idempotency_until_ms_ = 0;
   std::unique_ptr<peers> peers_;  // in a cluster
+  // Replicas (replication.hpp): created at the first set_led_ranges().
+  mutable std::mutex replication_mutex_;
+  std::unique_ptr<replicator> replicator_;
+  in_sync_writer in_sync_writer_;           // under replication_mutex_
+  std::vector<bool> led_ = std::vector<bool>(key_group_count, false);  // under replication_mutex_
   // De-duplication marks of received messages, by (tenant, project, source
   // group, destination group), as committed in store epoch inbox_epoch_.
   std::mutex inbox_mutex_;

@@ -32,6 +32,7 @@
 #include "outbox.hpp"
 #include "peers.hpp"
 #include "records.hpp"
+#include "replication.hpp"
 
 namespace flowstate::engine_detail {
 namespace {
@@ -393,6 +394,13 @@ void engine_impl::abort_move(uint32_t first, uint32_t end) {
 
 status engine_impl::import_begin(uint32_t first, uint32_t end) {
   {
+    // A follower's copy here is replaced by what the move brings.
+    std::lock_guard lock(replication_mutex_);
+    if (replicator_)
+      for (auto& [f, copy] : replicator_->followed())
+        if (f < end && first < copy.first) replicator_->stop_following(f);
+  }
+  {
     std::lock_guard lock(moves_mutex_);
     std::erase_if(received_, [&](const moved_range& r) { return r.first < end && first < r.end; });
   }
@@ -562,6 +570,7 @@ http::response engine_impl::answer_slow_peer(const peer_query& q) {
   auto group = [&](std::size_t i) { return i < q.args.size() ? parse_decimal<uint32_t>(q.args[i]) : std::nullopt; };
   auto number = [&](std::size_t i) { return i < q.args.size() ? parse_decimal<uint64_t>(q.args[i]) : std::nullopt; };
   if (q.kind == "import") return answer(import_records(q.args));
+  if (q.kind == "replicate" || q.kind.rfind("replica-", 0) == 0) return answer_replication(q);
   if ((q.kind == "error-replay" || q.kind == "error-discard") && q.args.size() == 2) {
     // Asked by a node that does not keep the record: changed here only if
     // its group runs here (an owner's view can be behind: it says so).

@@ -77,6 +77,14 @@ void apply(cluster_view& v, std::map<uint32_t, range_owner>& ranges, const std::
     }
   } else if (rest == "rebalance") {
     v.rebalance = !deleted;
+  } else if (rest == "config") {
+    if (deleted) {
+      v.config = {};
+    } else if (auto c = decode_config(kv.value)) {
+      v.config = *c;
+    } else {
+      std::fprintf(stderr, "flowstate cluster: ignoring %s: %s\n", kv.key.c_str(), c.error().c_str());
+    }
   } else if (rest.rfind("placement/", 0) == 0) {
     auto first = static_cast<uint32_t>(std::strtoul(std::string(rest.substr(10)).c_str(), nullptr, 16));
     v.placement_changed_at = std::max(v.placement_changed_at, kv.mod_revision);
@@ -449,6 +457,26 @@ status membership::replace_range(const range_owner& old, const std::vector<range
   }
   return fail("placement outcome unknown: etcd did not answer whether the placement was written (" + last_error +
               "); the source settles the move from what the placement says");
+}
+
+status membership::update_range(const range_owner& old, const range_owner& now) {
+  const auto& o = impl_->options;
+  auto client = etcd_client::connect(o.etcd);
+  if (!client) return fail(client.error());
+  etcd_compare unchanged{placement_key(o.cluster, old.first), etcd_compare::target::value, etcd_compare::result::equal,
+                         0, encode_range(old)};
+  auto r = (*client)->txn({unchanged}, {etcd_op::put(placement_key(o.cluster, now.first), encode_range(now))});
+  if (!r) return fail(r.error());
+  if (!r->succeeded) return fail("the range's record changed meanwhile: nothing was written");
+  return status::success();
+}
+
+status write_cluster_config(const etcd_options& etcd, const std::string& cluster, const cluster_config& c) {
+  auto client = etcd_client::connect(etcd);
+  if (!client) return fail(client.error());
+  auto r = (*client)->put(cluster_prefix(cluster) + "config", encode_config(c));
+  if (!r) return fail(r.error());
+  return status::success();
 }
 
 result<deploy_record> membership::publish_deploy(const std::string& name, const std::string& revision,

@@ -79,9 +79,27 @@ result<node_info> decode_node(std::string_view json) {
 }
 
 std::string encode_range(const range_owner& r) {
-  return "{\"first\":" + std::to_string(r.first) + ",\"end\":" + std::to_string(r.end) +
-         ",\"node\":" + json_string(r.node) + ",\"storeId\":" + json_string(r.store_id) +
-         ",\"epoch\":" + std::to_string(r.epoch) + "}";
+  std::string out = "{\"first\":" + std::to_string(r.first) + ",\"end\":" + std::to_string(r.end) +
+                    ",\"node\":" + json_string(r.node) + ",\"storeId\":" + json_string(r.store_id) +
+                    ",\"epoch\":" + std::to_string(r.epoch);
+  if (!r.replicas.empty() || !r.in_sync.empty()) {
+    out += ",\"replicas\":[";
+    for (std::size_t i = 0; i < r.replicas.size(); ++i)
+      out += (i ? ",{\"node\":" : "{\"node\":") + json_string(r.replicas[i].node) +
+             ",\"storeId\":" + json_string(r.replicas[i].store_id) + "}";
+    out += "],\"inSync\":[";
+    for (std::size_t i = 0; i < r.in_sync.size(); ++i) out += (i ? "," : "") + json_string(r.in_sync[i]);
+    out += "]";
+  }
+  return out + "}";
+}
+
+bool range_owner::is_replica(const std::string& name) const {
+  return std::any_of(replicas.begin(), replicas.end(), [&](const replica& r) { return r.node == name; });
+}
+
+bool range_owner::is_in_sync(const std::string& name) const {
+  return std::find(in_sync.begin(), in_sync.end(), name) != in_sync.end();
 }
 
 result<range_owner> decode_range(std::string_view json) {
@@ -92,6 +110,22 @@ result<range_owner> decode_range(std::string_view json) {
     if (auto p = read_uint(o, "epoch", r.epoch)) return p;
     if (auto p = read_string(o, "node", r.node, true)) return p;
     if (auto p = read_string(o, "storeId", r.store_id, true)) return p;
+    simdjson::dom::array replicas, in_sync;
+    if (!o["replicas"].get_array().get(replicas))
+      for (auto e : replicas) {
+        simdjson::dom::object ro;
+        if (e.get_object().get(ro)) return std::optional<std::string>("a replica is not an object");
+        replica rep;
+        if (auto p = read_string(ro, "node", rep.node, true)) return p;
+        if (auto p = read_string(ro, "storeId", rep.store_id, true)) return p;
+        r.replicas.push_back(std::move(rep));
+      }
+    if (!o["inSync"].get_array().get(in_sync))
+      for (auto e : in_sync) {
+        std::string_view name;
+        if (e.get_string().get(name)) return std::optional<std::string>("\"inSync\" holds a non-string");
+        r.in_sync.emplace_back(name);
+      }
     if (first >= end || end > UINT32_MAX)
       return std::optional<std::string>("range [" + std::to_string(first) + ", " + std::to_string(end) +
                                         ") is empty or too large");
@@ -132,10 +166,42 @@ std::vector<std::pair<std::string, uint32_t>> placement::groups_per_node() const
 std::vector<range_owner> split_for_move(const range_owner& r, uint32_t first, uint32_t end, const std::string& to,
                                         const std::string& to_store) {
   std::vector<range_owner> out;
-  if (r.first < first) out.push_back({r.first, first, r.node, r.store_id, r.epoch});
-  out.push_back({first, end, to, to_store, r.epoch + 1});
-  if (end < r.end) out.push_back({end, r.end, r.node, r.store_id, r.epoch});
+  auto part = [&](uint32_t a, uint32_t b) {
+    auto kept = r;
+    kept.first = a;
+    kept.end = b;
+    return kept;
+  };
+  if (r.first < first) out.push_back(part(r.first, first));
+  range_owner moved{first, end, to, to_store, r.epoch + 1, {}, {}};
+  if (!r.in_sync.empty()) moved.in_sync = {to};
+  out.push_back(std::move(moved));
+  if (end < r.end) out.push_back(part(end, r.end));
   return out;
+}
+
+std::string encode_config(const cluster_config& c) {
+  return "{\"replication\":" + std::to_string(c.replication) + ",\"minInSync\":" + std::to_string(c.min_in_sync) + "}";
+}
+
+result<cluster_config> decode_config(std::string_view json) {
+  return parse_object<cluster_config>(json, "cluster config", [](simdjson::dom::object o, cluster_config& c) {
+    uint64_t replication = 0, min_in_sync = 0;
+    if (auto p = read_uint(o, "replication", replication)) return p;
+    if (auto p = read_uint(o, "minInSync", min_in_sync)) return p;
+    if (replication < 1 || replication > 7 || min_in_sync < 1 || min_in_sync > replication)
+      return std::optional<std::string>("expected 1 <= minInSync <= replication <= 7");
+    c.replication = static_cast<uint32_t>(replication);
+    c.min_in_sync = static_cast<uint32_t>(min_in_sync);
+    return std::optional<std::string>();
+  });
+}
+
+cluster_config effective_config(const cluster_config& set, std::size_t nodes) {
+  cluster_config c = set;
+  if (c.replication == 0) c.replication = c.min_in_sync = 1;
+  c.replication = std::min<uint32_t>(c.replication, static_cast<uint32_t>(std::max<std::size_t>(nodes, 1)));
+  return c;
 }
 
 std::vector<move_request> plan_even(const placement& p, const std::vector<std::string>& nodes, uint32_t groups) {
@@ -254,6 +320,98 @@ placement initial_placement(std::vector<node_info> nodes, uint32_t groups) {
     first += size;
   }
   return p;
+}
+
+}  // namespace flowstate::cluster
+
+namespace flowstate::cluster {
+
+namespace {
+
+bool registered_as(const std::map<std::string, node_info>& nodes, const std::string& name, const std::string& store) {
+  auto it = nodes.find(name);
+  return it != nodes.end() && it->second.store_id == store;
+}
+
+}  // namespace
+
+std::optional<range_owner> failover(const range_owner& r, const std::map<std::string, node_info>& nodes) {
+  if (nodes.count(r.node)) return std::nullopt;
+  std::vector<std::string> candidates;
+  for (auto& rep : r.replicas)
+    if (rep.node != r.node && r.is_in_sync(rep.node) && registered_as(nodes, rep.node, rep.store_id))
+      candidates.push_back(rep.node);
+  if (candidates.empty()) return std::nullopt;
+  std::sort(candidates.begin(), candidates.end());
+  const auto& chosen = candidates.front();
+  range_owner next = r;
+  next.node = chosen;
+  next.epoch = r.epoch + 1;
+  next.replicas.clear();
+  for (auto& rep : r.replicas)
+    if (rep.node == chosen)
+      next.store_id = rep.store_id;
+    else if (rep.node != r.node)
+      next.replicas.push_back(rep);
+  next.in_sync = {chosen};
+  for (auto& n : r.in_sync)
+    if (n != chosen && n != r.node) next.in_sync.push_back(n);
+  return next;
+}
+
+std::optional<range_owner> with_replicas(const range_owner& r, const std::map<std::string, node_info>& nodes,
+                                         const cluster_config& config, const std::set<std::string>& avoid,
+                                         const std::map<std::string, uint32_t>& copies) {
+  if (!registered_as(nodes, r.node, r.store_id)) return std::nullopt;
+  const std::size_t want = config.replication > 0 ? config.replication - 1 : 0;
+  range_owner next = r;
+  auto drop = [&](const std::string& name) {
+    std::erase_if(next.replicas, [&](const replica& rep) { return rep.node == name; });
+    std::erase(next.in_sync, name);
+  };
+  if (want == 0 && r.replicas.empty()) return std::nullopt;  // no replication: as before
+  if (next.in_sync.empty() || next.in_sync.front() != r.node) {
+    std::erase(next.in_sync, r.node);
+    next.in_sync.insert(next.in_sync.begin(), r.node);
+  }
+  // The leader's own name among its followers (a stale record): out.
+  std::erase_if(next.replicas, [&](const replica& rep) { return rep.node == r.node; });
+  // Back with another data directory: its copy is gone; a new one is built.
+  for (auto& rep : r.replicas) {
+    auto it = nodes.find(rep.node);
+    if (it != nodes.end() && it->second.store_id != rep.store_id) {
+      drop(rep.node);
+      next.replicas.push_back({rep.node, it->second.store_id});
+    }
+  }
+  std::vector<std::string> free;
+  for (auto& [name, n] : nodes)
+    if (name != r.node && !avoid.count(name) && !next.is_replica(name)) free.push_back(name);
+  auto load = [&](const std::string& n) {
+    auto it = copies.find(n);
+    return it == copies.end() ? 0u : it->second;
+  };
+  std::sort(free.begin(), free.end(),
+            [&](const std::string& a, const std::string& b) { return load(a) != load(b) ? load(a) < load(b) : a < b; });
+  // A follower whose node is gone (or draining), when another is free.
+  for (auto& rep : std::vector<replica>(next.replicas)) {
+    if (free.empty()) break;
+    if (nodes.count(rep.node) && !avoid.count(rep.node)) continue;
+    drop(rep.node);
+  }
+  while (next.replicas.size() < want && !free.empty()) {
+    auto name = free.front();
+    free.erase(free.begin());
+    next.replicas.push_back({name, nodes.at(name).store_id});
+  }
+  // Too many: out-of-sync ones go first, then the last added.
+  while (next.replicas.size() > want) {
+    auto victim = std::find_if(next.replicas.rbegin(), next.replicas.rend(),
+                               [&](const replica& rep) { return !next.is_in_sync(rep.node); });
+    drop(victim != next.replicas.rend() ? victim->node : next.replicas.back().node);
+  }
+  if (next == r) return std::nullopt;
+  return next;
 }
 
 }  // namespace flowstate::cluster

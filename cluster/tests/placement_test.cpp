@@ -131,3 +131,53 @@ TEST_CASE("draining a node moves all of its groups to the others, evenly") {
   CHECK(counts["a"] == 2048);
   CHECK(counts["c"] == 2048);
 }
+
+TEST_CASE("a range with replicas round-trips through its JSON with its followers and in-sync set") {
+  range_owner r{0, 100, "a", "sa", 3, {{"b", "sb"}, {"c", "sc"}}, {"a", "c"}};
+  auto back = decode_range(encode_range(r));
+  REQUIRE(back);
+  CHECK(*back == r);
+  CHECK(back->is_in_sync("c"));
+  CHECK_FALSE(back->is_in_sync("b"));
+  CHECK(back->is_replica("b"));
+}
+
+TEST_CASE("failover gives a range whose leader is gone to its first registered in-sync follower at epoch + 1") {
+  range_owner r{0, 100, "a", "sa", 3, {{"b", "sb"}, {"c", "sc"}}, {"a", "b", "c"}};
+  std::map<std::string, node_info> all{{"a", node("a", "sa")}, {"b", node("b", "sb")}, {"c", node("c", "sc")}};
+  CHECK_FALSE(failover(r, all).has_value());  // the leader is there
+  auto without_a = all;
+  without_a.erase("a");
+  auto next = failover(r, without_a);
+  REQUIRE(next);
+  CHECK(*next == range_owner{0, 100, "b", "sb", 4, {{"c", "sc"}}, {"b", "c"}});
+  // b is not in sync: c takes it; b back with an empty directory: not b either.
+  r.in_sync = {"a", "c"};
+  CHECK(failover(r, without_a)->node == "c");
+  r.in_sync = {"a", "b"};
+  without_a["b"] = node("b", "another-store");
+  CHECK_FALSE(failover(r, without_a).has_value());
+}
+
+TEST_CASE("a range gets the followers the settings ask for, on the nodes holding the fewest copies, out of sync") {
+  std::map<std::string, node_info> all{
+      {"a", node("a", "sa")}, {"b", node("b", "sb")}, {"c", node("c", "sc")}, {"d", node("d", "sd")}};
+  range_owner r{0, 100, "a", "sa", 1};
+  CHECK_FALSE(with_replicas(r, all, {1, 1}, {}, {}).has_value());  // no replication: unchanged
+  auto next = with_replicas(r, all, {3, 2}, {}, {{"b", 2}, {"c", 0}, {"d", 1}});
+  REQUIRE(next);
+  CHECK(next->replicas == std::vector<replica>{{"c", "sc"}, {"d", "sd"}});
+  CHECK(next->in_sync == std::vector<std::string>{"a"});
+  CHECK_FALSE(with_replicas(*next, all, {3, 2}, {}, {}).has_value());  // stable
+  // d is gone and b is free: d is replaced; fewer copies asked: the out-of-sync one goes.
+  next->in_sync = {"a", "c", "d"};
+  auto without_d = all;
+  without_d.erase("d");
+  auto replaced = with_replicas(*next, without_d, {3, 2}, {}, {});
+  REQUIRE(replaced);
+  CHECK(replaced->replicas == std::vector<replica>{{"c", "sc"}, {"b", "sb"}});
+  CHECK(replaced->in_sync == std::vector<std::string>{"a", "c"});
+  auto fewer = with_replicas(*replaced, without_d, {2, 2}, {}, {});
+  REQUIRE(fewer);
+  CHECK(fewer->replicas == std::vector<replica>{{"c", "sc"}});
+}

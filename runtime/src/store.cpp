@@ -359,19 +359,52 @@ status iteration_status(const store::impl& s, column c, const rocksdb::Iterator&
 
 }  // namespace
 
-status store::scan_range(column c, std::string_view begin, std::string_view end,
-                         const std::function<bool(std::string_view, std::string_view)>& fn) const {
-  if (!impl_->db) return fail(impl_->options.path + ": scan after close()");
+namespace {
+
+status scan_at(const store::impl& impl, column c, std::string_view begin, std::string_view end,
+               const rocksdb::Snapshot* at, const std::function<bool(std::string_view, std::string_view)>& fn) {
+  if (!impl.db) return fail(impl.options.path + ": scan after close()");
   rocksdb::ReadOptions read_options;
+  read_options.snapshot = at;
   rocksdb::Slice upper = slice(end);
   if (!end.empty()) read_options.iterate_upper_bound = &upper;
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(read_options, impl_->handle(c)));
+  std::unique_ptr<rocksdb::Iterator> it(impl.db->NewIterator(read_options, impl.handle(c)));
   for (it->Seek(slice(begin)); it->Valid(); it->Next()) {
     auto k = it->key();
     auto v = it->value();
     if (!fn({k.data(), k.size()}, {v.data(), v.size()})) return status::success();
   }
-  return iteration_status(*impl_, c, *it);
+  return iteration_status(impl, c, *it);
+}
+
+}  // namespace
+
+status store::scan_range(column c, std::string_view begin, std::string_view end,
+                         const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  return scan_at(*impl_, c, begin, end, nullptr, fn);
+}
+
+class store::snapshot {
+ public:
+  snapshot(rocksdb::DB* db, const rocksdb::Snapshot* s) : db_(db), snap_(s) {}
+  ~snapshot() { db_->ReleaseSnapshot(snap_); }
+  snapshot(const snapshot&) = delete;
+  snapshot& operator=(const snapshot&) = delete;
+  const rocksdb::Snapshot* get() const { return snap_; }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snap_;
+};
+
+std::shared_ptr<const store::snapshot> store::take_snapshot() const {
+  if (!impl_->db) return nullptr;
+  return std::make_shared<const snapshot>(impl_->db.get(), impl_->db->GetSnapshot());
+}
+
+status store::scan_range(column c, std::string_view begin, std::string_view end, const snapshot& at,
+                         const std::function<bool(std::string_view, std::string_view)>& fn) const {
+  return scan_at(*impl_, c, begin, end, at.get(), fn);
 }
 
 status store::scan_range_reverse(column c, std::string_view begin, std::string_view end,

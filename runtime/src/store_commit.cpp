@@ -45,6 +45,18 @@ void store::set_write_observer(std::function<void(const commit_batch&)> observer
   impl_->observer = std::move(observer);
 }
 
+void store::set_commit_hook(commit_hook hook) {
+  std::lock_guard lock(impl_->observer_mu);
+  impl_->hooked.store(static_cast<bool>(hook), std::memory_order_release);
+  impl_->hook = std::move(hook);
+}
+
+void store::set_ack_gate(ack_gate gate) {
+  std::lock_guard lock(impl_->gate_mu);
+  impl_->gated.store(static_cast<bool>(gate), std::memory_order_release);
+  impl_->gate = std::move(gate);
+}
+
 uint64_t store::written_through() const { return impl_->written_ticket.load(std::memory_order_acquire); }
 
 uint64_t store::epoch() const { return impl_->epoch.load(std::memory_order_acquire); }
@@ -156,7 +168,7 @@ void store::impl::stop_threads() {
 void store::impl::run_writer() {
   std::vector<pending_commit> work;
   std::vector<pending_commit> refused;
-  std::vector<std::function<void()>> to_sync;
+  std::vector<awaiting_ack> to_sync;
   rocksdb::WriteBatch wb;
   auto fail_all = [](std::vector<pending_commit>& commits, const std::string& reason) {
     for (auto& p : commits)
@@ -184,10 +196,14 @@ void store::impl::run_writer() {
     }
     wb.Clear();
     for (const auto& p : work) add_ops(wb, p.batch);
-    if (observed.load(std::memory_order_acquire)) {
+    if (observed.load(std::memory_order_acquire) || hooked.load(std::memory_order_acquire)) {
       std::lock_guard lock(observer_mu);
-      if (observer)
-        for (const auto& p : work) observer(p.batch);
+      bool group_start = true;
+      for (const auto& p : work) {
+        if (observer) observer(p.batch);
+        if (hook) hook(p.batch, p.ticket, p.mode, group_start);
+        group_start = false;
+      }
     }
 
     fault_point("store.before_write");
@@ -209,7 +225,7 @@ void store::impl::run_writer() {
       if (p.mode == durability_mode::relaxed) {
         if (p.on_durable) p.on_durable();
       } else {
-        to_sync.push_back(std::move(p.on_durable));
+        to_sync.push_back({p.ticket, std::move(p.on_durable), std::move(p.on_failed)});
       }
     }
     work.clear();
@@ -226,7 +242,7 @@ void store::impl::run_writer() {
 }
 
 void store::impl::run_syncer() {
-  std::vector<std::function<void()>> synced;
+  std::vector<awaiting_ack> synced;
   for (;;) {
     {
       std::unique_lock lock(sync_mu);
@@ -251,8 +267,16 @@ void store::impl::run_syncer() {
       continue;
     }
     fault_point("store.after_sync_before_ack");
-    for (auto& cb : synced)
-      if (cb) cb();
+    if (gated.load(std::memory_order_acquire)) {
+      std::lock_guard lock(gate_mu);
+      for (auto& a : synced) {
+        if (gate && gate(a.ticket, a.on_durable, a.on_failed)) continue;
+        if (a.on_durable) a.on_durable();
+      }
+    } else {
+      for (auto& a : synced)
+        if (a.on_durable) a.on_durable();
+    }
     synced.clear();
   }
 }

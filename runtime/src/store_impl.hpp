@@ -67,6 +67,11 @@ struct store::impl {
   std::mutex observer_mu;
   std::function<void(const commit_batch&)> observer;  // under observer_mu
   std::atomic<bool> observed{false};
+  store::commit_hook hook;  // under observer_mu
+  std::atomic<bool> hooked{false};
+  std::mutex gate_mu;
+  ack_gate gate;  // under gate_mu
+  std::atomic<bool> gated{false};
 
   std::mutex queue_mu;
   std::condition_variable writer_cv;
@@ -78,7 +83,12 @@ struct store::impl {
 
   std::mutex sync_mu;
   std::condition_variable sync_cv;
-  std::vector<std::function<void()>> awaiting_sync;  // written, not yet synced
+  struct awaiting_ack {
+    uint64_t ticket = 0;
+    std::function<void()> on_durable;
+    std::function<void(const std::string&)> on_failed;
+  };
+  std::vector<awaiting_ack> awaiting_sync;  // written, not yet synced
   bool sync_stopping = false;
 
   // Fail-closed state after a write failed for lack of space: every commit

@@ -27,7 +27,20 @@ struct ownership {
   cluster::placement ranges;
   std::map<std::string, cluster::node_info> nodes;  // registered now, by name
   std::string controller;
+  cluster::cluster_config config;  // in force
 };
+
+// The replication settings in force: counted over the nodes registered or
+// named in the placement (a node that is down still holds its copies).
+cluster::cluster_config config_in_force(const cluster::cluster_view& v) {
+  std::set<std::string> names;
+  for (auto& [n, _] : v.nodes) names.insert(n);
+  for (auto& r : v.ranges.ranges) {
+    names.insert(r.node);
+    for (auto& rep : r.replicas) names.insert(rep.node);
+  }
+  return cluster::effective_config(v.config, names.size());
+}
 
 // The gate's state: shared with the engine's gate function, so a request
 // still running on an I/O thread keeps it alive after the node left.
@@ -41,6 +54,7 @@ class gate_state {
     o->ranges = v.ranges;
     o->nodes = v.nodes;
     o->controller = v.controller;
+    o->config = config_in_force(v);
     std::atomic_store(&current_, std::shared_ptr<const ownership>(std::move(o)));
   }
   std::shared_ptr<const ownership> current() const { return std::atomic_load(&current_); }
@@ -48,7 +62,27 @@ class gate_state {
   engine::gate_decision decide(uint32_t group) const {
     engine::gate_decision d;
     d.refuse = refuse(group, d.forward_to);
+    if (!d.refuse && d.forward_to.empty()) d.refuse_new = too_few_in_sync(group);
     return d;
+  }
+
+  // The ranges this node leads, for the engine's replication.
+  std::vector<engine::led_range> led() const {
+    std::vector<engine::led_range> out;
+    auto o = std::atomic_load(&current_);
+    if (!o) return out;
+    for (auto& r : o->ranges.ranges) {
+      if (r.node != self_ || r.store_id != store_) continue;
+      engine::led_range l;
+      l.first = r.first;
+      l.end = r.end;
+      l.epoch = r.epoch;
+      for (auto& rep : r.replicas) l.followers.push_back(rep.node);
+      l.in_sync = r.in_sync;
+      l.min_in_sync = o->config.min_in_sync;
+      out.push_back(std::move(l));
+    }
+    return out;
   }
 
  private:
@@ -101,6 +135,22 @@ class gate_state {
     return r;
   }
 
+  // A range with replicas whose in-sync set is smaller than the cluster's
+  // min_in_sync takes no new request (its sync commits could not be
+  // acknowledged).
+  std::optional<http::response> too_few_in_sync(uint32_t group) const {
+    auto o = std::atomic_load(&current_);
+    const auto* owner = o ? o->ranges.owner_of(group) : nullptr;
+    if (!owner || owner->in_sync.empty() || owner->in_sync.size() >= o->config.min_in_sync) return std::nullopt;
+    auto r = http::problem(503, "too few replicas in sync",
+                           "key group " + std::to_string(group) + " has " + std::to_string(owner->in_sync.size()) +
+                               " copies in sync, fewer than the cluster's min_in_sync " +
+                               std::to_string(o->config.min_in_sync) +
+                               "; nothing was accepted: retry once a replica has caught up");
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
+
   engine& engine_;
   std::string self_, store_;
   int retry_after_s_;
@@ -134,7 +184,7 @@ std::string describe(const gate_state& g, const engine& eng, const std::string& 
       out += std::string(first ? "" : ",") + cluster::encode_range(r);
       first = false;
     }
-  return out + "]}";
+  return out + "],\"replication\":" + eng.replication_info() + "}";
 }
 
 class member_node : public cluster_node {
@@ -150,6 +200,7 @@ class member_node : public cluster_node {
     // Registered before the first read, so no change falls in between.
     membership_->on_change([this](const cluster::cluster_view& v) {
       gate_->update(v);
+      engine_.set_led_ranges(gate_->led(), in_sync_writer());
       engine_.placement_changed();
       {
         std::lock_guard lock(callback_mu_);
@@ -167,6 +218,7 @@ class member_node : public cluster_node {
     deployer_->catch_up();
     deployer_->start();
     engine_.set_key_group_gate([g = gate_](uint32_t group) { return g->decide(group); });
+    engine_.set_led_ranges(gate_->led(), in_sync_writer());
     engine_.placement_changed();  // the groups this node runs: their queues run now
     engine_.set_cluster_info([g = gate_, &eng = engine_, self = self_] { return describe(*g, eng, self); });
     if (!engine_.peer_address().empty()) {
@@ -196,6 +248,49 @@ class member_node : public cluster_node {
   }
 
  private:
+  // A range's leader writes its in-sync set: a transaction on the range's
+  // record as this node's view has it.
+  engine::in_sync_writer in_sync_writer() {
+    return [this](uint32_t first, const std::vector<std::string>& in_sync) -> status {
+      auto v = membership_->view();
+      const auto* r = v.ranges.owner_of(first);
+      if (!r || r->first != first || r->node != self_)
+        return fail("this node does not lead a range starting at key group " + std::to_string(first));
+      auto next = *r;
+      next.in_sync = in_sync;
+      return membership_->update_range(*r, next);
+    };
+  }
+
+  // The controller: a range whose leader is gone goes to an in-sync
+  // follower (epoch + 1); a range gets the followers the settings ask for.
+  void plan_replicas(const cluster::cluster_view& v) {
+    const auto config = config_in_force(v);
+    std::map<std::string, uint32_t> copies;
+    for (auto& r : v.ranges.ranges)
+      for (auto& rep : r.replicas) ++copies[rep.node];
+    for (auto& r : v.ranges.ranges) {
+      if (auto next = cluster::failover(r, v.nodes)) {
+        std::fprintf(stderr,
+                     "flowstate cluster: controller %s: node %s is gone; key groups [%u, %u) fail over to %s "
+                     "(epoch %llu)\n",
+                     self_.c_str(), r.node.c_str(), r.first, r.end, next->node.c_str(),
+                     static_cast<unsigned long long>(next->epoch));
+        if (auto st = membership_->replace_range(r, {*next}); !st)
+          std::fprintf(stderr, "flowstate cluster: failover of [%u, %u): %s\n", r.first, r.end, st.error().c_str());
+        else
+          ++failovers_;
+        continue;
+      }
+      if (auto next = cluster::with_replicas(r, v.nodes, config, v.draining, copies)) {
+        for (auto& rep : next->replicas)
+          if (!r.is_replica(rep.node)) ++copies[rep.node];
+        if (auto st = membership_->replace_range(r, {*next}); !st)
+          std::fprintf(stderr, "flowstate cluster: replicas of [%u, %u): %s\n", r.first, r.end, st.error().c_str());
+      }
+    }
+  }
+
   // Connects to every other registered node (again after it restarted);
   // CAF's connect blocks, so it runs here, not on the watch thread.
   void connect_loop() {
@@ -229,6 +324,7 @@ class member_node : public cluster_node {
       const bool elected = controller && !was_controller_;
       was_controller_ = controller;
       if (controller) {
+        plan_replicas(membership_->view());
         auto v = membership_->view();
         bool pending = false;
         for (auto& [id, m] : v.moves) {
@@ -385,6 +481,7 @@ class member_node : public cluster_node {
   std::chrono::steady_clock::time_point quiet_until_{}, nodes_since_{};
   std::map<std::string, cluster::node_info> last_nodes_;
   uint64_t auto_moves_ = 0;
+  uint64_t failovers_ = 0;  // mover thread
   std::thread connector_, mover_;
 };
 

@@ -72,7 +72,8 @@ int cluster_status(const status_options& o) {
       out += std::string(first ? "" : ",") + json_string(name);
       first = false;
     }
-    out += "],\"problem\":" + (problem ? json_string(*problem) : std::string("null")) + "}";
+    out += "],\"config\":" + cluster::encode_config(v->config);
+    out += ",\"problem\":" + (problem ? json_string(*problem) : std::string("null")) + "}";
     std::printf("%s\n", out.c_str());
     return 0;
   }
@@ -92,11 +93,21 @@ int cluster_status(const status_options& o) {
     std::printf("key groups: not placed yet\n");
     return 0;
   }
+  std::printf("replication: %s\n", v->config.replication
+                                       ? (std::to_string(v->config.replication) + " copies, min_in_sync " +
+                                          std::to_string(v->config.min_in_sync))
+                                             .c_str()
+                                       : "not set (1 copy)");
   std::printf("key groups:\n");
-  for (auto& r : v->ranges.ranges)
-    std::printf("  [%u, %u) on %s%s, epoch %llu\n", r.first, r.end, r.node.c_str(),
+  for (auto& r : v->ranges.ranges) {
+    std::string followers;
+    for (auto& rep : r.replicas)
+      followers += (followers.empty() ? "" : ", ") + rep.node + (r.is_in_sync(rep.node) ? "" : " (catching up)") +
+                   (v->nodes.count(rep.node) ? "" : " (down)");
+    std::printf("  [%u, %u) on %s%s, epoch %llu%s%s\n", r.first, r.end, r.node.c_str(),
                 v->nodes.count(r.node) ? "" : " (not registered: unavailable)",
-                static_cast<unsigned long long>(r.epoch));
+                static_cast<unsigned long long>(r.epoch), followers.empty() ? "" : ", followers ", followers.c_str());
+  }
   for (auto& [id, m] : v->moves)
     std::printf("move %s: key groups [%u, %u) to %s: %s%s%s\n", id.c_str(), m.first, m.end, m.to.c_str(),
                 m.state.c_str(), m.message.empty() ? "" : ": ", m.message.c_str());
@@ -225,6 +236,49 @@ int cluster_request(const move_options& o, const std::string& node) {
   return 1;
 }
 
+// `cluster config replication=N min_in_sync=M`: the settings in etcd.
+int cluster_config_command(const status_options& o, const std::vector<std::string>& settings) {
+  auto v = cluster::read_cluster_view(etcd_from_env(o.etcd), o.name);
+  if (!v) {
+    std::fprintf(stderr, "flowstate cluster config: %s\n", v.error().c_str());
+    return 1;
+  }
+  auto c = v->config;
+  if (settings.empty()) {
+    if (c.replication)
+      std::printf("replication=%u min_in_sync=%u\n", c.replication, c.min_in_sync);
+    else
+      std::printf("replication not set: 1 copy of each key group\n");
+    return 0;
+  }
+  for (auto& s : settings) {
+    auto eq = s.find('=');
+    char* end = nullptr;
+    unsigned long n = eq == std::string::npos ? 0 : std::strtoul(s.c_str() + eq + 1, &end, 10);
+    const auto name = s.substr(0, eq);
+    if (eq == std::string::npos || !end || *end || n < 1 || n > 7 || (name != "replication" && name != "min_in_sync")) {
+      std::fprintf(stderr, "flowstate cluster config: expected replication=N or min_in_sync=M (1 to 7), found \"%s\"\n",
+                   s.c_str());
+      return 2;
+    }
+    (name == "replication" ? c.replication : c.min_in_sync) = static_cast<uint32_t>(n);
+  }
+  if (c.replication == 0) c.replication = 1;
+  if (c.min_in_sync == 0) c.min_in_sync = std::min<uint32_t>(c.replication, 2);
+  if (c.min_in_sync > c.replication) {
+    std::fprintf(stderr, "flowstate cluster config: min_in_sync=%u is more than replication=%u\n", c.min_in_sync,
+                 c.replication);
+    return 2;
+  }
+  if (auto st = cluster::write_cluster_config(etcd_from_env(o.etcd), o.name, c); !st) {
+    std::fprintf(stderr, "flowstate cluster config: %s\n", st.error().c_str());
+    return 1;
+  }
+  std::printf("replication=%u min_in_sync=%u (the controller adds or drops followers now)\n", c.replication,
+              c.min_in_sync);
+  return 0;
+}
+
 }  // namespace
 
 void register_cluster_commands(CLI::App& app) {
@@ -238,6 +292,17 @@ void register_cluster_commands(CLI::App& app) {
   status->add_flag("--json", o->json, "One JSON object");
   status->callback([o] {
     int rc = cluster_status(*o);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+  auto co = std::make_shared<status_options>();
+  auto settings = std::make_shared<std::vector<std::string>>();
+  auto* config = cluster->add_subcommand(
+      "config", "Shows or sets the replication settings: replication=N min_in_sync=M (docs/cluster.md)");
+  config->add_option("settings", *settings, "replication=N (copies of each key group), min_in_sync=M");
+  config->add_option("--cluster", co->etcd, "The cluster's etcd (http://HOST:PORT)")->capture_default_str();
+  config->add_option("--cluster-name", co->name, "The cluster's name in etcd")->capture_default_str();
+  config->callback([co, settings] {
+    int rc = cluster_config_command(*co, *settings);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
   auto mo = std::make_shared<move_options>();

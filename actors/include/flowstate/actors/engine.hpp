@@ -133,6 +133,9 @@ class engine {
   struct gate_decision {
     std::optional<http::response> refuse;
     std::string forward_to;
+    // Runs here, but a new request is answered this (the range has fewer
+    // in-sync replicas than the cluster's min_in_sync).
+    std::optional<http::response> refuse_new;
   };
   using key_group_gate = std::function<gate_decision(uint32_t key_group)>;
   virtual void set_key_group_gate(key_group_gate gate) = 0;
@@ -171,6 +174,23 @@ class engine {
   };
   virtual result<move_outcome> move_groups(uint32_t first, uint32_t end, const std::string& from, const std::string& to,
                                            const std::function<status()>& write_placement) = 0;
+  // In a cluster with replicas (docs/cluster.md "Replicas and failover"):
+  // every range this node leads as the placement says (followers and the
+  // in-sync set as etcd has them), and how to write a range's in-sync set
+  // into etcd. Called on each change of the view, before placement_changed().
+  // A range this node followed and leads now (a failover) runs its queue;
+  // one it led and does not lead now is forgotten here.
+  struct led_range {
+    uint32_t first = 0, end = 0;
+    uint64_t epoch = 0;
+    std::vector<std::string> followers, in_sync;
+    uint32_t min_in_sync = 1;
+  };
+  using in_sync_writer = std::function<status(uint32_t first, const std::vector<std::string>& in_sync)>;
+  virtual void set_led_ranges(std::vector<led_range> ranges, in_sync_writer write) = 0;
+  // Each follower's position as JSON ([{"first","end","follower","state",
+  // "acked","last","inSync"}]), and the ranges this node holds copies of.
+  virtual std::string replication_info() const = 0;
   // The placement this node sees changed (the gate answers differently):
   // groups moved away or received are settled and held requests go on.
   virtual void placement_changed() = 0;

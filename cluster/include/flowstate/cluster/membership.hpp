@@ -21,6 +21,7 @@
 //                      groups over the nodes, then deletes it
 //   deploys/NAME       deploy_record: project NAME's active revision
 //   deployed/NAME/NODE deploy_report: what node NODE made of it
+//   config             cluster_config: replication settings
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -58,6 +59,7 @@ struct cluster_view {
   int64_t placement_changed_at = 0;
   std::map<std::string, deploy_record> deploys;                          // by project name
   std::map<std::string, std::map<std::string, deploy_report>> deployed;  // by project, then node
+  cluster_config config;                                                 // as set (0s: not set)
   int64_t revision = 0;
 };
 
@@ -69,6 +71,9 @@ std::string move_key(const std::string& cluster, const std::string& id);
 // projects/NAME, or the next free one, recorded by a transaction (so two
 // nodes asking at once get the same id). Ids start at 1.
 result<uint32_t> cluster_project_id(const etcd_options& etcd, const std::string& cluster, const std::string& name);
+
+// Writes the cluster's replication settings (`flowstate cluster config`).
+status write_cluster_config(const etcd_options& etcd, const std::string& cluster, const cluster_config& c);
 
 // The view read once (for `flowstate cluster status`).
 result<cluster_view> read_cluster_view(const etcd_options& etcd, const std::string& cluster);
@@ -92,6 +97,10 @@ class membership {
   // `replacement`, in one transaction that also checks this node still
   // holds the election. Fails when either changed.
   status replace_range(const range_owner& old, const std::vector<range_owner>& replacement);
+  // A range's leader: replaces range `old` (as it is in etcd now: same
+  // epoch, replicas and in-sync set) by `now` (its in-sync set changed),
+  // in one transaction on the range's record alone. Fails when it changed.
+  status update_range(const range_owner& old, const range_owner& now);
   // Writes a move request's state (moves/ID).
   status write_move(const std::string& id, const move_request& m);
   // Records `revision` as project `name`'s active revision (deploys/NAME,

@@ -4,7 +4,9 @@
 // only by the controller, read (and watched) by every node. Pure data and
 // rules here: no I/O.
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,12 +35,28 @@ result<node_info> decode_node(std::string_view json);
 // `store_id`) since epoch `epoch`. The epoch grows by one each time the
 // range changes owner; a commit to the range names the epoch it was made
 // under, and a node serves a range only while it holds the current epoch.
+//
+// Replication (docs/cluster.md "Replicas and failover"): `replicas` are the
+// followers (other nodes holding a copy the leader keeps current), and
+// `in_sync` the members of the in-sync set (the leader and the followers
+// that have every commit acknowledged so far); a `sync` commit is
+// acknowledged only once every member of it has the commit durable.
+struct replica {
+  std::string node;
+  std::string store_id;
+  bool operator==(const replica&) const = default;
+};
 struct range_owner {
   uint32_t first = 0, end = 0;
   std::string node;
   std::string store_id;
   uint64_t epoch = 0;
+  std::vector<replica> replicas;
+  std::vector<std::string> in_sync;  // node names; the leader included
   bool operator==(const range_owner&) const = default;
+
+  bool is_replica(const std::string& name) const;
+  bool is_in_sync(const std::string& name) const;
 };
 
 std::string encode_range(const range_owner& r);
@@ -57,10 +75,44 @@ struct placement {
   std::vector<std::pair<std::string, uint32_t>> groups_per_node() const;
 };
 
+// Replication settings, cluster-wide (`flowstate cluster config`, etcd key
+// `config`): copies of each range (the leader included) and how many of
+// them must be in sync for a `sync` commit to be accepted.
+struct cluster_config {
+  uint32_t replication = 0;  // 0: not set (the default for the node count)
+  uint32_t min_in_sync = 0;
+  bool operator==(const cluster_config&) const = default;
+};
+std::string encode_config(const cluster_config& c);
+result<cluster_config> decode_config(std::string_view json);
+// The settings in force with `nodes` nodes (registered or holding a copy):
+// what was set, else 1 and 1 (no replicas); never more copies than nodes
+// (min_in_sync is kept, so sync writes wait for nodes to come).
+cluster_config effective_config(const cluster_config& set, std::size_t nodes);
+
+// Failover: when the leader of `r` is not registered (its lease lapsed),
+// the range as it becomes: led by a member of its in-sync set that is
+// registered with the data directory it replicates to (the first by name),
+// at epoch + 1, the old leader out of its replicas and in-sync set. nullopt
+// while the leader is registered, or when no such member is.
+std::optional<range_owner> failover(const range_owner& r, const std::map<std::string, node_info>& nodes);
+
+// The range with the replicas the settings ask for, when that differs from
+// what it has: followers on registered nodes (not `avoid`: draining) that
+// hold the fewest copies (`copies`: per node, over all ranges), added out
+// of the in-sync set (the leader puts them in once they caught up); a
+// follower whose node came back with another data directory replaced; one
+// whose node is gone replaced when another node is free; extra followers
+// dropped (out-of-sync ones first). The leader is always in the in-sync
+// set. nullopt when nothing changes (or the leader itself is not registered).
+std::optional<range_owner> with_replicas(const range_owner& r, const std::map<std::string, node_info>& nodes,
+                                         const cluster_config& config, const std::set<std::string>& avoid,
+                                         const std::map<std::string, uint32_t>& copies);
+
 // The ranges that replace `r` when key groups [first, end) of it move to
 // node `to` (whose data directory is `to_store`): the moved part at
-// r.epoch + 1, the parts before and after it kept as they were. [first,
-// end) must lie within r.
+// r.epoch + 1 with no replicas yet (the controller adds them), the parts
+// before and after it kept as they were. [first, end) must lie within r.
 std::vector<range_owner> split_for_move(const range_owner& r, uint32_t first, uint32_t end, const std::string& to,
                                         const std::string& to_store);
 

@@ -147,6 +147,31 @@ class store {
   // Approximate bytes of the entries in [begin, end), memtables included.
   result<uint64_t> approximate_size(column c, std::string_view begin, std::string_view end) const;
 
+  // A point-in-time view of the store for scans (a replica's first copy);
+  // RocksDB keeps what it sees until the last copy of it is gone. It must
+  // not outlive the store.
+  class snapshot;
+  std::shared_ptr<const snapshot> take_snapshot() const;
+  // scan_range() as of the snapshot.
+  status scan_range(column c, std::string_view begin, std::string_view end, const snapshot& at,
+                    const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
+
+  // Replication (cluster): called on the writer thread with each commit's
+  // batch, ticket and mode just before the group holding it is written;
+  // `group_start` is true for the group's first commit, when a snapshot
+  // taken inside the hook holds everything of the commits before it and
+  // nothing of the group. nullptr: none.
+  using commit_hook = std::function<void(const commit_batch&, uint64_t ticket, durability_mode mode, bool group_start)>;
+  void set_commit_hook(commit_hook hook);
+  // Replication: a sync commit that is durable here passes through the gate
+  // (on the sync thread, in ticket order) before it is acknowledged. The
+  // gate returns true when it took the callbacks, to call one of them later
+  // (once the replicas have the commit, or on_failed when they never will);
+  // false: acknowledged now. Relaxed commits never pass through it.
+  using ack_gate = std::function<bool(uint64_t ticket, std::function<void()>& on_durable,
+                                      std::function<void(const std::string&)>& on_failed)>;
+  void set_ack_gate(ack_gate gate);
+
   // Called on the writer thread with each commit's batch as it is written
   // (nullptr: none). A node moving key groups to another node records what
   // changes meanwhile, so that it sends only that while the groups are held.

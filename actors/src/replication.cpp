@@ -1,0 +1,722 @@
+// Replicas of key-group ranges: the leader's log, senders and ack gate, and
+// the follower's side (replication.hpp).
+#include "replication.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "flowstate/runtime/decimal.hpp"
+#include "flowstate/runtime/keys.hpp"
+#include "flowstate/runtime/thread_name.hpp"
+#include "peers.hpp"
+
+namespace flowstate::engine_detail {
+namespace {
+
+// Every column whose records belong to a key group (as a move copies them).
+constexpr column range_columns[] = {column::state,       column::queue,    column::errors,
+                                    column::idempotency, column::metering, column::outbox};
+constexpr std::size_t frame_bytes = 1u << 20;
+constexpr uint32_t ask_timeout_ms = 10000;
+// A follower further behind than this many log entries, and not needed by
+// the gate, is rebuilt from a snapshot instead of being kept up from the log.
+constexpr std::size_t log_entry_cap = 200000;
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The key group of a record's key (tenant u32, project u32, group u32, ...),
+// or -1 for keys that belong to none.
+int64_t group_of_key(std::string_view k) {
+  if (k.size() < 15 || static_cast<uint8_t>(k[10]) != static_cast<uint8_t>(key_tag::u32)) return -1;
+  uint32_t g = 0;
+  for (int b = 11; b < 15; ++b) g = (g << 8) | static_cast<unsigned char>(k[static_cast<std::size_t>(b)]);
+  return g;
+}
+
+std::optional<column> range_column(std::string_view name) {
+  for (auto c : range_columns)
+    if (column_name(c) == name) return c;
+  return std::nullopt;
+}
+
+// An op as three frame fields: (column with its kind: "!" erase, "+" count).
+void add_op(std::vector<std::string>& args, const commit_batch::op& op) {
+  const char* mark = op.kind == commit_batch::op_kind::erase       ? "!"
+                     : op.kind == commit_batch::op_kind::add_count ? "+"
+                                                                   : "";
+  args.push_back(mark + std::string(column_name(op.col)));
+  args.push_back(op.key);
+  args.push_back(op.value);
+}
+
+// Decodes the (column, key, value) fields from `from` into batch.
+status read_ops(const std::vector<std::string>& args, std::size_t from, commit_batch& batch) {
+  if ((args.size() - from) % 3) return fail("replication: expected (column, key, value) triples");
+  for (std::size_t i = from; i < args.size(); i += 3) {
+    std::string_view name = args[i];
+    const char kind = name.empty() ? ' ' : name[0];
+    if (kind == '!' || kind == '+') name.remove_prefix(1);
+    auto c = range_column(name);
+    if (!c) return fail("replication: no column \"" + args[i] + "\" belongs to key groups");
+    if (kind == '!')
+      batch.erase(*c, args[i + 1]);
+    else if (kind == '+')
+      batch.add_count(args[i + 1], decode_count(args[i + 2]));
+    else
+      batch.put(*c, args[i + 1], args[i + 2]);
+  }
+  return status::success();
+}
+
+std::string follow_key(uint32_t first) { return key_builder().str("replica").u32(first).take(); }
+
+http::response answer_ok(std::string body) {
+  http::response r;
+  r.status = 200;
+  r.body = std::move(body);
+  return r;
+}
+
+}  // namespace
+
+replicator::replicator(store& db, peers& p, std::string self, hooks h, uint32_t lag_limit_ms)
+    : db_(db), peers_(p), self_(std::move(self)), hooks_(std::move(h)), lag_limit_ms_(lag_limit_ms) {
+  range_of_group_.assign(key_group_count, -1);
+  load_following();
+  db_.set_commit_hook([this](const commit_batch& b, uint64_t ticket, durability_mode mode, bool group_start) {
+    on_commit(b, ticket, mode, group_start);
+  });
+  db_.set_ack_gate([this](uint64_t ticket, std::function<void()>& done,
+                          std::function<void(const std::string&)>& failed) { return gate(ticket, done, failed); });
+}
+
+replicator::~replicator() {
+  // From now on no sync commit is acknowledged here: its followers may not
+  // have it (the node is stopping; its successor says what survived).
+  db_.set_ack_gate([](uint64_t, std::function<void()>&, std::function<void(const std::string&)>& failed) {
+    if (failed) failed(std::string(outcome_unknown) + "the node is stopping");
+    return true;
+  });
+  db_.set_commit_hook(nullptr);
+  std::vector<std::thread> threads;
+  std::deque<waiting_ack> waiting;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    for (auto& [_, r] : ranges_) {
+      r->gone = true;
+      for (auto& [_, s] : r->streams)
+        if (s->sender.joinable()) threads.push_back(std::move(s->sender));
+    }
+    for (auto& t : retired_) threads.push_back(std::move(t));
+    retired_.clear();
+    waiting.swap(fifo_);
+  }
+  cv_.notify_all();
+  for (auto& t : threads) t.join();
+  // Never acknowledged: the node stops (a client's request ends without an
+  // answer; its outcome is for the next leader to say).
+  for (auto& w : waiting)
+    if (w.on_failed) w.on_failed(std::string(outcome_unknown) + "the node is stopping");
+}
+
+void replicator::on_commit(const commit_batch& batch, uint64_t ticket, durability_mode mode, bool group_start) {
+  std::lock_guard lock(mu_);
+  if (by_index_.empty()) return;
+  if (group_start) {
+    bool taken = false;
+    for (auto& r : by_index_)
+      for (auto& [_, s] : r->streams)
+        if (s->want_snapshot) {
+          s->snapshot = db_.take_snapshot();
+          s->snapshot_index = r->last_index;
+          s->want_snapshot = false;
+          taken = true;
+        }
+    if (taken) cv_.notify_all();
+  }
+  std::map<int32_t, std::vector<commit_batch::op>> parts;
+  for (const auto& op : batch.ops()) {
+    if (op.col == column::meta || op.col == column::trace) continue;
+    const int64_t g = group_of_key(op.key);
+    if (g < 0 || g >= static_cast<int64_t>(range_of_group_.size())) continue;
+    const int32_t at = range_of_group_[static_cast<std::size_t>(g)];
+    if (at >= 0) parts[at].push_back(op);
+  }
+  if (parts.empty()) return;
+  auto& refs = pending_[ticket];
+  for (auto& [at, ops] : parts) {
+    auto& r = by_index_[static_cast<std::size_t>(at)];
+    const uint64_t index = ++r->last_index;
+    r->log.push_back({index, std::move(ops)});
+    if (mode == durability_mode::sync) refs.emplace_back(r, index);
+  }
+  if (refs.empty()) pending_.erase(ticket);
+  cv_.notify_all();
+}
+
+bool replicator::satisfied(uint64_t ticket) const {
+  auto it = pending_.find(ticket);
+  if (it == pending_.end()) return true;
+  for (auto& [r, index] : it->second) {
+    if (r->view.in_sync.size() < r->view.min_in_sync) return false;
+    for (auto& name : r->view.in_sync) {
+      if (name == self_) continue;
+      auto s = r->streams.find(name);
+      if (s == r->streams.end() || s->second->building || s->second->acked < index) return false;
+    }
+    for (auto& [name, s] : r->streams)
+      if (s->joining && (s->building || s->acked < index)) return false;
+  }
+  return true;
+}
+
+std::vector<std::function<void()>> replicator::releasable() {
+  std::vector<std::function<void()>> out;
+  while (!fifo_.empty() && satisfied(fifo_.front().ticket)) {
+    pending_.erase(fifo_.front().ticket);
+    out.push_back(std::move(fifo_.front().on_durable));
+    fifo_.pop_front();
+  }
+  return out;
+}
+
+void replicator::release_now() {
+  std::vector<std::function<void()>> ready;
+  {
+    std::lock_guard lock(mu_);
+    ready = releasable();
+  }
+  for (auto& f : ready)
+    if (f) f();
+}
+
+bool replicator::gate(uint64_t ticket, std::function<void()>& on_durable,
+                      std::function<void(const std::string&)>& on_failed) {
+  std::vector<std::function<void()>> ready;
+  {
+    std::lock_guard lock(mu_);
+    if (fifo_.empty() && satisfied(ticket)) {
+      pending_.erase(ticket);
+      return false;
+    }
+    fifo_.push_back({ticket, std::move(on_durable), std::move(on_failed)});
+    ready = releasable();
+  }
+  for (auto& f : ready)
+    if (f) f();
+  return true;
+}
+
+void replicator::trim(range_state& r) {
+  uint64_t keep_after = r.last_index;
+  for (auto& [_, s] : r.streams) {
+    if (!s->building)
+      keep_after = std::min(keep_after, s->acked);
+    else if (s->snapshot)
+      keep_after = std::min(keep_after, s->snapshot_index);
+  }
+  while (!r.log.empty() && r.log.front().index <= keep_after) r.log.pop_front();
+  if (r.log.size() <= log_entry_cap) return;
+  // A follower this far behind that the gate does not wait for: rebuilt later.
+  for (auto& [name, s] : r.streams)
+    if (!s->building && !s->joining &&
+        std::find(r.view.in_sync.begin(), r.view.in_sync.end(), name) == r.view.in_sync.end())
+      s->building = true;
+}
+
+void replicator::lead(std::vector<led_range_view> ranges) {
+  std::vector<std::function<void(const std::string&)>> failed;
+  std::vector<std::function<void()>> ready;
+  {
+    std::lock_guard lock(mu_);
+    std::map<uint32_t, std::shared_ptr<range_state>> next;
+    for (auto& v : ranges) {
+      if (v.followers.empty()) continue;
+      std::shared_ptr<range_state> r;
+      auto it = ranges_.find(v.first);
+      if (it != ranges_.end() && it->second->view.end == v.end && it->second->view.epoch == v.epoch) {
+        r = it->second;
+        ranges_.erase(it);
+      } else {
+        r = std::make_shared<range_state>();
+      }
+      r->view = v;
+      // Followers that went: their senders stop.
+      for (auto s = r->streams.begin(); s != r->streams.end();) {
+        if (std::find(v.followers.begin(), v.followers.end(), s->first) != v.followers.end()) {
+          ++s;
+          continue;
+        }
+        s->second->stop = true;
+        if (s->second->sender.joinable()) retired_.push_back(std::move(s->second->sender));
+        retired_streams_.push_back(std::move(s->second));
+        s = r->streams.erase(s);
+      }
+      for (auto& f : v.followers) {
+        if (f == self_ || r->streams.count(f)) continue;
+        auto s = std::make_unique<stream>();
+        s->follower = f;
+        auto* raw = s.get();
+        r->streams.emplace(f, std::move(s));
+        raw->sender = std::thread([this, r, raw] { run_sender(r, raw); });
+      }
+      next.emplace(v.first, std::move(r));
+    }
+    // Ranges no longer led here: what waits for their followers fails.
+    for (auto& [_, r] : ranges_) {
+      r->gone = true;
+      for (auto& [_, s] : r->streams) {
+        s->stop = true;
+        if (s->sender.joinable()) retired_.push_back(std::move(s->sender));
+      }
+    }
+    if (!ranges_.empty()) {
+      std::deque<waiting_ack> kept;
+      for (auto& w : fifo_) {
+        auto p = pending_.find(w.ticket);
+        const bool lost = p != pending_.end() &&
+                          std::any_of(p->second.begin(), p->second.end(), [](auto& ref) { return ref.first->gone; });
+        if (lost) {
+          pending_.erase(p);
+          failed.push_back(std::move(w.on_failed));
+        } else {
+          kept.push_back(std::move(w));
+        }
+      }
+      fifo_.swap(kept);
+    }
+    ranges_ = std::move(next);
+    by_index_.clear();
+    range_of_group_.assign(key_group_count, -1);
+    for (auto& [_, r] : ranges_) {
+      const auto at = static_cast<int32_t>(by_index_.size());
+      by_index_.push_back(r);
+      for (uint32_t g = r->view.first; g < r->view.end && g < key_group_count; ++g) range_of_group_[g] = at;
+    }
+    ready = releasable();
+  }
+  cv_.notify_all();
+  for (auto& f : failed)
+    if (f) f(std::string(outcome_unknown) + "this node no longer leads the key group");
+  for (auto& f : ready)
+    if (f) f();
+}
+
+void replicator::run_sender(std::shared_ptr<range_state> r, stream* s) {
+  name_this_thread("fs-replicate");
+  auto done = [&] {
+    std::lock_guard lock(mu_);
+    return stopping_ || r->gone || s->stop;
+  };
+  auto pause = [&](int ms) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return stopping_ || r->gone || s->stop; });
+  };
+  std::string last_error;
+  while (!done()) {
+    bool building = false;
+    {
+      std::lock_guard lock(mu_);
+      building = s->building;
+    }
+    if (building) {
+      if (auto st = build(*r, *s); !st) {
+        std::fprintf(stderr, "flowstate: replica of key groups [%u, %u) on %s: %s (retrying)\n", r->view.first,
+                     r->view.end, s->follower.c_str(), st.error().c_str());
+        pause(1000);
+      }
+      continue;
+    }
+    auto shipped = ship(*r, *s);
+    check_in_sync(*r, *s);
+    if (!shipped) {
+      // Not answered or refused (the follower may be down): said once.
+      if (shipped.error() != last_error)
+        std::fprintf(stderr, "flowstate: replica of key groups [%u, %u) on %s: %s (retrying)\n", r->view.first,
+                     r->view.end, s->follower.c_str(), shipped.error().c_str());
+      last_error = shipped.error();
+      pause(200);
+      continue;
+    }
+    last_error.clear();
+    if (!*shipped) {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(250),
+                   [&] { return stopping_ || r->gone || s->stop || s->building || r->last_index > s->acked; });
+    }
+  }
+}
+
+status replicator::build(range_state& r, stream& s) {
+  const auto first = std::to_string(r.view.first), epoch = std::to_string(r.view.epoch);
+  auto ask = [&](peer_query q) -> status {
+    auto a = peers_.ask(s.follower, q, ask_timeout_ms);
+    if (!a) return fail(a.error());
+    if (a->status >= 300) return fail("node " + s.follower + " answered " + std::to_string(a->status) + ": " + a->body);
+    return status::success();
+  };
+  if (auto st = ask({"replica-begin", {first, std::to_string(r.view.end), epoch, self_}}); !st) return st;
+  {
+    std::lock_guard lock(mu_);
+    s.snapshot = nullptr;
+    s.want_snapshot = true;
+  }
+  // The hook takes the snapshot at the start of the next group of commits.
+  {
+    commit_batch marker;
+    marker.put(column::meta, key_builder().str("replica-snapshot").u32(r.view.first).take(), s.follower);
+    db_.commit(std::move(marker), durability_mode::relaxed, [] {});
+  }
+  std::shared_ptr<const store::snapshot> snap;
+  uint64_t index = 0;
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(10), [&] { return stopping_ || r.gone || s.stop || s.snapshot; });
+    if (!s.snapshot) return fail("no snapshot was taken");
+    snap = s.snapshot;
+    index = s.snapshot_index;
+  }
+  peer_query chunk{"replica-import", {first, epoch}};
+  std::size_t bytes = 0;
+  status inner = status::success();
+  auto flush = [&]() -> status {
+    if (chunk.args.size() <= 2) return status::success();
+    auto st = ask(chunk);
+    chunk.args.resize(2);
+    bytes = 0;
+    return st;
+  };
+  for (auto& [begin, stop] : hooks_.spans(r.view.first, r.view.end))
+    for (auto c : range_columns) {
+      auto st = db_.scan_range(c, begin, stop, *snap, [&](std::string_view key, std::string_view value) {
+        chunk.args.emplace_back(column_name(c));
+        chunk.args.emplace_back(key);
+        chunk.args.emplace_back(value);
+        bytes += key.size() + value.size() + 16;
+        if (bytes >= frame_bytes) inner = flush();
+        return static_cast<bool>(inner);
+      });
+      if (!st) return st;
+      if (!inner) return inner;
+    }
+  if (auto st = flush(); !st) return st;
+  snap.reset();
+  if (auto st = ask({"replica-ready", {first, epoch, std::to_string(index), std::to_string(db_.next_sequence())}}); !st)
+    return st;
+  std::lock_guard lock(mu_);
+  s.snapshot = nullptr;
+  s.acked = index;
+  s.building = false;
+  trim(r);
+  return status::success();
+}
+
+result<bool> replicator::ship(range_state& r, stream& s) {
+  peer_query q{"replicate", {std::to_string(r.view.first), std::to_string(r.view.epoch), "", "", ""}};
+  uint64_t from = 0, to = 0;
+  {
+    std::lock_guard lock(mu_);
+    std::size_t bytes = 0;
+    for (auto& e : r.log) {
+      if (e.index <= s.acked) continue;
+      if (from == 0) from = e.index;
+      if (e.index != (to ? to + 1 : from)) break;
+      to = e.index;
+      for (auto& op : e.ops) {
+        add_op(q.args, op);
+        bytes += op.key.size() + op.value.size() + 16;
+      }
+      if (bytes >= frame_bytes) break;
+    }
+    if (from == 0) {
+      if (s.acked < r.last_index) {
+        // What the follower lacks is no longer in the log.
+        s.building = true;
+        return false;
+      }
+      return false;
+    }
+    if (from != s.acked + 1) {
+      s.building = true;
+      return false;
+    }
+  }
+  q.args[2] = std::to_string(from);
+  q.args[3] = std::to_string(to);
+  q.args[4] = std::to_string(db_.next_sequence());
+  auto a = peers_.ask(s.follower, q, ask_timeout_ms);
+  if (!a) return fail(a.error());
+  if (a->status == 409) {
+    std::lock_guard lock(mu_);
+    if (auto at = a->body.find("\"detail\":\"at "); at != std::string::npos) {
+      auto n = parse_decimal<uint64_t>(a->body.substr(at + 14, a->body.find('"', at + 14) - at - 14));
+      if (n && *n >= s.acked && *n <= r.last_index) {
+        s.acked = *n;
+        return true;
+      }
+    }
+    if (a->body.find("rebuild:") != std::string::npos) s.building = true;
+    return fail("node " + s.follower + " refused: " + a->body);
+  }
+  if (a->status >= 300) return fail("node " + s.follower + " answered " + std::to_string(a->status) + ": " + a->body);
+  const uint64_t applied = parse_decimal<uint64_t>(a->body).value_or(0);
+  std::vector<std::function<void()>> ready;
+  {
+    std::lock_guard lock(mu_);
+    s.acked = std::max(s.acked, applied);
+    trim(r);
+    ready = releasable();
+  }
+  for (auto& f : ready)
+    if (f) f();
+  return true;
+}
+
+void replicator::check_in_sync(range_state& r, stream& s) {
+  std::vector<std::string> want;
+  bool adding = false;
+  {
+    std::lock_guard lock(mu_);
+    const bool listed = std::find(r.view.in_sync.begin(), r.view.in_sync.end(), s.follower) != r.view.in_sync.end();
+    const bool caught = !s.building && s.acked >= r.last_index;
+    const int64_t now = steady_ms();
+    if (caught)
+      s.behind_since_ms = 0;
+    else if (s.behind_since_ms == 0)
+      s.behind_since_ms = now;
+    const bool lagging = s.behind_since_ms && now - s.behind_since_ms > lag_limit_ms_;
+    if (listed) {
+      s.joining = false;
+      if (!lagging) return;
+      want = r.view.in_sync;
+      std::erase(want, s.follower);
+    } else if (s.joining && lagging) {
+      s.joining = false;  // it fell behind while joining: try again later
+      return;
+    } else if (!s.joining) {
+      if (caught) s.joining = true;  // the gate waits for it from now on
+      return;
+    } else {
+      if (!caught) return;
+      want = r.view.in_sync;
+      want.push_back(s.follower);
+      adding = true;
+    }
+  }
+  auto st = hooks_.write_in_sync(r.view.first, want);
+  if (!st) {
+    std::fprintf(stderr, "flowstate: in-sync set of key groups [%u, %u): %s\n", r.view.first, r.view.end,
+                 st.error().c_str());
+    return;
+  }
+  std::fprintf(stderr, "flowstate: key groups [%u, %u): %s %s the in-sync set\n", r.view.first, r.view.end,
+               s.follower.c_str(), adding ? "joined" : "left");
+  ++in_sync_changes_;
+  {
+    std::lock_guard lock(mu_);
+    r.view.in_sync = want;
+    if (adding) s.joining = false;
+  }
+  release_now();
+}
+
+std::vector<replica_progress> replicator::progress() const {
+  std::vector<replica_progress> out;
+  std::lock_guard lock(mu_);
+  for (auto& [_, r] : ranges_)
+    for (auto& [name, s] : r->streams) {
+      replica_progress p;
+      p.first = r->view.first;
+      p.end = r->view.end;
+      p.follower = name;
+      p.state = s->building ? "building" : s->acked < r->last_index ? "behind" : "streaming";
+      p.acked = s->acked;
+      p.last = r->last_index;
+      p.in_sync = std::find(r->view.in_sync.begin(), r->view.in_sync.end(), name) != r->view.in_sync.end();
+      out.push_back(std::move(p));
+    }
+  return out;
+}
+
+// ---- follower side ----
+
+void replicator::load_following() {
+  auto prefix = key_builder().str("replica").take();
+  (void)db_.scan_prefix(column::meta, prefix, [&](std::string_view key, std::string_view value) {
+    key_reader kr(key);
+    (void)kr.str();
+    auto first = kr.u32();
+    if (!first) return true;
+    // "end epoch applied ready leader"
+    follow_state f;
+    unsigned long long end = 0, epoch = 0, applied = 0;
+    int ready = 0;
+    char leader[128] = {0};
+    std::string text(value);
+    if (std::sscanf(text.c_str(), "%llu %llu %llu %d %127s", &end, &epoch, &applied, &ready, leader) < 4) return true;
+    f.end = static_cast<uint32_t>(end);
+    f.epoch = epoch;
+    f.applied = applied;
+    f.ready = ready != 0;
+    f.leader = leader;
+    following_[*first] = std::move(f);
+    return true;
+  });
+}
+
+status replicator::save_following(uint32_t first, const follow_state& f, commit_batch& batch) {
+  batch.put(column::meta, follow_key(first),
+            std::to_string(f.end) + " " + std::to_string(f.epoch) + " " + std::to_string(f.applied) + " " +
+                (f.ready ? "1" : "0") + " " + f.leader);
+  return status::success();
+}
+
+std::map<uint32_t, std::pair<uint32_t, uint64_t>> replicator::followed() const {
+  std::map<uint32_t, std::pair<uint32_t, uint64_t>> out;
+  std::lock_guard lock(follow_mu_);
+  for (auto& [first, f] : following_) out[first] = {f.end, f.epoch};
+  return out;
+}
+
+void replicator::stop_following(uint32_t first) {
+  {
+    std::lock_guard lock(follow_mu_);
+    following_.erase(first);
+  }
+  commit_batch b;
+  b.erase(column::meta, follow_key(first));
+  (void)db_.write_now(std::move(b), true);
+}
+
+http::response replicator::answer(const peer_query& q) {
+  auto number = [&](std::size_t i) { return i < q.args.size() ? parse_decimal<uint64_t>(q.args[i]) : std::nullopt; };
+  auto refuse = [](std::string why) { return http::problem(409, "replica refused", std::move(why)); };
+  auto first64 = number(0);
+  if (!first64 || *first64 >= key_group_count) return http::problem(400, "bad replication frame", "no key group");
+  const auto first = static_cast<uint32_t>(*first64);
+  if (hooks_.runs_here(first)) return refuse("fenced: node " + self_ + " leads key group " + std::to_string(first));
+
+  if (q.kind == "replica-begin") {
+    auto end = number(1), epoch = number(2);
+    if (!end || !epoch || q.args.size() != 4 || *end <= first || *end > key_group_count)
+      return http::problem(400, "bad replication frame", "replica-begin: first, end, epoch, leader");
+    std::shared_ptr<std::mutex> apply;
+    {
+      std::lock_guard lock(follow_mu_);
+      for (auto& [f, st] : following_)
+        if (f < *end && first < st.end && st.epoch > *epoch)
+          return refuse("fenced: epoch " + std::to_string(*epoch) + " is older than " + std::to_string(st.epoch));
+      // Copies overlapping this one are replaced by it.
+      for (auto it = following_.begin(); it != following_.end();)
+        it = it->first < *end && first < it->second.end && it->first != first ? following_.erase(it) : std::next(it);
+      auto& f = following_[first];
+      f.end = static_cast<uint32_t>(*end);
+      f.epoch = *epoch;
+      f.applied = 0;
+      f.ready = false;
+      f.leader = q.args[3];
+      apply = f.apply_mu;
+    }
+    std::lock_guard applying(*apply);
+    commit_batch erase;
+    for (auto& [begin, stop] : hooks_.spans(first, static_cast<uint32_t>(*end)))
+      for (auto c : range_columns) {
+        auto st = db_.scan_range(c, begin, stop, [&](std::string_view key, std::string_view) {
+          erase.erase(c, std::string(key));
+          return true;
+        });
+        if (!st) return http::problem(500, "cannot read", st.error());
+      }
+    {
+      std::lock_guard lock(follow_mu_);
+      (void)save_following(first, following_[first], erase);
+    }
+    if (auto st = db_.write_now(std::move(erase), true); !st) return http::problem(500, "cannot write", st.error());
+    return answer_ok("");
+  }
+
+  auto epoch = number(1);
+  if (!epoch) return http::problem(400, "bad replication frame", "no epoch");
+  std::shared_ptr<std::mutex> apply;
+  {
+    std::lock_guard lock(follow_mu_);
+    auto it = following_.find(first);
+    if (it == following_.end()) return refuse("rebuild: no copy of the range here");
+    if (*epoch < it->second.epoch)
+      return refuse("fenced: epoch " + std::to_string(*epoch) + " is older than " + std::to_string(it->second.epoch));
+    if (*epoch > it->second.epoch) return refuse("rebuild: the copy here is of an older epoch");
+    apply = it->second.apply_mu;
+  }
+  std::lock_guard applying(*apply);
+  auto current = [&]() -> follow_state* {
+    auto it = following_.find(first);
+    return it == following_.end() || it->second.epoch != *epoch ? nullptr : &it->second;
+  };
+
+  if (q.kind == "replica-import") {
+    commit_batch batch;
+    if (auto st = read_ops(q.args, 2, batch); !st) return http::problem(400, "bad replication frame", st.error());
+    {
+      std::lock_guard lock(follow_mu_);
+      auto* f = current();
+      if (!f || f->ready) return refuse("rebuild: not building");
+    }
+    if (auto st = db_.write_now(std::move(batch), false); !st) return http::problem(500, "cannot write", st.error());
+    return answer_ok("");
+  }
+  if (q.kind == "replica-ready") {
+    auto index = number(2), seq = number(3);
+    if (!index || !seq) return http::problem(400, "bad replication frame", "replica-ready: first, epoch, index, seq");
+    db_.raise_sequence(*seq);
+    commit_batch batch;
+    {
+      std::lock_guard lock(follow_mu_);
+      auto* f = current();
+      if (!f) return refuse("rebuild: no copy of the range here");
+      f->applied = *index;
+      f->ready = true;
+      (void)save_following(first, *f, batch);
+    }
+    // Synced: the imported records (written unsynced) are durable with it.
+    if (auto st = db_.write_now(std::move(batch), true); !st) return http::problem(500, "cannot write", st.error());
+    return answer_ok(std::to_string(*index));
+  }
+  if (q.kind == "replicate") {
+    auto from = number(2), to = number(3), seq = number(4);
+    if (!from || !to || !seq || *from > *to)
+      return http::problem(400, "bad replication frame", "replicate: first, epoch, from, to, seq, ops");
+    commit_batch batch;
+    if (auto st = read_ops(q.args, 5, batch); !st) return http::problem(400, "bad replication frame", st.error());
+    uint64_t applied = 0;
+    {
+      std::lock_guard lock(follow_mu_);
+      auto* f = current();
+      if (!f || !f->ready) return refuse("rebuild: no complete copy here");
+      if (*to <= f->applied) return answer_ok(std::to_string(f->applied));  // a repeat
+      // Its answer to an earlier frame was lost: the leader goes on from here.
+      if (*from <= f->applied) return refuse("at " + std::to_string(f->applied));
+      if (*from != f->applied + 1)
+        return refuse("rebuild: the copy here ends at " + std::to_string(f->applied) + ", the frame starts at " +
+                      std::to_string(*from));
+      follow_state next = *f;
+      next.applied = *to;
+      (void)save_following(first, next, batch);
+      applied = *to;
+    }
+    db_.raise_sequence(*seq);
+    if (auto st = db_.write_now(std::move(batch), true); !st) return http::problem(500, "cannot write", st.error());
+    {
+      std::lock_guard lock(follow_mu_);
+      if (auto* f = current()) f->applied = std::max(f->applied, applied);
+    }
+    return answer_ok(std::to_string(applied));
+  }
+  return http::problem(400, "bad replication frame", "unknown kind " + q.kind);
+}
+
+}  // namespace flowstate::engine_detail
