@@ -15,6 +15,7 @@
 #include "flowstate/sandbox/worker_client.hpp"
 #include "outbox.hpp"
 #include "records.hpp"
+#include "replication.hpp"
 #include "sinks.hpp"
 #include "state_cache.hpp"
 #include "trace.hpp"
@@ -224,8 +225,24 @@ class shard_logic {
 
   // The answer when a commit was never written (disk full): 503, and the
   // requests waiting on the same Idempotency-Key get it too.
-  static void answer_unwritten(engine_core* core, http::responder_ptr reply, std::string idem, bool queued) {
+  static void answer_unwritten(engine_core* core, http::responder_ptr reply, std::string idem, bool queued,
+                               const std::string& reason = {}) {
     if (!reply && idem.empty()) return;
+    if (reason.rfind(replicator::outcome_unknown, 0) == 0) {
+      // Written here, never acknowledged by the range's replicas: the next
+      // leader may or may not have it.
+      auto r = http::problem(503, "outcome unknown",
+                             "this node stopped leading the key's group before its replicas acknowledged the "
+                             "request (" +
+                                 reason.substr(replicator::outcome_unknown.size()) +
+                                 "): it may or may not have run. Retry with the same Idempotency-Key to get its "
+                                 "outcome without running it twice.",
+                             "urn:flowstate:error:OutcomeUnknown");
+      r.headers.emplace_back("Retry-After", "1");
+      if (!idem.empty()) core->idempotency.complete(idem, r);
+      if (reply) reply->send(std::move(r));
+      return;
+    }
     auto r = http::problem(503, "unavailable",
                            queued ? "the node cannot write to its store; the request was not completed (the steps "
                                     "of it that were committed run again when writing resumes)"
@@ -324,8 +341,8 @@ class shard_logic {
           if (!idem.empty()) core->idempotency.complete(idem, *response);
           if (reply) reply->send(std::move(*response));
         },
-        [core, reply, idem, queued](const std::string&) mutable {
-          answer_unwritten(core, std::move(reply), std::move(idem), queued);
+        [core, reply, idem, queued](const std::string& reason) mutable {
+          answer_unwritten(core, std::move(reply), std::move(idem), queued, reason);
         },
         w.store_epoch);
   }

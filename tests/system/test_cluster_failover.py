@@ -132,6 +132,45 @@ def test_kill_9_of_a_ranges_leader_under_load_fails_over_within_the_lease_and_ke
             n.stop()
 
 
+def test_a_leader_paused_past_its_lease_is_replaced_and_after_sigcont_gets_nothing_acknowledged_and_rejoins_as_a_follower():
+    """3 nodes, replication=3 min_in_sync=2; clients on every node, the paused one included; the leader of a range gets SIGSTOP past its lease: an in-sync follower leads at epoch + 1; after SIGCONT, no increment is lost or doubled (what the old leader wrote afterwards was never acknowledged), and it rejoins as a follower"""
+    import os
+    import signal
+    etcd = Etcd()
+    configure(etcd, "replication=3", "min_in_sync=2")
+    project = counter_project(tmpdir() + "/counter")
+    nodes = start_all([cluster_node(etcd, n, project, ttl=f"{TTL_S}s") for n in ("a", "b", "c")])
+    by_name = dict(zip(("a", "b", "c"), nodes))
+    try:
+        s = wait_for("every range with 3 copies in sync", lambda: replicated(etcd, 3, 3), timeout=60)
+        keys = [f"p{i}" for i in range(24)]
+        victim_range = next(r for r in s["ranges"] if r["first"] <= key_group(keys[0]) < r["end"])
+        victim = by_name[victim_range["node"]]
+        load = Load(nodes, keys)
+        time.sleep(3)
+        os.kill(victim.proc.pid, signal.SIGSTOP)
+        try:
+            moved = wait_for("an in-sync follower leading the paused node's range",
+                             lambda: next((r for r in status(etcd)["ranges"]
+                                           if r["first"] == victim_range["first"]
+                                           and r["node"] != victim_range["node"]), None), timeout=30)
+            check(moved["epoch"] == victim_range["epoch"] + 1, f"at epoch + 1: {moved}")
+            time.sleep(2)  # served by the new leader meanwhile
+        finally:
+            os.kill(victim.proc.pid, signal.SIGCONT)
+        time.sleep(4)  # the old leader takes requests again and learns it was replaced
+        wait_for("the old leader back in the in-sync set as a follower", lambda: replicated(etcd, 3, 3), timeout=60)
+        load.stop()
+        load.check_exactly_once(nodes[0])
+        again = next(r for r in status(etcd)["ranges"] if r["first"] == victim_range["first"])
+        check(again["node"] == moved["node"] and victim_range["node"] in [x["node"] for x in again["replicas"]],
+              f"the paused node follows the range it led: {again}")
+    finally:
+        for n in nodes:
+            n.stop()
+
+
 if __name__ == "__main__":
     from harness import run
-    run([test_kill_9_of_a_ranges_leader_under_load_fails_over_within_the_lease_and_keeps_every_acknowledged_increment])
+    run([test_kill_9_of_a_ranges_leader_under_load_fails_over_within_the_lease_and_keeps_every_acknowledged_increment,
+         test_a_leader_paused_past_its_lease_is_replaced_and_after_sigcont_gets_nothing_acknowledged_and_rejoins_as_a_follower])
