@@ -19,6 +19,7 @@
 #include "metrics_exposition.hpp"
 #include "peers.hpp"
 #include "records.hpp"
+#include "replication.hpp"
 #include "sinks.hpp"
 #include "trace.hpp"
 #include "types.hpp"
@@ -86,6 +87,12 @@ std::string engine_impl::metrics_text() const {
   if (peers_) {
     auto [requests, batches] = peers_->forwarded();
     m.forwarded(requests, batches);
+    std::lock_guard lock(replication_mutex_);
+    if (replicator_) {
+      for (auto& p : replicator_->progress())
+        m.replica(p.first, p.end, p.follower, p.last > p.acked ? p.last - p.acked : 0, p.in_sync);
+      m.replication(replicator_->in_sync_changes(), failovers_.load());
+    }
   }
   const auto& iso = isolation();
   std::vector<std::string_view> levels;

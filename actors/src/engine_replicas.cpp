@@ -53,6 +53,7 @@ void engine_impl::set_led_ranges(std::vector<led_range> ranges, in_sync_writer w
     replicator_->stop_following(first);
     promoted.emplace_back(first, end);
   }
+  failovers_ += promoted.size();
   for (auto& [first, end] : promoted) {
     std::fprintf(stderr, "flowstate: now leading key groups [%u, %u) (this node held a replica)\n", first, end);
     forget_groups(first, end, false);

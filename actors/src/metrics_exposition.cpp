@@ -63,6 +63,26 @@ struct metrics_exposition::families {
           .Name("flowstate_forwarded_batches_total")
           .Help("Messages that carried those requests (requests that arrive together go to a node as one)")
           .Register(registry);
+  prometheus::Family<prometheus::Gauge>& replica_lag =
+      prometheus::BuildGauge()
+          .Name("flowstate_replica_lag_entries")
+          .Help("Log entries of a range this node leads that a follower does not have durable yet")
+          .Register(registry);
+  prometheus::Family<prometheus::Gauge>& replica_in_sync =
+      prometheus::BuildGauge()
+          .Name("flowstate_replica_in_sync")
+          .Help("1 when the follower is in the range's in-sync set, else 0")
+          .Register(registry);
+  prometheus::Family<prometheus::Counter>& in_sync_changes =
+      prometheus::BuildCounter()
+          .Name("flowstate_in_sync_changes_total")
+          .Help("Followers this node put into or took out of its ranges' in-sync sets, since this start")
+          .Register(registry);
+  prometheus::Family<prometheus::Counter>& failovers =
+      prometheus::BuildCounter()
+          .Name("flowstate_failovers_total")
+          .Help("Ranges this node took over as leader from a replica it held (failovers), since this start")
+          .Register(registry);
   prometheus::Family<prometheus::Gauge>& sink_pending =
       prometheus::BuildGauge()
           .Name("flowstate_sink_pending")
@@ -158,6 +178,19 @@ void metrics_exposition::sink(const std::string& project, const std::string& flo
 void metrics_exposition::forwarded(uint64_t requests, uint64_t batches) {
   f_->forwarded_requests.Add({}).Increment(double(requests));
   f_->forwarded_batches.Add({}).Increment(double(batches));
+}
+
+void metrics_exposition::replica(uint32_t first, uint32_t end, const std::string& follower, uint64_t lag,
+                                 bool in_sync) {
+  const std::map<std::string, std::string> labels{{"groups", std::to_string(first) + "-" + std::to_string(end)},
+                                                  {"follower", follower}};
+  f_->replica_lag.Add(labels).Set(double(lag));
+  f_->replica_in_sync.Add(labels).Set(in_sync ? 1 : 0);
+}
+
+void metrics_exposition::replication(uint64_t in_sync_changes, uint64_t failovers) {
+  f_->in_sync_changes.Add({}).Increment(double(in_sync_changes));
+  f_->failovers.Add({}).Increment(double(failovers));
 }
 
 void metrics_exposition::project(const std::string& name, const std::string& revision, uint64_t errors_queued,

@@ -36,6 +36,11 @@ class metrics_exposition {
   // flowstate_sink_pending and flowstate_sink_deliveries_total by outcome.
   void sink(const std::string& project, const std::string& flow, const std::string& block, uint64_t pending,
             uint64_t delivered, uint64_t retried, uint64_t failed);
+  // flowstate_replica_lag_entries and flowstate_replica_in_sync of one
+  // follower of a range this node leads (labels groups="A-B", follower).
+  void replica(uint32_t first, uint32_t end, const std::string& follower, uint64_t lag, bool in_sync);
+  // flowstate_in_sync_changes_total, flowstate_failovers_total.
+  void replication(uint64_t in_sync_changes, uint64_t failovers);
   // flowstate_forwarded_requests_total, flowstate_forwarded_batches_total.
   void forwarded(uint64_t requests, uint64_t batches);
   // flowstate_sandbox_level (1 for the level in force, 0 for the others of

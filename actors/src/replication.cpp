@@ -86,6 +86,7 @@ http::response answer_ok(std::string body) {
 replicator::replicator(store& db, peers& p, std::string self, hooks h, uint32_t lag_limit_ms)
     : db_(db), peers_(p), self_(std::move(self)), hooks_(std::move(h)), lag_limit_ms_(lag_limit_ms) {
   range_of_group_.assign(key_group_count, -1);
+  fenced_.assign(key_group_count, false);
   load_following();
   db_.set_commit_hook([this](const commit_batch& b, uint64_t ticket, durability_mode mode, bool group_start) {
     on_commit(b, ticket, mode, group_start);
@@ -126,7 +127,7 @@ replicator::~replicator() {
 
 void replicator::on_commit(const commit_batch& batch, uint64_t ticket, durability_mode mode, bool group_start) {
   std::lock_guard lock(mu_);
-  if (by_index_.empty()) return;
+  if (by_index_.empty() && !any_fenced_) return;
   if (group_start) {
     bool taken = false;
     for (auto& r : by_index_)
@@ -144,6 +145,7 @@ void replicator::on_commit(const commit_batch& batch, uint64_t ticket, durabilit
     if (op.col == column::meta || op.col == column::trace) continue;
     const int64_t g = group_of_key(op.key);
     if (g < 0 || g >= static_cast<int64_t>(range_of_group_.size())) continue;
+    if (fenced_[static_cast<std::size_t>(g)] && mode == durability_mode::sync) doomed_.insert(ticket);
     const int32_t at = range_of_group_[static_cast<std::size_t>(g)];
     if (at >= 0) parts[at].push_back(op);
   }
@@ -199,7 +201,13 @@ bool replicator::gate(uint64_t ticket, std::function<void()>& on_durable,
                       std::function<void(const std::string&)>& on_failed) {
   std::vector<std::function<void()>> ready;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    if (doomed_.erase(ticket)) {
+      pending_.erase(ticket);
+      lock.unlock();
+      if (on_failed) on_failed(std::string(outcome_unknown) + "this node no longer leads the key group");
+      return true;
+    }
     if (fifo_.empty() && satisfied(ticket)) {
       pending_.erase(ticket);
       return false;
@@ -235,6 +243,11 @@ void replicator::lead(std::vector<led_range_view> ranges) {
   {
     std::lock_guard lock(mu_);
     std::map<uint32_t, std::shared_ptr<range_state>> next;
+    for (auto& [_, r] : ranges_)
+      for (uint32_t g = r->view.first; g < r->view.end && g < key_group_count; ++g) fenced_[g] = true;
+    for (auto& v : ranges)
+      for (uint32_t g = v.first; g < v.end && g < key_group_count; ++g) fenced_[g] = false;
+    any_fenced_ = std::find(fenced_.begin(), fenced_.end(), true) != fenced_.end();
     for (auto& v : ranges) {
       if (v.followers.empty()) continue;
       std::shared_ptr<range_state> r;
@@ -483,13 +496,15 @@ void replicator::check_in_sync(range_state& r, stream& s) {
   {
     std::lock_guard lock(mu_);
     const bool listed = std::find(r.view.in_sync.begin(), r.view.in_sync.end(), s.follower) != r.view.in_sync.end();
-    const bool caught = !s.building && s.acked >= r.last_index;
     const int64_t now = steady_ms();
-    if (caught)
-      s.behind_since_ms = 0;
-    else if (s.behind_since_ms == 0)
-      s.behind_since_ms = now;
-    const bool lagging = s.behind_since_ms && now - s.behind_since_ms > lag_limit_ms_;
+    // Caught up: it has everything the leader had at the last check (under
+    // steady load a follower is never level with the newest entry).
+    if (!s.building && s.acked >= s.mark) {
+      s.caught_at_ms = now;
+      s.mark = r.last_index;
+    }
+    if (s.caught_at_ms == 0) s.caught_at_ms = now;
+    const bool lagging = s.building || now - s.caught_at_ms > lag_limit_ms_;
     if (listed) {
       s.joining = false;
       if (!lagging) return;
@@ -499,10 +514,12 @@ void replicator::check_in_sync(range_state& r, stream& s) {
       s.joining = false;  // it fell behind while joining: try again later
       return;
     } else if (!s.joining) {
-      if (caught) s.joining = true;  // the gate waits for it from now on
+      if (lagging) return;
+      s.joining = true;  // the gate waits for it from now on
+      s.join_index = r.last_index;
       return;
     } else {
-      if (!caught) return;
+      if (s.acked < s.join_index) return;
       want = r.view.in_sync;
       want.push_back(s.follower);
       adding = true;

@@ -109,9 +109,11 @@ class replicator {
     std::shared_ptr<const store::snapshot> snapshot;
     uint64_t snapshot_index = 0;
     uint64_t acked = 0;
-    int64_t behind_since_ms = 0;  // 0: caught up
-    bool joining = false;         // required by the gate, not yet in etcd's in-sync set
-    bool stop = false;            // under mu_: the follower is no longer one
+    uint64_t mark = 0;         // the leader's last index at the last check it had caught up with
+    int64_t caught_at_ms = 0;  // when it last had everything up to `mark`
+    uint64_t join_index = 0;   // joining: in sync once it has this
+    bool joining = false;      // required by the gate, not yet in etcd's in-sync set
+    bool stop = false;         // under mu_: the follower is no longer one
     std::thread sender;
   };
   struct range_state {
@@ -152,6 +154,12 @@ class replicator {
   bool stopping_ = false;
   std::map<uint32_t, std::shared_ptr<range_state>> ranges_;  // by first group
   std::vector<int32_t> range_of_group_;                      // index into by_index_, -1: none
+  // Groups of ranges this node led with followers and leads no more: a
+  // commit to them (computed before this node learned it) is never
+  // acknowledged, since no follower will take it.
+  std::vector<bool> fenced_;
+  bool any_fenced_ = false;
+  std::set<uint64_t> doomed_;  // tickets of such commits
   std::vector<std::shared_ptr<range_state>> by_index_;
   std::map<uint64_t, std::vector<std::pair<std::shared_ptr<range_state>, uint64_t>>>
       pending_;  // ticket -> (range, index)
