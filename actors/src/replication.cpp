@@ -96,12 +96,21 @@ replicator::replicator(store& db, peers& p, std::string self, hooks h, uint32_t 
 }
 
 replicator::~replicator() {
-  // From now on no sync commit is acknowledged here: its followers may not
-  // have it (the node is stopping; its successor says what survived).
-  db_.set_ack_gate([](uint64_t, std::function<void()>&, std::function<void(const std::string&)>& failed) {
-    if (failed) failed(std::string(outcome_unknown) + "the node is stopping");
-    return true;
-  });
+  // From now on no sync commit is acknowledged here if this node led a
+  // range with followers: they may not have it (the node is stopping; its
+  // successor says what survived). Without such ranges, as before.
+  bool replicated = false;
+  {
+    std::lock_guard lock(mu_);
+    replicated = !by_index_.empty() || any_fenced_;
+  }
+  if (replicated)
+    db_.set_ack_gate([](uint64_t, std::function<void()>&, std::function<void(const std::string&)>& failed) {
+      if (failed) failed(std::string(outcome_unknown) + "the node is stopping");
+      return true;
+    });
+  else
+    db_.set_ack_gate(nullptr);
   db_.set_commit_hook(nullptr);
   std::vector<std::thread> threads;
   std::deque<waiting_ack> waiting;
