@@ -12,7 +12,6 @@
 #include <thread>
 
 #include "engine_impl.hpp"
-#include "replication.hpp"
 #include "errors.hpp"
 #include "flowstate/drivers/sink.hpp"
 #include "flowstate/runtime/decimal.hpp"
@@ -24,6 +23,7 @@
 #include "outbox.hpp"
 #include "peers.hpp"
 #include "records.hpp"
+#include "replication.hpp"
 #include "sinks.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(flowstate::engine_detail::work_ptr)

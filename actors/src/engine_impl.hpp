@@ -430,8 +430,8 @@ class engine_impl final : public engine {
   // Replicas (replication.hpp): created at the first set_led_ranges().
   mutable std::mutex replication_mutex_;
   std::unique_ptr<replicator> replicator_;
-  in_sync_writer in_sync_writer_;           // under replication_mutex_
-  std::atomic<uint64_t> failovers_{0};      // ranges taken over from a replica held here
+  in_sync_writer in_sync_writer_;                                      // under replication_mutex_
+  std::atomic<uint64_t> failovers_{0};                                 // ranges taken over from a replica held here
   std::vector<bool> led_ = std::vector<bool>(key_group_count, false);  // under replication_mutex_
   // De-duplication marks of received messages, by (tenant, project, source
   // group, destination group), as committed in store epoch inbox_epoch_.

@@ -37,9 +37,6 @@
 namespace flowstate::engine_detail {
 namespace {
 
-// Every column whose records belong to a key group.
-constexpr column moving_columns[] = {column::state,       column::queue,    column::errors,
-                                     column::idempotency, column::metering, column::outbox};
 constexpr std::size_t chunk_bytes = 1u << 20;
 constexpr uint32_t step_timeout_ms = 120000;
 constexpr int64_t hold_limit_ms = 10000;
@@ -48,12 +45,6 @@ constexpr int64_t hold_limit_ms = 10000;
 // placement still names it (the controller gives up on etcd after 20 s).
 constexpr int64_t unanswered_move_ms = 30000;
 constexpr std::string_view held_since_header = "flowstate-held-since";
-
-std::optional<column> column_named(std::string_view name) {
-  for (auto c : moving_columns)
-    if (column_name(c) == name) return c;
-  return std::nullopt;
-}
 
 std::string groups_text(uint32_t first, uint32_t end) {
   return "key groups [" + std::to_string(first) + ", " + std::to_string(end) + ")";
@@ -75,7 +66,7 @@ std::vector<std::pair<std::string, std::string>> engine_impl::group_spans(uint32
 status engine_impl::erase_spans(uint32_t first, uint32_t end) {
   commit_batch batch;
   for (auto& [begin, stop] : group_spans(first, end))
-    for (auto c : moving_columns) {
+    for (auto c : key_group_columns) {
       auto st = store_->scan_range(c, begin, stop, [&](std::string_view key, std::string_view) {
         batch.erase(c, std::string(key));
         return true;
@@ -160,12 +151,8 @@ struct dirty_records {
   void observe(const commit_batch& batch) {
     for (auto& op : batch.ops()) {
       if (op.col == column::meta || op.col == column::trace) continue;
-      // (tenant u32, project u32, group u32, ...): each a tag byte and 4 bytes
-      const auto& k = op.key;
-      if (k.size() < 15 || static_cast<uint8_t>(k[10]) != static_cast<uint8_t>(key_tag::u32)) continue;
-      uint32_t g = 0;
-      for (int b = 11; b < 15; ++b) g = (g << 8) | static_cast<unsigned char>(k[static_cast<std::size_t>(b)]);
-      if (g < first || g >= end) continue;
+      auto g = key_group_of_record(op.key);
+      if (!g || *g < first || *g >= end) continue;
       std::lock_guard lock(mu);
       keys.emplace(op.col, op.key);
     }
@@ -217,7 +204,7 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
   auto each_record = [&](const std::function<status(column, std::string_view, std::string_view)>& visit) -> status {
     status inner = status::success();
     for (auto& [begin, stop] : group_spans(first, end))
-      for (auto c : moving_columns) {
+      for (auto c : key_group_columns) {
         auto st = store_->scan_range(c, begin, stop, [&](std::string_view key, std::string_view value) {
           inner = visit(c, key, value);
           return static_cast<bool>(inner);
@@ -412,7 +399,7 @@ status engine_impl::import_records(const std::vector<std::string>& args) {
   commit_batch batch;
   for (std::size_t i = 0; i < args.size(); i += 3) {
     const bool erase = !args[i].empty() && args[i][0] == '!';
-    auto c = column_named(std::string_view(args[i]).substr(erase ? 1 : 0));
+    auto c = key_group_column(std::string_view(args[i]).substr(erase ? 1 : 0));
     if (!c) return fail("import: no column \"" + args[i] + "\" moves with key groups");
     if (erase)
       batch.erase(*c, args[i + 1]);

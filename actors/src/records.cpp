@@ -207,4 +207,18 @@ result<std::string> key_at_pointer(std::string_view json, const std::string& poi
   return std::string(s);
 }
 
+std::optional<column> key_group_column(std::string_view name) {
+  for (auto c : key_group_columns)
+    if (column_name(c) == name) return c;
+  return std::nullopt;
+}
+
+std::optional<uint32_t> key_group_of_record(std::string_view k) {
+  // Each element is a tag byte and 4 bytes: the group is the third.
+  if (k.size() < 15 || static_cast<uint8_t>(k[10]) != static_cast<uint8_t>(key_tag::u32)) return std::nullopt;
+  uint32_t g = 0;
+  for (std::size_t b = 11; b < 15; ++b) g = (g << 8) | static_cast<unsigned char>(k[b]);
+  return g;
+}
+
 }  // namespace flowstate::engine_detail

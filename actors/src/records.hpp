@@ -2,12 +2,14 @@
 // Encodings of what the engine stores besides state: queued inputs, error
 // records, derived message ids, and the HTTP rendering of outputs and errors.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "flowstate/drivers/http_types.hpp"
 #include "flowstate/runtime/iso_time.hpp"
 #include "flowstate/runtime/result.hpp"
+#include "flowstate/runtime/store.hpp"
 #include "model.hpp"
 
 namespace flowstate::engine_detail {
@@ -66,6 +68,16 @@ result<http::response> render_http_response(std::string_view output_json);
 result<std::string> key_at_pointer(std::string_view json, const std::string& pointer);
 
 int64_t now_ms();
-using flowstate::iso_time;  // "2026-11-29T01:42:56.123Z"
+using flowstate::iso_time;
+
+// Every column whose records belong to a key group: what a move copies and
+// a replica holds.
+inline constexpr column key_group_columns[] = {column::state,       column::queue,    column::errors,
+                                               column::idempotency, column::metering, column::outbox};
+// The one of them named `name`.
+std::optional<column> key_group_column(std::string_view name);
+// The key group of a record's key (tenant u32, project u32, group u32, ...),
+// or nullopt for a key that belongs to none.
+std::optional<uint32_t> key_group_of_record(std::string_view key);  // "2026-11-29T01:42:56.123Z"
 
 }  // namespace flowstate::engine_detail

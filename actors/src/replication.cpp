@@ -10,13 +10,11 @@
 #include "flowstate/runtime/keys.hpp"
 #include "flowstate/runtime/thread_name.hpp"
 #include "peers.hpp"
+#include "records.hpp"
 
 namespace flowstate::engine_detail {
 namespace {
 
-// Every column whose records belong to a key group (as a move copies them).
-constexpr column range_columns[] = {column::state,       column::queue,    column::errors,
-                                    column::idempotency, column::metering, column::outbox};
 constexpr std::size_t frame_bytes = 1u << 20;
 constexpr uint32_t ask_timeout_ms = 10000;
 // A follower further behind than this many log entries, and not needed by
@@ -26,21 +24,6 @@ constexpr std::size_t log_entry_cap = 200000;
 int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-// The key group of a record's key (tenant u32, project u32, group u32, ...),
-// or -1 for keys that belong to none.
-int64_t group_of_key(std::string_view k) {
-  if (k.size() < 15 || static_cast<uint8_t>(k[10]) != static_cast<uint8_t>(key_tag::u32)) return -1;
-  uint32_t g = 0;
-  for (int b = 11; b < 15; ++b) g = (g << 8) | static_cast<unsigned char>(k[static_cast<std::size_t>(b)]);
-  return g;
-}
-
-std::optional<column> range_column(std::string_view name) {
-  for (auto c : range_columns)
-    if (column_name(c) == name) return c;
-  return std::nullopt;
 }
 
 // An op as three frame fields: (column with its kind: "!" erase, "+" count).
@@ -60,7 +43,7 @@ status read_ops(const std::vector<std::string>& args, std::size_t from, commit_b
     std::string_view name = args[i];
     const char kind = name.empty() ? ' ' : name[0];
     if (kind == '!' || kind == '+') name.remove_prefix(1);
-    auto c = range_column(name);
+    auto c = key_group_column(name);
     if (!c) return fail("replication: no column \"" + args[i] + "\" belongs to key groups");
     if (kind == '!')
       batch.erase(*c, args[i + 1]);
@@ -152,10 +135,10 @@ void replicator::on_commit(const commit_batch& batch, uint64_t ticket, durabilit
   std::map<int32_t, std::vector<commit_batch::op>> parts;
   for (const auto& op : batch.ops()) {
     if (op.col == column::meta || op.col == column::trace) continue;
-    const int64_t g = group_of_key(op.key);
-    if (g < 0 || g >= static_cast<int64_t>(range_of_group_.size())) continue;
-    if (fenced_[static_cast<std::size_t>(g)] && mode == durability_mode::sync) doomed_.insert(ticket);
-    const int32_t at = range_of_group_[static_cast<std::size_t>(g)];
+    const auto g = key_group_of_record(op.key);
+    if (!g || *g >= range_of_group_.size()) continue;
+    if (fenced_[*g] && mode == durability_mode::sync) doomed_.insert(ticket);
+    const int32_t at = range_of_group_[*g];
     if (at >= 0) parts[at].push_back(op);
   }
   if (parts.empty()) return;
@@ -414,7 +397,7 @@ status replicator::build(range_state& r, stream& s) {
     return st;
   };
   for (auto& [begin, stop] : hooks_.spans(r.view.first, r.view.end))
-    for (auto c : range_columns) {
+    for (auto c : key_group_columns) {
       auto st = db_.scan_range(c, begin, stop, *snap, [&](std::string_view key, std::string_view value) {
         chunk.args.emplace_back(column_name(c));
         chunk.args.emplace_back(key);
@@ -651,7 +634,7 @@ http::response replicator::answer(const peer_query& q) {
     std::lock_guard applying(*apply);
     commit_batch erase;
     for (auto& [begin, stop] : hooks_.spans(first, static_cast<uint32_t>(*end)))
-      for (auto c : range_columns) {
+      for (auto c : key_group_columns) {
         auto st = db_.scan_range(c, begin, stop, [&](std::string_view key, std::string_view) {
           erase.erase(c, std::string(key));
           return true;

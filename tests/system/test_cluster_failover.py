@@ -31,6 +31,21 @@ def replicated(etcd, nodes, copies):
     return s
 
 
+def three_replicated_nodes():
+    """etcd and nodes a, b, c with replication=3 min_in_sync=2, once every range has 3 copies in sync."""
+    etcd = Etcd()
+    configure(etcd, "replication=3", "min_in_sync=2")
+    project = counter_project(tmpdir() + "/counter")
+    nodes = start_all([cluster_node(etcd, n, project, ttl=f"{TTL_S}s") for n in ("a", "b", "c")])
+    try:
+        wait_for("every range with 3 copies in sync", lambda: replicated(etcd, 3, 3), timeout=60)
+    except BaseException:
+        for n in nodes:
+            n.stop()
+        raise
+    return etcd, nodes, dict(zip(("a", "b", "c"), nodes))
+
+
 class Load:
     """Clients incrementing keys through the given nodes until stopped. Every
     acknowledged count is recorded per key: two acknowledged answers with the
@@ -89,13 +104,9 @@ class Load:
 
 def test_kill_9_of_a_ranges_leader_under_load_fails_over_to_an_in_sync_follower_and_keeps_every_acknowledged_increment():
     """3 nodes, replication=3 min_in_sync=2; 8 clients increment 24 keys through the two other nodes; the leader of the first key's range is killed -9: its keys are served again (how soon after the kill is printed) by an in-sync follower (epoch + 1), no acknowledged increment is lost or doubled, and the restarted node rejoins as a follower"""
-    etcd = Etcd()
-    configure(etcd, "replication=3", "min_in_sync=2")
-    project = counter_project(tmpdir() + "/counter")
-    nodes = start_all([cluster_node(etcd, n, project, ttl=f"{TTL_S}s") for n in ("a", "b", "c")])
-    by_name = dict(zip(("a", "b", "c"), nodes))
+    etcd, nodes, by_name = three_replicated_nodes()
     try:
-        s = wait_for("every range with 3 copies in sync", lambda: replicated(etcd, 3, 3), timeout=60)
+        s = status(etcd)
         keys = [f"f{i}" for i in range(24)]
         victim_range = next(r for r in s["ranges"] if r["first"] <= key_group(keys[0]) < r["end"])
         victim = by_name[victim_range["node"]]
@@ -140,13 +151,9 @@ def test_a_leader_paused_past_its_lease_is_replaced_and_after_sigcont_gets_nothi
     """3 nodes, replication=3 min_in_sync=2; clients on every node, the paused one included; the leader of a range gets SIGSTOP past its lease: an in-sync follower leads at epoch + 1; after SIGCONT, no increment is lost or doubled (what the old leader wrote afterwards was never acknowledged), and it rejoins as a follower"""
     import os
     import signal
-    etcd = Etcd()
-    configure(etcd, "replication=3", "min_in_sync=2")
-    project = counter_project(tmpdir() + "/counter")
-    nodes = start_all([cluster_node(etcd, n, project, ttl=f"{TTL_S}s") for n in ("a", "b", "c")])
-    by_name = dict(zip(("a", "b", "c"), nodes))
+    etcd, nodes, by_name = three_replicated_nodes()
     try:
-        s = wait_for("every range with 3 copies in sync", lambda: replicated(etcd, 3, 3), timeout=60)
+        s = status(etcd)
         keys = [f"p{i}" for i in range(24)]
         victim_range = next(r for r in s["ranges"] if r["first"] <= key_group(keys[0]) < r["end"])
         victim = by_name[victim_range["node"]]
