@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <random>
 
 #include "flowstate/runtime/decimal.hpp"
 #include "flowstate/runtime/keys.hpp"
@@ -249,6 +250,10 @@ void replicator::lead(std::vector<led_range_view> ranges) {
         ranges_.erase(it);
       } else {
         r = std::make_shared<range_state>();
+        char id[17];
+        std::snprintf(id, sizeof id, "%016llx",
+                      static_cast<unsigned long long>(std::random_device{}()) << 32 ^ std::random_device{}());
+        r->log_id = self_ + "/" + id;
       }
       r->view = v;
       // Followers that went: their senders stop.
@@ -331,9 +336,13 @@ void replicator::run_sender(std::shared_ptr<range_state> r, stream* s) {
     }
     if (building) {
       if (auto st = build(*r, *s); !st) {
-        std::fprintf(stderr, "flowstate: replica of key groups [%u, %u) on %s: %s (retrying)\n", r->view.first,
-                     r->view.end, s->follower.c_str(), st.error().c_str());
+        if (st.error() != last_error)  // said once, not every second
+          std::fprintf(stderr, "flowstate: building the replica of key groups [%u, %u) on %s: %s (retrying)\n",
+                       r->view.first, r->view.end, s->follower.c_str(), st.error().c_str());
+        last_error = st.error();
         pause(1000);
+      } else {
+        last_error.clear();
       }
       continue;
     }
@@ -358,14 +367,19 @@ void replicator::run_sender(std::shared_ptr<range_state> r, stream* s) {
 }
 
 status replicator::build(range_state& r, stream& s) {
-  const auto first = std::to_string(r.view.first), epoch = std::to_string(r.view.epoch);
+  // The frames of this log carry its identity with the epoch: a copy made
+  // from another log of the same epoch (another leader, or this one before
+  // a restart) cannot be continued by it.
+  const auto first = std::to_string(r.view.first), epoch = std::to_string(r.view.epoch) + "@" + r.log_id;
   auto ask = [&](peer_query q) -> status {
     auto a = peers_.ask(s.follower, q, ask_timeout_ms);
     if (!a) return fail(a.error());
     if (a->status >= 300) return fail("node " + s.follower + " answered " + std::to_string(a->status) + ": " + a->body);
     return status::success();
   };
-  if (auto st = ask({"replica-begin", {first, std::to_string(r.view.end), epoch, self_}}); !st) return st;
+  if (auto st = ask({"replica-begin", {first, std::to_string(r.view.end), std::to_string(r.view.epoch), r.log_id}});
+      !st)
+    return st;
   {
     std::lock_guard lock(mu_);
     s.snapshot = nullptr;
@@ -422,7 +436,7 @@ status replicator::build(range_state& r, stream& s) {
 }
 
 result<bool> replicator::ship(range_state& r, stream& s) {
-  peer_query q{"replicate", {std::to_string(r.view.first), std::to_string(r.view.epoch), "", "", ""}};
+  peer_query q{"replicate", {std::to_string(r.view.first), std::to_string(r.view.epoch) + "@" + r.log_id, "", "", ""}};
   uint64_t from = 0, to = 0;
   {
     std::lock_guard lock(mu_);
@@ -464,6 +478,8 @@ result<bool> replicator::ship(range_state& r, stream& s) {
         s.acked = *n;
         return true;
       }
+      s.building = true;  // its copy is not a prefix of this log
+      return fail("node " + s.follower + "'s copy ends outside this log: rebuilt");
     }
     if (a->body.find("rebuild:") != std::string::npos) s.building = true;
     return fail("node " + s.follower + " refused: " + a->body);
@@ -613,7 +629,7 @@ http::response replicator::answer(const peer_query& q) {
   if (q.kind == "replica-begin") {
     auto end = number(1), epoch = number(2);
     if (!end || !epoch || q.args.size() != 4 || *end <= first || *end > key_group_count)
-      return http::problem(400, "bad replication frame", "replica-begin: first, end, epoch, leader");
+      return http::problem(400, "bad replication frame", "replica-begin: first, end, epoch, log");
     std::shared_ptr<std::mutex> apply;
     {
       std::lock_guard lock(follow_mu_);
@@ -649,8 +665,11 @@ http::response replicator::answer(const peer_query& q) {
     return answer_ok("");
   }
 
-  auto epoch = number(1);
-  if (!epoch) return http::problem(400, "bad replication frame", "no epoch");
+  // "EPOCH@LOG": the leader's epoch and the identity of its log.
+  const auto at = q.args.size() > 1 ? q.args[1].find('@') : std::string::npos;
+  auto epoch = at == std::string::npos ? std::nullopt : parse_decimal<uint64_t>(q.args[1].substr(0, at));
+  if (!epoch) return http::problem(400, "bad replication frame", "no epoch@log");
+  const std::string log = q.args[1].substr(at + 1);
   std::shared_ptr<std::mutex> apply;
   {
     std::lock_guard lock(follow_mu_);
@@ -659,12 +678,13 @@ http::response replicator::answer(const peer_query& q) {
     if (*epoch < it->second.epoch)
       return refuse("fenced: epoch " + std::to_string(*epoch) + " is older than " + std::to_string(it->second.epoch));
     if (*epoch > it->second.epoch) return refuse("rebuild: the copy here is of an older epoch");
+    if (log != it->second.leader) return refuse("rebuild: the copy here was made from another log");
     apply = it->second.apply_mu;
   }
   std::lock_guard applying(*apply);
   auto current = [&]() -> follow_state* {
     auto it = following_.find(first);
-    return it == following_.end() || it->second.epoch != *epoch ? nullptr : &it->second;
+    return it == following_.end() || it->second.epoch != *epoch || it->second.leader != log ? nullptr : &it->second;
   };
 
   if (q.kind == "replica-import") {

@@ -118,6 +118,7 @@ class replicator {
   };
   struct range_state {
     led_range_view view;
+    std::string log_id;  // this log's identity: the leader's name and a random part
     uint64_t last_index = 0;
     std::deque<entry> log;
     std::map<std::string, std::unique_ptr<stream>> streams;
@@ -175,7 +176,7 @@ class replicator {
     uint64_t epoch = 0;
     uint64_t applied = 0;
     bool ready = false;
-    std::string leader;
+    std::string leader;  // the identity of the log the copy follows
     std::shared_ptr<std::mutex> apply_mu = std::make_shared<std::mutex>();
   };
   std::map<uint32_t, follow_state> following_;  // by first group

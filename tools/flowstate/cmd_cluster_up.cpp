@@ -27,7 +27,8 @@ struct up_options {
   int nodes = 3;
   std::string data_dir;
   std::vector<std::string> projects;
-  int first_port = 0;  // 0: free ports
+  int first_port = 0;       // 0: free ports
+  std::string replication;  // "N" or "N/M" (min_in_sync): written before the nodes start
 };
 
 pid_t start(const std::vector<std::string>& argv, const std::string& log, const std::vector<std::string>& env) {
@@ -96,6 +97,26 @@ int cluster_up(const up_options& o) {
                  dir.c_str());
     stop_all();
     return 1;
+  }
+  if (!o.replication.empty()) {
+    cluster::cluster_config c;
+    unsigned n = 0, m = 0;
+    const int got = std::sscanf(o.replication.c_str(), "%u/%u", &n, &m);
+    c.replication = n;
+    c.min_in_sync = got == 2 ? m : std::min(n, 2u);
+    if (got < 1 || n < 1 || n > 7 || c.min_in_sync < 1 || c.min_in_sync > n) {
+      std::fprintf(
+          stderr,
+          "flowstate cluster up: expected --replication N or N/MIN_IN_SYNC (1 <= MIN <= N <= 7), found \"%s\"\n",
+          o.replication.c_str());
+      stop_all();
+      return 2;
+    }
+    if (auto st = cluster::write_cluster_config(cluster::etcd_options::at(etcd_url), "default", c); !st) {
+      std::fprintf(stderr, "flowstate cluster up: %s\n", st.error().c_str());
+      stop_all();
+      return 1;
+    }
   }
   const std::string self = executable_dir() + "/flowstate";
   for (int i = 1; i <= o.nodes; ++i) {
@@ -177,6 +198,8 @@ void register_cluster_up_command(CLI::App& cluster) {
   auto* up = cluster.add_subcommand(
       "up", "Start etcd and N nodes on loopback serving the given projects, to try a cluster (Ctrl-C stops them)");
   up->add_option("--nodes", o->nodes, "How many nodes")->capture_default_str();
+  up->add_option("--replication", o->replication,
+                 "Copies of each key group, as N or N/MIN_IN_SYNC (cluster config; default: 1 copy)");
   up->add_option("--data", o->data_dir, "Where etcd and the nodes keep their data (default: DATA/cluster-up)");
   up->add_option("--port", o->first_port,
                  "Node i's flows listen on PORT+2(i-1), its admin API on the next port (default: free ports)");
