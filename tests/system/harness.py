@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 BIN = os.environ.get("FLOWSTATE_BIN") or os.path.join(
@@ -560,3 +561,79 @@ def run(tests):
             print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
+
+
+class Proxy:
+    """A TCP proxy on a free loopback port in front of HOST:PORT, for
+    partitions: block() stops carrying bytes (a blackhole: connections stay
+    open, nothing arrives either way, new ones are accepted and hang);
+    heal() closes the connections the blackhole held (their streams lost
+    bytes) and carries new ones again."""
+
+    def __init__(self, target_port, target_host="127.0.0.1"):
+        import socket
+        self.target = (target_host, target_port)
+        self.blocked = threading.Event()
+        self.lock = threading.Lock()
+        self.conns = []
+        self.server = socket.socket()
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.port = self.server.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns.append((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src, dst):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                for s in (src, dst):
+                    try:
+                        s.close()
+                    except OSError:
+                        pass
+                return
+            if self.blocked.is_set():
+                continue  # dropped
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def block(self):
+        self.blocked.set()
+
+    def heal(self):
+        import socket
+        with self.lock:
+            held, self.conns = self.conns, []
+        for pair in held:
+            for s in pair:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+                except OSError:
+                    pass
+        self.blocked.clear()

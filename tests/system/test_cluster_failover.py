@@ -7,8 +7,8 @@ import subprocess
 import threading
 import time
 
-from harness import BIN, Etcd, check, counter_project, tmpdir
-from test_cluster import attempt, cluster_node, key_group, start_all, state_via, status, wait_for
+from harness import BIN, Etcd, Node, Proxy, check, counter_project, free_port, tmpdir
+from test_cluster import SECRET, attempt, cluster_node, key_group, start_all, state_via, status, wait_for
 
 TTL_S = 2
 
@@ -181,7 +181,116 @@ def test_a_leader_paused_past_its_lease_is_replaced_and_after_sigcont_gets_nothi
             n.stop()
 
 
+class Partitionable:
+    """Nodes a, b, c whose every link goes through a proxy: one per node in
+    front of etcd, one per ordered pair of nodes (node X reaches node Y
+    through links[X, Y], with --peer-route), so that a node can be cut off
+    from etcd and from each other node, and healed."""
+
+    def __init__(self):
+        self.etcd = Etcd()
+        configure(self.etcd, "replication=3", "min_in_sync=2")
+        etcd_port = int(self.etcd.endpoint.rsplit(":", 1)[1])
+        names = ("a", "b", "c")
+        ports = {n: free_port() for n in names}
+        self.to_etcd = {n: Proxy(etcd_port) for n in names}
+        self.links = {(x, y): Proxy(ports[y]) for x in names for y in names if x != y}
+        project = counter_project(tmpdir() + "/counter")
+        nodes = []
+        for n in names:
+            args = ["--cluster", f"http://{self.to_etcd[n].address}", "--node", n, "--cluster-name", "t",
+                    "--lease-ttl", f"{TTL_S}s", "--cluster-settle", "5s", "--peer-listen", f"127.0.0.1:{ports[n]}"]
+            args += ["--peer-route", ",".join(f"{y}={self.links[n, y].address}" for y in names if y != n)]
+            nodes.append(Node([project], extra_args=args, env={"FLOWSTATE_CLUSTER_SECRET": SECRET}))
+        self.nodes = start_all(nodes)
+        self.by_name = dict(zip(names, self.nodes))
+        try:
+            wait_for("every range with 3 copies in sync", lambda: replicated(self.etcd, 3, 3), timeout=60)
+        except BaseException:
+            self.stop()
+            raise
+
+    def cut(self, x, y):
+        """No bytes between nodes x and y, either way."""
+        self.links[x, y].block()
+        self.links[y, x].block()
+
+    def isolate(self, x):
+        """Node x reaches neither etcd nor any other node."""
+        self.to_etcd[x].block()
+        for (a, b), p in self.links.items():
+            if x in (a, b):
+                p.block()
+
+    def heal(self):
+        for p in list(self.to_etcd.values()) + list(self.links.values()):
+            p.heal()
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()
+
+
+def test_a_leader_isolated_from_etcd_and_every_node_for_10_s_is_replaced_and_rejoins_with_nothing_lost_or_doubled():
+    """3 nodes whose links all go through proxies; the leader of a range is cut off from etcd and both other nodes for 10 s under load (clients on every node, itself included): an in-sync follower leads at epoch + 1, the isolated node gets nothing acknowledged, and once healed it rejoins as a follower; no increment lost or doubled"""
+    c = Partitionable()
+    try:
+        s = status(c.etcd)
+        keys = [f"i{i}" for i in range(24)]
+        victim_range = next(r for r in s["ranges"] if r["first"] <= key_group(keys[0]) < r["end"])
+        victim = victim_range["node"]
+        load = Load(c.nodes, keys)
+        time.sleep(3)
+        c.isolate(victim)
+        moved = wait_for("an in-sync follower leading the isolated node's range",
+                         lambda: next((r for r in status(c.etcd)["ranges"]
+                                       if r["first"] == victim_range["first"] and r["node"] != victim), None),
+                         timeout=30)
+        check(moved["epoch"] == victim_range["epoch"] + 1, f"at epoch + 1: {moved}")
+        time.sleep(10 - 3)  # 10 s in all: the lease lapsed about 3 s after the cut
+        c.heal()
+        wait_for("the isolated node back in the in-sync set as a follower",
+                 lambda: replicated(c.etcd, 3, 3), timeout=90)
+        time.sleep(2)
+        load.stop()
+        load.check_exactly_once(c.by_name[moved["node"]])
+        again = next(r for r in status(c.etcd)["ranges"] if r["first"] == victim_range["first"])
+        check(victim in [x["node"] for x in again["replicas"]], f"the isolated node follows the range: {again}")
+    finally:
+        c.stop()
+
+
+def test_a_cut_between_a_leader_and_a_follower_takes_the_follower_out_of_the_in_sync_set_and_healed_it_comes_back():
+    """3 nodes whose links all go through proxies; the link between a range's leader and one follower is cut for 10 s under load while both reach etcd: the leader takes the follower out of the in-sync set and goes on acknowledging with the other one; healed, the follower catches up and is back in the set; no increment lost or doubled"""
+    c = Partitionable()
+    try:
+        s = status(c.etcd)
+        keys = [f"o{i}" for i in range(24)]
+        r0 = next(r for r in s["ranges"] if r["first"] <= key_group(keys[0]) < r["end"])
+        leader, follower = r0["node"], r0["replicas"][0]["node"]
+        load = Load(c.nodes, keys)
+        time.sleep(3)
+        c.cut(leader, follower)
+        out = wait_for(f"{follower} out of the in-sync set of the range {leader} leads",
+                       lambda: next((r for r in status(c.etcd)["ranges"]
+                                     if r["first"] == r0["first"] and follower not in r.get("inSync", [])), None),
+                       timeout=30)
+        check(out["node"] == leader and out["epoch"] == r0["epoch"], f"the leader kept the range: {out}")
+        served = sum(len(v) for v in load.counts.values())
+        time.sleep(7)
+        check(sum(len(v) for v in load.counts.values()) > served, "requests were acknowledged during the cut")
+        c.heal()
+        wait_for("the follower back in the in-sync set", lambda: replicated(c.etcd, 3, 3), timeout=90)
+        time.sleep(2)
+        load.stop()
+        load.check_exactly_once(c.by_name[leader])
+    finally:
+        c.stop()
+
+
 if __name__ == "__main__":
     from harness import run
     run([test_kill_9_of_a_ranges_leader_under_load_fails_over_to_an_in_sync_follower_and_keeps_every_acknowledged_increment,
-         test_a_leader_paused_past_its_lease_is_replaced_and_after_sigcont_gets_nothing_acknowledged_and_rejoins_as_a_follower])
+         test_a_leader_paused_past_its_lease_is_replaced_and_after_sigcont_gets_nothing_acknowledged_and_rejoins_as_a_follower,
+         test_a_leader_isolated_from_etcd_and_every_node_for_10_s_is_replaced_and_rejoins_with_nothing_lost_or_doubled,
+         test_a_cut_between_a_leader_and_a_follower_takes_the_follower_out_of_the_in_sync_set_and_healed_it_comes_back])

@@ -190,8 +190,9 @@ std::string describe(const gate_state& g, const engine& eng, const std::string& 
 class member_node : public cluster_node {
  public:
   member_node(std::unique_ptr<cluster::membership> m, engine& eng, std::shared_ptr<gate_state> gate, std::string self,
-              int settle_ms)
-      : membership_(std::move(m)),
+              int settle_ms, std::map<std::string, std::string> routes)
+      : routes_(std::move(routes)),
+        membership_(std::move(m)),
         engine_(eng),
         gate_(std::move(gate)),
         self_(std::move(self)),
@@ -303,7 +304,9 @@ class member_node : public cluster_node {
       if (auto o = gate_->current())
         for (auto& [name, n] : o->nodes) {
           if (name == self_ || n.peer.empty() || engine_.peer_connected(name, n.incarnation)) continue;
-          if (auto st = engine_.connect_peer(name, n.peer, n.incarnation); !st) {
+          auto route = routes_.find(name);
+          const auto& address = route == routes_.end() ? n.peer : route->second;
+          if (auto st = engine_.connect_peer(name, address, n.incarnation); !st) {
             missing = true;
             std::fprintf(stderr, "flowstate cluster: %s (retrying)\n", st.error().c_str());
           }
@@ -464,6 +467,7 @@ class member_node : public cluster_node {
            "moved " + std::to_string(moved) + " key group(s) in " + std::to_string(ranges) + " range(s) to " + m.to);
   }
 
+  std::map<std::string, std::string> routes_;  // --peer-route
   std::unique_ptr<cluster::membership> membership_;
   std::unique_ptr<cluster_deployer> deployer_;
   engine& engine_;
@@ -537,7 +541,20 @@ result<std::unique_ptr<cluster_node>> join_cluster(const cluster_flags& flags, e
   o.self.name = flags.node;
   o.self.store_id = eng.store_id();
   o.self.incarnation = eng.incarnation();
-  o.self.peer = eng.peer_address().empty() ? flags.peer_listen : eng.peer_address();
+  o.self.peer = !flags.peer_advertise.empty() ? flags.peer_advertise
+                : eng.peer_address().empty()  ? flags.peer_listen
+                                              : eng.peer_address();
+  std::map<std::string, std::string> routes;
+  for (std::size_t at = 0; at < flags.peer_routes.size();) {
+    auto comma = flags.peer_routes.find(',', at);
+    if (comma == std::string::npos) comma = flags.peer_routes.size();
+    const auto r = flags.peer_routes.substr(at, comma - at);
+    at = comma + 1;
+    auto eq = r.find('=');
+    if (eq == std::string::npos || eq == 0 || r.find(':', eq) == std::string::npos)
+      return fail("--peer-route \"" + r + "\": expected NODE=HOST:PORT");
+    routes[r.substr(0, eq)] = r.substr(eq + 1);
+  }
   o.self.http = http_address;
   o.self.admin = admin_address;
   auto m = cluster::membership::join(std::move(o));
@@ -546,7 +563,7 @@ result<std::unique_ptr<cluster_node>> join_cluster(const cluster_flags& flags, e
               flags.etcd.c_str());
   auto gate = std::make_shared<gate_state>(eng, flags.node, eng.store_id(), static_cast<int>(ttl_ms / 1000));
   return std::unique_ptr<cluster_node>(
-      new member_node(std::move(*m), eng, std::move(gate), flags.node, static_cast<int>(settle_ms)));
+      new member_node(std::move(*m), eng, std::move(gate), flags.node, static_cast<int>(settle_ms), std::move(routes)));
 }
 
 }  // namespace flowstate::cli

@@ -3,6 +3,7 @@
 // gate that keeps requests for key groups it does not own from running here.
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "flowstate/actors/engine.hpp"
 #include "flowstate/runtime/result.hpp"
@@ -13,6 +14,13 @@ struct cluster_flags {
   std::string etcd;         // --cluster http://HOST:PORT; empty: the embedded node
   std::string node;         // --node NAME
   std::string peer_listen;  // --peer-listen HOST:PORT
+  // --peer-advertise HOST:PORT: what this node registers for others to
+  // reach it at (a proxy or NAT in front of --peer-listen); default: the
+  // address --peer-listen bound.
+  std::string peer_advertise;
+  // --peer-route NODE=HOST:PORT[,...]: reach node NODE there instead of at
+  // the address it registered (a proxy between this node and that one).
+  std::string peer_routes;
   std::string name = "default";
   std::string lease_ttl = "5s";
   std::string settle = "2s";

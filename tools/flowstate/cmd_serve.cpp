@@ -400,6 +400,14 @@ void register_serve_command(CLI::App& app) {
                   "Address other nodes reach this one at (HOST:PORT; port 0 picks one): requests for keys another "
                   "node owns are forwarded through it")
       ->group(cluster);
+  cmd->add_option("--peer-advertise", o->cluster.peer_advertise,
+                  "Address to register for other nodes instead of the one --peer-listen bound (HOST:PORT of a "
+                  "proxy or NAT in front of it)")
+      ->group(cluster);
+  cmd->add_option("--peer-route", o->cluster.peer_routes,
+                  "NODE=HOST:PORT[,NODE=HOST:PORT...]: reach node NODE there instead of at the address it "
+                  "registered (a proxy between the two)")
+      ->group(cluster);
   cmd->add_option("--cluster-secret-file", o->cluster.secret_file,
                   "File holding the secret every node of the cluster shares (else $FLOWSTATE_CLUSTER_SECRET)")
       ->group(cluster);
