@@ -211,6 +211,7 @@ class member_node : public cluster_node {
         std::lock_guard lock(mu_);
         changed_ = true;
         moves_changed_ = true;
+        replicas_changed_ = true;
       }
       cv_.notify_all();
     });
@@ -225,6 +226,7 @@ class member_node : public cluster_node {
     if (!engine_.peer_address().empty()) {
       connector_ = std::thread([this] { connect_loop(); });
       mover_ = std::thread([this] { move_loop(); });
+      replicas_ = std::thread([this] { replica_loop(); });
     }
   }
   ~member_node() override {
@@ -240,6 +242,7 @@ class member_node : public cluster_node {
     cv_.notify_all();
     if (connector_.joinable()) connector_.join();
     if (mover_.joinable()) mover_.join();
+    if (replicas_.joinable()) replicas_.join();
     {
       std::lock_guard lock(callback_mu_);
       closing_ = true;
@@ -292,6 +295,21 @@ class member_node : public cluster_node {
     }
   }
 
+  // The controller's failovers and followers, on a thread of their own: a
+  // move in progress (which may wait long for a node that is down) never
+  // holds up a failover.
+  void replica_loop() {
+    name_this_thread("fs-replicas");
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      replicas_changed_ = false;
+      lock.unlock();
+      if (membership_->is_controller()) plan_replicas(membership_->view());
+      lock.lock();
+      cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_ || replicas_changed_; });
+    }
+  }
+
   // Connects to every other registered node (again after it restarted);
   // CAF's connect blocks, so it runs here, not on the watch thread.
   void connect_loop() {
@@ -327,7 +345,6 @@ class member_node : public cluster_node {
       const bool elected = controller && !was_controller_;
       was_controller_ = controller;
       if (controller) {
-        plan_replicas(membership_->view());
         auto v = membership_->view();
         bool pending = false;
         for (auto& [id, m] : v.moves) {
@@ -485,8 +502,9 @@ class member_node : public cluster_node {
   std::chrono::steady_clock::time_point quiet_until_{}, nodes_since_{};
   std::map<std::string, cluster::node_info> last_nodes_;
   uint64_t auto_moves_ = 0;
-  uint64_t failovers_ = 0;  // mover thread
-  std::thread connector_, mover_;
+  uint64_t failovers_ = 0;  // replicas thread
+  std::thread connector_, mover_, replicas_;
+  bool replicas_changed_ = false;  // under mu_
 };
 
 }  // namespace
