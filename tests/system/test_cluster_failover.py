@@ -187,7 +187,7 @@ class Partitionable:
     through links[X, Y], with --peer-route), so that a node can be cut off
     from etcd and from each other node, and healed."""
 
-    def __init__(self):
+    def __init__(self, project=None):
         self.etcd = Etcd()
         configure(self.etcd, "replication=3", "min_in_sync=2")
         etcd_port = int(self.etcd.endpoint.rsplit(":", 1)[1])
@@ -195,7 +195,7 @@ class Partitionable:
         ports = {n: free_port() for n in names}
         self.to_etcd = {n: Proxy(etcd_port) for n in names}
         self.links = {(x, y): Proxy(ports[y]) for x in names for y in names if x != y}
-        project = counter_project(tmpdir() + "/counter")
+        project = project or counter_project(tmpdir() + "/counter")
         nodes = []
         for n in names:
             args = ["--cluster", f"http://{self.to_etcd[n].address}", "--node", n, "--cluster-name", "t",
