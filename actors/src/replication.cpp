@@ -377,6 +377,29 @@ status replicator::build(range_state& r, stream& s) {
     if (a->status >= 300) return fail("node " + s.follower + " answered " + std::to_string(a->status) + ": " + a->body);
     return status::success();
   };
+  // Its copy is erased below: first it leaves the in-sync set in etcd, or
+  // a failover meanwhile could promote a follower holding half a copy.
+  std::vector<std::string> without;
+  bool listed = false;
+  {
+    std::lock_guard lock(mu_);
+    listed = std::find(r.view.in_sync.begin(), r.view.in_sync.end(), s.follower) != r.view.in_sync.end();
+    without = r.view.in_sync;
+    std::erase(without, s.follower);
+    s.joining = false;
+  }
+  if (listed) {
+    if (auto st = hooks_.write_in_sync(r.view.first, without); !st)
+      return fail("taking it out of the in-sync set before rebuilding its copy: " + st.error());
+    std::fprintf(stderr, "flowstate: key groups [%u, %u): %s left the in-sync set (its copy is rebuilt)\n",
+                 r.view.first, r.view.end, s.follower.c_str());
+    ++in_sync_changes_;
+    {
+      std::lock_guard lock(mu_);
+      r.view.in_sync = without;
+    }
+    release_now();
+  }
   if (auto st = ask({"replica-begin", {first, std::to_string(r.view.end), std::to_string(r.view.epoch), r.log_id}});
       !st)
     return st;

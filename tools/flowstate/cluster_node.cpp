@@ -383,6 +383,9 @@ class member_node : public cluster_node {
   // even spread when `cluster rebalance` asked.
   void plan_balance(const cluster::cluster_view& v) {
     if (v.ranges.ranges.empty()) return;
+    // Moves of ranges with followers are not built yet (a move's target may
+    // hold a follower's copy the in-sync set counts on): no automatic ones.
+    if (config_in_force(v).replication > 1) return;
     const auto now = std::chrono::steady_clock::now();
     if (now < quiet_until_) return;
     for (auto& name : v.draining)
@@ -458,6 +461,10 @@ class member_node : public cluster_node {
       const auto r = *next;
       const uint32_t first = std::max(m.first, r.first), end = std::min(m.end, r.end);
       auto groups = "key groups [" + std::to_string(first) + ", " + std::to_string(end) + ")";
+      if (!r.replicas.empty())
+        return finish("failed", groups +
+                                    " have followers: moving a range with replicas is not built yet (set "
+                                    "`cluster config replication=1` first, or let failover move leadership)");
       if (!v.nodes.count(r.node))
         return finish("failed", groups + " belong to node " + r.node +
                                     ", which is not in the cluster now: a range whose owner is unreachable is "
