@@ -308,7 +308,9 @@ class engine_impl final : public engine {
   // The target: records of moving groups arrive (begin erases what it held).
   status import_begin(uint32_t first, uint32_t end);
   status import_records(const std::vector<std::string>& args);
-  status import_end(uint32_t first, uint32_t end, uint64_t seq);
+  // log/index: where the source's replication log stood at the hold ("" if
+  // the groups had no followers there).
+  status import_end(uint32_t first, uint32_t end, uint64_t seq, const std::string& log, uint64_t index);
   status import_abort(uint32_t first, uint32_t end);
   // [begin, end) of groups [first, end) for every project served here.
   std::vector<std::pair<std::string, std::string>> group_spans(uint32_t first, uint32_t end) const;
@@ -433,6 +435,15 @@ class engine_impl final : public engine {
   in_sync_writer in_sync_writer_;                                      // under replication_mutex_
   std::atomic<uint64_t> failovers_{0};                                 // ranges taken over from a replica held here
   std::vector<bool> led_ = std::vector<bool>(key_group_count, false);  // under replication_mutex_
+  // Ranges received by a move, by first group, with where their source's
+  // log stood at the hold (under replication_mutex_; replicator.hpp
+  // led_range_view::adopt_log).
+  struct adoptable_range {
+    uint32_t end = 0;
+    std::string log;
+    uint64_t index = 0;
+  };
+  std::map<uint32_t, adoptable_range> adoptable_;
   // De-duplication marks of received messages, by (tenant, project, source
   // group, destination group), as committed in store epoch inbox_epoch_.
   std::mutex inbox_mutex_;
@@ -455,6 +466,7 @@ class engine_impl final : public engine {
   };
   std::mutex moves_mutex_;
   std::vector<moved_range> released_, received_, moving_out_;
+  std::vector<moved_range> importing_;  // between import-begin and import-end (or abort)
   // A cluster node: the sequence when it started (queue entries below it
   // were there before), and the groups whose queue it has run since.
   uint64_t start_seq_ = 0;

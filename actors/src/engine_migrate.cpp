@@ -321,8 +321,24 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
   if (changes) changes = flush();
   if (!changes) return undo(changes.error());
   if (abort_asked()) return undo("the move was called off");
-  if (auto st = ask({"import-end", {std::to_string(first), std::to_string(end), std::to_string(seq)}}); !st)
-    return undo(st.error());
+  // Where the groups' replication log stands (every commit to them is in
+  // it): the target's followers that have it all keep their copies. They
+  // get a moment to catch up (requests are held meanwhile).
+  peer_query end_q{"import-end", {std::to_string(first), std::to_string(end), std::to_string(seq)}};
+  {
+    replicator* rep = nullptr;
+    {
+      std::lock_guard lock(replication_mutex_);
+      rep = replicator_.get();  // lives until the engine goes
+    }
+    if (rep)
+      if (auto point = rep->hold_point(first)) {
+        rep->wait_acked(first, point->index, 2000);
+        end_q.args.push_back(point->log);
+        end_q.args.push_back(std::to_string(point->index));
+      }
+  }
+  if (auto st = ask(end_q); !st) return undo(st.error());
   finish_copy();
   std::fprintf(stderr,
                "flowstate: %s copied to %s: %llu records, then %llu while held (held %.1f ms: drained at %.1f, "
@@ -381,16 +397,28 @@ void engine_impl::abort_move(uint32_t first, uint32_t end) {
 
 status engine_impl::import_begin(uint32_t first, uint32_t end) {
   {
-    // A follower's copy here is replaced by what the move brings.
+    // From now on a leader's replication frames for these groups are
+    // refused (the replicator asks owns()): what is here is the move's.
+    std::lock_guard lock(moves_mutex_);
+    std::erase_if(received_, [&](const moved_range& r) { return r.first < end && first < r.end; });
+    std::erase_if(importing_, [&](const moved_range& r) { return r.first < end && first < r.end; });
+    importing_.push_back({first, end, 0, now_ms(), false});
+  }
+  // A follower's copy overlapping the groups is given up whole (the
+  // controller took this node out of that range's followers before the
+  // move): what the move brings replaces it.
+  std::vector<std::pair<uint32_t, uint32_t>> dropped;
+  {
     std::lock_guard lock(replication_mutex_);
     if (replicator_)
       for (auto& [f, copy] : replicator_->followed())
-        if (f < end && first < copy.first) replicator_->stop_following(f);
+        if (f < end && first < copy.first) {
+          replicator_->stop_following(f);
+          dropped.emplace_back(f, copy.first);
+        }
   }
-  {
-    std::lock_guard lock(moves_mutex_);
-    std::erase_if(received_, [&](const moved_range& r) { return r.first < end && first < r.end; });
-  }
+  for (auto& [a, b] : dropped)
+    if (auto st = erase_spans(a, b); !st) return st;
   return erase_spans(first, end);
 }
 
@@ -409,13 +437,18 @@ status engine_impl::import_records(const std::vector<std::string>& args) {
   return store_->write_now(std::move(batch), false);
 }
 
-status engine_impl::import_end(uint32_t first, uint32_t end, uint64_t seq) {
+status engine_impl::import_end(uint32_t first, uint32_t end, uint64_t seq, const std::string& log, uint64_t index) {
   store_->raise_sequence(seq);
+  if (!log.empty()) {
+    std::lock_guard lock(replication_mutex_);
+    adoptable_[first] = {end, log, index};
+  }
   commit_batch marker;
   marker.put(column::meta, meta_key("received", first), std::to_string(seq));
   if (auto st = store_->write_now(std::move(marker), true); !st) return st;
   forget_groups(first, end, false);
   std::lock_guard lock(moves_mutex_);
+  std::erase_if(importing_, [&](const moved_range& r) { return r.first == first && r.end == end; });
   received_.push_back({first, end, seq, now_ms(), false});
   // Their queue runs when the placement gives them here (received_), not as
   // a first run since the start.
@@ -427,6 +460,7 @@ status engine_impl::import_abort(uint32_t first, uint32_t end) {
   {
     std::lock_guard lock(moves_mutex_);
     std::erase_if(received_, [&](const moved_range& r) { return r.first == first && r.end == end; });
+    std::erase_if(importing_, [&](const moved_range& r) { return r.first == first && r.end == end; });
   }
   return erase_spans(first, end);
 }
@@ -567,7 +601,9 @@ http::response engine_impl::answer_slow_peer(const peer_query& q) {
   auto first = group(0), end = group(1);
   const bool ranged = first && end && *first < *end && *end <= key_group_count;
   if (q.kind == "import-begin" && ranged) return answer(import_begin(*first, *end));
-  if (q.kind == "import-end" && ranged && number(2)) return answer(import_end(*first, *end, *number(2)));
+  if (q.kind == "import-end" && ranged && number(2))
+    return answer(
+        import_end(*first, *end, *number(2), q.args.size() == 5 ? q.args[3] : std::string(), number(4).value_or(0)));
   if (q.kind == "import-abort" && ranged) return answer(import_abort(*first, *end));
   if (q.kind == "move-release" && ranged) return answer(release_groups(*first, *end));
   if (q.kind == "move-abort" && ranged) {

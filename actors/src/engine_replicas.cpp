@@ -32,7 +32,15 @@ void engine_impl::set_led_ranges(std::vector<led_range> ranges, in_sync_writer w
       if (!w) return fail("no cluster membership to write the in-sync set with");
       return w(first, in_sync);
     };
-    h.runs_here = [this](uint32_t g) { return core_.runs_here(g); };
+    h.owns = [this](uint32_t first, uint32_t end) {
+      for (uint32_t g = first; g < end; ++g)
+        if (core_.runs_here(g)) return true;
+      std::lock_guard moves(moves_mutex_);
+      for (auto* list : {&importing_, &received_})
+        for (auto& r : *list)
+          if (r.first < end && first < r.end) return true;
+      return false;
+    };
     replicator_ =
         std::make_unique<replicator>(*store_, *peers_, options_.node_name, std::move(h), replica_lag_limit_ms);
   }
@@ -40,18 +48,37 @@ void engine_impl::set_led_ranges(std::vector<led_range> ranges, in_sync_writer w
   std::vector<led_range_view> views;
   for (auto& r : ranges) {
     for (uint32_t g = r.first; g < r.end && g < key_group_count; ++g) now[g] = true;
-    views.push_back({r.first, r.end, r.epoch, r.followers, r.in_sync, r.min_in_sync});
+    led_range_view v{r.first, r.end, r.epoch, r.followers, r.in_sync, r.min_in_sync, {}, 0};
+    // Received by a move: its followers may keep their copies.
+    if (auto a = adoptable_.find(r.first); a != adoptable_.end() && a->second.end == r.end) {
+      v.adopt_log = a->second.log;
+      v.adopt_index = a->second.index;
+      adoptable_.erase(a);
+    }
+    views.push_back(std::move(v));
   }
   // Promoted: a range this node held a follower's copy of and leads now.
   // Its queue entries and outbox came with the copy; they run here now.
+  // The copy may be wider than what it leads (the range was split by a
+  // move since): only the led part is promoted; the rest of the copy is no
+  // longer followed (its leader rebuilds it if it still wants it here).
   std::vector<std::pair<uint32_t, uint32_t>> promoted;
   for (auto& [first, copy] : replicator_->followed()) {
-    const uint32_t end = copy.first;
+    const uint32_t end = std::min(copy.first, key_group_count);
     bool leads = false;
-    for (uint32_t g = first; g < end && g < key_group_count; ++g) leads = leads || now[g];
+    for (uint32_t g = first; g < end; ++g) leads = leads || now[g];
     if (!leads) continue;
-    replicator_->stop_following(first);
-    promoted.emplace_back(first, end);
+    for (uint32_t g = first; g < end;) {
+      if (!now[g]) {
+        ++g;
+        continue;
+      }
+      uint32_t stop = g;
+      while (stop < end && now[stop]) ++stop;
+      replicator_->promote(g, stop);
+      promoted.emplace_back(g, stop);
+      g = stop;
+    }
   }
   failovers_ += promoted.size();
   for (auto& [first, end] : promoted) {

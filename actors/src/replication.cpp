@@ -37,8 +37,11 @@ void add_op(std::vector<std::string>& args, const commit_batch::op& op) {
   args.push_back(op.value);
 }
 
-// Decodes the (column, key, value) fields from `from` into batch.
-status read_ops(const std::vector<std::string>& args, std::size_t from, commit_batch& batch) {
+// Decodes the (column, key, value) fields from `from` into batch, but for
+// records of key groups outside [lo, hi) (a frame of a range's log holds
+// all of it; the copy may be of a part: the rest of the range was moved).
+status read_ops(const std::vector<std::string>& args, std::size_t from, commit_batch& batch, uint32_t lo = 0,
+                uint32_t hi = key_group_count) {
   if ((args.size() - from) % 3) return fail("replication: expected (column, key, value) triples");
   for (std::size_t i = from; i < args.size(); i += 3) {
     std::string_view name = args[i];
@@ -46,6 +49,7 @@ status read_ops(const std::vector<std::string>& args, std::size_t from, commit_b
     if (kind == '!' || kind == '+') name.remove_prefix(1);
     auto c = key_group_column(name);
     if (!c) return fail("replication: no column \"" + args[i] + "\" belongs to key groups");
+    if (auto g = key_group_of_record(args[i + 1]); !g || *g < lo || *g >= hi) continue;
     if (kind == '!')
       batch.erase(*c, args[i + 1]);
     else if (kind == '+')
@@ -245,7 +249,10 @@ void replicator::lead(std::vector<led_range_view> ranges) {
       if (v.followers.empty()) continue;
       std::shared_ptr<range_state> r;
       auto it = ranges_.find(v.first);
-      if (it != ranges_.end() && it->second->view.end == v.end && it->second->view.epoch == v.epoch) {
+      // The same range, or what a move left of it (the same first group
+      // and epoch, fewer groups): its log goes on (a follower applies only
+      // the part of a frame within its copy's range).
+      if (it != ranges_.end() && it->second->view.end >= v.end && it->second->view.epoch == v.epoch) {
         r = it->second;
         ranges_.erase(it);
       } else {
@@ -271,6 +278,10 @@ void replicator::lead(std::vector<led_range_view> ranges) {
         if (f == self_ || r->streams.count(f)) continue;
         auto s = std::make_unique<stream>();
         s->follower = f;
+        // A range received by a move, in its first streams: the followers
+        // may hold what it brought already.
+        s->adopting = !v.adopt_log.empty() && r->last_index == 0;
+        s->building = !s->adopting;
         auto* raw = s.get();
         r->streams.emplace(f, std::move(s));
         raw->sender = std::thread([this, r, raw] { run_sender(r, raw); });
@@ -329,10 +340,27 @@ void replicator::run_sender(std::shared_ptr<range_state> r, stream* s) {
   };
   std::string last_error;
   while (!done()) {
-    bool building = false;
+    bool building = false, adopting = false;
     {
       std::lock_guard lock(mu_);
       building = s->building;
+      adopting = s->adopting;
+    }
+    if (adopting) {
+      auto adopted = adopt(*r, *s);
+      if (adopted) {
+        std::lock_guard lock(mu_);
+        s->adopting = false;
+        s->building = !*adopted;
+        continue;
+      }
+      check_in_sync(*r, *s);  // a follower that stays unreachable leaves the in-sync set
+      if (adopted.error() != last_error)
+        std::fprintf(stderr, "flowstate: replica of key groups [%u, %u) on %s: %s (retrying)\n", r->view.first,
+                     r->view.end, s->follower.c_str(), adopted.error().c_str());
+      last_error = adopted.error();
+      pause(200);
+      continue;
     }
     if (building) {
       if (auto st = build(*r, *s); !st) {
@@ -458,6 +486,48 @@ status replicator::build(range_state& r, stream& s) {
   return status::success();
 }
 
+result<bool> replicator::adopt(range_state& r, stream& s) {
+  std::string old_log;
+  uint64_t old_index = 0;
+  {
+    std::lock_guard lock(mu_);
+    old_log = r.view.adopt_log;
+    old_index = r.view.adopt_index;
+  }
+  auto a = peers_.ask(s.follower,
+                      {"replica-adopt",
+                       {std::to_string(r.view.first), std::to_string(r.view.end), std::to_string(r.view.epoch),
+                        r.log_id, old_log, std::to_string(old_index)}},
+                      ask_timeout_ms);
+  if (!a) return fail(a.error());
+  if (a->status == 200) {
+    std::fprintf(stderr, "flowstate: key groups [%u, %u): %s kept its copy (it had what the move brought)\n",
+                 r.view.first, r.view.end, s.follower.c_str());
+    return true;
+  }
+  if (a->status == 409) return false;  // its copy cannot continue: rebuilt
+  return fail("node " + s.follower + " answered " + std::to_string(a->status) + ": " + a->body);
+}
+
+std::optional<log_point> replicator::hold_point(uint32_t group) const {
+  std::lock_guard lock(mu_);
+  if (group >= range_of_group_.size() || range_of_group_[group] < 0) return std::nullopt;
+  auto& r = by_index_[static_cast<std::size_t>(range_of_group_[group])];
+  return log_point{r->log_id, r->last_index};
+}
+
+void replicator::wait_acked(uint32_t group, uint64_t index, int timeout_ms) {
+  std::unique_lock lock(mu_);
+  if (group >= range_of_group_.size() || range_of_group_[group] < 0) return;
+  auto r = by_index_[static_cast<std::size_t>(range_of_group_[group])];
+  cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+    if (stopping_ || r->gone) return true;
+    for (auto& [_, s] : r->streams)
+      if (s->building || s->adopting || s->acked < index) return false;
+    return true;
+  });
+}
+
 result<bool> replicator::ship(range_state& r, stream& s) {
   peer_query q{"replicate", {std::to_string(r.view.first), std::to_string(r.view.epoch) + "@" + r.log_id, "", "", ""}};
   uint64_t from = 0, to = 0;
@@ -516,6 +586,7 @@ result<bool> replicator::ship(range_state& r, stream& s) {
     trim(r);
     ready = releasable();
   }
+  cv_.notify_all();  // wait_acked()
   for (auto& f : ready)
     if (f) f();
   return true;
@@ -624,6 +695,49 @@ status replicator::save_following(uint32_t first, const follow_state& f, commit_
   return status::success();
 }
 
+std::vector<std::shared_ptr<std::mutex>> replicator::carve(uint32_t first, uint32_t end, commit_batch& batch) {
+  std::vector<std::shared_ptr<std::mutex>> touched;
+  std::vector<std::pair<uint32_t, follow_state>> overlapping;
+  for (auto& [f, st] : following_)
+    if (f < end && first < st.end) overlapping.emplace_back(f, st);
+  for (auto& [f, st] : overlapping) {
+    touched.push_back(st.apply_mu);
+    following_.erase(f);
+    batch.erase(column::meta, follow_key(f));
+    if (f < first) {  // the part before keeps its key: its leader's frames still find it
+      auto left = st;
+      left.end = first;
+      following_[f] = left;
+      (void)save_following(f, left, batch);
+    }
+    if (st.end > end) {  // the part after: a copy no frame continues, that a failover may promote
+      auto right = st;
+      following_[end] = right;
+      (void)save_following(end, right, batch);
+    }
+  }
+  return touched;
+}
+
+void replicator::promote(uint32_t first, uint32_t end) {
+  std::vector<std::shared_ptr<std::mutex>> touched;
+  {
+    std::lock_guard lock(follow_mu_);
+    for (auto& [f, st] : following_)
+      if (f < end && first < st.end) touched.push_back(st.apply_mu);
+  }
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  std::vector<std::unique_lock<std::mutex>> locks;
+  for (auto& m : touched) locks.emplace_back(*m);
+  commit_batch b;
+  {
+    std::lock_guard lock(follow_mu_);
+    (void)carve(first, end, b);
+  }
+  if (!b.empty()) (void)db_.write_now(std::move(b), true);
+}
+
 std::map<uint32_t, std::pair<uint32_t, uint64_t>> replicator::followed() const {
   std::map<uint32_t, std::pair<uint32_t, uint64_t>> out;
   std::lock_guard lock(follow_mu_);
@@ -647,31 +761,55 @@ http::response replicator::answer(const peer_query& q) {
   auto first64 = number(0);
   if (!first64 || *first64 >= key_group_count) return http::problem(400, "bad replication frame", "no key group");
   const auto first = static_cast<uint32_t>(*first64);
-  if (hooks_.runs_here(first)) return refuse("fenced: node " + self_ + " leads key group " + std::to_string(first));
+  {
+    // A replica-begin names its end; other frames continue a copy whose end
+    // the follower knows.
+    uint32_t end = first + 1;
+    if (q.kind == "replica-begin" || q.kind == "replica-adopt") {
+      if (auto e = number(1); e && *e > first && *e <= key_group_count) end = static_cast<uint32_t>(*e);
+    } else {
+      std::lock_guard lock(follow_mu_);
+      if (auto it = following_.find(first); it != following_.end()) end = it->second.end;
+    }
+    if (hooks_.owns(first, end))
+      return refuse("fenced: node " + self_ + " leads or is receiving key groups of [" + std::to_string(first) + ", " +
+                    std::to_string(end) + ")");
+  }
 
   if (q.kind == "replica-begin") {
     auto end = number(1), epoch = number(2);
     if (!end || !epoch || q.args.size() != 4 || *end <= first || *end > key_group_count)
       return http::problem(400, "bad replication frame", "replica-begin: first, end, epoch, log");
     std::shared_ptr<std::mutex> apply;
+    // The apply locks of every copy this one overlaps, and its own: a
+    // frame still being applied to one of them finishes before the erase.
+    std::vector<std::shared_ptr<std::mutex>> applying;
+    commit_batch erase;
     {
       std::lock_guard lock(follow_mu_);
       for (auto& [f, st] : following_)
         if (f < *end && first < st.end && st.epoch > *epoch)
           return refuse("fenced: epoch " + std::to_string(*epoch) + " is older than " + std::to_string(st.epoch));
-      // Copies overlapping this one are replaced by it.
-      for (auto it = following_.begin(); it != following_.end();)
-        it = it->first < *end && first < it->second.end && it->first != first ? following_.erase(it) : std::next(it);
+      // Copies overlapping this one give it their part (a copy split by a
+      // move keeps the rest: a failover may promote it, or its leader go on).
+      std::shared_ptr<std::mutex> reused;
+      if (auto it = following_.find(first); it != following_.end()) reused = it->second.apply_mu;
+      applying = carve(first, static_cast<uint32_t>(*end), erase);
       auto& f = following_[first];
       f.end = static_cast<uint32_t>(*end);
       f.epoch = *epoch;
       f.applied = 0;
       f.ready = false;
       f.leader = q.args[3];
+      if (reused) f.apply_mu = reused;
       apply = f.apply_mu;
+      applying.push_back(apply);
     }
-    std::lock_guard applying(*apply);
-    commit_batch erase;
+    // Locked in address order: two begins never wait for each other's.
+    std::sort(applying.begin(), applying.end());
+    applying.erase(std::unique(applying.begin(), applying.end()), applying.end());
+    std::vector<std::unique_lock<std::mutex>> locks;
+    for (auto& m : applying) locks.emplace_back(*m);
     for (auto& [begin, stop] : hooks_.spans(first, static_cast<uint32_t>(*end)))
       for (auto c : key_group_columns) {
         auto st = db_.scan_range(c, begin, stop, [&](std::string_view key, std::string_view) {
@@ -686,6 +824,53 @@ http::response replicator::answer(const peer_query& q) {
     }
     if (auto st = db_.write_now(std::move(erase), true); !st) return http::problem(500, "cannot write", st.error());
     return answer_ok("");
+  }
+
+  if (q.kind == "replica-adopt") {
+    // A node that received [first, end) by a move asks: does the copy here
+    // hold every entry of the log the move's source had up to the hold
+    // (then it holds what the move brought), so it continues from the new
+    // leader's log?
+    auto end = number(1), epoch = number(2), index = number(5);
+    if (!end || !epoch || !index || q.args.size() != 6 || *end <= first || *end > key_group_count)
+      return http::problem(400, "bad replication frame", "replica-adopt: first, end, epoch, log, old log, old index");
+    const auto until = static_cast<uint32_t>(*end);
+    std::shared_ptr<std::mutex> holder;
+    auto suitable = [&]() -> std::optional<std::string> {
+      for (auto& [f, st] : following_)
+        if (f < until && first < st.end && st.epoch > *epoch)
+          return "fenced: epoch " + std::to_string(*epoch) + " is older than " + std::to_string(st.epoch);
+      for (auto& [f, st] : following_) {
+        if (f > first || st.end < until) continue;
+        if (!st.ready || st.leader != q.args[4] || st.applied < *index)
+          return "rebuild: the copy here is not of that log up to " + std::to_string(*index);
+        holder = st.apply_mu;
+        return std::nullopt;
+      }
+      return "rebuild: no copy here holds key groups [" + std::to_string(first) + ", " + std::to_string(until) + ")";
+    };
+    {
+      std::lock_guard lock(follow_mu_);
+      if (auto why = suitable()) return refuse(*why);
+    }
+    const auto locked = holder;
+    std::lock_guard applying(*locked);
+    commit_batch batch;
+    {
+      std::lock_guard lock(follow_mu_);
+      if (auto why = suitable()) return refuse(*why);
+      if (holder != locked) return refuse("rebuild: the copy here changed meanwhile");
+      (void)carve(first, until, batch);
+      auto& f = following_[first];
+      f.end = until;
+      f.epoch = *epoch;
+      f.applied = 0;
+      f.ready = true;
+      f.leader = q.args[3];
+      (void)save_following(first, f, batch);
+    }
+    if (auto st = db_.write_now(std::move(batch), true); !st) return http::problem(500, "cannot write", st.error());
+    return answer_ok("0");
   }
 
   // "EPOCH@LOG": the leader's epoch and the identity of its log.
@@ -742,9 +927,9 @@ http::response replicator::answer(const peer_query& q) {
     auto from = number(2), to = number(3), seq = number(4);
     if (!from || !to || !seq || *from > *to)
       return http::problem(400, "bad replication frame", "replicate: first, epoch, from, to, seq, ops");
-    commit_batch batch;
-    if (auto st = read_ops(q.args, 5, batch); !st) return http::problem(400, "bad replication frame", st.error());
     uint64_t applied = 0;
+    uint32_t copy_end = 0;
+    follow_state next;
     {
       std::lock_guard lock(follow_mu_);
       auto* f = current();
@@ -755,11 +940,15 @@ http::response replicator::answer(const peer_query& q) {
       if (*from != f->applied + 1)
         return refuse("rebuild: the copy here ends at " + std::to_string(f->applied) + ", the frame starts at " +
                       std::to_string(*from));
-      follow_state next = *f;
+      next = *f;
       next.applied = *to;
-      (void)save_following(first, next, batch);
+      copy_end = f->end;
       applied = *to;
     }
+    commit_batch batch;
+    if (auto st = read_ops(q.args, 5, batch, first, copy_end); !st)
+      return http::problem(400, "bad replication frame", st.error());
+    (void)save_following(first, next, batch);
     db_.raise_sequence(*seq);
     if (auto st = db_.write_now(std::move(batch), true); !st) return http::problem(500, "cannot write", st.error());
     {

@@ -28,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -49,6 +50,18 @@ struct led_range_view {
   std::vector<std::string> followers;  // node names
   std::vector<std::string> in_sync;    // node names, the leader included
   uint32_t min_in_sync = 1;
+  // A range this node received by a move from a leader whose log was
+  // `adopt_log`: a follower whose copy has that log's entries up to
+  // `adopt_index` holds what the move brought, and continues from this
+  // node's log without being rebuilt ("replica-adopt").
+  std::string adopt_log;
+  uint64_t adopt_index = 0;
+};
+
+// Where a led range's log stood when a move held some of its groups.
+struct log_point {
+  std::string log;
+  uint64_t index = 0;
 };
 
 // One follower's position, for `cluster status` and /metrics.
@@ -68,9 +81,10 @@ class replicator {
     // Writes the range's in-sync set into etcd (a transaction on the
     // range's record as this node's view has it).
     std::function<status(uint32_t first, const std::vector<std::string>& in_sync)> write_in_sync;
-    // Whether this node runs key group g now (a follower refuses frames
-    // for a range it leads).
-    std::function<bool(uint32_t)> runs_here;
+    // Whether this node runs, or is receiving by a move, any key group of
+    // [first, end) (a follower refuses frames for such a range: its copy
+    // there is the move's, not the replica's).
+    std::function<bool(uint32_t first, uint32_t end)> owns;
   };
   replicator(store& db, peers& p, std::string self, hooks h, uint32_t lag_limit_ms);
   ~replicator();
@@ -86,9 +100,17 @@ class replicator {
   http::response answer(const peer_query& q);
   // Ranges this node holds a follower's copy of, by first group: (end, epoch).
   std::map<uint32_t, std::pair<uint32_t, uint64_t>> followed() const;
-  // Forgets the follower record of a range (this node leads it now, or the
-  // copy is gone).
+  // Forgets the follower record of a range (the copy is gone).
   void stop_following(uint32_t first);
+  // This node leads groups [first, end) now: they leave the copies that
+  // held them (the rest of such a copy is still followed).
+  void promote(uint32_t first, uint32_t end);
+
+  // Moves of a led range's groups: the log's identity and last index now
+  // (every commit to held groups is in the log below it), and waiting (at
+  // most timeout_ms) until every follower of the range has it durable.
+  std::optional<log_point> hold_point(uint32_t group) const;
+  void wait_acked(uint32_t group, uint64_t index, int timeout_ms);
 
   std::vector<replica_progress> progress() const;
   uint64_t in_sync_changes() const { return in_sync_changes_.load(); }
@@ -105,6 +127,7 @@ class replicator {
   struct stream {
     std::string follower;
     bool building = true;
+    bool adopting = false;  // first asks the follower to adopt this log (led_range_view::adopt_log)
     bool want_snapshot = false;
     std::shared_ptr<const store::snapshot> snapshot;
     uint64_t snapshot_index = 0;
@@ -138,6 +161,9 @@ class replicator {
   void trim(range_state& r);
   void run_sender(std::shared_ptr<range_state> r, stream* s);
   status build(range_state& r, stream& s);
+  // "replica-adopt": true when the follower continues from this log; false
+  // when it must be rebuilt.
+  result<bool> adopt(range_state& r, stream& s);
   // Sends what the follower lacks: true when something went, false when
   // there was nothing to send (or it must be rebuilt first).
   result<bool> ship(range_state& r, stream& s);
@@ -181,6 +207,10 @@ class replicator {
   };
   std::map<uint32_t, follow_state> following_;  // by first group
   void load_following();
+  // Takes [first, end) out of the copies followed here (their parts
+  // outside it stay), writing the change into batch; the apply locks of
+  // the copies it touched. Called with follow_mu_ held.
+  std::vector<std::shared_ptr<std::mutex>> carve(uint32_t first, uint32_t end, commit_batch& batch);
   status save_following(uint32_t first, const follow_state& f, commit_batch& batch);
 };
 

@@ -163,18 +163,30 @@ std::vector<std::pair<std::string, uint32_t>> placement::groups_per_node() const
   return {count.begin(), count.end()};
 }
 
+range_owner without_follower(const range_owner& r, const std::string& node) {
+  auto out = r;
+  std::erase_if(out.replicas, [&](const replica& f) { return f.node == node; });
+  if (node != r.node) std::erase(out.in_sync, node);
+  return out;
+}
+
 std::vector<range_owner> split_for_move(const range_owner& r, uint32_t first, uint32_t end, const std::string& to,
                                         const std::string& to_store) {
   std::vector<range_owner> out;
+  const auto base = without_follower(r, to);
   auto part = [&](uint32_t a, uint32_t b) {
-    auto kept = r;
+    auto kept = base;
     kept.first = a;
     kept.end = b;
     return kept;
   };
   if (r.first < first) out.push_back(part(r.first, first));
-  range_owner moved{first, end, to, to_store, r.epoch + 1, {}, {}};
-  if (!r.in_sync.empty()) moved.in_sync = {to};
+  range_owner moved{first, end, to, to_store, r.epoch + 1, base.replicas, {}};
+  if (!r.in_sync.empty()) {
+    moved.in_sync = {to};
+    for (auto& name : base.in_sync)
+      if (name != r.node) moved.in_sync.push_back(name);
+  }
   out.push_back(std::move(moved));
   if (end < r.end) out.push_back(part(end, r.end));
   return out;

@@ -80,6 +80,24 @@ TEST_CASE("moving part of a range splits it: the moved part to the new owner at 
   CHECK(split_for_move(r, 100, 150, "b", "sb").size() == 2);
 }
 
+TEST_CASE("a move of a replicated range keeps its other followers and never lists the target as a follower") {
+  range_owner r{0, 100, "a", "sa", 7, {{"b", "sb"}, {"c", "sc"}, {"d", "sd"}}, {"a", "b", "c"}};
+  auto parts = split_for_move(r, 50, 100, "b", "sb2");
+  REQUIRE(parts.size() == 2);
+  // The part kept by a: b gave up its copy.
+  CHECK(parts[0] == range_owner{0, 50, "a", "sa", 7, {{"c", "sc"}, {"d", "sd"}}, {"a", "c"}});
+  // The moved part: led by b at the next epoch; c (in sync) and d (not)
+  // stay followers; the old leader is neither.
+  CHECK(parts[1] == range_owner{50, 100, "b", "sb2", 8, {{"c", "sc"}, {"d", "sd"}}, {"b", "c"}});
+  // To a node that was no follower: the followers and the in-sync ones stay.
+  auto whole = split_for_move(r, 0, 100, "e", "se");
+  REQUIRE(whole.size() == 1);
+  CHECK(whole[0] == range_owner{0, 100, "e", "se", 8, {{"b", "sb"}, {"c", "sc"}, {"d", "sd"}}, {"e", "b", "c"}});
+  CHECK(without_follower(r, "c") == range_owner{0, 100, "a", "sa", 7, {{"b", "sb"}, {"d", "sd"}}, {"a", "b"}});
+  CHECK(without_follower(r, "a") ==
+        range_owner{0, 100, "a", "sa", 7, {{"b", "sb"}, {"c", "sc"}, {"d", "sd"}}, {"a", "b", "c"}});
+}
+
 TEST_CASE("a move request round-trips through its JSON, and one with no groups is refused") {
   move_request m{10, 20, "n\"2", "failed", "node a did not answer", 12.5};
   auto back = decode_move(encode_move(m));

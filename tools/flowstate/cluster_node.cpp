@@ -286,6 +286,11 @@ class member_node : public cluster_node {
           ++failovers_;
         continue;
       }
+      // A range being moved keeps its followers until the move is done
+      // (the move rewrites its record; a change now would fail it).
+      bool moving = false;
+      for (auto& [_, m] : v.moves) moving = moving || (m.state == "running" && m.first < r.end && r.first < m.end);
+      if (moving) continue;
       if (auto next = cluster::with_replicas(r, v.nodes, config, v.draining, copies)) {
         for (auto& rep : next->replicas)
           if (!r.is_replica(rep.node)) ++copies[rep.node];
@@ -383,9 +388,6 @@ class member_node : public cluster_node {
   // even spread when `cluster rebalance` asked.
   void plan_balance(const cluster::cluster_view& v) {
     if (v.ranges.ranges.empty()) return;
-    // Moves of ranges with followers are not built yet (a move's target may
-    // hold a follower's copy the in-sync set counts on): no automatic ones.
-    if (config_in_force(v).replication > 1) return;
     const auto now = std::chrono::steady_clock::now();
     if (now < quiet_until_) return;
     for (auto& name : v.draining)
@@ -461,16 +463,42 @@ class member_node : public cluster_node {
       const auto r = *next;
       const uint32_t first = std::max(m.first, r.first), end = std::min(m.end, r.end);
       auto groups = "key groups [" + std::to_string(first) + ", " + std::to_string(end) + ")";
-      if (!r.replicas.empty())
-        return finish("failed", groups +
-                                    " have followers: moving a range with replicas is not built yet (set "
-                                    "`cluster config replication=1` first, or let failover move leadership)");
       if (!v.nodes.count(r.node))
         return finish("failed", groups + " belong to node " + r.node +
-                                    ", which is not in the cluster now: a range whose owner is unreachable is "
-                                    "never given to another node (it holds their only copy)");
-      auto out = engine_.move_groups(first, end, r.node, m.to, [&] {
-        return membership_->replace_range(r, cluster::split_for_move(r, first, end, m.to, to->second.store_id));
+                                    ", which is not in the cluster now: a range whose leader is unreachable is "
+                                    "never moved (with replicas it fails over to a follower instead)");
+      if (r.is_replica(m.to)) {
+        // The target gives up its follower's copy when the copy of the move
+        // begins: first it stops being one (it then counts for no commit).
+        auto next = cluster::without_follower(r, m.to);
+        if (auto st = membership_->replace_range(r, {next}); !st)
+          return finish("failed", "taking " + m.to + " out of the followers of " + groups + ": " + st.error());
+        membership_->wait_for(
+            [&](const cluster::cluster_view& now) {
+              auto* o = now.ranges.owner_of(r.first);
+              return !o || !o->is_replica(m.to);
+            },
+            10000);
+        continue;  // again, from the view that shows it
+      }
+      const auto to_store = to->second.store_id;
+      auto out = engine_.move_groups(first, end, r.node, m.to, [&]() -> status {
+        // The range's leader may have changed its followers or in-sync set
+        // during the copy (a follower caught up or fell behind): written
+        // from the record as it is now, while it is the same range under
+        // the same leader and epoch.
+        auto now = r;
+        status st = status::success();
+        for (int attempt = 0; attempt < 5; ++attempt) {
+          st = membership_->replace_range(now, cluster::split_for_move(now, first, end, m.to, to_store));
+          if (st || st.error().rfind(engine::placement_outcome_unknown, 0) == 0) return st;
+          auto v2 = membership_->view();
+          auto* o = v2.ranges.owner_of(r.first);
+          if (!o || o->first != r.first || o->end != r.end || o->node != r.node || o->epoch != r.epoch) return st;
+          if (*o == now) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the view lags etcd
+          now = *o;
+        }
+        return st;
       });
       if (!out) {
         quiet_until_ = std::chrono::steady_clock::now() + std::chrono::seconds(10);  // no automatic plan meanwhile

@@ -109,10 +109,18 @@ std::optional<range_owner> with_replicas(const range_owner& r, const std::map<st
                                          const cluster_config& config, const std::set<std::string>& avoid,
                                          const std::map<std::string, uint32_t>& copies);
 
+// `r` without `node` among its followers and its in-sync set. A move's
+// target gives up a follower's copy it holds of the range when the move
+// begins, so the controller takes it out first.
+range_owner without_follower(const range_owner& r, const std::string& node);
+
 // The ranges that replace `r` when key groups [first, end) of it move to
 // node `to` (whose data directory is `to_store`): the moved part at
-// r.epoch + 1 with no replicas yet (the controller adds them), the parts
-// before and after it kept as they were. [first, end) must lie within r.
+// r.epoch + 1, keeping r's other followers (the new leader rebuilds their
+// copies from its own log) and the in-sync ones among them (each has every
+// commit acknowledged so far; the new leader acknowledges nothing while a
+// member waits to be rebuilt); the parts before and after it kept as they
+// were. `to` is a follower of none of them. [first, end) must lie within r.
 std::vector<range_owner> split_for_move(const range_owner& r, uint32_t first, uint32_t end, const std::string& to,
                                         const std::string& to_store);
 
