@@ -46,6 +46,7 @@ struct engine_core {
   // In a cluster: which node runs each key group (engine::set_key_group_gate).
   std::shared_ptr<const engine::key_group_gate> gate;  // atomic_load/store
   std::atomic<bool> has_gate{false};                   // the embedded node skips the gate's lock
+  std::atomic<bool> gate_pending{false};               // a cluster node before set_key_group_gate: runs nothing
   // The gate, or null on an embedded node (every group runs here).
   std::shared_ptr<const engine::key_group_gate> current_gate() const {
     if (!has_gate.load(std::memory_order_acquire)) return nullptr;
@@ -54,6 +55,7 @@ struct engine_core {
   }
   // True when this node runs key group `group` now.
   bool runs_here(uint32_t group) const {
+    if (gate_pending.load(std::memory_order_acquire)) return false;
     auto g = current_gate();
     if (!g) return true;
     auto d = (*g)(group);

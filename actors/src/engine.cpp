@@ -59,7 +59,12 @@ caf::actor_system_config& configure(caf::actor_system_config& cfg, unsigned thre
 
 }  // namespace
 
-engine_impl::engine_impl(engine_options o) : options_(std::move(o)) {}
+engine_impl::engine_impl(engine_options o) : options_(std::move(o)) {
+  // A cluster node runs no key group until its gate says which are its
+  // own: its store may hold followers' copies and entries of commits its
+  // replicas never acknowledged (a failover went past them).
+  core_.gate_pending.store(!options_.node_name.empty() || static_cast<bool>(options_.project_ids));
+}
 
 engine_impl::~engine_impl() {
   drain(0);

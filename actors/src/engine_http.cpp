@@ -85,12 +85,16 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
     reply->send(std::move(r));
     return;
   }
-  if (core_.writes_paused.load() || !store_->health().ok()) {
+  // A node that cannot write refuses what it would run; in a cluster it
+  // still forwards what other nodes run (checked once the gate says where).
+  auto unwritable = [&] {
+    if (store_writable()) return false;
     auto r = http::problem(503, "unavailable", "the node cannot write to its store (disk full?); retry later");
     r.headers.emplace_back("Retry-After", "5");
     reply->send(std::move(r));
-    return;
-  }
+    return true;
+  };
+  if (!gate && unwritable()) return;
   auto snap = std::atomic_load(&snapshot_);
   auto [path, query] = http::split_target(req.target);
   auto host = host_of(req);
@@ -180,6 +184,7 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
     if (decision.refuse) return reply->send(std::move(*decision.refuse));
     if (decision.forward_to.empty()) {
       if (decision.refuse_new) return reply->send(std::move(*decision.refuse_new));
+      if (unwritable()) return;
       admitted.count = &core_.group_in_flight[group];
       admitted.count->fetch_add(1);
       if (core_.is_frozen(group)) return hold(std::move(*received), std::move(reply));

@@ -178,7 +178,8 @@ class engine_impl final : public engine {
   status recover() override;
 
   // Not ready while the store refuses writes (disk full) or before recovery.
-  bool ready() const override { return ready_.load() && !core_.writes_paused.load() && store_->health().ok(); }
+  bool ready() const override { return ready_.load() && store_writable(); }
+  bool store_writable() const override { return !core_.writes_paused.load() && store_->health().ok(); }
   const sandbox::isolation_report& isolation() const override { return sandbox::isolation_status(); }
   std::size_t in_flight() const override { return core_.total_in_flight(); }
 
@@ -195,6 +196,7 @@ class engine_impl final : public engine {
     const bool any = static_cast<bool>(gate);
     std::atomic_store(&core_.gate, std::make_shared<const key_group_gate>(std::move(gate)));
     core_.has_gate.store(any);
+    core_.gate_pending.store(false);
   }
   std::string peer_address() const override { return peer_address_; }
   void set_cluster_info(std::function<std::string()> describe) override {
@@ -209,7 +211,8 @@ class engine_impl final : public engine {
   bool peer_connected(const std::string& name, const std::string& incarnation) const override;
 
   result<move_outcome> move_groups(uint32_t first, uint32_t end, const std::string& from, const std::string& to,
-                                   const std::function<status()>& write_placement) override;
+                                   bool transfer,
+                                   const std::function<status(const log_position&)>& write_placement) override;
   void placement_changed() override;
   void set_led_ranges(std::vector<led_range> ranges, in_sync_writer write) override;
   std::string replication_info() const override;
@@ -294,11 +297,12 @@ class engine_impl final : public engine {
   // Moving key groups (engine_migrate.cpp). This node's part as the source:
   // copy to `to`, hold, drain, copy what changed.
   struct moved_out {
-    uint64_t seq = 0;      // above every record copied
-    uint64_t records = 0;  // sent (the first copy, then what changed)
-    double held_ms = 0;    // since the groups were held
+    uint64_t seq = 0;               // above every record copied
+    uint64_t records = 0;           // sent (the first copy, then what changed)
+    double held_ms = 0;             // since the groups were held
+    engine::log_position position;  // the source's replication log at the hold
   };
-  result<moved_out> move_out(uint32_t first, uint32_t end, const std::string& to);
+  result<moved_out> move_out(uint32_t first, uint32_t end, const std::string& to, bool transfer);
   // The source after the placement changed: deletes its copy; the groups
   // stay held until this node's gate sends them elsewhere.
   status release_groups(uint32_t first, uint32_t end);
@@ -308,9 +312,7 @@ class engine_impl final : public engine {
   // The target: records of moving groups arrive (begin erases what it held).
   status import_begin(uint32_t first, uint32_t end);
   status import_records(const std::vector<std::string>& args);
-  // log/index: where the source's replication log stood at the hold ("" if
-  // the groups had no followers there).
-  status import_end(uint32_t first, uint32_t end, uint64_t seq, const std::string& log, uint64_t index);
+  status import_end(uint32_t first, uint32_t end, uint64_t seq);
   status import_abort(uint32_t first, uint32_t end);
   // [begin, end) of groups [first, end) for every project served here.
   std::vector<std::pair<std::string, std::string>> group_spans(uint32_t first, uint32_t end) const;
@@ -435,15 +437,10 @@ class engine_impl final : public engine {
   in_sync_writer in_sync_writer_;                                      // under replication_mutex_
   std::atomic<uint64_t> failovers_{0};                                 // ranges taken over from a replica held here
   std::vector<bool> led_ = std::vector<bool>(key_group_count, false);  // under replication_mutex_
-  // Ranges received by a move, by first group, with where their source's
-  // log stood at the hold (under replication_mutex_; replicator.hpp
-  // led_range_view::adopt_log).
-  struct adoptable_range {
-    uint32_t end = 0;
-    std::string log;
-    uint64_t index = 0;
-  };
-  std::map<uint32_t, adoptable_range> adoptable_;
+  // The groups the placement gives this node, set as soon as it learns it
+  // (before the gate routes them here): a follower's frame for them is
+  // refused from then on.
+  std::unique_ptr<std::atomic<bool>[]> leading_ = std::make_unique<std::atomic<bool>[]>(key_group_count);
   // De-duplication marks of received messages, by (tenant, project, source
   // group, destination group), as committed in store epoch inbox_epoch_.
   std::mutex inbox_mutex_;
@@ -463,6 +460,10 @@ class engine_impl final : public engine {
     int64_t since_ms = 0;
     bool copying = false;          // moving_out_: move_out() is still at work
     bool abort_requested = false;  // moving_out_: asked to abort while copying
+    // moving_out_, a transfer (move_groups): this node keeps its copy as a
+    // follower's of the target's log, holding the source's log up to here.
+    std::string transfer_log;
+    uint64_t transfer_index = 0;
   };
   std::mutex moves_mutex_;
   std::vector<moved_range> released_, received_, moving_out_;

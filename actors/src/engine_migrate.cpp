@@ -161,7 +161,8 @@ struct dirty_records {
 
 }  // namespace
 
-result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t end, const std::string& to) {
+result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t end, const std::string& to,
+                                                     bool transfer) {
   if (!peers_) return fail("this node has no --peer-listen: it cannot send records to node " + to);
   if (first >= end || end > key_group_count) return fail("no such " + groups_text(first, end));
   {
@@ -219,13 +220,25 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
       std::lock_guard lock(moves_mutex_);
       std::erase_if(moving_out_, [&](const moved_range& r) { return r.first == first && r.end == end; });
     }
-    (void)peers_->ask(to, {"import-abort", {std::to_string(first), std::to_string(end)}}, step_timeout_ms);
+    // (A transfer's target keeps its follower's copy.)
+    if (!transfer)
+      (void)peers_->ask(to, {"import-abort", {std::to_string(first), std::to_string(end)}}, step_timeout_ms);
     return fail(std::move(why));
   };
 
+  replicator* rep = nullptr;
+  {
+    std::lock_guard lock(replication_mutex_);
+    rep = replicator_.get();  // lives until the engine goes
+  }
+  if (transfer && (!rep || !rep->hold_point(first)))
+    return give_up(groups_text(first, end) + " have no replication log here: nothing to hand over to " + to);
+
   // 1. A first copy while the groups still serve (the pause does not
-  //    depend on how much they hold).
-  if (auto st = ask({"import-begin", {std::to_string(first), std::to_string(end)}}); !st) return give_up(st.error());
+  //    depend on how much they hold). A transfer copies nothing: its
+  //    target has a follower's copy.
+  if (auto st = transfer ? status::success() : ask({"import-begin", {std::to_string(first), std::to_string(end)}}); !st)
+    return give_up(st.error());
   // What is written to the groups from now on is recorded, and sent again
   // while they are held.
   auto dirty = std::make_shared<dirty_records>();
@@ -243,9 +256,10 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
     marker.put(column::meta, meta_key("moving", first), "copying");
     if (auto st = commit_and_wait(std::move(marker), durability_mode::relaxed); !st) return give_up(st.error());
   }
-  auto first_copy = each_record([&](column c, std::string_view key, std::string_view value) {
-    return add(std::string(column_name(c)), key, value);
-  });
+  auto first_copy =
+      transfer ? status::success() : each_record([&](column c, std::string_view key, std::string_view value) {
+        return add(std::string(column_name(c)), key, value);
+      });
   auto abort_asked = [&] {
     std::lock_guard lock(moves_mutex_);
     for (auto& r : moving_out_)
@@ -287,7 +301,8 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
   auto undo = [&](std::string why) -> result<moved_out> {
     finish_copy();
     abort_move(first, end);
-    (void)peers_->ask(to, {"import-abort", {std::to_string(first), std::to_string(end)}}, step_timeout_ms);
+    if (!transfer)
+      (void)peers_->ask(to, {"import-abort", {std::to_string(first), std::to_string(end)}}, step_timeout_ms);
     return fail(std::move(why));
   };
   // Every commit handed to the store before this one is written once it is.
@@ -297,6 +312,35 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
     if (auto st = commit_and_wait(std::move(marker), durability_mode::sync); !st) return undo(st.error());
   }
   const double written_ms = since_held();
+
+  if (transfer) {
+    // 3'. The target has the groups once its copy has the log up to the
+    //     hold (every commit to them is below it); the other followers get
+    //     a moment too, to keep their copies under the target's log.
+    store_->set_write_observer(nullptr);
+    auto point = rep->hold_point(first);
+    if (!point) return undo(groups_text(first, end) + " are no longer led here with followers");
+    if (!rep->wait_follower(first, to, point->index, 10000))
+      return undo("node " + to + " did not have the replication log of " + groups_text(first, end) +
+                  " up to the hold within 10 s");
+    rep->wait_acked(first, point->index, 2000);
+    finish_copy();
+    {
+      std::lock_guard lock(moves_mutex_);
+      for (auto& r : moving_out_)
+        if (r.first == first && r.end == end) {
+          r.transfer_log = point->log;
+          r.transfer_index = point->index;
+        }
+    }
+    std::fprintf(stderr,
+                 "flowstate: %s handed over to %s (its follower's copy had them; held %.1f ms: drained at %.1f)\n",
+                 groups_text(first, end).c_str(), to.c_str(), since_held(), drained_ms);
+    return moved_out{seq,
+                     0,
+                     std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - held_at).count(),
+                     {point->log, point->index}};
+  }
 
   // 3. What was written to the groups since the first copy began (every
   //    such commit is written now: the marker came after them), as it is
@@ -324,21 +368,14 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
   // Where the groups' replication log stands (every commit to them is in
   // it): the target's followers that have it all keep their copies. They
   // get a moment to catch up (requests are held meanwhile).
-  peer_query end_q{"import-end", {std::to_string(first), std::to_string(end), std::to_string(seq)}};
-  {
-    replicator* rep = nullptr;
-    {
-      std::lock_guard lock(replication_mutex_);
-      rep = replicator_.get();  // lives until the engine goes
+  engine::log_position position;
+  if (rep)
+    if (auto point = rep->hold_point(first)) {
+      rep->wait_acked(first, point->index, 2000);
+      position = {point->log, point->index};
     }
-    if (rep)
-      if (auto point = rep->hold_point(first)) {
-        rep->wait_acked(first, point->index, 2000);
-        end_q.args.push_back(point->log);
-        end_q.args.push_back(std::to_string(point->index));
-      }
-  }
-  if (auto st = ask(end_q); !st) return undo(st.error());
+  if (auto st = ask({"import-end", {std::to_string(first), std::to_string(end), std::to_string(seq)}}); !st)
+    return undo(st.error());
   finish_copy();
   std::fprintf(stderr,
                "flowstate: %s copied to %s: %llu records, then %llu while held (held %.1f ms: drained at %.1f, "
@@ -346,15 +383,36 @@ result<engine_impl::moved_out> engine_impl::move_out(uint32_t first, uint32_t en
                groups_text(first, end).c_str(), to.c_str(), static_cast<unsigned long long>(copied),
                static_cast<unsigned long long>(records - copied), since_held(), drained_ms, written_ms, compared_ms);
   return moved_out{seq, records,
-                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - held_at).count()};
+                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - held_at).count(),
+                   std::move(position)};
 }
 
 status engine_impl::release_groups(uint32_t first, uint32_t end) {
+  // A transfer: this node stays a follower of the groups, its copy holding
+  // its own log up to the hold, which the new leader's followers adopt.
+  std::string kept_log;
+  uint64_t kept_index = 0;
+  {
+    std::lock_guard lock(moves_mutex_);
+    for (auto& r : moving_out_)
+      if (r.first == first && r.end == end) {
+        kept_log = r.transfer_log;
+        kept_index = r.transfer_index;
+      }
+  }
+  if (!kept_log.empty()) {
+    std::lock_guard lock(replication_mutex_);
+    if (replicator_) replicator_->hold_copy(first, end, kept_log, kept_index);
+  }
   forget_groups(first, end, true);
   {
     std::lock_guard lock(moves_mutex_);
     std::erase_if(moving_out_, [&](const moved_range& r) { return r.first == first && r.end == end; });
     released_.push_back({first, end, 0, now_ms(), false});
+  }
+  if (!kept_log.empty()) {
+    placement_changed();
+    return status::success();
   }
   // Held requests go on as soon as this node's view has moved on; the copy
   // is deleted afterwards (nothing here writes the groups again: the gate
@@ -407,18 +465,13 @@ status engine_impl::import_begin(uint32_t first, uint32_t end) {
   // A follower's copy overlapping the groups is given up whole (the
   // controller took this node out of that range's followers before the
   // move): what the move brings replaces it.
-  std::vector<std::pair<uint32_t, uint32_t>> dropped;
+  replicator* rep = nullptr;
   {
     std::lock_guard lock(replication_mutex_);
-    if (replicator_)
-      for (auto& [f, copy] : replicator_->followed())
-        if (f < end && first < copy.first) {
-          replicator_->stop_following(f);
-          dropped.emplace_back(f, copy.first);
-        }
+    rep = replicator_.get();  // lives until the engine goes
   }
-  for (auto& [a, b] : dropped)
-    if (auto st = erase_spans(a, b); !st) return st;
+  if (rep)
+    if (auto st = rep->drop_copies(first, end); !st) return st;
   return erase_spans(first, end);
 }
 
@@ -437,12 +490,8 @@ status engine_impl::import_records(const std::vector<std::string>& args) {
   return store_->write_now(std::move(batch), false);
 }
 
-status engine_impl::import_end(uint32_t first, uint32_t end, uint64_t seq, const std::string& log, uint64_t index) {
+status engine_impl::import_end(uint32_t first, uint32_t end, uint64_t seq) {
   store_->raise_sequence(seq);
-  if (!log.empty()) {
-    std::lock_guard lock(replication_mutex_);
-    adoptable_[first] = {end, log, index};
-  }
   commit_batch marker;
   marker.put(column::meta, meta_key("received", first), std::to_string(seq));
   if (auto st = store_->write_now(std::move(marker), true); !st) return st;
@@ -601,30 +650,30 @@ http::response engine_impl::answer_slow_peer(const peer_query& q) {
   auto first = group(0), end = group(1);
   const bool ranged = first && end && *first < *end && *end <= key_group_count;
   if (q.kind == "import-begin" && ranged) return answer(import_begin(*first, *end));
-  if (q.kind == "import-end" && ranged && number(2))
-    return answer(
-        import_end(*first, *end, *number(2), q.args.size() == 5 ? q.args[3] : std::string(), number(4).value_or(0)));
+  if (q.kind == "import-end" && ranged && number(2)) return answer(import_end(*first, *end, *number(2)));
   if (q.kind == "import-abort" && ranged) return answer(import_abort(*first, *end));
   if (q.kind == "move-release" && ranged) return answer(release_groups(*first, *end));
   if (q.kind == "move-abort" && ranged) {
     abort_move(*first, *end);
     return ok();
   }
-  if (q.kind == "move-out" && ranged && q.args.size() == 3) {
-    auto r = move_out(*first, *end, q.args[2]);
+  if (q.kind == "move-out" && ranged && (q.args.size() == 3 || q.args.size() == 4)) {
+    auto r = move_out(*first, *end, q.args[2], q.args.size() == 4 && q.args[3] == "transfer");
     if (!r) return http::problem(500, "move failed", r.error());
     http::response out;
     char held[32];
     std::snprintf(held, sizeof held, "%.3f", r->held_ms);
+    // "seq records held_ms [log index]"
     out.body = std::to_string(r->seq) + " " + std::to_string(r->records) + " " + held;
+    if (!r->position.log.empty()) out.body += " " + r->position.log + " " + std::to_string(r->position.index);
     return out;
   }
   return answer_peer(q);
 }
 
-result<engine::move_outcome> engine_impl::move_groups(uint32_t first, uint32_t end, const std::string& from,
-                                                      const std::string& to,
-                                                      const std::function<status()>& write_placement) {
+result<engine::move_outcome> engine_impl::move_groups(
+    uint32_t first, uint32_t end, const std::string& from, const std::string& to, bool transfer,
+    const std::function<status(const log_position&)>& write_placement) {
   if (from == to) return fail(groups_text(first, end) + " are on node " + to + " already");
   if (!peers_) return fail("this node has no --peer-listen: it cannot move key groups");
   const auto started = std::chrono::steady_clock::now();
@@ -638,36 +687,51 @@ result<engine::move_outcome> engine_impl::move_groups(uint32_t first, uint32_t e
   };
   uint64_t records = 0;
   double held_ms = 0;
+  log_position position;
   if (here) {
-    auto r = move_out(first, end, to);
+    auto r = move_out(first, end, to, transfer);
     if (!r) return fail(r.error());
     records = r->records;
     held_ms = r->held_ms;
+    position = r->position;
   } else {
     // On failure the source undoes its part itself (or, when its answer
     // was lost, once the controller has been silent for long).
-    auto r = at_source({"move-out", {std::to_string(first), std::to_string(end), to}});
+    peer_query out_q{"move-out", {std::to_string(first), std::to_string(end), to}};
+    if (transfer) out_q.args.emplace_back("transfer");
+    auto r = at_source(out_q);
     if (!r) {
       // No answer (or a failure it already undid): called off at the source
       // if it is still at it (harmless otherwise); the target drops its copy.
       (void)at_source({"move-abort", {std::to_string(first), std::to_string(end)}});
-      (void)peers_->ask(to, {"import-abort", {std::to_string(first), std::to_string(end)}}, step_timeout_ms);
+      if (!transfer)  // (a transfer's target keeps its follower's copy)
+        (void)peers_->ask(to, {"import-abort", {std::to_string(first), std::to_string(end)}}, step_timeout_ms);
       return fail(r.error());
     }
-    // "seq records held_ms"
-    auto one = r->find(' '), two = r->find(' ', one + 1);
-    records = parse_decimal<uint64_t>(r->substr(one + 1, two - one - 1)).value_or(0);
-    held_ms = two == std::string::npos ? 0 : std::strtod(r->c_str() + two + 1, nullptr);
+    // "seq records held_ms [log index]"
+    std::vector<std::string> words;
+    for (std::size_t at = 0; at < r->size();) {
+      auto space = r->find(' ', at);
+      if (space == std::string::npos) space = r->size();
+      words.push_back(r->substr(at, space - at));
+      at = space + 1;
+    }
+    if (words.size() >= 3) {
+      records = parse_decimal<uint64_t>(words[1]).value_or(0);
+      held_ms = std::strtod(words[2].c_str(), nullptr);
+    }
+    if (words.size() == 5) position = {words[3], parse_decimal<uint64_t>(words[4]).value_or(0)};
   }
   const auto copied_at = std::chrono::steady_clock::now();
   double written_ms = 0;
-  if (auto st = write_placement(); !st) {
+  if (auto st = write_placement(position); !st) {
     if (st.error().rfind(placement_outcome_unknown, 0) == 0) return fail(st.error());
     if (here)
       abort_move(first, end);
     else
       (void)at_source({"move-abort", {std::to_string(first), std::to_string(end)}});
-    (void)peers_->ask(to, {"import-abort", {std::to_string(first), std::to_string(end)}}, step_timeout_ms);
+    if (!transfer)
+      (void)peers_->ask(to, {"import-abort", {std::to_string(first), std::to_string(end)}}, step_timeout_ms);
     return fail("writing the placement: " + st.error());
   }
   written_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - copied_at).count();

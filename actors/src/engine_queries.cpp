@@ -523,6 +523,8 @@ result<std::vector<std::string>> engine_impl::local_errors(const std::string& na
   for (auto& rt : targets) {
     auto scanned = store_->scan_prefix(column::errors, project_prefix(rt->tenant, rt->project_id),
                                        [&](std::string_view key, std::string_view value) {
+                                         // A follower's copy: its leader lists it.
+                                         if (auto g = key_group_of_record(key); g && !core_.runs_here(*g)) return true;
                                          std::string v(value);
                                          if (!flow.empty() && v.find("\"flow\":\"" + flow + "\"") == std::string::npos)
                                            return true;

@@ -3,6 +3,7 @@
 // range's queue, a replaced leader forgetting the range, and the peer
 // questions of the replication protocol (replication.hpp).
 #include <cstdio>
+#include <set>
 
 #include "engine_impl.hpp"
 #include "records.hpp"
@@ -33,10 +34,12 @@ void engine_impl::set_led_ranges(std::vector<led_range> ranges, in_sync_writer w
       return w(first, in_sync);
     };
     h.owns = [this](uint32_t first, uint32_t end) {
-      for (uint32_t g = first; g < end; ++g)
-        if (core_.runs_here(g)) return true;
+      for (uint32_t g = first; g < end && g < key_group_count; ++g)
+        if (leading_[g].load(std::memory_order_acquire) || core_.runs_here(g)) return true;
       std::lock_guard moves(moves_mutex_);
-      for (auto* list : {&importing_, &received_})
+      // (moving_out_: a transfer's source keeps its copy as a follower's
+      // once released; the new leader asks again until then.)
+      for (auto* list : {&importing_, &received_, &moving_out_})
         for (auto& r : *list)
           if (r.first < end && first < r.end) return true;
       return false;
@@ -45,17 +48,17 @@ void engine_impl::set_led_ranges(std::vector<led_range> ranges, in_sync_writer w
         std::make_unique<replicator>(*store_, *peers_, options_.node_name, std::move(h), replica_lag_limit_ms);
   }
   std::vector<bool> now(key_group_count, false);
+  for (auto& r : ranges)
+    for (uint32_t g = r.first; g < r.end && g < key_group_count; ++g) now[g] = true;
+  for (uint32_t g = 0; g < key_group_count; ++g) leading_[g].store(now[g], std::memory_order_release);
   std::vector<led_range_view> views;
+  std::set<uint32_t> handed_over;  // received by a move or a transfer, not taken over by a failover
   for (auto& r : ranges) {
     for (uint32_t g = r.first; g < r.end && g < key_group_count; ++g) now[g] = true;
-    led_range_view v{r.first, r.end, r.epoch, r.followers, r.in_sync, r.min_in_sync, {}, 0};
-    // Received by a move: its followers may keep their copies.
-    if (auto a = adoptable_.find(r.first); a != adoptable_.end() && a->second.end == r.end) {
-      v.adopt_log = a->second.log;
-      v.adopt_index = a->second.index;
-      adoptable_.erase(a);
-    }
-    views.push_back(std::move(v));
+    // Received by a move (the placement record says where the source's
+    // log stood): its followers may keep their copies.
+    views.push_back({r.first, r.end, r.epoch, r.followers, r.in_sync, r.min_in_sync, r.adopt_log, r.adopt_index});
+    if (!r.adopt_log.empty()) handed_over.insert(r.first);
   }
   // Promoted: a range this node held a follower's copy of and leads now.
   // Its queue entries and outbox came with the copy; they run here now.
@@ -80,7 +83,7 @@ void engine_impl::set_led_ranges(std::vector<led_range> ranges, in_sync_writer w
       g = stop;
     }
   }
-  failovers_ += promoted.size();
+  for (auto& [first, _] : promoted) failovers_ += handed_over.count(first) ? 0 : 1;
   for (auto& [first, end] : promoted) {
     std::fprintf(stderr, "flowstate: now leading key groups [%u, %u) (this node held a replica)\n", first, end);
     forget_groups(first, end, false);

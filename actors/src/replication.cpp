@@ -199,7 +199,13 @@ bool replicator::gate(uint64_t ticket, std::function<void()>& on_durable,
   std::vector<std::function<void()>> ready;
   {
     std::unique_lock lock(mu_);
-    if (doomed_.erase(ticket)) {
+    // A commit to groups this node stopped leading: by the hook's view
+    // (doomed), or since the hook (its range went while the commit was
+    // written, before it got here: lead() failed the ones waiting then).
+    auto p = pending_.find(ticket);
+    const bool range_gone = p != pending_.end() &&
+                            std::any_of(p->second.begin(), p->second.end(), [](auto& ref) { return ref.first->gone; });
+    if (doomed_.erase(ticket) || range_gone) {
       pending_.erase(ticket);
       lock.unlock();
       if (on_failed) on_failed(std::string(outcome_unknown) + "this node no longer leads the key group");
@@ -249,10 +255,18 @@ void replicator::lead(std::vector<led_range_view> ranges) {
       if (v.followers.empty()) continue;
       std::shared_ptr<range_state> r;
       auto it = ranges_.find(v.first);
-      // The same range, or what a move left of it (the same first group
-      // and epoch, fewer groups): its log goes on (a follower applies only
-      // the part of a frame within its copy's range).
-      if (it != ranges_.end() && it->second->view.end >= v.end && it->second->view.epoch == v.epoch) {
+      // The same range, or what a move left of it (the same epoch, groups
+      // within it): its log goes on (a follower applies only the part of a
+      // frame within its copy's groups, and splits its copy where the
+      // leader's range now begins).
+      if (it == ranges_.end() || it->second->view.end < v.end || it->second->view.epoch != v.epoch) {
+        it = std::find_if(ranges_.begin(), ranges_.end(), [&](auto& old) {
+          auto& w = old.second->view;
+          return w.epoch == v.epoch && w.first <= v.first && v.end <= w.end;
+        });
+      }
+      if (it != ranges_.end() && it->second->view.epoch == v.epoch && it->second->view.first <= v.first &&
+          v.end <= it->second->view.end) {
         r = it->second;
         ranges_.erase(it);
       } else {
@@ -398,7 +412,17 @@ status replicator::build(range_state& r, stream& s) {
   // The frames of this log carry its identity with the epoch: a copy made
   // from another log of the same epoch (another leader, or this one before
   // a restart) cannot be continued by it.
-  const auto first = std::to_string(r.view.first), epoch = std::to_string(r.view.epoch) + "@" + r.log_id;
+  // The range's bounds as they are now (lead() may shrink it meanwhile: the
+  // copy is then not made ready, and built again).
+  uint32_t v_first = 0, v_end = 0;
+  uint64_t v_epoch = 0;
+  {
+    std::lock_guard lock(mu_);
+    v_first = r.view.first;
+    v_end = r.view.end;
+    v_epoch = r.view.epoch;
+  }
+  const auto first = std::to_string(v_first), epoch = std::to_string(v_epoch) + "@" + r.log_id;
   auto ask = [&](peer_query q) -> status {
     auto a = peers_.ask(s.follower, q, ask_timeout_ms);
     if (!a) return fail(a.error());
@@ -428,8 +452,7 @@ status replicator::build(range_state& r, stream& s) {
     }
     release_now();
   }
-  if (auto st = ask({"replica-begin", {first, std::to_string(r.view.end), std::to_string(r.view.epoch), r.log_id}});
-      !st)
+  if (auto st = ask({"replica-begin", {first, std::to_string(v_end), std::to_string(v_epoch), r.log_id}}); !st)
     return st;
   {
     std::lock_guard lock(mu_);
@@ -461,7 +484,7 @@ status replicator::build(range_state& r, stream& s) {
     bytes = 0;
     return st;
   };
-  for (auto& [begin, stop] : hooks_.spans(r.view.first, r.view.end))
+  for (auto& [begin, stop] : hooks_.spans(v_first, v_end))
     for (auto c : key_group_columns) {
       auto st = db_.scan_range(c, begin, stop, *snap, [&](std::string_view key, std::string_view value) {
         chunk.args.emplace_back(column_name(c));
@@ -476,6 +499,11 @@ status replicator::build(range_state& r, stream& s) {
     }
   if (auto st = flush(); !st) return st;
   snap.reset();
+  {
+    std::lock_guard lock(mu_);
+    if (r.view.first != v_first || r.view.end != v_end || r.view.epoch != v_epoch)
+      return fail("the range changed while its copy was built; building it again");
+  }
   if (auto st = ask({"replica-ready", {first, epoch, std::to_string(index), std::to_string(db_.next_sequence())}}); !st)
     return st;
   std::lock_guard lock(mu_);
@@ -505,7 +533,12 @@ result<bool> replicator::adopt(range_state& r, stream& s) {
                  r.view.first, r.view.end, s.follower.c_str());
     return true;
   }
-  if (a->status == 409) return false;  // its copy cannot continue: rebuilt
+  // Fenced: it still leads the groups or hands them over (a transfer's
+  // source, not yet released): asked again. Otherwise its copy cannot
+  // continue: rebuilt.
+  if (a->status == 409 && a->body.find("fenced:") != std::string::npos)
+    return fail("node " + s.follower + " still holds the groups: " + a->body);
+  if (a->status == 409) return false;
   return fail("node " + s.follower + " answered " + std::to_string(a->status) + ": " + a->body);
 }
 
@@ -526,6 +559,20 @@ void replicator::wait_acked(uint32_t group, uint64_t index, int timeout_ms) {
       if (s->building || s->adopting || s->acked < index) return false;
     return true;
   });
+}
+
+bool replicator::wait_follower(uint32_t group, const std::string& follower, uint64_t index, int timeout_ms) {
+  std::unique_lock lock(mu_);
+  if (group >= range_of_group_.size() || range_of_group_[group] < 0) return false;
+  auto r = by_index_[static_cast<std::size_t>(range_of_group_[group])];
+  return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                      [&] {
+                        if (stopping_ || r->gone) return true;
+                        auto s = r->streams.find(follower);
+                        return s != r->streams.end() && !s->second->building && !s->second->adopting &&
+                               s->second->acked >= index;
+                      }) &&
+         !stopping_ && !r->gone;
 }
 
 result<bool> replicator::ship(range_state& r, stream& s) {
@@ -719,17 +766,77 @@ std::vector<std::shared_ptr<std::mutex>> replicator::carve(uint32_t first, uint3
   return touched;
 }
 
-void replicator::promote(uint32_t first, uint32_t end) {
+std::vector<std::unique_lock<std::mutex>> replicator::lock_copies(uint32_t first, uint32_t end) {
   std::vector<std::shared_ptr<std::mutex>> touched;
   {
     std::lock_guard lock(follow_mu_);
     for (auto& [f, st] : following_)
       if (f < end && first < st.end) touched.push_back(st.apply_mu);
   }
-  std::sort(touched.begin(), touched.end());
-  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  return lock_in_order(std::move(touched));
+}
+
+std::vector<std::unique_lock<std::mutex>> replicator::lock_in_order(std::vector<std::shared_ptr<std::mutex>> mutexes) {
+  // In address order: two callers never wait for each other's.
+  std::sort(mutexes.begin(), mutexes.end());
+  mutexes.erase(std::unique(mutexes.begin(), mutexes.end()), mutexes.end());
   std::vector<std::unique_lock<std::mutex>> locks;
-  for (auto& m : touched) locks.emplace_back(*m);
+  for (auto& m : mutexes) locks.emplace_back(*m);
+  return locks;
+}
+
+status replicator::erase_records(uint32_t first, uint32_t end, commit_batch& batch) {
+  for (auto& [begin, stop] : hooks_.spans(first, end))
+    for (auto c : key_group_columns) {
+      auto st = db_.scan_range(c, begin, stop, [&](std::string_view key, std::string_view) {
+        batch.erase(c, std::string(key));
+        return true;
+      });
+      if (!st) return st;
+    }
+  return status::success();
+}
+
+status replicator::drop_copies(uint32_t first, uint32_t end) {
+  auto locks = lock_copies(first, end);
+  commit_batch b;
+  std::vector<std::pair<uint32_t, uint32_t>> dropped;
+  {
+    std::lock_guard lock(follow_mu_);
+    for (auto it = following_.begin(); it != following_.end();) {
+      if (!(it->first < end && first < it->second.end)) {
+        ++it;
+        continue;
+      }
+      dropped.emplace_back(it->first, it->second.end);
+      b.erase(column::meta, follow_key(it->first));
+      it = following_.erase(it);
+    }
+  }
+  for (auto& [a, z] : dropped)
+    if (auto st = erase_records(a, z, b); !st) return st;
+  if (b.empty()) return status::success();
+  return db_.write_now(std::move(b), true);
+}
+
+void replicator::hold_copy(uint32_t first, uint32_t end, const std::string& log, uint64_t applied) {
+  commit_batch b;
+  {
+    std::lock_guard lock(follow_mu_);
+    (void)carve(first, end, b);
+    auto& f = following_[first];
+    f.end = end;
+    f.epoch = 0;  // no frame of its own log comes: only a replica-adopt
+    f.applied = applied;
+    f.ready = true;
+    f.leader = log;
+    (void)save_following(first, f, b);
+  }
+  (void)db_.write_now(std::move(b), true);
+}
+
+void replicator::promote(uint32_t first, uint32_t end) {
+  auto locks = lock_copies(first, end);
   commit_batch b;
   {
     std::lock_guard lock(follow_mu_);
@@ -805,19 +912,9 @@ http::response replicator::answer(const peer_query& q) {
       apply = f.apply_mu;
       applying.push_back(apply);
     }
-    // Locked in address order: two begins never wait for each other's.
-    std::sort(applying.begin(), applying.end());
-    applying.erase(std::unique(applying.begin(), applying.end()), applying.end());
-    std::vector<std::unique_lock<std::mutex>> locks;
-    for (auto& m : applying) locks.emplace_back(*m);
-    for (auto& [begin, stop] : hooks_.spans(first, static_cast<uint32_t>(*end)))
-      for (auto c : key_group_columns) {
-        auto st = db_.scan_range(c, begin, stop, [&](std::string_view key, std::string_view) {
-          erase.erase(c, std::string(key));
-          return true;
-        });
-        if (!st) return http::problem(500, "cannot read", st.error());
-      }
+    auto locks = lock_in_order(std::move(applying));
+    if (auto st = erase_records(first, static_cast<uint32_t>(*end), erase); !st)
+      return http::problem(500, "cannot read", st.error());
     {
       std::lock_guard lock(follow_mu_);
       (void)save_following(first, following_[first], erase);
@@ -882,6 +979,37 @@ http::response replicator::answer(const peer_query& q) {
   {
     std::lock_guard lock(follow_mu_);
     auto it = following_.find(first);
+    if (it == following_.end()) {
+      // The leader kept part of its range after a move and goes on with
+      // the same log from that part's first group: the copy holding it is
+      // split there (both parts follow the log; each applies its groups).
+      for (auto& [f, st] : following_)
+        if (f < first && first < st.end && st.epoch == *epoch && st.leader == log && st.ready) {
+          auto right = st;
+          right.apply_mu = std::make_shared<std::mutex>();
+          st.end = first;
+          commit_batch b;
+          (void)save_following(f, st, b);
+          (void)save_following(first, right, b);
+          if (auto w = db_.write_now(std::move(b), true); !w) return http::problem(500, "cannot write", w.error());
+          it = following_.emplace(first, std::move(right)).first;
+          break;
+        }
+    }
+    // The same log lives on here under another first group (a move split
+    // the copy, and the leader has not seen its range change yet): asked
+    // again shortly, not rebuilt.
+    auto log_lives_on = [&] {
+      for (auto& [f, st] : following_)
+        if (f != first && st.leader == log && st.epoch == *epoch) return true;
+      return false;
+    };
+    if (it == following_.end() || (it->second.leader != log && it->second.epoch == *epoch)) {
+      if (log_lives_on())
+        return refuse(
+            "moved: the copy of this log begins at another key group now; ask again with the range's "
+            "new bounds");
+    }
     if (it == following_.end()) return refuse("rebuild: no copy of the range here");
     if (*epoch < it->second.epoch)
       return refuse("fenced: epoch " + std::to_string(*epoch) + " is older than " + std::to_string(it->second.epoch));

@@ -102,6 +102,15 @@ class replicator {
   std::map<uint32_t, std::pair<uint32_t, uint64_t>> followed() const;
   // Forgets the follower record of a range (the copy is gone).
   void stop_following(uint32_t first);
+  // Gives up every copy overlapping [first, end) whole, records and data,
+  // once a frame being applied to one of them is done (a move brings
+  // these groups here; the controller took this node out of their range's
+  // followers first).
+  status drop_copies(uint32_t first, uint32_t end);
+  // A transfer's source after the hand-over: its data of [first, end) is a
+  // copy of its log `log` up to `applied`, followed from now on (the new
+  // leader's first frame asks it to adopt the new log).
+  void hold_copy(uint32_t first, uint32_t end, const std::string& log, uint64_t applied);
   // This node leads groups [first, end) now: they leave the copies that
   // held them (the rest of such a copy is still followed).
   void promote(uint32_t first, uint32_t end);
@@ -111,6 +120,9 @@ class replicator {
   // most timeout_ms) until every follower of the range has it durable.
   std::optional<log_point> hold_point(uint32_t group) const;
   void wait_acked(uint32_t group, uint64_t index, int timeout_ms);
+  // Whether `follower` has the log of group's range durable up to `index`
+  // within timeout_ms.
+  bool wait_follower(uint32_t group, const std::string& follower, uint64_t index, int timeout_ms);
 
   std::vector<replica_progress> progress() const;
   uint64_t in_sync_changes() const { return in_sync_changes_.load(); }
@@ -211,6 +223,11 @@ class replicator {
   // outside it stay), writing the change into batch; the apply locks of
   // the copies it touched. Called with follow_mu_ held.
   std::vector<std::shared_ptr<std::mutex>> carve(uint32_t first, uint32_t end, commit_batch& batch);
+  // The apply locks of the copies overlapping [first, end), held.
+  std::vector<std::unique_lock<std::mutex>> lock_copies(uint32_t first, uint32_t end);
+  static std::vector<std::unique_lock<std::mutex>> lock_in_order(std::vector<std::shared_ptr<std::mutex>> mutexes);
+  // Adds the erasure of every record of groups [first, end) to batch.
+  status erase_records(uint32_t first, uint32_t end, commit_batch& batch);
   status save_following(uint32_t first, const follow_state& f, commit_batch& batch);
 };
 

@@ -87,10 +87,16 @@ void apply(cluster_view& v, std::map<uint32_t, range_owner>& ranges, const std::
     }
   } else if (rest.rfind("placement/", 0) == 0) {
     auto first = static_cast<uint32_t>(std::strtoul(std::string(rest.substr(10)).c_str(), nullptr, 16));
-    v.placement_changed_at = std::max(v.placement_changed_at, kv.mod_revision);
     if (deleted) {
+      v.placement_changed_at = std::max(v.placement_changed_at, kv.mod_revision);
       ranges.erase(first);
     } else if (auto r = decode_range(kv.value)) {
+      // Who leads what changed (not only a range's followers or in-sync
+      // set, which the leader and the controller change all the time).
+      auto was = ranges.find(first);
+      if (was == ranges.end() || was->second.end != r->end || was->second.node != r->node ||
+          was->second.epoch != r->epoch)
+        v.placement_changed_at = std::max(v.placement_changed_at, kv.mod_revision);
       ranges[first] = *r;
     } else {
       std::fprintf(stderr, "flowstate cluster: ignoring %s: %s\n", kv.key.c_str(), r.error().c_str());
@@ -175,6 +181,7 @@ struct membership::impl {
   std::atomic<int64_t> election_revision{0};  // the controller key's create revision while we hold it
   bool registered = false;                    // nodes/NAME is ours under `lease` (loop thread)
   std::atomic<uint64_t> losses{0};
+  std::atomic<bool> stepped_down{false};  // step_down(): stay unregistered
 
   mutable std::mutex mu;
   mutable std::condition_variable changed_cv;
@@ -226,6 +233,22 @@ struct membership::impl {
   // One round of the loop thread: the lease, the election, the controller's
   // duties.
   void tick() {
+    if (stepped_down.load()) {
+      if (registered || lease != 0) {
+        // Revoked, not left to lapse: the controller sees the node go now.
+        if (auto st = loop_client->lease_revoke(lease); !st) {
+          std::fprintf(stderr, "flowstate cluster: node %s stepping down: %s (trying again)\n",
+                       options.self.name.c_str(), st.error().c_str());
+          return;
+        }
+        registered = false;
+        lease = 0;
+        election_revision = 0;
+        std::fprintf(stderr, "flowstate cluster: node %s stepped down: not registered until it can write again\n",
+                     options.self.name.c_str());
+      }
+      return;
+    }
     auto ttl = loop_client->lease_keepalive(lease);
     if (ttl && *ttl == 0 && registered) {
       // The lease lapsed (a pause longer than the TTL): the node's keys are
@@ -415,6 +438,11 @@ bool membership::wait_for(const std::function<bool(const cluster_view&)>& pred, 
 }
 
 uint64_t membership::lease_losses() const { return impl_->losses.load(); }
+
+void membership::step_down(bool out) {
+  if (impl_->stepped_down.exchange(out) == out) return;
+  impl_->changed_cv.notify_all();  // the loop thread acts now
+}
 
 status membership::replace_range(const range_owner& old, const std::vector<range_owner>& replacement) {
   const int64_t election = impl_->election_revision.load();

@@ -91,6 +91,8 @@ std::string encode_range(const range_owner& r) {
     for (std::size_t i = 0; i < r.in_sync.size(); ++i) out += (i ? "," : "") + json_string(r.in_sync[i]);
     out += "]";
   }
+  if (!r.adopt_log.empty())
+    out += ",\"adopt\":{\"log\":" + json_string(r.adopt_log) + ",\"index\":" + std::to_string(r.adopt_index) + "}";
   return out + "}";
 }
 
@@ -120,6 +122,11 @@ result<range_owner> decode_range(std::string_view json) {
         if (auto p = read_string(ro, "storeId", rep.store_id, true)) return p;
         r.replicas.push_back(std::move(rep));
       }
+    simdjson::dom::object adopt;
+    if (!o["adopt"].get_object().get(adopt)) {
+      if (auto p = read_string(adopt, "log", r.adopt_log, true)) return p;
+      if (auto p = read_uint(adopt, "index", r.adopt_index)) return p;
+    }
     if (!o["inSync"].get_array().get(in_sync))
       for (auto e : in_sync) {
         std::string_view name;
@@ -171,21 +178,26 @@ range_owner without_follower(const range_owner& r, const std::string& node) {
 }
 
 std::vector<range_owner> split_for_move(const range_owner& r, uint32_t first, uint32_t end, const std::string& to,
-                                        const std::string& to_store) {
+                                        const std::string& to_store, bool transfer, const std::string& adopt_log,
+                                        uint64_t adopt_index) {
   std::vector<range_owner> out;
   const auto base = without_follower(r, to);
   auto part = [&](uint32_t a, uint32_t b) {
-    auto kept = base;
+    auto kept = transfer ? r : base;
+    kept.adopt_log.clear();
+    kept.adopt_index = 0;
     kept.first = a;
     kept.end = b;
     return kept;
   };
   if (r.first < first) out.push_back(part(r.first, first));
-  range_owner moved{first, end, to, to_store, r.epoch + 1, base.replicas, {}};
+  range_owner moved{first, end, to, to_store, r.epoch + 1, base.replicas, {}, adopt_log, adopt_index};
+  // A transfer's source keeps its copy, a follower's from then on.
+  if (transfer) moved.replicas.push_back({r.node, r.store_id});
   if (!r.in_sync.empty()) {
     moved.in_sync = {to};
     for (auto& name : base.in_sync)
-      if (name != r.node) moved.in_sync.push_back(name);
+      if (name != r.node || transfer) moved.in_sync.push_back(name);
   }
   out.push_back(std::move(moved));
   if (end < r.end) out.push_back(part(end, r.end));
@@ -210,9 +222,15 @@ result<cluster_config> decode_config(std::string_view json) {
 }
 
 cluster_config effective_config(const cluster_config& set, std::size_t nodes) {
+  const auto count = static_cast<uint32_t>(std::max<std::size_t>(nodes, 1));
+  if (set.replication == 0) {
+    // Unset: three copies from three nodes, two of them in sync for a
+    // sync commit; with two nodes both; one node alone has one.
+    if (count >= 3) return {3, 2};
+    return {count, count};
+  }
   cluster_config c = set;
-  if (c.replication == 0) c.replication = c.min_in_sync = 1;
-  c.replication = std::min<uint32_t>(c.replication, static_cast<uint32_t>(std::max<std::size_t>(nodes, 1)));
+  c.replication = std::min<uint32_t>(c.replication, count);
   return c;
 }
 
@@ -359,6 +377,8 @@ std::optional<range_owner> failover(const range_owner& r, const std::map<std::st
   range_owner next = r;
   next.node = chosen;
   next.epoch = r.epoch + 1;
+  next.adopt_log.clear();  // the followers' copies are of the old leader's log, not a move's
+  next.adopt_index = 0;
   next.replicas.clear();
   for (auto& rep : r.replicas)
     if (rep.node == chosen)

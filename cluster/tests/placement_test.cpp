@@ -80,6 +80,14 @@ TEST_CASE("moving part of a range splits it: the moved part to the new owner at 
   CHECK(split_for_move(r, 100, 150, "b", "sb").size() == 2);
 }
 
+namespace {
+range_owner r_part(range_owner r, uint32_t first, uint32_t end) {
+  r.first = first;
+  r.end = end;
+  return r;
+}
+}  // namespace
+
 TEST_CASE("a move of a replicated range keeps its other followers and never lists the target as a follower") {
   range_owner r{0, 100, "a", "sa", 7, {{"b", "sb"}, {"c", "sc"}, {"d", "sd"}}, {"a", "b", "c"}};
   auto parts = split_for_move(r, 50, 100, "b", "sb2");
@@ -93,9 +101,27 @@ TEST_CASE("a move of a replicated range keeps its other followers and never list
   auto whole = split_for_move(r, 0, 100, "e", "se");
   REQUIRE(whole.size() == 1);
   CHECK(whole[0] == range_owner{0, 100, "e", "se", 8, {{"b", "sb"}, {"c", "sc"}, {"d", "sd"}}, {"e", "b", "c"}});
+  // A transfer to an in-sync follower: it leads the moved part from its
+  // copy and stays a follower of the rest.
+  auto handed = split_for_move(r, 50, 100, "b", "sb", true);
+  REQUIRE(handed.size() == 2);
+  CHECK(handed[0] == r_part(r, 0, 50));
+  CHECK(handed[1] == range_owner{50, 100, "b", "sb", 8, {{"c", "sc"}, {"d", "sd"}, {"a", "sa"}}, {"b", "a", "c"}});
   CHECK(without_follower(r, "c") == range_owner{0, 100, "a", "sa", 7, {{"b", "sb"}, {"d", "sd"}}, {"a", "b"}});
   CHECK(without_follower(r, "a") ==
         range_owner{0, 100, "a", "sa", 7, {{"b", "sb"}, {"c", "sc"}, {"d", "sd"}}, {"a", "b", "c"}});
+}
+
+TEST_CASE("unset, replication is 3 copies with 2 in sync from three nodes, 2 and 2 with two, none with one") {
+  CHECK(effective_config({}, 5) == cluster_config{3, 2});
+  CHECK(effective_config({}, 3) == cluster_config{3, 2});
+  CHECK(effective_config({}, 2) == cluster_config{2, 2});
+  CHECK(effective_config({}, 1) == cluster_config{1, 1});
+  CHECK(effective_config({}, 0) == cluster_config{1, 1});
+  // Set: never more copies than nodes; min_in_sync as set.
+  CHECK(effective_config({1, 1}, 3) == cluster_config{1, 1});
+  CHECK(effective_config({5, 3}, 4) == cluster_config{4, 3});
+  CHECK(effective_config({3, 2}, 1) == cluster_config{1, 2});
 }
 
 TEST_CASE("a move request round-trips through its JSON, and one with no groups is refused") {

@@ -48,9 +48,24 @@ def status(etcd):
     return json.loads(p.stdout)
 
 
-def placed(etcd, nodes):
+def configure(etcd, *settings):
+    """`flowstate cluster config SETTINGS` (before the nodes start, or while they run)."""
+    p = subprocess.run([BIN, "cluster", "config", "--cluster", etcd.endpoint, "--cluster-name", "t", *settings],
+                       capture_output=True, text=True, timeout=30)
+    check(p.returncode == 0, f"cluster config {settings}: {p.stdout} {p.stderr}")
+    return p.stdout
+
+
+def placed(etcd, nodes, copies=None):
+    """The status once the groups are placed in `nodes` ranges, each with `copies` members in sync (the
+    default replication: 3 from three nodes, 2 with two; pass 1 for a cluster configured with one copy)."""
     s = status(etcd)
-    return s if len(s["ranges"]) == nodes and s["problem"] is None else None
+    if len(s["ranges"]) != nodes or s["problem"] is not None:
+        return None
+    copies = min(3, nodes) if copies is None else copies
+    if copies > 1 and any(len(r.get("inSync", [])) != copies for r in s["ranges"]):
+        return None
+    return s
 
 
 def post(node, path, headers=None, retry_unplaced=True, body="{}"):
@@ -182,10 +197,11 @@ def test_any_node_answers_any_key_and_each_key_is_counted_exactly_once_by_its_ow
 def test_a_killed_node_leaves_its_keys_unavailable_and_serves_them_again_with_its_data_after_restart():
     """kill -9 of a node: its keys get 503 + Retry-After on the others, which serve their own; restarted with its data it serves them again"""
     etcd = Etcd()
+    configure(etcd, "replication=1")  # one copy: the owner's keys wait for it
     project = counter_project(tmpdir() + "/counter")
     a, b = start_all([cluster_node(etcd, "a", project), cluster_node(etcd, "b", project)])
     try:
-        wait_for("a placement over 2 nodes", lambda: placed(etcd, 2))
+        wait_for("a placement over 2 nodes", lambda: placed(etcd, 2, copies=1))
         for i in range(40):
             st, _, body = post(a, f"/count/x{i}")
             check(st == 200, f"x{i}: {st} {body}")
@@ -223,10 +239,11 @@ SLOW_JS = """export default function (input, state = { count: 0 }) {
 def test_an_owner_that_dies_with_a_forwarded_request_gives_outcome_unknown_and_a_retry_runs_it_once():
     """the owner killed while running a forwarded request: the client gets OutcomeUnknown (not 'not accepted'); the retry with its Idempotency-Key, once the owner is back, runs it once"""
     etcd = Etcd()
+    configure(etcd, "replication=1")  # one copy: the owner's keys wait for it
     project = function_project("slow", SLOW_JS, "timeout: 30s\n")
     a, b = start_all([cluster_node(etcd, "a", project), cluster_node(etcd, "b", project)])
     try:
-        wait_for("a placement over 2 nodes", lambda: placed(etcd, 2))
+        wait_for("a placement over 2 nodes", lambda: placed(etcd, 2, copies=1))
         for i in range(40):
             check(post(a, f"/count/y{i}")[0] == 200, f"y{i}")
         key = next(f"y{i}" for i in range(40) if owner_of(etcd, f"y{i}") == "b")
@@ -372,7 +389,8 @@ def test_projects_get_the_same_ids_on_every_node_whatever_order_they_are_served_
     try:
         ids = [{p["name"]: p["id"] for p in n.admin_get("/api/v1/projects")[1]} for n in (a, b)]
         check(ids[0] == ids[1] and sorted(ids[0].values()) == [1, 2], f"the same ids on both nodes: {ids}")
-        wait_for("a placement over 2 nodes", lambda: placed(etcd, 2))
+        # No peer links: one copy (followers are fed over them).
+        wait_for("a placement over 2 nodes", lambda: placed(etcd, 2, copies=1))
         codes = set()
         for i in range(20):
             st, headers, _ = post(a, f"/count/z{i}")
@@ -639,9 +657,11 @@ def test_cluster_up_starts_etcd_and_three_nodes_that_answer_every_key_and_ctrl_c
                 return http.client.HTTPConnection(host, int(port), timeout=timeout)
 
         def placed3():
+            """Placed over the 3 nodes, each range with its 3 copies in sync (the default replication)."""
             p = subprocess.run([BIN, "cluster", "status", "--cluster", etcd.group(1), "--json"],
                                capture_output=True, text=True)
-            return p.returncode == 0 and len(json.loads(p.stdout)["ranges"]) == 3
+            ranges = json.loads(p.stdout)["ranges"] if p.returncode == 0 else []
+            return len(ranges) == 3 and all(len(r.get("inSync", [])) == 3 for r in ranges)
 
         wait_for("the placement", placed3, timeout=60)
         for i in range(12):

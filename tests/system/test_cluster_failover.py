@@ -3,21 +3,13 @@ real etcd and real `flowstate serve --cluster` processes on loopback: a
 range's leader killed -9 or paused past its lease under load, its keys
 served again by an in-sync follower, and every acknowledged increment kept
 exactly once."""
-import subprocess
 import threading
 import time
 
-from harness import BIN, Etcd, Node, Proxy, check, counter_project, free_port, tmpdir
-from test_cluster import SECRET, attempt, cluster_node, key_group, start_all, state_via, status, wait_for
+from harness import Etcd, Node, Proxy, check, counter_project, free_port, tmpdir
+from test_cluster import SECRET, attempt, cluster_node, configure, key_group, start_all, state_via, status, wait_for
 
 TTL_S = 2
-
-
-def configure(etcd, *settings):
-    p = subprocess.run([BIN, "cluster", "config", "--cluster", etcd.endpoint, "--cluster-name", "t", *settings],
-                       capture_output=True, text=True, timeout=30)
-    check(p.returncode == 0, f"cluster config {settings}: {p.stdout} {p.stderr}")
-    return p.stdout
 
 
 def replicated(etcd, nodes, copies):
@@ -185,7 +177,7 @@ def test_a_leader_paused_past_its_lease_is_replaced_and_after_sigcont_gets_nothi
 
 
 def test_moving_parts_of_replicated_ranges_under_load_keeps_the_followers_copies_and_every_increment_once():
-    """3 nodes, replication=3 min_in_sync=2; clients on every node; the upper half of a's range moves to b (one of its followers), then the lower half of c's range to a: the follower that had the moved groups keeps its copy (it continues from the new leader's log), every range ends with 3 copies in sync; then a is killed -9 and b leads a's ranges from the copies it kept: no acknowledged increment is lost or doubled"""
+    """3 nodes, replication=3 min_in_sync=2; clients on every node; the upper half of a's range moves to b, then the lower half of c's range to a (each an in-sync follower: it takes over from its own copy, nothing copied): the third node keeps its copy of the moved groups (it continues from the new leader's log), every range ends with 3 copies in sync; then a is killed -9 and b leads a's ranges from the copies it kept: no acknowledged increment is lost or doubled"""
     from test_cluster_moves import move
     etcd, nodes, by_name = three_replicated_nodes()
     try:
@@ -222,6 +214,9 @@ def test_moving_parts_of_replicated_ranges_under_load_keeps_the_followers_copies
               owners.get((rc["first"], mid_c)) == ("b", rc["epoch"] + 2),
               f"the moved halves went to their new nodes at epoch + 1, then a's ranges to b: {owners}")
         logs = {n: open(node.log_path).read() for n, node in by_name.items()}
+        check("[%d, %d) handed over to b" % (mid_a, ra["end"]) in logs["a"] and
+              "[%d, %d) handed over to a" % (rc["first"], mid_c) in logs["c"],
+              "both moves handed the groups over to a follower, copying nothing")
         check("[%d, %d): c kept its copy" % (mid_a, ra["end"]) in logs["b"] and
               "[%d, %d): b kept its copy" % (rc["first"], mid_c) in logs["a"],
               "the follower that was no move's target kept its copy of the moved groups: " +
@@ -233,13 +228,62 @@ def test_moving_parts_of_replicated_ranges_under_load_keeps_the_followers_copies
             n.stop()
 
 
+def test_a_move_to_a_node_without_a_copy_copies_the_groups_and_their_follower_keeps_its_copy():
+    """3 nodes, replication=2 min_in_sync=2 (one follower per range); clients on every node; half of a's range moves to the node that is not its follower (the groups are copied) and the other half to its follower (handed over): the follower keeps its copy under the new leader's log, nothing is refused; then the new leader of the copied half is killed -9 and the follower leads it from the copy it kept: no acknowledged increment is lost or doubled"""
+    from test_cluster_moves import move
+    etcd = Etcd()
+    configure(etcd, "replication=2", "min_in_sync=2")
+    project = counter_project(tmpdir() + "/counter")
+    nodes = start_all([cluster_node(etcd, n, project, ttl=f"{TTL_S}s") for n in ("a", "b", "c")])
+    by_name = dict(zip(("a", "b", "c"), nodes))
+    try:
+        wait_for("every range with 2 copies in sync", lambda: replicated(etcd, 3, 2), timeout=60)
+        ra = next(r for r in status(etcd)["ranges"] if r["node"] == "a")
+        follower = ra["replicas"][0]["node"]
+        other = next(n for n in ("b", "c") if n != follower)
+        mid = (ra["first"] + ra["end"]) // 2
+        keys = [f"w{i}" for i in range(32)]
+        load = Load(nodes, keys)
+        time.sleep(2)
+        copied, _ = move(etcd, f"{mid}-{ra['end']}", other)
+        time.sleep(1)
+        handed, _ = move(etcd, f"{ra['first']}-{mid}", follower)
+        wait_for("every range with 2 copies in sync", lambda: replicated(etcd, 4, 2), timeout=90)
+        logs = {n: open(node.log_path).read() for n, node in by_name.items()}
+        check("[%d, %d) copied to %s" % (mid, ra["end"], other) in logs["a"] and
+              "[%d, %d): %s kept its copy" % (mid, ra["end"], follower) in logs[other],
+              f"the groups were copied to {other}, and {follower} kept its copy of them")
+        check("[%d, %d) handed over to %s" % (ra["first"], mid, follower) in logs["a"],
+              f"the other half was handed over to {follower}")
+        time.sleep(2)
+        refused_before_kill = load.refused
+        killed_at = time.time()
+        by_name[other].kill9()
+        moved_keys = [k for k in keys if mid <= key_group(k) < ra["end"]]
+        check(moved_keys, "some keys are in the copied groups")
+        load.nodes = [n for name, n in by_name.items() if name != other]
+        wait_for("the copied groups served again", lambda: min(load.served_at.get(k, 0) for k in moved_keys) > killed_at,
+                 timeout=30)
+        time.sleep(1)
+        load.stop()
+        load.check_exactly_once(by_name[follower])
+        owner = next(r for r in status(etcd)["ranges"] if r["first"] == mid)
+        check(owner["node"] == follower, f"{follower} leads the copied groups from the copy it kept: {owner}")
+        print(f"    {copied}; {handed}; {refused_before_kill} requests refused before the kill")
+        check(refused_before_kill == 0, f"no request refused during the moves: {refused_before_kill}")
+    finally:
+        for n in nodes:
+            n.stop()
+
+
 class Partitionable:
     """Nodes a, b, c whose every link goes through a proxy: one per node in
     front of etcd, one per ordered pair of nodes (node X reaches node Y
     through links[X, Y], with --peer-route), so that a node can be cut off
     from etcd and from each other node, and healed."""
 
-    def __init__(self, project=None):
+    def __init__(self, project=None, env=None):
+        """`env`: per node name, more environment for that node."""
         self.etcd = Etcd()
         configure(self.etcd, "replication=3", "min_in_sync=2")
         etcd_port = int(self.etcd.endpoint.rsplit(":", 1)[1])
@@ -253,7 +297,8 @@ class Partitionable:
             args = ["--cluster", f"http://{self.to_etcd[n].address}", "--node", n, "--cluster-name", "t",
                     "--lease-ttl", f"{TTL_S}s", "--cluster-settle", "5s", "--peer-listen", f"127.0.0.1:{ports[n]}"]
             args += ["--peer-route", ",".join(f"{y}={self.links[n, y].address}" for y in names if y != n)]
-            nodes.append(Node([project], extra_args=args, env={"FLOWSTATE_CLUSTER_SECRET": SECRET}))
+            nodes.append(Node([project], extra_args=args,
+                              env={"FLOWSTATE_CLUSTER_SECRET": SECRET, **(env or {}).get(n, {})}))
         self.nodes = start_all(nodes)
         self.by_name = dict(zip(names, self.nodes))
         try:
@@ -346,4 +391,5 @@ if __name__ == "__main__":
          test_a_leader_paused_past_its_lease_is_replaced_and_after_sigcont_gets_nothing_acknowledged_and_rejoins_as_a_follower,
          test_a_leader_isolated_from_etcd_and_every_node_for_10_s_is_replaced_and_rejoins_with_nothing_lost_or_doubled,
          test_a_cut_between_a_leader_and_a_follower_takes_the_follower_out_of_the_in_sync_set_and_healed_it_comes_back,
-         test_moving_parts_of_replicated_ranges_under_load_keeps_the_followers_copies_and_every_increment_once])
+         test_moving_parts_of_replicated_ranges_under_load_keeps_the_followers_copies_and_every_increment_once,
+         test_a_move_to_a_node_without_a_copy_copies_the_groups_and_their_follower_keeps_its_copy])

@@ -182,9 +182,15 @@ def test_a_node_paused_during_a_move_from_it_then_resumed_loses_and_doubles_noth
             count = wait_for(f"{key}'s state", lambda: state_via(nodes[1], key), timeout=60)["count"]
             check(load.acked[key] <= count <= load.acked[key] + load.unknown[key],
                   f"{key}: {load.acked[key]} acknowledged, {load.unknown[key]} unknown, count {count}")
-        slow_count = wait_for("the slow key's state", lambda: state_via(nodes[1], slow_key), timeout=60)
+        if slow.get("status") == 200:
+            slow_count = wait_for("the slow key's state", lambda: state_via(nodes[1], slow_key), timeout=60)
+        else:
+            # Not acknowledged (OutcomeUnknown: a's range failed over to a
+            # follower while a was paused): it ran once or not at all.
+            time.sleep(3)
+            slow_count = state_via(nodes[1], slow_key)
         check(slow_count == {"count": 1} or (slow.get("status") != 200 and slow_count is None),
-              f"the slow request ran once: {slow} {slow_count}")
+              f"the slow request ran at most once, and once if acknowledged: {slow} {slow_count}")
     finally:
         for n in nodes:
             if n.proc:

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -33,6 +34,11 @@ struct ownership {
 // The replication settings in force: counted over the nodes registered or
 // named in the placement (a node that is down still holds its copies).
 cluster::cluster_config config_in_force(const cluster::cluster_view& v) {
+  // Followers are fed over the nodes' peer links: a cluster whose nodes do
+  // not all have one (no --peer-listen) keeps one copy unless told more.
+  if (v.config.replication == 0)
+    for (auto& [_, n] : v.nodes)
+      if (n.peer.empty()) return {1, 1};
   std::set<std::string> names;
   for (auto& [n, _] : v.nodes) names.insert(n);
   for (auto& r : v.ranges.ranges) {
@@ -66,12 +72,11 @@ class gate_state {
     return d;
   }
 
-  // The ranges this node leads, for the engine's replication.
-  std::vector<engine::led_range> led() const {
+  // The ranges this node leads in view `v`, for the engine's replication.
+  std::vector<engine::led_range> led(const cluster::cluster_view& v) const {
     std::vector<engine::led_range> out;
-    auto o = std::atomic_load(&current_);
-    if (!o) return out;
-    for (auto& r : o->ranges.ranges) {
+    const auto config = config_in_force(v);
+    for (auto& r : v.ranges.ranges) {
       if (r.node != self_ || r.store_id != store_) continue;
       engine::led_range l;
       l.first = r.first;
@@ -79,7 +84,9 @@ class gate_state {
       l.epoch = r.epoch;
       for (auto& rep : r.replicas) l.followers.push_back(rep.node);
       l.in_sync = r.in_sync;
-      l.min_in_sync = o->config.min_in_sync;
+      l.min_in_sync = config.min_in_sync;
+      l.adopt_log = r.adopt_log;
+      l.adopt_index = r.adopt_index;
       out.push_back(std::move(l));
     }
     return out;
@@ -200,8 +207,12 @@ class member_node : public cluster_node {
     deployer_ = std::make_unique<cluster_deployer>(*membership_, engine_, self_);
     // Registered before the first read, so no change falls in between.
     membership_->on_change([this](const cluster::cluster_view& v) {
+      // The engine learns which ranges it leads before the gate sends it
+      // their requests: a range taken over from a follower's copy runs the
+      // queue entries numbered below that moment, and what is accepted
+      // afterwards is numbered above it (else it would run twice).
+      engine_.set_led_ranges(gate_->led(v), in_sync_writer());
       gate_->update(v);
-      engine_.set_led_ranges(gate_->led(), in_sync_writer());
       engine_.placement_changed();
       {
         std::lock_guard lock(callback_mu_);
@@ -219,8 +230,8 @@ class member_node : public cluster_node {
     // The revisions the cluster runs, before this node serves anything.
     deployer_->catch_up();
     deployer_->start();
+    engine_.set_led_ranges(gate_->led(membership_->view()), in_sync_writer());
     engine_.set_key_group_gate([g = gate_](uint32_t group) { return g->decide(group); });
-    engine_.set_led_ranges(gate_->led(), in_sync_writer());
     engine_.placement_changed();  // the groups this node runs: their queues run now
     engine_.set_cluster_info([g = gate_, &eng = engine_, self = self_] { return describe(*g, eng, self); });
     if (!engine_.peer_address().empty()) {
@@ -300,6 +311,31 @@ class member_node : public cluster_node {
     }
   }
 
+  // A node whose store cannot write (its disk is full) for a second steps
+  // out of the cluster's nodes, so that its ranges fail over to in-sync
+  // followers instead of refusing their keys until it has space; it
+  // registers again (owning nothing, a follower to be rebuilt) once it can
+  // write. A brief failure does not move anything.
+  void step_down_while_unwritable() {
+    const auto now = std::chrono::steady_clock::now();
+    if (engine_.store_writable()) {
+      unwritable_since_.reset();
+      if (stepped_down_) {
+        stepped_down_ = false;
+        membership_->step_down(false);
+        std::fprintf(stderr, "flowstate cluster: node %s can write again; registering again\n", self_.c_str());
+      }
+      return;
+    }
+    if (!unwritable_since_) unwritable_since_ = now;
+    if (stepped_down_ || now - *unwritable_since_ < std::chrono::seconds(1)) return;
+    stepped_down_ = true;
+    membership_->step_down(true);
+    std::fprintf(stderr,
+                 "flowstate cluster: node %s cannot write to its store; stepping down so its ranges fail over\n",
+                 self_.c_str());
+  }
+
   // The controller's failovers and followers, on a thread of their own: a
   // move in progress (which may wait long for a node that is down) never
   // holds up a failover.
@@ -309,6 +345,7 @@ class member_node : public cluster_node {
     while (!stopping_) {
       replicas_changed_ = false;
       lock.unlock();
+      step_down_while_unwritable();
       if (membership_->is_controller()) plan_replicas(membership_->view());
       lock.lock();
       cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_ || replicas_changed_; });
@@ -467,7 +504,13 @@ class member_node : public cluster_node {
         return finish("failed", groups + " belong to node " + r.node +
                                     ", which is not in the cluster now: a range whose leader is unreachable is "
                                     "never moved (with replicas it fails over to a follower instead)");
-      if (r.is_replica(m.to)) {
+      // An in-sync follower (with the data directory it follows into) takes
+      // the groups over from its own copy: nothing is copied, and the
+      // range keeps every in-sync copy it has.
+      bool transfer = false;
+      for (auto& rep : r.replicas)
+        transfer = transfer || (rep.node == m.to && rep.store_id == to->second.store_id && r.is_in_sync(m.to));
+      if (!transfer && r.is_replica(m.to)) {
         // The target gives up its follower's copy when the copy of the move
         // begins: first it stops being one (it then counts for no commit).
         auto next = cluster::without_follower(r, m.to);
@@ -482,24 +525,30 @@ class member_node : public cluster_node {
         continue;  // again, from the view that shows it
       }
       const auto to_store = to->second.store_id;
-      auto out = engine_.move_groups(first, end, r.node, m.to, [&]() -> status {
-        // The range's leader may have changed its followers or in-sync set
-        // during the copy (a follower caught up or fell behind): written
-        // from the record as it is now, while it is the same range under
-        // the same leader and epoch.
-        auto now = r;
-        status st = status::success();
-        for (int attempt = 0; attempt < 5; ++attempt) {
-          st = membership_->replace_range(now, cluster::split_for_move(now, first, end, m.to, to_store));
-          if (st || st.error().rfind(engine::placement_outcome_unknown, 0) == 0) return st;
-          auto v2 = membership_->view();
-          auto* o = v2.ranges.owner_of(r.first);
-          if (!o || o->first != r.first || o->end != r.end || o->node != r.node || o->epoch != r.epoch) return st;
-          if (*o == now) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the view lags etcd
-          now = *o;
-        }
-        return st;
-      });
+      auto out =
+          engine_.move_groups(first, end, r.node, m.to, transfer, [&](const engine::log_position& held) -> status {
+            // The range's leader may have changed its followers or in-sync set
+            // during the copy (a follower caught up or fell behind): written
+            // from the record as it is now, while it is the same range under
+            // the same leader and epoch.
+            auto now = r;
+            status st = status::success();
+            for (int attempt = 0; attempt < 5; ++attempt) {
+              // A transfer needs the target still in sync (a follower leaves the
+              // set before its copy is rebuilt).
+              if (transfer && !now.is_in_sync(m.to))
+                return fail("node " + m.to + " left the in-sync set of " + groups + " during the hand-over");
+              st = membership_->replace_range(
+                  now, cluster::split_for_move(now, first, end, m.to, to_store, transfer, held.log, held.index));
+              if (st || st.error().rfind(engine::placement_outcome_unknown, 0) == 0) return st;
+              auto v2 = membership_->view();
+              auto* o = v2.ranges.owner_of(r.first);
+              if (!o || o->first != r.first || o->end != r.end || o->node != r.node || o->epoch != r.epoch) return st;
+              if (*o == now) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the view lags etcd
+              now = *o;
+            }
+            return st;
+          });
       if (!out) {
         quiet_until_ = std::chrono::steady_clock::now() + std::chrono::seconds(10);  // no automatic plan meanwhile
         return finish("failed", "moving " + groups + " from " + r.node + " to " + m.to + ": " + out.error());
@@ -538,6 +587,9 @@ class member_node : public cluster_node {
   std::map<std::string, cluster::node_info> last_nodes_;
   uint64_t auto_moves_ = 0;
   uint64_t failovers_ = 0;  // replicas thread
+  // Replicas thread: since when the store cannot write; whether stepped down.
+  std::optional<std::chrono::steady_clock::time_point> unwritable_since_;
+  bool stepped_down_ = false;
   std::thread connector_, mover_, replicas_;
   bool replicas_changed_ = false;  // under mu_
 };

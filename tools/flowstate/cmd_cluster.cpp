@@ -97,7 +97,7 @@ int cluster_status(const status_options& o) {
                                        ? (std::to_string(v->config.replication) + " copies, min_in_sync " +
                                           std::to_string(v->config.min_in_sync))
                                              .c_str()
-                                       : "not set (1 copy)");
+                                       : "not set (the default: 3 copies, min_in_sync 2; 2 and 2 with two nodes)");
   std::printf("key groups:\n");
   for (auto& r : v->ranges.ranges) {
     std::string followers;
@@ -248,7 +248,9 @@ int cluster_config_command(const status_options& o, const std::vector<std::strin
     if (c.replication)
       std::printf("replication=%u min_in_sync=%u\n", c.replication, c.min_in_sync);
     else
-      std::printf("replication not set: 1 copy of each key group\n");
+      std::printf(
+          "replication not set: the default, 3 copies of each key group with min_in_sync 2 from three nodes, 2 "
+          "and 2 with two nodes, 1 with one\n");
     return 0;
   }
   for (auto& s : settings) {
@@ -263,7 +265,7 @@ int cluster_config_command(const status_options& o, const std::vector<std::strin
     }
     (name == "replication" ? c.replication : c.min_in_sync) = static_cast<uint32_t>(n);
   }
-  if (c.replication == 0) c.replication = 1;
+  if (c.replication == 0) c.replication = 3;
   if (c.min_in_sync == 0) c.min_in_sync = std::min<uint32_t>(c.replication, 2);
   if (c.min_in_sync > c.replication) {
     std::fprintf(stderr, "flowstate cluster config: min_in_sync=%u is more than replication=%u\n", c.min_in_sync,

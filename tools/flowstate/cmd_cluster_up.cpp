@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +36,8 @@ pid_t start(const std::vector<std::string>& argv, const std::string& log, const 
   pid_t pid = ::fork();
   if (pid != 0) return pid;
   ::setpgid(0, 0);  // Ctrl-C reaches this process, which stops the children itself
+  // And if this process dies without stopping them (kill -9), they stop.
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (FILE* f = std::freopen(log.c_str(), "a", stdout)) (void)f;
   ::dup2(STDOUT_FILENO, STDERR_FILENO);
   for (auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
@@ -199,7 +202,8 @@ void register_cluster_up_command(CLI::App& cluster) {
       "up", "Start etcd and N nodes on loopback serving the given projects, to try a cluster (Ctrl-C stops them)");
   up->add_option("--nodes", o->nodes, "How many nodes")->capture_default_str();
   up->add_option("--replication", o->replication,
-                 "Copies of each key group, as N or N/MIN_IN_SYNC (cluster config; default: 1 copy)");
+                 "Copies of each key group, as N or N/MIN_IN_SYNC (cluster config; default: 3/2 from three nodes, 2/2 "
+                 "with two)");
   up->add_option("--data", o->data_dir, "Where etcd and the nodes keep their data (default: DATA/cluster-up)");
   up->add_option("--port", o->first_port,
                  "Node i's flows listen on PORT+2(i-1), its admin API on the next port (default: free ports)");

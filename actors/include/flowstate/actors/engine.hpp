@@ -110,6 +110,9 @@ class engine {
   // Blocking; after every add_project.
   virtual status recover() = 0;
   virtual bool ready() const = 0;
+  // Whether the store writes (false while a write failed for lack of space
+  // and writing has not resumed).
+  virtual bool store_writable() const = 0;
   // Messages accepted or re-run and not yet finished, over all shards.
   virtual std::size_t in_flight() const = 0;
   // The workers' sandbox (docs/security.md): its level, or `none` and why no
@@ -172,8 +175,20 @@ class engine {
     double duration_ms = 0;  // the whole move
     uint64_t records = 0;    // records copied
   };
+  // `transfer`: `to` is an in-sync follower of the groups' range. Nothing
+  // is copied: `from` holds the groups, waits until `to` has its
+  // replication log up to the hold, and `to` leads from its own copy once
+  // the placement names it (the range's other followers keep theirs).
+  // `write_placement` gets where the source's replication log stood when
+  // it held the groups (empty without followers), for the placement
+  // record's `adopt`.
+  struct log_position {
+    std::string log;
+    uint64_t index = 0;
+  };
   virtual result<move_outcome> move_groups(uint32_t first, uint32_t end, const std::string& from, const std::string& to,
-                                           const std::function<status()>& write_placement) = 0;
+                                           bool transfer,
+                                           const std::function<status(const log_position&)>& write_placement) = 0;
   // In a cluster with replicas (docs/cluster.md "Replicas and failover"):
   // every range this node leads as the placement says (followers and the
   // in-sync set as etcd has them), and how to write a range's in-sync set
@@ -185,6 +200,8 @@ class engine {
     uint64_t epoch = 0;
     std::vector<std::string> followers, in_sync;
     uint32_t min_in_sync = 1;
+    std::string adopt_log;  // the placement record's `adopt` (a move's)
+    uint64_t adopt_index = 0;
   };
   using in_sync_writer = std::function<status(uint32_t first, const std::vector<std::string>& in_sync)>;
   virtual void set_led_ranges(std::vector<led_range> ranges, in_sync_writer write) = 0;

@@ -114,6 +114,11 @@ class membership {
   status remove(const std::string& key);
   // How many times the node lost its lease and registered again.
   uint64_t lease_losses() const;
+  // Out of the cluster's nodes while `out` (its store cannot write): the
+  // lease is revoked, so its registration goes at once and the controller
+  // fails its ranges over to in-sync followers; registered again once
+  // `out` is false. Applied by the loop thread within one round.
+  void step_down(bool out);
 
   struct impl;
 

@@ -53,6 +53,12 @@ struct range_owner {
   uint64_t epoch = 0;
   std::vector<replica> replicas;
   std::vector<std::string> in_sync;  // node names; the leader included
+  // Written by a move: where the source's replication log stood when it
+  // held the groups. A follower whose copy has that log up to there holds
+  // what the move brought, and continues from the new leader's log
+  // ("replica-adopt"). Empty otherwise (a failover clears it).
+  std::string adopt_log;
+  uint64_t adopt_index = 0;
   bool operator==(const range_owner&) const = default;
 
   bool is_replica(const std::string& name) const;
@@ -86,8 +92,9 @@ struct cluster_config {
 std::string encode_config(const cluster_config& c);
 result<cluster_config> decode_config(std::string_view json);
 // The settings in force with `nodes` nodes (registered or holding a copy):
-// what was set, else 1 and 1 (no replicas); never more copies than nodes
-// (min_in_sync is kept, so sync writes wait for nodes to come).
+// what was set, never more copies than nodes (min_in_sync is kept, so sync
+// writes wait for nodes to come); unset, 3 and 2 from three nodes, 2 and 2
+// with two, 1 and 1 with one.
 cluster_config effective_config(const cluster_config& set, std::size_t nodes);
 
 // Failover: when the leader of `r` is not registered (its lease lapsed),
@@ -121,8 +128,12 @@ range_owner without_follower(const range_owner& r, const std::string& node);
 // commit acknowledged so far; the new leader acknowledges nothing while a
 // member waits to be rebuilt); the parts before and after it kept as they
 // were. `to` is a follower of none of them. [first, end) must lie within r.
+// `transfer`: `to` is an in-sync follower that leads from its own copy; it
+// stays a follower of the parts before and after, and r's leader becomes an
+// in-sync follower of the moved part (its copy is complete).
 std::vector<range_owner> split_for_move(const range_owner& r, uint32_t first, uint32_t end, const std::string& to,
-                                        const std::string& to_store);
+                                        const std::string& to_store, bool transfer = false,
+                                        const std::string& adopt_log = {}, uint64_t adopt_index = 0);
 
 // A request to move key groups (`flowstate cluster move`), kept in etcd
 // under moves/ID until its requester has read the outcome. The controller
