@@ -8,7 +8,7 @@ import threading
 import time
 
 from harness import Etcd, check, cli, counter_project, tmpdir
-from test_cluster import cluster_node, owner_of, placed, post, start_all, status, wait_for
+from test_cluster import cluster_node, configure, owner_of, placed, post, start_all, status, wait_for
 
 VERSION_JS = """export default function (input, state = { count: 0 }) {
   const count = state.count + 1;
@@ -69,12 +69,14 @@ def test_a_request_sent_under_a_deploy_its_owner_does_not_run_yet_waits_for_it_a
 def test_a_deploy_through_one_node_switches_every_node_under_load_and_a_node_that_was_down_catches_up():
     """3 nodes, each on its own clone; a deploy through b under load from all listeners: every node runs the new revision when the deploy answers (a and c fetched it from b), no request fails; c killed, a deploy through a, c restarted: it runs the newest revision before it serves"""
     etcd = Etcd()
+    # One copy: c's keys wait for c, so its first answer shows what it runs.
+    configure(etcd, "replication=1")
     origin = counter_project(tmpdir() + "/counter", function=VERSION_JS % 1)
     dirs = {n: clone(origin, f"clone-{n}") for n in ("a", "b", "c")}
     nodes = start_all([cluster_node(etcd, n, dirs[n]) for n in ("a", "b", "c")])
     a, b, c = nodes
     try:
-        wait_for("a placement over 3 nodes", lambda: placed(etcd, 3))
+        wait_for("a placement over 3 nodes", lambda: placed(etcd, 3, copies=1))
         keys = [f"d{i}" for i in range(24)]
         acked = {k: 0 for k in keys}
         failures, versions_after = [], []
