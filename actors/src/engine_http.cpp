@@ -185,6 +185,7 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
     if (decision.forward_to.empty()) {
       if (decision.refuse_new) return reply->send(std::move(*decision.refuse_new));
       if (unwritable()) return;
+      item->served_by = options_.node_name + "@" + std::to_string(decision.epoch);
       admitted.count = &core_.group_in_flight[group];
       admitted.count->fetch_add(1);
       if (core_.is_frozen(group)) return hold(std::move(*received), std::move(reply));
@@ -290,6 +291,7 @@ void engine_impl::accept_with_202(work_ptr item, http::responder_ptr reply) {
   http::response accepted;
   accepted.status = 202;
   accepted.content_type.clear();
+  if (!item->served_by.empty()) accepted.headers.emplace_back("Flowstate-Served-By", item->served_by);
   // The 202 is the request's response: a repeat of its Idempotency-Key gets
   // it again; what the functions do later answers no one.
   std::string idem = std::move(item->idempotency_key);

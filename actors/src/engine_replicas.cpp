@@ -37,11 +37,13 @@ void engine_impl::set_led_ranges(std::vector<led_range> ranges, in_sync_writer w
       for (uint32_t g = first; g < end && g < key_group_count; ++g)
         if (leading_[g].load(std::memory_order_acquire) || core_.runs_here(g)) return true;
       std::lock_guard moves(moves_mutex_);
-      // (moving_out_: a transfer's source keeps its copy as a follower's
-      // once released; the new leader asks again until then.)
-      for (auto* list : {&importing_, &received_, &moving_out_})
+      for (auto* list : {&importing_, &received_})
         for (auto& r : *list)
           if (r.first < end && first < r.end) return true;
+      // A transfer's source between the hand-over and its release: it keeps
+      // its copy as a follower's once released; the new leader asks again.
+      for (auto& r : moving_out_)
+        if (!r.transfer_log.empty() && r.first < end && first < r.end) return true;
       return false;
     };
     replicator_ =

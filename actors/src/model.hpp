@@ -135,6 +135,9 @@ struct work_item {
   // Storage key of the request's Idempotency-Key ("" when none): the
   // response is recorded under it in the commit that produces it.
   std::string idempotency_key;
+  // In a cluster, the node and range epoch the request ran under, for the
+  // answer's Flowstate-Served-By header ("NODE@EPOCH").
+  std::string served_by;
   std::size_t shard = 0;
   int64_t started_ns = 0;  // steady clock, when its call was sent (for the trace)
   // store::epoch() when its input was accepted (0: when it starts). After a

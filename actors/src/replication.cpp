@@ -766,7 +766,7 @@ std::vector<std::shared_ptr<std::mutex>> replicator::carve(uint32_t first, uint3
   return touched;
 }
 
-std::vector<std::unique_lock<std::mutex>> replicator::lock_copies(uint32_t first, uint32_t end) {
+replicator::held_locks replicator::lock_copies(uint32_t first, uint32_t end) {
   std::vector<std::shared_ptr<std::mutex>> touched;
   {
     std::lock_guard lock(follow_mu_);
@@ -776,13 +776,14 @@ std::vector<std::unique_lock<std::mutex>> replicator::lock_copies(uint32_t first
   return lock_in_order(std::move(touched));
 }
 
-std::vector<std::unique_lock<std::mutex>> replicator::lock_in_order(std::vector<std::shared_ptr<std::mutex>> mutexes) {
+replicator::held_locks replicator::lock_in_order(std::vector<std::shared_ptr<std::mutex>> mutexes) {
   // In address order: two callers never wait for each other's.
   std::sort(mutexes.begin(), mutexes.end());
   mutexes.erase(std::unique(mutexes.begin(), mutexes.end()), mutexes.end());
-  std::vector<std::unique_lock<std::mutex>> locks;
-  for (auto& m : mutexes) locks.emplace_back(*m);
-  return locks;
+  held_locks held;
+  held.mutexes = std::move(mutexes);
+  for (auto& m : held.mutexes) held.locks.emplace_back(*m);
+  return held;
 }
 
 status replicator::erase_records(uint32_t first, uint32_t end, commit_batch& batch) {

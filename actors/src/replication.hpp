@@ -223,9 +223,15 @@ class replicator {
   // outside it stay), writing the change into batch; the apply locks of
   // the copies it touched. Called with follow_mu_ held.
   std::vector<std::shared_ptr<std::mutex>> carve(uint32_t first, uint32_t end, commit_batch& batch);
+  // Apply locks held: the mutexes are kept alive with them (the records
+  // that own them may be erased while they are held).
+  struct held_locks {
+    std::vector<std::shared_ptr<std::mutex>> mutexes;
+    std::vector<std::unique_lock<std::mutex>> locks;  // destroyed first
+  };
   // The apply locks of the copies overlapping [first, end), held.
-  std::vector<std::unique_lock<std::mutex>> lock_copies(uint32_t first, uint32_t end);
-  static std::vector<std::unique_lock<std::mutex>> lock_in_order(std::vector<std::shared_ptr<std::mutex>> mutexes);
+  held_locks lock_copies(uint32_t first, uint32_t end);
+  static held_locks lock_in_order(std::vector<std::shared_ptr<std::mutex>> mutexes);
   // Adds the erasure of every record of groups [first, end) to batch.
   status erase_records(uint32_t first, uint32_t end, commit_batch& batch);
   status save_following(uint32_t first, const follow_state& f, commit_batch& batch);

@@ -323,6 +323,7 @@ class shard_logic {
   uint64_t commit_and_reply(commit_batch&& batch, work_item& w, std::optional<http::response> response,
                             outgoing_entries outgoing = nullptr, sink_entries to_sinks = nullptr) {
     auto reply = std::move(w.reply);
+    if (response && !w.served_by.empty()) response->headers.emplace_back("Flowstate-Served-By", w.served_by);
     std::string idem;
     if (response && !w.idempotency_key.empty()) {
       idem = std::move(w.idempotency_key);
@@ -488,6 +489,7 @@ class shard_logic {
                 encode_queued({target_flow.name, next.id, item->msg}));
       if (may_reply) {
         item->reply = w.reply;
+        item->served_by = w.served_by;
         item->idempotency_key = w.idempotency_key;
         carried = true;
       }

@@ -85,9 +85,10 @@ def post(node, path, headers=None, retry_unplaced=True, body="{}"):
     return r.status, dict(r.getheaders()), body
 
 
-def attempt(node, path, body):
+def attempt(node, path, body, headers_out=None):
     """POSTs body to node: (status, text); ("refused", None) when the node could not be reached (nothing was
-    accepted); ("lost", None) when the connection broke once the request was sent (it may have run)."""
+    accepted); ("lost", None) when the connection broke once the request was sent (it may have run). The
+    answer's headers go into `headers_out` (a dict), if given."""
     import http.client
     conn = node.connection(timeout=30)
     try:
@@ -97,6 +98,8 @@ def attempt(node, path, body):
     try:
         conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
         r = conn.getresponse()
+        if headers_out is not None:
+            headers_out.update({k.lower(): v for k, v in r.getheaders()})
         return r.status, r.read().decode()
     except (OSError, http.client.HTTPException):
         return "lost", None

@@ -68,7 +68,11 @@ class gate_state {
   engine::gate_decision decide(uint32_t group) const {
     engine::gate_decision d;
     d.refuse = refuse(group, d.forward_to);
-    if (!d.refuse && d.forward_to.empty()) d.refuse_new = too_few_in_sync(group);
+    if (!d.refuse && d.forward_to.empty()) {
+      d.refuse_new = too_few_in_sync(group);
+      if (auto o = std::atomic_load(&current_))
+        if (const auto* owner = o->ranges.owner_of(group)) d.epoch = owner->epoch;
+    }
     return d;
   }
 

@@ -139,6 +139,9 @@ class engine {
     // Runs here, but a new request is answered this (the range has fewer
     // in-sync replicas than the cluster's min_in_sync).
     std::optional<http::response> refuse_new;
+    // Runs here: the epoch of the range as this node's placement has it
+    // (its answer says `Flowstate-Served-By: NODE@EPOCH`).
+    uint64_t epoch = 0;
   };
   using key_group_gate = std::function<gate_decision(uint32_t key_group)>;
   virtual void set_key_group_gate(key_group_gate gate) = 0;
