@@ -566,14 +566,17 @@ def run(tests):
 class Proxy:
     """A TCP proxy on a free loopback port in front of HOST:PORT, for
     partitions: block() stops carrying bytes (a blackhole: connections stay
-    open, nothing arrives either way, new ones are accepted and hang);
-    heal() closes the connections the blackhole held (their streams lost
-    bytes) and carries new ones again."""
+    open, nothing arrives, new ones are accepted and hang), either way or
+    one way ("up": from the connecting side to the target, "down": back);
+    slow(seconds) delays every chunk it carries; heal() closes the
+    connections a blackhole held (their streams lost bytes), carries new
+    ones again and drops the delay."""
 
     def __init__(self, target_port, target_host="127.0.0.1"):
         import socket
         self.target = (target_host, target_port)
-        self.blocked = threading.Event()
+        self.blocked = {"up": threading.Event(), "down": threading.Event()}
+        self.delay_s = 0.0
         self.lock = threading.Lock()
         self.conns = []
         self.server = socket.socket()
@@ -599,10 +602,10 @@ class Proxy:
                 continue
             with self.lock:
                 self.conns.append((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            for a, b, way in ((client, upstream, "up"), (upstream, client, "down")):
+                threading.Thread(target=self._pump, args=(a, b, way), daemon=True).start()
 
-    def _pump(self, src, dst):
+    def _pump(self, src, dst, way):
         while True:
             try:
                 data = src.recv(65536)
@@ -615,15 +618,21 @@ class Proxy:
                     except OSError:
                         pass
                 return
-            if self.blocked.is_set():
+            if self.blocked[way].is_set():
                 continue  # dropped
+            if self.delay_s:
+                time.sleep(self.delay_s)
             try:
                 dst.sendall(data)
             except OSError:
                 return
 
-    def block(self):
-        self.blocked.set()
+    def block(self, way="both"):
+        for w in (("up", "down") if way == "both" else (way,)):
+            self.blocked[w].set()
+
+    def slow(self, seconds):
+        self.delay_s = seconds
 
     def heal(self):
         import socket
@@ -636,4 +645,6 @@ class Proxy:
                     s.close()
                 except OSError:
                     pass
-        self.blocked.clear()
+        self.delay_s = 0.0
+        for e in self.blocked.values():
+            e.clear()

@@ -316,6 +316,18 @@ class Partitionable:
         self.links[x, y].block()
         self.links[y, x].block()
 
+    def one_way(self, x, y):
+        """Nothing from node x reaches node y; y's bytes still reach x."""
+        self.links[x, y].block("up")    # x's connections to y: what x sends
+        self.links[y, x].block("down")  # y's connections to x: what x answers
+
+    def slow(self, x, seconds):
+        """Every byte to or from node x (etcd included) is held `seconds` first."""
+        self.to_etcd[x].slow(seconds)
+        for (a, b), p in self.links.items():
+            if x in (a, b):
+                p.slow(seconds)
+
     def isolate(self, x):
         """Node x reaches neither etcd nor any other node."""
         self.to_etcd[x].block()
