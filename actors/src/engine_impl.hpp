@@ -64,6 +64,9 @@ namespace flowstate::engine_detail {
 struct queued_input;  // records.hpp
 struct error_fields;  // records.hpp
 
+// "key groups [first, end)", for messages (engine_migrate.cpp).
+std::string groups_text(uint32_t first, uint32_t end);
+
 // A project's share of the flow listener: its host and path prefix, its
 // routes (relative to the prefix) and its public/ files.
 struct site {
@@ -314,6 +317,11 @@ class engine_impl final : public engine {
   status import_records(const std::vector<std::string>& args);
   status import_end(uint32_t first, uint32_t end, uint64_t seq);
   status import_abort(uint32_t first, uint32_t end);
+  // Asked by a move's target: "moving" (moving_out_ or released_ here),
+  // "idle" (runs here, moved nowhere) or "elsewhere".
+  std::string move_status(uint32_t first, uint32_t end);
+  // The target of a move whose end or abort never came (engine_import.cpp).
+  void settle_stale_imports();
   // [begin, end) of groups [first, end) for every project served here.
   std::vector<std::pair<std::string, std::string>> group_spans(uint32_t first, uint32_t end) const;
   status erase_spans(uint32_t first, uint32_t end);
@@ -460,6 +468,10 @@ class engine_impl final : public engine {
     int64_t since_ms = 0;
     bool copying = false;          // moving_out_: move_out() is still at work
     bool abort_requested = false;  // moving_out_: asked to abort while copying
+    // importing_ and received_: which import (a new one replaces it), and
+    // when its source was last asked whether it still moves the groups.
+    uint64_t serial = 0;
+    int64_t checked_ms = 0;
     // moving_out_, a transfer (move_groups): this node keeps its copy as a
     // follower's of the target's log, holding the source's log up to here.
     std::string transfer_log;
@@ -468,6 +480,8 @@ class engine_impl final : public engine {
   std::mutex moves_mutex_;
   std::vector<moved_range> released_, received_, moving_out_;
   std::vector<moved_range> importing_;  // between import-begin and import-end (or abort)
+  uint64_t import_serial_ = 0;          // under moves_mutex_
+  std::mutex import_steps_mutex_;       // one import step at a time (a stale import's deletion too)
   // A cluster node: the sequence when it started (queue entries below it
   // were there before), and the groups whose queue it has run since.
   uint64_t start_seq_ = 0;

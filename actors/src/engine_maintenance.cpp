@@ -25,6 +25,7 @@ void engine_impl::start_maintenance() {
       lock.unlock();
       watch_store();
       answer_held_too_long();
+      settle_stale_imports();
       thin_errors();
       trim_traces();
       graveyard_->empty();

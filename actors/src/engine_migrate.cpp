@@ -28,6 +28,7 @@
 
 #include "engine_impl.hpp"
 #include "flowstate/runtime/decimal.hpp"
+#include "flowstate/runtime/fault.hpp"
 #include "flowstate/runtime/keys.hpp"
 #include "outbox.hpp"
 #include "peers.hpp"
@@ -46,11 +47,11 @@ constexpr int64_t hold_limit_ms = 10000;
 constexpr int64_t unanswered_move_ms = 30000;
 constexpr std::string_view held_since_header = "flowstate-held-since";
 
+}  // namespace
+
 std::string groups_text(uint32_t first, uint32_t end) {
   return "key groups [" + std::to_string(first) + ", " + std::to_string(end) + ")";
 }
-
-}  // namespace
 
 std::vector<std::pair<std::string, std::string>> engine_impl::group_spans(uint32_t first, uint32_t end) const {
   std::vector<std::pair<std::string, std::string>> out;
@@ -453,67 +454,6 @@ void engine_impl::abort_move(uint32_t first, uint32_t end) {
   placement_changed();
 }
 
-status engine_impl::import_begin(uint32_t first, uint32_t end) {
-  {
-    // From now on a leader's replication frames for these groups are
-    // refused (the replicator asks owns()): what is here is the move's.
-    std::lock_guard lock(moves_mutex_);
-    std::erase_if(received_, [&](const moved_range& r) { return r.first < end && first < r.end; });
-    std::erase_if(importing_, [&](const moved_range& r) { return r.first < end && first < r.end; });
-    importing_.push_back({first, end, 0, now_ms(), false});
-  }
-  // A follower's copy overlapping the groups is given up whole (the
-  // controller took this node out of that range's followers before the
-  // move): what the move brings replaces it.
-  replicator* rep = nullptr;
-  {
-    std::lock_guard lock(replication_mutex_);
-    rep = replicator_.get();  // lives until the engine goes
-  }
-  if (rep)
-    if (auto st = rep->drop_copies(first, end); !st) return st;
-  return erase_spans(first, end);
-}
-
-status engine_impl::import_records(const std::vector<std::string>& args) {
-  if (args.size() % 3) return fail("import: expected (column, key, value) triples");
-  commit_batch batch;
-  for (std::size_t i = 0; i < args.size(); i += 3) {
-    const bool erase = !args[i].empty() && args[i][0] == '!';
-    auto c = key_group_column(std::string_view(args[i]).substr(erase ? 1 : 0));
-    if (!c) return fail("import: no column \"" + args[i] + "\" moves with key groups");
-    if (erase)
-      batch.erase(*c, args[i + 1]);
-    else
-      batch.put(*c, args[i + 1], args[i + 2]);
-  }
-  return store_->write_now(std::move(batch), false);
-}
-
-status engine_impl::import_end(uint32_t first, uint32_t end, uint64_t seq) {
-  store_->raise_sequence(seq);
-  commit_batch marker;
-  marker.put(column::meta, meta_key("received", first), std::to_string(seq));
-  if (auto st = store_->write_now(std::move(marker), true); !st) return st;
-  forget_groups(first, end, false);
-  std::lock_guard lock(moves_mutex_);
-  std::erase_if(importing_, [&](const moved_range& r) { return r.first == first && r.end == end; });
-  received_.push_back({first, end, seq, now_ms(), false});
-  // Their queue runs when the placement gives them here (received_), not as
-  // a first run since the start.
-  for (uint32_t g = first; g < end; ++g) queue_run_[g] = true;
-  return status::success();
-}
-
-status engine_impl::import_abort(uint32_t first, uint32_t end) {
-  {
-    std::lock_guard lock(moves_mutex_);
-    std::erase_if(received_, [&](const moved_range& r) { return r.first == first && r.end == end; });
-    std::erase_if(importing_, [&](const moved_range& r) { return r.first == first && r.end == end; });
-  }
-  return erase_spans(first, end);
-}
-
 void engine_impl::placement_changed() {
   std::vector<moved_range> serve, lost, first_run;
   {
@@ -652,6 +592,11 @@ http::response engine_impl::answer_slow_peer(const peer_query& q) {
   if (q.kind == "import-begin" && ranged) return answer(import_begin(*first, *end));
   if (q.kind == "import-end" && ranged && number(2)) return answer(import_end(*first, *end, *number(2)));
   if (q.kind == "import-abort" && ranged) return answer(import_abort(*first, *end));
+  if (q.kind == "move-status" && ranged) {
+    http::response out = ok();
+    out.body = move_status(*first, *end);
+    return out;
+  }
   if (q.kind == "move-release" && ranged) return answer(release_groups(*first, *end));
   if (q.kind == "move-abort" && ranged) {
     abort_move(*first, *end);
@@ -724,6 +669,7 @@ result<engine::move_outcome> engine_impl::move_groups(
   }
   const auto copied_at = std::chrono::steady_clock::now();
   double written_ms = 0;
+  fault_point("move-before-placement");  // the controller dies here: nobody ends the move
   if (auto st = write_placement(position); !st) {
     if (st.error().rfind(placement_outcome_unknown, 0) == 0) return fail(st.error());
     if (here)

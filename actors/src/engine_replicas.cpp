@@ -33,18 +33,23 @@ void engine_impl::set_led_ranges(std::vector<led_range> ranges, in_sync_writer w
       if (!w) return fail("no cluster membership to write the in-sync set with");
       return w(first, in_sync);
     };
-    h.owns = [this](uint32_t first, uint32_t end) {
-      for (uint32_t g = first; g < end && g < key_group_count; ++g)
-        if (leading_[g].load(std::memory_order_acquire) || core_.runs_here(g)) return true;
+    h.owns = [this](uint32_t first, uint32_t end) -> std::string {
+      for (uint32_t g = first; g < end && g < key_group_count; ++g) {
+        if (leading_[g].load(std::memory_order_acquire)) return "leads key group " + std::to_string(g);
+        if (core_.runs_here(g)) return "runs key group " + std::to_string(g);
+      }
       std::lock_guard moves(moves_mutex_);
       for (auto* list : {&importing_, &received_})
         for (auto& r : *list)
-          if (r.first < end && first < r.end) return true;
+          if (r.first < end && first < r.end)
+            return std::string(list == &importing_ ? "is receiving " : "has received ") + groups_text(r.first, r.end) +
+                   " by a move";
       // A transfer's source between the hand-over and its release: it keeps
       // its copy as a follower's once released; the new leader asks again.
       for (auto& r : moving_out_)
-        if (!r.transfer_log.empty() && r.first < end && first < r.end) return true;
-      return false;
+        if (!r.transfer_log.empty() && r.first < end && first < r.end)
+          return "is handing over " + groups_text(r.first, r.end);
+      return "";
     };
     replicator_ =
         std::make_unique<replicator>(*store_, *peers_, options_.node_name, std::move(h), replica_lag_limit_ms);

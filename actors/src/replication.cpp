@@ -879,9 +879,9 @@ http::response replicator::answer(const peer_query& q) {
       std::lock_guard lock(follow_mu_);
       if (auto it = following_.find(first); it != following_.end()) end = it->second.end;
     }
-    if (hooks_.owns(first, end))
-      return refuse("fenced: node " + self_ + " leads or is receiving key groups of [" + std::to_string(first) + ", " +
-                    std::to_string(end) + ")");
+    if (auto why = hooks_.owns(first, end); !why.empty())
+      return refuse("fenced: node " + self_ + " " + why + " (key groups of [" + std::to_string(first) + ", " +
+                    std::to_string(end) + "))");
   }
 
   if (q.kind == "replica-begin") {

@@ -81,10 +81,10 @@ class replicator {
     // Writes the range's in-sync set into etcd (a transaction on the
     // range's record as this node's view has it).
     std::function<status(uint32_t first, const std::vector<std::string>& in_sync)> write_in_sync;
-    // Whether this node runs, or is receiving by a move, any key group of
-    // [first, end) (a follower refuses frames for such a range: its copy
-    // there is the move's, not the replica's).
-    std::function<bool(uint32_t first, uint32_t end)> owns;
+    // Why this node runs, or is receiving by a move, a key group of
+    // [first, end), or "" when it does not (a follower refuses frames for
+    // such a range: its copy there is the move's, not the replica's).
+    std::function<std::string(uint32_t first, uint32_t end)> owns;
   };
   replicator(store& db, peers& p, std::string self, hooks h, uint32_t lag_limit_ms);
   ~replicator();

@@ -26,13 +26,13 @@ def function_project(name, js, manifest_extra=""):
     })
 
 
-def cluster_node(etcd, name, projects, ttl="2s", peers=True):
+def cluster_node(etcd, name, projects, ttl="2s", peers=True, env=None):
     args = ["--cluster", etcd.endpoint, "--node", name, "--cluster-name", "t", "--lease-ttl", ttl,
             "--cluster-settle", "5s"]
     if peers:
         args += ["--peer-listen", "127.0.0.1:0"]
     return Node(projects if isinstance(projects, list) else [projects], extra_args=args,
-                env={"FLOWSTATE_CLUSTER_SECRET": SECRET})
+                env={"FLOWSTATE_CLUSTER_SECRET": SECRET, **(env or {})})
 
 
 def start_all(nodes):

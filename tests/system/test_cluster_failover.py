@@ -3,10 +3,12 @@ real etcd and real `flowstate serve --cluster` processes on loopback: a
 range's leader killed -9 or paused past its lease under load, its keys
 served again by an in-sync follower, and every acknowledged increment kept
 exactly once."""
+import json
+import subprocess
 import threading
 import time
 
-from harness import Etcd, Node, Proxy, check, counter_project, free_port, tmpdir
+from harness import BIN, Etcd, Node, Proxy, check, counter_project, free_port, tmpdir
 from test_cluster import SECRET, attempt, cluster_node, configure, key_group, start_all, state_via, status, wait_for
 
 TTL_S = 2
@@ -57,7 +59,6 @@ class Load:
             t.start()
 
     def client(self, i):
-        import json
         import random
         rnd = random.Random(i)
         while not self.stop_flag.is_set():
@@ -275,6 +276,44 @@ def test_a_move_to_a_node_without_a_copy_copies_the_groups_and_their_follower_ke
         check(owner["node"] == follower, f"{follower} leads the copied groups from the copy it kept: {owner}")
         print(f"    {copied}; {handed}; {refused_before_kill} requests refused before the kill")
         check(refused_before_kill == 0, f"no request refused during the moves: {refused_before_kill}")
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def test_a_move_whose_controller_dies_before_the_placement_leaves_a_target_that_drops_its_copy_and_becomes_a_follower():
+    """3 nodes, replication=2 min_in_sync=2; the controller moves a range it leads to the node that is not its follower and dies (kill -9 at a fault point) after the copy, before the placement: nobody ends the move, so the target asks the groups' new leader, drops what it received and is rebuilt as its follower; every range has 2 copies in sync again and its keys are served"""
+    etcd = Etcd()
+    configure(etcd, "replication=2", "min_in_sync=2")
+    project = counter_project(tmpdir() + "/counter")
+    # Every node would die there; only a controller moving groups gets there.
+    nodes = start_all([cluster_node(etcd, n, project, ttl=f"{TTL_S}s", env={"FLOWSTATE_FAULT": "move-before-placement"})
+                       for n in ("a", "b", "c")])
+    by_name = dict(zip(("a", "b", "c"), nodes))
+    try:
+        s = wait_for("every range with 2 copies in sync", lambda: replicated(etcd, 3, 2), timeout=60)
+        ctl = s["controller"]
+        r = next(r for r in s["ranges"] if r["node"] == ctl)
+        follower = r["replicas"][0]["node"]
+        target = next(n for n in ("a", "b", "c") if n not in (ctl, follower))
+        keys = [k for k in (f"k{i}" for i in range(400)) if r["first"] <= key_group(k) < r["end"]][:8]
+        for k in keys:
+            check(attempt(by_name[target], f"/count/{k}", "{}")[0] == 200, f"{k} is counted before the move")
+        p = subprocess.run([BIN, "cluster", "move", "--cluster", etcd.endpoint, "--cluster-name", "t", "--groups",
+                            f"{r['first']}-{r['end']}", "--to", target], capture_output=True, text=True, timeout=300)
+        check(p.returncode != 0, f"the move did not finish: {p.stdout} {p.stderr}")
+        wait_for(f"controller {ctl} dead at the fault point", lambda: by_name[ctl].proc.poll() is not None, timeout=30)
+        check("copied to " + target in open(by_name[ctl].log_path).read(), f"{ctl} copied the groups to {target}")
+
+        def two_in_sync():
+            st = status(etcd)
+            return st if st["ranges"] and all(len(x.get("inSync", [])) == 2 for x in st["ranges"]) else None
+        wait_for("every range with 2 copies in sync on the two live nodes", two_in_sync, timeout=90)
+        check("ended without it" in open(by_name[target].log_path).read(),
+              f"{target} says the move ended without it and drops what it received")
+        for k in keys:
+            code, body = attempt(by_name[target], f"/count/{k}", "{}")
+            check(code == 200 and json.loads(body)["count"] == 2, f"{k} is served with its state: {code} {body}")
     finally:
         for n in nodes:
             n.stop()
