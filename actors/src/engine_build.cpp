@@ -349,10 +349,6 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
         if (i != 0) problems.push_back(where + bd.kind + " is a source: it must be the first block");
         if (i == 0 && (fdef.blocks.size() < 2 || fdef.blocks[1].kind.find(".Function") == std::string::npos))
           problems.push_back(where + bd.kind + " must be followed by a function block (what receives each message)");
-        if (options_.project_ids)
-          problems.push_back(where + bd.kind +
-                             " does not run in a cluster yet (each node would receive every message): run the "
-                             "project on an embedded node");
         auto dit = rev->drivers.find(bd.name);
         auto parsed = drivers::mqtt::parse_subscribe(configs.at(bd.name));
         if (!parsed) {
@@ -438,10 +434,6 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
             b.kind = block_kind::custom_source;
             if (fdef.blocks.size() < 2 || fdef.blocks[1].kind.find(".Function") == std::string::npos)
               problems.push_back(where + bd.kind + " is a source here: it must be followed by a function block");
-            if (options_.project_ids)
-              problems.push_back(where + bd.kind +
-                                 " (a custom source) does not run in a cluster yet: run the "
-                                 "project on an embedded node");
             built->name = "flow " + fname + ", block " + bd.id;
             built->redact = [secrets = rt->secrets](std::string line) {
               return secrets::redact(std::move(line), secrets);

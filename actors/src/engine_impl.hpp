@@ -15,6 +15,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -66,6 +68,8 @@ struct error_fields;  // records.hpp
 
 // "key groups [first, end)", for messages (engine_migrate.cpp).
 std::string groups_text(uint32_t first, uint32_t end);
+// A QoS 2 packet id's record name in a cluster (engine_mqtt.cpp).
+std::string qos2_record_name(const std::string& client_id, uint16_t packet_id);
 
 // A project's share of the flow listener: its host and path prefix, its
 // routes (relative to the prefix) and its public/ files.
@@ -343,10 +347,20 @@ class engine_impl final : public engine {
   void forget_mqtt_session(const std::string& client_id, std::function<void()> done);
   void accept_message(const project_ptr& rt, uint32_t f, commit_batch b, std::vector<std::string> marks,
                       std::string payload, result<std::string> key, result<std::optional<std::string>> identity,
-                      const std::string& fallback_key, const std::string& tag, std::function<void(bool)> acked);
+                      const std::string& fallback_key, const std::string& tag, std::function<void(bool)> acked,
+                      std::string qos2_record = {});
+  void accept_publish(const project_ptr& rt, uint32_t f, const drivers::mqtt::subscribe_config& cfg,
+                      const std::string& client_id, drivers::mqtt::publish&& p, std::vector<std::string> marks,
+                      std::function<void(bool)> acked);
+  void recheck_qos2(const project_ptr& rt, uint32_t f, const std::string& client_id, drivers::mqtt::publish&& p,
+                    std::string qos2_key, uint32_t group, std::string token, std::function<void(bool)> acked);
+  std::optional<bool> qos2_record_holds(const std::string& record, const std::string& token) const;
+  std::mutex lane_mutex_;  // source_lane outbox entries: sequence and commit in one order
   bool join_pending(const std::string& mark, const std::function<void(bool)>& acked);
+  std::optional<uint32_t> outbox_source_group(std::optional<group_admission>& admitted);
   std::map<std::string, std::pair<project_ptr, uint32_t>> active_sources(block_kind kind);
   bool sources_may_read(uint32_t project);
+  bool runs_a_key_group();
   // Custom drivers' sources (engine_custom.cpp).
   struct custom_source;
   result<drivers::custom::driver_options> custom_driver(project_entry& e, file_source& files,
@@ -458,6 +472,13 @@ class engine_impl final : public engine {
   // "later" (its first copy's commit may still fail), not "accepted".
   std::mutex inbox_durable_mutex_;
   std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>, uint64_t> inbox_durable_marks_;
+  // Idempotency records of received source messages (a source's `id:`)
+  // whose commits are not durable yet: a copy of one waits ("later").
+  std::mutex inbox_identities_mutex_;
+  std::set<std::string> inbox_identities_;
+  // In a cluster, where to start looking for a key group this node runs, for
+  // the outbox entry of a source message whose key another node runs.
+  std::atomic<uint32_t> outbox_group_hint_{0};
   // Moving key groups: ranges whose records went to another node (held
   // until the gate sends them there), ranges received (their queue entries
   // below `seq` run once the gate runs them here), requests held meanwhile,
@@ -474,7 +495,7 @@ class engine_impl final : public engine {
     int64_t checked_ms = 0;
     // moving_out_, a transfer (move_groups): this node keeps its copy as a
     // follower's of the target's log, holding the source's log up to here.
-    std::string transfer_log;
+    std::string transfer_log{};
     uint64_t transfer_index = 0;
   };
   std::mutex moves_mutex_;

@@ -13,6 +13,7 @@
 #include "errors.hpp"
 #include "flowstate/runtime/decimal.hpp"
 #include "flowstate/runtime/keys.hpp"
+#include "idempotency.hpp"
 #include "peer_frames.hpp"
 #include "records.hpp"
 
@@ -38,6 +39,7 @@ void engine_impl::accept_delivery(std::vector<delivery_entry>&& entries,
   }
   std::set<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>> stopped;  // pairs that wait behind a refusal
   std::vector<std::pair<std::tuple<uint32_t, uint32_t, uint32_t, uint32_t>, uint64_t>> marked;  // by this commit
+  std::vector<std::string> identities;  // idempotency records written by this commit
   for (std::size_t i = 0; i < entries.size(); ++i) {
     auto& e = entries[i];
     auto q = decode_queued(e.queued);
@@ -101,13 +103,52 @@ void engine_impl::accept_delivery(std::vector<delivery_entry>&& entries,
       core_.inbox_repeats.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
+    // A source's message with an identity (its `id:`), accepted by another
+    // node: queued once per identity, whichever node accepted each copy.
+    bool repeat = false;
+    if (!q->identity.empty()) {
+      auto idem = idempotency_key(e.tenant, e.project, to_group, q->identity);
+      {
+        std::lock_guard pending(inbox_identities_mutex_);
+        if (inbox_identities_.count(idem)) {
+          stopped.insert(pair);  // a copy's commit is not durable yet: later
+          continue;
+        }
+      }
+      auto seen = store_->read(column::idempotency, idem);
+      if (!seen) {
+        stopped.insert(pair);
+        continue;
+      }
+      repeat = *seen && !idempotency_expired(**seen, options_.idempotency_ttl_ms, now_ms());
+      if (!repeat) {
+        http::response r;
+        r.status = 202;
+        batch.put(column::idempotency, idem, encode_response(r, now_ms()));
+        std::lock_guard pending(inbox_identities_mutex_);
+        inbox_identities_.insert(idem);
+        identities.push_back(std::move(idem));
+      }
+    }
     statuses[i] = delivery_status::accepted;
     marked.emplace_back(pair, e.seq);
     mark->second = e.seq;
     batch.put(column::outbox, inbox_mark_key(e.tenant, e.project, to_group, e.source_group), std::to_string(e.seq));
+    if (repeat) {
+      core_.inbox_repeats.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
     core_.inbox_accepted.fetch_add(1, std::memory_order_relaxed);
     int f = rt->find_flow(q->flow);
     int b = f < 0 ? -1 : rt->flows[static_cast<std::size_t>(f)].find_block(q->block);
+    if (!q->precondition_failed.empty()) {
+      // A source's message that cannot run (no key, no identity): its error
+      // record lives in its (fallback) key's group, here.
+      auto err = make_error(*store_, *rt, 0, q->block, q->msg, "PreconditionFailed", q->precondition_failed, "{}");
+      err.flow = q->flow;
+      put_error(batch, *rt, err);
+      continue;
+    }
     if (b < 0) {
       auto err = make_error(*store_, *rt, 0, q->block, q->msg, "Undeliverable",
                             "block " + q->block + " of flow " + q->flow + " is not in the active revision here", "{}");
@@ -129,9 +170,13 @@ void engine_impl::accept_delivery(std::vector<delivery_entry>&& entries,
   // Synced whatever the project's durability: the sender deletes its copy
   // on this answer.
   auto failed = std::vector<delivery_status>(statuses.size(), delivery_status::later);
+  auto settled = [this, identities] {
+    std::lock_guard pending(inbox_identities_mutex_);
+    for (auto& idem : identities) inbox_identities_.erase(idem);
+  };
   store_->commit(
       std::move(batch), durability_mode::sync,
-      [this, done, statuses, marked = std::move(marked)]() mutable {
+      [this, done, statuses, settled, marked = std::move(marked)]() mutable {
         {
           std::lock_guard durable(inbox_durable_mutex_);
           for (auto& [pair, seq] : marked) {
@@ -139,9 +184,14 @@ void engine_impl::accept_delivery(std::vector<delivery_entry>&& entries,
             d = std::max(d, seq);
           }
         }
+        settled();
         done(std::move(statuses));
       },
-      [done, failed](const std::string&) mutable { done(std::move(failed)); }, epoch);
+      [done, failed, settled](const std::string&) mutable {
+        settled();
+        done(std::move(failed));
+      },
+      epoch);
   // After the commit was handed to the store: its single writer keeps the
   // queue entry's put before the removal the function's commit makes.
   for (auto& item : items) submit(std::move(item));

@@ -566,7 +566,8 @@ void engine_impl::answer_peer_async(peer_query&& q, std::function<void(http::res
   // trace or the errors, migration steps and git packs run on a thread of
   // their own, so the ingress actor (every forwarded request and delivery)
   // never waits for them.
-  if (q.kind == "state" || q.kind == "graph" || q.kind == "error-show") return done(answer_peer(q));
+  if (q.kind == "state" || q.kind == "graph" || q.kind == "error-show" || q.kind == "qos2-check")
+    return done(answer_peer(q));
   run_job([this, q = std::move(q), done = std::move(done)] { done(answer_slow_peer(q)); });
 }
 

@@ -427,6 +427,20 @@ http::response engine_impl::answer_peer(const peer_query& q) const {
     if (!*v) return http::problem(404, "no state", "");
     return ok(std::move(**v));
   }
+  if (q.kind == "qos2-check" && q.args.size() == 6) {
+    // (tenant, project, group, client id, packet id, token): whether the
+    // group's record of the packet id holds the token (engine_mqtt.cpp).
+    auto tenant = parse_decimal<uint32_t>(q.args[0]), project = parse_decimal<uint32_t>(q.args[1]);
+    auto group = parse_decimal<uint32_t>(q.args[2]);
+    auto packet = parse_decimal<uint16_t>(q.args[4]);
+    if (!tenant || !project || !group || *group >= key_group_count || !packet)
+      return http::problem(400, "bad question", "qos2-check: tenant, project, group, client id, packet id, token");
+    if (!core_.runs_here(*group)) return http::problem(409, "elsewhere", "the key group does not run here");
+    auto holds =
+        qos2_record_holds(idempotency_key(*tenant, *project, *group, qos2_record_name(q.args[3], *packet)), q.args[5]);
+    if (!holds) return http::problem(500, "cannot read", "the packet id's record");
+    return ok(*holds ? "yes" : "no");
+  }
   if (q.kind == "errors" && q.args.size() == 4) {
     auto limit = parse_decimal<std::size_t>(q.args[3]);
     auto v = local_errors(q.args[0], q.args[1], q.args[2], limit.value_or(100));

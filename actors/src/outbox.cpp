@@ -155,7 +155,7 @@ class outbox_logic {
   // answered into nothing; the receiver's marks make both harmless).
   void on_forget(uint32_t first, uint32_t end) {
     for (auto it = st_.pairs.begin(); it != st_.pairs.end();) {
-      const uint32_t g = std::get<2>(it->first);
+      const uint32_t g = std::get<2>(it->first) & ~source_lane;
       if (g < first || g >= end) {
         ++it;
         continue;
@@ -259,10 +259,18 @@ class outbox_logic {
     auto st = st_.core->db->scan_prefix(column::outbox, "", [&](std::string_view key, std::string_view value) {
       key_reader kr(key);
       auto tenant = kr.u32(), project = kr.u32(), group = kr.u32();
-      if (!tenant || !project || !group || kr.peek() != key_tag::u64) return true;  // a mark
+      if (!tenant || !project || !group) return true;
+      uint32_t lane = 0;  // source_lane: a source's message accepted here (keys.hpp)
+      if (kr.peek() == key_tag::string) {
+        auto tag = kr.str();
+        if (!tag || *tag != "src") return true;  // a sink's entry
+        lane = source_lane;
+      } else if (kr.peek() != key_tag::u64) {
+        return true;  // a mark
+      }
       auto seq = kr.u64();
       if (!seq) return true;
-      if (st_.held_ids.count({*tenant, *project, *group, *seq})) return true;
+      if (st_.held_ids.count({*tenant, *project, *group | lane, *seq})) return true;
       // A copy of a group this node does not run (moved away, or a move
       // that did not finish) is never sent from here: its owner sends it.
       if (!st_.core->runs_here(*group)) return true;
@@ -270,7 +278,7 @@ class outbox_logic {
         full = true;
         return false;
       }
-      add(delivery_entry{*tenant, *project, *group, *seq, std::string(value)});
+      add(delivery_entry{*tenant, *project, *group | lane, *seq, std::string(value)});
       ++loaded;
       return true;
     });

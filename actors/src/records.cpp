@@ -14,7 +14,11 @@ std::string encode_queued(const queued_input& q) {
   key_builder b;
   b.str(q.flow).str(q.block).str(q.msg.id).str(q.msg.key).str(q.msg.trace_id);
   b.u64(static_cast<uint64_t>(q.msg.time_ms)).str(q.msg.payload);
-  if (q.deploy) b.u64(q.deploy);  // after the fields earlier versions read, which ignore it
+  // After the fields earlier versions read, which ignore them.
+  const bool failed = !q.precondition_failed.empty();
+  if (q.deploy || !q.identity.empty() || failed) b.u64(q.deploy);
+  if (!q.identity.empty() || failed) b.str(q.identity);
+  if (failed) b.str(q.precondition_failed);
   return b.take();
 }
 
@@ -40,6 +44,16 @@ result<queued_input> decode_queued(std::string_view bytes) {
     auto deploy = r.u64();
     if (!deploy) return fail("malformed queue entry (deploy number)");
     q.deploy = *deploy;
+  }
+  if (!r.at_end()) {
+    auto identity = r.str();
+    if (!identity) return fail("malformed queue entry (identity)");
+    q.identity = std::move(*identity);
+  }
+  if (!r.at_end()) {
+    auto detail = r.str();
+    if (!detail) return fail("malformed queue entry (error)");
+    q.precondition_failed = std::move(*detail);
   }
   return q;
 }

@@ -23,6 +23,14 @@ struct queued_input {
   // number of the revision that produced it (0: none). The receiver holds
   // it until it runs that deploy or a later one.
   uint64_t deploy = 0;
+  // In a cluster, a source's message accepted on a node that does not run
+  // its key (engine_impl::accept_message): the name of its idempotency
+  // record (a source's `id:`), which the key's owner checks and writes when
+  // it queues the message; empty: none.
+  std::string identity{};
+  // Such a message that cannot run (no key, no identity): the detail of the
+  // PreconditionFailed error record the owner writes instead of queueing it.
+  std::string precondition_failed{};
 };
 std::string encode_queued(const queued_input& q);
 result<queued_input> decode_queued(std::string_view bytes);

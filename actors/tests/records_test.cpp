@@ -192,3 +192,29 @@ TEST_CASE("a key whose first request's work ended without completing it goes to 
   auto next = std::make_shared<recording_responder>();
   CHECK(registry.join("k", next) == idempotency_registry::outcome::first);
 }
+
+TEST_CASE("a forwarded source message keeps its identity, with or without a deploy number") {
+  queued_input q;
+  q.flow = "f";
+  q.block = "b";
+  q.msg.payload = "{}";
+  q.identity = std::string("mqttf\0src\0dev-1/7", 17);
+  auto back = decode_queued(encode_queued(q));
+  REQUIRE(back.ok());
+  CHECK(back->deploy == 0);
+  CHECK(back->identity == q.identity);
+  q.deploy = 9;
+  back = decode_queued(encode_queued(q));
+  REQUIRE(back.ok());
+  CHECK(back->deploy == 9);
+  CHECK(back->identity == q.identity);
+  q.identity.clear();
+  back = decode_queued(encode_queued(q));
+  REQUIRE(back.ok());
+  CHECK(back->identity.empty());
+  q.precondition_failed = "no key at /deviceId";
+  back = decode_queued(encode_queued(q));
+  REQUIRE(back.ok());
+  CHECK(back->identity.empty());
+  CHECK(back->precondition_failed == q.precondition_failed);
+}

@@ -161,6 +161,8 @@ std::pair<std::string, std::string> queue_range(uint32_t tenant, uint32_t projec
 }
 
 std::string outbox_key(uint32_t tenant, uint32_t project, uint32_t source_group, uint64_t seq) {
+  if (source_group & source_lane)
+    return key_builder().u32(tenant).u32(project).u32(source_group & ~source_lane).str("src").u64(seq).take();
   return key_builder().u32(tenant).u32(project).u32(source_group).u64(seq).take();
 }
 

@@ -99,6 +99,14 @@ std::string idempotency_key(uint32_t tenant, uint32_t project, uint32_t key_grou
 // a receiving key group, the highest sequence accepted from each source
 // group (its de-duplication mark). Marks sort before entries in a group
 // (u32 before u64), so both move with their groups like every other record.
+//
+// `source_group` with source_lane set: a lane of its own under the group
+// (a string element after it), for source messages (MQTT, custom sources)
+// a node accepted for another node's key. Only the group's shard writes
+// its plain entries, so their sequence order is the order they are
+// written in; the lane keeps the acceptances' order apart from it (a pair's
+// receiver takes a sequence at or below its mark for a repeat).
+inline constexpr uint32_t source_lane = 0x80000000u;
 std::string outbox_key(uint32_t tenant, uint32_t project, uint32_t source_group, uint64_t seq);
 std::string inbox_mark_key(uint32_t tenant, uint32_t project, uint32_t dest_group, uint32_t source_group);
 // A sink's delivery (docs/drivers.md "Sinks"): an output waiting for its
