@@ -193,6 +193,13 @@ result<driver_config> parse_config(const std::string& config_json) {
       (memory ? c.memory_mb : c.concurrency) = static_cast<uint32_t>(n);
       continue;
     }
+    if (name == "timeout") {
+      auto ms = detail::duration_ms(field.value, 3600000);
+      if (!ms || *ms < 100)
+        return fail("timeout: expected a duration from 100ms to 1h like \"30s\", got " + detail::shown(field.value));
+      c.timeout_ms = static_cast<uint32_t>(*ms);
+      continue;
+    }
     if (name == "retry") {
       if (auto st = detail::parse_retry(field.value, c.retry); !st) return fail(st.error());
       continue;

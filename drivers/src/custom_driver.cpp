@@ -90,7 +90,13 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
       if (self->state_ == state::down)
         return done(retry_outcome("the driver process is not running (" + self->last_error_ + ")"));
       const uint64_t ref = self->next_ref_++;
-      self->pending_[ref] = {std::move(done), d.payload.empty() ? std::string("null") : d.payload};
+      auto deadline =
+          std::make_shared<asio::steady_timer>(self->ioc_, std::chrono::milliseconds(self->o_.config.timeout_ms));
+      deadline->async_wait(
+          [weak = self->weak_from_this(), ref, gen = self->generation_](const boost::system::error_code& ec) {
+            if (auto s = weak.lock(); s && !ec && gen == s->generation_) s->overdue(ref);
+          });
+      self->pending_[ref] = {std::move(done), d.payload.empty() ? std::string("null") : d.payload, deadline};
       std::string m = "{\"type\":\"deliver\",\"ref\":" + std::to_string(ref) + ",\"id\":" + json_quote(d.id) +
                       ",\"key\":" + json_quote(d.key) + ",\"payload\":" + (d.payload.empty() ? "null" : d.payload) +
                       ",\"timeMs\":" + std::to_string(d.time_ms) + ",\"attempt\":" + std::to_string(d.attempt) + "}";
@@ -171,6 +177,21 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
     });
   }
 
+  // A delivery without an answer within the configured timeout: retried
+  // (a late answer is ignored); the third in a row restarts the process.
+  void overdue(uint64_t ref) {
+    auto it = pending_.find(ref);
+    if (it == pending_.end()) return;
+    auto done = std::move(it->second.done);
+    pending_.erase(it);
+    const std::string why = "no answer from the driver within " + std::to_string(o_.config.timeout_ms) + " ms";
+    done(retry_outcome(why));
+    if (++overdue_in_a_row_ >= 3) {
+      overdue_in_a_row_ = 0;
+      died(why + ", three deliveries in a row");
+    }
+  }
+
   // The process is gone (or must go): everything in flight is retried.
   void died(const std::string& why) {
     if (!control_) return;
@@ -185,7 +206,10 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
     writing_ = false;
     auto pending = std::move(pending_);
     pending_.clear();
-    for (auto& [_, p] : pending) p.done(retry_outcome("the driver process ended: " + why));
+    for (auto& [_, p] : pending) {
+      if (p.deadline) p.deadline->cancel();
+      p.done(retry_outcome("the driver process ended: " + why));
+    }
     queued_.clear();  // their done functions are in pending_ already
     schedule_restart();
   }
@@ -289,8 +313,10 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
       if (m["port"].get_int64().get(port)) port = 0;
       connect(ref, text("host"), port);
     } else if (type == "delivered" || type == "failed") {
+      overdue_in_a_row_ = 0;
       auto it = pending_.find(ref);
-      if (it == pending_.end()) return;
+      if (it == pending_.end()) return;  // past its deadline: retried already
+      if (it->second.deadline) it->second.deadline->cancel();
       auto done = std::move(it->second.done);
       const std::string input = std::move(it->second.input);
       pending_.erase(it);
@@ -387,7 +413,9 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
   struct in_flight {
     sinks::done_fn done;
     std::string input;  // the delivery's payload: a query's answer carries it
+    std::shared_ptr<asio::steady_timer> deadline;
   };
+  uint32_t overdue_in_a_row_ = 0;  // deliveries that passed their deadline since the last answer
   std::map<uint64_t, in_flight> pending_;
   std::vector<std::string> queued_;
   uint64_t next_ref_ = 1;

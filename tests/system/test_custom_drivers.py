@@ -295,6 +295,40 @@ def test_a_custom_driver_between_two_functions_answers_the_next_one():
         node.stop()
 
 
+STUCK_JS = """// Never answers the first delivery it gets; answers the next ones.
+let calls = 0;
+module.exports = {
+  deliver(d) { calls += 1; return calls === 1 ? new Promise(() => {}) : { calls, attempt: d.attempt }; },
+};
+"""
+
+
+def test_a_delivery_the_driver_never_answers_is_retried_after_the_drivers_timeout():
+    """a custom query driver whose first attempt never settles, with `timeout: 1s`: the delivery is retried after a second and the second attempt's answer reaches the client"""
+    root = tmpdir() + "/stuck"
+    make_project(root, {
+        "flowstate.yaml": "name: stuck\n",
+        "flows/stuck.yaml": "blocks:\n  - http.Request: in\n  - js.Function: ask\n  - npm:stuck-js: stuck\n"
+                            "  - js.Function: show\n  - http.Response: out\n",
+        "drivers/in.yaml": "kind: http.Request\nmethod: POST\npath: /stuck/{key}\n",
+        "drivers/out.yaml": "kind: http.Response\n",
+        "drivers/stuck.yaml": "kind: npm:stuck-js\ntimeout: 1s\nretry: {initial: 100ms}\n",
+        "functions/ask.js": "export default function (input) { return { outputs: [{}] }; }\n",
+        "functions/show.js": "export default function (input) { return { outputs: [{ status: 200, body: input.result }] }; }\n",
+        "node_modules/stuck-js/package.json": '{"name": "stuck-js", "version": "1.0.0", "main": "index.js"}\n',
+        "node_modules/stuck-js/index.js": STUCK_JS,
+    })
+    node = Node([root]).start()
+    try:
+        started = time.time()
+        status, body = node.request("POST", "/stuck/k1", {})
+        check(status == 200 and body["calls"] == 2 and body["attempt"] > 0,
+              f"the second attempt answered the client: {status} {body}")
+        print(f"    answered after {time.time() - started:.1f} s")
+    finally:
+        node.stop()
+
+
 def test_a_custom_driver_whose_package_is_missing_is_refused_at_deploy():
     """a driver file naming an npm package that is not installed, or a Python package not in vendor/, is refused at deploy naming the file"""
     root = tmpdir() + "/missing"
@@ -325,4 +359,5 @@ if __name__ == "__main__":
          test_a_crash_between_the_commit_and_the_drivers_acknowledgement_does_not_count_a_reading_twice,
          test_a_python_driver_shipped_as_a_wheel_runs_from_it,
          test_a_custom_driver_between_two_functions_answers_the_next_one,
+         test_a_delivery_the_driver_never_answers_is_retried_after_the_drivers_timeout,
          test_a_custom_driver_whose_package_is_missing_is_refused_at_deploy])

@@ -43,6 +43,10 @@ struct driver_config {
   std::vector<endpoint> named;     // what it may connect to (see check_named)
   uint32_t memory_mb = 128;
   uint32_t concurrency = 16;  // a sink's deliveries at once
+  // A sink's delivery unanswered after this is retried (the driver may
+  // still be at it: the delivery id lets the target drop a repeat); after
+  // three in a row with no answer at all the process is restarted.
+  uint32_t timeout_ms = 30000;
   sinks::retry_policy retry;
 };
 
