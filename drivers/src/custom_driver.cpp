@@ -32,6 +32,7 @@ namespace {
 
 constexpr std::size_t max_line = 16u << 20;  // one protocol message
 constexpr auto connect_timeout = std::chrono::seconds(10);
+constexpr uint32_t max_connecting = 32;
 
 std::string base64(const std::string& bytes) {
   std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
@@ -202,6 +203,7 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
     sandbox::kill_driver(child_);
     state_ = state::down;
     ++generation_;
+    connecting_ = 0;
     out_.clear();
     writing_ = false;
     auto pending = std::move(pending_);
@@ -353,12 +355,19 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
       return refuse_connect(ref, "port " + std::to_string(port) + " is out of range", true);
     if (auto why = check_named(o_.config, host, static_cast<uint16_t>(port)); !why.empty())
       return refuse_connect(ref, why, true);
+    // Connections being made for the driver at once are capped (each holds a
+    // socket and a timer of the node's); the driver's own sockets are bounded
+    // by its sandbox's file limit.
+    if (connecting_ >= max_connecting)
+      return refuse_connect(ref, std::to_string(max_connecting) + " connections are being made already: try again");
+    ++connecting_;
     auto resolver = std::make_shared<tcp::resolver>(ioc_);
     resolver->async_resolve(
         host, std::to_string(port),
         [self = shared_from_this(), gen = generation_, ref, host, resolver](const boost::system::error_code& ec,
                                                                             tcp::resolver::results_type results) {
           if (gen != self->generation_) return;
+          --self->connecting_;
           if (ec) return self->refuse_connect(ref, host + ": " + ec.message());
           std::vector<tcp::endpoint> allowed;
           std::string why;
@@ -371,6 +380,7 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
           }
           if (allowed.empty())
             return self->refuse_connect(ref, why.empty() ? host + ": no address" : why, !why.empty());
+          ++self->connecting_;
           auto socket = std::make_shared<tcp::socket>(self->ioc_);
           auto timer = std::make_shared<asio::steady_timer>(self->ioc_, connect_timeout);
           timer->async_wait([socket](const boost::system::error_code& e) {
@@ -381,6 +391,7 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
               [self, gen, ref, host, socket, timer](const boost::system::error_code& e, const tcp::endpoint&) {
                 timer->cancel();
                 if (gen != self->generation_) return;
+                --self->connecting_;
                 if (e || !socket->is_open())
                   return self->refuse_connect(ref, host + ": " + (e ? e.message() : std::string("timed out")));
                 // Out of Asio's reactor first, then closed here: the driver
@@ -408,6 +419,7 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
   bool stopped_ = false;
   uint64_t generation_ = 0;
   uint32_t failures_ = 0;
+  uint32_t connecting_ = 0;  // connects for this process in progress (reset with it)
   std::string last_error_ = "starting";
   asio::steady_timer restart_, pause_;
   struct in_flight {
