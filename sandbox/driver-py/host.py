@@ -102,6 +102,7 @@ class Context:
             ref, self._refs = self._refs, self._refs + 1
             self._waiting[ref] = future
         message["ref"] = ref
+        future.ref = ref
         send(message)
         return future
 
@@ -120,7 +121,16 @@ class Context:
 
     def connect(self, host, port, timeout=30):
         """A TCP connection to a host the configuration names, made by the node."""
-        fd = self._request({"type": "connect", "host": str(host), "port": int(port)}).result(timeout)
+        future = self._request({"type": "connect", "host": str(host), "port": int(port)})
+        try:
+            fd = future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            # Given up: a socket arriving later is closed on arrival (_answer).
+            with self._lock:
+                self._waiting.pop(future.ref, None)
+            if future.done() and future.exception() is None:
+                os.close(future.result())
+            raise TimeoutError(f"connect {host}:{port}: no answer from the node within {timeout} s") from None
         s = socket.socket(fileno=fd)
         s.setblocking(True)  # it comes non-blocking from the node's event loop
         return s
@@ -131,14 +141,20 @@ class Context:
     def _answer(self, message):
         with self._lock:
             future = self._waiting.pop(message.get("ref"), None)
+        kind = message["type"]
+        if kind == "connected":
+            # The socket was sent on fd 4 just before this reply, in order:
+            # taken off whether or not anyone still waits for it.
+            data, fds, _, _ = socket.recv_fds(handoff, 256, 1)
+            if future is None:
+                for fd in fds:
+                    os.close(fd)
+                return
         if future is None:
             return
-        kind = message["type"]
         if kind == "ack" and message.get("ok"):
             future.set_result(None)
         elif kind == "connected":
-            # The socket was sent on fd 4 just before this reply, in order.
-            data, fds, _, _ = socket.recv_fds(handoff, 256, 1)
             if not fds or data.decode() != str(message["ref"]):
                 future.set_exception(ConnectionError("connect: the socket did not arrive"))
             else:
