@@ -489,6 +489,7 @@ class engine_impl final : public engine {
     int64_t since_ms = 0;
     bool copying = false;          // moving_out_: move_out() is still at work
     bool abort_requested = false;  // moving_out_: asked to abort while copying
+    bool releasing = false;        // moving_out_: release_groups() is at it
     // importing_ and received_: which import (a new one replaces it), and
     // when its source was last asked whether it still moves the groups.
     uint64_t serial = 0;

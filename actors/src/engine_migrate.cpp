@@ -393,14 +393,23 @@ status engine_impl::release_groups(uint32_t first, uint32_t end) {
   // its own log up to the hold, which the new leader's followers adopt.
   std::string kept_log;
   uint64_t kept_index = 0;
+  bool moving = false;
   {
     std::lock_guard lock(moves_mutex_);
     for (auto& r : moving_out_)
-      if (r.first == first && r.end == end) {
+      if (r.first == first && r.end == end && !r.releasing) {
+        r.releasing = true;  // one release: a second caller finds nothing to do
+        moving = true;
         kept_log = r.transfer_log;
         kept_index = r.transfer_index;
       }
   }
+  // Released already (or being released): this node's view showed the new
+  // owner before the controller's release came (placement_changed releases
+  // then), or the controller asked twice. Nothing more to do; above all the copy is not
+  // deleted again, since it may be a follower's by now (a transfer's
+  // source keeps its copy; a copy's source may have been rebuilt as one).
+  if (!moving) return status::success();
   if (!kept_log.empty()) {
     std::lock_guard lock(replication_mutex_);
     if (replicator_) replicator_->hold_copy(first, end, kept_log, kept_index);
@@ -469,10 +478,12 @@ void engine_impl::placement_changed() {
         else
           first_run.push_back({g, g + 1, start_seq_, 0, false});
       }
-    // Copied, then the placement changed without this node hearing from
-    // the controller (it was paused or cut off meanwhile): released.
+    // Copied, then the placement changed before this node heard from the
+    // controller (it was paused or cut off meanwhile, or its view was
+    // simply quicker): released here; the controller's release then finds
+    // nothing to do.
     for (auto& r : moving_out_)
-      if (!r.copying && !core_.runs_here(r.first)) lost.push_back(r);
+      if (!r.copying && !r.releasing && !core_.runs_here(r.first)) lost.push_back(r);
     // Released ranges go on to their new owner once the gate says so.
     std::erase_if(released_, [&](const moved_range& r) {
       if (core_.runs_here(r.first)) return false;
@@ -486,8 +497,9 @@ void engine_impl::placement_changed() {
     });
   }
   for (auto& r : lost) {
-    std::fprintf(stderr, "flowstate: %s moved to another node while this one was away; deleting its copy\n",
-                 groups_text(r.first, r.end).c_str());
+    std::fprintf(stderr, "flowstate: %s moved to another node before its controller said so; released here%s\n",
+                 groups_text(r.first, r.end).c_str(),
+                 r.transfer_log.empty() ? " (its copy is deleted)" : " (its copy is kept: a follower's now)");
     (void)release_groups(r.first, r.end);  // calls this again
   }
   for (auto& r : first_run) requeue_groups(r.first, r.end, r.seq);
@@ -684,6 +696,7 @@ result<engine::move_outcome> engine_impl::move_groups(
   written_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - copied_at).count();
   // The placement names `to` now: whatever happens to `from`, it never
   // serves the groups again (its copy is deleted, or ignored if it died).
+  fault_pause("move-slow-release");  // the source's view may show it first
   if (here) {
     if (auto st = release_groups(first, end); !st) std::fprintf(stderr, "flowstate: %s\n", st.error().c_str());
   } else if (auto r = at_source({"move-release", {std::to_string(first), std::to_string(end)}}); !r) {

@@ -41,6 +41,12 @@ void fault_point(const char* name) {
   ::_exit(137);  // not reached: SIGKILL cannot be caught
 }
 
+void fault_pause(const char* name) {
+  static const char* const armed = std::getenv("FLOWSTATE_FAULT");
+  if (armed == nullptr || std::strcmp(armed, name) != 0) return;
+  ::sleep(2);
+}
+
 void set_disk_fault(disk_fault fault, bool armed) { armed_in_process[static_cast<int>(fault)].store(armed); }
 
 bool disk_fault_armed(disk_fault fault) {

@@ -319,6 +319,41 @@ def test_a_move_whose_controller_dies_before_the_placement_leaves_a_target_that_
             n.stop()
 
 
+def test_a_hand_over_released_by_the_sources_view_before_the_controller_keeps_the_sources_copy():
+    """3 nodes, replication=3 min_in_sync=2; the controller's release of a hand-over comes 2 s late (a fault point), so the source sees the new placement first and releases the groups itself, keeping its copy as a follower's; the late release must not delete it: handed back to the source, the groups keep every count"""
+    from test_cluster_moves import move
+    etcd = Etcd()
+    configure(etcd, "replication=3", "min_in_sync=2")
+    project = counter_project(tmpdir() + "/counter")
+    nodes = start_all([cluster_node(etcd, n, project, ttl=f"{TTL_S}s", env={"FLOWSTATE_FAULT": "move-slow-release"})
+                       for n in ("a", "b", "c")])
+    by_name = dict(zip(("a", "b", "c"), nodes))
+    try:
+        s = wait_for("every range with 3 copies in sync", lambda: replicated(etcd, 3, 3), timeout=60)
+        ra = next(r for r in s["ranges"] if r["node"] == "a")
+        keys = [k for k in (f"h{i}" for i in range(300)) if ra["first"] <= key_group(k) < ra["end"]][:10]
+        for k in keys:
+            for n in range(3):
+                code, body = attempt(nodes[n], f"/count/{k}", "{}")
+                check(code == 200, f"{k} counted: {code} {body}")
+        groups = f"{ra['first']}-{ra['end']}"
+        move(etcd, groups, "b")
+        wait_for("every range with 3 copies in sync", lambda: replicated(etcd, 3, 3), timeout=60)
+        check("released here (its copy is kept" in open(by_name["a"].log_path).read(),
+              "a's view showed b as the groups' leader before the controller's release came")
+        time.sleep(3)  # the late release has come
+        move(etcd, groups, "a")
+        wait_for("every range with 3 copies in sync", lambda: replicated(etcd, 3, 3), timeout=60)
+        owner = next(r for r in status(etcd)["ranges"] if r["first"] == ra["first"])
+        check(owner["node"] == "a", f"a leads the groups again: {owner}")
+        for k in keys:
+            st = state_via(by_name["a"], k)
+            check(st is not None and st["count"] == 3, f"{k} kept its count through the hand-over and back: {st}")
+    finally:
+        for n in nodes:
+            n.stop()
+
+
 class Partitionable:
     """Nodes a, b, c whose every link goes through a proxy: one per node in
     front of etcd, one per ordered pair of nodes (node X reaches node Y
