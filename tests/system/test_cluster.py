@@ -107,6 +107,14 @@ def attempt(node, path, body, headers_out=None):
         conn.close()
 
 
+def may_have_run(code, body):
+    """An answer that does not say whether the request ran: the connection broke once it was sent, the owner or
+    the range's replicas did not answer (OutcomeUnknown), the route's timeout passed (504: accepted, still
+    processed), or the store failed after some of its steps were committed (they run again)."""
+    body = body or ""
+    return code == "lost" or "OutcomeUnknown" in body or code == 504 or "run again" in body
+
+
 class Outcomes:
     """The answers to requests sent while nodes die, per key: acknowledged, unknown outcomes (the node died with
     the request, or its owner did: it may have run), and any other answer than 503 (nothing accepted)."""
@@ -121,7 +129,7 @@ class Outcomes:
         with self.lock:
             if code == ok:
                 self.acked[key] += 1
-            elif code == "lost" or "OutcomeUnknown" in (body or ""):
+            elif may_have_run(code, body):
                 self.unknown[key] += 1
             elif code not in (503, "refused"):
                 self.other.append(f"{code} {(body or '')[:200]}")

@@ -9,7 +9,7 @@ import threading
 import time
 
 from harness import BIN, Etcd, Node, Proxy, check, counter_project, free_port, tmpdir
-from test_cluster import SECRET, attempt, cluster_node, configure, key_group, start_all, state_via, status, wait_for
+from test_cluster import SECRET, attempt, cluster_node, configure, key_group, may_have_run, start_all, state_via, status, wait_for
 
 TTL_S = 2
 
@@ -69,7 +69,7 @@ class Load:
                 if code == 200:
                     self.counts[key].append(json.loads(body)["count"])
                     self.served_at[key] = time.time()
-                elif code == "lost" or "OutcomeUnknown" in (body or ""):
+                elif may_have_run(code, body):
                     self.unknown[key] += 1
                 elif code not in (503, 504, "refused"):
                     self.other.append(f"{code} {(body or '')[:200]}")

@@ -8,7 +8,7 @@ import threading
 import time
 
 from harness import BIN, Etcd, check, counter_project, tmpdir
-from test_cluster import attempt, cluster_node, owner_of, placed, start_all, state_via, status, wait_for
+from test_cluster import attempt, cluster_node, may_have_run, owner_of, placed, start_all, state_via, status, wait_for
 
 
 class Load:
@@ -44,7 +44,7 @@ class Load:
                     self.acked[key] += 1
                     continue
                 self.failures.append(f"{key} via {node.listen}: {code} {(body or '')[:200]}")
-                if code == "lost" or "OutcomeUnknown" in (body or ""):
+                if may_have_run(code, body):
                     self.unknown[key] += 1
                 elif code in (503, "refused"):
                     self.refused += 1
