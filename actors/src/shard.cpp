@@ -228,16 +228,20 @@ class shard_logic {
   static void answer_unwritten(engine_core* core, http::responder_ptr reply, std::string idem, bool queued,
                                const std::string& reason = {}) {
     if (!reply && idem.empty()) return;
-    if (reason.rfind(replicator::outcome_unknown, 0) == 0) {
-      // Written here, never acknowledged by the range's replicas: the next
-      // leader may or may not have it.
-      auto r = http::problem(503, "outcome unknown",
-                             "this node stopped leading the key's group before its replicas acknowledged the "
-                             "request (" +
-                                 reason.substr(replicator::outcome_unknown.size()) +
-                                 "): it may or may not have run. Retry with the same Idempotency-Key to get its "
-                                 "outcome without running it twice.",
-                             "urn:flowstate:error:OutcomeUnknown");
+    const bool fenced = reason.rfind(replicator::outcome_unknown, 0) == 0;
+    // In a cluster a commit goes to the range's replicas as it is handed to
+    // the store, before it is written here: one this store failed to write
+    // may still be on a follower that leads next. Not "nothing committed".
+    if (fenced || core->has_gate.load(std::memory_order_acquire)) {
+      auto r = http::problem(
+          503, "outcome unknown",
+          (fenced ? "this node stopped leading the key's group before its replicas acknowledged the request (" +
+                        reason.substr(replicator::outcome_unknown.size()) + ")"
+                  : std::string("this node could not write the request's commit, which its key group's replicas "
+                                "may have received")) +
+              ": it may or may not have run. Retry with the same Idempotency-Key to get its outcome without running "
+              "it twice.",
+          "urn:flowstate:error:OutcomeUnknown");
       r.headers.emplace_back("Retry-After", "1");
       if (!idem.empty()) core->idempotency.complete(idem, r);
       if (reply) reply->send(std::move(r));

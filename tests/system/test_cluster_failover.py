@@ -483,4 +483,6 @@ if __name__ == "__main__":
          test_a_leader_isolated_from_etcd_and_every_node_for_10_s_is_replaced_and_rejoins_with_nothing_lost_or_doubled,
          test_a_cut_between_a_leader_and_a_follower_takes_the_follower_out_of_the_in_sync_set_and_healed_it_comes_back,
          test_moving_parts_of_replicated_ranges_under_load_keeps_the_followers_copies_and_every_increment_once,
-         test_a_move_to_a_node_without_a_copy_copies_the_groups_and_their_follower_keeps_its_copy])
+         test_a_move_to_a_node_without_a_copy_copies_the_groups_and_their_follower_keeps_its_copy,
+         test_a_move_whose_controller_dies_before_the_placement_leaves_a_target_that_drops_its_copy_and_becomes_a_follower,
+         test_a_hand_over_released_by_the_sources_view_before_the_controller_keeps_the_sources_copy])
