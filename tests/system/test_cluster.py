@@ -534,7 +534,15 @@ def test_a_flow_that_re_keys_sends_messages_across_nodes_exactly_once_through_ki
             states = [block_state(nodes[0], "second", g) or {"count": 0, "repeats": 0} for g in groups]
             return states if sum(s["count"] for s in states) >= total else None
 
-        seconds = wait_for("every message at the second block", second_counts, timeout=90)
+        try:
+            seconds = wait_for("every message at the second block", second_counts, timeout=90)
+        except AssertionError:
+            # Name what is missing, and where each node's log is, to look at.
+            ran = set().union(*(set(f.get("seen", {})) for f in firsts.values()))
+            states = [block_state(nodes[0], "second", g) or {} for g in groups]
+            arrived = set().union(*(set(s.get("seen", {})) for s in states))
+            raise TestFailure(f"{len(ran - arrived)} of {len(ran)} messages never ran at the second block: "
+                              f"{sorted(ran - arrived)[:10]}; logs: {[n.log_path for n in nodes]}")
         check(sum(s["count"] for s in seconds) == total and all(s["repeats"] == 0 for s in seconds),
               f"the second block ran each of the {total} messages once: "
               f"{[(s['count'], s['repeats']) for s in seconds]}")
