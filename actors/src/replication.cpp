@@ -76,8 +76,8 @@ replicator::replicator(store& db, peers& p, std::string self, hooks h, uint32_t 
   range_of_group_.assign(key_group_count, -1);
   fenced_.assign(key_group_count, false);
   load_following();
-  db_.set_commit_hook([this](const commit_batch& b, uint64_t ticket, durability_mode mode, bool group_start) {
-    on_commit(b, ticket, mode, group_start);
+  db_.set_commit_hook([this](const commit_batch& b, uint64_t ticket, durability_mode mode, bool group_end) {
+    on_commit(b, ticket, mode, group_end);
   });
   db_.set_ack_gate([this](uint64_t ticket, std::function<void()>& done,
                           std::function<void(const std::string&)>& failed) { return gate(ticket, done, failed); });
@@ -122,21 +122,26 @@ replicator::~replicator() {
     if (w.on_failed) w.on_failed(std::string(outcome_unknown) + "the node is stopping");
 }
 
-void replicator::on_commit(const commit_batch& batch, uint64_t ticket, durability_mode mode, bool group_start) {
+void replicator::on_commit(const commit_batch& batch, uint64_t ticket, durability_mode mode, bool group_end) {
   std::lock_guard lock(mu_);
   if (by_index_.empty() && !any_fenced_) return;
-  if (group_start) {
-    bool taken = false;
-    for (auto& r : by_index_)
-      for (auto& [_, s] : r->streams)
-        if (s->want_snapshot) {
-          s->snapshot = db_.take_snapshot();
-          s->snapshot_index = r->last_index;
-          s->want_snapshot = false;
-          taken = true;
-        }
-    if (taken) cv_.notify_all();
-  }
+  append(batch, ticket, mode);
+  if (!group_end) return;
+  // The group is written and in the logs: a snapshot now holds exactly the
+  // log up to each range's last index.
+  bool taken = false;
+  for (auto& r : by_index_)
+    for (auto& [_, s] : r->streams)
+      if (s->want_snapshot) {
+        s->snapshot = db_.take_snapshot();
+        s->snapshot_index = r->last_index;
+        s->want_snapshot = false;
+        taken = true;
+      }
+  if (taken) cv_.notify_all();
+}
+
+void replicator::append(const commit_batch& batch, uint64_t ticket, durability_mode mode) {
   std::map<int32_t, std::vector<commit_batch::op>> parts;
   for (const auto& op : batch.ops()) {
     if (op.col == column::meta || op.col == column::trace) continue;

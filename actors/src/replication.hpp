@@ -165,7 +165,8 @@ class replicator {
     std::function<void(const std::string&)> on_failed;
   };
 
-  void on_commit(const commit_batch& batch, uint64_t ticket, durability_mode mode, bool group_start);
+  void on_commit(const commit_batch& batch, uint64_t ticket, durability_mode mode, bool group_end);
+  void append(const commit_batch& batch, uint64_t ticket, durability_mode mode);  // under mu_
   bool gate(uint64_t ticket, std::function<void()>& on_durable, std::function<void(const std::string&)>& on_failed);
   // Pops what may be acknowledged now; called with mu_ held, calls after.
   std::vector<std::function<void()>> releasable();

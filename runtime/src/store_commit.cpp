@@ -115,7 +115,7 @@ void store::impl::add_ops(rocksdb::WriteBatch& wb, const commit_batch& batch) {
   }
 }
 
-rocksdb::Status store::impl::write(rocksdb::WriteBatch& wb, bool sync) {
+rocksdb::Status store::impl::write(rocksdb::WriteBatch& wb, bool sync, const std::function<void()>& written) {
   std::lock_guard lock(write_mu);
   // Every sequence used in wb was allocated before this load, so the mark
   // written with wb covers them: on reopen counting resumes above it.
@@ -133,6 +133,7 @@ rocksdb::Status store::impl::write(rocksdb::WriteBatch& wb, bool sync) {
   write_options.sync = sync;
   auto st = db->Write(write_options, &wb);
   if (st.ok() && advance) persisted_high_water = high_water;
+  if (st.ok() && written) written();
   if (!st.ok())
     enter_failed(options.path + (st.IsNoSpace() ? ": write failed, no space left: " : ": write failed: ") +
                  st.ToString());
@@ -196,18 +197,22 @@ void store::impl::run_writer() {
     }
     wb.Clear();
     for (const auto& p : work) add_ops(wb, p.batch);
-    if (observed.load(std::memory_order_acquire) || hooked.load(std::memory_order_acquire)) {
+    if (observed.load(std::memory_order_acquire)) {
       std::lock_guard lock(observer_mu);
-      bool group_start = true;
-      for (const auto& p : work) {
+      for (const auto& p : work)
         if (observer) observer(p.batch);
-        if (hook) hook(p.batch, p.ticket, p.mode, group_start);
-        group_start = false;
-      }
     }
 
     fault_point("store.before_write");
-    auto st = write(wb, false);
+    // The hook (replication) sees a group only once it is written here: a
+    // group whose write failed never reaches a replica, so a replica never
+    // holds a commit its leader lacks.
+    auto st = write(wb, false, [&] {
+      if (!hooked.load(std::memory_order_acquire)) return;
+      std::lock_guard lock(observer_mu);
+      for (std::size_t i = 0; i < work.size(); ++i)
+        if (hook) hook(work[i].batch, work[i].ticket, work[i].mode, i + 1 == work.size());
+    });
     if (!st.ok()) {
       if (st.IsNoSpace() || st.IsAborted()) {
         // No space (now or in a write_now() just before): nothing of this

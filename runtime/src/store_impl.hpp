@@ -115,7 +115,9 @@ struct store::impl {
   std::string failure_reason() const;
   void add_ops(rocksdb::WriteBatch& wb, const commit_batch& batch);
   // Writes wb plus the sequence high-water mark when it advanced.
-  rocksdb::Status write(rocksdb::WriteBatch& wb, bool sync);
+  // Writes wb; on success calls `written` (if any) before another write
+  // can come in (under write_mu).
+  rocksdb::Status write(rocksdb::WriteBatch& wb, bool sync, const std::function<void()>& written = nullptr);
   void release_db();
 };
 

@@ -157,11 +157,12 @@ class store {
                     const std::function<bool(std::string_view key, std::string_view value)>& fn) const;
 
   // Replication (cluster): called on the writer thread with each commit's
-  // batch, ticket and mode just before the group holding it is written;
-  // `group_start` is true for the group's first commit, when a snapshot
-  // taken inside the hook holds everything of the commits before it and
-  // nothing of the group. nullptr: none.
-  using commit_hook = std::function<void(const commit_batch&, uint64_t ticket, durability_mode mode, bool group_start)>;
+  // batch, ticket and mode once the group holding it is written (never for
+  // a group whose write failed), before any other write; `group_end` is
+  // true for the group's last commit, when a snapshot taken inside the hook
+  // holds everything of the commits the hook has seen and nothing after.
+  // nullptr: none.
+  using commit_hook = std::function<void(const commit_batch&, uint64_t ticket, durability_mode mode, bool group_end)>;
   void set_commit_hook(commit_hook hook);
   // Replication: a sync commit that is durable here passes through the gate
   // (on the sync thread, in ticket order) before it is acknowledged. The
