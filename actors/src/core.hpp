@@ -96,6 +96,22 @@ struct engine_core {
   std::unique_ptr<std::atomic<uint32_t>[]> group_in_flight = std::make_unique<std::atomic<uint32_t>[]>(key_group_count);
   bool is_frozen(uint32_t group) const { return frozen[group].load(std::memory_order_acquire); }
 
+  // Per key group, the first group of the range this node leads that holds
+  // it (not_led: none), on a cluster node with peers (set_led_ranges). A
+  // commit is atomic only within one range: each range has its own
+  // replication log and may fail over to another node. So a message for a
+  // group of another range is not put in that group's queue by the commit
+  // that produced it, even here; it goes through the outbox, whose marks
+  // keep it exactly once whichever nodes end up leading both ranges.
+  static constexpr uint32_t not_led = 0xffffffffu;
+  std::atomic<bool> tracks_ranges{false};
+  std::unique_ptr<std::atomic<uint32_t>[]> led_range = std::make_unique<std::atomic<uint32_t>[]>(key_group_count);
+  bool one_commit_may_write(uint32_t group, uint32_t other) const {
+    if (!tracks_ranges.load(std::memory_order_acquire)) return true;
+    const uint32_t r = led_range[group].load(std::memory_order_acquire);
+    return r != not_led && r == led_range[other].load(std::memory_order_acquire);
+  }
+
   std::size_t shard_of(std::string_view key) const {
     return static_cast<std::size_t>(key_group_of(key)) * shards.size() / key_group_count;
   }

@@ -58,6 +58,13 @@ void engine_impl::set_led_ranges(std::vector<led_range> ranges, in_sync_writer w
   for (auto& r : ranges)
     for (uint32_t g = r.first; g < r.end && g < key_group_count; ++g) now[g] = true;
   for (uint32_t g = 0; g < key_group_count; ++g) leading_[g].store(now[g], std::memory_order_release);
+  {
+    std::vector<uint32_t> range(key_group_count, engine_core::not_led);
+    for (auto& r : ranges)
+      for (uint32_t g = r.first; g < r.end && g < key_group_count; ++g) range[g] = r.first;
+    for (uint32_t g = 0; g < key_group_count; ++g) core_.led_range[g].store(range[g], std::memory_order_release);
+    core_.tracks_ranges.store(true, std::memory_order_release);
+  }
   std::vector<led_range_view> views;
   std::set<uint32_t> handed_over;  // received by a move or a transfer, not taken over by a failover
   for (auto& r : ranges) {

@@ -61,6 +61,11 @@ struct outbox_state {
       held_ids;          // (tenant, project, source group, seq) in memory
   std::size_t held = 0;  // entries in memory
   bool overflow = true;  // some entries are only in the store (true at start)
+  // Per source group: its stored entries were read back since it began to
+  // run here. Until then a new entry of the group waits in the store too:
+  // sent first, it would set its receiver's mark above the older entries a
+  // failover or a move brought here, and they would be taken for repeats.
+  std::vector<bool> loaded;
   bool retry_scheduled = false;
   uint32_t backoff_ms = 100;
 };
@@ -77,7 +82,7 @@ class outbox_logic {
   void on_entries(outgoing_entries& entries) {
     for (auto& e : *entries) {
       if (st_.held_ids.count({e.tenant, e.project, e.source_group, e.seq})) continue;  // read back already
-      if (st_.overflow || st_.held >= memory_cap) {
+      if (st_.overflow || st_.held >= memory_cap || !is_loaded(e.source_group)) {
         st_.overflow = true;  // stays in the store; read back later, in order
         continue;
       }
@@ -147,6 +152,7 @@ class outbox_logic {
   // Entries arrived with key groups moved here: read the store again.
   void on_reload() {
     st_.overflow = true;
+    st_.loaded.assign(st_.loaded.size(), false);
     pump();
   }
 
@@ -154,6 +160,7 @@ class outbox_logic {
   // sends their entries now: drop them here (a delivery in flight is
   // answered into nothing; the receiver's marks make both harmless).
   void on_forget(uint32_t first, uint32_t end) {
+    for (uint32_t g = first; g < end && g < st_.loaded.size(); ++g) st_.loaded[g] = false;
     for (auto it = st_.pairs.begin(); it != st_.pairs.end();) {
       const uint32_t g = std::get<2>(it->first) & ~source_lane;
       if (g < first || g >= end) {
@@ -196,6 +203,11 @@ class outbox_logic {
   }
 
  private:
+  bool is_loaded(uint32_t source_group) const {
+    const uint32_t g = source_group & ~source_lane;
+    return g < st_.loaded.size() && st_.loaded[g];
+  }
+
   void add(delivery_entry&& e) {
     pair_id pid{e.tenant, e.project, e.source_group, destination_group(e)};
     auto& q = st_.pairs[pid];
@@ -256,6 +268,11 @@ class outbox_logic {
   void read_back() {
     std::size_t loaded = 0;
     bool full = false;
+    // The groups running here before the scan: their stored entries are all
+    // read by it (a group that begins to run here during it waits for the
+    // next one).
+    std::vector<bool> running(st_.core->db->key_groups());
+    for (uint32_t g = 0; g < running.size(); ++g) running[g] = st_.core->runs_here(g);
     auto st = st_.core->db->scan_prefix(column::outbox, "", [&](std::string_view key, std::string_view value) {
       key_reader kr(key);
       auto tenant = kr.u32(), project = kr.u32(), group = kr.u32();
@@ -288,6 +305,7 @@ class outbox_logic {
       return;
     }
     st_.overflow = full;
+    if (!full) st_.loaded = std::move(running);
     if (loaded) std::fprintf(stderr, "flowstate outbox: %zu message(s) for other nodes to send\n", loaded);
   }
 

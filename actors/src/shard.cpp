@@ -477,6 +477,9 @@ class shard_logic {
         st_.core->group_in_flight[to_group].fetch_add(1);
         admitted.push_back(to_group);
         here = (may_reply || !st_.core->is_frozen(to_group)) && st_.core->runs_here(to_group);
+        // Another range led here: through the outbox too (core.hpp,
+        // one_commit_may_write), unless it carries the reply.
+        here = here && (may_reply || st_.core->one_commit_may_write(group, to_group));
       }
       if (!here) {
         // Another node's key group: an outbox entry, sent once durable.

@@ -10,7 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import BIN, Etcd, Node, check, cli, counter_project, make_project, run, tmpdir, wait_for
+from harness import BIN, Etcd, Node, TestFailure, check, cli, counter_project, make_project, run, tmpdir, wait_for
 
 SECRET = "test-cluster-secret-0123456789"
 
@@ -558,6 +558,41 @@ def test_a_flow_that_re_keys_sends_messages_across_nodes_exactly_once_through_ki
             n.stop()
 
 
+def test_a_message_for_another_range_led_by_the_same_node_goes_through_its_outbox_and_runs_once():
+    """a node leading two ranges (its peer stopped, min_in_sync=1) puts a message re-keyed into the other range in its outbox, not in that range's queue within the producing commit (each range has its own replication log and may fail over apart from the other); every message runs once at the second block"""
+    etcd = Etcd()
+    configure(etcd, "replication=2", "min_in_sync=1")
+    project = rekey_project()
+    nodes = start_all([cluster_node(etcd, n, project) for n in ("a", "b")])
+    try:
+        wait_for("a placement over 2 nodes, each range in sync on both", lambda: placed(etcd, 2))
+        a, b = nodes
+        b.stop()
+        s = wait_for("a leading both ranges", lambda: (lambda st: st if all(
+            r["node"] == "a" for r in st["ranges"]) else None)(status(etcd)), timeout=30)
+        first, second = s["ranges"][0], s["ranges"][1]
+        devices = [d for d in (f"d{i}" for i in range(200)) if first["first"] <= key_group(d) < first["end"]][:4]
+        groups = [g for g in (f"g{i}" for i in range(200)) if second["first"] <= key_group(g) < second["end"]][:4]
+        check(len(devices) == 4 and len(groups) == 4, f"keys in each range: {devices} {groups}")
+        for i in range(20):
+            st, _, body = post(a, f"/in/{devices[i % 4]}", body=json.dumps({"uid": f"u{i}", "group": groups[i % 4]}))
+            check(st == 202, f"message {i}: {st} {body}")
+
+        def second_counts():
+            states = [block_state(a, "second", g) or {"count": 0, "repeats": 0} for g in groups]
+            return states if sum(x["count"] for x in states) >= 20 else None
+
+        seconds = wait_for("every message at the second block", second_counts, timeout=30)
+        check([x["count"] for x in seconds] == [5, 5, 5, 5] and all(x["repeats"] == 0 for x in seconds),
+              f"each message once at the second block: {seconds}")
+        st, text = a.admin_get("/metrics")
+        accepted = sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith("flowstate_inbox_accepted_total"))
+        check(accepted >= 20, f"the messages went through the outbox (flowstate_inbox_accepted_total {accepted})")
+    finally:
+        for n in nodes:
+            n.stop()
+
+
 def test_the_trace_of_a_request_that_crossed_nodes_is_answered_whole_by_any_node():
     """a request whose second block runs on another node: its trace, asked of a third node by trace id, shows both blocks' events, and the actor graph shows the message between the two nodes"""
     etcd = Etcd()
@@ -717,6 +752,7 @@ if __name__ == "__main__":
          test_projects_get_the_same_ids_on_every_node_whatever_order_they_are_served_in,
          test_a_second_node_with_a_live_nodes_name_is_refused,
          test_a_flow_that_re_keys_sends_messages_across_nodes_exactly_once_through_kill_9_of_each_node_in_turn,
+         test_a_message_for_another_range_led_by_the_same_node_goes_through_its_outbox_and_runs_once,
          test_the_trace_of_a_request_that_crossed_nodes_is_answered_whole_by_any_node,
          test_logs_follow_on_one_node_prints_every_nodes_events_and_a_cursor_resumes_after_the_last_one_seen,
          test_a_cluster_refuses_an_http_response_after_a_re_keying_block,
