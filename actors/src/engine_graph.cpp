@@ -12,7 +12,7 @@ namespace flowstate::engine_detail {
 
 std::string engine_impl::local_graph() const {
   std::string out = "{\"name\":";
-  http::append_json_string(out, options_.node_name);
+  http::append_json_string(out, options_.node_name.empty() ? std::string("this node") : options_.node_name);
   out += ",\"shards\":[";
   const std::size_t n = core_.shards.size();
   for (std::size_t i = 0; i < n; ++i) {
@@ -56,7 +56,11 @@ std::string engine_impl::local_graph() const {
 
 result<std::string> engine_impl::cluster_graph() const {
   auto info = cluster_info();
-  if (!info || !peers_) return fail("this node runs embedded (no --cluster and --peer-listen)");
+  // An embedded node (or one without peers) draws the same graph, with
+  // itself as its one node.
+  if (!info || !peers_)
+    return "{\"cluster\":" + (info ? *info : std::string("null")) + ",\"nodes\":[" + local_graph() +
+           "],\"edges\":[],\"unreachable\":[]}";
   std::vector<std::string> parts{local_graph()};
   std::string unreachable;
   for (auto& node : peers_->connected_names()) {

@@ -6,7 +6,14 @@
 //     opens ADMIN_URL/#token=TOKEN, waits for the counter flow's stack of
 //     blocks, prints "SEND" and reads one line from stdin (the test has sent
 //     requests: 3 ok, 1 failing); then waits for the statistics and the live
-//     executions to show them; prints "PASS" (any failure is thrown).
+//     executions to show them; expands the function's code, edits it in the
+//     Files tab (a broken edit first: its problem is shown with file and
+//     line; then a good one, checked and applied with a commit message) and
+//     prints "APPLIED REVISION", reads a line (the test checked the node
+//     runs it); then the History tab (the diff of the edit, a roll back to
+//     the revision before), the Errors tab (the failed call's record,
+//     discarded) and the Graph tab (this node); prints "PASS" (any failure
+//     is thrown).
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
@@ -46,6 +53,77 @@ try {
   await page.locator("#events div.error").first().click();
   const detail = await page.locator("#detail").textContent();
   if (!detail.includes('"status": "Exception"')) throw new Error(`the event's detail: ${detail.slice(0, 300)}`);
+
+  // Configuration and Code expand in place.
+  const code = page.locator('.block[data-block="counter"] .part[data-part="code"]');
+  await code.locator(".expand").click();
+  const source = await code.locator("pre.source").textContent();
+  if (!source.includes("asked to fail")) throw new Error(`the expanded code: ${source.slice(0, 200)}`);
+
+  // Edit: from the block's link to the editor; a broken edit is refused
+  // with its file and line, a good one is checked and applied.
+  const dialogs = [];
+  page.on("dialog", async (d) => {
+    dialogs.push(d.message());
+    await d.accept(d.type() === "prompt" ? "count by one, edited in the browser" : undefined);
+  });
+  await code.locator("a.edit").click();
+  await page.locator("#editor .cm-content").waitFor({ timeout: WAIT_MS });
+  await page.locator("#editor .cm-content").click();
+  await page.keyboard.press("Control+End");
+  await page.keyboard.type("\nthis is not javascript\n");
+  await page.locator("#check").click();
+  await page.locator("#edit-problems a.problem").first().waitFor({ timeout: WAIT_MS });
+  const refused = await page.locator("#edit-problems").textContent();
+  if (!refused.includes("functions/counter.js:")) throw new Error(`the broken edit's problem: ${refused}`);
+  for (let i = 0; i < 20 && (await page.locator("#editor .cm-content").textContent()).includes("not javascript"); i++)
+    await page.keyboard.press("Control+z");
+  if ((await page.locator("#editor .cm-content").textContent()).includes("not javascript"))
+    throw new Error("undo did not take the broken line out");
+  await page.locator("#editor .cm-content").click();
+  await page.keyboard.press("Control+End");
+  await page.keyboard.type("\n// edited in the browser\n");
+  await page.waitForFunction(() => !document.getElementById("apply").disabled, null, { timeout: WAIT_MS })
+    .catch(async () => {
+      throw new Error(`the edit did not register: ${await page.locator("#editor .cm-content").textContent()} / ` +
+        `${await page.locator("#edit-status").textContent()}`);
+    });
+  await page.locator("#apply").click();
+  await page.waitForFunction(() => /Deployed revision [0-9a-f]{12}/.test(document.getElementById("notice").textContent),
+    null, { timeout: WAIT_MS });
+  const applied = (await page.locator("#notice").textContent()).match(/[0-9a-f]{12}/)[0];
+  if (!(await page.locator("#revision").textContent()).includes(applied))
+    throw new Error("the header does not show the applied revision");
+  console.log("APPLIED " + applied);
+  await lines.next();
+
+  // History: the edit's diff, then a roll back to the revision before it.
+  await page.locator("#tab-history").click();
+  const newest = page.locator(".revision").first();
+  await newest.waitFor({ timeout: WAIT_MS });
+  if (!(await newest.textContent()).includes("count by one, edited in the browser"))
+    throw new Error(`the newest revision: ${await newest.textContent()}`);
+  await newest.locator(".message").click();
+  await page.waitForFunction(() => document.querySelector("#history-diff pre.diff")?.textContent.includes("+// edited in the browser"),
+    null, { timeout: WAIT_MS });
+  await page.locator(".revision").nth(1).locator("button").click();
+  await page.waitForFunction(() => /Rolled back: revision [0-9a-f]{12}/.test(document.getElementById("notice").textContent),
+    null, { timeout: WAIT_MS });
+  await page.waitForFunction(() => /Roll back to/.test(document.querySelector(".revision.active")?.textContent || ""),
+    null, { timeout: WAIT_MS });
+
+  // Errors: the failed call's record, discarded.
+  await page.locator("#tab-errors").click();
+  const record = page.locator(".error-record").first();
+  await record.waitFor({ timeout: WAIT_MS });
+  if (!/Exception counter\/counter key=k9/.test(await record.textContent()))
+    throw new Error(`the error record: ${await record.textContent()}`);
+  await record.locator("button", { hasText: "Discard" }).click();
+  await page.waitForFunction(() => document.querySelectorAll(".error-record").length === 0, null, { timeout: WAIT_MS });
+
+  // Graph: an embedded node draws itself as its one node.
+  await page.locator("#tab-graph").click();
+  await page.locator(".graph-node .actor.shard").first().waitFor({ timeout: WAIT_MS });
   if (problems.length) throw new Error(`errors in the page: ${problems.join("; ")}`);
   console.log("PASS");
 } finally {

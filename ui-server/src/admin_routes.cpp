@@ -1,5 +1,7 @@
 #include "admin_routes.hpp"
+#include "flowstate/runtime/file_source.hpp"
 #include "flowstate/runtime/git_repo.hpp"
+#include "flowstate/runtime/utf8.hpp"
 
 #include <simdjson.h>
 
@@ -81,12 +83,21 @@ std::vector<std::string> unready_reasons(const engine& e) {
   return out;
 }
 
+// The web UI's page and script (ui-server/web/), built into the binary.
+void send_asset(const http::responder_ptr& reply, const char* content_type, const char* body) {
+  http::response r;
+  r.content_type = content_type;
+  r.body = body;
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  reply->send(std::move(r));
+}
+
 void get_ui(admin_services&, const admin_call&, const http::responder_ptr& reply) {
-  http::response page;
-  page.content_type = "text/html; charset=utf-8";
-  page.body = ui_page_html();
-  page.headers.emplace_back("Cache-Control", "no-cache");
-  reply->send(std::move(page));
+  send_asset(reply, "text/html; charset=utf-8", ui_page_html());
+}
+
+void get_ui_script(admin_services&, const admin_call&, const http::responder_ptr& reply) {
+  send_asset(reply, "text/javascript; charset=utf-8", ui_script_js());
 }
 
 void get_healthz(admin_services&, const admin_call&, const http::responder_ptr& reply) {
@@ -231,6 +242,35 @@ void get_revision_diff(admin_services& s, const admin_call& call, const http::re
   r.content_type = "text/x-diff; charset=utf-8";
   r.body = std::move(*text);
   reply->send(std::move(r));
+}
+
+// A revision's files with their text (the active revision by default): what
+// the UI's editor loads. A file that is not UTF-8 text comes without it.
+void get_files(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
+  auto found = find_project(s, call.param("project"));
+  if (!found) return reply->send(http::problem(404, "not found", "no project " + call.param("project")));
+  std::string revision = call.query_param("revision");
+  if (revision.empty()) revision = found->revision;
+  auto source = open_git_commit(found->dir, revision);
+  if (!source) return reply->send(http::problem(404, "not found", source.error()));
+  std::string out = "{\"revision\":";
+  http::append_json_string(out, (*source)->revision());
+  out += ",\"files\":[";
+  bool first = true;
+  for (auto& path : (*source)->list_tree("")) {
+    auto text = (*source)->read(path);
+    if (!text) continue;
+    out += first ? "{\"path\":" : ",{\"path\":";
+    first = false;
+    http::append_json_string(out, path);
+    out += ",\"size\":" + std::to_string(text->size());
+    if (text->size() <= (1u << 20) && is_valid_utf8(*text)) {
+      out += ",\"text\":";
+      http::append_json_string(out, *text);
+    }
+    out += "}";
+  }
+  reply->send(json(200, out + "]}"));
 }
 
 // Roll back = deploy an earlier revision's files as a new revision on top
@@ -384,10 +424,8 @@ void get_cluster(admin_services& s, const admin_call&, const http::responder_ptr
 }
 
 void get_cluster_graph(admin_services& s, const admin_call&, const http::responder_ptr& reply) {
-  if (!s.e.cluster_info())
-    return reply->send(http::problem(404, "not in a cluster", "this node runs embedded (no --cluster)"));
   auto graph = s.e.cluster_graph();
-  if (!graph) return reply->send(http::problem(404, "not in a cluster", graph.error()));
+  if (!graph) return reply->send(http::problem(500, "internal error", graph.error()));
   reply->send(json(200, std::move(*graph)));
 }
 
@@ -556,6 +594,17 @@ const std::vector<admin_route>& admin_routes() {
        {{200, "the page", "text/html", R"({"type":"string"})"}},
        get_ui},
       {"GET",
+       "/ui.js",
+       "getUiScript",
+       "The web UI's script",
+       "The page's TypeScript (ui-server/web/src), bundled.",
+       false,
+       runs_on::listener,
+       {},
+       "",
+       {{200, "the script", "text/javascript", R"({"type":"string"})"}},
+       get_ui_script},
+      {"GET",
        "/healthz",
        "getHealth",
        "Whether the process runs",
@@ -670,6 +719,22 @@ const std::vector<admin_route>& admin_routes() {
         {404, "no such project", "application/problem+json", problem_ref}},
        get_revisions},
       {"GET",
+       "/api/v1/projects/{project}/files",
+       "listFiles",
+       "A revision's files, with their text",
+       "The active revision's, or `revision`'s. A file larger than 1 MiB or not UTF-8 text comes with its size "
+       "and without `text`.",
+       true,
+       runs_on::pool,
+       {{"revision", R"({"type":"string"})", "the revision (default: the active one)"}},
+       "",
+       {{200, "the files", "application/json",
+         R"({"type":"object","required":["revision","files"],"properties":{"revision":{"type":"string"},)"
+         R"("files":{"type":"array","items":{"type":"object","required":["path","size"],"properties":{)"
+         R"("path":{"type":"string"},"size":{"type":"integer"},"text":{"type":"string"}}}}}})"},
+        {404, "no such project or revision", "application/problem+json", problem_ref}},
+       get_files},
+      {"GET",
        "/api/v1/projects/{project}/revisions/{revision}/diff",
        "revisionDiff",
        "What a revision changed, as a unified diff",
@@ -781,15 +846,15 @@ const std::vector<admin_route>& admin_routes() {
        "The cluster's actor graph",
        "Every connected node with its shard actors (key groups, messages in flight), worker pools, outbox and "
        "inbox, and the messages each node's outbox delivered to each other node (as edges); `cluster` is the "
-       "asked node's view (GET /api/v1/cluster); `unreachable` names connected nodes that did not answer. 404 "
-       "on an embedded node.",
+       "asked node's view (GET /api/v1/cluster; null on an embedded node, whose graph has itself as its one "
+       "node); `unreachable` names connected nodes that did not answer.",
        true,
        runs_on::pool,
        {},
        "",
        {{200, "the graph", "application/json",
          R"({"type":"object","required":["cluster","nodes","edges","unreachable"],"properties":{)"
-         R"("cluster":{"type":"object"},)"
+         R"("cluster":{"type":["object","null"]},)"
          R"("nodes":{"type":"array","items":{"type":"object","required":["name","shards","workers","outbox",)"
          R"("inbox","sentTo"],"properties":{"name":{"type":"string"},)"
          R"("shards":{"type":"array","items":{"type":"object","required":["index","firstGroup","endGroup",)"
@@ -806,7 +871,7 @@ const std::vector<admin_route>& admin_routes() {
          R"("edges":{"type":"array","items":{"type":"object","required":["from","to","messages"],"properties":{)"
          R"("from":{"type":"string"},"to":{"type":"string"},"messages":{"type":"integer"}}}},)"
          R"("unreachable":{"type":"array","items":{"type":"string"}}}})"},
-        {404, "an embedded node", "application/problem+json", problem_ref}},
+        {500, "the graph could not be made", "application/problem+json", problem_ref}},
        get_cluster_graph},
       {"GET",
        "/api/v1/cluster",
