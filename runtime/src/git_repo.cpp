@@ -30,12 +30,6 @@ std::string oid_hex(const git_oid& oid) {
   return buffer;
 }
 
-}  // namespace detail
-
-namespace {
-
-using namespace detail;
-
 result<repo_ptr> open_repo(const std::string& repo_dir) {
   ensure_libgit2();
   git_repository* raw = nullptr;
@@ -43,6 +37,12 @@ result<repo_ptr> open_repo(const std::string& repo_dir) {
     return fail(git_error_text("expected a git repository at " + repo_dir));
   return repo_ptr(raw);
 }
+
+}  // namespace detail
+
+namespace {
+
+using namespace detail;
 
 // HEAD's commit id; nullopt when unborn.
 result<std::optional<git_oid>> head_oid(git_repository* repo, const std::string& repo_dir) {
@@ -61,6 +61,17 @@ result<git_oid> parse_commit_id(const std::string& hex) {
   return oid;
 }
 
+result<signature_ptr> default_signature(git_repository* repo) {
+  git_signature* raw = nullptr;
+  if (git_signature_default(&raw, repo) == 0) return signature_ptr(raw);
+  if (git_signature_now(&raw, "flowstate", "flowstate@localhost") == 0) return signature_ptr(raw);
+  return fail(git_error_text("cannot make a commit signature"));
+}
+
+}  // namespace
+
+namespace detail {
+
 result<commit_ptr> lookup_commit(git_repository* repo, const std::string& hex, const std::string& repo_dir) {
   auto oid = parse_commit_id(hex);
   if (!oid) return fail(oid.error());
@@ -70,14 +81,7 @@ result<commit_ptr> lookup_commit(git_repository* repo, const std::string& hex, c
   return commit_ptr(raw);
 }
 
-result<signature_ptr> default_signature(git_repository* repo) {
-  git_signature* raw = nullptr;
-  if (git_signature_default(&raw, repo) == 0) return signature_ptr(raw);
-  if (git_signature_now(&raw, "flowstate", "flowstate@localhost") == 0) return signature_ptr(raw);
-  return fail(git_error_text("cannot make a commit signature"));
-}
-
-}  // namespace
+}  // namespace detail
 
 result<std::string> head_commit(const std::string& repo_dir) {
   auto repo = open_repo(repo_dir);
@@ -135,22 +139,22 @@ result<std::string> create_commit_from_worktree(const std::string& repo_dir, con
   return oid_hex(commit_id);
 }
 
-namespace {
-
-// A commit of `tree` on top of `parent` by the given author; no ref moves.
-result<std::string> commit_by(git_repository* r, const std::string& repo_dir, const git_tree* tree,
-                              const git_commit* parent, const std::string& message, const std::string& author_name,
-                              const std::string& author_email) {
+result<std::string> detail::commit_by(git_repository* r, const std::string& repo_dir, const git_tree* tree,
+                                      const std::vector<const git_commit*>& parents, const std::string& message,
+                                      const std::string& author_name, const std::string& author_email) {
   git_signature* raw_sig = nullptr;
   if (git_signature_now(&raw_sig, author_name.c_str(), author_email.c_str()) != 0)
     return fail(git_error_text("cannot make the signature " + author_name + " <" + author_email + ">"));
   signature_ptr sig(raw_sig);
-  const git_commit* parents[] = {parent};
   git_oid commit_id;
-  if (git_commit_create(&commit_id, r, nullptr, sig.get(), sig.get(), nullptr, message.c_str(), tree, 1, parents) != 0)
+  auto list = parents;
+  if (git_commit_create(&commit_id, r, nullptr, sig.get(), sig.get(), nullptr, message.c_str(), tree, list.size(),
+                        list.data()) != 0)
     return fail(git_error_text("cannot create a commit in " + repo_dir));
   return oid_hex(commit_id);
 }
+
+namespace {
 
 // A path an edit may name: relative, '/'-separated, no "." or ".." part,
 // nothing under .git.
@@ -212,7 +216,7 @@ result<std::string> commit_edits(const std::string& repo_dir, const std::string&
   git_tree* raw_new_tree = nullptr;
   if (git_tree_lookup(&raw_new_tree, r, &tree_id) != 0) return fail(git_error_text("cannot read the edited tree"));
   tree_ptr tree(raw_new_tree);
-  return commit_by(r, repo_dir, tree.get(), parent->get(), message, author_name, author_email);
+  return commit_by(r, repo_dir, tree.get(), {parent->get()}, message, author_name, author_email);
 }
 
 result<std::string> commit_tree_of(const std::string& repo_dir, const std::string& tree_commit,
@@ -229,7 +233,7 @@ result<std::string> commit_tree_of(const std::string& repo_dir, const std::strin
   if (git_commit_tree(&raw_tree, source->get()) != 0)
     return fail(git_error_text("cannot read the tree of " + tree_commit));
   tree_ptr tree(raw_tree);
-  return commit_by(r, repo_dir, tree.get(), parent->get(), message, author_name, author_email);
+  return commit_by(r, repo_dir, tree.get(), {parent->get()}, message, author_name, author_email);
 }
 
 result<std::vector<history_entry>> history(const std::string& repo_dir, const std::string& from, std::size_t limit) {

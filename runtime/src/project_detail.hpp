@@ -42,6 +42,14 @@ using blob_ptr = git_ptr<git_blob, git_blob_free>;
 using tree_entry_ptr = git_ptr<git_tree_entry, git_tree_entry_free>;
 
 std::string oid_hex(const git_oid& oid);
+// The repository at `repo_dir`, or an error naming it.
+result<repo_ptr> open_repo(const std::string& repo_dir);
+// The commit `hex` (40 hex digits) of `repo`, or an error naming it.
+result<commit_ptr> lookup_commit(git_repository* repo, const std::string& hex, const std::string& repo_dir);
+// A commit of `tree` with `parents`, by the given author; no ref moves.
+result<std::string> commit_by(git_repository* r, const std::string& repo_dir, const git_tree* tree,
+                              const std::vector<const git_commit*>& parents, const std::string& message,
+                              const std::string& author_name, const std::string& author_email);
 
 // ---- YAML ------------------------------------------------------------------
 

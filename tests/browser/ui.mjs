@@ -12,8 +12,9 @@
 //     prints "APPLIED REVISION", reads a line (the test checked the node
 //     runs it); then the History tab (the diff of the edit, a roll back to
 //     the revision before), the Errors tab (the failed call's record,
-//     discarded) and the Graph tab (this node); prints "PASS" (any failure
-//     is thrown).
+//     discarded), a proposal (saved, its tests run and failing, so it
+//     cannot be merged, then dropped) and the Graph tab (this node); prints
+//     "PASS" (any failure is thrown).
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
@@ -65,7 +66,10 @@ try {
   const dialogs = [];
   page.on("dialog", async (d) => {
     dialogs.push(d.message());
-    await d.accept(d.type() === "prompt" ? "count by one, edited in the browser" : undefined);
+    const answer = d.message().startsWith("A name for the proposal") ? "ui-proposal"
+      : d.message().startsWith("Describe the change") ? "a proposal from the browser"
+      : "count by one, edited in the browser";
+    await d.accept(d.type() === "prompt" ? answer : undefined);
   });
   await code.locator("a.edit").click();
   await page.locator("#editor .cm-content").waitFor({ timeout: WAIT_MS });
@@ -120,6 +124,29 @@ try {
     throw new Error(`the error record: ${await record.textContent()}`);
   await record.locator("button", { hasText: "Discard" }).click();
   await page.waitForFunction(() => document.querySelectorAll(".error-record").length === 0, null, { timeout: WAIT_MS });
+
+  // Propose a change: saved, not deployed; its tests run (this project has
+  // no cases: they fail) and it cannot be merged; dropped.
+  await page.goto(`${adminUrl}/#files/functions/counter.js`);
+  await page.locator("#editor .cm-content").waitFor({ timeout: WAIT_MS });
+  await page.locator("#editor .cm-content").click();
+  await page.keyboard.press("Control+End");
+  await page.keyboard.type("\n// proposed in the browser\n");
+  const before = await page.locator("#revision").textContent();
+  await page.locator("#propose").click();
+  const proposal = page.locator('.proposal[data-proposal="ui-proposal"]');
+  await proposal.waitFor({ timeout: WAIT_MS });
+  if (!(await proposal.textContent()).includes("tests not run")) throw new Error(await proposal.textContent());
+  await page.waitForFunction(() => document.querySelector("#proposal-detail pre.diff")?.textContent.includes("+// proposed in the browser"),
+    null, { timeout: WAIT_MS });
+  if ((await page.locator("#revision").textContent()) !== before) throw new Error("a proposal deployed something");
+  await proposal.locator("button", { hasText: "Run tests" }).click();
+  await page.waitForFunction(() => /tests failed/.test(document.querySelector('.proposal[data-proposal="ui-proposal"]')?.textContent || ""),
+    null, { timeout: 60000 });
+  if (!(await proposal.locator("button", { hasText: "Merge and deploy" }).isDisabled()))
+    throw new Error("a proposal whose tests failed can be merged");
+  await proposal.locator("button", { hasText: "Drop" }).click();
+  await page.waitForFunction(() => !document.querySelector(".proposal"), null, { timeout: WAIT_MS });
 
   // Graph: an embedded node draws itself as its one node.
   await page.locator("#tab-graph").click();

@@ -217,8 +217,15 @@ class Node:
         return http.client.HTTPConnection(host, int(port), timeout=timeout)
 
     def admin_get(self, path):
+        return self.admin_request("GET", path)
+
+    def admin_request(self, method, path, body=None):
+        """(status, JSON body, or the text when it is not JSON) of an admin API call with the node's token."""
+        headers = {"Authorization": f"Bearer {getattr(self, 'token', '')}"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         conn = self.admin_connection()
-        conn.request("GET", path, headers={"Authorization": f"Bearer {getattr(self, 'token', '')}"})
+        conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
         r = conn.getresponse()
         text = r.read().decode()
         conn.close()

@@ -118,6 +118,79 @@ def test_history_shows_revisions_and_diffs_and_a_roll_back_is_a_new_revision():
         node.stop()
 
 
+COUNTER_CASE = """key: k1
+input: { body: { by: 2 } }
+expect:
+  output: { status: 200, body: { count: 2 } }
+  state: { count: 2 }
+"""
+BY_TEN_JS = EDITED_JS.replace("state.count + 10", "state.count + 10 * (input.body && input.body.by || 1)")
+
+
+def test_a_proposal_is_tested_then_merged_onto_the_running_revision_and_a_failing_or_conflicting_one_is_refused():
+    """edits saved as a proposal change nothing that runs; its diff is against the running revision; its test cases run on its files; merging before a run, or after failing tests, is refused; once they pass it is merged and deployed; a proposal whose files the running revision changed since is a conflict naming them"""
+    project = counter_project(tmpdir() + "/edited", extra={"tests/counter/by-two.yaml": COUNTER_CASE})
+    node = Node([project], extra_args=["--edit-author", "UI Tester <ui@example.com>"]).start()
+    base_path = "/api/v1/projects/edited/proposals"
+    try:
+        base = active(node)
+        status, body = node.admin_request("POST", base_path, {"name": "by-ten", "base": base, "message": "count by ten",
+                                                         "files": {"functions/counter.js": BY_TEN_JS}})
+        check(status == 201, f"proposed: {status} {body}")
+        check(active(node) == base, "a proposal deploys nothing")
+        status, listed = node.admin_request("GET", base_path)
+        check(status == 200 and [(p["name"], p["tests"]["status"], p["onRunning"]) for p in listed] ==
+              [("by-ten", "not run", True)], f"the proposals: {listed}")
+        status, text = node.admin_request("GET", base_path + "/by-ten/diff")
+        check(status == 200 and "+  const count = state.count + 10 *" in text, f"its diff: {status} {text}")
+        status, body = node.admin_request("POST", base_path + "/by-ten/merge", {"expected": base})
+        check(status == 409 and "tests first" in body["detail"], f"a merge before the tests ran: {status} {body}")
+        status, body = node.admin_request("POST", base_path + "/by-ten/test")
+        check(status == 200 and body["tests"]["status"] == "failed" and "by-two" in body["tests"]["output"],
+              f"its tests fail (the case expects 2, it counts 20): {status} {body}")
+        status, body = node.admin_request("POST", base_path + "/by-ten/merge", {"expected": base})
+        check(status == 409 and "tests failed" in body["title"], f"a merge after failing tests: {status} {body}")
+
+        # The same proposal with its test case updated: the tests pass, the merge deploys it.
+        revision = listed[0]["revision"]
+        fixed = COUNTER_CASE.replace("body: { count: 2 }", "body: { count: 20, edited: true }").replace(
+            "state: { count: 2 }", "state: { count: 20 }")
+        status, body = node.admin_request("POST", base_path, {"name": "by-ten", "base": revision, "message": "and its case",
+                                                         "files": {"tests/counter/by-two.yaml": fixed}})
+        check(status == 201, f"proposed again: {status} {body}")
+        status, body = node.admin_request("POST", base_path + "/by-ten/test")
+        check(status == 200 and body["tests"]["status"] == "passed", f"its tests pass: {status} {body}")
+        status, body = node.admin_request("POST", base_path + "/by-ten/merge", {"expected": base})
+        check(status == 200, f"merged: {status} {body}")
+        check(active(node) == body["revision"], "the merge runs")
+        st, counted = node.request("POST", "/count/m1", {"by": 3})
+        check(counted == {"count": 30, "edited": True}, f"the merged code runs: {counted}")
+        check(node.admin_request("GET", base_path)[1] == [], "a merged proposal is gone")
+
+        # A proposal on the old revision, and an edit of the same file applied meanwhile: a conflict.
+        running = active(node)
+        status, body = node.admin_request("POST", base_path, {"name": "late", "base": running, "message": "by ten again",
+                                                         "files": {"functions/counter.js": EDITED_JS,
+                                                                   "tests/counter/by-two.yaml":
+                                                                       COUNTER_CASE.replace(
+                                                                           "body: { count: 2 }",
+                                                                           "body: { count: 10, edited: true }").replace(
+                                                                           "state: { count: 2 }",
+                                                                           "state: { count: 10 }")}})
+        check(status == 201, f"proposed: {status} {body}")
+        other = EDITED_JS.replace("+ 10", "+ 100")
+        status, body = post_edits(node, {"base": running, "files": {"functions/counter.js": other},
+                                         "message": "by a hundred", "apply": True})
+        check(status == 200, f"an edit applied meanwhile: {status} {body}")
+        status, body = node.admin_request("POST", base_path + "/late/test")
+        check(status == 200 and body["tests"]["status"] == "passed", f"its tests pass: {status} {body}")
+        status, body = node.admin_request("POST", base_path + "/late/merge", {"expected": active(node)})
+        check(status == 409 and "functions/counter.js" in body.get("detail", ""), f"the conflict: {status} {body}")
+    finally:
+        node.stop()
+
+
 if __name__ == "__main__":
     run([test_edits_are_checked_applied_on_the_active_revision_and_a_stale_checkout_cannot_undo_them,
-         test_history_shows_revisions_and_diffs_and_a_roll_back_is_a_new_revision])
+         test_history_shows_revisions_and_diffs_and_a_roll_back_is_a_new_revision,
+         test_a_proposal_is_tested_then_merged_onto_the_running_revision_and_a_failing_or_conflicting_one_is_refused])

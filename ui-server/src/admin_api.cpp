@@ -5,6 +5,7 @@
 #include "admin_routes.hpp"
 #include "flowstate/actors/engine.hpp"
 #include "flowstate/drivers/http_routes.hpp"
+#include "proposal_routes.hpp"
 #include "token_check.hpp"
 #include "trace_followers.hpp"
 #include "work_pool.hpp"
@@ -61,7 +62,7 @@ struct admin_api::impl {
             // here: followers also look every half second.
             engine.peer_address().empty() ? std::chrono::milliseconds(0) : std::chrono::milliseconds(500)),
         watch(engine.watch_trace([f = &followers] { f->notify(); })),
-        services{engine, followers, o.edit_author_name, o.edit_author_email},
+        services{engine, followers, o.edit_author_name, o.edit_author_email, &checks},
         table(route_patterns()) {}
 
   // 405 with Allow when the path has routes for other methods, else 404.
@@ -104,6 +105,7 @@ struct admin_api::impl {
   work_pool pool;
   trace_followers followers;
   std::shared_ptr<void> watch;  // the engine's notifications of new trace events
+  proposal_checks checks;
   admin_services services;
   http::route_table table;  // admin_routes() as patterns, same order
 };

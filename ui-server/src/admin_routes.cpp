@@ -13,6 +13,7 @@
 #include "flowstate/drivers/http_routes.hpp"
 #include "flowstate/sandbox/isolation.hpp"
 #include "flowstate/ui_server/admin_api.hpp"
+#include "proposal_routes.hpp"
 #include "trace_followers.hpp"
 #include "ui_page.hpp"
 
@@ -328,18 +329,7 @@ void post_edits(admin_services& s, const admin_call& call, const http::responder
   if (auto a = doc["apply"]; !a.error() && a.get_bool().get(apply))
     return reply->send(http::problem(400, "bad request", "apply: expected true or false"));
   std::map<std::string, std::optional<std::string>> edits;
-  for (auto field : files) {
-    std::string_view text;
-    if (field.value.is_null())
-      edits[std::string(field.key)] = std::nullopt;
-    else if (!field.value.get_string().get(text))
-      edits[std::string(field.key)] = std::string(text);
-    else
-      return reply->send(http::problem(400, "bad request",
-                                       "files." + std::string(field.key) +
-                                           ": expected the file's text, or null to "
-                                           "delete it"));
-  }
+  if (!read_file_edits(files, edits, reply)) return;
   if (edits.empty()) return reply->send(http::problem(400, "bad request", "files: expected at least one file"));
   if (apply && message.empty())
     return reply->send(http::problem(400, "bad request", "message: a commit message is needed to apply"));
@@ -509,6 +499,40 @@ const char* const whole_number_schema = R"({"type":"integer","minimum":0})";
 
 }  // namespace
 
+http::response json_answer(int status, std::string body) { return json(status, std::move(body)); }
+
+bool find_project_or_404(admin_services& s, const std::string& name, project_info& out,
+                         const http::responder_ptr& reply) {
+  auto found = find_project(s, name);
+  if (!found) {
+    reply->send(http::problem(404, "not found", "no project " + name));
+    return false;
+  }
+  out = std::move(*found);
+  return true;
+}
+
+void send_deploy_answer(const deploy_outcome& out, const http::responder_ptr& reply) {
+  send_deploy_outcome(out, reply);
+}
+
+bool read_file_edits(const simdjson::dom::object& files, std::map<std::string, std::optional<std::string>>& edits,
+                     const http::responder_ptr& reply) {
+  for (auto field : files) {
+    std::string_view text;
+    if (field.value.is_null()) {
+      edits[std::string(field.key)] = std::nullopt;
+    } else if (!field.value.get_string().get(text)) {
+      edits[std::string(field.key)] = std::string(text);
+    } else {
+      reply->send(http::problem(
+          400, "bad request", "files." + std::string(field.key) + ": expected the file's text, or null to delete it"));
+      return false;
+    }
+  }
+  return true;
+}
+
 const std::vector<std::pair<std::string_view, std::string_view>>& admin_schemas() {
   static const std::vector<std::pair<std::string_view, std::string_view>> schemas = {
       {"Problem", R"({"type":"object","description":"RFC 9457 problem details","required":["type","title","status"],
@@ -572,6 +596,17 @@ const std::vector<std::pair<std::string_view, std::string_view>>& admin_schemas(
 "cursor":{"type":"string","description":"pass as after= to get what came later"},
 "payload":{"const":"expired","description":"present once retention dropped input, outputs, state and logs"},
 "input":{},"outputs":{"type":"array"},"state":{},"logs":{"type":"array","items":{"type":"string"}},"details":{"type":"object"}}})"},
+      {"Proposal", R"({"type":"object","required":["name","revision","onRunning","tests"],
+"properties":{"name":{"type":"string"},"revision":{"type":"string"},"message":{"type":"string"},
+"author":{"type":"string"},"timeMs":{"type":"integer"},
+"onRunning":{"type":"boolean","description":"its history holds the running revision"},
+"tests":{"type":"object","required":["status"],"properties":{"status":{"enum":["not run","passed","failed"]},
+"output":{"type":"string"}}}}})"},
+      {"ProposalRequest", R"({"type":"object","required":["name","base","files","message"],
+"properties":{"name":{"type":"string","pattern":"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$"},
+"base":{"type":"string","description":"the revision the edits apply to"},
+"files":{"type":"object","minProperties":1,"additionalProperties":{"type":["string","null"]}},
+"message":{"type":"string","minLength":1}}})"},
       {"SchemaAdd", R"({"type":"object","required":["url","schema"],
 "properties":{"url":{"type":"string","description":"the fully qualified type URL"},
 "schema":{"type":["object","boolean"],"description":"a JSON Schema"}}})"},
@@ -718,6 +753,93 @@ const std::vector<admin_route>& admin_routes() {
         {400, "a bad limit", "application/problem+json", problem_ref},
         {404, "no such project", "application/problem+json", problem_ref}},
        get_revisions},
+      {"GET",
+       "/api/v1/projects/{project}/proposals",
+       "listProposals",
+       "Proposed changes: edits saved for review instead of applied",
+       "Each with its commit, message, author, whether it is on top of the running revision, and its last test "
+       "run on this node.",
+       true,
+       runs_on::pool,
+       {},
+       "",
+       {{200, "the proposals", "application/json",
+         R"({"type":"array","items":{"$ref":"#/components/schemas/Proposal"}})"},
+        {404, "no such project", "application/problem+json", problem_ref}},
+       get_proposals},
+      {"POST",
+       "/api/v1/projects/{project}/proposals",
+       "propose",
+       "Save edits as a proposal (a commit on top of `base`, kept under its name; nothing is deployed)",
+       "The same name again replaces the proposal (propose on top of its revision to add to it).",
+       true,
+       runs_on::pool,
+       {},
+       R"({"$ref":"#/components/schemas/ProposalRequest"})",
+       {{201, "saved", "application/json",
+         R"({"type":"object","required":["name","revision"],"properties":{"name":{"type":"string"},"revision":{"type":"string"}}})"},
+        {400, "the body is not {name, base, files, message}, or a bad name", "application/problem+json", problem_ref},
+        {404, "no such project", "application/problem+json", problem_ref},
+        {422, "the edits are refused (a bad path)", "application/problem+json", problem_ref}},
+       post_proposal},
+      {"GET",
+       "/api/v1/projects/{project}/proposals/{name}/diff",
+       "proposalDiff",
+       "What the proposal changes against the running revision, as a unified diff",
+       "",
+       true,
+       runs_on::pool,
+       {},
+       "",
+       {{200, "the diff", "text/x-diff", R"({"type":"string"})"},
+        {404, "no such project or proposal", "application/problem+json", problem_ref}},
+       get_proposal_diff},
+      {"POST",
+       "/api/v1/projects/{project}/proposals/{name}/test",
+       "testProposal",
+       "Run the project's `flowstate test` cases on the proposal's files",
+       "Runs this node's `flowstate test` on a copy of the proposal's files (at most 120 s); the outcome is kept "
+       "for the merge.",
+       true,
+       runs_on::pool,
+       {},
+       "",
+       {{200, "the tests ran (passed or failed)", "application/json",
+         R"({"type":"object","required":["revision","tests"],"properties":{"revision":{"type":"string"},"tests":)"
+         R"({"type":"object","required":["status"],"properties":{"status":{"enum":["not run","passed","failed"]},"output":{"type":"string"}}})"
+         R"(}})"},
+        {404, "no such project or proposal", "application/problem+json", problem_ref}},
+       post_proposal_test},
+      {"POST",
+       "/api/v1/projects/{project}/proposals/{name}/merge",
+       "mergeProposal",
+       "Merge the proposal onto the running revision and deploy it",
+       "Only once its tests passed on this node; `expected` must be the running revision. Files both sides changed "
+       "are a conflict (409 naming them), never resolved silently. On success the proposal is gone.",
+       true,
+       runs_on::pool,
+       {},
+       R"({"type":"object","required":["expected"],"properties":{"expected":{"type":"string"}}})",
+       {{200, "merged and deployed", "application/json", R"({"$ref":"#/components/schemas/DeployResult"})"},
+        {400, "the body is not {expected}", "application/problem+json", problem_ref},
+        {404, "no such project or proposal", "application/problem+json", problem_ref},
+        {409, "the project changed, the tests did not pass (or were not run), or a merge conflict",
+         "application/problem+json", problem_ref},
+        {422, "the merged revision is invalid", "application/problem+json", problem_ref}},
+       post_proposal_merge},
+      {"DELETE",
+       "/api/v1/projects/{project}/proposals/{name}",
+       "dropProposal",
+       "Drop a proposal",
+       "",
+       true,
+       runs_on::pool,
+       {},
+       "",
+       {{200, "dropped", "application/json",
+         R"({"type":"object","required":["deleted"],"properties":{"deleted":{"type":"string"}}})"},
+        {404, "no such project or proposal", "application/problem+json", problem_ref}},
+       delete_proposal_route},
       {"GET",
        "/api/v1/projects/{project}/files",
        "listFiles",

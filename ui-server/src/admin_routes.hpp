@@ -3,6 +3,8 @@
 // its handler, and its documentation (query parameters, the JSON Schemas of
 // its request and responses). The dispatcher (admin_api.cpp) and the OpenAPI
 // description (openapi.cpp) are both read from it.
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -10,9 +12,15 @@
 
 #include "flowstate/drivers/http_types.hpp"
 
+namespace simdjson::dom {
+class object;
+}
+
 namespace flowstate {
 class engine;
-}
+struct project_info;
+struct deploy_outcome;
+}  // namespace flowstate
 
 namespace flowstate::admin {
 
@@ -46,11 +54,14 @@ struct admin_call {
   std::string query_param(std::string_view name) const;
 };
 
+class proposal_checks;
+
 // What handlers work with.
 struct admin_services {
   engine& e;
   trace_followers& followers;
   std::string edit_author_name, edit_author_email;  // commits made from edits
+  proposal_checks* checks = nullptr;                // proposal_routes.hpp
 };
 
 using admin_handler = void (*)(admin_services& s, const admin_call& call, const http::responder_ptr& reply);
@@ -67,6 +78,18 @@ struct admin_route {
 };
 
 const std::vector<admin_route>& admin_routes();
+
+// For handlers in other files: a JSON answer; the project named (nullptr
+// when the node has none of that name, the answer already sent); a
+// deploy's answer.
+http::response json_answer(int status, std::string body);
+bool find_project_or_404(admin_services& s, const std::string& name, project_info& out,
+                         const http::responder_ptr& reply);
+void send_deploy_answer(const deploy_outcome& out, const http::responder_ptr& reply);
+// A request's "files" ({PATH: TEXT, or null to delete it}) as edits; false
+// when a value is neither (the 400 answer sent).
+bool read_file_edits(const simdjson::dom::object& files, std::map<std::string, std::optional<std::string>>& edits,
+                     const http::responder_ptr& reply);
 
 // Named JSON Schemas that routes refer to as {"$ref": "#/components/schemas/NAME"}.
 const std::vector<std::pair<std::string_view, std::string_view>>& admin_schemas();

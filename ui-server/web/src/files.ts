@@ -61,6 +61,7 @@ function drawList(): void {
     ? `${pending} file(s) changed on revision ${shortRev(base)}`
     : `revision ${shortRev(app.revision)}`;
   ($("apply") as HTMLButtonElement).disabled = !pending;
+  ($("propose") as HTMLButtonElement).disabled = !pending;
   ($("check") as HTMLButtonElement).disabled = !pending;
 }
 
@@ -185,9 +186,9 @@ async function apply(): Promise<void> {
     edits.clear();
     base = "";
     problems = [];
+    await loadFlows();
     notice("Deployed revision " + shortRev(r.revision));
     problem("");
-    await loadFlows();
     showFile(current);
   } catch (e) {
     refused(e as Error);
@@ -204,9 +205,32 @@ async function rebase(): Promise<void> {
   showFile(current);
 }
 
+// Saves the edits as a proposal instead of applying them (proposals.ts).
+async function propose(): Promise<void> {
+  const name = prompt("A name for the proposal (letters, digits, '.', '_', '-'):");
+  if (!name) return;
+  const message = prompt("Describe the change:");
+  if (!message) return;
+  const files: Record<string, string | null> = {};
+  for (const [p, t] of edits) files[p] = t;
+  try {
+    await send("POST", projectPath(app.project, "/proposals"), { name, base: base || app.revision, files, message });
+    edits.clear();
+    base = "";
+    problems = [];
+    showProblems();
+    showFile(current);
+    notice(`Proposal ${name} saved: see Proposals`);
+    location.hash = "#proposals/" + name;
+  } catch (e) {
+    refused(e as Error);
+  }
+}
+
 export function wireFiles(): void {
   $("check").addEventListener("click", () => void check());
   $("apply").addEventListener("click", () => void apply());
+  $("propose").addEventListener("click", () => void propose());
   $("file-actions").append(
     button("New file", () => {
       const p = prompt("Path of the new file (e.g. functions/hello.js):");

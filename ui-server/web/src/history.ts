@@ -4,7 +4,7 @@ import { type Revision, enc, get, getText, projectPath, send } from "./api";
 import { $, button, el, notice, problem, shortRev, fill } from "./dom";
 import { app, loadFlows } from "./state";
 
-function diffView(text: string): HTMLElement {
+export function diffView(text: string): HTMLElement {
   const pre = el("pre", { class: "diff" });
   for (const line of text.split("\n")) {
     const cls = line.startsWith("+++") || line.startsWith("---") ? "file"
@@ -37,9 +37,9 @@ async function rollBack(r: Revision): Promise<void> {
       to: r.revision,
       expected: app.revision,
     });
+    await loadFlows();
     notice("Rolled back: revision " + shortRev(out.revision) + " runs now");
     problem("");
-    await loadFlows();
     await drawHistory();
   } catch (e) {
     problem("Roll back refused: " + (e as Error).message);

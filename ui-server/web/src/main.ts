@@ -1,6 +1,7 @@
 // The node's web UI: Flows (stacks, statistics, the execution stream),
-// Files (edit and deploy), History, Errors and the actor Graph, one tab
-// each (#flows, #files/PATH, #history, #errors, #graph).
+// Files (edit and deploy), Proposals, History, Errors and the actor Graph,
+// one tab each (#flows, #files/PATH, #proposals/NAME, #history, #errors,
+// #graph).
 import { type Project, forgetToken, get, token, useToken } from "./api";
 import { drawGraph } from "./cluster";
 import { $, el, problem } from "./dom";
@@ -8,10 +9,11 @@ import { drawErrors } from "./errors";
 import { applySearch, drawFlows } from "./flows";
 import { hasEdits, showFile, wireFiles } from "./files";
 import { drawHistory } from "./history";
+import { drawProposals } from "./proposals";
 import { app, loadFlows } from "./state";
 import { startStream, wireFilters } from "./stream";
 
-const TABS = ["flows", "files", "history", "errors", "graph"] as const;
+const TABS = ["flows", "files", "proposals", "history", "errors", "graph"] as const;
 type Tab = (typeof TABS)[number];
 let graphTimer = 0;
 
@@ -25,6 +27,7 @@ function route(): void {
   window.clearInterval(graphTimer);
   if (tab === "files") showFile(hash.slice("files/".length) || app.files[0]?.path || "");
   if (tab === "history") void drawHistory();
+  if (tab === "proposals") void drawProposals(hash.slice("proposals/".length));
   if (tab === "errors") void drawErrors();
   if (tab === "graph") {
     void drawGraph();

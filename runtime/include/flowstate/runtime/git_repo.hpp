@@ -87,4 +87,29 @@ result<std::string> pack_commit(const std::string& repo_dir, const std::string& 
 // moves (a revision is named by its commit id).
 status add_pack(const std::string& repo_dir, std::string_view pack);
 
+// Proposed changes (the web UI's "Propose a change", git_proposals.cpp): a
+// commit kept under refs/flowstate/proposals/NAME until it is merged onto
+// the running revision or dropped. NAME: 1 to 64 of [A-Za-z0-9._-], not
+// starting with a dot.
+struct proposal {
+  std::string name, revision;
+};
+status set_proposal(const std::string& repo_dir, const std::string& name, const std::string& commit);
+result<std::vector<proposal>> list_proposals(const std::string& repo_dir);
+// The proposal's commit, or "" when there is none of that name.
+result<std::string> proposal_revision(const std::string& repo_dir, const std::string& name);
+status delete_proposal(const std::string& repo_dir, const std::string& name);
+
+// `theirs` merged onto `ours`: `theirs` itself when it already holds `ours`
+// (nothing to merge), else a merge commit with parents ours and theirs, by
+// the given author; no ref moves. Paths both sides changed differently are
+// `conflicts` (and no commit is made): never resolved silently.
+struct merge_outcome {
+  std::string commit;
+  std::vector<std::string> conflicts;
+};
+result<merge_outcome> merge_onto(const std::string& repo_dir, const std::string& ours, const std::string& theirs,
+                                 const std::string& message, const std::string& author_name,
+                                 const std::string& author_email);
+
 }  // namespace flowstate
