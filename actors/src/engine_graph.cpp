@@ -37,6 +37,30 @@ std::string engine_impl::local_graph() const {
       }
     }
   }
+  // Driver instances: every block of the active revisions that is not a
+  // function (sources, sinks, queries, replies, timers, topics).
+  out += "],\"drivers\":[";
+  first = true;
+  {
+    std::shared_lock lock(mutex_);
+    for (auto& [_, e] : projects_) {
+      if (!e->active) continue;
+      for (auto& flow : e->active->flows)
+        for (auto& b : flow.blocks) {
+          if (b.kind == block_kind::function) continue;
+          out += std::string(first ? "" : ",") + "{\"project\":";
+          http::append_json_string(out, e->active->name);
+          out += ",\"flow\":";
+          http::append_json_string(out, flow.name);
+          out += ",\"block\":";
+          http::append_json_string(out, b.id);
+          out += ",\"kind\":";
+          http::append_json_string(out, b.kind_name);
+          out += "}";
+          first = false;
+        }
+    }
+  }
   out += "],\"outbox\":{\"pending\":" + std::to_string(core_.outbox_pending.load()) +
          ",\"delivered\":" + std::to_string(core_.outbox_delivered.load()) +
          "},\"inbox\":{\"accepted\":" + std::to_string(core_.inbox_accepted.load()) +

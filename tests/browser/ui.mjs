@@ -52,7 +52,10 @@ try {
   if (!events.some((e) => /counter\/counter {2}key=k9 {2}Exception/.test(e)))
     throw new Error(`the failing execution is not among the live ones: ${JSON.stringify(events)}`);
   await page.locator("#events div.error").first().click();
+  await page.waitForFunction(() => !document.querySelector("#detail .state-before")?.textContent.includes("…"),
+    null, { timeout: WAIT_MS });
   const detail = await page.locator("#detail").textContent();
+  if (!detail.includes("State before")) throw new Error(`no state before: ${detail.slice(0, 300)}`);
   if (!detail.includes('"status": "Exception"')) throw new Error(`the event's detail: ${detail.slice(0, 300)}`);
 
   // Configuration and Code expand in place.
@@ -151,6 +154,9 @@ try {
   // Graph: an embedded node draws itself as its one node.
   await page.locator("#tab-graph").click();
   await page.locator(".graph-node .actor.shard").first().waitFor({ timeout: WAIT_MS });
+  const drivers = await page.locator(".graph-node .actor.driver").allTextContents();
+  if (JSON.stringify(drivers) !== JSON.stringify(["http.Request counter/count", "http.Response counter/reply"]))
+    throw new Error(`the driver actors: ${JSON.stringify(drivers)}`);
   if (problems.length) throw new Error(`errors in the page: ${problems.join("; ")}`);
   console.log("PASS");
 } finally {

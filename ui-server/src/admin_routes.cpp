@@ -966,7 +966,8 @@ const std::vector<admin_route>& admin_routes() {
        "/api/v1/cluster/graph",
        "getClusterGraph",
        "The cluster's actor graph",
-       "Every connected node with its shard actors (key groups, messages in flight), worker pools, outbox and "
+       "Every connected node with its shard actors (key groups, messages in flight), worker pools, driver instances, "
+       "outbox and "
        "inbox, and the messages each node's outbox delivered to each other node (as edges); `cluster` is the "
        "asked node's view (GET /api/v1/cluster; null on an embedded node, whose graph has itself as its one "
        "node); `unreachable` names connected nodes that did not answer.",
@@ -977,7 +978,7 @@ const std::vector<admin_route>& admin_routes() {
        {{200, "the graph", "application/json",
          R"({"type":"object","required":["cluster","nodes","edges","unreachable"],"properties":{)"
          R"("cluster":{"type":["object","null"]},)"
-         R"("nodes":{"type":"array","items":{"type":"object","required":["name","shards","workers","outbox",)"
+         R"("nodes":{"type":"array","items":{"type":"object","required":["name","shards","workers","drivers","outbox",)"
          R"("inbox","sentTo"],"properties":{"name":{"type":"string"},)"
          R"("shards":{"type":"array","items":{"type":"object","required":["index","firstGroup","endGroup",)"
          R"("inFlight"],"properties":{"index":{"type":"integer"},"firstGroup":{"type":"integer"},)"
@@ -985,6 +986,9 @@ const std::vector<admin_route>& admin_routes() {
          R"("workers":{"type":"array","items":{"type":"object","required":["project","language","processes"],)"
          R"("properties":{"project":{"type":"string"},"language":{"type":"string"},)"
          R"("processes":{"type":"integer"}}}},)"
+         R"("drivers":{"type":"array","items":{"type":"object","required":["project","flow","block","kind"],)"
+         R"("properties":{"project":{"type":"string"},"flow":{"type":"string"},"block":{"type":"string"},)"
+         R"("kind":{"type":"string"}}}},)"
          R"("outbox":{"type":"object","required":["pending","delivered"],"properties":{)"
          R"("pending":{"type":"integer"},"delivered":{"type":"integer"}}},)"
          R"("inbox":{"type":"object","required":["accepted","repeats"],"properties":{)"

@@ -48,6 +48,7 @@ export interface Revision {
 }
 export interface TraceEvent {
   time: string;
+  timeMs: number;
   flow: string;
   block: string;
   key: string;

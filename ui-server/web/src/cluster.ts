@@ -9,6 +9,7 @@ interface GraphNode {
   name: string;
   shards: { index: number; firstGroup: number; endGroup: number; inFlight: number }[];
   workers: { project: string; language: string; processes: number }[];
+  drivers: { project: string; flow: string; block: string; kind: string }[];
   outbox: { pending: number; delivered: number };
   inbox: { accepted: number; repeats: number };
 }
@@ -47,6 +48,9 @@ export async function drawGraph(): Promise<void> {
             )),
             el("div", { class: "actors" }, ...n.workers.map((w) =>
               el("div", { class: "actor workers" }, `${w.language} workers of ${w.project}: ${w.processes}`),
+            )),
+            el("div", { class: "actors" }, ...(n.drivers || []).map((d) =>
+              el("div", { class: "actor driver" }, `${d.kind} ${d.flow}/${d.block}`),
             )),
             el("div", { class: "actor outbox" },
               `outbox: ${n.outbox.pending} pending, ${n.outbox.delivered} delivered (${rate(n.name + ":out", n.outbox.delivered)})`),

@@ -58,18 +58,37 @@ async function showDetail(ev: TraceEvent): Promise<void> {
   const section = (title: string, value: unknown) =>
     value === undefined ? null : el("div", { class: "section" }, el("h4", {}, title), el("pre", {}, json(value)));
   const whole = el("div", { class: "section whole-trace" }, el("h4", {}, "Its trace"), "…");
+  // The state before: the state after the key's previous execution at this
+  // block (the trace keeps each execution's state after it).
+  const before = el("div", { class: "section state-before" }, el("h4", {}, "State before"), "…");
   fill(box,
     el("h3", {}, `${ev.flow}/${ev.block}  key=${ev.key}  ${ev.status}`),
     el("div", { class: "ids" }, `trace ${ev.traceId} · message ${ev.messageId} · ${ev.time}`),
     ev.payload === "expired" ? el("p", {}, "Its input, outputs, state and logs are past the trace's retention.") : null,
     ev.error ? section("Error", { error: ev.error, errorId: ev.errorId, details: ev.details }) : null,
     section("Input", ev.input),
+    before,
     section("State after", ev.state),
     section("Outputs", ev.outputs),
     ev.logs && ev.logs.length ? el("div", { class: "section" }, el("h4", {}, "Logs"), el("pre", {}, ev.logs.join("\n"))) : null,
     whole,
     el("details", {}, el("summary", {}, "The event as JSON"), el("pre", {}, json(ev))),
   );
+  void (async () => {
+    try {
+      const q = `/api/v1/trace?project=${enc(app.project)}&flow=${enc(ev.flow)}&block=${enc(ev.block)}` +
+        `&key=${enc(ev.key)}&until=${ev.timeMs}&limit=20`;
+      const list = await get<TraceEvent[]>(q); // oldest first, up to this one
+      const at = list.findIndex((e) => e.cursor === ev.cursor);
+      const previous = at > 0 ? list[at - 1] : at < 0 ? list[list.length - 1] : undefined;
+      fill(before, el("h4", {}, "State before"),
+        !previous ? "none traced (the key's first execution here, or past the trace's retention)"
+          : previous.payload === "expired" ? "past the trace's retention"
+          : el("pre", {}, json(previous.state ?? null)));
+    } catch (e) {
+      fill(before, el("h4", {}, "State before"), "could not be read: " + (e as Error).message);
+    }
+  })();
   try {
     const steps = await get<TraceEvent[]>(
       `/api/v1/trace?project=${enc(app.project)}&trace=${enc(ev.traceId)}&limit=1000`,
