@@ -364,8 +364,8 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
     auto resolver = std::make_shared<tcp::resolver>(ioc_);
     resolver->async_resolve(
         host, std::to_string(port),
-        [self = shared_from_this(), gen = generation_, ref, host, resolver](const boost::system::error_code& ec,
-                                                                            tcp::resolver::results_type results) {
+        [self = shared_from_this(), gen = generation_, ref, host, port, resolver](const boost::system::error_code& ec,
+                                                                                  tcp::resolver::results_type results) {
           if (gen != self->generation_) return;
           --self->connecting_;
           if (ec) return self->refuse_connect(ref, host + ": " + ec.message());
@@ -383,17 +383,27 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
           ++self->connecting_;
           auto socket = std::make_shared<tcp::socket>(self->ioc_);
           auto timer = std::make_shared<asio::steady_timer>(self->ioc_, connect_timeout);
-          timer->async_wait([socket](const boost::system::error_code& e) {
-            if (!e) socket->close();
+          auto timed_out = std::make_shared<bool>(false);
+          timer->async_wait([socket, timed_out](const boost::system::error_code& e) {
+            if (e) return;
+            *timed_out = true;
+            socket->close();
           });
           asio::async_connect(
               *socket, allowed,
-              [self, gen, ref, host, socket, timer](const boost::system::error_code& e, const tcp::endpoint&) {
+              [self, gen, ref, host, port, socket, timer, timed_out](const boost::system::error_code& e,
+                                                                     const tcp::endpoint&) {
                 timer->cancel();
                 if (gen != self->generation_) return;
                 --self->connecting_;
+                if (*timed_out)
+                  return self->refuse_connect(
+                      ref,
+                      host + ":" + std::to_string(port) + ": no connection within " +
+                          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(connect_timeout).count()) +
+                          " s");
                 if (e || !socket->is_open())
-                  return self->refuse_connect(ref, host + ": " + (e ? e.message() : std::string("timed out")));
+                  return self->refuse_connect(ref, host + ": " + (e ? e.message() : std::string("closed")));
                 // Out of Asio's reactor first, then closed here: the driver
                 // holds its own copy.
                 boost::system::error_code ignored;

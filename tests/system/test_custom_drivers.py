@@ -329,6 +329,52 @@ def test_a_delivery_the_driver_never_answers_is_retried_after_the_drivers_timeou
         node.stop()
 
 
+# Asks the node for 40 connections at once to a listener that never accepts
+# (its backlog full, so the handshakes hang): the node makes 32 at a time.
+SWARM_JS = """module.exports = {
+  async start(ctx) {
+    const tries = Array.from({ length: 40 }, () => ctx.connect('127.0.0.1', ctx.config.port));
+    const results = await Promise.allSettled(tries);
+    const report = { refused: 0, other: [] };
+    for (const r of results) {
+      if (r.status === 'fulfilled') { r.value.destroy(); continue; }
+      if (/32 connections are being made already/.test(r.reason.message)) report.refused++;
+      else report.other.push(r.reason.message);
+    }
+    ctx.emit(report, { key: 'swarm' });
+    await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+  },
+};
+"""
+
+
+def test_a_driver_asking_for_more_than_32_connections_at_once_gets_the_rest_refused_at_once():
+    """a custom source asking for 40 connections at once to a host whose handshakes hang: the node makes at most 32 at a time, and the others fail at once with an ordinary connection error saying so"""
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)  # never accepted: past the backlog, handshakes hang
+    port = listener.getsockname()[1]
+    root = tmpdir() + "/swarm"
+    make_project(root, {
+        "flowstate.yaml": "name: swarm\n",
+        "flows/swarm.yaml": "blocks:\n  - npm:swarm-js: swarm\n  - js.Function: remember\n",
+        "drivers/swarm.yaml": f"kind: npm:swarm-js\nhosts: [\"127.0.0.1:{port}\"]\nport: {port}\n",
+        "functions/remember.js": REMEMBER_JS,
+        "node_modules/swarm-js/package.json": '{"name": "swarm-js", "version": "1.0.0", "main": "index.js"}\n',
+        "node_modules/swarm-js/index.js": SWARM_JS,
+    })
+    node = Node([root]).start()
+    try:
+        report = wait_for("the swarm's report", lambda: node.state("swarm", "remember", "swarm"), timeout=60)
+        check(1 <= report["refused"] <= 8, f"at most 32 made at once, the rest refused at once: {report}")
+        check(report["other"] and all(m.endswith(f"127.0.0.1:{port}: no connection within 10 s") for m in report["other"]),
+              f"the others hung until the node's 10 s limit, and say so: {report}")
+    finally:
+        node.stop()
+        listener.close()
+
+
 def test_a_custom_driver_whose_package_is_missing_is_refused_at_deploy():
     """a driver file naming an npm package that is not installed, or a Python package not in vendor/, is refused at deploy naming the file"""
     root = tmpdir() + "/missing"
@@ -360,4 +406,5 @@ if __name__ == "__main__":
          test_a_python_driver_shipped_as_a_wheel_runs_from_it,
          test_a_custom_driver_between_two_functions_answers_the_next_one,
          test_a_delivery_the_driver_never_answers_is_retried_after_the_drivers_timeout,
+         test_a_driver_asking_for_more_than_32_connections_at_once_gets_the_rest_refused_at_once,
          test_a_custom_driver_whose_package_is_missing_is_refused_at_deploy])
