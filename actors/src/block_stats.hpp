@@ -32,4 +32,18 @@ struct block_stats {
   void record(std::string_view outcome, int64_t duration_ns);
 };
 
+// A copy of block_stats' counts, to add up (the nodes of a cluster) and
+// read: the admin API's flows answer (engine_stats.cpp).
+struct stats_counts {
+  std::array<uint64_t, outcome_names.size()> executions{};
+  std::array<uint64_t, duration_buckets.size() + 1> durations{};
+  uint64_t duration_sum_ns = 0;
+
+  void add(const block_stats& s);
+  void add(const stats_counts& s);
+  // The upper bound (ms) of the histogram bucket holding quantile q; -1
+  // when nothing ran yet.
+  double quantile_ms(double q) const;
+};
+
 }  // namespace flowstate::engine_detail

@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "driver_schema_check.hpp"
 #include "engine_impl.hpp"
 #include "flowstate/actors/project_limits.hpp"
 #include "flowstate/drivers/custom.hpp"
@@ -497,6 +498,14 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
   }
   clock->mark("functions");
   rt->fresh_function_ids = fresh;
+  // Each driver file its kind's parser accepted, against the kind's schema.
+  for (auto& [name, d] : rev->drivers) {
+    const std::string prefix = d.file + ":";
+    if (std::any_of(problems.begin(), problems.end(), [&](const std::string& p) { return p.rfind(prefix, 0) == 0; }))
+      continue;
+    const auto yaml = (*files)->read(d.file).value_or("");
+    for (auto& p : config_schema_problems(d.file, d.kind, d.config_json, yaml)) problems.push_back(std::move(p));
+  }
   if (!problems.empty()) {
     unload(fresh, e);
     std::string joined;

@@ -226,6 +226,8 @@ class engine_impl final : public engine {
   result<std::string> cluster_graph() const override;
   // This node's part of the graph (engine_graph.cpp).
   std::string local_graph() const;
+  // This node's counts for the flows answer (engine_stats.cpp).
+  result<std::string> local_stats_json(const std::string& project) const;
 
   deploy_outcome deploy(const std::string& name, const std::string& revision, const std::string& expected) override;
   void set_deploy_hook(deploy_hook hook) override {

@@ -328,93 +328,6 @@ result<std::vector<std::string>> engine_impl::trace(const std::string& name, con
   return out;
 }
 
-namespace {
-
-// The upper bound (ms) of the histogram bucket holding quantile q; -1 when
-// nothing ran yet.
-double quantile_ms(const block_stats& s, double q) {
-  uint64_t total = 0;
-  for (auto& b : s.durations) total += b.load(std::memory_order_relaxed);
-  if (total == 0) return -1;
-  uint64_t seen = 0;
-  for (std::size_t i = 0; i < s.durations.size(); ++i) {
-    seen += s.durations[i].load(std::memory_order_relaxed);
-    if (double(seen) >= q * double(total))
-      return i < duration_buckets.size() ? duration_buckets[i] * 1000 : duration_buckets.back() * 1000;
-  }
-  return duration_buckets.back() * 1000;
-}
-
-void optional_string(std::string& out, const char* name, const std::string& value) {
-  out += ",\"";
-  out += name;
-  out += "\":";
-  if (value.empty())
-    out += "null";
-  else
-    http::append_json_string(out, value);
-}
-
-void stats_json(std::string& out, const block_stats& s) {
-  out += ",\"stats\":{\"executions\":{";
-  uint64_t total = 0;
-  bool first = true;
-  for (std::size_t i = 0; i < outcome_names.size(); ++i) {
-    auto n = s.executions[i].load(std::memory_order_relaxed);
-    total += n;
-    if (n == 0 && i != 0) continue;
-    if (!first) out += ',';
-    first = false;
-    http::append_json_string(out, outcome_names[i]);
-    out += ':' + std::to_string(n);
-  }
-  char numbers[160];
-  const double timed = double(total);
-  std::snprintf(numbers, sizeof numbers, "},\"p50Ms\":%g,\"p99Ms\":%g,\"meanMs\":%g}", quantile_ms(s, 0.5),
-                quantile_ms(s, 0.99),
-                timed > 0 ? double(s.duration_sum_ns.load(std::memory_order_relaxed)) / 1e6 / timed : -1.0);
-  out += numbers;
-}
-
-}  // namespace
-
-result<std::string> engine_impl::flows_json(const std::string& name) const {
-  auto found = active_named(name);
-  if (!found) return fail(found.error());
-  const project_rt& rt = **found;
-  std::string out = "{\"project\":";
-  http::append_json_string(out, rt.name);
-  out += ",\"revision\":";
-  http::append_json_string(out, rt.revision);
-  out += ",\"flows\":[";
-  for (std::size_t f = 0; f < rt.flows.size(); ++f) {
-    const auto& flow = rt.flows[f];
-    if (f) out += ',';
-    out += "{\"name\":";
-    http::append_json_string(out, flow.name);
-    optional_string(out, "onError", flow.on_error >= 0 ? rt.flows[static_cast<std::size_t>(flow.on_error)].name : "");
-    out += ",\"blocks\":[";
-    for (std::size_t b = 0; b < flow.blocks.size(); ++b) {
-      const auto& block = flow.blocks[b];
-      if (b) out += ',';
-      out += "{\"kind\":";
-      http::append_json_string(out, block.kind_name);
-      out += ",\"name\":";
-      http::append_json_string(out, block.name);
-      out += ",\"id\":";
-      http::append_json_string(out, block.id);
-      optional_string(out, "key", block.key_pointer.value_or(""));
-      optional_string(out, "input", block.input.name);
-      optional_string(out, "output", block.output.name);
-      optional_string(out, "state", block.state.name);
-      if (block.stats) stats_json(out, *block.stats);
-      out += '}';
-    }
-    out += "]}";
-  }
-  return out + "]}";
-}
-
 http::response engine_impl::answer_peer(const peer_query& q) const {
   auto ok = [](std::string body) {
     http::response r;
@@ -461,6 +374,11 @@ http::response engine_impl::answer_peer(const peer_query& q) const {
     return ok(out + "]");
   }
   if (q.kind == "graph") return ok(local_graph());
+  if (q.kind == "stats" && q.args.size() == 1) {
+    auto v = local_stats_json(q.args[0]);
+    if (!v) return http::problem(404, "no project", v.error());
+    return ok(std::move(*v));
+  }
   if (q.kind == "error-show" && q.args.size() == 2) {
     auto v = local_error_show(q.args[0], q.args[1]);
     if (!v) return http::problem(500, "cannot read", v.error());

@@ -17,7 +17,8 @@ namespace flowstate::engine_detail {
 std::string encode_request_frame(std::string_view secret, const http::request& r);
 std::optional<http::request> decode_request_frame(std::string_view secret, std::string_view frame);
 // A question to another node ("state": project, flow, block, key;
-// "errors": project, flow, type, limit), answered by a response frame.
+// "errors": project, flow, type, limit; "stats": project; ...), answered
+// by a response frame (engine_impl::answer_peer).
 struct peer_query {
   std::string kind;
   std::vector<std::string> args;

@@ -38,7 +38,14 @@ result<broker_address> parse_broker(std::string_view url) {
   }
   if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
   std::string_view host = rest, port = b.tls ? "8883" : "1883";
-  if (auto colon = rest.rfind(':'); colon != std::string_view::npos && rest.find(']') == std::string_view::npos) {
+  if (!rest.empty() && rest.front() == '[') {  // an IPv6 address: [::1] or [::1]:1883
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos || (close + 1 < rest.size() && rest[close + 1] != ':'))
+      return fail("broker: expected [IPv6 address] or [IPv6 address]:port, got \"" + std::string(rest.substr(0, 64)) +
+                  "\"");
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) port = rest.substr(close + 2);
+  } else if (auto colon = rest.rfind(':'); colon != std::string_view::npos) {
     host = rest.substr(0, colon);
     port = rest.substr(colon + 1);
   }

@@ -13,25 +13,15 @@
 //     runs it); then the History tab (the diff of the edit, a roll back to
 //     the revision before), the Errors tab (the failed call's record,
 //     discarded), a proposal (saved, its tests run and failing, so it
-//     cannot be merged, then dropped) and the Graph tab (this node); prints
+//     cannot be merged, then dropped), the Graph tab (this node) and the
+//     completion of a driver file's keys from its kind's schema; prints
 //     "PASS" (any failure is thrown).
-import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { WAIT_MS, answerDialogs, launch, shot, stdinLines } from "./lib.mjs";
 
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
-const WAIT_MS = 20000;
 const [adminUrl, token] = process.argv.slice(2);
-const stdin = createInterface({ input: process.stdin });
-const lines = stdin[Symbol.asyncIterator]();
-
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_ARGS });
+const lines = stdinLines();
+const { browser, page, problems } = await launch();
 try {
-  const page = await browser.newPage();
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(e.message));
   await page.goto(`${adminUrl}/#token=${token}`);
   const stack = page.locator('.flow[data-flow="counter"] .block');
   await stack.nth(2).waitFor({ timeout: WAIT_MS });
@@ -57,6 +47,7 @@ try {
   const detail = await page.locator("#detail").textContent();
   if (!detail.includes("State before")) throw new Error(`no state before: ${detail.slice(0, 300)}`);
   if (!detail.includes('"status": "Exception"')) throw new Error(`the event's detail: ${detail.slice(0, 300)}`);
+  await shot(page, "flows");
 
   // Configuration and Code expand in place.
   const code = page.locator('.block[data-block="counter"] .part[data-part="code"]');
@@ -66,13 +57,10 @@ try {
 
   // Edit: from the block's link to the editor; a broken edit is refused
   // with its file and line, a good one is checked and applied.
-  const dialogs = [];
-  page.on("dialog", async (d) => {
-    dialogs.push(d.message());
-    const answer = d.message().startsWith("A name for the proposal") ? "ui-proposal"
-      : d.message().startsWith("Describe the change") ? "a proposal from the browser"
-      : "count by one, edited in the browser";
-    await d.accept(d.type() === "prompt" ? answer : undefined);
+  answerDialogs(page, {
+    "A name for the proposal": "ui-proposal",
+    "Describe the change": "a proposal from the browser",
+    "Commit message": "count by one, edited in the browser",
   });
   await code.locator("a.edit").click();
   await page.locator("#editor .cm-content").waitFor({ timeout: WAIT_MS });
@@ -83,6 +71,7 @@ try {
   await page.locator("#edit-problems a.problem").first().waitFor({ timeout: WAIT_MS });
   const refused = await page.locator("#edit-problems").textContent();
   if (!refused.includes("functions/counter.js:")) throw new Error(`the broken edit's problem: ${refused}`);
+  await shot(page, "files-problem");
   for (let i = 0; i < 20 && (await page.locator("#editor .cm-content").textContent()).includes("not javascript"); i++)
     await page.keyboard.press("Control+z");
   if ((await page.locator("#editor .cm-content").textContent()).includes("not javascript"))
@@ -113,6 +102,7 @@ try {
   await newest.locator(".message").click();
   await page.waitForFunction(() => document.querySelector("#history-diff pre.diff")?.textContent.includes("+// edited in the browser"),
     null, { timeout: WAIT_MS });
+  await shot(page, "history");
   await page.locator(".revision").nth(1).locator("button").click();
   await page.waitForFunction(() => /Rolled back: revision [0-9a-f]{12}/.test(document.getElementById("notice").textContent),
     null, { timeout: WAIT_MS });
@@ -125,6 +115,7 @@ try {
   await record.waitFor({ timeout: WAIT_MS });
   if (!/Exception counter\/counter key=k9/.test(await record.textContent()))
     throw new Error(`the error record: ${await record.textContent()}`);
+  await shot(page, "errors");
   await record.locator("button", { hasText: "Discard" }).click();
   await page.waitForFunction(() => document.querySelectorAll(".error-record").length === 0, null, { timeout: WAIT_MS });
 
@@ -143,6 +134,7 @@ try {
   await page.waitForFunction(() => document.querySelector("#proposal-detail pre.diff")?.textContent.includes("+// proposed in the browser"),
     null, { timeout: WAIT_MS });
   if ((await page.locator("#revision").textContent()) !== before) throw new Error("a proposal deployed something");
+  await shot(page, "proposals");
   await proposal.locator("button", { hasText: "Run tests" }).click();
   await page.waitForFunction(() => /tests failed/.test(document.querySelector('.proposal[data-proposal="ui-proposal"]')?.textContent || ""),
     null, { timeout: 60000 });
@@ -157,9 +149,23 @@ try {
   const drivers = await page.locator(".graph-node .actor.driver").allTextContents();
   if (JSON.stringify(drivers) !== JSON.stringify(["http.Request counter/count", "http.Response counter/reply"]))
     throw new Error(`the driver actors: ${JSON.stringify(drivers)}`);
+  await shot(page, "graph");
+
+  // Completion from the driver kind's schema: keys of an http.Request file.
+  await page.goto(`${adminUrl}/#files/drivers/count.yaml`);
+  await page.locator("#editor .cm-content").waitFor({ timeout: WAIT_MS });
+  await page.locator("#editor .cm-content").click();
+  await page.keyboard.press("Control+End");
+  await page.keyboard.type("\nrou");
+  const option = page.locator(".cm-tooltip-autocomplete li", { hasText: "routes" });
+  await option.waitFor({ timeout: WAIT_MS });
+  await page.locator(".cm-completionInfo").waitFor({ timeout: WAIT_MS });
+  const info = await page.locator(".cm-completionInfo").textContent();
+  if (!info.trim()) throw new Error("the completion has no description");
+  await shot(page, "files-completion");
   if (problems.length) throw new Error(`errors in the page: ${problems.join("; ")}`);
   console.log("PASS");
 } finally {
-  stdin.close();
+  lines.close();
   await browser.close();
 }

@@ -158,7 +158,7 @@ def state_via(node, key):
 
 
 def test_any_node_answers_any_key_and_each_key_is_counted_exactly_once_by_its_owner():
-    """3 nodes: every key group placed; 32 clients × 100 increments over 64 keys sent to all three listeners, forwarded to the owners in batches; every count exact"""
+    """3 nodes: every key group placed; 32 clients × 100 increments over 64 keys sent to all three listeners, forwarded to the owners in batches; every count exact, and every node's flows statistics add up all three nodes' executions"""
     etcd = Etcd()
     project = counter_project(tmpdir() + "/counter")
     nodes = start_all([cluster_node(etcd, n, project) for n in ("a", "b", "c")])
@@ -195,6 +195,13 @@ def test_any_node_answers_any_key_and_each_key_is_counted_exactly_once_by_its_ow
               f"about two thirds of the requests forwarded, requests arriving together sent as one message: "
               f"{requests:.0f} requests in {batches:.0f} messages")
         check(len({owner_of(etcd, k) for k in keys}) == 3, "the keys are spread over all three nodes")
+        for name, n in zip("abc", nodes):  # the UI's statistics: every node's executions, added up by the node asked
+            st, flows = n.admin_get("/api/v1/projects/counter/flows")
+            fn = [b for f in flows["flows"] for b in f["blocks"] if b["kind"] == "js.Function"]
+            check(st == 200 and flows["statsNodes"] == 3 and flows["statsMissing"] == []
+                  and [b["stats"]["executions"] for b in fn] == [{"ok": 3200}],
+                  f"node {name}'s flows answer counts the function's 3200 executions on all 3 nodes: "
+                  f"{st} {flows.get('statsNodes')} {[b.get('stats') for b in fn]}")
         st, view = nodes[0].admin_get("/api/v1/cluster")
         check(st == 200 and view["self"] == "a" and len(view["ranges"]) == 3 and view["controller"] in ("a", "b", "c")
               and sorted(n["name"] for n in view["nodes"]) == ["a", "b", "c"]

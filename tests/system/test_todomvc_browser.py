@@ -40,6 +40,38 @@ def read_line(proc, errors, what):
     return line.strip()
 
 
+class BrowserScript:
+    """`node SCRIPT ARGS...` in tests/browser: its lines read one by one, each
+    answered through stdin; its stderr kept in LOG_DIR/browser.log (a file: a
+    full pipe cannot block it) and shown when it ends early."""
+
+    def __init__(self, script, args, log_dir):
+        prerequisites()
+        self.errors = open(os.path.join(log_dir, "browser.log"), "w+")
+        self.proc = subprocess.Popen(["node", os.path.join(BROWSER_DIR, script)] + list(args), cwd=BROWSER_DIR,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors, text=True,
+                                     env=dict(os.environ, CHROMIUM=CHROMIUM))
+
+    def line(self, what):
+        return read_line(self.proc, self.errors, what)
+
+    def answer(self, text):
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+
+    def passes(self, what):
+        """The script's last line is PASS and it exits 0."""
+        line = self.line(what)
+        check(line == "PASS", f"unexpected line from the browser script: {line}")
+        self.proc.wait(timeout=60)
+        check(self.proc.returncode == 0, f"browser script exit {self.proc.returncode}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def test_todos_made_in_the_page_survive_a_restart():
     """add, complete, edit, delete, filter, toggle all and clear completed in the page; kill -9 the node; the todos are still there"""
     project = os.path.join(tmpdir(), "todomvc")
@@ -51,30 +83,22 @@ def test_todos_made_in_the_page_survive_a_restart():
     try:
         status, _ = node.request("GET", "/")
         check(status == 200, f"GET / answers {status}: public/index.html is not served (static files)")
-        errors = open(os.path.join(node.data, "browser.log"), "w+")  # a file: a full pipe cannot block it
-        browser = subprocess.Popen(["node", os.path.join(BROWSER_DIR, "todomvc.mjs"), f"http://{node.listen}/"],
-                                   cwd=BROWSER_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=errors, text=True, env=dict(os.environ, CHROMIUM=CHROMIUM))
-        line = read_line(browser, errors, "phase 1 (add, complete, edit, delete)")
+        browser = BrowserScript("todomvc.mjs", [f"http://{node.listen}/"], node.data)
+        line = browser.line("phase 1 (add, complete, edit, delete)")
         check(line.startswith("RESTART "), f"unexpected line from the browser script: {line}")
         list_id = line.split(" ", 1)[1]
 
         node.kill9()
         node.start()
-        browser.stdin.write(f"http://{node.listen}/\n")
-        browser.stdin.flush()
-        line = read_line(browser, errors, "phase 2 (after the restart)")
-        check(line == "PASS", f"unexpected line from the browser script: {line}")
-        browser.wait(timeout=60)
-        check(browser.returncode == 0, f"browser script exit {browser.returncode}")
+        browser.answer(f"http://{node.listen}/")
+        browser.passes("phase 2 (after the restart)")
 
         state = node.state("todos", "todos", list_id)
         titles = [(t["title"], t["completed"]) for t in state["todos"]]
         check(titles == [("Buy oat milk", False), ("Buy bread", True)], f"state of list {list_id}: {state}")
     finally:
-        if browser and browser.poll() is None:
-            browser.kill()
-            browser.wait()
+        if browser:
+            browser.stop()
         node.stop()
 
 

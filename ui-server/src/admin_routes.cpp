@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "flowstate/actors/engine.hpp"
+#include "flowstate/drivers/config_schemas.hpp"
 #include "flowstate/drivers/http_routes.hpp"
 #include "flowstate/sandbox/isolation.hpp"
 #include "flowstate/ui_server/admin_api.hpp"
@@ -430,6 +431,19 @@ void get_schemas(admin_services& s, const admin_call&, const http::responder_ptr
   reply->send(json(200, out + "]"));
 }
 
+void get_driver_kinds(admin_services&, const admin_call&, const http::responder_ptr& reply) {
+  std::string out = "[";
+  for (auto& [kind, schema] : drivers::config_schemas()) {
+    if (out.size() > 1) out += ",";
+    out += "{\"kind\":";
+    http::append_json_string(out, kind);
+    out += ",\"schema\":";
+    out += schema;
+    out += "}";
+  }
+  reply->send(json(200, out + "]"));
+}
+
 void post_schema(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
   simdjson::dom::parser parser;
   simdjson::dom::element doc, schema;
@@ -576,8 +590,11 @@ const std::vector<std::pair<std::string_view, std::string_view>>& admin_schemas(
 "properties":{"kind":{"type":"string"},"name":{"type":"string"},"id":{"type":"string"},
 "key":{"type":["string","null"],"description":"JSON pointer of the key"},"input":{"type":["string","null"]},
 "output":{"type":["string","null"]},"state":{"type":["string","null"]},"stats":{"$ref":"#/components/schemas/BlockStats"}}})"},
-      {"Flows", R"({"type":"object","required":["project","revision","flows"],
-"properties":{"project":{"type":"string"},"revision":{"type":"string"},"flows":{"type":"array","items":{"type":"object",
+      {"Flows", R"({"type":"object","required":["project","revision","statsNodes","statsMissing","flows"],
+"properties":{"project":{"type":"string"},"revision":{"type":"string"},
+"statsNodes":{"type":"integer","minimum":1,"description":"how many nodes' counts the statistics add up: 1 on an embedded node"},
+"statsMissing":{"type":"array","items":{"type":"string"},"description":"cluster nodes that did not answer: their executions are not counted"},
+"flows":{"type":"array","items":{"type":"object",
 "required":["name","onError","blocks"],"properties":{"name":{"type":"string"},"onError":{"type":["string","null"]},
 "blocks":{"type":"array","items":{"$ref":"#/components/schemas/Block"}}}}}}})"},
       {"ErrorRecord", R"({"type":"object","description":"a std:Error record",
@@ -1021,6 +1038,19 @@ const std::vector<admin_route>& admin_routes() {
          R"("storeId":{"type":"string"},"epoch":{"type":"integer"}}}}}})"},
         {404, "this node is not in a cluster", "application/problem+json", problem_ref}},
        get_cluster},
+      {"GET",
+       "/api/v1/driver-kinds",
+       "listDriverKinds",
+       "The built-in driver kinds and the JSON Schema of each one's configuration file",
+       "The schemas the node checks driver files against at deploy (drivers/schemas/ in the source).",
+       true,
+       runs_on::listener,
+       {},
+       "",
+       {{200, "the kinds", "application/json",
+         R"({"type":"array","items":{"type":"object","required":["kind","schema"],)"
+         R"("properties":{"kind":{"type":"string"},"schema":{"type":"object"}}}})"}},
+       get_driver_kinds},
       {"GET",
        "/api/v1/schemas",
        "listSchemas",

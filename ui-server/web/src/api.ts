@@ -26,6 +26,8 @@ export interface Flow {
 export interface Flows {
   project: string;
   revision: string;
+  statsNodes: number; // how many nodes' counts the statistics add up
+  statsMissing: string[]; // cluster nodes that did not answer
   flows: Flow[];
 }
 export interface Project {

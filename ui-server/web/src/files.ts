@@ -11,6 +11,7 @@ import { type Diagnostic, setDiagnostics } from "@codemirror/lint";
 import { EditorState, type Extension } from "@codemirror/state";
 import { EditorView, basicSetup } from "codemirror";
 import { ApiError, projectPath, send } from "./api";
+import { completionFor } from "./complete";
 import { $, button, el, notice, problem, shortRev } from "./dom";
 import { app, loadFlows, usesOfType } from "./state";
 
@@ -22,10 +23,12 @@ let view: EditorView | null = null;
 let problems: { path: string; line: number; text: string }[] = [];
 
 function language(path: string): Extension {
+  const complete = completionFor(path);
+  const extra = complete ? EditorState.languageData.of(() => [{ autocomplete: complete }]) : [];
   if (/\.(m?js|ts)$/.test(path)) return javascript();
   if (path.endsWith(".py")) return python();
-  if (/\.ya?ml$/.test(path)) return yaml();
-  if (path.endsWith(".json")) return jsonLang();
+  if (/\.ya?ml$/.test(path)) return [yaml(), extra];
+  if (path.endsWith(".json")) return [jsonLang(), extra];
   return [];
 }
 

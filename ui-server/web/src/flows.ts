@@ -199,6 +199,17 @@ export function drawFlows(data: Flows, onSelect: () => void): void {
   $("revision").textContent = "revision " + data.revision.slice(0, 12);
   const main = $("flows");
   main.replaceChildren();
+  // In a cluster the statistics add up every node's counts: say how many,
+  // and which nodes did not answer.
+  if (data.statsNodes > 1 || data.statsMissing.length)
+    main.append(
+      el(
+        "p",
+        { class: "stats-nodes" + (data.statsMissing.length ? " errors" : "") },
+        `Statistics of ${data.statsNodes} nodes` +
+          (data.statsMissing.length ? `; not counted (no answer): ${data.statsMissing.join(", ")}` : ""),
+      ),
+    );
   for (const flow of data.flows) {
     const box = el(
       "div",
