@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   flowstate::cli::register_recover_command(app);
   flowstate::cli::register_secret_commands(app);
   flowstate::cli::register_cluster_commands(app);
+  flowstate::cli::register_manager_commands(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

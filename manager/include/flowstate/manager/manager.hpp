@@ -1,0 +1,40 @@
+#pragma once
+// The hosted service's control plane (docs/hosted.md): accounts, sessions,
+// teams and roles, API tokens, invitations and projects, kept in
+// PostgreSQL, served as a JSON API on its own listener.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flowstate/runtime/result.hpp"
+
+namespace flowstate::manager {
+
+struct options {
+  std::string listen = "127.0.0.1:8090";
+  std::string database;        // libpq connection string
+  std::string public_url;      // where users reach it, for links in emails ("http://127.0.0.1:8090")
+  std::string mail_dir;        // the file mail transport: one .eml file per message
+  std::string operator_email;  // invited as the first operator when there is none
+  unsigned threads = 4;        // listener threads, each with a database connection
+  std::string address_file;    // the bound address is written here once listening
+  int session_hours = 24 * 14;
+  int invitation_hours = 24 * 7;
+  int sign_in_failures = 5;    // failed sign-ins of one email within sign_in_window_s...
+  int sign_in_window_s = 900;  // ...before further tries get 429
+};
+
+class server {
+ public:
+  // Connects, migrates the database, starts listening.
+  static result<std::unique_ptr<server>> start(const options& o);
+  virtual ~server() = default;
+  virtual std::string address() const = 0;
+  virtual void stop() = 0;
+};
+
+// Every route: "METHOD /path/{param}", from the router's own table (for
+// `flowstate manager routes` and the authorization test).
+std::vector<std::string> route_list();
+
+}  // namespace flowstate::manager

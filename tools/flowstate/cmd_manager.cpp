@@ -1,0 +1,55 @@
+// flowstate manager: the hosted service's control plane (docs/hosted.md).
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include <unistd.h>
+
+#include "commands.hpp"
+#include "flowstate/manager/manager.hpp"
+
+namespace flowstate::cli {
+namespace {
+
+volatile std::sig_atomic_t stop_requested = 0;
+void on_signal(int) { stop_requested = 1; }
+
+}  // namespace
+
+void register_manager_commands(CLI::App& app) {
+  auto* cmd = app.add_subcommand("manager", "The hosted service's control plane (docs/hosted.md)");
+  cmd->require_subcommand(1);
+  auto* serve = cmd->add_subcommand("serve", "Serve the control plane's API (accounts, teams, tokens, projects)");
+  static manager::options o;
+  serve->add_option("--listen", o.listen, "host:port (port 0 picks a free one)")->capture_default_str();
+  serve->add_option("--database", o.database, "PostgreSQL, a libpq connection string (or FLOWSTATE_MANAGER_DATABASE)")
+      ->envname("FLOWSTATE_MANAGER_DATABASE");
+  serve->add_option("--public-url", o.public_url, "where users reach this service, for links in emails");
+  serve->add_option("--mail-dir", o.mail_dir, "the file mail transport: each message written as DIR/*.eml");
+  serve->add_option("--operator-email", o.operator_email,
+                    "when no operator exists: mail this address an invitation to sign up as the first operator");
+  serve->add_option("--threads", o.threads, "listener threads, each with a database connection")->capture_default_str();
+  serve->add_option("--address-file", o.address_file, "write the bound address here once listening");
+  serve->callback([] {
+    if (o.public_url.empty()) o.public_url = "http://" + o.listen;
+    auto s = manager::server::start(o);
+    if (!s) {
+      std::cerr << "flowstate manager: " << s.error() << "\n";
+      std::exit(1);
+    }
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    std::printf("flowstate manager: listening on %s\n", (*s)->address().c_str());
+    std::fflush(stdout);
+    while (!stop_requested) ::pause();
+    (*s)->stop();
+  });
+  auto* routes = cmd->add_subcommand("routes", "Every route of the control plane's API, one per line");
+  routes->callback([] {
+    for (auto& r : manager::route_list()) std::printf("%s\n", r.c_str());
+  });
+}
+
+}  // namespace flowstate::cli
