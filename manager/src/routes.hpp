@@ -23,7 +23,8 @@ enum class access {
   anyone,        // no sign-in (public forms, sign-in itself)
   signed_in,     // a session or an API token
   session_only,  // a person in a browser (not an API token)
-  operator_only  // an operator's session
+  operator_only,  // an operator's session
+  node            // an engine node (X-Node-Secret), checking a tenant's token
 };
 
 struct services {

@@ -3,6 +3,8 @@
 // then runs the handler with a database connection of its own.
 #include <simdjson.h>
 
+#include <sodium.h>
+
 #include <cstdio>
 #include <memory>
 
@@ -144,7 +146,12 @@ class manager_server final : public server {
     if (!who) return problem(503, "database unavailable", who.error());
     call c{svc, **conn, req, std::move(params), *who, 0, role::none, {}, false};
     const route& r = *found;
-    if (r.who != access::anyone && !c.who.signed_in())
+    if (r.who == access::node) {
+      const auto presented = req.header("x-node-secret");
+      if (o_.node_secret.empty() || presented.size() != o_.node_secret.size() ||
+          sodium_memcmp(presented.data(), o_.node_secret.data(), presented.size()) != 0)
+        return problem(403, "forbidden", "only an engine node (X-Node-Secret) may ask this");
+    } else if (r.who != access::anyone && !c.who.signed_in())
       return problem(401, "sign in",
                      "this needs a session (POST /api/v1/sessions) or an API token (Authorization: Bearer)");
     if (r.who == access::session_only && !c.who.via_session)

@@ -220,6 +220,23 @@ http::response delete_project(call& c) {
   return json(204, "");
 }
 
+// An engine node asks what an API token may do: its team and role (the
+// lower of the token's and its creator's current one), or 404.
+http::response check_token(call& c) {
+  http::request as_caller;
+  as_caller.headers.emplace_back("Authorization", "Bearer " + c.field("token"));
+  auto who = identify(c.db, as_caller);
+  if (!who) return db_failed(who.error());
+  if (!who->token_id) return problem(404, "not found", "no such token, or revoked");
+  auto r = role_in(c.db, *who, who->token_team);
+  if (!r) return db_failed(r.error());
+  if (*r == role::none) return problem(404, "not found", "the token's owner left its team");
+  auto t = c.db.exec("SELECT name FROM teams WHERE id = $1", {std::to_string(who->token_team)});
+  if (!t || t->empty()) return db_failed(t ? "no team" : t.error());
+  return json(200, "{\"team\":" + jstr(t->at(0, 0)) + ",\"role\":" + jstr(role_name(*r)) +
+                       ",\"account\":" + std::to_string(who->account) + "}");
+}
+
 }  // namespace
 
 void add_team_routes(std::vector<route>& out) {
@@ -237,11 +254,11 @@ void add_team_routes(std::vector<route>& out) {
   out.push_back({"DELETE", "/api/v1/teams/{team}/members/{account}", "removeMember",
                  "Remove a member (or leave the team)", access::session_only, role::viewer, false, remove_member});
   out.push_back({"GET", "/api/v1/teams/{team}/tokens", "listTokens", "API tokens (an admin sees all, others theirs)",
-                 access::signed_in, role::developer, false, list_tokens});
+                 access::signed_in, role::viewer, false, list_tokens});
   out.push_back({"POST", "/api/v1/teams/{team}/tokens", "createToken", "A new API token for the CLI, shown once",
-                 access::session_only, role::developer, true, create_token});
+                 access::session_only, role::viewer, true, create_token});
   out.push_back({"DELETE", "/api/v1/teams/{team}/tokens/{id}", "revokeToken",
-                 "Revoke a token (an admin any, others theirs)", access::session_only, role::developer, false,
+                 "Revoke a token (an admin any, others theirs)", access::session_only, role::viewer, false,
                  revoke_token});
   out.push_back({"GET", "/api/v1/teams/{team}/projects", "listProjects", "The team's projects", access::signed_in,
                  role::viewer, false, list_projects});
@@ -249,6 +266,9 @@ void add_team_routes(std::vector<route>& out) {
                  role::admin, true, create_project});
   out.push_back({"DELETE", "/api/v1/teams/{team}/projects/{project}", "deleteProject", "Delete a project",
                  access::signed_in, role::admin, false, delete_project});
+  out.push_back({"POST", "/api/v1/internal/tokens/check", "checkToken",
+                 "For engine nodes: the team and role of a tenant's API token", access::node, role::none, true,
+                 check_token});
 }
 
 }  // namespace flowstate::manager

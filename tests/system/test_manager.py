@@ -130,11 +130,11 @@ def invited_by_operator(manager, operator, email, team):
     return sign_up(manager, email, team=team)
 
 
-def setup_world():
+def setup_world(extra=()):
     """An operator; ada owns acme with carol (admin), dave (developer),
     erin (viewer) and frank (viewer); bob owns globex."""
     pg = Postgres()
-    m = Manager(pg, ["--operator-email", "op@example.com"]).start()
+    m = Manager(pg, ["--operator-email", "op@example.com"] + list(extra)).start()
     operator = sign_up(m, "op@example.com", team="ops")
     st, me, _, _ = operator.call("GET", "/api/v1/me")
     check(st == 200 and me["operator"] is True, f"the first operator: {st} {me}")
@@ -232,19 +232,22 @@ def test_every_route_answers_each_kind_of_caller_as_its_rule_says_and_no_team_se
                 lambda c: ("DELETE", f"/api/v1/teams/acme/members/{frank_back()}", None),
                 expect(401, 404, 403, 403, 204, 204)),
             "GET /api/v1/teams/{team}/tokens": (lambda c: ("GET", "/api/v1/teams/acme/tokens", None),
-                                                expect(401, 404, 403, 200, 200, 200)),
+                                                expect(401, 404, 200, 200, 200, 200)),
             "POST /api/v1/teams/{team}/tokens": (
                 lambda c: ("POST", "/api/v1/teams/acme/tokens", {"name": fresh("t"), "role": "viewer"}),
-                expect(401, 404, 403, 201, 201, 201)),
-            # The owner's token: a developer may revoke only their own (404), an admin any.
+                expect(401, 404, 201, 201, 201, 201)),
+            # The owner's token: a viewer or developer may revoke only their own (404), an admin any.
             "DELETE /api/v1/teams/{team}/tokens/{id}": (
                 lambda c: ("DELETE", f"/api/v1/teams/acme/tokens/{new_owner_token()}", None),
-                expect(401, 404, 403, 404, 204, 204)),
+                expect(401, 404, 404, 404, 204, 204)),
             "GET /api/v1/teams/{team}/projects": (lambda c: ("GET", "/api/v1/teams/acme/projects", None),
                                                   expect(401, 404, 200, 200, 200, 200)),
             "POST /api/v1/teams/{team}/projects": (
                 lambda c: ("POST", "/api/v1/teams/acme/projects", {"name": fresh("p")}),
                 expect(401, 404, 403, 403, 201, 201)),
+            "POST /api/v1/internal/tokens/check": (
+                lambda c: ("POST", "/api/v1/internal/tokens/check", {"token": c.token or "fs_tok_nope"}),
+                expect(*[403] * 6)),
             "DELETE /api/v1/teams/{team}/projects/{project}": (
                 lambda c: ("DELETE", f"/api/v1/teams/acme/projects/{new_project()}", None),
                 expect(401, 404, 403, 403, 204, 204)),

@@ -32,7 +32,8 @@ struct serve_options {
   std::vector<std::string> projects;
   std::string worker;
   std::string edit_author = "flowstate <flowstate@localhost>";
-  std::string plan;  // the operator's plan file
+  std::string plan;                                 // the operator's plan file
+  std::string control_plane, control_plane_secret;  // hosted mode (docs/hosted.md)
   unsigned shards = 4;
   // Measured on 2 cores (benchmarks/): the worker processes and the I/O
   // threads need the cores; shards do little work between them, so one CAF
@@ -262,6 +263,14 @@ int serve(const serve_options& o) {
     admin_opts.edit_author_name = name;
     admin_opts.edit_author_email = a.substr(lt + 1, gt - lt - 1);
   }
+  if (!o.control_plane.empty() && o.control_plane_secret.empty()) {
+    std::fprintf(stderr,
+                 "--control-plane needs the node secret it shares with the control plane "
+                 "(FLOWSTATE_NODE_SECRET, or --control-plane-secret)\n");
+    return 2;
+  }
+  admin_opts.control_plane = o.control_plane;
+  admin_opts.control_plane_secret = o.control_plane_secret;
   admin::admin_api api(eng, token, admin_opts);  // stopped before the engine goes (declared after it)
   auto admin = http::server::start(listeners->second, api.handler());
   if (!admin) {
@@ -325,6 +334,12 @@ void register_serve_command(CLI::App& app) {
   cmd->add_option("--edit-author", o->edit_author,
                   "\"Name <email>\": the author of revisions committed from edits (the admin API's /edits, the UI)")
       ->capture_default_str();
+  cmd->add_option("--control-plane", o->control_plane,
+                  "Hosted mode: host:port of `flowstate manager`; tenants' API tokens reach their team's projects "
+                  "(named TEAM.PROJECT) here, checked there (docs/hosted.md)");
+  cmd->add_option("--control-plane-secret", o->control_plane_secret,
+                  "The secret nodes share with the control plane (or FLOWSTATE_NODE_SECRET)")
+      ->envname("FLOWSTATE_NODE_SECRET");
   cmd->add_option("--plan", o->plan,
                   "The operator's plan (YAML): limits every project runs within, and per project name; "
                   "see docs/security.md");

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "admin_routes.hpp"
+#include "control_plane.hpp"
 #include "flowstate/actors/engine.hpp"
 #include "flowstate/drivers/http_routes.hpp"
 #include "proposal_routes.hpp"
@@ -63,7 +64,9 @@ struct admin_api::impl {
             engine.peer_address().empty() ? std::chrono::milliseconds(0) : std::chrono::milliseconds(500)),
         watch(engine.watch_trace([f = &followers] { f->notify(); })),
         services{engine, followers, o.edit_author_name, o.edit_author_email, &checks},
-        table(route_patterns()) {}
+        table(route_patterns()) {
+    if (!o.control_plane.empty()) hosted = std::make_unique<control_plane>(o.control_plane, o.control_plane_secret);
+  }
 
   // 405 with Allow when the path has routes for other methods, else 404.
   http::response not_routed(const std::string& method, std::string_view path) const {
@@ -81,8 +84,12 @@ struct admin_api::impl {
     auto m = table.match(req.method, path);
     const admin_route* route =
         m ? &admin_routes()[static_cast<std::size_t>(m->matched - table.routes().data())] : nullptr;
+    const auto authorization = req.header("authorization");
+    const bool node_admin = token.matches(authorization);
+    if (route && route->needs_token && !node_admin && hosted && authorization.rfind("Bearer ", 0) == 0)
+      return as_tenant(std::move(req), *route, std::move(m->params), std::string(authorization.substr(7)), reply);
     // Without the token, an unknown path gets 401 too: no listing of routes.
-    if ((!route || route->needs_token) && !token.matches(req.header("authorization")))
+    if ((!route || route->needs_token) && !node_admin)
       return reply->send(http::problem(
           401, "unauthorized",
           "send the node's admin token as `Authorization: Bearer TOKEN` (the CLI reads it from DATA_DIR/admin.token)"));
@@ -100,8 +107,39 @@ struct admin_api::impl {
       reply->send(unavailable("admin API busy", "the admin API's queue of blocking requests is full; retry later"));
   }
 
+  // A tenant's token (hosted mode): checked with the control plane on a
+  // pool thread (a blocking call), then the route's hosted rule.
+  void as_tenant(http::request&& req, const admin_route& route, std::vector<std::pair<std::string, std::string>> params,
+                 std::string bearer, const http::responder_ptr& reply) {
+    auto shared = std::make_shared<http::request>(std::move(req));
+    bool queued = pool.try_post([this, &route, shared, params = std::move(params), bearer, reply]() mutable {
+      auto t = hosted->check(bearer);
+      if (!t) return reply->send(unavailable("control plane unavailable", t.error()));
+      if (!*t) return reply->send(http::problem(401, "unauthorized", "this token is unknown or revoked"));
+      admin_call call{*shared, std::move(params), http::split_target(shared->target).second};
+      call.tenant_team = (*t)->team;
+      const auto rule = rule_for(route);
+      if (rule.what == hosted_rule::kind::node_admin)
+        return reply->send(http::problem(403, "forbidden", "this needs the node's admin token, not a tenant's"));
+      if (rule.what == hosted_rule::kind::project) {
+        const auto project = rule.project_in_query ? call.query_param("project") : call.param("project");
+        if (project.empty())
+          return reply->send(http::problem(400, "bad request", "name the project: ?project=TEAM.NAME"));
+        if (project.rfind((*t)->team + ".", 0) != 0)
+          return reply->send(http::problem(404, "not found", "no project named \"" + project + "\""));
+        if ((*t)->role < rule.min_role)
+          return reply->send(
+              http::problem(403, "forbidden", "this needs the role developer or above in team \"" + (*t)->team + "\""));
+      }
+      route.handle(services, call, reply);
+    });
+    if (!queued)
+      reply->send(unavailable("admin API busy", "the admin API's queue of blocking requests is full; retry later"));
+  }
+
   engine& e;
   token_check token;
+  std::unique_ptr<control_plane> hosted;  // hosted mode only
   work_pool pool;
   trace_followers followers;
   std::shared_ptr<void> watch;  // the engine's notifications of new trace events

@@ -136,9 +136,10 @@ void get_openapi(admin_services&, const admin_call&, const http::responder_ptr& 
   reply->send(json(200, openapi_json()));
 }
 
-void get_projects(admin_services& s, const admin_call&, const http::responder_ptr& reply) {
+void get_projects(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
   std::string out = "[";
   for (auto& p : s.e.projects()) {
+    if (!call.tenant_team.empty() && p.name.rfind(call.tenant_team + ".", 0) != 0) continue;  // another tenant's
     if (out.size() > 1) out += ",";
     out += "{\"name\":";
     http::append_json_string(out, p.name);

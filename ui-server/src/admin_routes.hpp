@@ -48,6 +48,7 @@ struct admin_call {
   const http::request& req;
   std::vector<std::pair<std::string, std::string>> params;  // path parameters, decoded
   std::string_view query;
+  std::string tenant_team;  // a tenant's token (hosted mode): its team; "" for the node's admin token
 
   std::string param(std::string_view name) const;
   // A query parameter, decoded; "" when absent.

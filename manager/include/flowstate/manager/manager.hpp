@@ -18,6 +18,7 @@ struct options {
   std::string operator_email;  // invited as the first operator when there is none
   unsigned threads = 4;        // listener threads, each with a database connection
   std::string address_file;    // the bound address is written here once listening
+  std::string node_secret;     // engine nodes present it (X-Node-Secret) to check tenants' API tokens
   int session_hours = 24 * 14;
   int invitation_hours = 24 * 7;
   int sign_in_failures = 5;    // failed sign-ins of one email within sign_in_window_s...

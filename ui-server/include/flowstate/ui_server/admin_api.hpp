@@ -22,6 +22,10 @@ struct admin_options {
   // The author of commits made from edits (POST .../edits) until accounts exist.
   std::string edit_author_name = "flowstate";
   std::string edit_author_email = "flowstate@localhost";
+  // Hosted mode (docs/hosted.md): the control plane's host:port and the
+  // secret nodes share with it; tenants' API tokens are then checked there.
+  std::string control_plane;
+  std::string control_plane_secret;
 };
 
 // Owns the admin API's threads: a bounded pool for blocking requests and one

@@ -1,0 +1,147 @@
+"""A node in hosted mode (`serve --control-plane`, docs/hosted.md): tenants'
+API tokens, made in the control plane (a real `flowstate manager` on a real
+PostgreSQL), reach their own team's projects on the node (named
+TEAM.PROJECT) with their role, never another team's, never the node-wide
+routes; a revoked token stops within a second. The matrix: every admin
+route of the node × {anonymous, another team's owner, viewer, developer,
+admin, owner, the node's admin token}."""
+import json
+import os
+
+from harness import Node, check, counter_project, run, tmpdir, wait_for
+from test_manager import setup_world
+
+SECRET = "node-secret-0123456789abcdef"
+GATE_404 = 'no project named \\"acme.shop\\"'
+
+
+def token_of(client, name="node", role=None):
+    st, body, _, _ = client.call("POST", "/api/v1/teams/" + ("globex" if client.email.startswith("bob") else "acme")
+                                 + "/tokens", {"name": name, **({"role": role} if role else {})})
+    check(st == 201, f"a token for {client.email}: {st} {body}")
+    return body
+
+
+def call(node, method, path, token=None, body=None):
+    conn = node.admin_connection()
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+    r = conn.getresponse()
+    text = r.read(65536).decode(errors="replace")
+    conn.close()
+    return r.status, text
+
+
+def test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothing_node_wide():
+    """every admin route × {anonymous, another team's owner, viewer, developer, admin, owner, node admin}: public routes answer all, node-wide routes only the node's token, a project's routes its team's tokens by role (reads: viewer, changes: developer) and another team gets 404; GET /api/v1/projects lists the caller's projects only; a revoked token stops within a second"""
+    pg, m, operator, callers, _ = setup_world(["--node-secret", SECRET])
+    node = None
+    try:
+        tokens = {who: token_of(c)["token"] for who, c in callers.items() if who != "anonymous"}
+        root = tmpdir()
+        shop = counter_project(os.path.join(root, "acme.shop"))
+        store = counter_project(os.path.join(root, "globex.store"),
+                                extra={"drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: /store/{key}\n"})
+        node = Node([shop, store], extra_args=["--control-plane", m.addr],
+                    env={"FLOWSTATE_NODE_SECRET": SECRET}).start()
+        tokens["node admin"] = node.token
+        st, projects = node.admin_get("/api/v1/projects")
+        revision = [p["revision"] for p in projects if p["name"] == "acme.shop"][0]
+
+        P = "/api/v1/projects/acme.shop"
+        public, node_wide, read, change = "public", "node", "read", "change"
+        rules = {
+            "GET /": ("GET", "/", None, public),
+            "GET /ui.js": ("GET", "/ui.js", None, public),
+            "GET /healthz": ("GET", "/healthz", None, public),
+            "GET /readyz": ("GET", "/readyz", None, public),
+            "GET /metrics": ("GET", "/metrics", None, node_wide),
+            "GET /api/v1/openapi.json": ("GET", "/api/v1/openapi.json", None, "tenant"),
+            "GET /api/v1/projects": ("GET", "/api/v1/projects", None, "tenant"),
+            "GET /api/v1/driver-kinds": ("GET", "/api/v1/driver-kinds", None, "tenant"),
+            "POST /api/v1/projects/{project}/deploy": ("POST", P + "/deploy", {"revision": revision,
+                                                                               "expected": revision}, change),
+            "POST /api/v1/projects/{project}/edits": ("POST", P + "/edits", {
+                "base": revision, "files": {"functions/extra.js": "export default () => ({})\n"}}, change),
+            "GET /api/v1/projects/{project}/revisions": ("GET", P + "/revisions", None, read),
+            "GET /api/v1/projects/{project}/proposals": ("GET", P + "/proposals", None, read),
+            "POST /api/v1/projects/{project}/proposals": ("POST", P + "/proposals", {
+                "name": "p1", "base": revision, "files": {"functions/extra.js": "export default () => ({})\n"},
+                "message": "a proposal"}, change),
+            "GET /api/v1/projects/{project}/proposals/{name}/diff": ("GET", P + "/proposals/none/diff", None, read),
+            "POST /api/v1/projects/{project}/proposals/{name}/test": ("POST", P + "/proposals/none/test", None, change),
+            "POST /api/v1/projects/{project}/proposals/{name}/merge": ("POST", P + "/proposals/none/merge",
+                                                                       {"expected": revision}, change),
+            "DELETE /api/v1/projects/{project}/proposals/{name}": ("DELETE", P + "/proposals/none", None, change),
+            "GET /api/v1/projects/{project}/files": ("GET", P + "/files", None, read),
+            "GET /api/v1/projects/{project}/revisions/{revision}/diff": ("GET", P + f"/revisions/{revision}/diff",
+                                                                         None, read),
+            "POST /api/v1/projects/{project}/rollback": ("POST", P + "/rollback", {"to": revision,
+                                                                                   "expected": "0" * 40}, change),
+            "GET /api/v1/projects/{project}/flows": ("GET", P + "/flows", None, read),
+            "GET /api/v1/projects/{project}/flows/{flow}/blocks/{block}/state/{key}": (
+                "GET", P + "/flows/counter/blocks/counter/state/k1", None, read),
+            "GET /api/v1/errors": ("GET", "/api/v1/errors?project=acme.shop", None, read),
+            "GET /api/v1/errors/{id}": ("GET", "/api/v1/errors/1-1?project=acme.shop", None, read),
+            "DELETE /api/v1/errors/{id}": ("DELETE", "/api/v1/errors/1-1?project=acme.shop", None, change),
+            "POST /api/v1/errors/{id}/replay": ("POST", "/api/v1/errors/1-1/replay?project=acme.shop", None, change),
+            "GET /api/v1/cluster/graph": ("GET", "/api/v1/cluster/graph", None, node_wide),
+            "GET /api/v1/cluster": ("GET", "/api/v1/cluster", None, node_wide),
+            "GET /api/v1/schemas": ("GET", "/api/v1/schemas", None, node_wide),
+            "POST /api/v1/schemas": ("POST", "/api/v1/schemas", {"url": "https://x.example/s.json",
+                                                                 "schema": {"type": "object"}}, node_wide),
+            "GET /api/v1/trace": ("GET", "/api/v1/trace?project=acme.shop&limit=1", None, read),
+        }
+        st, spec = node.admin_get("/api/v1/openapi.json")
+        routes = sorted(f"{method.upper()} {path}" for path, ops in spec["paths"].items() for method in ops
+                        if method in ("get", "post", "put", "delete", "patch"))
+        check(sorted(rules) == routes, f"a rule for every admin route: without one {sorted(set(routes) - set(rules))};"
+                                       f" stale {sorted(set(rules) - set(routes))}")
+        who_all = ["anonymous", "another team's owner", "viewer", "developer", "admin", "owner", "node admin"]
+        wrong = []
+        for route, (method, path, body, kind) in rules.items():
+            for who in who_all:
+                st, text = call(node, method, path, tokens.get(who), body)
+                gate = st == 404 and GATE_404 in text
+                if kind == public:
+                    ok = st not in (401, 403)
+                elif who == "anonymous":
+                    ok = st == 401
+                elif who == "node admin":
+                    ok = st not in (401, 403) and not gate
+                elif kind == node_wide:
+                    ok = st == 403
+                elif kind == "tenant":
+                    ok = st == 200
+                elif who == "another team's owner":
+                    ok = gate
+                elif kind == change and who == "viewer":
+                    ok = st == 403
+                else:
+                    ok = st not in (401, 403) and not gate
+                if not ok:
+                    wrong.append(f"{route} as {who}: {st} {text[:160]}")
+        check(not wrong, "statuses:\n" + "\n".join(wrong))
+
+        st, text = call(node, "GET", "/api/v1/projects", tokens["another team's owner"])
+        check([p["name"] for p in json.loads(text)] == ["globex.store"], f"bob lists his project only: {text[:300]}")
+        st, text = call(node, "GET", "/api/v1/projects/globex.store/flows", tokens["another team's owner"])
+        check(st == 200, f"bob reads his own project: {st} {text[:200]}")
+
+        dave = callers["developer"]
+        made = token_of(dave, "short-lived")
+        check(call(node, "GET", P + "/flows", made["token"])[0] == 200, "dave's new token reads acme.shop")
+        st, _, _, _ = dave.call("DELETE", f"/api/v1/teams/acme/tokens/{made['id']}")
+        check(st == 204, f"revoked: {st}")
+        # The node keeps a token's answer for one second.
+        wait_for("the revoked token refused", lambda: call(node, "GET", P + "/flows", made["token"])[0] == 401)
+    finally:
+        if node:
+            node.stop()
+        m.stop()
+
+
+if __name__ == "__main__":
+    run([test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothing_node_wide])
