@@ -55,6 +55,7 @@ def test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothi
         rules = {
             "GET /": ("GET", "/", None, public),
             "GET /ui.js": ("GET", "/ui.js", None, public),
+            "GET /editor.js": ("GET", "/editor.js", None, public),
             "GET /healthz": ("GET", "/healthz", None, public),
             "GET /readyz": ("GET", "/readyz", None, public),
             "GET /metrics": ("GET", "/metrics", None, node_wide),

@@ -102,6 +102,10 @@ void get_ui_script(admin_services&, const admin_call&, const http::responder_ptr
   send_asset(reply, "text/javascript; charset=utf-8", ui_script_js());
 }
 
+void get_ui_editor(admin_services&, const admin_call&, const http::responder_ptr& reply) {
+  send_asset(reply, "text/javascript; charset=utf-8", ui_editor_js());
+}
+
 void get_healthz(admin_services&, const admin_call&, const http::responder_ptr& reply) {
   reply->send(json(200, R"({"status":"ok"})"));
 }
@@ -657,6 +661,17 @@ const std::vector<admin_route>& admin_routes() {
        "",
        {{200, "the script", "text/javascript", R"({"type":"string"})"}},
        get_ui_script},
+      {"GET",
+       "/editor.js",
+       "getUiEditor",
+       "The web UI's editor",
+       "CodeMirror with its languages, bundled apart: the page loads it when a file is first opened.",
+       false,
+       runs_on::listener,
+       {},
+       "",
+       {{200, "the script", "text/javascript", R"({"type":"string"})"}},
+       get_ui_editor},
       {"GET",
        "/healthz",
        "getHealth",

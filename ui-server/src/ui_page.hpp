@@ -5,5 +5,6 @@ namespace flowstate::admin {
 
 const char* ui_page_html();
 const char* ui_script_js();
+const char* ui_editor_js();  // the editor's bundle, loaded on first use
 
 }  // namespace flowstate::admin

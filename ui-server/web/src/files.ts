@@ -3,15 +3,9 @@
 // the revision they were made on without committing anything, "Apply"
 // commits them with a message on top of that revision and deploys. A
 // concurrent deploy is a conflict (409): the edits stay here, never lost.
-import { javascript } from "@codemirror/lang-javascript";
-import { json as jsonLang } from "@codemirror/lang-json";
-import { python } from "@codemirror/lang-python";
-import { yaml } from "@codemirror/lang-yaml";
-import { type Diagnostic, setDiagnostics } from "@codemirror/lint";
-import { EditorState, type Extension } from "@codemirror/state";
-import { EditorView, basicSetup } from "codemirror";
 import { ApiError, projectPath, send } from "./api";
 import { completionFor } from "./complete";
+import { type EditorHandle, loadEditor } from "./editor_loader";
 import { $, button, el, notice, problem, shortRev } from "./dom";
 import { app, loadFlows, usesOfType } from "./state";
 
@@ -19,18 +13,9 @@ import { app, loadFlows, usesOfType } from "./state";
 const edits = new Map<string, string | null>();
 let base = ""; // the revision the edits apply to
 let current = ""; // the file in the editor
-let view: EditorView | null = null;
+let view: EditorHandle | null = null;
+let shown = 0; // which showFile() call the editor being created belongs to
 let problems: { path: string; line: number; text: string }[] = [];
-
-function language(path: string): Extension {
-  const complete = completionFor(path);
-  const extra = complete ? EditorState.languageData.of(() => [{ autocomplete: complete }]) : [];
-  if (/\.(m?js|ts)$/.test(path)) return javascript();
-  if (path.endsWith(".py")) return python();
-  if (/\.ya?ml$/.test(path)) return [yaml(), extra];
-  if (path.endsWith(".json")) return [jsonLang(), extra];
-  return [];
-}
 
 function textOf(path: string): string | null {
   if (edits.has(path)) return edits.get(path) ?? null;
@@ -68,13 +53,8 @@ function drawList(): void {
   ($("check") as HTMLButtonElement).disabled = !pending;
 }
 
-function diagnosticsFor(path: string, state: EditorState): Diagnostic[] {
-  return problems
-    .filter((p) => p.path === path)
-    .map((p) => {
-      const line = state.doc.line(Math.min(Math.max(p.line, 1), state.doc.lines));
-      return { from: line.from, to: line.to, severity: "error", message: p.text };
-    });
+function problemsIn(path: string): { line: number; text: string }[] {
+  return problems.filter((p) => p.path === path);
 }
 
 function showProblems(): void {
@@ -89,7 +69,7 @@ function showProblems(): void {
       return el("div", {}, a);
     }),
   );
-  if (view) view.dispatch(setDiagnostics(view.state, diagnosticsFor(current, view.state)));
+  view?.setProblems(problemsIn(current));
 }
 
 // "functions/x.js:3: message" (one or more, separated by "; " or new lines)
@@ -110,6 +90,7 @@ export function openFile(path: string): void {
 
 export function showFile(path: string): void {
   current = path;
+  shown++;
   const text = textOf(path);
   const host = $("editor");
   view?.destroy();
@@ -125,27 +106,28 @@ export function showFile(path: string): void {
     host.append(el("p", {}, edits.get(path) === null ? "Deleted in these edits." : "Not a text file."));
     return drawList();
   }
-  view = new EditorView({
-    parent: host,
-    state: EditorState.create({
-      doc: text,
-      extensions: [
-        basicSetup,
-        language(path),
-        EditorView.updateListener.of((u) => {
-          if (!u.docChanged) return;
+  const mine = ++shown;
+  drawList();
+  void loadEditor().then(
+    (editor) => {
+      if (mine !== shown) return; // another file was opened meanwhile
+      view = editor.createEditor(
+        host,
+        path,
+        text,
+        (now) => {
           if (!edits.size) base = app.revision;
-          const now = u.state.doc.toString();
           const original = app.files.find((f) => f.path === path)?.text;
           if (now === original) edits.delete(path);
           else edits.set(path, now);
           drawList();
-        }),
-      ],
-    }),
-  });
-  view.dispatch(setDiagnostics(view.state, diagnosticsFor(path, view.state)));
-  drawList();
+        },
+        completionFor(path),
+      );
+      view.setProblems(problemsIn(path));
+    },
+    (e: Error) => problem(e.message),
+  );
 }
 
 function body(apply: boolean, message = ""): unknown {
