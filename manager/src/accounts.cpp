@@ -9,16 +9,7 @@
 namespace flowstate::manager {
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
-  return s;
-}
-
-bool plausible_email(const std::string& e) {
-  auto at = e.find('@');
-  return at != std::string::npos && at > 0 && at + 1 < e.size() && e.find('@', at + 1) == std::string::npos &&
-         e.size() <= 254 && e.find_first_of(" \r\n<>,;") == std::string::npos;
-}
+std::string lower(std::string s) { return lower_email(std::move(s)); }
 
 http::response db_failed(const std::string& why) { return problem(503, "database unavailable", why); }
 
@@ -106,6 +97,14 @@ http::response sign_up(call& c) {
       return fail("refused");
     }
     const bool for_team = !inv->at(0, 2).empty();
+    if (for_team) {
+      auto still = inviter_may_invite(t, inv->at(0, 0));
+      if (!still) return fail(still.error());
+      if (!*still) {
+        refused = problem(403, "forbidden", "whoever sent this invitation may no longer invite to this team");
+        return fail("refused");
+      }
+    }
     if (!for_team && team.empty()) {
       refused = problem(422, "invalid", "team: name the team your projects will belong to (a-z, 0-9, -)");
       return fail("refused");
@@ -145,8 +144,20 @@ http::response sign_up(call& c) {
   return signed_in(c, account, 201);
 }
 
+http::response sign_in_locked(call& c, const std::string& email, const std::string& password);
+
 http::response sign_in(call& c) {
   const auto email = lower(c.field("email")), password = c.field("password");
+  // Attempts for one address run one at a time (across managers too), so
+  // parallel guesses cannot all pass the count before any failure is kept.
+  if (auto b = c.db.exec("BEGIN"); !b) return db_failed(b.error());
+  auto out = sign_in_locked(c, email, password);
+  (void)c.db.exec(out.status == 503 ? "ROLLBACK" : "COMMIT");
+  return out;
+}
+
+http::response sign_in_locked(call& c, const std::string& email, const std::string& password) {
+  if (auto l = c.db.exec("SELECT pg_advisory_xact_lock(hashtext($1))", {email}); !l) return db_failed(l.error());
   auto recent = c.db.exec(
       "SELECT count(*), ceil(extract(epoch FROM min(at) + make_interval(secs => $2::int) - now())) FROM "
       "sign_in_failures WHERE email = $1 AND at > now() - make_interval(secs => $2::int)",
@@ -175,10 +186,8 @@ http::response sign_in(call& c) {
 }
 
 http::response sign_out(call& c) {
-  auto cookie = std::string(c.req.header("cookie"));
-  auto at = cookie.find("fs_session=");
-  std::string token = at == std::string::npos ? "" : cookie.substr(at + 11, cookie.find(';', at) - at - 11);
-  auto r = c.db.exec("DELETE FROM sessions WHERE token_hash = $1", {secret_hash(token)});
+  auto r = c.db.exec("DELETE FROM sessions WHERE token_hash = $1",
+                     {secret_hash(cookie_value(c.req.header("cookie"), "fs_session"))});
   if (!r) return db_failed(r.error());
   auto out = json(204, "");
   out.headers.emplace_back("Set-Cookie", session_cookie("", 0));
@@ -209,6 +218,26 @@ http::response me(call& c) {
 }
 
 }  // namespace
+
+std::string lower_email(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
+  return s;
+}
+
+bool plausible_email(const std::string& e) {
+  auto at = e.find('@');
+  return at != std::string::npos && at > 0 && at + 1 < e.size() && e.find('@', at + 1) == std::string::npos &&
+         e.size() <= 254 && e.find_first_of(" \t\r\n<>,;:\"") == std::string::npos;
+}
+
+result<bool> inviter_may_invite(connection& db, const std::string& id) {
+  auto r = db.exec(
+      "SELECT EXISTS (SELECT 1 FROM invitations i JOIN memberships m ON m.team_id = i.team_id AND m.account_id = "
+      "i.invited_by WHERE i.id = $1::bigint AND (m.role = 'owner' OR (m.role = 'admin' AND i.role <> 'owner')))",
+      {id});
+  if (!r) return fail(r.error());
+  return r->at(0, 0) == "t";
+}
 
 result<std::string> make_invitation(connection& db, const options& o, const std::string& email, int64_t team, role r,
                                     bool as_operator, int64_t invited_by) {

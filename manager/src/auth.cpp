@@ -57,8 +57,6 @@ bool password_matches(const std::string& hash, std::string_view password) {
   return crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) == 0;
 }
 
-namespace {
-
 std::string cookie_value(std::string_view header, std::string_view name) {
   std::size_t at = 0;
   while (at < header.size()) {
@@ -72,8 +70,6 @@ std::string cookie_value(std::string_view header, std::string_view name) {
   }
   return {};
 }
-
-}  // namespace
 
 result<principal> identify(connection& db, const http::request& req) {
   principal who;

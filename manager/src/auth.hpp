@@ -48,6 +48,9 @@ result<principal> identify(connection& db, const http::request& req);
 // role and its creator's current one; none outside its team).
 result<role> role_in(connection& db, const principal& who, int64_t team);
 
+// The value of cookie `name` in a Cookie header; "" when absent.
+std::string cookie_value(std::string_view header, std::string_view name);
+
 // The session cookie's Set-Cookie header value; an empty token clears it.
 std::string session_cookie(const std::string& token, int max_age_s);
 

@@ -8,6 +8,8 @@ namespace flowstate::manager {
 
 status mailer::send(const std::string& to, const std::string& subject, const std::string& text) {
   if (dir_.empty()) return fail("no mail transport: start the manager with --mail-dir DIR");
+  if ((to + subject).find_first_of("\r\n") != std::string::npos)
+    return fail("a line break in a mail's address or subject");  // no header of anyone's choosing
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
   const auto ms =

@@ -20,9 +20,9 @@ class connection;
 class mailer;
 
 enum class access {
-  anyone,        // no sign-in (public forms, sign-in itself)
-  signed_in,     // a session or an API token
-  session_only,  // a person in a browser (not an API token)
+  anyone,         // no sign-in (public forms, sign-in itself)
+  signed_in,      // a session or an API token
+  session_only,   // a person in a browser (not an API token)
   operator_only,  // an operator's session
   node            // an engine node (X-Node-Secret), checking a tenant's token
 };
@@ -77,6 +77,13 @@ void add_team_routes(std::vector<route>& out);
 // At start: when no operator exists, an invitation for `o.operator_email`
 // to sign up as the first operator, mailed (and its link returned).
 result<std::string> invite_first_operator(connection& db, services& s);
+// An email address as kept: lower case; plausible: one '@', no spaces or
+// line breaks, at most 254 characters.
+std::string lower_email(std::string s);
+bool plausible_email(const std::string& e);
+// Whether whoever sent team invitation `id` may still invite with its role
+// (an admin, or an owner for an owner's invitation).
+result<bool> inviter_may_invite(connection& db, const std::string& id);
 // A new invitation's link (mailed by the caller).
 result<std::string> make_invitation(connection& db, const options& o, const std::string& email, int64_t team, role r,
                                     bool as_operator, int64_t invited_by);

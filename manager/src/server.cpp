@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include <cstdio>
+#include <exception>
 #include <memory>
 
 #include "flowstate/drivers/http_routes.hpp"
@@ -141,6 +142,13 @@ class manager_server final : public server {
                         : problem(404, "not found", "no route " + std::string(path));
     auto conn = db_->take();
     if (!conn) return problem(503, "database unavailable", conn.error());
+    struct rollback_on_throw {
+      connection& c;
+      int uncaught = std::uncaught_exceptions();
+      ~rollback_on_throw() {
+        if (std::uncaught_exceptions() > uncaught) (void)c.exec("ROLLBACK");
+      }
+    } guard{**conn};
     services svc{o_, mail_};
     auto who = identify(**conn, req);
     if (!who) return problem(503, "database unavailable", who.error());

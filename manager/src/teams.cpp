@@ -51,12 +51,12 @@ http::response show_team(call& c) {
 }
 
 http::response invite_to_team(call& c) {
-  const auto email = c.field("email");
+  const auto email = lower_email(c.field("email"));
   auto r = parse_role(c.field("role"));
   if (!r) return problem(422, "invalid", "role: owner, admin, developer or viewer");
   if (*r == role::owner && c.team_role != role::owner)
     return problem(403, "forbidden", "only an owner may invite an owner");
-  if (email.find('@') == std::string::npos) return problem(422, "invalid", "email: expected an address");
+  if (!plausible_email(email)) return problem(422, "invalid", "email: expected an address like ada@example.com");
   auto link = make_invitation(c.db, c.s.o, email, c.team, *r, false, c.who.account);
   if (!link) return db_failed(link.error());
   if (auto sent = c.s.mail.send(email, "An invitation to the team " + c.param("team") + " on Flowstate",
@@ -75,6 +75,14 @@ http::response accept_invitation(call& c) {
         "$1 AND a.id = $2 AND i.used_at IS NULL AND i.expires_at > now() AND i.team_id IS NOT NULL FOR UPDATE OF i",
         {secret_hash(c.param("token")), std::to_string(c.who.account)});
     if (!inv) return fail(inv.error());
+    if (!inv->empty() && inv->at(0, 3) == "t") {
+      auto still = inviter_may_invite(t, inv->at(0, 0));
+      if (!still) return fail(still.error());
+      if (!*still) {
+        refused = problem(403, "forbidden", "whoever sent this invitation may no longer invite to this team");
+        return fail("refused");
+      }
+    }
     if (inv->empty() || inv->at(0, 3) != "t") {
       refused = problem(403, "forbidden", "this invitation is unknown, used, expired or for another address");
       return fail("refused");
@@ -95,9 +103,11 @@ http::response accept_invitation(call& c) {
 
 // The member's current role, or none.
 result<role> member_role(connection& db, int64_t team, const std::string& account) {
+  if (account.empty() || account.size() > 18 || account.find_first_not_of("0123456789") != std::string::npos)
+    return role::none;  // not an account id: no such member
   auto r = db.exec("SELECT role FROM memberships WHERE team_id = $1 AND account_id = $2::bigint",
                    {std::to_string(team), account});
-  if (!r) return role::none;  // not a number: no such member
+  if (!r) return fail(r.error());
   return r->empty() ? role::none : parse_role(r->at(0, 0)).value_or(role::none);
 }
 
@@ -107,45 +117,82 @@ result<int> owners(connection& db, int64_t team) {
   return std::stoi(r->at(0, 0));
 }
 
+// Locks the team's row for the rest of the transaction, so that role
+// changes and removals of one team run one at a time, and re-reads the
+// caller's role (it may have changed since the dispatcher looked).
+result<role> lock_team(connection& t, const call& c) {
+  if (auto l = t.exec("SELECT 1 FROM teams WHERE id = $1 FOR UPDATE", {std::to_string(c.team)}); !l)
+    return fail(l.error());
+  return role_in(t, c.who, c.team);
+}
+
+// Fails (with the 409 in `refused`) when the team has one owner left,
+// the one about to go.
+status keeps_an_owner(connection& t, int64_t team, http::response& refused) {
+  auto n = owners(t, team);
+  if (!n) return fail(n.error());
+  if (*n > 1) return status::success();
+  refused = problem(409, "conflict", "a team keeps at least one owner: make another owner first");
+  return fail("refused");
+}
+
 http::response set_role(call& c) {
-  auto target = member_role(c.db, c.team, c.param("account"));
-  if (!target) return db_failed(target.error());
-  if (*target == role::none) return problem(404, "not found", "no member " + c.param("account"));
   auto r = parse_role(c.field("role"));
   if (!r) return problem(422, "invalid", "role: owner, admin, developer or viewer");
-  if ((*r == role::owner || *target == role::owner) && c.team_role != role::owner)
-    return problem(403, "forbidden", "only an owner may make or unmake an owner");
-  if (*target == role::owner && *r != role::owner) {
-    auto n = owners(c.db, c.team);
-    if (!n) return db_failed(n.error());
-    if (*n <= 1) return problem(409, "conflict", "a team keeps at least one owner: make another owner first");
-  }
-  auto u = c.db.exec("UPDATE memberships SET role = $3 WHERE team_id = $1 AND account_id = $2::bigint",
-                     {std::to_string(c.team), c.param("account"), std::string(role_name(*r))});
-  if (!u) return db_failed(u.error());
+  http::response refused;
+  auto done = transaction(c.db, [&](connection& t) -> status {
+    auto mine = lock_team(t, c);
+    if (!mine) return fail(mine.error());
+    auto target = member_role(t, c.team, c.param("account"));
+    if (!target) return fail(target.error());
+    if (*mine < role::admin)
+      refused = problem(403, "forbidden", "this needs the role admin or above");
+    else if (*target == role::none)
+      refused = problem(404, "not found", "no member " + c.param("account"));
+    else if ((*r == role::owner || *target == role::owner) && *mine != role::owner)
+      refused = problem(403, "forbidden", "only an owner may make or unmake an owner");
+    if (refused.status != 200) return fail("refused");
+    if (*target == role::owner && *r != role::owner)
+      if (auto kept = keeps_an_owner(t, c.team, refused); !kept) return kept;
+    auto u = t.exec("UPDATE memberships SET role = $3 WHERE team_id = $1 AND account_id = $2::bigint",
+                    {std::to_string(c.team), c.param("account"), std::string(role_name(*r))});
+    if (!u) return fail(u.error());
+    return status::success();
+  });
+  if (!done) return refused.status != 200 ? refused : db_failed(done.error());
   return json(200, "{\"account\":" + jstr(c.param("account")) + ",\"role\":" + jstr(role_name(*r)) + "}");
 }
 
 http::response remove_member(call& c) {
   const bool self = c.param("account") == std::to_string(c.who.account);
-  if (!self && c.team_role < role::admin) return problem(403, "forbidden", "only an admin or owner removes others");
-  auto target = member_role(c.db, c.team, c.param("account"));
-  if (!target) return db_failed(target.error());
-  if (*target == role::none) return problem(404, "not found", "no member " + c.param("account"));
-  if (*target == role::owner) {
-    if (!self && c.team_role != role::owner) return problem(403, "forbidden", "only an owner removes an owner");
-    auto n = owners(c.db, c.team);
-    if (!n) return db_failed(n.error());
-    if (*n <= 1) return problem(409, "conflict", "a team keeps at least one owner: make another owner first");
-  }
-  auto d = c.db.exec("DELETE FROM memberships WHERE team_id = $1 AND account_id = $2::bigint",
-                     {std::to_string(c.team), c.param("account")});
-  if (!d) return db_failed(d.error());
-  // Their tokens for this team stop with their membership.
-  (void)c.db.exec(
-      "UPDATE api_tokens SET revoked_at = now() WHERE team_id = $1 AND account_id = $2::bigint AND "
-      "revoked_at IS NULL",
-      {std::to_string(c.team), c.param("account")});
+  http::response refused;
+  auto done = transaction(c.db, [&](connection& t) -> status {
+    auto mine = lock_team(t, c);
+    if (!mine) return fail(mine.error());
+    auto target = member_role(t, c.team, c.param("account"));
+    if (!target) return fail(target.error());
+    if (!self && *mine < role::admin)
+      refused = problem(403, "forbidden", "only an admin or owner removes others");
+    else if (*target == role::none)
+      refused = problem(404, "not found", "no member " + c.param("account"));
+    else if (*target == role::owner && !self && *mine != role::owner)
+      refused = problem(403, "forbidden", "only an owner removes an owner");
+    if (refused.status != 200) return fail("refused");
+    if (*target == role::owner)
+      if (auto kept = keeps_an_owner(t, c.team, refused); !kept) return kept;
+    auto d = t.exec("DELETE FROM memberships WHERE team_id = $1 AND account_id = $2::bigint",
+                    {std::to_string(c.team), c.param("account")});
+    if (!d) return fail(d.error());
+    // Their tokens for this team stop with their membership (and the invitations they sent are
+    // refused at acceptance: inviter_may_invite).
+    auto r = t.exec(
+        "UPDATE api_tokens SET revoked_at = now() WHERE team_id = $1 AND account_id = $2::bigint AND "
+        "revoked_at IS NULL",
+        {std::to_string(c.team), c.param("account")});
+    if (!r) return fail(r.error());
+    return status::success();
+  });
+  if (!done) return refused.status != 200 ? refused : db_failed(done.error());
   return json(204, "");
 }
 

@@ -7,9 +7,10 @@ route of the node × {anonymous, another team's owner, viewer, developer,
 admin, owner, the node's admin token}."""
 import json
 import os
+import subprocess
 
-from harness import Node, check, counter_project, run, tmpdir, wait_for
-from test_manager import setup_world
+from harness import BIN, Node, check, counter_project, run, tmpdir, wait_for
+from test_manager import PASSWORD, setup_world
 
 SECRET = "node-secret-0123456789abcdef"
 GATE_404 = 'no project named \\"acme.shop\\"'
@@ -35,7 +36,7 @@ def call(node, method, path, token=None, body=None):
 
 
 def test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothing_node_wide():
-    """every admin route × {anonymous, another team's owner, viewer, developer, admin, owner, node admin}: public routes answer all, node-wide routes only the node's token, a project's routes its team's tokens by role (reads: viewer, changes: developer) and another team gets 404; GET /api/v1/projects lists the caller's projects only; a revoked token stops within a second"""
+    """every admin route × {anonymous, another team's owner, viewer, developer, admin, owner, node admin}: public routes answer all, node-wide routes only the node's token, a project's routes its team's tokens by role (reads: viewer, changes: developer) and another team gets 404; GET /api/v1/projects lists the caller's projects only; `flowstate login` keeps a token the CLI uses for its team's projects only; a revoked token stops within a second"""
     pg, m, operator, callers, _ = setup_world(["--node-secret", SECRET])
     node = None
     try:
@@ -130,6 +131,26 @@ def test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothi
         check([p["name"] for p in json.loads(text)] == ["globex.store"], f"bob lists his project only: {text[:300]}")
         st, text = call(node, "GET", "/api/v1/projects/globex.store/flows", tokens["another team's owner"])
         check(st == 200, f"bob reads his own project: {st} {text[:200]}")
+
+        # The CLI: `flowstate login` keeps a token for the team; commands use it.
+        home = tmpdir()
+        env = {k: v for k, v in os.environ.items() if k != "FLOWSTATE_TOKEN"}
+        env["HOME"] = home
+        p = subprocess.run([BIN, "login", "--service", m.addr, "--email", "dave@example.com", "--team", "acme"],
+                           input=PASSWORD + "\n", capture_output=True, text=True, env=env, timeout=60)
+        check(p.returncode == 0 and "a developer token for team acme" in p.stdout, f"login: {p.stdout} {p.stderr}")
+        saved = os.path.join(home, ".config", "flowstate", "credentials")
+        check(oct(os.stat(saved).st_mode & 0o777) == "0o600", "the credentials file is private")
+        empty = tmpdir()  # no node's data directory: the saved token is used
+        for project, want_ok in (("acme.shop", True), ("globex.store", False)):
+            p = subprocess.run([BIN, "state", "get", "counter", "counter", "k1", "--json", "--project", project,
+                                "--admin", node.admin, "--data", empty], capture_output=True, text=True, env=env,
+                               timeout=60)
+            check((p.returncode == 0) == want_ok and (want_ok or "no project named" in p.stderr),
+                  f"state get in {project} with dave's saved token: {p.returncode} {p.stdout} {p.stderr}")
+        p = subprocess.run([BIN, "login", "--service", m.addr, "--email", "dave@example.com", "--team", "acme"],
+                           input="wrong password\n", capture_output=True, text=True, env=env, timeout=60)
+        check(p.returncode != 0 and "wrong email or password" in p.stderr, f"a wrong password: {p.stderr}")
 
         dave = callers["developer"]
         made = token_of(dave, "short-lived")

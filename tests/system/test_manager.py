@@ -283,7 +283,7 @@ def test_every_route_answers_each_kind_of_caller_as_its_rule_says_and_no_team_se
 
 
 def test_tokens_are_scoped_hashed_and_revoked_at_once_and_sessions_need_their_csrf_token():
-    """a developer's API token reads its team, not another, cannot act as a session, is stored only as a hash and stops at once when revoked; a session's change without its X-CSRF-Token is refused; passwords are argon2id hashes; repeated wrong passwords get 429 with Retry-After"""
+    """a developer's API token reads its team, not another, cannot act as a session, is stored only as a hash and stops at once when revoked; a session's change without its X-CSRF-Token is refused; passwords are argon2id hashes; an invitation whose sender lost the right to invite is refused, an address with a line break too; repeated wrong passwords get 429 with Retry-After"""
     pg, m, operator, callers, _ = setup_world()
     try:
         dave = callers["developer"]
@@ -313,6 +313,23 @@ def test_tokens_are_scoped_hashed_and_revoked_at_once_and_sessions_need_their_cs
         st, problem, _, _ = ada.call("POST", "/api/v1/teams/acme/projects", {"name": "no-csrf"}, csrf=False)
         check(st == 403 and "X-CSRF-Token" in problem["detail"], f"a change without the CSRF token: {st} {problem}")
         check(ada.call("GET", "/api/v1/teams/acme/projects")[1] == [], "nothing was made without it")
+
+        carol = callers["admin"]
+        st, body, _, _ = carol.call("POST", "/api/v1/teams/acme/invitations",
+                                    {"email": "x@example.com\r\nBcc: victim@example.org", "role": "viewer"})
+        check(st == 422, f"an address with a line break is refused: {st} {body}")
+        st, body, _, _ = carol.call("POST", "/api/v1/teams/acme/invitations", {"email": "gina@example.com",
+                                                                            "role": "viewer"})
+        check(st == 201, f"carol invites gina: {st} {body}")
+        st, team, _, _ = ada.call("GET", "/api/v1/teams/acme")
+        carol_id = [p["account"] for p in team["members"] if p["email"] == "carol@example.com"][0]
+        check(ada.call("PUT", f"/api/v1/teams/acme/members/{carol_id}", {"role": "developer"})[0] == 200,
+              "ada makes carol a developer")
+        st, body, _, _ = Client(m).call("POST", "/api/v1/accounts", {
+            "invitation": m.invitation_for("gina@example.com"), "email": "gina@example.com", "password": PASSWORD,
+            "name": "Gina"})
+        check(st == 403 and "may no longer invite" in body["detail"],
+              f"an invitation from someone who may no longer invite is refused: {st} {body}")
 
         anon = Client(m)
         for _ in range(5):

@@ -6,6 +6,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 
@@ -19,9 +20,20 @@ namespace bhttp = beast::http;
 
 result<admin_target> find_admin(const std::string& data_dir, const std::string& admin_flag) {
   admin_target t;
-  auto token = read_file(data_dir + "/admin.token");
-  if (!token) return fail("no admin token in " + data_dir + "/admin.token: is a node using --data " + data_dir + "?");
-  t.token = *token;
+  if (const char* env = std::getenv("FLOWSTATE_TOKEN"); env && *env) {
+    t.token = env;
+  } else if (auto token = read_file(data_dir + "/admin.token")) {
+    t.token = *token;
+  } else if (auto saved = read_file(credentials_path())) {
+    simdjson::dom::parser parser;
+    std::string_view value;
+    if (parser.parse(*saved)["token"].get(value))
+      return fail(credentials_path() + " holds no token: run `flowstate login` again");
+    t.token = std::string(value);
+  } else {
+    return fail("no admin token in " + data_dir + "/admin.token (is a node using --data " + data_dir +
+                "?), no FLOWSTATE_TOKEN, and no `flowstate login`");
+  }
   while (!t.token.empty() && (t.token.back() == '\n' || t.token.back() == '\r')) t.token.pop_back();
   if (!admin_flag.empty()) {
     t.address = admin_flag;
@@ -78,15 +90,23 @@ class admin_connection {
 
 }  // namespace
 
+std::string credentials_path() {
+  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg && *xdg) return std::string(xdg) + "/flowstate/credentials";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : ".") + "/.config/flowstate/credentials";
+}
+
 result<admin_reply> admin_request(const admin_target& t, const std::string& method, const std::string& target,
-                                  const std::string& body) {
+                                  const std::string& body,
+                                  const std::vector<std::pair<std::string, std::string>>& headers) {
   try {
     admin_connection connection(t);
     return connection.with_stream([&](auto& stream) {
       bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
       req.set(bhttp::field::host, t.address);
-      req.set(bhttp::field::authorization, "Bearer " + t.token);
+      if (!t.token.empty()) req.set(bhttp::field::authorization, "Bearer " + t.token);
       req.set(bhttp::field::content_type, "application/json");
+      for (auto& [name, value] : headers) req.set(name, value);
       req.body() = body;
       req.prepare_payload();
       bhttp::write(stream, req);
@@ -96,7 +116,8 @@ result<admin_reply> admin_request(const admin_target& t, const std::string& meth
       bhttp::read(stream, buffer, parser);
       beast::error_code ec;
       beast::get_lowest_layer(stream).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-      return result<admin_reply>(admin_reply{static_cast<int>(parser.get().result_int()), parser.get().body()});
+      return result<admin_reply>(admin_reply{static_cast<int>(parser.get().result_int()), parser.get().body(),
+                                             std::string(parser.get()[bhttp::field::set_cookie])});
     });
   } catch (const std::exception& e) {
     return fail("cannot reach the node's admin API at " + t.address + " (" + e.what() +

@@ -23,5 +23,6 @@ void register_secret_commands(CLI::App& app);
 void register_cluster_commands(CLI::App& app);
 void register_cluster_up_command(CLI::App& cluster);
 void register_manager_commands(CLI::App& app);
+void register_login_command(CLI::App& app);
 
 }  // namespace flowstate::cli

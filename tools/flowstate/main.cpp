@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   flowstate::cli::register_secret_commands(app);
   flowstate::cli::register_cluster_commands(app);
   flowstate::cli::register_manager_commands(app);
+  flowstate::cli::register_login_command(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }
