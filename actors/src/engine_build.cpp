@@ -183,7 +183,13 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
   rt->durability = rev->manifest_.durability;
   rt->trace = {rev->manifest_.trace_full_ms, rev->manifest_.trace_keep_ms, rev->manifest_.trace_quota_bytes};
   std::vector<std::string> problems;
-  auto limits = project_limits(plan_for(options_.plan, options_.plan_file, rt->name), rev->manifest_);
+  auto ceiling = plan_for(options_.plan, options_.plan_file, rt->name);
+  if (options_.hosted_plan) {
+    auto hosted = options_.hosted_plan(rt->name);
+    if (!hosted) return fail("the plan of project \"" + rt->name + "\" from the control plane: " + hosted.error());
+    ceiling = overlay(ceiling, *hosted);
+  }
+  auto limits = project_limits(ceiling, rev->manifest_);
   if (!limits) problems.push_back(limits.error());
   // The same workers while the limits stay; new ones when they change.
   auto pools = e.pools;

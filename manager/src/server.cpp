@@ -243,6 +243,7 @@ const std::vector<route>& routes() {
     std::vector<route> out;
     add_account_routes(out);
     add_team_routes(out);
+    add_plan_routes(out);
     return out;
   }();
   return all;

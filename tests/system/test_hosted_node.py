@@ -36,7 +36,7 @@ def call(node, method, path, token=None, body=None):
 
 
 def test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothing_node_wide():
-    """every admin route × {anonymous, another team's owner, viewer, developer, admin, owner, node admin}: public routes answer all, node-wide routes only the node's token, a project's routes its team's tokens by role (reads: viewer, changes: developer) and another team gets 404; GET /api/v1/projects lists the caller's projects only; `flowstate login` keeps a token the CLI uses for its team's projects only; a revoked token stops within a second"""
+    """every admin route × {anonymous, another team's owner, viewer, developer, admin, owner, node admin}: public routes answer all, node-wide routes only the node's token, a project's routes its team's tokens by role (reads: viewer, changes: developer) and another team gets 404; GET /api/v1/projects lists the caller's projects only; the team's plan is its projects' ceiling (free: 1 s per call refused at 5 s; pro: accepted); `flowstate login` keeps a token the CLI uses for its team's projects only; a revoked token stops within a second"""
     pg, m, operator, callers, _ = setup_world(["--node-secret", SECRET])
     node = None
     try:
@@ -131,6 +131,22 @@ def test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothi
         check([p["name"] for p in json.loads(text)] == ["globex.store"], f"bob lists his project only: {text[:300]}")
         st, text = call(node, "GET", "/api/v1/projects/globex.store/flows", tokens["another team's owner"])
         check(st == 200, f"bob reads his own project: {st} {text[:200]}")
+
+        # The team's plan is the project's ceiling: free allows 1 s per call; pro 10 s.
+        st, projects = node.admin_get("/api/v1/projects")
+        shop_now = [p for p in projects if p["name"] == "acme.shop"][0]
+        check(shop_now["limits"]["timeoutMs"] == 1000, f"acme.shop runs within the free plan: {shop_now['limits']}")
+        slower = {"base": shop_now["revision"], "apply": True, "message": "5 s per call",
+                  "files": {"flowstate.yaml": "name: acme.shop\ndurability: sync\ntimeout: 5s\n"}}
+        st, text = call(node, "POST", P + "/edits", tokens["developer"], slower)
+        check(st == 422 and "above this node's plan of 1s" in text, f"5 s is above the free plan: {st} {text[:300]}")
+        st, body, _, _ = operator.call("PUT", "/api/v1/operator/teams/acme/plan", {"plan": "pro"})
+        check(st == 200, f"the operator puts acme on pro: {st} {body}")
+        st, text = call(node, "POST", P + "/edits", tokens["developer"], slower)
+        check(st == 200, f"on pro, 5 s per call deploys: {st} {text[:300]}")
+        st, projects = node.admin_get("/api/v1/projects")
+        check([p["limits"]["timeoutMs"] for p in projects if p["name"] == "acme.shop"] == [5000],
+              f"acme.shop now has 5 s per call: {projects}")
 
         # The CLI: `flowstate login` keeps a token for the team; commands use it.
         home = tmpdir()

@@ -248,6 +248,14 @@ def test_every_route_answers_each_kind_of_caller_as_its_rule_says_and_no_team_se
             "POST /api/v1/internal/tokens/check": (
                 lambda c: ("POST", "/api/v1/internal/tokens/check", {"token": c.token or "fs_tok_nope"}),
                 expect(*[403] * 6)),
+            "GET /api/v1/plans": (lambda c: ("GET", "/api/v1/plans", None), expect(*[200] * 6)),
+            "GET /api/v1/teams/{team}/plan": (lambda c: ("GET", "/api/v1/teams/acme/plan", None),
+                                              expect(401, 404, 200, 200, 200, 200)),
+            "PUT /api/v1/operator/teams/{team}/plan": (
+                lambda c: ("PUT", "/api/v1/operator/teams/acme/plan", {"plan": "free"}),
+                expect(401, 403, 403, 403, 403, 403)),
+            "GET /api/v1/internal/projects/{project}/plan": (
+                lambda c: ("GET", "/api/v1/internal/projects/acme.shop/plan", None), expect(*[403] * 6)),
             "DELETE /api/v1/teams/{team}/projects/{project}": (
                 lambda c: ("DELETE", f"/api/v1/teams/acme/projects/{new_project()}", None),
                 expect(401, 404, 403, 403, 204, 204)),
@@ -356,7 +364,8 @@ def test_the_database_is_migrated_once_and_a_newer_database_is_refused():
     m.start()
     m.stop()
     rows = pg.sql("SELECT version, name FROM schema_migrations ORDER BY version")
-    check(rows == [["1", "0001_accounts_teams_tokens.sql"]], f"one migration, applied once: {rows}")
+    check(rows == [["1", "0001_accounts_teams_tokens.sql"], ["2", "0002_plans.sql"]],
+          f"each migration applied once: {rows}")
     pg.sql("INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, '9999_future.sql', 'x')")
     out = m.start(expect_fail=True)
     check(m.proc.returncode != 0 and "migration 9999 (9999_future.sql)" in out, f"refused: {out[-500:]}")

@@ -20,6 +20,7 @@
 #include "flowstate/drivers/http_server.hpp"
 #include "flowstate/runtime/secrets.hpp"
 #include "flowstate/ui_server/admin_api.hpp"
+#include "flowstate/ui_server/control_plane.hpp"
 #include "node_files.hpp"
 
 namespace flowstate::cli {
@@ -159,6 +160,17 @@ int serve(const serve_options& o) {
       return 1;
     }
     eo.plan_file = std::move(*plan);
+  }
+  if (!o.control_plane.empty() && o.control_plane_secret.empty()) {
+    std::fprintf(stderr,
+                 "--control-plane needs the node secret it shares with the control plane "
+                 "(FLOWSTATE_NODE_SECRET, or --control-plane-secret)\n");
+    return 2;
+  }
+  if (!o.control_plane.empty()) {
+    // Hosted mode: each project's ceiling is its team's plan (docs/hosted.md).
+    auto plans = std::make_shared<admin::control_plane>(o.control_plane, o.control_plane_secret);
+    eo.hosted_plan = [plans](const std::string& project) { return plans->plan_limits(project); };
   }
   int64_t ttl = parse_age_ms(o.idempotency_ttl);
   if (ttl <= 0) {

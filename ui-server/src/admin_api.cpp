@@ -3,7 +3,7 @@
 #include <stdexcept>
 
 #include "admin_routes.hpp"
-#include "control_plane.hpp"
+#include "flowstate/ui_server/control_plane.hpp"
 #include "flowstate/actors/engine.hpp"
 #include "flowstate/drivers/http_routes.hpp"
 #include "proposal_routes.hpp"

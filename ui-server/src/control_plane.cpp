@@ -1,7 +1,10 @@
-#include "control_plane.hpp"
+#include "flowstate/ui_server/control_plane.hpp"
 
 #include <simdjson.h>
 #include <sodium.h>
+
+#include <cctype>
+#include <cstdio>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -30,15 +33,15 @@ std::optional<tenant_role> parse_role(std::string_view t) {
   return std::nullopt;
 }
 
-// POST `body` to http://address/path with a deadline: (status, body).
-result<std::pair<unsigned, std::string>> post(const std::string& address, const std::string& path,
-                                              const std::string& secret, const std::string& body) {
+// `method` http://address/path (with `body`), a deadline: (status, body).
+result<std::pair<unsigned, std::string>> ask(bhttp::verb method, const std::string& address, const std::string& path,
+                                             const std::string& secret, const std::string& body) {
   auto colon = address.rfind(':');
   if (colon == std::string::npos) return fail("--control-plane: expected host:port, got \"" + address + "\"");
   boost::asio::io_context io;
   beast::tcp_stream stream(io);
   tcp::resolver resolver(io);
-  bhttp::request<bhttp::string_body> req{bhttp::verb::post, path, 11};
+  bhttp::request<bhttp::string_body> req{method, path, 11};
   req.set(bhttp::field::host, address);
   req.set(bhttp::field::content_type, "application/json");
   req.set("X-Node-Secret", secret);
@@ -98,7 +101,7 @@ result<std::optional<tenant>> control_plane::check(const std::string& token) {
   }
   std::string body = "{\"token\":";
   http::append_json_string(body, token);
-  auto answer = post(address_, "/api/v1/internal/tokens/check", secret_, body + "}");
+  auto answer = ask(bhttp::verb::post, address_, "/api/v1/internal/tokens/check", secret_, body + "}");
   if (!answer) return fail(answer.error());
   std::optional<tenant> t;
   if (answer->first == 200) {
@@ -114,6 +117,31 @@ result<std::optional<tenant>> control_plane::check(const std::string& token) {
   std::lock_guard lock(mutex_);
   cache_[key] = {t, now + remember};
   return t;
+}
+
+result<limit_settings> control_plane::plan_limits(const std::string& project) {
+  std::string path = "/api/v1/internal/projects/";
+  for (unsigned char ch : project)  // the name as one path segment
+    if (std::isalnum(ch) || ch == '.' || ch == '-' || ch == '_') {
+      path += char(ch);
+    } else {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "%%%02X", ch);
+      path += hex;
+    }
+  auto answer = ask(bhttp::verb::get, address_, path + "/plan", secret_, "");
+  if (!answer) return fail(answer.error());
+  if (answer->first != 200)
+    return fail("the control plane answered " + std::to_string(answer->first) + ": " + answer->second.substr(0, 300));
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  uint64_t timeout_ms = 0, memory = 0;
+  if (parser.parse(answer->second).get(doc) || doc["timeoutMs"].get(timeout_ms) || doc["memoryMiB"].get(memory))
+    return fail("the control plane's plan is not {timeoutMs, memoryMiB}: " + answer->second.substr(0, 200));
+  limit_settings s;
+  s.cpu_ms.value = static_cast<uint32_t>(timeout_ms);
+  s.memory_mb.value = static_cast<uint32_t>(memory);
+  return s;
 }
 
 }  // namespace flowstate::admin

@@ -42,6 +42,10 @@ struct engine_options {
   // the plan file's values (`flowstate serve --plan FILE`).
   sandbox::limits plan = default_plan();
   flowstate::plan_file plan_file;
+  // Hosted mode (docs/hosted.md): the plan of a project's team, from the
+  // control plane, overlaid on the above at each deploy (an error refuses
+  // the deploy). Unset: no control plane.
+  std::function<result<limit_settings>(const std::string& project)> hosted_plan;
   static sandbox::limits default_plan() {
     sandbox::limits l;
     l.cpu_ms_per_call = 30000;

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "flowstate/runtime/limit_settings.hpp"
 #include "flowstate/runtime/result.hpp"
 
 namespace flowstate::admin {
@@ -41,6 +42,9 @@ class control_plane {
   // The token's team and role; nullopt when the control plane does not know
   // it (or it is revoked); an error when the control plane cannot be asked.
   result<std::optional<tenant>> check(const std::string& token);
+  // The limits of the plan of a project's team (TEAM.PROJECT): timeout and
+  // memory per call, for the node's ceiling at deploy.
+  result<limit_settings> plan_limits(const std::string& project);
 
  private:
   std::string address_, secret_;
