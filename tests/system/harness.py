@@ -110,6 +110,32 @@ def counter_project(root, durability="sync", function=COUNTER_JS, extra=None):
     return make_project(root, files)
 
 
+def thread_report(pid):
+    """Each thread of a process (and of its children): its name, the kernel
+    function it sleeps in and its system call: where a stuck node waits."""
+    out = []
+    pids = [pid]
+    try:
+        for child in open(f"/proc/{pid}/task/{pid}/children").read().split():
+            pids.append(int(child))
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            tasks = sorted(os.listdir(f"/proc/{p}/task"), key=int)
+        except OSError:
+            continue
+        for t in tasks:
+            base = f"/proc/{p}/task/{t}"
+            def read(name):
+                try:
+                    return open(f"{base}/{name}").read().strip()
+                except OSError:
+                    return "?"
+            out.append(f"  {p}/{t} {read('comm')}: wchan {read('wchan')}, syscall {read('syscall').split(' ')[0]}")
+    return "\n".join(out)
+
+
 class Node:
     """One `flowstate serve` process."""
 
@@ -156,8 +182,9 @@ class Node:
             except (FileNotFoundError, ConnectionError, OSError):
                 pass
             time.sleep(0.05)
+        threads = thread_report(self.proc.pid)
         self.stop()
-        raise TestFailure("node did not become ready:\n" + self.log())
+        raise TestFailure("node did not become ready:\n" + self.log() + "\nwhere its threads wait:\n" + threads)
 
     def log(self):
         try:
