@@ -182,6 +182,10 @@ http::response sign_in_locked(call& c, const std::string& email, const std::stri
     return problem(401, "sign-in refused", "wrong email or password");
   }
   (void)c.db.exec("DELETE FROM sign_in_failures WHERE email = $1", {email});
+  // Now and then, what no longer counts: expired sessions, failures past the window.
+  (void)c.db.exec("DELETE FROM sessions WHERE expires_at < now() - interval '1 day'");
+  (void)c.db.exec("DELETE FROM sign_in_failures WHERE at < now() - make_interval(secs => $1::int)",
+                  {std::to_string(c.s.o.sign_in_window_s)});
   return signed_in(c, std::stoll(a->at(0, 0)), 200);
 }
 
@@ -192,6 +196,12 @@ http::response sign_out(call& c) {
   auto out = json(204, "");
   out.headers.emplace_back("Set-Cookie", session_cookie("", 0));
   return out;
+}
+
+http::response healthz(call& c) {
+  auto r = c.db.exec("SELECT 1");
+  if (!r) return db_failed(r.error());
+  return json(200, "{\"status\":\"ok\"}");
 }
 
 http::response me(call& c) {
@@ -283,6 +293,8 @@ void add_account_routes(std::vector<route>& out) {
                  role::none, true, sign_in});
   out.push_back(
       {"DELETE", "/api/v1/sessions/current", "signOut", "Sign out", access::session_only, role::none, false, sign_out});
+  out.push_back({"GET", "/healthz", "health", "Whether the service answers and reaches its database", access::anyone,
+                 role::none, false, healthz});
   out.push_back(
       {"GET", "/api/v1/me", "whoAmI", "The caller's account and teams", access::signed_in, role::none, false, me});
 }

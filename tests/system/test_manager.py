@@ -248,6 +248,7 @@ def test_every_route_answers_each_kind_of_caller_as_its_rule_says_and_no_team_se
             "POST /api/v1/internal/tokens/check": (
                 lambda c: ("POST", "/api/v1/internal/tokens/check", {"token": c.token or "fs_tok_nope"}),
                 expect(*[403] * 6)),
+            "GET /healthz": (lambda c: ("GET", "/healthz", None), expect(*[200] * 6)),
             "GET /api/v1/plans": (lambda c: ("GET", "/api/v1/plans", None), expect(*[200] * 6)),
             "GET /api/v1/teams/{team}/plan": (lambda c: ("GET", "/api/v1/teams/acme/plan", None),
                                               expect(401, 404, 200, 200, 200, 200)),
