@@ -91,14 +91,7 @@ hosted_rule rule_for(const admin_route& r) {
   return {hosted_rule::kind::node_admin};  // a route added later is node-wide until it says otherwise
 }
 
-result<std::optional<tenant>> control_plane::check(const std::string& token) {
-  const auto key = hash_of(token);
-  const auto now = std::chrono::steady_clock::now();
-  {
-    std::lock_guard lock(mutex_);
-    if (auto it = cache_.find(key); it != cache_.end() && it->second.until > now) return it->second.t;
-    if (cache_.size() > 10000) cache_.clear();
-  }
+result<std::optional<tenant>> control_plane::ask_token(const std::string& token) {
   std::string body = "{\"token\":";
   http::append_json_string(body, token);
   auto answer = ask(bhttp::verb::post, address_, "/api/v1/internal/tokens/check", secret_, body + "}");
@@ -114,9 +107,35 @@ result<std::optional<tenant>> control_plane::check(const std::string& token) {
   } else if (answer->first != 404) {
     return fail("the control plane answered " + std::to_string(answer->first) + ": " + answer->second.substr(0, 200));
   }
-  std::lock_guard lock(mutex_);
-  cache_[key] = {t, now + remember};
   return t;
+}
+
+result<std::optional<tenant>> control_plane::check(const std::string& token) {
+  const auto key = hash_of(token);
+  std::promise<result<std::optional<tenant>>> mine;
+  std::shared_future<result<std::optional<tenant>>> pending;
+  {
+    std::lock_guard lock(mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (auto it = cache_.find(key); it != cache_.end() && it->second.until > now) return it->second.t;
+    if (cache_.size() > 10000) cache_.clear();
+    // One question per token at a time: concurrent requests with the same
+    // token wait for its answer instead of asking again.
+    if (auto it = inflight_.find(key); it != inflight_.end()) {
+      pending = it->second;
+    } else {
+      inflight_[key] = mine.get_future().share();
+    }
+  }
+  if (pending.valid()) return pending.get();
+  auto out = ask_token(token);
+  {
+    std::lock_guard lock(mutex_);
+    inflight_.erase(key);
+    if (out) cache_[key] = {*out, std::chrono::steady_clock::now() + remember};
+  }
+  mine.set_value(out);
+  return out;
 }
 
 result<limit_settings> control_plane::plan_limits(const std::string& project) {

@@ -6,6 +6,7 @@
 // stops within a second. A tenant's project on the node is named
 // TEAM.PROJECT: a token of team T reaches the projects named "T.*" only.
 #include <chrono>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -53,7 +54,9 @@ class control_plane {
     std::optional<tenant> t;
     std::chrono::steady_clock::time_point until;
   };
-  std::map<std::string, cached> cache_;  // by the token's hash
+  std::map<std::string, cached> cache_;                                                // by the token's hash
+  std::map<std::string, std::shared_future<result<std::optional<tenant>>>> inflight_;  // questions being asked
+  result<std::optional<tenant>> ask_token(const std::string& token);
 };
 
 }  // namespace flowstate::admin
