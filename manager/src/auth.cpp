@@ -71,22 +71,26 @@ std::string cookie_value(std::string_view header, std::string_view name) {
   return {};
 }
 
+result<principal> identify_token(connection& db, std::string_view token) {
+  principal who;
+  auto r = db.exec(
+      "UPDATE api_tokens t SET last_used_at = now() FROM accounts a WHERE t.token_hash = $1 AND t.revoked_at IS "
+      "NULL AND a.id = t.account_id RETURNING t.id, t.account_id, t.team_id, t.role, a.operator",
+      {secret_hash(token)});
+  if (!r) return fail(r.error());
+  if (r->empty()) return who;
+  who.token_id = std::stoll(r->at(0, 0));
+  who.account = std::stoll(r->at(0, 1));
+  who.token_team = std::stoll(r->at(0, 2));
+  who.token_role = parse_role(r->at(0, 3)).value_or(role::none);
+  return who;  // a token never acts as the operator
+}
+
 result<principal> identify(connection& db, const http::request& req) {
   principal who;
   auto auth = req.header("authorization");
-  if (auth.size() > 7 && (auth.substr(0, 7) == "Bearer " || auth.substr(0, 7) == "bearer ")) {
-    auto r = db.exec(
-        "UPDATE api_tokens t SET last_used_at = now() FROM accounts a WHERE t.token_hash = $1 AND t.revoked_at IS "
-        "NULL AND a.id = t.account_id RETURNING t.id, t.account_id, t.team_id, t.role, a.operator",
-        {secret_hash(auth.substr(7))});
-    if (!r) return fail(r.error());
-    if (r->empty()) return who;
-    who.token_id = std::stoll(r->at(0, 0));
-    who.account = std::stoll(r->at(0, 1));
-    who.token_team = std::stoll(r->at(0, 2));
-    who.token_role = parse_role(r->at(0, 3)).value_or(role::none);
-    return who;  // a token never acts as the operator
-  }
+  if (auth.size() > 7 && (auth.substr(0, 7) == "Bearer " || auth.substr(0, 7) == "bearer "))
+    return identify_token(db, auth.substr(7));
   auto session = cookie_value(req.header("cookie"), "fs_session");
   if (session.empty()) return who;
   auto r = db.exec(

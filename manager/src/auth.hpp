@@ -43,6 +43,8 @@ bool password_matches(const std::string& hash, std::string_view password);
 // not expired or revoked (checked in the database on every request, so a
 // revoked token stops at once), else anonymous.
 result<principal> identify(connection& db, const http::request& req);
+// The same for an API token alone (an engine node's question).
+result<principal> identify_token(connection& db, std::string_view token);
 
 // The principal's role in a team (an API token: the lower of the token's
 // role and its creator's current one; none outside its team).

@@ -3,9 +3,9 @@
 #include <stdexcept>
 
 #include "admin_routes.hpp"
-#include "flowstate/ui_server/control_plane.hpp"
 #include "flowstate/actors/engine.hpp"
 #include "flowstate/drivers/http_routes.hpp"
+#include "flowstate/ui_server/control_plane.hpp"
 #include "proposal_routes.hpp"
 #include "token_check.hpp"
 #include "trace_followers.hpp"
