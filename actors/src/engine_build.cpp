@@ -11,6 +11,7 @@
 #include "driver_schema_check.hpp"
 #include "engine_impl.hpp"
 #include "flowstate/actors/project_limits.hpp"
+#include "flowstate/actors/quota.hpp"
 #include "flowstate/drivers/custom.hpp"
 #include "flowstate/drivers/flow_topics.hpp"
 #include "flowstate/drivers/http_post.hpp"
@@ -188,6 +189,12 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
     auto hosted = options_.hosted_plan(rt->name);
     if (!hosted) return fail("the plan of project \"" + rt->name + "\" from the control plane: " + hosted.error());
     ceiling = overlay(ceiling, *hosted);
+  }
+  if (options_.meter) {
+    auto account = options_.meter->account_for(rt->name);
+    if (!account)
+      return fail("the executions of project \"" + rt->name + "\" from the control plane: " + account.error());
+    rt->quota = std::move(*account);
   }
   auto limits = project_limits(ceiling, rev->manifest_);
   if (!limits) problems.push_back(limits.error());

@@ -248,6 +248,13 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
     reply->set_deadline(m->matched->timeout_ms, route_timeout_problem(m->matched->timeout_ms));
   if (auto idem = req.header("idempotency-key"); !idem.empty())
     if (answered_by_idempotency_key(*item, idem, reply)) return;
+  // Hosted mode: past its team's executions, nothing new is accepted (a
+  // repeat of an accepted request's Idempotency-Key still gets its answer).
+  if (auto refused = quota_refusal_of(*rt)) {
+    if (!item->idempotency_key.empty()) core_.idempotency.complete(item->idempotency_key, *refused);
+    reply->send(std::move(*refused));
+    return;
+  }
   if (!has_http_response(flow)) return accept_with_202(std::move(item), std::move(reply));
   item->reply = std::move(reply);
   submit(std::move(item));

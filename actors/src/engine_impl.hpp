@@ -175,6 +175,11 @@ class phase_clock {
   std::chrono::steady_clock::time_point last_;
 };
 
+// Hosted mode: the refusal of new input for a project whose team's lease of
+// executions has no room (429 QuotaExceeded) or is stale (503); nullopt to
+// accept. engine_metering.cpp.
+std::optional<http::response> quota_refusal_of(const project_rt& rt);
+
 class engine_impl final : public engine {
  public:
   explicit engine_impl(engine_options o);
@@ -192,6 +197,7 @@ class engine_impl final : public engine {
 
   std::shared_ptr<block_stats> stats_for(uint32_t project, const std::string& flow, const std::string& block);
   std::string metrics_text() const override;
+  result<std::vector<metered_count>> metered_counts() const override;
   result<std::string> flows_json(const std::string& project) const override;
   // The active revision of the project named `name` ("" = the only one).
   result<project_ptr> active_named(const std::string& name) const;

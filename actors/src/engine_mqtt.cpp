@@ -404,8 +404,17 @@ source_blocks engine_impl::active_sources(block_kind kind) {
 // until the placement gives it some): it would have nowhere to keep a
 // message for another node's key.
 bool engine_impl::sources_may_read(uint32_t project) {
-  return !core_.draining.load() && !core_.writes_paused.load() && !core_.sink_backed_up(project) &&
-         core_.total_in_flight() < core_.max_in_flight * core_.shards.size() && runs_a_key_group();
+  if (core_.draining.load() || core_.writes_paused.load() || core_.sink_backed_up(project) ||
+      core_.total_in_flight() >= core_.max_in_flight * core_.shards.size() || !runs_a_key_group())
+    return false;
+  // Hosted mode: not past the team's lease of executions (the broker keeps
+  // what is not read for the session).
+  if (options_.meter) {
+    auto snap = std::atomic_load(&snapshot_);
+    auto it = snap->projects.find(project);
+    if (it != snap->projects.end() && quota_refusal_of(*it->second)) return false;
+  }
+  return true;
 }
 
 bool engine_impl::runs_a_key_group() {

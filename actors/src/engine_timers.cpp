@@ -80,6 +80,8 @@ void engine_impl::emit_ticks(const project_ptr& rt, uint32_t f, const std::strin
   if (!admitted.here()) return;
   // Its sinks are backed up: the ticks wait (catchUp says how many come later).
   if (core_.sink_backed_up(rt->project_id)) return;
+  // Past its team's executions (hosted mode): likewise.
+  if (quota_refusal_of(*rt)) return;
   auto skey = state_key(rt->tenant, rt->project_id, group, flow.name, timer_block.id, key);
   // Taken before the last tick is read: a commit built on a pending last
   // tick whose write then fails is refused (its ticks come again).

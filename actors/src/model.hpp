@@ -28,6 +28,10 @@ namespace flowstate::drivers::mqtt {
 struct subscribe_config;  // flowstate/drivers/mqtt_config.hpp
 }
 
+namespace flowstate {
+class quota_account;  // flowstate/actors/quota.hpp
+}
+
 namespace flowstate::engine_detail {
 
 struct worker_pools;  // engine_impl.hpp: a project's workers, for one set of limits
@@ -107,6 +111,8 @@ struct project_rt {
   // The secrets its driver configurations use (name, value): redacted from
   // error records and logs (docs/secrets.md). Memory only.
   std::vector<std::pair<std::string, std::string>> secrets;
+  // Hosted mode: its team's lease of executions (quota.hpp); null otherwise.
+  std::shared_ptr<quota_account> quota;
   int find_flow(const std::string& name) const {
     for (std::size_t i = 0; i < flows.size(); ++i)
       if (flows[i].name == name) return static_cast<int>(i);

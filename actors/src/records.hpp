@@ -62,6 +62,10 @@ result<error_fields> parse_error_record(std::string_view json);
 // a route's `timeout:` passing before anything was committed has its own.
 inline constexpr std::string_view problem_type_error_prefix = "urn:flowstate:error:";
 inline constexpr std::string_view problem_type_route_timeout = "urn:flowstate:problem:route-timeout";
+// A source's refusal in hosted mode: the team's executions are used up
+// (429), or this node has no current lease of them (503).
+inline constexpr std::string_view problem_type_quota_exceeded = "urn:flowstate:error:QuotaExceeded";
+inline constexpr std::string_view problem_type_quota_unknown = "urn:flowstate:problem:quota-unknown";
 
 // The problem+json reply for an error: 422, 504 or 500.
 http::response error_response(const error_fields& e);

@@ -10,7 +10,9 @@
 #include "block_stats.hpp"
 #include "core.hpp"
 #include "errors.hpp"
+#include "flowstate/actors/quota.hpp"
 #include "flowstate/runtime/fault.hpp"
+#include "flowstate/runtime/iso_time.hpp"
 #include "flowstate/runtime/keys.hpp"
 #include "flowstate/sandbox/worker_client.hpp"
 #include "outbox.hpp"
@@ -55,6 +57,9 @@ struct shard_state {
   // bytes (engine_options::state_cache_bytes, shared by the shards).
   state_cache cache{0};
   uint64_t cache_epoch = 0;  // the store epoch the cache was filled in
+  // The UTC month executions are metered in (hosted mode), recomputed each second.
+  std::string month;
+  int64_t month_second = -1;
 };
 
 class shard_logic {
@@ -314,7 +319,10 @@ class shard_logic {
     if (w.queue_seq)
       batch.erase(column::queue,
                   queue_key(w.project->tenant, w.project->project_id, key_group_of(w.msg.key), w.queue_seq));
-    commit_and_reply(std::move(batch), w, error_response(e));
+    // A call that ran (it has logs) is an execution, whatever it returned.
+    const bool ran = logs != nullptr;
+    if (ran) meter(batch, w);
+    commit_and_reply(std::move(batch), w, error_response(e), nullptr, nullptr, ran);
     if (routed) {
       routed->store_epoch = w.store_epoch;
       forward(std::move(routed));
@@ -324,8 +332,23 @@ class shard_logic {
   // Commits; once durable, answers the waiting client (and the requests
   // that repeated its Idempotency-Key), the response recorded with the batch.
   // Returns the store's ticket of the commit.
+  // Hosted mode: the execution counted for its month in its own commit
+  // (docs/hosted.md "Metering and quotas").
+  void meter(commit_batch& batch, const work_item& w) {
+    if (!w.project->quota) return;
+    const int64_t now = now_ms();
+    if (now / 1000 != st_.month_second) {
+      st_.month = utc_month(now);
+      st_.month_second = now / 1000;
+    }
+    batch.add_count(metered_key(w.project->tenant, w.project->project_id, key_group_of(w.msg.key), st_.month), 1);
+  }
+
+  // `execution`: the batch holds one metered execution, which the team's
+  // lease counts once it is written.
   uint64_t commit_and_reply(commit_batch&& batch, work_item& w, std::optional<http::response> response,
-                            outgoing_entries outgoing = nullptr, sink_entries to_sinks = nullptr) {
+                            outgoing_entries outgoing = nullptr, sink_entries to_sinks = nullptr,
+                            bool execution = false) {
     auto reply = std::move(w.reply);
     if (response && !w.served_by.empty()) response->headers.emplace_back("Flowstate-Served-By", w.served_by);
     std::string idem;
@@ -335,11 +358,13 @@ class shard_logic {
     }
     auto* core = st_.core;
     const bool queued = w.queue_seq != 0;
+    std::shared_ptr<quota_account> quota = execution ? w.project->quota : nullptr;
     return st_.core->db->commit(
         std::move(batch), w.project->durability,
         [core, reply, idem, response = std::move(response), outgoing = std::move(outgoing),
-         to_sinks = std::move(to_sinks)]() mutable {
+         to_sinks = std::move(to_sinks), quota = std::move(quota)]() mutable {
           core->trace_watch.notify();  // every batch here holds a trace event
+          if (quota) quota->add_consumed(1);
           if (outgoing) caf::anon_send(core->outbox, std::move(outgoing));
           if (to_sinks) caf::anon_send(core->sinks, std::move(to_sinks));
           if (!response) return;
@@ -432,6 +457,7 @@ class shard_logic {
     if (w.queue_seq)
       batch.erase(column::queue, queue_key(w.project->tenant, w.project->project_id, group, w.queue_seq));
     batch.add_count(executions_key(w.project->tenant, w.project->project_id, group), 1);
+    meter(batch, w);
 
     std::optional<http::response> response;
     bool carried = false;
@@ -564,7 +590,7 @@ class shard_logic {
     fault_point("shard.before_commit");
     if (carried) w.reply.reset();
     const uint64_t ticket =
-        commit_and_reply(std::move(batch), w, std::move(response), std::move(outgoing), std::move(to_sinks));
+        commit_and_reply(std::move(batch), w, std::move(response), std::move(outgoing), std::move(to_sinks), true);
     if (state_changed) st_.cache.written_by(skey, ticket);
     st_.cache.trim(st_.core->db->written_through());
     st_.core->state_cache_bytes_used[st_.index].store(st_.cache.bytes(), std::memory_order_relaxed);

@@ -73,7 +73,8 @@ std::string jstr(std::string_view text);  // a JSON string literal
 // The handlers' tables (accounts.cpp, teams.cpp).
 void add_account_routes(std::vector<route>& out);
 void add_team_routes(std::vector<route>& out);
-void add_plan_routes(std::vector<route>& out);  // plans.cpp
+void add_plan_routes(std::vector<route>& out);      // plans.cpp
+void add_metering_routes(std::vector<route>& out);  // metering.cpp
 
 // At start: when no operator exists, an invitation for `o.operator_email`
 // to sign up as the first operator, mailed (and its link returned).

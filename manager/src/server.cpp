@@ -244,6 +244,7 @@ const std::vector<route>& routes() {
     add_account_routes(out);
     add_team_routes(out);
     add_plan_routes(out);
+    add_metering_routes(out);
     return out;
   }();
   return all;

@@ -15,4 +15,13 @@ std::string iso_time(int64_t ms) {
   return buf;
 }
 
+std::string utc_month(int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+  return buf;
+}
+
 }  // namespace flowstate

@@ -208,6 +208,16 @@ std::string error_count_key(uint32_t tenant, uint32_t project, uint32_t key_grou
   return key_builder().u32(tenant).u32(project).u32(key_group).str("errors").take();
 }
 
+std::string metered_key(uint32_t tenant, uint32_t project, uint32_t key_group, std::string_view month) {
+  return key_builder().u32(tenant).u32(project).u32(key_group).str("metered@" + std::string(month)).take();
+}
+
+std::optional<std::string_view> metered_month(std::string_view counter_name) {
+  constexpr std::string_view prefix = "metered@";
+  if (counter_name.substr(0, prefix.size()) != prefix) return std::nullopt;
+  return counter_name.substr(prefix.size());
+}
+
 std::pair<std::string, std::string> key_group_counters_range(uint32_t tenant, uint32_t project) {
   return {key_builder().u32(tenant).u32(project).u32(0).take(),
           key_builder().u32(tenant).u32(project).u32(key_group_count).take()};

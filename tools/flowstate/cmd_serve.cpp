@@ -21,6 +21,7 @@
 #include "flowstate/runtime/secrets.hpp"
 #include "flowstate/ui_server/admin_api.hpp"
 #include "flowstate/ui_server/control_plane.hpp"
+#include "flowstate/ui_server/usage_reporter.hpp"
 #include "node_files.hpp"
 
 namespace flowstate::cli {
@@ -167,10 +168,15 @@ int serve(const serve_options& o) {
                  "(FLOWSTATE_NODE_SECRET, or --control-plane-secret)\n");
     return 2;
   }
+  std::shared_ptr<admin::usage_reporter> usage;  // hosted mode's metering
   if (!o.control_plane.empty()) {
-    // Hosted mode: each project's ceiling is its team's plan (docs/hosted.md).
-    auto plans = std::make_shared<admin::control_plane>(o.control_plane, o.control_plane_secret);
-    eo.hosted_plan = [plans](const std::string& project) { return plans->plan_limits(project); };
+    // Hosted mode: each project's ceiling is its team's plan, and its
+    // sources take new input within its team's lease of executions
+    // (docs/hosted.md).
+    auto plane = std::make_shared<admin::control_plane>(o.control_plane, o.control_plane_secret);
+    eo.hosted_plan = [plane](const std::string& project) { return plane->plan_limits(project); };
+    usage = std::make_shared<admin::usage_reporter>(plane);
+    eo.meter = usage;
   }
   int64_t ttl = parse_age_ms(o.idempotency_ttl);
   if (ttl <= 0) {
@@ -219,6 +225,14 @@ int serve(const serve_options& o) {
     return 1;
   }
   auto& eng = **started;
+  // The reports read the engine's store: they stop before the engine goes.
+  struct stop_reports {
+    std::shared_ptr<admin::usage_reporter> u;
+    ~stop_reports() {
+      if (u) u->stop();
+    }
+  } stop_usage{usage};
+  if (usage) usage->set_node((cluster.node.empty() ? eng.store_id() : cluster.node) + "@" + eng.incarnation());
   // Fail closed: where the workers' sandbox cannot be set up, no project is
   // served (no function runs, queued inputs wait in the store) and /readyz
   // and every flow request say why, until the machine allows isolation or
@@ -238,6 +252,7 @@ int serve(const serve_options& o) {
     std::fprintf(stderr, "flowstate serve: recovery failed: %s\n", st.error().c_str());
     return 1;
   }
+  if (usage) usage->start([&eng] { return eng.metered_counts(); });
 
   if (!cluster.etcd.empty()) {
     // Until the node has joined and seen the placement, no key group is

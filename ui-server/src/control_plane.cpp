@@ -138,6 +138,10 @@ result<std::optional<tenant>> control_plane::check(const std::string& token) {
   return out;
 }
 
+result<std::pair<unsigned, std::string>> control_plane::post(const std::string& path, const std::string& body) {
+  return ask(bhttp::verb::post, address_, path, secret_, body);
+}
+
 result<limit_settings> control_plane::plan_limits(const std::string& project) {
   std::string path = "/api/v1/internal/projects/";
   for (unsigned char ch : project)  // the name as one path segment

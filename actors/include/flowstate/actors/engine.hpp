@@ -18,6 +18,8 @@
 
 namespace flowstate {
 
+class usage_meter;  // flowstate/actors/quota.hpp
+
 struct engine_options {
   std::string data_dir;              // holds store/ (RocksDB)
   std::string worker_binary;         // flowstate-worker (V8)
@@ -46,6 +48,9 @@ struct engine_options {
   // control plane, overlaid on the above at each deploy (an error refuses
   // the deploy). Unset: no control plane.
   std::function<result<limit_settings>(const std::string& project)> hosted_plan;
+  // Hosted mode: each project's team's lease of executions, which its
+  // sources' admission checks (docs/hosted.md "Metering and quotas").
+  std::shared_ptr<usage_meter> meter;
   static sandbox::limits default_plan() {
     sandbox::limits l;
     l.cpu_ms_per_call = 30000;
@@ -124,6 +129,15 @@ class engine {
   virtual const sandbox::isolation_report& isolation() const = 0;
   // The node's metrics in the Prometheus text format (GET /metrics).
   virtual std::string metrics_text() const = 0;
+  // The executions metered in this node's store, cumulative per (project,
+  // UTC month, key group), of the active projects: what a hosted node
+  // reports to the control plane. Any thread; reads the store.
+  struct metered_count {
+    std::string project, month;
+    uint32_t key_group = 0;
+    uint64_t executions = 0;
+  };
+  virtual result<std::vector<metered_count>> metered_counts() const = 0;
 
   // A request on the flow listener (any thread, never blocks).
   virtual void handle_flow_request(http::request&& req, http::responder_ptr reply) = 0;

@@ -7,5 +7,7 @@
 namespace flowstate {
 
 std::string iso_time(int64_t ms);
+// The UTC month of a time, "2026-12": what executions are metered by.
+std::string utc_month(int64_t ms);
 
 }  // namespace flowstate

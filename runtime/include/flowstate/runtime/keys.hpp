@@ -89,6 +89,11 @@ std::optional<std::pair<uint32_t, uint64_t>> parse_error_id(std::string_view id)
 // `metering` counters of one key group: executions and errors recorded.
 std::string executions_key(uint32_t tenant, uint32_t project, uint32_t key_group);
 std::string error_count_key(uint32_t tenant, uint32_t project, uint32_t key_group);
+// The executions metered in one UTC month ("2026-12"): the count a hosted
+// node reports to the control plane (docs/hosted.md "Metering").
+std::string metered_key(uint32_t tenant, uint32_t project, uint32_t key_group, std::string_view month);
+// The month of a metered_key's counter; nullopt for any other counter.
+std::optional<std::string_view> metered_month(std::string_view counter_name);
 // [begin, end) covering a project's per-key-group counters (and nothing of
 // its trace counters, which follow as strings).
 std::pair<std::string, std::string> key_group_counters_range(uint32_t tenant, uint32_t project);

@@ -46,6 +46,8 @@ class control_plane {
   // The limits of the plan of a project's team (TEAM.PROJECT): timeout and
   // memory per call, for the node's ceiling at deploy.
   result<limit_settings> plan_limits(const std::string& project);
+  // POST a JSON body to one of the control plane's internal routes: (status, body).
+  result<std::pair<unsigned, std::string>> post(const std::string& path, const std::string& body);
 
  private:
   std::string address_, secret_;
