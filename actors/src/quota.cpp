@@ -34,8 +34,22 @@ void quota_account::renew(uint64_t base, uint64_t lease, bool cap_reached, unsig
   retry_after_s_ = retry_after_s ? retry_after_s : 1;
   month_ = std::move(month);
   why_ = "answering";
+  base_.store(base, std::memory_order_release);
   limit_.store(base + lease, std::memory_order_release);
   until_ms_.store(until_ms, std::memory_order_release);
+}
+
+uint64_t quota_account::used_since_renewal() const {
+  const uint64_t base = base_.load(std::memory_order_acquire);
+  const uint64_t now = consumed_.load(std::memory_order_acquire);
+  return now > base ? now - base : 0;
+}
+
+bool quota_account::wants_renewal() const {
+  const uint64_t base = base_.load(std::memory_order_acquire);
+  const uint64_t limit = limit_.load(std::memory_order_acquire);
+  const uint64_t lease = limit > base ? limit - base : 0;
+  return steady_ms() >= until_ms_.load(std::memory_order_acquire) || (lease > 0 && 2 * used_since_renewal() >= lease);
 }
 
 void quota_account::unreachable(std::string why) {

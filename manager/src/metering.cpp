@@ -92,16 +92,27 @@ int64_t seconds_to_next_month() {
   return std::max<int64_t>(1, static_cast<int64_t>(timegm(&next) - now));
 }
 
-// A new lease for `node`: an equal share, among the team's live nodes, of
-// what is left once the counted executions and the other nodes' leases are
-// taken off the cap. Each node runs at most its lease between two reports,
-// and a report counts what it ran, so the executions never exceed the cap
-// by more than what was in flight when a lease ran out (work a source had
-// already accepted: it is processed, never dropped).
+// A new lease for `node`, which ran `used` executions under its previous
+// one: enough for about ten reports at its recent pace (at least
+// min_lease), and never more than an equal share, among the team's live
+// nodes, of what is left once the counted executions and the other nodes'
+// leases are taken off the cap. Each node runs at most its lease between
+// two reports, and a report counts what it ran, so the executions never
+// exceed the cap by more than what was in flight when a lease ran out (work
+// a source had already accepted: it is processed, never dropped).
+constexpr int64_t min_lease = 1000;
+
 result<std::string> lease_for(connection& t, int64_t team, const std::string& team_name, const std::string& month,
-                              const std::string& node) {
+                              const std::string& node, int64_t used) {
   auto totals = settle(t, team, month);
   if (!totals) return fail(totals.error());
+  // A node is NAME@INCARNATION: a new incarnation of a node means the old
+  // one is gone (its store is open in one process only), and its leases too.
+  auto gone = t.exec(
+      "DELETE FROM quota_leases WHERE team_id = $1 AND split_part(node, '@', 1) = split_part($2, '@', 1) "
+      "AND node <> $2",
+      {std::to_string(team), node});
+  if (!gone) return fail(gone.error());
   auto r = t.exec(
       "SELECT p.executions_per_month, "
       "(SELECT coalesce(sum(lease), 0) FROM quota_leases q WHERE q.team_id = $1 AND q.month = $2 AND q.node <> $3 "
@@ -117,7 +128,8 @@ result<std::string> lease_for(connection& t, int64_t team, const std::string& te
   const int64_t live = 1 + std::stoll(r->at(0, 2));
   const int64_t cap = included + totals->credits_left;
   const int64_t left = cap - totals->executions - others;
-  const int64_t lease = left <= 0 ? 0 : std::max<int64_t>(1, left / live);
+  const int64_t share = std::max<int64_t>(1, left / live);
+  const int64_t lease = left <= 0 ? 0 : std::min(share, std::max(min_lease, 10 * used));
   auto w = t.exec(
       "INSERT INTO quota_leases (team_id, month, node, lease, renewed_at) VALUES ($1, $2, $3, $4, now()) "
       "ON CONFLICT (team_id, month, node) DO UPDATE SET lease = $4, renewed_at = now()",
@@ -133,7 +145,8 @@ result<std::string> lease_for(connection& t, int64_t team, const std::string& te
 }
 
 // A node's report: {node, month, counters: [{project, month, group,
-// executions}], teams: [names]}; answers a lease per team named.
+// executions}], teams: [{team, used}]} (used: executions run under the
+// team's previous lease); answers a lease per team named.
 http::response report_usage(call& c) {
   const auto node = c.field("node");
   const auto month = c.field("month");
@@ -141,7 +154,7 @@ http::response report_usage(call& c) {
   if (!is_month(month)) return problem(422, "invalid", "month: YYYY-MM (UTC), found \"" + month + "\"");
   simdjson::dom::array counters, teams;
   if (c.body["counters"].get(counters)) return problem(422, "invalid", "counters: an array");
-  if (c.body["teams"].get(teams)) return problem(422, "invalid", "teams: an array of team names");
+  if (c.body["teams"].get(teams)) return problem(422, "invalid", "teams: an array of {team, used}");
   std::set<std::string> names;
   std::string counters_json = "[";
   std::size_t i = 0;
@@ -161,11 +174,13 @@ http::response report_usage(call& c) {
     ++i;
   }
   counters_json += "]";
-  std::vector<std::string> asked;
+  std::vector<std::pair<std::string, int64_t>> asked;
   for (auto e : teams) {
     std::string_view name;
-    if (e.get(name)) return problem(422, "invalid", "teams: an array of team names");
-    asked.emplace_back(name);
+    uint64_t used = 0;
+    if (e["team"].get(name) || e["used"].get(used) || used > (uint64_t{1} << 40))
+      return problem(422, "invalid", "teams: an array of {team, used}");
+    asked.emplace_back(name, static_cast<int64_t>(used));
     names.emplace(name);
   }
   std::string names_json = "[";
@@ -194,12 +209,12 @@ http::response report_usage(call& c) {
     for (auto& [team, m] : touched)
       if (auto s = settle(t, team, m); !s) return fail(s.error());
     std::string leases = "[";
-    for (auto& name : asked) {
+    for (auto& [name, used] : asked) {
       int64_t team = 0;
       for (std::size_t k = 0; k < locked->all.size(); ++k)
         if (locked->at(k, 1) == name) team = std::stoll(locked->at(k, 0));
       if (!team) continue;  // no such team: no lease (its projects' sources refuse)
-      auto one = lease_for(t, team, name, month, node);
+      auto one = lease_for(t, team, name, month, node, used);
       if (!one) return fail(one.error());
       leases += (leases.size() > 1 ? "," : "") + *one;
     }

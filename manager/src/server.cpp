@@ -89,7 +89,7 @@ class manager_server final : public server {
     so.listen = o_.listen;
     so.threads = o_.threads;
     so.thread_name = "fs-manager";
-    so.requests_per_second = 50;  // per client address: sign-in guessing is also limited per email
+    so.requests_per_second = o_.requests_per_second;  // per client address: sign-in guessing is also limited per email
     auto s =
         http::server::start(so, [this](http::request&& req, http::responder_ptr reply) { reply->send(answer(req)); });
     if (!s) return fail(s.error());

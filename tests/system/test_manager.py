@@ -165,7 +165,8 @@ def expect(*statuses):
 
 def test_every_route_answers_each_kind_of_caller_as_its_rule_says_and_no_team_sees_another():
     """the router's routes equal the OpenAPI description's, and each has a rule; every route × {anonymous, another team's owner, viewer, developer, admin, owner} gets its expected status; another team's owner gets 404 on every team route and changes nothing"""
-    pg, m, operator, callers, frank_id = setup_world()
+    # Many requests a second from one address: over the listener's default limit.
+    pg, m, operator, callers, frank_id = setup_world(["--requests-per-second", "1000"])
     try:
         counter = [0]
 
@@ -254,6 +255,22 @@ def test_every_route_answers_each_kind_of_caller_as_its_rule_says_and_no_team_se
                                               expect(401, 404, 200, 200, 200, 200)),
             "PUT /api/v1/operator/teams/{team}/plan": (
                 lambda c: ("PUT", "/api/v1/operator/teams/acme/plan", {"plan": "free"}),
+                expect(401, 403, 403, 403, 403, 403)),
+            "POST /api/v1/internal/usage": (
+                lambda c: ("POST", "/api/v1/internal/usage", {"node": "n@1", "month": "2026-12", "counters": [],
+                                                              "teams": [{"team": "acme", "used": 0}]}),
+                expect(*[403] * 6)),
+            "GET /api/v1/teams/{team}/usage": (lambda c: ("GET", "/api/v1/teams/acme/usage", None),
+                                               expect(401, 404, 200, 200, 200, 200)),
+            "GET /api/v1/teams/{team}/usage.csv": (lambda c: ("GET", "/api/v1/teams/acme/usage.csv", None),
+                                                   expect(401, 404, 200, 200, 200, 200)),
+            "GET /api/v1/teams/{team}/credits": (lambda c: ("GET", "/api/v1/teams/acme/credits", None),
+                                                 expect(401, 404, 200, 200, 200, 200)),
+            "POST /api/v1/operator/teams/{team}/credits": (
+                lambda c: ("POST", "/api/v1/operator/teams/acme/credits", {"executions": 10, "reason": "x"}),
+                expect(401, 403, 403, 403, 403, 403)),
+            "PUT /api/v1/operator/plans/{plan}": (
+                lambda c: ("PUT", "/api/v1/operator/plans/free", {"executionsPerMonth": 1}),
                 expect(401, 403, 403, 403, 403, 403)),
             "GET /api/v1/internal/projects/{project}/plan": (
                 lambda c: ("GET", "/api/v1/internal/projects/acme.shop/plan", None), expect(*[403] * 6)),
@@ -365,7 +382,7 @@ def test_the_database_is_migrated_once_and_a_newer_database_is_refused():
     m.start()
     m.stop()
     rows = pg.sql("SELECT version, name FROM schema_migrations ORDER BY version")
-    check(rows == [["1", "0001_accounts_teams_tokens.sql"], ["2", "0002_plans.sql"]],
+    check(rows == [["1", "0001_accounts_teams_tokens.sql"], ["2", "0002_plans.sql"], ["3", "0003_metering.sql"]],
           f"each migration applied once: {rows}")
     pg.sql("INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, '9999_future.sql', 'x')")
     out = m.start(expect_fail=True)

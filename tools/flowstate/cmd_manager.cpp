@@ -31,6 +31,10 @@ void register_manager_commands(CLI::App& app) {
   serve->add_option("--operator-email", o.operator_email,
                     "when no operator exists: mail this address an invitation to sign up as the first operator");
   serve->add_option("--threads", o.threads, "listener threads, each with a database connection")->capture_default_str();
+  serve->add_option("--requests-per-second", o.requests_per_second,
+                    "requests a second from one client address (engine nodes included; 0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   serve
       ->add_option("--node-secret", o.node_secret,
                    "what engine nodes present to check tenants' API tokens (or FLOWSTATE_NODE_SECRET)")

@@ -14,6 +14,7 @@ namespace {
 
 constexpr int64_t lease_use_ms = 8000;  // the control plane keeps a lease for 10 s
 constexpr auto report_every = std::chrono::seconds(1);
+constexpr auto look_every = std::chrono::milliseconds(100);  // for a lease half used
 
 int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -59,11 +60,18 @@ void usage_reporter::start(counters_source counters) {
   thread_ = std::thread([this] {
     name_this_thread("fs-usage");
     std::unique_lock lock(mu_);
+    auto last = std::chrono::steady_clock::now();
     while (!stopping_) {
-      wake_.wait_for(lock, report_every, [&] { return stopping_; });
+      wake_.wait_for(lock, look_every, [&] { return stopping_; });
       if (stopping_) break;
       std::vector<std::shared_ptr<quota_account>> all;
-      for (auto& [_, a] : accounts_) all.push_back(a);
+      bool due = std::chrono::steady_clock::now() - last >= report_every;
+      for (auto& [_, a] : accounts_) {
+        all.push_back(a);
+        due = due || a->wants_renewal();
+      }
+      if (!due) continue;
+      last = std::chrono::steady_clock::now();
       lock.unlock();
       (void)report(all);  // a failure is kept in each account (its refusals say it)
       lock.lock();
@@ -94,8 +102,11 @@ status usage_reporter::report(const std::vector<std::shared_ptr<quota_account>>&
     std::lock_guard lock(mu_);
     node = node_;
   }
-  std::map<std::string, uint64_t> bases;
-  for (auto& a : teams) bases[a->team()] = a->consumed();
+  std::map<std::string, uint64_t> bases, used;
+  for (auto& a : teams) {
+    used[a->team()] = a->used_since_renewal();
+    bases[a->team()] = a->consumed();
+  }
   const int64_t asked_at = quota_account::steady_ms();
   const auto month = utc_month(wall_ms());
   std::string body = "{\"node\":";
@@ -118,8 +129,9 @@ status usage_reporter::report(const std::vector<std::shared_ptr<quota_account>>&
   }
   body += "],\"teams\":[";
   for (std::size_t i = 0; i < teams.size(); ++i) {
-    if (i) body += ',';
+    body += i ? ",{\"team\":" : "{\"team\":";
     http::append_json_string(body, teams[i]->team());
+    body += ",\"used\":" + std::to_string(used[teams[i]->team()]) + "}";
   }
   body += "]}";
   auto answer = plane_->post("/api/v1/internal/usage", body);

@@ -43,6 +43,11 @@ class quota_account {
   // clock). `retry_after_s` is the control plane's advice for refusals.
   void renew(uint64_t base, uint64_t lease, bool cap_reached, unsigned retry_after_s, std::string month,
              int64_t until_ms);
+  // Executions run since the last renewal (under the current lease).
+  uint64_t used_since_renewal() const;
+  // Whether to ask for a new lease before the next regular report: half of
+  // this one is used (or it has expired).
+  bool wants_renewal() const;
   // The control plane could not be asked: the lease stays until it expires.
   void unreachable(std::string why);
   // The steady clock, in ms, that until_ms is on.
@@ -51,6 +56,7 @@ class quota_account {
  private:
   std::string team_;
   std::atomic<uint64_t> consumed_{0};
+  std::atomic<uint64_t> base_{0};     // consumed() at the last renewal's question
   std::atomic<uint64_t> limit_{0};    // base + lease
   std::atomic<int64_t> until_ms_{0};  // steady clock
   mutable std::mutex mu_;

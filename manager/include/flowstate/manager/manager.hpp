@@ -17,6 +17,10 @@ struct options {
   std::string mail_dir;        // the file mail transport: one .eml file per message
   std::string operator_email;  // invited as the first operator when there is none
   unsigned threads = 4;        // listener threads, each with a database connection
+  // Requests per second per client address (a token bucket; 0: no limit).
+  // Engine nodes are clients too: a node sends up to ten usage reports a
+  // second and one token check per tenant token a second.
+  double requests_per_second = 50;
   std::string address_file;    // the bound address is written here once listening
   std::string node_secret;     // engine nodes present it (X-Node-Secret) to check tenants' API tokens
   int session_hours = 24 * 14;
