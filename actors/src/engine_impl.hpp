@@ -198,6 +198,8 @@ class engine_impl final : public engine {
   std::shared_ptr<block_stats> stats_for(uint32_t project, const std::string& flow, const std::string& block);
   std::string metrics_text() const override;
   result<std::vector<metered_count>> metered_counts() const override;
+  deploy_outcome push(const std::string& project, std::string_view pack, const std::string& revision,
+                      const std::string& expected) override;
   result<std::string> flows_json(const std::string& project) const override;
   // The active revision of the project named `name` ("" = the only one).
   result<project_ptr> active_named(const std::string& name) const;
@@ -392,6 +394,7 @@ class engine_impl final : public engine {
   result<std::optional<std::string>> local_state_get(const std::string& name, const std::string& flow,
                                                      const std::string& block, const std::string& key) const;
   project_entry* find(const std::string& name) const;
+  std::mutex push_mutex_;  // projects created by push, one at a time
 
   // Loads a revision from git objects, validates it and loads its functions
   // into the project's worker; its HTTP routes go to routes_out.

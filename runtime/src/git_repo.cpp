@@ -408,7 +408,7 @@ result<std::string> resolve(const std::string& repo_dir, const std::string& revi
   return oid_hex(*git_object_id(commit.get()));
 }
 
-result<std::string> pack_commit(const std::string& repo_dir, const std::string& commit) {
+result<std::string> pack_commit(const std::string& repo_dir, const std::string& commit, const std::string& have) {
   auto oid = parse_commit_id(commit);
   if (!oid) return fail(oid.error());
   auto repo = open_repo(repo_dir);
@@ -421,6 +421,9 @@ result<std::string> pack_commit(const std::string& repo_dir, const std::string& 
   git_revwalk* walk_raw = nullptr;
   if (git_revwalk_new(&walk_raw, repo->get()) != 0) return fail(git_error_text("packing " + commit));
   std::unique_ptr<git_revwalk, void (*)(git_revwalk*)> walk(walk_raw, git_revwalk_free);
+  if (!have.empty())
+    if (auto theirs = parse_commit_id(have); theirs && git_revwalk_hide(walk.get(), &*theirs) != 0)
+      return fail(git_error_text("packing " + commit + " for a holder of " + have));
   if (git_revwalk_push(walk.get(), &*oid) != 0 || git_packbuilder_insert_walk(pb.get(), walk.get()) != 0)
     return fail(git_error_text("packing " + commit + " of " + repo_dir));
   git_buf buf = GIT_BUF_INIT;
@@ -428,6 +431,14 @@ result<std::string> pack_commit(const std::string& repo_dir, const std::string& 
   std::string out(buf.ptr, buf.size);
   git_buf_dispose(&buf);
   return out;
+}
+
+status init_repository(const std::string& dir) {
+  detail::ensure_libgit2();
+  git_repository* raw = nullptr;
+  if (git_repository_init(&raw, dir.c_str(), /*is_bare=*/0) != 0) return fail(git_error_text("creating " + dir));
+  git_repository_free(raw);
+  return status::success();
 }
 
 status add_pack(const std::string& repo_dir, std::string_view pack) {

@@ -65,6 +65,8 @@ def test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothi
             "GET /api/v1/driver-kinds": ("GET", "/api/v1/driver-kinds", None, "tenant"),
             "POST /api/v1/projects/{project}/deploy": ("POST", P + "/deploy", {"revision": revision,
                                                                                "expected": revision}, change),
+            "POST /api/v1/projects/{project}/push": ("POST", P + f"/push?revision={revision}&expected={revision}",
+                                                     None, change),
             "POST /api/v1/projects/{project}/edits": ("POST", P + "/edits", {
                 "base": revision, "files": {"functions/extra.js": "export default () => ({})\n"}}, change),
             "GET /api/v1/projects/{project}/revisions": ("GET", P + "/revisions", None, read),

@@ -160,17 +160,31 @@ int deploy(const deploy_options& o) {
   auto target = find_admin(o.data_dir.empty() ? default_data_dir() : o.data_dir, o.admin);
   auto listed = target ? admin_request(*target, "GET", "/api/v1/projects") : fail(target.error());
   std::string name, active;
+  // Remote: the node does not serve this directory (its own copy of the
+  // repository, elsewhere): the commit's objects go with the deploy, and a
+  // project the node does not have yet is created by it (--admin only).
+  bool remote = false;
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
-  if (listed && !parser.parse(listed->body).get(doc)) {
+  if (listed && listed->status == 200 && !parser.parse(listed->body).get(doc)) {
+    std::string same_name, same_name_revision;
+    bool found_name = false;
     for (auto p : doc.get_array()) {
       std::string_view pdir, pname, prev;
-      if (p["dir"].get_string().get(pdir) || p["name"].get_string().get(pname) || p["revision"].get_string().get(prev))
-        continue;
+      if (p["name"].get_string().get(pname) || p["revision"].get_string().get(prev)) continue;
+      if (p["dir"].get_string().get(pdir)) pdir = {};
       if (pdir == dir) {
         name = std::string(pname);
         active = std::string(prev);
+      } else if (pname == rev->manifest_.name) {
+        found_name = true;
+        same_name_revision = std::string(prev);
       }
+    }
+    if (name.empty() && (found_name || !o.admin.empty())) {
+      remote = true;
+      name = rev->manifest_.name;
+      active = same_name_revision;
     }
   }
   std::unique_ptr<file_source> active_files;
@@ -189,7 +203,9 @@ int deploy(const deploy_options& o) {
     return 1;
   }
   if (name.empty()) {
-    std::fprintf(stderr, "deploy: the node at %s does not serve %s (start it with `flowstate serve %s`)\n",
+    std::fprintf(stderr,
+                 "deploy: the node at %s does not serve %s (start it with `flowstate serve %s`, or name the node "
+                 "with --admin HOST:PORT to create the project there)\n",
                  target->address.c_str(), dir.c_str(), o.project.c_str());
     return 1;
   }
@@ -213,6 +229,17 @@ int deploy(const deploy_options& o) {
     std::printf("the node had taken the interrupted deploy of %s: the branch now points at it\n",
                 active.substr(0, 12).c_str());
     *head = active;
+  }
+  if (remote && !active.empty()) {
+    auto known = commit_exists(dir, active);
+    if (!known || !*known) {
+      std::fprintf(stderr,
+                   "deploy refused, nothing committed: the node runs %s, which is not in this repository: it was "
+                   "deployed from another one. Bring that repository's branch in first (`git fetch OTHER && git "
+                   "merge %s`), then deploy again.\n",
+                   active.substr(0, 12).c_str(), active.substr(0, 12).c_str());
+      return 1;
+    }
   }
   if (!active.empty() && *head != active) {
     auto holds = head->empty() ? result<bool>(false) : contains(dir, *head, active);
@@ -239,12 +266,26 @@ int deploy(const deploy_options& o) {
   // Until the branch moves: names the commit the node may already run.
   if (!marker.empty()) write_marker(marker, *commit);
   fault_point("cli.deploy.after_commit");
-  std::string body = "{\"revision\":";
-  http::append_json_string(body, *commit);
-  body += ",\"expected\":";
-  http::append_json_string(body, active);
-  body += "}";
-  auto reply = admin_request(*target, "POST", "/api/v1/projects/" + name + "/deploy", body);
+  result<admin_reply> reply = fail("not sent");
+  std::size_t sent_bytes = 0;
+  if (remote) {
+    auto pack = pack_commit(dir, *commit, active);
+    if (!pack) {
+      std::fprintf(stderr, "deploy: %s\n", pack.error().c_str());
+      return 1;
+    }
+    sent_bytes = pack->size();
+    reply =
+        admin_request(*target, "POST", "/api/v1/projects/" + name + "/push?revision=" + *commit + "&expected=" + active,
+                      *pack, {{"Content-Type", "application/x-git-packed-objects"}});
+  } else {
+    std::string body = "{\"revision\":";
+    http::append_json_string(body, *commit);
+    body += ",\"expected\":";
+    http::append_json_string(body, active);
+    body += "}";
+    reply = admin_request(*target, "POST", "/api/v1/projects/" + name + "/deploy", body);
+  }
   if (!reply) {
     std::fprintf(stderr, "deploy: %s\n", reply.error().c_str());
     return 1;
@@ -260,12 +301,17 @@ int deploy(const deploy_options& o) {
     return 1;
   }
   if (!marker.empty()) std::remove(marker.c_str());
-  std::printf("deployed %s (replaces %s): %s\n", commit->substr(0, 12).c_str(), active.substr(0, 12).c_str(),
-              o.message.c_str());
+  if (active.empty())
+    std::printf("deployed %s (a new project, %s): %s\n", commit->substr(0, 12).c_str(), name.c_str(),
+                o.message.c_str());
+  else
+    std::printf("deployed %s (replaces %s): %s\n", commit->substr(0, 12).c_str(), active.substr(0, 12).c_str(),
+                o.message.c_str());
   double node_ms = 0;
   std::string phases = node_timings(reply->body, node_ms);
   const double total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   if (!phases.empty()) std::printf("  in %.1f ms, of which the node %.1f ms (%s)\n", total_ms, node_ms, phases.c_str());
+  if (remote) std::printf("  sent %zu bytes of git objects (what the node did not have)\n", sent_bytes);
   return 0;
 }
 

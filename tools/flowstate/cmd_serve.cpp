@@ -103,7 +103,7 @@ result<std::pair<http::server_options, http::server_options>> listener_options(c
   admin.requests_per_second = 200;
   admin.request_burst = 400;
   admin.header_limit = 16 * 1024;
-  admin.body_limit = 1 << 20;
+  admin.body_limit = 32 << 20;  // a remote deploy's pack of git objects (POST .../push)
   admin.tls_cert = o.admin_tls_cert;
   admin.tls_key = o.admin_tls_key;
   return std::make_pair(std::move(flows), std::move(admin));
@@ -243,6 +243,13 @@ int serve(const serve_options& o) {
     std::fprintf(stderr, "flowstate serve: not serving %zu project(s): the sandbox is unavailable (see /readyz)\n",
                  o.projects.size());
   for (auto& dir : refuse_functions ? std::vector<std::string>{} : o.projects) {
+    if (auto st = eng.add_project(dir); !st) {
+      std::fprintf(stderr, "flowstate serve: %s\n", st.error().c_str());
+      return 1;
+    }
+  }
+  // Projects created by remote deploys (flowstate deploy to this node).
+  for (auto& dir : refuse_functions ? std::vector<std::string>{} : engine::pushed_projects(data_dir)) {
     if (auto st = eng.add_project(dir); !st) {
       std::fprintf(stderr, "flowstate serve: %s\n", st.error().c_str());
       return 1;

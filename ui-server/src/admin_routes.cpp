@@ -175,6 +175,17 @@ void post_deploy(admin_services& s, const admin_call& call, const http::responde
   send_deploy_outcome(out, reply);
 }
 
+// A remote deploy: the body is a pack of git objects (the revision and its
+// history, less what the node is known to have), kept in the project's
+// repository here; then the revision is deployed. A new project is created.
+void post_push(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
+  const auto revision = call.query_param("revision");
+  if (revision.empty())
+    return reply->send(http::problem(400, "bad request", "?revision=COMMIT: the commit to deploy, in the pack"));
+  auto out = s.e.push(call.param("project"), call.req.body, revision, call.query_param("expected"));
+  send_deploy_outcome(out, reply);
+}
+
 // A deploy's answer: 200 with the revision, what it replaced and where the
 // time went, or the problem.
 void send_deploy_outcome(const deploy_outcome& out, const http::responder_ptr& reply) {
@@ -750,6 +761,26 @@ const std::vector<admin_route>& admin_routes() {
         {409, "another deploy came first", "application/problem+json", problem_ref},
         {422, "the revision is invalid", "application/problem+json", problem_ref}},
        post_deploy},
+      {"POST",
+       "/api/v1/projects/{project}/push",
+       "pushProject",
+       "Deploy a revision from a repository elsewhere: its git objects in the body",
+       "The body is a git pack (application/x-git-packed-objects, up to 32 MiB) holding `revision` and what it needs "
+       "(`flowstate deploy` sends it when the node does not share its file system). The objects are kept in the "
+       "project's repository on the node, then the revision is deployed as by .../deploy. A project the node does "
+       "not have is created (its flowstate.yaml must name it so), with `expected` empty; not in a cluster.",
+       true,
+       runs_on::pool,
+       {{"revision", R"({"type":"string"})", "the commit to deploy"},
+        {"expected", R"({"type":"string"})", "the active revision it replaces (empty: a new project)"}},
+       R"({"type":"string","format":"binary"})",
+       {{200, "activated", "application/json", R"({"$ref":"#/components/schemas/DeployResult"})"},
+        {400, "no revision given", "application/problem+json", problem_ref},
+        {404, "no such project (and `expected` names a revision)", "application/problem+json", problem_ref},
+        {409, "another deploy came first, or a new project in a cluster", "application/problem+json", problem_ref},
+        {413, "the pack is over 32 MiB", "application/problem+json", problem_ref},
+        {422, "the objects or the revision are invalid", "application/problem+json", problem_ref}},
+       post_push},
       {"POST",
        "/api/v1/projects/{project}/edits",
        "editProject",

@@ -93,7 +93,10 @@ void add_operation(std::string& out, const admin_route& r) {
   if (!r.needs_token) out += ",\"security\":[]";
   add_parameters(out, r);
   if (!r.request_schema.empty()) {
-    out += R"(,"requestBody":{"required":true,"content":{"application/json":{"schema":)";
+    // A binary body (a git pack) is not JSON.
+    const bool binary = r.request_schema.find("\"binary\"") != std::string_view::npos;
+    out += binary ? R"(,"requestBody":{"required":true,"content":{"application/x-git-packed-objects":{"schema":)"
+                  : R"(,"requestBody":{"required":true,"content":{"application/json":{"schema":)";
     out += r.request_schema;
     out += "}}}";
   }

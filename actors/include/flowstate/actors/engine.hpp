@@ -255,6 +255,17 @@ class engine {
   // repository here, from node `from` when they are missing.
   virtual status fetch_revision(const std::string& project, const std::string& revision, const std::string& from) = 0;
   virtual std::vector<project_info> projects() const = 0;
+  // A remote deploy (`flowstate deploy` to a node that does not share the
+  // client's file system): `pack`, git objects from the client's
+  // repository, is added to the project's repository here, then `revision`
+  // is deployed as by deploy(). A project this node does not have is
+  // created under DATA/projects/NAME (not in a cluster), where the node
+  // finds it again at its next start (projects_in); its flowstate.yaml
+  // must name it `project`.
+  virtual deploy_outcome push(const std::string& project, std::string_view pack, const std::string& revision,
+                              const std::string& expected) = 0;
+  // The projects created by push on this node: DATA/projects/*, sorted.
+  static std::vector<std::string> pushed_projects(const std::string& data_dir);
   // The committed state of (flow, block, key) as JSON; nullopt when none.
   virtual result<std::optional<std::string>> state_get(const std::string& project, const std::string& flow,
                                                        const std::string& block, const std::string& key) const = 0;

@@ -82,10 +82,13 @@ result<std::string> resolve(const std::string& repo_dir, const std::string& revi
 
 // The objects of `commit` and of everything it reaches, as one git
 // packfile (a cluster node sends it to nodes that lack the revision).
-result<std::string> pack_commit(const std::string& repo_dir, const std::string& commit);
+// `have`: a commit the receiver holds (its history is left out), or "".
+result<std::string> pack_commit(const std::string& repo_dir, const std::string& commit, const std::string& have = "");
 // Adds the objects of a packfile to the repository's object store; no ref
 // moves (a revision is named by its commit id).
 status add_pack(const std::string& repo_dir, std::string_view pack);
+// A new, empty repository at `dir` (created with its parents).
+status init_repository(const std::string& dir);
 
 // Proposed changes (the web UI's "Propose a change", git_proposals.cpp): a
 // commit kept under refs/flowstate/proposals/NAME until it is merged onto
