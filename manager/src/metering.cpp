@@ -15,6 +15,7 @@
 #include <optional>
 #include <set>
 
+#include "metering.hpp"
 #include "pg.hpp"
 #include "routes.hpp"
 
@@ -55,13 +56,8 @@ std::optional<int64_t> int_field(const call& c, std::string_view name) {
   return n;
 }
 
-struct month_totals {
-  int64_t executions = 0, credits_used = 0, credits_left = 0;  // credits_left: for this month, before its use
-};
+}  // namespace
 
-// Recomputes a team's month from its counters: executions, and how many of
-// them credits paid for (credits go first, as far as the team has them).
-// The caller holds the team's row lock.
 result<month_totals> settle(connection& t, int64_t team, const std::string& month) {
   auto r = t.exec(
       "SELECT (SELECT coalesce(sum(executions), 0) FROM usage_counters WHERE team_id = $1 AND month = $2), "
@@ -80,6 +76,8 @@ result<month_totals> settle(connection& t, int64_t team, const std::string& mont
   if (!w) return fail(w.error());
   return m;
 }
+
+namespace {
 
 int64_t seconds_to_next_month() {
   std::time_t now = std::time(nullptr);
@@ -118,7 +116,11 @@ result<std::string> lease_for(connection& t, int64_t team, const std::string& te
       "(SELECT coalesce(sum(lease), 0) FROM quota_leases q WHERE q.team_id = $1 AND q.month = $2 AND q.node <> $3 "
       "AND q.renewed_at > now() - $4::interval), "
       "(SELECT count(*) FROM quota_leases q WHERE q.team_id = $1 AND q.month = $2 AND q.node <> $3 "
-      "AND q.renewed_at > now() - $4::interval) "
+      "AND q.renewed_at > now() - $4::interval), "
+      // Paid overage: a team with an active subscription to a plan priced
+      // per execution past its own is not capped (its invoice says it).
+      "(SELECT paid_enabled FROM billing) AND p.overage_cents_per_million > 0 AND EXISTS (SELECT 1 FROM "
+      "subscriptions s WHERE s.team_id = t.id AND s.status = 'active') "
       "FROM teams t JOIN plans p ON p.name = t.plan WHERE t.id = $1",
       {std::to_string(team), month, node, lease_life});
   if (!r) return fail(r.error());
@@ -126,7 +128,8 @@ result<std::string> lease_for(connection& t, int64_t team, const std::string& te
   const int64_t included = std::stoll(r->at(0, 0));
   const int64_t others = std::stoll(r->at(0, 1));
   const int64_t live = 1 + std::stoll(r->at(0, 2));
-  const int64_t cap = included + totals->credits_left;
+  const bool billable_overage = r->at(0, 3) == "t";
+  const int64_t cap = billable_overage ? (int64_t{1} << 50) : included + totals->credits_left;
   const int64_t left = cap - totals->executions - others;
   const int64_t share = std::max<int64_t>(1, left / live);
   const int64_t lease = left <= 0 ? 0 : std::min(share, std::max(min_lease, 10 * used));
@@ -316,26 +319,36 @@ http::response grant_credits(call& c) {
 // An operator changes a plan's numbers: any of executionsPerMonth,
 // timeoutMs, memoryMiB, logRetentionDays, monthlyPriceCents.
 http::response change_plan(call& c) {
-  static constexpr std::pair<const char*, const char*> fields[] = {{"executionsPerMonth", "executions_per_month"},
-                                                                   {"timeoutMs", "timeout_ms"},
-                                                                   {"memoryMiB", "memory_mib"},
-                                                                   {"logRetentionDays", "log_retention_days"},
-                                                                   {"monthlyPriceCents", "monthly_price_cents"}};
+  static constexpr std::pair<const char*, const char*> fields[] = {
+      {"executionsPerMonth", "executions_per_month"},
+      {"timeoutMs", "timeout_ms"},
+      {"memoryMiB", "memory_mib"},
+      {"logRetentionDays", "log_retention_days"},
+      {"monthlyPriceCents", "monthly_price_cents"},
+      {"overageCentsPerMillion", "overage_cents_per_million"}};
   std::vector<param> values{c.param("plan")};
   std::string sets;
   for (auto [json_name, column] : fields) {
     auto v = int_field(c, json_name);
     if (!v) continue;
-    const bool may_be_zero = std::string_view(column) == "monthly_price_cents";
+    const bool may_be_zero =
+        std::string_view(column) == "monthly_price_cents" || std::string_view(column) == "overage_cents_per_million";
     if (*v < 0 || (*v == 0 && !may_be_zero) || *v > (int64_t{1} << 40))
       return problem(422, "invalid", std::string(json_name) + ": a positive whole number");
     values.push_back(std::to_string(*v));
     sets += std::string(sets.empty() ? "" : ", ") + column + " = $" + std::to_string(values.size());
   }
+  if (c.has_body && c.body["stripePrice"].error() != simdjson::NO_SUCH_FIELD) {
+    std::string_view price;
+    if (c.body["stripePrice"].get(price) || price.empty() || price.size() > 200)
+      return problem(422, "invalid", "stripePrice: the id of the plan's price at Stripe (price_...)");
+    values.push_back(std::string(price));
+    sets += std::string(sets.empty() ? "" : ", ") + "stripe_price = $" + std::to_string(values.size());
+  }
   if (sets.empty())
     return problem(422, "invalid",
-                   "nothing to change: give executionsPerMonth, timeoutMs, memoryMiB, logRetentionDays or "
-                   "monthlyPriceCents");
+                   "nothing to change: give executionsPerMonth, timeoutMs, memoryMiB, logRetentionDays, "
+                   "monthlyPriceCents, overageCentsPerMillion or stripePrice");
   auto r = c.db.exec("UPDATE plans SET " + sets + " WHERE name = $1 RETURNING name", values);
   if (!r) return db_failed(r.error());
   if (r->empty()) return problem(404, "not found", "no plan \"" + c.param("plan") + "\"");

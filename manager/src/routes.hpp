@@ -27,9 +27,12 @@ enum class access {
   node            // an engine node (X-Node-Secret), checking a tenant's token
 };
 
+class payment_provider;  // payments.hpp
+
 struct services {
   const options& o;
   mailer& mail;
+  payment_provider* pay = nullptr;  // none configured: invoices are made, nothing is charged
 };
 
 // One request as a handler sees it. `team`/`team_role` are set for routes
@@ -75,6 +78,7 @@ void add_account_routes(std::vector<route>& out);
 void add_team_routes(std::vector<route>& out);
 void add_plan_routes(std::vector<route>& out);      // plans.cpp
 void add_metering_routes(std::vector<route>& out);  // metering.cpp
+void add_billing_routes(std::vector<route>& out);   // billing.cpp
 
 // At start: when no operator exists, an invitation for `o.operator_email`
 // to sign up as the first operator, mailed (and its link returned).

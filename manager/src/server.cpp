@@ -9,6 +9,8 @@
 #include <exception>
 #include <memory>
 
+#include "payments.hpp"
+
 #include "flowstate/drivers/http_routes.hpp"
 #include "flowstate/drivers/http_server.hpp"
 #include "mailer.hpp"
@@ -82,7 +84,10 @@ http::response openapi() {
 
 class manager_server final : public server {
  public:
-  manager_server(const options& o, std::unique_ptr<pool> db) : o_(o), db_(std::move(db)), mail_(o.mail_dir) {}
+  manager_server(const options& o, std::unique_ptr<pool> db) : o_(o), db_(std::move(db)), mail_(o.mail_dir) {
+    if (!o.stripe_secret_key.empty())
+      pay_ = make_stripe({o.stripe_api, o.stripe_secret_key, o.stripe_webhook_secret, 300});
+  }
 
   status listen() {
     http::server_options so;
@@ -108,7 +113,7 @@ class manager_server final : public server {
     if (o_.operator_email.empty()) return status::success();
     auto c = db_->take();
     if (!c) return fail(c.error());
-    services svc{o_, mail_};
+    services svc{o_, mail_, pay_.get()};
     auto link = invite_first_operator(**c, svc);
     if (!link) return fail("inviting the first operator: " + link.error());
     return status::success();
@@ -149,7 +154,7 @@ class manager_server final : public server {
         if (std::uncaught_exceptions() > uncaught) (void)c.exec("ROLLBACK");
       }
     } guard{**conn};
-    services svc{o_, mail_};
+    services svc{o_, mail_, pay_.get()};
     auto who = identify(**conn, req);
     if (!who) return problem(503, "database unavailable", who.error());
     call c{svc, **conn, req, std::move(params), *who, 0, role::none, {}, false};
@@ -199,6 +204,7 @@ class manager_server final : public server {
   options o_;
   std::unique_ptr<pool> db_;
   mailer mail_;
+  std::unique_ptr<payment_provider> pay_;
   std::unique_ptr<http::server> http_;
 };
 
@@ -245,6 +251,7 @@ const std::vector<route>& routes() {
     add_team_routes(out);
     add_plan_routes(out);
     add_metering_routes(out);
+    add_billing_routes(out);
     return out;
   }();
   return all;

@@ -256,6 +256,22 @@ def test_every_route_answers_each_kind_of_caller_as_its_rule_says_and_no_team_se
             "PUT /api/v1/operator/teams/{team}/plan": (
                 lambda c: ("PUT", "/api/v1/operator/teams/acme/plan", {"plan": "free"}),
                 expect(401, 403, 403, 403, 403, 403)),
+            "GET /api/v1/operator/billing": (lambda c: ("GET", "/api/v1/operator/billing", None),
+                                             expect(401, 403, 403, 403, 403, 403)),
+            "PUT /api/v1/operator/billing": (lambda c: ("PUT", "/api/v1/operator/billing", {"paidEnabled": False}),
+                                             expect(401, 403, 403, 403, 403, 403)),
+            "POST /api/v1/operator/invoices": (lambda c: ("POST", "/api/v1/operator/invoices", {"month": "2026-11"}),
+                                               expect(401, 403, 403, 403, 403, 403)),
+            # The owner's checkout: refused while paid plans are off (409).
+            "POST /api/v1/teams/{team}/checkout": (lambda c: ("POST", "/api/v1/teams/acme/checkout", {"plan": "pro"}),
+                                                   expect(401, 404, 403, 403, 403, 409)),
+            "GET /api/v1/teams/{team}/subscription": (lambda c: ("GET", "/api/v1/teams/acme/subscription", None),
+                                                      expect(401, 404, 200, 200, 200, 200)),
+            "GET /api/v1/teams/{team}/invoices": (lambda c: ("GET", "/api/v1/teams/acme/invoices", None),
+                                                  expect(401, 404, 200, 200, 200, 200)),
+            # No payment provider in this world: the webhook does not exist (test_billing.py has one).
+            "POST /api/v1/payments/stripe/webhook": (lambda c: ("POST", "/api/v1/payments/stripe/webhook", {}),
+                                                     expect(*[404] * 6)),
             "POST /api/v1/internal/usage": (
                 lambda c: ("POST", "/api/v1/internal/usage", {"node": "n@1", "month": "2026-12", "counters": [],
                                                               "teams": [{"team": "acme", "used": 0}]}),
@@ -382,7 +398,7 @@ def test_the_database_is_migrated_once_and_a_newer_database_is_refused():
     m.start()
     m.stop()
     rows = pg.sql("SELECT version, name FROM schema_migrations ORDER BY version")
-    check(rows == [["1", "0001_accounts_teams_tokens.sql"], ["2", "0002_plans.sql"], ["3", "0003_metering.sql"]],
+    check(rows == [["1", "0001_accounts_teams_tokens.sql"], ["2", "0002_plans.sql"], ["3", "0003_metering.sql"], ["4", "0004_billing.sql"]],
           f"each migration applied once: {rows}")
     pg.sql("INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, '9999_future.sql', 'x')")
     out = m.start(expect_fail=True)

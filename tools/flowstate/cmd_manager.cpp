@@ -31,8 +31,9 @@ void register_manager_commands(CLI::App& app) {
   serve->add_option("--operator-email", o.operator_email,
                     "when no operator exists: mail this address an invitation to sign up as the first operator");
   serve->add_option("--threads", o.threads, "listener threads, each with a database connection")->capture_default_str();
-  serve->add_option("--requests-per-second", o.requests_per_second,
-                    "requests a second from one client address (engine nodes included; 0: no limit)")
+  serve
+      ->add_option("--requests-per-second", o.requests_per_second,
+                   "requests a second from one client address (engine nodes included; 0: no limit)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   serve
@@ -40,6 +41,16 @@ void register_manager_commands(CLI::App& app) {
                    "what engine nodes present to check tenants' API tokens (or FLOWSTATE_NODE_SECRET)")
       ->envname("FLOWSTATE_NODE_SECRET");
   serve->add_option("--address-file", o.address_file, "write the bound address here once listening");
+  serve->add_option("--stripe-api", o.stripe_api, "Stripe's API (a stand-in's address in tests)")
+      ->capture_default_str();
+  serve
+      ->add_option("--stripe-secret-key", o.stripe_secret_key,
+                   "Stripe's secret key, sk_... (or FLOWSTATE_STRIPE_SECRET_KEY); none: nothing is charged")
+      ->envname("FLOWSTATE_STRIPE_SECRET_KEY");
+  serve
+      ->add_option("--stripe-webhook-secret", o.stripe_webhook_secret,
+                   "the signing secret of the webhook endpoint, whsec_... (or FLOWSTATE_STRIPE_WEBHOOK_SECRET)")
+      ->envname("FLOWSTATE_STRIPE_WEBHOOK_SECRET");
   serve->callback([] {
     if (o.public_url.empty()) o.public_url = "http://" + o.listen;
     auto s = manager::server::start(o);

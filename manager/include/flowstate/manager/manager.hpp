@@ -23,6 +23,11 @@ struct options {
   double requests_per_second = 50;
   std::string address_file;    // the bound address is written here once listening
   std::string node_secret;     // engine nodes present it (X-Node-Secret) to check tenants' API tokens
+  // Payments (docs/hosted.md "Billing and payment"): Stripe's API, its
+  // secret key and the webhook endpoint's signing secret. No key: no
+  // provider (invoices are made, nothing is charged).
+  std::string stripe_api = "https://api.stripe.com";
+  std::string stripe_secret_key, stripe_webhook_secret;
   int session_hours = 24 * 14;
   int invitation_hours = 24 * 7;
   int sign_in_failures = 5;    // failed sign-ins of one email within sign_in_window_s...
