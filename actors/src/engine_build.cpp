@@ -188,7 +188,17 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
   if (options_.hosted_plan) {
     auto hosted = options_.hosted_plan(rt->name);
     if (!hosted) return fail("the plan of project \"" + rt->name + "\" from the control plane: " + hosted.error());
-    ceiling = overlay(ceiling, *hosted);
+    ceiling = overlay(ceiling, hosted->limits);
+    // The plan's log retention caps the trace's (flowstate.yaml `trace:`).
+    if (const uint64_t most = hosted->log_retention_ms) {
+      rt->trace.keep_ms = std::min(rt->trace.keep_ms, most);
+      rt->trace.full_ms = std::min(rt->trace.full_ms, most);
+    }
+    if (!hosted->custom_drivers)
+      for (auto& [name, d] : rev->drivers)
+        if (d.kind.rfind("npm:", 0) == 0 || d.kind.rfind("python:", 0) == 0)
+          problems.push_back(d.file + ": kind " + d.kind + " is a custom driver, which the team's plan (" +
+                             hosted->plan + ") does not allow");
   }
   if (options_.meter) {
     auto account = options_.meter->account_for(rt->name);

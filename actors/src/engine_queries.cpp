@@ -116,7 +116,8 @@ std::vector<project_info> engine_impl::projects() const {
   std::shared_lock lock(mutex_);
   std::vector<project_info> out;
   for (auto& [id, e] : projects_)
-    out.push_back({e->active->name, e->dir, id, e->active->revision, e->pools ? e->pools->limits : sandbox::limits{}});
+    out.push_back({e->active->name, e->dir, id, e->active->revision, e->pools ? e->pools->limits : sandbox::limits{},
+                   e->active->trace.full_ms, e->active->trace.keep_ms});
   return out;
 }
 

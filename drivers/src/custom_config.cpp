@@ -9,6 +9,7 @@
 
 #include "config_values.hpp"
 #include "flowstate/drivers/custom.hpp"
+#include "flowstate/drivers/outbound.hpp"
 #include "flowstate/runtime/json_text.hpp"
 
 namespace flowstate::drivers::custom {
@@ -230,28 +231,9 @@ std::string check_address(const std::string& host, const std::string& address_te
   if (ec) return address_text + " is not an address";
   if (address.is_v6() && address.to_v6().is_v4_mapped())
     address = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6());
-  // Loopback, private, shared (CGNAT), link-local, benchmarking, reserved,
-  // broadcast, "this network", and the IETF block.
-  auto special_v4 = [](const std::array<unsigned char, 4>& b) {
-    return b[0] == 127 || b[0] == 10 || b[0] == 0 || (b[0] == 172 && (b[1] & 0xf0) == 16) ||
-           (b[0] == 192 && b[1] == 168) || (b[0] == 169 && b[1] == 254) || (b[0] == 100 && (b[1] & 0xc0) == 64) ||
-           (b[0] == 198 && (b[1] & 0xfe) == 18) || (b[0] == 192 && b[1] == 0 && b[2] == 0) || b[0] >= 224;
-  };
-  bool special = address.is_loopback() || address.is_unspecified() || address.is_multicast();
-  if (address.is_v4()) {
-    special |= special_v4(address.to_v4().to_bytes());
-  } else {
-    auto v6 = address.to_v6();
-    auto b = v6.to_bytes();
-    special |= v6.is_link_local() || v6.is_site_local() || (b[0] & 0xfe) == 0xfc;
-    // An IPv4 address inside: NAT64 (64:ff9b::/96), 6to4 (2002::/16),
-    // IPv4-compatible (::/96).
-    const bool nat64 = b[0] == 0 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b &&
-                       std::all_of(b.begin() + 4, b.begin() + 12, [](unsigned char x) { return x == 0; });
-    const bool compatible = std::all_of(b.begin(), b.begin() + 12, [](unsigned char x) { return x == 0; });
-    if (nat64 || compatible) special |= special_v4({b[12], b[13], b[14], b[15]});
-    if (b[0] == 0x20 && b[1] == 0x02) special |= special_v4({b[2], b[3], b[4], b[5]});
-  }
+  // A hosted node: public addresses only, named or not.
+  if (auto refused = outbound::check(host, address.to_string()); !refused.empty()) return refused;
+  const bool special = outbound::is_internal(address.to_string());
   if (!special) return {};
   // Named as that address itself (not through a name that resolves to it).
   endpoint e;

@@ -6,6 +6,8 @@
 // fresh one.
 #include "http_client.hpp"
 
+#include "flowstate/drivers/outbound.hpp"
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -111,6 +113,9 @@ class call : public std::enable_shared_from_this<call<Stream>> {
     tcp_layer().expires_after(std::chrono::milliseconds(p_.timeout_ms));
     resolver_.async_resolve(p_.host, p_.port, [self = this->shared_from_this()](beast::error_code ec, auto results) {
       if (ec) return self->finish_error("cannot resolve " + self->p_.host + ": " + ec.message());
+      for (const auto& r : results)  // a hosted node: public addresses only (outbound.hpp)
+        if (auto refused = outbound::check(self->p_.host, r.endpoint().address().to_string()); !refused.empty())
+          return self->finish_error(refused);
       self->tcp_layer().async_connect(results, [self](beast::error_code ec, const tcp::endpoint&) {
         if (ec)
           return self->finish_error("cannot connect to " + self->p_.host + ":" + self->p_.port + ": " + ec.message());

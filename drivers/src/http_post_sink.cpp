@@ -1,5 +1,6 @@
 // http.Post's network side: each try is one request (http_client.hpp).
 #include "flowstate/drivers/http_post.hpp"
+#include "flowstate/drivers/outbound.hpp"
 #include "http_client.hpp"
 
 namespace flowstate::drivers::http_post {
@@ -37,6 +38,7 @@ class post_sink final : public sinks::sink {
     req.body() = std::move(*body);
     req.prepare_payload();
     http_client::send(io_, at, std::move(req), c_.timeout_ms, [done = std::move(done)](result<http_client::answer> a) {
+      if (!a && outbound::is_refusal(a.error())) return done(sinks::permanent(a.error()));
       if (!a) {
         sinks::outcome o;
         o.answer = a.error();

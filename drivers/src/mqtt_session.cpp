@@ -1,4 +1,5 @@
 #include "flowstate/drivers/mqtt_session.hpp"
+#include "flowstate/drivers/outbound.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -198,12 +199,17 @@ class session_impl final : public session, public std::enable_shared_from_this<s
   void connect() {
     if (stopped_) return;
     const uint64_t gen = ++generation_;
-    resolver_.async_resolve(o_.broker.host, o_.broker.port,
-                            [self = shared_from_this(), gen](error_code ec, tcp::resolver::results_type at) {
-                              if (self->stale(gen)) return;
-                              if (ec) return self->lost("cannot resolve " + self->o_.broker.host + ": " + ec.message());
-                              self->open(at, gen);
-                            });
+    resolver_.async_resolve(
+        o_.broker.host, o_.broker.port,
+        [self = shared_from_this(), gen](error_code ec, tcp::resolver::results_type at) {
+          if (self->stale(gen)) return;
+          if (ec) return self->lost("cannot resolve " + self->o_.broker.host + ": " + ec.message());
+          for (const auto& r : at)  // a hosted node: public addresses only
+            if (auto refused = outbound::check(self->o_.broker.host, r.endpoint().address().to_string());
+                !refused.empty())
+              return self->lost(refused);
+          self->open(at, gen);
+        });
   }
 
   void open(const tcp::resolver::results_type& at, uint64_t gen) {

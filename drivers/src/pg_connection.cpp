@@ -1,6 +1,9 @@
 #include "pg_connection.hpp"
 
+#include <arpa/inet.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -9,6 +12,7 @@
 
 #include <deque>
 
+#include "flowstate/drivers/outbound.hpp"
 #include "flowstate/runtime/json_text.hpp"
 #include "sink_io.hpp"
 
@@ -112,6 +116,22 @@ class connection_impl final : public connection, public std::enable_shared_from_
     connect();
   }
 
+  // Why the connected server may not be used (outbound.hpp), or "".
+  std::string peer_refused() {
+    if (!outbound::public_only()) return {};
+    sockaddr_storage peer{};
+    socklen_t size = sizeof peer;
+    char text[INET6_ADDRSTRLEN] = "";
+    if (getpeername(PQsocket(conn_), reinterpret_cast<sockaddr*>(&peer), &size) != 0) return "no peer address";
+    if (peer.ss_family == AF_INET)
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&peer)->sin_addr, text, sizeof text);
+    else if (peer.ss_family == AF_INET6)
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr, text, sizeof text);
+    else
+      return "a local socket: a hosted node's drivers reach public addresses only";
+    return outbound::check(PQhost(conn_) ? PQhost(conn_) : text, text);
+  }
+
   void connect() {
     drop();
     conn_ = PQconnectStart(conninfo_.c_str());
@@ -132,6 +152,8 @@ class connection_impl final : public connection, public std::enable_shared_from_
         case PGRES_POLLING_WRITING:
           return self->poll_connect(PGRES_POLLING_WRITING);
         case PGRES_POLLING_OK:
+          // A hosted node: the server reached must be at a public address.
+          if (auto refused = self->peer_refused(); !refused.empty()) return self->lost(refused);
           if (!PQenterPipelineMode(self->conn_)) return self->lost(PQerrorMessage(self->conn_));
           return self->send();
         default:

@@ -221,10 +221,12 @@ http::response me(call& c) {
     list += std::string(list.empty() ? "" : ",") + "{\"name\":" + jstr(teams->at(i, 1)) +
             ",\"role\":" + jstr(role_name(*r)) + "}";
   }
-  return json(200, "{\"account\":" + std::to_string(c.who.account) + ",\"email\":" + jstr(a->at(0, 0)) +
-                       ",\"name\":" + jstr(a->at(0, 1)) +
-                       ",\"operator\":" + (a->at(0, 2) == "t" && c.who.via_session ? "true" : "false") +
-                       ",\"via\":" + (c.who.token_id ? "\"token\"" : "\"session\"") + ",\"teams\":[" + list + "]}");
+  return json(200,
+              "{\"account\":" + std::to_string(c.who.account) + ",\"email\":" + jstr(a->at(0, 0)) + ",\"name\":" +
+                  jstr(a->at(0, 1)) + ",\"operator\":" + (a->at(0, 2) == "t" && c.who.via_session ? "true" : "false") +
+                  ",\"via\":" + (c.who.token_id ? "\"token\"" : "\"session\"") +
+                  // A session's CSRF token: a page opened anew reads it here (same origin only).
+                  (c.who.via_session ? ",\"csrf\":" + jstr(c.who.csrf) : std::string()) + ",\"teams\":[" + list + "]}");
 }
 
 }  // namespace

@@ -15,13 +15,6 @@ namespace {
 
 http::response db_failed(const std::string& why) { return problem(503, "database unavailable", why); }
 
-bool is_month(std::string_view m) {
-  if (m.size() != 7 || m[4] != '-') return false;
-  for (std::size_t i = 0; i < 7; ++i)
-    if (i != 4 && (m[i] < '0' || m[i] > '9')) return false;
-  return (m[5] == '0' && m[6] >= '1') || (m[5] == '1' && m[6] <= '2');
-}
-
 http::response get_billing(call& c) {
   auto r = c.db.exec("SELECT paid_enabled FROM billing");
   if (!r || r->empty()) return db_failed(r ? "no billing row" : r.error());

@@ -29,13 +29,6 @@ http::response db_failed(const std::string& why) { return problem(503, "database
 // lease that ages out here is no longer in use there.
 constexpr const char* lease_life = "10 seconds";
 
-bool is_month(std::string_view m) {
-  if (m.size() != 7 || m[4] != '-') return false;
-  for (std::size_t i = 0; i < 7; ++i)
-    if (i != 4 && (m[i] < '0' || m[i] > '9')) return false;
-  return (m[5] == '0' && m[6] >= '1') || (m[5] == '1' && m[6] <= '2');
-}
-
 std::string current_month() {
   std::time_t now = std::time(nullptr);
   std::tm utc{};
@@ -57,6 +50,13 @@ std::optional<int64_t> int_field(const call& c, std::string_view name) {
 }
 
 }  // namespace
+
+bool is_month(std::string_view m) {
+  if (m.size() != 7 || m[4] != '-') return false;
+  for (std::size_t i = 0; i < 7; ++i)
+    if (i != 4 && (m[i] < '0' || m[i] > '9')) return false;
+  return (m[5] == '0' && m[6] >= '1') || (m[5] == '1' && m[6] <= '2');
+}
 
 result<month_totals> settle(connection& t, int64_t team, const std::string& month) {
   auto r = t.exec(
@@ -355,6 +355,26 @@ http::response change_plan(call& c) {
   return json(200, "{\"plan\":" + jstr(c.param("plan")) + "}");
 }
 
+// The operator's list of teams: plan, members, this month's executions,
+// credits left, subscription.
+http::response operator_teams(call& c) {
+  auto r = c.db.exec(
+      "SELECT t.name, t.plan, (SELECT count(*) FROM memberships m WHERE m.team_id = t.id), "
+      "coalesce((SELECT executions FROM team_months tm WHERE tm.team_id = t.id AND tm.month = $1), 0), "
+      "(SELECT coalesce(sum(executions), 0) FROM credit_grants g WHERE g.team_id = t.id) - "
+      "(SELECT coalesce(sum(credits_used), 0) FROM team_months tm WHERE tm.team_id = t.id), "
+      "coalesce((SELECT s.plan || ': ' || s.status FROM subscriptions s WHERE s.team_id = t.id), '') "
+      "FROM teams t ORDER BY t.name",
+      {current_month()});
+  if (!r) return db_failed(r.error());
+  std::string out = "[";
+  for (std::size_t i = 0; i < r->all.size(); ++i)
+    out += std::string(i ? "," : "") + "{\"name\":" + jstr(r->at(i, 0)) + ",\"plan\":" + jstr(r->at(i, 1)) +
+           ",\"members\":" + r->at(i, 2) + ",\"executions\":" + r->at(i, 3) + ",\"creditsBalance\":" + r->at(i, 4) +
+           ",\"subscription\":" + (r->at(i, 5).empty() ? std::string("null") : jstr(r->at(i, 5))) + "}";
+  return json(200, out + "]");
+}
+
 }  // namespace
 
 void add_metering_routes(std::vector<route>& out) {
@@ -371,6 +391,9 @@ void add_metering_routes(std::vector<route>& out) {
   out.push_back({"POST", "/api/v1/operator/teams/{team}/credits", "grantCredits",
                  "Give a team executions, used before its plan's", access::operator_only, role::none, true,
                  grant_credits});
+  out.push_back({"GET", "/api/v1/operator/teams", "operatorTeams",
+                 "Every team: plan, members, this month's executions, credits left, subscription",
+                 access::operator_only, role::none, false, operator_teams});
   out.push_back({"PUT", "/api/v1/operator/plans/{plan}", "changePlan", "Change a plan's numbers", access::operator_only,
                  role::none, true, change_plan});
 }

@@ -2,6 +2,7 @@
 // A team's month as metering keeps it (metering.cpp), for billing.
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "flowstate/runtime/result.hpp"
 
@@ -18,5 +19,8 @@ struct month_totals {
 // The caller holds the team's row lock (or accepts a concurrent report's
 // later correction).
 result<month_totals> settle(connection& t, int64_t team, const std::string& month);
+
+// "YYYY-MM", a month of the Gregorian calendar.
+bool is_month(std::string_view m);
 
 }  // namespace flowstate::manager

@@ -9,6 +9,7 @@
 #include <exception>
 #include <memory>
 
+#include "console_assets.hpp"
 #include "payments.hpp"
 
 #include "flowstate/drivers/http_routes.hpp"
@@ -129,6 +130,17 @@ class manager_server final : public server {
     std::string_view path = req.target;
     if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
     if (path == "/api/v1/openapi.json" && req.method == "GET") return openapi();
+    // The console (manager/web): a page and its script, not API routes.
+    if (req.method == "GET" && (path == "/" || path == "/console.js")) {
+      http::response r;
+      r.content_type = path == "/" ? "text/html; charset=utf-8" : "text/javascript; charset=utf-8";
+      r.body = path == "/" ? console_page_html() : console_script_js();
+      r.headers.emplace_back("Cache-Control", "no-cache");
+      r.headers.emplace_back("Content-Security-Policy",
+                             "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'");
+      r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+      return r;
+    }
     const route* found = nullptr;
     bool path_known = false;
     std::vector<std::pair<std::string, std::string>> params;

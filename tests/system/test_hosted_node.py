@@ -59,7 +59,7 @@ def test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothi
             "GET /editor.js": ("GET", "/editor.js", None, public),
             "GET /healthz": ("GET", "/healthz", None, public),
             "GET /readyz": ("GET", "/readyz", None, public),
-            "GET /metrics": ("GET", "/metrics", None, node_wide),
+            "GET /metrics": ("GET", "/metrics", None, "tenant"),
             "GET /api/v1/openapi.json": ("GET", "/api/v1/openapi.json", None, "tenant"),
             "GET /api/v1/projects": ("GET", "/api/v1/projects", None, "tenant"),
             "GET /api/v1/driver-kinds": ("GET", "/api/v1/driver-kinds", None, "tenant"),
@@ -129,6 +129,16 @@ def test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothi
                     wrong.append(f"{route} as {who}: {st} {text[:160]}")
         check(not wrong, "statuses:\n" + "\n".join(wrong))
 
+        # /metrics by token: a tenant's projects' series only.
+        st, text = call(node, "GET", "/metrics", tokens["viewer"])
+        series = [ln for ln in text.split("\n") if ln and not ln.startswith("#")]
+        check(st == 200 and series and all('project="acme.' in ln for ln in series),
+              f"acme's viewer sees acme's series only: {[ln for ln in series if 'acme.' not in ln][:3]}")
+        check('project="acme.shop"' in text and "globex" not in text, "acme.shop's series, nothing of globex")
+        st, whole = call(node, "GET", "/metrics", tokens["node admin"])
+        node_wide_series = [ln for ln in whole.split("\n") if ln and not ln.startswith("#") and "project=" not in ln]
+        check('project="globex.store"' in whole and 'project="acme.shop"' in whole and node_wide_series,
+              "the node's admin token sees every series, node-wide ones too")
         st, text = call(node, "GET", "/api/v1/projects", tokens["another team's owner"])
         check([p["name"] for p in json.loads(text)] == ["globex.store"], f"bob lists his project only: {text[:300]}")
         st, text = call(node, "GET", "/api/v1/projects/globex.store/flows", tokens["another team's owner"])
@@ -142,6 +152,13 @@ def test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothi
                   "files": {"flowstate.yaml": "name: acme.shop\ndurability: sync\ntimeout: 5s\n"}}
         st, text = call(node, "POST", P + "/edits", tokens["developer"], slower)
         check(st == 422 and "above this node's plan of 1s" in text, f"5 s is above the free plan: {st} {text[:300]}")
+        custom = {"base": shop_now["revision"], "message": "a custom driver",
+                  "files": {"drivers/modbus.yaml": "kind: npm:@acme/flowstate-modbus\nhost: 203.0.113.7\n"}}
+        st, text = call(node, "POST", P + "/edits", tokens["developer"], custom)
+        check(st == 422 and "drivers/modbus.yaml: kind npm:@acme/flowstate-modbus is a custom driver, which the "
+              "team's plan (free) does not allow" in text, f"no custom drivers on free: {st} {text[:400]}")
+        check(shop_now["trace"] == {"fullMs": 86400000, "keepMs": 86400000},
+              f"the free plan keeps the trace a day (flowstate.yaml's default: 30 days): {shop_now['trace']}")
         st, body, _, _ = operator.call("PUT", "/api/v1/operator/teams/acme/plan", {"plan": "pro"})
         check(st == 200, f"the operator puts acme on pro: {st} {body}")
         st, text = call(node, "POST", P + "/edits", tokens["developer"], slower)
@@ -183,5 +200,32 @@ def test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothi
         m.stop()
 
 
+def test_a_hosted_nodes_webhooks_cannot_reach_internal_addresses():
+    """on a node in hosted mode an http.Post to 127.0.0.1 is refused before connecting: the target gets nothing, and the delivery goes to the error queue at once (not retried) saying the address is internal"""
+    from test_http_post import Target, hook_project
+    pg, m, operator, callers, _ = setup_world(["--node-secret", SECRET])
+    target = Target().start()
+    node = None
+    try:
+        project = hook_project(target.port, extra={"flowstate.yaml": "name: acme.hooks\ndurability: sync\n"})
+        node = Node([project], extra_args=["--control-plane", m.addr], env={"FLOWSTATE_NODE_SECRET": SECRET}).start()
+        conn = node.connection()
+        conn.request("POST", "/alerts/dev1", body='{"level": 9}', headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        check(r.status == 202, f"the alert is accepted: {r.status}")
+        wait_for("the refused delivery in the error queue", lambda: node.errors(project="acme.hooks"), timeout=20)
+        error = node.errors(project="acme.hooks")[0]
+        check("127.0.0.1" in error["message"] and "public addresses only" in error["message"],
+              f"the error says why: {error}")
+        check(target.requests == [], f"nothing reached the internal address: {target.requests}")
+    finally:
+        if node:
+            node.stop()
+        target.stop()
+        m.stop()
+
+
 if __name__ == "__main__":
-    run([test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothing_node_wide])
+    run([test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothing_node_wide,
+         test_a_hosted_nodes_webhooks_cannot_reach_internal_addresses])

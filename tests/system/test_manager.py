@@ -256,6 +256,8 @@ def test_every_route_answers_each_kind_of_caller_as_its_rule_says_and_no_team_se
             "PUT /api/v1/operator/teams/{team}/plan": (
                 lambda c: ("PUT", "/api/v1/operator/teams/acme/plan", {"plan": "free"}),
                 expect(401, 403, 403, 403, 403, 403)),
+            "GET /api/v1/operator/teams": (lambda c: ("GET", "/api/v1/operator/teams", None),
+                                           expect(401, 403, 403, 403, 403, 403)),
             "GET /api/v1/operator/billing": (lambda c: ("GET", "/api/v1/operator/billing", None),
                                              expect(401, 403, 403, 403, 403, 403)),
             "PUT /api/v1/operator/billing": (lambda c: ("PUT", "/api/v1/operator/billing", {"paidEnabled": False}),

@@ -18,6 +18,7 @@
 #include "commands.hpp"
 #include "flowstate/actors/engine.hpp"
 #include "flowstate/drivers/http_server.hpp"
+#include "flowstate/drivers/outbound.hpp"
 #include "flowstate/runtime/secrets.hpp"
 #include "flowstate/ui_server/admin_api.hpp"
 #include "flowstate/ui_server/control_plane.hpp"
@@ -177,6 +178,8 @@ int serve(const serve_options& o) {
     eo.hosted_plan = [plane](const std::string& project) { return plane->plan_limits(project); };
     usage = std::make_shared<admin::usage_reporter>(plane);
     eo.meter = usage;
+    // Tenants' drivers reach public addresses only (SSRF; outbound.hpp).
+    drivers::outbound::set_public_only(true);
   }
   int64_t ttl = parse_age_ms(o.idempotency_ttl);
   if (ttl <= 0) {

@@ -129,10 +129,37 @@ void get_readyz(admin_services& s, const admin_call&, const http::responder_ptr&
   reply->send(json(503, body + "]," + level + "}"));
 }
 
-void get_metrics(admin_services& s, const admin_call&, const http::responder_ptr& reply) {
+// A tenant's view of the metrics (hosted mode): only the series labelled
+// with one of its team's projects (project="TEAM.*"), and the HELP and TYPE
+// lines of their families; the node-wide series are the node's own.
+std::string tenant_metrics(const std::string& all, const std::string& team) {
+  const std::string a = "{project=\"" + team + ".", b = ",project=\"" + team + ".";
+  std::string out, header;
+  std::size_t at = 0;
+  while (at < all.size()) {
+    auto end = all.find('\n', at);
+    if (end == std::string::npos) end = all.size();
+    std::string_view line(all.data() + at, end - at);
+    at = end + 1;
+    if (line.rfind("# HELP ", 0) == 0) {
+      header.assign(line).append("\n");
+    } else if (line.rfind("# TYPE ", 0) == 0) {
+      header.append(line).append("\n");
+    } else if (!line.empty() && line[0] != '#') {
+      const auto labels = line.substr(0, line.find('}') == std::string_view::npos ? 0 : line.find('}'));
+      if (labels.find(a) == std::string_view::npos && labels.find(b) == std::string_view::npos) continue;
+      out += header;  // the family's HELP and TYPE, before its first kept sample
+      header.clear();
+      out.append(line).append("\n");
+    }
+  }
+  return out;
+}
+
+void get_metrics(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
   http::response r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-  r.body = s.e.metrics_text();
+  r.body = call.tenant_team.empty() ? s.e.metrics_text() : tenant_metrics(s.e.metrics_text(), call.tenant_team);
   reply->send(std::move(r));
 }
 
@@ -156,7 +183,8 @@ void get_projects(admin_services& s, const admin_call& call, const http::respond
            ",\"wallMs\":" + std::to_string(l.wall_ms()) + ",\"memoryMiB\":" + std::to_string(l.memory_mb) +
            ",\"outputBytes\":" + std::to_string(l.max_output_bytes) +
            ",\"stateBytes\":" + std::to_string(l.max_state_bytes) + ",\"logBytes\":" + std::to_string(l.max_log_bytes) +
-           "}}";
+           "},\"trace\":{\"fullMs\":" + std::to_string(p.trace_full_ms) +
+           ",\"keepMs\":" + std::to_string(p.trace_keep_ms) + "}}";
   }
   reply->send(json(200, out + "]"));
 }
@@ -573,7 +601,9 @@ const std::vector<std::pair<std::string_view, std::string_view>>& admin_schemas(
 "memoryMiB":{"type":"integer"},"outputBytes":{"type":"integer"},"stateBytes":{"type":"integer"},"logBytes":{"type":"integer"}}})"},
       {"Project", R"({"type":"object","required":["name","dir","id","revision","limits"],
 "properties":{"name":{"type":"string"},"dir":{"type":"string"},"id":{"type":"integer"},
-"revision":{"type":"string","description":"the active commit"},"limits":{"$ref":"#/components/schemas/Limits"}}})"},
+"revision":{"type":"string","description":"the active commit"},"limits":{"$ref":"#/components/schemas/Limits"},
+"trace":{"type":"object","description":"how long its trace is kept in full and at all, capped by a hosted plan",
+"properties":{"fullMs":{"type":"integer"},"keepMs":{"type":"integer"}}}}})"},
       {"DeployRequest", R"({"type":"object","required":["revision"],
 "properties":{"revision":{"type":"string","description":"the commit to activate"},
 "expected":{"type":"string","description":"the revision it replaces; 409 when another deploy came first"}}})"},
@@ -643,8 +673,8 @@ const std::vector<std::pair<std::string_view, std::string_view>>& admin_schemas(
       {"SchemaAdd", R"({"type":"object","required":["url","schema"],
 "properties":{"url":{"type":"string","description":"the fully qualified type URL"},
 "schema":{"type":["object","boolean"],"description":"a JSON Schema"}}})"},
-  };
-  return schemas;
+};
+return schemas;
 }
 
 const std::vector<admin_route>& admin_routes() {

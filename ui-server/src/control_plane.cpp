@@ -84,7 +84,9 @@ hosted_rule rule_for(const admin_route& r) {
   const std::string_view path = r.path;
   const bool reads = r.method == "GET";
   const auto role = reads ? tenant_role::viewer : tenant_role::developer;
-  if (path == "/api/v1/projects" || path == "/api/v1/driver-kinds" || path == "/api/v1/openapi.json")
+  // /metrics: a tenant sees its projects' series only (admin_routes.cpp, tenant_metrics).
+  if (path == "/api/v1/projects" || path == "/api/v1/driver-kinds" || path == "/api/v1/openapi.json" ||
+      path == "/metrics")
     return {hosted_rule::kind::any_tenant};
   if (path.rfind("/api/v1/projects/{project}", 0) == 0) return {hosted_rule::kind::project, role, false};
   if (path.rfind("/api/v1/errors", 0) == 0 || path == "/api/v1/trace") return {hosted_rule::kind::project, role, true};
@@ -142,7 +144,7 @@ result<std::pair<unsigned, std::string>> control_plane::post(const std::string& 
   return ask(bhttp::verb::post, address_, path, secret_, body);
 }
 
-result<limit_settings> control_plane::plan_limits(const std::string& project) {
+result<hosted_plan_limits> control_plane::plan_limits(const std::string& project) {
   std::string path = "/api/v1/internal/projects/";
   for (unsigned char ch : project)  // the name as one path segment
     if (std::isalnum(ch) || ch == '.' || ch == '-' || ch == '_') {
@@ -158,13 +160,20 @@ result<limit_settings> control_plane::plan_limits(const std::string& project) {
     return fail("the control plane answered " + std::to_string(answer->first) + ": " + answer->second.substr(0, 300));
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
-  uint64_t timeout_ms = 0, memory = 0;
-  if (parser.parse(answer->second).get(doc) || doc["timeoutMs"].get(timeout_ms) || doc["memoryMiB"].get(memory))
-    return fail("the control plane's plan is not {timeoutMs, memoryMiB}: " + answer->second.substr(0, 200));
-  limit_settings s;
-  s.cpu_ms.value = static_cast<uint32_t>(timeout_ms);
-  s.memory_mb.value = static_cast<uint32_t>(memory);
-  return s;
+  uint64_t timeout_ms = 0, memory = 0, retention_days = 0;
+  bool custom = false;
+  std::string_view name;
+  if (parser.parse(answer->second).get(doc) || doc["timeoutMs"].get(timeout_ms) || doc["memoryMiB"].get(memory) ||
+      doc["logRetentionDays"].get(retention_days) || doc["customDrivers"].get(custom) || doc["name"].get(name))
+    return fail("the control plane's plan is not {name, timeoutMs, memoryMiB, logRetentionDays, customDrivers}: " +
+                answer->second.substr(0, 200));
+  hosted_plan_limits out;
+  out.limits.cpu_ms.value = static_cast<uint32_t>(timeout_ms);
+  out.limits.memory_mb.value = static_cast<uint32_t>(memory);
+  out.custom_drivers = custom;
+  out.log_retention_ms = retention_days * 24 * 3600 * 1000;
+  out.plan = std::string(name);
+  return out;
 }
 
 }  // namespace flowstate::admin

@@ -20,6 +20,14 @@ namespace flowstate {
 
 class usage_meter;  // flowstate/actors/quota.hpp
 
+// Hosted mode: what a project's team's plan allows (docs/hosted.md "Plans").
+struct hosted_plan_limits {
+  limit_settings limits;          // timeout and memory per call: the ceiling
+  bool custom_drivers = true;     // npm:/python: driver kinds
+  uint64_t log_retention_ms = 0;  // the trace kept at most this long (0: no limit)
+  std::string plan;               // its name, for refusals
+};
+
 struct engine_options {
   std::string data_dir;              // holds store/ (RocksDB)
   std::string worker_binary;         // flowstate-worker (V8)
@@ -47,7 +55,7 @@ struct engine_options {
   // Hosted mode (docs/hosted.md): the plan of a project's team, from the
   // control plane, overlaid on the above at each deploy (an error refuses
   // the deploy). Unset: no control plane.
-  std::function<result<limit_settings>(const std::string& project)> hosted_plan;
+  std::function<result<hosted_plan_limits>(const std::string& project)> hosted_plan;
   // Hosted mode: each project's team's lease of executions, which its
   // sources' admission checks (docs/hosted.md "Metering and quotas").
   std::shared_ptr<usage_meter> meter;
@@ -75,6 +83,9 @@ struct project_info {
   uint32_t id = 0;
   std::string revision;    // the active commit
   sandbox::limits limits;  // what its functions run within
+  // How long its trace is kept in full, and at all (flowstate.yaml `trace:`,
+  // capped by a hosted plan's log retention).
+  uint64_t trace_full_ms = 0, trace_keep_ms = 0;
 };
 
 // The outcome of a deploy request, as the admin API answers it.

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "flowstate/actors/engine.hpp"
 #include "flowstate/runtime/limit_settings.hpp"
 #include "flowstate/runtime/result.hpp"
 
@@ -45,7 +46,7 @@ class control_plane {
   result<std::optional<tenant>> check(const std::string& token);
   // The limits of the plan of a project's team (TEAM.PROJECT): timeout and
   // memory per call, for the node's ceiling at deploy.
-  result<limit_settings> plan_limits(const std::string& project);
+  result<hosted_plan_limits> plan_limits(const std::string& project);
   // POST a JSON body to one of the control plane's internal routes: (status, body).
   result<std::pair<unsigned, std::string>> post(const std::string& path, const std::string& body);
 
