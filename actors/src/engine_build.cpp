@@ -219,6 +219,15 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
   rt->timeout_ms = limits ? limits->cpu_ms_per_call : rev->manifest_.timeout_ms;
   rt->http_host = rev->manifest_.http_host;
   rt->http_prefix = rev->manifest_.http_prefix;
+  if (options_.hosted_domain) {
+    // Hosted mode: the service places TEAM.PROJECT (engine.hpp, hosted_domain).
+    const auto dot = rt->name.find('.');
+    if (dot == std::string::npos || dot == 0 || dot + 1 == rt->name.size())
+      return fail("flowstate.yaml: a hosted project is named TEAM.PROJECT, found \"" + rt->name + "\"");
+    const auto team = rt->name.substr(0, dot), project = rt->name.substr(dot + 1);
+    rt->http_host = options_.hosted_domain->empty() ? "" : project + "." + team + "." + *options_.hosted_domain;
+    rt->http_prefix = options_.hosted_domain->empty() ? "/" + team + "/" + project : "";
+  }
   rt->files = http::static_site::load(**files, e.dir);
   if (!pools) return fail(problems.front());
   std::vector<http::route> routes;

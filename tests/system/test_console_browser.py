@@ -47,7 +47,7 @@ def test_a_person_is_invited_signs_up_deploys_with_a_token_subscribes_and_pays_i
                             "--data", tmpdir()], capture_output=True, text=True, env=env, timeout=120)
         check(p.returncode == 0 and "a new project, acme.api" in p.stdout, f"deployed with the token: {p.stdout} {p.stderr}")
         for i in range(20):
-            check(node.request("POST", f"/api/k{i % 4}", {})[0] == 200, "acme.api serves")
+            check(node.request("POST", f"/acme/api/api/k{i % 4}", {})[0] == 200, "acme.api serves")
         ada = sign_in(m, "ada@example.com")
         wait_for("acme's 20 executions reported",
                  lambda: (ada.call("GET", "/api/v1/teams/acme/usage")[1]["months"] or [{}])[0].get("executions") == 20,

@@ -210,7 +210,7 @@ def test_a_hosted_nodes_webhooks_cannot_reach_internal_addresses():
         project = hook_project(target.port, extra={"flowstate.yaml": "name: acme.hooks\ndurability: sync\n"})
         node = Node([project], extra_args=["--control-plane", m.addr], env={"FLOWSTATE_NODE_SECRET": SECRET}).start()
         conn = node.connection()
-        conn.request("POST", "/alerts/dev1", body='{"level": 9}', headers={"Content-Type": "application/json"})
+        conn.request("POST", "/acme/hooks/alerts/dev1", body='{"level": 9}', headers={"Content-Type": "application/json"})
         r = conn.getresponse()
         r.read()
         check(r.status == 202, f"the alert is accepted: {r.status}")

@@ -117,7 +117,7 @@ def test_executions_are_counted_exactly_through_a_kill_and_a_free_team_stops_at_
 
         # Globex's first executions: paid by its credits, none of its plan's.
         for i in range(200):
-            st, _, text = post(node, f"/store/{globex_keys[i % 10]}", f"g-{i}")
+            st, _, text = post(node, f"/globex/store/store/{globex_keys[i % 10]}", f"g-{i}")
             check(st == 200, f"globex request {i}: {st} {text[:200]}")
         wait_for("globex's 200 executions reported",
                  lambda: month_of(usage_of(bob, "globex"))["executions"] == 200, timeout=20)
@@ -126,7 +126,7 @@ def test_executions_are_counted_exactly_through_a_kill_and_a_free_team_stops_at_
               f"credits are used before the plan's executions: {month}")
 
         # Acme's 8,200, six at a time, the node killed -9 in the middle.
-        requests = [(f"/count/{acme_keys[i % 20]}", f"a-{i}") for i in range(ACME_REQUESTS)]
+        requests = [(f"/acme/shop/count/{acme_keys[i % 20]}", f"a-{i}") for i in range(ACME_REQUESTS)]
         pool = send_until_answered(node_ref, requests)
         wait_for("a third of acme's requests done",
                  lambda: month_of(usage_of(ada, "acme"))["executions"] >= ACME_REQUESTS // 3, timeout=120)
@@ -140,7 +140,7 @@ def test_executions_are_counted_exactly_through_a_kill_and_a_free_team_stops_at_
         accepted, i = 200, 200
         refusal = None
         while accepted < FREE_EXECUTIONS + CREDITS + 50:
-            st, headers, text = post(node, f"/store/{globex_keys[i % 10]}", f"g-{i}")
+            st, headers, text = post(node, f"/globex/store/store/{globex_keys[i % 10]}", f"g-{i}")
             if st == 200:
                 accepted += 1
                 i += 1
@@ -156,9 +156,9 @@ def test_executions_are_counted_exactly_through_a_kill_and_a_free_team_stops_at_
         check(refusal is not None, f"globex is refused at its cap; accepted {accepted}")
         check(accepted == FREE_EXECUTIONS + CREDITS,
               f"globex ran exactly its plan's {FREE_EXECUTIONS} and its {CREDITS} credits: {accepted}")
-        st, _, _ = post(node, f"/store/{globex_keys[0]}", "g-0")
+        st, _, _ = post(node, f"/globex/store/store/{globex_keys[0]}", "g-0")
         check(st == 200, f"a repeat of an answered request still gets its stored answer at the cap: {st}")
-        st, _, _ = post(node, "/count/d0", "a-after-cap")
+        st, _, _ = post(node, "/acme/shop/count/d0", "a-after-cap")
         check(st == 200, f"acme is not held by globex's cap: {st}")
 
         node.wait_idle()

@@ -14,6 +14,9 @@ from test_hosted_node import SECRET, call, token_of
 from test_manager import PASSWORD, setup_world
 
 
+AT_ACME = {"Host": "api.acme.flowstate.test"}  # the service places TEAM.PROJECT at PROJECT.TEAM.DOMAIN
+
+
 def login(m, email, team):
     home = tmpdir()
     env = {k: v for k, v in os.environ.items() if k != "FLOWSTATE_TOKEN"}
@@ -36,7 +39,8 @@ def test_a_developer_deploys_from_a_checkout_the_node_cannot_see_and_the_node_ke
     pg, m, operator, callers, _ = setup_world(["--node-secret", SECRET])
     node = None
     try:
-        node = Node([], extra_args=["--control-plane", m.addr], env={"FLOWSTATE_NODE_SECRET": SECRET}).start()
+        node = Node([], extra_args=["--control-plane", m.addr, "--hosted-domain", "flowstate.test"],
+                    env={"FLOWSTATE_NODE_SECRET": SECRET}).start()
         checkout = counter_project(os.path.join(tmpdir(), "acme.api"),
                                    extra={"drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: /api/{key}\n",
                                           "public/data.txt": os.urandom(20000).hex()})
@@ -48,7 +52,7 @@ def test_a_developer_deploys_from_a_checkout_the_node_cannot_see_and_the_node_ke
         first_bytes = sent(p.stdout)
         kept = os.path.join(node.data, "projects", "acme.api")
         check(git_head(kept) == first, "the node keeps the repository, at the deployed commit")
-        check(node.request("POST", "/api/k1", {})[1] == {"count": 1}, "acme.api serves")
+        check(node.request("POST", "/api/k1", {}, headers=AT_ACME)[1] == {"count": 1}, "acme.api serves")
 
         with open(os.path.join(checkout, "functions", "counter.js"), "w") as f:
             f.write("export default function (input, state = { count: 0 }) {\n"
@@ -63,11 +67,11 @@ def test_a_developer_deploys_from_a_checkout_the_node_cannot_see_and_the_node_ke
         log = subprocess.run(GIT + ["-C", kept, "log", "--format=%s", second], capture_output=True, text=True,
                              check=True).stdout.split("\n")
         check(log[:2] == ["count by ten", "first"], f"the history came along: {log}")
-        check(node.request("POST", "/api/k1", {})[1] == {"count": 11, "v": 2}, "the new revision serves, state kept")
+        check(node.request("POST", "/api/k1", {}, headers=AT_ACME)[1] == {"count": 11, "v": 2}, "the new revision serves, state kept")
 
         node.kill9()
         node.start()
-        check(node.request("POST", "/api/k1", {})[1] == {"count": 21, "v": 2},
+        check(node.request("POST", "/api/k1", {}, headers=AT_ACME)[1] == {"count": 21, "v": 2},
               "after a restart the node serves the last revision from its own repository")
 
         erin = login(m, "erin@example.com", "acme")
@@ -76,6 +80,18 @@ def test_a_developer_deploys_from_a_checkout_the_node_cannot_see_and_the_node_ke
         bob = login(m, "bob@example.com", "globex")
         p = deploy(bob, checkout, node, "from another team")
         check(p.returncode != 0, f"another team cannot deploy acme.api: {p.stdout} {p.stderr}")
+        # The same paths in another team's project, even naming acme's host in its
+        # flowstate.yaml: the service places it at its own host, acme's untouched.
+        theirs = counter_project(os.path.join(tmpdir(), "globex.api"),
+                                 extra={"drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: /api/{key}\n",
+                                        "flowstate.yaml": "name: globex.api\nhttp:\n  host: api.acme.flowstate.test\n"})
+        p = deploy(bob, theirs, node, "globex's own")
+        check(p.returncode == 0, f"globex deploys the same paths: {p.stdout} {p.stderr}")
+        check(node.request("POST", "/api/k1", {}, headers={"Host": "api.globex.flowstate.test"})[1] == {"count": 1},
+              "globex.api answers at its own host")
+        check(node.request("POST", "/api/k1", {}, headers=AT_ACME)[1] == {"count": 31, "v": 2},
+              "acme.api still answers at its host, its state its own")
+        check(node.request("POST", "/api/k1", {})[0] == 404, "no project answers without its host")
 
         # A role change applies to the next deploy (the node asks again within a second).
         ada = callers["owner"]
@@ -103,7 +119,7 @@ def test_a_developer_deploys_from_a_checkout_the_node_cannot_see_and_the_node_ke
               f"a push naming another project: {r.status} {body}")
         check(not os.path.exists(os.path.join(node.data, "projects", "acme.other")), "nothing was left of it")
         st, projects = node.admin_get("/api/v1/projects")
-        check([x["name"] for x in projects] == ["acme.api"], f"the node serves acme.api only: {projects}")
+        check(sorted(x["name"] for x in projects) == ["acme.api", "globex.api"], f"nothing else was made: {projects}")
     finally:
         if node:
             node.stop()

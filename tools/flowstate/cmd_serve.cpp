@@ -37,6 +37,7 @@ struct serve_options {
   std::string edit_author = "flowstate <flowstate@localhost>";
   std::string plan;                                 // the operator's plan file
   std::string control_plane, control_plane_secret;  // hosted mode (docs/hosted.md)
+  std::string hosted_domain;                        // hosted mode: PROJECT.TEAM.DOMAIN; "": /TEAM/PROJECT
   unsigned shards = 4;
   // Measured on 2 cores (benchmarks/): the worker processes and the I/O
   // threads need the cores; shards do little work between them, so one CAF
@@ -180,6 +181,7 @@ int serve(const serve_options& o) {
     eo.meter = usage;
     // Tenants' drivers reach public addresses only (SSRF; outbound.hpp).
     drivers::outbound::set_public_only(true);
+    eo.hosted_domain = o.hosted_domain;
   }
   int64_t ttl = parse_age_ms(o.idempotency_ttl);
   if (ttl <= 0) {
@@ -374,6 +376,9 @@ void register_serve_command(CLI::App& app) {
   cmd->add_option("--control-plane", o->control_plane,
                   "Hosted mode: host:port of `flowstate manager`; tenants' API tokens reach their team's projects "
                   "(named TEAM.PROJECT) here, checked there (docs/hosted.md)");
+  cmd->add_option("--hosted-domain", o->hosted_domain,
+                  "Hosted mode: serve project TEAM.PROJECT at host PROJECT.TEAM.DOMAIN (default: under the path "
+                  "/TEAM/PROJECT)");
   cmd->add_option("--control-plane-secret", o->control_plane_secret,
                   "The secret nodes share with the control plane (or FLOWSTATE_NODE_SECRET)")
       ->envname("FLOWSTATE_NODE_SECRET");

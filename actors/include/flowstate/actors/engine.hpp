@@ -56,6 +56,11 @@ struct engine_options {
   // control plane, overlaid on the above at each deploy (an error refuses
   // the deploy). Unset: no control plane.
   std::function<result<hosted_plan_limits>(const std::string& project)> hosted_plan;
+  // Hosted mode: where each project's routes are on the flow listener, the
+  // service's choice (flowstate.yaml's `http:` is not used): at host
+  // PROJECT.TEAM.DOMAIN when a domain is given, else under the path prefix
+  // /TEAM/PROJECT. So no tenant can take another's paths. Unset: not hosted.
+  std::optional<std::string> hosted_domain;
   // Hosted mode: each project's team's lease of executions, which its
   // sources' admission checks (docs/hosted.md "Metering and quotas").
   std::shared_ptr<usage_meter> meter;
