@@ -1,15 +1,35 @@
 #include "flowstate/drivers/outbound.hpp"
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/network_v4.hpp>
+#include <boost/asio/ip/network_v6.hpp>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <vector>
 
 namespace flowstate::drivers::outbound {
 namespace {
 
 std::atomic<bool> hosted{false};
+// Written at start only (before any driver runs), read after.
+std::vector<boost::asio::ip::network_v4> allowed_v4;
+std::vector<boost::asio::ip::network_v6> allowed_v6;
+
+bool allowed(const std::string& text) {
+  boost::system::error_code ec;
+  auto a = boost::asio::ip::make_address(text, ec);
+  if (ec) return false;
+  if (a.is_v4()) {
+    for (auto& n : allowed_v4)
+      if (n == boost::asio::ip::network_v4(a.to_v4(), n.prefix_length()).canonical()) return true;
+    return false;
+  }
+  for (auto& n : allowed_v6)
+    if (n == boost::asio::ip::network_v6(a.to_v6(), n.prefix_length()).canonical()) return true;
+  return false;
+}
 
 bool special_v4(const std::array<unsigned char, 4>& b) {
   return b[0] == 127 || b[0] == 10 || b[0] == 0 || (b[0] == 172 && (b[1] & 0xf0) == 16) ||
@@ -44,10 +64,22 @@ void set_public_only(bool on) { hosted.store(on, std::memory_order_release); }
 
 bool public_only() { return hosted.load(std::memory_order_acquire); }
 
+std::string allow_network(const std::string& cidr) {
+  boost::system::error_code ec;
+  if (cidr.find(':') == std::string::npos) {
+    auto n = boost::asio::ip::make_network_v4(cidr, ec);
+    if (!ec) allowed_v4.push_back(n.canonical());
+  } else {
+    auto n = boost::asio::ip::make_network_v6(cidr, ec);
+    if (!ec) allowed_v6.push_back(n.canonical());
+  }
+  return ec ? "\"" + cidr + "\" is not a network (ADDRESS/PREFIX, e.g. 10.1.2.0/24)" : "";
+}
+
 constexpr const char* refusal = "a hosted node's drivers reach public addresses only";
 
 std::string check(const std::string& host, const std::string& address) {
-  if (!public_only() || !is_internal(address)) return {};
+  if (!public_only() || !is_internal(address) || allowed(address)) return {};
   return host + (host == address ? std::string(" is ") : " is at ") + address +
          ", an internal (loopback, private or link-local) address: " + refusal;
 }

@@ -189,5 +189,50 @@ def test_executions_are_counted_exactly_through_a_kill_and_a_free_team_stops_at_
         pg.stop()
 
 
+def test_mqtt_sources_pause_at_the_cap_and_the_broker_keeps_the_rest_until_credits_come():
+    """a free team capped at 1,000 executions gets 1,500 QoS 2 readings over MQTT: its subscription stops reading near the cap (what was accepted before is processed; the overshoot is printed), the broker keeps the rest for the session, and once an operator gives credits every reading is processed exactly once"""
+    from test_mqtt import Publisher, check_exactly_once, iot_project
+    from harness import Mosquitto
+    pg = Postgres()
+    broker = Mosquitto()
+    m = Manager(pg, ["--operator-email", "op@example.com", "--node-secret", SECRET]).start()
+    node = None
+    try:
+        operator = sign_up(m, "op@example.com", team="ops")
+        bob = invited_by_operator(m, operator, "bob@example.com", "globex")
+        check(operator.call("PUT", "/api/v1/operator/plans/free", {"executionsPerMonth": 1000})[0] == 200, "cap")
+        project = iot_project(broker, qos=2, out=False)
+        with open(os.path.join(project, "flowstate.yaml"), "w") as f:
+            f.write("name: globex.iot\ndurability: sync\n")
+        import subprocess
+        from harness import GIT
+        subprocess.run(GIT + ["-C", project, "commit", "-qam", "hosted name"], check=True)
+        node = Node([project], extra_args=["--control-plane", m.addr, "--hosted-allow-internal", "127.0.0.1/32"],
+                    env={"FLOWSTATE_NODE_SECRET": SECRET}).start()
+        broker.wait_for_client("flowstate")
+        pub = Publisher(broker, 2)
+        pub.send(10, 0, 1500)
+        executions = lambda: month_of(usage_of(bob, "globex"))["executions"]
+        wait_for("the cap reached", lambda: executions() >= 1000, timeout=60)
+        time.sleep(3)  # what was accepted before the pause is processed; nothing more is read
+        paused_at = executions()
+        time.sleep(2)
+        check(executions() == paused_at, f"nothing more runs while capped: {paused_at} then {executions()}")
+        check(1000 <= paused_at < 1500, f"the subscription paused near the cap: {paused_at}")
+        print(f"  (overshoot at the cap: {paused_at - 1000} executions, accepted before the lease ran out)")
+        st, body, _, _ = operator.call("POST", "/api/v1/operator/teams/globex/credits",
+                                       {"executions": 1000, "reason": "more"})
+        check(st == 201, f"credits: {st} {body}")
+        check_exactly_once(node, pub.sent, 10)
+        pub.close()
+        wait_for("all 1,500 counted", lambda: executions() == 1500, timeout=20)
+    finally:
+        if node:
+            node.stop()
+        m.stop()
+        broker.stop()
+
+
 if __name__ == "__main__":
-    run([test_executions_are_counted_exactly_through_a_kill_and_a_free_team_stops_at_its_plan_and_credits])
+    run([test_executions_are_counted_exactly_through_a_kill_and_a_free_team_stops_at_its_plan_and_credits,
+         test_mqtt_sources_pause_at_the_cap_and_the_broker_keeps_the_rest_until_credits_come])

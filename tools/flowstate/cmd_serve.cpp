@@ -38,6 +38,7 @@ struct serve_options {
   std::string plan;                                 // the operator's plan file
   std::string control_plane, control_plane_secret;  // hosted mode (docs/hosted.md)
   std::string hosted_domain;                        // hosted mode: PROJECT.TEAM.DOMAIN; "": /TEAM/PROJECT
+  std::vector<std::string> hosted_allow_internal;   // hosted mode: internal networks drivers may reach
   unsigned shards = 4;
   // Measured on 2 cores (benchmarks/): the worker processes and the I/O
   // threads need the cores; shards do little work between them, so one CAF
@@ -181,6 +182,11 @@ int serve(const serve_options& o) {
     eo.meter = usage;
     // Tenants' drivers reach public addresses only (SSRF; outbound.hpp).
     drivers::outbound::set_public_only(true);
+    for (auto& cidr : o.hosted_allow_internal)
+      if (auto bad = drivers::outbound::allow_network(cidr); !bad.empty()) {
+        std::fprintf(stderr, "--hosted-allow-internal: %s\n", bad.c_str());
+        return 2;
+      }
     eo.hosted_domain = o.hosted_domain;
   }
   int64_t ttl = parse_age_ms(o.idempotency_ttl);
@@ -379,6 +385,11 @@ void register_serve_command(CLI::App& app) {
   cmd->add_option("--hosted-domain", o->hosted_domain,
                   "Hosted mode: serve project TEAM.PROJECT at host PROJECT.TEAM.DOMAIN (default: under the path "
                   "/TEAM/PROJECT)");
+  cmd->add_option("--hosted-allow-internal", o->hosted_allow_internal,
+                  "Hosted mode: an internal network tenants' drivers may reach all the same (the operator's own "
+                  "services), ADDRESS/PREFIX; repeatable")
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd->add_option("--control-plane-secret", o->control_plane_secret,
                   "The secret nodes share with the control plane (or FLOWSTATE_NODE_SECRET)")
       ->envname("FLOWSTATE_NODE_SECRET");

@@ -16,6 +16,10 @@ bool is_internal(const std::string& address);
 // Process-wide, set once at start: refuse internal addresses to every driver.
 void set_public_only(bool on);
 bool public_only();
+// Set at start: internal networks drivers may reach all the same (the
+// operator's own services, e.g. a shared MQTT broker): "10.1.2.0/24",
+// "127.0.0.1/32", "fd00::/8". An error names what is not a network.
+std::string allow_network(const std::string& cidr);
 
 // Empty when a driver may connect to `address` for `host`; else why not.
 std::string check(const std::string& host, const std::string& address);
