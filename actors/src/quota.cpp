@@ -22,6 +22,7 @@ std::optional<quota_refusal> quota_account::admit() const {
     return quota_refusal{429, retry_after_s_,
                          "team \"" + team_ + "\" has used every execution of its plan and credits for " + month_ +
                              "; nothing was accepted"};
+  refused_.fetch_add(1, std::memory_order_acq_rel);
   return quota_refusal{429, retry_after_s_,
                        "team \"" + team_ + "\"'s executions left for " + month_ +
                            " are leased to other nodes right now; nothing was accepted, retry shortly"};
@@ -35,6 +36,7 @@ void quota_account::renew(uint64_t base, uint64_t lease, bool cap_reached, unsig
   month_ = std::move(month);
   why_ = "answering";
   base_.store(base, std::memory_order_release);
+  refused_.store(0, std::memory_order_release);
   limit_.store(base + lease, std::memory_order_release);
   until_ms_.store(until_ms, std::memory_order_release);
 }
@@ -49,7 +51,8 @@ bool quota_account::wants_renewal() const {
   const uint64_t base = base_.load(std::memory_order_acquire);
   const uint64_t limit = limit_.load(std::memory_order_acquire);
   const uint64_t lease = limit > base ? limit - base : 0;
-  return steady_ms() >= until_ms_.load(std::memory_order_acquire) || (lease > 0 && 2 * used_since_renewal() >= lease);
+  return steady_ms() >= until_ms_.load(std::memory_order_acquire) || (lease > 0 && 2 * used_since_renewal() >= lease) ||
+         wanted();
 }
 
 void quota_account::unreachable(std::string why) {

@@ -101,7 +101,7 @@ int64_t seconds_to_next_month() {
 constexpr int64_t min_lease = 1000;
 
 result<std::string> lease_for(connection& t, int64_t team, const std::string& team_name, const std::string& month,
-                              const std::string& node, int64_t used) {
+                              const std::string& node, int64_t used, bool wanted) {
   auto totals = settle(t, team, month);
   if (!totals) return fail(totals.error());
   // A node is NAME@INCARNATION: a new incarnation of a node means the old
@@ -132,7 +132,12 @@ result<std::string> lease_for(connection& t, int64_t team, const std::string& te
   const int64_t cap = billable_overage ? (int64_t{1} << 50) : included + totals->credits_left;
   const int64_t left = cap - totals->executions - others;
   const int64_t share = std::max<int64_t>(1, left / live);
-  const int64_t lease = left <= 0 ? 0 : std::min(share, std::max(min_lease, 10 * used));
+  // Near the cap, a node that ran nothing and refused nothing since its
+  // last lease gets none: what is left goes to the nodes with work (an idle
+  // node holding the last executions would starve the others for good).
+  const bool near_cap = cap - totals->executions < min_lease * live;
+  const bool idle = used == 0 && !wanted;
+  const int64_t lease = left <= 0 || (near_cap && idle) ? 0 : std::min(share, std::max(min_lease, 10 * used));
   auto w = t.exec(
       "INSERT INTO quota_leases (team_id, month, node, lease, renewed_at) VALUES ($1, $2, $3, $4, now()) "
       "ON CONFLICT (team_id, month, node) DO UPDATE SET lease = $4, renewed_at = now()",
@@ -177,13 +182,21 @@ http::response report_usage(call& c) {
     ++i;
   }
   counters_json += "]";
-  std::vector<std::pair<std::string, int64_t>> asked;
+  struct ask {
+    std::string team;
+    int64_t used = 0;
+    bool wanted = false;
+  };
+  std::vector<ask> asked;
   for (auto e : teams) {
     std::string_view name;
     uint64_t used = 0;
+    bool wanted = false;
     if (e["team"].get(name) || e["used"].get(used) || used > (uint64_t{1} << 40))
-      return problem(422, "invalid", "teams: an array of {team, used}");
-    asked.emplace_back(name, static_cast<int64_t>(used));
+      return problem(422, "invalid", "teams: an array of {team, used, wanted}");
+    if (e["wanted"].error() != simdjson::NO_SUCH_FIELD && e["wanted"].get(wanted))
+      return problem(422, "invalid", "teams[].wanted: true or false");
+    asked.push_back({std::string(name), static_cast<int64_t>(used), wanted});
     names.emplace(name);
   }
   std::string names_json = "[";
@@ -212,12 +225,12 @@ http::response report_usage(call& c) {
     for (auto& [team, m] : touched)
       if (auto s = settle(t, team, m); !s) return fail(s.error());
     std::string leases = "[";
-    for (auto& [name, used] : asked) {
+    for (auto& [name, used, wanted] : asked) {
       int64_t team = 0;
       for (std::size_t k = 0; k < locked->all.size(); ++k)
         if (locked->at(k, 1) == name) team = std::stoll(locked->at(k, 0));
       if (!team) continue;  // no such team: no lease (its projects' sources refuse)
-      auto one = lease_for(t, team, name, month, node, used);
+      auto one = lease_for(t, team, name, month, node, used, wanted);
       if (!one) return fail(one.error());
       leases += (leases.size() > 1 ? "," : "") + *one;
     }

@@ -103,7 +103,9 @@ status usage_reporter::report(const std::vector<std::shared_ptr<quota_account>>&
     node = node_;
   }
   std::map<std::string, uint64_t> bases, used;
+  std::map<std::string, bool> wanted;
   for (auto& a : teams) {
+    wanted[a->team()] = a->wanted();
     used[a->team()] = a->used_since_renewal();
     bases[a->team()] = a->consumed();
   }
@@ -131,7 +133,8 @@ status usage_reporter::report(const std::vector<std::shared_ptr<quota_account>>&
   for (std::size_t i = 0; i < teams.size(); ++i) {
     body += i ? ",{\"team\":" : "{\"team\":";
     http::append_json_string(body, teams[i]->team());
-    body += ",\"used\":" + std::to_string(used[teams[i]->team()]) + "}";
+    body +=
+        ",\"used\":" + std::to_string(used[teams[i]->team()]) + (wanted[teams[i]->team()] ? ",\"wanted\":true}" : "}");
   }
   body += "]}";
   auto answer = plane_->post("/api/v1/internal/usage", body);

@@ -46,8 +46,12 @@ class quota_account {
   // Executions run since the last renewal (under the current lease).
   uint64_t used_since_renewal() const;
   // Whether to ask for a new lease before the next regular report: half of
-  // this one is used (or it has expired).
+  // this one is used, it has expired, or a source was refused for want of
+  // room while the cap is not reached.
   bool wants_renewal() const;
+  // Whether a source was refused for want of room since the last renewal
+  // (the control plane then gives this node a share even near the cap).
+  bool wanted() const { return refused_.load(std::memory_order_acquire) > 0; }
   // The control plane could not be asked: the lease stays until it expires.
   void unreachable(std::string why);
   // The steady clock, in ms, that until_ms is on.
@@ -56,9 +60,10 @@ class quota_account {
  private:
   std::string team_;
   std::atomic<uint64_t> consumed_{0};
-  std::atomic<uint64_t> base_{0};     // consumed() at the last renewal's question
-  std::atomic<uint64_t> limit_{0};    // base + lease
-  std::atomic<int64_t> until_ms_{0};  // steady clock
+  std::atomic<uint64_t> base_{0};             // consumed() at the last renewal's question
+  std::atomic<uint64_t> limit_{0};            // base + lease
+  std::atomic<int64_t> until_ms_{0};          // steady clock
+  mutable std::atomic<uint64_t> refused_{0};  // no-room refusals since the last renewal
   mutable std::mutex mu_;
   bool cap_reached_ = false;
   unsigned retry_after_s_ = 1;
