@@ -12,7 +12,7 @@ import subprocess
 
 from harness import BIN, Node, check, counter_project, run, tmpdir, wait_for
 from stripe_standin import StripeStandIn
-from test_manager import Manager, Postgres, sign_in, sign_up
+from test_manager import PASSWORD, Manager, Postgres, sign_in, sign_up
 from test_todomvc_browser import BrowserScript
 
 SECRET_KEY = "sk_test_console0123456789"
@@ -21,7 +21,7 @@ NODE_SECRET = "node-secret-console-0123456789"
 
 
 def test_a_person_is_invited_signs_up_deploys_with_a_token_subscribes_and_pays_in_the_browser():
-    """request → approval in the operator's view → mailed link → sign-up → invite a developer → API token → `flowstate deploy` with it → role change → usage → paid plans on → Checkout → signed checkout.session.completed → invoice run → signed invoice.paid: each step in the browser, checked against the API"""
+    """request → approval in the operator's view → mailed link → sign-up → invite a developer → API token → `flowstate deploy` with it → role change → usage → paid plans on → Checkout → signed checkout.session.completed → invoice run → signed invoice.paid: each step in the browser, checked against the API; then neither the password nor the token is in PostgreSQL's dump, the node's RocksDB files and logs, or the manager's files"""
     pg = Postgres()
     stripe = StripeStandIn(SECRET_KEY, WEBHOOK_SECRET)
     m = Manager(pg, ["--operator-email", "op@example.com", "--node-secret", NODE_SECRET, "--stripe-api", stripe.url,
@@ -76,6 +76,19 @@ def test_a_person_is_invited_signs_up_deploys_with_a_token_subscribes_and_pays_i
         browser.passes("the console's walk")
         invoice = ada.call("GET", "/api/v1/teams/acme/invoices")[1][0]
         check(invoice["status"] == "paid" and invoice["totalCents"] == 2000, f"the invoice: {invoice}")
+        # No password or token in clear: PostgreSQL's dump, the node's RocksDB files and logs, the manager's log.
+        dump = subprocess.run(["pg_dump", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "postgres"],
+                              capture_output=True, check=True).stdout
+        secrets = [PASSWORD.encode(), token.encode(), token[len("fs_tok_"):].encode()]
+        found = [f"pg_dump: {x!r}" for x in secrets if x in dump]
+        for root in (node.data, m.dir):
+            for folder, _, files in os.walk(root):
+                for name in files:
+                    path = os.path.join(folder, name)
+                    with open(path, "rb") as f:
+                        data = f.read()
+                    found += [f"{path}: {x!r}" for x in secrets if x in data]
+        check(not found, f"no password or token in clear: {found}")
     finally:
         if browser:
             browser.stop()
