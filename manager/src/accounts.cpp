@@ -65,8 +65,12 @@ http::response decide(call& c, bool approve) {
                                 "You can now sign up to Flowstate:\n\n" + *link +
                                     "\n\nThe link works once, for this address, for " +
                                     std::to_string(c.s.o.invitation_hours) + " hours.\n");
-      !sent)
-    return problem(502, "mail not sent", sent.error());
+      !sent) {
+    // Pending again, so that the operator can approve it once mail works.
+    (void)c.db.exec("UPDATE invitation_requests SET status = 'pending', decided_at = NULL WHERE id = $1::bigint",
+                    {c.param("id")});
+    return problem(502, "mail not sent", sent.error() + "; the request is pending again");
+  }
   return json(200, "{\"invited\":" + jstr(email) + "}");
 }
 

@@ -1,15 +1,36 @@
 #include "mailer.hpp"
 
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 
 namespace flowstate::manager {
 
 status mailer::send(const std::string& to, const std::string& subject, const std::string& text) {
-  if (dir_.empty()) return fail("no mail transport: start the manager with --mail-dir DIR");
+  if (dir_.empty() && smtp_.empty())
+    return fail("no mail transport: start the manager with --smtp HOST:PORT or --mail-dir DIR");
   if ((to + subject).find_first_of("\r\n") != std::string::npos)
     return fail("a line break in a mail's address or subject");  // no header of anyone's choosing
+  std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char date[64];
+  std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &utc);
+  std::string body;  // lines end in CRLF
+  for (char c : text) {
+    if (c == '\n' && (body.empty() || body.back() != '\r')) body += '\r';
+    body += c;
+  }
+  const std::string message = "Date: " + std::string(date) + "\r\nTo: " + to + "\r\nFrom: Flowstate <" + from_ +
+                              ">\r\nSubject: " + subject +
+                              "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body;
+  if (!smtp_.empty())
+    if (auto st = smtp_send(smtp_, from_, to, message); !st) return fail("mail to " + to + ": " + st.error());
+  return dir_.empty() ? status::success() : write_file(message);
+}
+
+status mailer::write_file(const std::string& message) {
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
   const auto ms =
@@ -19,9 +40,7 @@ status mailer::send(const std::string& to, const std::string& subject, const std
   const auto tmp = std::filesystem::path(dir_) / (name + ".tmp");
   {
     std::ofstream out(tmp, std::ios::binary);
-    out << "To: " << to << "\r\nFrom: Flowstate <noreply@flowstate.invalid>\r\nSubject: " << subject
-        << "\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-        << text;
+    out << message;
     if (!out) return fail("cannot write " + tmp.string());
   }
   std::filesystem::rename(tmp, std::filesystem::path(dir_) / name, ec);  // whole messages only

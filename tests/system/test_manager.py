@@ -407,7 +407,45 @@ def test_the_database_is_migrated_once_and_a_newer_database_is_refused():
     check(m.proc.returncode != 0 and "migration 9999 (9999_future.sql)" in out, f"refused: {out[-500:]}")
 
 
+def test_mail_goes_through_an_smtp_relay_and_a_relay_that_is_down_leaves_the_request_pending():
+    """with --smtp the first operator's invitation and an approved request's are delivered to a real SMTP server (and copied to --mail-dir), the link in the message signs up; with the relay down, approving answers 502 and the request stays pending"""
+    from smtp_sink import SmtpSink
+    pg = Postgres()
+    relay = SmtpSink()
+    m = Manager(pg, ["--operator-email", "op@example.com", "--smtp", f"127.0.0.1:{relay.port}",
+                     "--mail-from", "invites@flowstate.example"]).start()
+    try:
+        wait_for("the operator's invitation", lambda: relay.messages)
+        sender, to, data = relay.messages[0]
+        check(sender == "invites@flowstate.example" and to == ["op@example.com"], f"the envelope: {sender} {to}")
+        check("Subject: You are the operator" in data and "#invitation=fs_inv_" in data and "\nDate: " in "\n" + data,
+              f"the message: {data[:400]}")
+        operator = sign_up(m, "op@example.com", team="ops")  # the link of the copy in --mail-dir: the same
+        check(re.search(r"#invitation=(fs_inv_[A-Za-z0-9_-]+)", data).group(1) == m.invitation_for("op@example.com"),
+              "the relayed message and the kept copy carry the same link")
+        st, _, _, _ = Client(m).call("POST", "/api/v1/invitation-requests", {"email": "ada@example.com", "name": "Ada"})
+        st, reqs, _, _ = operator.call("GET", "/api/v1/operator/invitation-requests")
+        rid = reqs[-1]["id"]
+        relay.stop()  # the relay goes away
+        st, body, _, _ = operator.call("POST", f"/api/v1/operator/invitation-requests/{rid}/approve")
+        check(st == 502 and "pending again" in body["detail"], f"no relay: {st} {body}")
+        st, reqs, _, _ = operator.call("GET", "/api/v1/operator/invitation-requests")
+        check(reqs[-1]["status"] == "pending", f"the request waits: {reqs[-1]}")
+        relay = SmtpSink()
+        m.stop()
+        m.extra = [x if not x.startswith("127.0.0.1:") else f"127.0.0.1:{relay.port}" for x in m.extra]
+        m.start()
+        operator = sign_in(m, "op@example.com")
+        st, body, _, _ = operator.call("POST", f"/api/v1/operator/invitation-requests/{rid}/approve")
+        check(st == 200, f"approved once the relay is back: {st} {body}")
+        check([to for _, to, _ in relay.messages] == [["ada@example.com"]], f"ada's mail: {relay.messages}")
+    finally:
+        relay.stop()
+        m.stop()
+
+
 if __name__ == "__main__":
     run([test_every_route_answers_each_kind_of_caller_as_its_rule_says_and_no_team_sees_another,
          test_tokens_are_scoped_hashed_and_revoked_at_once_and_sessions_need_their_csrf_token,
-         test_the_database_is_migrated_once_and_a_newer_database_is_refused])
+         test_the_database_is_migrated_once_and_a_newer_database_is_refused,
+         test_mail_goes_through_an_smtp_relay_and_a_relay_that_is_down_leaves_the_request_pending])

@@ -28,6 +28,10 @@ void register_manager_commands(CLI::App& app) {
       ->envname("FLOWSTATE_MANAGER_DATABASE");
   serve->add_option("--public-url", o.public_url, "where users reach this service, for links in emails");
   serve->add_option("--mail-dir", o.mail_dir, "the file mail transport: each message written as DIR/*.eml");
+  serve->add_option("--smtp", o.smtp,
+                    "send mail through this SMTP relay, HOST:PORT (plain SMTP: a local relay does TLS and "
+                    "authentication); with --mail-dir too, a copy of each message is kept there");
+  serve->add_option("--mail-from", o.mail_from, "the sender of the service's mail")->capture_default_str();
   serve->add_option("--operator-email", o.operator_email,
                     "when no operator exists: mail this address an invitation to sign up as the first operator");
   serve->add_option("--threads", o.threads, "listener threads, each with a database connection")->capture_default_str();

@@ -12,17 +12,19 @@ namespace flowstate::manager {
 
 struct options {
   std::string listen = "127.0.0.1:8090";
-  std::string database;        // libpq connection string
-  std::string public_url;      // where users reach it, for links in emails ("http://127.0.0.1:8090")
-  std::string mail_dir;        // the file mail transport: one .eml file per message
+  std::string database;    // libpq connection string
+  std::string public_url;  // where users reach it, for links in emails ("http://127.0.0.1:8090")
+  std::string mail_dir;    // the file mail transport: one .eml file per message
+  std::string smtp;        // HOST:PORT of an SMTP relay (plain SMTP, no TLS or authentication)
+  std::string mail_from = "noreply@flowstate.invalid";
   std::string operator_email;  // invited as the first operator when there is none
   unsigned threads = 4;        // listener threads, each with a database connection
   // Requests per second per client address (a token bucket; 0: no limit).
   // Engine nodes are clients too: a node sends up to ten usage reports a
   // second and one token check per tenant token a second.
   double requests_per_second = 50;
-  std::string address_file;    // the bound address is written here once listening
-  std::string node_secret;     // engine nodes present it (X-Node-Secret) to check tenants' API tokens
+  std::string address_file;  // the bound address is written here once listening
+  std::string node_secret;   // engine nodes present it (X-Node-Secret) to check tenants' API tokens
   // Payments (docs/hosted.md "Billing and payment"): Stripe's API, its
   // secret key and the webhook endpoint's signing secret. No key: no
   // provider (invoices are made, nothing is charged).
