@@ -184,6 +184,8 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
   rt->durability = rev->manifest_.durability;
   rt->trace = {rev->manifest_.trace_full_ms, rev->manifest_.trace_keep_ms, rev->manifest_.trace_quota_bytes};
   std::vector<std::string> problems;
+  uint64_t max_function_bytes = 0;  // hosted mode: the team's plan's
+  std::string plan_name;
   auto ceiling = plan_for(options_.plan, options_.plan_file, rt->name);
   if (options_.hosted_plan) {
     auto hosted = options_.hosted_plan(rt->name);
@@ -194,6 +196,8 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
       rt->trace.keep_ms = std::min(rt->trace.keep_ms, most);
       rt->trace.full_ms = std::min(rt->trace.full_ms, most);
     }
+    max_function_bytes = hosted->max_function_bytes;
+    plan_name = hosted->plan;
     if (!hosted->custom_drivers)
       for (auto& [name, d] : rev->drivers)
         if (d.kind.rfind("npm:", 0) == 0 || d.kind.rfind("python:", 0) == 0)
@@ -326,6 +330,10 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
             }
             source = std::move(bundled->source);
           }
+          if (max_function_bytes && source.size() > max_function_bytes)
+            problems.push_back(fn.file + ": the function is " + std::to_string(source.size()) +
+                               " bytes with its bundled packages, above the " + std::to_string(max_function_bytes) +
+                               " of the team's plan (" + plan_name + ")");
           // A Python function is reloaded when a module it may import changed.
           const uint64_t module_set = fn.language == "py" ? modules.id : 0;
           auto cache_key = fn.language + '\0' + fn.file + '\0' + source + '\0' + (module_set ? modules.hash : "");

@@ -338,7 +338,8 @@ http::response change_plan(call& c) {
       {"memoryMiB", "memory_mib"},
       {"logRetentionDays", "log_retention_days"},
       {"monthlyPriceCents", "monthly_price_cents"},
-      {"overageCentsPerMillion", "overage_cents_per_million"}};
+      {"overageCentsPerMillion", "overage_cents_per_million"},
+      {"maxFunctionBytes", "max_function_bytes"}};
   std::vector<param> values{c.param("plan")};
   std::string sets;
   for (auto [json_name, column] : fields) {
@@ -361,7 +362,7 @@ http::response change_plan(call& c) {
   if (sets.empty())
     return problem(422, "invalid",
                    "nothing to change: give executionsPerMonth, timeoutMs, memoryMiB, logRetentionDays, "
-                   "monthlyPriceCents, overageCentsPerMillion or stripePrice");
+                   "monthlyPriceCents, overageCentsPerMillion, maxFunctionBytes or stripePrice");
   auto r = c.db.exec("UPDATE plans SET " + sets + " WHERE name = $1 RETURNING name", values);
   if (!r) return db_failed(r.error());
   if (r->empty()) return problem(404, "not found", "no plan \"" + c.param("plan") + "\"");

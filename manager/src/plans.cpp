@@ -10,13 +10,14 @@ http::response db_failed(const std::string& why) { return problem(503, "database
 
 constexpr const char* plan_columns =
     "p.name, p.executions_per_month, p.timeout_ms, p.memory_mib, p.log_retention_days, p.custom_drivers, "
-    "p.dedicated, p.monthly_price_cents";
+    "p.dedicated, p.monthly_price_cents, p.max_function_bytes";
 
 std::string plan_json(const rows& r, std::size_t i) {
   return "{\"name\":" + jstr(r.at(i, 0)) + ",\"executionsPerMonth\":" + r.at(i, 1) + ",\"timeoutMs\":" + r.at(i, 2) +
          ",\"memoryMiB\":" + r.at(i, 3) + ",\"logRetentionDays\":" + r.at(i, 4) +
          ",\"customDrivers\":" + (r.at(i, 5) == "t" ? "true" : "false") +
-         ",\"dedicated\":" + (r.at(i, 6) == "t" ? "true" : "false") + ",\"monthlyPriceCents\":" + r.at(i, 7) + "}";
+         ",\"dedicated\":" + (r.at(i, 6) == "t" ? "true" : "false") + ",\"monthlyPriceCents\":" + r.at(i, 7) +
+         ",\"maxFunctionBytes\":" + r.at(i, 8) + "}";
 }
 
 http::response list_plans(call& c) {

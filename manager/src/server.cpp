@@ -85,7 +85,8 @@ http::response openapi() {
 
 class manager_server final : public server {
  public:
-  manager_server(const options& o, std::unique_ptr<pool> db) : o_(o), db_(std::move(db)), mail_(o.mail_dir, o.smtp, o.mail_from) {
+  manager_server(const options& o, std::unique_ptr<pool> db)
+      : o_(o), db_(std::move(db)), mail_(o.mail_dir, o.smtp, o.mail_from) {
     if (!o.stripe_secret_key.empty())
       pay_ = make_stripe({o.stripe_api, o.stripe_secret_key, o.stripe_webhook_secret, 300});
   }

@@ -36,7 +36,7 @@ def call(node, method, path, token=None, body=None):
 
 
 def test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothing_node_wide():
-    """every admin route × {anonymous, another team's owner, viewer, developer, admin, owner, node admin}: public routes answer all, node-wide routes only the node's token, a project's routes its team's tokens by role (reads: viewer, changes: developer) and another team gets 404; GET /api/v1/projects lists the caller's projects only; the team's plan is its projects' ceiling (free: 1 s per call refused at 5 s; pro: accepted); `flowstate login` keeps a token the CLI uses for its team's projects only; a revoked token stops within a second"""
+    """every admin route × {anonymous, another team's owner, viewer, developer, admin, owner, node admin}: public routes answer all, node-wide routes only the node's token, a project's routes its team's tokens by role (reads: viewer, changes: developer) and another team gets 404; GET /api/v1/projects lists the caller's projects only; the team's plan is its projects' ceiling (free: 1 s per call refused at 5 s, no custom driver, no function over 1 MiB, the trace kept a day; pro: 5 s accepted); `flowstate login` keeps a token the CLI uses for its team's projects only; a revoked token stops within a second"""
     pg, m, operator, callers, _ = setup_world(["--node-secret", SECRET])
     node = None
     try:
@@ -157,6 +157,11 @@ def test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothi
         st, text = call(node, "POST", P + "/edits", tokens["developer"], custom)
         check(st == 422 and "drivers/modbus.yaml: kind npm:@acme/flowstate-modbus is a custom driver, which the "
               "team's plan (free) does not allow" in text, f"no custom drivers on free: {st} {text[:400]}")
+        big = {"base": shop_now["revision"], "message": "a big function",
+               "files": {"functions/counter.js": "export default () => ({});\n// " + "x" * 1100000 + "\n"}}
+        st, text = call(node, "POST", P + "/edits", tokens["developer"], big)
+        check(st == 422 and "functions/counter.js: the function is 1100031 bytes" in text
+              and "above the 1048576 of the team's plan (free)" in text, f"1 MiB per function on free: {st} {text[:400]}")
         check(shop_now["trace"] == {"fullMs": 86400000, "keepMs": 86400000},
               f"the free plan keeps the trace a day (flowstate.yaml's default: 30 days): {shop_now['trace']}")
         st, body, _, _ = operator.call("PUT", "/api/v1/operator/teams/acme/plan", {"plan": "pro"})

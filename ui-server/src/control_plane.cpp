@@ -173,6 +173,8 @@ result<hosted_plan_limits> control_plane::plan_limits(const std::string& project
   out.custom_drivers = custom;
   out.log_retention_ms = retention_days * 24 * 3600 * 1000;
   out.plan = std::string(name);
+  uint64_t function_bytes = 0;
+  if (!doc["maxFunctionBytes"].get(function_bytes)) out.max_function_bytes = function_bytes;
   return out;
 }
 

@@ -22,10 +22,11 @@ class usage_meter;  // flowstate/actors/quota.hpp
 
 // Hosted mode: what a project's team's plan allows (docs/hosted.md "Plans").
 struct hosted_plan_limits {
-  limit_settings limits;          // timeout and memory per call: the ceiling
-  bool custom_drivers = true;     // npm:/python: driver kinds
-  uint64_t log_retention_ms = 0;  // the trace kept at most this long (0: no limit)
-  std::string plan;               // its name, for refusals
+  limit_settings limits;            // timeout and memory per call: the ceiling
+  bool custom_drivers = true;       // npm:/python: driver kinds
+  uint64_t log_retention_ms = 0;    // the trace kept at most this long (0: no limit)
+  uint64_t max_function_bytes = 0;  // a function's code, packages bundled in (0: no limit)
+  std::string plan;                 // its name, for refusals
 };
 
 struct engine_options {
