@@ -25,6 +25,8 @@ class Manager:
         self.dir = tmpdir("flowstate-manager-")
         self.mail = os.path.join(self.dir, "mail")
         self.extra = list(extra)
+        if "--requests-per-second" not in self.extra:  # tests, nodes and browsers all come from 127.0.0.1
+            self.extra += ["--requests-per-second", "1000"]
         self.proc = None
 
     def start(self, expect_fail=False):

@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <chrono>
+#include <cstdio>
 
 #include "flowstate/drivers/http_types.hpp"
 #include "flowstate/runtime/iso_time.hpp"
@@ -145,8 +146,11 @@ status usage_reporter::report(const std::vector<std::shared_ptr<quota_account>>&
     why = "answered " + std::to_string(answer->first) + ": " + answer->second.substr(0, 300);
   if (!why.empty()) {
     for (auto& a : teams) a->unreachable(why);
+    if (!failing_.exchange(true))  // once per outage, in the node's log
+      std::fprintf(stderr, "flowstate: usage report to the control plane failed: %s\n", why.c_str());
     return fail("the control plane's usage report: " + why);
   }
+  if (failing_.exchange(false)) std::fprintf(stderr, "flowstate: usage reports reach the control plane again\n");
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
   simdjson::dom::array leases;

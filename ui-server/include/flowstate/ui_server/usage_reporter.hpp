@@ -6,6 +6,7 @@
 // A lease is used for at most 8 seconds without renewal (the control plane
 // counts it as taken for 10), so a node cut off from the control plane
 // stops accepting new input for its tenants rather than run past a cap.
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -47,6 +48,7 @@ class usage_reporter final : public usage_meter {
   std::mutex report_mu_;  // one report at a time
   std::condition_variable wake_;
   bool stopping_ = false;
+  std::atomic<bool> failing_{false};  // the last report failed (logged once per outage)
   std::thread thread_;
 
   // One round trip: the counters and leases for `teams`.
