@@ -10,11 +10,13 @@
 // counted, minus the other live nodes' leases), so the nodes together stay
 // within the cap; see lease_for for the overshoot bound.
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <ctime>
 #include <optional>
 #include <set>
 
+#include "flowstate/runtime/iso_time.hpp"
 #include "metering.hpp"
 #include "pg.hpp"
 #include "routes.hpp"
@@ -29,13 +31,11 @@ http::response db_failed(const std::string& why) { return problem(503, "database
 // lease that ages out here is no longer in use there.
 constexpr const char* lease_life = "10 seconds";
 
+// This UTC month, "2026-12" (what nodes meter executions by).
 std::string current_month() {
-  std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char out[32];
-  std::snprintf(out, sizeof out, "%04d-%02d", utc.tm_year + 1900, utc.tm_mon + 1);
-  return out;
+  return utc_month(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
 }
 
 // A non-negative integer field of the body: nullopt when absent; -1 when

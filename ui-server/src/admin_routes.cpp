@@ -673,8 +673,8 @@ const std::vector<std::pair<std::string_view, std::string_view>>& admin_schemas(
       {"SchemaAdd", R"({"type":"object","required":["url","schema"],
 "properties":{"url":{"type":"string","description":"the fully qualified type URL"},
 "schema":{"type":["object","boolean"],"description":"a JSON Schema"}}})"},
-};
-return schemas;
+  };
+  return schemas;
 }
 
 const std::vector<admin_route>& admin_routes() {
