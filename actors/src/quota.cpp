@@ -23,6 +23,7 @@ std::optional<quota_refusal> quota_account::admit() const {
                          "team \"" + team_ + "\" has used every execution of its plan and credits for " + month_ +
                              "; nothing was accepted"};
   refused_.fetch_add(1, std::memory_order_acq_rel);
+  last_refused_ms_.store(steady_ms(), std::memory_order_release);
   return quota_refusal{429, retry_after_s_,
                        "team \"" + team_ + "\"'s executions left for " + month_ +
                            " are leased to other nodes right now; nothing was accepted, retry shortly"};
@@ -53,6 +54,11 @@ bool quota_account::wants_renewal() const {
   const uint64_t lease = limit > base ? limit - base : 0;
   return steady_ms() >= until_ms_.load(std::memory_order_acquire) || (lease > 0 && 2 * used_since_renewal() >= lease) ||
          wanted();
+}
+
+bool quota_account::refused_recently() const {
+  const int64_t at = last_refused_ms_.load(std::memory_order_acquire);
+  return at >= 0 && steady_ms() - at < refused_recently_ms;
 }
 
 void quota_account::unreachable(std::string why) {

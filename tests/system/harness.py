@@ -577,11 +577,37 @@ class Mosquitto:
             self.proc.wait()
 
 
+def _report_hang():
+    """What a test that hangs waits on, printed before CTest's timeout kills
+    it (CTest shows a killed test's output but nothing of why it hung)."""
+    import faulthandler
+    print(f"\nHANG: still running after {_WATCHDOG_S:.0f}s; the test's threads:", flush=True)
+    faulthandler.dump_traceback(file=sys.stdout, all_threads=True)
+    for node in _NODES:
+        if node.proc and node.proc.poll() is None:
+            print(f"node {node.data} (pid {node.proc.pid}): its threads\n{thread_report(node.proc.pid)}\n"
+                  f"its log's end:\n{node.log()[-3000:]}", flush=True)
+    for path in list(_WATCHED_LOGS):
+        try:
+            print(f"{path}'s end:\n" + open(path, errors="replace").read()[-3000:], flush=True)
+        except OSError:
+            pass
+
+
+# Seconds after which a test file reports where it hangs: a little before
+# CTest's TIMEOUT (tests/CMakeLists.txt passes it as FLOWSTATE_TEST_TIMEOUT).
+_WATCHDOG_S = float(os.environ.get("FLOWSTATE_TEST_TIMEOUT", "300")) - 20
+_WATCHED_LOGS = []  # other processes' logs (a manager's) printed with a hang report
+
+
 def run(tests):
     """Runs test functions (name: sentence), prints a line each and a summary."""
     if not os.path.exists(BIN):
         print(f"FAIL: {BIN} is not built (build first: ninja -C build)")
         sys.exit(1)
+    watchdog = threading.Timer(_WATCHDOG_S, _report_hang)
+    watchdog.daemon = True
+    watchdog.start()
     passed = failed = 0
     for fn in tests:
         name = fn.__doc__.strip() if fn.__doc__ else fn.__name__

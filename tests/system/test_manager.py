@@ -14,6 +14,7 @@ import re
 import subprocess
 import time
 
+import harness
 from harness import BIN, Postgres, TestFailure, check, run, tmpdir, wait_for
 
 PASSWORD = "correct horse battery"
@@ -34,6 +35,7 @@ class Manager:
         if os.path.exists(addr_file):
             os.remove(addr_file)
         self.log = open(os.path.join(self.dir, "manager.log"), "a+")
+        harness._WATCHED_LOGS.append(self.log.name)
         self.proc = subprocess.Popen([BIN, "manager", "serve", "--listen", "127.0.0.1:0", "--database",
                                       self.pg.conninfo, "--mail-dir", self.mail, "--address-file", addr_file,
                                       "--public-url", "https://flowstate.example"] + self.extra,

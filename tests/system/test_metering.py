@@ -147,7 +147,9 @@ def test_executions_are_counted_exactly_through_a_kill_and_a_free_team_stops_at_
         # Globex to its cap, one at a time: 429 only once plan and credits are used.
         accepted, i = 200, 200
         refusal = None
+        deadline = time.time() + 90
         while accepted < FREE_EXECUTIONS + CREDITS + 50:
+            check(time.time() < deadline, f"globex reaches its cap within 90 s; accepted {accepted}, last {text[:200]}")
             st, headers, text = post(node, f"/globex/store/store/{globex_keys[i % 10]}", f"g-{i}")
             if st == 200:
                 accepted += 1
@@ -190,6 +192,37 @@ def test_executions_are_counted_exactly_through_a_kill_and_a_free_team_stops_at_
         check(st == 200 and f"{usage_of(ada, 'acme')['currentMonth']},acme.shop,{acme_total}" in csv,
               f"usage as CSV: {csv!r}")
         check(bob.call("GET", "/api/v1/teams/acme/usage")[0] == 404, "another team's usage is not found")
+    finally:
+        if node:
+            node.stop()
+        m.stop()
+        pg.stop()
+
+
+def test_a_lone_client_that_waits_out_retry_after_near_the_cap_gets_in():
+    """near its cap, a node that ran nothing lately holds no lease; a lone client turned away with 429 and Retry-After gets in when it retries after that wait (the node keeps the share its refusal asked for, instead of looking idle one report later and giving it back), twice in a row"""
+    pg = Postgres()
+    m = Manager(pg, ["--operator-email", "op@example.com", "--node-secret", SECRET]).start()
+    node = None
+    try:
+        operator = sign_up(m, "op@example.com", team="ops")
+        invited_by_operator(m, operator, "bob@example.com", "globex")
+        check(operator.call("PUT", "/api/v1/operator/plans/free", {"executionsPerMonth": 100})[0] == 200, "cap")
+        store = counter_project(os.path.join(tmpdir(), "globex.store"),
+                                extra={"drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: /store/{key}\n"})
+        node = Node([store], extra_args=["--control-plane", m.addr], env={"FLOWSTATE_NODE_SECRET": SECRET}).start()
+        for round_ in range(2):
+            time.sleep(10)  # idle: past the 8 s a refusal keeps the node's share, so its lease is gone
+            attempts = []
+            for _ in range(3):
+                st, headers, text = post(node, "/globex/store/store/k", f"lone-{round_}-{len(attempts)}")
+                attempts.append(st)
+                if st == 200:
+                    break
+                check(st in (429, 503), f"a refusal: {st} {text[:200]}")
+                time.sleep(int(headers.get("Retry-After", "2")))
+            check(attempts[-1] == 200 and len(attempts) <= 2,
+                  f"round {round_}: the client gets in on its first retry after Retry-After: {attempts}")
     finally:
         if node:
             node.stop()
@@ -243,4 +276,5 @@ def test_mqtt_sources_pause_at_the_cap_and_the_broker_keeps_the_rest_until_credi
 
 if __name__ == "__main__":
     run([test_executions_are_counted_exactly_through_a_kill_and_a_free_team_stops_at_its_plan_and_credits,
+         test_a_lone_client_that_waits_out_retry_after_near_the_cap_gets_in,
          test_mqtt_sources_pause_at_the_cap_and_the_broker_keeps_the_rest_until_credits_come])

@@ -106,7 +106,7 @@ status usage_reporter::report(const std::vector<std::shared_ptr<quota_account>>&
   std::map<std::string, uint64_t> bases, used;
   std::map<std::string, bool> wanted;
   for (auto& a : teams) {
-    wanted[a->team()] = a->wanted();
+    wanted[a->team()] = a->wanted() || a->refused_recently();
     used[a->team()] = a->used_since_renewal();
     bases[a->team()] = a->consumed();
   }

@@ -52,6 +52,12 @@ class quota_account {
   // Whether a source was refused for want of room since the last renewal
   // (the control plane then gives this node a share even near the cap).
   bool wanted() const { return refused_.load(std::memory_order_acquire) > 0; }
+  // Whether a source was refused for want of room in the last
+  // `refused_recently_ms`: the control plane keeps such a node's share near
+  // the cap, so that a client retrying after Retry-After finds it (one
+  // report later the node would otherwise look idle and lose it).
+  bool refused_recently() const;
+  static constexpr int64_t refused_recently_ms = 8000;
   // The control plane could not be asked: the lease stays until it expires.
   void unreachable(std::string why);
   // The steady clock, in ms, that until_ms is on.
@@ -60,10 +66,11 @@ class quota_account {
  private:
   std::string team_;
   std::atomic<uint64_t> consumed_{0};
-  std::atomic<uint64_t> base_{0};             // consumed() at the last renewal's question
-  std::atomic<uint64_t> limit_{0};            // base + lease
-  std::atomic<int64_t> until_ms_{0};          // steady clock
-  mutable std::atomic<uint64_t> refused_{0};  // no-room refusals since the last renewal
+  std::atomic<uint64_t> base_{0};                     // consumed() at the last renewal's question
+  std::atomic<uint64_t> limit_{0};                    // base + lease
+  std::atomic<int64_t> until_ms_{0};                  // steady clock
+  mutable std::atomic<uint64_t> refused_{0};          // no-room refusals since the last renewal
+  mutable std::atomic<int64_t> last_refused_ms_{-1};  // steady clock; -1: never
   mutable std::mutex mu_;
   bool cap_reached_ = false;
   unsigned retry_after_s_ = 1;
