@@ -245,6 +245,7 @@ class engine_impl final : public engine {
   deploy_outcome deploy_here(const std::string& name, const std::string& revision, const std::string& expected,
                              bool dry_run, uint64_t cluster_deploy = 0) override;
   status fetch_revision(const std::string& project, const std::string& revision, const std::string& from) override;
+  status create_from_peer(const std::string& project, const std::string& revision, const std::string& from) override;
   std::vector<project_info> projects() const override;
   result<std::optional<std::string>> state_get(const std::string& name, const std::string& flow,
                                                const std::string& block, const std::string& key) const override;
@@ -395,6 +396,11 @@ class engine_impl final : public engine {
                                                      const std::string& block, const std::string& key) const;
   project_entry* find(const std::string& name) const;
   std::mutex push_mutex_;  // projects created by push, one at a time
+  // A project created under DATA/projects/NAME at `revision`, its git
+  // objects put in its new repository by `objects`; what a failure left is
+  // removed. Under push_mutex_.
+  deploy_outcome create_pushed(const std::string& project, const std::string& revision,
+                               const std::function<status(const std::string& dir)>& objects);
 
   // Loads a revision from git objects, validates it and loads its functions
   // into the project's worker; its HTTP routes go to routes_out.

@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <functional>
 
 #include "engine_impl.hpp"
 #include "flowstate/runtime/file_source.hpp"
 #include "flowstate/runtime/git_repo.hpp"
 #include "flowstate/runtime/project_loader.hpp"
+#include "peers.hpp"
 
 namespace flowstate::engine_detail {
 namespace fs = std::filesystem;
@@ -42,11 +44,25 @@ deploy_outcome engine_impl::push(const std::string& project, std::string_view pa
   if (!plausible_name(project))
     return {422, "a new project's name is letters, digits, '.', '-' and '_' (up to 100), found \"" + project + "\"", "",
             ""};
-  if (options_.project_ids)
-    return {409, "no project named \"" + project + "\": in a cluster, projects are given to every node at its start",
-            "", ""};
-  std::lock_guard creating(push_mutex_);  // two first pushes of one name: one creates it
-  if (find(project)) return push(project, pack, revision, expected);
+  std::unique_lock creating(push_mutex_);  // two first pushes of one name: one creates it
+  if (find(project)) {
+    creating.unlock();
+    return push(project, pack, revision, expected);
+  }
+  auto made = create_pushed(project, revision, [&](const std::string& dir) -> status {
+    if (auto st = add_pack(dir, pack); !st) return fail("the pushed objects: " + st.error());
+    return status::success();
+  });
+  creating.unlock();
+  // In a cluster the new project is recorded as its first deploy (which no
+  // other may have recorded already): every other node then creates it too,
+  // fetching its objects from this one (create_from_peer).
+  if (made.http_status != 200 || !options_.project_ids) return made;
+  return deploy(project, made.revision, std::string(no_revision));
+}
+
+deploy_outcome engine_impl::create_pushed(const std::string& project, const std::string& revision,
+                                          const std::function<status(const std::string& dir)>& objects) {
   const auto dir = (fs::path(options_.data_dir) / "projects" / project).string();
   std::error_code ec;
   fs::remove_all(dir, ec);  // what a failed creation left
@@ -55,7 +71,7 @@ deploy_outcome engine_impl::push(const std::string& project, std::string_view pa
     return deploy_outcome{status, std::move(why), "", ""};
   };
   if (auto st = init_repository(dir); !st) return refuse(500, st.error());
-  if (auto st = add_pack(dir, pack); !st) return refuse(422, "the pushed objects: " + st.error());
+  if (auto st = objects(dir); !st) return refuse(422, st.error());
   auto full = resolve(dir, revision);
   if (!full) return refuse(422, "revision " + revision + ": " + full.error());
   // Its name is the project's: read before anything is registered.
@@ -72,6 +88,21 @@ deploy_outcome engine_impl::push(const std::string& project, std::string_view pa
   deploy_outcome out;
   out.revision = *full;
   return out;
+}
+
+status engine_impl::create_from_peer(const std::string& project, const std::string& revision, const std::string& from) {
+  if (!peers_) return fail("this node cannot ask other nodes");
+  std::lock_guard creating(push_mutex_);
+  if (find(project)) return status::success();
+  if (!plausible_name(project)) return fail("\"" + project + "\" is not a name a push could have created");
+  auto made = create_pushed(project, revision, [&](const std::string& dir) -> status {
+    auto r = peers_->ask(from, {"git-pack", {project, revision}}, 60000);
+    if (!r) return fail("fetching revision " + revision + " from node " + from + ": " + r.error());
+    if (r->status != 200) return fail("node " + from + " could not send revision " + revision + ": " + r->body);
+    return add_pack(dir, r->body);
+  });
+  if (made.http_status != 200) return fail(made.detail);
+  return status::success();
 }
 
 }  // namespace flowstate::engine_detail

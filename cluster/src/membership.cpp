@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "flowstate/runtime/git_repo.hpp"
 #include "flowstate/runtime/thread_name.hpp"
 
 namespace flowstate::cluster {
@@ -519,6 +520,9 @@ result<deploy_record> membership::publish_deploy(const std::string& name, const 
   if (*current) {
     auto was = decode_deploy((*current)->value);
     if (!was) return fail(was.error());
+    if (expected == no_revision)
+      return fail("project " + name + " already exists in the cluster (created through node " + was->from +
+                  " at revision " + was->revision + ")");
     if (!expected.empty() && was->revision != expected)
       return fail("the cluster's active revision of " + name + " is " + was->revision + ", not " + expected +
                   " (a concurrent deploy through another node?)");

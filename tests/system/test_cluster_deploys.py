@@ -3,11 +3,12 @@
 own clone of the project repository (no shared file system: git objects
 travel between nodes)."""
 import json
+import os
 import subprocess
 import threading
 import time
 
-from harness import Etcd, check, cli, counter_project, tmpdir
+from harness import BIN, Etcd, check, cli, counter_project, git_head, tmpdir
 from test_cluster import cluster_node, configure, owner_of, placed, post, start_all, status, wait_for
 
 VERSION_JS = """export default function (input, state = { count: 0 }) {
@@ -146,7 +147,57 @@ def test_a_deploy_through_one_node_switches_every_node_under_load_and_a_node_tha
             n.stop()
 
 
+def push_to(node, checkout, message):
+    """`flowstate deploy --admin NODE` from a checkout no node serves (a remote deploy)."""
+    env = {**os.environ, "FLOWSTATE_TOKEN": node.token}
+    return subprocess.run([BIN, "deploy", "-m", message, "--project", checkout, "--admin", node.admin,
+                           "--data", tmpdir()], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_a_project_created_by_a_push_to_one_node_is_created_on_every_node():
+    """2 nodes started without projects; `flowstate deploy --admin a` from a checkout neither sees creates the project on the cluster: b creates it too from a's repository (DATA/projects/NAME) before the deploy answers, both serve their keys; a second deploy through b reaches a; b killed -9 and restarted serves it again from its own repository; a second creation of the name from another history is refused"""
+    etcd = Etcd()
+    a, b = start_all([cluster_node(etcd, n, []) for n in ("a", "b")])
+    try:
+        wait_for("a placement over 2 nodes", lambda: placed(etcd, 2))
+        checkout = counter_project(tmpdir() + "/shop", function=VERSION_JS % 1)
+        p = push_to(a, checkout, "first")
+        check(p.returncode == 0, f"the first deploy through a creates shop: {p.stdout} {p.stderr}")
+        first = git_head(checkout)
+        check(git_head(os.path.join(b.data, "projects", "shop")) == first,
+              "b keeps its own repository of shop, at the deployed commit")
+        check(revision_of(a) == revision_of(b) == first, "both nodes run it")
+        keys = {owner_of(etcd, k): k for k in (f"k{i}" for i in range(50))}
+        check(set(keys) == {"a", "b"}, f"keys owned by each node: {keys}")
+        for node in (a, b):
+            for owner, key in keys.items():
+                st, _, body = post(node, f"/count/{key}")
+                check(st == 200 and json.loads(body)["v"] == 1, f"{key} (on {owner}) through {node.data}: {st} {body}")
+
+        with open(checkout + "/functions/counter.js", "w") as f:
+            f.write(VERSION_JS % 2)
+        p = push_to(b, checkout, "second")
+        check(p.returncode == 0, f"a second deploy through b: {p.stdout} {p.stderr}")
+        check(revision_of(a) == revision_of(b) == git_head(checkout), "both run the second revision")
+        b.kill9()
+        b.start()
+        check(revision_of(b) == git_head(checkout), "b serves shop again after its restart, at the last revision")
+        # Its keys answer once its copies are in sync again (503 until then, nothing accepted).
+        st, _, body = wait_for("b's key answered through a", lambda: (lambda r: r if r[0] != 503 else None)(
+            post(a, f"/count/{keys['b']}")), timeout=60)
+        check(st == 200 and json.loads(body) == {"count": 3, "v": 2}, f"b's key, through a, after the restart: {body}")
+
+        other = counter_project(tmpdir() + "/elsewhere/shop")  # same name, unrelated history
+        p = push_to(b, other, "another shop")
+        check(p.returncode != 0 and revision_of(a) == git_head(checkout),
+              f"another history under the same name is refused, the cluster keeps what it runs: {p.stdout} {p.stderr}")
+    finally:
+        a.stop()
+        b.stop()
+
+
 if __name__ == "__main__":
     from harness import run
-    run([test_a_deploy_through_one_node_switches_every_node_under_load_and_a_node_that_was_down_catches_up,
+    run([test_a_project_created_by_a_push_to_one_node_is_created_on_every_node,
+         test_a_deploy_through_one_node_switches_every_node_under_load_and_a_node_that_was_down_catches_up,
          test_a_request_sent_under_a_deploy_its_owner_does_not_run_yet_waits_for_it_and_runs_on_the_new_revision])

@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 
+#include "flowstate/runtime/git_repo.hpp"
 #include "flowstate/runtime/thread_name.hpp"
 
 namespace flowstate::cli {
@@ -59,28 +61,45 @@ void cluster_deployer::reconcile(const cluster::cluster_view& v) {
     std::string active;
     for (auto& p : engine_.projects())
       if (p.name == project) active = p.revision;
-    // A project not served here is reported as such (the deploy waits for
-    // every node's report).
     cluster::deploy_report report{rec.epoch, active, ""};
-    if (!active.empty() && active != rec.revision) {
-      // The git objects: from the deploying node, else from any node that
-      // reported running the revision (the deploying one may have left).
-      std::vector<std::string> sources{rec.from};
-      if (auto reports = v.deployed.find(project); reports != v.deployed.end())
-        for (auto& [node, r] : reports->second)
-          if (node != rec.from && node != self_ && r.revision == rec.revision && r.error.empty())
-            sources.push_back(node);
-      status fetched = fail("no node to fetch revision " + rec.revision + " from");
+    // The git objects: from the deploying node, else from any node that
+    // reported running the revision (the deploying one may have left).
+    std::vector<std::string> sources{rec.from};
+    if (auto reports = v.deployed.find(project); reports != v.deployed.end())
+      for (auto& [node, r] : reports->second)
+        if (node != rec.from && node != self_ && r.revision == rec.revision && r.error.empty()) sources.push_back(node);
+    auto from_any = [&](const std::function<status(const std::string&)>& ask) {
+      status got = fail("no node to fetch revision " + rec.revision + " from");
       for (auto& source : sources) {
-        fetched = engine_.fetch_revision(project, rec.revision, source);
-        if (!fetched)
-          if (auto from = v.nodes.find(source); from != v.nodes.end() && source != self_) {
+        got = ask(source);
+        if (!got && source != self_)
+          if (auto from = v.nodes.find(source); from != v.nodes.end()) {
             // Not connected yet (this node is starting): connect and ask again.
-            if (engine_.connect_peer(source, from->second.peer, from->second.incarnation))
-              fetched = engine_.fetch_revision(project, rec.revision, source);
+            if (engine_.connect_peer(source, from->second.peer, from->second.incarnation)) got = ask(source);
           }
-        if (fetched) break;
+        if (got) return got;
       }
+      return got;
+    };
+    if (active.empty()) {
+      // A project new to this node (created by a push through another
+      // node): created here from that node's repository, at the revision.
+      auto made =
+          from_any([&](const std::string& source) { return engine_.create_from_peer(project, rec.revision, source); });
+      if (made) {
+        report.revision = rec.revision;
+        std::printf("flowstate: project %s created at revision %.12s (deploy %llu of the cluster, through node %s)\n",
+                    project.c_str(), rec.revision.c_str(), static_cast<unsigned long long>(rec.epoch),
+                    rec.from.c_str());
+        std::fflush(stdout);
+      } else {
+        report.error = "cannot create project " + project + " here: " + made.error();
+        if (failed_[project] != report.error)
+          std::fprintf(stderr, "flowstate cluster: %s (trying again every 5 s)\n", report.error.c_str());
+      }
+    } else if (active != rec.revision) {
+      status fetched =
+          from_any([&](const std::string& source) { return engine_.fetch_revision(project, rec.revision, source); });
       if (!fetched) {
         report.error = fetched.error();
       } else {
@@ -127,12 +146,15 @@ deploy_outcome cluster_deployer::deploy(const std::string& project, const std::s
       d->cv_.notify_all();
     }
   } guard{this};
-  // Checked here first: a revision that cannot run is never recorded.
-  auto checked = engine_.deploy_here(project, revision, expected, true);
+  // Checked here first: a revision that cannot run is never recorded. A
+  // project just created by a push (expected: no_revision) runs it already.
+  const bool creating = expected == no_revision;
+  auto checked = engine_.deploy_here(project, revision, creating ? "" : expected, true);
   if (checked.http_status != 200) return checked;
   auto v = membership_.view();
-  if (auto it = v.deploys.find(project);
-      it != v.deploys.end() && it->second.revision == checked.revision && checked.revision == checked.replaced)
+  if (auto it = v.deploys.find(project); !creating && it != v.deploys.end() &&
+                                         it->second.revision == checked.revision &&
+                                         checked.revision == checked.replaced)
     return checked;  // already the cluster's and this node's
   auto rec = membership_.publish_deploy(project, checked.revision, expected);
   if (!rec) return {409, rec.error(), checked.replaced, checked.replaced, checked.timings_ms};

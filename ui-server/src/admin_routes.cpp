@@ -798,7 +798,8 @@ const std::vector<admin_route>& admin_routes() {
        "The body is a git pack (application/x-git-packed-objects, up to 32 MiB) holding `revision` and what it needs "
        "(`flowstate deploy` sends it when the node does not share its file system). The objects are kept in the "
        "project's repository on the node, then the revision is deployed as by .../deploy. A project the node does "
-       "not have is created (its flowstate.yaml must name it so), with `expected` empty; not in a cluster.",
+       "not have is created (its flowstate.yaml must name it so), with `expected` empty; in a cluster, on every "
+       "node (the others fetch it from this one).",
        true,
        runs_on::pool,
        {{"revision", R"({"type":"string"})", "the commit to deploy"},

@@ -271,14 +271,20 @@ class engine {
   // In a cluster: makes the revision's git objects present in the project's
   // repository here, from node `from` when they are missing.
   virtual status fetch_revision(const std::string& project, const std::string& revision, const std::string& from) = 0;
+  // In a cluster: creates a project another node created by a push (as
+  // push() would, under DATA/projects/NAME) at `revision`, its git objects
+  // fetched from node `from`. Nothing when the project is here already.
+  virtual status create_from_peer(const std::string& project, const std::string& revision, const std::string& from) = 0;
   virtual std::vector<project_info> projects() const = 0;
   // A remote deploy (`flowstate deploy` to a node that does not share the
   // client's file system): `pack`, git objects from the client's
   // repository, is added to the project's repository here, then `revision`
   // is deployed as by deploy(). A project this node does not have is
-  // created under DATA/projects/NAME (not in a cluster), where the node
-  // finds it again at its next start (projects_in); its flowstate.yaml
-  // must name it `project`.
+  // created under DATA/projects/NAME, where the node finds it again at
+  // its next start (pushed_projects); its flowstate.yaml must name it
+  // `project`. In a cluster the creation is the project's first cluster
+  // deploy (expected: no_revision), and the other nodes create it from
+  // this one.
   virtual deploy_outcome push(const std::string& project, std::string_view pack, const std::string& revision,
                               const std::string& expected) = 0;
   // The projects created by push on this node: DATA/projects/*, sorted.

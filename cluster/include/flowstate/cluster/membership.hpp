@@ -105,7 +105,9 @@ class membership {
   status write_move(const std::string& id, const move_request& m);
   // Records `revision` as project `name`'s active revision (deploys/NAME,
   // its epoch one more), deployed through this node; fails when the
-  // cluster's active revision is not `expected` (a concurrent deploy).
+  // cluster's active revision is not `expected` (a concurrent deploy);
+  // `expected` no_revision: fails when the project has any record (its
+  // creation by a push).
   result<deploy_record> publish_deploy(const std::string& name, const std::string& revision,
                                        const std::string& expected);
   // This node's report on a project's deploy (deployed/NAME/NODE).

@@ -13,6 +13,10 @@
 
 namespace flowstate {
 
+// Git's null object id: as the revision a deploy expects to replace, "the
+// project does not exist yet" (as in a push that creates a ref).
+inline constexpr std::string_view no_revision = "0000000000000000000000000000000000000000";
+
 // The commit HEAD points at, or "" when the current branch has no commit yet.
 result<std::string> head_commit(const std::string& repo_dir);
 
