@@ -190,6 +190,11 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
   if (options_.hosted_plan) {
     auto hosted = options_.hosted_plan(rt->name);
     if (!hosted) return fail("the plan of project \"" + rt->name + "\" from the control plane: " + hosted.error());
+    if (hosted->pool != options_.pool)
+      return fail("project " + rt->name + ": its team's projects run on pool \"" + hosted->pool +
+                  "\" (dedicated placement), and this node is in pool \"" + options_.pool + "\"; deploy it there" +
+                  (hosted->pool_nodes.empty() ? std::string(" (no node of that pool has reported lately)")
+                                              : " (--admin " + hosted->pool_nodes + ")"));
     ceiling = overlay(ceiling, hosted->limits);
     // The plan's log retention caps the trace's (flowstate.yaml `trace:`).
     if (const uint64_t most = hosted->log_retention_ms) {

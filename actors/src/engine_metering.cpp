@@ -33,8 +33,11 @@ std::optional<http::response> quota_refusal_of(const project_rt& rt) {
   if (!rt.quota) return std::nullopt;
   auto refused = rt.quota->admit();
   if (!refused) return std::nullopt;
-  auto r = http::problem(refused->status, refused->status == 429 ? "QuotaExceeded" : "QuotaUnknown", refused->detail,
-                         refused->status == 429 ? problem_type_quota_exceeded : problem_type_quota_unknown);
+  auto r =
+      refused->status == 421
+          ? http::problem(421, "Misdirected Request", refused->detail)
+          : http::problem(refused->status, refused->status == 429 ? "QuotaExceeded" : "QuotaUnknown", refused->detail,
+                          refused->status == 429 ? problem_type_quota_exceeded : problem_type_quota_unknown);
   r.headers.emplace_back("Retry-After", std::to_string(refused->retry_after_s));
   return r;
 }

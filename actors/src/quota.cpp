@@ -12,8 +12,13 @@ int64_t quota_account::steady_ms() {
 std::optional<quota_refusal> quota_account::admit() const {
   const bool has_room = consumed_.load(std::memory_order_acquire) < limit_.load(std::memory_order_acquire);
   const bool fresh = steady_ms() < until_ms_.load(std::memory_order_acquire);
-  if (has_room && fresh) return std::nullopt;
+  const bool elsewhere = elsewhere_.load(std::memory_order_acquire);
+  if (has_room && fresh && !elsewhere) return std::nullopt;
   std::lock_guard lock(mu_);
+  if (elsewhere)
+    return quota_refusal{421, 60,
+                         "team \"" + team_ + "\"'s projects run on pool \"" + pool_ +
+                             "\" (its dedicated nodes), not on this node's; nothing was accepted: send it there"};
   if (!fresh)
     return quota_refusal{503, 2,
                          "this node holds no current lease of executions for team \"" + team_ +
@@ -59,6 +64,12 @@ bool quota_account::wants_renewal() const {
 bool quota_account::refused_recently() const {
   const int64_t at = last_refused_ms_.load(std::memory_order_acquire);
   return at >= 0 && steady_ms() - at < refused_recently_ms;
+}
+
+void quota_account::placed_elsewhere(std::string pool) {
+  std::lock_guard lock(mu_);
+  elsewhere_.store(!pool.empty(), std::memory_order_release);
+  pool_ = std::move(pool);
 }
 
 void quota_account::unreachable(std::string why) {

@@ -19,6 +19,7 @@
 #include "flowstate/runtime/iso_time.hpp"
 #include "metering.hpp"
 #include "pg.hpp"
+#include "pools.hpp"
 #include "routes.hpp"
 
 namespace flowstate::manager {
@@ -123,6 +124,8 @@ result<std::string> lease_for(connection& t, int64_t team, const std::string& te
       "subscriptions s WHERE s.team_id = t.id AND s.status = 'active') "
       "FROM teams t JOIN plans p ON p.name = t.plan WHERE t.id = $1",
       {std::to_string(team), month, node, lease_life});
+  auto pool = t.exec("SELECT coalesce(pool, 'shared') FROM teams WHERE id = $1", {std::to_string(team)});
+  if (!pool) return fail(pool.error());
   if (!r) return fail(r.error());
   if (r->empty()) return fail("team " + team_name + " has no plan");
   const int64_t included = std::stoll(r->at(0, 0));
@@ -149,7 +152,8 @@ result<std::string> lease_for(connection& t, int64_t team, const std::string& te
   const int64_t retry = reached ? seconds_to_next_month() : 2;
   return "{\"team\":" + jstr(team_name) + ",\"month\":" + jstr(month) + ",\"lease\":" + std::to_string(lease) +
          ",\"executions\":" + std::to_string(totals->executions) + ",\"cap\":" + std::to_string(cap) +
-         ",\"capReached\":" + (reached ? "true" : "false") + ",\"retryAfter\":" + std::to_string(retry) + "}";
+         ",\"capReached\":" + (reached ? "true" : "false") + ",\"retryAfter\":" + std::to_string(retry) +
+         ",\"pool\":" + jstr(pool->empty() ? "shared" : pool->at(0, 0)) + "}";
 }
 
 // A node's report: {node, month, counters: [{project, month, group,
@@ -202,6 +206,14 @@ http::response report_usage(call& c) {
   std::string names_json = "[";
   for (auto& n : names) names_json += (names_json.size() > 1 ? "," : "") + jstr(n);
   names_json += "]";
+  // What the node says of itself: its pool and addresses (optional: nodes
+  // before dedicated placement did not say).
+  const auto pool = c.field("pool"), admin = c.field("admin"), flows = c.field("flows");
+  if (!pool.empty() && pool != "shared" && !valid_pool_name(pool))
+    return problem(422, "invalid", "pool: a pool's name, found \"" + pool + "\"");
+  if (admin.size() > 300 || flows.size() > 300) return problem(422, "invalid", "admin, flows: URLs");
+  if (!admin.empty())
+    if (auto st = record_node(c.db, node, pool, admin, flows); !st) return db_failed(st.error());
   auto out = transaction(c.db, [&](connection& t) -> result<std::string> {
     // Every team involved, locked in one order: reports from several nodes
     // settle one after another.
@@ -377,15 +389,16 @@ http::response operator_teams(call& c) {
       "coalesce((SELECT executions FROM team_months tm WHERE tm.team_id = t.id AND tm.month = $1), 0), "
       "(SELECT coalesce(sum(executions), 0) FROM credit_grants g WHERE g.team_id = t.id) - "
       "(SELECT coalesce(sum(credits_used), 0) FROM team_months tm WHERE tm.team_id = t.id), "
-      "coalesce((SELECT s.plan || ': ' || s.status FROM subscriptions s WHERE s.team_id = t.id), '') "
-      "FROM teams t ORDER BY t.name",
+      "coalesce((SELECT s.plan || ': ' || s.status FROM subscriptions s WHERE s.team_id = t.id), ''), "
+      "coalesce(t.pool, 'shared') FROM teams t ORDER BY t.name",
       {current_month()});
   if (!r) return db_failed(r.error());
   std::string out = "[";
   for (std::size_t i = 0; i < r->all.size(); ++i)
     out += std::string(i ? "," : "") + "{\"name\":" + jstr(r->at(i, 0)) + ",\"plan\":" + jstr(r->at(i, 1)) +
            ",\"members\":" + r->at(i, 2) + ",\"executions\":" + r->at(i, 3) + ",\"creditsBalance\":" + r->at(i, 4) +
-           ",\"subscription\":" + (r->at(i, 5).empty() ? std::string("null") : jstr(r->at(i, 5))) + "}";
+           ",\"subscription\":" + (r->at(i, 5).empty() ? std::string("null") : jstr(r->at(i, 5))) +
+           ",\"pool\":" + jstr(r->at(i, 6)) + "}";
   return json(200, out + "]");
 }
 
@@ -406,7 +419,7 @@ void add_metering_routes(std::vector<route>& out) {
                  "Give a team executions, used before its plan's", access::operator_only, role::none, true,
                  grant_credits});
   out.push_back({"GET", "/api/v1/operator/teams", "operatorTeams",
-                 "Every team: plan, members, this month's executions, credits left, subscription",
+                 "Every team: plan, members, this month's executions, credits left, subscription, pool",
                  access::operator_only, role::none, false, operator_teams});
   out.push_back({"PUT", "/api/v1/operator/plans/{plan}", "changePlan", "Change a plan's numbers", access::operator_only,
                  role::none, true, change_plan});

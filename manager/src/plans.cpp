@@ -1,6 +1,7 @@
 // Plans: the list, a team's plan, the operator's choice of it, and what a
 // node asks: the limits of the plan of a project's team.
 #include "pg.hpp"
+#include "pools.hpp"
 #include "routes.hpp"
 
 namespace flowstate::manager {
@@ -51,12 +52,19 @@ http::response project_plan(call& c) {
   const auto project = c.param("project");
   const auto dot = project.find('.');
   if (dot == std::string::npos) return problem(404, "not found", "not a hosted project name (TEAM.PROJECT)");
-  auto r = c.db.exec(
-      std::string("SELECT ") + plan_columns + " FROM teams t JOIN plans p ON p.name = t.plan WHERE t.name = $1",
-      {project.substr(0, dot)});
+  auto r = c.db.exec(std::string("SELECT ") + plan_columns +
+                         ", coalesce(t.pool, 'shared') FROM teams t JOIN plans p ON p.name = t.plan WHERE t.name = $1",
+                     {project.substr(0, dot)});
   if (!r) return db_failed(r.error());
   if (r->empty()) return problem(404, "not found", "no team \"" + project.substr(0, dot) + "\"");
-  return json(200, plan_json(*r, 0));
+  // The team's pool, and where its nodes are: a node of another pool
+  // refuses the project and says where to deploy it.
+  const auto& pool = r->at(0, 9);
+  auto nodes = pool_nodes(c.db, pool);
+  if (!nodes) return db_failed(nodes.error());
+  auto out = plan_json(*r, 0);
+  out.pop_back();
+  return json(200, out + ",\"pool\":" + jstr(pool) + ",\"poolNodes\":" + *nodes + "}");
 }
 
 }  // namespace

@@ -78,6 +78,7 @@ void add_account_routes(std::vector<route>& out);
 void add_team_routes(std::vector<route>& out);
 void add_plan_routes(std::vector<route>& out);      // plans.cpp
 void add_metering_routes(std::vector<route>& out);  // metering.cpp
+void add_pool_routes(std::vector<route>& out);      // pools.cpp
 void add_billing_routes(std::vector<route>& out);   // billing.cpp
 
 // At start: when no operator exists, an invitation for `o.operator_email`

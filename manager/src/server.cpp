@@ -264,6 +264,7 @@ const std::vector<route>& routes() {
     add_team_routes(out);
     add_plan_routes(out);
     add_metering_routes(out);
+    add_pool_routes(out);
     add_billing_routes(out);
     return out;
   }();

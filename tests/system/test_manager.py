@@ -294,6 +294,11 @@ def test_every_route_answers_each_kind_of_caller_as_its_rule_says_and_no_team_se
             "PUT /api/v1/operator/plans/{plan}": (
                 lambda c: ("PUT", "/api/v1/operator/plans/free", {"executionsPerMonth": 1}),
                 expect(401, 403, 403, 403, 403, 403)),
+            "PUT /api/v1/operator/teams/{team}/pool": (
+                lambda c: ("PUT", "/api/v1/operator/teams/acme/pool", {"pool": None}),
+                expect(401, 403, 403, 403, 403, 403)),
+            "GET /api/v1/teams/{team}/placement": (lambda c: ("GET", "/api/v1/teams/acme/placement", None),
+                                                   expect(401, 404, 200, 200, 200, 200)),
             "GET /api/v1/internal/projects/{project}/plan": (
                 lambda c: ("GET", "/api/v1/internal/projects/acme.shop/plan", None), expect(*[403] * 6)),
             "DELETE /api/v1/teams/{team}/projects/{project}": (
@@ -404,7 +409,8 @@ def test_the_database_is_migrated_once_and_a_newer_database_is_refused():
     m.start()
     m.stop()
     rows = pg.sql("SELECT version, name FROM schema_migrations ORDER BY version")
-    check(rows == [["1", "0001_accounts_teams_tokens.sql"], ["2", "0002_plans.sql"], ["3", "0003_metering.sql"], ["4", "0004_billing.sql"], ["5", "0005_function_size.sql"]],
+    check(rows == [["1", "0001_accounts_teams_tokens.sql"], ["2", "0002_plans.sql"], ["3", "0003_metering.sql"], ["4", "0004_billing.sql"], ["5", "0005_function_size.sql"],
+                    ["6", "0006_pools.sql"]],
           f"each migration applied once: {rows}")
     pg.sql("INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, '9999_future.sql', 'x')")
     out = m.start(expect_fail=True)

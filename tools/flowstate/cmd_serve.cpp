@@ -38,6 +38,7 @@ struct serve_options {
   std::string plan;                                 // the operator's plan file
   std::string control_plane, control_plane_secret;  // hosted mode (docs/hosted.md)
   std::string hosted_domain;                        // hosted mode: PROJECT.TEAM.DOMAIN; "": /TEAM/PROJECT
+  std::string pool;                                 // hosted mode: dedicated placement; "": the shared pool
   std::vector<std::string> hosted_allow_internal;   // hosted mode: internal networks drivers may reach
   unsigned shards = 4;
   // Measured on 2 cores (benchmarks/): the worker processes and the I/O
@@ -180,6 +181,10 @@ int serve(const serve_options& o) {
     eo.hosted_plan = [plane](const std::string& project) { return plane->plan_limits(project); };
     usage = std::make_shared<admin::usage_reporter>(plane);
     eo.meter = usage;
+    if (!o.pool.empty()) {
+      eo.pool = o.pool;
+      usage->set_pool(o.pool);
+    }
     // Tenants' drivers reach public addresses only (SSRF; outbound.hpp).
     drivers::outbound::set_public_only(true);
     for (auto& cidr : o.hosted_allow_internal)
@@ -260,12 +265,11 @@ int serve(const serve_options& o) {
     }
   }
   // Projects created by remote deploys (flowstate deploy to this node).
-  for (auto& dir : refuse_functions ? std::vector<std::string>{} : engine::pushed_projects(data_dir)) {
-    if (auto st = eng.add_project(dir); !st) {
-      std::fprintf(stderr, "flowstate serve: %s\n", st.error().c_str());
-      return 1;
-    }
-  }
+  // One that cannot be served any more (its team moved to another pool,
+  // its plan shrank) is skipped, named: the node serves the others.
+  for (auto& dir : refuse_functions ? std::vector<std::string>{} : engine::pushed_projects(data_dir))
+    if (auto st = eng.add_project(dir); !st)
+      std::fprintf(stderr, "flowstate serve: not serving %s: %s\n", dir.c_str(), st.error().c_str());
   if (auto st = refuse_functions ? status::success() : eng.recover(); !st) {
     std::fprintf(stderr, "flowstate serve: recovery failed: %s\n", st.error().c_str());
     return 1;
@@ -330,10 +334,12 @@ int serve(const serve_options& o) {
     std::filesystem::copy_file(o.admin_tls_cert, data_dir + "/admin.crt",
                                std::filesystem::copy_options::overwrite_existing, ec);
     write_file(data_dir + "/admin.addr", "https://" + (*admin)->address());
+    if (usage) usage->set_addresses("https://" + (*admin)->address(), (*flows)->address());
   } else {
     std::error_code ec;
     std::filesystem::remove(data_dir + "/admin.crt", ec);
     write_file(data_dir + "/admin.addr", (*admin)->address());
+    if (usage) usage->set_addresses((*admin)->address(), (*flows)->address());
   }
   for (auto& p : eng.projects())
     std::printf("flowstate: project %s at revision %.12s (%s)\n", p.name.c_str(), p.revision.c_str(), p.dir.c_str());
@@ -385,6 +391,14 @@ void register_serve_command(CLI::App& app) {
   cmd->add_option("--hosted-domain", o->hosted_domain,
                   "Hosted mode: serve project TEAM.PROJECT at host PROJECT.TEAM.DOMAIN (default: under the path "
                   "/TEAM/PROJECT)");
+  cmd->add_option("--pool", o->pool,
+                  "Hosted mode: the pool of nodes this node belongs to; it runs only the projects of the team the "
+                  "control plane places on it (dedicated placement; default: the shared pool)")
+      ->check([](const std::string& p) {
+        bool ok = !p.empty() && p.size() <= 63 && p.front() != '-' && p != "shared";
+        for (char ch : p) ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-');
+        return ok ? std::string() : "a pool's name: 1 to 63 of a-z, 0-9 and -, not starting with -, not \"shared\"";
+      });
   cmd->add_option("--hosted-allow-internal", o->hosted_allow_internal,
                   "Hosted mode: an internal network tenants' drivers may reach all the same (the operator's own "
                   "services), ADDRESS/PREFIX; repeatable")

@@ -175,6 +175,15 @@ result<hosted_plan_limits> control_plane::plan_limits(const std::string& project
   out.plan = std::string(name);
   uint64_t function_bytes = 0;
   if (!doc["maxFunctionBytes"].get(function_bytes)) out.max_function_bytes = function_bytes;
+  std::string_view pool;
+  if (!doc["pool"].get(pool)) out.pool = std::string(pool);
+  simdjson::dom::array nodes;
+  if (!doc["poolNodes"].get(nodes))
+    for (auto n : nodes) {
+      std::string_view admin;
+      if (n["admin"].get(admin)) continue;
+      out.pool_nodes += (out.pool_nodes.empty() ? "" : " or ") + std::string(admin);
+    }
   return out;
 }
 

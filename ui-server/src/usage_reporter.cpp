@@ -31,6 +31,17 @@ void usage_reporter::set_node(std::string node) {
   node_ = std::move(node);
 }
 
+void usage_reporter::set_pool(std::string pool) {
+  std::lock_guard lock(mu_);
+  pool_ = std::move(pool);
+}
+
+void usage_reporter::set_addresses(std::string admin, std::string flows) {
+  std::lock_guard lock(mu_);
+  admin_ = std::move(admin);
+  flows_ = std::move(flows);
+}
+
 usage_reporter::~usage_reporter() { stop(); }
 
 result<std::shared_ptr<quota_account>> usage_reporter::account_for(const std::string& project) {
@@ -98,10 +109,13 @@ status usage_reporter::report(const std::vector<std::shared_ptr<quota_account>>&
   }
   // What each team has run, read before the counters: every execution in
   // a base is already in the store the counters are read from.
-  std::string node;
+  std::string node, pool, admin, flows;
   {
     std::lock_guard lock(mu_);
     node = node_;
+    pool = pool_;
+    admin = admin_;
+    flows = flows_;
   }
   std::map<std::string, uint64_t> bases, used;
   std::map<std::string, bool> wanted;
@@ -114,6 +128,14 @@ status usage_reporter::report(const std::vector<std::shared_ptr<quota_account>>&
   const auto month = utc_month(wall_ms());
   std::string body = "{\"node\":";
   http::append_json_string(body, node);
+  body += ",\"pool\":";
+  http::append_json_string(body, pool);
+  if (!admin.empty()) {
+    body += ",\"admin\":";
+    http::append_json_string(body, admin);
+    body += ",\"flows\":";
+    http::append_json_string(body, flows);
+  }
   body += ",\"month\":\"" + month + "\",\"counters\":[";
   if (counters) {
     auto all = counters();
@@ -164,8 +186,11 @@ status usage_reporter::report(const std::vector<std::shared_ptr<quota_account>>&
     if (l["team"].get(team) || l["month"].get(m) || l["lease"].get(lease) || l["capReached"].get(reached) ||
         l["retryAfter"].get(retry))
       continue;
+    std::string_view placed = "shared";
+    if (l["pool"].get(placed)) placed = "shared";  // a control plane before dedicated placement
     for (auto& a : teams)
       if (a->team() == team) {
+        a->placed_elsewhere(placed == pool ? std::string() : std::string(placed));
         a->renew(bases[a->team()], lease, reached, static_cast<unsigned>(std::min<uint64_t>(retry, 86400 * 31)),
                  std::string(m), asked_at + lease_use_ms);
         granted[a->team()] = true;

@@ -48,10 +48,11 @@ export async function operatorView(): Promise<void> {
       "Teams",
       table(
         "teams",
-        ["Team", "Plan", "Members", "Executions this month", "Credits left", "Subscription"],
+        ["Team", "Plan", "Pool", "Members", "Executions this month", "Credits left", "Subscription"],
         teams.data.map((t: any) => [
           t.name,
           t.plan,
+          t.pool,
           String(t.members),
           count(t.executions),
           count(t.creditsBalance),
@@ -71,6 +72,22 @@ export async function operatorView(): Promise<void> {
           if (r.status !== 200) return say(why(r));
           go("#/operator");
           say("", `${v.team} is on ${v.plan}`);
+        },
+      ),
+      el("h3", {}, "Give a team dedicated nodes"),
+      form(
+        "set-pool",
+        [
+          { name: "team", label: "Team" },
+          { name: "pool", label: "Pool (nodes started with --pool; empty: the shared pool)" },
+        ],
+        "Place",
+        async (v) => {
+          const pool = v.pool.trim() === "" ? null : v.pool.trim();
+          const r = await api("PUT", `/api/v1/operator/teams/${v.team}/pool`, { pool });
+          if (r.status !== 200) return say(why(r));
+          go("#/operator");
+          say("", pool ? `${v.team} runs on pool ${pool}` : `${v.team} runs on the shared pool`);
         },
       ),
       el("h3", {}, "Give credits"),

@@ -77,8 +77,12 @@ export async function members(me: Me, team: string): Promise<void> {
 }
 
 export async function tokens(me: Me, team: string): Promise<void> {
-  const a = await api("GET", `/api/v1/teams/${team}/tokens`);
+  const [a, placement] = await Promise.all([
+    api("GET", `/api/v1/teams/${team}/tokens`),
+    api("GET", `/api/v1/teams/${team}/placement`),
+  ]);
   if (a.status !== 200) return say(why(a));
+  if (placement.status !== 200) return say(why(placement));
   const mine = me.teams.find((t) => t.name === team)?.role || "viewer";
   const rows = a.data.map((t: any) => [
     t.name,
@@ -102,6 +106,21 @@ export async function tokens(me: Me, team: string): Promise<void> {
       "API tokens",
       el("p", { class: "muted" }, "For the CLI (or use `flowstate login`). A token acts with its role, never above yours."),
       table("tokens", ["Name", "Token", "Role", "Made by", "Made", ""], rows),
+    ),
+    section(
+      "Where to deploy",
+      el(
+        "p",
+        { class: "muted" },
+        placement.data.dedicated
+          ? `This team's projects run on nodes of their own (pool ${placement.data.pool}): deploy with --admin to one of them.`
+          : "This team's projects run on the service's shared nodes.",
+      ),
+      table(
+        "pool-nodes",
+        ["Node", "Admin API (--admin)", "Flows", "Last seen"],
+        placement.data.nodes.map((n: any) => [n.node, n.admin, n.flows, n.seenAt]),
+      ),
     ),
     section(
       "Make a token",

@@ -27,6 +27,8 @@ struct hosted_plan_limits {
   uint64_t log_retention_ms = 0;    // the trace kept at most this long (0: no limit)
   uint64_t max_function_bytes = 0;  // a function's code, packages bundled in (0: no limit)
   std::string plan;                 // its name, for refusals
+  std::string pool = "shared";      // the pool of nodes that runs the team's projects
+  std::string pool_nodes;           // where that pool's nodes answer (admin API), for refusals
 };
 
 struct engine_options {
@@ -57,6 +59,9 @@ struct engine_options {
   // control plane, overlaid on the above at each deploy (an error refuses
   // the deploy). Unset: no control plane.
   std::function<result<hosted_plan_limits>(const std::string& project)> hosted_plan;
+  // Hosted mode: this node's pool (`--pool`); a project whose team the
+  // control plane places on another pool is refused (dedicated placement).
+  std::string pool = "shared";
   // Hosted mode: where each project's routes are on the flow listener, the
   // service's choice (flowstate.yaml's `http:` is not used): at host
   // PROJECT.TEAM.DOMAIN when a domain is given, else under the path prefix

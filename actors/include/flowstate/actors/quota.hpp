@@ -17,8 +17,9 @@
 namespace flowstate {
 
 // A source's refusal of new input: 429 QuotaExceeded (the cap, or other
-// nodes hold what is left), or 503 while no lease can be trusted (the
-// control plane has not answered). Nothing accepted before is affected.
+// nodes hold what is left), 503 while no lease can be trusted (the
+// control plane has not answered), or 421 when the team's projects run on
+// another pool of nodes (dedicated placement). Nothing accepted before is affected.
 struct quota_refusal {
   int status = 429;
   unsigned retry_after_s = 1;
@@ -43,6 +44,10 @@ class quota_account {
   // clock). `retry_after_s` is the control plane's advice for refusals.
   void renew(uint64_t base, uint64_t lease, bool cap_reached, unsigned retry_after_s, std::string month,
              int64_t until_ms);
+  // Dedicated placement: the team's projects run on pool `pool`, which is
+  // not this node's (its sources refuse with 421 until it is again); ""
+  // when the team is placed on this node's pool.
+  void placed_elsewhere(std::string pool);
   // Executions run since the last renewal (under the current lease).
   uint64_t used_since_renewal() const;
   // Whether to ask for a new lease before the next regular report: half of
@@ -69,12 +74,14 @@ class quota_account {
   std::atomic<uint64_t> base_{0};                     // consumed() at the last renewal's question
   std::atomic<uint64_t> limit_{0};                    // base + lease
   std::atomic<int64_t> until_ms_{0};                  // steady clock
+  std::atomic<bool> elsewhere_{false};                // the team is placed on another pool (pool_)
   mutable std::atomic<uint64_t> refused_{0};          // no-room refusals since the last renewal
   mutable std::atomic<int64_t> last_refused_ms_{-1};  // steady clock; -1: never
   mutable std::mutex mu_;
   bool cap_reached_ = false;
   unsigned retry_after_s_ = 1;
   std::string month_, why_ = "no lease has been granted yet";
+  std::string pool_;
 };
 
 // What the engine asks in hosted mode, at each deploy of a project.

@@ -33,6 +33,11 @@ class usage_reporter final : public usage_meter {
   // leases (a restarted node is a new one; its old leases age out). Before
   // the first deploy.
   void set_node(std::string node);
+  // Dedicated placement: this node's pool ("shared" without --pool) and
+  // where it answers, said in every report (the control plane tells a
+  // team where its pool is; a team placed on another pool is refused).
+  void set_pool(std::string pool);
+  void set_addresses(std::string admin, std::string flows);
 
   // Where the counters come from (the engine, once started); reports start.
   using counters_source = std::function<result<std::vector<engine::metered_count>>()>;
@@ -42,6 +47,7 @@ class usage_reporter final : public usage_meter {
  private:
   std::shared_ptr<control_plane> plane_;
   std::string node_;
+  std::string pool_ = "shared", admin_, flows_;
   std::mutex mu_;                                                   // accounts_, counters_
   std::map<std::string, std::shared_ptr<quota_account>> accounts_;  // by team
   counters_source counters_;
