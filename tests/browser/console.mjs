@@ -99,6 +99,17 @@ try {
   await waitText(ada, "#invoices", /\$20\.00\s*paid/, "the paid invoice");
   await shot(ada, "console-billing");
 
+  // Dedicated nodes: the operator puts acme on the dedicated plan and a pool
+  // of its own; ada's tokens page says where to deploy.
+  await op.goto(`${url}/#/operator`);
+  await fill(op, "set-plan", { team: "acme", plan: "dedicated" });
+  await waitText(op, "#notice", /acme is on dedicated/, "acme on the dedicated plan");
+  await fill(op, "set-pool", { team: "acme", pool: "acme-1" });
+  await waitText(op, "#notice", /acme runs on pool acme-1/, "acme's pool");
+  await waitText(op, "#teams", /acme\s*dedicated\s*acme-1/, "acme's pool in the teams table");
+  await ada.goto(`${url}/#/teams/acme/tokens`);
+  await waitText(ada, "#placement", /pool acme-1/, "where acme deploys");
+
   if (problems.length) throw new Error("page errors: " + problems.join("; "));
   console.log("PASS");
 } catch (e) {

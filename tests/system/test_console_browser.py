@@ -21,7 +21,7 @@ NODE_SECRET = "node-secret-console-0123456789"
 
 
 def test_a_person_is_invited_signs_up_deploys_with_a_token_subscribes_and_pays_in_the_browser():
-    """request → approval in the operator's view → mailed link → sign-up → invite a developer → API token → `flowstate deploy` with it → role change → usage → paid plans on → Checkout → signed checkout.session.completed → invoice run → signed invoice.paid: each step in the browser, checked against the API; then neither the password nor the token is in PostgreSQL's dump, the node's RocksDB files and logs, or the manager's files"""
+    """request → approval in the operator's view → mailed link → sign-up → invite a developer → API token → `flowstate deploy` with it → role change → usage → paid plans on → Checkout → signed checkout.session.completed → invoice run → signed invoice.paid → dedicated plan and a pool of its own, shown on the tokens page: each step in the browser, checked against the API; then neither the password nor the token is in PostgreSQL's dump, the node's RocksDB files and logs, or the manager's files"""
     pg = Postgres()
     stripe = StripeStandIn(SECRET_KEY, WEBHOOK_SECRET)
     m = Manager(pg, ["--operator-email", "op@example.com", "--node-secret", NODE_SECRET, "--stripe-api", stripe.url,

@@ -111,7 +111,7 @@ export async function tokens(me: Me, team: string): Promise<void> {
       "Where to deploy",
       el(
         "p",
-        { class: "muted" },
+        { class: "muted", id: "placement" },
         placement.data.dedicated
           ? `This team's projects run on nodes of their own (pool ${placement.data.pool}): deploy with --admin to one of them.`
           : "This team's projects run on the service's shared nodes.",
