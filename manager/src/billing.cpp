@@ -4,7 +4,10 @@
 // plan at its per-execution price, credits first), and the provider's
 // signed webhook events, each handled once.
 #include <algorithm>
+#include <cstdio>
 
+#include "billing.hpp"
+#include "mailer.hpp"
 #include "metering.hpp"
 #include "payments.hpp"
 #include "pg.hpp"
@@ -84,7 +87,7 @@ http::response get_subscription(call& c) {
 
 constexpr const char* invoice_columns =
     "id, month, plan, plan_fee_cents, executions, included, credits_used, over_plan, overage_cents, total_cents, "
-    "status, coalesce(provider_invoice, ''), created_at, coalesce(paid_at::text, '')";
+    "status, coalesce(provider_invoice, ''), created_at, coalesce(paid_at::text, ''), payment_attempts";
 
 std::string invoice_json(const rows& r, std::size_t i) {
   return "{\"id\":" + r.at(i, 0) + ",\"month\":" + jstr(r.at(i, 1)) + ",\"plan\":" + jstr(r.at(i, 2)) +
@@ -92,7 +95,8 @@ std::string invoice_json(const rows& r, std::size_t i) {
          ",\"creditsUsed\":" + r.at(i, 6) + ",\"overPlan\":" + r.at(i, 7) + ",\"overageCents\":" + r.at(i, 8) +
          ",\"totalCents\":" + r.at(i, 9) + ",\"status\":" + jstr(r.at(i, 10)) +
          ",\"providerInvoice\":" + jstr(r.at(i, 11)) + ",\"createdAt\":" + jstr(r.at(i, 12)) +
-         ",\"paidAt\":" + (r.at(i, 13).empty() ? std::string("null") : jstr(r.at(i, 13))) + "}";
+         ",\"paidAt\":" + (r.at(i, 13).empty() ? std::string("null") : jstr(r.at(i, 13))) +
+         ",\"failedPayments\":" + r.at(i, 14) + "}";
 }
 
 http::response list_invoices(call& c) {
@@ -104,70 +108,38 @@ http::response list_invoices(call& c) {
   return json(200, out + "]");
 }
 
-// Makes the month's invoice of every team that used anything or pays a
-// fee (once: a team's month has one invoice), then charges those not yet
-// sent to the provider, for teams whose subscription gave a customer.
 http::response run_invoices(call& c) {
   const auto month = c.field("month");
   if (!is_month(month)) return problem(422, "invalid", "month: YYYY-MM, the month to invoice");
-  auto teams = c.db.exec(
-      "SELECT t.id, p.name, p.executions_per_month, p.monthly_price_cents, p.overage_cents_per_million "
-      "FROM teams t JOIN plans p ON p.name = t.plan ORDER BY t.id");
-  if (!teams) return db_failed(teams.error());
-  int made = 0;
-  for (std::size_t i = 0; i < teams->all.size(); ++i) {
-    const int64_t team = std::stoll(teams->at(i, 0));
-    auto done = transaction(c.db, [&](connection& t) -> result<bool> {
-      if (auto lock = t.exec("SELECT id FROM teams WHERE id = $1 FOR UPDATE", {std::to_string(team)}); !lock)
-        return fail(lock.error());
-      auto m = settle(t, team, month);
-      if (!m) return fail(m.error());
-      const int64_t included = std::stoll(teams->at(i, 2)), fee = std::stoll(teams->at(i, 3));
-      const int64_t per_million = std::stoll(teams->at(i, 4));
-      if (m->executions == 0 && fee == 0) return false;
-      const int64_t over = std::max<int64_t>(0, m->executions - m->credits_used - included);
-      const int64_t overage = (over * per_million + 999999) / 1000000;  // rounded up to the cent
-      auto r = t.exec(
-          "INSERT INTO invoices (team_id, month, plan, plan_fee_cents, executions, included, credits_used, "
-          "over_plan, overage_cents, total_cents, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-          "CASE WHEN $10::bigint = 0 THEN 'paid' ELSE 'open' END) ON CONFLICT (team_id, month) DO NOTHING "
-          "RETURNING id",
-          {std::to_string(team), month, teams->at(i, 1), std::to_string(fee), std::to_string(m->executions),
-           std::to_string(included), std::to_string(m->credits_used), std::to_string(over), std::to_string(overage),
-           std::to_string(fee + overage)});
-      if (!r) return fail(r.error());
-      return !r->empty();
-    });
-    if (!done) return db_failed(done.error());
-    made += *done ? 1 : 0;
+  auto run = invoice_month(c.s, c.db, month);
+  if (!run) return db_failed(run.error());
+  return json(200, "{\"month\":" + jstr(month) + ",\"made\":" + std::to_string(run->made) +
+                       ",\"charged\":" + std::to_string(run->charged) + ",\"problems\":" + jstr(run->problems) + "}");
+}
+
+// The owners of the team an invoice belongs to, told that its payment
+// failed (best effort: the invoice's status says it either way).
+void tell_owners_payment_failed(services& s, connection& db, const std::string& invoice) {
+  auto r = db.exec(
+      "SELECT a.email, t.name, i.month, i.total_cents, i.payment_attempts FROM invoices i JOIN teams t ON t.id = "
+      "i.team_id JOIN memberships m ON m.team_id = t.id AND m.role = 'owner' JOIN accounts a ON a.id = m.account_id "
+      "WHERE i.id::text = $1",
+      {invoice});
+  if (!r) return;
+  for (std::size_t i = 0; i < r->all.size(); ++i) {
+    const auto cents = std::stoll(r->at(i, 3));
+    const auto amount =
+        "$" + std::to_string(cents / 100) + "." + (cents % 100 < 10 ? "0" : "") + std::to_string(cents % 100);
+    auto st = s.mail.send(r->at(i, 0), "Flowstate: the payment of team " + r->at(i, 1) + "'s invoice failed",
+                          "The payment of team " + r->at(i, 1) + "'s invoice for " + r->at(i, 2) + " (" + amount +
+                              ") failed (attempt " + r->at(i, 4) +
+                              "). The payment provider tries again; to avoid losing the team's plan, update its "
+                              "payment method: " +
+                              s.o.public_url + "/#/teams/" + r->at(i, 1) + "/billing\n");
+    if (!st)
+      std::fprintf(stderr, "flowstate manager: mailing %s about invoice %s: %s\n", r->at(i, 0).c_str(), invoice.c_str(),
+                   st.error().c_str());
   }
-  // Charging: open invoices not yet at the provider, of teams with a customer.
-  std::string problems;
-  int charged = 0;
-  auto b = c.db.exec("SELECT paid_enabled FROM billing");
-  if (!b) return db_failed(b.error());
-  if (c.s.pay && !b->empty() && b->at(0, 0) == "t") {
-    auto open = c.db.exec(
-        "SELECT i.id, s.customer, i.total_cents, tm.name FROM invoices i JOIN subscriptions s ON s.team_id = "
-        "i.team_id JOIN teams tm ON tm.id = i.team_id WHERE i.month = $1 AND i.status = 'open' AND "
-        "i.provider_invoice IS NULL AND s.customer IS NOT NULL ORDER BY i.id",
-        {month});
-    if (!open) return db_failed(open.error());
-    for (std::size_t i = 0; i < open->all.size(); ++i) {
-      const auto& id = open->at(i, 0);
-      auto at = c.s.pay->charge(open->at(i, 1), std::stoll(open->at(i, 2)),
-                                "Flowstate, team " + open->at(i, 3) + ", " + month, id);
-      if (!at) {
-        problems += (problems.empty() ? "" : "; ") + ("invoice " + id + ": " + at.error());
-        continue;
-      }
-      auto w = c.db.exec("UPDATE invoices SET provider_invoice = $2 WHERE id = $1", {id, *at});
-      if (!w) return db_failed(w.error());
-      ++charged;
-    }
-  }
-  return json(200, "{\"month\":" + jstr(month) + ",\"made\":" + std::to_string(made) +
-                       ",\"charged\":" + std::to_string(charged) + ",\"problems\":" + jstr(problems) + "}");
 }
 
 // The provider's webhook: verified by its signature, handled once per
@@ -177,6 +149,7 @@ http::response payment_webhook(call& c) {
   if (!c.s.pay) return problem(404, "not found", "this service has no payment provider");
   auto e = c.s.pay->verify(c.req.header("stripe-signature"), c.req.body);
   if (!e) return problem(400, "bad signature", e.error());
+  std::string failed_invoice;
   auto out = transaction(c.db, [&](connection& t) -> result<std::string> {
     auto fresh = t.exec(
         "INSERT INTO payment_events (provider, event_id, type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING "
@@ -198,6 +171,14 @@ http::response payment_webhook(call& c) {
           t.exec("UPDATE invoices SET status = 'paid', paid_at = now() WHERE id::text = $1 AND provider_invoice = $2",
                  {e->local_invoice, e->object_id});
       if (!r) return fail(r.error());
+    } else if (e->type == "invoice.payment_failed") {
+      // Dunning: the provider retries the charge; the team's owners are told.
+      auto r = t.exec(
+          "UPDATE invoices SET status = 'payment_failed', payment_attempts = payment_attempts + 1 WHERE id::text = "
+          "$1 AND provider_invoice = $2 AND status <> 'paid' RETURNING id",
+          {e->local_invoice, e->object_id});
+      if (!r) return fail(r.error());
+      if (!r->empty()) failed_invoice = r->at(0, 0);
     } else if (e->type == "customer.subscription.deleted") {
       auto r = t.exec(
           "UPDATE subscriptions SET status = 'canceled', updated_at = now() WHERE subscription = $1 RETURNING "
@@ -211,10 +192,72 @@ http::response payment_webhook(call& c) {
     return std::string("{\"received\":") + jstr(e->type) + "}";
   });
   if (!out) return db_failed(out.error());
+  if (!failed_invoice.empty()) tell_owners_payment_failed(c.s, c.db, failed_invoice);
   return json(200, *out);
 }
 
 }  // namespace
+
+// Makes the month's invoice of every team that used anything or pays a
+// fee (once: a team's month has one invoice), then charges those not yet
+// sent to the provider, for teams whose subscription gave a customer.
+result<invoice_run> invoice_month(services& s, connection& db, const std::string& month) {
+  auto teams = db.exec(
+      "SELECT t.id, p.name, p.executions_per_month, p.monthly_price_cents, p.overage_cents_per_million "
+      "FROM teams t JOIN plans p ON p.name = t.plan ORDER BY t.id");
+  if (!teams) return fail(teams.error());
+  invoice_run run;
+  for (std::size_t i = 0; i < teams->all.size(); ++i) {
+    const int64_t team = std::stoll(teams->at(i, 0));
+    auto done = transaction(db, [&](connection& t) -> result<bool> {
+      if (auto lock = t.exec("SELECT id FROM teams WHERE id = $1 FOR UPDATE", {std::to_string(team)}); !lock)
+        return fail(lock.error());
+      auto m = settle(t, team, month);
+      if (!m) return fail(m.error());
+      const int64_t included = std::stoll(teams->at(i, 2)), fee = std::stoll(teams->at(i, 3));
+      const int64_t per_million = std::stoll(teams->at(i, 4));
+      if (m->executions == 0 && fee == 0) return false;
+      const int64_t over = std::max<int64_t>(0, m->executions - m->credits_used - included);
+      const int64_t overage = (over * per_million + 999999) / 1000000;  // rounded up to the cent
+      auto r = t.exec(
+          "INSERT INTO invoices (team_id, month, plan, plan_fee_cents, executions, included, credits_used, "
+          "over_plan, overage_cents, total_cents, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+          "CASE WHEN $10::bigint = 0 THEN 'paid' ELSE 'open' END) ON CONFLICT (team_id, month) DO NOTHING "
+          "RETURNING id",
+          {std::to_string(team), month, teams->at(i, 1), std::to_string(fee), std::to_string(m->executions),
+           std::to_string(included), std::to_string(m->credits_used), std::to_string(over), std::to_string(overage),
+           std::to_string(fee + overage)});
+      if (!r) return fail(r.error());
+      return !r->empty();
+    });
+    if (!done) return fail(done.error());
+    run.made += *done ? 1 : 0;
+  }
+  // Charging: open invoices not yet at the provider, of teams with a customer.
+  auto b = db.exec("SELECT paid_enabled FROM billing");
+  if (!b) return fail(b.error());
+  if (s.pay && !b->empty() && b->at(0, 0) == "t") {
+    auto open = db.exec(
+        "SELECT i.id, s.customer, i.total_cents, tm.name FROM invoices i JOIN subscriptions s ON s.team_id = "
+        "i.team_id JOIN teams tm ON tm.id = i.team_id WHERE i.month = $1 AND i.status = 'open' AND "
+        "i.provider_invoice IS NULL AND s.customer IS NOT NULL ORDER BY i.id",
+        {month});
+    if (!open) return fail(open.error());
+    for (std::size_t i = 0; i < open->all.size(); ++i) {
+      const auto& id = open->at(i, 0);
+      auto at = s.pay->charge(open->at(i, 1), std::stoll(open->at(i, 2)),
+                              "Flowstate, team " + open->at(i, 3) + ", " + month, id);
+      if (!at) {
+        run.problems += (run.problems.empty() ? "" : "; ") + ("invoice " + id + ": " + at.error());
+        continue;
+      }
+      auto w = db.exec("UPDATE invoices SET provider_invoice = $2 WHERE id = $1", {id, *at});
+      if (!w) return fail(w.error());
+      ++run.charged;
+    }
+  }
+  return run;
+}
 
 void add_billing_routes(std::vector<route>& out) {
   out.push_back({"GET", "/api/v1/operator/billing", "getBilling", "Whether paid plans are on, and the provider",
@@ -231,9 +274,10 @@ void add_billing_routes(std::vector<route>& out) {
                  access::signed_in, role::viewer, false, get_subscription});
   out.push_back({"GET", "/api/v1/teams/{team}/invoices", "teamInvoices", "The team's invoices", access::signed_in,
                  role::viewer, false, list_invoices});
-  out.push_back({"POST", "/api/v1/payments/stripe/webhook", "stripeWebhook",
-                 "Stripe's events (signed): checkout completed, invoice paid, subscription deleted", access::anyone,
-                 role::none, false, payment_webhook});
+  out.push_back(
+      {"POST", "/api/v1/payments/stripe/webhook", "stripeWebhook",
+       "Stripe's events (signed): checkout completed, invoice paid, invoice payment failed, subscription deleted",
+       access::anyone, role::none, false, payment_webhook});
 }
 
 }  // namespace flowstate::manager

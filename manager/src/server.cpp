@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "console_assets.hpp"
+#include "invoicer.hpp"
 #include "payments.hpp"
 
 #include "flowstate/drivers/http_routes.hpp"
@@ -121,6 +122,12 @@ class manager_server final : public server {
     return status::success();
   }
 
+  void start_invoicer() {
+    if (o_.invoice_every_s == 0) return;
+    invoicing_services_ = std::make_unique<services>(services{o_, mail_, pay_.get()});
+    invoicer_ = std::make_unique<invoicer>(*invoicing_services_, *db_, o_.invoice_every_s);
+  }
+
   std::string address() const override { return http_->address(); }
   void stop() override {
     if (http_) http_->stop();
@@ -219,6 +226,8 @@ class manager_server final : public server {
   mailer mail_;
   std::unique_ptr<payment_provider> pay_;
   std::unique_ptr<http::server> http_;
+  std::unique_ptr<services> invoicing_services_;
+  std::unique_ptr<invoicer> invoicer_;  // last: stopped before what it uses goes
 };
 
 }  // namespace
@@ -290,6 +299,7 @@ result<std::unique_ptr<server>> server::start(const options& o) {
   auto s = std::make_unique<manager_server>(o, std::move(*db));
   if (auto st = s->first_operator(); !st) return fail(st.error());
   if (auto st = s->listen(); !st) return fail(st.error());
+  s->start_invoicer();
   return std::unique_ptr<server>(std::move(s));
 }
 

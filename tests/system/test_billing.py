@@ -127,5 +127,61 @@ def test_a_team_subscribes_through_checkout_and_its_invoice_is_charged_and_marke
         stripe.stop()
 
 
+def test_last_months_invoices_are_made_and_charged_by_the_service_and_a_failed_payment_is_dunned():
+    """with paid plans on, the manager makes and charges the previous month's invoices by itself (--invoice-every 1: runs every second, Stripe is asked once); Stripe's signed invoice.payment_failed marks the invoice and mails the team's owner the amount and where to fix it; a later invoice.paid marks it paid"""
+    import time
+    from harness import wait_for
+    pg = Postgres()
+    stripe = StripeStandIn(SECRET_KEY, WEBHOOK_SECRET)
+    m = Manager(pg, ["--operator-email", "op@example.com", "--node-secret", NODE_SECRET, "--stripe-api", stripe.url,
+                     "--stripe-secret-key", SECRET_KEY, "--stripe-webhook-secret", WEBHOOK_SECRET,
+                     "--invoice-every", "1"]).start()
+    webhook = f"http://{m.addr}/api/v1/payments/stripe/webhook"
+    try:
+        operator = sign_up(m, "op@example.com", team="ops")
+        ada = invited_by_operator(m, operator, "ada@example.com", "acme")
+        this_month = ada.call("GET", "/api/v1/teams/acme/usage")[1]["currentMonth"]
+        year, month = int(this_month[:4]), int(this_month[5:])
+        last_month = f"{year - 1}-12" if month == 1 else f"{year}-{month - 1:02d}"
+        node_report(m, [{"project": "acme.shop", "month": last_month, "group": 1, "executions": 1200000}])
+        time.sleep(2.5)
+        check(ada.call("GET", "/api/v1/teams/acme/invoices")[1] == [], "nothing is invoiced while paid plans are off")
+
+        check(operator.call("PUT", "/api/v1/operator/billing", {"paidEnabled": True})[0] == 200, "paid plans on")
+        check(operator.call("PUT", "/api/v1/operator/plans/pro", {"stripePrice": "price_pro_monthly"})[0] == 200,
+              "pro's price")
+        st, body, _, _ = ada.call("POST", "/api/v1/teams/acme/checkout", {"plan": "pro"})
+        check(st == 201, f"checkout: {st} {body}")
+        check(stripe.send(webhook, stripe.checkout_completed(body["session"]))[0] == 200, "checkout completed")
+
+        invoice = wait_for("last month's invoice, charged by the service", lambda: next(
+            (i for i in ada.call("GET", "/api/v1/teams/acme/invoices")[1]
+             if i["month"] == last_month and i["providerInvoice"]), None), timeout=20)
+        check(invoice["totalCents"] == 2400 and invoice["status"] == "open",
+              f"$20 + 200,000 past the plan at $20/M = $24.00, at Stripe: {invoice}")
+        time.sleep(2.5)  # more runs
+        check(len([p for p, _ in stripe.requests if p == "/v1/invoiceitems"]) == 1, "Stripe was asked once")
+        m.log.seek(0)
+        check(f"invoiced {last_month}: 1 made, 1 charged" in m.log.read(), "the manager's log says what it did")
+
+        provider_invoice = invoice["providerInvoice"]
+        failed = dict(stripe.invoices[provider_invoice], attempt_count=1, status="open")
+        st, answer = stripe.send(webhook, stripe.event("invoice.payment_failed", failed))
+        check(st == 200, f"invoice.payment_failed: {st} {answer}")
+        invoice = ada.call("GET", "/api/v1/teams/acme/invoices")[1][0]
+        check(invoice["status"] == "payment_failed" and invoice["failedPayments"] == 1,
+              f"the invoice's payment failed once: {invoice}")
+        mails = [t for t in m.mails_to("ada@example.com") if "payment" in t and "failed" in t]
+        check(mails and "$24.00" in mails[-1] and f"/#/teams/acme/billing" in mails[-1],
+              f"the owner is told the amount and where to fix it: {mails[-1:]}")
+        st, answer = stripe.send(webhook, stripe.invoice_paid(provider_invoice))
+        check(st == 200 and ada.call("GET", "/api/v1/teams/acme/invoices")[1][0]["status"] == "paid",
+              f"paid at the next attempt: {st} {answer}")
+    finally:
+        m.stop()
+        stripe.stop()
+
+
 if __name__ == "__main__":
-    run([test_a_team_subscribes_through_checkout_and_its_invoice_is_charged_and_marked_paid_by_signed_events])
+    run([test_a_team_subscribes_through_checkout_and_its_invoice_is_charged_and_marked_paid_by_signed_events,
+         test_last_months_invoices_are_made_and_charged_by_the_service_and_a_failed_payment_is_dunned])

@@ -410,7 +410,7 @@ def test_the_database_is_migrated_once_and_a_newer_database_is_refused():
     m.stop()
     rows = pg.sql("SELECT version, name FROM schema_migrations ORDER BY version")
     check(rows == [["1", "0001_accounts_teams_tokens.sql"], ["2", "0002_plans.sql"], ["3", "0003_metering.sql"], ["4", "0004_billing.sql"], ["5", "0005_function_size.sql"],
-                    ["6", "0006_pools.sql"]],
+                    ["6", "0006_pools.sql"], ["7", "0007_dunning.sql"]],
           f"each migration applied once: {rows}")
     pg.sql("INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, '9999_future.sql', 'x')")
     out = m.start(expect_fail=True)

@@ -45,6 +45,11 @@ void register_manager_commands(CLI::App& app) {
                    "what engine nodes present to check tenants' API tokens (or FLOWSTATE_NODE_SECRET)")
       ->envname("FLOWSTATE_NODE_SECRET");
   serve->add_option("--address-file", o.address_file, "write the bound address here once listening");
+  serve
+      ->add_option("--invoice-every", o.invoice_every_s,
+                   "seconds between runs of the previous month's invoices while paid plans are on (one at start "
+                   "too); 0: only when an operator asks")
+      ->capture_default_str();
   serve->add_option("--stripe-api", o.stripe_api, "Stripe's API (a stand-in's address in tests)")
       ->capture_default_str();
   serve

@@ -114,7 +114,9 @@ export async function billing(me: Me, team: string): Promise<void> {
           count(i.creditsUsed),
           `${count(i.overPlan)} (${dollars(i.overageCents)})`,
           dollars(i.totalCents),
-          i.status,
+          i.status === "payment_failed"
+            ? `payment failed (${i.failedPayments}×): update the payment method; Stripe tries again`
+            : i.status,
         ]),
       ),
     ),

@@ -34,6 +34,9 @@ struct options {
   int invitation_hours = 24 * 7;
   int sign_in_failures = 5;    // failed sign-ins of one email within sign_in_window_s...
   int sign_in_window_s = 900;  // ...before further tries get 429
+  // How often the previous month's invoices are run while paid plans are
+  // on (and once at start); 0: only when an operator asks.
+  unsigned invoice_every_s = 3600;
 };
 
 class server {
