@@ -76,13 +76,36 @@ http::response start_checkout(call& c) {
   return json(201, "{\"session\":" + jstr(session->id) + ",\"url\":" + jstr(session->url) + "}");
 }
 
+std::string limit_json(const std::string& cents) { return cents.empty() ? "null" : cents; }
+
 http::response get_subscription(call& c) {
-  auto r = c.db.exec("SELECT plan, status, provider, updated_at FROM subscriptions WHERE team_id = $1",
-                     {std::to_string(c.team)});
-  if (!r) return db_failed(r.error());
-  if (r->empty()) return json(200, "{\"status\":\"none\"}");
+  auto r = c.db.exec(
+      "SELECT s.plan, s.status, s.provider, s.updated_at, coalesce(t.spending_limit_cents::text, '') FROM teams t "
+      "LEFT JOIN subscriptions s ON s.team_id = t.id WHERE t.id = $1",
+      {std::to_string(c.team)});
+  if (!r || r->empty()) return db_failed(r ? "no team" : r.error());
+  const auto limit = ",\"spendingLimitCents\":" + limit_json(r->at(0, 4));
+  if (r->at(0, 1).empty()) return json(200, "{\"status\":\"none\"" + limit + "}");
   return json(200, "{\"plan\":" + jstr(r->at(0, 0)) + ",\"status\":" + jstr(r->at(0, 1)) +
-                       ",\"provider\":" + jstr(r->at(0, 2)) + ",\"updatedAt\":" + jstr(r->at(0, 3)) + "}");
+                       ",\"provider\":" + jstr(r->at(0, 2)) + ",\"updatedAt\":" + jstr(r->at(0, 3)) + limit + "}");
+}
+
+// A paying team's most a month, fee included: past it, its executions stop
+// as a free team's do at its plan (metering.cpp, lease_for).
+http::response set_spending_limit(call& c) {
+  std::string cents;
+  auto v = c.body["cents"];
+  if (v.error() == simdjson::NO_SUCH_FIELD) return problem(422, "invalid", "cents: the most a month, or null");
+  if (!v.is_null()) {
+    int64_t n = 0;
+    if (v.get(n) || n < 0 || n > (int64_t{1} << 40))
+      return problem(422, "invalid", "cents: a whole number of cents (0 or more), or null for no limit");
+    cents = std::to_string(n);
+  }
+  auto r = c.db.exec("UPDATE teams SET spending_limit_cents = NULLIF($2, '')::bigint WHERE id = $1",
+                     {std::to_string(c.team), cents});
+  if (!r) return db_failed(r.error());
+  return json(200, "{\"spendingLimitCents\":" + limit_json(cents) + "}");
 }
 
 constexpr const char* invoice_columns =
@@ -272,6 +295,9 @@ void add_billing_routes(std::vector<route>& out) {
                  role::owner, true, start_checkout});
   out.push_back({"GET", "/api/v1/teams/{team}/subscription", "teamSubscription", "The team's subscription",
                  access::signed_in, role::viewer, false, get_subscription});
+  out.push_back({"PUT", "/api/v1/teams/{team}/spending-limit", "setSpendingLimit",
+                 "The most a paying team spends a month, fee included (null: no limit)", access::signed_in,
+                 role::owner, true, set_spending_limit});
   out.push_back({"GET", "/api/v1/teams/{team}/invoices", "teamInvoices", "The team's invoices", access::signed_in,
                  role::viewer, false, list_invoices});
   out.push_back(

@@ -121,7 +121,8 @@ result<std::string> lease_for(connection& t, int64_t team, const std::string& te
       // Paid overage: a team with an active subscription to a plan priced
       // per execution past its own is not capped (its invoice says it).
       "(SELECT paid_enabled FROM billing) AND p.overage_cents_per_million > 0 AND EXISTS (SELECT 1 FROM "
-      "subscriptions s WHERE s.team_id = t.id AND s.status = 'active') "
+      "subscriptions s WHERE s.team_id = t.id AND s.status = 'active'), "
+      "coalesce(t.spending_limit_cents::text, ''), p.monthly_price_cents, p.overage_cents_per_million "
       "FROM teams t JOIN plans p ON p.name = t.plan WHERE t.id = $1",
       {std::to_string(team), month, node, lease_life});
   auto pool = t.exec("SELECT coalesce(pool, 'shared') FROM teams WHERE id = $1", {std::to_string(team)});
@@ -132,7 +133,15 @@ result<std::string> lease_for(connection& t, int64_t team, const std::string& te
   const int64_t others = std::stoll(r->at(0, 1));
   const int64_t live = 1 + std::stoll(r->at(0, 2));
   const bool billable_overage = r->at(0, 3) == "t";
-  const int64_t cap = billable_overage ? (int64_t{1} << 50) : included + totals->credits_left;
+  int64_t cap = included + totals->credits_left;
+  if (billable_overage) {
+    // Paying per execution past the plan: uncapped, or up to the team's
+    // spending limit (what is left of it after the fee, at the plan's price).
+    const auto& limit = r->at(0, 4);
+    const int64_t fee = std::stoll(r->at(0, 5)), per_million = std::stoll(r->at(0, 6));
+    cap = limit.empty() ? int64_t{1} << 50
+                        : cap + std::max<int64_t>(0, std::stoll(limit) - fee) * 1000000 / per_million;
+  }
   const int64_t left = cap - totals->executions - others;
   const int64_t share = std::max<int64_t>(1, left / live);
   // Near the cap, a node that ran nothing and refused nothing since its

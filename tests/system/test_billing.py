@@ -22,7 +22,9 @@ def node_report(m, counters, teams=()):
     import http.client
     host, port = m.addr.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    body = {"node": "n1@1", "month": counters[0]["month"] if counters else "2026-12", "counters": counters,
+    import time
+    body = {"node": "n1@1", "month": counters[0]["month"] if counters else time.strftime("%Y-%m", time.gmtime()),
+            "counters": counters,
             "teams": [{"team": t, "used": 0} for t in teams]}
     conn.request("POST", "/api/v1/internal/usage", body=json.dumps(body),
                  headers={"Content-Type": "application/json", "X-Node-Secret": NODE_SECRET})
@@ -34,7 +36,7 @@ def node_report(m, counters, teams=()):
 
 
 def test_a_team_subscribes_through_checkout_and_its_invoice_is_charged_and_marked_paid_by_signed_events():
-    """paid plans off: checkout refused; on: the owner's Checkout session names the team and the plan's price; a forged signature changes nothing; checkout.session.completed activates the subscription and the plan; the same event again is a no-op; the month's invoice is the fee plus executions past plan and credits at the plan's price; it is charged at the provider once (a second run makes and charges nothing); invoice.paid marks it paid; a paying team is not capped; customer.subscription.deleted puts it back on free"""
+    """paid plans off: checkout refused; on: the owner's Checkout session names the team and the plan's price; a forged signature changes nothing; checkout.session.completed activates the subscription and the plan; the same event again is a no-op; the month's invoice is the fee plus executions past plan and credits at the plan's price; it is charged at the provider once (a second run makes and charges nothing); invoice.paid marks it paid; a paying team is not capped, except by the spending limit its owner sets; customer.subscription.deleted puts it back on free"""
     pg = Postgres()
     stripe = StripeStandIn(SECRET_KEY, WEBHOOK_SECRET)
     m = Manager(pg, ["--operator-email", "op@example.com", "--node-secret", NODE_SECRET, "--stripe-api", stripe.url,
@@ -111,6 +113,17 @@ def test_a_team_subscribes_through_checkout_and_its_invoice_is_charged_and_marke
         lease = node_report(m, [{"project": "acme.shop", "month": this_month, "group": 1, "executions": 2000000}],
                             teams=["acme"])["leases"][0]
         check(lease["lease"] > 0 and lease["capReached"] is False, f"a paying team past its plan runs on: {lease}")
+        # Up to its spending limit: $24 a month is the $20 fee and 200,000 executions past the plan at $20/M.
+        st, body, _, _ = ada.call("PUT", "/api/v1/teams/acme/spending-limit", {"cents": 2400})
+        check(st == 200 and body == {"spendingLimitCents": 2400}, f"the owner sets a spending limit: {st} {body}")
+        check(ada.call("GET", "/api/v1/teams/acme/subscription")[1]["spendingLimitCents"] == 2400, "it is shown")
+        lease = node_report(m, [], teams=["acme"])["leases"][0]
+        check(lease["cap"] == 1200000 and lease["capReached"] is True and lease["lease"] == 0,
+              f"past its spending limit the team stops: {lease}")
+        check(ada.call("PUT", "/api/v1/teams/acme/spending-limit", {"cents": -1})[0] == 422, "a negative limit")
+        check(ada.call("PUT", "/api/v1/teams/acme/spending-limit", {"cents": None})[0] == 200, "no limit")
+        lease = node_report(m, [], teams=["acme"])["leases"][0]
+        check(lease["capReached"] is False and lease["lease"] > 0, f"without a limit it runs on: {lease}")
 
         st, answer = stripe.send(webhook, stripe.event("customer.subscription.deleted",
                                                        {"id": event["data"]["object"]["subscription"],

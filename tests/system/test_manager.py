@@ -273,6 +273,9 @@ def test_every_route_answers_each_kind_of_caller_as_its_rule_says_and_no_team_se
                                                    expect(401, 404, 403, 403, 403, 409)),
             "GET /api/v1/teams/{team}/subscription": (lambda c: ("GET", "/api/v1/teams/acme/subscription", None),
                                                       expect(401, 404, 200, 200, 200, 200)),
+            "PUT /api/v1/teams/{team}/spending-limit": (
+                lambda c: ("PUT", "/api/v1/teams/acme/spending-limit", {"cents": None}),
+                expect(401, 404, 403, 403, 403, 200)),
             "GET /api/v1/teams/{team}/invoices": (lambda c: ("GET", "/api/v1/teams/acme/invoices", None),
                                                   expect(401, 404, 200, 200, 200, 200)),
             # No payment provider in this world: the webhook does not exist (test_billing.py has one).
@@ -410,7 +413,8 @@ def test_the_database_is_migrated_once_and_a_newer_database_is_refused():
     m.stop()
     rows = pg.sql("SELECT version, name FROM schema_migrations ORDER BY version")
     check(rows == [["1", "0001_accounts_teams_tokens.sql"], ["2", "0002_plans.sql"], ["3", "0003_metering.sql"], ["4", "0004_billing.sql"], ["5", "0005_function_size.sql"],
-                    ["6", "0006_pools.sql"], ["7", "0007_dunning.sql"]],
+                    ["6", "0006_pools.sql"], ["7", "0007_dunning.sql"],
+                    ["8", "0008_spending_limit.sql"]],
           f"each migration applied once: {rows}")
     pg.sql("INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, '9999_future.sql', 'x')")
     out = m.start(expect_fail=True)

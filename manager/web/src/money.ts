@@ -1,7 +1,7 @@
 // Usage against the plan (a chart), plans, the subscription and invoices.
 import { api, Me, why } from "./api";
 import { tabs } from "./team";
-import { action, app, count, dollars, el, say, section, table } from "./ui";
+import { action, app, count, dollars, el, form, go, say, section, table } from "./ui";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -101,6 +101,27 @@ export async function billing(me: Me, team: string): Promise<void> {
       el("p", { id: "subscription" }, `On ${plan.data.name}; subscription: ${status}.`),
       table("plans", ["Plan", "Executions / month", "Timeout", "Memory", "Logs", "Price", ""], rows),
       checkout,
+      el(
+        "p",
+        { id: "spending-limit-now" },
+        sub.data.spendingLimitCents === null
+          ? "Spending limit: none (executions past the plan are billed at its price)."
+          : `Spending limit: ${dollars(sub.data.spendingLimitCents)} a month, fee included (past it, executions stop).`,
+      ),
+      owner
+        ? form(
+            "spending-limit",
+            [{ name: "dollars", label: "Most a month, in dollars (empty: no limit)", type: "number" }],
+            "Set",
+            async (v) => {
+              const cents = v.dollars.trim() === "" ? null : Math.round(Number(v.dollars) * 100);
+              const r = await api("PUT", `/api/v1/teams/${team}/spending-limit`, { cents });
+              if (r.status !== 200) return say(why(r));
+              go(`#/teams/${team}/billing`);
+              say("", cents === null ? "No spending limit" : `Spending limit: ${dollars(cents)} a month`);
+            },
+          )
+        : "",
     ),
     section(
       "Invoices",
