@@ -301,9 +301,13 @@ result<project_ptr> engine_impl::build(project_entry& e, const std::string& revi
                                "is accepted)");
             break;
           }
+      // Hosted mode: the team's registry types before the node's (TEAM.PROJECT).
+      const auto registry = options_.hosted_plan && rt->name.find('.') != std::string::npos
+                                ? registry_for(rt->name.substr(0, rt->name.find('.')))
+                                : registry_lookup_;
       auto typed = [&](const std::optional<std::string>& name, type_check& into, const char* what) {
         if (!name) return;
-        auto t = compile_type(*name, **files, registry_lookup_);
+        auto t = compile_type(*name, **files, registry);
         if (!t)
           problems.push_back(where + "block " + bd.id + ": " + what + " " + t.error());
         else

@@ -258,8 +258,10 @@ class engine_impl final : public engine {
   result<std::optional<std::string>> error_show(const std::string& name, const std::string& id) const override;
   status error_replay(const std::string& name, const std::string& id) override;
   status error_discard(const std::string& name, const std::string& id) override;
-  status schema_add(const std::string& url, const std::string& schema_json) override;
-  result<std::vector<std::string>> schema_urls() const override;
+  status schema_add(const std::string& url, const std::string& schema_json, const std::string& team) override;
+  result<std::vector<std::string>> schema_urls(const std::string& team) const override;
+  // The registry a team's projects see: the team's types, then the node's.
+  registry_lookup registry_for(const std::string& team) const;
   void drain(uint32_t timeout_ms) override;
 
   // Background upkeep off the data path (error queue bounds), every second.

@@ -627,26 +627,52 @@ status engine_impl::commit_in_group(uint32_t group, commit_batch&& batch, durabi
   return commit_and_wait(std::move(batch), mode);
 }
 
-status engine_impl::schema_add(const std::string& url, const std::string& schema_json) {
+namespace {
+// A team's registry types: meta ("team-schema", TEAM, URL); the node's:
+// meta ("schema", URL).
+std::string team_schema_key(const std::string& team, std::string_view url) {
+  return key_builder{}.str("team-schema").str(team).str(url).take();
+}
+}  // namespace
+
+status engine_impl::schema_add(const std::string& url, const std::string& schema_json, const std::string& team) {
   if (url.find("://") == std::string::npos)
     return fail("a registry type is a full URL like https://example.com/Telemetry.json");
-  if (auto problem = schema_problem(schema_json, registry_lookup_)) return fail(url + ": " + *problem);
+  if (auto problem = schema_problem(schema_json, registry_for(team))) return fail(url + ": " + *problem);
   commit_batch b;
-  b.put(column::meta, meta_key("schema", url), schema_json);
+  b.put(column::meta, team.empty() ? meta_key("schema", url) : team_schema_key(team, url), schema_json);
   return store_->write_now(std::move(b), true);
 }
 
-result<std::vector<std::string>> engine_impl::schema_urls() const {
+result<std::vector<std::string>> engine_impl::schema_urls(const std::string& team) const {
   std::vector<std::string> out;
-  auto prefix = key_builder{}.str("schema").take();
-  auto scanned = store_->scan_prefix(column::meta, prefix, [&](std::string_view key, std::string_view) {
-    key_reader r(key);
-    (void)r.str();
-    if (auto url = r.str()) out.push_back(std::move(*url));
-    return true;
-  });
-  if (!scanned) return fail(scanned.error());
+  auto list = [&](std::string prefix, int skip) {
+    return store_->scan_prefix(column::meta, prefix, [&](std::string_view key, std::string_view) {
+      key_reader r(key);
+      for (int i = 0; i < skip; ++i) (void)r.str();
+      if (auto url = r.str()) out.push_back(std::move(*url));
+      return true;
+    });
+  };
+  if (auto st = list(key_builder{}.str("schema").take(), 1); !st) return fail(st.error());
+  if (!team.empty())
+    if (auto st = list(key_builder{}.str("team-schema").str(team).take(), 2); !st) return fail(st.error());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
+}
+
+registry_lookup engine_impl::registry_for(const std::string& team) const {
+  if (team.empty()) return registry_lookup_;
+  return [this, team](std::string_view url) -> std::optional<std::string> {
+    auto v = store_->read(column::meta, team_schema_key(team, url));
+    if (!v) {
+      std::fprintf(stderr, "flowstate: schema registry of team %s: %s\n", team.c_str(), v.error().c_str());
+      return std::nullopt;
+    }
+    if (*v) return std::move(*v);
+    return registry_lookup_(url);
+  };
 }
 
 status engine_impl::commit_and_wait(commit_batch&& batch, durability_mode mode) {

@@ -93,9 +93,9 @@ def test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothi
             "POST /api/v1/errors/{id}/replay": ("POST", "/api/v1/errors/1-1/replay?project=acme.shop", None, change),
             "GET /api/v1/cluster/graph": ("GET", "/api/v1/cluster/graph", None, node_wide),
             "GET /api/v1/cluster": ("GET", "/api/v1/cluster", None, node_wide),
-            "GET /api/v1/schemas": ("GET", "/api/v1/schemas", None, node_wide),
+            "GET /api/v1/schemas": ("GET", "/api/v1/schemas", None, "tenant"),  # the node's and the team's own
             "POST /api/v1/schemas": ("POST", "/api/v1/schemas", {"url": "https://x.example/s.json",
-                                                                 "schema": {"type": "object"}}, node_wide),
+                                                                 "schema": {"type": "object"}}, "team change"),
             "GET /api/v1/trace": ("GET", "/api/v1/trace?project=acme.shop&limit=1", None, read),
         }
         st, spec = node.admin_get("/api/v1/openapi.json")
@@ -119,6 +119,8 @@ def test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothi
                     ok = st == 403
                 elif kind == "tenant":
                     ok = st == 200
+                elif kind == "team change":  # in the caller's own team: a developer's
+                    ok = st == 403 if who == "viewer" else 200 <= st < 300
                 elif who == "another team's owner":
                     ok = gate
                 elif kind == change and who == "viewer":
@@ -231,6 +233,59 @@ def test_a_hosted_nodes_webhooks_cannot_reach_internal_addresses():
         m.stop()
 
 
+def test_each_team_has_a_registry_of_types_of_its_own_beside_the_nodes():
+    """a developer registers a type for acme (a viewer cannot); acme's members list the node's types and acme's, globex only the node's; acme's project typed by it deploys and validates its input with it, globex's naming it is refused (not in its registry); both use a node-wide type; the node's admin token lists the node-wide ones"""
+    from harness import make_project
+    from test_remote_deploy import deploy, login
+    pg, m, operator, callers, _ = setup_world(["--node-secret", SECRET])
+    node = None
+    try:
+        node = Node([], extra_args=["--control-plane", m.addr], env={"FLOWSTATE_NODE_SECRET": SECRET}).start()
+        acme_dev, acme_viewer, bob = (token_of(callers[w])["token"] for w in ("developer", "viewer",
+                                                                              "another team's owner"))
+        mine, shared = "https://types.acme.example/Reading.json", "https://types.example/Any.json"
+        st, text = call(node, "POST", "/api/v1/schemas", node.token, {"url": shared, "schema": {"type": "object"}})
+        check(st == 201, f"a node-wide type: {st} {text}")
+        reading = {"type": "object", "required": ["body"], "properties": {  # the http.Request's message
+            "body": {"type": "object", "required": ["v"], "properties": {"v": {"type": "number"}}}}}
+        st, text = call(node, "POST", "/api/v1/schemas", acme_viewer, {"url": mine, "schema": reading})
+        check(st == 403, f"a viewer cannot register: {st} {text}")
+        st, text = call(node, "POST", "/api/v1/schemas", acme_dev, {"url": mine, "schema": reading})
+        check(st == 201, f"acme's developer registers acme's type: {st} {text}")
+        lists = {who: json.loads(call(node, "GET", "/api/v1/schemas", t)[1])
+                 for who, t in (("acme", acme_viewer), ("globex", bob), ("node", node.token))}
+        check(lists == {"acme": sorted([mine, shared]), "globex": [shared], "node": [shared]},
+              f"each sees the node's types and its own team's: {lists}")
+
+        def typed(name, url):
+            return make_project(os.path.join(tmpdir(), name), {
+                "flowstate.yaml": f"name: {name}\n",
+                "flows/t.yaml": f"blocks:\n  - http.Request: t\n  - js.Function: f\n    input: {url}\n"
+                                "  - http.Response: reply\n",
+                "drivers/t.yaml": "kind: http.Request\nmethod: POST\npath: /t/{key}\n",
+                "drivers/reply.yaml": "kind: http.Response\n",
+                "functions/f.js": "export default (input) => ({ output: { status: 200, body: input.body } });\n"})
+
+        dave, bob_cli = login(m, "dave@example.com", "acme"), login(m, "bob@example.com", "globex")
+        p = deploy(dave, typed("acme.typed", mine), node, "typed by acme's type")
+        check(p.returncode == 0, f"acme's project typed by acme's type deploys: {p.stdout} {p.stderr}")
+        st, body = node.request("POST", "/acme/typed/t/k1", {"v": 1})
+        check(st == 200 and body == {"v": 1}, f"an input of acme's type runs: {st} {body}")
+        st, body = node.request("POST", "/acme/typed/t/k1", {"v": "one"})
+        check(st >= 400 and "/body/v" in json.dumps(body), f"one that is not is refused, naming where: {st} {body}")
+        p = deploy(bob_cli, typed("globex.typed", mine), node, "typed by acme's type")
+        check(p.returncode != 0 and mine in p.stdout + p.stderr and "not in this node's schema registry" in p.stdout + p.stderr,
+              f"globex's project naming acme's type is refused: {p.stdout} {p.stderr}")
+        p = deploy(bob_cli, typed("globex.any", shared), node, "typed by the node's type")
+        check(p.returncode == 0, f"the node's types serve every team: {p.stdout} {p.stderr}")
+    finally:
+        if node:
+            node.stop()
+        m.stop()
+        pg.stop()
+
+
 if __name__ == "__main__":
-    run([test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothing_node_wide,
+    run([test_each_team_has_a_registry_of_types_of_its_own_beside_the_nodes,
+         test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothing_node_wide,
          test_a_hosted_nodes_webhooks_cannot_reach_internal_addresses])

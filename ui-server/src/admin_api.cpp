@@ -121,6 +121,9 @@ struct admin_api::impl {
       const auto rule = rule_for(route);
       if (rule.what == hosted_rule::kind::node_admin)
         return reply->send(http::problem(403, "forbidden", "this needs the node's admin token, not a tenant's"));
+      if (rule.what == hosted_rule::kind::any_tenant && (*t)->role < rule.min_role)
+        return reply->send(
+            http::problem(403, "forbidden", "this needs the role developer or above in team \"" + (*t)->team + "\""));
       if (rule.what == hosted_rule::kind::project) {
         const auto project = rule.project_in_query ? call.query_param("project") : call.param("project");
         if (project.empty())

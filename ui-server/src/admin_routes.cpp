@@ -464,8 +464,8 @@ void get_cluster_graph(admin_services& s, const admin_call&, const http::respond
   reply->send(json(200, std::move(*graph)));
 }
 
-void get_schemas(admin_services& s, const admin_call&, const http::responder_ptr& reply) {
-  auto urls = s.e.schema_urls();
+void get_schemas(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
+  auto urls = s.e.schema_urls(call.tenant_team);
   if (!urls) return reply->send(http::problem(500, "storage error", urls.error()));
   std::string out = "[";
   for (auto& url : *urls) {
@@ -494,7 +494,7 @@ void post_schema(admin_services& s, const admin_call& call, const http::responde
   std::string_view url;
   if (parser.parse(call.req.body).get(doc) || doc["url"].get_string().get(url) || doc["schema"].get(schema))
     return reply->send(http::problem(400, "bad request", "expected {\"url\": URL, \"schema\": {...}}"));
-  auto st = s.e.schema_add(std::string(url), std::string(simdjson::minify(schema)));
+  auto st = s.e.schema_add(std::string(url), std::string(simdjson::minify(schema)), call.tenant_team);
   if (!st) return reply->send(http::problem(422, "invalid schema", st.error()));
   std::string body = "{\"url\":";
   http::append_json_string(body, url);

@@ -88,6 +88,8 @@ hosted_rule rule_for(const admin_route& r) {
   if (path == "/api/v1/projects" || path == "/api/v1/driver-kinds" || path == "/api/v1/openapi.json" ||
       path == "/metrics")
     return {hosted_rule::kind::any_tenant};
+  // The registry of types: a tenant's own (its projects see it before the node's).
+  if (path == "/api/v1/schemas") return {hosted_rule::kind::any_tenant, role};
   if (path.rfind("/api/v1/projects/{project}", 0) == 0) return {hosted_rule::kind::project, role, false};
   if (path.rfind("/api/v1/errors", 0) == 0 || path == "/api/v1/trace") return {hosted_rule::kind::project, role, true};
   return {hosted_rule::kind::node_admin};  // a route added later is node-wide until it says otherwise

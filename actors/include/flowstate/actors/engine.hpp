@@ -321,8 +321,11 @@ class engine {
   virtual status error_discard(const std::string& project, const std::string& id) = 0;
 
   // The node's schema registry: fully qualified type URLs -> JSON Schemas.
-  virtual status schema_add(const std::string& url, const std::string& schema_json) = 0;
-  virtual result<std::vector<std::string>> schema_urls() const = 0;
+  // `team` "": the node-wide registry (the node's admin token); in hosted
+  // mode a team's own, which its projects see before the node-wide one and
+  // no other team sees. schema_urls lists the node-wide types and the team's.
+  virtual status schema_add(const std::string& url, const std::string& schema_json, const std::string& team = "") = 0;
+  virtual result<std::vector<std::string>> schema_urls(const std::string& team = "") const = 0;
 
   // SIGTERM: refuse new messages, wait for in-flight ones (up to timeout_ms),
   // flush commits, stop. Idempotent.
