@@ -237,13 +237,12 @@ class session_impl final : public session, public std::enable_shared_from_this<s
 
   void read(uint64_t gen) {
     if (stale(gen)) return;
-    if (connected_ && h_.may_read && !h_.may_read()) {
-      // Not reading: the broker's PINGRESP waits unread, which is no sign
-      // of a broker gone.
-      last_received_ = std::chrono::steady_clock::now();
-      read_timer_.expires_after(std::chrono::milliseconds(50));
-      read_timer_.async_wait([self = shared_from_this(), gen](error_code) { self->read(gen); });
-      return;
+    if (connected_ && h_.may_read && !h_.may_read()) return wait_to_read(gen);
+    if (held_) {
+      // Messages read before a pause began: taken first, before reading more.
+      held_ = false;
+      if (!process(gen)) return;
+      if (held_) return wait_to_read(gen);
     }
     stream_->read(asio::buffer(chunk_), [self = shared_from_this(), gen, keep = stream_](error_code ec, std::size_t n) {
       if (self->stale(gen)) return;
@@ -257,8 +256,18 @@ class session_impl final : public session, public std::enable_shared_from_this<s
     });
   }
 
+  // Not reading while the node may not take more: the broker's PINGRESP
+  // waits unread, which is no sign of a broker gone.
+  void wait_to_read(uint64_t gen) {
+    last_received_ = std::chrono::steady_clock::now();
+    read_timer_.expires_after(std::chrono::milliseconds(50));
+    read_timer_.async_wait([self = shared_from_this(), gen](error_code) { self->read(gen); });
+  }
+
   // Handles the complete packets in inbuf_; false when the connection was
-  // dropped meanwhile.
+  // dropped meanwhile. A PUBLISH that arrives while the node may not take
+  // more (a pause that began while a read was outstanding: one read can
+  // bring many messages) stays in inbuf_ with what follows it (held_).
   bool process(uint64_t gen) {
     std::size_t used = 0;
     for (;;) {
@@ -268,6 +277,10 @@ class session_impl final : public session, public std::enable_shared_from_this<s
         return false;
       }
       if (!*d) break;
+      if (connected_ && h_.may_read && std::holds_alternative<mqtt::publish>((*d)->value) && !h_.may_read()) {
+        held_ = true;
+        break;
+      }
       used += (*d)->size;
       handle(std::move((*d)->value), gen);
       if (stale(gen)) return false;
@@ -465,6 +478,7 @@ class session_impl final : public session, public std::enable_shared_from_this<s
     writing_ = false;
     inbuf_.clear();
     discard_ = 0;
+    held_ = false;
     auto waiting = std::move(inflight_);
     inflight_.clear();
     for (auto& [_, done] : waiting) {
@@ -502,6 +516,7 @@ class session_impl final : public session, public std::enable_shared_from_this<s
   bool connected_ = false, stopped_ = false, writing_ = false;
   std::string inbuf_;
   std::size_t discard_ = 0;  // bytes of an oversized PUBLISH still to skip
+  bool held_ = false;        // inbuf_ starts with a PUBLISH not taken yet (a pause)
   std::array<char, 16384> chunk_{};
   std::deque<std::pair<std::string, std::function<void(bool)>>> out_;
   std::deque<std::pair<ack, std::shared_ptr<bool>>> acks_;
