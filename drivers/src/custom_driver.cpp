@@ -162,6 +162,7 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
     control_ = std::make_unique<asio::posix::stream_descriptor>(ioc_, child_.control);
     child_.control = -1;  // owned by control_ now
     in_ = std::make_unique<asio::streambuf>(max_line);
+    held_line_.clear();  // the previous process's: its driver emits it again (never acknowledged)
     state_ = state::starting;
     ++generation_;
     write(start_message(o_, sink_));
@@ -237,15 +238,27 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
                       });
   }
 
+  // Backed up (or paused): whether the source may not take a message now.
+  bool held_back() const { return !sink_ && handlers_.may_read && !handlers_.may_read(); }
+
   void read() {
     if (!control_) return;
-    if (!sink_ && handlers_.may_read && !handlers_.may_read()) {
-      // Backed up: the source's next message waits (its driver's own
-      // buffers fill and it stops reading from its device or broker).
+    if (held_back()) {
+      // The source's next message waits (its driver's own buffers fill and
+      // it stops reading from its device or broker).
       pause_.expires_after(std::chrono::milliseconds(50));
       pause_.async_wait([self = shared_from_this(), gen = generation_](const boost::system::error_code& ec) {
         if (!ec && gen == self->generation_) self->read();
       });
+      return;
+    }
+    if (!held_line_.empty()) {
+      // A line read before the pause began: handled first.
+      auto line = std::move(held_line_);
+      held_line_.clear();
+      const auto gen = generation_;
+      handle(line);
+      if (gen == generation_) read();
       return;
     }
     asio::async_read_until(
@@ -258,6 +271,12 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
           std::string line(n - 1, '\0');
           self->in_->sgetn(line.data(), static_cast<std::streamsize>(n - 1));
           self->in_->consume(1);
+          // The read was posted before a pause began: the message waits
+          // for the pause's end rather than slipping past it.
+          if (self->held_back() && line.find("\"emit\"") != std::string::npos) {
+            self->held_line_ = std::move(line);
+            return self->read();
+          }
           self->handle(line);
           if (gen == self->generation_) self->read();
         });
@@ -423,6 +442,7 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
   sandbox::driver_child child_;
   std::unique_ptr<asio::posix::stream_descriptor> control_;
   std::unique_ptr<asio::streambuf> in_;
+  std::string held_line_;  // an emit read just as a pause began, handled once it ends
   std::deque<std::string> out_;
   bool writing_ = false;
   state state_ = state::down;
