@@ -15,6 +15,7 @@
 #include <future>
 #include <map>
 #include <random>
+#include <vector>
 
 #include "flowstate/runtime/decimal.hpp"
 #include "sink_io.hpp"
@@ -434,16 +435,32 @@ class session_impl final : public session, public std::enable_shared_from_this<s
     if (!writing_) write_next(generation_);
   }
 
+  // What is queued goes out in one write, up to 256 KiB (the PUBACKs of a
+  // group commit, a burst of PUBLISHes): one system call rather than one
+  // per packet. A single packet is written from where it is queued (a
+  // deque keeps its elements in place while more are added).
   void write_next(uint64_t gen) {
     if (out_.empty() || !stream_) return;
     writing_ = true;
-    stream_->write(out_.front().first, [self = shared_from_this(), gen, keep = stream_](error_code ec) {
+    constexpr std::size_t most = 256 << 10;
+    std::size_t n = 1, bytes = out_.front().first.size();
+    while (n < out_.size() && bytes + out_[n].first.size() <= most) bytes += out_[n++].first.size();
+    if (n > 1) {
+      batch_.clear();
+      batch_.reserve(bytes);
+      for (std::size_t i = 0; i < n; ++i) batch_ += out_[i].first;
+    }
+    const std::string_view bytes_out = n > 1 ? std::string_view(batch_) : std::string_view(out_.front().first);
+    stream_->write(bytes_out, [self = shared_from_this(), gen, n, keep = stream_](error_code ec) {
       if (self->stale(gen)) return;
       if (ec) return self->lost("writing: " + ec.message());
-      auto written = std::move(self->out_.front().second);
-      self->out_.pop_front();
+      std::vector<std::function<void(bool)>> written;
+      for (std::size_t i = 0; i < n; ++i) {
+        if (self->out_.front().second) written.push_back(std::move(self->out_.front().second));
+        self->out_.pop_front();
+      }
       self->writing_ = false;
-      if (written) written(true);
+      for (auto& w : written) w(true);
       if (!self->out_.empty() && !self->writing_) self->write_next(gen);
     });
   }
@@ -519,6 +536,7 @@ class session_impl final : public session, public std::enable_shared_from_this<s
   bool held_ = false;        // inbuf_ starts with a PUBLISH not taken yet (a pause)
   std::array<char, 16384> chunk_{};
   std::deque<std::pair<std::string, std::function<void(bool)>>> out_;
+  std::string batch_;  // several of out_'s packets, while one write sends them
   std::deque<std::pair<ack, std::shared_ptr<bool>>> acks_;
   std::map<uint16_t, sinks::done_fn> inflight_;
   uint16_t next_id_ = 1;
