@@ -44,6 +44,11 @@ deploy_outcome engine_impl::push(const std::string& project, std::string_view pa
   if (!plausible_name(project))
     return {422, "a new project's name is letters, digits, '.', '-' and '_' (up to 100), found \"" + project + "\"", "",
             ""};
+  // In a cluster a new project is recorded through the cluster's deployer,
+  // which a node that is still joining does not have yet.
+  auto hook = std::atomic_load(&deploy_hook_);
+  if (options_.project_ids && (!hook || !*hook))
+    return {503, "this node is joining its cluster; nothing was created: retry shortly", "", ""};
   std::unique_lock creating(push_mutex_);  // two first pushes of one name: one creates it
   if (find(project)) {
     creating.unlock();
@@ -58,7 +63,7 @@ deploy_outcome engine_impl::push(const std::string& project, std::string_view pa
   // other may have recorded already): every other node then creates it too,
   // fetching its objects from this one (create_from_peer).
   if (made.http_status != 200 || !options_.project_ids) return made;
-  return deploy(project, made.revision, std::string(no_revision));
+  return (*hook)(project, made.revision, std::string(no_revision));
 }
 
 deploy_outcome engine_impl::create_pushed(const std::string& project, const std::string& revision,
