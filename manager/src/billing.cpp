@@ -296,8 +296,8 @@ void add_billing_routes(std::vector<route>& out) {
   out.push_back({"GET", "/api/v1/teams/{team}/subscription", "teamSubscription", "The team's subscription",
                  access::signed_in, role::viewer, false, get_subscription});
   out.push_back({"PUT", "/api/v1/teams/{team}/spending-limit", "setSpendingLimit",
-                 "The most a paying team spends a month, fee included (null: no limit)", access::signed_in,
-                 role::owner, true, set_spending_limit});
+                 "The most a paying team spends a month, fee included (null: no limit)", access::signed_in, role::owner,
+                 true, set_spending_limit});
   out.push_back({"GET", "/api/v1/teams/{team}/invoices", "teamInvoices", "The team's invoices", access::signed_in,
                  role::viewer, false, list_invoices});
   out.push_back(

@@ -139,8 +139,8 @@ result<std::string> lease_for(connection& t, int64_t team, const std::string& te
     // spending limit (what is left of it after the fee, at the plan's price).
     const auto& limit = r->at(0, 4);
     const int64_t fee = std::stoll(r->at(0, 5)), per_million = std::stoll(r->at(0, 6));
-    cap = limit.empty() ? int64_t{1} << 50
-                        : cap + std::max<int64_t>(0, std::stoll(limit) - fee) * 1000000 / per_million;
+    cap =
+        limit.empty() ? int64_t{1} << 50 : cap + std::max<int64_t>(0, std::stoll(limit) - fee) * 1000000 / per_million;
   }
   const int64_t left = cap - totals->executions - others;
   const int64_t share = std::max<int64_t>(1, left / live);
