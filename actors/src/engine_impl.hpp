@@ -397,6 +397,9 @@ class engine_impl final : public engine {
   result<std::optional<std::string>> local_state_get(const std::string& name, const std::string& flow,
                                                      const std::string& block, const std::string& key) const;
   project_entry* find(const std::string& name) const;
+  // Adds revision's git objects, asked of node `from`, to the repository in `dir`.
+  status pack_from_peer(const std::string& dir, const std::string& project, const std::string& revision,
+                        const std::string& from);
   std::mutex push_mutex_;  // projects created by push, one at a time
   // A project created under DATA/projects/NAME at `revision`, its git
   // objects put in its new repository by `objects`; what a failure left is

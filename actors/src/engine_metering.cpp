@@ -33,11 +33,12 @@ std::optional<http::response> quota_refusal_of(const project_rt& rt) {
   if (!rt.quota) return std::nullopt;
   auto refused = rt.quota->admit();
   if (!refused) return std::nullopt;
-  auto r =
-      refused->status == 421
-          ? http::problem(421, "Misdirected Request", refused->detail)
-          : http::problem(refused->status, refused->status == 429 ? "QuotaExceeded" : "QuotaUnknown", refused->detail,
-                          refused->status == 429 ? problem_type_quota_exceeded : problem_type_quota_unknown);
+  // 429: the cap (QuotaExceeded, typed as an error); 503: no lease to trust;
+  // 421: the team's projects run on another pool.
+  http::response r =
+      refused->status == 429   ? http::problem(429, "QuotaExceeded", refused->detail, problem_type_quota_exceeded)
+      : refused->status == 503 ? http::problem(503, "QuotaUnknown", refused->detail, problem_type_quota_unknown)
+                               : http::problem(refused->status, "Misdirected Request", refused->detail);
   r.headers.emplace_back("Retry-After", std::to_string(refused->retry_after_s));
   return r;
 }

@@ -100,12 +100,8 @@ status engine_impl::create_from_peer(const std::string& project, const std::stri
   std::lock_guard creating(push_mutex_);
   if (find(project)) return status::success();
   if (!plausible_name(project)) return fail("\"" + project + "\" is not a name a push could have created");
-  auto made = create_pushed(project, revision, [&](const std::string& dir) -> status {
-    auto r = peers_->ask(from, {"git-pack", {project, revision}}, 60000);
-    if (!r) return fail("fetching revision " + revision + " from node " + from + ": " + r.error());
-    if (r->status != 200) return fail("node " + from + " could not send revision " + revision + ": " + r->body);
-    return add_pack(dir, r->body);
-  });
+  auto made = create_pushed(project, revision,
+                            [&](const std::string& dir) { return pack_from_peer(dir, project, revision, from); });
   if (made.http_status != 200) return fail(made.detail);
   return status::success();
 }

@@ -397,16 +397,21 @@ http::response engine_impl::answer_peer(const peer_query& q) const {
   return http::problem(400, "unknown question", "this node does not answer \"" + q.kind + "\"");
 }
 
+status engine_impl::pack_from_peer(const std::string& dir, const std::string& project, const std::string& revision,
+                                   const std::string& from) {
+  auto r = peers_->ask(from, {"git-pack", {project, revision}}, 60000);
+  if (!r) return fail("fetching revision " + revision + " from node " + from + ": " + r.error());
+  if (r->status != 200) return fail("node " + from + " could not send revision " + revision + ": " + r->body);
+  return add_pack(dir, r->body);
+}
+
 status engine_impl::fetch_revision(const std::string& project, const std::string& revision, const std::string& from) {
   auto* e = find(project);
   if (!e) return fail("no project named \"" + project + "\"");
   auto have = commit_exists(e->dir, revision);
   if (have && *have) return status::success();
   if (!peers_) return fail("revision " + revision + " is not in " + e->dir + " and this node cannot ask others");
-  auto r = peers_->ask(from, {"git-pack", {project, revision}}, 60000);
-  if (!r) return fail("fetching revision " + revision + " from node " + from + ": " + r.error());
-  if (r->status != 200) return fail("node " + from + " could not send revision " + revision + ": " + r->body);
-  if (auto st = add_pack(e->dir, r->body); !st) return st;
+  if (auto st = pack_from_peer(e->dir, project, revision, from); !st) return st;
   have = commit_exists(e->dir, revision);
   if (!have || !*have) return fail("node " + from + " sent objects without revision " + revision);
   return status::success();

@@ -271,9 +271,9 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
           std::string line(n - 1, '\0');
           self->in_->sgetn(line.data(), static_cast<std::streamsize>(n - 1));
           self->in_->consume(1);
-          // The read was posted before a pause began: the message waits
-          // for the pause's end rather than slipping past it.
-          if (self->held_back() && line.find("\"emit\"") != std::string::npos) {
+          // The read was posted before a pause began: the line waits for
+          // the pause's end rather than an emit slipping past it.
+          if (self->held_back()) {
             self->held_line_ = std::move(line);
             return self->read();
           }
@@ -442,7 +442,7 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
   sandbox::driver_child child_;
   std::unique_ptr<asio::posix::stream_descriptor> control_;
   std::unique_ptr<asio::streambuf> in_;
-  std::string held_line_;  // an emit read just as a pause began, handled once it ends
+  std::string held_line_;  // a line read just as a pause began, handled once it ends
   std::deque<std::string> out_;
   bool writing_ = false;
   state state_ = state::down;

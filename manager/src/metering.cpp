@@ -122,11 +122,10 @@ result<std::string> lease_for(connection& t, int64_t team, const std::string& te
       // per execution past its own is not capped (its invoice says it).
       "(SELECT paid_enabled FROM billing) AND p.overage_cents_per_million > 0 AND EXISTS (SELECT 1 FROM "
       "subscriptions s WHERE s.team_id = t.id AND s.status = 'active'), "
-      "coalesce(t.spending_limit_cents::text, ''), p.monthly_price_cents, p.overage_cents_per_million "
+      "coalesce(t.spending_limit_cents::text, ''), p.monthly_price_cents, p.overage_cents_per_million, "
+      "coalesce(t.pool, 'shared') "
       "FROM teams t JOIN plans p ON p.name = t.plan WHERE t.id = $1",
       {std::to_string(team), month, node, lease_life});
-  auto pool = t.exec("SELECT coalesce(pool, 'shared') FROM teams WHERE id = $1", {std::to_string(team)});
-  if (!pool) return fail(pool.error());
   if (!r) return fail(r.error());
   if (r->empty()) return fail("team " + team_name + " has no plan");
   const int64_t included = std::stoll(r->at(0, 0));
@@ -162,7 +161,7 @@ result<std::string> lease_for(connection& t, int64_t team, const std::string& te
   return "{\"team\":" + jstr(team_name) + ",\"month\":" + jstr(month) + ",\"lease\":" + std::to_string(lease) +
          ",\"executions\":" + std::to_string(totals->executions) + ",\"cap\":" + std::to_string(cap) +
          ",\"capReached\":" + (reached ? "true" : "false") + ",\"retryAfter\":" + std::to_string(retry) +
-         ",\"pool\":" + jstr(pool->empty() ? "shared" : pool->at(0, 0)) + "}";
+         ",\"pool\":" + jstr(r->at(0, 7)) + "}";
 }
 
 // A node's report: {node, month, counters: [{project, month, group,
