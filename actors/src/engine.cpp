@@ -285,9 +285,14 @@ void engine_impl::drain(uint32_t timeout_ms) {
     self->send_exit(timers_, caf::exit_reason::user_shutdown);
     self->wait_for(timers_);
   }
-  stop_mqtt_sources();  // no new input; what was accepted finishes below
-  stop_custom_sources();
+  // No new input from here (`draining` pauses the sources); what was taken
+  // finishes, and the sources close once its acknowledgements are on their
+  // way (an MQTT session sends them, then DISCONNECT).
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while ((core_.total_in_flight() > 0 || sources_pending_.load() > 0) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  stop_mqtt_sources();
+  stop_custom_sources();
   while (core_.total_in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   // Migration steps and the outbox use the store: they end before it closes

@@ -549,6 +549,10 @@ class engine_impl final : public engine {
   // QoS 2 packet ids and `id:` identities accepted by a commit not yet
   // durable, with the acknowledgements waiting for it.
   std::map<std::string, std::vector<std::function<void(bool)>>> mqtt_pending_;
+  // Source messages (MQTT, custom) whose accepting commit is not settled:
+  // a drain waits for them before it closes the sources, so that their
+  // acknowledgements leave.
+  std::atomic<uint32_t> sources_pending_{0};
   std::map<std::string, std::shared_ptr<custom_source>> custom_sources_;  // by "project/flow/block", mqtt_mutex_
   std::vector<std::future<void>> jobs_;
   std::shared_ptr<const std::function<std::string()>> cluster_info_;  // atomic_load/store

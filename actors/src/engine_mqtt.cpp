@@ -1,9 +1,10 @@
 // mqtt.Subscribe sources (docs/drivers.md "mqtt.Subscribe"): one MQTT
 // session per subscribing block of an active revision (started and stopped
 // by the timer actor's wake, at least every second). A message is accepted
-// by one commit (its queue entry; for QoS 2 the packet id's state; with
-// `id:` its identity record), and the session's PUBACK or PUBREC leaves
-// only once that commit is durable. A QoS 2 packet id whose state is
+// by one commit (the result of its first block, or an outbox entry for the
+// node of its key; for QoS 2 the packet id's state; with `id:` its identity
+// record), and the session's PUBACK or PUBREC leaves only once that commit
+// is durable. A QoS 2 packet id whose state is
 // stored is a redelivery: acknowledged again, not accepted twice. PUBREL
 // erases the state, then PUBCOMP leaves.
 #include <caf/send.hpp>
@@ -218,9 +219,11 @@ void engine_impl::recheck_qos2(const project_ptr& rt, uint32_t f, const std::str
 }
 
 // One source message (an MQTT publish, a custom source's emit) accepted by
-// one commit: its queue entry, or an error record when it has no key or
-// identity; with an identity, its idempotency record (a repeat is only
-// acknowledged). `b` and `marks` may hold the source's own marks already
+// one commit: the commit of its first block's result (it runs first, and
+// nothing of it is written before: a crash before that commit leaves the
+// message with its source, which sends it again), or an error record when
+// it has no key or identity; with an identity, its idempotency record (a
+// repeat is only acknowledged). `b` and `marks` may hold the source's own marks already
 // (a QoS 2 packet id). `acked` once the commit is durable (true) or failed.
 //
 // In a cluster, a message whose key group another node runs (or that is
@@ -289,6 +292,7 @@ void engine_impl::accept_message(const project_ptr& rt, uint32_t f, commit_batch
     }
   }
   work_ptr item;
+  bool direct = false;  // item runs before anything is committed
   if (outgoing) {
     // Accepted for another node: the commit below holds its outbox entry.
   } else if (!runnable) {
@@ -327,11 +331,11 @@ void engine_impl::accept_message(const project_ptr& rt, uint32_t f, commit_batch
       item->project = rt;
       item->flow = f;
       item->block = 1;
-      item->msg = m;
-      item->queue_seq = store_->next_sequence();
-      const uint32_t group = key_group_of(m.key);
-      b.put(column::queue, queue_key(rt->tenant, rt->project_id, group, item->queue_seq),
-            encode_queued({flow.name, flow.blocks[1].id, std::move(m)}));
+      // No queue entry: the message is accepted by the commit of its first
+      // block's result, with the records above (docs/drivers.md "Accepted
+      // once, with its result").
+      item->msg = std::move(m);
+      direct = true;
     }
   }
   if (item) item->store_epoch = epoch;
@@ -342,6 +346,7 @@ void engine_impl::accept_message(const project_ptr& rt, uint32_t f, commit_batch
   }
   // Once durable: the acknowledgement (with any copy that came meanwhile).
   // Not written: not acknowledged, the broker sends it again.
+  sources_pending_.fetch_add(1);
   auto done = [this, marks, tag, outgoing, acked = marks.empty() ? acked : nullptr](bool ok) mutable {
     std::vector<std::function<void(bool)>> waiting;
     if (acked) waiting.push_back(std::move(acked));
@@ -357,8 +362,14 @@ void engine_impl::accept_message(const project_ptr& rt, uint32_t f, commit_batch
     // Durable, not acknowledged: the broker (or the custom source) sends it again.
     if (ok) fault_point(tag == "mqtt" ? "mqtt.before_ack" : "custom.before_ack");
     for (auto& a : waiting) a(ok);
+    sources_pending_.fetch_sub(1);
   };
   auto shared_done = std::make_shared<decltype(done)>(std::move(done));
+  if (direct) {
+    item->acceptance = std::make_shared<commit_batch>(std::move(b));
+    item->accepted = [shared_done](bool ok) { (*shared_done)(ok); };
+    return submit(std::move(item));
+  }
   store_->commit(
       std::move(b), rt->durability, [shared_done] { (*shared_done)(true); },
       [shared_done](const std::string&) { (*shared_done)(false); }, epoch);

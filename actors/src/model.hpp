@@ -2,6 +2,7 @@
 // Engine-internal values shared by the shards, the ingress and the engine.
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -15,6 +16,9 @@
 #include "flowstate/runtime/durability.hpp"
 #include "types.hpp"
 
+namespace flowstate {
+class commit_batch;  // flowstate/runtime/store.hpp
+}
 namespace flowstate::sandbox {
 class worker_client;
 }
@@ -150,6 +154,13 @@ struct work_item {
   // failed write, an item of an older epoch may come from a commit that was
   // never written: it is dropped, and the queue is read again on resume.
   uint64_t store_epoch = 0;
+  // A source's message accepted by the commit of its result rather than by
+  // a queue entry of its own (queue_seq is 0): the source's records (a QoS 2
+  // packet id, an identity) go into that commit, and `accepted` hears
+  // whether it was written (true once durable; false: nothing of it was,
+  // the source sends the message again).
+  std::shared_ptr<commit_batch> acceptance;
+  std::function<void(bool)> accepted;
 };
 
 using work_ptr = std::shared_ptr<work_item>;

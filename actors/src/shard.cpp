@@ -224,6 +224,7 @@ class shard_logic {
     if (w.store_epoch == 0) w.store_epoch = now;
     if (w.store_epoch == now) return true;
     answer_unwritten(st_.core, std::move(w.reply), std::move(w.idempotency_key), w.queue_seq != 0);
+    if (auto accepted = std::move(w.accepted)) accepted(false);
     finish(skey);
     return false;
   }
@@ -359,20 +360,25 @@ class shard_logic {
     auto* core = st_.core;
     const bool queued = w.queue_seq != 0;
     std::shared_ptr<quota_account> quota = execution ? w.project->quota : nullptr;
+    // A source's message accepted by this commit: its own records with it.
+    if (w.acceptance) batch.append(std::move(*w.acceptance));
+    auto accepted = std::move(w.accepted);
     return st_.core->db->commit(
         std::move(batch), w.project->durability,
         [core, reply, idem, response = std::move(response), outgoing = std::move(outgoing),
-         to_sinks = std::move(to_sinks), quota = std::move(quota)]() mutable {
+         to_sinks = std::move(to_sinks), quota = std::move(quota), accepted]() mutable {
           core->trace_watch.notify();  // every batch here holds a trace event
           if (quota) quota->add_consumed(1);
           if (outgoing) caf::anon_send(core->outbox, std::move(outgoing));
           if (to_sinks) caf::anon_send(core->sinks, std::move(to_sinks));
+          if (accepted) accepted(true);
           if (!response) return;
           if (!idem.empty()) core->idempotency.complete(idem, *response);
           if (reply) reply->send(std::move(*response));
         },
-        [core, reply, idem, queued](const std::string& reason) mutable {
+        [core, reply, idem, queued, accepted](const std::string& reason) mutable {
           answer_unwritten(core, std::move(reply), std::move(idem), queued, reason);
+          if (accepted) accepted(false);
         },
         w.store_epoch);
   }

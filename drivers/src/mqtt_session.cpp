@@ -15,6 +15,7 @@
 #include <future>
 #include <map>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "flowstate/runtime/decimal.hpp"
@@ -164,21 +165,10 @@ class session_impl final : public session, public std::enable_shared_from_this<s
 
   void stop() override {
     auto self = shared_from_this();
-    auto job = [self] {
-      self->stopped_ = true;
-      self->drop_connection("stopped");
-      self->reconnect_timer_.cancel();
-      self->ping_timer_.cancel();
-      self->read_timer_.cancel();
-      self->resolver_.cancel();
-    };
-    if (io_.ioc.get_executor().running_in_this_thread() || io_.ioc.stopped()) return job();
+    if (io_.ioc.get_executor().running_in_this_thread() || io_.ioc.stopped()) return stop_now();
     auto done = std::make_shared<std::promise<void>>();
     auto finished = done->get_future();
-    asio::post(io_.ioc, [job, done] {
-      job();
-      done->set_value();
-    });
+    asio::post(io_.ioc, [self, done] { self->close_gracefully([done] { done->set_value(); }); });
     finished.wait_for(std::chrono::seconds(10));
   }
 
@@ -190,6 +180,33 @@ class session_impl final : public session, public std::enable_shared_from_this<s
 
  private:
   bool stale(uint64_t gen) const { return stopped_ || gen != generation_; }
+
+  void stop_now() {
+    stopped_ = true;
+    drop_connection("stopped");
+    reconnect_timer_.cancel();
+    ping_timer_.cancel();
+    read_timer_.cancel();
+    resolver_.cancel();
+  }
+
+  // Reads nothing more; what is queued for the broker (acknowledgements of
+  // committed messages, publications) goes out, then DISCONNECT, so that
+  // the broker sends none of those messages again and publishes no will;
+  // then the connection closes. At most 2 s; `finished` once stopped.
+  void close_gracefully(std::function<void()> finished) {
+    auto once = std::make_shared<bool>(false);
+    auto finish = [self = shared_from_this(), once, finished = std::move(finished)](auto&&...) {
+      if (std::exchange(*once, true)) return;
+      self->stop_now();
+      finished();
+    };
+    if (stopped_ || !connected_ || !stream_) return finish();
+    reconnect_timer_.expires_after(std::chrono::seconds(2));
+    reconnect_timer_.async_wait(finish);
+    send(encode(bare{bare_kind::disconnect}), finish);
+    closing_ = true;
+  }
 
   void log(const std::string& what) {
     std::string line = "flowstate mqtt " + o_.name + ": " + what;
@@ -237,7 +254,7 @@ class session_impl final : public session, public std::enable_shared_from_this<s
   }
 
   void read(uint64_t gen) {
-    if (stale(gen)) return;
+    if (stale(gen) || closing_) return;
     if (connected_ && h_.may_read && !h_.may_read()) return wait_to_read(gen);
     if (held_) {
       // Messages read before a pause began: taken first, before reading more.
@@ -246,7 +263,7 @@ class session_impl final : public session, public std::enable_shared_from_this<s
       if (held_) return wait_to_read(gen);
     }
     stream_->read(asio::buffer(chunk_), [self = shared_from_this(), gen, keep = stream_](error_code ec, std::size_t n) {
-      if (self->stale(gen)) return;
+      if (self->stale(gen) || self->closing_) return;
       if (ec) return self->lost("connection lost: " + ec.message());
       self->last_received_ = std::chrono::steady_clock::now();
       std::size_t skip = std::min<std::size_t>(n, self->discard_);  // the rest of an oversized message
@@ -431,6 +448,10 @@ class session_impl final : public session, public std::enable_shared_from_this<s
   }
 
   void send(std::string bytes, std::function<void(bool)> written = {}) {
+    if (closing_) {  // nothing after DISCONNECT
+      if (written) written(false);
+      return;
+    }
     out_.emplace_back(std::move(bytes), std::move(written));
     if (!writing_) write_next(generation_);
   }
@@ -533,6 +554,7 @@ class session_impl final : public session, public std::enable_shared_from_this<s
   bool connected_ = false, stopped_ = false, writing_ = false;
   std::string inbuf_;
   std::size_t discard_ = 0;  // bytes of an oversized PUBLISH still to skip
+  bool closing_ = false;     // DISCONNECT queued: nothing more is read or sent
   bool held_ = false;        // inbuf_ starts with a PUBLISH not taken yet (a pause)
   std::array<char, 16384> chunk_{};
   std::deque<std::pair<std::string, std::function<void(bool)>>> out_;

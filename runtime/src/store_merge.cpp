@@ -24,6 +24,16 @@ void commit_batch::put(column c, std::string key, std::string value) {
 
 void commit_batch::erase(column c, std::string key) { ops_.push_back({op_kind::erase, c, std::move(key), {}}); }
 
+void commit_batch::append(commit_batch&& other) {
+  if (ops_.empty()) {
+    ops_ = std::move(other.ops_);
+  } else {
+    ops_.reserve(ops_.size() + other.ops_.size());
+    for (auto& o : other.ops_) ops_.push_back(std::move(o));
+  }
+  other.ops_.clear();
+}
+
 void commit_batch::add_count(std::string key, uint64_t n) {
   ops_.push_back({op_kind::add_count, column::metering, std::move(key), encode_count(n)});
 }

@@ -89,7 +89,7 @@ def check_exactly_once(node, sent, devices):
         raise
 
 
-def kill9_run(qos, extra_sub=""):
+def kill9_run(qos, extra_sub="", stop=lambda node: node.kill9()):
     broker = Mosquitto()
     node = Node([iot_project(broker, qos=qos, extra_sub=extra_sub, out=False)])
     pub = None
@@ -101,7 +101,7 @@ def kill9_run(qos, extra_sub=""):
         stream = threading.Thread(target=lambda: pub.send(10, 50, 600, pause=0.002))
         stream.start()
         time.sleep(0.5)
-        node.kill9()
+        stop(node)
         time.sleep(0.3)
         node.start()
         stream.join()
@@ -122,6 +122,11 @@ def test_every_qos_2_reading_is_accepted_exactly_once_through_kill_9_of_the_node
 def test_every_qos_1_reading_with_an_id_is_accepted_exactly_once_through_kill_9_of_the_node():
     """the same at QoS 1, with id: [/device, /seq]: the broker's redeliveries of readings accepted before the crash are recognised by their identity"""
     kill9_run(1, "id: [/device, /seq]\n")
+
+
+def test_a_stopping_node_acknowledges_what_it_took_so_even_qos_1_without_an_id_runs_once():
+    """600 readings at QoS 1 without id:, the node stopped by SIGTERM in the middle of the stream and restarted: it stops reading, lets what it took run and commit, sends those PUBACKs and DISCONNECT before it exits, so the broker sends again only what the node never took, and every reading is in its device's state once"""
+    kill9_run(1, stop=lambda node: check(node.terminate() == 0, "the node exits cleanly on SIGTERM"))
 
 
 def crash_before_ack_run(qos, extra_sub=""):
@@ -268,6 +273,7 @@ def test_bad_mqtt_configurations_are_refused_at_deploy_naming_the_file_and_field
 if __name__ == "__main__":
     run([test_every_qos_2_reading_is_accepted_exactly_once_through_kill_9_of_the_node,
          test_every_qos_1_reading_with_an_id_is_accepted_exactly_once_through_kill_9_of_the_node,
+         test_a_stopping_node_acknowledges_what_it_took_so_even_qos_1_without_an_id_runs_once,
          test_a_crash_after_the_acceptance_commit_and_before_the_ack_does_not_accept_the_redelivery_again,
          test_a_broker_that_lost_the_session_gets_its_qos_2_packet_ids_forgotten,
          test_a_message_larger_than_1_mib_becomes_an_error_record_and_the_ones_after_it_arrive,

@@ -52,6 +52,8 @@ class commit_batch {
   void erase(column c, std::string key);
   // Adds n to the counter at key in `metering` (a merge: no read).
   void add_count(std::string key, uint64_t n);
+  // Moves other's operations after this batch's own.
+  void append(commit_batch&& other);
   bool empty() const { return ops_.empty(); }
   size_t size() const { return ops_.size(); }
   const std::vector<op>& ops() const { return ops_; }
