@@ -140,6 +140,35 @@ void collect(simdjson::dom::element e, std::vector<endpoint>& named) {
   }
 }
 
+// `listen: [5020, "127.0.0.1:9000", "[::]:7000"]`: addresses, not names
+// (the node binds them), each once.
+status parse_listen(simdjson::dom::element value, std::vector<endpoint>& out) {
+  if (outbound::public_only())
+    return fail("listen: a hosted node opens no ports for drivers (a driver may connect out, to public addresses)");
+  simdjson::dom::array items;
+  if (value.get_array().get(items))
+    return fail("listen: expected a list like [5020, \"127.0.0.1:9000\"], got " + detail::shown(value));
+  for (auto item : items) {
+    endpoint e;
+    int64_t port = 0;
+    std::string_view text;
+    boost::system::error_code ec;
+    if (!item.get_int64().get(port)) {
+      if (port < 1 || port > 65535) return fail("listen: port " + std::to_string(port) + " is out of range (1-65535)");
+      e = {"0.0.0.0", static_cast<uint16_t>(port)};
+    } else if (item.get_string().get(text) || !split_host_port(text, e) || e.port == 0 ||
+               (boost::asio::ip::make_address(e.host, ec), ec)) {
+      return fail("listen: expected a port (5020) or an address and port (\"127.0.0.1:5020\", \"[::]:5020\"), got " +
+                  detail::shown(item));
+    }
+    for (auto& seen : out)
+      if (seen.host == e.host && seen.port == e.port)
+        return fail("listen: " + detail::shown(item) + " is listed twice");
+    out.push_back(std::move(e));
+  }
+  return status::success();
+}
+
 }  // namespace
 
 result<std::optional<kind_name>> parse_kind(const std::string& kind) {
@@ -183,6 +212,10 @@ result<driver_config> parse_config(const std::string& config_json) {
           return fail("hosts: expected \"host\" or \"host:port\" (\"[::1]:80\" for IPv6), got " + detail::shown(h));
         c.named.push_back(std::move(e));
       }
+      continue;
+    }
+    if (name == "listen") {
+      if (auto st = parse_listen(field.value, c.listen); !st) return fail(st.error());
       continue;
     }
     if (name == "memory" || name == "concurrency") {

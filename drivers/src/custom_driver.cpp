@@ -65,10 +65,21 @@ std::string start_message(const driver_options& o, bool sink) {
 class process_driver : public std::enable_shared_from_this<process_driver> {
  public:
   process_driver(sinks::io_thread& io, driver_options o, bool sink, source_handlers h)
-      : ioc_(io.get().ioc), o_(std::move(o)), sink_(sink), handlers_(std::move(h)), restart_(ioc_), pause_(ioc_) {}
+      : ioc_(io.get().ioc),
+        o_(std::move(o)),
+        sink_(sink),
+        handlers_(std::move(h)),
+        restart_(ioc_),
+        pause_(ioc_),
+        relisten_(ioc_) {
+    for (auto& at : o_.config.listen) listeners_.push_back({at, nullptr, {}});
+  }
 
   void start() {
-    asio::post(ioc_, [self = shared_from_this()] { self->spawn(); });
+    asio::post(ioc_, [self = shared_from_this()] {
+      self->open_listeners();
+      self->spawn();
+    });
   }
 
   void stop() {
@@ -77,6 +88,8 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
       self->stopped_ = true;
       self->restart_.cancel();
       self->pause_.cancel();
+      self->relisten_.cancel();
+      for (auto& l : self->listeners_) l.acceptor.reset();  // the ports are free again
       if (!self->control_) return;
       self->write("{\"type\":\"stop\"}");
       // A moment to close its connections, then it ends either way.
@@ -202,6 +215,9 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
     control_->close();
     control_.reset();
     sandbox::kill_driver(child_);
+    // New connections wait in the listeners' backlogs for the next process.
+    for (auto& l : listeners_)
+      if (l.acceptor) l.acceptor->cancel();
     state_ = state::down;
     ++generation_;
     connecting_ = 0;
@@ -300,6 +316,7 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
       failures_ = 0;
       for (auto& q : queued_) write(std::move(q));
       queued_.clear();
+      for (std::size_t i = 0; i < listeners_.size(); ++i) accept_on(i);
     } else if (type == "fatal") {
       log("error", text("error"));
       died("it failed");
@@ -359,6 +376,81 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
       }
       done(std::move(out));
     }
+  }
+
+  static std::string shown(const endpoint& e) {
+    const bool v6 = e.host.find(':') != std::string::npos;
+    return (v6 ? "[" + e.host + "]" : e.host) + ":" + std::to_string(e.port);
+  }
+
+  // Binds what `listen:` names and is not bound yet; a port in use (say,
+  // by the process of the revision before, stopping) is tried again every
+  // 2 s, logged once per change.
+  void open_listeners() {
+    if (stopped_) return;
+    bool missing = false;
+    for (std::size_t i = 0; i < listeners_.size(); ++i) {
+      auto& l = listeners_[i];
+      if (l.acceptor) continue;
+      boost::system::error_code ec;
+      const auto address = asio::ip::make_address(l.at.host, ec);
+      const tcp::endpoint at(address, l.at.port);
+      auto acceptor = std::make_unique<tcp::acceptor>(ioc_);
+      if (!ec) acceptor->open(at.protocol(), ec);
+      if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+      if (!ec) acceptor->bind(at, ec);
+      if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+      if (ec) {
+        if (ec.message() != l.last_error)
+          log("error", "cannot listen on " + shown(l.at) + ": " + ec.message() + " (trying again every 2 s)");
+        l.last_error = ec.message();
+        missing = true;
+        continue;
+      }
+      log("info", "listening on " + shown(l.at));
+      l.last_error.clear();
+      l.acceptor = std::move(acceptor);
+      if (state_ == state::ready) accept_on(i);
+    }
+    if (!missing) return;
+    relisten_.expires_after(std::chrono::seconds(2));
+    relisten_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec) self->open_listeners();
+    });
+  }
+
+  // Takes the next connection on listener i and hands it to the process
+  // (fd 4, tagged "accept-REF"), then says `accepted`. Only while a
+  // process is ready: otherwise connections wait in the backlog.
+  void accept_on(std::size_t i) {
+    auto& l = listeners_[i];
+    if (!l.acceptor || stopped_ || state_ != state::ready) return;
+    l.acceptor->async_accept(
+        [self = shared_from_this(), i, gen = generation_](const boost::system::error_code& ec, tcp::socket socket) {
+          if (gen != self->generation_ || self->stopped_) return;
+          if (ec) {
+            if (ec == asio::error::operation_aborted) return;
+            // Out of file descriptors, a connection reset while queued: a
+            // moment, then on.
+            self->log("warn", "accepting on " + shown(self->listeners_[i].at) + ": " + ec.message());
+            auto later = std::make_shared<asio::steady_timer>(self->ioc_, std::chrono::milliseconds(100));
+            later->async_wait([self, i, gen, later](const boost::system::error_code& e) {
+              if (!e && gen == self->generation_) self->accept_on(i);
+            });
+            return;
+          }
+          boost::system::error_code ignored;
+          const auto peer = socket.remote_endpoint(ignored);
+          const int fd = socket.release(ignored);
+          const uint64_t ref = self->next_accepted_++;
+          auto handed = sandbox::hand_over(self->child_, fd, "accept-" + std::to_string(ref));
+          ::close(fd);
+          if (!handed) return self->died(handed.error());
+          self->write("{\"type\":\"accepted\",\"ref\":" + std::to_string(ref) +
+                      ",\"listener\":" + json_quote(shown(self->listeners_[i].at)) +
+                      ",\"peer\":" + json_quote(shown({peer.address().to_string(), peer.port()})) + "}");
+          self->accept_on(i);
+        });
   }
 
   // `denied`: refused by the node's rules (not a network failure): the
@@ -451,7 +543,14 @@ class process_driver : public std::enable_shared_from_this<process_driver> {
   uint32_t failures_ = 0;
   uint32_t connecting_ = 0;  // connects for this process in progress (reset with it)
   std::string last_error_ = "starting";
-  asio::steady_timer restart_, pause_;
+  asio::steady_timer restart_, pause_, relisten_;
+  struct listener {
+    endpoint at;
+    std::unique_ptr<tcp::acceptor> acceptor;  // null until bound
+    std::string last_error;                   // of the last failed bind, logged once
+  };
+  std::vector<listener> listeners_;
+  uint64_t next_accepted_ = 1;
   struct in_flight {
     sinks::done_fn done;
     std::string input;  // the delivery's payload: a query's answer carries it

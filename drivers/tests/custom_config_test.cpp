@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "flowstate/drivers/custom.hpp"
+#include "flowstate/drivers/outbound.hpp"
 
 using namespace flowstate::drivers::custom;
 
@@ -68,4 +69,29 @@ TEST_CASE("a name that resolves to a loopback or private address is refused, the
   CHECK(!check_address("localhost", "127.0.0.1").empty());
   CHECK(check_address("172.32.0.1", "172.32.0.1").empty());               // outside 172.16/12: public
   CHECK(check_address("api.example.com", "64:ff9b::5db8:d822").empty());  // NAT64 of a public address
+}
+
+TEST_CASE("listen takes ports and addresses, each once, and a hosted node refuses it") {
+  auto c = parse_config(R"({"kind":"npm:x","listen":[5020,"127.0.0.1:9000","[::1]:7000"],"key":"/d"})");
+  REQUIRE_MESSAGE(c, (c ? "" : c.error()));
+  REQUIRE(c->listen.size() == 3);
+  CHECK(c->listen[0].host == "0.0.0.0");
+  CHECK(c->listen[0].port == 5020);
+  CHECK(c->listen[1].host == "127.0.0.1");
+  CHECK(c->listen[2].host == "::1");
+  CHECK(c->listen[2].port == 7000);
+  CHECK(c->driver_json == R"({"key":"/d"})");
+  CHECK(parse_config(R"({"kind":"npm:x","listen":[70000]})").error().find("port 70000 is out of range") !=
+        std::string::npos);
+  CHECK(parse_config(R"({"kind":"npm:x","listen":["gateway.local:5020"]})").error().find("an address and port") !=
+        std::string::npos);  // a name is not bound
+  CHECK(parse_config(R"({"kind":"npm:x","listen":["127.0.0.1"]})").error().find("listen:") != std::string::npos);
+  CHECK(parse_config(R"({"kind":"npm:x","listen":5020})").error().find("expected a list") != std::string::npos);
+  CHECK(parse_config(R"({"kind":"npm:x","listen":[5020,"0.0.0.0:5020"]})").error().find("listed twice") !=
+        std::string::npos);
+  flowstate::drivers::outbound::set_public_only(true);
+  auto hosted = parse_config(R"({"kind":"npm:x","listen":[5020]})");
+  flowstate::drivers::outbound::set_public_only(false);
+  REQUIRE(!hosted);
+  CHECK(hosted.error().find("a hosted node opens no ports") != std::string::npos);
 }

@@ -21,6 +21,17 @@ let ctx = null;
 let nextRef = 1;
 const waiting = new Map();  // ref -> {resolve, reject}
 const stopping = new AbortController();
+// Connections accepted on the `listen:` addresses: to ctx.onConnection's
+// handler, kept (up to 64) until the driver sets one.
+let connectionHandler = null;
+const unhandled = [];
+
+function handOver(handler, socket, info) {
+  Promise.resolve().then(() => handler(socket, info)).catch((e) => {
+    send({ type: 'log', level: 'error', message: `connection from ${info.peer}: ${String((e && e.stack) || e)}` });
+    socket.destroy();
+  });
+}
 
 function format(args) {
   return args.map((a) => (typeof a === 'string' ? a : require('util').inspect(a))).join(' ');
@@ -51,6 +62,14 @@ function makeContext(start) {
       if (options.key != null) m.key = String(options.key);  // null and undefined: none
       if (options.id != null) m.id = String(options.id);
       return request(m);
+    },
+    // handler(socket, {listener, peer}) for each connection the node accepts
+    // on the configuration's `listen:` addresses (a net.Socket); an error
+    // it throws (or rejects with) is logged and closes that connection.
+    onConnection(handler) {
+      if (typeof handler !== 'function') throw new TypeError('onConnection: expected a function');
+      connectionHandler = handler;
+      for (const [socket, info] of unhandled.splice(0)) handOver(handler, socket, info);
     },
     // A TCP connection to a host the configuration names, made by the node.
     async connect(host, port) {
@@ -118,6 +137,20 @@ function onMessage(m) {
         if (m.denied) e.code = 'EACCES';  // the node's rules, not the network: do not retry
         w.reject(e);
       }
+      return;
+    }
+    case 'accepted': {
+      // The socket was sent on fd 4 just before this message, in order.
+      const [fd, tag] = recvFd(4);
+      if (fd < 0 || tag !== `accept-${m.ref}`) {
+        send({ type: 'log', level: 'error', message: `an accepted connection did not arrive (${tag})` });
+        return;
+      }
+      const socket = new net.Socket({ fd, readable: true, writable: true });
+      const info = { listener: m.listener, peer: m.peer };
+      if (connectionHandler) handOver(connectionHandler, socket, info);
+      else if (unhandled.length < 64) unhandled.push([socket, info]);
+      else socket.destroy();
       return;
     }
     case 'stop':

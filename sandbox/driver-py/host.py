@@ -95,6 +95,7 @@ class Context:
         self.stopping = threading.Event()
         self.Retry, self.Permanent, self.Refused = Retry, Permanent, Refused
         self._refs, self._lock, self._waiting = 1, threading.Lock(), {}
+        self._on_connection, self._unhandled = None, []
 
     def _request(self, message):
         future = concurrent.futures.Future()
@@ -134,6 +135,48 @@ class Context:
         s = socket.socket(fileno=fd)
         s.setblocking(True)  # it comes non-blocking from the node's event loop
         return s
+
+    def on_connection(self, handler):
+        """handler(sock, info) runs in a thread of its own for each connection the
+        node accepts on the configuration's `listen:` addresses (a blocking
+        socket.socket; info has "listener" and "peer"). An exception it raises
+        is logged and closes that connection."""
+        with self._lock:
+            self._on_connection = handler
+            waiting, self._unhandled = self._unhandled, []
+        for sock, info in waiting:
+            self._serve(handler, sock, info)
+
+    def _serve(self, handler, sock, info):
+        def run():
+            try:
+                handler(sock, info)
+            except BaseException:
+                send({"type": "log", "level": "error",
+                      "message": "connection from %s: %s" % (info["peer"], traceback.format_exc())})
+                sock.close()
+        threading.Thread(target=run, daemon=True).start()
+
+    def _accepted(self, message):
+        # The socket was sent on fd 4 just before this message, in order.
+        data, fds, _, _ = socket.recv_fds(handoff, 256, 1)
+        if not fds or data.decode() != "accept-%d" % message["ref"]:
+            for fd in fds:
+                os.close(fd)
+            send({"type": "log", "level": "error", "message": "an accepted connection did not arrive"})
+            return
+        sock = socket.socket(fileno=fds[0])
+        sock.setblocking(True)
+        info = {"listener": message["listener"], "peer": message["peer"]}
+        with self._lock:
+            handler = self._on_connection
+            if handler is None:
+                if len(self._unhandled) < 64:
+                    self._unhandled.append((sock, info))
+                else:
+                    sock.close()
+                return
+        self._serve(handler, sock, info)
 
     def log(self, *args):
         send({"type": "log", "level": "info", "message": " ".join(str(a) for a in args)})
@@ -221,6 +264,8 @@ def main():
                 pool.submit(_deliver, driver, ctx, m)
             elif kind in ("ack", "connected", "connect_failed"):
                 ctx._answer(m)
+            elif kind == "accepted":
+                ctx._accepted(m)
             elif kind == "stop":
                 ctx.stopping.set()
                 if hasattr(driver, "stop"):

@@ -375,6 +375,107 @@ def test_a_driver_asking_for_more_than_32_connections_at_once_gets_the_rest_refu
         listener.close()
 
 
+LINE_SERVER_JS = """// A source that listens: devices connect to the node's `listen:` port and
+// send JSON lines; each is acknowledged ("ok SEQ") once committed.
+module.exports = {
+  start(ctx) {
+    ctx.onConnection((socket, info) => {
+      let buffered = '';
+      socket.setEncoding('utf8');
+      socket.on('data', async (chunk) => {
+        buffered += chunk;
+        let nl;
+        while ((nl = buffered.indexOf('\\n')) >= 0) {
+          const reading = JSON.parse(buffered.slice(0, nl));
+          buffered = buffered.slice(nl + 1);
+          await ctx.emit({ ...reading, via: info.listener }, { key: reading.device, id: `${reading.device}/${reading.seq}` });
+          socket.write(`ok ${reading.seq}\\n`);
+        }
+      });
+    });
+  },
+};
+"""
+
+LINE_SERVER_PY = """import json
+
+
+def start(ctx):
+    def serve(sock, info):
+        with sock, sock.makefile("r") as lines:
+            for line in lines:
+                reading = json.loads(line)
+                reading["via"] = info["listener"]
+                ctx.emit(reading, key=reading["device"], id="%s/%s" % (reading["device"], reading["seq"]))
+                sock.sendall(b"ok %d\\n" % reading["seq"])
+    ctx.on_connection(serve)
+"""
+
+COUNT_SEQS_JS = """export default function (input, state = { seqs: [] }) {
+  return { state: { seqs: [...state.seqs, input.seq], via: input.via } };
+}
+"""
+
+
+def send_lines(port, device, seqs, timeout=60):
+    """Sends readings to a driver's listening port; returns the acknowledged seqs."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            conn = socket.create_connection(("127.0.0.1", port), timeout=30)
+            break
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.2)
+    with conn:
+        conn.sendall("".join(f'{{"device": "{device}", "seq": {s}}}\n' for s in seqs).encode())
+        acked, buffered = [], b""
+        while len(acked) < len(seqs):
+            chunk = conn.recv(65536)
+            check(chunk, f"the driver answered every reading of {device}: {acked}")
+            buffered += chunk
+            *lines, buffered = buffered.split(b"\n")
+            acked += [int(line.split()[1]) for line in lines]
+        return acked
+
+
+def test_custom_sources_in_both_languages_accept_connections_on_their_listen_ports():
+    """an npm and a Python source with `listen:` get the connections the node accepts on those ports (one taken by another program at first: logged, then bound once free); each reading is acknowledged to the device after its commit, the ports accept again after a kill -9 and restart, and the readings a device sends again (same id) are not counted twice"""
+    js_port, py_port = free_port(), free_port()
+    root = tmpdir() + "/servers"
+    make_project(root, {
+        "flowstate.yaml": "name: servers\n",
+        "flows/js.yaml": "blocks:\n  - npm:line-server: js\n  - js.Function: count\n",
+        "flows/py.yaml": "blocks:\n  - python:line_server: py\n  - js.Function: count\n",
+        "drivers/js.yaml": f"kind: npm:line-server\nlisten: [\"127.0.0.1:{js_port}\"]\n",
+        "drivers/py.yaml": f"kind: python:line_server\nlisten: [\"127.0.0.1:{py_port}\"]\n",
+        "functions/count.js": COUNT_SEQS_JS,
+        "node_modules/line-server/package.json": '{"name": "line-server", "version": "1.0.0", "main": "index.js"}\n',
+        "node_modules/line-server/index.js": LINE_SERVER_JS,
+        "vendor/line_server/__init__.py": LINE_SERVER_PY,
+    })
+    # The Python driver's port is taken when the node starts: logged, and
+    # bound once it is free.
+    squatter = socket.create_server(("127.0.0.1", py_port))
+    node = Node([root]).start()
+    try:
+        wait_for("the busy port logged", lambda: f"cannot listen on 127.0.0.1:{py_port}: Address already in use (trying again every 2 s)" in node.log(), timeout=30)
+        squatter.close()
+        for flow, port in (("js", js_port), ("py", py_port)):
+            check(send_lines(port, f"{flow}-d1", range(1, 21)) == list(range(1, 21)), f"{flow}: every reading acknowledged")
+        node.kill9()
+        node.start()
+        for flow, port in (("js", js_port), ("py", py_port)):
+            # 15..20 again (the device did not hear those acknowledgements, say), then new ones.
+            check(send_lines(port, f"{flow}-d1", range(15, 31)) == list(range(15, 31)), f"{flow}: acknowledged after the restart")
+            state = node.state(flow, "count", f"{flow}-d1")
+            check(sorted(state["seqs"]) == list(range(1, 31)), f"{flow}: every reading once: {state['seqs']}")
+            check(state["via"] == f"127.0.0.1:{port}", f"{flow}: the driver was told which listener: {state}")
+    finally:
+        node.stop()
+
+
 def test_a_custom_driver_whose_package_is_missing_is_refused_at_deploy():
     """a driver file naming an npm package that is not installed, or a Python package not in vendor/, is refused at deploy naming the file"""
     root = tmpdir() + "/missing"
@@ -407,4 +508,5 @@ if __name__ == "__main__":
          test_a_custom_driver_between_two_functions_answers_the_next_one,
          test_a_delivery_the_driver_never_answers_is_retried_after_the_drivers_timeout,
          test_a_driver_asking_for_more_than_32_connections_at_once_gets_the_rest_refused_at_once,
+         test_custom_sources_in_both_languages_accept_connections_on_their_listen_ports,
          test_a_custom_driver_whose_package_is_missing_is_refused_at_deploy])

@@ -39,8 +39,11 @@ struct endpoint {
 
 // A driver file: the fields the node reads, and the rest for the driver.
 struct driver_config {
-  std::string driver_json = "{}";  // the file without kind, hosts, memory, concurrency, retry
+  std::string driver_json = "{}";  // the file without kind, hosts, listen, memory, concurrency, retry
   std::vector<endpoint> named;     // what it may connect to (see check_named)
+  // Where the node accepts connections for it (`listen:`): an address
+  // (0.0.0.0 when only a port is given) and a port each.
+  std::vector<endpoint> listen;
   uint32_t memory_mb = 128;
   uint32_t concurrency = 16;  // a sink's deliveries at once
   // A sink's delivery unanswered after this is retried (the driver may
