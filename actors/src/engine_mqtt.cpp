@@ -4,9 +4,9 @@
 // by one commit (the result of its first block, or an outbox entry for the
 // node of its key; for QoS 2 the packet id's state; with `id:` its identity
 // record), and the session's PUBACK or PUBREC leaves only once that commit
-// is durable. A QoS 2 packet id whose state is
-// stored is a redelivery: acknowledged again, not accepted twice. PUBREL
-// erases the state, then PUBCOMP leaves.
+// is durable. A QoS 2 packet id whose state is stored is a redelivery:
+// acknowledged again, not accepted twice. PUBREL erases the state, then
+// PUBCOMP leaves.
 #include <caf/send.hpp>
 
 #include <cctype>
@@ -223,8 +223,9 @@ void engine_impl::recheck_qos2(const project_ptr& rt, uint32_t f, const std::str
 // nothing of it is written before: a crash before that commit leaves the
 // message with its source, which sends it again), or an error record when
 // it has no key or identity; with an identity, its idempotency record (a
-// repeat is only acknowledged). `b` and `marks` may hold the source's own marks already
-// (a QoS 2 packet id). `acked` once the commit is durable (true) or failed.
+// repeat is only acknowledged). `b` and `marks` may hold the source's own
+// marks already (a QoS 2 packet id). `acked` once the commit is durable
+// (true) or failed.
 //
 // In a cluster, a message whose key group another node runs (or that is
 // being moved) is accepted here as an outbox entry instead, under a key
@@ -332,8 +333,8 @@ void engine_impl::accept_message(const project_ptr& rt, uint32_t f, commit_batch
       item->flow = f;
       item->block = 1;
       // No queue entry: the message is accepted by the commit of its first
-      // block's result, with the records above (docs/drivers.md "Accepted
-      // once, with its result").
+      // block's result, with the records above (docs/drivers.md "When a
+      // message counts as received").
       item->msg = std::move(m);
       direct = true;
     }
