@@ -293,8 +293,6 @@ void engine_impl::drain(uint32_t timeout_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   stop_mqtt_sources();
   stop_custom_sources();
-  while (core_.total_in_flight() > 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   // Migration steps and the outbox use the store: they end before it closes
   // (a step may start another).
   for (;;) {
