@@ -95,6 +95,7 @@ void engine_impl::sync_mqtt_sources() {
         flow.name + "-" + block.id);
     o.clean_session = cfg->clean_session;
     o.keep_alive_s = cfg->connection.keep_alive_s;
+    o.batch_window = std::chrono::milliseconds(cfg->connection.batch_window_ms);
     o.username = cfg->connection.username;
     o.password = cfg->connection.password;
     // In a cluster every node subscribes, as one shared subscription: the

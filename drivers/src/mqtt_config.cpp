@@ -9,7 +9,7 @@ namespace flowstate::drivers::mqtt {
 
 namespace {
 
-// broker, clientId, username, password, keepAlive: true when `name` is one
+// broker, clientId, username, password, keepAlive, batchWindow: true when `name` is one
 // of them (read into c), an error when its value is wrong.
 result<bool> connection_field(std::string_view name, simdjson::dom::element v, connection_config& c) {
   std::string_view text;
@@ -33,6 +33,22 @@ result<bool> connection_field(std::string_view name, simdjson::dom::element v, c
     if (!ms || *ms < 1000)
       return fail("keepAlive: expected a duration from 1s to 18h like 30s, got " + detail::shown(v));
     c.keep_alive_s = static_cast<uint16_t>(*ms / 1000);
+    return true;
+  }
+  if (name == "batchWindow") {
+    int64_t zero = -1;
+    if (!v.get_int64().get(zero) && zero == 0) {
+      c.batch_window_ms = 0;
+      return true;
+    }
+    std::string_view off;
+    if (!v.get_string().get(off) && (off == "0" || off == "0ms")) {
+      c.batch_window_ms = 0;
+      return true;
+    }
+    auto ms = detail::duration_ms(v, 100);
+    if (!ms) return fail("batchWindow: expected a duration from 0ms to 100ms like 1ms, got " + detail::shown(v));
+    c.batch_window_ms = static_cast<uint32_t>(*ms);
     return true;
   }
   return false;
@@ -129,8 +145,8 @@ result<subscribe_config> parse_subscribe(std::string_view config_json) {
       c.clean_session = b;
     } else {
       return fail("unknown field \"" + std::string(name) +
-                  "\" (mqtt.Subscribe takes broker, topics, qos, key, id, clientId, username, password, keepAlive "
-                  "and cleanSession)");
+                  "\" (mqtt.Subscribe takes broker, topics, qos, key, id, clientId, username, password, keepAlive, "
+                  "batchWindow and cleanSession)");
     }
   }
   if (!has_broker) return fail("broker: missing (the MQTT broker, like mqtt://127.0.0.1:1883)");
@@ -184,8 +200,8 @@ result<publish_config> parse_publish(std::string_view config_json) {
       if (auto st = detail::parse_retry(field.value, c.retry); !st) return fail(st.error());
     } else {
       return fail("unknown field \"" + std::string(name) +
-                  "\" (mqtt.Publish takes broker, topic, qos, retain, payload, retry, clientId, username, password "
-                  "and keepAlive)");
+                  "\" (mqtt.Publish takes broker, topic, qos, retain, payload, retry, clientId, username, password, "
+                  "keepAlive and batchWindow)");
     }
   }
   if (!has_broker) return fail("broker: missing (the MQTT broker, like mqtt://127.0.0.1:1883)");

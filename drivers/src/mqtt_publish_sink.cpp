@@ -20,6 +20,7 @@ class publish_sink final : public sinks::sink {
     o.client_id = c_.connection.client_id.value_or(client_id);
     o.clean_session = true;
     o.keep_alive_s = c_.connection.keep_alive_s;
+    o.batch_window = std::chrono::milliseconds(c_.connection.batch_window_ms);
     o.username = c_.connection.username;
     o.password = c_.connection.password;
     o.name = std::move(name);

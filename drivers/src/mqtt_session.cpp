@@ -270,7 +270,11 @@ class session_impl final : public session, public std::enable_shared_from_this<s
       self->discard_ -= skip;
       self->inbuf_.append(self->chunk_.data() + skip, n - skip);
       if (!self->process(gen)) return;
-      self->read(gen);
+      // A full chunk: more is waiting. Otherwise the socket is empty, and
+      // packets close behind this one are let gather (session_options).
+      if (n == self->chunk_.size() || self->o_.batch_window.count() == 0) return self->read(gen);
+      self->read_timer_.expires_after(self->o_.batch_window);
+      self->read_timer_.async_wait([self, gen](error_code) { self->read(gen); });
     });
   }
 

@@ -18,6 +18,9 @@ struct connection_config {
   std::optional<std::string> client_id;  // default: from the node, project and block
   std::optional<std::string> username, password;
   uint16_t keep_alive_s = 30;
+  // `batchWindow:` after a read that emptied the socket, how long the
+  // session waits before reading again (0: at once). See session_options.
+  uint32_t batch_window_ms = 1;
 };
 
 struct subscribe_config {
