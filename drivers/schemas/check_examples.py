@@ -54,6 +54,7 @@ EXPECTED_INVALID = {
     ("tests/system/test_mqtt.py", "qos: 3"): ("qos:", "/qos"),
     ("tests/system/test_mqtt.py", "broker: 127.0.0.1:1883"): ("broker:", "/broker"),
     ("tests/system/test_mqtt.py", "topics: [a/#/b]"): ("topics:", "/topics"),
+    ("tests/system/test_mqtt.py", "batchWindow: 1s"): ("batchWindow:", "/batchWindow"),
     ("tests/system/test_timers.py", "evry: 2s"): ('unknown field "evry"', "/evry"),
     # A string duration's range (every: 10ms to 168h) is left to the parser.
     ("tests/system/test_timers.py", "every: 5ms"): ("every:", None),
@@ -735,6 +736,8 @@ CPP_KINDS = {
     ("timer_test.cpp", "parse_cron"): "timer.Cron",
     ("mqtt_codec_test.cpp", "parse_subscribe"): "mqtt.Subscribe",
     ("mqtt_codec_test.cpp", "parse_publish"): "mqtt.Publish",
+    ("mqtt_config_test.cpp", "parse_subscribe"): "mqtt.Subscribe",
+    ("mqtt_config_test.cpp", "parse_publish"): "mqtt.Publish",
 }
 CPP_CALL = re.compile(r'(?<![:\w])(parse_request_routes|parse_interval|parse_cron|parse_topic|parse_write|parse_query|'
                       r'parse_subscribe|parse_publish|parse)\(R"\((.*?)\)"(\s*,\s*(true|false|"[^"]*"))?\s*\)', re.S)

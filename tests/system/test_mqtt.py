@@ -120,8 +120,8 @@ def test_every_qos_2_reading_is_accepted_exactly_once_through_kill_9_of_the_node
 
 
 def test_every_qos_1_reading_with_an_id_is_accepted_exactly_once_through_kill_9_of_the_node():
-    """the same at QoS 1, with id: [/device, /seq]: the broker's redeliveries of readings accepted before the crash are recognised by their identity"""
-    kill9_run(1, "id: [/device, /seq]\n")
+    """the same at QoS 1, with id: [/device, /seq] and batchWindow: 0 (each message read as it comes; the other tests run with the default 1ms window): the broker's redeliveries of readings accepted before the crash are recognised by their identity"""
+    kill9_run(1, "id: [/device, /seq]\nbatchWindow: 0\n")
 
 
 def test_a_stopping_node_acknowledges_what_it_took_so_even_qos_1_without_an_id_runs_once():
@@ -246,7 +246,7 @@ def test_a_broker_restart_loses_nothing_and_outputs_reach_mqtt_subscribers():
 
 
 def test_bad_mqtt_configurations_are_refused_at_deploy_naming_the_file_and_field():
-    """a wildcard in mqtt.Publish's topic, a bad QoS and a broker URL without its scheme are refused at deploy with the file and field named"""
+    """a wildcard in mqtt.Publish's topic, a bad QoS, a broker URL without its scheme and a batchWindow above 100ms are refused at deploy with the file and field named"""
     broker = Mosquitto()
     project = iot_project(broker)
     node = Node([project])
@@ -257,6 +257,8 @@ def test_bad_mqtt_configurations_are_refused_at_deploy_naming_the_file_and_field
             ("drivers/telemetry.yaml", f"kind: mqtt.Subscribe\nbroker: {broker.url}\ntopics: [a/b]\nqos: 3\n", "qos:"),
             ("drivers/telemetry.yaml", "kind: mqtt.Subscribe\nbroker: 127.0.0.1:1883\ntopics: [a/b]\n", "broker:"),
             ("drivers/telemetry.yaml", f"kind: mqtt.Subscribe\nbroker: {broker.url}\ntopics: [a/#/b]\n", "topics:"),
+            ("drivers/telemetry.yaml", f"kind: mqtt.Subscribe\nbroker: {broker.url}\ntopics: [a/b]\nbatchWindow: 1s\n",
+             "batchWindow:"),
         ]
         original = {f: open(f"{project}/{f}").read() for f, _, _ in cases}
         for file, text, field in cases:
