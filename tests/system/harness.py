@@ -349,7 +349,21 @@ def wait_for(what, pred, timeout=30):
 
 
 def free_port():
+    """A loopback port nobody listens on, below the kernel's ephemeral range
+    (32768 and up here): a port the kernel handed out (bind to 0) can be
+    taken as the source port of any outgoing connection before the process
+    it is meant for binds it, which made a node fail to start now and then
+    when tests ran in parallel."""
+    import random
     import socket
+    for _ in range(200):
+        port = random.randint(20000, 32767)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
