@@ -9,8 +9,8 @@ namespace flowstate::drivers::mqtt {
 
 namespace {
 
-// broker, clientId, username, password, keepAlive, batchWindow: true when `name` is one
-// of them (read into c), an error when its value is wrong.
+// broker, clientId, username, password, keepAlive, batchWindow: true when
+// `name` is one of them (read into c), an error when its value is wrong.
 result<bool> connection_field(std::string_view name, simdjson::dom::element v, connection_config& c) {
   std::string_view text;
   if (name == "broker") {
@@ -36,17 +36,9 @@ result<bool> connection_field(std::string_view name, simdjson::dom::element v, c
     return true;
   }
   if (name == "batchWindow") {
-    int64_t zero = -1;
-    if (!v.get_int64().get(zero) && zero == 0) {
-      c.batch_window_ms = 0;
-      return true;
-    }
-    std::string_view off;
-    if (!v.get_string().get(off) && (off == "0" || off == "0ms")) {
-      c.batch_window_ms = 0;
-      return true;
-    }
-    auto ms = detail::duration_ms(v, 100);
+    int64_t n = -1;
+    const bool off = (!v.get_int64().get(n) && n == 0) || (!v.get_string().get(text) && (text == "0" || text == "0ms"));
+    auto ms = off ? std::optional<uint64_t>(0) : detail::duration_ms(v, 100);
     if (!ms) return fail("batchWindow: expected a duration from 0ms to 100ms like 1ms, got " + detail::shown(v));
     c.batch_window_ms = static_cast<uint32_t>(*ms);
     return true;
