@@ -17,6 +17,7 @@
 
 #include "connection.hpp"
 #include "flowstate/sandbox/limits.hpp"
+#include "no_threads.hpp"
 #include "py_host.hpp"
 
 namespace fp = flowstate::pyworker;
@@ -119,6 +120,10 @@ int serve(int fd, const flowstate::sandbox::limits& limits) {
   fp::py_host host(limits, conn);
   if (!host.startup_error().empty()) {
     std::fprintf(stderr, "flowstate-pyworker: %s\n", host.startup_error().c_str());
+    return 1;
+  }
+  if (std::string error = fp::forbid_new_threads(); !error.empty()) {
+    std::fprintf(stderr, "flowstate-pyworker: %s\n", error.c_str());
     return 1;
   }
   limit_address_space(limits.memory_mb);

@@ -94,6 +94,14 @@ detail::seccomp_program build(bool driver) {
     check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
                            SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(option))),
           "prctl rule");
+  // A worker may restrict itself further (the Python worker refuses new
+  // threads once its watchdog runs): no_new_privs on, another filter added.
+  check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 2, SCMP_A0(SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS),
+                         SCMP_A1(SCMP_CMP_EQ, 1)),
+        "prctl no_new_privs rule");
+  check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 2, SCMP_A0(SCMP_CMP_EQ, PR_SET_SECCOMP),
+                         SCMP_A1(SCMP_CMP_EQ, SECCOMP_MODE_FILTER)),
+        "prctl seccomp rule");
   // Threads only: CLONE_THREAD set, no namespace flag. A new process (fork,
   // vfork, posix_spawn) fails with EPERM.
   check(seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,

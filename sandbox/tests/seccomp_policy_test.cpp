@@ -5,7 +5,9 @@
 #include <doctest/doctest.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -98,11 +101,31 @@ TEST_CASE("the filter's conditional rules allow threads only and answer clone3 a
     expect_errno(out, "execve by path", ::syscall(SYS_execve, "/bin/true", argv, nullptr), EPERM);
     expect_errno(out, "execveat by path", ::syscall(SYS_execveat, AT_FDCWD, "/bin/true", argv, nullptr, 0), EPERM);
     expect_errno(out, "prctl(PR_SET_DUMPABLE)", ::syscall(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0), EPERM);
-    expect_errno(out, "prctl(PR_SET_SECCOMP)", ::syscall(SYS_prctl, PR_SET_SECCOMP, 0, 0, 0, 0), EPERM);
+    expect_errno(out, "prctl(PR_SET_SECCOMP, disabled)", ::syscall(SYS_prctl, PR_SET_SECCOMP, 0, 0, 0, 0), EPERM);
+    expect_errno(out, "prctl(PR_SET_NO_NEW_PRIVS, 0)", ::syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 0, 0, 0, 0), EPERM);
     // What must keep working: reading, time, naming a thread.
     char name[16] = "probe";
     if (::syscall(SYS_prctl, PR_SET_NAME, name, 0, 0, 0) != 0) expect_errno(out, "prctl(PR_SET_NAME)", -1, 0);
     if (::getpid() <= 0) expect_errno(out, "getpid", -1, 0);
+  });
+  CHECK_MESSAGE(report.empty(), report);
+}
+
+TEST_CASE("a worker under the filter may add a filter of its own, which only restricts it further") {
+  std::string report = under_filter([](int out) {
+    if (::syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) expect_errno(out, "prctl(NO_NEW_PRIVS, 1)", -1, 0);
+    // getppid answers EACCES; everything else goes on to the worker filter.
+    sock_filter program[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{4, program};
+    if (::syscall(SYS_prctl, PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+      expect_errno(out, "prctl(PR_SET_SECCOMP, filter)", -1, 0);
+    expect_errno(out, "getppid under the added filter", ::syscall(SYS_getppid), EACCES);
+    expect_errno(out, "fork under both filters", ::syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0), EPERM);
   });
   CHECK_MESSAGE(report.empty(), report);
 }

@@ -113,6 +113,14 @@ PY_PROBES = [
     probe("py_kill_node", returns("attempt(lambda: os.kill(input['node_pid'], 9))"), ("ok", 1)),
     probe("py_is_pid_1", returns("[os.getpid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit())]"),
           ("ok", [1, [1]]), landlock=DENIED),
+    # A function runs on the worker's main thread only: a thread left behind
+    # would outlive the call (its memory, the GIL, CPU off the call's clock).
+    probe("py_one_thread", "import threading\n"
+          "def entrypoint(input, state):\n"
+          "    t = threading.Thread(target=lambda: None)\n"
+          "    t.start()\n"
+          "    t.join()\n"
+          "    return {'output': 'ran'}\n", ("Exception", "RuntimeError: can't start new thread")),
     probe("py_thread_bomb", "import threading, time\n"
           "def entrypoint(input, state):\n"
           "    event = threading.Event()\n"
