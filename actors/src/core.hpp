@@ -149,6 +149,14 @@ class group_admission {
   uint32_t group_;
 };
 
+// The answer when a commit was never written (on_failed): 503 "outcome
+// unknown" in a cluster (the key group's replicas may have it, or the node
+// stopped leading the group before they acknowledged it), else 503
+// "unavailable"; the requests waiting on the same Idempotency-Key get it
+// too. `queued`: an earlier step of the request is committed already.
+void answer_unwritten(engine_core* core, http::responder_ptr reply, std::string idem, bool queued,
+                      const std::string& reason = {});
+
 // Spawns one shard actor.
 caf::actor spawn_shard(caf::actor_system& sys, engine_core& core, std::size_t index);
 

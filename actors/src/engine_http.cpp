@@ -158,13 +158,10 @@ void engine_impl::handle_flow_request(http::request&& req, http::responder_ptr r
       auto e =
           make_error(*store_, *rt, item->flow, flow.blocks[1].id, item->msg, "PreconditionFailed", key.error(), "{}");
       auto routed = record_error(b, *store_, rt, item->flow, e);
+      auto* core = &core_;
       store_->commit(
           std::move(b), rt->durability, [reply, r = error_response(e)]() mutable { reply->send(std::move(r)); },
-          [reply](const std::string&) {
-            auto r = http::problem(503, "unavailable", "the node cannot write to its store; retry later");
-            r.headers.emplace_back("Retry-After", "5");
-            reply->send(std::move(r));
-          });
+          [core, reply](const std::string& reason) { answer_unwritten(core, reply, {}, false, reason); });
       if (routed) submit(std::move(routed));
       return;
     }
@@ -305,11 +302,16 @@ void engine_impl::accept_with_202(work_ptr item, http::responder_ptr reply) {
   item->idempotency_key.clear();
   if (!idem.empty()) b.put(column::idempotency, idem, encode_response(accepted, now_ms()));
   auto* core = &core_;
-  store_->commit(std::move(b), rt->durability,
-                 [core, reply = std::move(reply), idem = std::move(idem), accepted = std::move(accepted)]() mutable {
-                   if (!idem.empty()) core->idempotency.complete(idem, accepted);
-                   reply->send(std::move(accepted));
-                 });
+  // Never written (the disk is full, or in a cluster the node stopped
+  // leading the key's group before its replicas acknowledged the commit):
+  // 503, never a response dropped unanswered.
+  store_->commit(
+      std::move(b), rt->durability,
+      [core, reply, idem, accepted = std::move(accepted)]() mutable {
+        if (!idem.empty()) core->idempotency.complete(idem, accepted);
+        reply->send(std::move(accepted));
+      },
+      [core, reply, idem](const std::string& reason) { answer_unwritten(core, reply, idem, false, reason); });
   // After the commit was handed to the store: its single writer keeps the
   // queue entry's put before the removal that the function's commit makes.
   submit(std::move(item));

@@ -229,40 +229,6 @@ class shard_logic {
     return false;
   }
 
-  // The answer when a commit was never written (disk full): 503, and the
-  // requests waiting on the same Idempotency-Key get it too.
-  static void answer_unwritten(engine_core* core, http::responder_ptr reply, std::string idem, bool queued,
-                               const std::string& reason = {}) {
-    if (!reply && idem.empty()) return;
-    const bool fenced = reason.rfind(replicator::outcome_unknown, 0) == 0;
-    // In a cluster a commit goes to the range's replicas as it is handed to
-    // the store, before it is written here: one this store failed to write
-    // may still be on a follower that leads next. Not "nothing committed".
-    if (fenced || core->has_gate.load(std::memory_order_acquire)) {
-      auto r = http::problem(
-          503, "outcome unknown",
-          (fenced ? "this node stopped leading the key's group before its replicas acknowledged the request (" +
-                        reason.substr(replicator::outcome_unknown.size()) + ")"
-                  : std::string("this node could not write the request's commit, which its key group's replicas "
-                                "may have received")) +
-              ": it may or may not have run. Retry with the same Idempotency-Key to get its outcome without running "
-              "it twice.",
-          "urn:flowstate:error:OutcomeUnknown");
-      r.headers.emplace_back("Retry-After", "1");
-      if (!idem.empty()) core->idempotency.complete(idem, r);
-      if (reply) reply->send(std::move(r));
-      return;
-    }
-    auto r = http::problem(503, "unavailable",
-                           queued ? "the node cannot write to its store; the request was not completed (the steps "
-                                    "of it that were committed run again when writing resumes)"
-                                  : "the node cannot write to its store; nothing of this request was committed, "
-                                    "retry later");
-    r.headers.emplace_back("Retry-After", "5");
-    if (!idem.empty()) core->idempotency.complete(idem, r);
-    if (reply) reply->send(std::move(r));
-  }
-
   // The key's slot is free again: run its next message, if any.
   void finish(const std::string& skey) {
     st_.core->in_flight[st_.index].fetch_sub(1);
@@ -622,6 +588,38 @@ caf::behavior shard_actor(caf::stateful_actor<shard_state>* self, engine_core* c
 }
 
 }  // namespace
+
+void answer_unwritten(engine_core* core, http::responder_ptr reply, std::string idem, bool queued,
+                      const std::string& reason) {
+  if (!reply && idem.empty()) return;
+  const bool fenced = reason.rfind(replicator::outcome_unknown, 0) == 0;
+  // In a cluster a commit goes to the range's replicas as it is handed to
+  // the store, before it is written here: one this store failed to write
+  // may still be on a follower that leads next. Not "nothing committed".
+  if (fenced || core->has_gate.load(std::memory_order_acquire)) {
+    auto r = http::problem(
+        503, "outcome unknown",
+        (fenced ? "this node stopped leading the key's group before its replicas acknowledged the request (" +
+                      reason.substr(replicator::outcome_unknown.size()) + ")"
+                : std::string("this node could not write the request's commit, which its key group's replicas "
+                              "may have received")) +
+            ": it may or may not have run. Retry with the same Idempotency-Key to get its outcome without running "
+            "it twice.",
+        "urn:flowstate:error:OutcomeUnknown");
+    r.headers.emplace_back("Retry-After", "1");
+    if (!idem.empty()) core->idempotency.complete(idem, r);
+    if (reply) reply->send(std::move(r));
+    return;
+  }
+  auto r = http::problem(503, "unavailable",
+                         queued ? "the node cannot write to its store; the request was not completed (the steps "
+                                  "of it that were committed run again when writing resumes)"
+                                : "the node cannot write to its store; nothing of this request was committed, "
+                                  "retry later");
+  r.headers.emplace_back("Retry-After", "5");
+  if (!idem.empty()) core->idempotency.complete(idem, r);
+  if (reply) reply->send(std::move(r));
+}
 
 caf::actor spawn_shard(caf::actor_system& sys, engine_core& core, std::size_t index) {
   return sys.spawn(shard_actor, &core, index);

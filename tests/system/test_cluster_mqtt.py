@@ -6,10 +6,11 @@ reading whose device's key group another node runs is accepted into the
 receiving node's outbox and queued by the owner once. kill -9 of a node in
 the middle of the stream loses and doubles nothing."""
 import json
+import os
 import threading
 import time
 
-from harness import Etcd, Mosquitto, check, run, tmpdir, wait_for
+from harness import Etcd, Mosquitto, TestFailure, check, run, tmpdir, wait_for
 from test_cluster import cluster_node, configure, owner_of, placed, start_all
 from test_cluster_failover import replicated
 from test_mqtt import Publisher, check_exactly_once, iot_project, seqs_of
@@ -52,12 +53,52 @@ def cluster_run(qos, extra_sub=""):
         nodes[1].start()
         stream.join()
         check(len(pub.sent) == 700, f"all readings published: {len(pub.sent)}")
-        check_exactly_once(nodes[0], pub.sent, DEVICES)
+        try:
+            check_exactly_once(nodes[0], pub.sent, DEVICES)
+        except (TestFailure, AssertionError):
+            report_loss(nodes, broker, pub.sent)
+            raise
         crossed = sum(metric(n, "flowstate_inbox_accepted_total") for n in nodes)
         check(crossed > 0, f"some readings reached a node that does not run their device and crossed: {crossed}")
         print(f"    {int(crossed)} readings accepted by one node and queued by another")
     finally:
         stop_all(pub, nodes, broker)
+
+
+def report_loss(nodes, broker, sent):
+    """What a failure needs to be explained (it is rare: tests/README.md):
+    every device's missing readings, each node's MQTT and cluster log lines
+    and metrics, and the broker's log of connections."""
+    expected = {}
+    for device, seq in sent:
+        expected.setdefault(device, []).append(seq)
+    for d in sorted(expected):
+        got = seqs_of(nodes[0], d)
+        missing = sorted(set(expected[d]) - set(got))
+        if missing:
+            print(f"    {d}: {len(missing)} missing: {missing}")
+    for name, n in zip("abc", nodes):
+        print(f"    --- node {name}: log {n.log_path}")
+        try:
+            text = open(n.log_path).read()
+        except FileNotFoundError:
+            text = ""
+        lines = [line for line in text.splitlines() if "mqtt" in line or "cluster" in line or "range" in line]
+        for line in lines[-150:]:
+            print("      " + line[:300])
+        try:
+            _, metrics = n.admin_get("/metrics")
+            for line in str(metrics).splitlines():
+                if line.startswith(("flowstate_mqtt", "flowstate_inbox", "flowstate_outbox", "flowstate_in_flight")):
+                    print("      " + line)
+        except Exception as e:  # noqa: BLE001 - a node that is down says so
+            print(f"      /metrics: {type(e).__name__}: {e}")
+    print("    --- mosquitto log (tail)")
+    try:
+        for line in open(os.path.join(broker.dir, "mosquitto.log")).read().splitlines()[-80:]:
+            print("      " + line)
+    except FileNotFoundError:
+        pass
 
 
 def crash_before_ack_run(qos, extra_sub, copies, recognised):

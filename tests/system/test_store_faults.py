@@ -8,7 +8,7 @@ import glob
 import os
 import subprocess
 
-from harness import BIN, Node, TestFailure, check, cli, counter_project, run, tmpdir
+from harness import BIN, Node, TestFailure, check, cli, counter_project, make_project, run, tmpdir
 import time
 
 
@@ -66,6 +66,29 @@ def test_disk_full():
     # 3 acknowledged; the refused ones applied nothing, not even in the cache.
     check(status == 200 and body == {"count": 4}, f"after space returned: {status} {body}")
     check(count(node, "a") == 4, "the stored count is not 4")
+    node.stop()
+
+
+def test_a_request_answered_202_whose_commit_fails_on_a_full_disk_gets_503_and_nothing_of_it_runs():
+    """a flow without http.Response answers 202 once the request is committed: when that commit fails on a full disk the client gets 503 (never a dropped answer), and only the acknowledged requests run"""
+    fault = os.path.join(tmpdir(), "disk-full")
+    project = counter_project(tmpdir() + "/accepted", extra={
+        "flows/counter.yaml": "blocks:\n  - http.Request: count\n  - js.Function: counter\n"})
+    node = Node([project], env={"FLOWSTATE_FAULT_DISK_FULL": fault}).start()
+    for i in range(3):
+        status, body = node.request("POST", "/count/a")
+        check(status == 202, f"a request was answered {status} {body}")
+    node.wait_idle()
+    open(fault, "w").close()
+    status, body = node.request("POST", "/count/a")
+    check(status == 503 and body.get("title") == "unavailable" and "nothing of this request" in body.get("detail", ""),
+          f"a request whose commit failed on a full disk was answered {status} {body}")
+    os.remove(fault)
+    wait_ready(node)
+    status, body = node.request("POST", "/count/a")
+    check(status == 202, f"after space returned: {status} {body}")
+    node.wait_idle()
+    check(count(node, "a") == 4, f"the 4 acknowledged requests ran once each, the refused one not: {count(node, 'a')}")
     node.stop()
 
 
@@ -133,4 +156,6 @@ def test_damaged_log():
 
 
 if __name__ == "__main__":
-    run([test_read_error, test_disk_full, test_failed_fsync, test_damaged_log])
+    run([test_read_error, test_disk_full,
+         test_a_request_answered_202_whose_commit_fails_on_a_full_disk_gets_503_and_nothing_of_it_runs,
+         test_failed_fsync, test_damaged_log])
