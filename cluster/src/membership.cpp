@@ -445,7 +445,8 @@ void membership::step_down(bool out) {
   impl_->changed_cv.notify_all();  // the loop thread acts now
 }
 
-status membership::replace_range(const range_owner& old, const std::vector<range_owner>& replacement) {
+status membership::replace_range(const range_owner& old, const std::vector<range_owner>& replacement,
+                                 const std::string& while_absent) {
   const int64_t election = impl_->election_revision.load();
   if (election == 0) return fail("this node is not the controller");
   const auto& o = impl_->options;
@@ -455,15 +456,21 @@ status membership::replace_range(const range_owner& old, const std::vector<range
                     election, ""};
   etcd_compare unchanged{placement_key(o.cluster, old.first), etcd_compare::target::value, etcd_compare::result::equal,
                          0, encode_range(old)};
+  std::vector<etcd_compare> conditions{mine, unchanged};
+  if (!while_absent.empty())
+    conditions.push_back({cluster_prefix(o.cluster) + "nodes/" + while_absent, etcd_compare::target::version,
+                          etcd_compare::result::equal, 0, ""});
   std::vector<etcd_op> puts;
   for (auto& r : replacement) puts.push_back(etcd_op::put(placement_key(o.cluster, r.first), encode_range(r)));
   std::string last_error;
   const auto give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   for (int attempt = 0; std::chrono::steady_clock::now() < give_up_at; ++attempt) {
-    auto r = (*client)->txn({mine, unchanged}, puts);
+    auto r = (*client)->txn(conditions, puts);
     if (r) {
       if (r->succeeded) return status::success();
-      return fail("the placement changed meanwhile, or this node is no longer the controller: nothing was written");
+      return fail(std::string("the placement changed meanwhile, ") +
+                  (while_absent.empty() ? "" : "or node " + while_absent + " registered again, ") +
+                  "or this node is no longer the controller: nothing was written");
     }
     // No answer: the transaction may or may not have been applied. What
     // etcd holds now says which (a move must never be undone on one side

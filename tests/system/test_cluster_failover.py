@@ -418,6 +418,38 @@ class Partitionable:
             n.stop()
 
 
+def test_a_leader_restarted_after_kill_9_that_registers_again_before_a_late_failover_is_written_keeps_its_range():
+    """3 nodes, replication=3 min_in_sync=2, the controller's failovers written 2 s late (a fault point); a range's leader killed -9 and restarted at once registers again as soon as its old lease lapses, while the controller's failover of its range waits: the failover's transaction checks that the old leader is still unregistered, so it is not written, and the node leads its range again and serves its keys (written anyway, the node would own nothing while registered before the placement changed: never given a joining node's share, its shared MQTT subscription holding its share of messages unread)"""
+    etcd = Etcd()
+    configure(etcd, "replication=3", "min_in_sync=2")
+    project = counter_project(tmpdir() + "/counter")
+    nodes = start_all([cluster_node(etcd, n, project, ttl=f"{TTL_S}s", env={"FLOWSTATE_FAULT": "failover-late"})
+                       for n in ("a", "b", "c")])
+    try:
+        wait_for("every range with 3 copies in sync", lambda: replicated(etcd, 3, 3), timeout=60)
+        s = status(etcd)
+        victim = next(n for n in ("a", "b", "c") if n != s["controller"])
+        node = dict(zip(("a", "b", "c"), nodes))[victim]
+        first = next(r["first"] for r in s["ranges"] if r["node"] == victim)
+        key = next(f"k{i}" for i in range(10000) if key_group(f"k{i}") == first)
+        check(attempt(node, f"/count/{key}", "{}")[0] == 200, "the victim serves a key of its range")
+        node.kill9()
+        node.start()
+        wait_for(f"{victim} registered again", lambda: victim in [n["name"] for n in status(etcd)["nodes"]], timeout=30)
+        time.sleep(2 * TTL_S + 3)  # past the controller's late failover, had it been written
+        s = status(etcd)
+        check(any(r["node"] == victim for r in s["ranges"]),
+              f"{victim}, registered again before the late failover, leads a range: "
+              f"{[(r['first'], r['end'], r['node'], r['epoch']) for r in s['ranges']]}")
+        code, body = wait_for(f"{victim} serving its key again",
+                              lambda: (lambda a: a if a[0] == 200 else None)(attempt(node, f"/count/{key}", "{}")),
+                              timeout=30)
+        check(json.loads(body)["count"] == 2, f"{key}: the count after two increments: {body}")
+    finally:
+        for n in nodes:
+            n.stop()
+
+
 def test_a_leader_isolated_from_etcd_and_every_node_for_10_s_is_replaced_and_rejoins_with_nothing_lost_or_doubled():
     """3 nodes whose links all go through proxies; the leader of a range is cut off from etcd and both other nodes for 10 s under load (clients on every node, itself included): an in-sync follower leads at epoch + 1, the isolated node gets nothing acknowledged, and once healed it rejoins as a follower; no increment lost or doubled"""
     c = Partitionable()
@@ -480,6 +512,7 @@ if __name__ == "__main__":
     from harness import run
     run([test_kill_9_of_a_ranges_leader_under_load_fails_over_to_an_in_sync_follower_and_keeps_every_acknowledged_increment,
          test_a_leader_paused_past_its_lease_is_replaced_and_after_sigcont_gets_nothing_acknowledged_and_rejoins_as_a_follower,
+         test_a_leader_restarted_after_kill_9_that_registers_again_before_a_late_failover_is_written_keeps_its_range,
          test_a_leader_isolated_from_etcd_and_every_node_for_10_s_is_replaced_and_rejoins_with_nothing_lost_or_doubled,
          test_a_cut_between_a_leader_and_a_follower_takes_the_follower_out_of_the_in_sync_set_and_healed_it_comes_back,
          test_moving_parts_of_replicated_ranges_under_load_keeps_the_followers_copies_and_every_increment_once,

@@ -15,6 +15,7 @@
 #include "cli_target.hpp"
 #include "cluster_deploys.hpp"
 #include "flowstate/cluster/membership.hpp"
+#include "flowstate/runtime/fault.hpp"
 #include "flowstate/runtime/thread_name.hpp"
 #include "node_files.hpp"
 
@@ -295,7 +296,14 @@ class member_node : public cluster_node {
                      "(epoch %llu)\n",
                      self_.c_str(), r.node.c_str(), r.first, r.end, next->node.c_str(),
                      static_cast<unsigned long long>(next->epoch));
-        if (auto st = membership_->replace_range(r, {*next}); !st)
+        fault_pause("failover-late");  // the old leader may register again meanwhile
+        // Only while the old leader is still unregistered: a node restarted
+        // after kill -9 registers again as soon as its old lease lapses,
+        // which may be before this view shows it. Failed over then, it
+        // would own nothing while registered before the placement changed,
+        // so it would never get a joining node's share, and its shared
+        // MQTT subscriptions would hold their share of messages unread.
+        if (auto st = membership_->replace_range(r, {*next}, r.node); !st)
           std::fprintf(stderr, "flowstate cluster: failover of [%u, %u): %s\n", r.first, r.end, st.error().c_str());
         else
           ++failovers_;

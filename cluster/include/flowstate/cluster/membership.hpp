@@ -95,8 +95,11 @@ class membership {
   bool wait_for(const std::function<bool(const cluster_view&)>& pred, int timeout_ms) const;
   // Controller only: replaces range `old` (as it is in etcd now) by
   // `replacement`, in one transaction that also checks this node still
-  // holds the election. Fails when either changed.
-  status replace_range(const range_owner& old, const std::vector<range_owner>& replacement);
+  // holds the election, and, when `while_absent` names a node, that it is
+  // not registered (a failover away from a node that is gone: not once it
+  // registered again). Fails when any of these changed.
+  status replace_range(const range_owner& old, const std::vector<range_owner>& replacement,
+                       const std::string& while_absent = {});
   // A range's leader: replaces range `old` (as it is in etcd now: same
   // epoch, replicas and in-sync set) by `now` (its in-sync set changed),
   // in one transaction on the range's record alone. Fails when it changed.
