@@ -287,7 +287,11 @@ void engine_impl::drain(uint32_t timeout_ms) {
   }
   // No new input from here (`draining` pauses the sources); what was taken
   // finishes, and the sources close once its acknowledgements are on their
-  // way (an MQTT session sends them, then DISCONNECT).
+  // way (an MQTT session sends them, then DISCONNECT). A source that asked
+  // `may_read` just before `draining` was set may still be handing its
+  // message over, not counted yet: its handler on the sources' thread ends
+  // first.
+  if (sink_io_) sink_io_->sync();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while ((core_.total_in_flight() > 0 || sources_pending_.load() > 0) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -141,6 +141,7 @@ void engine_impl::stop_mqtt_sources() {
 void engine_impl::accept_mqtt(uint32_t project, const std::string& flow_name,
                               const drivers::mqtt::subscribe_config& cfg, const std::string& client_id,
                               drivers::mqtt::publish&& p, std::function<void(bool)> acked) {
+  fault_pause("mqtt.accept-late");  // after the session's may_read, before the message counts as pending
   auto snap = std::atomic_load(&snapshot_);
   auto found = snap->projects.find(project);
   if (found == snap->projects.end()) return acked(false);  // the broker keeps it

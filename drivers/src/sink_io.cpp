@@ -1,5 +1,10 @@
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <future>
+#include <memory>
+
+#include <boost/asio/post.hpp>
 
 #include "flowstate/runtime/thread_name.hpp"
 #include "sink_io.hpp"
@@ -30,6 +35,14 @@ void io_thread::stop() {
 }
 
 bool io_thread::stopped() const { return impl_->ioc.stopped(); }
+
+void io_thread::sync() {
+  if (impl_->ioc.stopped() || impl_->thread.get_id() == std::this_thread::get_id()) return;
+  auto done = std::make_shared<std::promise<void>>();
+  auto ran = done->get_future();
+  boost::asio::post(impl_->ioc, [done] { done->set_value(); });
+  ran.wait_for(std::chrono::seconds(10));
+}
 
 io_thread::~io_thread() { stop(); }
 

@@ -129,6 +129,31 @@ def test_a_stopping_node_acknowledges_what_it_took_so_even_qos_1_without_an_id_r
     kill9_run(1, stop=lambda node: check(node.terminate() == 0, "the node exits cleanly on SIGTERM"))
 
 
+def test_a_reading_the_node_is_taking_when_sigterm_comes_is_acknowledged_before_it_disconnects():
+    """QoS 1 without id:; the node's acceptance of a reading is held 2 s (a fault point) after its session saw that it may read, and SIGTERM comes meanwhile: the stop waits for that reading's hand-over, commit and PUBACK before DISCONNECT, so the broker does not send it again after the restart, and it is in the state once"""
+    broker = Mosquitto()
+    node = Node([iot_project(broker, qos=1, out=False)], env={"FLOWSTATE_FAULT": "mqtt.accept-late"})
+    pub = None
+    try:
+        node.start()
+        broker.wait_for_client("flowstate-node-")
+        pub = Publisher(broker, 1)
+        pub.send(1, 0, 1)
+        time.sleep(0.5)  # the node is taking it now, for 2 s
+        check(node.terminate() == 0, "the node exits cleanly on SIGTERM")
+        del node.env["FLOWSTATE_FAULT"]
+        node.start()
+        pub.send(1, 1, 2)
+        wait_for("the reading after the restart", lambda: 1 in seqs_of(node, "dev0"), timeout=30)
+        time.sleep(1)  # a redelivery of the first one would come with the session
+        check(sorted(seqs_of(node, "dev0")) == [0, 1], f"each reading once: {sorted(seqs_of(node, 'dev0'))}")
+    finally:
+        if pub:
+            pub.close()
+        node.stop()
+        broker.stop()
+
+
 def crash_before_ack_run(qos, extra_sub=""):
     broker = Mosquitto()
     node = Node([iot_project(broker, qos=qos, extra_sub=extra_sub, out=False)])
@@ -276,6 +301,7 @@ if __name__ == "__main__":
     run([test_every_qos_2_reading_is_accepted_exactly_once_through_kill_9_of_the_node,
          test_every_qos_1_reading_with_an_id_is_accepted_exactly_once_through_kill_9_of_the_node,
          test_a_stopping_node_acknowledges_what_it_took_so_even_qos_1_without_an_id_runs_once,
+         test_a_reading_the_node_is_taking_when_sigterm_comes_is_acknowledged_before_it_disconnects,
          test_a_crash_after_the_acceptance_commit_and_before_the_ack_does_not_accept_the_redelivery_again,
          test_a_broker_that_lost_the_session_gets_its_qos_2_packet_ids_forgotten,
          test_a_message_larger_than_1_mib_becomes_an_error_record_and_the_ones_after_it_arrive,

@@ -77,6 +77,10 @@ class io_thread {
   // still close their sockets and timers.
   void stop();
   bool stopped() const;
+  // Returns once the handler running now and those queued before this call
+  // have run (at once on the thread itself or once stopped; at most 10 s).
+  // A check a handler made before a flag changed is then over.
+  void sync();
   io_thread& operator=(const io_thread&) = delete;
   struct impl;
   impl& get() { return *impl_; }
