@@ -357,7 +357,7 @@ class engine_impl final : public engine {
   void stop_mqtt_sources();
   void accept_mqtt(uint32_t project, const std::string& flow, const drivers::mqtt::subscribe_config& cfg,
                    const std::string& client_id, drivers::mqtt::publish&& p, std::function<void(bool)> acked);
-  void forget_mqtt_session(const std::string& client_id, std::function<void()> done);
+  void forget_mqtt_session(const std::string& client_id, std::function<void(bool)> done);
   void accept_message(const project_ptr& rt, uint32_t f, commit_batch b, std::vector<std::string> marks,
                       std::string payload, result<std::string> key, result<std::optional<std::string>> identity,
                       const std::string& fallback_key, const std::string& tag, std::function<void(bool)> acked,

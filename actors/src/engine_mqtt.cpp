@@ -114,12 +114,14 @@ void engine_impl::sync_mqtt_sources() {
                                                               std::function<void(bool)> acked) {
       accept_mqtt(project, flow_name, *cfg, client_id, std::move(p), std::move(acked));
     };
-    h.on_release = [this, client_id](uint16_t id, std::function<void()> released) {
+    h.on_release = [this, client_id](uint16_t id, std::function<void(bool)> released) {
       commit_batch b;
       b.erase(column::meta, meta_key("mqtt-qos2", client_id + '\0' + std::to_string(id)));
-      store_->commit(std::move(b), durability_mode::sync, std::move(released));
+      store_->commit(
+          std::move(b), durability_mode::sync, [released] { released(true); },
+          [released](const std::string&) { released(false); });
     };
-    h.on_fresh_session = [this, client_id](std::function<void()> done) {
+    h.on_fresh_session = [this, client_id](std::function<void(bool)> done) {
       forget_mqtt_session(client_id, std::move(done));
     };
     h.may_read = [this, project] { return sources_may_read(project); };
@@ -455,7 +457,7 @@ bool engine_impl::join_pending(const std::string& mark, const std::function<void
 
 // The broker kept no session for `client_id`: the packet ids of the one
 // before mean nothing now (the broker numbers from 1 again).
-void engine_impl::forget_mqtt_session(const std::string& client_id, std::function<void()> done) {
+void engine_impl::forget_mqtt_session(const std::string& client_id, std::function<void(bool)> done) {
   auto prefix = meta_key("mqtt-qos2", client_id + '\0');
   prefix.resize(prefix.size() - 2);  // without the string's terminator: every packet id after it
   commit_batch b;
@@ -466,10 +468,11 @@ void engine_impl::forget_mqtt_session(const std::string& client_id, std::functio
   if (!st) {
     std::fprintf(stderr, "flowstate mqtt %s: reading the session's packet ids: %s\n", client_id.c_str(),
                  st.error().c_str());
-    return;  // not subscribed on this connection; the next one tries again
+    return done(false);  // not subscribed on this connection; the next one tries again
   }
-  if (b.empty()) return done();
-  store_->commit(std::move(b), durability_mode::sync, std::move(done));
+  if (b.empty()) return done(true);
+  store_->commit(
+      std::move(b), durability_mode::sync, [done] { done(true); }, [done](const std::string&) { done(false); });
 }
 
 }  // namespace flowstate::engine_detail

@@ -332,11 +332,13 @@ class session_impl final : public session, public std::enable_shared_from_this<s
       // from scratch.
       if (!c->session_present && h_.on_fresh_session) {
         std::weak_ptr<session_impl> weak = shared_from_this();
-        h_.on_fresh_session([weak, gen] {
+        h_.on_fresh_session([weak, gen](bool ok) {
           auto self = weak.lock();
           if (!self) return;
-          asio::post(self->io_.ioc, [self, gen] {
-            if (!self->stale(gen)) self->subscribe_now();
+          asio::post(self->io_.ioc, [self, gen, ok] {
+            if (self->stale(gen)) return;
+            if (!ok) return self->lost("the packet ids of the session before could not be forgotten now");
+            self->subscribe_now();
           });
         });
         return;
@@ -391,17 +393,19 @@ class session_impl final : public session, public std::enable_shared_from_this<s
   void on_ack(const ack& a, uint64_t gen) {
     if (a.kind == ack_kind::pubrel) {
       std::weak_ptr<session_impl> weak = shared_from_this();
-      auto released = [weak, gen, id = a.packet_id] {
+      auto released = [weak, gen, id = a.packet_id](bool ok) {
         auto self = weak.lock();
         if (!self) return;
-        asio::post(self->io_.ioc, [self, gen, id] {
-          if (!self->stale(gen)) self->send(encode(ack{ack_kind::pubcomp, id}));
+        asio::post(self->io_.ioc, [self, gen, id, ok] {
+          if (self->stale(gen)) return;
+          if (!ok) return self->lost("a released packet id could not be forgotten now");
+          self->send(encode(ack{ack_kind::pubcomp, id}));
         });
       };
       if (h_.on_release)
         h_.on_release(a.packet_id, std::move(released));
       else
-        released();
+        released(true);
       return;
     }
     auto it = inflight_.find(a.packet_id);

@@ -63,11 +63,14 @@ struct session_handlers {
   std::function<void(publish&& p, std::function<void(bool)> accepted)> on_publish;
   // The broker kept no session (a first connection, a clean session, a
   // broker that lost it): forget the QoS 2 packet ids of the session
-  // before, then call `done` (any thread); SUBSCRIBE waits for it.
-  std::function<void(std::function<void()> done)> on_fresh_session;
-  // QoS 2: the broker released packet id `id`; call `released` once its
-  // state is forgotten (durably): PUBCOMP follows.
-  std::function<void(uint16_t id, std::function<void()> released)> on_release;
+  // before, then call `done(true)` (any thread); SUBSCRIBE waits for it.
+  // `done(false)` (not written): the connection is dropped and made again.
+  std::function<void(std::function<void(bool ok)> done)> on_fresh_session;
+  // QoS 2: the broker released packet id `id`; call `released(true)` once
+  // its state is forgotten (durably): PUBCOMP follows. `released(false)`
+  // (not written): the connection is dropped, and the broker sends the
+  // PUBREL again on the next one.
+  std::function<void(uint16_t id, std::function<void(bool ok)> released)> on_release;
   // False: do not read more now (the engine is pushing back); asked again
   // shortly.
   std::function<bool()> may_read;
