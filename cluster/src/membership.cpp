@@ -52,6 +52,11 @@ void apply(cluster_view& v, std::map<uint32_t, range_owner>& ranges, const std::
     } else {
       std::fprintf(stderr, "flowstate cluster: ignoring %s: %s\n", kv.key.c_str(), m.error().c_str());
     }
+  } else if (rest.rfind("failed-over/", 0) == 0) {
+    if (deleted)
+      v.failed_over.erase(std::string(rest.substr(12)));
+    else
+      v.failed_over.insert(std::string(rest.substr(12)));
   } else if (rest.rfind("draining/", 0) == 0) {
     if (deleted)
       v.draining.erase(std::string(rest.substr(9)));
@@ -180,7 +185,11 @@ struct membership::impl {
   std::unique_ptr<etcd_client> loop_client, watch_client;
   int64_t lease = 0;
   std::atomic<int64_t> election_revision{0};  // the controller key's create revision while we hold it
-  bool registered = false;                    // nodes/NAME is ours under `lease` (loop thread)
+
+  // replace_range, with more conditions and writes in its transaction.
+  status replace(const range_owner& old, const std::vector<range_owner>& replacement,
+                 std::vector<etcd_compare> extra_conditions, std::vector<etcd_op> extra_ops);
+  bool registered = false;  // nodes/NAME is ours under `lease` (loop thread)
   std::atomic<uint64_t> losses{0};
   std::atomic<bool> stepped_down{false};  // step_down(): stay unregistered
 
@@ -445,23 +454,37 @@ void membership::step_down(bool out) {
   impl_->changed_cv.notify_all();  // the loop thread acts now
 }
 
-status membership::replace_range(const range_owner& old, const std::vector<range_owner>& replacement,
-                                 const std::string& while_absent) {
-  const int64_t election = impl_->election_revision.load();
+status membership::replace_range(const range_owner& old, const std::vector<range_owner>& replacement) {
+  return impl_->replace(old, replacement, {}, {});
+}
+
+status membership::fail_over(const range_owner& old, const range_owner& next, int64_t registered_at) {
+  const auto node_key = cluster_prefix(impl_->options.cluster) + "nodes/" + old.node;
+  etcd_compare same =
+      registered_at == 0
+          ? etcd_compare{node_key, etcd_compare::target::version, etcd_compare::result::equal, 0, ""}
+          : etcd_compare{node_key, etcd_compare::target::create, etcd_compare::result::equal, registered_at, ""};
+  return impl_->replace(old, {next}, {same},
+                        {etcd_op::put(cluster_prefix(impl_->options.cluster) + "failed-over/" + old.node, "1")});
+}
+
+status membership::impl::replace(const range_owner& old, const std::vector<range_owner>& replacement,
+                                 std::vector<etcd_compare> extra_conditions, std::vector<etcd_op> extra_ops) {
+  const int64_t election = election_revision.load();
   if (election == 0) return fail("this node is not the controller");
-  const auto& o = impl_->options;
+  const auto& o = options;
   auto client = etcd_client::connect(o.etcd);
   if (!client) return fail(client.error());
   etcd_compare mine{cluster_prefix(o.cluster) + "controller", etcd_compare::target::create, etcd_compare::result::equal,
                     election, ""};
   etcd_compare unchanged{placement_key(o.cluster, old.first), etcd_compare::target::value, etcd_compare::result::equal,
                          0, encode_range(old)};
+  const bool leader_checked = !extra_conditions.empty();
   std::vector<etcd_compare> conditions{mine, unchanged};
-  if (!while_absent.empty())
-    conditions.push_back({cluster_prefix(o.cluster) + "nodes/" + while_absent, etcd_compare::target::version,
-                          etcd_compare::result::equal, 0, ""});
+  for (auto& c : extra_conditions) conditions.push_back(std::move(c));
   std::vector<etcd_op> puts;
   for (auto& r : replacement) puts.push_back(etcd_op::put(placement_key(o.cluster, r.first), encode_range(r)));
+  for (auto& op : extra_ops) puts.push_back(std::move(op));
   std::string last_error;
   const auto give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   for (int attempt = 0; std::chrono::steady_clock::now() < give_up_at; ++attempt) {
@@ -469,7 +492,7 @@ status membership::replace_range(const range_owner& old, const std::vector<range
     if (r) {
       if (r->succeeded) return status::success();
       return fail(std::string("the placement changed meanwhile, ") +
-                  (while_absent.empty() ? "" : "or node " + while_absent + " registered again, ") +
+                  (leader_checked ? "or node " + old.node + " registered again, " : "") +
                   "or this node is no longer the controller: nothing was written");
     }
     // No answer: the transaction may or may not have been applied. What

@@ -366,7 +366,9 @@ bool registered_as(const std::map<std::string, node_info>& nodes, const std::str
 }  // namespace
 
 std::optional<range_owner> failover(const range_owner& r, const std::map<std::string, node_info>& nodes) {
-  if (nodes.count(r.node)) return std::nullopt;
+  // Registered under its name with another data directory (an empty one):
+  // it holds nothing of the range, which fails over as if it were gone.
+  if (registered_as(nodes, r.node, r.store_id)) return std::nullopt;
   std::vector<std::string> candidates;
   for (auto& rep : r.replicas)
     if (rep.node != r.node && r.is_in_sync(rep.node) && registered_as(nodes, rep.node, rep.store_id))

@@ -203,6 +203,15 @@ TEST_CASE("failover gives a range whose leader is gone to its first registered i
   CHECK_FALSE(failover(r, without_a).has_value());
 }
 
+TEST_CASE("failover also takes a range from a leader registered again with another, empty data directory") {
+  range_owner r{0, 100, "a", "sa", 3, {{"b", "sb"}, {"c", "sc"}}, {"a", "b", "c"}};
+  std::map<std::string, node_info> all{
+      {"a", node("a", "another-store")}, {"b", node("b", "sb")}, {"c", node("c", "sc")}};
+  auto next = failover(r, all);
+  REQUIRE(next);
+  CHECK(*next == range_owner{0, 100, "b", "sb", 4, {{"c", "sc"}}, {"b", "c"}});
+}
+
 TEST_CASE("a range gets the followers the settings ask for, on the nodes holding the fewest copies, out of sync") {
   std::map<std::string, node_info> all{
       {"a", node("a", "sa")}, {"b", node("b", "sb")}, {"c", node("c", "sc")}, {"d", node("d", "sd")}};

@@ -4,6 +4,7 @@ range's leader killed -9 or paused past its lease under load, its keys
 served again by an in-sync follower, and every acknowledged increment kept
 exactly once."""
 import json
+import os
 import subprocess
 import threading
 import time
@@ -445,6 +446,38 @@ def test_a_leader_restarted_after_kill_9_that_registers_again_before_a_late_fail
             n.stop()
 
 
+def test_a_leader_back_with_an_empty_data_directory_loses_its_range_to_an_in_sync_follower_and_joins_again():
+    """3 nodes, replication=3 min_in_sync=2, the controller's failovers written 2 s late (a fault point); a range's leader is killed -9 and started again at once with an empty data directory (another store id), so it registers again before its range's failover is written: the range still fails over to an in-sync follower (epoch + 1) and its key keeps its count; the node, owning nothing, gets a joining node's share although it registered before the failover"""
+    import shutil
+    etcd, nodes, by_name = three_replicated_nodes(env={"FLOWSTATE_FAULT": "failover-late"})
+    try:
+        s = status(etcd)
+        victim = next(n for n in ("a", "b", "c") if n != s["controller"])
+        node = by_name[victim]
+        led = next(r for r in s["ranges"] if r["node"] == victim)
+        key = next(f"k{i}" for i in range(10000) if key_group(f"k{i}") == led["first"])
+        for _ in range(3):
+            check(attempt(node, f"/count/{key}", "{}")[0] == 200, "an increment of the victim's key")
+        node.kill9()
+        shutil.rmtree(node.data)
+        os.makedirs(node.data)
+        node.start()
+        moved = wait_for(f"{victim}'s range led by an in-sync follower",
+                         lambda: next((r for r in status(etcd)["ranges"]
+                                       if r["first"] == led["first"] and r["node"] != victim), None), timeout=60)
+        check(moved["epoch"] == led["epoch"] + 1, f"at epoch + 1: {moved}")
+        other = by_name[moved["node"]]
+        code, body = wait_for(f"{key} served by {moved['node']}",
+                              lambda: (lambda a: a if a[0] == 200 else None)(attempt(other, f"/count/{key}", "{}")),
+                              timeout=30)
+        check(json.loads(body)["count"] == 4, f"{key} kept its 3 increments: {body}")
+        wait_for(f"{victim} given a joining node's share",
+                 lambda: any(r["node"] == victim for r in status(etcd)["ranges"]), timeout=90)
+    finally:
+        for n in nodes:
+            n.stop()
+
+
 def test_a_leader_isolated_from_etcd_and_every_node_for_10_s_is_replaced_and_rejoins_with_nothing_lost_or_doubled():
     """3 nodes whose links all go through proxies; the leader of a range is cut off from etcd and both other nodes for 10 s under load (clients on every node, itself included): an in-sync follower leads at epoch + 1, the isolated node gets nothing acknowledged, and once healed it rejoins as a follower; no increment lost or doubled"""
     c = Partitionable()
@@ -508,6 +541,7 @@ if __name__ == "__main__":
     run([test_kill_9_of_a_ranges_leader_under_load_fails_over_to_an_in_sync_follower_and_keeps_every_acknowledged_increment,
          test_a_leader_paused_past_its_lease_is_replaced_and_after_sigcont_gets_nothing_acknowledged_and_rejoins_as_a_follower,
          test_a_leader_restarted_after_kill_9_that_registers_again_before_a_late_failover_is_written_keeps_its_range,
+         test_a_leader_back_with_an_empty_data_directory_loses_its_range_to_an_in_sync_follower_and_joins_again,
          test_a_leader_isolated_from_etcd_and_every_node_for_10_s_is_replaced_and_rejoins_with_nothing_lost_or_doubled,
          test_a_cut_between_a_leader_and_a_follower_takes_the_follower_out_of_the_in_sync_set_and_healed_it_comes_back,
          test_moving_parts_of_replicated_ranges_under_load_keeps_the_followers_copies_and_every_increment_once,

@@ -297,13 +297,18 @@ class member_node : public cluster_node {
                      self_.c_str(), r.node.c_str(), r.first, r.end, next->node.c_str(),
                      static_cast<unsigned long long>(next->epoch));
         fault_pause("failover-late");  // the old leader may register again meanwhile
-        // Only while the old leader is still unregistered: a node restarted
-        // after kill -9 registers again as soon as its old lease lapses,
-        // which may be before this view shows it. Failed over then, it
-        // would own nothing while registered before the placement changed,
-        // so it would never get a joining node's share, and its shared
-        // MQTT subscriptions would hold their share of messages unread.
-        if (auto st = membership_->replace_range(r, {*next}, r.node); !st)
+        // Only while the old leader's registration is the one this view
+        // judged (none, or one with another, empty data directory): a node
+        // restarted after kill -9 registers again as soon as its old lease
+        // lapses, which may be before this view shows it, and then keeps
+        // its ranges. The failover marks the old leader failed-over/NAME:
+        // back owning nothing, it gets a joining node's share even when it
+        // registered before the failover (else it would never run a key
+        // group, and its shared MQTT subscriptions would hold their share
+        // of messages unread).
+        const auto registration = v.registered_at.find(r.node);
+        const int64_t registered_at = registration == v.registered_at.end() ? 0 : registration->second;
+        if (auto st = membership_->fail_over(r, *next, registered_at); !st)
           std::fprintf(stderr, "flowstate cluster: failover of [%u, %u): %s\n", r.first, r.end, st.error().c_str());
         else
           ++failovers_;
@@ -453,11 +458,14 @@ class member_node : public cluster_node {
         if (owner == n && count > 0) return true;
       return false;
     };
+    for (auto& name : v.failed_over)
+      if (owns(name)) (void)membership_->remove("failed-over/" + name);  // it has its share again
     bool drain = false, joined = false;
     for (auto& n : v.draining) drain = drain || owns(n);
     for (auto& n : eligible) {
       auto at = v.registered_at.find(n);
-      joined = joined || (!owns(n) && at != v.registered_at.end() && at->second > v.placement_changed_at);
+      joined = joined || (!owns(n) && at != v.registered_at.end() &&
+                          (at->second > v.placement_changed_at || v.failed_over.count(n)));
     }
     std::string why = drain ? "draining" : v.rebalance ? "rebalance" : joined ? "a node joined" : "";
     if (why.empty()) return;

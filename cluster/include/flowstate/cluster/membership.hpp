@@ -17,6 +17,10 @@
 //                      the controller, its outcome written back
 //   draining/NAME      `cluster drain NAME`: the controller moves every
 //                      group off the node; gone once the node left
+//   failed-over/NAME   written with a failover of a range NAME led: NAME,
+//                      back owning nothing, gets a joining node's share
+//                      (also when it registered before the failover); gone
+//                      once it owns groups again
 //   rebalance          `cluster rebalance`: the controller evens out the
 //                      groups over the nodes, then deletes it
 //   deploys/NAME       deploy_record: project NAME's active revision
@@ -52,6 +56,7 @@ struct cluster_view {
   placement ranges;
   std::map<std::string, move_request> moves;  // by id
   std::set<std::string> draining;             // node names
+  std::set<std::string> failed_over;          // node names (failed-over/NAME)
   bool rebalance = false;                     // requested
   // etcd revisions: when each node registered, and the placement's last
   // change (a node registered after it, owning nothing, has just joined).
@@ -95,11 +100,14 @@ class membership {
   bool wait_for(const std::function<bool(const cluster_view&)>& pred, int timeout_ms) const;
   // Controller only: replaces range `old` (as it is in etcd now) by
   // `replacement`, in one transaction that also checks this node still
-  // holds the election, and, when `while_absent` names a node, that it is
-  // not registered (a failover away from a node that is gone: not once it
-  // registered again). Fails when any of these changed.
-  status replace_range(const range_owner& old, const std::vector<range_owner>& replacement,
-                       const std::string& while_absent = {});
+  // holds the election. Fails when either changed.
+  status replace_range(const range_owner& old, const std::vector<range_owner>& replacement);
+  // Controller only: a failover of range `old` to `next`, as replace_range,
+  // written only while its old leader's registration is the one the caller
+  // judged (none when `registered_at` is 0, else the one created at that
+  // revision, with another data directory): not once it registered again.
+  // Marks the old leader failed-over/NAME in the same transaction.
+  status fail_over(const range_owner& old, const range_owner& next, int64_t registered_at);
   // A range's leader: replaces range `old` (as it is in etcd now: same
   // epoch, replicas and in-sync set) by `now` (its in-sync set changed),
   // in one transaction on the range's record alone. Fails when it changed.

@@ -97,11 +97,13 @@ result<cluster_config> decode_config(std::string_view json);
 // with two, 1 and 1 with one.
 cluster_config effective_config(const cluster_config& set, std::size_t nodes);
 
-// Failover: when the leader of `r` is not registered (its lease lapsed),
-// the range as it becomes: led by a member of its in-sync set that is
-// registered with the data directory it replicates to (the first by name),
-// at epoch + 1, the old leader out of its replicas and in-sync set. nullopt
-// while the leader is registered, or when no such member is.
+// Failover: when the leader of `r` is not registered with the range's data
+// directory (its lease lapsed, or it came back under its name with another,
+// empty one), the range as it becomes: led by a member of its in-sync set
+// that is registered with the data directory it replicates to (the first
+// by name), at epoch + 1, the old leader out of its replicas and in-sync
+// set. nullopt while the leader is registered with it, or when no such
+// member is.
 std::optional<range_owner> failover(const range_owner& r, const std::map<std::string, node_info>& nodes);
 
 // The range with the replicas the settings ask for, when that differs from
