@@ -419,15 +419,26 @@ class Partitionable:
             n.stop()
 
 
+def a_leader_that_is_not_the_controller(etcd, by_name):
+    """(name, node, its first range, a key in that range)."""
+    s = status(etcd)
+    victim = next(n for n in ("a", "b", "c") if n != s["controller"])
+    led = next(r for r in s["ranges"] if r["node"] == victim)
+    key = next(f"k{i}" for i in range(10000) if key_group(f"k{i}") == led["first"])
+    return victim, by_name[victim], led, key
+
+
+def increment_once_served(node, key, what):
+    """(status, body) of the first increment of `key` through `node` answered 200."""
+    return wait_for(what, lambda: (lambda a: a if a[0] == 200 else None)(attempt(node, f"/count/{key}", "{}")),
+                    timeout=30)
+
+
 def test_a_leader_restarted_after_kill_9_that_registers_again_before_a_late_failover_is_written_keeps_its_range():
     """3 nodes, replication=3 min_in_sync=2, the controller's failovers written 2 s late (a fault point); a range's leader killed -9 and restarted at once registers again as soon as its old lease lapses, while the controller's failover of its range waits: the failover's transaction checks that the old leader is still unregistered, so it is not written, and the node leads its range again and serves its keys (written anyway, the node would own nothing while registered before the placement changed: never given a joining node's share, its shared MQTT subscription holding its share of messages unread)"""
     etcd, nodes, by_name = three_replicated_nodes(env={"FLOWSTATE_FAULT": "failover-late"})
     try:
-        s = status(etcd)
-        victim = next(n for n in ("a", "b", "c") if n != s["controller"])
-        node = by_name[victim]
-        first = next(r["first"] for r in s["ranges"] if r["node"] == victim)
-        key = next(f"k{i}" for i in range(10000) if key_group(f"k{i}") == first)
+        victim, node, _, key = a_leader_that_is_not_the_controller(etcd, by_name)
         check(attempt(node, f"/count/{key}", "{}")[0] == 200, "the victim serves a key of its range")
         node.kill9()
         node.start()
@@ -437,9 +448,7 @@ def test_a_leader_restarted_after_kill_9_that_registers_again_before_a_late_fail
         check(any(r["node"] == victim for r in s["ranges"]),
               f"{victim}, registered again before the late failover, leads a range: "
               f"{[(r['first'], r['end'], r['node'], r['epoch']) for r in s['ranges']]}")
-        code, body = wait_for(f"{victim} serving its key again",
-                              lambda: (lambda a: a if a[0] == 200 else None)(attempt(node, f"/count/{key}", "{}")),
-                              timeout=30)
+        _, body = increment_once_served(node, key, f"{victim} serving its key again")
         check(json.loads(body)["count"] == 2, f"{key}: the count after two increments: {body}")
     finally:
         for n in nodes:
@@ -451,11 +460,7 @@ def test_a_leader_back_with_an_empty_data_directory_loses_its_range_to_an_in_syn
     import shutil
     etcd, nodes, by_name = three_replicated_nodes(env={"FLOWSTATE_FAULT": "failover-late"})
     try:
-        s = status(etcd)
-        victim = next(n for n in ("a", "b", "c") if n != s["controller"])
-        node = by_name[victim]
-        led = next(r for r in s["ranges"] if r["node"] == victim)
-        key = next(f"k{i}" for i in range(10000) if key_group(f"k{i}") == led["first"])
+        victim, node, led, key = a_leader_that_is_not_the_controller(etcd, by_name)
         for _ in range(3):
             check(attempt(node, f"/count/{key}", "{}")[0] == 200, "an increment of the victim's key")
         node.kill9()
@@ -467,9 +472,7 @@ def test_a_leader_back_with_an_empty_data_directory_loses_its_range_to_an_in_syn
                                        if r["first"] == led["first"] and r["node"] != victim), None), timeout=60)
         check(moved["epoch"] == led["epoch"] + 1, f"at epoch + 1: {moved}")
         other = by_name[moved["node"]]
-        code, body = wait_for(f"{key} served by {moved['node']}",
-                              lambda: (lambda a: a if a[0] == 200 else None)(attempt(other, f"/count/{key}", "{}")),
-                              timeout=30)
+        _, body = increment_once_served(other, key, f"{key} served by {moved['node']}")
         check(json.loads(body)["count"] == 4, f"{key} kept its 3 increments: {body}")
         wait_for(f"{victim} given a joining node's share",
                  lambda: any(r["node"] == victim for r in status(etcd)["ranges"]), timeout=90)
