@@ -44,6 +44,7 @@ namespace flowstate::engine_detail {
 namespace {
 
 using sink_wake_atom = caf::atom_constant<caf::atom("fs_swake")>;
+using sink_flush_atom = caf::atom_constant<caf::atom("fs_sflush")>;
 namespace sk = drivers::sinks;
 
 // (project, flow, block): a sink block, across revisions.
@@ -106,6 +107,11 @@ struct sinks_state {
   std::set<std::tuple<uint32_t, uint32_t, uint32_t, uint64_t>> held;  // (tenant, project, group, seq) in memory
   // Done with, their removal not written yet: a reload must not take them.
   std::set<std::tuple<uint32_t, uint32_t, uint32_t, uint64_t>> erasing;
+  // Removals of delivered entries not handed to the store yet: the
+  // deliveries answered in one pass over the mailbox are removed by one
+  // commit (fs_sflush, sent to self, comes after them).
+  commit_batch removals;
+  sink_erased_ptr removing;
   uint64_t next_token = 1;
   std::map<block_ref, engine_core::sink_counts> counts;
   std::map<uint32_t, uint64_t> pending_per_project;
@@ -158,7 +164,10 @@ class sinks_logic {
         return;
       }
       const uint64_t epoch = st_.core->db->epoch();
-      commit_removal(std::move(erase), w, next ? rt->durability : durability_mode::relaxed, next ? epoch : 0);
+      if (!next)
+        queue_removal(std::move(erase), w);
+      else
+        commit_removal(std::move(erase), w, rt->durability, epoch);
       if (next) {
         // After the commit was handed to the store (its queue entry's put
         // comes before the removal that the next block's commit makes).
@@ -242,6 +251,23 @@ class sinks_logic {
     e->ok = true;
     self_->delayed_send(self_, std::chrono::seconds(5), e);
     self_->delayed_send(self_, std::chrono::milliseconds(5100), reload_outbox_atom::value);
+  }
+
+  // Commits the removals queued since the last flush (relaxed: a removal
+  // lost in a crash only delivers the entry again, with the same id).
+  void on_flush() {
+    if (!st_.removing) return;
+    auto e = std::move(st_.removing);
+    commit_batch batch = std::move(st_.removals);
+    st_.removals = commit_batch();
+    caf::actor me = caf::actor_cast<caf::actor>(self_);
+    st_.core->db->commit(
+        std::move(batch), durability_mode::relaxed, [me, e] { caf::anon_send(me, e); },
+        [me, e](const std::string&) {
+          auto failed = std::make_shared<sink_erased>(*e);
+          failed->ok = false;
+          caf::anon_send(me, failed);
+        });
   }
 
   void on_wake() {
@@ -404,6 +430,18 @@ class sinks_logic {
     pop(s);
   }
 
+  // Queues the removal of delivered entry `w` for the next flush; until it
+  // is written a reload does not take the entry back.
+  void queue_removal(commit_batch&& erase, const sink_entry& w) {
+    if (!st_.removing) {
+      st_.removing = std::make_shared<sink_erased>();
+      self_->send(self_, sink_flush_atom::value);
+    }
+    st_.removing->ids.emplace_back(w.tenant, w.project, w.group, w.seq);
+    st_.erasing.insert(st_.removing->ids.back());
+    st_.removals.append(std::move(erase));
+  }
+
   // Commits a batch that removes entry `w`; until it is written a reload
   // does not take the entry back.
   void commit_removal(commit_batch&& batch, const sink_entry& w, durability_mode mode, uint64_t epoch = 0,
@@ -518,11 +556,17 @@ caf::behavior sinks_actor(caf::stateful_actor<sinks_state>* self, engine_core* c
   self->state.core = core;
   self->state.links = std::move(links);
   auto logic = std::make_shared<sinks_logic>(self);
+  // A stop can come before fs_sflush: the removals queued go to the store.
+  self->set_exit_handler([self, logic](caf::exit_msg& m) {
+    logic->on_flush();
+    self->quit(m.reason);
+  });
   self->send(self, reload_outbox_atom::value);  // entries of commits before this start
   return {
       [logic](sink_entries& entries) { logic->on_entries(entries); },
       [logic](sink_done_ptr& d) { logic->on_done(d); },
       [logic](sink_wake_atom) { logic->on_wake(); },
+      [logic](sink_flush_atom) { logic->on_flush(); },
       [logic](sink_erased_ptr& e) { logic->on_erased(e); },
       [logic](reload_outbox_atom) { logic->on_reload(); },
       [logic](forget_groups_atom, uint32_t first, uint32_t end) { logic->on_forget(first, end); },
