@@ -229,6 +229,7 @@ class engine_impl final : public engine {
                                    bool transfer,
                                    const std::function<status(const log_position&)>& write_placement) override;
   void placement_changed() override;
+  void set_leaving(bool leaving) override;
   void set_led_ranges(std::vector<led_range> ranges, in_sync_writer write) override;
   std::string replication_info() const override;
   result<std::string> cluster_graph() const override;
@@ -501,6 +502,7 @@ class engine_impl final : public engine {
   // In a cluster, where to start looking for a key group this node runs, for
   // the outbox entry of a source message whose key another node runs.
   std::atomic<uint32_t> outbox_group_hint_{0};
+  bool leaving_ = false;  // set_leaving (under mqtt_mutex_)
   // Moving key groups: ranges whose records went to another node (held
   // until the gate sends them there), ranges received (their queue entries
   // below `seq` run once the gate runs them here), requests held meanwhile,

@@ -125,10 +125,17 @@ void engine_impl::sync_mqtt_sources() {
       forget_mqtt_session(client_id, std::move(done));
     };
     h.may_read = [this, project] { return sources_may_read(project); };
-    source->session = drivers::mqtt::start_session(*sink_io_, std::move(o), std::move(h));
     std::lock_guard lock(mqtt_mutex_);
+    o.subscribed = !leaving_;
+    source->session = drivers::mqtt::start_session(*sink_io_, std::move(o), std::move(h));
     mqtt_sources_[id] = std::move(source);
   }
+}
+
+void engine_impl::set_leaving(bool leaving) {
+  std::lock_guard lock(mqtt_mutex_);
+  if (std::exchange(leaving_, leaving) == leaving) return;
+  for (auto& [_, s] : mqtt_sources_) s->session->set_subscribed(!leaving);
 }
 
 void engine_impl::stop_mqtt_sources() {

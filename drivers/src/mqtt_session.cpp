@@ -156,6 +156,7 @@ class session_impl final : public session, public std::enable_shared_from_this<s
         reconnect_timer_(io.ioc),
         ping_timer_(io.ioc),
         read_timer_(io.ioc),
+        subscribed_(o_.subscribed),
         backoff_ms_(o_.reconnect_initial_ms),
         rng_(std::random_device{}()) {}
 
@@ -170,6 +171,16 @@ class session_impl final : public session, public std::enable_shared_from_this<s
     auto finished = done->get_future();
     asio::post(io_.ioc, [self, done] { self->close_gracefully([done] { done->set_value(); }); });
     finished.wait_for(std::chrono::seconds(10));
+  }
+
+  void set_subscribed(bool on) override {
+    asio::post(io_.ioc, [self = shared_from_this(), on] {
+      if (self->stopped_ || self->subscribed_ == on) return;
+      self->subscribed_ = on;
+      if (self->o_.subscriptions.empty()) return;
+      self->log(on ? "subscribing again" : "unsubscribing: the broker hands this session's share to the others");
+      if (self->connected_) self->subscribe_now();
+    });
   }
 
   void publish(mqtt::publish p, sinks::done_fn done) override {
@@ -354,7 +365,15 @@ class session_impl final : public session, public std::enable_shared_from_this<s
     }
   }
 
+  // SUBSCRIBE, or UNSUBSCRIBE while unsubscribed (a persistent session
+  // keeps its filters across connections).
   void subscribe_now() {
+    if (!subscribed_) {
+      unsubscribe u;
+      u.packet_id = next_packet_id();
+      for (auto& [filter, _] : o_.subscriptions) u.filters.push_back(filter);
+      return send(encode(u));
+    }
     subscribe s;
     s.packet_id = next_packet_id();
     s.filters = o_.subscriptions;
@@ -563,6 +582,7 @@ class session_impl final : public session, public std::enable_shared_from_this<s
   std::string inbuf_;
   std::size_t discard_ = 0;  // bytes of an oversized PUBLISH still to skip
   bool closing_ = false;     // DISCONNECT queued: nothing more is read or sent
+  bool subscribed_ = true;   // set_subscribed
   bool held_ = false;        // inbuf_ starts with a PUBLISH not taken yet (a pause)
   std::array<char, 16384> chunk_{};
   std::deque<std::pair<std::string, std::function<void(bool)>>> out_;

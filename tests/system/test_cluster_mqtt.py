@@ -7,10 +7,11 @@ receiving node's outbox and queued by the owner once. kill -9 of a node in
 the middle of the stream loses and doubles nothing."""
 import json
 import os
+import subprocess
 import threading
 import time
 
-from harness import Etcd, Mosquitto, TestFailure, check, run, tmpdir, wait_for
+from harness import BIN, Etcd, Mosquitto, TestFailure, check, run, tmpdir, wait_for
 from test_cluster import cluster_node, configure, owner_of, placed, start_all
 from test_cluster_failover import replicated
 from test_mqtt import Publisher, check_exactly_once, iot_project, seqs_of
@@ -172,8 +173,40 @@ def test_every_qos_1_reading_with_an_id_is_accepted_once_even_when_its_copies_re
     cluster_run(1, extra_sub="id: [/device, /seq]\n")
 
 
+def test_a_drained_node_gives_up_its_share_of_the_subscription_so_every_reading_sent_during_and_after_the_drain_arrives():
+    """3 nodes sharing one subscription at QoS 1; readings stream while `cluster drain a` runs and after it, with a left running and owning no key group: a unsubscribes when the drain starts, so the broker hands every later reading to b or c, and each reading is in its device's state once"""
+    etcd = Etcd()
+    broker = Mosquitto()
+    project = iot_project(broker, qos=1, out=False)
+    nodes = start_all([cluster_node(etcd, n, project) for n in ("a", "b", "c")])
+    pub = None
+    try:
+        wait_for("a placement over 3 nodes", lambda: placed(etcd, 3))
+        for n in ("a", "b", "c"):
+            broker.wait_for_client(f"flowstate-{n}-")
+        pub = Publisher(broker, 1)
+        pub.send(DEVICES, 0, 100)
+        stream = threading.Thread(target=lambda: pub.send(DEVICES, 100, 400, pause=0.005))
+        stream.start()
+        p = subprocess.run([BIN, "cluster", "drain", "a", "--cluster", etcd.endpoint, "--cluster-name", "t"],
+                           capture_output=True, text=True, timeout=300)
+        check(p.returncode == 0 and "owns no key groups" in p.stdout, f"drain: {p.stdout} {p.stderr}")
+        stream.join()
+        pub.send(DEVICES, 400, 700)
+        check(len(pub.sent) == 700, f"all readings published: {len(pub.sent)}")
+        try:
+            check_exactly_once(nodes[1], pub.sent, DEVICES)
+        except (TestFailure, AssertionError):
+            report_loss(nodes, broker, pub.sent)
+            raise
+        check("unsubscribing" in open(nodes[0].log_path).read(), "a logged that it gave up its share")
+    finally:
+        stop_all(pub, nodes, broker)
+
+
 if __name__ == "__main__":
     run([test_a_node_that_dies_after_accepting_another_nodes_reading_and_before_its_ack_gets_it_again_and_the_owner_drops_it,
          test_a_qos_2_reading_whose_receiver_died_before_pubrec_is_recognised_by_the_group_that_took_over_its_acceptance,
          test_every_qos_2_reading_reaches_its_devices_owner_exactly_once_through_kill_9_of_a_receiving_node,
-         test_every_qos_1_reading_with_an_id_is_accepted_once_even_when_its_copies_reach_different_nodes])
+         test_every_qos_1_reading_with_an_id_is_accepted_once_even_when_its_copies_reach_different_nodes,
+         test_a_drained_node_gives_up_its_share_of_the_subscription_so_every_reading_sent_during_and_after_the_drain_arrives])

@@ -219,6 +219,7 @@ class member_node : public cluster_node {
       engine_.set_led_ranges(gate_->led(v), in_sync_writer());
       gate_->update(v);
       engine_.placement_changed();
+      engine_.set_leaving(v.draining.count(self_) > 0);
       {
         std::lock_guard lock(callback_mu_);
         if (!closing_) deployer_->changed();
@@ -238,6 +239,7 @@ class member_node : public cluster_node {
     engine_.set_led_ranges(gate_->led(membership_->view()), in_sync_writer());
     engine_.set_key_group_gate([g = gate_](uint32_t group) { return g->decide(group); });
     engine_.placement_changed();  // the groups this node runs: their queues run now
+    engine_.set_leaving(membership_->view().draining.count(self_) > 0);
     engine_.set_cluster_info([g = gate_, &eng = engine_, self = self_] { return describe(*g, eng, self); });
     if (!engine_.peer_address().empty()) {
       connector_ = std::thread([this] { connect_loop(); });

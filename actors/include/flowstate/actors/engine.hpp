@@ -254,6 +254,11 @@ class engine {
   // The placement this node sees changed (the gate answers differently):
   // groups moved away or received are settled and held requests go on.
   virtual void placement_changed() = 0;
+  // This node is leaving the cluster (`cluster drain`): its MQTT sources
+  // give up their shared subscriptions, so that the broker hands new
+  // messages to the other nodes, and read what it handed them before while
+  // they still run key groups. False again: they subscribe again.
+  virtual void set_leaving(bool leaving) = 0;
 
   // Admin operations; they block (git, fsync): call them off the I/O threads.
   // A deploy: on an embedded node, deploy_here; in a cluster, through the

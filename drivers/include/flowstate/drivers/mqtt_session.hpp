@@ -41,6 +41,8 @@ struct session_options {
   uint16_t keep_alive_s = 30;
   std::optional<std::string> username, password;
   std::vector<std::pair<std::string, uint8_t>> subscriptions;  // (filter, QoS); empty for a publisher
+  // False: hold none of `subscriptions` at the broker (set_subscribed).
+  bool subscribed = true;
   uint64_t reconnect_initial_ms = 200, reconnect_max_ms = 30000;
   std::size_t max_packet = 1u << 20;
   // After a read that emptied the socket, wait this long before reading
@@ -85,6 +87,12 @@ class session {
   // Publishes; `done` (on the I/O thread) says delivered, or retry when
   // not connected or the connection was lost before the broker's answer.
   virtual void publish(mqtt::publish p, sinks::done_fn done) = 0;
+  // Whether the broker should hand this session messages. False: the
+  // session unsubscribes its filters (now, or right after its next CONNACK,
+  // since a persistent session keeps them) and still reads what the broker
+  // handed it before; true: it subscribes again. A shared subscription's
+  // other members get every message meanwhile. Any thread.
+  virtual void set_subscribed(bool on) = 0;
 };
 
 std::shared_ptr<session> start_session(sinks::io_thread& io, session_options o, session_handlers h);
