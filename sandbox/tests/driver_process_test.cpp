@@ -89,6 +89,14 @@ void run_source(driver_language language, const std::string& start_fields) {
     launch.language = language;
     launch.js_binary = FLOWSTATE_DRIVER_JS_BINARY;
     auto child = spawn_driver(launch);
+    if (!child && level == sandbox_level::namespaces &&
+        child.error().find("user namespaces are refused here") != std::string::npos) {
+      // A chroot or a container refuses user namespaces: the driver must
+      // not start at this level (fail closed, saying why); Landlock next.
+      MESSAGE("no user namespaces here: " << child.error());
+      CHECK(child.error().find("namespaces: ") != std::string::npos);
+      continue;
+    }
     REQUIRE_MESSAGE(child, (child ? "" : child.error()));
     std::string buffered;
     write_line(child->control, "{\"type\":\"start\",\"role\":\"source\",\"name\":\"f/b\",\"config\":{\"port\":" +
