@@ -8,6 +8,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <utility>
 
 #include "core.hpp"
 #include "errors.hpp"
@@ -257,17 +258,7 @@ class sinks_logic {
   // lost in a crash only delivers the entry again, with the same id).
   void on_flush() {
     if (!st_.removing) return;
-    auto e = std::move(st_.removing);
-    commit_batch batch = std::move(st_.removals);
-    st_.removals = commit_batch();
-    caf::actor me = caf::actor_cast<caf::actor>(self_);
-    st_.core->db->commit(
-        std::move(batch), durability_mode::relaxed, [me, e] { caf::anon_send(me, e); },
-        [me, e](const std::string&) {
-          auto failed = std::make_shared<sink_erased>(*e);
-          failed->ok = false;
-          caf::anon_send(me, failed);
-        });
+    commit_erasure(std::exchange(st_.removals, commit_batch()), std::move(st_.removing), durability_mode::relaxed);
   }
 
   void on_wake() {
@@ -449,6 +440,13 @@ class sinks_logic {
     auto e = std::make_shared<sink_erased>();
     e->ids.emplace_back(w.tenant, w.project, w.group, w.seq);
     st_.erasing.insert(e->ids.back());
+    commit_erasure(std::move(batch), std::move(e), mode, epoch, std::move(then));
+  }
+
+  // Commits `batch`, which removes the entries `e` names (in `erasing`);
+  // this actor hears whether it was written (on_erased).
+  void commit_erasure(commit_batch&& batch, sink_erased_ptr e, durability_mode mode, uint64_t epoch = 0,
+                      std::function<void()> then = {}) {
     caf::actor me = caf::actor_cast<caf::actor>(self_);
     st_.core->db->commit(
         std::move(batch), mode,
