@@ -56,6 +56,7 @@ class isolation_plan {
   std::vector<symlink_entry> links;
   std::vector<bind_mount> binds;
   std::string binary;
+  std::string library_path;  // staged shared libraries' folders, for the loader
   std::string uid_map, gid_map;
   std::string cgroup_prefix;  // ".../flowstate/w": the child appends its pid
   std::string memory_limit_bytes;
@@ -95,20 +96,34 @@ unsigned long locked_mount_flags(const std::string& path) {
   return flags;
 }
 
-// Whether the sandbox's outer user (nobody, for a node run as root) can
-// reach and read `path`: o+r on the file, o+x on every folder above it.
-bool readable_by_others(const std::string& path) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) != 0 || !(info.st_mode & S_IROTH)) return false;
-  for (size_t at = path.find('/', 1); at != std::string::npos; at = path.find('/', at + 1)) {
-    if (::stat(path.substr(0, at).c_str(), &info) != 0 || !(info.st_mode & S_IXOTH)) return false;
-  }
-  return true;
+std::string octal_mode(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
 }
 
-// A root-owned, world-readable copy of `path` (once per file version) for a
-// file under a folder only root may enter, e.g. a build tree in /root: the
-// bind mounts are made after the drop to nobody, which could not reach it.
+// Empty, or what keeps "others" from `path`: the folder above it they may
+// not enter, or the file itself they may not read.
+std::string unreadable_by_others(const std::string& path) {
+  struct stat info {};
+  for (size_t at = path.find('/', 1); at != std::string::npos; at = path.find('/', at + 1)) {
+    std::string folder = path.substr(0, at);
+    if (::stat(folder.c_str(), &info) != 0 || !(info.st_mode & S_IXOTH))
+      return "the folder " + folder + " (mode " + octal_mode(info.st_mode) + ") cannot be entered by others";
+  }
+  if (::stat(path.c_str(), &info) != 0 || !(info.st_mode & S_IROTH))
+    return path + " (mode " + octal_mode(info.st_mode) + ") cannot be read by others";
+  return {};
+}
+
+// Whether the sandbox's outer user (nobody, for a node run as root) can
+// reach and read `path`: o+r on the file, o+x on every folder above it.
+bool readable_by_others(const std::string& path) { return unreadable_by_others(path).empty(); }
+
+// A root-owned, world-readable copy of `path` under its own name (once per
+// file version) for a file under a folder only root may enter, e.g. a build
+// tree in /root or a clone in a mode-0700 folder: the namespaces level binds
+// it after the drop to nobody, the landlock level's uid reads it as "other".
 std::string staged_copy(const std::string& path) {
   static const std::string base = "/var/tmp/flowstate-sandbox";
   struct stat info {};
@@ -118,8 +133,10 @@ std::string staged_copy(const std::string& path) {
   uint64_t hash = 1469598103934665603ull;
   for (unsigned char c : path) hash = (hash ^ c) * 1099511628211ull;
   auto slash = path.rfind('/');
-  std::string name = base + "/" + std::to_string(hash) + "-" + std::to_string(info.st_size) + "-" +
-                     std::to_string(info.st_mtim.tv_sec) + "-" + path.substr(slash + 1);
+  std::string folder = base + "/" + std::to_string(hash) + "-" + std::to_string(info.st_size) + "-" +
+                       std::to_string(info.st_mtim.tv_sec);
+  ::mkdir(folder.c_str(), 0755);
+  std::string name = folder + "/" + path.substr(slash + 1);
   if (::access(name.c_str(), F_OK) == 0) return name;
   std::string tmp = name + ".tmp" + std::to_string(::getpid());
   int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -408,13 +425,23 @@ status plan_landlock(isolation_plan& plan, const std::vector<std::string>& liste
       if (path == "/etc/ld.so.cache") continue;
       return fail("sandbox: cannot make readable " + path + ": " + std::strerror(errno));
     }
-    // The worker's own uid reads these as "other": a binary under a folder
-    // only root may enter (a build tree in /root) runs from a staged copy.
+    // The worker's own uid reads these as "other": a binary or shared
+    // library under a folder only root may enter (a build tree in /root, a
+    // clone in a mode-0700 folder) is used from a staged copy; the loader
+    // finds a staged library through LD_LIBRARY_PATH, which comes before
+    // the binary's RUNPATH.
     if (::geteuid() == 0 && !readable_by_others(path)) {
-      if (path != plan.binary)
-        return fail("sandbox: landlock: " + path +
-                    " cannot be read by the worker's uid (it or a folder above it is not readable by others)");
-      plan.binary = path = staged_copy(path);
+      bool library = S_ISREG(info.st_mode) && path.find(".so") != std::string::npos;
+      if (path != plan.binary && !library)
+        return fail("sandbox: landlock: the worker's uid cannot read " + path + ": " + unreadable_by_others(path) +
+                    " (give the folder o+x, or keep the installation and project outside private folders)");
+      std::string staged = staged_copy(path);
+      if (staged == path) return fail("sandbox: landlock: cannot stage a readable copy of " + path);
+      if (path == plan.binary)
+        plan.binary = staged;
+      else
+        plan.library_path += (plan.library_path.empty() ? "" : ":") + staged.substr(0, staged.rfind('/'));
+      path = staged;
     }
     plan.landlock_rules.push_back({path, S_ISDIR(info.st_mode), false});
   }
@@ -488,6 +515,7 @@ result<std::shared_ptr<const isolation_plan>> prepare_isolation(const isolation_
     plan->memory_limit_bytes = std::to_string((2 * uint64_t{options.memory_mb} + 64) << 20);
   }
   plan->environment = {"TZ=UTC", "LC_ALL=C.UTF-8", "PATH=/nonexistent"};
+  if (!plan->library_path.empty()) plan->environment.push_back("LD_LIBRARY_PATH=" + plan->library_path);
   for (auto& entry : plan->environment) plan->envp.push_back(entry.data());
   plan->envp.push_back(nullptr);
   return std::shared_ptr<const isolation_plan>(std::move(plan));

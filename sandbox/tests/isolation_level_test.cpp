@@ -191,3 +191,22 @@ TEST_CASE("a worker at no level does not start, and says why") {
   REQUIRE_FALSE(client.ok());
   CHECK(client.error().find("sandbox") != std::string::npos);
 }
+
+TEST_CASE("at the landlock level a file under a folder others cannot enter is refused, naming that folder") {
+  char folder[] = "/tmp/flowstate-private-XXXXXX";
+  REQUIRE(::mkdtemp(folder) != nullptr);
+  std::string file = std::string(folder) + "/data.txt";
+  std::ofstream(file) << "secret";
+  ::chmod(folder, 0700);
+  worker_options options;
+  options.worker_binary = FLOWSTATE_PYWORKER_BINARY;
+  options.isolation.python = true;
+  options.isolation.level = sandbox_level::landlock;
+  options.isolation.read_only_paths = {file};
+  auto client = worker_client::start(options);
+  ::unlink(file.c_str());
+  ::rmdir(folder);
+  REQUIRE_FALSE(client.ok());
+  CHECK(client.error().find("the folder " + std::string(folder) + " (mode 0700) cannot be entered by others") !=
+        std::string::npos);
+}
