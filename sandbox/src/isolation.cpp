@@ -128,19 +128,27 @@ std::string staged_copy(const std::string& path) {
   static const std::string base = "/var/tmp/flowstate-sandbox";
   struct stat info {};
   if (::stat(path.c_str(), &info) != 0) return path;
+  // /var/tmp is writable by everyone: a folder or file another user made
+  // there first (to have workers load its library) is never used.
+  auto root_only = [](const std::string& at, bool folder) {
+    struct stat st {};
+    return ::lstat(at.c_str(), &st) == 0 && (folder ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) && st.st_uid == 0 &&
+           !(st.st_mode & (S_IWGRP | S_IWOTH));
+  };
   ::mkdir(base.c_str(), 0755);
-  ::chmod(base.c_str(), 0755);
+  if (!root_only(base, true) || ::chmod(base.c_str(), 0755) != 0) return path;
   uint64_t hash = 1469598103934665603ull;
   for (unsigned char c : path) hash = (hash ^ c) * 1099511628211ull;
   auto slash = path.rfind('/');
   std::string folder = base + "/" + std::to_string(hash) + "-" + std::to_string(info.st_size) + "-" +
                        std::to_string(info.st_mtim.tv_sec);
   ::mkdir(folder.c_str(), 0755);
+  if (!root_only(folder, true) || ::chmod(folder.c_str(), 0755) != 0) return path;
   std::string name = folder + "/" + path.substr(slash + 1);
-  if (::access(name.c_str(), F_OK) == 0) return name;
+  if (root_only(name, false)) return name;
   std::string tmp = name + ".tmp" + std::to_string(::getpid());
   int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+  int out = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0755);
   bool ok = in >= 0 && out >= 0;
   char buffer[1 << 16];
   while (ok) {
@@ -436,7 +444,10 @@ status plan_landlock(isolation_plan& plan, const std::vector<std::string>& liste
         return fail("sandbox: landlock: the worker's uid cannot read " + path + ": " + unreadable_by_others(path) +
                     " (give the folder o+x, or keep the installation and project outside private folders)");
       std::string staged = staged_copy(path);
-      if (staged == path) return fail("sandbox: landlock: cannot stage a readable copy of " + path);
+      if (staged == path)
+        return fail("sandbox: landlock: cannot stage a readable copy of " + path +
+                    " in /var/tmp/flowstate-sandbox (it must be a folder owned by root and "
+                    "writable by root only)");
       if (path == plan.binary)
         plan.binary = staged;
       else
