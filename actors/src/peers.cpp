@@ -382,11 +382,13 @@ result<std::string> peers::listen(const std::string& address) {
 }
 
 status peers::connect(const std::string& name, const std::string& address, const std::string& incarnation) {
+  std::lock_guard connecting(table_->connect_mu);
   {
+    // Connected to this incarnation already, whichever address it was
+    // reached at (a --peer-route may differ from the registered one).
     std::lock_guard lock(table_->mu);
     auto it = table_->remotes.find(name);
-    if (it != table_->remotes.end() && it->second.address == address && it->second.incarnation == incarnation)
-      return status::success();
+    if (it != table_->remotes.end() && it->second.incarnation == incarnation) return status::success();
   }
   auto at = split_address(address);
   if (!at) return fail("node " + name + ": peer address \"" + address + "\" is not HOST:PORT");

@@ -51,6 +51,10 @@ struct peer_table {
   };
   std::mutex mu;
   std::map<std::string, remote> remotes;
+  // Held through a whole connect: two threads connecting to one node at
+  // once (the peers loop, a deploy fetching from it) would make two links,
+  // and the second would end the first with the requests it carries.
+  std::mutex connect_mu;
   // Requests forwarded to other nodes, and the messages that carried them.
   std::atomic<uint64_t> forwarded_requests{0}, forwarded_batches{0};
 };

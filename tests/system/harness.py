@@ -136,6 +136,30 @@ def thread_report(pid):
     return "\n".join(out)
 
 
+# The nodes started by the running test: their logs are printed when it fails.
+_started_nodes = []
+
+
+def _nodes_log_tails(lines=15, notable=30):
+    """Each node the failed test started: its last cluster and error lines
+    and the last lines of its log (to explain a failure seen once, e.g. in
+    CI, where the files are gone)."""
+    out = []
+    for node in _started_nodes:
+        try:
+            with open(node.log_path, errors="replace") as f:
+                text = f.read().splitlines()
+        except OSError:
+            continue
+        marked = [line for line in text if "cluster" in line or "error" in line.lower()][-notable:]
+        name = next((node.extra_args[i + 1] for i, a in enumerate(node.extra_args[:-1]) if a == "--node"), node.data)
+        out.append(f"--- node {name} ({node.log_path}): its last cluster and error lines")
+        out.extend("    " + line for line in marked)
+        out.append(f"--- node {name}: its last {min(lines, len(text))} lines")
+        out.extend("    " + line for line in text[-lines:])
+    return "\n".join(out)
+
+
 class Node:
     """One `flowstate serve` process."""
 
@@ -163,6 +187,8 @@ class Node:
         full_env.update(self.env)
         if env:
             full_env.update(env)
+        if self not in _started_nodes:
+            _started_nodes.append(self)
         log = open(self.log_path, "a")
         _NODES.append(self)
         self.proc = subprocess.Popen(
@@ -626,6 +652,7 @@ def run(tests):
     for fn in tests:
         name = fn.__doc__.strip() if fn.__doc__ else fn.__name__
         start = time.time()
+        _started_nodes.clear()
         try:
             fn()
             passed += 1
@@ -633,6 +660,7 @@ def run(tests):
         except Exception as e:  # noqa: BLE001 - report every failure the same way
             failed += 1
             print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
+            print(_nodes_log_tails(), flush=True)
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
