@@ -1,6 +1,7 @@
 #include "compiler.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <functional>
 
 #include "keywords.hpp"
@@ -62,7 +63,10 @@ struct reader {
     if (is_number(v)) {
       double d = as_double(v);
       if (d >= 0 && std::floor(d) == d) {
-        out = v.type() == element_type::DOUBLE   ? static_cast<uint64_t>(d)
+        // A count past 2^64 (a float like 1e30) means the same as 2^64 - 1:
+        // no string, array or object is that long.
+        constexpr double past_max = 18446744073709551616.0;
+        out = v.type() == element_type::DOUBLE   ? (d >= past_max ? UINT64_MAX : static_cast<uint64_t>(d))
               : v.type() == element_type::UINT64 ? v.get_uint64().value_unsafe()
                                                  : static_cast<uint64_t>(v.get_int64().value_unsafe());
         return true;

@@ -112,6 +112,14 @@ TEST_CASE("a $ref to an array index too large for a number is refused, not throw
   compile_ok(R"({"allOf": [true], "$ref": "#/allOf/0"})");
 }
 
+TEST_CASE("a count past 2^64 written as a float is the largest count, not undefined behaviour") {
+  // The float's conversion to uint64_t was undefined (found by fuzz_schema).
+  auto at_most = compile_ok(R"({"maxItems": 2888888888888888888888888888.0})");
+  CHECK(errors_of(at_most, "[1, 2, 3]").empty());
+  auto at_least = compile_ok(R"({"minItems": 1e30})");
+  CHECK(by_keyword(errors_of(at_least, "[1]"), "minItems").instance_location.empty());
+}
+
 TEST_CASE("the draft comes from $schema, or from the default option") {
   compile_options seven;
   seven.default_draft = draft::draft7;
