@@ -175,8 +175,9 @@ result<http::response> render_http_response(std::string_view output_json) {
   int64_t status = 200;
   simdjson::dom::element status_el;
   if (!obj["status"].get(status_el)) {
-    if (status_el.get_int64().get(status) || status < 100 || status > 599)
-      return fail("http.Response: `status` must be an integer from 100 to 599, got " +
+    // 1xx is informational: it cannot end a request.
+    if (status_el.get_int64().get(status) || status < 200 || status > 599)
+      return fail("http.Response: `status` must be an integer from 200 to 599, got " +
                   std::string(simdjson::minify(status_el)).substr(0, 64));
   }
   r.status = static_cast<int>(status);
@@ -187,6 +188,12 @@ result<http::response> render_http_response(std::string_view output_json) {
       std::string_view v;
       if (value.get_string().get(v)) continue;
       std::string n(name);
+      if (!http::valid_header_name(n))
+        return fail("http.Response: header name " + json_quote(n.substr(0, 64)) +
+                    " is not a valid HTTP field name (letters, digits and !#$%&'*+-.^_`|~ only)");
+      if (!http::valid_header_value(v))
+        return fail("http.Response: header " + json_quote(n) +
+                    ": its value holds a line break or another control character");
       for (auto& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       if (n == "content-type") {
         r.content_type = std::string(v);
@@ -197,7 +204,14 @@ result<http::response> render_http_response(std::string_view output_json) {
     }
   }
   simdjson::dom::element body;
-  if (obj["body"].get(body)) {
+  if (http::status_has_no_body(r.status)) {
+    // null, "" or none: a 204 or 304 has no body to send.
+    if (!obj["body"].get(body) && !body.is_null() && !(body.is_string() && body.get_string().value_unsafe().empty()))
+      return fail("http.Response: a " + std::to_string(r.status) +
+                  " response has no body: leave `body` out (or null), or use another status");
+    r.body.clear();
+    r.content_type.clear();
+  } else if (obj["body"].get(body)) {
     r.body.clear();
     if (!has_content_type) r.content_type.clear();
   } else if (body.is_string()) {

@@ -116,13 +116,40 @@ TEST_CASE("an http.Response output renders status, headers and body") {
 }
 
 TEST_CASE("an http.Response output with a bad status is refused with what came") {
-  for (const char* output : {R"({"status":"x"})", R"({"status":99})", R"({"status":600})", R"({"status":200.5})",
-                             R"({"status":18446744073709551615})"}) {
+  for (const char* output : {R"({"status":"x"})", R"({"status":99})", R"({"status":101})", R"({"status":600})",
+                             R"({"status":200.5})", R"({"status":18446744073709551615})"}) {
     auto r = render_http_response(output);
     REQUIRE(!r.ok());
-    CHECK(r.error().find("`status` must be an integer from 100 to 599, got ") != std::string::npos);
+    CHECK(r.error().find("`status` must be an integer from 200 to 599, got ") != std::string::npos);
   }
   CHECK(render_http_response(R"({"status":"x"})").error().find(R"(got "x")") != std::string::npos);
+}
+
+TEST_CASE("a 204 or 304 output with a body is refused; without one, or with null or \"\", it has none") {
+  for (const char* output :
+       {R"({"status":204,"body":"x"})", R"({"status":304,"body":{}})", R"({"status":204,"body":0})"}) {
+    auto r = render_http_response(output);
+    REQUIRE(!r.ok());
+    CHECK(r.error().find("response has no body") != std::string::npos);
+  }
+  for (const char* output : {R"({"status":204})", R"({"status":204,"body":null})", R"({"status":304,"body":""})"}) {
+    auto r = render_http_response(output);
+    REQUIRE(r.ok());
+    CHECK(r->body.empty());
+    CHECK(r->content_type.empty());
+  }
+}
+
+TEST_CASE("an output header with a line break, a control byte or a bad name is refused, naming it") {
+  auto split = render_http_response(R"({"headers":{"x-a":"v\r\nSet-Cookie: evil=1"},"body":"x"})");
+  REQUIRE(!split.ok());
+  CHECK(split.error().find(R"(header "x-a": its value holds a line break)") != std::string::npos);
+  CHECK(!render_http_response(R"({"headers":{"x-a":"a\u0000b"}})").ok());
+  auto name = render_http_response(R"({"headers":{"bad name":"v"}})");
+  REQUIRE(!name.ok());
+  CHECK(name.error().find(R"(header name "bad name" is not a valid HTTP field name)") != std::string::npos);
+  CHECK(!render_http_response(R"({"headers":{"":"v"}})").ok());
+  CHECK(render_http_response(R"({"headers":{"x-ok":"a\tb, c=\"d\""}})").ok());
 }
 
 TEST_CASE("a key at a JSON pointer must be a string") {

@@ -145,8 +145,10 @@ std::shared_ptr<response_stream> session_responder::stream(response head) {
   std::string bytes = "HTTP/1.1 " + std::to_string(head.status) + " " +
                       std::string(bhttp::obsolete_reason(static_cast<bhttp::status>(head.status))) +
                       "\r\nServer: flowstate\r\nConnection: close\r\n";
-  if (!head.content_type.empty()) bytes += "Content-Type: " + head.content_type + "\r\n";
-  for (auto& [name, value] : head.headers) bytes += name + ": " + value + "\r\n";
+  if (!head.content_type.empty() && valid_header_value(head.content_type))
+    bytes += "Content-Type: " + head.content_type + "\r\n";
+  for (auto& [name, value] : head.headers)
+    if (valid_header_name(name) && valid_header_value(value)) bytes += name + ": " + value + "\r\n";
   bytes += "\r\n";
   auto out = std::make_shared<session_stream>(session_);
   out->write(std::move(bytes));
@@ -171,7 +173,8 @@ class session_on final : public session {
   template <class... Args>
   session_on(std::shared_ptr<listener_context> context, std::string client, tcp::socket socket, Args&... tls_context)
       : session(socket.get_executor(), std::move(context), std::move(client)),
-        stream_(std::move(socket), tls_context...) {}
+        stream_(std::move(socket), tls_context...),
+        buffer_(context_->options.header_limit + 64 * 1024) {}
 
   void start() override {
     asio::dispatch(deadline_.get_executor(), [self = self_ptr()] {
@@ -211,10 +214,52 @@ class session_on final : public session {
     // A new connection's first request keeps the deadline set at accept.
     if (!first_request_) lowest().expires_after(ms(context_->options.header_timeout_ms));
     bhttp::async_read_header(stream_, buffer_, *parser_, [self = self_ptr()](beast::error_code ec, std::size_t) {
-      if (ec || self->parser_->is_done()) return self->on_read(ec);
+      if (ec) return self->on_read(ec);
+      if (auto refused = self->refusal_of_framing()) {
+        self->keep_alive_ = false;  // the rest of the stream cannot be read as requests
+        return self->do_write(std::move(*refused));
+      }
+      if (self->parser_->is_done()) return self->on_read(ec);
       self->lowest().expires_after(self->ms(self->context_->options.body_timeout_ms));
-      bhttp::async_read(self->stream_, self->buffer_, *self->parser_,
-                        [self](beast::error_code ec, std::size_t) { self->on_read(ec); });
+      self->body_bytes_ = 0;
+      if (beast::iequals(self->parser_->get()[bhttp::field::expect], "100-continue")) {
+        // The client waits for this before it sends the body.
+        auto go_on = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
+        return asio::async_write(self->stream_, asio::buffer(*go_on), [self, go_on](beast::error_code ec, std::size_t) {
+          if (ec) return self->on_read(ec);
+          self->read_body();
+        });
+      }
+      self->read_body();
+    });
+  }
+
+  // A request whose end cannot be told for sure (RFC 9112 6.1, 6.3: request
+  // smuggling) or that asks for what this server does not do.
+  std::optional<response> refusal_of_framing() {
+    auto& head = parser_->get();
+    auto te = head[bhttp::field::transfer_encoding];
+    if (head.count(bhttp::field::transfer_encoding) > 1 || (!te.empty() && !beast::iequals(te, "chunked")))
+      return problem(501, "not implemented",
+                     "Transfer-Encoding \"" + std::string(te.substr(0, 64)) +
+                         "\" is not supported: send the body with Content-Length, or chunked alone");
+    // (Both Transfer-Encoding and Content-Length: Beast's parser refuses it.)
+    auto expect = head[bhttp::field::expect];
+    if (!expect.empty() && !beast::iequals(expect, "100-continue"))
+      return problem(417, "expectation failed", "Expect: only 100-continue is supported");
+    return std::nullopt;
+  }
+
+  // The body, chunk by chunk: a chunked body's extensions and trailer
+  // fields count against the body limit too (Beast's limits leave them out).
+  void read_body() {
+    bhttp::async_read_some(stream_, buffer_, *parser_, [self = self_ptr()](beast::error_code ec, std::size_t n) {
+      if (ec) return self->on_read(ec);
+      self->body_bytes_ += n;
+      if (self->body_bytes_ > self->context_->options.body_limit + self->context_->options.header_limit)
+        return self->on_read(bhttp::error::body_limit);
+      if (self->parser_->is_done()) return self->on_read(ec);
+      self->read_body();
     });
   }
 
@@ -231,14 +276,15 @@ class session_on final : public session {
       if (ec == bhttp::error::body_limit)
         return do_write(problem(413, "payload too large",
                                 "the body is larger than " + std::to_string(context_->options.body_limit) + " bytes"));
-      if (ec == bhttp::error::header_limit)
+      if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow)
         return do_write(problem(431, "request header fields too large",
-                                "the request line and headers are larger than " +
+                                "the request line and headers (or a trailer field) are larger than " +
                                     std::to_string(context_->options.header_limit) + " bytes"));
       return do_write(problem(400, "bad request", ec.message()));
     }
     auto msg = parser_->release();
     keep_alive_ = msg.keep_alive();
+    head_ = msg.method() == bhttp::verb::head;
     if (auto wait_s = context_->limits.take_request(client_)) {
       auto r = problem(429, "too many requests",
                        "more than " + std::to_string(context_->options.requests_per_second) +
@@ -258,23 +304,39 @@ class session_on final : public session {
 
   void do_write(response r) override {
     deadline_.cancel();
+    if (r.status < 200 || r.status > 599) r = problem(502, "bad response", "the response had no valid status");
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>();
     res->result(static_cast<unsigned>(r.status));
     res->version(11);
     res->set(bhttp::field::server, "flowstate");
-    if (!r.content_type.empty() && r.status != 204) res->set(bhttp::field::content_type, r.content_type);
-    for (auto& [name, value] : r.headers) res->set(name, value);
+    // A backstop: what renders a response checks it and says what is
+    // wrong; here a bad one is still never sent as it is (a header with a
+    // line break would split the response) nor ends the process (Beast
+    // throws on a body with a status that has none).
+    if (status_has_no_body(r.status)) r.body.clear();
+    if (!r.content_type.empty() && !status_has_no_body(r.status) && valid_header_value(r.content_type))
+      res->set(bhttp::field::content_type, r.content_type);
+    for (auto& [name, value] : r.headers)
+      if (valid_header_name(name) && valid_header_value(value)) res->set(name, value);
     res->keep_alive(keep_alive_);
     res->body() = std::move(r.body);
     res->prepare_payload();
     lowest().expires_after(ms(context_->options.body_timeout_ms));
-    bhttp::async_write(stream_, *res, [self = self_ptr(), res](beast::error_code ec, std::size_t) {
+    auto then = [self = self_ptr(), res](beast::error_code ec, std::size_t) {
       if (ec || !self->keep_alive_) {
         self->close();
         return;
       }
       self->begin_request();
-    });
+    };
+    if (head_) {
+      // The headers a GET would get, Content-Length included; no body.
+      head_ = false;
+      auto head = std::make_shared<bhttp::response_serializer<bhttp::string_body>>(*res);
+      return bhttp::async_write_header(stream_, *head,
+                                       [head, then](beast::error_code ec, std::size_t n) { then(ec, n); });
+    }
+    bhttp::async_write(stream_, *res, then);
   }
 
   void close() {
@@ -308,10 +370,14 @@ class session_on final : public session {
   }
 
   Stream stream_;
+  // Bounded: a line the parser cannot finish (a trailer field) must not grow
+  // it without end; a body passes through it in pieces.
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::size_t body_bytes_ = 0;
   bool first_request_ = true;
   bool keep_alive_ = true;
+  bool head_ = false;  // the request being answered is a HEAD: no body goes out
 };
 
 // A best-effort answer to a connection refused at accept, then the close.

@@ -10,6 +10,22 @@ std::string_view request::header(std::string_view name) const {
   return {};
 }
 
+bool valid_header_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (unsigned char c : name) {
+    const bool token = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+    if (!token) return false;
+  }
+  return true;
+}
+
+bool valid_header_value(std::string_view value) {
+  for (unsigned char c : value)
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+  return true;
+}
+
 response problem(int status, std::string_view title, std::string_view detail, std::string_view type) {
   response r;
   r.status = status;

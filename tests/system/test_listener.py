@@ -250,6 +250,91 @@ def test_request_rate_and_header_size_are_capped():
         node.stop()
 
 
+def exchange(node, data, first_only=False):
+    """Sends raw bytes; returns what the node sends back until it closes (or,
+    with first_only, its first piece)."""
+    with socket.create_connection(address(node.listen), timeout=30) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            piece = s.recv(65536)
+            if not piece:
+                break
+            out += piece
+            if first_only:
+                break
+    return out
+
+
+ECHO_JS = """export default function (input, state = { n: 0 }) {
+  if (input.body && input.body.raw) return { output: input.body.raw };
+  return { output: { status: 200, body: { n: state.n + 1 } }, state: { n: state.n + 1 } };
+}
+"""
+
+
+def test_requests_whose_end_is_ambiguous_are_refused_and_a_bad_answer_never_reaches_the_wire():
+    """Transfer-Encoding other than chunked gets 501 and both framings 400 (no smuggled second request runs);
+    trailer fields count against the body limit (413); Expect: 100-continue gets its 100; HEAD gets no
+    body; a function answering 204 with a body, 101, or a header with a line break gets a 500 Exception
+    and the node stays up"""
+    project = counter_project(tmpdir() + "/echo", function=ECHO_JS, extra={
+        "drivers/count.yaml": "kind: http.Request\nroutes:\n  - POST /count/{key}\n  - HEAD /count/{key}\n  - GET /count/{key}\n"})
+    node = Node([project], extra_args=["--max-body-bytes", "65536"]).start()
+    try:
+        smuggled = b"POST /count/s2 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        out = exchange(node, b"POST /count/s1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n" + smuggled)
+        check(out.startswith(b"HTTP/1.1 501") and out.count(b"HTTP/1.1") == 1, f"TE identity: {out[:300]}")
+        out = exchange(node, b"POST /count/s1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+        check(out.startswith(b"HTTP/1.1 501"), f"TE gzip, chunked: {out[:300]}")
+        out = exchange(node, b"POST /count/s1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                             b"Content-Length: 5\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
+        check(out.startswith(b"HTTP/1.1 400"), f"TE and CL: {out[:300]}")
+        check(node.request("GET", "/count/s2") == (200, {"n": 1}), "no smuggled request ran")
+
+        trailer = b"".join(b"X-T: " + b"t" * 1000 + b"\r\n" for _ in range(200))  # 200 KB of trailer fields
+        out = exchange(node, b"POST /count/t HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n" + trailer + b"\r\n")
+        check(out.startswith(b"HTTP/1.1 413") or out.startswith(b"HTTP/1.1 431"), f"200 KB of trailers: {out[:300]}")
+        out = exchange(node, b"POST /count/t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"2\r\n{}\r\n0\r\nX-T: " + b"t" * 200000 + b"\r\n\r\n")
+        check(out.startswith(b"HTTP/1.1 431") or out.startswith(b"HTTP/1.1 413"), f"one long trailer: {out[:300]}")
+        chunked = b"2\r\n{}\r\n0\r\nX-T: ok\r\n\r\n"
+        out = exchange(node, b"POST /count/t HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked)
+        check(out.startswith(b"HTTP/1.1 200"), f"a small trailer is fine: {out[:300]}")
+
+        with socket.create_connection(address(node.listen), timeout=30) as s:
+            s.sendall(b"POST /count/e HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Connection: close\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+            first = s.recv(65536)
+            check(first.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), f"100 before the body: {first[:200]}")
+            s.sendall(b"{}")
+            rest = first[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+            while True:
+                piece = s.recv(65536)
+                if not piece:
+                    break
+                rest += piece
+            check(rest.startswith(b"HTTP/1.1 200"), f"then the answer: {rest[:300]}")
+
+        out = exchange(node, b"HEAD /count/h HTTP/1.1\r\nHost: x\r\n\r\nGET /count/h HTTP/1.1\r\nHost: x\r\n"
+                             b"Connection: close\r\n\r\n")
+        head, _, rest = out.partition(b"\r\n\r\n")
+        check(head.startswith(b"HTTP/1.1 200") and b"Content-Length: " in head and rest.startswith(b"HTTP/1.1 200"),
+              f"HEAD sends headers only, then the next answer: {out[:400]}")
+
+        for raw in ({"status": 204, "body": "x"}, {"status": 304, "body": {}}, {"status": 101, "body": "x"},
+                    {"status": 200, "headers": {"x-a": "v\r\nSet-Cookie: evil=1"}, "body": "x"}):
+            status, body = node.request("POST", "/count/bad", {"raw": raw})
+            check(status == 500 and "urn:flowstate:error:Exception" in json.dumps(body), f"{raw}: {status} {body}")
+        status, body = node.request("POST", "/count/ok", {"raw": {"status": 204, "body": None}})
+        check(status == 204, f"204 with a null body: {status} {body}")
+        check(node.proc.poll() is None, "the node is up")
+    finally:
+        node.stop()
+
+
 def make_certificate(directory):
     cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
@@ -296,4 +381,5 @@ if __name__ == "__main__":
          test_running_out_of_file_descriptors_never_stops_the_accept_loop,
          test_text_that_is_not_utf8_is_refused_and_crashes_no_worker,
          test_request_rate_and_header_size_are_capped,
+         test_requests_whose_end_is_ambiguous_are_refused_and_a_bad_answer_never_reaches_the_wire,
          test_tls_on_both_listeners_works_with_curl_and_the_cli])

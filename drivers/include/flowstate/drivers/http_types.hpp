@@ -59,6 +59,13 @@ class responder {
 
 using responder_ptr = std::shared_ptr<responder>;
 
+// RFC 9110: a field name is a token (letters, digits, !#$%&'*+-.^_`|~);
+// a field value has no CR, LF, NUL or other control byte but HTAB.
+bool valid_header_name(std::string_view name);
+bool valid_header_value(std::string_view value);
+// Statuses whose response has no body (1xx, 204, 304).
+inline bool status_has_no_body(int status) { return status < 200 || status == 204 || status == 304; }
+
 // RFC 9457 problem+json body; `type` is the URI that names the kind of
 // problem (clients tell problems apart by it, not by status or title).
 response problem(int status, std::string_view title, std::string_view detail, std::string_view type = "about:blank");
