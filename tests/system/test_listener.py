@@ -182,16 +182,22 @@ def test_running_out_of_file_descriptors_never_stops_the_accept_loop():
 
 
 def raw_request(node, head, body=b""):
+    data = exchange(node, head + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+    head, _, payload = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), payload
+
+
+def exchange(node, data):
+    """Sends raw bytes; returns what the node sends back until it closes."""
     with socket.create_connection(address(node.listen), timeout=30) as s:
-        s.sendall(head + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
-        data = b""
+        s.sendall(data)
+        out = b""
         while True:
             piece = s.recv(65536)
             if not piece:
                 break
-            data += piece
-    head, _, payload = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), payload
+            out += piece
+    return out
 
 
 def test_text_that_is_not_utf8_is_refused_and_crashes_no_worker():
@@ -248,22 +254,6 @@ def test_request_rate_and_header_size_are_capped():
         check(status == 431, f"a 5 KB header over a 4 KiB cap: {status} {payload}")
     finally:
         node.stop()
-
-
-def exchange(node, data, first_only=False):
-    """Sends raw bytes; returns what the node sends back until it closes (or,
-    with first_only, its first piece)."""
-    with socket.create_connection(address(node.listen), timeout=30) as s:
-        s.sendall(data)
-        out = b""
-        while True:
-            piece = s.recv(65536)
-            if not piece:
-                break
-            out += piece
-            if first_only:
-                break
-    return out
 
 
 ECHO_JS = """export default function (input, state = { n: 0 }) {
