@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "flowstate/runtime/utf8.hpp"
+#include "flowstate/runtime/yaml_limits.hpp"
 #include "project_detail.hpp"
 
 namespace flowstate {
@@ -204,7 +205,17 @@ class loader {
       }
     }
     try {
-      auto doc = YAML::Load(*text);
+      auto docs = YAML::LoadAll(*text);
+      if (docs.size() > 1) {
+        problem(file, line_of(docs[1], 0),
+                "a second YAML document (after ---): a project file holds one; remove the --- line or the rest");
+        return std::nullopt;
+      }
+      YAML::Node doc = docs.empty() ? YAML::Node() : docs.front();
+      if (auto bad = yaml_limits_problem(doc)) {
+        problem(file, bad->line, "invalid YAML: " + bad->message);
+        return std::nullopt;
+      }
       if (cache_) cache_->current.emplace(std::move(*text), doc);
       return doc;
     } catch (const YAML::ParserException& e) {
@@ -710,6 +721,7 @@ result<std::string> project_name_of(file_source& files) {
   if (!text) return fail("flowstate.yaml: not found at " + files.revision());
   try {
     YAML::Node root = YAML::Load(*text);
+    if (yaml_limits_problem(root)) return fail("flowstate.yaml: its aliases nest too deep or expand too far");
     if (root.IsMap() && root["name"] && root["name"].IsScalar() && !root["name"].Scalar().empty())
       return root["name"].Scalar();
   } catch (const YAML::Exception& e) {

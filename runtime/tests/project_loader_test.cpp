@@ -195,6 +195,41 @@ TEST_CASE("a YAML syntax error names the file and line") {
   CHECK(contains(found[0].message, "invalid YAML"));
 }
 
+TEST_CASE("an alias inside the node it names, or aliases expanding past the limit, are refused with a line") {
+  // A self-referencing alias crashed the loader (endless recursion); nested
+  // aliases expanded to tens of megabytes.
+  temp_project p;
+  p.write("drivers/api.yaml", "kind: http.Request\nmethod: POST\npath: /count/{key}\nx: &a [*a]\n");
+  auto found = p.problems();
+  REQUIRE(found.size() == 1);
+  CHECK(found[0].file == "drivers/api.yaml");
+  CHECK(found[0].line == 4);
+  CHECK(contains(found[0].message, "nests deeper than 64 levels"));
+
+  temp_project q;
+  std::string laughs = "kind: http.Request\nmethod: POST\npath: /count/{key}\nl0: &l0 [a, a, a, a, a, a, a, a, a, a]\n";
+  for (int i = 1; i <= 6; ++i) {
+    std::string items;
+    for (int j = 0; j < 10; ++j) items += (j ? ", *l" : "*l") + std::to_string(i - 1);
+    laughs += "l" + std::to_string(i) + ": &l" + std::to_string(i) + " [" + items + "]\n";
+  }
+  q.write("drivers/api.yaml", laughs);
+  auto expanded = q.problems();
+  REQUIRE(expanded.size() == 1);
+  CHECK(contains(expanded[0].message, "expands to more than 100000 values"));
+}
+
+TEST_CASE("a second YAML document in a project file is refused, not ignored") {
+  temp_project p;
+  p.write("flows/counter.yaml",
+          "blocks:\n  - http.Request: api\n  - js.Function: counter\n---\nblocks:\n  - http.Response: reply\n");
+  auto found = p.problems();
+  REQUIRE(found.size() == 1);
+  CHECK(found[0].file == "flows/counter.yaml");
+  CHECK(found[0].line == 5);
+  CHECK(contains(found[0].message, "a second YAML document"));
+}
+
 TEST_CASE("a project file or function that is not UTF-8 is refused with its line and column") {
   temp_project p;
   p.write("drivers/api.yaml", "kind: http.Request\nmethod: POST\npath: /count/{key}\n# caf\xE9\n");

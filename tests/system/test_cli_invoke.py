@@ -102,6 +102,40 @@ def test_test_command_prints_a_table_and_fails_on_a_difference():
     check("FAIL" in line and "state.seen: expected 7, got 1" in line, f"the first difference: {p.stdout}")
 
 
+def test_every_template_s_own_test_cases_pass():
+    """flowstate init --template T, then flowstate test in it: every case of every template passes (the counter
+    template's cases were not valid YAML)"""
+    for template in ("todomvc", "counter", "sensors", "iot"):
+        project = tmpdir() + "/tpl-" + template
+        p = cli("init", "--template", template, "--skip-npm", project)
+        check(p.returncode == 0, f"init {template}: {p.stdout} {p.stderr}")
+        p = cli("test", "--project", project)
+        check(p.returncode == 0 and " 0 failed" in p.stdout and "FAIL" not in p.stdout,
+              f"{template}'s cases: {p.stdout} {p.stderr}")
+
+
+def test_a_case_file_s_mistake_fails_that_case_naming_its_line():
+    """a wrong type, an unknown key (a typo would check nothing), an unknown error type or an endless alias in
+    a case file fails that case with its line; the command itself does not crash and the other cases run"""
+    project = project_with(DETERMINISTIC_JS)
+    write_files(project, {
+        "tests/counter/a-key-map.yaml": "key: {a: 1}\ninput: {a: 1}\n",
+        "tests/counter/b-time.yaml": "input: {a: 1}\nctx: {time: abc}\n",
+        "tests/counter/c-typo.yaml": "input: {a: 1}\nexpect:\n  outptu: 1\n",
+        "tests/counter/d-error.yaml": "input: {fail: true}\nexpect:\n  error: Exceptoin\n",
+        "tests/counter/e-alias.yaml": "input: &a {body: *a}\n",
+        "tests/counter/f-good.yaml": "input: {fail: true}\nexpect:\n  error: Exception\n",
+    })
+    p = cli("test", "--project", project)
+    check(p.returncode == 1 and "1 passed, 5 failed" in p.stdout, f"one case passes: {p.returncode}\n{p.stdout}{p.stderr}")
+    lines = {l.split()[0].rsplit("/", 1)[1]: l for l in p.stdout.splitlines() if l.startswith("tests/")}
+    check("line 1" in lines["a-key-map.yaml"], lines["a-key-map.yaml"])
+    check("line 2" in lines["b-time.yaml"], lines["b-time.yaml"])
+    check("line 3: unknown key expect.outptu" in lines["c-typo.yaml"], lines["c-typo.yaml"])
+    check("line 3: error: Exceptoin is not an error" in lines["d-error.yaml"], lines["d-error.yaml"])
+    check("nests deeper than 64 levels" in lines["e-alias.yaml"], lines["e-alias.yaml"])
+
+
 def test_invoke_of_a_python_function_imports_helpers_from_the_working_tree():
     """invoke of a Python function imports functions/ and vendor/ modules as they are in the working tree"""
     project = make_project(tmpdir() + "/pyproj", {
@@ -126,4 +160,5 @@ def test_invoke_of_a_python_function_imports_helpers_from_the_working_tree():
 if __name__ == "__main__":
     run([test_invoke_prints_outputs_state_and_logs, test_invoke_reports_deleted_state_and_errors,
          test_invoke_bundles_npm_packages_and_refuses_fs, test_test_command_prints_a_table_and_fails_on_a_difference,
-         test_invoke_of_a_python_function_imports_helpers_from_the_working_tree])
+         test_invoke_of_a_python_function_imports_helpers_from_the_working_tree,
+         test_every_template_s_own_test_cases_pass, test_a_case_file_s_mistake_fails_that_case_naming_its_line])

@@ -17,6 +17,7 @@
 #include <map>
 
 #include "commands.hpp"
+#include "flowstate/runtime/yaml_limits.hpp"
 #include "function_runner.hpp"
 
 namespace flowstate::cli {
@@ -129,8 +130,39 @@ struct case_outcome {
   std::string difference;
 };
 
+// Empty, or the first key of `map` that is not in `allowed` (a typo would
+// make the case check nothing).
+std::string unknown_key(const YAML::Node& map, std::initializer_list<std::string_view> allowed,
+                        const std::string& where) {
+  if (!map.IsMap()) return {};
+  for (const auto& entry : map) {
+    const std::string key = entry.first.IsScalar() ? entry.first.Scalar() : "(a key that is not text)";
+    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+      std::string expected;
+      for (auto k : allowed) expected += (expected.empty() ? "" : ", ") + std::string(k);
+      return "line " + std::to_string(entry.first.Mark().line + 1) + ": unknown key " + where + key +
+             "; expected one of " + expected;
+    }
+  }
+  return {};
+}
+
+case_outcome run_case_checked(function_runner& runner, const fs::path& file, const std::string& display,
+                              const std::pair<std::string, std::string>& block);
+
+// A case file's mistakes (a wrong type, an endless alias) fail that case,
+// naming the line, instead of ending the command.
 case_outcome run_case(function_runner& runner, const fs::path& file, const std::string& display,
                       const std::pair<std::string, std::string>& block) {
+  try {
+    return run_case_checked(runner, file, display, block);
+  } catch (const YAML::Exception& e) {
+    return {display, false, "line " + std::to_string(e.mark.line + 1) + ": " + e.msg};
+  }
+}
+
+case_outcome run_case_checked(function_runner& runner, const fs::path& file, const std::string& display,
+                              const std::pair<std::string, std::string>& block) {
   case_outcome outcome{display, false, {}};
   YAML::Node doc;
   try {
@@ -139,10 +171,20 @@ case_outcome run_case(function_runner& runner, const fs::path& file, const std::
     outcome.difference = "not valid YAML: " + std::string(e.what());
     return outcome;
   }
+  if (auto bad = yaml_limits_problem(doc)) {
+    outcome.difference = "line " + std::to_string(bad->line) + ": " + bad->message;
+    return outcome;
+  }
   if (!doc.IsMap() || !doc["input"]) {
     outcome.difference = "expected a map with input:";
     return outcome;
   }
+  outcome.difference = unknown_key(doc, {"input", "state", "key", "ctx", "expect", "output", "outputs", "error"}, "");
+  if (outcome.difference.empty())
+    outcome.difference = unknown_key(doc["expect"], {"output", "outputs", "state", "error"}, "expect.");
+  if (outcome.difference.empty())
+    outcome.difference = unknown_key(doc["ctx"], {"key", "flow", "block", "messageId", "time"}, "ctx.");
+  if (!outcome.difference.empty()) return outcome;
   YAML::Node expect = doc["expect"] ? doc["expect"] : doc;
   sandbox::call_request request;
   request.input_json = to_json(doc["input"]);
@@ -163,6 +205,12 @@ case_outcome run_case(function_runner& runner, const fs::path& file, const std::
 
   if (expect["error"]) {
     const std::string want = expect["error"].as<std::string>();
+    if (want != "Exception" && want != "Timeout" && want != "ResourceExhausted") {
+      outcome.difference = "line " + std::to_string(expect["error"].Mark().line + 1) + ": error: " + want +
+                           " is not an error a function call ends in; expected Exception, Timeout or "
+                           "ResourceExhausted";
+      return outcome;
+    }
     if (result.status == sandbox::call_status::ok)
       outcome.difference = "expected a " + want + " error, the call succeeded";
     else if (want != error_type(result.status))
