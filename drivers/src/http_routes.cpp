@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include "config_values.hpp"
@@ -42,9 +43,15 @@ result<route> parse_route(std::string_view method, std::string_view path) {
   r.path = std::string(path);
   r.text = r.method + " " + r.path;
   r.segments = split_path(path);
+  std::vector<std::string_view> params;
   for (auto& s : r.segments) {
     if (s.find('{') != std::string::npos && !is_param(s))
       return fail("path \"" + r.path + "\": a parameter must be a whole segment like {key}");
+    if (is_param(s)) {
+      if (std::find(params.begin(), params.end(), s) != params.end())
+        return fail("path \"" + r.path + "\": the parameter " + s + " appears twice (one value would be lost)");
+      params.push_back(s);
+    }
     if (is_param(s) && r.key_param.empty()) r.key_param = s.substr(1, s.size() - 2);
     if (s == "{key}") r.key_param = "key";
   }
@@ -96,6 +103,21 @@ result<std::vector<route>> parse_request_routes(std::string_view config_json) {
   simdjson::dom::element doc;
   if (parser.parse(config_json.data(), config_json.size()).get(doc))
     return fail("driver configuration is not valid JSON");
+  simdjson::dom::object fields;
+  if (doc.get_object().get(fields)) return fail("expected a map of settings");
+  for (auto [name, value] : fields) {
+    if (name != "kind" && name != "routes" && name != "method" && name != "path" && name != "timeout")
+      return fail("unknown key \"" + std::string(name) + "\"; expected kind, routes, method, path or timeout");
+    if ((name == "method" || name == "path") && !value.is_string())
+      return fail(std::string(name) + ": expected a string, got " + std::string(simdjson::minify(value)).substr(0, 64));
+  }
+  if (fields["routes"].error() == simdjson::SUCCESS) {
+    if (!fields["routes"].is_array())
+      return fail("routes: expected a list like [\"GET /lists/{key}\"], got " +
+                  std::string(simdjson::minify(fields["routes"].value_unsafe())).substr(0, 64));
+    if (fields["method"].error() == simdjson::SUCCESS || fields["path"].error() == simdjson::SUCCESS)
+      return fail("routes: with routes, method and path are not read: leave them out");
+  }
   uint32_t timeout_ms = 0;
   simdjson::dom::element timeout;
   if (!doc["timeout"].get(timeout)) {

@@ -179,3 +179,25 @@ TEST_CASE("text that is not UTF-8 is refused, naming the part it was in") {
   CHECK(refused("/c/ok", {}, "text \xC0\xAF").find("the request body") != std::string::npos);
   CHECK(refused("/c/%C3%A9t%C3%A9?q=%E2%82%AC", {{"X-Name", "caf\xC3\xA9"}}, "\xF0\x9F\x98\x80").empty());
 }
+
+TEST_CASE("a misspelt, mistyped or contradictory http.Request setting is refused, naming it") {
+  // These were ignored: `methdo: GET` made a POST route, `timout:` no timeout.
+  auto typo = parse_request_routes(R"({"kind":"http.Request","methdo":"GET","path":"/count/{key}"})");
+  REQUIRE(!typo.ok());
+  CHECK(typo.error().find(R"(unknown key "methdo")") != std::string::npos);
+  auto list = parse_request_routes(R"({"method":["GET"],"path":"/count/{key}"})");
+  REQUIRE(!list.ok());
+  CHECK(list.error().find("method: expected a string") != std::string::npos);
+  auto text = parse_request_routes(R"({"routes":"GET /x","path":"/count/{key}"})");
+  REQUIRE(!text.ok());
+  CHECK(text.error().find("routes: expected a list") != std::string::npos);
+  auto both = parse_request_routes(R"({"routes":["GET /x"],"path":"/count/{key}"})");
+  REQUIRE(!both.ok());
+  CHECK(both.error().find("leave them out") != std::string::npos);
+}
+
+TEST_CASE("a path naming one parameter twice is refused") {
+  auto twice = parse_request_routes(R"({"routes":["POST /a/{key}/{key}"]})");
+  REQUIRE(!twice.ok());
+  CHECK(twice.error().find("the parameter {key} appears twice") != std::string::npos);
+}
