@@ -92,6 +92,15 @@ status require_utf8(std::string_view text, const std::string& where) {
 
 }  // namespace
 
+namespace {
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  return true;
+}
+}  // namespace
+
 std::string percent_decode(std::string_view s) { return decode(s, true); }
 
 std::string percent_decode_segment(std::string_view s) { return decode(s, false); }
@@ -311,8 +320,15 @@ result<std::string> build_request_message(const request& req, const route_match&
   out += ",\"headers\":";
   append_object(out, *headers);
   out += ",\"body\":";
-  auto content_type = req.header("content-type");
-  bool json_declared = content_type.find("json") != std::string_view::npos;
+  // application/json or any +json type (RFC 6839), in any case.
+  auto media = req.header("content-type");
+  media = media.substr(0, media.find(';'));
+  while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.remove_suffix(1);
+  while (!media.empty() && (media.front() == ' ' || media.front() == '\t')) media.remove_prefix(1);
+  auto ends_with = [&](std::string_view tail) {
+    return media.size() >= tail.size() && iequals(media.substr(media.size() - tail.size()), tail);
+  };
+  const bool json_declared = iequals(media, "application/json") || ends_with("+json");
   if (req.body.empty()) {
     out += "null";
   } else {
@@ -321,11 +337,17 @@ result<std::string> build_request_message(const request& req, const route_match&
     // body that is not UTF-8 (a JSON string cannot carry it).
     thread_local simdjson::dom::parser parser;
     simdjson::dom::element ignored;
-    bool valid = !parser.parse(req.body).get(ignored);
-    if (valid) {
+    auto error = parser.parse(req.body).get(ignored);
+    if (!error) {
       out += req.body;
     } else if (json_declared) {
-      return fail("the request body is not valid JSON");
+      if (error == simdjson::NUMBER_ERROR)
+        return fail(
+            "the request body holds a number this node cannot read (JSON numbers must fit a 64-bit "
+            "integer or a double: send a larger one as a string)");
+      if (error == simdjson::DEPTH_ERROR)
+        return fail("the request body nests deeper than " + std::to_string(simdjson::DEFAULT_MAX_DEPTH) + " levels");
+      return fail("the request body is not valid JSON (" + std::string(simdjson::error_message(error)) + ")");
     } else if (auto st = require_utf8(req.body, "the request body"); !st) {
       return fail(st.error());
     } else {

@@ -123,6 +123,34 @@ TEST_CASE("the request message embeds a JSON body and refuses a broken one") {
   CHECK(!build_request_message(req, *m).ok());
 }
 
+TEST_CASE("a body is JSON by its media type, in any case, and a refusal says why") {
+  auto routes = parse_request_routes(R"({"path":"/c/{key}"})");
+  route_table table;
+  REQUIRE(table.add(routes->at(0)).ok());
+  auto m = table.match("POST", "/c/k1");
+  request req;
+  req.method = "POST";
+  req.target = "/c/k1";
+  req.body = "{oops";
+  for (const char* declared : {"Application/JSON", "application/json; charset=utf-8", "application/merge-patch+json"}) {
+    req.headers = {{"Content-Type", declared}};
+    CHECK_MESSAGE(!build_request_message(req, *m).ok(), declared);
+  }
+  req.headers = {{"Content-Type", "text/plain; profile=nonjson"}};
+  auto text = build_request_message(req, *m);
+  REQUIRE(text.ok());
+  CHECK(text->find(R"("body":"{oops")") != std::string::npos);
+  req.headers = {{"Content-Type", "application/json"}};
+  req.body = R"({"orderId":123456789012345678901234})";
+  auto big = build_request_message(req, *m);
+  REQUIRE(!big.ok());
+  CHECK(big.error().find("holds a number this node cannot read") != std::string::npos);
+  req.body = std::string(2000, '[') + std::string(2000, ']');
+  auto deep = build_request_message(req, *m);
+  REQUIRE(!deep.ok());
+  CHECK(deep.error().find("nests deeper than 1024 levels") != std::string::npos);
+}
+
 TEST_CASE("a plus sign in a path segment is a plus, in a query it is a space") {
   auto routes = parse_request_routes(R"({"path":"/c/{key}"})");
   route_table table;
