@@ -105,10 +105,12 @@ result<std::string> create_commit_from_worktree(const std::string& repo_dir, con
   char* patterns[] = {everything};
   git_strarray pathspec = {patterns, 1};
   // add_all picks up new and modified files (skipping ignored ones);
-  // update_all drops entries whose files were deleted: together, `git add -A`.
+  // update_all drops entries whose files were deleted: together, `git add -A`,
+  // in memory only: a deploy the node refuses leaves the user's index as it
+  // was (stage_commit writes it once the branch has moved).
   if (git_index_read(index.get(), 1) != 0 ||
       git_index_add_all(index.get(), &pathspec, GIT_INDEX_ADD_DEFAULT, nullptr, nullptr) != 0 ||
-      git_index_update_all(index.get(), &pathspec, nullptr, nullptr) != 0 || git_index_write(index.get()) != 0)
+      git_index_update_all(index.get(), &pathspec, nullptr, nullptr) != 0)
     return fail(git_error_text("cannot stage the working tree of " + repo_dir));
 
   git_oid tree_id;
@@ -305,6 +307,23 @@ status keep_commit(const std::string& repo_dir, const std::string& commit) {
   if (git_reference_create(&raw, repo->get(), name.c_str(), &*oid, 1, "flowstate: an edit from the admin API") != 0)
     return fail(git_error_text("cannot create " + name));
   git_reference_free(raw);
+  return status::success();
+}
+
+status stage_commit(const std::string& repo_dir, const std::string& commit) {
+  auto repo = open_repo(repo_dir);
+  if (!repo) return fail(repo.error());
+  git_repository* r = repo->get();
+  auto target = lookup_commit(r, commit, repo_dir);
+  if (!target) return fail(target.error());
+  git_tree* raw_tree = nullptr;
+  if (git_commit_tree(&raw_tree, target->get()) != 0) return fail(git_error_text("cannot read the tree of " + commit));
+  tree_ptr tree(raw_tree);
+  git_index* raw_index = nullptr;
+  if (git_repository_index(&raw_index, r) != 0) return fail(git_error_text("cannot open the index of " + repo_dir));
+  index_ptr index(raw_index);
+  if (git_index_read_tree(index.get(), tree.get()) != 0 || git_index_write(index.get()) != 0)
+    return fail(git_error_text("cannot write the index of " + repo_dir));
   return status::success();
 }
 

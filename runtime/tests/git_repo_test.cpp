@@ -54,7 +54,7 @@ struct temp_repo {
   }
 };
 
-// create_commit_from_worktree + update_head, as a deploy does.
+// create_commit_from_worktree + update_head + stage_commit, as a deploy does.
 std::string deploy(const temp_repo& repo, const std::string& message) {
   auto before = head_commit(repo.path());
   REQUIRE(before.ok());
@@ -62,6 +62,8 @@ std::string deploy(const temp_repo& repo, const std::string& message) {
   REQUIRE_MESSAGE(commit.ok(), commit.error());
   auto moved = update_head(repo.path(), *commit, *before);
   REQUIRE_MESSAGE(moved.ok(), moved.error());
+  auto staged = stage_commit(repo.path(), *commit);
+  REQUIRE_MESSAGE(staged.ok(), staged.error());
   return *commit;
 }
 
@@ -89,6 +91,8 @@ TEST_CASE("create_commit does not move HEAD until update_head") {
   auto commit = create_commit_from_worktree(repo.path(), "second");
   REQUIRE_MESSAGE(commit.ok(), commit.error());
   CHECK(commit->size() == 40);
+  // Nothing staged yet: a deploy the node refuses leaves the index as it was.
+  CHECK(repo.git("status --porcelain") == "?? flows/");
   CHECK(*head_commit(repo.path()) == first);
   CHECK(repo.git("rev-parse HEAD") == first);
   CHECK(repo.git("rev-parse " + *commit + "^") == first);
@@ -98,7 +102,8 @@ TEST_CASE("create_commit does not move HEAD until update_head") {
   CHECK(*head_commit(repo.path()) == *commit);
   CHECK(repo.git("rev-parse refs/heads/main") == *commit);
   CHECK(repo.git("symbolic-ref HEAD") == "refs/heads/main");
-  // The index matches the new commit: nothing left to stage or commit.
+  // Then the index matches the new commit: nothing left to stage or commit.
+  REQUIRE(stage_commit(repo.path(), *commit).ok());
   CHECK(repo.git("status --porcelain") == "");
 }
 

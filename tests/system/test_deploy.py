@@ -168,6 +168,32 @@ def test_node_refuses_a_broken_commit_pushed_past_the_cli():
         node.stop()
 
 
+def test_a_deploy_the_node_refuses_leaves_the_git_index_as_it_was_and_a_deploy_it_takes_leaves_it_clean():
+    """a change only the node catches (a path without its leading /) is refused with 422: the index, the branch
+    and the untracked files stay as they were, no deploy marker is left; fixed, the deploy succeeds and
+    `git status` is clean"""
+    project = versioned_project()
+    node = Node([project]).start()
+    try:
+        old = git_head(project)
+        write_files(project, {"drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: count/{key}\n",
+                              "notes.txt": "mine\n"})
+        status = lambda: subprocess.run(GIT + ["-C", project, "status", "--porcelain"], capture_output=True,
+                                        text=True, check=True).stdout
+        before = status()
+        p = deploy(project, node, "broken path")
+        check(p.returncode != 0 and "must start with /" in p.stderr, f"refused by the node: {p.stdout} {p.stderr}")
+        check(status() == before, f"the index is as it was: {status()!r}, before {before!r}")
+        check(git_head(project) == old, "the branch did not move")
+        check(not os.path.exists(os.path.join(project, ".git", "flowstate-deploying")), "no deploy marker is left")
+        write_files(project, {"drivers/count.yaml": "kind: http.Request\nmethod: POST\npath: /count/{key}\n"})
+        p = deploy(project, node, "fixed")
+        check(p.returncode == 0, f"the fixed deploy: {p.stdout} {p.stderr}")
+        check(status() == "", f"git status is clean after a deploy: {status()!r}")
+    finally:
+        node.stop()
+
+
 def post_deploy(node, revision, expected):
     import http.client
     import json
@@ -256,4 +282,5 @@ if __name__ == "__main__":
     run([test_deploy_while_requests_flow, test_crash_at_each_step_of_a_deploy, test_broken_project_files_are_refused,
          test_node_refuses_a_broken_commit_pushed_past_the_cli, test_deploy_says_where_its_time_went,
          test_an_unchanged_flow_is_checked_again_when_what_it_names_changed,
-         test_a_deploy_from_a_branch_that_does_not_hold_the_running_revision_is_refused])
+         test_a_deploy_from_a_branch_that_does_not_hold_the_running_revision_is_refused,
+         test_a_deploy_the_node_refuses_leaves_the_git_index_as_it_was_and_a_deploy_it_takes_leaves_it_clean])

@@ -293,6 +293,8 @@ int deploy(const deploy_options& o) {
   if (reply->status != 200) {
     std::fprintf(stderr, "deploy refused (%d), %s stays active:\n%s\n", reply->status, active.substr(0, 12).c_str(),
                  problem_detail(reply->body).c_str());
+    // A 4xx is the node's refusal: it runs nothing of this commit.
+    if (reply->status < 500 && !marker.empty()) std::remove(marker.c_str());
     return 1;
   }
   if (auto st = update_head(dir, *commit, *head); !st) {
@@ -300,6 +302,11 @@ int deploy(const deploy_options& o) {
                  commit->substr(0, 12).c_str(), st.error().c_str());
     return 1;
   }
+  if (auto st = stage_commit(dir, *commit); !st)
+    std::fprintf(stderr,
+                 "deploy: warning: the index was not updated (`git status` may show the deploy's changes "
+                 "as staged): %s\n",
+                 st.error().c_str());
   if (!marker.empty()) std::remove(marker.c_str());
   if (active.empty())
     std::printf("deployed %s (a new project, %s): %s\n", commit->substr(0, 12).c_str(), name.c_str(),

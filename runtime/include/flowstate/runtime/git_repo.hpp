@@ -20,12 +20,17 @@ inline constexpr std::string_view no_revision = "0000000000000000000000000000000
 // The commit HEAD points at, or "" when the current branch has no commit yet.
 result<std::string> head_commit(const std::string& repo_dir);
 
-// Stages the working tree like `git add -A` (honouring .gitignore, writing
-// the index), writes its tree and creates a commit whose parent is HEAD's
-// commit (none when unborn). Author and committer come from the repository's
-// config, else "flowstate <flowstate@localhost>". No ref moves: publish the
-// commit with update_head. Returns the new commit id.
+// Stages the working tree like `git add -A` (honouring .gitignore) in
+// memory, writes its tree and creates a commit whose parent is HEAD's commit
+// (none when unborn). Author and committer come from the repository's
+// config, else "flowstate <flowstate@localhost>". Neither a ref nor the
+// index file changes: publish the commit with update_head, then stage_commit.
+// Returns the new commit id.
 result<std::string> create_commit_from_worktree(const std::string& repo_dir, const std::string& message);
+
+// Writes the index as `commit`'s tree (after update_head moved the branch
+// to it, `git status` then shows only what changed since).
+status stage_commit(const std::string& repo_dir, const std::string& commit);
 
 // A commit on top of `base` holding `edits` (path -> new text, or nullopt
 // to delete the file) and nothing else changed, by the given author; no ref
