@@ -86,8 +86,8 @@ struct admin_api::impl {
         m ? &admin_routes()[static_cast<std::size_t>(m->matched - table.routes().data())] : nullptr;
     const auto authorization = req.header("authorization");
     const bool node_admin = token.matches(authorization);
-    if (route && route->needs_token && !node_admin && hosted && authorization.rfind("Bearer ", 0) == 0)
-      return as_tenant(std::move(req), *route, std::move(m->params), std::string(authorization.substr(7)), reply);
+    if (auto bearer = bearer_token(authorization); route && route->needs_token && !node_admin && hosted && bearer)
+      return as_tenant(std::move(req), *route, std::move(m->params), std::string(*bearer), reply);
     // Without the token, an unknown path gets 401 too: no listing of routes.
     if ((!route || route->needs_token) && !node_admin)
       return reply->send(http::problem(

@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <cctype>
 #include <stdexcept>
 #include <string>
 
@@ -17,13 +18,23 @@ std::array<unsigned char, 32> digest(std::string_view text) {
 
 }  // namespace
 
+std::optional<std::string_view> bearer_token(std::string_view authorization) {
+  constexpr std::string_view scheme = "bearer ";
+  if (authorization.size() < scheme.size()) return std::nullopt;
+  for (std::size_t i = 0; i < scheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i]) return std::nullopt;
+  return authorization.substr(scheme.size());
+}
+
 token_check::token_check(std::string_view token) {
   if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
   expected_ = digest("Bearer " + std::string(token));
 }
 
 bool token_check::matches(std::string_view authorization) const {
-  auto presented = digest(authorization);
+  auto token = bearer_token(authorization);
+  if (!token) return false;
+  auto presented = digest("Bearer " + std::string(*token));
   return sodium_memcmp(presented.data(), expected_.data(), expected_.size()) == 0;
 }
 

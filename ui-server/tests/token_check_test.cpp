@@ -4,13 +4,16 @@
 
 using flowstate::admin::token_check;
 
-TEST_CASE("only the exact bearer token passes the admin check") {
+TEST_CASE("only the exact bearer token passes the admin check, its scheme in any case") {
   token_check check("s3cret-token");
   CHECK(check.matches("Bearer s3cret-token"));
   CHECK_FALSE(check.matches("Bearer s3cret-tokeN"));
   CHECK_FALSE(check.matches("Bearer s3cret-toke"));    // a prefix
   CHECK_FALSE(check.matches("Bearer s3cret-token "));  // longer
-  CHECK_FALSE(check.matches("bearer s3cret-token"));
+  CHECK(check.matches("bearer s3cret-token"));         // RFC 9110 11.1: the scheme is case-insensitive
+  CHECK(check.matches("BEARER s3cret-token"));
+  CHECK_FALSE(check.matches("Basic s3cret-token"));
+  CHECK_FALSE(check.matches("Bearers3cret-token"));
   CHECK_FALSE(check.matches("s3cret-token"));
   CHECK_FALSE(check.matches(""));
   CHECK_FALSE(check.matches("Bearer "));
