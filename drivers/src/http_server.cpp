@@ -355,6 +355,10 @@ class session_on final : public session {
   void write_next_raw(std::shared_ptr<std::atomic<bool>> done) override {
     if (raw_queue_.empty()) return;
     lowest().expires_never();
+    if (!watching_) {
+      watching_ = true;
+      watch_for_close(done);
+    }
     asio::async_write(stream_, asio::buffer(raw_queue_.front().first),
                       [self = self_ptr(), done](beast::error_code ec, std::size_t) {
                         bool last = self->raw_queue_.front().second;
@@ -369,6 +373,20 @@ class session_on final : public session {
                       });
   }
 
+  // A streamed response writes only when it has something to send: the
+  // read side tells at once that the client went (its stream then reports
+  // closed, and a follower's slot is free again).
+  void watch_for_close(std::shared_ptr<std::atomic<bool>> done) {
+    stream_.async_read_some(buffer_.prepare(1024), [self = self_ptr(), done](beast::error_code ec, std::size_t) {
+      if (ec) {
+        done->store(true);
+        return;
+      }
+      self->buffer_.clear();  // nothing more is read from a streamed request's client
+      self->watch_for_close(done);
+    });
+  }
+
   Stream stream_;
   // Bounded: a line the parser cannot finish (a trailer field) must not grow
   // it without end; a body passes through it in pieces.
@@ -377,7 +395,8 @@ class session_on final : public session {
   std::size_t body_bytes_ = 0;
   bool first_request_ = true;
   bool keep_alive_ = true;
-  bool head_ = false;  // the request being answered is a HEAD: no body goes out
+  bool head_ = false;      // the request being answered is a HEAD: no body goes out
+  bool watching_ = false;  // the read side is watched for the client's close
 };
 
 // A best-effort answer to a connection refused at accept, then the close.

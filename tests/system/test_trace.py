@@ -153,6 +153,37 @@ def test_the_api_streams_new_executions_as_server_sent_events():
         node.stop()
 
 
+def test_a_stream_whose_client_went_frees_its_place_at_once():
+    """32 followers open and then closed by their clients: a 33rd, opened right after, is served (a closed
+    stream held its place until the next keep-alive, about 15 s)"""
+    import socket
+    node = Node([project(os.path.join(tmpdir(), "traced"))]).start()
+    try:
+        host, port = node.admin.rsplit(":", 1)
+        ask = (f"GET /api/v1/trace?follow=true HTTP/1.1\r\nHost: x\r\n"
+               f"Authorization: Bearer {node.token}\r\n\r\n").encode()
+
+        def follow():
+            s = socket.create_connection((host, int(port)), timeout=20)
+            s.sendall(ask)
+            head = s.recv(4096)
+            return s, head
+
+        opened = [follow() for _ in range(32)]
+        check(all(h.startswith(b"HTTP/1.1 200") for _, h in opened), f"32 served: {[h[:20] for _, h in opened]}")
+        s, head = follow()
+        check(head.startswith(b"HTTP/1.1 503"), f"a 33rd while they are open: {head[:40]}")
+        s.close()
+        for s, _ in opened:
+            s.close()
+        time.sleep(0.5)  # the node reads each close
+        s, head = follow()
+        check(head.startswith(b"HTTP/1.1 200"), f"a new one right after they closed: {head[:200]}")
+        s.close()
+    finally:
+        node.stop()
+
+
 def test_retention_drops_payloads_then_events():
     """after trace.full only ids and timing remain; after trace.keep nothing"""
     root = project(os.path.join(tmpdir(), "traced"), "trace:\n  full: 2s\n  keep: 5s\n")
@@ -222,6 +253,7 @@ def test_trace_settings_are_checked():
 if __name__ == "__main__":
     run([test_every_execution_is_traced_with_its_data, test_queries_by_key_block_trace_and_errors,
          test_follow_prints_new_executions, test_the_api_streams_new_executions_as_server_sent_events,
+         test_a_stream_whose_client_went_frees_its_place_at_once,
          test_retention_drops_payloads_then_events,
          test_quota_drops_the_oldest_events,
          test_trace_settings_are_checked])
