@@ -314,7 +314,9 @@ result<std::vector<std::string>> query_trace(const store& db, uint32_t tenant, u
     return out.size() < limit;
   };
   uint64_t time = 0, seq = 0;
-  if (!q.after.empty() && parse_cursor(q.after, time, seq)) {
+  if (!q.after.empty() && !parse_cursor(q.after, time, seq))
+    return fail("after: \"" + q.after.substr(0, 64) + "\" is not a cursor (an event's `cursor`, TIME-SEQUENCE)");
+  if (!q.after.empty()) {
     // Strictly after the cursor's key: the key followed by a zero byte.
     auto after = event_key(tenant, project, meta_kind, time, seq) + '\0';
     auto st = db.scan_range(column::trace, std::max(begin, after), end, visit);

@@ -84,7 +84,9 @@ def test_followers_of_the_trace_are_capped():
             conn.request("GET", "/api/v1/trace?follow=true", headers={"Authorization": f"Bearer {node.token}"})
             r = conn.getresponse()
             check(r.status == 200, f"a follower within the cap: {r.status}")
-            followers.append(conn)
+            # The response owns the socket: dropping it closes the stream (and
+            # frees its place at once).
+            followers.append((conn, r))
         conn = admin_connection(node)
         conn.request("GET", "/api/v1/trace?follow=true", headers={"Authorization": f"Bearer {node.token}"})
         r = conn.getresponse()
@@ -97,7 +99,8 @@ def test_followers_of_the_trace_are_capped():
         check(status == 200, "flows still answer")
         check(node.admin_get("/api/v1/projects")[0] == 200, "the rest of the admin API still answers")
     finally:
-        for conn in followers:
+        for conn, r in followers:
+            r.close()
             conn.close()
         node.stop()
 

@@ -155,7 +155,7 @@ def test_the_api_streams_new_executions_as_server_sent_events():
 
 def test_a_stream_whose_client_went_frees_its_place_at_once():
     """32 followers open and then closed by their clients: a 33rd, opened right after, is served (a closed
-    stream held its place until the next keep-alive, about 15 s)"""
+    stream held its place until the next keep-alive, about 15 s); limit=0, errors=maybe and a bad cursor get 400"""
     import socket
     node = Node([project(os.path.join(tmpdir(), "traced"))]).start()
     try:
@@ -180,6 +180,11 @@ def test_a_stream_whose_client_went_frees_its_place_at_once():
         s, head = follow()
         check(head.startswith(b"HTTP/1.1 200"), f"a new one right after they closed: {head[:200]}")
         s.close()
+        # A query's parameters are checked, not read loosely.
+        for query, says in (("limit=0", "limit (at least 1)"), ("errors=maybe", "errors: expected true or false"),
+                            ("after=garbage", "is not a cursor")):
+            status, body = node.admin_get("/api/v1/trace?" + query)
+            check(status == 400 and says in json.dumps(body), f"{query}: {status} {body}")
     finally:
         node.stop()
 

@@ -506,16 +506,28 @@ void post_schema(admin_services& s, const admin_call& call, const http::responde
 void get_trace(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
   auto since = number_param(call, "since", 0), until = number_param(call, "until", 0),
        limit = number_param(call, "limit", 100);
-  if (!since || !until || !limit)
+  if (!since || !until || !limit || *limit < 1)
     return reply->send(http::problem(400, "bad request",
-                                     "expected since and until in ms since the epoch, and limit, as whole numbers"));
+                                     "expected since and until in ms since the epoch, and limit (at least 1), as "
+                                     "whole numbers"));
+  auto errors = call.query_param("errors");
+  if (!errors.empty() && errors != "true" && errors != "1" && errors != "false" && errors != "0")
+    return reply->send(http::problem(400, "bad request", "errors: expected true or false, got \"" + errors + "\""));
+  auto after = call.query_param("after");
+  auto dash = after.find('-');
+  auto digits = [](std::string_view t) { return !t.empty() && t.find_first_not_of("0123456789") == t.npos; };
+  if (!after.empty() && (dash == std::string::npos || !digits(std::string_view(after).substr(0, dash)) ||
+                         !digits(std::string_view(after).substr(dash + 1))))
+    return reply->send(
+        http::problem(400, "bad request",
+                      "after: \"" + after.substr(0, 64) + "\" is not a cursor (an event's `cursor`, TIME-SEQUENCE)"));
   trace_query q;
   q.flow = call.query_param("flow");
   q.block = call.query_param("block");
   q.key = call.query_param("key");
   q.trace_id = call.query_param("trace");
   q.errors_only = call.query_param("errors") == "true" || call.query_param("errors") == "1";
-  q.after = call.query_param("after");
+  q.after = after;
   q.since_ms = *since;
   q.until_ms = *until;
   q.limit = static_cast<std::size_t>(std::min<int64_t>(*limit, 10000));
