@@ -270,6 +270,8 @@ class loader {
       problem(file, 1, "expected `name:` (the project's name), found none");
     } else if (!is_nonempty_scalar(name)) {
       problem(file, line_of(name, 1), "expected `name:` to be a non-empty string, found " + describe(name));
+    } else if (auto bad = project_name_problem(name.Scalar()); !bad.empty()) {
+      problem(file, line_of(name, 1), bad);
     } else {
       m.name = name.Scalar();
     }
@@ -714,6 +716,19 @@ result<project_revision> load_project(file_source& files, const kind_catalog& ki
   for (const auto& p : found) message += (message.empty() ? "" : "\n") + p.to_string();
   if (problems) *problems = std::move(found);
   return fail(std::move(message));
+}
+
+std::string project_name_problem(std::string_view name) {
+  auto ok = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+  };
+  const bool valid = !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), ok) &&
+                     ok(name.front()) && name.front() != '.' && name.front() != '-' && name.find("..") == name.npos;
+  if (valid) return {};
+  return "`name:` " + json_quote(name.substr(0, 80)) +
+         " is not a project name: up to 64 letters, digits, '.', '_' or '-', starting with a letter or digit (it "
+         "goes into URLs and folder names)";
 }
 
 result<std::string> project_name_of(file_source& files) {

@@ -219,6 +219,20 @@ TEST_CASE("an alias inside the node it names, or aliases expanding past the limi
   CHECK(contains(expanded[0].message, "expands to more than 100000 values"));
 }
 
+TEST_CASE("a project name that cannot go into a URL or a folder name is refused at its line") {
+  for (const char* good : {"todomvc", "acme.shop", "my_app-2", "A1"}) CHECK(project_name_problem(good).empty());
+  for (const char* bad : {"my proj", "a/b", ".hidden", "-x", "a..b", "caf\xc3\xa9", ""})
+    CHECK_MESSAGE(!project_name_problem(bad).empty(), bad);
+  CHECK(!project_name_problem(std::string(65, 'a')).empty());
+  temp_project p;
+  p.write("flowstate.yaml", "durability: sync\nname: my proj\n");
+  auto found = p.problems();
+  REQUIRE(found.size() == 1);
+  CHECK(found[0].file == "flowstate.yaml");
+  CHECK(found[0].line == 2);
+  CHECK(contains(found[0].message, R"("my proj" is not a project name)"));
+}
+
 TEST_CASE("a second YAML document in a project file is refused, not ignored") {
   temp_project p;
   p.write("flows/counter.yaml",

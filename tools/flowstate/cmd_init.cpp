@@ -13,6 +13,7 @@
 
 #include "commands.hpp"
 #include "flowstate/runtime/git_repo.hpp"
+#include "flowstate/runtime/project_loader.hpp"
 
 namespace flowstate::cli {
 
@@ -120,6 +121,10 @@ int init(const init_options& o) {
     for (auto& n : names) known += (known.empty() ? "" : ", ") + n;
     std::fprintf(stderr, "flowstate init: unknown template \"%s\"; expected one of %s\n", o.template_name.c_str(),
                  known.c_str());
+    return 1;
+  }
+  if (auto bad = project_name_problem(o.name); !o.name.empty() && !bad.empty()) {
+    std::fprintf(stderr, "flowstate init: --name: %s\n", bad.c_str());
     return 1;
   }
   std::error_code ec;

@@ -53,4 +53,8 @@ result<project_revision> load_project(file_source& files, const kind_catalog& ki
 // rest: what a node needs to look up the project's id before loading it.
 result<std::string> project_name_of(file_source& files);
 
+// Why `name` cannot be a project's name, or "": up to 64 letters, digits,
+// '.', '_' or '-', starting with a letter or digit, no "..".
+std::string project_name_problem(std::string_view name);
+
 }  // namespace flowstate
