@@ -58,6 +58,7 @@ EXPECTED_INVALID = {
     ("tests/system/test_timers.py", "evry: 2s"): ('unknown field "evry"', "/evry"),
     # A string duration's range (every: 10ms to 168h) is left to the parser.
     ("tests/system/test_timers.py", "every: 5ms"): ("every:", None),
+    ("tests/system/test_deploy.py", "path: count/{key}"): ("must start with /", "/path"),
     # The secret does not exist: the deploy refuses it before any parser runs.
     ("tests/system/test_secrets.py", "${secret:NOPE}"): ("NOPE", None),
 }

@@ -64,12 +64,17 @@ def test_a_wrong_token_of_the_right_length_is_refused():
 
 
 def test_state_keys_with_escaped_characters_are_found():
-    """`flowstate state get` escapes the key in the path; the admin API decodes it"""
-    node = Node([counter_project(os.path.join(tmpdir(), "spaced"))]).start()
+    """`flowstate state get` escapes the key in the path; the admin API decodes it; the key "" (a route without
+    parameters) is read too"""
+    node = Node([counter_project(os.path.join(tmpdir(), "spaced"), extra={
+        "drivers/count.yaml": "kind: http.Request\nroutes:\n  - POST /count/{key}\n  - POST /total\n"})]).start()
     try:
         status, _ = node.request("POST", "/count/a%20b%2Fc", {})
         check(status == 200, f"{status}")
         check(node.state("counter", "counter", "a b/c") == {"count": 1}, "the state of key 'a b/c'")
+        status, _ = node.request("POST", "/total", {})
+        check(status == 200, f"{status}")
+        check(node.state("counter", "counter", "") == {"count": 1}, "the state of key ''")
     finally:
         node.stop()
 

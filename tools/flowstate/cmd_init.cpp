@@ -182,6 +182,10 @@ int init(const init_options& o) {
     std::fprintf(stderr, "flowstate init: %s\n", st.error().c_str());
     return 1;
   }
+  if (auto st = stage_commit(root.string(), *commit); !st) {
+    std::fprintf(stderr, "flowstate init: %s\n", st.error().c_str());
+    return 1;
+  }
 
   std::printf("Created %s from the %s template (git commit %.12s).\n\nNext:\n", o.dir.c_str(), o.template_name.c_str(),
               commit->c_str());

@@ -56,7 +56,8 @@ void register_state_commands(CLI::App& app) {
     auto project = resolve_project(t, o->project);
     auto r = admin_request(t, "GET",
                            "/api/v1/projects/" + url_escape(project) + "/flows/" + url_escape((*args)[0]) + "/blocks/" +
-                               url_escape((*args)[1]) + "/state/" + url_escape((*args)[2]));
+                               url_escape((*args)[1]) + "/state" +
+                               ((*args)[2].empty() ? std::string() : "/" + url_escape((*args)[2])));
     if (!r) die(r.error());
     if (r->status == 404 && problem_detail(r->body).find("has no state") != std::string::npos) {
       if (o->json)

@@ -501,6 +501,21 @@ void post_schema(admin_services& s, const admin_call& call, const http::responde
   reply->send(json(201, body + "}"));
 }
 
+// An event's cursor: TIME-SEQUENCE, or in a cluster NODE:TIME-SEQUENCE
+// for each node, separated by commas.
+bool is_trace_cursor(std::string_view text) {
+  auto digits = [](std::string_view t) { return !t.empty() && t.find_first_not_of("0123456789") == t.npos; };
+  while (true) {
+    auto comma = text.find(',');
+    auto part = text.substr(0, comma);
+    if (auto colon = part.rfind(':'); colon != std::string_view::npos) part = part.substr(colon + 1);
+    auto dash = part.find('-');
+    if (dash == std::string_view::npos || !digits(part.substr(0, dash)) || !digits(part.substr(dash + 1))) return false;
+    if (comma == std::string_view::npos) return true;
+    text = text.substr(comma + 1);
+  }
+}
+
 // GET /api/v1/trace, or with follow=true (or Accept: text/event-stream)
 // Server-Sent Events from `after=` (or from now), served by the followers.
 void get_trace(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
@@ -514,13 +529,11 @@ void get_trace(admin_services& s, const admin_call& call, const http::responder_
   if (!errors.empty() && errors != "true" && errors != "1" && errors != "false" && errors != "0")
     return reply->send(http::problem(400, "bad request", "errors: expected true or false, got \"" + errors + "\""));
   auto after = call.query_param("after");
-  auto dash = after.find('-');
-  auto digits = [](std::string_view t) { return !t.empty() && t.find_first_not_of("0123456789") == t.npos; };
-  if (!after.empty() && (dash == std::string::npos || !digits(std::string_view(after).substr(0, dash)) ||
-                         !digits(std::string_view(after).substr(dash + 1))))
-    return reply->send(
-        http::problem(400, "bad request",
-                      "after: \"" + after.substr(0, 64) + "\" is not a cursor (an event's `cursor`, TIME-SEQUENCE)"));
+  if (!after.empty() && !is_trace_cursor(after))
+    return reply->send(http::problem(400, "bad request",
+                                     "after: \"" + after.substr(0, 64) +
+                                         "\" is not a cursor (an event's `cursor`: TIME-SEQUENCE, or in a cluster "
+                                         "NODE:TIME-SEQUENCE,...)"));
   trace_query q;
   q.flow = call.query_param("flow");
   q.block = call.query_param("block");
@@ -1007,6 +1020,18 @@ const std::vector<admin_route>& admin_routes() {
        "/api/v1/projects/{project}/flows/{flow}/blocks/{block}/state/{key}",
        "getState",
        "The committed state of a key",
+       "",
+       true,
+       runs_on::pool,
+       {},
+       "",
+       {{200, "the state", "application/json", R"({"description":"the state, any JSON value"})"},
+        {404, "no such project, flow or block, or the key has no state", "application/problem+json", problem_ref}},
+       get_state},
+      {"GET",
+       "/api/v1/projects/{project}/flows/{flow}/blocks/{block}/state",
+       "getStateOfEmptyKey",
+       "The committed state of the key \"\" (every request of a route without parameters has it)",
        "",
        true,
        runs_on::pool,
