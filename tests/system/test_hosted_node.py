@@ -87,6 +87,8 @@ def test_tenants_tokens_reach_their_own_teams_projects_with_their_role_and_nothi
             "GET /api/v1/projects/{project}/flows": ("GET", P + "/flows", None, read),
             "GET /api/v1/projects/{project}/flows/{flow}/blocks/{block}/state/{key}": (
                 "GET", P + "/flows/counter/blocks/counter/state/k1", None, read),
+            "GET /api/v1/projects/{project}/flows/{flow}/blocks/{block}/state": (
+                "GET", P + "/flows/counter/blocks/counter/state", None, read),
             "GET /api/v1/errors": ("GET", "/api/v1/errors?project=acme.shop", None, read),
             "GET /api/v1/errors/{id}": ("GET", "/api/v1/errors/1-1?project=acme.shop", None, read),
             "DELETE /api/v1/errors/{id}": ("DELETE", "/api/v1/errors/1-1?project=acme.shop", None, change),
