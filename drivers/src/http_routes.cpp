@@ -1,6 +1,7 @@
 #include "flowstate/drivers/http_routes.hpp"
 
 #include <simdjson.h>
+#include <strings.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -90,15 +91,6 @@ status require_utf8(std::string_view text, const std::string& where) {
               " after percent-decoding); send text as UTF-8, percent-encoded");
 }
 
-}  // namespace
-
-namespace {
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
 }  // namespace
 
 std::string percent_decode(std::string_view s) { return decode(s, true); }
@@ -325,10 +317,11 @@ result<std::string> build_request_message(const request& req, const route_match&
   media = media.substr(0, media.find(';'));
   while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.remove_suffix(1);
   while (!media.empty() && (media.front() == ' ' || media.front() == '\t')) media.remove_prefix(1);
-  auto ends_with = [&](std::string_view tail) {
-    return media.size() >= tail.size() && iequals(media.substr(media.size() - tail.size()), tail);
+  auto iequals = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
   };
-  const bool json_declared = iequals(media, "application/json") || ends_with("+json");
+  const bool json_declared =
+      iequals(media, "application/json") || (media.size() >= 5 && iequals(media.substr(media.size() - 5), "+json"));
   if (req.body.empty()) {
     out += "null";
   } else {

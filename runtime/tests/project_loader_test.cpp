@@ -200,11 +200,7 @@ TEST_CASE("an alias inside the node it names, or aliases expanding past the limi
   // aliases expanded to tens of megabytes.
   temp_project p;
   p.write("drivers/api.yaml", "kind: http.Request\nmethod: POST\npath: /count/{key}\nx: &a [*a]\n");
-  auto found = p.problems();
-  REQUIRE(found.size() == 1);
-  CHECK(found[0].file == "drivers/api.yaml");
-  CHECK(found[0].line == 4);
-  CHECK(contains(found[0].message, "nests deeper than 64 levels"));
+  check_single_problem(p, "drivers/api.yaml", 4, {"nests deeper than 64 levels"});
 
   temp_project q;
   std::string laughs = "kind: http.Request\nmethod: POST\npath: /count/{key}\nl0: &l0 [a, a, a, a, a, a, a, a, a, a]\n";
@@ -226,22 +222,14 @@ TEST_CASE("a project name that cannot go into a URL or a folder name is refused 
   CHECK(!project_name_problem(std::string(65, 'a')).empty());
   temp_project p;
   p.write("flowstate.yaml", "durability: sync\nname: my proj\n");
-  auto found = p.problems();
-  REQUIRE(found.size() == 1);
-  CHECK(found[0].file == "flowstate.yaml");
-  CHECK(found[0].line == 2);
-  CHECK(contains(found[0].message, R"("my proj" is not a project name)"));
+  check_single_problem(p, "flowstate.yaml", 2, {R"("my proj" is not a project name)"});
 }
 
 TEST_CASE("a second YAML document in a project file is refused, not ignored") {
   temp_project p;
   p.write("flows/counter.yaml",
           "blocks:\n  - http.Request: api\n  - js.Function: counter\n---\nblocks:\n  - http.Response: reply\n");
-  auto found = p.problems();
-  REQUIRE(found.size() == 1);
-  CHECK(found[0].file == "flows/counter.yaml");
-  CHECK(found[0].line == 5);
-  CHECK(contains(found[0].message, "a second YAML document"));
+  check_single_problem(p, "flows/counter.yaml", 5, {"a second YAML document"});
 }
 
 TEST_CASE("a project file or function that is not UTF-8 is refused with its line and column") {

@@ -704,6 +704,10 @@ const std::vector<std::pair<std::string_view, std::string_view>>& admin_schemas(
 
 const std::vector<admin_route>& admin_routes() {
   using q = query_parameter;
+  // The state of a key, and of the key "" (a route without parameters).
+  const std::vector<documented_response> state_responses = {
+      {200, "the state", "application/json", R"({"description":"the state, any JSON value"})"},
+      {404, "no such project, flow or block, or the key has no state", "application/problem+json", problem_ref}};
   static const std::vector<admin_route> routes = {
       {"GET",
        "/",
@@ -1025,8 +1029,7 @@ const std::vector<admin_route>& admin_routes() {
        runs_on::pool,
        {},
        "",
-       {{200, "the state", "application/json", R"({"description":"the state, any JSON value"})"},
-        {404, "no such project, flow or block, or the key has no state", "application/problem+json", problem_ref}},
+       state_responses,
        get_state},
       {"GET",
        "/api/v1/projects/{project}/flows/{flow}/blocks/{block}/state",
@@ -1037,8 +1040,7 @@ const std::vector<admin_route>& admin_routes() {
        runs_on::pool,
        {},
        "",
-       {{200, "the state", "application/json", R"({"description":"the state, any JSON value"})"},
-        {404, "no such project, flow or block, or the key has no state", "application/problem+json", problem_ref}},
+       state_responses,
        get_state},
       {"GET",
        "/api/v1/errors",

@@ -2,7 +2,7 @@
 
 #include <sodium.h>
 
-#include <cctype>
+#include <strings.h>
 #include <stdexcept>
 #include <string>
 
@@ -20,9 +20,8 @@ std::array<unsigned char, 32> digest(std::string_view text) {
 
 std::optional<std::string_view> bearer_token(std::string_view authorization) {
   constexpr std::string_view scheme = "bearer ";
-  if (authorization.size() < scheme.size()) return std::nullopt;
-  for (std::size_t i = 0; i < scheme.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(authorization[i])) != scheme[i]) return std::nullopt;
+  if (authorization.size() < scheme.size() || strncasecmp(authorization.data(), scheme.data(), scheme.size()) != 0)
+    return std::nullopt;
   return authorization.substr(scheme.size());
 }
 
