@@ -23,7 +23,9 @@ class worktree_source final : public file_source {
   std::optional<std::string> read(const std::string& path) override {
     std::error_code ec;
     fs::path full = root_ / path;
-    if (!fs::is_regular_file(full, ec)) return std::nullopt;
+    // As in a commit's tree: a symbolic link is not a file (the node reads
+    // the commit, where git keeps the link, not what it points to).
+    if (fs::is_symlink(full, ec) || !fs::is_regular_file(full, ec)) return std::nullopt;
     std::ifstream in(full, std::ios::binary);
     if (!in) return std::nullopt;
     std::ostringstream content;
@@ -45,7 +47,7 @@ class worktree_source final : public file_source {
     for (const auto& entry : it) {
       std::error_code type_ec;
       bool wanted =
-          folders ? entry.is_directory(type_ec) && !entry.is_symlink(type_ec) : entry.is_regular_file(type_ec);
+          !entry.is_symlink(type_ec) && (folders ? entry.is_directory(type_ec) : entry.is_regular_file(type_ec));
       if (wanted) names.push_back(entry.path().filename().string());
     }
     std::sort(names.begin(), names.end());

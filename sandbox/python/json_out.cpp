@@ -45,15 +45,19 @@ problem encode(PyObject* value, int depth, size_t max_bytes, std::string& out) {
       auto end = std::to_chars(buffer, buffer + sizeof buffer, n).ptr;
       out.append(buffer, end);
     } else {
-      PyObject* text = PyLong_Type.tp_repr(value);
-      if (!text) {
+      // Past int64: up to 2^64-1 is still a number the node reads; beyond
+      // that JSON would carry it but no reader here keeps it exact.
+      unsigned long long u = overflow > 0 ? PyLong_AsUnsignedLongLong(value) : 0;
+      if (overflow < 0 || PyErr_Occurred()) {
         PyErr_Clear();
-        return {"an int too large to write as text", ""};
+        return {
+            "an int beyond 64 bits (below -2^63 or above 2^64-1): send it as a str, or as a float if an "
+            "approximation will do",
+            ""};
       }
-      Py_ssize_t size;
-      const char* digits = PyUnicode_AsUTF8AndSize(text, &size);
-      out.append(digits, static_cast<size_t>(size));
-      Py_DECREF(text);
+      char buffer[24];
+      auto end = std::to_chars(buffer, buffer + sizeof buffer, u).ptr;
+      out.append(buffer, end);
     }
   } else if (PyFloat_Check(value)) {
     double d = PyFloat_AS_DOUBLE(value);

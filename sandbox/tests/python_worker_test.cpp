@@ -75,6 +75,17 @@ TEST_CASE("wrong shapes and values with no JSON form are Exception errors saying
   check_exception(run_once("def entrypoint(i, s):\n    return {'state': {'b': b'x'}}\n"), "a bytes at state.b");
   check_exception(run_once("def entrypoint(i, s):\n    return {'outputs': 5}\n"),
                   "\"outputs\" must be a list, got an int");
+  check_exception(run_once("def entrypoint(i, s):\n    return {'output': {'n': [2 ** 64]}}\n"),
+                  "an int beyond 64 bits (below -2^63 or above 2^64-1): send it as a str, or as a float if an "
+                  "approximation will do at output.n[0]");
+  check_exception(run_once("def entrypoint(i, s):\n    return {'state': -2 ** 63 - 1}\n"), "an int beyond 64 bits");
+}
+
+TEST_CASE("ints up to 2^64-1 and down to -2^63 are written exactly") {
+  auto r = run_once("def entrypoint(i, s):\n    return {'output': [2 ** 64 - 1, -2 ** 63, 2 ** 63]}\n");
+  CHECK(r.status == call_status::ok);
+  REQUIRE(r.outputs.size() == 1);
+  CHECK(r.outputs[0] == "[18446744073709551615,-9223372036854775808,9223372036854775808]");
 }
 
 TEST_CASE("a raised exception is an Exception error with its traceback in the details") {

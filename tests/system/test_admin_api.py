@@ -59,6 +59,12 @@ def test_a_wrong_token_of_the_right_length_is_refused():
         r = conn.getresponse()
         r.read()
         check(r.status == 405 and r.getheader("Allow") == "GET, POST", f"{r.status} {r.getheaders()}")
+        conn = admin_connection(node)
+        conn.request("HEAD", "/healthz")
+        r = conn.getresponse()
+        check(r.status == 200 and r.read() == b"", f"HEAD of a route open to all, without the token: {r.status}")
+        status, body = node.admin_get("/api/v1/errors?project=nosuch")
+        check(status == 404 and 'no project "nosuch"' in str(body), f"an unknown project's errors: {status} {body}")
     finally:
         node.stop()
 

@@ -157,8 +157,27 @@ def test_invoke_of_a_python_function_imports_helpers_from_the_working_tree():
     check(rc == 0 and out["outputs"] == ["[hi ada]"], f"after an edit: {rc} {out} {err}")
 
 
+def test_a_mistyped_command_an_empty_message_and_a_linked_function_file_are_named():
+    """the CLI names an unknown command and lists the real ones, refuses an empty deploy message, and refuses a
+    function file that is a symbolic link as the node would (it reads the commit, where git keeps the link)"""
+    p = cli("bogus")
+    check(p.returncode != 0 and 'unknown command "bogus"' in p.stderr and "deploy" in p.stderr, f"bogus: {p.stderr}")
+    p = cli("state", "bogus")
+    check(p.returncode != 0 and 'unknown command "bogus" after "state"' in p.stderr and "get" in p.stderr,
+          f"state bogus: {p.stderr}")
+    project = project_with(DETERMINISTIC_JS)
+    p = cli("deploy", "--project", project, "-m", " ")
+    check(p.returncode != 0 and "the commit message is empty" in p.stderr, f"empty message: {p.returncode} {p.stderr}")
+    real = os.path.join(project, "elsewhere.js")
+    os.rename(os.path.join(project, "functions", "counter.js"), real)
+    os.symlink(real, os.path.join(project, "functions", "counter.js"))
+    rc, out, err = invoke(project, "--key", "k", "--input", "{}")
+    check(rc != 0 and "functions/counter.js" in err, f"a linked file: {rc} {out} {err}")
+
+
 if __name__ == "__main__":
     run([test_invoke_prints_outputs_state_and_logs, test_invoke_reports_deleted_state_and_errors,
          test_invoke_bundles_npm_packages_and_refuses_fs, test_test_command_prints_a_table_and_fails_on_a_difference,
          test_invoke_of_a_python_function_imports_helpers_from_the_working_tree,
-         test_every_template_s_own_test_cases_pass, test_a_case_file_s_mistake_fails_that_case_naming_its_line])
+         test_every_template_s_own_test_cases_pass, test_a_case_file_s_mistake_fails_that_case_naming_its_line,
+         test_a_mistyped_command_an_empty_message_and_a_linked_function_file_are_named])

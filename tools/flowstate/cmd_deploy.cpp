@@ -328,7 +328,14 @@ void register_deploy_command(CLI::App& app) {
   auto o = std::make_shared<deploy_options>();
   auto* cmd =
       app.add_subcommand("deploy", "Validate the project, commit it, and activate the commit on the running node");
-  cmd->add_option("-m,--message", o->message, "Commit message")->required();
+  cmd->add_option("-m,--message", o->message, "Commit message")
+      ->required()
+      ->check(
+          [](const std::string& m) {
+            return m.find_first_not_of(" \t\r\n") == std::string::npos ? std::string("the commit message is empty")
+                                                                       : std::string();
+          },
+          "a commit message");
   cmd->add_option("--project", o->project, "Project directory (a git repository)")->capture_default_str();
   cmd->add_option("--data", o->data_dir, "The node's data directory (for its admin token and address)");
   cmd->add_option("--admin", o->admin, "The node's admin address HOST:PORT (default: from the data directory)");

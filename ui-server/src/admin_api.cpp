@@ -81,7 +81,8 @@ struct admin_api::impl {
 
   void handle(http::request&& req, http::responder_ptr reply) {
     auto [path, query] = http::split_target(req.target);
-    auto m = table.match(req.method, path);
+    // HEAD is GET without the body (the server drops it), on every GET route.
+    auto m = table.match(req.method == "HEAD" ? std::string("GET") : req.method, path);
     const admin_route* route =
         m ? &admin_routes()[static_cast<std::size_t>(m->matched - table.routes().data())] : nullptr;
     const auto authorization = req.header("authorization");

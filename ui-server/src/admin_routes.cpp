@@ -5,6 +5,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -419,6 +420,12 @@ void get_state(admin_services& s, const admin_call& call, const http::responder_
 void get_errors(admin_services& s, const admin_call& call, const http::responder_ptr& reply) {
   auto limit = number_param(call, "limit", 1000);
   if (!limit) return reply->send(http::problem(400, "bad request", "expected limit as a whole number"));
+  // An unknown project is a 404, not an empty queue (a typo must not read as "no errors").
+  if (const auto project = call.query_param("project"); !project.empty()) {
+    const auto all = s.e.projects();
+    if (std::none_of(all.begin(), all.end(), [&](const auto& p) { return p.name == project; }))
+      return reply->send(http::problem(404, "not found", "no project \"" + project + "\" on this node"));
+  }
   auto records = s.e.errors(call.query_param("project"), call.query_param("flow"), call.query_param("type"),
                             static_cast<std::size_t>(*limit));
   if (!records) return reply->send(http::problem(500, "storage error", records.error()));
@@ -1055,7 +1062,8 @@ const std::vector<admin_route>& admin_routes() {
        "",
        {{200, "the error records", "application/json",
          R"({"type":"array","items":{"$ref":"#/components/schemas/ErrorRecord"}})"},
-        {400, "limit is not a whole number", "application/problem+json", problem_ref}},
+        {400, "limit is not a whole number", "application/problem+json", problem_ref},
+        {404, "no such project", "application/problem+json", problem_ref}},
        get_errors},
       {"GET",
        "/api/v1/errors/{id}",
